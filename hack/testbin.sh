@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Builds the real control-plane binaries used by tests (etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler, kubectl, kwok) from the Go module
+# proxy into bin/testbin. Each binary is built in a throwaway module and is
+# reused when bin/testbin already holds it at the pinned version.
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.37.2}
+STAGING_VERSION=${STAGING_VERSION:-v0.37.2}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${TESTBIN:-$root/bin/testbin}
+work=$out/.build
+mkdir -p "$out" "$work"
+
+stamp() { cat "$out/.$1.version" 2>/dev/null || true; }
+fresh() { [ -x "$out/$1" ] && [ "$(stamp "$1")" = "$2" ]; }
+
+build_k8s() {
+	local bins=() b
+	for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+		fresh "$b" "$K8S_VERSION" || bins+=("$b")
+	done
+	[ ${#bins[@]} -eq 0 ] && return 0
+	local dir=$work/kubernetes
+	rm -rf "$dir" && mkdir -p "$dir"
+	cd "$dir"
+	go mod init testbin.local/kubernetes >/dev/null 2>&1
+	# k8s.io/kubernetes replaces its staging modules with ./staging paths; a
+	# consumer must pin each one to the matching published version instead.
+	local mod
+	mod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+	{
+		echo "require k8s.io/kubernetes $K8S_VERSION"
+		sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#replace \1 => \1 '"$STAGING_VERSION"'#p' "$mod"
+	} >>go.mod
+	printf 'package main\nimport (\n_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"\n_ "k8s.io/kubernetes/cmd/kube-scheduler/app"\n_ "k8s.io/kubectl/pkg/cmd"\n_ "k8s.io/component-base/cli"\n)\nfunc main() {}\n' >tools.go
+	# Staging modules that were never published at this version are dropped.
+	go mod tidy >/dev/null 2>&1 || true
+	go mod tidy
+	for b in "${bins[@]}"; do
+		echo "testbin: building $b $K8S_VERSION"
+		go build -trimpath -o "$out/$b" "k8s.io/kubernetes/cmd/$b"
+		echo "$K8S_VERSION" >"$out/.$b.version"
+	done
+}
+
+build_etcd() {
+	fresh etcd "$ETCD_VERSION" && return 0
+	local dir=$work/etcd
+	rm -rf "$dir" && mkdir -p "$dir"
+	cd "$dir"
+	go mod init testbin.local/etcd >/dev/null 2>&1
+	printf 'package main\nimport _ "go.etcd.io/etcd/server/v3/etcdmain"\nfunc main() {}\n' >tools.go
+	go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null
+	go mod tidy
+	echo "testbin: building etcd $ETCD_VERSION"
+	go build -trimpath -o "$out/etcd" go.etcd.io/etcd/server/v3
+	echo "$ETCD_VERSION" >"$out/.etcd.version"
+}
+
+build_kwok() {
+	fresh kwok "$KWOK_VERSION" && return 0
+	local dir=$work/kwok
+	rm -rf "$dir" && mkdir -p "$dir"
+	cd "$dir"
+	go mod init testbin.local/kwok >/dev/null 2>&1
+	printf 'package main\nimport _ "sigs.k8s.io/kwok/pkg/kwok/cmd"\nfunc main() {}\n' >tools.go
+	go get "sigs.k8s.io/kwok@$KWOK_VERSION" >/dev/null
+	go mod tidy
+	echo "testbin: building kwok $KWOK_VERSION"
+	go build -trimpath -o "$out/kwok" sigs.k8s.io/kwok/cmd/kwok
+	echo "$KWOK_VERSION" >"$out/.kwok.version"
+}
+
+build_etcd
+build_kwok
+build_k8s
+echo "testbin: ready in $out"

@@ -1,0 +1,208 @@
+// Package app wires the agent together and runs it: sources, chat listeners
+// and the HTTP server are runnables in one errgroup, so the first failure
+// stops them all, and a cancelled context shuts everything down within the
+// configured grace period.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubechat/kubechat/internal/buildinfo"
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/chat/platforms"
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/internal/health"
+	"github.com/kubechat/kubechat/internal/httpserver"
+	"github.com/kubechat/kubechat/internal/router"
+	"github.com/kubechat/kubechat/internal/source"
+	"github.com/kubechat/kubechat/internal/source/kubernetes"
+	"github.com/kubechat/kubechat/plugins"
+)
+
+// Known lists the registered platform and executor types, for config validation.
+func Known() config.Known {
+	return config.Known{
+		PlatformTypes: slices.Sorted(maps.Keys(platforms.Factories)),
+		ExecutorTypes: slices.Sorted(maps.Keys(plugins.Executors)),
+	}
+}
+
+// Load loads and validates config files against the registries.
+func Load(paths ...string) (*config.Config, error) { return config.Load(Known(), paths...) }
+
+// Options are what the caller provides besides the config.
+type Options struct {
+	// RESTConfig is the agent's connection to its cluster. It may be nil only
+	// when no kubernetes source or executor is configured.
+	RESTConfig *rest.Config
+	HTTPClient *http.Client
+}
+
+// App is one configured agent.
+type App struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	health    *health.Tracker
+	registry  *prometheus.Registry
+	http      *httpserver.Server
+	platforms []chat.Platform
+	sources   []source.Source
+	router    *router.Router
+}
+
+// New builds every part of the agent from cfg. It binds the HTTP port but
+// does not contact the cluster or any chat service.
+func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
+	a := &App{cfg: cfg, log: log, health: health.New(cfg.HTTP.UnhealthyAfter.D()), registry: prometheus.NewRegistry()}
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	promauto.With(a.registry).NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kubechat_build_info", Help: "Always 1; labels carry the build.",
+	}, []string{"version", "cluster"}).WithLabelValues(buildinfo.String(), cfg.Cluster.Name).Set(1)
+
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	byName, err := buildPlatforms(cfg, chat.Deps{Log: log, HTTPClient: opts.HTTPClient, Metrics: a.registry, Health: a.health, Cluster: cfg.Cluster.Name})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range cfg.Platforms {
+		a.platforms = append(a.platforms, byName[p.Name])
+	}
+	if _, err := buildExecutors(cfg, executor.Deps{Log: log, RESTConfig: opts.RESTConfig, Cluster: cfg.Cluster.Name}); err != nil {
+		return nil, err
+	}
+	if a.router, err = router.New(cfg, byName, a.registry, log); err != nil {
+		return nil, err
+	}
+	for _, sc := range cfg.Sources {
+		if sc.Type != config.SourceKubernetes {
+			continue
+		}
+		if opts.RESTConfig == nil {
+			return nil, fmt.Errorf("source %q: a kubernetes source needs a cluster connection (in-cluster or --kubeconfig)", sc.Name)
+		}
+		client, err := dynamic.NewForConfig(opts.RESTConfig)
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", sc.Name, err)
+		}
+		name := "source/" + sc.Name
+		a.health.Register(name)
+		s, err := kubernetes.New(sc, cfg.Cluster.Name, client, log, kubernetes.Options{
+			OnSynced: func() { a.health.SetReady(name, true) },
+		})
+		if err != nil {
+			return nil, err
+		}
+		a.sources = append(a.sources, s)
+	}
+	if a.http, err = httpserver.New(cfg.HTTP.Listen, a.health, a.registry, log); err != nil {
+		return nil, err
+	}
+	for _, p := range a.platforms {
+		if r, ok := p.(chat.HTTPReceiver); ok {
+			a.http.Handle("/hooks/"+p.Name()+"/", http.StripPrefix("/hooks/"+p.Name(), r.HTTPHandler()))
+		}
+	}
+	return a, nil
+}
+
+func buildPlatforms(cfg *config.Config, d chat.Deps) (map[string]chat.Platform, error) {
+	out := map[string]chat.Platform{}
+	var errs []error
+	for i, pc := range cfg.Platforms {
+		f := platforms.Factories[pc.Type]
+		p, err := f(pc.Name, pc.Settings, d)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("platforms[%d]: %w", i, err))
+			continue
+		}
+		out[pc.Name] = p
+	}
+	return out, errors.Join(errs...)
+}
+
+func buildExecutors(cfg *config.Config, d executor.Deps) (map[string]executor.Executor, error) {
+	out := map[string]executor.Executor{}
+	var errs []error
+	for i, ec := range cfg.Executors {
+		e, err := plugins.Executors[ec.Type](ec.Name, ec.Settings, d)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("executors[%d]: %w", i, err))
+			continue
+		}
+		out[ec.Name] = e
+	}
+	return out, errors.Join(errs...)
+}
+
+// Check validates config files the way "run" would, without connecting:
+// it loads them and builds every platform and executor.
+func Check(paths ...string) error {
+	cfg, err := Load(paths...)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.DiscardHandler)
+	_, perr := buildPlatforms(cfg, chat.Deps{Log: log, HTTPClient: http.DefaultClient, Metrics: prometheus.NewRegistry(), Health: health.New(time.Minute), Cluster: cfg.Cluster.Name})
+	_, eerr := buildExecutors(cfg, executor.Deps{Log: log, Cluster: cfg.Cluster.Name})
+	return errors.Join(perr, eerr)
+}
+
+// HTTPAddr is the address the HTTP server listens on.
+func (a *App) HTTPAddr() string { return a.http.Addr() }
+
+// Run runs the agent until ctx is done or a part fails.
+func (a *App) Run(ctx context.Context) error {
+	a.log.Info("kubechat starting", "version", buildinfo.String(), "cluster", a.cfg.Cluster.Name,
+		"platforms", len(a.platforms), "sources", len(a.sources))
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.http.Start(gctx, a.cfg.HTTP.ShutdownTimeout.D()) })
+	for _, s := range a.sources {
+		g.Go(func() error { return s.Start(gctx, a.router.Emit) })
+	}
+	for _, p := range a.platforms {
+		name := "platform/" + p.Name()
+		a.health.Register(name)
+		a.health.SetReady(name, true)
+		g.Go(func() error {
+			if err := p.Listen(gctx, a.router); err != nil {
+				return fmt.Errorf("platform %q: %w", p.Name(), err)
+			}
+			return nil
+		})
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		a.log.Info("kubechat stopped")
+		return err
+	case <-gctx.Done():
+	}
+	// Everything has been told to stop; give it the grace period.
+	t := time.NewTimer(a.cfg.HTTP.ShutdownTimeout.D())
+	defer t.Stop()
+	select {
+	case err := <-done:
+		a.log.Info("kubechat stopped")
+		return err
+	case <-t.C:
+		return fmt.Errorf("shutdown: parts still running after %s", a.cfg.HTTP.ShutdownTimeout)
+	}
+}

@@ -1,0 +1,14 @@
+// Package platforms is the registry of chat platforms: the only list of
+// platform types. Adding a platform means one package under internal/chat
+// and one line here.
+package platforms
+
+import (
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/chat/logsink"
+)
+
+// Factories maps a platform type, as written in config, to its factory.
+var Factories = map[string]chat.Factory{
+	"log": logsink.New,
+}

@@ -1,0 +1,222 @@
+// Package config is kubechat's configuration model: one or more YAML files,
+// merged in order as Helm merges values files, decoded strictly (an unknown key
+// is an error) and validated as a whole. Every error names the file, the line
+// and the field path, for example
+//
+//	config.yaml:14: channels[2].bindings.executors[0]: unknown executor "kubctl" (known: kubectl, helm)
+//
+// The central Config has no platform or executor fields: each platform and
+// executor entry carries a raw settings block that only its own package
+// decodes, with DecodeStrict, so that its errors carry positions too.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is the whole agent configuration.
+type Config struct {
+	Cluster   Cluster           `yaml:"cluster"`
+	Log       Log               `yaml:"log"`
+	HTTP      HTTP              `yaml:"http"`
+	Platforms []Platform        `yaml:"platforms"`
+	Channels  []Channel         `yaml:"channels"`
+	Sources   []Source          `yaml:"sources"`
+	Executors []Executor        `yaml:"executors"`
+	Actions   []Action          `yaml:"actions"`
+	Aliases   map[string]string `yaml:"aliases"`
+
+	// Files lists the files this config was merged from, in order.
+	Files []string `yaml:"-"`
+	doc   *document
+}
+
+// Cluster describes the cluster this agent runs in.
+type Cluster struct {
+	// Name identifies this agent's cluster in every message and in --cluster.
+	Name string `yaml:"name"`
+	// Kubeconfig is used when the agent does not run in a pod and --kubeconfig is not given.
+	Kubeconfig string `yaml:"kubeconfig"`
+}
+
+// Log selects the log format and level.
+type Log struct {
+	Format string `yaml:"format"` // json or text
+	Level  string `yaml:"level"`  // debug, info, warn or error
+}
+
+// HTTP configures the agent's HTTP server (/healthz, /readyz, /metrics, inbound hooks).
+type HTTP struct {
+	// Listen is the address to listen on, for example ":8080" or "127.0.0.1:0".
+	Listen string `yaml:"listen"`
+	// UnhealthyAfter is how long a component may stay unhealthy before /healthz fails.
+	UnhealthyAfter Duration `yaml:"unhealthyAfter"`
+	// ShutdownTimeout bounds the graceful shutdown of the whole agent.
+	ShutdownTimeout Duration `yaml:"shutdownTimeout"`
+}
+
+// Platform is one named chat platform instance. Settings are decoded by the
+// platform's own package.
+type Platform struct {
+	Name     string `yaml:"name"`
+	Type     string `yaml:"type"`
+	Settings Raw    `yaml:"settings"`
+}
+
+// Channel is one chat channel on one platform, with what it is bound to.
+type Channel struct {
+	Name     string   `yaml:"name"`
+	Platform string   `yaml:"platform"`
+	ID       string   `yaml:"id"` // the platform's channel id or name; defaults to Name
+	Bindings Bindings `yaml:"bindings"`
+}
+
+// Bindings connects a channel to the sources it hears and the executors it may run.
+type Bindings struct {
+	Sources   []string `yaml:"sources"`
+	Executors []string `yaml:"executors"`
+	Actions   []string `yaml:"actions"`
+}
+
+// Source is one named event source. Exactly one of the type blocks is set, matching Type.
+type Source struct {
+	Name         string              `yaml:"name"`
+	Type         string              `yaml:"type"`
+	Kubernetes   *KubernetesSource   `yaml:"kubernetes"`
+	Alertmanager *AlertmanagerSource `yaml:"alertmanager"`
+}
+
+// Source types.
+const (
+	SourceKubernetes   = "kubernetes"
+	SourceAlertmanager = "alertmanager"
+)
+
+// KubernetesSource watches Kubernetes resources.
+type KubernetesSource struct {
+	// Namespaces filters every resource of this source unless the resource sets its own.
+	Namespaces Namespaces `yaml:"namespaces"`
+	Resources  []Resource `yaml:"resources"`
+}
+
+// Resource selects one resource to watch and which changes of it become events.
+type Resource struct {
+	// Type is "[group/]version/resource", for example "v1/pods" or "apps/v1/deployments".
+	Type string `yaml:"type"`
+	// Events lists the change types to report: create, update, delete, error.
+	Events     []string    `yaml:"events"`
+	Namespaces *Namespaces `yaml:"namespaces"`
+	// Name is an anchored regular expression on the object name.
+	Name string `yaml:"name"`
+	// Labels is a label selector, for example "app=web,tier!=cache".
+	Labels string `yaml:"labels"`
+}
+
+// Event types a Resource can report.
+var EventTypes = []string{"create", "update", "delete", "error"}
+
+// Namespaces includes and excludes namespaces by anchored regular expressions.
+type Namespaces struct {
+	Include []string `yaml:"include"`
+	Exclude []string `yaml:"exclude"`
+}
+
+// AlertmanagerSource receives Alertmanager webhooks at /alertmanager/<name>.
+type AlertmanagerSource struct {
+	BearerToken *Secret `yaml:"bearerToken"`
+}
+
+// Executor is one named executor with the policy every channel bound to it gets.
+type Executor struct {
+	Name     string `yaml:"name"`
+	Type     string `yaml:"type"`
+	Policy   Policy `yaml:"policy"`
+	Settings Raw    `yaml:"settings"`
+}
+
+// Policy says what an executor may do.
+type Policy struct {
+	Verbs            []string `yaml:"verbs"`
+	Resources        []string `yaml:"resources"`
+	Namespaces       []string `yaml:"namespaces"`
+	DefaultNamespace string   `yaml:"defaultNamespace"`
+	Timeout          Duration `yaml:"timeout"`
+	MaxOutputBytes   int      `yaml:"maxOutputBytes"`
+}
+
+// Action runs a command when an event from a source matches.
+type Action struct {
+	Name    string `yaml:"name"`
+	Enabled *bool  `yaml:"enabled"`
+	// Source is the source whose events trigger the action.
+	Source string `yaml:"source"`
+	// Reasons limits the action to events with one of these reasons.
+	Reasons []string `yaml:"reasons"`
+	// Command is the command line to run, as typed after @kubechat.
+	Command string `yaml:"command"`
+}
+
+// Duration is a time.Duration written as "30s" or "2m" in YAML.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats d as time.Duration does.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalYAML writes d as "30s".
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+func parseDuration(s string) (Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q (use a value like 30s or 2m)", s)
+	}
+	return Duration(v), nil
+}
+
+// Defaults applied by Load.
+const (
+	DefaultListen          = ":8080"
+	DefaultUnhealthyAfter  = 2 * time.Minute
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultCommandTimeout  = 30 * time.Second
+	DefaultMaxOutputBytes  = 1 << 20
+)
+
+func (c *Config) withDefaults() {
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = DefaultListen
+	}
+	if c.HTTP.UnhealthyAfter == 0 {
+		c.HTTP.UnhealthyAfter = Duration(DefaultUnhealthyAfter)
+	}
+	if c.HTTP.ShutdownTimeout == 0 {
+		c.HTTP.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	}
+	for i := range c.Channels {
+		if c.Channels[i].ID == "" {
+			c.Channels[i].ID = c.Channels[i].Name
+		}
+	}
+	for i := range c.Executors {
+		e := &c.Executors[i]
+		if e.Name == "" {
+			e.Name = e.Type
+		}
+		if e.Policy.Timeout == 0 {
+			e.Policy.Timeout = Duration(DefaultCommandTimeout)
+		}
+		if e.Policy.MaxOutputBytes == 0 {
+			e.Policy.MaxOutputBytes = DefaultMaxOutputBytes
+		}
+	}
+}

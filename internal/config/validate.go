@@ -1,0 +1,252 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// validate checks the decoded config as a whole and joins every problem.
+func (c *Config) validate(known Known) error {
+	v := &validator{doc: c.doc}
+	v.cluster(c.Cluster)
+	v.log(c.Log)
+	v.http(c.HTTP)
+
+	platforms := v.names("platforms", len(c.Platforms), func(i int) string { return c.Platforms[i].Name })
+	for i, p := range c.Platforms {
+		path := fmt.Sprintf("platforms[%d]", i)
+		v.oneOf(path+".type", p.Type, known.PlatformTypes, "platform type")
+	}
+	sources := v.names("sources", len(c.Sources), func(i int) string { return c.Sources[i].Name })
+	for i, s := range c.Sources {
+		v.source(fmt.Sprintf("sources[%d]", i), s)
+	}
+	executors := v.names("executors", len(c.Executors), func(i int) string { return c.Executors[i].Name })
+	for i, e := range c.Executors {
+		v.executor(fmt.Sprintf("executors[%d]", i), e, known)
+	}
+	actions := v.names("actions", len(c.Actions), func(i int) string { return c.Actions[i].Name })
+	for i, a := range c.Actions {
+		path := fmt.Sprintf("actions[%d]", i)
+		v.oneOf(path+".source", a.Source, sources, "source")
+		if strings.TrimSpace(a.Command) == "" {
+			v.add(path+".command", "is required")
+		}
+	}
+	v.names("channels", len(c.Channels), func(i int) string { return c.Channels[i].Name })
+	for i, ch := range c.Channels {
+		path := fmt.Sprintf("channels[%d]", i)
+		v.oneOf(path+".platform", ch.Platform, platforms, "platform")
+		for j, s := range ch.Bindings.Sources {
+			v.oneOf(fmt.Sprintf("%s.bindings.sources[%d]", path, j), s, sources, "source")
+		}
+		for j, e := range ch.Bindings.Executors {
+			v.oneOf(fmt.Sprintf("%s.bindings.executors[%d]", path, j), e, executors, "executor")
+		}
+		for j, a := range ch.Bindings.Actions {
+			v.oneOf(fmt.Sprintf("%s.bindings.actions[%d]", path, j), a, actions, "action")
+		}
+	}
+	aliasNames := slices.Sorted(maps.Keys(c.Aliases))
+	for _, name := range aliasNames {
+		path := joinPath("aliases", name)
+		if !nameRE.MatchString(name) {
+			v.add(path, "alias %q must be lower case letters, digits and dashes", name)
+		}
+		if strings.TrimSpace(c.Aliases[name]) == "" {
+			v.add(path, "alias %q has an empty expansion", name)
+		}
+	}
+	return errors.Join(v.errs...)
+}
+
+type validator struct {
+	doc  *document
+	errs []error
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, v.doc.at(path, format, args...))
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// names checks that each entry has a valid, unique name and returns them.
+func (v *validator) names(list string, n int, name func(int) string) []string {
+	var out []string
+	seen := map[string]int{}
+	for i := range n {
+		path := fmt.Sprintf("%s[%d].name", list, i)
+		nm := name(i)
+		switch {
+		case nm == "":
+			v.add(path, "is required")
+			continue
+		case !nameRE.MatchString(nm):
+			v.add(path, "%q is not a valid name (lower case letters, digits and dashes, at most 63)", nm)
+		}
+		if j, dup := seen[nm]; dup {
+			v.add(path, "duplicate name %q (also %s[%d])", nm, list, j)
+			continue
+		}
+		seen[nm] = i
+		out = append(out, nm)
+	}
+	return out
+}
+
+// oneOf checks that value is one of known; what names the kind in the message.
+func (v *validator) oneOf(path, value string, known []string, what string) {
+	if value == "" {
+		v.add(path, "is required")
+		return
+	}
+	if slices.Contains(known, value) {
+		return
+	}
+	list := "none configured"
+	if len(known) > 0 {
+		list = strings.Join(known, ", ")
+	}
+	v.add(path, "unknown %s %q (known: %s)", what, value, list)
+}
+
+func (v *validator) cluster(c Cluster) {
+	if c.Name == "" {
+		v.add("cluster.name", "is required")
+		return
+	}
+	if errs := validation.IsDNS1123Label(c.Name); len(errs) > 0 {
+		v.add("cluster.name", "%q is not a valid cluster name: %s", c.Name, strings.Join(errs, "; "))
+	}
+}
+
+func (v *validator) log(l Log) {
+	if !slices.Contains([]string{"json", "text"}, l.Format) {
+		v.add("log.format", "unknown format %q (known: json, text)", l.Format)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, l.Level) {
+		v.add("log.level", "unknown level %q (known: debug, info, warn, error)", l.Level)
+	}
+}
+
+func (v *validator) http(h HTTP) {
+	host, port, err := net.SplitHostPort(h.Listen)
+	if err != nil {
+		v.add("http.listen", "%q is not a host:port address", h.Listen)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		v.add("http.listen", "port %q is not a number from 0 to 65535", port)
+	} else if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		v.add("http.listen", "host %q is not an IP address", host)
+	}
+	if h.UnhealthyAfter < 0 {
+		v.add("http.unhealthyAfter", "must be positive, got %s", h.UnhealthyAfter)
+	}
+	if h.ShutdownTimeout < 0 {
+		v.add("http.shutdownTimeout", "must be positive, got %s", h.ShutdownTimeout)
+	}
+}
+
+func (v *validator) source(path string, s Source) {
+	v.oneOf(path+".type", s.Type, []string{SourceKubernetes, SourceAlertmanager}, "source type")
+	switch s.Type {
+	case SourceKubernetes:
+		if s.Alertmanager != nil {
+			v.add(path+".alertmanager", "is set, but the source type is %q", s.Type)
+		}
+		if s.Kubernetes == nil || len(s.Kubernetes.Resources) == 0 {
+			v.add(path+".kubernetes.resources", "a kubernetes source needs at least one resource")
+			return
+		}
+		v.namespaces(path+".kubernetes.namespaces", s.Kubernetes.Namespaces)
+		for i, r := range s.Kubernetes.Resources {
+			v.resource(fmt.Sprintf("%s.kubernetes.resources[%d]", path, i), r)
+		}
+	case SourceAlertmanager:
+		if s.Kubernetes != nil {
+			v.add(path+".kubernetes", "is set, but the source type is %q", s.Type)
+		}
+		if s.Alertmanager == nil || s.Alertmanager.BearerToken == nil {
+			v.add(path+".alertmanager.bearerToken", "is required: the webhook receiver never runs unauthenticated")
+		}
+	}
+}
+
+func (v *validator) resource(path string, r Resource) {
+	if _, err := ParseGVR(r.Type); err != nil {
+		v.add(path+".type", "%v", err)
+	}
+	for i, e := range r.Events {
+		v.oneOf(fmt.Sprintf("%s.events[%d]", path, i), e, EventTypes, "event type")
+	}
+	if r.Namespaces != nil {
+		v.namespaces(path+".namespaces", *r.Namespaces)
+	}
+	v.regex(path+".name", r.Name)
+	if r.Labels != "" {
+		if _, err := labels.Parse(r.Labels); err != nil {
+			v.add(path+".labels", "invalid label selector %q: %v", r.Labels, err)
+		}
+	}
+}
+
+func (v *validator) namespaces(path string, n Namespaces) {
+	for i, re := range n.Include {
+		v.regex(fmt.Sprintf("%s.include[%d]", path, i), re)
+	}
+	for i, re := range n.Exclude {
+		v.regex(fmt.Sprintf("%s.exclude[%d]", path, i), re)
+	}
+}
+
+func (v *validator) regex(path, expr string) {
+	if expr == "" {
+		return
+	}
+	if _, err := CompileAnchored(expr); err != nil {
+		v.add(path, "%v", err)
+	}
+}
+
+func (v *validator) executor(path string, e Executor, known Known) {
+	v.oneOf(path+".type", e.Type, known.ExecutorTypes, "executor type")
+	p := e.Policy
+	if p.Timeout < 0 {
+		v.add(path+".policy.timeout", "must be positive, got %s", p.Timeout)
+	}
+	if p.MaxOutputBytes < 0 {
+		v.add(path+".policy.maxOutputBytes", "must be positive, got %d", p.MaxOutputBytes)
+	}
+	for i, ns := range p.Namespaces {
+		if ns == "*" {
+			continue
+		}
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			v.add(fmt.Sprintf("%s.policy.namespaces[%d]", path, i), "%q is not a namespace name or \"*\"", ns)
+		}
+	}
+	if p.DefaultNamespace != "" && len(p.Namespaces) > 0 &&
+		!slices.Contains(p.Namespaces, "*") && !slices.Contains(p.Namespaces, p.DefaultNamespace) {
+		v.add(path+".policy.defaultNamespace", "%q is not among the allowed namespaces (%s)",
+			p.DefaultNamespace, strings.Join(p.Namespaces, ", "))
+	}
+}
+
+// CompileAnchored compiles expr so that it must match the whole string.
+func CompileAnchored(expr string) (*regexp.Regexp, error) {
+	re, err := regexp.Compile(`^(?:` + expr + `)$`)
+	if err != nil {
+		return nil, fmt.Errorf("invalid regular expression %q: %s", expr, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+	}
+	return re, nil
+}
+

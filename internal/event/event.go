@@ -1,0 +1,93 @@
+// Package event defines the platform-neutral event that sources emit and the
+// router delivers. It has no client-go dependency beyond plain values.
+package event
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+)
+
+// Type is what happened to the object.
+type Type string
+
+// Event types.
+const (
+	Create  Type = "create"
+	Update  Type = "update"
+	Delete  Type = "delete"
+	Error   Type = "error"
+	Warning Type = "warning"
+)
+
+// Level is how loud the event is.
+type Level string
+
+// Levels, from quiet to loud.
+const (
+	Info     Level = "info"
+	Warn     Level = "warning"
+	Critical Level = "error"
+)
+
+// Object names the Kubernetes (or other) object an event is about.
+type Object struct {
+	APIVersion string
+	Kind       string
+	Namespace  string
+	Name       string
+}
+
+// String renders "Kind namespace/name" or "Kind name".
+func (o Object) String() string {
+	if o.Namespace == "" {
+		return o.Kind + " " + o.Name
+	}
+	return o.Kind + " " + o.Namespace + "/" + o.Name
+}
+
+// Field is one labelled value shown with the event.
+type Field struct {
+	Name  string
+	Value string
+}
+
+// Event is one thing worth telling a channel about.
+type Event struct {
+	// Source is the configured source name that produced the event.
+	Source  string
+	Cluster string
+	Type    Type
+	Level   Level
+	Object  Object
+	Reason  string
+	Message string
+	Fields  []Field
+	// Count is how many occurrences this event stands for (grouping); 0 means 1.
+	Count int
+	Time  time.Time
+}
+
+// Fingerprint identifies "the same event" for deduplication: the same source,
+// cluster, object, type and reason. Message text and counts are left out on
+// purpose, so that repeats of a changing message still group together.
+func (e Event) Fingerprint() string {
+	h := sha256.New()
+	for _, s := range []string{e.Source, e.Cluster, string(e.Type), e.Object.APIVersion, e.Object.Kind,
+		e.Object.Namespace, e.Object.Name, e.Reason} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// Title is a one-line summary such as "Pod default/web-1 created".
+func (e Event) Title() string {
+	verb := map[Type]string{Create: "created", Update: "updated", Delete: "deleted", Error: "error", Warning: "warning"}[e.Type]
+	parts := []string{e.Object.String(), verb}
+	if e.Reason != "" {
+		parts = append(parts, "("+e.Reason+")")
+	}
+	return strings.Join(parts, " ")
+}

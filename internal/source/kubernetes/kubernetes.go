@@ -1,0 +1,297 @@
+// Package kubernetes is the Kubernetes event source: dynamic shared informers
+// for the configured resources, whose handlers only enqueue, and workers that
+// filter and turn changes into events. Objects that exist when the agent
+// starts are never reported: only changes seen after the caches synced are.
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/event"
+)
+
+// Options tune a Source.
+type Options struct {
+	// Workers is the number of queue workers (default 2).
+	Workers int
+	// Resync is the informer resync period (default 0: never). Resyncs are never reported.
+	Resync time.Duration
+	// OnSynced is called once the informer caches have synced.
+	OnSynced func()
+}
+
+// Source watches the resources of one configured kubernetes source.
+type Source struct {
+	name      string
+	cluster   string
+	client    dynamic.Interface
+	resources []*resource
+	opts      Options
+	log       *slog.Logger
+	queue     workqueue.TypedRateLimitingInterface[change]
+}
+
+// resource is one configured resource with its filters compiled.
+type resource struct {
+	gvr     schema.GroupVersionResource
+	events  map[event.Type]bool
+	include []*regexp.Regexp
+	exclude []*regexp.Regexp
+	name    *regexp.Regexp
+	labels  labels.Selector
+}
+
+// change is one queued informer notification. Pointers keep it comparable.
+type change struct {
+	res *resource
+	typ event.Type
+	obj *unstructured.Unstructured
+	old *unstructured.Unstructured
+}
+
+// New compiles the filters of a kubernetes source. It does not contact the API server.
+func New(cfg config.Source, cluster string, client dynamic.Interface, log *slog.Logger, opts Options) (*Source, error) {
+	if cfg.Kubernetes == nil {
+		return nil, fmt.Errorf("kubernetes source %q: no kubernetes block", cfg.Name)
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 2
+	}
+	s := &Source{name: cfg.Name, cluster: cluster, client: client, opts: opts, log: log.With("source", cfg.Name)}
+	var errs []error
+	for i, rc := range cfg.Kubernetes.Resources {
+		r, err := compile(rc, cfg.Kubernetes.Namespaces)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("kubernetes source %q: resources[%d]: %w", cfg.Name, i, err))
+			continue
+		}
+		s.resources = append(s.resources, r)
+	}
+	return s, errors.Join(errs...)
+}
+
+func compile(rc config.Resource, defaultNS config.Namespaces) (*resource, error) {
+	gvr, err := config.ParseGVR(rc.Type)
+	if err != nil {
+		return nil, err
+	}
+	r := &resource{gvr: gvr, events: map[event.Type]bool{}, labels: labels.Everything()}
+	events := rc.Events
+	if len(events) == 0 {
+		events = config.EventTypes
+	}
+	for _, e := range events {
+		r.events[event.Type(e)] = true
+	}
+	ns := defaultNS
+	if rc.Namespaces != nil {
+		ns = *rc.Namespaces
+	}
+	for _, expr := range ns.Include {
+		re, err := config.CompileAnchored(expr)
+		if err != nil {
+			return nil, err
+		}
+		r.include = append(r.include, re)
+	}
+	for _, expr := range ns.Exclude {
+		re, err := config.CompileAnchored(expr)
+		if err != nil {
+			return nil, err
+		}
+		r.exclude = append(r.exclude, re)
+	}
+	if rc.Name != "" {
+		if r.name, err = config.CompileAnchored(rc.Name); err != nil {
+			return nil, err
+		}
+	}
+	if rc.Labels != "" {
+		if r.labels, err = labels.Parse(rc.Labels); err != nil {
+			return nil, fmt.Errorf("labels %q: %w", rc.Labels, err)
+		}
+	}
+	return r, nil
+}
+
+// Name is the configured source name.
+func (s *Source) Name() string { return s.name }
+
+// Start runs the informers and workers until ctx is done.
+func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Event)) error {
+	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[change](),
+		workqueue.TypedRateLimitingQueueConfig[change]{Name: "source_" + s.name})
+	factory := dynamicinformer.NewDynamicSharedInformerFactory(s.client, s.opts.Resync)
+	var synced []cache.InformerSynced
+	for _, r := range s.resources {
+		inf := factory.ForResource(r.gvr).Informer()
+		reg, err := inf.AddEventHandler(s.handler(r))
+		if err != nil {
+			return fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
+		}
+		synced = append(synced, reg.HasSynced)
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		s.queue.ShutDown()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("kubernetes source %q: caches did not sync", s.name)
+	}
+	s.log.Info("kubernetes source synced", "resources", len(s.resources))
+	if s.opts.OnSynced != nil {
+		s.opts.OnSynced()
+	}
+	var wg sync.WaitGroup
+	for range s.opts.Workers {
+		wg.Go(func() {
+			for s.processNext(ctx, emit) {
+			}
+		})
+	}
+	<-ctx.Done()
+	s.queue.ShutDown()
+	wg.Wait()
+	return nil
+}
+
+// handler only enqueues. Objects listed at startup, resyncs (same
+// resourceVersion) and objects outside the filters are dropped here, so the
+// queue holds only real changes.
+func (s *Source) handler(r *resource) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(obj any, isInInitialList bool) {
+			if u, ok := obj.(*unstructured.Unstructured); ok && !isInInitialList {
+				s.queue.Add(change{res: r, typ: event.Create, obj: u})
+			}
+		},
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(*unstructured.Unstructured)
+			n, ok2 := newObj.(*unstructured.Unstructured)
+			if ok1 && ok2 && o.GetResourceVersion() != n.GetResourceVersion() {
+				s.queue.Add(change{res: r, typ: event.Update, obj: n, old: o})
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if u, ok := obj.(*unstructured.Unstructured); ok {
+				s.queue.Add(change{res: r, typ: event.Delete, obj: u})
+			}
+		},
+	}
+}
+
+func (s *Source) processNext(ctx context.Context, emit func(context.Context, event.Event)) bool {
+	c, shutdown := s.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer s.queue.Done(c)
+	defer s.queue.Forget(c)
+	if ev, ok := s.toEvent(c); ok {
+		emit(ctx, ev)
+	}
+	return true
+}
+
+// toEvent filters a change and turns it into an event.
+func (s *Source) toEvent(c change) (event.Event, bool) {
+	r, obj := c.res, c.obj
+	if !r.matches(obj) {
+		return event.Event{}, false
+	}
+	ev := event.Event{
+		Source:  s.name,
+		Cluster: s.cluster,
+		Type:    c.typ,
+		Level:   event.Info,
+		Object:  event.Object{APIVersion: obj.GetAPIVersion(), Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()},
+		Time:    time.Now(),
+	}
+	if isEvent(r.gvr) {
+		// A core/v1 or events.k8s.io Event reports on its involved object.
+		if c.typ != event.Create && c.typ != event.Update {
+			return event.Event{}, false
+		}
+		typ, _, _ := unstructured.NestedString(obj.Object, "type")
+		if typ != "Warning" {
+			return event.Event{}, false
+		}
+		ev.Type, ev.Level = event.Error, event.Warn
+		ev.Object = involvedObject(obj)
+		ev.Reason, _, _ = unstructured.NestedString(obj.Object, "reason")
+		ev.Message = eventMessage(obj)
+	}
+	if !r.events[ev.Type] {
+		return event.Event{}, false
+	}
+	if ev.Type == event.Delete {
+		ev.Level = event.Warn
+	}
+	return ev, true
+}
+
+func (r *resource) matches(obj *unstructured.Unstructured) bool {
+	ns := obj.GetNamespace()
+	if len(r.include) > 0 && !anyMatch(r.include, ns) {
+		return false
+	}
+	if anyMatch(r.exclude, ns) {
+		return false
+	}
+	if r.name != nil && !r.name.MatchString(obj.GetName()) {
+		return false
+	}
+	return r.labels.Matches(labels.Set(obj.GetLabels()))
+}
+
+func anyMatch(res []*regexp.Regexp, s string) bool {
+	for _, re := range res {
+		if re.MatchString(s) {
+			return true
+		}
+	}
+	return false
+}
+
+func isEvent(gvr schema.GroupVersionResource) bool {
+	return gvr.Resource == "events" && (gvr.Group == "" || gvr.Group == "events.k8s.io")
+}
+
+func involvedObject(obj *unstructured.Unstructured) event.Object {
+	ref, ok, _ := unstructured.NestedMap(obj.Object, "involvedObject")
+	if !ok {
+		ref, _, _ = unstructured.NestedMap(obj.Object, "regarding") // events.k8s.io/v1
+	}
+	str := func(k string) string { v, _ := ref[k].(string); return v }
+	return event.Object{APIVersion: str("apiVersion"), Kind: str("kind"), Namespace: str("namespace"), Name: str("name")}
+}
+
+func eventMessage(obj *unstructured.Unstructured) string {
+	for _, f := range []string{"message", "note"} {
+		if m, ok, _ := unstructured.NestedString(obj.Object, f); ok && m != "" {
+			return strings.TrimSpace(m)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,9 @@
+// Package plugins is the registry of executor implementations: the only
+// list of executor types. Adding an executor means one package under plugins/
+// and one line here.
+package plugins
+
+import "github.com/kubechat/kubechat/internal/executor"
+
+// Executors maps an executor type, as written in config, to its factory.
+var Executors = map[string]executor.Factory{}
