@@ -1,0 +1,253 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+var known = Known{PlatformTypes: []string{"log", "slack"}, ExecutorTypes: []string{"flux", "helm", "kubectl"}}
+
+const valid = `cluster:
+  name: dev
+platforms:
+  - name: ops
+    type: slack
+    settings:
+      botToken: ${TEST_BOT_TOKEN}
+channels:
+  - name: alerts
+    platform: ops
+    bindings:
+      sources: [pods]
+      executors: [kubectl]
+sources:
+  - name: pods
+    type: kubernetes
+    kubernetes:
+      namespaces:
+        exclude: ["kube-.*"]
+      resources:
+        - type: v1/pods
+          events: [create, error]
+          labels: app=web
+executors:
+  - type: kubectl
+    policy:
+      verbs: [get, describe]
+      namespaces: [default]
+aliases:
+  k: kubectl
+`
+
+func parse(t *testing.T, files ...string) (*Config, error) {
+	t.Helper()
+	var fs []File
+	for i, f := range files {
+		name := "config.yaml"
+		if i > 0 {
+			name = "override.yaml"
+		}
+		fs = append(fs, File{Name: name, Data: []byte(f)})
+	}
+	return Parse(known, fs...)
+}
+
+func TestParseValidAppliesDefaults(t *testing.T) {
+	t.Setenv("TEST_BOT_TOKEN", "xoxb-secret-value")
+	c, err := parse(t, valid)
+	require.NoError(t, err)
+	require.Equal(t, "dev", c.Cluster.Name)
+	require.Equal(t, "json", c.Log.Format)
+	require.Equal(t, DefaultListen, c.HTTP.Listen)
+	require.Equal(t, "alerts", c.Channels[0].ID, "channel id defaults to its name")
+	require.Equal(t, "kubectl", c.Executors[0].Name, "executor name defaults to its type")
+	require.Equal(t, DefaultCommandTimeout, c.Executors[0].Policy.Timeout.D())
+
+	var s struct {
+		BotToken Secret `yaml:"botToken"`
+	}
+	require.NoError(t, DecodeStrict(c.Platforms[0].Settings, &s))
+	require.Equal(t, "xoxb-secret-value", s.BotToken.Reveal())
+	require.Equal(t, "env TEST_BOT_TOKEN", s.BotToken.Source())
+}
+
+// TestBadConfig covers the kinds of mistakes users make. Each error must name
+// the file, the line and the field path.
+func TestBadConfig(t *testing.T) {
+	t.Setenv("TEST_BOT_TOKEN", "xoxb-secret-value")
+	for name, tc := range map[string]struct {
+		replace, with string
+		want          string
+	}{
+		"unknown top-level key": {"cluster:\n", "clustr:\n  name: x\ncluster:\n",
+			`config.yaml:1: clustr: unknown field "clustr" (known: cluster, log, http, platforms, channels, sources, executors, actions, aliases)`},
+		"unknown nested key": {"      events: [create, error]\n", "      events: [create, error]\n          lables: x\n",
+			`config.yaml:23: sources[0].kubernetes.resources[0].lables: unknown field "lables"`},
+		"unknown executor reference": {"executors: [kubectl]", "executors: [kubctl]",
+			`config.yaml:13: channels[0].bindings.executors[0]: unknown executor "kubctl" (known: kubectl)`},
+		"unknown source reference": {"sources: [pods]", "sources: [pod]",
+			`config.yaml:12: channels[0].bindings.sources[0]: unknown source "pod" (known: pods)`},
+		"unknown platform reference": {"    platform: ops\n", "    platform: opz\n",
+			`config.yaml:10: channels[0].platform: unknown platform "opz" (known: ops)`},
+		"unknown platform type": {"type: slack", "type: slak",
+			`config.yaml:5: platforms[0].type: unknown platform type "slak" (known: log, slack)`},
+		"unknown executor type": {"  - type: kubectl", "  - type: kubeclt",
+			`config.yaml:25: executors[0].type: unknown executor type "kubeclt" (known: flux, helm, kubectl)`},
+		"bad regex": {`exclude: ["kube-.*"]`, `exclude: ["kube-(.*"]`,
+			`config.yaml:19: sources[0].kubernetes.namespaces.exclude[0]: invalid regular expression "kube-(.*": missing closing ): ` + "`^(?:kube-(.*)$`"},
+		"bad event type": {"events: [create, error]", "events: [create, crash]",
+			`config.yaml:22: sources[0].kubernetes.resources[0].events[1]: unknown event type "crash" (known: create, update, delete, error)`},
+		"bad resource": {"type: v1/pods", "type: pods",
+			`config.yaml:21: sources[0].kubernetes.resources[0].type: resource "pods" must be [group/]version/resource`},
+		"bad label selector": {"labels: app=web", "labels: app==web,,",
+			`config.yaml:23: sources[0].kubernetes.resources[0].labels: invalid label selector "app==web,,"`},
+		"wrong type": {"      verbs: [get, describe]", "      verbs: get",
+			`config.yaml:27: executors[0].policy.verbs: expected a list, got "get"`},
+		"bad duration": {"      verbs: [get, describe]", "      verbs: [get]\n      timeout: 30 seconds",
+			`config.yaml:28: executors[0].policy.timeout: invalid duration "30 seconds" (use a value like 30s or 2m)`},
+		"inline secret": {"${TEST_BOT_TOKEN}", "xoxb-inline",
+			`config.yaml:7: platforms[0].settings.botToken: inline secret values are not allowed`},
+		"unset secret env": {"${TEST_BOT_TOKEN}", "${TEST_UNSET_VARIABLE}",
+			`config.yaml:7: platforms[0].settings.botToken: environment variable TEST_UNSET_VARIABLE is not set`},
+		"missing cluster name": {"  name: dev\n", "  kubeconfig: /x\n",
+			`config.yaml:2: cluster.name: is required`},
+		"duplicate names": {"  - name: ops\n    type: slack\n", "  - name: ops\n    type: log\n  - name: ops\n    type: slack\n",
+			`config.yaml:6: platforms[1].name: duplicate name "ops" (also platforms[0])`},
+		"bad listen address": {"cluster:\n", "http:\n  listen: localhost\ncluster:\n",
+			`config.yaml:2: http.listen: "localhost" is not a host:port address`},
+		"default namespace not allowed": {"      namespaces: [default]", "      namespaces: [default]\n      defaultNamespace: prod",
+			`config.yaml:29: executors[0].policy.defaultNamespace: "prod" is not among the allowed namespaces (default)`},
+		"bad alias": {"  k: kubectl", "  K!: kubectl",
+			`config.yaml:30: aliases.K!: alias "K!" must be lower case letters, digits and dashes`},
+		"syntax error": {"channels:\n", "channels:\n\t- bad\n",
+			`config.yaml:9: found character that cannot start any token`},
+		"source block mismatch": {"    type: kubernetes\n", "    type: alertmanager\n",
+			`config.yaml:18: sources[0].kubernetes: is set, but the source type is "alertmanager"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			require.Contains(t, valid, tc.replace, "test case does not apply")
+			c, err := parse(t, strings.Replace(valid, tc.replace, tc.with, 1))
+			if err == nil {
+				// Secrets live in settings blocks, which their platform decodes.
+				var s struct {
+					BotToken Secret `yaml:"botToken"`
+				}
+				err = DecodeStrict(c.Platforms[0].Settings, &s)
+			}
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestEveryProblemIsReported(t *testing.T) {
+	t.Setenv("TEST_BOT_TOKEN", "x")
+	bad := strings.NewReplacer("executors: [kubectl]", "executors: [kubctl]", "sources: [pods]", "sources: [pod]",
+		"platform: ops", "platform: opz").Replace(valid)
+	_, err := parse(t, bad)
+	require.Len(t, Errors(err), 3, "%v", err)
+}
+
+func TestMergeInOrder(t *testing.T) {
+	t.Setenv("TEST_BOT_TOKEN", "x")
+	override := `cluster:
+  name: prod
+log:
+  level: debug
+aliases:
+  k: null
+  kg: kubectl get
+executors:
+  - type: kubectl
+    policy:
+      verbs: [get]
+      namespaces: [default]
+      typo: 1
+`
+	_, err := parse(t, valid, override)
+	require.EqualError(t, err, `override.yaml:13: executors[0].policy.typo: unknown field "typo" (known: verbs, resources, namespaces, defaultNamespace, timeout, maxOutputBytes)`)
+
+	c, err := parse(t, valid, strings.Replace(override, "      typo: 1\n", "", 1))
+	require.NoError(t, err)
+	require.Equal(t, "prod", c.Cluster.Name, "later files win")
+	require.Equal(t, "debug", c.Log.Level)
+	require.Equal(t, map[string]string{"kg": "kubectl get"}, c.Aliases, "null removes a key, maps merge")
+	require.Equal(t, []string{"get"}, c.Executors[0].Policy.Verbs, "lists are replaced")
+	require.Equal(t, "alerts", c.Channels[0].Name, "untouched keys stay")
+	require.Equal(t, []string{"config.yaml", "override.yaml"}, c.Files)
+}
+
+func TestLoadFiles(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("file-secret\n"), 0o600))
+	path := filepath.Join(dir, "kubechat.yaml")
+	cfg := strings.Replace(valid, "${TEST_BOT_TOKEN}", "{fromFile: "+tokenFile+"}", 1)
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+	c, err := Load(known, path)
+	require.NoError(t, err)
+	var s struct {
+		BotToken Secret `yaml:"botToken"`
+	}
+	require.NoError(t, DecodeStrict(c.Platforms[0].Settings, &s))
+	require.Equal(t, "file-secret", s.BotToken.Reveal())
+
+	_, err = Load(known, filepath.Join(dir, "missing.yaml"))
+	require.ErrorContains(t, err, "missing.yaml: no such file or directory")
+	_, err = Load(known)
+	require.EqualError(t, err, "load config: no file given")
+
+	empty := filepath.Join(dir, "empty.yaml")
+	require.NoError(t, os.WriteFile(empty, nil, 0o600))
+	_, err = Load(known, empty)
+	require.ErrorContains(t, err, "the config is empty")
+}
+
+func TestSettingsErrorsArePositioned(t *testing.T) {
+	t.Setenv("TEST_BOT_TOKEN", "x")
+	c, err := parse(t, valid)
+	require.NoError(t, err)
+	var s struct {
+		AppToken Secret `yaml:"appToken"`
+	}
+	err = DecodeStrict(c.Platforms[0].Settings, &s)
+	require.EqualError(t, err, `config.yaml:7: platforms[0].settings.botToken: unknown field "botToken" (known: appToken)`)
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	t.Setenv("TEST_BOT_TOKEN", "xoxb-do-not-show")
+	c, err := parse(t, valid)
+	require.NoError(t, err)
+	var s struct {
+		BotToken Secret `yaml:"botToken"`
+	}
+	require.NoError(t, DecodeStrict(c.Platforms[0].Settings, &s))
+	out, err := c.Redacted()
+	require.NoError(t, err)
+	require.NotContains(t, string(out), "xoxb-do-not-show")
+	require.NotContains(t, string(out), "TEST_BOT_TOKEN", "not even the variable name")
+	require.Contains(t, string(out), "botToken: '***'")
+	for _, formatted := range []string{s.BotToken.String(), s.BotToken.GoString(), s.BotToken.LogValue().String()} {
+		require.Equal(t, Redacted, formatted)
+	}
+	b, err := s.BotToken.MarshalJSON()
+	require.NoError(t, err)
+	require.Equal(t, `"***"`, string(b))
+}
+
+func TestParseGVR(t *testing.T) {
+	gvr, err := ParseGVR("apps/v1/deployments")
+	require.NoError(t, err)
+	require.Equal(t, "apps", gvr.Group)
+	gvr, err = ParseGVR("v1/pods")
+	require.NoError(t, err)
+	require.Equal(t, "pods", gvr.Resource)
+	for _, bad := range []string{"", "pods", "a/b/c/d", "apps/1/deployments", "v1/Pods", "Apps_x/v1/x"} {
+		_, err := ParseGVR(bad)
+		require.Error(t, err, bad)
+	}
+}
