@@ -249,4 +249,3 @@ func CompileAnchored(expr string) (*regexp.Regexp, error) {
 	}
 	return re, nil
 }
-

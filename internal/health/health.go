@@ -104,4 +104,3 @@ func (t *Tracker) Ready() error {
 	}
 	return nil
 }
-
