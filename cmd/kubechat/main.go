@@ -3,7 +3,6 @@ package main
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,14 +14,12 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kubechat/kubechat/configs"
 	"github.com/kubechat/kubechat/internal/app"
 	"github.com/kubechat/kubechat/internal/buildinfo"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/logging"
 )
-
-//go:embed default.yaml
-var defaultConfig []byte
 
 const usage = `kubechat: a ChatOps agent for Kubernetes
 
@@ -75,7 +72,7 @@ func runAgent(args []string, stderr io.Writer) int {
 	var cfg *config.Config
 	var err error
 	if len(cfgFiles) == 0 {
-		cfg, err = config.Parse(app.Known(), config.File{Name: "default.yaml (embedded)", Data: defaultConfig})
+		cfg, err = config.Parse(app.Known(), config.File{Name: "default.yaml (embedded)", Data: configs.Default})
 	} else {
 		cfg, err = app.Load(cfgFiles...)
 	}

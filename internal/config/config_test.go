@@ -251,3 +251,13 @@ func TestParseGVR(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+func BenchmarkParse(b *testing.B) {
+	b.Setenv("TEST_BOT_TOKEN", "x")
+	f := File{Name: "config.yaml", Data: []byte(valid)}
+	for b.Loop() {
+		if _, err := Parse(known, f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,61 @@
+# kubechat — run "make help" for the targets.
+GO        ?= go
+TESTBIN   ?= $(CURDIR)/bin/testbin
+GOFLAGS_TEST ?= -race
+export KUBECHAT_TESTBIN := $(TESTBIN)
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*##/ {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/kubechat
+	$(GO) build -o bin/kubechat ./cmd/kubechat
+
+.PHONY: run
+run: testbin ## Start a local control plane (etcd, apiserver, kwok nodes) and run the agent against it
+	$(GO) run ./hack/local
+
+.PHONY: testbin
+testbin: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl and kwok into bin/testbin (cached)
+	TESTBIN=$(TESTBIN) bash hack/testbin.sh
+
+.PHONY: unit
+unit: testbin ## Unit and integration tests (real control plane where needed)
+	$(GO) test $(GOFLAGS_TEST) ./...
+
+.PHONY: test-short
+test-short: ## Unit tests only, without the control plane
+	$(GO) test -short ./...
+
+.PHONY: e2e
+e2e: testbin ## End-to-end tests: the agent against a real control plane
+	$(GO) test $(GOFLAGS_TEST) -tags e2e -count=1 ./e2e/...
+
+.PHONY: test
+test: lint unit e2e ## Everything CI runs: lint, unit and e2e tests
+
+.PHONY: lint
+lint: ## gofmt, go vet (also with the e2e tag) and go mod tidy must be clean
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/...
+	$(GO) mod tidy -diff
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz test for 10s each
+	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 10s ./internal/config/
+
+.PHONY: bench
+bench: ## Print performance figures
+	$(GO) test -run XXX -bench . -benchmem ./...
+
+.PHONY: check-config
+check-config: ## Validate every example in configs/
+	$(GO) run ./cmd/kubechat check-config configs/*.yaml
+
+.PHONY: clean
+clean: ## Remove build output (keeps bin/testbin)
+	rm -f bin/kubechat

@@ -1,0 +1,103 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/event"
+)
+
+// recorder is a chat.Platform that records what it is sent.
+type recorder struct {
+	name string
+	fail error
+	mu   sync.Mutex
+	got  []string
+}
+
+func (r *recorder) Name() string { return r.name }
+func (r *recorder) Post(_ context.Context, to chat.Channel, m chat.Message) (chat.MessageRef, error) {
+	if r.fail != nil {
+		return chat.MessageRef{}, r.fail
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, to.ID+": "+m.Title)
+	return chat.MessageRef{ID: "1"}, nil
+}
+func (r *recorder) Listen(ctx context.Context, _ chat.Handler) error { <-ctx.Done(); return nil }
+
+func TestEmitRoutesBySourceBinding(t *testing.T) {
+	a, b := &recorder{name: "a"}, &recorder{name: "b", fail: errors.New("503")}
+	cfg := &config.Config{Cluster: config.Cluster{Name: "dev"}, Channels: []config.Channel{
+		{Name: "ops", ID: "C1", Platform: "a", Bindings: config.Bindings{Sources: []string{"pods"}}},
+		{Name: "dev", ID: "C2", Platform: "a", Bindings: config.Bindings{Sources: []string{"deploys"}}},
+		{Name: "down", ID: "C3", Platform: "b", Bindings: config.Bindings{Sources: []string{"pods"}}},
+	}}
+	reg := prometheus.NewRegistry()
+	r, err := New(cfg, map[string]chat.Platform{"a": a, "b": b}, reg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+
+	r.Emit(t.Context(), event.Event{Source: "pods", Cluster: "dev", Type: event.Create, Object: event.Object{Kind: "Pod", Namespace: "ns", Name: "p"}})
+	require.Equal(t, []string{"C1: Pod ns/p created"}, a.got)
+	require.InDelta(t, 1, testutil.ToFloat64(r.events.WithLabelValues("in")), 0)
+	require.InDelta(t, 2, testutil.ToFloat64(r.events.WithLabelValues("matched")), 0)
+	require.InDelta(t, 1, testutil.ToFloat64(r.events.WithLabelValues("sent")), 0)
+	require.InDelta(t, 1, testutil.ToFloat64(r.events.WithLabelValues("dropped")), 0)
+}
+
+func TestNewNeedsEveryPlatform(t *testing.T) {
+	cfg := &config.Config{Channels: []config.Channel{{Name: "ops", Platform: "missing"}}}
+	_, err := New(cfg, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	require.EqualError(t, err, `router: channel "ops": platform "missing" is not built`)
+}
+
+func TestRender(t *testing.T) {
+	m := Render(event.Event{Cluster: "prod", Type: event.Error, Level: event.Warn, Reason: "BackOff", Message: "restarting", Count: 3,
+		Object: event.Object{Kind: "Pod", Namespace: "ns", Name: "p"}})
+	require.Equal(t, "Pod ns/p error (BackOff)\nrestarting\nKind: Pod\nName: p\nNamespace: ns\nReason: BackOff\nCount: 3\ncluster: prod", m.PlainText())
+	require.Equal(t, chat.LevelWarning, m.Level)
+}
+
+func TestHandlePing(t *testing.T) {
+	r, err := New(&config.Config{Cluster: config.Cluster{Name: "dev"}}, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	m := r.Handle(t.Context(), chat.Inbound{Text: "ping"})
+	require.Contains(t, m.Title, "pong from cluster dev")
+	m = r.Handle(t.Context(), chat.Inbound{Text: "kubectl get pods"})
+	require.Equal(t, "Unknown command", m.Title)
+}
+
+// BenchmarkEmit measures routing and rendering one event to one channel.
+func BenchmarkEmit(b *testing.B) {
+	cfg := &config.Config{Cluster: config.Cluster{Name: "dev"}, Channels: []config.Channel{
+		{Name: "ops", ID: "C1", Platform: "a", Bindings: config.Bindings{Sources: []string{"pods"}}},
+	}}
+	r, err := New(cfg, map[string]chat.Platform{"a": discard{}}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := event.Event{Source: "pods", Cluster: "dev", Type: event.Create, Object: event.Object{Kind: "Pod", Namespace: "ns", Name: "p"}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Emit(ctx, ev)
+	}
+}
+
+type discard struct{}
+
+func (discard) Name() string { return "a" }
+func (discard) Post(context.Context, chat.Channel, chat.Message) (chat.MessageRef, error) {
+	return chat.MessageRef{}, nil
+}
+func (discard) Listen(ctx context.Context, _ chat.Handler) error { <-ctx.Done(); return nil }

@@ -1,0 +1,92 @@
+package kubernetes
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/event"
+)
+
+func newSource(t *testing.T, ns config.Namespaces, res ...config.Resource) *Source {
+	t.Helper()
+	s, err := New(config.Source{Name: "k8s", Type: "kubernetes", Kubernetes: &config.KubernetesSource{Namespaces: ns, Resources: res}},
+		"dev", nil, slog.New(slog.DiscardHandler), Options{})
+	require.NoError(t, err)
+	return s
+}
+
+func pod(ns, name string, labels map[string]string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("v1")
+	u.SetKind("Pod")
+	u.SetNamespace(ns)
+	u.SetName(name)
+	u.SetLabels(labels)
+	return u
+}
+
+func TestFilters(t *testing.T) {
+	s := newSource(t, config.Namespaces{Exclude: []string{"kube-.*"}},
+		config.Resource{Type: "v1/pods", Events: []string{"create", "delete"}, Name: "web-.*", Labels: "tier!=cache"})
+	r := s.resources[0]
+	for name, tc := range map[string]struct {
+		c    change
+		want bool
+	}{
+		"matching create":     {change{res: r, typ: event.Create, obj: pod("default", "web-1", nil)}, true},
+		"excluded namespace":  {change{res: r, typ: event.Create, obj: pod("kube-system", "web-1", nil)}, false},
+		"exclusion anchored":  {change{res: r, typ: event.Create, obj: pod("my-kube-x", "web-1", nil)}, true},
+		"name not matching":   {change{res: r, typ: event.Create, obj: pod("default", "api-1", nil)}, false},
+		"name anchored":       {change{res: r, typ: event.Create, obj: pod("default", "my-web-1", nil)}, false},
+		"label excluded":      {change{res: r, typ: event.Create, obj: pod("default", "web-1", map[string]string{"tier": "cache"})}, false},
+		"update not selected": {change{res: r, typ: event.Update, obj: pod("default", "web-1", nil)}, false},
+		"delete selected":     {change{res: r, typ: event.Delete, obj: pod("default", "web-1", nil)}, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ev, ok := s.toEvent(tc.c)
+			require.Equal(t, tc.want, ok)
+			if ok {
+				require.Equal(t, "dev", ev.Cluster)
+				require.Equal(t, "k8s", ev.Source)
+				require.Equal(t, tc.c.obj.GetName(), ev.Object.Name)
+			}
+		})
+	}
+}
+
+func TestWarningEventsReportTheirObject(t *testing.T) {
+	s := newSource(t, config.Namespaces{}, config.Resource{Type: "v1/events", Events: []string{"error"}})
+	r := s.resources[0]
+	ev := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Event",
+		"metadata":       map[string]any{"namespace": "default", "name": "web-1.abc"},
+		"type":           "Warning",
+		"reason":         "BackOff",
+		"message":        "Back-off restarting failed container ",
+		"involvedObject": map[string]any{"apiVersion": "v1", "kind": "Pod", "namespace": "default", "name": "web-1"},
+	}}
+	got, ok := s.toEvent(change{res: r, typ: event.Create, obj: ev})
+	require.True(t, ok)
+	require.Equal(t, event.Error, got.Type)
+	require.Equal(t, event.Warn, got.Level)
+	require.Equal(t, event.Object{APIVersion: "v1", Kind: "Pod", Namespace: "default", Name: "web-1"}, got.Object)
+	require.Equal(t, "BackOff", got.Reason)
+	require.Equal(t, "Back-off restarting failed container", got.Message)
+
+	normal := ev.DeepCopy()
+	normal.Object["type"] = "Normal"
+	_, ok = s.toEvent(change{res: r, typ: event.Create, obj: normal})
+	require.False(t, ok, "Normal events are not errors")
+	_, ok = s.toEvent(change{res: r, typ: event.Delete, obj: ev})
+	require.False(t, ok, "an Event's own deletion is not news")
+}
+
+func TestNewRejectsBadFilters(t *testing.T) {
+	_, err := New(config.Source{Name: "k8s", Kubernetes: &config.KubernetesSource{Resources: []config.Resource{{Type: "v1/pods", Name: "("}}}},
+		"dev", nil, slog.New(slog.DiscardHandler), Options{})
+	require.ErrorContains(t, err, `kubernetes source "k8s": resources[0]: invalid regular expression "("`)
+}
