@@ -19,8 +19,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"flag"
-	"maps"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -41,8 +41,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/utils/ptr"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
 )
 
 //go:embed stages.yaml
@@ -88,7 +88,7 @@ type Env struct {
 	tokens  map[string]string
 	etcdURL string
 	procs   []*process
-	once   sync.Once
+	once    sync.Once
 }
 
 // BinDir finds the directory of the test binaries.
