@@ -3,7 +3,12 @@
 // and one line here.
 package plugins
 
-import "github.com/kubechat/kubechat/internal/executor"
+import (
+	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/plugins/kubectl"
+)
 
 // Executors maps an executor type, as written in config, to its factory.
-var Executors = map[string]executor.Factory{}
+var Executors = map[string]executor.Factory{
+	"kubectl": kubectl.New,
+}

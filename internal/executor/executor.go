@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"k8s.io/client-go/rest"
 
@@ -26,9 +27,46 @@ type Executor interface {
 
 // Request is one parsed command; Args is argv after the executor name, never a shell string.
 type Request struct {
-	Args      []string
+	Args []string
+	// Namespace is the policy's default namespace, used when Args name none.
 	Namespace string
 	Caller    Caller
+	// Identity is who the executor acts as in Kubernetes (impersonation).
+	// Executors refuse to run without one: the agent's own identity is never used.
+	Identity Identity
+	// MaxOutputBytes caps the output; past it, Result.Truncated is set.
+	MaxOutputBytes int
+}
+
+// Identity is a Kubernetes user and groups to impersonate.
+type Identity struct {
+	User   string
+	Groups []string
+}
+
+// String renders "user (groups: a, b)".
+func (i Identity) String() string {
+	if len(i.Groups) == 0 {
+		return i.User
+	}
+	return i.User + " (groups: " + strings.Join(i.Groups, ", ") + ")"
+}
+
+// Action is what a command would do, as far as policy cares. Executors that
+// implement Analyzer describe their commands so that the router can check
+// them before anything runs.
+type Action struct {
+	Verb          string
+	Resource      string
+	Namespace     string
+	AllNamespaces bool
+	// Streaming is set for commands that never end on their own (logs -f, --watch).
+	Streaming bool
+}
+
+// Analyzer is implemented by executors whose commands policy can inspect.
+type Analyzer interface {
+	Analyze(args []string) (Action, error)
 }
 
 // Caller is who asked, for policy, impersonation and audit.
@@ -41,8 +79,15 @@ type Caller struct {
 
 // Result is what the router renders back into the channel.
 type Result struct {
-	Output    string
+	// Output is the command's standard output.
+	Output string
+	// Errors is its standard error.
+	Errors string
+	// ExitCode is 0 on success.
+	ExitCode  int
 	Truncated bool
+	// Forbidden is set when Kubernetes RBAC refused a request of the command.
+	Forbidden bool
 }
 
 // Deps are what the app hands every executor factory.

@@ -1,0 +1,165 @@
+// Package redact keeps secret values out of anything the agent shows: it
+// collects the values of Kubernetes Secrets as they pass through a client's
+// transport, and replaces them (raw and base64-encoded) with "***" in output.
+package redact
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Mask replaces every secret value.
+const Mask = "***"
+
+// MinRawLength is the shortest decoded value replaced as free text: shorter
+// values ("1", "true") would mangle unrelated output. Their base64 forms,
+// which is how they appear in Secret manifests, are always replaced.
+const MinRawLength = 4
+
+// Set is a concurrency-safe set of secret values.
+type Set struct {
+	mu     sync.Mutex
+	values map[string]struct{}
+}
+
+// NewSet returns an empty set.
+func NewSet() *Set { return &Set{values: map[string]struct{}{}} }
+
+// Add records a secret value. Its base64 encodings are recorded too.
+func (s *Set) Add(value string) {
+	if value == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(value) >= MinRawLength {
+		s.values[value] = struct{}{}
+		// Multi-line values (certificates) also show up line by line.
+		for _, line := range strings.Split(value, "\n") {
+			if line = strings.TrimSpace(line); len(line) >= 16 {
+				s.values[line] = struct{}{}
+			}
+		}
+	}
+	s.values[base64.StdEncoding.EncodeToString([]byte(value))] = struct{}{}
+}
+
+// AddBase64 records a value given in base64, as in a Secret's data.
+func (s *Set) AddBase64(encoded string) {
+	s.mu.Lock()
+	if encoded != "" {
+		s.values[encoded] = struct{}{}
+	}
+	s.mu.Unlock()
+	if raw, err := base64.StdEncoding.DecodeString(encoded); err == nil {
+		s.Add(string(raw))
+	}
+}
+
+// Len is the number of recorded strings.
+func (s *Set) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.values)
+}
+
+// Redact replaces every recorded value in text with Mask, longest first.
+func (s *Set) Redact(text string) string {
+	s.mu.Lock()
+	vals := make([]string, 0, len(s.values))
+	for v := range s.values {
+		vals = append(vals, v)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(vals, func(a, b string) int { return len(b) - len(a) })
+	for _, v := range vals {
+		text = strings.ReplaceAll(text, v, Mask)
+	}
+	return text
+}
+
+// Transport wraps rt so that every Secret in a JSON response body (a Secret,
+// a list, or a Table with objects) has its values added to set. The body
+// itself is passed on unchanged.
+func Transport(set *Set, rt http.RoundTripper) http.RoundTripper {
+	return roundTripper{set: set, next: rt}
+}
+
+type roundTripper struct {
+	set  *Set
+	next http.RoundTripper
+}
+
+// maxScan bounds the bytes of one response inspected for secrets.
+const maxScan = 64 << 20
+
+func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || resp.Body == nil || !strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		return resp, err
+	}
+	if strings.Contains(req.URL.RawQuery, "watch=true") || req.URL.Query().Get("follow") == "true" {
+		return resp, nil // streams are not buffered; watches of Secrets are refused by policy
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxScan+1))
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if bytes.Contains(body, []byte(`"Secret`)) || bytes.Contains(body, []byte(`"data"`)) {
+		var v any
+		if json.Unmarshal(body, &v) == nil {
+			t.collect(v, false)
+		}
+	}
+	return resp, nil
+}
+
+// collect walks a decoded JSON value and records the data of every object
+// that is a Secret (by kind, or as an item of a SecretList).
+func (t roundTripper) collect(v any, isSecret bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		kind, _ := x["kind"].(string)
+		if kind == "Secret" {
+			isSecret = true
+		}
+		if isSecret {
+			if data, ok := x["data"].(map[string]any); ok {
+				for _, val := range data {
+					if s, ok := val.(string); ok {
+						t.set.AddBase64(s)
+					}
+				}
+			}
+			if data, ok := x["stringData"].(map[string]any); ok {
+				for _, val := range data {
+					if s, ok := val.(string); ok {
+						t.set.Add(s)
+					}
+				}
+			}
+		}
+		itemsAreSecrets := kind == "SecretList"
+		for k, child := range x {
+			switch {
+			case k == "items" && itemsAreSecrets:
+				t.collect(child, true)
+			case k == "data" || k == "stringData":
+			default:
+				t.collect(child, false)
+			}
+		}
+	case []any:
+		for _, child := range x {
+			t.collect(child, isSecret)
+		}
+	}
+}

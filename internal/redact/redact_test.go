@@ -1,0 +1,46 @@
+package redact
+
+import (
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestRedact(t *testing.T) {
+	s := NewSet()
+	s.AddBase64(base64.StdEncoding.EncodeToString([]byte("hunter22")))
+	s.Add("x") // too short to replace as text, but its base64 is replaced
+	require.Equal(t, "password: ***\nraw: ***\nx stays\nb64 of x: ***",
+		s.Redact("password: aHVudGVyMjI=\nraw: hunter22\nx stays\nb64 of x: eA=="))
+}
+
+func TestTransportCollectsSecrets(t *testing.T) {
+	bodies := map[string]string{
+		"/secret":  `{"kind":"Secret","data":{"a":"` + base64.StdEncoding.EncodeToString([]byte("s3cr3t-one")) + `"},"stringData":{"b":"plain-two"}}`,
+		"/list":    `{"kind":"SecretList","items":[{"data":{"c":"` + base64.StdEncoding.EncodeToString([]byte("third-value")) + `"}}]}`,
+		"/table":   `{"kind":"Table","rows":[{"object":{"kind":"Secret","data":{"d":"` + base64.StdEncoding.EncodeToString([]byte("fourth-val")) + `"}}}]}`,
+		"/cm":      `{"kind":"ConfigMap","data":{"e":"not-secret"}}`,
+		"/podlist": `{"kind":"PodList","items":[{"data":{"f":"bm90LXNlY3JldA=="}}]}`,
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, bodies[r.URL.Path])
+	}))
+	defer srv.Close()
+	set := NewSet()
+	c := &http.Client{Transport: Transport(set, http.DefaultTransport)}
+	for path, want := range bodies {
+		resp, err := c.Get(srv.URL + path)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, want, string(b), "the body passes unchanged")
+	}
+	out := set.Redact("s3cr3t-one plain-two third-value fourth-val not-secret")
+	require.Equal(t, "*** *** *** *** not-secret", out)
+}

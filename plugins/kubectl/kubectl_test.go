@@ -1,0 +1,235 @@
+package kubectl
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { testenv.Main(m, &env, testenv.Options{}) }
+
+const ns = "kubectl-test"
+
+// viewer may read everything in the test namespace, Secrets included, and list nodes.
+var viewer = executor.Identity{User: "viewer", Groups: []string{"viewers"}}
+
+var setupOnce = map[string]bool{}
+
+func setup(t *testing.T) {
+	t.Helper()
+	testenv.Skip(t, env)
+	if setupOnce[ns] {
+		return
+	}
+	ctx := t.Context()
+	require.NoError(t, env.CreateNamespace(ctx, ns))
+	c := env.Client
+	for _, d := range []string{"web", "api"} {
+		_, err := c.AppsV1().Deployments(ns).Create(ctx, testenv.Deployment(d, nil), metav1.CreateOptions{})
+		require.NoError(t, err)
+		_, err = env.WaitForPod(ctx, ns, "app="+d, testenv.PodReady)
+		require.NoError(t, err)
+	}
+	_, err := c.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = c.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings"}, Data: map[string]string{"mode": "fast"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = c.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		Data: map[string][]byte{"password": []byte("hunter2-very-secret"), "user": []byte("admin-user")}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = c.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "viewers-admin"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "admin"},
+		Subjects:   []rbacv1.Subject{{Kind: "Group", Name: "viewers"}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = c.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-viewer"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes", "namespaces", "pods"}, Verbs: []string{"get", "list"}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = c.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "viewers-nodes"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "node-viewer"},
+		Subjects:   []rbacv1.Subject{{Kind: "Group", Name: "viewers"}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	setupOnce[ns] = true
+}
+
+func newExecutor(t *testing.T) *Executor {
+	t.Helper()
+	e, err := New("kubectl", config.Raw{}, executor.Deps{RESTConfig: env.Config})
+	require.NoError(t, err)
+	return e.(*Executor)
+}
+
+// realKubectl runs the kubectl binary built from the same version, as the same identity.
+func realKubectl(t *testing.T, id executor.Identity, args ...string) (string, string) {
+	t.Helper()
+	bin, err := testenv.BinDir()
+	require.NoError(t, err)
+	full := []string{"--kubeconfig", env.Kubeconfig(), "--as", id.User}
+	for _, g := range id.Groups {
+		full = append(full, "--as-group", g)
+	}
+	cmd := exec.Command(filepath.Join(bin, "kubectl"), append(full, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	_ = cmd.Run()
+	return out.String(), errb.String()
+}
+
+// TestOutputMatchesRealKubectl: the in-process executor prints exactly what
+// the kubectl binary prints for the same command and identity.
+func TestOutputMatchesRealKubectl(t *testing.T) {
+	setup(t)
+	e := newExecutor(t)
+	pods, err := env.Client.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: "app=web"})
+	require.NoError(t, err)
+	pod := pods.Items[0].Name
+	commands := [][]string{
+		{"get", "pods", "-n", ns},
+		{"get", "pods", "-n", ns, "-o", "wide"},
+		{"get", "pods", "-n", ns, "-o", "yaml"},
+		{"get", "pods", "-n", ns, "-o", "json"},
+		{"get", "pods", "-n", ns, "-l", "app=web"},
+		{"get", "pods", "-n", ns, "-l", "app in (web,api)", "-o", "name"},
+		{"get", "pods", "-n", ns, "--show-labels"},
+		{"get", "pods", "-A"},
+		{"get", "pods", "--all-namespaces", "-o", "wide"},
+		{"get", "pods", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}"},
+		{"get", "pods", "-n", ns, "-o", "custom-columns=NAME:.metadata.name,NODE:.spec.nodeName"},
+		{"get", "deployments", "-n", ns},
+		{"get", "deploy", "web", "-n", ns, "-o", "yaml"},
+		{"get", "deploy,svc,cm", "-n", ns},
+		{"get", "svc", "web", "-n", ns, "-o", "json"},
+		{"get", "nodes"},
+		{"get", "nodes", "-o", "wide"},
+		{"get", "namespaces"},
+		{"describe", "deployment", "web", "-n", ns},
+		{"describe", "pod", pod, "-n", ns},
+		{"describe", "configmap", "settings", "-n", ns},
+		{"describe", "node", env.Nodes[0]},
+		{"get", "pod", "does-not-exist", "-n", ns},
+	}
+	for _, args := range commands {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			// AGE columns tick: retry until both ran within the same second.
+			var got executor.Result
+			var wantOut, wantErr string
+			for range 3 {
+				ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+				got, err = e.Execute(ctx, executor.Request{Args: args, Identity: viewer})
+				cancel()
+				require.NoError(t, err)
+				wantOut, wantErr = realKubectl(t, viewer, args...)
+				if got.Output == wantOut && got.Errors == wantErr {
+					break
+				}
+			}
+			require.Equal(t, wantOut, got.Output)
+			require.Equal(t, wantErr, got.Errors)
+			require.NotEmpty(t, got.Output+got.Errors)
+		})
+	}
+}
+
+func TestSecretValuesAreMasked(t *testing.T) {
+	setup(t)
+	e := newExecutor(t)
+	for _, args := range [][]string{
+		{"get", "secret", "db", "-o", "yaml"},
+		{"get", "secret", "db", "-o", "json"},
+		{"get", "secrets", "-o", "yaml"},
+		{"get", "secret", "db", "-o", "jsonpath={.data.password}"},
+		{"get", "secret", "db", "-o", "go-template={{.data.password | base64decode}}"},
+		{"describe", "secret", "db"},
+		{"get", "secret", "db"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			res, err := e.Execute(t.Context(), executor.Request{Args: args, Namespace: ns, Identity: viewer})
+			require.NoError(t, err)
+			require.Equal(t, 0, res.ExitCode, res.Errors)
+			all := res.Output + res.Errors
+			for _, secret := range []string{"hunter2-very-secret", "aHVudGVyMi12ZXJ5LXNlY3JldA==", "admin-user", "YWRtaW4tdXNlcg=="} {
+				require.NotContains(t, all, secret)
+			}
+			if strings.Contains(strings.Join(args, " "), "{{") || strings.Contains(strings.Join(args, " "), "jsonpath") {
+				require.Equal(t, "***", res.Output, "the value alone is masked whole")
+			} else {
+				require.Contains(t, all, "db")
+			}
+		})
+	}
+	res, err := e.Execute(t.Context(), executor.Request{Args: []string{"get", "secret", "db", "-o", "yaml"}, Namespace: ns, Identity: viewer})
+	require.NoError(t, err)
+	require.Contains(t, res.Output, "password: ***")
+}
+
+func TestRBACIsEnforcedByImpersonation(t *testing.T) {
+	setup(t)
+	e := newExecutor(t)
+	res, err := e.Execute(t.Context(), executor.Request{Args: []string{"delete", "pod", "x", "-n", "default"}, Identity: viewer})
+	require.NoError(t, err)
+	require.True(t, res.Forbidden)
+	require.Equal(t, 1, res.ExitCode)
+	require.Contains(t, res.Errors, `User "viewer" cannot delete resource "pods" in API group "" in the namespace "default"`)
+
+	_, err = e.Execute(t.Context(), executor.Request{Args: []string{"get", "pods"}})
+	require.ErrorIs(t, err, executor.ErrDenied, "no identity, no run")
+}
+
+func TestAnalyze(t *testing.T) {
+	testenv.Skip(t, env) // builds the real command tree; no cluster needed, but keep -short fast
+	e := newExecutor(t)
+	for args, want := range map[string]executor.Action{
+		"get pods":                        {Verb: "get", Resource: "pods"},
+		"get -o wide pods -n kube-system": {Verb: "get", Resource: "pods", Namespace: "kube-system"},
+		"get deploy/web --namespace=x":    {Verb: "get", Resource: "deploy", Namespace: "x"},
+		"get pods -A":                     {Verb: "get", Resource: "pods", AllNamespaces: true},
+		"get pods -w":                     {Verb: "get", Resource: "pods", Streaming: true},
+		"logs -f web":                     {Verb: "logs", Streaming: true},
+		"rollout restart deploy/web":      {Verb: "rollout restart", Resource: "deploy"},
+		"delete pod x":                    {Verb: "delete", Resource: "pod"},
+		"auth can-i list pods":            {Verb: "auth can-i"},
+	} {
+		t.Run(args, func(t *testing.T) {
+			got, err := e.Analyze(strings.Fields(args))
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+		})
+	}
+	for args, want := range map[string]string{
+		"":                              "kubectl needs a subcommand",
+		"frobnicate":                    `unknown kubectl command "frobnicate"`,
+		"exec -it web -- sh":            "kubectl exec is not available in chat: it needs an interactive terminal",
+		"get pods --as admin":           "the flag --as is not allowed",
+		"get pods --kubeconfig /x":      "the flag --kubeconfig is not allowed",
+		"get pods --server=http://evil": "the flag --server is not allowed",
+		"get pods --bogus":              "kubectl get: unknown flag: --bogus",
+	} {
+		t.Run("refuse "+args, func(t *testing.T) {
+			_, err := e.Analyze(strings.Fields(args))
+			require.ErrorContains(t, err, want)
+		})
+	}
+}
