@@ -47,10 +47,11 @@ lint: ## gofmt, go vet (also with the e2e tag) and go mod tidy must be clean
 .PHONY: fuzz
 fuzz: ## Run every fuzz test for 10s each
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 10s ./internal/config/
+	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 10s ./internal/command/
 
 .PHONY: bench
-bench: ## Print performance figures
-	$(GO) test -run XXX -bench . -benchmem ./...
+bench: testbin ## Print performance figures (kubectl get pods round trip p50/p99 against the real API server, config parse, routing)
+	$(GO) test -run XXX -bench . -benchmem ./internal/...
 
 .PHONY: check-config
 check-config: ## Validate every example in configs/

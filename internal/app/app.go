@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/kubechat/kubechat/internal/buildinfo"
@@ -30,7 +31,8 @@ import (
 	"github.com/kubechat/kubechat/internal/httpserver"
 	"github.com/kubechat/kubechat/internal/router"
 	"github.com/kubechat/kubechat/internal/source"
-	"github.com/kubechat/kubechat/internal/source/kubernetes"
+	k8ssource "github.com/kubechat/kubechat/internal/source/kubernetes"
+	"github.com/kubechat/kubechat/internal/state"
 	"github.com/kubechat/kubechat/plugins"
 )
 
@@ -63,6 +65,7 @@ type App struct {
 	platforms []chat.Platform
 	sources   []source.Source
 	router    *router.Router
+	state     *state.Store
 }
 
 // New builds every part of the agent from cfg. It binds the HTTP port but
@@ -84,10 +87,27 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	for _, p := range cfg.Platforms {
 		a.platforms = append(a.platforms, byName[p.Name])
 	}
-	if _, err := buildExecutors(cfg, executor.Deps{Log: log, RESTConfig: opts.RESTConfig, Cluster: cfg.Cluster.Name}); err != nil {
+	execs, err := buildExecutors(cfg, executor.Deps{Log: log, RESTConfig: opts.RESTConfig, Cluster: cfg.Cluster.Name})
+	if err != nil {
 		return nil, err
 	}
-	if a.router, err = router.New(cfg, byName, a.registry, log); err != nil {
+	ropts := router.Options{Executors: execs, Health: a.health}
+	if opts.RESTConfig != nil {
+		cs, err := kubernetes.NewForConfig(opts.RESTConfig)
+		if err != nil {
+			return nil, fmt.Errorf("cluster client: %w", err)
+		}
+		a.state = state.New(cs, cfg.Cluster.Namespace, "kubechat-state")
+		ropts.State = a.state
+		ropts.KubernetesVersion = func(context.Context) (string, error) {
+			v, err := cs.Discovery().ServerVersion()
+			if err != nil {
+				return "", err
+			}
+			return v.GitVersion, nil
+		}
+	}
+	if a.router, err = router.New(cfg, byName, ropts, a.registry, log); err != nil {
 		return nil, err
 	}
 	for _, sc := range cfg.Sources {
@@ -103,7 +123,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		}
 		name := "source/" + sc.Name
 		a.health.Register(name)
-		s, err := kubernetes.New(sc, cfg.Cluster.Name, client, log, kubernetes.Options{
+		s, err := k8ssource.New(sc, cfg.Cluster.Name, client, log, k8ssource.Options{
 			OnSynced: func() { a.health.SetReady(name, true) },
 		})
 		if err != nil {
@@ -171,6 +191,11 @@ func (a *App) HTTPAddr() string { return a.http.Addr() }
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("kubechat starting", "version", buildinfo.String(), "cluster", a.cfg.Cluster.Name,
 		"platforms", len(a.platforms), "sources", len(a.sources))
+	if a.state != nil {
+		if err := a.state.Load(ctx); err != nil {
+			return err
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.http.Start(gctx, a.cfg.HTTP.ShutdownTimeout.D()) })
 	for _, s := range a.sources {

@@ -26,6 +26,7 @@ type Config struct {
 	Executors []Executor        `yaml:"executors"`
 	Actions   []Action          `yaml:"actions"`
 	Aliases   map[string]string `yaml:"aliases"`
+	Users     []User            `yaml:"users"`
 
 	// Files lists the files this config was merged from, in order.
 	Files []string `yaml:"-"`
@@ -38,6 +39,8 @@ type Cluster struct {
 	Name string `yaml:"name"`
 	// Kubeconfig is used when the agent does not run in a pod and --kubeconfig is not given.
 	Kubeconfig string `yaml:"kubeconfig"`
+	// Namespace is where the agent keeps its state ConfigMap (default: kubechat).
+	Namespace string `yaml:"namespace"`
 }
 
 // Log selects the log format and level.
@@ -70,6 +73,28 @@ type Channel struct {
 	Platform string   `yaml:"platform"`
 	ID       string   `yaml:"id"` // the platform's channel id or name; defaults to Name
 	Bindings Bindings `yaml:"bindings"`
+	// Identity is who commands from this channel act as in Kubernetes,
+	// unless the user has a mapping in Users.
+	Identity *Identity `yaml:"identity"`
+}
+
+// Identity is a Kubernetes identity to impersonate: a ServiceAccount
+// ("namespace/name"), or a user with groups.
+type Identity struct {
+	ServiceAccount string   `yaml:"serviceAccount"`
+	User           string   `yaml:"user"`
+	Groups         []string `yaml:"groups"`
+}
+
+// User maps one chat user to a Kubernetes identity and kubechat role.
+type User struct {
+	// Platform is the platform instance name; ID is the user's id there.
+	Platform string `yaml:"platform"`
+	ID       string `yaml:"id"`
+	// Identity, when set, replaces the channel's identity for this user's commands.
+	Identity *Identity `yaml:"identity"`
+	// Admin allows the admin built-ins (notifications on|off, show config).
+	Admin bool `yaml:"admin"`
 }
 
 // Bindings connects a channel to the sources it hears and the executors it may run.
@@ -187,6 +212,9 @@ const (
 )
 
 func (c *Config) withDefaults() {
+	if c.Cluster.Namespace == "" {
+		c.Cluster.Namespace = "kubechat"
+	}
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}

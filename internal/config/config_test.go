@@ -24,6 +24,8 @@ channels:
     bindings:
       sources: [pods]
       executors: [kubectl]
+    identity:
+      serviceAccount: kubechat/ops
 sources:
   - name: pods
     type: kubernetes
@@ -84,9 +86,9 @@ func TestBadConfig(t *testing.T) {
 		want          string
 	}{
 		"unknown top-level key": {"cluster:\n", "clustr:\n  name: x\ncluster:\n",
-			`config.yaml:1: clustr: unknown field "clustr" (known: cluster, log, http, platforms, channels, sources, executors, actions, aliases)`},
+			`config.yaml:1: clustr: unknown field "clustr" (known: cluster, log, http, platforms, channels, sources, executors, actions, aliases, users)`},
 		"unknown nested key": {"      events: [create, error]\n", "      events: [create, error]\n          lables: x\n",
-			`config.yaml:23: sources[0].kubernetes.resources[0].lables: unknown field "lables"`},
+			`config.yaml:25: sources[0].kubernetes.resources[0].lables: unknown field "lables"`},
 		"unknown executor reference": {"executors: [kubectl]", "executors: [kubctl]",
 			`config.yaml:13: channels[0].bindings.executors[0]: unknown executor "kubctl" (known: kubectl)`},
 		"unknown source reference": {"sources: [pods]", "sources: [pod]",
@@ -96,19 +98,19 @@ func TestBadConfig(t *testing.T) {
 		"unknown platform type": {"type: slack", "type: slak",
 			`config.yaml:5: platforms[0].type: unknown platform type "slak" (known: log, slack)`},
 		"unknown executor type": {"  - type: kubectl", "  - type: kubeclt",
-			`config.yaml:25: executors[0].type: unknown executor type "kubeclt" (known: flux, helm, kubectl)`},
+			`config.yaml:27: executors[0].type: unknown executor type "kubeclt" (known: flux, helm, kubectl)`},
 		"bad regex": {`exclude: ["kube-.*"]`, `exclude: ["kube-(.*"]`,
-			`config.yaml:19: sources[0].kubernetes.namespaces.exclude[0]: invalid regular expression "kube-(.*": missing closing ): ` + "`^(?:kube-(.*)$`"},
+			`config.yaml:21: sources[0].kubernetes.namespaces.exclude[0]: invalid regular expression "kube-(.*": missing closing ): ` + "`^(?:kube-(.*)$`"},
 		"bad event type": {"events: [create, error]", "events: [create, crash]",
-			`config.yaml:22: sources[0].kubernetes.resources[0].events[1]: unknown event type "crash" (known: create, update, delete, error)`},
+			`config.yaml:24: sources[0].kubernetes.resources[0].events[1]: unknown event type "crash" (known: create, update, delete, error)`},
 		"bad resource": {"type: v1/pods", "type: pods",
-			`config.yaml:21: sources[0].kubernetes.resources[0].type: resource "pods" must be [group/]version/resource`},
+			`config.yaml:23: sources[0].kubernetes.resources[0].type: resource "pods" must be [group/]version/resource`},
 		"bad label selector": {"labels: app=web", "labels: app==web,,",
-			`config.yaml:23: sources[0].kubernetes.resources[0].labels: invalid label selector "app==web,,"`},
+			`config.yaml:25: sources[0].kubernetes.resources[0].labels: invalid label selector "app==web,,"`},
 		"wrong type": {"      verbs: [get, describe]", "      verbs: get",
-			`config.yaml:27: executors[0].policy.verbs: expected a list, got "get"`},
+			`config.yaml:29: executors[0].policy.verbs: expected a list, got "get"`},
 		"bad duration": {"      verbs: [get, describe]", "      verbs: [get]\n      timeout: 30 seconds",
-			`config.yaml:28: executors[0].policy.timeout: invalid duration "30 seconds" (use a value like 30s or 2m)`},
+			`config.yaml:30: executors[0].policy.timeout: invalid duration "30 seconds" (use a value like 30s or 2m)`},
 		"inline secret": {"${TEST_BOT_TOKEN}", "xoxb-inline",
 			`config.yaml:7: platforms[0].settings.botToken: inline secret values are not allowed`},
 		"unset secret env": {"${TEST_BOT_TOKEN}", "${TEST_UNSET_VARIABLE}",
@@ -120,13 +122,13 @@ func TestBadConfig(t *testing.T) {
 		"bad listen address": {"cluster:\n", "http:\n  listen: localhost\ncluster:\n",
 			`config.yaml:2: http.listen: "localhost" is not a host:port address`},
 		"default namespace not allowed": {"      namespaces: [default]", "      namespaces: [default]\n      defaultNamespace: prod",
-			`config.yaml:29: executors[0].policy.defaultNamespace: "prod" is not among the allowed namespaces (default)`},
+			`config.yaml:31: executors[0].policy.defaultNamespace: "prod" is not among the allowed namespaces (default)`},
 		"bad alias": {"  k: kubectl", "  K!: kubectl",
-			`config.yaml:30: aliases.K!: alias "K!" must be lower case letters, digits and dashes`},
+			`config.yaml:32: aliases.K!: alias "K!" must be lower case letters, digits and dashes`},
 		"syntax error": {"channels:\n", "channels:\n\t- bad\n",
 			`config.yaml:9: found character that cannot start any token`},
 		"source block mismatch": {"    type: kubernetes\n", "    type: alertmanager\n",
-			`config.yaml:18: sources[0].kubernetes: is set, but the source type is "alertmanager"`},
+			`config.yaml:20: sources[0].kubernetes: is set, but the source type is "alertmanager"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			require.Contains(t, valid, tc.replace, "test case does not apply")
@@ -260,4 +262,25 @@ func BenchmarkParse(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestIdentityRules(t *testing.T) {
+	t.Setenv("TEST_BOT_TOKEN", "x")
+	for with, want := range map[string]string{
+		"      serviceAccount: kubechat":                   `channels[0].identity.serviceAccount: "kubechat" is not namespace/name`,
+		"      user: system:admin":                         `channels[0].identity.user: "system:admin" is a system identity`,
+		"      user: ops\n      groups: [system:masters]": `channels[0].identity.groups[0]: system:masters bypasses RBAC`,
+		"      groups: [ops]":                              `channels[0].identity: needs serviceAccount (namespace/name) or user`,
+		"      serviceAccount: a/b\n      user: c":         `channels[0].identity: set either serviceAccount or user/groups, not both`,
+	} {
+		_, err := parse(t, strings.Replace(valid, "      serviceAccount: kubechat/ops", with, 1))
+		require.ErrorContains(t, err, want)
+	}
+	_, err := parse(t, strings.Replace(valid, "    identity:\n      serviceAccount: kubechat/ops\n", "", 1))
+	require.ErrorContains(t, err, "config.yaml:9: channels[0].identity: is required when executors are bound")
+
+	users := valid + "users:\n  - platform: ops\n    id: U1\n    admin: true\n  - platform: ops\n    id: U1\n  - platform: nope\n    id: U2\n"
+	_, err = parse(t, users)
+	require.ErrorContains(t, err, `users[1].id: user "U1" on "ops" is mapped twice (also users[0])`)
+	require.ErrorContains(t, err, `users[2].platform: unknown platform "nope" (known: ops)`)
 }

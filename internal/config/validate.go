@@ -55,6 +55,27 @@ func (c *Config) validate(known Known) error {
 		for j, a := range ch.Bindings.Actions {
 			v.oneOf(fmt.Sprintf("%s.bindings.actions[%d]", path, j), a, actions, "action")
 		}
+		if ch.Identity != nil {
+			v.identity(path+".identity", *ch.Identity)
+		} else if len(ch.Bindings.Executors) > 0 {
+			v.add(path+".identity", "is required when executors are bound: commands run as this Kubernetes identity (serviceAccount or user)")
+		}
+	}
+	seenUsers := map[string]int{}
+	for i, u := range c.Users {
+		path := fmt.Sprintf("users[%d]", i)
+		v.oneOf(path+".platform", u.Platform, platforms, "platform")
+		if u.ID == "" {
+			v.add(path+".id", "is required (the user's id on the platform)")
+		}
+		key := u.Platform + "/" + u.ID
+		if j, dup := seenUsers[key]; dup {
+			v.add(path+".id", "user %q on %q is mapped twice (also users[%d])", u.ID, u.Platform, j)
+		}
+		seenUsers[key] = i
+		if u.Identity != nil {
+			v.identity(path+".identity", *u.Identity)
+		}
 	}
 	aliasNames := slices.Sorted(maps.Keys(c.Aliases))
 	for _, name := range aliasNames {
@@ -238,6 +259,27 @@ func (v *validator) executor(path string, e Executor, known Known) {
 		!slices.Contains(p.Namespaces, "*") && !slices.Contains(p.Namespaces, p.DefaultNamespace) {
 		v.add(path+".policy.defaultNamespace", "%q is not among the allowed namespaces (%s)",
 			p.DefaultNamespace, strings.Join(p.Namespaces, ", "))
+	}
+}
+
+func (v *validator) identity(path string, id Identity) {
+	switch {
+	case id.ServiceAccount != "" && (id.User != "" || len(id.Groups) > 0):
+		v.add(path, "set either serviceAccount or user/groups, not both")
+	case id.ServiceAccount != "":
+		ns, name, ok := strings.Cut(id.ServiceAccount, "/")
+		if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+			v.add(path+".serviceAccount", "%q is not namespace/name", id.ServiceAccount)
+		}
+	case id.User == "":
+		v.add(path, "needs serviceAccount (namespace/name) or user")
+	case strings.HasPrefix(id.User, "system:") && !strings.HasPrefix(id.User, "system:serviceaccount:"):
+		v.add(path+".user", "%q is a system identity; use a dedicated user or a ServiceAccount", id.User)
+	}
+	for i, g := range id.Groups {
+		if g == "system:masters" {
+			v.add(fmt.Sprintf("%s.groups[%d]", path, i), "system:masters bypasses RBAC; grant a ClusterRole to a dedicated group instead")
+		}
 	}
 }
 

@@ -6,28 +6,54 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"github.com/kubechat/kubechat/internal/buildinfo"
 	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/command"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/event"
+	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/internal/health"
 )
 
 // PostTimeout bounds one delivery attempt.
 const PostTimeout = 15 * time.Second
 
-// Router routes events to channels by their source bindings.
+// Router routes events to channels by their source bindings, and commands
+// from channels to executors.
 type Router struct {
-	cluster   string
-	platforms map[string]chat.Platform
-	bySource  map[string][]binding
-	log       *slog.Logger
-	events    *prometheus.CounterVec
+	cfg        *config.Config
+	cluster    string
+	opts       Options
+	platforms  map[string]chat.Platform
+	bySource   map[string][]binding
+	channels   map[string]*channel // by platform + channel id
+	users      map[string]config.User
+	aliases    command.Aliases
+	log        *slog.Logger
+	events     *prometheus.CounterVec
+	cmdMetrics commandMetrics
+}
+
+// Options are the router's optional parts.
+type Options struct {
+	// Executors are the built executors by configured name.
+	Executors map[string]executor.Executor
+	// State persists per-channel switches (notifications on|off).
+	State StateStore
+	// Health reports the agent's parts for "status".
+	Health *health.Tracker
+	// KubernetesVersion reports the API server version for "ping".
+	KubernetesVersion func(context.Context) (string, error)
+}
+
+// StateStore is the persisted key-value state (a ConfigMap in the cluster).
+type StateStore interface {
+	Get(key string) (string, bool)
+	Set(ctx context.Context, key, value string) error
 }
 
 type binding struct {
@@ -36,12 +62,25 @@ type binding struct {
 }
 
 // New builds a router over the configured channels. Every channel's platform must be in platforms.
-func New(cfg *config.Config, platforms map[string]chat.Platform, reg prometheus.Registerer, log *slog.Logger) (*Router, error) {
+func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, reg prometheus.Registerer, log *slog.Logger) (*Router, error) {
+	aliases, err := command.ParseAliases(cfg.Aliases)
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	if _, ok := aliases["k"]; !ok {
+		aliases["k"] = []string{"kubectl"}
+	}
 	r := &Router{
-		cluster:   cfg.Cluster.Name,
-		platforms: platforms,
-		bySource:  map[string][]binding{},
-		log:       log,
+		cfg:        cfg,
+		cluster:    cfg.Cluster.Name,
+		opts:       opts,
+		platforms:  platforms,
+		bySource:   map[string][]binding{},
+		channels:   map[string]*channel{},
+		users:      map[string]config.User{},
+		aliases:    aliases,
+		log:        log,
+		cmdMetrics: newCommandMetrics(reg),
 		events: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "kubechat_events_total",
 			Help: "Events by pipeline stage: in (from a source), matched (bound to a channel), sent (delivered), dropped (delivery failed).",
@@ -49,6 +88,10 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, reg prometheus.
 	}
 	for _, stage := range []string{"in", "matched", "sent", "dropped"} {
 		r.events.WithLabelValues(stage)
+	}
+	execCfg := map[string]config.Executor{}
+	for _, e := range cfg.Executors {
+		execCfg[e.Name] = e
 	}
 	for _, ch := range cfg.Channels {
 		p, ok := platforms[ch.Platform]
@@ -58,6 +101,18 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, reg prometheus.
 		for _, src := range ch.Bindings.Sources {
 			r.bySource[src] = append(r.bySource[src], binding{platform: p, channel: chat.Channel{Name: ch.Name, ID: ch.ID}})
 		}
+		c := &channel{cfg: ch}
+		for _, name := range ch.Bindings.Executors {
+			e, ok := opts.Executors[name]
+			if !ok {
+				return nil, fmt.Errorf("router: channel %q: executor %q is not built", ch.Name, name)
+			}
+			c.executors = append(c.executors, boundExecutor{exec: e, typ: execCfg[name].Type, policy: executor.PolicyFor(execCfg[name])})
+		}
+		r.channels[channelKey(ch.Platform, ch.ID)] = c
+	}
+	for _, u := range cfg.Users {
+		r.users[userKey(u.Platform, u.ID)] = u
 	}
 	return r, nil
 }
@@ -68,6 +123,9 @@ func (r *Router) Emit(ctx context.Context, ev event.Event) {
 	r.events.WithLabelValues("in").Inc()
 	m := Render(ev)
 	for _, b := range r.bySource[ev.Source] {
+		if !r.notificationsOn(b.platform.Name(), b.channel.ID) {
+			continue
+		}
 		r.events.WithLabelValues("matched").Inc()
 		pctx, cancel := context.WithTimeout(ctx, PostTimeout)
 		_, err := b.platform.Post(pctx, b.channel, m)
@@ -107,22 +165,5 @@ func Render(ev event.Event) chat.Message {
 		Level:    level,
 		Sections: []chat.Section{{Text: ev.Message, Fields: fields}},
 		Context:  "cluster: " + ev.Cluster,
-	}
-}
-
-// Handle answers an inbound message. Commands are parsed by the command
-// package; until an executor is bound, only "ping" is understood.
-func (r *Router) Handle(_ context.Context, in chat.Inbound) chat.Message {
-	words := strings.Fields(in.Text)
-	if len(words) == 1 && words[0] == "ping" {
-		return chat.Message{Title: fmt.Sprintf("pong from cluster %s (kubechat %s)", r.cluster, buildinfo.String()), Thread: &in.Thread}
-	}
-	return chat.Message{
-		Title:  "Unknown command",
-		Level:  chat.LevelWarning,
-		Thread: &in.Thread,
-		Sections: []chat.Section{{
-			Text: fmt.Sprintf("kubechat on cluster %s does not know %q. Try `ping`.", r.cluster, strings.Join(words, " ")),
-		}},
 	}
 }

@@ -44,7 +44,7 @@ func TestEmitRoutesBySourceBinding(t *testing.T) {
 		{Name: "down", ID: "C3", Platform: "b", Bindings: config.Bindings{Sources: []string{"pods"}}},
 	}}
 	reg := prometheus.NewRegistry()
-	r, err := New(cfg, map[string]chat.Platform{"a": a, "b": b}, reg, slog.New(slog.DiscardHandler))
+	r, err := New(cfg, map[string]chat.Platform{"a": a, "b": b}, Options{}, reg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 
 	r.Emit(t.Context(), event.Event{Source: "pods", Cluster: "dev", Type: event.Create, Object: event.Object{Kind: "Pod", Namespace: "ns", Name: "p"}})
@@ -57,7 +57,7 @@ func TestEmitRoutesBySourceBinding(t *testing.T) {
 
 func TestNewNeedsEveryPlatform(t *testing.T) {
 	cfg := &config.Config{Channels: []config.Channel{{Name: "ops", Platform: "missing"}}}
-	_, err := New(cfg, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	_, err := New(cfg, nil, Options{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.EqualError(t, err, `router: channel "ops": platform "missing" is not built`)
 }
 
@@ -68,21 +68,12 @@ func TestRender(t *testing.T) {
 	require.Equal(t, chat.LevelWarning, m.Level)
 }
 
-func TestHandlePing(t *testing.T) {
-	r, err := New(&config.Config{Cluster: config.Cluster{Name: "dev"}}, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	m := r.Handle(t.Context(), chat.Inbound{Text: "ping"})
-	require.Contains(t, m.Title, "pong from cluster dev")
-	m = r.Handle(t.Context(), chat.Inbound{Text: "kubectl get pods"})
-	require.Equal(t, "Unknown command", m.Title)
-}
-
 // BenchmarkEmit measures routing and rendering one event to one channel.
 func BenchmarkEmit(b *testing.B) {
 	cfg := &config.Config{Cluster: config.Cluster{Name: "dev"}, Channels: []config.Channel{
 		{Name: "ops", ID: "C1", Platform: "a", Bindings: config.Bindings{Sources: []string{"pods"}}},
 	}}
-	r, err := New(cfg, map[string]chat.Platform{"a": discard{}}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	r, err := New(cfg, map[string]chat.Platform{"a": discard{}}, Options{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,0 +1,295 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/kubechat/kubechat/internal/buildinfo"
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/command"
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/executor"
+)
+
+// channel is a configured channel as the command path needs it.
+type channel struct {
+	cfg       config.Channel
+	executors []boundExecutor
+}
+
+type boundExecutor struct {
+	exec   executor.Executor
+	typ    string
+	policy executor.Policy
+}
+
+// Command results, as counted in kubechat_commands_total{result}.
+const (
+	resultOK           = "ok"
+	resultFailed       = "failed"
+	resultSyntax       = "syntax_error"
+	resultUnknown      = "unknown"
+	resultPolicyDenied = "denied_policy"
+	resultRBACDenied   = "denied_rbac"
+	resultError        = "error"
+)
+
+type commandMetrics struct {
+	total    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newCommandMetrics(reg prometheus.Registerer) commandMetrics {
+	return commandMetrics{
+		total: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "kubechat_commands_total",
+			Help: "Commands by executor (or built-in) and result.",
+		}, []string{"executor", "result"}),
+		duration: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kubechat_command_duration_seconds",
+			Help:    "Time from a command's arrival to its reply.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}, []string{"executor"}),
+	}
+}
+
+// audit records one command: who, where, what executor and verb, the
+// decision and the duration. Raw argv is never logged: flags such as
+// --from-literal carry secrets.
+type audit struct {
+	in       chat.Inbound
+	executor string
+	verb     string
+	identity string
+	start    time.Time
+}
+
+func (r *Router) record(ctx context.Context, a audit, result string, err error) {
+	d := time.Since(a.start)
+	name := a.executor
+	if name == "" {
+		name = "none"
+	}
+	r.cmdMetrics.total.WithLabelValues(name, result).Inc()
+	r.cmdMetrics.duration.WithLabelValues(name).Observe(d.Seconds())
+	attrs := []any{"executor", name, "verb", a.verb, "platform", a.in.Platform, "channel", a.in.Channel.Name,
+		"user_id", a.in.UserID, "user", a.in.UserName, "identity", a.identity, "result", result, "duration_ms", d.Milliseconds()}
+	level := slog.LevelInfo
+	if err != nil {
+		attrs = append(attrs, "err", err)
+		if result == resultError {
+			level = slog.LevelError
+		}
+	}
+	r.log.Log(ctx, level, "command", attrs...)
+}
+
+// Handle answers one inbound message. A command addressed to another
+// cluster (--cluster) gets an empty message: that agent answers it.
+func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
+	a := audit{in: in, start: time.Now()}
+	reply := func(m chat.Message) chat.Message {
+		m.Thread = &in.Thread
+		if m.Context == "" {
+			m.Context = "cluster: " + r.cluster
+		}
+		return m
+	}
+	cmd, err := command.Parse(in.Text, r.aliases)
+	if err != nil {
+		r.record(ctx, a, resultSyntax, err)
+		return reply(errorMessage("Cannot run that", err.Error()))
+	}
+	if cmd.Cluster != "" && cmd.Cluster != r.cluster {
+		return chat.Message{}
+	}
+	ch := r.channels[channelKey(in.Platform, in.Channel.ID)]
+	if b, ok := r.builtins()[cmd.Name]; ok {
+		a.executor, a.verb = "builtin", cmd.Name
+		if b.admin && !r.isAdmin(in) {
+			err := fmt.Errorf("%q is an admin command; ask an admin (users[].admin in the config)", cmd.Name)
+			r.record(ctx, a, resultPolicyDenied, err)
+			return reply(errorMessage("Denied by kubechat policy", err.Error()))
+		}
+		m, err := b.run(ctx, ch, in, cmd.Args)
+		if err != nil {
+			r.record(ctx, a, resultFailed, err)
+			return reply(errorMessage(cmd.Name+" failed", err.Error()))
+		}
+		r.record(ctx, a, resultOK, nil)
+		return reply(m)
+	}
+	be, ok := ch.executor(cmd.Name)
+	if !ok {
+		err := fmt.Errorf("%q is not a command this channel may run; it may run: %s", cmd.Name, strings.Join(ch.commandNames(r), ", "))
+		r.record(ctx, a, resultUnknown, err)
+		return reply(errorMessage("Unknown command", err.Error()))
+	}
+	a.executor = be.exec.Name()
+	return reply(r.runExecutor(ctx, a, ch, be, cmd))
+}
+
+func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be boundExecutor, cmd command.Command) chat.Message {
+	title := be.typ + " " + strings.Join(cmd.Args, " ")
+	ns := be.policy.DefaultNamespace
+	if an, ok := be.exec.(executor.Analyzer); ok {
+		action, err := an.Analyze(cmd.Args)
+		if err != nil {
+			r.record(ctx, a, resultPolicyDenied, err)
+			return errorMessage("Cannot run "+title, err.Error())
+		}
+		a.verb = action.Verb
+		if ns, err = be.policy.Check(action); err != nil {
+			r.record(ctx, a, resultPolicyDenied, err)
+			return errorMessage("Denied by kubechat policy", strings.TrimPrefix(err.Error(), "denied by kubechat policy: "))
+		}
+	}
+	id, err := r.identityFor(ch, a.in)
+	if err != nil {
+		r.record(ctx, a, resultPolicyDenied, err)
+		return errorMessage("Denied by kubechat policy", err.Error())
+	}
+	a.identity = id.User
+	ectx, cancel := context.WithTimeout(ctx, be.policy.Timeout)
+	defer cancel()
+	res, err := be.exec.Execute(ectx, executor.Request{
+		Args:           cmd.Args,
+		Namespace:      ns,
+		Identity:       id,
+		MaxOutputBytes: be.policy.MaxOutputBytes,
+		Caller:         executor.Caller{Platform: a.in.Platform, Channel: a.in.Channel.Name, UserID: a.in.UserID, UserName: a.in.UserName},
+	})
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		r.record(ctx, a, resultFailed, err)
+		return errorMessage(title+" timed out", fmt.Sprintf("it did not finish within %s (the policy's timeout)", be.policy.Timeout))
+	case err != nil:
+		r.record(ctx, a, resultError, err)
+		return errorMessage(title+" failed", err.Error())
+	case res.Forbidden:
+		r.record(ctx, a, resultRBACDenied, nil)
+		m := errorMessage("Denied by Kubernetes RBAC", fmt.Sprintf("kubechat's policy allowed this, but Kubernetes refused it for %s:", id))
+		m.Sections = append(m.Sections, chat.Section{Code: res.Errors})
+		return m
+	}
+	out := filter(res.Output, cmd)
+	m := chat.Message{Title: title, Level: chat.LevelSuccess}
+	if res.ExitCode != 0 {
+		r.record(ctx, a, resultFailed, nil)
+		m.Level = chat.LevelError
+	} else {
+		r.record(ctx, a, resultOK, nil)
+	}
+	switch {
+	case out != "":
+		m.Sections = append(m.Sections, chat.Section{Code: out})
+	case res.Errors == "" && cmd.Filter != nil:
+		m.Sections = append(m.Sections, chat.Section{Text: "No output line matches the filter."})
+	case res.Errors == "":
+		m.Sections = append(m.Sections, chat.Section{Text: "The command printed nothing."})
+	}
+	if res.Errors != "" {
+		m.Sections = append(m.Sections, chat.Section{Code: res.Errors})
+	}
+	if res.Truncated {
+		m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("Output stopped at the policy's limit of %d bytes.", be.policy.MaxOutputBytes)})
+	}
+	m.Context = fmt.Sprintf("cluster: %s · as %s · %d ms", r.cluster, id.User, time.Since(a.start).Milliseconds())
+	return m
+}
+
+// filter keeps the output lines that match the command's filter.
+func filter(out string, cmd command.Command) string {
+	if cmd.Filter == nil {
+		return out
+	}
+	var kept []string
+	for _, line := range strings.SplitAfter(out, "\n") {
+		if line != "" && cmd.Filter.MatchString(strings.TrimRight(line, "\n")) != cmd.InvertFilter {
+			kept = append(kept, line)
+		}
+	}
+	return strings.Join(kept, "")
+}
+
+func errorMessage(title, text string) chat.Message {
+	return chat.Message{Title: title, Level: chat.LevelError, Sections: []chat.Section{{Text: text}}}
+}
+
+// identityFor is the user's mapped identity, else the channel's.
+func (r *Router) identityFor(ch *channel, in chat.Inbound) (executor.Identity, error) {
+	if u, ok := r.users[userKey(in.Platform, in.UserID)]; ok && u.Identity != nil {
+		return identity(*u.Identity), nil
+	}
+	if ch.cfg.Identity == nil {
+		return executor.Identity{}, fmt.Errorf("channel %q has no Kubernetes identity to run commands as", ch.cfg.Name)
+	}
+	return identity(*ch.cfg.Identity), nil
+}
+
+func identity(id config.Identity) executor.Identity {
+	if id.ServiceAccount != "" {
+		ns, name, _ := strings.Cut(id.ServiceAccount, "/")
+		return executor.Identity{
+			User:   "system:serviceaccount:" + ns + ":" + name,
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+		}
+	}
+	return executor.Identity{User: id.User, Groups: append(slices.Clone(id.Groups), "system:authenticated")}
+}
+
+func (r *Router) isAdmin(in chat.Inbound) bool {
+	u, ok := r.users[userKey(in.Platform, in.UserID)]
+	return ok && u.Admin
+}
+
+// executor finds the bound executor by name, else by type ("kubectl" finds "kubectl-read").
+func (ch *channel) executor(word string) (boundExecutor, bool) {
+	if ch == nil {
+		return boundExecutor{}, false
+	}
+	for _, be := range ch.executors {
+		if be.exec.Name() == word {
+			return be, true
+		}
+	}
+	for _, be := range ch.executors {
+		if be.typ == word {
+			return be, true
+		}
+	}
+	return boundExecutor{}, false
+}
+
+func (ch *channel) commandNames(r *Router) []string {
+	names := slices.Sorted(maps.Keys(r.builtins()))
+	if ch != nil {
+		for _, be := range ch.executors {
+			names = append(names, be.typ)
+		}
+	}
+	return slices.Compact(names)
+}
+
+func channelKey(platform, id string) string { return platform + "\x00" + id }
+func userKey(platform, id string) string    { return platform + "\x00" + id }
+
+// version is the line ping answers with.
+func (r *Router) version(ctx context.Context) string {
+	v := "kubechat " + buildinfo.String()
+	if r.opts.KubernetesVersion != nil {
+		if kv, err := r.opts.KubernetesVersion(ctx); err == nil {
+			v += ", Kubernetes " + kv
+		}
+	}
+	return v
+}
