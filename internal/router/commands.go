@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/kubechat/kubechat/internal/action"
 	"github.com/kubechat/kubechat/internal/buildinfo"
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/command"
@@ -103,6 +104,19 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 			m.Context = "cluster: " + r.cluster
 		}
 		return m
+	}
+	if in.ActionID != "" {
+		// A click is re-authorised like typed text: parse, policy and
+		// identity all run again, for the user who clicked.
+		act, err := r.opts.Actions.Take(in.ActionID, in.Platform, in.Channel.ID)
+		if err == nil && act.Kind != actionRun {
+			err = fmt.Errorf("this button (%s) is not handled here", act.Kind)
+		}
+		if err != nil {
+			r.record(ctx, a, resultPolicyDenied, err)
+			return reply(errorMessage("Button refused", err.Error()))
+		}
+		in.Text = act.Params["command"]
 	}
 	cmd, err := command.Parse(in.Text, r.aliases)
 	if err != nil {
@@ -204,8 +218,15 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 		m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("Output stopped at the policy's limit of %d bytes.", be.policy.MaxOutputBytes)})
 	}
 	m.Context = fmt.Sprintf("cluster: %s · as %s · %d ms", r.cluster, id.User, time.Since(a.start).Milliseconds())
+	if id, err := r.opts.Actions.Put(action.Action{Kind: actionRun, Params: map[string]string{"command": cmd.String()},
+		Platform: a.in.Platform, Channel: a.in.Channel.ID}); err == nil {
+		m.Sections = append(m.Sections, chat.Section{Buttons: []chat.Button{{Label: "Run again", ActionID: id}}})
+	}
 	return m
 }
+
+// actionRun is the kind of "Run again" buttons; its "command" parameter is the command text.
+const actionRun = "run"
 
 // filter keeps the output lines that match the command's filter.
 func filter(out string, cmd command.Command) string {

@@ -154,6 +154,30 @@ func TestGetPodsReply(t *testing.T) {
 	require.InDelta(t, 2, testutil.ToFloat64(f.r.cmdMetrics.total.WithLabelValues("kubectl-read", "ok")), 0)
 }
 
+func TestRunAgainButton(t *testing.T) {
+	f := newFixture(t)
+	m := f.say(t, "readonly", "U1", "kubectl get pods | grep web")
+	last := m.Sections[len(m.Sections)-1]
+	require.Len(t, last.Buttons, 1)
+	require.Equal(t, "Run again", last.Buttons[0].Label)
+	id := last.Buttons[0].ActionID
+	require.NotContains(t, id, "kubectl", "the button carries only an opaque id")
+
+	click := func(channel, id string) chat.Message {
+		return f.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: channel, ID: channel}, UserID: "U2",
+			ActionID: id, Thread: chat.MessageRef{ID: "T1"}})
+	}
+	again := click("readonly", id)
+	require.Equal(t, "kubectl get pods", again.Title)
+	require.Contains(t, again.PlainText(), "web-")
+	require.NotContains(t, again.PlainText(), "NAME", "the filter is kept")
+	require.EqualValues(t, 2, f.read.calls.Load())
+
+	require.Contains(t, click("open", id).PlainText(), "this button belongs to another channel")
+	require.Contains(t, click("readonly", "forged").PlainText(), "this button is not valid")
+	require.EqualValues(t, 2, f.read.calls.Load(), "refused clicks run nothing")
+}
+
 func TestPolicyDenialRunsNothing(t *testing.T) {
 	f := newFixture(t)
 	m := f.say(t, "readonly", "U1", "kubectl delete pod x")

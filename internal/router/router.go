@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/kubechat/kubechat/internal/action"
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/command"
 	"github.com/kubechat/kubechat/internal/config"
@@ -48,6 +49,8 @@ type Options struct {
 	Health *health.Tracker
 	// KubernetesVersion reports the API server version for "ping".
 	KubernetesVersion func(context.Context) (string, error)
+	// Actions issues and redeems button ids (default: a store with a random key).
+	Actions *action.Store
 }
 
 // StateStore is the persisted key-value state (a ConfigMap in the cluster).
@@ -69,6 +72,11 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 	}
 	if _, ok := aliases["k"]; !ok {
 		aliases["k"] = []string{"kubectl"}
+	}
+	if opts.Actions == nil {
+		if opts.Actions, err = action.NewStore(nil, action.DefaultTTL); err != nil {
+			return nil, fmt.Errorf("router: %w", err)
+		}
 	}
 	r := &Router{
 		cfg:        cfg,

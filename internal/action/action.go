@@ -1,0 +1,168 @@
+// Package action issues the opaque ids behind chat buttons and selects. A
+// button carries only its id; what it does is kept here, server side. Each
+// id is an HMAC over the action, its parameters, the channel it was posted
+// to, its expiry and a nonce, so a click cannot be forged, moved to another
+// channel, or used after it expires; one-shot actions work once. The caller
+// re-authorises the action at click time, as if the user had typed it.
+package action
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+)
+
+// DefaultTTL is how long a button works.
+const DefaultTTL = 24 * time.Hour
+
+// Errors a click can get; each is worth telling the user.
+var (
+	ErrInvalid = errors.New("this button is not valid (it was altered or is not ours)")
+	ErrExpired = errors.New("this button has expired; run the command again")
+	ErrUsed    = errors.New("this button was already used")
+	ErrUnknown = errors.New("this button is from before the agent restarted; run the command again")
+	ErrChannel = errors.New("this button belongs to another channel")
+)
+
+// Action is what a button does.
+type Action struct {
+	// Kind names the action ("run", "approve", ...).
+	Kind string
+	// Params are the action's parameters, such as the command text to run.
+	Params map[string]string
+	// Platform and Channel are where the button was posted; a click elsewhere is refused.
+	Platform string
+	Channel  string
+	// OneShot actions work once.
+	OneShot bool
+}
+
+// Store issues and redeems action ids. It is safe for concurrent use.
+type Store struct {
+	key []byte
+	ttl time.Duration
+	now func() time.Time
+
+	mu      sync.Mutex
+	actions map[string]entry // by nonce
+}
+
+type entry struct {
+	action  Action
+	expires time.Time
+	used    bool
+}
+
+// NewStore returns a store that signs with key (random when nil) and whose ids live for ttl.
+func NewStore(key []byte, ttl time.Duration) (*Store, error) {
+	if key == nil {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("action key: %w", err)
+		}
+	}
+	if len(key) < 16 {
+		return nil, errors.New("action key: need at least 16 bytes")
+	}
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	return &Store{key: key, ttl: ttl, now: time.Now, actions: map[string]entry{}}, nil
+}
+
+const nonceLen = 16
+
+// Put stores a and returns its id.
+func (s *Store) Put(a Action) (string, error) {
+	nonce := make([]byte, nonceLen)
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("action nonce: %w", err)
+	}
+	exp := s.now().Add(s.ttl).Truncate(time.Second)
+	s.mu.Lock()
+	s.gc()
+	s.actions[string(nonce)] = entry{action: a, expires: exp}
+	s.mu.Unlock()
+	raw := make([]byte, 0, nonceLen+8+sha256.Size)
+	raw = append(raw, nonce...)
+	raw = binary.BigEndian.AppendUint64(raw, uint64(exp.Unix()))
+	raw = append(raw, s.mac(nonce, exp, a)...)
+	return base64.RawURLEncoding.EncodeToString(raw), nil
+}
+
+// Take redeems id clicked in platform/channel. It checks the signature, the
+// expiry, the channel and, for one-shot actions, that it was not used.
+func (s *Store) Take(id, platform, channel string) (Action, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(id)
+	if err != nil || len(raw) != nonceLen+8+sha256.Size {
+		return Action{}, ErrInvalid
+	}
+	nonce, expUnix, sig := raw[:nonceLen], binary.BigEndian.Uint64(raw[nonceLen:nonceLen+8]), raw[nonceLen+8:]
+	exp := time.Unix(int64(expUnix), 0)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.actions[string(nonce)]
+	switch {
+	case !ok && s.now().After(exp):
+		return Action{}, ErrExpired
+	case !ok:
+		return Action{}, ErrUnknown
+	case !e.expires.Equal(exp) || !hmac.Equal(sig, s.mac(nonce, exp, e.action)):
+		return Action{}, ErrInvalid
+	case s.now().After(exp):
+		delete(s.actions, string(nonce))
+		return Action{}, ErrExpired
+	case e.action.Platform != platform || e.action.Channel != channel:
+		return Action{}, ErrChannel
+	case e.action.OneShot && e.used:
+		return Action{}, ErrUsed
+	}
+	if e.action.OneShot {
+		e.used = true
+		s.actions[string(nonce)] = e
+	}
+	a := e.action
+	a.Params = maps.Clone(a.Params)
+	return a, nil
+}
+
+// mac signs everything a click depends on. Params are signed in key order.
+func (s *Store) mac(nonce []byte, exp time.Time, a Action) []byte {
+	h := hmac.New(sha256.New, s.key)
+	write := func(v string) {
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(v))))
+		h.Write([]byte(v))
+	}
+	h.Write(nonce)
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(exp.Unix())))
+	write(a.Kind)
+	write(a.Platform)
+	write(a.Channel)
+	for _, k := range slices.Sorted(maps.Keys(a.Params)) {
+		write(k)
+		write(a.Params[k])
+	}
+	if a.OneShot {
+		write("oneshot")
+	}
+	return h.Sum(nil)
+}
+
+// gc drops expired actions; used one-shot ones stay until expiry so that a
+// replay is told "already used". Call with mu held.
+func (s *Store) gc() {
+	now := s.now()
+	for k, e := range s.actions {
+		if now.After(e.expires) {
+			delete(s.actions, k)
+		}
+	}
+}
