@@ -267,11 +267,11 @@ func BenchmarkParse(b *testing.B) {
 func TestIdentityRules(t *testing.T) {
 	t.Setenv("TEST_BOT_TOKEN", "x")
 	for with, want := range map[string]string{
-		"      serviceAccount: kubechat":                   `channels[0].identity.serviceAccount: "kubechat" is not namespace/name`,
-		"      user: system:admin":                         `channels[0].identity.user: "system:admin" is a system identity`,
+		"      serviceAccount: kubechat":                  `channels[0].identity.serviceAccount: "kubechat" is not namespace/name`,
+		"      user: system:admin":                        `channels[0].identity.user: "system:admin" is a system identity`,
 		"      user: ops\n      groups: [system:masters]": `channels[0].identity.groups[0]: system:masters bypasses RBAC`,
-		"      groups: [ops]":                              `channels[0].identity: needs serviceAccount (namespace/name) or user`,
-		"      serviceAccount: a/b\n      user: c":         `channels[0].identity: set either serviceAccount or user/groups, not both`,
+		"      groups: [ops]":                             `channels[0].identity: needs serviceAccount (namespace/name) or user`,
+		"      serviceAccount: a/b\n      user: c":        `channels[0].identity: set either serviceAccount or user/groups, not both`,
 	} {
 		_, err := parse(t, strings.Replace(valid, "      serviceAccount: kubechat/ops", with, 1))
 		require.ErrorContains(t, err, want)

@@ -256,7 +256,9 @@ func TestBuiltins(t *testing.T) {
 func TestNotificationsOffSilencesAlerts(t *testing.T) {
 	f := newFixture(t)
 	require.NoError(t, f.state.Set(context.Background(), NotificationsKey("chat", "readonly"), "off"))
-	defer func() { require.NoError(t, f.state.Set(context.Background(), NotificationsKey("chat", "readonly"), "")) }()
+	defer func() {
+		require.NoError(t, f.state.Set(context.Background(), NotificationsKey("chat", "readonly"), ""))
+	}()
 	require.False(t, f.r.notificationsOn("chat", "readonly"))
 	require.True(t, f.r.notificationsOn("chat", "open"))
 }
