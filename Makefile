@@ -24,7 +24,7 @@ testbin: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl a
 
 .PHONY: unit
 unit: testbin ## Unit and integration tests (real control plane where needed)
-	$(GO) test $(GOFLAGS_TEST) ./...
+	$(GO) test $(GOFLAGS_TEST) -count=1 ./...
 
 .PHONY: test-short
 test-short: ## Unit tests only, without the control plane
