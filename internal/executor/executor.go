@@ -109,3 +109,11 @@ var (
 	// ErrUnknown means no executor or built-in has that name.
 	ErrUnknown = errors.New("unknown command")
 )
+
+// Builder is implemented by executors that offer a step-by-step command
+// builder (chat selects) for read-only commands.
+type Builder interface {
+	// Complete lists the values that may fill field ("resource", "namespace"
+	// or "name") given the fields chosen so far, as id is allowed to see them.
+	Complete(ctx context.Context, id Identity, field string, chosen map[string]string) ([]string, error)
+}

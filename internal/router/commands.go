@@ -109,12 +109,15 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 		// A click is re-authorised like typed text: parse, policy and
 		// identity all run again, for the user who clicked.
 		act, err := r.opts.Actions.Take(in.ActionID, in.Platform, in.Channel.ID)
-		if err == nil && act.Kind != actionRun {
+		if err == nil && act.Kind != actionRun && act.Kind != actionBuild {
 			err = fmt.Errorf("this button (%s) is not handled here", act.Kind)
 		}
 		if err != nil {
 			r.record(ctx, a, resultPolicyDenied, err)
 			return reply(errorMessage("Button refused", err.Error()))
+		}
+		if act.Kind == actionBuild {
+			return reply(r.continueBuild(ctx, a, act))
 		}
 		in.Text = act.Params["command"]
 	}
@@ -149,6 +152,9 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 		return reply(errorMessage("Unknown command", err.Error()))
 	}
 	a.executor = be.exec.Name()
+	if _, ok := be.exec.(executor.Builder); ok && len(cmd.Args) == 0 && cmd.Filter == nil {
+		return reply(r.build(ctx, a, ch, be, map[string]string{}))
+	}
 	return reply(r.runExecutor(ctx, a, ch, be, cmd))
 }
 

@@ -76,6 +76,10 @@ func (c *counting) Analyze(args []string) (executor.Action, error) {
 	return c.Executor.(executor.Analyzer).Analyze(args)
 }
 
+func (c *counting) Complete(ctx context.Context, id executor.Identity, field string, chosen map[string]string) ([]string, error) {
+	return c.Executor.(executor.Builder).Complete(ctx, id, field, chosen)
+}
+
 func (c *counting) Execute(ctx context.Context, req executor.Request) (executor.Result, error) {
 	c.calls.Add(1)
 	return c.Executor.Execute(ctx, req)
@@ -176,6 +180,41 @@ func TestRunAgainButton(t *testing.T) {
 	require.Contains(t, click("open", id).PlainText(), "this button belongs to another channel")
 	require.Contains(t, click("readonly", "forged").PlainText(), "this button is not valid")
 	require.EqualValues(t, 2, f.read.calls.Load(), "refused clicks run nothing")
+}
+
+func TestCommandBuilder(t *testing.T) {
+	f := newFixture(t)
+	pick := func(m chat.Message, value string) chat.Message {
+		t.Helper()
+		sel := m.Sections[0].Selects
+		require.Len(t, sel, 1, m.PlainText())
+		var values []string
+		for _, o := range sel[0].Options {
+			values = append(values, o.Value)
+		}
+		require.Contains(t, values, value)
+		return f.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: "readonly", ID: "readonly"}, UserID: "U1",
+			ActionID: sel[0].ActionID, Value: value, Thread: chat.MessageRef{ID: "T1"}})
+	}
+	m := f.say(t, "readonly", "U1", "kubectl")
+	require.Equal(t, "Build a command", m.Title)
+	require.Equal(t, []chat.Option{{Label: "get", Value: "get"}, {Label: "describe", Value: "describe"}, {Label: "logs", Value: "logs"}},
+		m.Sections[0].Selects[0].Options, "read-only verbs the policy allows")
+	m = pick(m, "get")
+	m = pick(m, "deployments.apps") // from API discovery, as the channel's identity
+	require.Equal(t, []chat.Option{{Label: "apps", Value: "apps"}}, m.Sections[0].Selects[0].Options, "the policy's namespaces")
+	m = pick(m, "apps")
+	m = pick(m, "web")
+	require.Equal(t, "kubectl get deployments.apps web -n apps", m.Title)
+	require.Regexp(t, `(?m)^web\s+1/1`, m.PlainText())
+
+	forged := f.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: "readonly", ID: "readonly"}, UserID: "U1",
+		ActionID: f.say(t, "readonly", "U1", "kubectl").Sections[0].Selects[0].ActionID, Value: "delete"})
+	m = pick(f.say(t, "readonly", "U1", "kubectl"), "get")
+	require.Equal(t, "Denied by kubechat policy", forged.Title, "a forged choice is checked")
+	bad := f.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: "readonly", ID: "readonly"}, UserID: "U1",
+		ActionID: m.Sections[0].Selects[0].ActionID, Value: "--as=admin"})
+	require.Contains(t, bad.PlainText(), `"--as=admin" is not a valid choice`)
 }
 
 func TestPolicyDenialRunsNothing(t *testing.T) {

@@ -233,3 +233,27 @@ func TestAnalyze(t *testing.T) {
 		})
 	}
 }
+
+func TestComplete(t *testing.T) {
+	setup(t)
+	e := newExecutor(t)
+	ctx := t.Context()
+	res, err := e.Complete(ctx, viewer, "resource", nil)
+	require.NoError(t, err)
+	require.Contains(t, res, "pods")
+	require.Contains(t, res, "deployments.apps")
+	require.NotContains(t, res, "pods/log", "no subresources")
+
+	nss, err := e.Complete(ctx, viewer, "namespace", nil)
+	require.NoError(t, err)
+	require.Contains(t, nss, ns)
+
+	names, err := e.Complete(ctx, viewer, "name", map[string]string{"resource": "deployments.apps", "namespace": ns})
+	require.NoError(t, err)
+	require.Equal(t, []string{"api", "web"}, names)
+
+	_, err = e.Complete(ctx, executor.Identity{User: "nobody"}, "name", map[string]string{"resource": "pods", "namespace": ns})
+	require.ErrorIs(t, err, executor.ErrDenied, "listing is done as the identity, so RBAC applies")
+	_, err = e.Complete(ctx, viewer, "name", map[string]string{"resource": "widgets", "namespace": ns})
+	require.ErrorContains(t, err, `the server has no resource "widgets"`)
+}
