@@ -58,6 +58,11 @@ executors:
     type: kubectl
     policy:
       verbs: ["*"]
+sources:
+  - name: alerts
+    type: alertmanager
+    alertmanager:
+      bearerToken: ${ROUTER_TEST_TOKEN}
 users:
   - platform: chat
     id: U-ADMIN
@@ -118,6 +123,7 @@ func newFixture(t testing.TB) *fixture {
 		require.NoError(t, err)
 		setupDone = true
 	}
+	t.Setenv("ROUTER_TEST_TOKEN", "am-token-must-not-show")
 	cfg, err := config.Parse(config.Known{PlatformTypes: []string{"log"}, ExecutorTypes: []string{"kubectl"}},
 		config.File{Name: "router.yaml", Data: []byte(routerConfig)})
 	require.NoError(t, err)
@@ -284,6 +290,8 @@ func TestBuiltins(t *testing.T) {
 	require.Equal(t, "Denied by kubechat policy", f.say(t, "readonly", "U1", "show config").Title)
 	shown := f.say(t, "readonly", "U-ADMIN", "show config").PlainText()
 	require.Contains(t, shown, "kubectl-read")
+	require.Contains(t, shown, "bearerToken: '***'")
+	require.NotContains(t, shown, "am-token-must-not-show")
 
 	require.Equal(t, chat.Message{}, f.say(t, "readonly", "U1", "--cluster prod ping"), "another cluster's command gets no reply here")
 	require.Contains(t, f.say(t, "readonly", "U1", "--cluster dev ping").Title, "pong from cluster dev")
