@@ -6,9 +6,11 @@ package platforms
 import (
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/chat/logsink"
+	"github.com/kubechat/kubechat/internal/chat/webhook"
 )
 
 // Factories maps a platform type, as written in config, to its factory.
 var Factories = map[string]chat.Factory{
-	"log": logsink.New,
+	"log":     logsink.New,
+	"webhook": webhook.New,
 }

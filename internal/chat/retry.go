@@ -1,0 +1,95 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+type retryAfterError struct {
+	after time.Duration
+	err   error
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter marks err as a rate limit (429) to be retried no sooner than d.
+func RetryAfter(d time.Duration, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &retryAfterError{after: d, err: err}
+}
+
+// RetryAfterOf returns the delay a RetryAfter error asks for.
+func RetryAfterOf(err error) (time.Duration, bool) {
+	var r *retryAfterError
+	if errors.As(err, &r) {
+		return r.after, true
+	}
+	return 0, false
+}
+
+// Backoff configures Retrying.
+type Backoff struct {
+	// Initial is the first delay (default 500 ms); each retry doubles it up to Max (default 30 s).
+	Initial time.Duration
+	Max     time.Duration
+	// Deadline bounds the whole delivery, retries included (default 10 min).
+	Deadline time.Duration
+}
+
+func (b Backoff) withDefaults() Backoff {
+	if b.Initial <= 0 {
+		b.Initial = 500 * time.Millisecond
+	}
+	if b.Max <= 0 {
+		b.Max = 30 * time.Second
+	}
+	if b.Deadline <= 0 {
+		b.Deadline = 10 * time.Minute
+	}
+	return b
+}
+
+// PostTimeout bounds one delivery attempt.
+const PostTimeout = 15 * time.Second
+
+// Deliver posts m, retrying retryable errors with exponential backoff and
+// jitter, and honouring RetryAfter. It stops on a Permanent error, when the
+// deadline passes, or when ctx ends, and returns the last error then.
+func Deliver(ctx context.Context, n Notifier, to Channel, m Message, b Backoff) (MessageRef, int, error) {
+	b = b.withDefaults()
+	deadline := time.Now().Add(b.Deadline)
+	delay := b.Initial
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, PostTimeout)
+		ref, err := n.Post(actx, to, m)
+		cancel()
+		if err == nil {
+			return ref, attempt, nil
+		}
+		if IsPermanent(err) {
+			return MessageRef{}, attempt, err
+		}
+		wait := delay + rand.N(delay/2+1) // jitter: up to +50 %
+		if after, ok := RetryAfterOf(err); ok {
+			wait = max(after, time.Millisecond)
+		} else {
+			delay = min(2*delay, b.Max)
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return MessageRef{}, attempt, fmt.Errorf("gave up after %d attempts (deadline %s): %w", attempt, b.Deadline, err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return MessageRef{}, attempt, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,93 @@
+package webhook
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/config"
+)
+
+func newPlatform(t *testing.T, yaml string) chat.Platform {
+	t.Helper()
+	raw, err := config.RawFromYAML(yaml)
+	require.NoError(t, err)
+	p, err := New("hook", raw, chat.Deps{})
+	require.NoError(t, err)
+	return p
+}
+
+func TestPostAndUpdateSigned(t *testing.T) {
+	t.Setenv("HOOK_SECRET", "s3cret-signing-key")
+	var got []Payload
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		require.True(t, Verify("s3cret-signing-key", r.Header, body))
+		require.Equal(t, "yes", r.Header.Get("X-Team"))
+		var p Payload
+		require.NoError(t, json.Unmarshal(body, &p))
+		got = append(got, p)
+	}))
+	defer srv.Close()
+	p := newPlatform(t, "url: "+srv.URL+"\nsigningSecret: ${HOOK_SECRET}\nheaders: {X-Team: yes}\n")
+	ref, err := p.Post(t.Context(), chat.Channel{Name: "alerts", ID: "alerts"}, chat.Message{Title: "Pod x failing", Level: chat.LevelError})
+	require.NoError(t, err)
+	_, err = p.Post(t.Context(), chat.Channel{ID: "alerts"}, chat.Message{Title: "Pod x resolved", Replace: &ref})
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	require.Equal(t, "post", got[0].Action)
+	require.Equal(t, "update", got[1].Action)
+	require.Equal(t, got[0].ID, got[1].ID, "an edit names the original message")
+	require.Equal(t, "Pod x failing", got[0].Text)
+}
+
+func TestStatusClassification(t *testing.T) {
+	status := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if status == 429 {
+			w.Header().Set("Retry-After", "3")
+		}
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	p := newPlatform(t, "url: "+srv.URL+"/hook?token=abc\n")
+	for _, tc := range []struct {
+		status    int
+		permanent bool
+	}{{400, true}, {401, true}, {403, true}, {404, true}, {410, true}, {429, false}, {500, false}, {502, false}, {503, false}} {
+		status = tc.status
+		_, err := p.Post(t.Context(), chat.Channel{ID: "c"}, chat.Message{Title: "t"})
+		require.Error(t, err)
+		require.Equal(t, tc.permanent, chat.IsPermanent(err), "status %d", tc.status)
+		require.NotContains(t, err.Error(), "token=abc")
+		if tc.status == 429 {
+			d, ok := chat.RetryAfterOf(err)
+			require.True(t, ok)
+			require.Equal(t, "3s", d.String())
+		}
+	}
+	srv.Close()
+	_, err := p.Post(t.Context(), chat.Channel{ID: "c"}, chat.Message{Title: "t"})
+	require.Error(t, err)
+	require.False(t, chat.IsPermanent(err), "a connection error is retryable")
+	require.False(t, strings.Contains(err.Error(), "token=abc"), "the URL never reaches an error: %v", err)
+}
+
+func TestSettingsErrors(t *testing.T) {
+	for yaml, want := range map[string]string{
+		"url: ftp://x\n":           `settings.url: "ftp://x" is not an http(s) URL`,
+		"{}\n":                     `settings.url: "" is not an http(s) URL`,
+		"url: http://x\nsecret: y": `unknown field "secret"`,
+	} {
+		raw, err := config.RawFromYAML(yaml)
+		require.NoError(t, err)
+		_, err = New("hook", raw, chat.Deps{})
+		require.ErrorContains(t, err, want)
+	}
+}
