@@ -198,6 +198,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.http.Start(gctx, a.cfg.HTTP.ShutdownTimeout.D()) })
+	g.Go(func() error { return a.router.Start(gctx) })
 	for _, s := range a.sources {
 		g.Go(func() error { return s.Start(gctx, a.router.Emit) })
 	}

@@ -76,6 +76,25 @@ type Channel struct {
 	// Identity is who commands from this channel act as in Kubernetes,
 	// unless the user has a mapping in Users.
 	Identity *Identity `yaml:"identity"`
+	// RateLimit bounds the messages sent to this channel; excess waits in order.
+	RateLimit RateLimit `yaml:"rateLimit"`
+}
+
+// RateLimit is a token bucket: PerSecond messages on average, bursts of Burst.
+type RateLimit struct {
+	PerSecond float64 `yaml:"perSecond"`
+	Burst     int     `yaml:"burst"`
+}
+
+// WithDefaults fills in 1 message/s with bursts of 10 (Slack's per-channel pace).
+func (r RateLimit) WithDefaults() RateLimit {
+	if r.PerSecond <= 0 {
+		r.PerSecond = 1
+	}
+	if r.Burst <= 0 {
+		r.Burst = 10
+	}
+	return r
 }
 
 // Identity is a Kubernetes identity to impersonate: a ServiceAccount

@@ -67,7 +67,19 @@ type Event struct {
 	// Count is how many occurrences this event stands for (grouping); 0 means 1.
 	Count int
 	Time  time.Time
+	// Transition is set when a workload starts failing or recovers: the
+	// router posts one message for Failing and edits it on Resolved.
+	Transition Transition
 }
+
+// Transition is a change of a workload's health.
+type Transition string
+
+// Transitions.
+const (
+	Failing  Transition = "failing"
+	Resolved Transition = "resolved"
+)
 
 // Fingerprint identifies "the same event" for deduplication: the same source,
 // cluster, object, type and reason. Message text and counts are left out on
@@ -84,6 +96,12 @@ func (e Event) Fingerprint() string {
 
 // Title is a one-line summary such as "Pod default/web-1 created".
 func (e Event) Title() string {
+	switch e.Transition {
+	case Failing:
+		return e.Object.String() + " is failing (" + e.Reason + ")"
+	case Resolved:
+		return e.Object.String() + " recovered"
+	}
 	verb := map[Type]string{Create: "created", Update: "updated", Delete: "deleted", Error: "error", Warning: "warning"}[e.Type]
 	parts := []string{e.Object.String(), verb}
 	if e.Reason != "" {

@@ -6,7 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -19,9 +19,6 @@ import (
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/health"
 )
-
-// PostTimeout bounds one delivery attempt.
-const PostTimeout = 15 * time.Second
 
 // Router routes events to channels by their source bindings, and commands
 // from channels to executors.
@@ -37,6 +34,12 @@ type Router struct {
 	log        *slog.Logger
 	events     *prometheus.CounterVec
 	cmdMetrics commandMetrics
+
+	senders map[string]*sender // by senderKey
+	state   StateStore
+	backoff chat.Backoff
+	groupMu sync.Mutex
+	groups  map[string]*group // by event fingerprint
 }
 
 // Options are the router's optional parts.
@@ -51,6 +54,8 @@ type Options struct {
 	KubernetesVersion func(context.Context) (string, error)
 	// Actions issues and redeems button ids (default: a store with a random key).
 	Actions *action.Store
+	// Backoff tunes delivery retries (default: chat.Backoff's defaults).
+	Backoff chat.Backoff
 }
 
 // StateStore is the persisted key-value state (a ConfigMap in the cluster).
@@ -89,6 +94,10 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		aliases:    aliases,
 		log:        log,
 		cmdMetrics: newCommandMetrics(reg),
+		senders:    map[string]*sender{},
+		state:      opts.State,
+		backoff:    opts.Backoff,
+		groups:     map[string]*group{},
 		events: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "kubechat_events_total",
 			Help: "Events by pipeline stage: in (from a source), matched (bound to a channel), sent (delivered), dropped (delivery failed).",
@@ -106,8 +115,13 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		if !ok {
 			return nil, fmt.Errorf("router: channel %q: platform %q is not built", ch.Name, ch.Platform)
 		}
+		b := binding{platform: p, channel: chat.Channel{Name: ch.Name, ID: ch.ID}}
 		for _, src := range ch.Bindings.Sources {
-			r.bySource[src] = append(r.bySource[src], binding{platform: p, channel: chat.Channel{Name: ch.Name, ID: ch.ID}})
+			r.bySource[src] = append(r.bySource[src], b)
+		}
+		if _, ok := r.senders[senderKey(b)]; !ok {
+			rl := ch.RateLimit.WithDefaults()
+			r.senders[senderKey(b)] = newSender(b, rl.PerSecond, rl.Burst)
 		}
 		c := &channel{cfg: ch}
 		for _, name := range ch.Bindings.Executors {
@@ -122,30 +136,44 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 	for _, u := range cfg.Users {
 		r.users[userKey(u.Platform, u.ID)] = u
 	}
+	if r.state == nil {
+		r.state = &memoryState{m: map[string]string{}}
+	}
 	return r, nil
 }
 
-// Emit routes one event to every channel bound to its source. It is the emit
+// Emit routes one event to every channel bound to its source. It only
+// queues: Start's senders deliver, in order, per channel. It is the emit
 // function handed to sources.
 func (r *Router) Emit(ctx context.Context, ev event.Event) {
 	r.events.WithLabelValues("in").Inc()
-	m := Render(ev)
-	for _, b := range r.bySource[ev.Source] {
-		if !r.notificationsOn(b.platform.Name(), b.channel.ID) {
-			continue
+	senders := r.bySourceSenders(ev.Source)
+	if len(senders) == 0 {
+		return
+	}
+	r.events.WithLabelValues("matched").Add(float64(len(senders)))
+	switch {
+	case ev.Transition != "":
+		for _, s := range senders {
+			r.transition(ctx, ev, s.b, s)
 		}
-		r.events.WithLabelValues("matched").Inc()
-		pctx, cancel := context.WithTimeout(ctx, PostTimeout)
-		_, err := b.platform.Post(pctx, b.channel, m)
-		cancel()
-		if err != nil {
-			r.events.WithLabelValues("dropped").Inc()
-			r.log.Error("event not delivered", "platform", b.platform.Name(), "channel", b.channel.Name,
-				"event", ev.Fingerprint(), "err", err)
-			continue
+	case ev.Type == event.Error || ev.Type == event.Warning:
+		g, repeat := r.grouped(ev)
+		if repeat {
+			return // counted; the flusher edits the first message
 		}
-		r.events.WithLabelValues("sent").Inc()
-		r.log.Debug("event delivered", "platform", b.platform.Name(), "channel", b.channel.Name, "event", ev.Fingerprint())
+		m := Render(ev)
+		for _, s := range senders {
+			s.enqueue(job{
+				build: func() (chat.Message, bool) { return m, true },
+				after: func(ref chat.MessageRef) { r.groupMu.Lock(); g.refs[s] = ref; r.groupMu.Unlock() },
+			})
+		}
+	default:
+		m := Render(ev)
+		for _, s := range senders {
+			s.enqueue(job{build: func() (chat.Message, bool) { return m, true }})
+		}
 	}
 }
 

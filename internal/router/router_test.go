@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -37,7 +38,7 @@ func (r *recorder) Post(_ context.Context, to chat.Channel, m chat.Message) (cha
 func (r *recorder) Listen(ctx context.Context, _ chat.Handler) error { <-ctx.Done(); return nil }
 
 func TestEmitRoutesBySourceBinding(t *testing.T) {
-	a, b := &recorder{name: "a"}, &recorder{name: "b", fail: errors.New("503")}
+	a, b := &recorder{name: "a"}, &recorder{name: "b", fail: chat.Permanent(errors.New("404"))}
 	cfg := &config.Config{Cluster: config.Cluster{Name: "dev"}, Channels: []config.Channel{
 		{Name: "ops", ID: "C1", Platform: "a", Bindings: config.Bindings{Sources: []string{"pods"}}},
 		{Name: "dev", ID: "C2", Platform: "a", Bindings: config.Bindings{Sources: []string{"deploys"}}},
@@ -47,7 +48,14 @@ func TestEmitRoutesBySourceBinding(t *testing.T) {
 	r, err := New(cfg, map[string]chat.Platform{"a": a, "b": b}, Options{}, reg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- r.Start(ctx) }()
+	defer func() { cancel(); <-done }()
 	r.Emit(t.Context(), event.Event{Source: "pods", Cluster: "dev", Type: event.Create, Object: event.Object{Kind: "Pod", Namespace: "ns", Name: "p"}})
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(r.events.WithLabelValues("dropped")) == 1 && testutil.ToFloat64(r.events.WithLabelValues("sent")) == 1
+	}, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, []string{"C1: Pod ns/p created"}, a.got)
 	require.InDelta(t, 1, testutil.ToFloat64(r.events.WithLabelValues("in")), 0)
 	require.InDelta(t, 2, testutil.ToFloat64(r.events.WithLabelValues("matched")), 0)
@@ -68,21 +76,32 @@ func TestRender(t *testing.T) {
 	require.Equal(t, chat.LevelWarning, m.Level)
 }
 
-// BenchmarkEmit measures routing and rendering one event to one channel.
+// BenchmarkEmit measures the routing pipeline: route, render, queue and
+// deliver to a discarding platform, with the rate limit out of the way.
 func BenchmarkEmit(b *testing.B) {
 	cfg := &config.Config{Cluster: config.Cluster{Name: "dev"}, Channels: []config.Channel{
-		{Name: "ops", ID: "C1", Platform: "a", Bindings: config.Bindings{Sources: []string{"pods"}}},
+		{Name: "ops", ID: "C1", Platform: "a", Bindings: config.Bindings{Sources: []string{"pods"}}, RateLimit: config.RateLimit{PerSecond: 1e9, Burst: 1e6}},
 	}}
 	r, err := New(cfg, map[string]chat.Platform{"a": discard{}}, Options{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Start(ctx) }()
+	defer func() { cancel(); <-done }()
 	ev := event.Event{Source: "pods", Cluster: "dev", Type: event.Create, Object: event.Object{Kind: "Pod", Namespace: "ns", Name: "p"}}
-	ctx := context.Background()
 	b.ReportAllocs()
+	start := time.Now()
+	n := 0
 	for b.Loop() {
 		r.Emit(ctx, ev)
+		n++
 	}
+	for testutil.ToFloat64(r.events.WithLabelValues("sent")) < float64(n) {
+		time.Sleep(time.Millisecond)
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
 }
 
 type discard struct{}

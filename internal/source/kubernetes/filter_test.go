@@ -3,8 +3,10 @@ package kubernetes
 import (
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubechat/kubechat/internal/config"
@@ -47,9 +49,10 @@ func TestFilters(t *testing.T) {
 		"delete selected":     {change{res: r, typ: event.Delete, obj: pod("default", "web-1", nil)}, true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			ev, ok := s.toEvent(tc.c)
-			require.Equal(t, tc.want, ok)
-			if ok {
+			evs := s.toEvents(tc.c)
+			require.Equal(t, tc.want, len(evs) == 1)
+			if len(evs) == 1 {
+				ev := evs[0]
 				require.Equal(t, "dev", ev.Cluster)
 				require.Equal(t, "k8s", ev.Source)
 				require.Equal(t, tc.c.obj.GetName(), ev.Object.Name)
@@ -69,8 +72,9 @@ func TestWarningEventsReportTheirObject(t *testing.T) {
 		"message":        "Back-off restarting failed container ",
 		"involvedObject": map[string]any{"apiVersion": "v1", "kind": "Pod", "namespace": "default", "name": "web-1"},
 	}}
-	got, ok := s.toEvent(change{res: r, typ: event.Create, obj: ev})
-	require.True(t, ok)
+	evs := s.toEvents(change{res: r, typ: event.Create, obj: ev})
+	require.Len(t, evs, 1)
+	got := evs[0]
 	require.Equal(t, event.Error, got.Type)
 	require.Equal(t, event.Warn, got.Level)
 	require.Equal(t, event.Object{APIVersion: "v1", Kind: "Pod", Namespace: "default", Name: "web-1"}, got.Object)
@@ -79,10 +83,9 @@ func TestWarningEventsReportTheirObject(t *testing.T) {
 
 	normal := ev.DeepCopy()
 	normal.Object["type"] = "Normal"
-	_, ok = s.toEvent(change{res: r, typ: event.Create, obj: normal})
-	require.False(t, ok, "Normal events are not errors")
-	_, ok = s.toEvent(change{res: r, typ: event.Delete, obj: ev})
-	require.False(t, ok, "an Event's own deletion is not news")
+	require.Empty(t, s.toEvents(change{res: r, typ: event.Create, obj: normal}), "Normal events are not errors")
+	require.Empty(t, s.toEvents(change{res: r, typ: event.Delete, obj: ev}), "an Event's own deletion is not news")
+	require.Empty(t, s.toEvents(change{res: r, typ: event.Create, obj: ev, initial: true}), "nothing from the initial list")
 }
 
 func TestNewRejectsBadFilters(t *testing.T) {
@@ -90,3 +93,5 @@ func TestNewRejectsBadFilters(t *testing.T) {
 		"dev", nil, slog.New(slog.DiscardHandler), Options{})
 	require.ErrorContains(t, err, `kubernetes source "k8s": resources[0]: invalid regular expression "("`)
 }
+
+func metaTime(t time.Time) metav1.Time { return metav1.NewTime(t) }

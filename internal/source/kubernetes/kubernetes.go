@@ -34,6 +34,11 @@ type Options struct {
 	Resync time.Duration
 	// OnSynced is called once the informer caches have synced.
 	OnSynced func()
+	// Since, when set, replays what the initial list shows happened after
+	// it: objects created and workloads that started failing since then.
+	// The leader sets it to the previous leader's checkpoint, so a
+	// hand-over loses nothing. Zero reports nothing from the initial list.
+	Since time.Time
 }
 
 // Source watches the resources of one configured kubernetes source.
@@ -59,10 +64,11 @@ type resource struct {
 
 // change is one queued informer notification. Pointers keep it comparable.
 type change struct {
-	res *resource
-	typ event.Type
-	obj *unstructured.Unstructured
-	old *unstructured.Unstructured
+	res     *resource
+	typ     event.Type
+	obj     *unstructured.Unstructured
+	old     *unstructured.Unstructured
+	initial bool // from the initial list, not a change seen live
 }
 
 // New compiles the filters of a kubernetes source. It does not contact the API server.
@@ -179,8 +185,8 @@ func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Eve
 func (s *Source) handler(r *resource) cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, isInInitialList bool) {
-			if u, ok := obj.(*unstructured.Unstructured); ok && !isInInitialList {
-				s.queue.Add(change{res: r, typ: event.Create, obj: u})
+			if u, ok := obj.(*unstructured.Unstructured); ok {
+				s.queue.Add(change{res: r, typ: event.Create, obj: u, initial: isInInitialList})
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
@@ -208,26 +214,82 @@ func (s *Source) processNext(ctx context.Context, emit func(context.Context, eve
 	}
 	defer s.queue.Done(c)
 	defer s.queue.Forget(c)
-	if ev, ok := s.toEvent(c); ok {
+	for _, ev := range s.toEvents(c) {
 		emit(ctx, ev)
 	}
 	return true
 }
 
-// toEvent filters a change and turns it into an event.
-func (s *Source) toEvent(c change) (event.Event, bool) {
+// toEvents filters a change and turns it into events: the change itself
+// (create, update, delete, a Warning Event) and, for pods, Deployments and
+// Jobs watched for errors, a health transition.
+func (s *Source) toEvents(c change) []event.Event {
 	r, obj := c.res, c.obj
 	if !r.matches(obj) {
-		return event.Event{}, false
+		return nil
 	}
-	ev := event.Event{
+	replay := !s.opts.Since.IsZero() && obj.GetCreationTimestamp().After(s.opts.Since)
+	var out []event.Event
+	if !c.initial || replay {
+		if ev, ok := s.toEvent(c); ok {
+			out = append(out, ev)
+		}
+	}
+	h, tracked := healthOf(obj)
+	if !tracked || !r.events[event.Error] {
+		return out
+	}
+	var was health
+	switch {
+	case c.initial:
+		// After a restart or hand-over: resolve what recovered meanwhile
+		// (the router ignores a resolution it has no alert for), and report
+		// failures that began after the replay point.
+		if h.failing && (s.opts.Since.IsZero() || !h.since.After(s.opts.Since)) {
+			return out
+		}
+		was = health{failing: !h.failing}
+	case c.typ == event.Update:
+		was, _ = healthOf(c.old)
+	case c.typ == event.Delete:
+		was, h = h, health{reason: "Deleted"}
+		if !was.failing {
+			return out
+		}
+	case c.typ == event.Create:
+		was = health{}
+	}
+	if was.failing == h.failing {
+		return out
+	}
+	ev := s.base(obj, event.Error)
+	ev.Reason, ev.Message = h.reason, h.message
+	if h.failing {
+		ev.Transition, ev.Level = event.Failing, event.Critical
+	} else {
+		ev.Transition, ev.Level, ev.Reason = event.Resolved, event.Info, was.reason
+		if c.typ == event.Delete {
+			ev.Message = "the object was deleted"
+		}
+	}
+	return append(out, ev)
+}
+
+func (s *Source) base(obj *unstructured.Unstructured, typ event.Type) event.Event {
+	return event.Event{
 		Source:  s.name,
 		Cluster: s.cluster,
-		Type:    c.typ,
+		Type:    typ,
 		Level:   event.Info,
 		Object:  event.Object{APIVersion: obj.GetAPIVersion(), Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()},
 		Time:    time.Now(),
 	}
+}
+
+// toEvent turns a matching change into its plain event, if its type is selected.
+func (s *Source) toEvent(c change) (event.Event, bool) {
+	r, obj := c.res, c.obj
+	ev := s.base(obj, c.typ)
 	if isEvent(r.gvr) {
 		// A core/v1 or events.k8s.io Event reports on its involved object.
 		if c.typ != event.Create && c.typ != event.Update {

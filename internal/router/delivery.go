@@ -1,0 +1,312 @@
+package router
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/event"
+)
+
+// Each bound channel has one sender: an ordered queue, a rate limiter and
+// retried delivery. Jobs decide what to send when their turn comes, so a
+// resolution always sees the ref of the alert queued before it.
+
+// job is one queued delivery.
+type job struct {
+	// build returns the message to send, or false to skip. It runs at send time.
+	build func() (chat.Message, bool)
+	// after runs once the message was delivered.
+	after func(chat.MessageRef)
+}
+
+type sender struct {
+	b       binding
+	limiter *rate.Limiter
+
+	mu    sync.Mutex
+	queue []job
+	busy  bool
+	wake  chan struct{}
+}
+
+func newSender(b binding, perSecond float64, burst int) *sender {
+	return &sender{b: b, limiter: rate.NewLimiter(rate.Limit(perSecond), burst), wake: make(chan struct{}, 1)}
+}
+
+func (s *sender) enqueue(j job) {
+	s.mu.Lock()
+	s.queue = append(s.queue, j)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pending is the number of queued or in-flight jobs.
+func (s *sender) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.queue)
+	if s.busy {
+		n++
+	}
+	return n
+}
+
+func (s *sender) next(ctx context.Context) (job, bool) {
+	for {
+		s.mu.Lock()
+		s.busy = false
+		if len(s.queue) > 0 {
+			j := s.queue[0]
+			s.queue[0] = job{}
+			s.queue = s.queue[1:]
+			s.busy = true
+			s.mu.Unlock()
+			return j, true
+		}
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return job{}, false
+		case <-s.wake:
+		}
+	}
+}
+
+func (s *sender) run(ctx context.Context, r *Router) {
+	for {
+		j, ok := s.next(ctx)
+		if !ok {
+			if n := s.pending(); n > 0 {
+				r.events.WithLabelValues("dropped").Add(float64(n))
+				r.log.Error("shutting down with undelivered messages", "platform", s.b.platform.Name(), "channel", s.b.channel.Name, "count", n)
+			}
+			return
+		}
+		m, send := j.build()
+		if !send {
+			continue
+		}
+		if err := s.limiter.Wait(ctx); err != nil {
+			r.events.WithLabelValues("dropped").Inc()
+			continue
+		}
+		ref, attempts, err := chat.Deliver(ctx, s.b.platform, s.b.channel, m, r.backoff)
+		if err != nil {
+			r.events.WithLabelValues("dropped").Inc()
+			r.log.Error("message dropped", "platform", s.b.platform.Name(), "channel", s.b.channel.Name,
+				"title", m.Title, "attempts", attempts, "err", err)
+			continue
+		}
+		r.events.WithLabelValues("sent").Inc()
+		if attempts > 1 {
+			r.log.Warn("message delivered after retries", "platform", s.b.platform.Name(), "channel", s.b.channel.Name, "attempts", attempts)
+		}
+		if j.after != nil {
+			j.after(ref)
+		}
+	}
+}
+
+// Start runs the senders and the group flusher until ctx is done. It is a runnable.
+func (r *Router) Start(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, s := range r.senders {
+		wg.Go(func() { s.run(ctx, r) })
+	}
+	wg.Go(func() { r.flushGroups(ctx) })
+	<-ctx.Done()
+	wg.Wait()
+	return nil
+}
+
+// Pending is the number of messages queued or being delivered, over all channels.
+func (r *Router) Pending() int {
+	n := 0
+	for _, s := range r.senders {
+		n += s.pending()
+	}
+	return n
+}
+
+// transitionKey names the state entry that holds the alert message of one
+// workload in one channel.
+func transitionKey(ev event.Event, b binding) string {
+	h := sha256.Sum256([]byte(ev.Source + "\x00" + ev.Cluster + "\x00" + ev.Object.Kind + "\x00" + ev.Object.Namespace +
+		"\x00" + ev.Object.Name + "\x00" + b.platform.Name() + "\x00" + b.channel.ID))
+	return "alert." + hex.EncodeToString(h[:12])
+}
+
+// transitionRecord is what the state keeps for an open alert.
+type transitionRecord struct {
+	Ref    chat.MessageRef `json:"ref"`
+	Title  string          `json:"title"`
+	Reason string          `json:"reason"`
+	Since  time.Time       `json:"since"`
+}
+
+// transition queues a failing alert (once: not if one is open) or the edit
+// that resolves it (only if one is open).
+func (r *Router) transition(ctx context.Context, ev event.Event, b binding, s *sender) {
+	key := transitionKey(ev, b)
+	if ev.Transition == event.Failing {
+		m := Render(ev)
+		s.enqueue(job{
+			build: func() (chat.Message, bool) { _, open := r.state.Get(key); return m, !open },
+			after: func(ref chat.MessageRef) {
+				rec, _ := json.Marshal(transitionRecord{Ref: ref, Title: m.Title, Reason: ev.Reason, Since: ev.Time})
+				if err := r.state.Set(ctx, key, string(rec)); err != nil {
+					r.log.Error("transition alert state not saved; a restart may alert again", "key", key, "err", err)
+				}
+			},
+		})
+		return
+	}
+	s.enqueue(job{
+		build: func() (chat.Message, bool) {
+			v, open := r.state.Get(key)
+			var rec transitionRecord
+			if !open || json.Unmarshal([]byte(v), &rec) != nil {
+				return chat.Message{}, false
+			}
+			m := RenderResolved(ev, rec)
+			m.Replace = &rec.Ref
+			return m, true
+		},
+		after: func(chat.MessageRef) {
+			if err := r.state.Set(ctx, key, ""); err != nil {
+				r.log.Error("transition alert state not cleared", "key", key, "err", err)
+			}
+		},
+	})
+}
+
+// RenderResolved is the edited text of a transition alert once it resolved.
+func RenderResolved(ev event.Event, rec transitionRecord) chat.Message {
+	text := "Recovered after " + time.Since(rec.Since).Round(time.Second).String() + "."
+	if ev.Message != "" {
+		text = ev.Message + ". " + text
+	}
+	return chat.Message{
+		Title: "Resolved: " + ev.Object.String() + " (was " + rec.Reason + ")",
+		Level: chat.LevelSuccess,
+		Sections: []chat.Section{{Text: text, Fields: []chat.Field{
+			{Name: "Kind", Value: ev.Object.Kind}, {Name: "Name", Value: ev.Object.Name},
+			{Name: "Namespace", Value: ev.Object.Namespace}, {Name: "Was", Value: rec.Reason},
+		}}},
+		Context: "cluster: " + ev.Cluster,
+	}
+}
+
+// Repeated events (the same object, reason and source) within GroupWindow
+// become one message whose count is edited in place.
+
+// GroupWindow is how long repeats of an event fold into its first message.
+const GroupWindow = 10 * time.Minute
+
+// groupFlushInterval is how often counts of grouped messages are updated.
+const groupFlushInterval = 2 * time.Second
+
+type group struct {
+	ev    event.Event
+	first time.Time
+	count int
+	dirty bool
+	refs  map[*sender]chat.MessageRef
+}
+
+// grouped reports whether ev repeats an open group (and counts it), or
+// opens a new group for it.
+func (r *Router) grouped(ev event.Event) (*group, bool) {
+	r.groupMu.Lock()
+	defer r.groupMu.Unlock()
+	fp := ev.Fingerprint()
+	if g, ok := r.groups[fp]; ok && time.Since(g.first) < GroupWindow {
+		g.count++
+		g.dirty = true
+		g.ev.Message = ev.Message
+		return g, true
+	}
+	g := &group{ev: ev, first: time.Now(), count: 1, refs: map[*sender]chat.MessageRef{}}
+	r.groups[fp] = g
+	return g, false
+}
+
+func (r *Router) flushGroups(ctx context.Context) {
+	t := time.NewTicker(groupFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.groupMu.Lock()
+		for fp, g := range r.groups {
+			if g.dirty {
+				g.dirty = false
+				ev := g.ev
+				ev.Count = g.count
+				for _, s := range r.bySourceSenders(ev.Source) {
+					m := Render(ev)
+					s.enqueue(job{build: func() (chat.Message, bool) {
+						r.groupMu.Lock()
+						ref, ok := g.refs[s]
+						r.groupMu.Unlock()
+						m.Replace = &ref
+						return m, ok
+					}})
+				}
+			}
+			if time.Since(g.first) > GroupWindow && !g.dirty {
+				delete(r.groups, fp)
+			}
+		}
+		r.groupMu.Unlock()
+	}
+}
+
+func (r *Router) bySourceSenders(source string) []*sender {
+	var out []*sender
+	for _, b := range r.bySource[source] {
+		if r.notificationsOn(b.platform.Name(), b.channel.ID) {
+			out = append(out, r.senders[senderKey(b)])
+		}
+	}
+	return out
+}
+
+func senderKey(b binding) string { return b.platform.Name() + "\x00" + b.channel.ID }
+
+// memoryState stands in for the ConfigMap store when the agent has no cluster.
+type memoryState struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (s *memoryState) Get(key string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[key]
+	return v, ok
+}
+
+func (s *memoryState) Set(_ context.Context, key, value string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if value == "" {
+		delete(s.m, key)
+	} else {
+		s.m[key] = value
+	}
+	return nil
+}
