@@ -63,7 +63,7 @@ func (s *sink) matching(channel, substr string) []webhook.Payload {
 func alertConfig(sinkURL, ns string) string {
 	return fmt.Sprintf(`cluster:
   name: e2e
-  namespace: kubechat
+  namespace: %[2]s
 log:
   format: text
 http:
@@ -72,7 +72,7 @@ platforms:
   - name: sink
     type: webhook
     settings:
-      url: %s
+      url: %[1]s
 channels:
   - name: transitions
     platform: sink
@@ -197,7 +197,11 @@ func TestRepeatedWarningsAreGrouped(t *testing.T) {
 	eventually(t, 30*time.Second, "the count reaches 200", func() error {
 		got := s.matching("warnings", "(Unhealthy)")
 		if len(got) == 0 || !strings.Contains(got[len(got)-1].Text, "Count: 200") {
-			return fmt.Errorf("%d payloads so far", len(got))
+			last := ""
+			if len(got) > 0 {
+				last = got[len(got)-1].Text
+			}
+			return fmt.Errorf("%d payloads so far, last: %q", len(got), last)
 		}
 		return nil
 	})

@@ -136,6 +136,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 
 const agentConfig = `cluster:
   name: e2e
+  namespace: lifecycle
 log:
   format: text
   level: debug
@@ -228,5 +229,5 @@ func TestAgentRefusesBadConfig(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(agentConfig, "events: [create]", "events: [crate]", 1)), 0o600))
 	out, err := exec.CommandContext(context.Background(), kubechat, "run", "--config", path, "--kubeconfig", env.Kubeconfig()).CombinedOutput()
 	require.Error(t, err)
-	require.Contains(t, string(out), path+`:24: sources[0].kubernetes.resources[0].events[0]: unknown event type "crate"`)
+	require.Contains(t, string(out), path+`:25: sources[0].kubernetes.resources[0].events[0]: unknown event type "crate"`)
 }

@@ -6,11 +6,13 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"time"
 
@@ -18,9 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/errgroup"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/kubechat/kubechat/internal/buildinfo"
 	"github.com/kubechat/kubechat/internal/chat"
@@ -66,6 +71,7 @@ type App struct {
 	sources   []source.Source
 	router    *router.Router
 	state     *state.Store
+	clientset kubernetes.Interface
 }
 
 // New builds every part of the agent from cfg. It binds the HTTP port but
@@ -97,6 +103,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cluster client: %w", err)
 		}
+		a.clientset = cs
 		a.state = state.New(cs, cfg.Cluster.Namespace, "kubechat-state")
 		ropts.State = a.state
 		ropts.KubernetesVersion = func(context.Context) (string, error) {
@@ -106,6 +113,12 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 			}
 			return v.GitVersion, nil
 		}
+	}
+	if cfg.HA.LeaderElection && a.clientset == nil {
+		return nil, errors.New("ha.leaderElection needs a cluster connection (in-cluster or --kubeconfig)")
+	}
+	if cfg.HA.LeaderElection {
+		a.health.Register("leader-election")
 	}
 	if a.router, err = router.New(cfg, byName, ropts, a.registry, log); err != nil {
 		return nil, err
@@ -122,7 +135,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 			return nil, fmt.Errorf("source %q: %w", sc.Name, err)
 		}
 		name := "source/" + sc.Name
-		a.health.Register(name)
+		if !cfg.HA.LeaderElection {
+			a.health.Register(name) // a standby is ready without sources
+		}
 		s, err := k8ssource.New(sc, cfg.Cluster.Name, client, log, k8ssource.Options{
 			OnSynced: func() { a.health.SetReady(name, true) },
 		})
@@ -190,7 +205,7 @@ func (a *App) HTTPAddr() string { return a.http.Addr() }
 // Run runs the agent until ctx is done or a part fails.
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("kubechat starting", "version", buildinfo.String(), "cluster", a.cfg.Cluster.Name,
-		"platforms", len(a.platforms), "sources", len(a.sources))
+		"platforms", len(a.platforms), "sources", len(a.sources), "leader_election", a.cfg.HA.LeaderElection)
 	if a.state != nil {
 		if err := a.state.Load(ctx); err != nil {
 			return err
@@ -198,9 +213,10 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.http.Start(gctx, a.cfg.HTTP.ShutdownTimeout.D()) })
-	g.Go(func() error { return a.router.Start(gctx) })
-	for _, s := range a.sources {
-		g.Go(func() error { return s.Start(gctx, a.router.Emit) })
+	if a.cfg.HA.LeaderElection {
+		g.Go(func() error { return a.elect(gctx) })
+	} else {
+		g.Go(func() error { return a.lead(gctx) })
 	}
 	for _, p := range a.platforms {
 		name := "platform/" + p.Name()
@@ -231,4 +247,157 @@ func (a *App) Run(ctx context.Context) error {
 	case <-t.C:
 		return fmt.Errorf("shutdown: parts still running after %s", a.cfg.HTTP.ShutdownTimeout)
 	}
+}
+
+// checkpointKey is the state entry holding the time up to which every
+// routed event was delivered.
+const checkpointKey = "checkpoint"
+
+// checkpointInterval is how often the leader records its checkpoint.
+const checkpointInterval = 5 * time.Second
+
+// lead runs what only the leader runs: the sources, delivery and
+// checkpoints. Sources replay what happened since the last checkpoint, so a
+// restart or a hand-over loses nothing.
+func (a *App) lead(ctx context.Context) error {
+	if a.state != nil {
+		// A standby's view is stale: what the last leader recorded counts.
+		if err := a.state.Load(ctx); err != nil {
+			return err
+		}
+	}
+	since, delivered := a.checkpoint()
+	for _, s := range a.sources {
+		if a.cfg.HA.LeaderElection {
+			a.health.Register("source/" + s.Name())
+		}
+		if r, ok := s.(interface {
+			SetReplay(time.Time, map[string]bool)
+		}); ok {
+			r.SetReplay(since, delivered)
+		}
+	}
+	if !since.IsZero() {
+		a.log.Info("replaying changes since the last checkpoint", "since", since)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.router.Start(gctx) })
+	for _, s := range a.sources {
+		g.Go(func() error { return s.Start(gctx, a.router.Emit) })
+	}
+	if a.state != nil {
+		g.Go(func() error {
+			t := time.NewTicker(checkpointInterval)
+			defer t.Stop()
+			last := a.router.Delivered()
+			for {
+				select {
+				case <-gctx.Done():
+					return nil
+				case <-t.C:
+				}
+				if n := a.router.Delivered(); n != last && a.router.Pending() == 0 {
+					last = n
+					a.saveCheckpoint(gctx, time.Now())
+				}
+			}
+		})
+	}
+	err := g.Wait()
+	if a.state != nil && a.router.Pending() == 0 {
+		// The run context is over; the last checkpoint gets its own short one.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		a.saveCheckpoint(sctx, time.Now())
+		cancel()
+	}
+	return err
+}
+
+// checkpointRecord is the saved checkpoint: every routed event seen before
+// Time was delivered; Recent are the objects delivered just before it.
+type checkpointRecord struct {
+	Time   time.Time `json:"time"`
+	Recent []string  `json:"recent,omitempty"`
+}
+
+func (a *App) checkpoint() (time.Time, map[string]bool) {
+	if a.state == nil {
+		return time.Time{}, nil
+	}
+	v, ok := a.state.Get(checkpointKey)
+	if !ok {
+		return time.Time{}, nil
+	}
+	var c checkpointRecord
+	if err := json.Unmarshal([]byte(v), &c); err != nil {
+		a.log.Warn("ignoring an unreadable checkpoint", "err", err)
+		return time.Time{}, nil
+	}
+	seen := map[string]bool{}
+	for _, uid := range c.Recent {
+		seen[uid] = true
+	}
+	return c.Time, seen
+}
+
+func (a *App) saveCheckpoint(ctx context.Context, t time.Time) {
+	b, err := json.Marshal(checkpointRecord{Time: t.UTC(), Recent: a.router.Recent()})
+	if err == nil {
+		err = a.state.Set(ctx, checkpointKey, string(b))
+	}
+	if err != nil {
+		a.log.Warn("checkpoint not saved", "err", err)
+	}
+}
+
+// elect takes part in leader election and leads while it holds the Lease.
+// Losing the Lease ends the agent with an error, so the pod restarts as a
+// standby with fresh state.
+func (a *App) elect(ctx context.Context) error {
+	host, _ := os.Hostname()
+	id := fmt.Sprintf("%s-%d", host, os.Getpid())
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Name: a.cfg.HA.LeaseName, Namespace: a.cfg.Cluster.Namespace},
+		Client:     a.clientset.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+	var leadErr error
+	led := make(chan struct{})
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   a.cfg.HA.LeaseDuration.D(),
+		RenewDeadline:   a.cfg.HA.RenewDeadline.D(),
+		RetryPeriod:     a.cfg.HA.RetryPeriod.D(),
+		ReleaseOnCancel: true,
+		Name:            a.cfg.HA.LeaseName,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(lctx context.Context) {
+				defer close(led)
+				a.log.Info("became the leader", "identity", id)
+				leadErr = a.lead(lctx)
+			},
+			OnStoppedLeading: func() { a.log.Info("not the leader any more", "identity", id) },
+			OnNewLeader: func(leader string) {
+				if leader != id {
+					a.log.Info("standing by", "leader", leader)
+				}
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	a.health.SetReady("leader-election", true)
+	le.Run(ctx)
+	select {
+	case <-led: // it led: wait for its parts to stop
+	default:
+		if ctx.Err() != nil {
+			return nil // stopped as a standby
+		}
+	}
+	if ctx.Err() == nil {
+		return errors.Join(errors.New("leader election: lost the lease"), leadErr)
+	}
+	return leadErr
 }

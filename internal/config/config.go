@@ -27,6 +27,7 @@ type Config struct {
 	Actions   []Action          `yaml:"actions"`
 	Aliases   map[string]string `yaml:"aliases"`
 	Users     []User            `yaml:"users"`
+	HA        HA                `yaml:"ha"`
 
 	// Files lists the files this config was merged from, in order.
 	Files []string `yaml:"-"`
@@ -95,6 +96,16 @@ func (r RateLimit) WithDefaults() RateLimit {
 		r.Burst = 10
 	}
 	return r
+}
+
+// HA configures leader election between replicas: only the leader watches
+// and notifies; a standby takes over when the leader's Lease expires.
+type HA struct {
+	LeaderElection bool     `yaml:"leaderElection"`
+	LeaseName      string   `yaml:"leaseName"`     // default kubechat-leader, in cluster.namespace
+	LeaseDuration  Duration `yaml:"leaseDuration"` // default 10s
+	RenewDeadline  Duration `yaml:"renewDeadline"` // default 7s
+	RetryPeriod    Duration `yaml:"retryPeriod"`   // default 2s
 }
 
 // Identity is a Kubernetes identity to impersonate: a ServiceAccount
@@ -231,6 +242,18 @@ const (
 )
 
 func (c *Config) withDefaults() {
+	if c.HA.LeaseName == "" {
+		c.HA.LeaseName = "kubechat-leader"
+	}
+	if c.HA.LeaseDuration == 0 {
+		c.HA.LeaseDuration = Duration(10 * time.Second)
+	}
+	if c.HA.RenewDeadline == 0 {
+		c.HA.RenewDeadline = Duration(7 * time.Second)
+	}
+	if c.HA.RetryPeriod == 0 {
+		c.HA.RetryPeriod = Duration(2 * time.Second)
+	}
 	if c.Cluster.Namespace == "" {
 		c.Cluster.Namespace = "kubechat"
 	}

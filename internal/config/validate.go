@@ -20,6 +20,9 @@ func (c *Config) validate(known Known) error {
 	v.cluster(c.Cluster)
 	v.log(c.Log)
 	v.http(c.HTTP)
+	if h := c.HA; !(h.RetryPeriod < h.RenewDeadline && h.RenewDeadline < h.LeaseDuration) {
+		v.add("ha", "need retryPeriod < renewDeadline < leaseDuration, got %s < %s < %s", h.RetryPeriod, h.RenewDeadline, h.LeaseDuration)
+	}
 
 	platforms := v.names("platforms", len(c.Platforms), func(i int) string { return c.Platforms[i].Name })
 	for i, p := range c.Platforms {

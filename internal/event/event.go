@@ -67,6 +67,9 @@ type Event struct {
 	// Count is how many occurrences this event stands for (grouping); 0 means 1.
 	Count int
 	Time  time.Time
+	// UID is the UID of the watched object that produced the event (for a
+	// Kubernetes Event, the Event's own), for replay deduplication.
+	UID string
 	// Transition is set when a workload starts failing or recovers: the
 	// router posts one message for Failing and edits it on Resolved.
 	Transition Transition

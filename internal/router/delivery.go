@@ -108,6 +108,7 @@ func (s *sender) run(ctx context.Context, r *Router) {
 			continue
 		}
 		r.events.WithLabelValues("sent").Inc()
+		r.delivered.Add(1)
 		if attempts > 1 {
 			r.log.Warn("message delivered after retries", "platform", s.b.platform.Name(), "channel", s.b.channel.Name, "attempts", attempts)
 		}
@@ -117,16 +118,64 @@ func (s *sender) run(ctx context.Context, r *Router) {
 	}
 }
 
-// Start runs the senders and the group flusher until ctx is done. It is a runnable.
+// DrainTimeout bounds the delivery of queued messages after Start's context ends.
+const DrainTimeout = 5 * time.Second
+
+// Start runs the senders and the group flusher until ctx is done, then
+// keeps delivering what is queued for up to DrainTimeout. It is a runnable.
 func (r *Router) Start(ctx context.Context) error {
+	// Queued alerts outlive the run context by a bounded grace, so a
+	// shutdown or hand-over does not drop them.
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
 	var wg sync.WaitGroup
 	for _, s := range r.senders {
-		wg.Go(func() { s.run(ctx, r) })
+		wg.Go(func() { s.run(dctx, r) })
 	}
 	wg.Go(func() { r.flushGroups(ctx) })
 	<-ctx.Done()
+	deadline := time.Now().Add(DrainTimeout)
+	for r.Pending() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
 	wg.Wait()
 	return nil
+}
+
+// Delivered is the number of messages delivered so far.
+func (r *Router) Delivered() uint64 { return r.delivered.Load() }
+
+// recentWindow is how long delivered objects are remembered for checkpoints.
+const recentWindow = 3 * time.Second
+
+func (r *Router) remember(uid string) {
+	if uid == "" {
+		return
+	}
+	r.recentMu.Lock()
+	defer r.recentMu.Unlock()
+	now := time.Now()
+	r.recent[uid] = now
+	for k, t := range r.recent {
+		if now.Sub(t) > recentWindow {
+			delete(r.recent, k)
+		}
+	}
+}
+
+// Recent returns the UIDs of objects whose events were delivered in the
+// last few seconds, for the checkpoint.
+func (r *Router) Recent() []string {
+	r.recentMu.Lock()
+	defer r.recentMu.Unlock()
+	out := make([]string, 0, len(r.recent))
+	for k, t := range r.recent {
+		if time.Since(t) <= recentWindow {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // Pending is the number of messages queued or being delivered, over all channels.

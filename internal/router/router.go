@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -40,6 +42,10 @@ type Router struct {
 	backoff chat.Backoff
 	groupMu sync.Mutex
 	groups  map[string]*group // by event fingerprint
+	// delivered counts delivered messages, for checkpoints.
+	delivered atomic.Uint64
+	recentMu  sync.Mutex
+	recent    map[string]time.Time // object UID -> delivery time
 }
 
 // Options are the router's optional parts.
@@ -98,6 +104,7 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		state:      opts.State,
 		backoff:    opts.Backoff,
 		groups:     map[string]*group{},
+		recent:     map[string]time.Time{},
 		events: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "kubechat_events_total",
 			Help: "Events by pipeline stage: in (from a source), matched (bound to a channel), sent (delivered), dropped (delivery failed).",
@@ -166,13 +173,18 @@ func (r *Router) Emit(ctx context.Context, ev event.Event) {
 		for _, s := range senders {
 			s.enqueue(job{
 				build: func() (chat.Message, bool) { return m, true },
-				after: func(ref chat.MessageRef) { r.groupMu.Lock(); g.refs[s] = ref; r.groupMu.Unlock() },
+				after: func(ref chat.MessageRef) {
+					r.groupMu.Lock()
+					g.refs[s] = ref
+					r.groupMu.Unlock()
+					r.remember(ev.UID)
+				},
 			})
 		}
 	default:
 		m := Render(ev)
 		for _, s := range senders {
-			s.enqueue(job{build: func() (chat.Message, bool) { return m, true }})
+			s.enqueue(job{build: func() (chat.Message, bool) { return m, true }, after: func(chat.MessageRef) { r.remember(ev.UID) }})
 		}
 	}
 }

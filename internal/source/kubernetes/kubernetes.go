@@ -39,6 +39,9 @@ type Options struct {
 	// The leader sets it to the previous leader's checkpoint, so a
 	// hand-over loses nothing. Zero reports nothing from the initial list.
 	Since time.Time
+	// Delivered holds the UIDs of objects reported just before Since:
+	// API timestamps have whole seconds, so these are not replayed.
+	Delivered map[string]bool
 }
 
 // Source watches the resources of one configured kubernetes source.
@@ -136,6 +139,17 @@ func compile(rc config.Resource, defaultNS config.Namespaces) (*resource, error)
 	return r, nil
 }
 
+// SetReplay sets the replay point (see Options.Since and Delivered); call it before Start.
+func (s *Source) SetReplay(since time.Time, delivered map[string]bool) {
+	s.opts.Since, s.opts.Delivered = since, delivered
+}
+
+// after reports whether t (an API timestamp, whole seconds) is at or after
+// the replay point's second; Delivered weeds out what was already reported.
+func (s *Source) after(t time.Time) bool {
+	return !s.opts.Since.IsZero() && !t.Before(s.opts.Since.Truncate(time.Second))
+}
+
 // Name is the configured source name.
 func (s *Source) Name() string { return s.name }
 
@@ -228,7 +242,7 @@ func (s *Source) toEvents(c change) []event.Event {
 	if !r.matches(obj) {
 		return nil
 	}
-	replay := !s.opts.Since.IsZero() && obj.GetCreationTimestamp().After(s.opts.Since)
+	replay := s.after(obj.GetCreationTimestamp().Time) && !s.opts.Delivered[string(obj.GetUID())]
 	var out []event.Event
 	if !c.initial || replay {
 		if ev, ok := s.toEvent(c); ok {
@@ -245,7 +259,7 @@ func (s *Source) toEvents(c change) []event.Event {
 		// After a restart or hand-over: resolve what recovered meanwhile
 		// (the router ignores a resolution it has no alert for), and report
 		// failures that began after the replay point.
-		if h.failing && (s.opts.Since.IsZero() || !h.since.After(s.opts.Since)) {
+		if h.failing && !s.after(h.since) {
 			return out
 		}
 		was = health{failing: !h.failing}
@@ -282,6 +296,7 @@ func (s *Source) base(obj *unstructured.Unstructured, typ event.Type) event.Even
 		Type:    typ,
 		Level:   event.Info,
 		Object:  event.Object{APIVersion: obj.GetAPIVersion(), Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()},
+		UID:     string(obj.GetUID()),
 		Time:    time.Now(),
 	}
 }

@@ -1,0 +1,78 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestLeaderHandOver: with two agents, only the leader alerts; when it is
+// killed, the standby takes over within 15 s and every change, including
+// those made while nobody led, is alerted exactly once.
+func TestLeaderHandOver(t *testing.T) {
+	ctx := t.Context()
+	const ns = "ha"
+	require.NoError(t, env.CreateNamespace(ctx, ns))
+	s := newSink(t)
+	cfg := strings.Replace(alertConfig(s.srv.URL, ns), "log:\n", "ha:\n  leaderElection: true\nlog:\n", 1)
+	create := func(from, to int) {
+		for i := from; i <= to; i++ {
+			_, err := env.Client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i)}}, metav1.CreateOptions{})
+			require.NoError(t, err)
+		}
+	}
+	leads := func(a *agent) bool { return strings.Contains(a.logs(), "became the leader") }
+
+	first := startAgent(t, cfg)
+	eventually(t, 20*time.Second, "a leader", func() error {
+		if !leads(first) {
+			return fmt.Errorf("not leading yet")
+		}
+		return nil
+	})
+	second := startAgent(t, cfg)
+	waitReady(t, second)
+	require.False(t, leads(second), "one leader at a time")
+
+	create(1, 3)
+	eventually(t, 20*time.Second, "alerts from the leader", func() error {
+		if n := len(s.matching("changes", "ConfigMap "+ns+"/cm-")); n != 3 {
+			return fmt.Errorf("%d alerts", n)
+		}
+		return nil
+	})
+	time.Sleep(7 * time.Second) // past a checkpoint
+	require.NoError(t, first.cmd.Process.Signal(syscall.SIGKILL))
+	killed := time.Now()
+	create(4, 6) // nobody leads now
+
+	eventually(t, 20*time.Second, "the standby takes over", func() error {
+		if !leads(second) {
+			return fmt.Errorf("standby still waiting")
+		}
+		return nil
+	})
+	takeover := time.Since(killed)
+	t.Logf("standby took over %s after the leader was killed", takeover.Round(100*time.Millisecond))
+	require.Less(t, takeover, 15*time.Second)
+	create(7, 9)
+
+	eventually(t, 30*time.Second, "all nine changes alerted", func() error {
+		if n := len(s.matching("changes", "ConfigMap "+ns+"/cm-")); n < 9 {
+			return fmt.Errorf("%d alerts", n)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second)
+	for i := 1; i <= 9; i++ {
+		require.Len(t, s.matching("changes", fmt.Sprintf("ConfigMap %s/cm-%d created", ns, i)), 1, "cm-%d exactly once", i)
+	}
+}
