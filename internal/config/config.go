@@ -166,6 +166,17 @@ type Resource struct {
 	Name string `yaml:"name"`
 	// Labels is a label selector, for example "app=web,tier!=cache".
 	Labels string `yaml:"labels"`
+	// Annotations is a selector on annotations, in label selector syntax.
+	Annotations string `yaml:"annotations"`
+	// Reasons keeps only Kubernetes Events with one of these reasons (v1/events).
+	Reasons []string `yaml:"reasons"`
+	// Message is a regular expression an Event's message must contain (v1/events).
+	Message string `yaml:"message"`
+	// Fields lists the field paths whose change makes an update worth
+	// reporting ("spec.replicas", "spec.template.spec.containers[0].image");
+	// the update shows each one's old and new value. Without Fields, any
+	// change but metadata bookkeeping counts.
+	Fields []string `yaml:"fields"`
 }
 
 // Event types a Resource can report.

@@ -284,3 +284,29 @@ func TestIdentityRules(t *testing.T) {
 	require.ErrorContains(t, err, `users[1].id: user "U1" on "ops" is mapped twice (also users[0])`)
 	require.ErrorContains(t, err, `users[2].platform: unknown platform "nope" (known: ops)`)
 }
+
+func TestResourceFilterErrors(t *testing.T) {
+	t.Setenv("TEST_BOT_TOKEN", "x")
+	for with, want := range map[string]string{
+		"          annotations: a==b,,":   `sources[0].kubernetes.resources[0].annotations: invalid selector "a==b,,"`,
+		"          message: \"(\"":        `sources[0].kubernetes.resources[0].message: invalid regular expression "("`,
+		"          fields: [spec..x]":     `sources[0].kubernetes.resources[0].fields[0]: field path "spec..x": "" is not a field name`,
+		"          fields: [\"a[x]\"]":    `fields[0]: field path "a[x]": "a[x]" is not a field name with optional [index]`,
+		"          reasons: [BackOff, 1]": ``,
+	} {
+		c := strings.Replace(valid, "          labels: app=web\n", "          labels: app=web\n"+with+"\n", 1)
+		_, err := parse(t, c)
+		if want == "" {
+			require.NoError(t, err)
+			continue
+		}
+		require.ErrorContains(t, err, want)
+	}
+	p, err := ParseFieldPath(".spec.template.spec.containers[0].image")
+	require.NoError(t, err)
+	require.Equal(t, "spec.template.spec.containers[0].image", p.String())
+	v, ok := p.Get(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+		"containers": []any{map[string]any{"image": "x"}}}}}})
+	require.True(t, ok)
+	require.Equal(t, "x", v)
+}

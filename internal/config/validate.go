@@ -221,6 +221,21 @@ func (v *validator) resource(path string, r Resource) {
 			v.add(path+".labels", "invalid label selector %q: %v", r.Labels, err)
 		}
 	}
+	if r.Annotations != "" {
+		if _, err := labels.Parse(r.Annotations); err != nil {
+			v.add(path+".annotations", "invalid selector %q: %v", r.Annotations, err)
+		}
+	}
+	if r.Message != "" {
+		if _, err := regexp.Compile(r.Message); err != nil {
+			v.add(path+".message", "invalid regular expression %q: %s", r.Message, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		}
+	}
+	for i, f := range r.Fields {
+		if _, err := ParseFieldPath(f); err != nil {
+			v.add(fmt.Sprintf("%s.fields[%d]", path, i), "%v", err)
+		}
+	}
 }
 
 func (v *validator) namespaces(path string, n Namespaces) {

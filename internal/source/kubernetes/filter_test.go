@@ -95,3 +95,55 @@ func TestNewRejectsBadFilters(t *testing.T) {
 }
 
 func metaTime(t time.Time) metav1.Time { return metav1.NewTime(t) }
+
+func TestUpdateFieldsAndNoOps(t *testing.T) {
+	s := newSource(t, config.Namespaces{}, config.Resource{Type: "apps/v1/deployments", Events: []string{"update"},
+		Fields: []string{"spec.replicas", "spec.template.spec.containers[0].image"}})
+	r := s.resources[0]
+	dep := func(replicas int64, image, rv string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "apps/v1", "kind": "Deployment",
+			"metadata": map[string]any{"name": "web", "namespace": "default", "resourceVersion": rv},
+			"spec": map[string]any{"replicas": replicas, "template": map[string]any{"spec": map[string]any{
+				"containers": []any{map[string]any{"name": "main", "image": image}}}}},
+			"status": map[string]any{"observedGeneration": int64(2)}}}
+		return u
+	}
+	evs := s.toEvents(change{res: r, typ: event.Update, old: dep(1, "web:1", "1"), obj: dep(3, "web:2", "2")})
+	require.Len(t, evs, 1)
+	require.Equal(t, []event.Field{
+		{Name: "spec.replicas", Value: "1 → 3"},
+		{Name: "spec.template.spec.containers[0].image", Value: `"web:1" → "web:2"`},
+	}, evs[0].Fields)
+
+	changedStatus := dep(1, "web:1", "3")
+	changedStatus.Object["status"] = map[string]any{"observedGeneration": int64(3)}
+	require.Empty(t, s.toEvents(change{res: r, typ: event.Update, old: dep(1, "web:1", "1"), obj: changedStatus}),
+		"a change outside the watched fields is not reported")
+
+	whole := newSource(t, config.Namespaces{}, config.Resource{Type: "apps/v1/deployments", Events: []string{"update"}})
+	require.Empty(t, whole.toEvents(change{res: whole.resources[0], typ: event.Update, old: dep(1, "web:1", "1"), obj: dep(1, "web:1", "2")}),
+		"a new resourceVersion alone is a no-op")
+	evs = whole.toEvents(change{res: whole.resources[0], typ: event.Update, old: dep(1, "web:1", "1"), obj: dep(2, "web:1", "2")})
+	require.Len(t, evs, 1)
+	require.Equal(t, []event.Field{{Name: "Changed", Value: "spec"}}, evs[0].Fields)
+}
+
+func TestEventReasonMessageAndAnnotationFilters(t *testing.T) {
+	s := newSource(t, config.Namespaces{}, config.Resource{Type: "v1/events", Events: []string{"error"},
+		Reasons: []string{"BackOff", "Failed"}, Message: "image|container"})
+	r := s.resources[0]
+	mk := func(reason, msg string) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Event", "type": "Warning",
+			"metadata": map[string]any{"name": "e", "namespace": "default"}, "reason": reason, "message": msg,
+			"involvedObject": map[string]any{"kind": "Pod", "name": "p", "namespace": "default"}}}
+	}
+	require.Len(t, s.toEvents(change{res: r, typ: event.Create, obj: mk("BackOff", "restarting failed container")}), 1)
+	require.Empty(t, s.toEvents(change{res: r, typ: event.Create, obj: mk("Unhealthy", "container probe failed")}), "reason filtered")
+	require.Empty(t, s.toEvents(change{res: r, typ: event.Create, obj: mk("Failed", "volume mount failed")}), "message filtered")
+
+	a := newSource(t, config.Namespaces{}, config.Resource{Type: "v1/pods", Events: []string{"create"}, Annotations: "kubechat.io/ignore!=true"})
+	p := pod("default", "x", nil)
+	require.Len(t, a.toEvents(change{res: a.resources[0], typ: event.Create, obj: p}), 1)
+	p.SetAnnotations(map[string]string{"kubechat.io/ignore": "true"})
+	require.Empty(t, a.toEvents(change{res: a.resources[0], typ: event.Create, obj: p}))
+}

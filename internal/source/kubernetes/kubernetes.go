@@ -6,6 +6,7 @@ package kubernetes
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -63,6 +65,10 @@ type resource struct {
 	exclude []*regexp.Regexp
 	name    *regexp.Regexp
 	labels  labels.Selector
+	annots  labels.Selector
+	reasons map[string]bool
+	message *regexp.Regexp
+	fields  []config.FieldPath
 }
 
 // change is one queued informer notification. Pointers keep it comparable.
@@ -100,7 +106,7 @@ func compile(rc config.Resource, defaultNS config.Namespaces) (*resource, error)
 	if err != nil {
 		return nil, err
 	}
-	r := &resource{gvr: gvr, events: map[event.Type]bool{}, labels: labels.Everything()}
+	r := &resource{gvr: gvr, events: map[event.Type]bool{}, labels: labels.Everything(), annots: labels.Everything()}
 	events := rc.Events
 	if len(events) == 0 {
 		events = config.EventTypes
@@ -136,6 +142,29 @@ func compile(rc config.Resource, defaultNS config.Namespaces) (*resource, error)
 			return nil, fmt.Errorf("labels %q: %w", rc.Labels, err)
 		}
 	}
+	if rc.Annotations != "" {
+		if r.annots, err = labels.Parse(rc.Annotations); err != nil {
+			return nil, fmt.Errorf("annotations %q: %w", rc.Annotations, err)
+		}
+	}
+	if len(rc.Reasons) > 0 {
+		r.reasons = map[string]bool{}
+		for _, reason := range rc.Reasons {
+			r.reasons[reason] = true
+		}
+	}
+	if rc.Message != "" {
+		if r.message, err = regexp.Compile(rc.Message); err != nil {
+			return nil, fmt.Errorf("message %q: %w", rc.Message, err)
+		}
+	}
+	for _, f := range rc.Fields {
+		p, err := config.ParseFieldPath(f)
+		if err != nil {
+			return nil, err
+		}
+		r.fields = append(r.fields, p)
+	}
 	return r, nil
 }
 
@@ -161,6 +190,10 @@ func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Eve
 	var synced []cache.InformerSynced
 	for _, r := range s.resources {
 		inf := factory.ForResource(r.gvr).Informer()
+		// Managed fields are the bulk of most objects and never reported.
+		if err := inf.SetTransform(stripManagedFields); err != nil {
+			return fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
+		}
 		reg, err := inf.AddEventHandler(s.handler(r))
 		if err != nil {
 			return fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
@@ -318,9 +351,19 @@ func (s *Source) toEvent(c change) (event.Event, bool) {
 		ev.Object = involvedObject(obj)
 		ev.Reason, _, _ = unstructured.NestedString(obj.Object, "reason")
 		ev.Message = eventMessage(obj)
+		if (r.reasons != nil && !r.reasons[ev.Reason]) || (r.message != nil && !r.message.MatchString(ev.Message)) {
+			return event.Event{}, false
+		}
 	}
 	if !r.events[ev.Type] {
 		return event.Event{}, false
+	}
+	if ev.Type == event.Update && !isEvent(r.gvr) {
+		changed := r.changes(c.old, obj)
+		if len(changed) == 0 {
+			return event.Event{}, false
+		}
+		ev.Fields = changed
 	}
 	if ev.Type == event.Delete {
 		ev.Level = event.Warn
@@ -339,7 +382,7 @@ func (r *resource) matches(obj *unstructured.Unstructured) bool {
 	if r.name != nil && !r.name.MatchString(obj.GetName()) {
 		return false
 	}
-	return r.labels.Matches(labels.Set(obj.GetLabels()))
+	return r.labels.Matches(labels.Set(obj.GetLabels())) && r.annots.Matches(labels.Set(obj.GetAnnotations()))
 }
 
 func anyMatch(res []*regexp.Regexp, s string) bool {
@@ -371,4 +414,70 @@ func eventMessage(obj *unstructured.Unstructured) string {
 		}
 	}
 	return ""
+}
+
+func stripManagedFields(obj any) (any, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		u.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+// maxValueLen bounds one value in an update's before → after diff.
+const maxValueLen = 120
+
+// changes lists what an update changed: the configured fields with their
+// old and new values, or, without fields, a summary of the top-level parts
+// that changed. Metadata bookkeeping (resourceVersion, managedFields) alone
+// is a no-op and gives nothing.
+func (r *resource) changes(old, cur *unstructured.Unstructured) []event.Field {
+	if old == nil {
+		return nil
+	}
+	var out []event.Field
+	if len(r.fields) > 0 {
+		for _, p := range r.fields {
+			before, _ := p.Get(old.Object)
+			after, _ := p.Get(cur.Object)
+			if !equality.Semantic.DeepEqual(before, after) {
+				out = append(out, event.Field{Name: p.String(), Value: compact(before) + " → " + compact(after)})
+			}
+		}
+		return out
+	}
+	strip := func(u *unstructured.Unstructured) map[string]any {
+		c := u.DeepCopy()
+		c.SetResourceVersion("")
+		c.SetManagedFields(nil)
+		return c.Object
+	}
+	o, n := strip(old), strip(cur)
+	var parts []string
+	for _, k := range []string{"metadata", "spec", "status", "data", "stringData", "rules", "subsets"} {
+		if !equality.Semantic.DeepEqual(o[k], n[k]) {
+			parts = append(parts, k)
+		}
+	}
+	if len(parts) == 0 && !equality.Semantic.DeepEqual(o, n) {
+		parts = append(parts, "other fields")
+	}
+	if len(parts) > 0 {
+		out = append(out, event.Field{Name: "Changed", Value: strings.Join(parts, ", ")})
+	}
+	return out
+}
+
+func compact(v any) string {
+	if v == nil {
+		return "(none)"
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	s := string(b)
+	if len(s) > maxValueLen {
+		s = s[:maxValueLen-1] + "…"
+	}
+	return s
 }
