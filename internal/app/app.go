@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -138,7 +139,12 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		if !cfg.HA.LeaderElection {
 			a.health.Register(name) // a standby is ready without sources
 		}
+		meta, err := metadata.NewForConfig(opts.RESTConfig)
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", sc.Name, err)
+		}
 		s, err := k8ssource.New(sc, cfg.Cluster.Name, client, log, k8ssource.Options{
+			Metadata: meta,
 			OnSynced: func() { a.health.SetReady(name, true) },
 		})
 		if err != nil {

@@ -153,6 +153,21 @@ type KubernetesSource struct {
 	// Namespaces filters every resource of this source unless the resource sets its own.
 	Namespaces Namespaces `yaml:"namespaces"`
 	Resources  []Resource `yaml:"resources"`
+	// Recommendations are checks run on newly created pods and ingresses
+	// among the watched resources; each is switched on by itself.
+	Recommendations Recommendations `yaml:"recommendations"`
+}
+
+// Recommendations switches the best-practice checks.
+type Recommendations struct {
+	// LatestTag: a container image uses the "latest" tag, or none.
+	LatestTag bool `yaml:"latestTag"`
+	// ResourceLimits: a container has no CPU or memory limit.
+	ResourceLimits bool `yaml:"resourceLimits"`
+	// PodLabels: a pod has no labels.
+	PodLabels bool `yaml:"podLabels"`
+	// IngressBackends: an Ingress points at a missing Service or TLS Secret.
+	IngressBackends bool `yaml:"ingressBackends"`
 }
 
 // Resource selects one resource to watch and which changes of it become events.

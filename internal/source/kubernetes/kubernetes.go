@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -44,6 +45,8 @@ type Options struct {
 	// Delivered holds the UIDs of objects reported just before Since:
 	// API timestamps have whole seconds, so these are not replayed.
 	Delivered map[string]bool
+	// Metadata reads object metadata for the Ingress recommendation.
+	Metadata metadata.Interface
 }
 
 // Source watches the resources of one configured kubernetes source.
@@ -55,6 +58,8 @@ type Source struct {
 	opts      Options
 	log       *slog.Logger
 	queue     workqueue.TypedRateLimitingInterface[change]
+	recommend config.Recommendations
+	meta      metadata.Interface
 }
 
 // resource is one configured resource with its filters compiled.
@@ -88,7 +93,8 @@ func New(cfg config.Source, cluster string, client dynamic.Interface, log *slog.
 	if opts.Workers <= 0 {
 		opts.Workers = 2
 	}
-	s := &Source{name: cfg.Name, cluster: cluster, client: client, opts: opts, log: log.With("source", cfg.Name)}
+	s := &Source{name: cfg.Name, cluster: cluster, client: client, opts: opts, log: log.With("source", cfg.Name),
+		recommend: cfg.Kubernetes.Recommendations, meta: opts.Metadata}
 	var errs []error
 	for i, rc := range cfg.Kubernetes.Resources {
 		r, err := compile(rc, cfg.Kubernetes.Namespaces)
@@ -263,6 +269,11 @@ func (s *Source) processNext(ctx context.Context, emit func(context.Context, eve
 	defer s.queue.Forget(c)
 	for _, ev := range s.toEvents(c) {
 		emit(ctx, ev)
+	}
+	if c.typ == event.Create && (!c.initial || s.after(c.obj.GetCreationTimestamp().Time)) && c.res.matches(c.obj) {
+		if ev, ok := s.recommendations(ctx, c.obj); ok {
+			emit(ctx, ev)
+		}
 	}
 	return true
 }
