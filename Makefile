@@ -50,8 +50,9 @@ fuzz: ## Run every fuzz test for 10s each
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 10s ./internal/command/
 
 .PHONY: bench
-bench: testbin ## Print performance figures (kubectl get pods round trip p50/p99 against the real API server, config parse, routing)
+bench: testbin ## Print performance figures: pipeline events/s, change-to-sink latency, agent RSS, kubectl round trip
 	$(GO) test -run XXX -bench . -benchmem ./internal/...
+	$(GO) run ./hack/bench
 
 .PHONY: check-config
 check-config: ## Validate every example in configs/

@@ -143,8 +143,16 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", sc.Name, err)
 		}
+		pb := rest.CopyConfig(opts.RESTConfig)
+		pb.ContentType = "application/vnd.kubernetes.protobuf"
+		pb.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+		typed, err := kubernetes.NewForConfig(pb)
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", sc.Name, err)
+		}
 		s, err := k8ssource.New(sc, cfg.Cluster.Name, client, log, k8ssource.Options{
 			Metadata: meta,
+			Typed:    typed,
 			OnSynced: func() { a.health.SetReady(name, true) },
 		})
 		if err != nil {

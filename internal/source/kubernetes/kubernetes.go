@@ -16,11 +16,17 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -47,6 +53,10 @@ type Options struct {
 	Delivered map[string]bool
 	// Metadata reads object metadata for the Ingress recommendation.
 	Metadata metadata.Interface
+	// Typed, when set, watches built-in resources with typed informers over
+	// protobuf, which decode faster and take far less memory than
+	// unstructured objects; other resources (CRDs) use the dynamic client.
+	Typed kubernetes.Interface
 }
 
 // Source watches the resources of one configured kubernetes source.
@@ -57,7 +67,7 @@ type Source struct {
 	resources []*resource
 	opts      Options
 	log       *slog.Logger
-	queue     workqueue.TypedRateLimitingInterface[change]
+	queue     workqueue.TypedRateLimitingInterface[item]
 	recommend config.Recommendations
 	meta      metadata.Interface
 }
@@ -76,7 +86,17 @@ type resource struct {
 	fields  []config.FieldPath
 }
 
-// change is one queued informer notification. Pointers keep it comparable.
+// item is one queued informer notification: typed objects for built-in
+// resources, unstructured ones for the rest. Pointers keep it comparable.
+type item struct {
+	res     *resource
+	typ     event.Type
+	obj     runtime.Object
+	old     runtime.Object
+	initial bool
+}
+
+// change is an item with its objects in unstructured form, as filters read them.
 type change struct {
 	res     *resource
 	typ     event.Type
@@ -190,12 +210,26 @@ func (s *Source) Name() string { return s.name }
 
 // Start runs the informers and workers until ctx is done.
 func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Event)) error {
-	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[change](),
-		workqueue.TypedRateLimitingQueueConfig[change]{Name: "source_" + s.name})
-	factory := dynamicinformer.NewDynamicSharedInformerFactory(s.client, s.opts.Resync)
+	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[item](),
+		workqueue.TypedRateLimitingQueueConfig[item]{Name: "source_" + s.name})
 	var synced []cache.InformerSynced
+	var informersWG sync.WaitGroup
+	ictx, stopInformers := context.WithCancel(ctx)
+	defer func() { stopInformers(); informersWG.Wait() }()
 	for _, r := range s.resources {
-		inf := factory.ForResource(r.gvr).Informer()
+		// One factory pair per resource, so each can have its own server-side filter.
+		tweak := func(o *metav1.ListOptions) { o.FieldSelector = r.fieldSelector() }
+		factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(s.client, s.opts.Resync, metav1.NamespaceAll, tweak)
+		var inf cache.SharedIndexInformer
+		if s.opts.Typed != nil {
+			typed := informers.NewSharedInformerFactoryWithOptions(s.opts.Typed, s.opts.Resync, informers.WithTweakListOptions(tweak))
+			if gi, err := typed.ForResource(r.gvr); err == nil {
+				inf = gi.Informer()
+			}
+		}
+		if inf == nil {
+			inf = factory.ForResource(r.gvr).Informer()
+		}
 		// Managed fields are the bulk of most objects and never reported.
 		if err := inf.SetTransform(stripManagedFields); err != nil {
 			return fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
@@ -205,9 +239,8 @@ func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Eve
 			return fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
 		}
 		synced = append(synced, reg.HasSynced)
+		informersWG.Go(func() { inf.RunWithContext(ictx) })
 	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		s.queue.ShutDown()
 		if ctx.Err() != nil {
@@ -238,35 +271,40 @@ func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Eve
 func (s *Source) handler(r *resource) cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, isInInitialList bool) {
-			if u, ok := obj.(*unstructured.Unstructured); ok {
-				s.queue.Add(change{res: r, typ: event.Create, obj: u, initial: isInInitialList})
+			if o, ok := obj.(runtime.Object); ok {
+				s.queue.Add(item{res: r, typ: event.Create, obj: o, initial: isInInitialList})
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
-			o, ok1 := oldObj.(*unstructured.Unstructured)
-			n, ok2 := newObj.(*unstructured.Unstructured)
-			if ok1 && ok2 && o.GetResourceVersion() != n.GetResourceVersion() {
-				s.queue.Add(change{res: r, typ: event.Update, obj: n, old: o})
+			o, ok1 := oldObj.(runtime.Object)
+			n, ok2 := newObj.(runtime.Object)
+			if ok1 && ok2 && resourceVersion(o) != resourceVersion(n) {
+				s.queue.Add(item{res: r, typ: event.Update, obj: n, old: o})
 			}
 		},
 		DeleteFunc: func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = t.Obj
 			}
-			if u, ok := obj.(*unstructured.Unstructured); ok {
-				s.queue.Add(change{res: r, typ: event.Delete, obj: u})
+			if o, ok := obj.(runtime.Object); ok {
+				s.queue.Add(item{res: r, typ: event.Delete, obj: o})
 			}
 		},
 	}
 }
 
 func (s *Source) processNext(ctx context.Context, emit func(context.Context, event.Event)) bool {
-	c, shutdown := s.queue.Get()
+	it, shutdown := s.queue.Get()
 	if shutdown {
 		return false
 	}
-	defer s.queue.Done(c)
-	defer s.queue.Forget(c)
+	defer s.queue.Done(it)
+	defer s.queue.Forget(it)
+	c, err := it.unstructured()
+	if err != nil {
+		s.log.Error("cannot read object", "resource", it.res.gvr.String(), "err", err)
+		return true
+	}
 	for _, ev := range s.toEvents(c) {
 		emit(ctx, ev)
 	}
@@ -382,6 +420,15 @@ func (s *Source) toEvent(c change) (event.Event, bool) {
 	return ev, true
 }
 
+// fieldSelector filters on the server what the agent never reports: a
+// source that only wants Warning Events does not cache the Normal ones.
+func (r *resource) fieldSelector() string {
+	if isEvent(r.gvr) && len(r.events) == 1 && r.events[event.Error] {
+		return "type=Warning"
+	}
+	return ""
+}
+
 func (r *resource) matches(obj *unstructured.Unstructured) bool {
 	ns := obj.GetNamespace()
 	if len(r.include) > 0 && !anyMatch(r.include, ns) {
@@ -428,10 +475,48 @@ func eventMessage(obj *unstructured.Unstructured) string {
 }
 
 func stripManagedFields(obj any) (any, error) {
-	if u, ok := obj.(*unstructured.Unstructured); ok {
-		u.SetManagedFields(nil)
+	if m, err := meta.Accessor(obj); err == nil {
+		m.SetManagedFields(nil)
 	}
 	return obj, nil
+}
+
+func resourceVersion(obj runtime.Object) string {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return ""
+	}
+	return m.GetResourceVersion()
+}
+
+// unstructured converts the item's objects for the filters. Typed objects
+// from informers carry no apiVersion and kind; the scheme knows them.
+func (it item) unstructured() (change, error) {
+	c := change{res: it.res, typ: it.typ, initial: it.initial}
+	var err error
+	if c.obj, err = toUnstructured(it.obj); err != nil {
+		return c, err
+	}
+	if it.old != nil {
+		c.old, err = toUnstructured(it.old)
+	}
+	return c, err
+}
+
+func toUnstructured(obj runtime.Object) (*unstructured.Unstructured, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		return u, nil
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{Object: m}
+	if gvks, _, err := scheme.Scheme.ObjectKinds(obj); err == nil && len(gvks) > 0 {
+		u.SetAPIVersion(gvks[0].GroupVersion().String())
+		u.SetKind(gvks[0].Kind)
+	}
+	return u, nil
 }
 
 // maxValueLen bounds one value in an update's before → after diff.
