@@ -342,8 +342,11 @@ sources:
 	return a, nil
 }
 
-// memory returns VmRSS and VmHWM in MiB.
+// memory returns VmRSS and VmHWM in MiB, and prints the anonymous and
+// file-backed (binary text) parts of the RSS.
 func (a *agentProc) memory() (rss, hwm float64) {
+	var anon, file float64
+	defer func() { fmt.Printf("bench: agent RSS breakdown: anonymous %.1f MiB, file-backed (binary) %.1f MiB\n", anon, file) }()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", a.cmd.Process.Pid))
 	if err != nil {
 		return 0, 0
@@ -361,6 +364,10 @@ func (a *agentProc) memory() (rss, hwm float64) {
 			rss = kb / 1024
 		case "VmHWM:":
 			hwm = kb / 1024
+		case "RssAnon:":
+			anon = kb / 1024
+		case "RssFile:":
+			file = kb / 1024
 		}
 	}
 	return rss, hwm

@@ -5,6 +5,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubechat/kubechat/internal/config"
@@ -91,4 +94,30 @@ func TestDeploymentAndJobHealth(t *testing.T) {
 	require.Equal(t, "BackoffLimitExceeded", h.reason)
 	_, ok = healthOf(&unstructured.Unstructured{Object: map[string]any{"kind": "ConfigMap"}})
 	require.False(t, ok)
+}
+
+func TestSlimKeepsWhatChecksRead(t *testing.T) {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"app": "x"},
+			Annotations:   map[string]string{lastApplied: "{...}", "team": "a"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
+		Spec: corev1.PodSpec{
+			Volumes: []corev1.Volume{{Name: "token"}},
+			Containers: []corev1.Container{{Name: "c", Image: "i:1", Env: []corev1.EnvVar{{Name: "A", Value: "b"}},
+				Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: apiresource.MustParse("1")}}}},
+		},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "c", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}},
+	}
+	out, err := slim(p)
+	require.NoError(t, err)
+	s := out.(*corev1.Pod)
+	require.Nil(t, s.ManagedFields)
+	require.Equal(t, map[string]string{"team": "a"}, s.Annotations)
+	require.Nil(t, s.Spec.Volumes)
+	require.Nil(t, s.Spec.Containers[0].Env)
+	require.Equal(t, "i:1", s.Spec.Containers[0].Image)
+	require.NotNil(t, s.Spec.Containers[0].Resources.Limits, "limits stay for the recommendation")
+	require.Equal(t, "CrashLoopBackOff", s.Status.ContainerStatuses[0].State.Waiting.Reason, "status stays for transitions")
+	require.Equal(t, map[string]string{"app": "x"}, s.Labels)
 }
