@@ -346,7 +346,9 @@ sources:
 // file-backed (binary text) parts of the RSS.
 func (a *agentProc) memory() (rss, hwm float64) {
 	var anon, file float64
-	defer func() { fmt.Printf("bench: agent RSS breakdown: anonymous %.1f MiB, file-backed (binary) %.1f MiB\n", anon, file) }()
+	defer func() {
+		fmt.Printf("bench: agent RSS breakdown: anonymous %.1f MiB, file-backed (binary) %.1f MiB\n", anon, file)
+	}()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", a.cmd.Process.Pid))
 	if err != nil {
 		return 0, 0
