@@ -50,6 +50,10 @@ func run() error {
 	log.Info("control plane ready", "kubeconfig", env.Kubeconfig(),
 		"try", "KUBECONFIG="+env.Kubeconfig()+" kubectl get pods -A")
 
+	// The agent keeps its state (open alerts, checkpoints) in this namespace.
+	if err := env.CreateNamespace(ctx, cfg.Cluster.Namespace); err != nil {
+		return err
+	}
 	a, err := app.New(cfg, log, app.Options{RESTConfig: env.Config})
 	if err != nil {
 		return err
