@@ -98,7 +98,8 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	ropts := router.Options{Executors: execs, Health: a.health}
+	ropts := router.Options{Executors: execs, Health: a.health,
+		Backoff: chat.Backoff{Deadline: cfg.Delivery.Deadline.D(), Max: cfg.Delivery.MaxBackoff.D()}}
 	if opts.RESTConfig != nil {
 		cs, err := kubernetes.NewForConfig(opts.RESTConfig)
 		if err != nil {

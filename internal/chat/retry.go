@@ -60,20 +60,35 @@ const PostTimeout = 15 * time.Second
 
 // Deliver posts m, retrying retryable errors with exponential backoff and
 // jitter, and honouring RetryAfter. It stops on a Permanent error, when the
-// deadline passes, or when ctx ends, and returns the last error then.
+// deadline (b.Deadline from now) passes, or when ctx ends, and returns the
+// last error then, with the number of attempts made.
 func Deliver(ctx context.Context, n Notifier, to Channel, m Message, b Backoff) (MessageRef, int, error) {
 	b = b.withDefaults()
-	deadline := time.Now().Add(b.Deadline)
+	var ref MessageRef
+	attempts, err := Retry(ctx, b, time.Now().Add(b.Deadline), func(ctx context.Context) error {
+		var err error
+		ref, err = n.Post(ctx, to, m)
+		return err
+	})
+	return ref, attempts, err
+}
+
+// Retry runs attempt, each call bounded by PostTimeout, until it succeeds,
+// fails permanently, would retry past deadline, or ctx ends. Waits grow
+// exponentially from b.Initial to b.Max with up to 50 % jitter; a
+// RetryAfter error sets the wait instead.
+func Retry(ctx context.Context, b Backoff, deadline time.Time, attempt func(context.Context) error) (int, error) {
+	b = b.withDefaults()
 	delay := b.Initial
-	for attempt := 1; ; attempt++ {
+	for n := 1; ; n++ {
 		actx, cancel := context.WithTimeout(ctx, PostTimeout)
-		ref, err := n.Post(actx, to, m)
+		err := attempt(actx)
 		cancel()
 		if err == nil {
-			return ref, attempt, nil
+			return n, nil
 		}
 		if IsPermanent(err) {
-			return MessageRef{}, attempt, err
+			return n, err
 		}
 		wait := delay + rand.N(delay/2+1) // jitter: up to +50 %
 		if after, ok := RetryAfterOf(err); ok {
@@ -82,13 +97,13 @@ func Deliver(ctx context.Context, n Notifier, to Channel, m Message, b Backoff) 
 			delay = min(2*delay, b.Max)
 		}
 		if time.Now().Add(wait).After(deadline) {
-			return MessageRef{}, attempt, fmt.Errorf("gave up after %d attempts (deadline %s): %w", attempt, b.Deadline, err)
+			return n, fmt.Errorf("gave up after %d attempts (deadline %s): %w", n, b.Deadline, err)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return MessageRef{}, attempt, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+			return n, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
 		case <-t.C:
 		}
 	}

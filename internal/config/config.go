@@ -28,6 +28,7 @@ type Config struct {
 	Aliases   map[string]string `yaml:"aliases"`
 	Users     []User            `yaml:"users"`
 	HA        HA                `yaml:"ha"`
+	Delivery  Delivery          `yaml:"delivery"`
 
 	// Files lists the files this config was merged from, in order.
 	Files []string `yaml:"-"`
@@ -58,6 +59,17 @@ type HTTP struct {
 	UnhealthyAfter Duration `yaml:"unhealthyAfter"`
 	// ShutdownTimeout bounds the graceful shutdown of the whole agent.
 	ShutdownTimeout Duration `yaml:"shutdownTimeout"`
+}
+
+// Delivery tunes how messages to chat platforms are retried. A message
+// waits in its channel's queue, in order, through 429s, 5xx and network
+// errors until it is delivered or its deadline passes.
+type Delivery struct {
+	// Deadline is how long after it was queued a message may still be
+	// delivered; after that it is dead-lettered: logged and counted (default 10m).
+	Deadline Duration `yaml:"deadline"`
+	// MaxBackoff caps the wait between two attempts (default 30s).
+	MaxBackoff Duration `yaml:"maxBackoff"`
 }
 
 // Platform is one named chat platform instance. Settings are decoded by the
@@ -265,6 +277,8 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultCommandTimeout  = 30 * time.Second
 	DefaultMaxOutputBytes  = 1 << 20
+	DefaultDeliveryTimeout = 10 * time.Minute
+	DefaultMaxBackoff      = 30 * time.Second
 )
 
 func (c *Config) withDefaults() {
@@ -294,6 +308,12 @@ func (c *Config) withDefaults() {
 	}
 	if c.HTTP.UnhealthyAfter == 0 {
 		c.HTTP.UnhealthyAfter = Duration(DefaultUnhealthyAfter)
+	}
+	if c.Delivery.Deadline == 0 {
+		c.Delivery.Deadline = Duration(DefaultDeliveryTimeout)
+	}
+	if c.Delivery.MaxBackoff == 0 {
+		c.Delivery.MaxBackoff = Duration(DefaultMaxBackoff)
 	}
 	if c.HTTP.ShutdownTimeout == 0 {
 		c.HTTP.ShutdownTimeout = Duration(DefaultShutdownTimeout)

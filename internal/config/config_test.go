@@ -86,7 +86,7 @@ func TestBadConfig(t *testing.T) {
 		want          string
 	}{
 		"unknown top-level key": {"cluster:\n", "clustr:\n  name: x\ncluster:\n",
-			`config.yaml:1: clustr: unknown field "clustr" (known: cluster, log, http, platforms, channels, sources, executors, actions, aliases, users, ha)`},
+			`config.yaml:1: clustr: unknown field "clustr" (known: cluster, log, http, platforms, channels, sources, executors, actions, aliases, users, ha, delivery)`},
 		"unknown nested key": {"      events: [create, error]\n", "      events: [create, error]\n          lables: x\n",
 			`config.yaml:25: sources[0].kubernetes.resources[0].lables: unknown field "lables"`},
 		"unknown executor reference": {"executors: [kubectl]", "executors: [kubctl]",
@@ -121,6 +121,8 @@ func TestBadConfig(t *testing.T) {
 			`config.yaml:6: platforms[1].name: duplicate name "ops" (also platforms[0])`},
 		"bad listen address": {"cluster:\n", "http:\n  listen: localhost\ncluster:\n",
 			`config.yaml:2: http.listen: "localhost" is not a host:port address`},
+		"delivery deadline too short": {"cluster:\n", "delivery:\n  deadline: 10ms\ncluster:\n",
+			`config.yaml:2: delivery.deadline: must be at least 1s, got 10ms`},
 		"default namespace not allowed": {"      namespaces: [default]", "      namespaces: [default]\n      defaultNamespace: prod",
 			`config.yaml:31: executors[0].policy.defaultNamespace: "prod" is not among the allowed namespaces (default)`},
 		"bad alias": {"  k: kubectl", "  K!: kubectl",

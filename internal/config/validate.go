@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -20,6 +21,11 @@ func (c *Config) validate(known Known) error {
 	v.cluster(c.Cluster)
 	v.log(c.Log)
 	v.http(c.HTTP)
+	if d := c.Delivery; d.Deadline < Duration(time.Second) {
+		v.add("delivery.deadline", "must be at least 1s, got %s", d.Deadline)
+	} else if d.MaxBackoff <= 0 || d.MaxBackoff > d.Deadline {
+		v.add("delivery.maxBackoff", "must be positive and at most delivery.deadline (%s), got %s", d.Deadline, d.MaxBackoff)
+	}
 	if h := c.HA; !(h.RetryPeriod < h.RenewDeadline && h.RenewDeadline < h.LeaseDuration) {
 		v.add("ha", "need retryPeriod < renewDeadline < leaseDuration, got %s < %s < %s", h.RetryPeriod, h.RenewDeadline, h.LeaseDuration)
 	}

@@ -8,114 +8,34 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/event"
 )
 
-// Each bound channel has one sender: an ordered queue, a rate limiter and
-// retried delivery. Jobs decide what to send when their turn comes, so a
-// resolution always sees the ref of the alert queued before it.
-
-// job is one queued delivery.
-type job struct {
-	// build returns the message to send, or false to skip. It runs at send time.
-	build func() (chat.Message, bool)
-	// after runs once the message was delivered.
-	after func(chat.MessageRef)
-}
+// Each bound channel has one sender: a chat.Queue (ordered, rate limited,
+// retried, dead-lettered past the deadline). Jobs decide what to send when
+// their turn comes, so a resolution always sees the ref of the alert queued
+// before it.
 
 type sender struct {
-	b       binding
-	limiter *rate.Limiter
-
-	mu    sync.Mutex
-	queue []job
-	busy  bool
-	wake  chan struct{}
+	b binding
+	q *chat.Queue
 }
 
-func newSender(b binding, perSecond float64, burst int) *sender {
-	return &sender{b: b, limiter: rate.NewLimiter(rate.Limit(perSecond), burst), wake: make(chan struct{}, 1)}
-}
-
-func (s *sender) enqueue(j job) {
-	s.mu.Lock()
-	s.queue = append(s.queue, j)
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// pending is the number of queued or in-flight jobs.
-func (s *sender) pending() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := len(s.queue)
-	if s.busy {
-		n++
-	}
-	return n
-}
-
-func (s *sender) next(ctx context.Context) (job, bool) {
-	for {
-		s.mu.Lock()
-		s.busy = false
-		if len(s.queue) > 0 {
-			j := s.queue[0]
-			s.queue[0] = job{}
-			s.queue = s.queue[1:]
-			s.busy = true
-			s.mu.Unlock()
-			return j, true
-		}
-		s.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return job{}, false
-		case <-s.wake:
-		}
-	}
-}
-
-func (s *sender) run(ctx context.Context, r *Router) {
-	for {
-		j, ok := s.next(ctx)
-		if !ok {
-			if n := s.pending(); n > 0 {
-				r.events.WithLabelValues("dropped").Add(float64(n))
-				r.log.Error("shutting down with undelivered messages", "platform", s.b.platform.Name(), "channel", s.b.channel.Name, "count", n)
-			}
-			return
-		}
-		m, send := j.build()
-		if !send {
-			continue
-		}
-		if err := s.limiter.Wait(ctx); err != nil {
-			r.events.WithLabelValues("dropped").Inc()
-			continue
-		}
-		ref, attempts, err := chat.Deliver(ctx, s.b.platform, s.b.channel, m, r.backoff)
+// enqueue queues build; after runs once the message was delivered. The
+// events metric counts the outcome.
+func (r *Router) enqueue(s *sender, build func() (chat.Message, bool), after func(chat.MessageRef)) {
+	s.q.Enqueue(chat.Job{Build: build, Done: func(ref chat.MessageRef, err error) {
 		if err != nil {
 			r.events.WithLabelValues("dropped").Inc()
-			r.log.Error("message dropped", "platform", s.b.platform.Name(), "channel", s.b.channel.Name,
-				"title", m.Title, "attempts", attempts, "err", err)
-			continue
+			return
 		}
 		r.events.WithLabelValues("sent").Inc()
 		r.delivered.Add(1)
-		if attempts > 1 {
-			r.log.Warn("message delivered after retries", "platform", s.b.platform.Name(), "channel", s.b.channel.Name, "attempts", attempts)
+		if after != nil {
+			after(ref)
 		}
-		if j.after != nil {
-			j.after(ref)
-		}
-	}
+	}})
 }
 
 // DrainTimeout bounds the delivery of queued messages after Start's context ends.
@@ -130,7 +50,7 @@ func (r *Router) Start(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, s := range r.senders {
-		wg.Go(func() { s.run(dctx, r) })
+		wg.Go(func() { s.q.Run(dctx) })
 	}
 	wg.Go(func() { r.flushGroups(ctx) })
 	<-ctx.Done()
@@ -182,7 +102,7 @@ func (r *Router) Recent() []string {
 func (r *Router) Pending() int {
 	n := 0
 	for _, s := range r.senders {
-		n += s.pending()
+		n += s.q.Pending()
 	}
 	return n
 }
@@ -209,19 +129,18 @@ func (r *Router) transition(ctx context.Context, ev event.Event, b binding, s *s
 	key := transitionKey(ev, b)
 	if ev.Transition == event.Failing {
 		m := Render(ev)
-		s.enqueue(job{
-			build: func() (chat.Message, bool) { _, open := r.state.Get(key); return m, !open },
-			after: func(ref chat.MessageRef) {
+		r.enqueue(s,
+			func() (chat.Message, bool) { _, open := r.state.Get(key); return m, !open },
+			func(ref chat.MessageRef) {
 				rec, _ := json.Marshal(transitionRecord{Ref: ref, Title: m.Title, Reason: ev.Reason, Since: ev.Time})
 				if err := r.state.Set(ctx, key, string(rec)); err != nil {
 					r.log.Error("transition alert state not saved; a restart may alert again", "key", key, "err", err)
 				}
-			},
-		})
+			})
 		return
 	}
-	s.enqueue(job{
-		build: func() (chat.Message, bool) {
+	r.enqueue(s,
+		func() (chat.Message, bool) {
 			v, open := r.state.Get(key)
 			var rec transitionRecord
 			if !open || json.Unmarshal([]byte(v), &rec) != nil {
@@ -231,12 +150,11 @@ func (r *Router) transition(ctx context.Context, ev event.Event, b binding, s *s
 			m.Replace = &rec.Ref
 			return m, true
 		},
-		after: func(chat.MessageRef) {
+		func(chat.MessageRef) {
 			if err := r.state.Set(ctx, key, ""); err != nil {
 				r.log.Error("transition alert state not cleared", "key", key, "err", err)
 			}
-		},
-	})
+		})
 }
 
 // RenderResolved is the edited text of a transition alert once it resolved.
@@ -307,13 +225,13 @@ func (r *Router) flushGroups(ctx context.Context) {
 				ev.Count = g.count
 				for _, s := range r.bySourceSenders(ev.Source) {
 					m := Render(ev)
-					s.enqueue(job{build: func() (chat.Message, bool) {
+					r.enqueue(s, func() (chat.Message, bool) {
 						r.groupMu.Lock()
 						ref, ok := g.refs[s]
 						r.groupMu.Unlock()
 						m.Replace = &ref
 						return m, ok
-					}})
+					}, nil)
 				}
 			}
 			if time.Since(g.first) > GroupWindow && !g.dirty {

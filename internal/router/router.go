@@ -39,7 +39,6 @@ type Router struct {
 
 	senders map[string]*sender // by senderKey
 	state   StateStore
-	backoff chat.Backoff
 	groupMu sync.Mutex
 	groups  map[string]*group // by event fingerprint
 	// delivered counts delivered messages, for checkpoints.
@@ -89,6 +88,7 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 			return nil, fmt.Errorf("router: %w", err)
 		}
 	}
+	deliveries := chat.NewDeliveryMetrics(reg)
 	r := &Router{
 		cfg:        cfg,
 		cluster:    cfg.Cluster.Name,
@@ -102,7 +102,6 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		cmdMetrics: newCommandMetrics(reg),
 		senders:    map[string]*sender{},
 		state:      opts.State,
-		backoff:    opts.Backoff,
 		groups:     map[string]*group{},
 		recent:     map[string]time.Time{},
 		events: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
@@ -128,7 +127,9 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		}
 		if _, ok := r.senders[senderKey(b)]; !ok {
 			rl := ch.RateLimit.WithDefaults()
-			r.senders[senderKey(b)] = newSender(b, rl.PerSecond, rl.Burst)
+			r.senders[senderKey(b)] = &sender{b: b, q: chat.NewQueue(p, p.Name(), b.channel, chat.QueueOptions{
+				PerSecond: rl.PerSecond, Burst: rl.Burst, Backoff: opts.Backoff, Metrics: deliveries, Log: log,
+			})}
 		}
 		c := &channel{cfg: ch}
 		for _, name := range ch.Bindings.Executors {
@@ -171,20 +172,17 @@ func (r *Router) Emit(ctx context.Context, ev event.Event) {
 		}
 		m := Render(ev)
 		for _, s := range senders {
-			s.enqueue(job{
-				build: func() (chat.Message, bool) { return m, true },
-				after: func(ref chat.MessageRef) {
-					r.groupMu.Lock()
-					g.refs[s] = ref
-					r.groupMu.Unlock()
-					r.remember(ev.UID)
-				},
+			r.enqueue(s, func() (chat.Message, bool) { return m, true }, func(ref chat.MessageRef) {
+				r.groupMu.Lock()
+				g.refs[s] = ref
+				r.groupMu.Unlock()
+				r.remember(ev.UID)
 			})
 		}
 	default:
 		m := Render(ev)
 		for _, s := range senders {
-			s.enqueue(job{build: func() (chat.Message, bool) { return m, true }, after: func(chat.MessageRef) { r.remember(ev.UID) }})
+			r.enqueue(s, func() (chat.Message, bool) { return m, true }, func(chat.MessageRef) { r.remember(ev.UID) })
 		}
 	}
 }
