@@ -55,8 +55,11 @@ bench: testbin ## Print performance figures: pipeline events/s, change-to-sink l
 	$(GO) run ./hack/bench
 
 .PHONY: check-config
-check-config: ## Validate every example in configs/
-	$(GO) run ./cmd/kubechat check-config configs/*.yaml
+check-config: ## Validate every example in configs/ (with placeholder secrets)
+	$(GO) build -o bin/kubechat ./cmd/kubechat
+	for f in configs/*.yaml; do \
+		SLACK_BOT_TOKEN=xoxb-example SLACK_APP_TOKEN=xapp-example bin/kubechat check-config $$f || exit 1; \
+	done
 
 .PHONY: clean
 clean: ## Remove build output (keeps bin/testbin)

@@ -14,3 +14,11 @@ var Default []byte
 //
 //go:embed *.yaml
 var Examples embed.FS
+
+// ExampleEnv holds placeholder values for the environment variables the
+// examples reference for their secrets, so that tests can check them
+// offline. None is a real credential.
+var ExampleEnv = map[string]string{
+	"SLACK_BOT_TOKEN": "xoxb-example",
+	"SLACK_APP_TOKEN": "xapp-example",
+}

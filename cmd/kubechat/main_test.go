@@ -17,6 +17,9 @@ func TestCheckConfigExamples(t *testing.T) {
 	names, err := fs.Glob(configs.Examples, "*.yaml")
 	require.NoError(t, err)
 	require.NotEmpty(t, names)
+	for k, v := range configs.ExampleEnv {
+		t.Setenv(k, v)
+	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			var out, errb bytes.Buffer
@@ -34,7 +37,7 @@ func TestCheckConfigBroken(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run([]string{"check-config", path}, &out, &errb)
 	require.Equal(t, 1, code)
-	require.Equal(t, path+`:5: platforms[0].type: unknown platform type "slakc" (known: log, webhook)`+"\n", errb.String())
+	require.Equal(t, path+`:5: platforms[0].type: unknown platform type "slakc" (known: log, slack, webhook)`+"\n", errb.String())
 
 	// Settings are checked by the platform's own package, still positioned.
 	require.NoError(t, os.WriteFile(path, []byte("cluster:\n  name: x\nplatforms:\n  - name: a\n    type: log\n    settings:\n      levl: info\n"), 0o600))

@@ -97,6 +97,7 @@ func (r *Router) record(ctx context.Context, a audit, result string, err error) 
 // Handle answers one inbound message. A command addressed to another
 // cluster (--cluster) gets an empty message: that agent answers it.
 func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
+	in.Channel = r.configuredChannel(in)
 	a := audit{in: in, start: time.Now()}
 	reply := func(m chat.Message) chat.Message {
 		m.Thread = &in.Thread
@@ -308,7 +309,20 @@ func (ch *channel) commandNames(r *Router) []string {
 }
 
 func channelKey(platform, id string) string { return platform + "\x00" + id }
-func userKey(platform, id string) string    { return platform + "\x00" + id }
+
+// configuredChannel names an inbound channel as the config does. Platforms
+// report their own ids (Slack: C0123ABCD) and, when they know it, the name;
+// config may use either, so policy lookups and the channel a button is
+// bound to agree whichever form a channel was configured in.
+func (r *Router) configuredChannel(in chat.Inbound) chat.Channel {
+	for _, key := range []string{in.Channel.ID, in.Channel.Name, "#" + in.Channel.Name} {
+		if c := r.channels[channelKey(in.Platform, key)]; c != nil && key != "" && key != "#" {
+			return chat.Channel{Name: c.cfg.Name, ID: c.cfg.ID}
+		}
+	}
+	return in.Channel
+}
+func userKey(platform, id string) string { return platform + "\x00" + id }
 
 // version is the line ping answers with.
 func (r *Router) version(ctx context.Context) string {

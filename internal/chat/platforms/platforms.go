@@ -6,11 +6,13 @@ package platforms
 import (
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/chat/logsink"
+	"github.com/kubechat/kubechat/internal/chat/slack"
 	"github.com/kubechat/kubechat/internal/chat/webhook"
 )
 
 // Factories maps a platform type, as written in config, to its factory.
 var Factories = map[string]chat.Factory{
 	"log":     logsink.New,
+	"slack":   slack.New,
 	"webhook": webhook.New,
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kubechat/kubechat/configs"
 	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/plugins"
 )
 
 // TestEveryPlatformHasAnExample enforces the recipe for adding a platform:
@@ -16,6 +17,12 @@ func TestEveryPlatformHasAnExample(t *testing.T) {
 	known := config.Known{}
 	for name := range Factories {
 		known.PlatformTypes = append(known.PlatformTypes, name)
+	}
+	for name := range plugins.Executors {
+		known.ExecutorTypes = append(known.ExecutorTypes, name)
+	}
+	for k, v := range configs.ExampleEnv {
+		t.Setenv(k, v)
 	}
 	for name := range Factories {
 		t.Run(name, func(t *testing.T) {

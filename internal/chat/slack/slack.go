@@ -1,0 +1,448 @@
+// Package slack is the Slack platform: alerts and replies as Block Kit
+// messages through the Web API, and commands and button clicks received
+// over Socket Mode, which needs only egress (no public endpoint). It uses
+// github.com/slack-go/slack unchanged.
+//
+// The Slack app needs Socket Mode on, an app-level token with
+// connections:write, and a bot token with app_mentions:read, chat:write,
+// channels:read, groups:read, im:history and files:write; it subscribes to
+// the app_mention and message.im events and has interactivity on.
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
+	"github.com/slack-go/slack/socketmode"
+
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/health"
+)
+
+// Settings configure one Slack app.
+type Settings struct {
+	// BotToken (xoxb-...) posts, edits and uploads.
+	BotToken *config.Secret `yaml:"botToken"`
+	// AppToken (xapp-...) opens the Socket Mode connection.
+	AppToken *config.Secret `yaml:"appToken"`
+	// APIURL replaces https://slack.com/api/ (a proxy, or a test server).
+	APIURL string `yaml:"apiURL"`
+	// MaxConcurrentCommands bounds the commands handled at once (default 16).
+	MaxConcurrentCommands int `yaml:"maxConcurrentCommands"`
+}
+
+// replyDeadline bounds the delivery of one command reply, retries included.
+const replyDeadline = 2 * time.Minute
+
+type platform struct {
+	name    string
+	api     *slack.Client
+	s       Settings
+	log     *slog.Logger
+	health  *health.Tracker
+	backoff chat.Backoff
+
+	mu      sync.Mutex
+	byName  map[string]string // channel name -> id
+	names   map[string]string // channel id -> name
+	botUser string
+}
+
+// New builds a Slack platform from its settings block. It does not connect.
+func New(name string, raw config.Raw, d chat.Deps) (chat.Platform, error) {
+	var s Settings
+	if err := config.DecodeStrict(raw, &s); err != nil {
+		return nil, fmt.Errorf("slack %q: %w", name, err)
+	}
+	var errs []error
+	if s.BotToken == nil || s.BotToken.IsZero() {
+		errs = append(errs, errors.New("settings.botToken: is required (a bot token, xoxb-...)"))
+	} else if !strings.HasPrefix(s.BotToken.Reveal(), "xoxb-") {
+		errs = append(errs, fmt.Errorf("settings.botToken: from %s is not a bot token (want xoxb-...)", s.BotToken.Source()))
+	}
+	if s.AppToken == nil || s.AppToken.IsZero() {
+		errs = append(errs, errors.New("settings.appToken: is required for Socket Mode (an app-level token, xapp-...)"))
+	} else if !strings.HasPrefix(s.AppToken.Reveal(), "xapp-") {
+		errs = append(errs, fmt.Errorf("settings.appToken: from %s is not an app-level token (want xapp-...)", s.AppToken.Source()))
+	}
+	if s.APIURL != "" && !strings.HasPrefix(s.APIURL, "http://") && !strings.HasPrefix(s.APIURL, "https://") {
+		errs = append(errs, fmt.Errorf("settings.apiURL: %q is not an http(s) URL", s.APIURL))
+	}
+	if s.MaxConcurrentCommands < 0 {
+		errs = append(errs, fmt.Errorf("settings.maxConcurrentCommands: must be positive, got %d", s.MaxConcurrentCommands))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("slack %q: %w", name, err)
+	}
+	if s.MaxConcurrentCommands == 0 {
+		s.MaxConcurrentCommands = 16
+	}
+	opts := []slack.Option{slack.OptionAppLevelToken(s.AppToken.Reveal())}
+	if s.APIURL != "" {
+		u := s.APIURL
+		if !strings.HasSuffix(u, "/") {
+			u += "/"
+		}
+		opts = append(opts, slack.OptionAPIURL(u))
+	}
+	client := d.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: chat.PostTimeout}
+	}
+	opts = append(opts, slack.OptionHTTPClient(client))
+	log := d.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &platform{
+		name: name, api: slack.New(s.BotToken.Reveal(), opts...), s: s,
+		log: log.With("platform", name), health: d.Health,
+		byName: map[string]string{}, names: map[string]string{},
+	}, nil
+}
+
+func (p *platform) Name() string { return p.name }
+
+// Limits are Block Kit's: 3000 characters a section; longer output is uploaded.
+func (p *platform) Limits() chat.Limits { return limits }
+
+// channelID matches Slack's channel ids: public C..., private G..., direct D....
+var channelID = regexp.MustCompile(`^[CGD][A-Z0-9]{6,}$`)
+
+// resolve turns a configured channel (an id, or a name with or without #) into its id.
+func (p *platform) resolve(ctx context.Context, ch string) (string, error) {
+	ch = strings.TrimPrefix(ch, "#")
+	if channelID.MatchString(ch) {
+		return ch, nil
+	}
+	p.mu.Lock()
+	id, ok := p.byName[ch]
+	p.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	if err := p.loadChannels(ctx); err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	id, ok = p.byName[ch]
+	p.mu.Unlock()
+	if !ok {
+		return "", chat.Permanent(fmt.Errorf("slack channel %q not found: check the name, and invite the bot to private channels", ch))
+	}
+	return id, nil
+}
+
+// loadChannels reads every channel the bot can see (conversations.list, paged).
+func (p *platform) loadChannels(ctx context.Context) error {
+	params := &slack.GetConversationsParameters{Types: []string{"public_channel", "private_channel"}, Limit: 1000, ExcludeArchived: true}
+	byName, names := map[string]string{}, map[string]string{}
+	for {
+		chans, cursor, err := p.api.GetConversationsContext(ctx, params)
+		if err != nil {
+			return classify("list channels", err)
+		}
+		for _, c := range chans {
+			byName[c.Name] = c.ID
+			names[c.ID] = c.Name
+		}
+		if cursor == "" {
+			break
+		}
+		params.Cursor = cursor
+	}
+	p.mu.Lock()
+	p.byName, p.names = byName, names
+	p.mu.Unlock()
+	return nil
+}
+
+// Post sends m, or edits m.Replace in place.
+func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (chat.MessageRef, error) {
+	id, err := p.resolve(ctx, to.ID)
+	if err != nil {
+		return chat.MessageRef{}, err
+	}
+	blocks, text := render(m)
+	opts := []slack.MsgOption{slack.MsgOptionBlocks(blocks...), slack.MsgOptionText(text, false)}
+	if m.Replace != nil {
+		ch := m.Replace.Channel
+		if !channelID.MatchString(ch) {
+			ch = id
+		}
+		if _, _, _, err := p.api.UpdateMessageContext(ctx, ch, m.Replace.ID, opts...); err != nil {
+			return chat.MessageRef{}, classify("update message in "+to.ID, err)
+		}
+		ref := *m.Replace
+		ref.Platform, ref.Channel = p.name, ch
+		return ref, nil
+	}
+	ref := chat.MessageRef{Platform: p.name, Channel: id}
+	if m.Thread != nil && m.Thread.ID != "" {
+		opts = append(opts, slack.MsgOptionTS(m.Thread.ID))
+		ref.Thread = m.Thread.ID
+	}
+	_, ts, err := p.api.PostMessageContext(ctx, id, opts...)
+	if err != nil {
+		return chat.MessageRef{}, classify("post message to "+to.ID, err)
+	}
+	ref.ID = ts
+	return ref, nil
+}
+
+// Upload attaches f to thread with Slack's external upload flow.
+func (p *platform) Upload(ctx context.Context, to chat.Channel, thread chat.MessageRef, f chat.File) error {
+	id, err := p.resolve(ctx, to.ID)
+	if err != nil {
+		return err
+	}
+	_, err = p.api.UploadFileContext(ctx, slack.UploadFileParameters{
+		Channel: id, ThreadTimestamp: thread.ID, Filename: f.Name, Title: f.Title,
+		Content: f.Content, FileSize: len(f.Content), SnippetType: "text",
+	})
+	return classify("upload "+f.Name+" to "+to.ID, err)
+}
+
+// transient are Slack error codes worth retrying
+// (https://api.slack.com/methods/chat.postMessage#errors).
+var transient = map[string]bool{
+	"internal_error": true, "fatal_error": true, "service_unavailable": true,
+	"request_timeout": true, "ratelimited": true, "rate_limited": true,
+}
+
+// classify marks err for chat.Retry: 429s with their Retry-After, 5xx,
+// network errors and Slack's transient codes are retried; other HTTP
+// statuses and API errors (channel_not_found, invalid_auth, ...) are
+// permanent. slack-go keeps tokens out of its errors.
+func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("slack %s: %w", op, err)
+	var rl *slack.RateLimitedError
+	if errors.As(err, &rl) {
+		return chat.RetryAfter(rl.RetryAfter, err)
+	}
+	var sc slack.StatusCodeError
+	if errors.As(err, &sc) {
+		switch {
+		case sc.Code == http.StatusTooManyRequests:
+			return chat.RetryAfter(time.Second, err)
+		case sc.Code >= 500:
+			return err
+		default:
+			return chat.Permanent(err)
+		}
+	}
+	var api slack.SlackErrorResponse
+	if errors.As(err, &api) {
+		if transient[api.Err] {
+			return err
+		}
+		return chat.Permanent(err)
+	}
+	return err // network errors, timeouts: retry
+}
+
+// Listen keeps a Socket Mode connection up until ctx ends, reconnecting on
+// its own, and hands mentions, direct messages and button clicks to h.
+// The platform's health turns bad while it is disconnected; /healthz fails
+// once that lasts longer than http.unhealthyAfter (2 min by default).
+func (p *platform) Listen(ctx context.Context, h chat.Handler) error {
+	component := "platform/" + p.name
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, p.s.MaxConcurrentCommands)
+	delay := time.Second
+	for ctx.Err() == nil {
+		err := p.connect(ctx, h, &wg, sem)
+		if ctx.Err() != nil {
+			break
+		}
+		p.setHealthy(component, false, err.Error())
+		p.log.Error("slack connection failed; retrying", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Minute)
+	}
+	return nil
+}
+
+// connect runs one socketmode client until it gives up or ctx ends.
+func (p *platform) connect(ctx context.Context, h chat.Handler, wg *sync.WaitGroup, sem chan struct{}) error {
+	component := "platform/" + p.name
+	auth, err := p.api.AuthTestContext(ctx)
+	if err != nil {
+		return classify("auth.test", err)
+	}
+	p.mu.Lock()
+	p.botUser = auth.UserID
+	p.mu.Unlock()
+	if err := p.loadChannels(ctx); err != nil {
+		p.log.Warn("cannot list channels; commands will show channel ids", "err", err)
+	}
+	sm := socketmode.New(p.api, socketmode.OptionLog(slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)))
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- sm.RunContext(cctx) }()
+	for {
+		select {
+		case <-ctx.Done():
+			cancel()
+			<-runErr
+			return ctx.Err()
+		case err := <-runErr:
+			if err == nil {
+				err = errors.New("socket mode client stopped")
+			}
+			return classify("socket mode", err)
+		case evt := <-sm.Events:
+			switch evt.Type {
+			case socketmode.EventTypeConnecting:
+				p.log.Debug("connecting to slack")
+			case socketmode.EventTypeConnectionError, socketmode.EventTypeDisconnect:
+				p.setHealthy(component, false, "socket mode disconnected")
+				p.log.Warn("slack socket mode disconnected; reconnecting", "event", string(evt.Type))
+			case socketmode.EventTypeInvalidAuth:
+				p.setHealthy(component, false, "invalid app token")
+			case socketmode.EventTypeConnected:
+				p.setHealthy(component, true, "")
+				p.log.Info("connected to slack", "bot_user", auth.UserID)
+			case socketmode.EventTypeEventsAPI, socketmode.EventTypeInteractive:
+				if evt.Request != nil {
+					if err := sm.AckCtx(ctx, evt.Request.EnvelopeID, nil); err != nil {
+						p.log.Warn("cannot ack slack envelope", "err", err)
+					}
+				}
+				for _, in := range p.inbound(evt) {
+					p.dispatch(ctx, h, in, wg, sem)
+				}
+			}
+		}
+	}
+}
+
+func (p *platform) setHealthy(component string, ok bool, reason string) {
+	if p.health != nil {
+		p.health.SetHealthy(component, ok, reason)
+	}
+}
+
+// dispatch handles in on its own goroutine, at most MaxConcurrentCommands at once.
+func (p *platform) dispatch(ctx context.Context, h chat.Handler, in chat.Inbound, wg *sync.WaitGroup, sem chan struct{}) {
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	wg.Go(func() {
+		defer func() { <-sem }()
+		reply := h.Handle(ctx, in)
+		if reply.Title == "" && len(reply.Sections) == 0 {
+			return // nothing to say (a command for another cluster)
+		}
+		if reply.Thread == nil {
+			reply.Thread = &in.Thread
+		}
+		to := chat.Channel{Name: in.Channel.Name, ID: in.Channel.ID}
+		if _, _, err := chat.Send(ctx, p, to, reply, p.backoff, time.Now().Add(replyDeadline)); err != nil {
+			p.log.Error("reply not delivered", "channel", in.Channel.ID, "user_id", in.UserID, "err", err)
+		}
+	})
+}
+
+// mention matches the bot mention Slack puts in the text: <@U123> or <@U123|name>.
+var mention = regexp.MustCompile(`<@([A-Z0-9]+)(\|[^>]*)?>`)
+
+// inbound turns a Socket Mode event into what the router handles.
+func (p *platform) inbound(evt socketmode.Event) []chat.Inbound {
+	p.mu.Lock()
+	bot := p.botUser
+	p.mu.Unlock()
+	switch data := evt.Data.(type) {
+	case slackevents.EventsAPIEvent:
+		switch e := data.InnerEvent.Data.(type) {
+		case *slackevents.AppMentionEvent:
+			if e.BotID != "" || e.User == bot {
+				return nil
+			}
+			return []chat.Inbound{p.command(e.Channel, e.User, e.Text, e.TimeStamp, e.ThreadTimeStamp, bot)}
+		case *slackevents.MessageEvent:
+			// Direct messages only; channel messages arrive as app_mention.
+			if e.ChannelType != "im" || e.BotID != "" || e.SubType != "" || e.User == bot {
+				return nil
+			}
+			return []chat.Inbound{p.command(e.Channel, e.User, e.Text, e.TimeStamp, e.ThreadTimeStamp, bot)}
+		}
+	case slack.InteractionCallback:
+		if data.Type != slack.InteractionTypeBlockActions {
+			return nil
+		}
+		ch := data.Channel.ID
+		if ch == "" {
+			ch = data.Container.ChannelID
+		}
+		root := data.Container.MessageTs
+		if data.Container.ThreadTs != "" {
+			root = data.Container.ThreadTs
+		} else if data.Message.ThreadTimestamp != "" {
+			root = data.Message.ThreadTimestamp
+		}
+		var out []chat.Inbound
+		for _, a := range data.ActionCallback.BlockActions {
+			if strings.HasPrefix(a.ActionID, "link:") {
+				continue // a URL button: the browser opened it
+			}
+			in := chat.Inbound{
+				Platform: p.name, Channel: p.channel(ch), UserID: data.User.ID, UserName: data.User.Name,
+				ActionID: a.ActionID, Value: a.Value,
+				Thread: chat.MessageRef{Platform: p.name, Channel: ch, ID: root, Thread: root},
+			}
+			if a.SelectedOption.Value != "" {
+				in.Value = a.SelectedOption.Value
+			}
+			out = append(out, in)
+		}
+		return out
+	}
+	return nil
+}
+
+func (p *platform) command(ch, user, text, ts, threadTS, bot string) chat.Inbound {
+	root := ts
+	if threadTS != "" {
+		root = threadTS
+	}
+	text = mention.ReplaceAllStringFunc(text, func(m string) string {
+		if mention.FindStringSubmatch(m)[1] == bot {
+			return ""
+		}
+		return m
+	})
+	return chat.Inbound{
+		Platform: p.name, Channel: p.channel(ch), UserID: user,
+		Text:   strings.TrimSpace(unescape(text)),
+		Thread: chat.MessageRef{Platform: p.name, Channel: ch, ID: root, Thread: root},
+	}
+}
+
+// channel names a channel id with its name, when known, so the router can
+// match a channel configured by name.
+func (p *platform) channel(id string) chat.Channel {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return chat.Channel{ID: id, Name: p.names[id]}
+}

@@ -1,0 +1,867 @@
+// Package slacktest is a fake Slack workspace on loopback for tests.
+//
+// The real github.com/slack-go/slack client, and its socketmode package, run
+// against it unchanged once pointed at it with slack.OptionAPIURL(srv.APIURL()).
+// The Server serves the Web API methods a chat bot uses (auth.test,
+// apps.connections.open, chat.postMessage, chat.update, conversations.list,
+// conversations.info and the three-step external file upload), keeps the
+// messages and files it was sent, and drives Socket Mode: it accepts the
+// websocket, pings it, pushes mentions, direct messages and button clicks as
+// Socket Mode envelopes, and records which envelopes the client acknowledged.
+//
+// Payloads follow Slack's documented formats
+// (https://api.slack.com/methods, https://api.slack.com/apis/socket-mode).
+// Faults can be injected: rate limiting and server errors on the next calls
+// (FailNext), an outage (SetDown) and dropped websockets (Drop).
+package slacktest
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+const (
+	// BotToken is the only bot token the Web API methods accept.
+	BotToken = "xoxb-kubechat-test"
+	// AppToken is the only app-level token apps.connections.open accepts.
+	AppToken = "xapp-kubechat-test"
+	// BotUserID is the bot's user id; auth.test reports it with the user name "kubechat".
+	BotUserID = "UKUBECHAT"
+	// TeamID is the id of the fake workspace.
+	TeamID = "TKUBECHAT"
+)
+
+const (
+	botID      = "BKUBECHAT"
+	botName    = "kubechat"
+	appID      = "AKUBECHAT"
+	teamDomain = "kubechat-test"
+	// verificationToken is the deprecated verification token Slack still puts in payloads.
+	verificationToken = "kubechat-verification-token"
+
+	// maxBodyBytes bounds every request body the server reads.
+	maxBodyBytes = 16 << 20
+	// defaultPageSize and maxPageSize bound conversations.list pages, as Slack does.
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// Web API error codes, as Slack documents them.
+const (
+	errInvalidAuth       apiError = "invalid_auth"
+	errInvalidArguments  apiError = "invalid_arguments"
+	errUnknownMethod     apiError = "unknown_method"
+	errChannelNotFound   apiError = "channel_not_found"
+	errMessageNotFound   apiError = "message_not_found"
+	errCantUpdateMessage apiError = "cant_update_message"
+	errNoText            apiError = "no_text"
+	errInvalidBlocks     apiError = "invalid_blocks"
+	errInvalidCursor     apiError = "invalid_cursor"
+	errFileNotFound      apiError = "file_not_found"
+)
+
+// apiError is a Slack Web API error code, answered as {"ok":false,"error":code}.
+type apiError string
+
+func (e apiError) Error() string { return string(e) }
+
+// object is a JSON object in a response or payload.
+type object = map[string]any
+
+// Server is a fake Slack workspace on loopback. Create it with New and
+// release it with Close. All its methods are safe for concurrent use.
+type Server struct {
+	http     *httptest.Server
+	baseURL  string // scheme and host of http, without a trailing slash
+	upgrader websocket.Upgrader
+	wg       sync.WaitGroup // the goroutines of open websockets
+
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced whenever the state changes
+	closed   bool
+	seq      int   // source of ids
+	lastTS   int64 // the newest message timestamp handed out, in microseconds
+	channels []*channel
+	messages map[string][]Message // by channel id, in posting order
+	uploads  map[string]*upload   // by file id, until files.completeUploadExternal
+	files    []File
+	calls    map[string]int // by Web API method
+	down     bool
+	failLeft int             // how many more Web API calls fail with fail
+	fail     fault           // what FailNext injects
+	tickets  map[string]bool // apps.connections.open tickets not used yet
+	conns    []*socketConn   // open websockets, oldest first
+	accepted int             // websockets accepted so far
+	acks     map[string]bool // by envelope id of every pushed envelope: whether it was acked
+}
+
+// channel is a conversation of the workspace: a channel, or a direct
+// message channel with one user.
+type channel struct {
+	id      string
+	name    string // "" for a direct message channel
+	user    string // the other party of a direct message channel
+	created int64
+}
+
+// upload is a file announced with files.getUploadURLExternal.
+type upload struct {
+	name     string
+	content  string
+	uploaded bool
+}
+
+// Message is one message as the workspace now holds it, edits applied.
+type Message struct {
+	// Channel is the id of the message's channel.
+	Channel string
+	// TS is the message's timestamp id: unique and increasing, like "1700000000.000100".
+	TS string
+	// ThreadTS is the timestamp of the thread's root, or "" for a top-level message.
+	ThreadTS string
+	// Text is the text field as posted or last updated.
+	Text string
+	// Blocks is the blocks JSON array as posted or last updated, or nil if there are none.
+	Blocks json.RawMessage
+	// Edits counts the successful chat.update calls on the message.
+	Edits int
+	// User is the poster: BotUserID for the bot, the user for injected messages.
+	User string
+}
+
+// File is one file uploaded and shared with files.completeUploadExternal.
+// A file shared to several channels is listed once per channel.
+type File struct {
+	// ID is the file id that files.getUploadURLExternal handed out.
+	ID string
+	// Name is the file name given to files.getUploadURLExternal.
+	Name string
+	// Title is the title given to files.completeUploadExternal, or Name if there was none.
+	Title string
+	// Content is what was uploaded to the upload URL.
+	Content string
+	// Channel is the id of the channel the file was shared to, or "" if it was not shared.
+	Channel string
+	// ThreadTS is the thread the file was shared into, or "" for none.
+	ThreadTS string
+	// InitialComment is the message that came with the file.
+	InitialComment string
+}
+
+// New starts a fake workspace with the channels "alerts" and "general".
+func New() *Server {
+	s := &Server{
+		upgrader: websocket.Upgrader{
+			// slack-go sends Origin: https://api.slack.com, which is not our host.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+		changed:  make(chan struct{}),
+		messages: make(map[string][]Message),
+		uploads:  make(map[string]*upload),
+		calls:    make(map[string]int),
+		tickets:  make(map[string]bool),
+		acks:     make(map[string]bool),
+	}
+	now := time.Now().Unix()
+	s.channels = []*channel{
+		{id: "C000ALERTS", name: "alerts", created: now},
+		{id: "C00GENERAL", name: "general", created: now},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/", s.serveAPI)
+	mux.HandleFunc("/upload/", s.serveUpload)
+	mux.HandleFunc("/socket", s.serveSocket)
+	s.http = httptest.NewServer(mux)
+	s.baseURL = s.http.URL
+	return s
+}
+
+// Close closes every websocket, waits for their goroutines and shuts the server down.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	conns := slices.Clone(s.conns)
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	s.wg.Wait()
+	s.http.Close()
+}
+
+// APIURL returns the base URL of the Web API for slack.OptionAPIURL; it ends in "/api/".
+func (s *Server) APIURL() string {
+	return s.baseURL + "/api/"
+}
+
+// AddChannel adds a channel and returns its id. A leading '#' is ignored; a
+// name that exists already returns that channel's id, and "" adds nothing
+// and returns "".
+func (s *Server) AddChannel(name string) (id string) {
+	name = strings.TrimPrefix(name, "#")
+	if name == "" {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch := s.channelByNameLocked(name); ch != nil {
+		return ch.id
+	}
+	ch := &channel{id: fmt.Sprintf("C%09d", s.nextSeqLocked()), name: name, created: time.Now().Unix()}
+	s.channels = append(s.channels, ch)
+	s.notifyLocked()
+	return ch.id
+}
+
+// ChannelID returns the id of the named channel (a leading '#' is ignored), or "" if there is none.
+func (s *Server) ChannelID(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch := s.channelByNameLocked(strings.TrimPrefix(name, "#")); ch != nil {
+		return ch.id
+	}
+	return ""
+}
+
+// Messages returns the messages of a channel, the bot's and injected ones, in posting order.
+func (s *Server) Messages(channelID string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msgs := slices.Clone(s.messages[channelID])
+	for i := range msgs {
+		msgs[i].Blocks = bytes.Clone(msgs[i].Blocks)
+	}
+	return msgs
+}
+
+// WaitMessages waits until the channel holds at least n messages and returns
+// them all. When ctx ends first it returns the messages so far with an error.
+func (s *Server) WaitMessages(ctx context.Context, channelID string, n int) ([]Message, error) {
+	err := s.waitFor(ctx, func() bool { return len(s.messages[channelID]) >= n })
+	msgs := s.Messages(channelID)
+	if err != nil {
+		return msgs, fmt.Errorf("wait for %d messages in %s (have %d): %w", n, channelID, len(msgs), err)
+	}
+	return msgs, nil
+}
+
+// Files returns the uploaded files, in the order their uploads completed.
+func (s *Server) Files() []File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.files)
+}
+
+// FailNext makes the next n Web API calls fail with the HTTP status, replacing
+// any failures still pending; n <= 0 cancels them. A 429 carries the body
+// {"ok":false,"error":"ratelimited"} and, when retryAfter > 0, a Retry-After
+// header of retryAfter in whole seconds, rounded up. Other statuses carry a
+// plain-text body ("upstream error" for 5xx).
+func (s *Server) FailNext(n int, status int, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failLeft = max(n, 0)
+	s.fail = fault{status: status, retryAfter: retryAfter}
+}
+
+// SetDown starts or ends an outage: while down, every Web API call gets HTTP 503.
+func (s *Server) SetDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
+}
+
+// Calls returns how many times a Web API method, such as "chat.postMessage",
+// was called, failed calls included.
+func (s *Server) Calls(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[method]
+}
+
+// waitFor blocks until done, which runs with s.mu held, reports true or ctx ends.
+func (s *Server) waitFor(ctx context.Context, done func() bool) error {
+	for {
+		s.mu.Lock()
+		ok, changed := done(), s.changed
+		s.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// notifyLocked wakes every waitFor. s.mu must be held.
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// nextSeqLocked returns a number never returned before, for ids. s.mu must be held.
+func (s *Server) nextSeqLocked() int {
+	s.seq++
+	return s.seq
+}
+
+// nextTSLocked returns a message timestamp later than any before it, taken
+// from the clock where it can be. s.mu must be held.
+func (s *Server) nextTSLocked() string {
+	s.lastTS = max(time.Now().UnixMicro(), s.lastTS+1)
+	return fmt.Sprintf("%d.%06d", s.lastTS/1e6, s.lastTS%1e6)
+}
+
+// channelByNameLocked returns the named channel or nil. s.mu must be held.
+func (s *Server) channelByNameLocked(name string) *channel {
+	for _, ch := range s.channels {
+		if ch.name != "" && ch.name == name {
+			return ch
+		}
+	}
+	return nil
+}
+
+// channelByIDLocked returns the channel with the id or nil. s.mu must be held.
+func (s *Server) channelByIDLocked(id string) *channel {
+	for _, ch := range s.channels {
+		if ch.id == id {
+			return ch
+		}
+	}
+	return nil
+}
+
+// resolveChannelLocked finds a channel by id, or by name with or without a
+// leading '#', as chat.postMessage does. s.mu must be held.
+func (s *Server) resolveChannelLocked(ref string) *channel {
+	if ch := s.channelByIDLocked(ref); ch != nil {
+		return ch
+	}
+	return s.channelByNameLocked(strings.TrimPrefix(ref, "#"))
+}
+
+// directChannelLocked returns the direct message channel with the user,
+// creating it the first time. s.mu must be held.
+func (s *Server) directChannelLocked(userID string) *channel {
+	id := "D" + userID
+	if ch := s.channelByIDLocked(id); ch != nil {
+		return ch
+	}
+	ch := &channel{id: id, user: userID, created: time.Now().Unix()}
+	s.channels = append(s.channels, ch)
+	return ch
+}
+
+// messageLocked returns the stored message, or nil. The pointer is valid
+// until s.mu is released. s.mu must be held.
+func (s *Server) messageLocked(channelID, ts string) *Message {
+	msgs := s.messages[channelID]
+	for i := range msgs {
+		if msgs[i].TS == ts {
+			return &msgs[i]
+		}
+	}
+	return nil
+}
+
+// addMessageLocked stores a new message. s.mu must be held.
+func (s *Server) addMessageLocked(msg Message) {
+	s.messages[msg.Channel] = append(s.messages[msg.Channel], msg)
+	s.notifyLocked()
+}
+
+// json returns the channel as conversations.info and conversations.list show it.
+func (ch *channel) json() object {
+	if ch.user != "" {
+		return object{"id": ch.id, "created": ch.created, "is_im": true, "is_org_shared": false, "user": ch.user, "is_user_deleted": false}
+	}
+	return object{
+		"id": ch.id, "name": ch.name, "name_normalized": ch.name, "created": ch.created,
+		"is_channel": true, "is_group": false, "is_im": false, "is_mpim": false, "is_private": false,
+		"is_archived": false, "is_general": ch.name == "general", "is_member": true,
+		"topic":   object{"value": "", "creator": "", "last_set": 0},
+		"purpose": object{"value": "", "creator": "", "last_set": 0},
+	}
+}
+
+// messageJSON returns the message as the Web API and interaction payloads show it.
+func messageJSON(msg Message) object {
+	m := object{"type": "message", "user": msg.User, "text": msg.Text, "ts": msg.TS, "team": TeamID}
+	if msg.User == BotUserID {
+		m["bot_id"] = botID
+	}
+	if msg.ThreadTS != "" {
+		m["thread_ts"] = msg.ThreadTS
+	}
+	if msg.Blocks != nil {
+		m["blocks"] = msg.Blocks
+	}
+	return m
+}
+
+// fault is an HTTP failure injected into a Web API call.
+type fault struct {
+	status     int
+	retryAfter time.Duration
+}
+
+// write answers the call with the failure.
+func (f fault) write(w http.ResponseWriter) {
+	switch {
+	case f.status == http.StatusTooManyRequests:
+		if f.retryAfter > 0 {
+			seconds := (f.retryAfter + time.Second - 1) / time.Second
+			w.Header().Set("Retry-After", strconv.FormatInt(int64(seconds), 10))
+		}
+		writeJSON(w, f.status, object{"ok": false, "error": "ratelimited"})
+	case f.status >= http.StatusInternalServerError:
+		http.Error(w, "upstream error", f.status)
+	default:
+		http.Error(w, http.StatusText(f.status), f.status)
+	}
+}
+
+// recordCall counts a call of the method and returns the fault to inject
+// into it, whose status is 0 if none.
+func (s *Server) recordCall(method string) fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[method]++
+	switch {
+	case s.down:
+		return fault{status: http.StatusServiceUnavailable}
+	case s.failLeft > 0:
+		s.failLeft--
+		return s.fail
+	}
+	return fault{}
+}
+
+// apiRequest is one Web API call as a method sees it.
+type apiRequest struct {
+	host   string     // the host:port the client reached the server on
+	params url.Values // the form, query and JSON body fields
+}
+
+// apiMethod is one Web API method the server serves.
+type apiMethod struct {
+	token string // the token the method accepts
+	serve func(s *Server, req apiRequest) (object, error)
+}
+
+// apiMethods are the Web API methods the server serves, by name.
+var apiMethods = map[string]apiMethod{
+	"auth.test":                    {BotToken, (*Server).authTest},
+	"apps.connections.open":        {AppToken, (*Server).appsConnectionsOpen},
+	"chat.postMessage":             {BotToken, (*Server).chatPostMessage},
+	"chat.update":                  {BotToken, (*Server).chatUpdate},
+	"conversations.list":           {BotToken, (*Server).conversationsList},
+	"conversations.info":           {BotToken, (*Server).conversationsInfo},
+	"files.getUploadURLExternal":   {BotToken, (*Server).filesGetUploadURLExternal},
+	"files.completeUploadExternal": {BotToken, (*Server).filesCompleteUploadExternal},
+}
+
+// serveAPI serves /api/<method>: it injects faults, checks the token and runs the method.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, "/api/")
+	if f := s.recordCall(name); f.status != 0 {
+		f.write(w)
+		return
+	}
+	method, known := apiMethods[name]
+	if !known {
+		writeResult(w, nil, errUnknownMethod)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	params, err := readParams(r)
+	switch {
+	case err != nil:
+		writeResult(w, nil, errInvalidArguments)
+	case bearerToken(r, params) != method.token:
+		writeResult(w, nil, errInvalidAuth)
+	default:
+		result, err := method.serve(s, apiRequest{host: r.Host, params: params})
+		writeResult(w, result, err)
+	}
+}
+
+// readParams returns the arguments of a Web API call: query and form fields,
+// or the fields of a JSON body, whose non-string values stay JSON text.
+func readParams(r *http.Request) (url.Values, error) {
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mediaType != "application/json" {
+		if err := r.ParseForm(); err != nil {
+			return nil, fmt.Errorf("parse form: %w", err)
+		}
+		return r.Form, nil
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	params := r.URL.Query()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return params, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, fmt.Errorf("parse JSON body: %w", err)
+	}
+	for key, raw := range fields {
+		var text string
+		if json.Unmarshal(raw, &text) == nil {
+			params.Set(key, text)
+		} else {
+			params.Set(key, string(raw))
+		}
+	}
+	return params, nil
+}
+
+// bearerToken returns the token of a call: from the Authorization header
+// (JSON calls), else from the token argument (form calls).
+func bearerToken(r *http.Request, params url.Values) string {
+	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return token
+	}
+	return params.Get("token")
+}
+
+// writeResult answers a Web API call with {"ok":true,...result} or, if err
+// is set, {"ok":false,"error":...}, with HTTP 200 either way as Slack does.
+func writeResult(w http.ResponseWriter, result object, err error) {
+	if err != nil {
+		var code apiError
+		if !errors.As(err, &code) {
+			code = "internal_error"
+		}
+		writeJSON(w, http.StatusOK, object{"ok": false, "error": code})
+		return
+	}
+	body := object{"ok": true}
+	for key, value := range result {
+		body[key] = value
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// writeJSON writes a JSON response.
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// parseBlocks checks the blocks argument: "" is no blocks, "[]" removes
+// them, anything else must be a JSON array of objects with a type.
+func parseBlocks(arg string) (json.RawMessage, error) {
+	if arg == "" {
+		return nil, nil
+	}
+	var blocks []struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal([]byte(arg), &blocks); err != nil {
+		return nil, errInvalidBlocks
+	}
+	for _, b := range blocks {
+		if b.Type == "" {
+			return nil, errInvalidBlocks
+		}
+	}
+	if len(blocks) == 0 {
+		return nil, nil
+	}
+	return json.RawMessage(arg), nil
+}
+
+// authTest serves auth.test: https://api.slack.com/methods/auth.test
+func (s *Server) authTest(apiRequest) (object, error) {
+	return object{
+		"url": "https://" + teamDomain + ".slack.com/", "team": teamDomain, "user": botName,
+		"team_id": TeamID, "user_id": BotUserID, "bot_id": botID, "is_enterprise_install": false,
+	}, nil
+}
+
+// appsConnectionsOpen serves apps.connections.open, handing out a websocket
+// URL with a single-use ticket: https://api.slack.com/methods/apps.connections.open
+func (s *Server) appsConnectionsOpen(req apiRequest) (object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ticket := strconv.Itoa(s.nextSeqLocked())
+	s.tickets[ticket] = true
+	return object{"url": "ws://" + req.host + "/socket?ticket=" + ticket}, nil
+}
+
+// chatPostMessage serves chat.postMessage: https://api.slack.com/methods/chat.postMessage
+func (s *Server) chatPostMessage(req apiRequest) (object, error) {
+	p := req.params
+	blocks, err := parseBlocks(p.Get("blocks"))
+	if err != nil {
+		return nil, err
+	}
+	if p.Get("text") == "" && blocks == nil && p.Get("attachments") == "" {
+		return nil, errNoText
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.resolveChannelLocked(p.Get("channel"))
+	if ch == nil {
+		return nil, errChannelNotFound
+	}
+	msg := Message{
+		Channel:  ch.id,
+		TS:       s.nextTSLocked(),
+		ThreadTS: p.Get("thread_ts"),
+		Text:     p.Get("text"),
+		Blocks:   blocks,
+		User:     BotUserID,
+	}
+	s.addMessageLocked(msg)
+	return object{"channel": ch.id, "ts": msg.TS, "message": messageJSON(msg)}, nil
+}
+
+// chatUpdate serves chat.update: text and blocks replace the message's when
+// given; https://api.slack.com/methods/chat.update
+func (s *Server) chatUpdate(req apiRequest) (object, error) {
+	p := req.params
+	blocks, err := parseBlocks(p.Get("blocks"))
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.resolveChannelLocked(p.Get("channel"))
+	if ch == nil {
+		return nil, errChannelNotFound
+	}
+	msg := s.messageLocked(ch.id, p.Get("ts"))
+	switch {
+	case msg == nil:
+		return nil, errMessageNotFound
+	case msg.User != BotUserID:
+		return nil, errCantUpdateMessage
+	}
+	if p.Has("text") {
+		msg.Text = p.Get("text")
+	}
+	if p.Has("blocks") {
+		msg.Blocks = blocks
+	}
+	msg.Edits++
+	s.notifyLocked()
+	return object{"channel": ch.id, "ts": msg.TS, "text": msg.Text, "message": messageJSON(*msg)}, nil
+}
+
+// conversationsList serves conversations.list, paging with the cursor as an
+// index: https://api.slack.com/methods/conversations.list
+func (s *Server) conversationsList(req apiRequest) (object, error) {
+	p := req.params
+	limit := defaultPageSize
+	if arg := p.Get("limit"); arg != "" {
+		n, err := strconv.Atoi(arg)
+		if err != nil {
+			return nil, errInvalidArguments
+		}
+		if n > 0 {
+			limit = min(n, maxPageSize)
+		}
+	}
+	start := 0
+	if arg := p.Get("cursor"); arg != "" {
+		n, err := strconv.Atoi(arg)
+		if err != nil || n < 0 {
+			return nil, errInvalidCursor
+		}
+		start = n
+	}
+	types := strings.Split(cmp.Or(p.Get("types"), "public_channel"), ",")
+	wantChannels, wantIMs := slices.Contains(types, "public_channel"), slices.Contains(types, "im")
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var listed []object
+	for _, ch := range s.channels {
+		if (ch.user == "" && wantChannels) || (ch.user != "" && wantIMs) {
+			listed = append(listed, ch.json())
+		}
+	}
+	if start > len(listed) {
+		return nil, errInvalidCursor
+	}
+	end := min(start+limit, len(listed))
+	next := ""
+	if end < len(listed) {
+		next = strconv.Itoa(end)
+	}
+	page := listed[start:end]
+	if page == nil {
+		page = []object{}
+	}
+	return object{"channels": page, "response_metadata": object{"next_cursor": next}}, nil
+}
+
+// conversationsInfo serves conversations.info: https://api.slack.com/methods/conversations.info
+func (s *Server) conversationsInfo(req apiRequest) (object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.channelByIDLocked(req.params.Get("channel"))
+	if ch == nil {
+		return nil, errChannelNotFound
+	}
+	return object{"channel": ch.json()}, nil
+}
+
+// filesGetUploadURLExternal serves files.getUploadURLExternal, handing out an
+// upload URL on the API's scheme and host (slack-go sends the token only
+// there): https://api.slack.com/methods/files.getUploadURLExternal
+func (s *Server) filesGetUploadURLExternal(req apiRequest) (object, error) {
+	name := req.params.Get("filename")
+	length, err := strconv.Atoi(req.params.Get("length"))
+	if name == "" || err != nil || length < 1 {
+		return nil, errInvalidArguments
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := fmt.Sprintf("F%09d", s.nextSeqLocked())
+	s.uploads[id] = &upload{name: name}
+	return object{"upload_url": "http://" + req.host + "/upload/" + id, "file_id": id}, nil
+}
+
+// serveUpload serves the upload URLs: POST /upload/<file id> with the content
+// in a multipart part named "file", or as the whole body.
+func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	content, err := readUpload(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	id := strings.TrimPrefix(r.URL.Path, "/upload/")
+	s.mu.Lock()
+	up := s.uploads[id]
+	if up != nil {
+		up.content, up.uploaded = content, true
+	}
+	s.mu.Unlock()
+	if up == nil {
+		http.Error(w, "unknown file", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = fmt.Fprintf(w, "OK - %d", len(content))
+}
+
+// readUpload returns the uploaded content of an upload request.
+func readUpload(r *http.Request) (string, error) {
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mediaType != "multipart/form-data" {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return "", fmt.Errorf("read upload: %w", err)
+		}
+		return string(body), nil
+	}
+	parts, err := r.MultipartReader()
+	if err != nil {
+		return "", fmt.Errorf("read upload: %w", err)
+	}
+	for {
+		part, err := parts.NextPart()
+		if err != nil {
+			return "", fmt.Errorf("read upload part %q: %w", "file", err)
+		}
+		if part.FormName() != "file" {
+			continue
+		}
+		content, err := io.ReadAll(part)
+		if err != nil {
+			return "", fmt.Errorf("read upload part %q: %w", "file", err)
+		}
+		return string(content), nil
+	}
+}
+
+// filesCompleteUploadExternal serves files.completeUploadExternal, sharing
+// uploaded files to channel_id, or to each of channels, or to none:
+// https://api.slack.com/methods/files.completeUploadExternal
+func (s *Server) filesCompleteUploadExternal(req apiRequest) (object, error) {
+	p := req.params
+	var summaries []struct {
+		ID    string `json:"id"`
+		Title string `json:"title"`
+	}
+	if err := json.Unmarshal([]byte(p.Get("files")), &summaries); err != nil || len(summaries) == 0 {
+		return nil, errInvalidArguments
+	}
+	refs := strings.Split(p.Get("channels"), ",")
+	if id := p.Get("channel_id"); id != "" {
+		refs = []string{id}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var channelIDs []string
+	for _, ref := range refs {
+		if ref == "" {
+			continue
+		}
+		ch := s.resolveChannelLocked(ref)
+		if ch == nil {
+			return nil, errChannelNotFound
+		}
+		channelIDs = append(channelIDs, ch.id)
+	}
+	if len(channelIDs) == 0 {
+		channelIDs = []string{""}
+	}
+	for _, sum := range summaries {
+		if up := s.uploads[sum.ID]; up == nil || !up.uploaded {
+			return nil, errFileNotFound
+		}
+	}
+	shared := make([]object, 0, len(summaries))
+	for _, sum := range summaries {
+		up := s.uploads[sum.ID]
+		delete(s.uploads, sum.ID)
+		title := cmp.Or(sum.Title, up.name)
+		for _, channelID := range channelIDs {
+			s.files = append(s.files, File{
+				ID: sum.ID, Name: up.name, Title: title, Content: up.content,
+				Channel: channelID, ThreadTS: p.Get("thread_ts"), InitialComment: p.Get("initial_comment"),
+			})
+		}
+		shared = append(shared, object{"id": sum.ID, "title": title})
+	}
+	s.notifyLocked()
+	return object{"files": shared}, nil
+}
