@@ -60,15 +60,21 @@ func (s *sink) matching(channel, substr string) []webhook.Payload {
 	return out
 }
 
-func alertConfig(sinkURL, ns string) string {
+// agentBase is the start of every e2e agent config: cluster e2e with its
+// state in ns, text logs, and the HTTP server on a free loopback port.
+func agentBase(ns string) string {
 	return fmt.Sprintf(`cluster:
   name: e2e
-  namespace: %[2]s
+  namespace: %s
 log:
   format: text
 http:
   listen: 127.0.0.1:0
-platforms:
+`, ns)
+}
+
+func alertConfig(sinkURL, ns string) string {
+	return agentBase(ns) + fmt.Sprintf(`platforms:
   - name: sink
     type: webhook
     settings:

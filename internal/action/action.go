@@ -27,7 +27,7 @@ const DefaultTTL = 24 * time.Hour
 var (
 	ErrInvalid = errors.New("this button is not valid (it was altered or is not ours)")
 	ErrExpired = errors.New("this button has expired; run the command again")
-	ErrUsed    = errors.New("this button was already used")
+	ErrUsed    = errors.New("this button was already used; use the newest one, or type the command")
 	ErrUnknown = errors.New("this button is from before the agent restarted; run the command again")
 	ErrChannel = errors.New("this button belongs to another channel")
 )

@@ -225,8 +225,10 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 		m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("Output stopped at the policy's limit of %d bytes.", be.policy.MaxOutputBytes)})
 	}
 	m.Context = fmt.Sprintf("cluster: %s · as %s · %d ms", r.cluster, id.User, time.Since(a.start).Milliseconds())
+	// One-shot: each result carries a fresh button, so a click replayed
+	// (a retried delivery, a double click, a captured payload) runs nothing.
 	if id, err := r.opts.Actions.Put(action.Action{Kind: actionRun, Params: map[string]string{"command": cmd.String()},
-		Platform: a.in.Platform, Channel: a.in.Channel.ID}); err == nil {
+		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true}); err == nil {
 		m.Sections = append(m.Sections, chat.Section{Buttons: []chat.Button{{Label: "Run again", ActionID: id}}})
 	}
 	return m

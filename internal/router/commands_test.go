@@ -185,7 +185,11 @@ func TestRunAgainButton(t *testing.T) {
 
 	require.Contains(t, click("open", id).PlainText(), "this button belongs to another channel")
 	require.Contains(t, click("readonly", "forged").PlainText(), "this button is not valid")
+	require.Contains(t, click("readonly", id).PlainText(), "this button was already used", "a replayed click is refused")
 	require.EqualValues(t, 2, f.read.calls.Load(), "refused clicks run nothing")
+	next := again.Sections[len(again.Sections)-1].Buttons[0].ActionID
+	require.NotEqual(t, id, next, "each result has its own button")
+	require.Contains(t, click("readonly", next).PlainText(), "web-")
 }
 
 func TestCommandBuilder(t *testing.T) {
