@@ -49,6 +49,7 @@ func main() {
 	pods := flag.Int("pods", 10000, "pods to create")
 	events := flag.Int("events", 50000, "Kubernetes Events to create")
 	latencyPods := flag.Int("latency-pods", 200, "pods created one by one to measure alert latency")
+	flag.IntVar(&cgroupLimitMiB, "cgroup-limit", 0, "also run the agent in a memory cgroup with this limit in MiB, as a container limit would (cgroup v1, root)")
 	flag.Parse()
 	if err := run(*pods, *events, *latencyPods); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -135,6 +136,9 @@ func run(nPods, nEvents, nLatency int) error {
 		}
 	}
 	slices.Sort(lat)
+	if r := cgroupReport(); r != "" {
+		fmt.Println("bench: agent " + r)
+	}
 	if len(lat) > 0 {
 		fmt.Printf("bench: change → sink latency over %d pods: p50 %s, p99 %s\n", len(lat),
 			lat[len(lat)/2].Round(100*time.Microsecond), lat[min(len(lat)-1, len(lat)*99/100)].Round(100*time.Microsecond))
@@ -288,6 +292,42 @@ func (s *sink) waitQuiet(d time.Duration) {
 // memLimit is the agent's soft memory limit (GOMEMLIMIT), as deployed.
 const memLimit = "100MiB"
 
+// cgroupLimitMiB, when set, puts the agent in a memory cgroup with that limit.
+var cgroupLimitMiB int
+
+// cgroupDir is the memory cgroup the agent runs in, if any.
+var cgroupDir string
+
+// limitMemory moves pid into a new cgroup v1 memory group with the limit.
+func limitMemory(pid int) error {
+	dir := fmt.Sprintf("/sys/fs/cgroup/memory/kubechat-bench-%d", os.Getpid())
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "memory.limit_in_bytes"), []byte(strconv.Itoa(cgroupLimitMiB<<20)), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return err
+	}
+	cgroupDir = dir
+	return nil
+}
+
+func cgroupReport() string {
+	if cgroupDir == "" {
+		return ""
+	}
+	read := func(f string) string {
+		b, _ := os.ReadFile(filepath.Join(cgroupDir, f))
+		return strings.TrimSpace(string(b))
+	}
+	maxUsage, _ := strconv.ParseFloat(read("memory.max_usage_in_bytes"), 64)
+	oom := strings.Contains(read("memory.oom_control"), "oom_kill 1")
+	return fmt.Sprintf("in a %d MiB memory cgroup: peak usage %.1f MiB, limit hit %s times, OOM kill: %v",
+		cgroupLimitMiB, maxUsage/(1<<20), read("memory.failcnt"), oom)
+}
+
 type agentProc struct {
 	cmd *exec.Cmd
 	dir string
@@ -338,6 +378,11 @@ sources:
 	if err := a.cmd.Start(); err != nil {
 		return nil, err
 	}
+	if cgroupLimitMiB > 0 {
+		if err := limitMemory(a.cmd.Process.Pid); err != nil {
+			return nil, fmt.Errorf("memory cgroup: %w", err)
+		}
+	}
 	time.Sleep(2 * time.Second) // caches sync on an empty namespace in well under that
 	return a, nil
 }
@@ -379,4 +424,7 @@ func (a *agentProc) stop() {
 	_ = a.cmd.Process.Signal(syscall.SIGTERM)
 	_ = a.cmd.Wait()
 	os.RemoveAll(a.dir)
+	if cgroupDir != "" {
+		_ = os.Remove(cgroupDir)
+	}
 }
