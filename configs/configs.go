@@ -19,6 +19,7 @@ var Examples embed.FS
 // examples reference for their secrets, so that tests can check them
 // offline. None is a real credential.
 var ExampleEnv = map[string]string{
-	"SLACK_BOT_TOKEN": "xoxb-example",
-	"SLACK_APP_TOKEN": "xapp-example",
+	"SLACK_BOT_TOKEN":    "xoxb-example",
+	"SLACK_APP_TOKEN":    "xapp-example",
+	"TEAMS_APP_PASSWORD": "example-client-secret",
 }

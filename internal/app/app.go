@@ -87,7 +87,19 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
-	byName, err := buildPlatforms(cfg, chat.Deps{Log: log, HTTPClient: opts.HTTPClient, Metrics: a.registry, Health: a.health, Cluster: cfg.Cluster.Name})
+	if opts.RESTConfig != nil {
+		cs, err := kubernetes.NewForConfig(opts.RESTConfig)
+		if err != nil {
+			return nil, fmt.Errorf("cluster client: %w", err)
+		}
+		a.clientset = cs
+		a.state = state.New(cs, cfg.Cluster.Namespace, "kubechat-state")
+	}
+	deps := chat.Deps{Log: log, HTTPClient: opts.HTTPClient, Metrics: a.registry, Health: a.health, Cluster: cfg.Cluster.Name}
+	if a.state != nil {
+		deps.State = a.state
+	}
+	byName, err := buildPlatforms(cfg, deps)
 	if err != nil {
 		return nil, err
 	}
@@ -100,13 +112,8 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	}
 	ropts := router.Options{Executors: execs, Health: a.health,
 		Backoff: chat.Backoff{Deadline: cfg.Delivery.Deadline.D(), Max: cfg.Delivery.MaxBackoff.D()}}
-	if opts.RESTConfig != nil {
-		cs, err := kubernetes.NewForConfig(opts.RESTConfig)
-		if err != nil {
-			return nil, fmt.Errorf("cluster client: %w", err)
-		}
-		a.clientset = cs
-		a.state = state.New(cs, cfg.Cluster.Namespace, "kubechat-state")
+	if a.clientset != nil {
+		cs := a.clientset
 		ropts.State = a.state
 		ropts.KubernetesVersion = func(context.Context) (string, error) {
 			v, err := cs.Discovery().ServerVersion()
@@ -166,7 +173,11 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	}
 	for _, p := range a.platforms {
 		if r, ok := p.(chat.HTTPReceiver); ok {
-			a.http.Handle("/hooks/"+p.Name()+"/", http.StripPrefix("/hooks/"+p.Name(), r.HTTPHandler()))
+			prefix := "/hooks/" + p.Name()
+			if pp, ok := p.(interface{ HTTPPrefix() string }); ok {
+				prefix = pp.HTTPPrefix()
+			}
+			a.http.Handle(prefix+"/", http.StripPrefix(prefix, r.HTTPHandler()))
 		}
 	}
 	return a, nil

@@ -41,8 +41,18 @@ type HandlerFunc func(ctx context.Context, in Inbound) Message
 func (f HandlerFunc) Handle(ctx context.Context, in Inbound) Message { return f(ctx, in) }
 
 // HTTPReceiver is implemented by platforms that receive webhooks; the app
-// mounts the handler at /hooks/<platform name>.
+// mounts the handler at /hooks/<platform name>, or at HTTPPrefix when the
+// platform also implements it (Teams: /teams/<name>).
 type HTTPReceiver interface{ HTTPHandler() http.Handler }
+
+// StateStore is the agent's small persisted key-value state (a ConfigMap
+// in the cluster). Platforms keep what must survive a restart there, such
+// as Teams conversation references.
+type StateStore interface {
+	Get(key string) (string, bool)
+	// Set writes key (deletes it when value is empty).
+	Set(ctx context.Context, key, value string) error
+}
 
 // Deps are what the app hands every platform factory.
 type Deps struct {
@@ -51,6 +61,8 @@ type Deps struct {
 	Metrics    prometheus.Registerer
 	Health     *health.Tracker
 	Cluster    string
+	// State is nil when the agent runs without a cluster.
+	State StateStore
 }
 
 // Factory builds a platform from its own settings block. It validates and never dials out.

@@ -64,10 +64,7 @@ type Options struct {
 }
 
 // StateStore is the persisted key-value state (a ConfigMap in the cluster).
-type StateStore interface {
-	Get(key string) (string, bool)
-	Set(ctx context.Context, key, value string) error
-}
+type StateStore = chat.StateStore
 
 type binding struct {
 	platform chat.Platform

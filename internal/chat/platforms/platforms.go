@@ -7,6 +7,7 @@ import (
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/chat/logsink"
 	"github.com/kubechat/kubechat/internal/chat/slack"
+	"github.com/kubechat/kubechat/internal/chat/teams"
 	"github.com/kubechat/kubechat/internal/chat/webhook"
 )
 
@@ -14,5 +15,6 @@ import (
 var Factories = map[string]chat.Factory{
 	"log":     logsink.New,
 	"slack":   slack.New,
+	"teams":   teams.New,
 	"webhook": webhook.New,
 }

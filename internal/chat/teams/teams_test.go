@@ -1,0 +1,280 @@
+package teams
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/chat/chattest"
+	"github.com/kubechat/kubechat/internal/chat/teams/teamstest"
+	"github.com/kubechat/kubechat/internal/config"
+)
+
+// configMapKey is what the API server accepts as a ConfigMap key.
+var configMapKey = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+
+// memState is an in-memory chat.StateStore shared across "restarts".
+type memState struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (s *memState) Get(key string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[key]
+	return v, ok
+}
+
+func (s *memState) Set(_ context.Context, key, value string) error {
+	if !configMapKey.MatchString(key) {
+		return fmt.Errorf("%q is not a valid ConfigMap key", key)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if value == "" {
+		delete(s.m, key)
+	} else {
+		s.m[key] = value
+	}
+	return nil
+}
+
+// newPlatform builds the adapter against srv and serves its endpoint on
+// loopback, where srv sends activities.
+func newPlatform(t *testing.T, srv *teamstest.Server, serviceURL string, state chat.StateStore) *platform {
+	t.Helper()
+	t.Setenv("TEST_TEAMS_PASSWORD", teamstest.AppPassword)
+	raw, err := config.RawFromYAML(fmt.Sprintf("appID: %s\nappPassword: ${TEST_TEAMS_PASSWORD}\nserviceURL: %s\nopenIDURL: %s\ntokenURL: %s\n",
+		teamstest.AppID, serviceURL, srv.OpenIDURL(), srv.TokenURL()))
+	require.NoError(t, err)
+	p, err := New("ops-teams", raw, chat.Deps{State: state})
+	require.NoError(t, err)
+	tp := p.(*platform)
+	mux := http.NewServeMux()
+	mux.Handle(tp.HTTPPrefix()+"/", http.StripPrefix(tp.HTTPPrefix(), tp.HTTPHandler()))
+	bot := httptest.NewServer(mux)
+	t.Cleanup(bot.Close)
+	srv.SetBotEndpoint(bot.URL + tp.HTTPPrefix() + "/api/messages")
+	return tp
+}
+
+func (p *platform) ready() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.verifier != nil && p.handle != nil
+}
+
+// fake adapts teamstest.Server to the conformance suite.
+type fake struct{ srv *teamstest.Server }
+
+func (f fake) Messages(ch string) []chattest.Posted {
+	var out []chattest.Posted
+	for _, a := range f.srv.Activities(ch) {
+		out = append(out, chattest.Posted{ID: a.ID, Thread: a.ThreadRoot, Text: visibleText(a), Edits: a.Edits})
+	}
+	return out
+}
+
+// Files: bots cannot upload files to Teams channels; output is split instead.
+func (f fake) Files(string) []chattest.Uploaded { return nil }
+
+func (f fake) Mention(ch, user, text string) error {
+	_, status, err := f.srv.Mention(ch, user, text)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("bot answered %d", status)
+	}
+	return err
+}
+
+func (f fake) Click(ch, messageID, user, actionID, value string) error {
+	data := map[string]any{"actionId": actionID}
+	if value != "" {
+		data["value"] = value // the Input.ChoiceSet "value" merged into the action's data
+	}
+	status, body, err := f.srv.Execute(ch, messageID, user, actionVerb, data)
+	if err == nil && (status != http.StatusOK || !strings.Contains(string(body), `"statusCode":200`)) {
+		err = fmt.Errorf("bot answered %d %s", status, body)
+	}
+	return err
+}
+
+func (f fake) FailNext(n, status int, retryAfter time.Duration) {
+	f.srv.FailNext(n, status, retryAfter)
+}
+func (f fake) Drop()            {}
+func (f fake) Connections() int { return 0 }
+
+// visibleText is the activity's text plus every text of its cards.
+func visibleText(a teamstest.Activity) string {
+	var b strings.Builder
+	b.WriteString(a.Text + "\n")
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for _, k := range []string{"text", "title", "value"} {
+				if s, ok := v[k].(string); ok {
+					b.WriteString(s + "\n")
+				}
+			}
+			for _, child := range v {
+				walk(child)
+			}
+		case []any:
+			for _, child := range v {
+				walk(child)
+			}
+		}
+	}
+	var attachments any
+	if json.Unmarshal(a.Attachments, &attachments) == nil {
+		walk(attachments)
+	}
+	return b.String()
+}
+
+// TestConformance runs the shared suite. Teams bots cannot upload files to
+// channels, so long output must arrive split, whole, over several replies;
+// and Teams calls the agent over HTTPS, so there is no connection to cut.
+func TestConformance(t *testing.T) {
+	chattest.RunConformance(t, func(t *testing.T) chattest.Setup {
+		srv := teamstest.New()
+		t.Cleanup(srv.Close)
+		p := newPlatform(t, srv, srv.ServiceURL(), nil)
+		return chattest.Setup{
+			Platform:       p,
+			Fake:           fake{srv},
+			Channel:        chat.Channel{Name: "alerts", ID: srv.ChannelID("alerts")},
+			CanUpload:      false,
+			Secrets:        []string{teamstest.AppPassword},
+			Connectionless: true,
+			Ready:          p.ready,
+		}
+	})
+}
+
+func listen(t *testing.T, p *platform, h chat.Handler) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Listen(ctx, h); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, p.ready, 10*time.Second, 10*time.Millisecond)
+}
+
+// TestUnauthenticatedRequestsAreRefused: no token, a wrong audience, an
+// expired token, a token from an unknown key, a foreign issuer and a
+// serviceurl other than the activity's all get 401 and reach nothing.
+func TestUnauthenticatedRequestsAreRefused(t *testing.T) {
+	srv := teamstest.New()
+	t.Cleanup(srv.Close)
+	p := newPlatform(t, srv, srv.ServiceURL(), nil)
+	var calls sync.Map
+	listen(t, p, chat.HandlerFunc(func(_ context.Context, in chat.Inbound) chat.Message {
+		calls.Store(in.Text, true)
+		return chat.Message{Title: "pong"}
+	}))
+	activity := func(text string) []byte {
+		b, _ := json.Marshal(map[string]any{
+			"type": "message", "id": "1", "serviceUrl": srv.ServiceURL(), "channelId": "msteams", "text": "<at>kubechat</at> " + text,
+			"from": map[string]any{"id": "29:U1", "name": "Mallory"}, "recipient": map[string]any{"id": "28:" + teamstest.AppID},
+			"conversation": map[string]any{"id": srv.ChannelID("alerts") + ";messageid=1"},
+			"channelData":  map[string]any{"channel": map[string]any{"id": srv.ChannelID("alerts")}},
+		})
+		return b
+	}
+	for name, auth := range map[string]string{
+		"no token":       "",
+		"not bearer":     "Basic " + teamstest.AppPassword,
+		"garbage":        "Bearer not.a.jwt",
+		"wrong audience": "Bearer " + srv.TokenWith(srv.ServiceURL(), teamstest.WithAudience("another-bot")),
+		"expired":        "Bearer " + srv.TokenWith(srv.ServiceURL(), teamstest.WithExpiry(time.Now().Add(-time.Hour))),
+		"unknown key":    "Bearer " + srv.TokenWith(srv.ServiceURL(), teamstest.WithUnknownKey()),
+		"wrong issuer":   "Bearer " + srv.TokenWith(srv.ServiceURL(), teamstest.WithIssuer("https://evil.example.com")),
+		"serviceurl":     "Bearer " + srv.TokenWith(srv.ServiceURL(), teamstest.WithServiceURL("https://evil.example.com/")),
+	} {
+		status, err := srv.Post(activity(name), auth)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusUnauthorized, status, name)
+	}
+	status, err := srv.Post([]byte("{not json"), "")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusUnauthorized, status, "bad JSON without a token says nothing more")
+	time.Sleep(200 * time.Millisecond)
+	calls.Range(func(k, _ any) bool { t.Errorf("a refused request reached the handler: %v", k); return true })
+
+	// The same activity, properly signed, gets through.
+	status, err = srv.Post(activity("ping"), "Bearer "+srv.Token(srv.ServiceURL()))
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status)
+	require.Eventually(t, func() bool { _, ok := calls.Load("ping"); return ok }, 10*time.Second, 10*time.Millisecond)
+}
+
+// TestConversationReferencesSurviveARestart: the bot learns a channel's
+// serviceUrl when installed and mentioned; after a restart (a new
+// platform, the same state) alerts reach the channel although the
+// configured fallback serviceURL is wrong, and channels resolve by name.
+func TestConversationReferencesSurviveARestart(t *testing.T) {
+	srv := teamstest.New()
+	t.Cleanup(srv.Close)
+	state := &memState{m: map[string]string{}}
+	first := newPlatform(t, srv, "https://unreachable.invalid/", state)
+	listen(t, first, chat.HandlerFunc(func(context.Context, chat.Inbound) chat.Message { return chat.Message{} }))
+	status, err := srv.Install()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status)
+	_, status, err = srv.Mention(srv.ChannelID("alerts"), "U1", "ping")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status)
+
+	restarted := newPlatform(t, srv, "https://unreachable.invalid/", state)
+	ref, err := restarted.Post(t.Context(), chat.Channel{ID: srv.ChannelID("alerts")}, chat.Message{Title: "Pod shop/web is failing"})
+	require.NoError(t, err)
+	require.NotEmpty(t, ref.ID)
+	_, err = restarted.Post(t.Context(), chat.Channel{ID: "General"}, chat.Message{Title: "to General by name"})
+	require.NoError(t, err)
+	var titles []string
+	for _, a := range srv.Activities(srv.TeamID()) {
+		titles = append(titles, visibleText(a))
+	}
+	require.Contains(t, strings.Join(titles, "\n"), "to General by name")
+}
+
+func TestSettingsErrorsNameTheField(t *testing.T) {
+	t.Setenv("PW", "secret-value-123")
+	for yaml, want := range map[string]string{
+		"appPassword: ${PW}\n": "settings.appID: is required",
+		"appID: x\n":           "settings.appPassword: is required",
+		"appID: x\nappPassword: ${PW}\nserviceURL: ftp:x\n": `settings.serviceURL: "ftp:x" is not an http(s) URL`,
+		"appID: x\nappPassword: ${PW}\nbogus: 1\n":          `unknown field "bogus"`,
+	} {
+		raw, err := config.RawFromYAML(yaml)
+		require.NoError(t, err)
+		_, err = New("t", raw, chat.Deps{})
+		require.ErrorContains(t, err, want, yaml)
+		require.NotContains(t, err.Error(), "secret-value-123")
+	}
+}
+
+func TestMentionTextIsCleaned(t *testing.T) {
+	p := &platform{name: "t", memory: map[string]string{}}
+	var act inboundActivity
+	act.ID = "42"
+	act.Text = "<at>kubechat</at>&nbsp;kubectl get pods -l app=web &amp;&amp; x"
+	act.Conversation.ID = "19:c@thread.tacv2;messageid=40"
+	act.From.AADObjectID = "aad-1"
+	in := p.inbound(act, "19:c@thread.tacv2")
+	require.Equal(t, "kubectl get pods -l app=web && x", in.Text)
+	require.Equal(t, "40", in.Thread.ID, "a reply goes into the thread of the message")
+	require.Equal(t, "aad-1", in.UserID)
+}

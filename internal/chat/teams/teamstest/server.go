@@ -1,0 +1,1117 @@
+// Package teamstest is a fake of Microsoft Teams on loopback, as a bot sees
+// it through the Bot Framework protocol, for tests.
+//
+// One Server plays three services:
+//
+//   - Microsoft Entra ID's token endpoint (TokenURL), which grants the bot
+//     Bot Connector access tokens with the client credentials grant;
+//   - the Bot Connector REST API (ServiceURL), which the bot posts, replies
+//     to and updates channel messages through;
+//   - the Bot Connector Service posting activities to the bot's endpoint
+//     (Mention, Install, Execute, Post), signed with a JWT that the bot
+//     validates against the OpenID metadata (OpenIDURL) and JWKS (JWKSURL).
+//
+// The fake holds one team, "Platform", whose channels start as "alerts" and
+// "General" and keeps every message posted to them, edits applied.
+// Payloads follow the documented formats
+// (https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-api-reference,
+// https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-authentication).
+// Faults can be injected into the REST API: failures of the next calls
+// (FailNext) and an outage (SetDown).
+package teamstest
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+)
+
+const (
+	// AppID is the bot's Microsoft App ID: the client_id of the token
+	// endpoint and the aud of the tokens that come with inbound activities.
+	AppID = "3f6a1c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b"
+	// AppPassword is the bot's client secret, the only one the token endpoint accepts.
+	AppPassword = "teams-test-client-secret"
+	// TenantID is the Microsoft Entra tenant the team belongs to.
+	TenantID = "72f988bf-0000-4000-8000-000000000001"
+	// Issuer is the iss of the tokens the fake signs for inbound activities.
+	Issuer = "https://api.botframework.com"
+	// BotName is the bot's display name, as it appears in mentions.
+	BotName = "kubechat"
+)
+
+const (
+	// teamName is the name of the fake's team.
+	teamName = "Platform"
+	// teamAADGroupID is the Microsoft 365 group id behind the team.
+	teamAADGroupID = "0a1b2c3d-0000-4000-8000-000000007ea3"
+	// generalName is the name of the team's default channel, whose id is the team id.
+	generalName = "General"
+	// channelIDTeams is the Bot Framework channelId of Microsoft Teams.
+	channelIDTeams = "msteams"
+	// locale is the locale of every inbound activity.
+	locale = "en-US"
+	// installerID is the user who installs the app in Install.
+	installerID = "installer"
+
+	// servicePath is the path of ServiceURL, as in https://smba.trafficmanager.net/amer/.
+	servicePath = "/amer/"
+	// threadMarker separates a channel id from the thread root in a conversation id.
+	threadMarker = ";messageid="
+	// adaptiveCardType is the attachment contentType of an Adaptive Card.
+	adaptiveCardType = "application/vnd.microsoft.card.adaptive"
+
+	// maxBodyBytes bounds every request and response body the server reads.
+	maxBodyBytes = 1 << 20
+	// postTimeout bounds every POST of an inbound activity to the bot.
+	postTimeout = 30 * time.Second
+)
+
+// botAccountID is the bot's id in Teams, the From of its activities.
+const botAccountID = "28:" + AppID
+
+// object is a JSON object in a response or payload.
+type object = map[string]any
+
+// Errors of the inbound methods.
+var (
+	errClosed      = errors.New("server closed")
+	errNoEndpoint  = errors.New("no bot endpoint set (SetBotEndpoint)")
+	errUnknownChan = errors.New("unknown channel")
+	errUnknownAct  = errors.New("unknown activity")
+	errEmptyUserID = errors.New("empty user id")
+)
+
+// Server is a fake Microsoft Teams with one team, on loopback. Create it
+// with New and release it with Close. All its methods are safe for
+// concurrent use.
+type Server struct {
+	http      *httptest.Server
+	baseURL   string          // scheme and host of http, without a trailing slash
+	key       *rsa.PrivateKey // signs inbound activities; its public half is in the JWKS
+	transport *http.Transport // of client
+	client    *http.Client    // posts inbound activities to the bot
+	ctx       context.Context // ends at Close, cancelling posts to the bot
+	cancel    context.CancelFunc
+
+	mu         sync.Mutex
+	changed    chan struct{} // closed and replaced whenever the activities change
+	closed     bool
+	teamID     string
+	channels   []*channel
+	activities map[string][]Activity // by channel id, in posting order
+	lastID     int64                 // the newest activity id handed out, in Unix milliseconds
+	seq        int                   // source of channel ids
+	tokens     map[string]time.Time  // access tokens issued, with their expiry
+	issued     int
+	calls      int
+	down       bool
+	failLeft   int   // how many more Connector REST calls fail with fail
+	fail       fault // what FailNext injects
+	endpoint   string
+}
+
+// channel is a channel of the team.
+type channel struct {
+	id   string
+	name string
+}
+
+// Activity is one message in a conversation as the fake holds it, edits applied.
+type Activity struct {
+	// ID is the activity id: Unix milliseconds, unique and increasing, as in Teams.
+	ID string
+	// Conversation is the conversation id it was posted to: the channel id
+	// for a top-level post, or "<channel id>;messageid=<root id>" for a reply.
+	Conversation string
+	// Channel is the channel id: Conversation without ";messageid=...".
+	Channel string
+	// ThreadRoot is the id of the thread's root activity, or "" for a top-level post.
+	ThreadRoot string
+	// ReplyToID is the activity a reply answered, or "" if none was given.
+	ReplyToID string
+	// From is the sender id: "28:"+AppID for the bot, "29:"+user id for users.
+	From string
+	// Text is the text as posted or last updated.
+	Text string
+	// Attachments is the attachments JSON array as posted or last updated, or
+	// nil if there are none. Adaptive Cards have the contentType
+	// "application/vnd.microsoft.card.adaptive".
+	Attachments json.RawMessage
+	// Edits counts the successful updates of the activity.
+	Edits int
+}
+
+// New starts a fake Teams on loopback with one RSA-2048 signing key (kid
+// "fake-key-1") and the team "Platform", whose channels are "alerts" and
+// "General". As in Teams, the General channel's id is the team id.
+func New() *Server {
+	key, err := rsa.GenerateKey(rand.Reader, keyBits)
+	if err != nil {
+		panic("teamstest: generate signing key: " + err.Error())
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil // the bot is on loopback
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		key:        key,
+		transport:  transport,
+		client:     &http.Client{Transport: transport, Timeout: postTimeout},
+		ctx:        ctx,
+		cancel:     cancel,
+		changed:    make(chan struct{}),
+		activities: make(map[string][]Activity),
+		tokens:     make(map[string]time.Time),
+	}
+	s.addChannelLocked("alerts")
+	s.teamID = s.addChannelLocked(generalName)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc(openIDPath, s.serveOpenID)
+	mux.HandleFunc(jwksPath, s.serveJWKS)
+	mux.HandleFunc(tokenPath, s.serveToken)
+	mux.HandleFunc(tenantTokenPath, s.serveToken)
+	mux.HandleFunc(servicePath, s.serveConnector)
+	s.http = httptest.NewServer(mux)
+	s.baseURL = s.http.URL
+	return s
+}
+
+// Close cancels posts to the bot still under way and shuts the server down.
+// It is safe to call more than once.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.notifyLocked()
+	s.mu.Unlock()
+	s.cancel()
+	s.http.Close()
+	s.transport.CloseIdleConnections()
+}
+
+// ServiceURL returns the base URL of the Bot Connector REST API, the
+// serviceUrl of inbound activities. It ends with "/".
+func (s *Server) ServiceURL() string {
+	return s.baseURL + servicePath
+}
+
+// TeamID returns the id of the team, which is also the id of its General channel.
+func (s *Server) TeamID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.teamID
+}
+
+// AddChannel adds a channel to the team and returns its id, such as
+// "19:deploys0002@thread.tacv2". A name that exists already returns that
+// channel's id, and "" adds nothing and returns "".
+func (s *Server) AddChannel(name string) (id string) {
+	if name == "" {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch := s.channelByNameLocked(name); ch != nil {
+		return ch.id
+	}
+	return s.addChannelLocked(name)
+}
+
+// ChannelID returns the id of the named channel, or "" if there is none.
+func (s *Server) ChannelID(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch := s.channelByNameLocked(name); ch != nil {
+		return ch.id
+	}
+	return ""
+}
+
+// Activities returns the activities of a channel, in every thread, the bot's
+// and injected users' alike, in posting order.
+func (s *Server) Activities(channelID string) []Activity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acts := slices.Clone(s.activities[channelID])
+	for i := range acts {
+		acts[i].Attachments = bytes.Clone(acts[i].Attachments)
+	}
+	return acts
+}
+
+// WaitActivities waits until the channel holds at least n activities and
+// returns them all. When ctx ends, or the server closes, first it returns
+// the activities so far with an error.
+func (s *Server) WaitActivities(ctx context.Context, channelID string, n int) ([]Activity, error) {
+	err := s.waitFor(ctx, func() bool { return len(s.activities[channelID]) >= n })
+	acts := s.Activities(channelID)
+	if err != nil {
+		return acts, fmt.Errorf("wait for %d activities in %s (have %d): %w", n, channelID, len(acts), err)
+	}
+	return acts, nil
+}
+
+// FailNext makes the next n Connector REST calls fail with the HTTP status,
+// replacing any failures still pending; n <= 0 cancels them. Token, OpenID
+// and JWKS requests are not affected. A 429 carries, when retryAfter > 0, a
+// Retry-After header of retryAfter in whole seconds, rounded up. A status
+// outside 400-599 is taken as 500. Bodies are Bot Connector errors, such as
+// {"error":{"code":"Throttled","message":"..."}}.
+func (s *Server) FailNext(n int, status int, retryAfter time.Duration) {
+	if status < 400 || status > 599 {
+		status = http.StatusInternalServerError
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failLeft = max(n, 0)
+	s.fail = fault{status: status, retryAfter: retryAfter}
+}
+
+// SetDown starts or ends an outage: while down, every Connector REST call
+// gets HTTP 503. Calls failed by FailNext are not used up meanwhile.
+func (s *Server) SetDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
+}
+
+// Calls returns how many Connector REST calls were made so far, failed and
+// unauthorized ones included.
+func (s *Server) Calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+// SetBotEndpoint sets the URL inbound activities are POSTed to, such as
+// http://127.0.0.1:8080/teams/ops-teams/api/messages.
+func (s *Server) SetBotEndpoint(url string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endpoint = url
+}
+
+// waitFor blocks until done, which runs with s.mu held, reports true, ctx
+// ends or the server closes.
+func (s *Server) waitFor(ctx context.Context, done func() bool) error {
+	for {
+		s.mu.Lock()
+		ok, closed, changed := done(), s.closed, s.changed
+		s.mu.Unlock()
+		switch {
+		case ok:
+			return nil
+		case closed:
+			return errClosed
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// notifyLocked wakes every waitFor. s.mu must be held.
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// addChannelLocked adds a channel and returns its id, made of the name's
+// letters and digits and a sequence number, like Teams' "19:...@thread.tacv2"
+// ids. s.mu must be held.
+func (s *Server) addChannelLocked(name string) string {
+	slug := strings.Map(func(r rune) rune {
+		if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return unicode.ToLower(r)
+		}
+		return -1
+	}, name)
+	if len(slug) > 24 {
+		slug = slug[:24]
+	}
+	id := fmt.Sprintf("19:%s%04d@thread.tacv2", slug, s.seq)
+	s.seq++
+	s.channels = append(s.channels, &channel{id: id, name: name})
+	return id
+}
+
+// channelByNameLocked returns the named channel or nil. s.mu must be held.
+func (s *Server) channelByNameLocked(name string) *channel {
+	for _, ch := range s.channels {
+		if ch.name == name {
+			return ch
+		}
+	}
+	return nil
+}
+
+// channelByIDLocked returns the channel with the id or nil. s.mu must be held.
+func (s *Server) channelByIDLocked(id string) *channel {
+	for _, ch := range s.channels {
+		if ch.id == id {
+			return ch
+		}
+	}
+	return nil
+}
+
+// activityLocked returns the stored activity of the channel, or nil. The
+// pointer is valid until s.mu is released or an activity is added. s.mu
+// must be held.
+func (s *Server) activityLocked(channelID, id string) *Activity {
+	acts := s.activities[channelID]
+	for i := range acts {
+		if acts[i].ID == id {
+			return &acts[i]
+		}
+	}
+	return nil
+}
+
+// nextIDLocked returns a new activity id: the clock in Unix milliseconds,
+// made later than any id before it. s.mu must be held.
+func (s *Server) nextIDLocked() string {
+	s.lastID = max(time.Now().UnixMilli(), s.lastID+1)
+	return strconv.FormatInt(s.lastID, 10)
+}
+
+// addActivityLocked stores a new activity in the channel: a top-level post
+// when root is "", else a reply in root's thread. s.mu must be held.
+func (s *Server) addActivityLocked(channelID, root, replyTo, from, text string, attachments json.RawMessage) Activity {
+	act := Activity{
+		ID:           s.nextIDLocked(),
+		Conversation: conversationID(channelID, root),
+		Channel:      channelID,
+		ThreadRoot:   root,
+		ReplyToID:    replyTo,
+		From:         from,
+		Text:         text,
+		Attachments:  bytes.Clone(attachments),
+	}
+	s.activities[channelID] = append(s.activities[channelID], act)
+	s.notifyLocked()
+	return act
+}
+
+// conversationID returns the id of a channel's conversation: the channel id
+// itself, or the thread's conversation when root is set.
+func conversationID(channelID, root string) string {
+	if root == "" {
+		return channelID
+	}
+	return channelID + threadMarker + root
+}
+
+// ---- Bot Connector REST API ----
+
+// Bot Connector error codes, as Teams documents them.
+const (
+	codeBadArgument          = "BadArgument"
+	codeUnauthorized         = "Unauthorized"
+	codeForbidden            = "Forbidden"
+	codeNotFound             = "NotFound"
+	codeConversationNotFound = "ConversationNotFound"
+	codeMethodNotAllowed     = "MethodNotAllowed"
+	codeMessageSizeTooBig    = "MessageSizeTooBig"
+	codeThrottled            = "Throttled"
+	codeServiceError         = "ServiceError"
+	codeServiceUnavailable   = "ServiceUnavailable"
+)
+
+// apiError is a Bot Connector error, answered as
+// {"error":{"code":code,"message":message}} with the HTTP status.
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.message }
+
+// newAPIError returns a Bot Connector error with a formatted message.
+func newAPIError(status int, code, format string, args ...any) *apiError {
+	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
+}
+
+// writeAPIError answers a Connector REST call with the error.
+func writeAPIError(w http.ResponseWriter, e *apiError) {
+	writeJSON(w, e.status, object{"error": object{"code": e.code, "message": e.message}})
+}
+
+// writeJSON writes a JSON response.
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// fault is an HTTP failure injected into a Connector REST call.
+type fault struct {
+	status     int
+	retryAfter time.Duration
+}
+
+// write answers the call with the failure.
+func (f fault) write(w http.ResponseWriter) {
+	code := codeServiceError
+	switch {
+	case f.status == http.StatusTooManyRequests:
+		code = codeThrottled
+		if f.retryAfter > 0 {
+			seconds := (f.retryAfter + time.Second - 1) / time.Second
+			w.Header().Set("Retry-After", strconv.FormatInt(int64(seconds), 10))
+		}
+	case f.status == http.StatusServiceUnavailable:
+		code = codeServiceUnavailable
+	case f.status < http.StatusInternalServerError:
+		code = strings.ReplaceAll(http.StatusText(f.status), " ", "")
+	}
+	writeAPIError(w, newAPIError(f.status, code, "injected failure: %d %s", f.status, http.StatusText(f.status)))
+}
+
+// recordCall counts a Connector REST call and returns the fault to inject
+// into it, whose status is 0 if none.
+func (s *Server) recordCall() fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	switch {
+	case s.down:
+		return fault{status: http.StatusServiceUnavailable}
+	case s.failLeft > 0:
+		s.failLeft--
+		return s.fail
+	}
+	return fault{}
+}
+
+// connectorHandler serves one method of one Connector REST resource; it
+// returns the HTTP status and the JSON body of a success.
+type connectorHandler func(body []byte) (int, any, error)
+
+// serveConnector serves the Bot Connector REST API under ServiceURL: it
+// injects faults, checks the access token, reads the body and routes the
+// call.
+func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request) {
+	if f := s.recordCall(); f.status != 0 {
+		f.write(w)
+		return
+	}
+	if !s.validAccessToken(bearerToken(r)) {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeAPIError(w, newAPIError(http.StatusUnauthorized, codeUnauthorized, "Authorization has been denied for this request."))
+		return
+	}
+	segments, err := pathSegments(r.URL.EscapedPath())
+	if err != nil {
+		writeAPIError(w, newAPIError(http.StatusBadRequest, codeBadArgument, "malformed path: %v", err))
+		return
+	}
+	methods := s.route(segments)
+	if methods == nil {
+		writeAPIError(w, newAPIError(http.StatusNotFound, codeNotFound, "no resource at %s", r.URL.EscapedPath()))
+		return
+	}
+	handle, ok := methods[r.Method]
+	if !ok {
+		w.Header().Set("Allow", strings.Join(slices.Sorted(maps.Keys(methods)), ", "))
+		writeAPIError(w, newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here", r.Method))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
+			writeAPIError(w, newAPIError(http.StatusRequestEntityTooLarge, codeMessageSizeTooBig, "the request body exceeds %d bytes", maxBodyBytes))
+			return
+		}
+		writeAPIError(w, newAPIError(http.StatusBadRequest, codeBadArgument, "read body: %v", err))
+		return
+	}
+	status, result, err := handle(body)
+	if err != nil {
+		var apiErr *apiError
+		if !errors.As(err, &apiErr) {
+			apiErr = newAPIError(http.StatusInternalServerError, codeServiceError, "%v", err)
+		}
+		writeAPIError(w, apiErr)
+		return
+	}
+	writeJSON(w, status, result)
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header, or "".
+func bearerToken(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// pathSegments returns the unescaped segments of an escaped request path
+// below ServiceURL. Segments are split before unescaping, so that a
+// conversation id may come escaped ("19%3Aa%40thread.tacv2%3Bmessageid%3D1")
+// or not ("19:a@thread.tacv2;messageid=1").
+func pathSegments(escapedPath string) ([]string, error) {
+	rest := strings.TrimPrefix(escapedPath, servicePath)
+	segments := strings.Split(rest, "/")
+	for i, seg := range segments {
+		unescaped, err := url.PathUnescape(seg)
+		if err != nil {
+			return nil, fmt.Errorf("unescape path segment %q: %w", seg, err)
+		}
+		segments[i] = unescaped
+	}
+	return segments, nil
+}
+
+// route returns the handlers, by HTTP method, of the resource at the path
+// segments below ServiceURL, or nil if there is none.
+func (s *Server) route(seg []string) map[string]connectorHandler {
+	if len(seg) < 2 || seg[0] != "v3" {
+		return nil
+	}
+	seg = seg[1:]
+	switch {
+	case len(seg) == 1 && seg[0] == "conversations":
+		return map[string]connectorHandler{http.MethodPost: s.createConversation}
+	case len(seg) == 3 && seg[0] == "conversations" && seg[2] == "activities":
+		conversation := seg[1]
+		return map[string]connectorHandler{
+			http.MethodPost: func(body []byte) (int, any, error) { return s.sendToConversation(conversation, body) },
+		}
+	case len(seg) == 4 && seg[0] == "conversations" && seg[2] == "activities":
+		conversation, activityID := seg[1], seg[3]
+		return map[string]connectorHandler{
+			http.MethodPost: func(body []byte) (int, any, error) { return s.replyToActivity(conversation, activityID, body) },
+			http.MethodPut:  func(body []byte) (int, any, error) { return s.updateActivity(conversation, activityID, body) },
+		}
+	case len(seg) == 2 && seg[0] == "teams":
+		teamID := seg[1]
+		return map[string]connectorHandler{
+			http.MethodGet: func([]byte) (int, any, error) { return s.teamDetails(teamID) },
+		}
+	case len(seg) == 3 && seg[0] == "teams" && seg[2] == "conversations":
+		teamID := seg[1]
+		return map[string]connectorHandler{
+			http.MethodGet: func([]byte) (int, any, error) { return s.teamChannels(teamID) },
+		}
+	}
+	return nil
+}
+
+// message is the part of an outgoing activity the fake keeps.
+type message struct {
+	text        string
+	attachments json.RawMessage // nil when there are none
+	replyToID   string
+}
+
+// parseMessage decodes and checks an activity the bot sends: it must be a
+// message with text or attachments, whose attachments are objects with a
+// contentType, and whose Adaptive Cards are objects of type "AdaptiveCard".
+func parseMessage(raw []byte) (message, error) {
+	var act struct {
+		Type        string          `json:"type"`
+		Text        string          `json:"text"`
+		Attachments json.RawMessage `json:"attachments"`
+		ReplyToID   string          `json:"replyToId"`
+	}
+	if err := json.Unmarshal(raw, &act); err != nil {
+		return message{}, newAPIError(http.StatusBadRequest, codeBadArgument, "malformed activity JSON: %v", err)
+	}
+	switch act.Type {
+	case "message":
+	case "":
+		return message{}, newAPIError(http.StatusBadRequest, codeBadArgument, "the activity has no type")
+	default:
+		return message{}, newAPIError(http.StatusBadRequest, codeBadArgument, "unsupported activity type %q", act.Type)
+	}
+	msg := message{text: act.Text, replyToID: act.ReplyToID}
+	if len(act.Attachments) > 0 && string(act.Attachments) != "null" {
+		if err := checkAttachments(act.Attachments); err != nil {
+			return message{}, err
+		}
+		msg.attachments = act.Attachments
+	}
+	if msg.text == "" && msg.attachments == nil {
+		return message{}, newAPIError(http.StatusBadRequest, codeBadArgument, "the message has neither text nor attachments")
+	}
+	return msg, nil
+}
+
+// checkAttachments checks an activity's attachments array.
+func checkAttachments(raw json.RawMessage) error {
+	var attachments []struct {
+		ContentType string          `json:"contentType"`
+		Content     json.RawMessage `json:"content"`
+	}
+	if err := json.Unmarshal(raw, &attachments); err != nil {
+		return newAPIError(http.StatusBadRequest, codeBadArgument, "attachments must be an array of objects: %v", err)
+	}
+	for i, a := range attachments {
+		if a.ContentType == "" {
+			return newAPIError(http.StatusBadRequest, codeBadArgument, "attachment %d has no contentType", i)
+		}
+		if a.ContentType != adaptiveCardType {
+			continue
+		}
+		var card struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(a.Content, &card); err != nil || card.Type != "AdaptiveCard" {
+			return newAPIError(http.StatusBadRequest, codeBadArgument, "attachment %d is not an Adaptive Card object (content.type must be \"AdaptiveCard\")", i)
+		}
+	}
+	return nil
+}
+
+// resolveConversationLocked returns the channel and thread root of a
+// conversation id: a channel id, or a channel id with ";messageid=" and the
+// id of a top-level post of that channel. s.mu must be held.
+func (s *Server) resolveConversationLocked(conversation string) (channelID, root string, err error) {
+	channelID, root, threaded := strings.Cut(conversation, threadMarker)
+	if s.channelByIDLocked(channelID) == nil {
+		return "", "", newAPIError(http.StatusNotFound, codeConversationNotFound, "conversation %q not found", conversation)
+	}
+	if threaded {
+		if act := s.activityLocked(channelID, root); act == nil || act.ThreadRoot != "" {
+			return "", "", newAPIError(http.StatusNotFound, codeConversationNotFound, "conversation %q not found: no thread %q in %s", conversation, root, channelID)
+		}
+	}
+	return channelID, root, nil
+}
+
+// createConversation serves POST v3/conversations, which in a Teams channel
+// makes a new top-level post, the root of a new thread:
+// https://learn.microsoft.com/microsoftteams/platform/bots/how-to/conversations/send-proactive-messages
+func (s *Server) createConversation(body []byte) (int, any, error) {
+	var params struct {
+		ChannelData struct {
+			Channel struct {
+				ID string `json:"id"`
+			} `json:"channel"`
+			Tenant struct {
+				ID string `json:"id"`
+			} `json:"tenant"`
+		} `json:"channelData"`
+		TenantID string          `json:"tenantId"`
+		Activity json.RawMessage `json:"activity"`
+	}
+	if err := json.Unmarshal(body, &params); err != nil {
+		return 0, nil, newAPIError(http.StatusBadRequest, codeBadArgument, "malformed conversation parameters JSON: %v", err)
+	}
+	channelID := params.ChannelData.Channel.ID
+	switch tenant := cmp.Or(params.ChannelData.Tenant.ID, params.TenantID); {
+	case channelID == "":
+		return 0, nil, newAPIError(http.StatusBadRequest, codeBadArgument, "channelData.channel.id is required to post in a channel")
+	case tenant != "" && tenant != TenantID:
+		return 0, nil, newAPIError(http.StatusBadRequest, codeBadArgument, "tenant %q is not the team's tenant", tenant)
+	case len(params.Activity) == 0 || string(params.Activity) == "null":
+		return 0, nil, newAPIError(http.StatusBadRequest, codeBadArgument, "activity is required to post in a channel")
+	}
+	msg, err := parseMessage(params.Activity)
+	if err != nil {
+		return 0, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.channelByIDLocked(channelID) == nil {
+		return 0, nil, newAPIError(http.StatusNotFound, codeConversationNotFound, "channel %q not found", channelID)
+	}
+	act := s.addActivityLocked(channelID, "", "", botAccountID, msg.text, msg.attachments)
+	return http.StatusCreated, object{
+		"id":         conversationID(channelID, act.ID),
+		"activityId": act.ID,
+		"serviceUrl": s.ServiceURL(),
+	}, nil
+}
+
+// sendToConversation serves POST v3/conversations/{conversationId}/activities:
+// a reply in the thread when the conversation id names one, else a new
+// top-level post (a replyToId in the body does not make a thread then).
+func (s *Server) sendToConversation(conversation string, body []byte) (int, any, error) {
+	msg, err := parseMessage(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	channelID, root, err := s.resolveConversationLocked(conversation)
+	if err != nil {
+		return 0, nil, err
+	}
+	replyTo := ""
+	if root != "" {
+		replyTo = msg.replyToID
+	}
+	act := s.addActivityLocked(channelID, root, replyTo, botAccountID, msg.text, msg.attachments)
+	return http.StatusCreated, object{"id": act.ID}, nil
+}
+
+// replyToActivity serves POST v3/conversations/{conversationId}/activities/{activityId}:
+// the reply lands in the thread of activityId, which must be in the channel.
+func (s *Server) replyToActivity(conversation, activityID string, body []byte) (int, any, error) {
+	msg, err := parseMessage(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	channelID, _, err := s.resolveConversationLocked(conversation)
+	if err != nil {
+		return 0, nil, err
+	}
+	target := s.activityLocked(channelID, activityID)
+	if target == nil {
+		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "activity %q not found in %s", activityID, channelID)
+	}
+	root := cmp.Or(target.ThreadRoot, target.ID)
+	act := s.addActivityLocked(channelID, root, activityID, botAccountID, msg.text, msg.attachments)
+	return http.StatusCreated, object{"id": act.ID}, nil
+}
+
+// updateActivity serves PUT v3/conversations/{conversationId}/activities/{activityId}:
+// the new activity replaces the text and attachments of one of the bot's
+// own activities in the channel.
+func (s *Server) updateActivity(conversation, activityID string, body []byte) (int, any, error) {
+	msg, err := parseMessage(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	channelID, _, err := s.resolveConversationLocked(conversation)
+	if err != nil {
+		return 0, nil, err
+	}
+	act := s.activityLocked(channelID, activityID)
+	switch {
+	case act == nil:
+		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "activity %q not found in %s", activityID, channelID)
+	case act.From != botAccountID:
+		return 0, nil, newAPIError(http.StatusForbidden, codeForbidden, "the bot can only update its own activities")
+	}
+	act.Text = msg.text
+	act.Attachments = bytes.Clone(msg.attachments)
+	act.Edits++
+	s.notifyLocked()
+	return http.StatusOK, object{"id": act.ID}, nil
+}
+
+// teamDetails serves GET v3/teams/{teamId}.
+func (s *Server) teamDetails(teamID string) (int, any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if teamID != s.teamID {
+		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "team %q not found", teamID)
+	}
+	return http.StatusOK, object{"id": s.teamID, "name": teamName, "aadGroupId": teamAADGroupID}, nil
+}
+
+// teamChannels serves GET v3/teams/{teamId}/conversations, the team's
+// channels. As in Teams, the General channel is listed without a name.
+func (s *Server) teamChannels(teamID string) (int, any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if teamID != s.teamID {
+		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "team %q not found", teamID)
+	}
+	list := make([]object, 0, len(s.channels))
+	for _, ch := range s.channels {
+		entry := object{"id": ch.id}
+		if ch.id != s.teamID {
+			entry["name"] = ch.name
+		}
+		list = append(list, entry)
+	}
+	return http.StatusOK, object{"conversations": list}, nil
+}
+
+// ---- Inbound activities ----
+
+// account is a channelAccount of an inbound activity.
+type account struct {
+	ID          string `json:"id"`
+	Name        string `json:"name,omitempty"`
+	AADObjectID string `json:"aadObjectId,omitempty"`
+}
+
+// conversationAccount is the conversation of an inbound activity.
+type conversationAccount struct {
+	ID               string `json:"id"`
+	ConversationType string `json:"conversationType"`
+	IsGroup          bool   `json:"isGroup"`
+	TenantID         string `json:"tenantId"`
+}
+
+// idRef is an object with just an id.
+type idRef struct {
+	ID string `json:"id"`
+}
+
+// teamInfo is channelData.team.
+type teamInfo struct {
+	ID         string `json:"id"`
+	Name       string `json:"name,omitempty"`
+	AADGroupID string `json:"aadGroupId,omitempty"`
+}
+
+// channelData is the Teams-specific channelData of an inbound activity.
+type channelData struct {
+	TeamsChannelID string   `json:"teamsChannelId"`
+	TeamsTeamID    string   `json:"teamsTeamId"`
+	Channel        idRef    `json:"channel"`
+	Team           teamInfo `json:"team"`
+	Tenant         idRef    `json:"tenant"`
+	EventType      string   `json:"eventType,omitempty"`
+}
+
+// inboundActivity is an activity the fake posts to the bot.
+type inboundActivity struct {
+	Type         string              `json:"type"`
+	Name         string              `json:"name,omitempty"`
+	ID           string              `json:"id"`
+	Timestamp    string              `json:"timestamp"`
+	ServiceURL   string              `json:"serviceUrl"`
+	ChannelID    string              `json:"channelId"`
+	From         account             `json:"from"`
+	Conversation conversationAccount `json:"conversation"`
+	Recipient    account             `json:"recipient"`
+	Text         string              `json:"text,omitempty"`
+	TextFormat   string              `json:"textFormat,omitempty"`
+	MembersAdded []account           `json:"membersAdded,omitempty"`
+	Entities     []object            `json:"entities"`
+	ChannelData  channelData         `json:"channelData"`
+	ReplyToID    string              `json:"replyToId,omitempty"`
+	Value        any                 `json:"value,omitempty"`
+	Locale       string              `json:"locale"`
+}
+
+// newInbound returns an activity of the type from the user in the
+// conversation of the channel, with the fields every Teams channel activity has.
+func (s *Server) newInbound(typ, id, channelID, conversation, userID string) inboundActivity {
+	return inboundActivity{
+		Type:       typ,
+		ID:         id,
+		Timestamp:  time.Now().UTC().Format("2006-01-02T15:04:05.0000000Z"),
+		ServiceURL: s.ServiceURL(),
+		ChannelID:  channelIDTeams,
+		From:       userAccount(userID),
+		Conversation: conversationAccount{
+			ID: conversation, ConversationType: "channel", IsGroup: true, TenantID: TenantID,
+		},
+		Recipient: account{ID: botAccountID, Name: BotName},
+		Entities: []object{{
+			"type": "clientInfo", "locale": locale, "country": "US", "platform": "Web", "timezone": "Etc/UTC",
+		}},
+		ChannelData: channelData{
+			TeamsChannelID: channelID,
+			TeamsTeamID:    s.teamID,
+			Channel:        idRef{ID: channelID},
+			Team:           teamInfo{ID: s.teamID},
+			Tenant:         idRef{ID: TenantID},
+		},
+		Locale: locale,
+	}
+}
+
+// userAccount returns the Teams account of a user: id "29:"+userID, name
+// "User "+userID and an Entra object id derived from userID.
+func userAccount(userID string) account {
+	sum := sha256.Sum256([]byte(userID))
+	aad := fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
+	return account{ID: "29:" + userID, Name: "User " + userID, AADObjectID: aad}
+}
+
+// readyLocked reports why no activity can be posted to the bot, or nil.
+// s.mu must be held.
+func (s *Server) readyLocked() error {
+	switch {
+	case s.closed:
+		return errClosed
+	case s.endpoint == "":
+		return errNoEndpoint
+	}
+	return nil
+}
+
+// Mention posts, as the user, the channel message "<at>kubechat</at> "+text
+// with a mention entity of the bot into the channel as a new thread, records
+// it in Activities and POSTs the activity, signed, to the bot endpoint. The
+// activity's conversation id is "<channel id>;messageid=<activity id>", as
+// Teams sends it. It returns the activity id and the bot's HTTP status; it
+// fails, posting nothing, for an unknown channel or when no bot endpoint is set.
+func (s *Server) Mention(channelID, userID, text string) (activityID string, status int, err error) {
+	if userID == "" {
+		return "", 0, fmt.Errorf("mention in %s: %w", channelID, errEmptyUserID)
+	}
+	mention := "<at>" + BotName + "</at>"
+	s.mu.Lock()
+	if err := s.readyLocked(); err != nil {
+		s.mu.Unlock()
+		return "", 0, fmt.Errorf("mention in %s: %w", channelID, err)
+	}
+	if s.channelByIDLocked(channelID) == nil {
+		s.mu.Unlock()
+		return "", 0, fmt.Errorf("mention in %s: %w", channelID, errUnknownChan)
+	}
+	from := userAccount(userID)
+	stored := s.addActivityLocked(channelID, "", "", from.ID, mention+" "+text, nil)
+	act := s.newInbound("message", stored.ID, channelID, conversationID(channelID, stored.ID), userID)
+	s.mu.Unlock()
+
+	act.Text = stored.Text
+	act.TextFormat = "plain"
+	act.Entities = append([]object{{
+		"type": "mention", "text": mention, "mentioned": account{ID: botAccountID, Name: BotName},
+	}}, act.Entities...)
+	status, _, err = s.postActivity(act)
+	if err != nil {
+		return stored.ID, 0, fmt.Errorf("mention in %s: %w", channelID, err)
+	}
+	return stored.ID, status, nil
+}
+
+// Install posts to the bot the conversationUpdate activity Teams sends when
+// the app is installed in the team: membersAdded holds the bot,
+// channelData.eventType is "teamMemberAdded" and the conversation is the
+// General channel, whose id is the team id. It returns the bot's HTTP status.
+func (s *Server) Install() (status int, err error) {
+	s.mu.Lock()
+	if err := s.readyLocked(); err != nil {
+		s.mu.Unlock()
+		return 0, fmt.Errorf("install in %s: %w", teamName, err)
+	}
+	act := s.newInbound("conversationUpdate", "f:"+s.nextIDLocked(), s.teamID, s.teamID, installerID)
+	s.mu.Unlock()
+
+	act.MembersAdded = []account{{ID: botAccountID}}
+	act.ChannelData.EventType = "teamMemberAdded"
+	act.ChannelData.Team.Name = teamName
+	act.ChannelData.Team.AADGroupID = teamAADGroupID
+	status, _, err = s.postActivity(act)
+	if err != nil {
+		return 0, fmt.Errorf("install in %s: %w", teamName, err)
+	}
+	return status, nil
+}
+
+// Execute posts to the bot the invoke activity a user's click on an
+// Adaptive Card's Action.Execute makes: name "adaptiveCard/action", value
+// {"action":{"type":"Action.Execute","verb":verb,"data":data},"trigger":"manual"},
+// replyToId the card's activity id and the conversation of the card's
+// thread ("<channel id>;messageid=<root id>"). The card must be an activity
+// of the channel. It returns the bot's HTTP status and response body, the
+// invoke response.
+func (s *Server) Execute(channelID, cardActivityID, userID, verb string, data map[string]any) (status int, body []byte, err error) {
+	if userID == "" {
+		return 0, nil, fmt.Errorf("execute %q on %s: %w", verb, cardActivityID, errEmptyUserID)
+	}
+	action := object{"type": "Action.Execute", "verb": verb}
+	if data != nil {
+		action["data"] = data
+	}
+	s.mu.Lock()
+	if err := s.readyLocked(); err != nil {
+		s.mu.Unlock()
+		return 0, nil, fmt.Errorf("execute %q on %s: %w", verb, cardActivityID, err)
+	}
+	card := s.activityLocked(channelID, cardActivityID)
+	if card == nil {
+		s.mu.Unlock()
+		return 0, nil, fmt.Errorf("execute %q on %s in %s: %w", verb, cardActivityID, channelID, errUnknownAct)
+	}
+	root := cmp.Or(card.ThreadRoot, card.ID)
+	act := s.newInbound("invoke", "f:"+s.nextIDLocked(), channelID, conversationID(channelID, root), userID)
+	s.mu.Unlock()
+
+	act.Name = "adaptiveCard/action"
+	act.ReplyToID = cardActivityID
+	act.Value = object{"action": action, "trigger": "manual"}
+	status, body, err = s.postActivity(act)
+	if err != nil {
+		return 0, nil, fmt.Errorf("execute %q on %s: %w", verb, cardActivityID, err)
+	}
+	return status, body, nil
+}
+
+// Post sends the activity JSON to the bot endpoint as is, with the given
+// Authorization header value ("" sends none), and returns the bot's HTTP
+// status. Tests use it to check that the bot rejects bad tokens.
+func (s *Server) Post(activity []byte, authorization string) (status int, err error) {
+	status, _, err = s.post(activity, authorization)
+	if err != nil {
+		return 0, fmt.Errorf("post activity: %w", err)
+	}
+	return status, nil
+}
+
+// postActivity encodes the activity and POSTs it to the bot with a token
+// signed for ServiceURL.
+func (s *Server) postActivity(act inboundActivity) (int, []byte, error) {
+	payload, err := json.Marshal(act)
+	if err != nil {
+		return 0, nil, fmt.Errorf("encode %s activity: %w", act.Type, err)
+	}
+	token, err := s.signToken(s.ServiceURL())
+	if err != nil {
+		return 0, nil, err
+	}
+	return s.post(payload, "Bearer "+token)
+}
+
+// post POSTs an activity to the bot endpoint and returns the bot's status
+// and response body.
+func (s *Server) post(payload []byte, authorization string) (int, []byte, error) {
+	s.mu.Lock()
+	endpoint, err := s.endpoint, s.readyLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return 0, nil, err
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, postTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(payload))
+	if err != nil {
+		return 0, nil, fmt.Errorf("post to %s: %w", endpoint, err)
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("User-Agent", "Microsoft-SkypeBotApi (Microsoft-BotFramework 3.0)")
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("post to %s: %w", endpoint, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("read response of %s: %w", endpoint, err)
+	}
+	return resp.StatusCode, body, nil
+}
