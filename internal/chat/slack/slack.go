@@ -41,9 +41,6 @@ type Settings struct {
 	MaxConcurrentCommands int `yaml:"maxConcurrentCommands"`
 }
 
-// replyDeadline bounds the delivery of one command reply, retries included.
-const replyDeadline = 2 * time.Minute
-
 type platform struct {
 	name    string
 	api     *slack.Client
@@ -260,12 +257,11 @@ func classify(op string, err error) error {
 // once that lasts longer than http.unhealthyAfter (2 min by default).
 func (p *platform) Listen(ctx context.Context, h chat.Handler) error {
 	component := "platform/" + p.name
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	sem := make(chan struct{}, p.s.MaxConcurrentCommands)
+	d := chat.NewDispatcher(p, h, p.s.MaxConcurrentCommands, p.log)
+	defer d.Wait()
 	delay := time.Second
 	for ctx.Err() == nil {
-		err := p.connect(ctx, h, &wg, sem)
+		err := p.connect(ctx, d)
 		if ctx.Err() != nil {
 			break
 		}
@@ -281,7 +277,7 @@ func (p *platform) Listen(ctx context.Context, h chat.Handler) error {
 }
 
 // connect runs one socketmode client until it gives up or ctx ends.
-func (p *platform) connect(ctx context.Context, h chat.Handler, wg *sync.WaitGroup, sem chan struct{}) error {
+func (p *platform) connect(ctx context.Context, d *chat.Dispatcher) error {
 	component := "platform/" + p.name
 	auth, err := p.api.AuthTestContext(ctx)
 	if err != nil {
@@ -328,7 +324,7 @@ func (p *platform) connect(ctx context.Context, h chat.Handler, wg *sync.WaitGro
 					}
 				}
 				for _, in := range p.inbound(evt) {
-					p.dispatch(ctx, h, in, wg, sem)
+					d.Dispatch(ctx, in)
 				}
 			}
 		}
@@ -339,29 +335,6 @@ func (p *platform) setHealthy(component string, ok bool, reason string) {
 	if p.health != nil {
 		p.health.SetHealthy(component, ok, reason)
 	}
-}
-
-// dispatch handles in on its own goroutine, at most MaxConcurrentCommands at once.
-func (p *platform) dispatch(ctx context.Context, h chat.Handler, in chat.Inbound, wg *sync.WaitGroup, sem chan struct{}) {
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return
-	}
-	wg.Go(func() {
-		defer func() { <-sem }()
-		reply := h.Handle(ctx, in)
-		if reply.Title == "" && len(reply.Sections) == 0 {
-			return // nothing to say (a command for another cluster)
-		}
-		if reply.Thread == nil {
-			reply.Thread = &in.Thread
-		}
-		to := chat.Channel{Name: in.Channel.Name, ID: in.Channel.ID}
-		if _, _, err := chat.Send(ctx, p, to, reply, p.backoff, time.Now().Add(replyDeadline)); err != nil {
-			p.log.Error("reply not delivered", "channel", in.Channel.ID, "user_id", in.UserID, "err", err)
-		}
-	})
 }
 
 // mention matches the bot mention Slack puts in the text: <@U123> or <@U123|name>.

@@ -68,8 +68,6 @@ const (
 	botFrameworkIssuer = "https://api.botframework.com"
 	// maxActivityBytes bounds an inbound request body.
 	maxActivityBytes = 1 << 20
-	// replyDeadline bounds the delivery of one command reply, retries included.
-	replyDeadline = 2 * time.Minute
 )
 
 type platform struct {
@@ -360,44 +358,19 @@ func (p *platform) Listen(ctx context.Context, h chat.Handler) error {
 		}
 		v, err = newVerifier(ctx, p.client, p.s.OpenIDURL, p.s.AppID, p.log)
 	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, p.s.MaxConcurrentCommands)
+	d := chat.NewDispatcher(p, h, p.s.MaxConcurrentCommands, p.log)
 	p.mu.Lock()
 	p.verifier = v
-	p.handle = func(in chat.Inbound) {
-		select {
-		case sem <- struct{}{}:
-		default:
-			p.log.Warn("too many commands at once; refusing one", "user_id", in.UserID)
-			return
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			p.answer(ctx, h, in)
-		})
-	}
+	// Requests come in on the HTTP server's goroutines; the command runs
+	// on the dispatcher's, so Teams gets its answer to the request at once.
+	p.handle = func(in chat.Inbound) { d.Dispatch(ctx, in) }
 	p.mu.Unlock()
 	<-ctx.Done()
 	p.mu.Lock()
 	p.handle = nil
 	p.mu.Unlock()
-	wg.Wait()
+	d.Wait()
 	return nil
-}
-
-// answer runs the handler and posts its reply into the thread.
-func (p *platform) answer(ctx context.Context, h chat.Handler, in chat.Inbound) {
-	reply := h.Handle(ctx, in)
-	if reply.Title == "" && len(reply.Sections) == 0 {
-		return
-	}
-	if reply.Thread == nil {
-		reply.Thread = &in.Thread
-	}
-	to := chat.Channel{ID: in.Thread.Channel}
-	if _, _, err := chat.Send(ctx, p, to, reply, chat.Backoff{}, time.Now().Add(replyDeadline)); err != nil {
-		p.log.Error("reply not delivered", "channel", in.Channel.ID, "user_id", in.UserID, "err", err)
-	}
 }
 
 // HTTPHandler serves POST /api/messages for the Bot Connector.
