@@ -19,7 +19,9 @@ var Examples embed.FS
 // examples reference for their secrets, so that tests can check them
 // offline. None is a real credential.
 var ExampleEnv = map[string]string{
-	"SLACK_BOT_TOKEN":    "xoxb-example",
-	"SLACK_APP_TOKEN":    "xapp-example",
-	"TEAMS_APP_PASSWORD": "example-client-secret",
+	"SLACK_BOT_TOKEN":      "xoxb-example",
+	"SLACK_APP_TOKEN":      "xapp-example",
+	"TEAMS_APP_PASSWORD":   "example-client-secret",
+	"DISCORD_BOT_TOKEN":    "example-discord-token",
+	"MATTERMOST_BOT_TOKEN": "example-mattermost-token",
 }

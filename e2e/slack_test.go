@@ -14,7 +14,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubechat/kubechat/internal/chat/slack/slacktest"
@@ -135,12 +134,7 @@ func TestSlackAlertsCommandsAndButtons(t *testing.T) {
 	ctx := t.Context()
 	const ns = "slack-e2e"
 	require.NoError(t, env.CreateNamespace(ctx, ns))
-	_, err := env.Client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "e2e-slack-readers"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "view"},
-		Subjects:   []rbacv1.Subject{{Kind: "Group", APIGroup: "rbac.authorization.k8s.io", Name: "e2e-slack-readers"}},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
+	require.NoError(t, env.BindGroupToClusterRole(ctx, "e2e-slack-readers", "view"))
 	srv := startSlack(t)
 	cfg := slackConfig(srv.APIURL(), ns)
 	a := startAgent(t, cfg)
@@ -148,7 +142,7 @@ func TestSlackAlertsCommandsAndButtons(t *testing.T) {
 	waitConnected(t, srv, 1)
 
 	// The alert: header, fields, code-free context line with the cluster.
-	_, err = env.Client.AppsV1().Deployments(ns).Create(ctx, testenv.Deployment("broken", map[string]string{testenv.CrashLoopLabel: "true"}), metav1.CreateOptions{})
+	_, err := env.Client.AppsV1().Deployments(ns).Create(ctx, testenv.Deployment("broken", map[string]string{testenv.CrashLoopLabel: "true"}), metav1.CreateOptions{})
 	require.NoError(t, err)
 	alert := waitSlack(t, srv, "alerts", "a Block Kit alert", func(m slacktest.Message) bool {
 		return strings.Contains(m.Text, "is failing (CrashLoopBackOff)")

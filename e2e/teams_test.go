@@ -12,7 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubechat/kubechat/internal/chat/teams/teamstest"
@@ -83,13 +82,8 @@ func TestTeamsCommandsAndAlertsAfterRestart(t *testing.T) {
 	ctx := t.Context()
 	const ns = "teams-e2e"
 	require.NoError(t, env.CreateNamespace(ctx, ns))
-	_, err := env.Client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "e2e-teams-readers"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "view"},
-		Subjects:   []rbacv1.Subject{{Kind: "Group", APIGroup: "rbac.authorization.k8s.io", Name: "e2e-teams-readers"}},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	_, err = env.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+	require.NoError(t, env.BindGroupToClusterRole(ctx, "e2e-teams-readers", "view"))
+	_, err := env.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "web-0", Labels: map[string]string{"app": "web"}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx:1.27"}}},
 	}, metav1.CreateOptions{})

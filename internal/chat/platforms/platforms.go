@@ -5,7 +5,9 @@ package platforms
 
 import (
 	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/chat/discord"
 	"github.com/kubechat/kubechat/internal/chat/logsink"
+	"github.com/kubechat/kubechat/internal/chat/mattermost"
 	"github.com/kubechat/kubechat/internal/chat/slack"
 	"github.com/kubechat/kubechat/internal/chat/teams"
 	"github.com/kubechat/kubechat/internal/chat/webhook"
@@ -13,8 +15,10 @@ import (
 
 // Factories maps a platform type, as written in config, to its factory.
 var Factories = map[string]chat.Factory{
-	"log":     logsink.New,
-	"slack":   slack.New,
-	"teams":   teams.New,
-	"webhook": webhook.New,
+	"discord":    discord.New,
+	"log":        logsink.New,
+	"mattermost": mattermost.New,
+	"slack":      slack.New,
+	"teams":      teams.New,
+	"webhook":    webhook.New,
 }

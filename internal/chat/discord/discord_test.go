@@ -1,0 +1,130 @@
+package discord
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/chat/chattest"
+	"github.com/kubechat/kubechat/internal/chat/discord/discordtest"
+	"github.com/kubechat/kubechat/internal/config"
+)
+
+// newPlatform builds the adapter against srv. discordgo's endpoints are
+// package variables, so these tests do not run in parallel.
+func newPlatform(t *testing.T, srv *discordtest.Server) chat.Platform {
+	t.Helper()
+	srv.Point()
+	t.Setenv("TEST_DISCORD_TOKEN", strings.TrimPrefix(discordtest.Token, "Bot "))
+	raw, err := config.RawFromYAML("botToken: ${TEST_DISCORD_TOKEN}\n")
+	require.NoError(t, err)
+	p, err := New("ops-discord", raw, chat.Deps{})
+	require.NoError(t, err)
+	return p
+}
+
+type fake struct{ srv *discordtest.Server }
+
+func (f fake) Messages(ch string) []chattest.Posted {
+	var out []chattest.Posted
+	for _, m := range f.srv.Messages(ch) {
+		if len(m.Attachments) > 0 && len(m.Embeds) == 0 {
+			continue // a file: Discord attaches it with a message of its own (see Files)
+		}
+		out = append(out, chattest.Posted{ID: m.ID, Thread: m.Reference, Text: visibleText(m), Edits: m.Edits})
+	}
+	return out
+}
+
+func (f fake) Files(ch string) []chattest.Uploaded {
+	var out []chattest.Uploaded
+	for _, m := range f.srv.Messages(ch) {
+		for _, file := range m.Attachments {
+			out = append(out, chattest.Uploaded{Name: file.Name, Content: file.Content, Thread: m.Reference})
+		}
+	}
+	return out
+}
+
+func (f fake) Mention(ch, user, text string) error {
+	_, err := f.srv.Mention(ch, user, text)
+	return err
+}
+
+func (f fake) Click(ch, messageID, user, actionID, value string) error {
+	var values []string
+	if value != "" {
+		values = []string{value}
+	}
+	_, err := f.srv.Click(ch, messageID, user, actionID, values)
+	return err
+}
+
+func (f fake) FailNext(n, status int, retryAfter time.Duration) {
+	f.srv.FailNext(n, status, retryAfter)
+}
+func (f fake) Drop()            { f.srv.Drop() }
+func (f fake) Connections() int { return f.srv.Connections() }
+
+// visibleText is the content plus every text of the embeds and components.
+func visibleText(m discordtest.Message) string {
+	var b strings.Builder
+	b.WriteString(m.Content + "\n")
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for _, k := range []string{"title", "description", "name", "value", "text", "label"} {
+				if s, ok := v[k].(string); ok {
+					b.WriteString(s + "\n")
+				}
+			}
+			for _, child := range v {
+				walk(child)
+			}
+		case []any:
+			for _, child := range v {
+				walk(child)
+			}
+		}
+	}
+	for _, raw := range []json.RawMessage{m.Embeds, m.Components} {
+		var v any
+		if json.Unmarshal(raw, &v) == nil {
+			walk(v)
+		}
+	}
+	return b.String()
+}
+
+func TestConformance(t *testing.T) {
+	chattest.RunConformance(t, func(t *testing.T) chattest.Setup {
+		srv := discordtest.New()
+		t.Cleanup(srv.Close)
+		return chattest.Setup{
+			Platform:  newPlatform(t, srv),
+			Fake:      fake{srv},
+			Channel:   chat.Channel{Name: "alerts", ID: srv.ChannelID("alerts")},
+			CanUpload: true,
+			Secrets:   []string{strings.TrimPrefix(discordtest.Token, "Bot ")},
+		}
+	})
+}
+
+func TestSettingsErrorsNameTheField(t *testing.T) {
+	for yaml, want := range map[string]string{
+		"{}\n":                         "settings.botToken: is required",
+		"botToken: ${UNSET_X_TOKEN}\n": "UNSET_X_TOKEN is not set",
+		"bogus: 1\n":                   `unknown field "bogus"`,
+	} {
+		raw, err := config.RawFromYAML(yaml)
+		if err == nil {
+			_, err = New("d", raw, chat.Deps{})
+		}
+		require.ErrorContains(t, err, want, yaml)
+	}
+}

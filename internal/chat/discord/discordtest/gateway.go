@@ -1,0 +1,917 @@
+package discordtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Gateway intents the fake looks at.
+const (
+	intentGuilds         int64 = 1 << 0
+	intentGuildMessages  int64 = 1 << 9
+	intentDirectMessages int64 = 1 << 12
+	intentMessageContent int64 = 1 << 15
+	// requiredIntents must all be in IDENTIFY, or the gateway closes with 4014.
+	requiredIntents = intentGuildMessages | intentDirectMessages | intentMessageContent
+)
+
+// Gateway opcodes (https://discord.com/developers/docs/topics/opcodes-and-status-codes).
+const (
+	opDispatch        = 0
+	opHeartbeat       = 1
+	opIdentify        = 2
+	opPresenceUpdate  = 3
+	opVoiceState      = 4
+	opResume          = 6
+	opRequestMembers  = 8
+	opInvalidSession  = 9
+	opHello           = 10
+	opHeartbeatAck    = 11
+	opRequestSoundbox = 31
+)
+
+const (
+	// heartbeatIntervalMS is the interval HELLO asks for. discordgo gives up
+	// on a connection after five intervals without HEARTBEAT_ACK.
+	heartbeatIntervalMS = 1000
+	// writeTimeout bounds every websocket write.
+	writeTimeout = 5 * time.Second
+	// outQueue is how many frames may wait for a slow client before the
+	// server drops it, as Discord drops clients that do not keep up.
+	outQueue = 1024
+	// replayLog is how many dispatches a session keeps for RESUME.
+	replayLog = 1000
+	// maxPayloadBytes bounds client payloads.
+	maxPayloadBytes = 1 << 16
+	// defaultGatewayVersion is the v READY reports when the URL has no ?v=.
+	defaultGatewayVersion = 10
+)
+
+// gwConn is one gateway websocket.
+type gwConn struct {
+	ws      *websocket.Conn
+	out     chan []byte   // frames for the writer, in order
+	done    chan struct{} // closed when the handler ends
+	version int
+
+	// Guarded by Server.mu.
+	session *gwSession // nil until IDENTIFY or RESUME succeeds
+	dead    bool       // no more frames may be queued
+}
+
+// gwSession is a gateway session: its sequence, the dispatches it was sent
+// (for RESUME) and the connection it is attached to, if any. All fields are
+// guarded by Server.mu.
+type gwSession struct {
+	id      string
+	intents int64
+	seq     int64
+	log     []sent
+	conn    *gwConn
+}
+
+// sent is a dispatch frame with its sequence number.
+type sent struct {
+	seq  int64
+	data []byte
+}
+
+// closeReason is a gateway close code with its text.
+type closeReason struct {
+	code int
+	text string
+}
+
+// Gateway close codes.
+var (
+	closeUnknownOpcode = &closeReason{4001, "Unknown opcode."}
+	closeDecodeError   = &closeReason{4002, "Error while decoding payload."}
+	closeNotAuthed     = &closeReason{4003, "Not authenticated."}
+	closeAuthFailed    = &closeReason{4004, "Authentication failed."}
+	closeAlreadyAuthed = &closeReason{4005, "Already authenticated."}
+	closeInvalidSeq    = &closeReason{4007, "Invalid seq."}
+	closeInvalidShard  = &closeReason{4010, "Invalid shard."}
+	closeDisallowed    = &closeReason{4014, "Disallowed intent(s)."}
+)
+
+// frame is a gateway payload.
+type frame struct {
+	Op int     `json:"op"`
+	D  any     `json:"d"`
+	S  *int64  `json:"s"`
+	T  *string `json:"t"`
+}
+
+// encode renders a gateway payload; seq and name only for dispatches.
+func encode(op int, d any, seq int64, name string) []byte {
+	f := frame{Op: op, D: d}
+	if op == opDispatch {
+		f.S, f.T = &seq, &name
+	}
+	b, err := json.Marshal(f)
+	if err != nil { // only the fake's own types get here; they always encode
+		return []byte(`{"op":` + strconv.Itoa(op) + `,"d":null,"s":null,"t":null}`)
+	}
+	return b
+}
+
+// Connections returns how many gateway sessions were established so far:
+// every accepted IDENTIFY and every accepted RESUME counts one.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connections
+}
+
+// Connected returns how many gateway connections are open and identified
+// (or resumed) right now.
+func (s *Server) Connected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		if c.session != nil && !c.dead {
+			n++
+		}
+	}
+	return n
+}
+
+// Resumes returns how many RESUMEs the gateway accepted.
+func (s *Server) Resumes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resumes
+}
+
+// Drop cuts every gateway websocket abruptly: the TCP connections close
+// without a close frame, as when a network path dies. Sessions stay
+// resumable; what is dispatched meanwhile is replayed on RESUME.
+func (s *Server) Drop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		s.killLocked(c)
+	}
+	s.notifyLocked()
+}
+
+// serveGateway runs one gateway websocket.
+func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	closed := s.closed
+	if !closed {
+		s.wsWG.Add(1)
+	}
+	s.mu.Unlock()
+	if closed {
+		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Message: "503: Service Unavailable"})
+		return
+	}
+	defer s.wsWG.Done()
+
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has replied
+	}
+	c := &gwConn{ws: ws, out: make(chan []byte, outQueue), done: make(chan struct{}), version: defaultGatewayVersion}
+	if v, err := strconv.Atoi(r.URL.Query().Get("v")); err == nil {
+		c.version = v
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ws.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.enqueueLocked(c, encode(opHello, map[string]int{"heartbeat_interval": heartbeatIntervalMS}, 0, ""))
+	s.mu.Unlock()
+
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+
+	s.readLoop(c)
+
+	s.mu.Lock()
+	s.retireLocked(c)
+	delete(s.conns, c)
+	s.notifyLocked()
+	s.mu.Unlock()
+	close(c.done)
+	_ = ws.Close()
+	<-writerDone
+}
+
+// writeLoop writes queued frames until the connection ends.
+func (c *gwConn) writeLoop() {
+	for {
+		select {
+		case <-c.done:
+			return
+		case b := <-c.out:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+				_ = c.ws.NetConn().Close() // ends the reader too
+				return
+			}
+		}
+	}
+}
+
+// readLoop handles client payloads until the connection fails. After
+// closing with a close code it only drains until the client hangs up.
+func (s *Server) readLoop(c *gwConn) {
+	c.ws.SetReadLimit(maxPayloadBytes)
+	closing := false
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		if closing {
+			continue
+		}
+		if reason := s.handlePayload(c, data); reason != nil {
+			closing = true
+			s.closeWith(c, reason)
+		}
+	}
+}
+
+// closeWith sends a close frame with a gateway close code and gives the
+// client two seconds to hang up.
+func (s *Server) closeWith(c *gwConn, reason *closeReason) {
+	s.mu.Lock()
+	s.retireLocked(c)
+	s.notifyLocked()
+	s.mu.Unlock()
+	deadline := time.Now().Add(time.Second)
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(reason.code, reason.text), deadline)
+	_ = c.ws.SetReadDeadline(time.Now().Add(2 * time.Second))
+}
+
+// handlePayload acts on one client payload; a non-nil result closes the connection.
+func (s *Server) handlePayload(c *gwConn, data []byte) *closeReason {
+	var p struct {
+		Op *int            `json:"op"`
+		D  json.RawMessage `json:"d"`
+	}
+	if err := json.Unmarshal(data, &p); err != nil || p.Op == nil {
+		return closeDecodeError
+	}
+	switch *p.Op {
+	case opHeartbeat:
+		s.mu.Lock()
+		s.enqueueLocked(c, encode(opHeartbeatAck, nil, 0, ""))
+		s.mu.Unlock()
+		return nil
+	case opIdentify:
+		return s.identify(c, p.D)
+	case opResume:
+		return s.resume(c, p.D)
+	case opPresenceUpdate, opVoiceState, opRequestMembers, opRequestSoundbox:
+		s.mu.Lock()
+		authed := c.session != nil
+		s.mu.Unlock()
+		if !authed {
+			return closeNotAuthed
+		}
+		return nil // accepted and ignored
+	default:
+		return closeUnknownOpcode
+	}
+}
+
+// identify starts a new session on the connection and sends READY and GUILD_CREATE.
+func (s *Server) identify(c *gwConn, d json.RawMessage) *closeReason {
+	var id struct {
+		Token   string  `json:"token"`
+		Intents *int64  `json:"intents"`
+		Shard   *[2]int `json:"shard"`
+	}
+	if err := json.Unmarshal(d, &id); err != nil {
+		return closeDecodeError
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case c.session != nil:
+		return closeAlreadyAuthed
+	case id.Token != Token:
+		return closeAuthFailed
+	case id.Intents == nil || *id.Intents&requiredIntents != requiredIntents:
+		return closeDisallowed
+	case id.Shard != nil && (id.Shard[1] < 1 || id.Shard[0] < 0 || id.Shard[0] >= id.Shard[1]):
+		return closeInvalidShard
+	}
+	sess := &gwSession{id: randomToken(), intents: *id.Intents}
+	s.sessions[sess.id] = sess
+	s.attachLocked(c, sess)
+	s.connections++
+	s.sendLocked(sess, "READY", s.readyLocked(sess, c.version, id.Shard))
+	s.sendLocked(sess, "GUILD_CREATE", s.guildLocked())
+	s.notifyLocked()
+	return nil
+}
+
+// resume re-attaches a session to the connection, replays what it missed
+// after seq, and sends RESUMED. An unknown session, or one whose missed
+// dispatches are no longer all kept, gets INVALID_SESSION (not resumable).
+func (s *Server) resume(c *gwConn, d json.RawMessage) *closeReason {
+	var rs struct {
+		Token     string `json:"token"`
+		SessionID string `json:"session_id"`
+		Seq       *int64 `json:"seq"`
+	}
+	if err := json.Unmarshal(d, &rs); err != nil {
+		return closeDecodeError
+	}
+	var seq int64
+	if rs.Seq != nil {
+		seq = *rs.Seq
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.session != nil {
+		return closeAlreadyAuthed
+	}
+	if rs.Token != Token {
+		return closeAuthFailed
+	}
+	sess := s.sessions[rs.SessionID]
+	if sess != nil && seq > sess.seq {
+		return closeInvalidSeq
+	}
+	if sess == nil || seq < 0 || (len(sess.log) > 0 && seq+1 < sess.log[0].seq) {
+		if sess != nil {
+			delete(s.sessions, sess.id)
+			if sess.conn != nil {
+				s.killLocked(sess.conn)
+			}
+		}
+		s.enqueueLocked(c, encode(opInvalidSession, false, 0, ""))
+		return nil
+	}
+	if old := sess.conn; old != nil {
+		s.killLocked(old)
+	}
+	s.attachLocked(c, sess)
+	for _, f := range sess.log {
+		if f.seq > seq {
+			s.enqueueLocked(c, f.data)
+		}
+	}
+	s.sendLocked(sess, "RESUMED", map[string]any{"_trace": []string{"kubechat-discordtest"}})
+	s.connections++
+	s.resumes++
+	s.notifyLocked()
+	return nil
+}
+
+// attachLocked binds a session to a connection.
+func (s *Server) attachLocked(c *gwConn, sess *gwSession) {
+	c.session = sess
+	sess.conn = c
+}
+
+// retireLocked detaches a connection from its session and stops queueing to it.
+func (s *Server) retireLocked(c *gwConn) {
+	if c.session != nil && c.session.conn == c {
+		c.session.conn = nil
+	}
+	c.session = nil
+	c.dead = true
+}
+
+// killLocked retires a connection and closes its TCP connection without a
+// close frame; its handler then cleans up.
+func (s *Server) killLocked(c *gwConn) {
+	s.retireLocked(c)
+	_ = c.ws.NetConn().Close()
+}
+
+// enqueueLocked queues a frame for a connection, dropping a connection
+// whose client does not keep up.
+func (s *Server) enqueueLocked(c *gwConn, b []byte) {
+	if c.dead {
+		return
+	}
+	select {
+	case c.out <- b:
+	default:
+		s.killLocked(c)
+	}
+}
+
+// sendLocked dispatches an event to one session: numbered, logged for
+// RESUME, and written if the session is connected.
+func (s *Server) sendLocked(sess *gwSession, name string, d any) {
+	sess.seq++
+	b := encode(opDispatch, d, sess.seq, name)
+	sess.log = append(sess.log, sent{seq: sess.seq, data: b})
+	if over := len(sess.log) - replayLog; over > 0 {
+		sess.log = slices.Delete(sess.log, 0, over)
+	}
+	if sess.conn != nil {
+		s.enqueueLocked(sess.conn, b)
+	}
+}
+
+// dispatchLocked dispatches an event to every session whose intents include
+// intent (0: every session), connected or waiting to resume.
+func (s *Server) dispatchLocked(name string, d any, intent int64) {
+	raw, err := json.Marshal(d)
+	if err != nil { // only the fake's own types get here; they always encode
+		return
+	}
+	for _, sess := range s.sessions {
+		if intent == 0 || sess.intents&intent != 0 {
+			s.sendLocked(sess, name, json.RawMessage(raw))
+		}
+	}
+}
+
+// readyLocked is the READY payload.
+func (s *Server) readyLocked(sess *gwSession, version int, shard *[2]int) map[string]any {
+	me := botUser.wire()
+	ready := map[string]any{
+		"v": version,
+		"user": map[string]any{
+			"id": me.ID, "username": me.Username, "global_name": nil, "discriminator": me.Discriminator,
+			"avatar": nil, "bot": true, "verified": true, "mfa_enabled": false, "flags": 0,
+		},
+		"session_id":         sess.id,
+		"session_type":       "normal",
+		"resume_gateway_url": s.wsURL,
+		"guilds":             []map[string]any{{"id": GuildID, "unavailable": true}},
+		"application":        map[string]any{"id": AppID, "flags": 0},
+		"private_channels":   []any{},
+		"relationships":      []any{},
+		"presences":          []any{},
+		"_trace":             []string{"kubechat-discordtest"},
+	}
+	if shard != nil {
+		ready["shard"] = *shard
+	}
+	return ready
+}
+
+// guildLocked is the GUILD_CREATE payload: the guild with its channels,
+// active threads, @everyone role and the bot as its member.
+func (s *Server) guildLocked() map[string]any {
+	bot := member(botUser, true)
+	return map[string]any{
+		"id":                            GuildID,
+		"name":                          guildName,
+		"icon":                          nil,
+		"owner_id":                      "400000000000000001",
+		"joined_at":                     bot.JoinedAt,
+		"large":                         false,
+		"unavailable":                   false,
+		"member_count":                  2,
+		"verification_level":            0,
+		"default_message_notifications": 0,
+		"explicit_content_filter":       0,
+		"mfa_level":                     0,
+		"nsfw_level":                    0,
+		"premium_tier":                  0,
+		"preferred_locale":              "en-US",
+		"features":                      []string{},
+		"roles": []map[string]any{{
+			"id": GuildID, "name": "@everyone", "permissions": memberPermissions, "position": 0,
+			"color": 0, "hoist": false, "managed": false, "mentionable": false, "flags": 0,
+		}},
+		"emojis":                 []any{},
+		"stickers":               []any{},
+		"members":                []*wireMember{bot},
+		"channels":               s.guildChannelsLocked(),
+		"threads":                s.threadsLocked(),
+		"presences":              []any{},
+		"voice_states":           []any{},
+		"stage_instances":        []any{},
+		"guild_scheduled_events": []any{},
+	}
+}
+
+// --- test-side activity ---
+
+// Mention stores a message from userID in a channel (or thread) that
+// mentions the bot, "<@BotUserID> "+text with the bot in mentions, and
+// dispatches MESSAGE_CREATE to every gateway session (sessions that are
+// disconnected but resumable get it on RESUME). It fails when no session
+// was ever identified, so nothing is lost by calling it before discordgo's
+// Open has returned.
+func (s *Server) Mention(channelID, userID, text string) (messageID string, err error) {
+	if userID == "" {
+		return "", fmt.Errorf("mention in %s: %w", channelID, errEmptyUser)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, err := s.activityLocked(channelID)
+	if err != nil {
+		return "", fmt.Errorf("mention in %s: %w", channelID, err)
+	}
+	m := s.userMessageLocked(ch, someone(userID), "<@"+BotUserID+"> "+text)
+	m.mentions = []user{botUser}
+	s.storeLocked(ch, m)
+	return m.id, nil
+}
+
+// DirectMessage stores a message from userID in its direct-message channel
+// with the bot (type 1, no guild; created on first use, and the same
+// channel POST /users/@me/channels returns) and dispatches MESSAGE_CREATE.
+func (s *Server) DirectMessage(userID, text string) (channelID, messageID string, err error) {
+	switch userID {
+	case "":
+		return "", "", fmt.Errorf("direct message: %w", errEmptyUser)
+	case BotUserID:
+		return "", "", fmt.Errorf("direct message from %s: %w", userID, errSelf)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.activityLocked(""); err != nil {
+		return "", "", fmt.Errorf("direct message from %s: %w", userID, err)
+	}
+	ch := s.dmLocked(userID)
+	m := s.userMessageLocked(ch, someone(userID), text)
+	s.storeLocked(ch, m)
+	return ch.id, m.id, nil
+}
+
+// activityLocked checks that user activity can be dispatched and returns
+// the channel it happens in ("" for none).
+func (s *Server) activityLocked(channelID string) (*channel, error) {
+	if s.closed {
+		return nil, errClosed
+	}
+	var ch *channel
+	if channelID != "" {
+		if ch = s.channels[channelID]; ch == nil {
+			return nil, errUnknownChannel
+		}
+	}
+	if len(s.sessions) == 0 {
+		return nil, errNoSession
+	}
+	return ch, nil
+}
+
+// userMessageLocked builds a message from a user.
+func (s *Server) userMessageLocked(ch *channel, u user, content string) *message {
+	m := &message{id: s.nextIDLocked(), channelID: ch.id, content: content, author: u}
+	m.created = snowflakeTime(m.id)
+	if ch.typ == channelPublicThread {
+		m.thread = ch.id
+	}
+	return m
+}
+
+// interaction is a button click or select and what the bot answered.
+type interaction struct {
+	id, token string
+	channelID string
+	messageID string
+	userID    string
+	acked     bool
+	original  string   // id of the @original response message
+	followups []string // ids of follow-up messages
+	responses []json.RawMessage
+}
+
+// Click has userID press a component of a message: it dispatches
+// INTERACTION_CREATE of type 3 (MESSAGE_COMPONENT) with data
+// {custom_id, component_type: 2 (button), or 3 (string select) with values
+// when values is not nil}, the full message, channel_id, guild_id and
+// member (or user, in a DM channel), a random token and application_id
+// AppID. The message must be in channelID (a thread's id for a message in
+// a thread).
+//
+// The bot answers once at POST /interactions/{id}/{token}/callback, and may
+// then use /webhooks/{AppID}/{token}. The callback takes effect as on
+// Discord: type 4 posts a message, type 5 posts an empty "thinking"
+// placeholder (it shows in Messages) that PATCH .../messages/@original
+// fills in, type 6 acknowledges, type 7 edits the clicked message, type 9
+// opens a modal. Ephemeral responses are stored like any other message.
+func (s *Server) Click(channelID, messageID, userID, customID string, values []string) (interactionID string, err error) {
+	switch {
+	case userID == "":
+		return "", fmt.Errorf("click %s on %s: %w", customID, messageID, errEmptyUser)
+	case customID == "":
+		return "", fmt.Errorf("click on %s: %w", messageID, errEmptyCustomID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, err := s.activityLocked(channelID)
+	if err != nil {
+		return "", fmt.Errorf("click %s on %s: %w", customID, messageID, err)
+	}
+	m := s.byID[messageID]
+	if m == nil || m.channelID != ch.id {
+		return "", fmt.Errorf("click %s on %s: %w", customID, messageID, errUnknownMessage)
+	}
+	it := &interaction{id: s.nextIDLocked(), token: randomToken() + randomToken(), channelID: ch.id, messageID: m.id, userID: userID}
+	s.interactions[it.id] = it
+	s.byToken[it.token] = it
+
+	data := map[string]any{"custom_id": customID, "component_type": 2}
+	if values != nil {
+		data["component_type"] = 3
+		data["values"] = values
+	}
+	u := someone(userID)
+	payload := map[string]any{
+		"id":              it.id,
+		"application_id":  AppID,
+		"type":            3,
+		"data":            data,
+		"channel_id":      ch.id,
+		"channel":         s.channelJSONLocked(ch),
+		"message":         s.messageJSONLocked(m),
+		"token":           it.token,
+		"version":         1,
+		"locale":          "en-US",
+		"app_permissions": memberPermissions,
+		"entitlements":    []any{},
+	}
+	if ch.guildID != "" {
+		mem := member(u, true)
+		mem.Permissions = memberPermissions
+		payload["guild_id"] = ch.guildID
+		payload["guild_locale"] = "en-US"
+		payload["member"] = mem
+		payload["context"] = 0
+	} else {
+		payload["user"] = u.wire()
+		payload["context"] = 1
+	}
+	s.dispatchLocked("INTERACTION_CREATE", payload, 0)
+	s.notifyLocked()
+	return it.id, nil
+}
+
+// InteractionResponses returns the bodies the bot POSTed to
+// /interactions/{id}/{token}/callback for an interaction and the server
+// accepted (for a multipart body, its payload_json), in order. Discord
+// accepts one callback per interaction, so there is at most one.
+func (s *Server) InteractionResponses(interactionID string) []json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it := s.interactions[interactionID]
+	if it == nil {
+		return nil
+	}
+	out := make([]json.RawMessage, len(it.responses))
+	for i, r := range it.responses {
+		out[i] = cloneRaw(r)
+	}
+	return out
+}
+
+// WaitInteractionResponse waits for the bot's callback to an interaction and
+// returns its body. It fails at once for an interaction Click did not
+// create, and when ctx ends or the server closes first.
+func (s *Server) WaitInteractionResponse(ctx context.Context, interactionID string) (json.RawMessage, error) {
+	for {
+		s.mu.Lock()
+		it := s.interactions[interactionID]
+		var resp json.RawMessage
+		if it != nil && len(it.responses) > 0 {
+			resp = cloneRaw(it.responses[0])
+		}
+		changed, closed := s.changed, s.closed
+		s.mu.Unlock()
+		switch {
+		case it == nil:
+			return nil, fmt.Errorf("wait interaction response %s: %w", interactionID, errUnknownInteraction)
+		case resp != nil:
+			return resp, nil
+		case closed:
+			return nil, fmt.Errorf("wait interaction response %s: %w", interactionID, errClosed)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait interaction response %s: %w", interactionID, ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// --- interaction REST handlers ---
+
+// Interaction callback types.
+const (
+	callbackMessage         = 4
+	callbackDeferredMessage = 5
+	callbackDeferredUpdate  = 6
+	callbackUpdateMessage   = 7
+	callbackModal           = 9
+)
+
+// interactionCallback records the bot's answer to an interaction and
+// applies it: 4 posts a message, 5 posts a "thinking" placeholder, 6 and 7
+// acknowledge the clicked message (7 edits it), 9 opens a modal.
+func (s *Server) interactionCallback(r *http.Request) (int, any, *apiError) {
+	b, apiErr := readBody(r)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	typ, apiErr := b.num("type")
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	data := &body{fields: map[string]json.RawMessage{}, files: b.files}
+	if b.has("data") {
+		if err := json.Unmarshal(b.fields["data"], &data.fields); err != nil {
+			return 0, nil, formError("data", "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType.")
+		}
+		data.raw = b.fields["data"]
+	}
+	in, apiErr := parseInput(data)
+	if apiErr != nil {
+		return 0, nil, prefixed("data", apiErr)
+	}
+	ephemeral := false
+	if in.flags != nil {
+		ephemeral = *in.flags&flagEphemeral != 0
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it := s.interactions[r.PathValue("iid")]
+	if it == nil || it.token != r.PathValue("token") {
+		return 0, nil, errUnknownInter
+	}
+	if it.acked {
+		return 0, nil, errAcknowledged
+	}
+	ch := s.channels[it.channelID]
+	switch typ {
+	case callbackMessage:
+		m, apiErr := s.postLocked(ch, botUser, in, func(m *message) { s.fromInteraction(m, ephemeral) })
+		if apiErr != nil {
+			return 0, nil, prefixed("data", apiErr)
+		}
+		it.original = m.id
+	case callbackDeferredMessage:
+		m := s.userMessageLocked(ch, botUser, "")
+		s.fromInteraction(m, ephemeral)
+		m.flags |= flagLoading
+		s.storeLocked(ch, m)
+		it.original = m.id
+	case callbackDeferredUpdate, callbackUpdateMessage:
+		clicked := s.byID[it.messageID]
+		if clicked == nil {
+			return 0, nil, errUnknownMsg
+		}
+		if typ == callbackUpdateMessage {
+			if apiErr := s.editLocked(clicked, in); apiErr != nil {
+				return 0, nil, prefixed("data", apiErr)
+			}
+		}
+		it.original = clicked.id
+	case callbackModal:
+		if !data.has("custom_id") || !data.has("title") || !data.has("components") {
+			return 0, nil, formError("data", "BASE_TYPE_REQUIRED", "custom_id, title and components are required")
+		}
+	default:
+		return 0, nil, formError("type", "INTERACTION_RESPONSE_TYPE_INVALID",
+			fmt.Sprintf("Interaction response type %d is not valid for a message component.", typ))
+	}
+	it.acked = true
+	it.responses = append(it.responses, cloneRaw(b.raw))
+	s.notifyLocked()
+	return http.StatusNoContent, nil, nil
+}
+
+// fromInteraction marks a message as sent through the interaction webhook.
+func (s *Server) fromInteraction(m *message, ephemeral bool) {
+	m.webhookID = AppID
+	if ephemeral {
+		m.flags |= flagEphemeral
+	}
+}
+
+// prefixed moves a form error under a parent field, as Discord reports
+// errors inside "data".
+func prefixed(parent string, e *apiError) *apiError {
+	if e.Code != 50035 || e.Errors == nil {
+		return e
+	}
+	out := *e
+	out.Errors, _ = json.Marshal(map[string]json.RawMessage{parent: e.Errors}) // raw JSON always encodes
+	return &out
+}
+
+// webhookLocked finds the interaction behind /webhooks/{wid}/{token}.
+func (s *Server) webhookLocked(r *http.Request) (*interaction, *apiError) {
+	it := s.byToken[r.PathValue("token")]
+	if r.PathValue("wid") != AppID || it == nil || !it.acked {
+		return nil, errUnknownHook
+	}
+	return it, nil
+}
+
+// webhookMessageLocked finds @original or a follow-up of an interaction.
+func (s *Server) webhookMessageLocked(it *interaction, id string) (*message, *apiError) {
+	if id == "@original" {
+		id = it.original
+	}
+	if id == "" || (id != it.original && !slices.Contains(it.followups, id)) {
+		return nil, errUnknownMsg
+	}
+	m := s.byID[id]
+	if m == nil {
+		return nil, errUnknownMsg
+	}
+	return m, nil
+}
+
+// followup posts a follow-up message for an acknowledged interaction; with
+// ?wait=true it returns the message, otherwise 204.
+func (s *Server) followup(r *http.Request) (int, any, *apiError) {
+	b, apiErr := readBody(r)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	in, apiErr := parseInput(b)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	ephemeral := in.flags != nil && *in.flags&flagEphemeral != 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, apiErr := s.webhookLocked(r)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	ch := s.channels[it.channelID]
+	if tid := r.URL.Query().Get("thread_id"); tid != "" {
+		th := s.channels[tid]
+		if th == nil || th.parentID != ch.id {
+			return 0, nil, errUnknownChan
+		}
+		ch = th
+	}
+	m, apiErr := s.postLocked(ch, botUser, in, func(m *message) { s.fromInteraction(m, ephemeral) })
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	it.followups = append(it.followups, m.id)
+	if r.URL.Query().Get("wait") != "true" {
+		return http.StatusNoContent, nil, nil
+	}
+	return http.StatusOK, s.messageJSONLocked(m), nil
+}
+
+func (s *Server) getWebhookMessage(r *http.Request) (int, any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, apiErr := s.webhookLocked(r)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	m, apiErr := s.webhookMessageLocked(it, r.PathValue("mid"))
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	return http.StatusOK, s.messageJSONLocked(m), nil
+}
+
+// editWebhookMessage edits @original or a follow-up; editing a deferred
+// placeholder replaces its "thinking" state.
+func (s *Server) editWebhookMessage(r *http.Request) (int, any, *apiError) {
+	b, apiErr := readBody(r)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	in, apiErr := parseInput(b)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, apiErr := s.webhookLocked(r)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	m, apiErr := s.webhookMessageLocked(it, r.PathValue("mid"))
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	if apiErr := s.editLocked(m, in); apiErr != nil {
+		return 0, nil, apiErr
+	}
+	return http.StatusOK, s.messageJSONLocked(m), nil
+}

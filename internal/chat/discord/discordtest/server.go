@@ -1,0 +1,1723 @@
+// Package discordtest is a fake Discord on loopback for tests.
+//
+// The real github.com/bwmarrin/discordgo client runs against it unchanged once
+// its endpoint variables point at the fake (see Server.Point). The Server
+// serves the REST calls a chat bot makes (gateway discovery, the current
+// user, channels, sending and editing messages with embeds, components and
+// files, threads started from messages, direct-message channels, interaction
+// callbacks and interaction webhooks), keeps what it was sent, and runs the
+// Gateway websocket: HELLO, IDENTIFY, READY, GUILD_CREATE, heartbeats and
+// RESUME with replay of missed dispatches. Tests push user activity (Mention,
+// DirectMessage, Click) as gateway dispatches and read back what the bot did
+// (Messages, InteractionResponses). As on Discord, every new message, the
+// bot's own included, is dispatched as MESSAGE_CREATE, every edit as
+// MESSAGE_UPDATE, and a started thread as THREAD_CREATE (GUILDS intent).
+//
+// Payloads follow Discord's documented formats
+// (https://discord.com/developers/docs/reference). Faults can be injected:
+// failing or rate-limited REST calls (FailNext), an outage (SetDown) and
+// dropped gateway connections (Drop).
+//
+// discordgo v0.29.0 speaks API version 9 (discordgo.APIVersion); the fake
+// serves both /api/v9/ and /api/v10/.
+package discordtest
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/bwmarrin/discordgo"
+
+	"github.com/gorilla/websocket"
+	"github.com/kubechat/kubechat/internal/chat/discord/endpoint"
+)
+
+const (
+	// Token is the only bot token the fake accepts. Pass it to discordgo.New
+	// unchanged; every authenticated REST call must carry exactly this value
+	// in its Authorization header (otherwise the reply is
+	// 401 {"message":"401: Unauthorized","code":0}), and IDENTIFY and RESUME
+	// must carry it as their token.
+	Token = "Bot kubechat-test-token"
+	// BotUserID is the id of the bot user; its user name is "kubechat".
+	BotUserID = "100000000000000001"
+	// GuildID is the id of the only guild (server) the bot is in.
+	GuildID = "200000000000000001"
+	// AppID is the id of the bot's application. Interaction webhooks live
+	// under /webhooks/{AppID}/{interaction token}.
+	AppID = "300000000000000001"
+)
+
+const (
+	botName   = "kubechat"
+	guildName = "kubechat-test"
+
+	// Channel types, as Discord numbers them.
+	channelText         = 0
+	channelDM           = 1
+	channelAnnouncement = 5
+	channelPublicThread = 11
+
+	// Message types.
+	messageDefault = 0
+	messageReply   = 19
+
+	// Message flags. Clients may set SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS
+	// and IS_COMPONENTS_V2 on any message; EPHEMERAL only on interaction
+	// responses.
+	flagSuppressEmbeds = 1 << 2
+	flagEphemeral      = 1 << 6
+	flagLoading        = 1 << 7
+	flagSuppressNotify = 1 << 12
+	flagComponentsV2   = 1 << 15
+	clientFlags        = flagSuppressEmbeds | flagSuppressNotify | flagComponentsV2
+
+	// Limits Discord enforces on a message.
+	maxContentRunes   = 2000
+	maxEmbeds         = 10
+	maxEmbedTotal     = 6000
+	maxActionRows     = 5
+	maxRowComponents  = 5
+	maxFiles          = 10
+	maxCustomIDRunes  = 100
+	maxThreadNameRune = 100
+
+	// maxBodyBytes bounds every request body the server reads.
+	maxBodyBytes = 32 << 20
+	// discordEpochMS is the first millisecond of 2015, where snowflakes count from.
+	discordEpochMS = 1420070400000
+	// timeLayout is how Discord writes timestamps.
+	timeLayout = "2006-01-02T15:04:05.000000-07:00"
+)
+
+// JSON error codes Discord uses, with their messages.
+var (
+	errUnauthorized  = &apiError{Status: http.StatusUnauthorized, Code: 0, Message: "401: Unauthorized"}
+	errNotFound      = &apiError{Status: http.StatusNotFound, Code: 0, Message: "404: Not Found"}
+	errUnknownChan   = &apiError{Status: http.StatusNotFound, Code: 10003, Message: "Unknown Channel"}
+	errUnknownGuild  = &apiError{Status: http.StatusNotFound, Code: 10004, Message: "Unknown Guild"}
+	errUnknownMsg    = &apiError{Status: http.StatusNotFound, Code: 10008, Message: "Unknown Message"}
+	errUnknownHook   = &apiError{Status: http.StatusNotFound, Code: 10015, Message: "Unknown Webhook"}
+	errUnknownInter  = &apiError{Status: http.StatusNotFound, Code: 10062, Message: "Unknown interaction"}
+	errEmptyMessage  = &apiError{Status: http.StatusBadRequest, Code: 50006, Message: "Cannot send an empty message"}
+	errInvalidJSON   = &apiError{Status: http.StatusBadRequest, Code: 50109, Message: "The request body contains invalid JSON."}
+	errTooLarge      = &apiError{Status: http.StatusRequestEntityTooLarge, Code: 40005, Message: "Request entity too large"}
+	errAcknowledged  = &apiError{Status: http.StatusBadRequest, Code: 40060, Message: "Interaction has already been acknowledged."}
+	errThreadExists  = &apiError{Status: http.StatusBadRequest, Code: 160004, Message: "A thread has already been created for this message"}
+	errWrongChanType = &apiError{Status: http.StatusBadRequest, Code: 50024, Message: "Cannot execute action on this channel type"}
+)
+
+// Errors of the test-side methods.
+var (
+	errClosed             = errors.New("server closed")
+	errUnknownChannel     = errors.New("unknown channel")
+	errUnknownMessage     = errors.New("unknown message")
+	errUnknownInteraction = errors.New("unknown interaction")
+	errNoSession          = errors.New("no gateway session: open a discordgo session first")
+	errEmptyUser          = errors.New("empty user id")
+	errEmptyCustomID      = errors.New("empty custom id")
+	errSelf               = errors.New("the bot cannot message itself")
+)
+
+// Server is a fake Discord: a REST API and a Gateway on one loopback port.
+// All its methods are safe for concurrent use.
+type Server struct {
+	http     *httptest.Server
+	base     string // http://127.0.0.1:PORT, without a trailing slash
+	wsURL    string // ws://127.0.0.1:PORT/gateway
+	api      *http.ServeMux
+	upgrader websocket.Upgrader
+	wsWG     sync.WaitGroup // one per live gateway handler
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every change
+	closed  bool
+	lastID  uint64
+
+	channels     map[string]*channel
+	names        map[string]string // guild channel name → id
+	dms          map[string]string // user id → DM channel id
+	messages     []*message        // in creation order
+	byID         map[string]*message
+	attachments  map[string]*attachment
+	interactions map[string]*interaction
+	byToken      map[string]*interaction
+
+	calls      int
+	down       bool
+	failN      int
+	failStatus int
+	failRetry  time.Duration
+
+	conns       map[*gwConn]struct{}
+	sessions    map[string]*gwSession
+	connections int
+	resumes     int
+
+	pointed endpointSnapshot // what Point replaced, restored by Close; nil if not pointed
+}
+
+// Message is a message the server holds, whoever sent it.
+type Message struct {
+	// ID is the message's snowflake id.
+	ID string
+	// ChannelID is the channel the message is in: the thread's id for a
+	// message in a thread.
+	ChannelID string
+	// Content is the message text.
+	Content string
+	// Embeds is the embeds array as it was last posted or edited, byte for
+	// byte; nil when none was sent or when null was sent.
+	Embeds json.RawMessage
+	// Components is the components array as it was last posted or edited,
+	// byte for byte; nil when none was sent or when null was sent.
+	Components json.RawMessage
+	// Attachments are the files uploaded with the message (multipart/form-data).
+	Attachments []File
+	// Reference is the id of the message this one replies to
+	// (message_reference.message_id), "" if none.
+	Reference string
+	// Thread is the id of the thread channel the message is in, "" when it is
+	// in the channel itself.
+	Thread string
+	// AuthorID is the id of the user who sent it: BotUserID for everything
+	// the bot posted.
+	AuthorID string
+	// Edits counts the edits the message has had.
+	Edits int
+}
+
+// File is a file uploaded with a message.
+type File struct {
+	// Name is the file name the client sent.
+	Name string
+	// Content is the file's content.
+	Content string
+}
+
+// channel is a guild text channel, a thread or a DM channel.
+type channel struct {
+	id        string
+	name      string
+	typ       int
+	guildID   string // "" for DM channels
+	parentID  string // threads only
+	recipient string // DM channels only
+	position  int    // guild text channels only
+	archive   int    // threads only: auto_archive_duration in minutes
+	created   time.Time
+	count     int    // messages sent in it
+	lastMsgID string // id of the newest message
+}
+
+// message is a stored message.
+type message struct {
+	id          string
+	channelID   string
+	thread      string // thread id when the channel is a thread
+	content     string
+	embeds      json.RawMessage
+	components  json.RawMessage
+	attachments []*attachment
+	reference   string
+	author      user
+	mentions    []user
+	flags       int
+	webhookID   string
+	startedTh   string // id of the thread started from this message
+	edits       int
+	created     time.Time
+	edited      time.Time
+}
+
+// attachment is a file stored with a message.
+type attachment struct {
+	id          string
+	channelID   string
+	name        string
+	contentType string
+	content     []byte
+}
+
+// user is a Discord user as the fake knows it.
+type user struct {
+	id   string
+	name string
+	bot  bool
+}
+
+// botUser is the bot itself.
+var botUser = user{id: BotUserID, name: botName, bot: true}
+
+// someone is the user with the given id; its name is made up from the id.
+func someone(id string) user {
+	if id == BotUserID {
+		return botUser
+	}
+	return user{id: id, name: "user-" + id}
+}
+
+// New starts a fake Discord on a loopback port. The bot is in one guild
+// (GuildID) with two text channels named "alerts" and "general"; ChannelID
+// gives their ids. Call Close when done.
+func New() *Server {
+	s := &Server{
+		changed:      make(chan struct{}),
+		channels:     map[string]*channel{},
+		names:        map[string]string{},
+		dms:          map[string]string{},
+		byID:         map[string]*message{},
+		attachments:  map[string]*attachment{},
+		interactions: map[string]*interaction{},
+		byToken:      map[string]*interaction{},
+		conns:        map[*gwConn]struct{}{},
+		sessions:     map[string]*gwSession{},
+		upgrader: websocket.Upgrader{
+			// discordgo sends no Origin header; accept any.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+	}
+	for i, name := range []string{"alerts", "general"} {
+		id := s.nextIDLocked()
+		s.channels[id] = &channel{id: id, name: name, typ: channelText, guildID: GuildID, position: i, created: time.Now().UTC()}
+		s.names[name] = id
+	}
+	s.api = s.apiRoutes()
+	s.http = httptest.NewUnstartedServer(s.routes())
+	s.base = "http://" + s.http.Listener.Addr().String()
+	s.wsURL = "ws://" + s.http.Listener.Addr().String() + "/gateway"
+	s.http.Start()
+	return s
+}
+
+// Close stops the server: it cuts every gateway connection, waits for the
+// handlers to finish, and restores discordgo's endpoint variables if Point
+// changed them and nothing has re-pointed them since. Waits in progress fail.
+// Close a discordgo session before closing the server it is connected to, or
+// discordgo keeps trying to reconnect.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	for c := range s.conns {
+		s.killLocked(c)
+	}
+	s.notifyLocked()
+	s.mu.Unlock()
+
+	s.wsWG.Wait()
+	s.http.Close()
+	s.unpoint()
+}
+
+// URL returns the server's base URL, http://127.0.0.1:PORT, without a
+// trailing slash. discordgo's EndpointDiscord becomes URL()+"/" after Point.
+func (s *Server) URL() string { return s.base }
+
+// ChannelID returns the id of the guild channel with the given name
+// ("alerts" or "general"), or "" if there is none.
+func (s *Server) ChannelID(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.names[strings.TrimPrefix(name, "#")]
+}
+
+// Messages returns the messages of a channel in the order they were created:
+// those in the channel itself and those in threads started from its
+// messages (with Thread set). For a thread id it returns the thread's
+// messages only.
+func (s *Server) Messages(channelID string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.messagesLocked(channelID)
+}
+
+// WaitMessages waits until Messages(channelID) holds at least n messages and
+// returns them. When ctx ends first, or the server closes, it returns the
+// messages so far and an error.
+func (s *Server) WaitMessages(ctx context.Context, channelID string, n int) ([]Message, error) {
+	for {
+		s.mu.Lock()
+		msgs := s.messagesLocked(channelID)
+		changed, closed := s.changed, s.closed
+		s.mu.Unlock()
+		if len(msgs) >= n {
+			return msgs, nil
+		}
+		if closed {
+			return msgs, fmt.Errorf("wait messages %s: %w", channelID, errClosed)
+		}
+		select {
+		case <-ctx.Done():
+			return msgs, fmt.Errorf("wait messages %s: got %d of %d: %w", channelID, len(msgs), n, ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// FailNext makes the next n REST calls fail with the given HTTP status
+// instead of being served; n <= 0 cancels failures still pending. A 429 is
+// Discord's rate limit reply: body
+// {"message":"You are being rate limited.","retry_after":<seconds>,"global":false}
+// with the headers Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining: 0,
+// X-RateLimit-Reset, X-RateLimit-Reset-After, X-RateLimit-Bucket and
+// X-RateLimit-Scope. Other statuses get {"message":"<status>","code":0} and,
+// when retryAfter > 0, a Retry-After header. A status outside 400-599
+// counts as 500.
+//
+// discordgo retries a 429 by itself, without limit, after retry_after (its
+// Session.ShouldRetryOnRateLimit, true by default), and retries a 502 up to
+// Session.MaxRestRetries (3) times; both consume failures here. Other
+// statuses reach the caller as *discordgo.RESTError.
+func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
+	if status < 400 || status > 599 {
+		status = http.StatusInternalServerError
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failN = max(n, 0)
+	s.failStatus = status
+	s.failRetry = max(retryAfter, 0)
+}
+
+// SetDown makes every REST call fail with 503 Service Unavailable while down
+// is true. The gateway is not affected; use Drop for that.
+func (s *Server) SetDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
+}
+
+// Calls returns how many REST calls the server has received, failed ones included.
+func (s *Server) Calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+// messagesLocked copies out the messages of a channel and its threads.
+func (s *Server) messagesLocked(channelID string) []Message {
+	var out []Message
+	for _, m := range s.messages {
+		if m.channelID == channelID || (m.thread != "" && s.parentLocked(m.thread) == channelID) {
+			out = append(out, m.export())
+		}
+	}
+	return out
+}
+
+// parentLocked returns the parent channel id of a thread.
+func (s *Server) parentLocked(threadID string) string {
+	if ch := s.channels[threadID]; ch != nil {
+		return ch.parentID
+	}
+	return ""
+}
+
+// export copies a stored message into its exported form.
+func (m *message) export() Message {
+	out := Message{
+		ID:         m.id,
+		ChannelID:  m.channelID,
+		Content:    m.content,
+		Embeds:     cloneRaw(m.embeds),
+		Components: cloneRaw(m.components),
+		Reference:  m.reference,
+		Thread:     m.thread,
+		AuthorID:   m.author.id,
+		Edits:      m.edits,
+	}
+	for _, a := range m.attachments {
+		out.Attachments = append(out.Attachments, File{Name: a.name, Content: string(a.content)})
+	}
+	return out
+}
+
+// cloneRaw copies raw JSON, keeping nil as nil.
+func cloneRaw(b json.RawMessage) json.RawMessage {
+	if b == nil {
+		return nil
+	}
+	return append(json.RawMessage{}, b...)
+}
+
+// notifyLocked wakes every waiter.
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// nextIDLocked returns a new snowflake: milliseconds since the Discord epoch
+// shifted left by 22 bits, strictly increasing.
+func (s *Server) nextIDLocked() string {
+	id := uint64(time.Now().UnixMilli()-discordEpochMS) << 22
+	if id <= s.lastID {
+		id = s.lastID + 1
+	}
+	s.lastID = id
+	return strconv.FormatUint(id, 10)
+}
+
+// compareIDs orders snowflakes numerically.
+func compareIDs(a, b string) int {
+	return cmp.Or(cmp.Compare(len(a), len(b)), cmp.Compare(a, b))
+}
+
+// snowflakeTime is the creation time encoded in a snowflake id.
+func snowflakeTime(id string) time.Time {
+	n, err := strconv.ParseUint(id, 10, 64)
+	if err != nil {
+		return time.Now().UTC()
+	}
+	return time.UnixMilli(int64(n>>22) + discordEpochMS).UTC()
+}
+
+// randomToken returns 32 random hex digits.
+func randomToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// --- HTTP plumbing ---
+
+// apiError is Discord's JSON error body, with the HTTP status to send it with.
+type apiError struct {
+	Status  int             `json:"-"`
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Errors  json.RawMessage `json:"errors,omitempty"`
+}
+
+// formError is a 400 Invalid Form Body naming the offending field by its
+// dotted path (like "embeds.0.title"), nested as Discord nests it.
+func formError(path, code, msg string) *apiError {
+	var v any = map[string]any{"_errors": []map[string]string{{"code": code, "message": msg}}}
+	parts := strings.Split(path, ".")
+	for i := len(parts) - 1; i >= 0; i-- {
+		v = map[string]any{parts[i]: v}
+	}
+	b, _ := json.Marshal(v) // maps of strings always encode
+	return &apiError{Status: http.StatusBadRequest, Code: 50035, Message: "Invalid Form Body", Errors: b}
+}
+
+// writeJSON sends v as a JSON body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"message":"500: Internal Server Error","code":0}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// writeError sends a Discord error body.
+func writeError(w http.ResponseWriter, e *apiError) {
+	writeJSON(w, e.Status, e)
+}
+
+// handler is an API handler: it returns the status and body to send, or an error.
+type handler func(r *http.Request) (int, any, *apiError)
+
+// serve adapts a handler to net/http.
+func serve(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		status, body, apiErr := h(r)
+		switch {
+		case apiErr != nil:
+			writeError(w, apiErr)
+		case status == http.StatusNoContent || body == nil:
+			w.WriteHeader(cmp.Or(status, http.StatusNoContent))
+		default:
+			writeJSON(w, status, body)
+		}
+	}
+}
+
+// routes is the top-level mux: the REST API, the gateway and the CDN.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/", s.serveAPI)
+	mux.HandleFunc("GET /gateway", s.serveGateway)
+	mux.HandleFunc("GET /gateway/", s.serveGateway) // discordgo adds a trailing slash
+	mux.HandleFunc("GET /cdn/attachments/{cid}/{aid}/{name}", s.serveAttachment)
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeError(w, errNotFound) })
+	return mux
+}
+
+// apiRoutes is the mux for paths below /api/v{9,10}.
+func (s *Server) apiRoutes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /gateway", serve(s.getGateway))
+	mux.HandleFunc("GET /gateway/bot", serve(s.getGatewayBot))
+	mux.HandleFunc("GET /users/@me", serve(s.getMe))
+	mux.HandleFunc("GET /users/{uid}", serve(s.getUser))
+	mux.HandleFunc("POST /users/@me/channels", serve(s.createDM))
+	mux.HandleFunc("GET /guilds/{gid}/channels", serve(s.getGuildChannels))
+	mux.HandleFunc("GET /channels/{cid}", serve(s.getChannel))
+	mux.HandleFunc("POST /channels/{cid}/typing", serve(s.typing))
+	mux.HandleFunc("GET /channels/{cid}/messages", serve(s.listMessages))
+	mux.HandleFunc("POST /channels/{cid}/messages", serve(s.createMessage))
+	mux.HandleFunc("GET /channels/{cid}/messages/{mid}", serve(s.getMessage))
+	mux.HandleFunc("PATCH /channels/{cid}/messages/{mid}", serve(s.editMessage))
+	mux.HandleFunc("POST /channels/{cid}/messages/{mid}/threads", serve(s.startThread))
+	mux.HandleFunc("POST /interactions/{iid}/{token}/callback", serve(s.interactionCallback))
+	mux.HandleFunc("POST /webhooks/{wid}/{token}", serve(s.followup))
+	mux.HandleFunc("GET /webhooks/{wid}/{token}/messages/{mid}", serve(s.getWebhookMessage))
+	mux.HandleFunc("PATCH /webhooks/{wid}/{token}/messages/{mid}", serve(s.editWebhookMessage))
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeError(w, errNotFound) })
+	return mux
+}
+
+// serveAPI counts the call, applies injected faults and authentication, and
+// hands the request to the API mux with the /api/vN prefix stripped.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.calls++
+	down := s.down
+	fail, retry := 0, time.Duration(0)
+	if !down && s.failN > 0 {
+		s.failN--
+		fail, retry = s.failStatus, s.failRetry
+	}
+	s.mu.Unlock()
+
+	switch {
+	case down:
+		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Message: "503: Service Unavailable"})
+		return
+	case fail == http.StatusTooManyRequests:
+		writeRateLimited(w, retry)
+		return
+	case fail != 0:
+		if retry > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(retry)))
+		}
+		writeError(w, &apiError{Status: fail, Message: fmt.Sprintf("%d: %s", fail, http.StatusText(fail))})
+		return
+	}
+
+	version, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/api/"), "/")
+	if version != "v9" && version != "v10" {
+		writeError(w, errNotFound)
+		return
+	}
+	if !noAuth(rest) && r.Header.Get("Authorization") != Token {
+		writeError(w, errUnauthorized)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.Path, u.RawPath = "/"+rest, ""
+	r2.URL = &u
+	s.api.ServeHTTP(w, r2)
+}
+
+// noAuth reports whether a path (below /api/vN/) is one Discord serves
+// without a bot token: interaction callbacks and webhook-token routes.
+func noAuth(rest string) bool {
+	if strings.HasPrefix(rest, "interactions/") {
+		return true
+	}
+	if after, ok := strings.CutPrefix(rest, "webhooks/"); ok {
+		return strings.Count(strings.Trim(after, "/"), "/") >= 1
+	}
+	return false
+}
+
+// writeRateLimited sends Discord's 429 reply.
+func writeRateLimited(w http.ResponseWriter, retry time.Duration) {
+	secs := retry.Seconds()
+	h := w.Header()
+	h.Set("Retry-After", strconv.Itoa(ceilSeconds(retry)))
+	h.Set("X-RateLimit-Limit", "5")
+	h.Set("X-RateLimit-Remaining", "0")
+	h.Set("X-RateLimit-Reset", strconv.FormatFloat(float64(time.Now().Add(retry).UnixMilli())/1000, 'f', 3, 64))
+	h.Set("X-RateLimit-Reset-After", strconv.FormatFloat(secs, 'f', 3, 64))
+	h.Set("X-RateLimit-Bucket", "kubechat-test-bucket")
+	h.Set("X-RateLimit-Scope", "user")
+	writeJSON(w, http.StatusTooManyRequests, map[string]any{
+		"message":     "You are being rate limited.",
+		"retry_after": secs,
+		"global":      false,
+	})
+}
+
+// ceilSeconds rounds a duration up to whole seconds.
+func ceilSeconds(d time.Duration) int {
+	return int((d + time.Second - 1) / time.Second)
+}
+
+// serveAttachment serves an uploaded file from the fake CDN.
+func (s *Server) serveAttachment(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	a := s.attachments[r.PathValue("aid")]
+	s.mu.Unlock()
+	if a == nil || a.channelID != r.PathValue("cid") || a.name != r.PathValue("name") {
+		writeError(w, errNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", cmp.Or(a.contentType, "application/octet-stream"))
+	_, _ = w.Write(a.content)
+}
+
+// --- request bodies ---
+
+// body is a decoded request body: its JSON object (from the body, or from
+// payload_json in a multipart body) and the files uploaded with it.
+type body struct {
+	fields map[string]json.RawMessage
+	raw    json.RawMessage // the JSON object as received
+	files  []upload
+}
+
+// upload is one file part of a multipart body.
+type upload struct {
+	name, contentType string
+	content           []byte
+}
+
+// readBody decodes a JSON or multipart/form-data request body. An empty
+// body is an empty object.
+func readBody(r *http.Request) (*body, *apiError) {
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	b := &body{}
+	if mediaType == "multipart/form-data" {
+		if apiErr := b.readMultipart(r); apiErr != nil {
+			return nil, apiErr
+		}
+	} else {
+		raw, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, readError(err)
+		}
+		b.raw = raw
+	}
+	if len(strings.TrimSpace(string(b.raw))) == 0 {
+		b.raw = json.RawMessage("{}")
+	}
+	if err := json.Unmarshal(b.raw, &b.fields); err != nil || b.fields == nil {
+		return nil, errInvalidJSON
+	}
+	return b, nil
+}
+
+// readMultipart reads payload_json and files[n] parts.
+func (b *body) readMultipart(r *http.Request) *apiError {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return errInvalidJSON
+	}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return readError(err)
+		}
+		data, err := io.ReadAll(part)
+		if err != nil {
+			return readError(err)
+		}
+		switch {
+		case part.FormName() == "payload_json":
+			b.raw = data
+		case part.FileName() != "":
+			b.files = append(b.files, upload{name: part.FileName(), contentType: part.Header.Get("Content-Type"), content: data})
+		}
+	}
+}
+
+// readError maps a body read failure to Discord's reply.
+func readError(err error) *apiError {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return errTooLarge
+	}
+	return errInvalidJSON
+}
+
+// has reports whether a field is present and not null.
+func (b *body) has(key string) bool {
+	v, ok := b.fields[key]
+	return ok && string(v) != "null"
+}
+
+// str decodes a string field; absent or null is "".
+func (b *body) str(key string) (string, *apiError) {
+	var v string
+	if !b.has(key) {
+		return "", nil
+	}
+	if err := json.Unmarshal(b.fields[key], &v); err != nil {
+		return "", formError(key, "STRING_TYPE_CONVERT", "Could not interpret value as string.")
+	}
+	return v, nil
+}
+
+// num decodes an integer field; absent or null is 0.
+func (b *body) num(key string) (int, *apiError) {
+	var v int
+	if !b.has(key) {
+		return 0, nil
+	}
+	if err := json.Unmarshal(b.fields[key], &v); err != nil {
+		return 0, formError(key, "NUMBER_TYPE_COERCE", "Value is not int.")
+	}
+	return v, nil
+}
+
+// msgInput is the message part of a request: what to set on a message. A
+// nil pointer or raw field leaves the message's value alone.
+type msgInput struct {
+	content    *string
+	embeds     json.RawMessage // nil: unchanged
+	components json.RawMessage // nil: unchanged
+	flags      *int
+	reference  string
+	refStrict  bool      // fail_if_not_exists
+	keep       *[]string // attachments to keep on edit
+	files      []upload
+	nonEmpty   bool // stickers or a poll make the message non-empty
+}
+
+// parseInput reads content, embeds, components, flags, message_reference,
+// attachments and files from a body and checks them against Discord's
+// limits. null counts as absent (Discord treats null inconsistently across
+// endpoints; send "" or [] to clear a field).
+func parseInput(b *body) (*msgInput, *apiError) {
+	in := &msgInput{files: b.files, refStrict: true}
+	if len(b.files) > maxFiles {
+		return nil, formError("files", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxFiles))
+	}
+	if b.has("content") {
+		c, apiErr := b.str("content")
+		if apiErr != nil {
+			return nil, apiErr
+		}
+		if n := utf8.RuneCountInString(c); n > maxContentRunes {
+			return nil, formError("content", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxContentRunes))
+		}
+		in.content = &c
+	}
+	if b.has("flags") {
+		f, apiErr := b.num("flags")
+		if apiErr != nil {
+			return nil, apiErr
+		}
+		in.flags = &f
+	}
+	if b.has("embeds") {
+		if apiErr := checkEmbeds(b.fields["embeds"]); apiErr != nil {
+			return nil, apiErr
+		}
+		in.embeds = b.fields["embeds"]
+	}
+	if b.has("components") {
+		v2 := in.flags != nil && *in.flags&flagComponentsV2 != 0
+		if apiErr := checkComponents(b.fields["components"], v2); apiErr != nil {
+			return nil, apiErr
+		}
+		in.components = b.fields["components"]
+	}
+	if b.has("message_reference") {
+		var ref struct {
+			MessageID       string `json:"message_id"`
+			FailIfNotExists *bool  `json:"fail_if_not_exists"`
+		}
+		if err := json.Unmarshal(b.fields["message_reference"], &ref); err != nil {
+			return nil, formError("message_reference", "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType.")
+		}
+		in.reference = ref.MessageID
+		in.refStrict = ref.FailIfNotExists == nil || *ref.FailIfNotExists
+	}
+	if b.has("attachments") {
+		var atts []struct {
+			ID json.RawMessage `json:"id"`
+		}
+		if err := json.Unmarshal(b.fields["attachments"], &atts); err != nil {
+			return nil, formError("attachments", "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType.")
+		}
+		keep := []string{}
+		for _, a := range atts {
+			var id string
+			if json.Unmarshal(a.ID, &id) == nil {
+				keep = append(keep, id)
+			}
+		}
+		in.keep = &keep
+	}
+	if b.has("sticker_ids") || b.has("poll") {
+		var ids []json.RawMessage
+		in.nonEmpty = b.has("poll") || (json.Unmarshal(b.fields["sticker_ids"], &ids) == nil && len(ids) > 0)
+	}
+	return in, nil
+}
+
+// checkEmbeds enforces Discord's embed limits.
+func checkEmbeds(raw json.RawMessage) *apiError {
+	var embeds []*struct {
+		Title       string `json:"title"`
+		Description string `json:"description"`
+		Fields      []struct {
+			Name  string `json:"name"`
+			Value string `json:"value"`
+		} `json:"fields"`
+		Footer *struct {
+			Text string `json:"text"`
+		} `json:"footer"`
+		Author *struct {
+			Name string `json:"name"`
+		} `json:"author"`
+	}
+	if err := json.Unmarshal(raw, &embeds); err != nil {
+		return formError("embeds", "LIST_TYPE_CONVERT", "Only iterables of embed objects may be used.")
+	}
+	if len(embeds) > maxEmbeds {
+		return formError("embeds", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxEmbeds))
+	}
+	total := 0
+	tooLong := func(path, s string, limit int) *apiError {
+		n := utf8.RuneCountInString(s)
+		total += n
+		if n > limit {
+			return formError(path, "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", limit))
+		}
+		return nil
+	}
+	for i, e := range embeds {
+		if e == nil {
+			return formError(fmt.Sprintf("embeds.%d", i), "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType.")
+		}
+		p := fmt.Sprintf("embeds.%d.", i)
+		if apiErr := cmp.Or(tooLong(p+"title", e.Title, 256), tooLong(p+"description", e.Description, 4096)); apiErr != nil {
+			return apiErr
+		}
+		if len(e.Fields) > 25 {
+			return formError(p+"fields", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+		}
+		for j, f := range e.Fields {
+			fp := fmt.Sprintf("%sfields.%d.", p, j)
+			if f.Name == "" {
+				return formError(fp+"name", "BASE_TYPE_REQUIRED", "This field is required")
+			}
+			if f.Value == "" {
+				return formError(fp+"value", "BASE_TYPE_REQUIRED", "This field is required")
+			}
+			if apiErr := cmp.Or(tooLong(fp+"name", f.Name, 256), tooLong(fp+"value", f.Value, 1024)); apiErr != nil {
+				return apiErr
+			}
+		}
+		if e.Footer != nil {
+			if apiErr := tooLong(p+"footer.text", e.Footer.Text, 2048); apiErr != nil {
+				return apiErr
+			}
+		}
+		if e.Author != nil {
+			if apiErr := tooLong(p+"author.name", e.Author.Name, 256); apiErr != nil {
+				return apiErr
+			}
+		}
+	}
+	if total > maxEmbedTotal {
+		return formError("embeds", "MAX_EMBED_SIZE_EXCEEDED", fmt.Sprintf("Embed size exceeds maximum size of %d", maxEmbedTotal))
+	}
+	return nil
+}
+
+// component is the part of a message component the fake checks.
+type component struct {
+	Type       *int        `json:"type"`
+	Style      int         `json:"style"`
+	CustomID   string      `json:"custom_id"`
+	URL        string      `json:"url"`
+	SKUID      string      `json:"sku_id"`
+	Components []component `json:"components"`
+}
+
+// checkComponents enforces Discord's rules for legacy components: up to
+// five action rows at the top, each holding up to five buttons or one
+// select menu, with unique custom ids. Components V2 (flag 1<<15) are only
+// checked to be typed objects.
+func checkComponents(raw json.RawMessage, v2 bool) *apiError {
+	var rows []component
+	if err := json.Unmarshal(raw, &rows); err != nil {
+		return formError("components", "LIST_TYPE_CONVERT", "Only iterables of component objects may be used.")
+	}
+	var walkTyped func(path string, cs []component) *apiError
+	walkTyped = func(path string, cs []component) *apiError {
+		for i, c := range cs {
+			if c.Type == nil {
+				return formError(fmt.Sprintf("%s.%d.type", path, i), "BASE_TYPE_REQUIRED", "This field is required")
+			}
+			if apiErr := walkTyped(fmt.Sprintf("%s.%d.components", path, i), c.Components); apiErr != nil {
+				return apiErr
+			}
+		}
+		return nil
+	}
+	if apiErr := walkTyped("components", rows); apiErr != nil || v2 {
+		return apiErr
+	}
+	if len(rows) > maxActionRows {
+		return formError("components", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxActionRows))
+	}
+	seen := map[string]bool{}
+	for i, row := range rows {
+		p := fmt.Sprintf("components.%d", i)
+		if *row.Type != 1 {
+			return formError(p+".type", "UNION_TYPE_CHOICES", "Top-level components must be action rows (type 1).")
+		}
+		if len(row.Components) == 0 || len(row.Components) > maxRowComponents {
+			return formError(p+".components", "BASE_TYPE_BAD_LENGTH", fmt.Sprintf("Must be between 1 and %d in length.", maxRowComponents))
+		}
+		for j, c := range row.Components {
+			cp := fmt.Sprintf("%s.components.%d", p, j)
+			switch t := *c.Type; {
+			case t == 2 && c.Style == 5:
+				if c.URL == "" {
+					return formError(cp+".url", "BASE_TYPE_REQUIRED", "This field is required")
+				}
+				continue
+			case t == 2 && c.Style == 6:
+				if c.SKUID == "" {
+					return formError(cp+".sku_id", "BASE_TYPE_REQUIRED", "This field is required")
+				}
+				continue
+			case t == 2:
+				if c.Style < 1 || c.Style > 4 {
+					return formError(cp+".style", "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4, 5, 6}.")
+				}
+			case t == 3 || (t >= 5 && t <= 8):
+				if len(row.Components) != 1 {
+					return formError(p+".components", "COMPONENT_LAYOUT_WIDTH_EXCEEDED", "The specified component exceeds the maximum width")
+				}
+			default:
+				return formError(cp+".type", "UNION_TYPE_CHOICES", "Value of field \"type\" must be one of (2, 3, 5, 6, 7, 8).")
+			}
+			if c.CustomID == "" {
+				return formError(cp+".custom_id", "BASE_TYPE_REQUIRED", "This field is required")
+			}
+			if utf8.RuneCountInString(c.CustomID) > maxCustomIDRunes {
+				return formError(cp+".custom_id", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxCustomIDRunes))
+			}
+			if seen[c.CustomID] {
+				return formError(cp+".custom_id", "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id cannot be duplicated")
+			}
+			seen[c.CustomID] = true
+		}
+	}
+	return nil
+}
+
+// arrayOrEmpty copies a raw JSON array, [] for nil.
+func arrayOrEmpty(raw json.RawMessage) json.RawMessage {
+	if raw == nil {
+		return json.RawMessage("[]")
+	}
+	return cloneRaw(raw)
+}
+
+// rawLen is the length of a raw JSON array; 0 for nil or anything else.
+func rawLen(raw json.RawMessage) int {
+	var items []json.RawMessage
+	if json.Unmarshal(raw, &items) != nil {
+		return 0
+	}
+	return len(items)
+}
+
+// empty reports whether a message would show nothing.
+func (m *message) empty() bool {
+	return m.content == "" && rawLen(m.embeds) == 0 && rawLen(m.components) == 0 && len(m.attachments) == 0
+}
+
+// --- messages ---
+
+// postLocked creates a message from input in a channel, lets decorate
+// adjust it, checks it is not empty, stores it and dispatches MESSAGE_CREATE.
+func (s *Server) postLocked(ch *channel, author user, in *msgInput, decorate ...func(*message)) (*message, *apiError) {
+	m := &message{id: s.nextIDLocked(), channelID: ch.id, author: author}
+	m.created = snowflakeTime(m.id)
+	if ch.typ == channelPublicThread {
+		m.thread = ch.id
+	}
+	if in.reference != "" {
+		if s.byID[in.reference] == nil && in.refStrict {
+			return nil, formError("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
+		}
+		m.reference = in.reference
+	}
+	s.applyLocked(m, in)
+	if m.empty() && !in.nonEmpty {
+		for _, a := range m.attachments {
+			delete(s.attachments, a.id)
+		}
+		return nil, errEmptyMessage
+	}
+	for _, f := range decorate {
+		f(m)
+	}
+	s.storeLocked(ch, m)
+	return m, nil
+}
+
+// applyLocked sets the fields of m that input carries and appends its files.
+func (s *Server) applyLocked(m *message, in *msgInput) {
+	if in.content != nil {
+		m.content = *in.content
+	}
+	if in.embeds != nil {
+		m.embeds = cloneRaw(in.embeds)
+	}
+	if in.components != nil {
+		m.components = cloneRaw(in.components)
+	}
+	if in.flags != nil {
+		m.flags = m.flags&^clientFlags | *in.flags&clientFlags
+	}
+	if in.keep != nil {
+		// Dropped files stay on the CDN, as they do on Discord's for a while.
+		m.attachments = slices.DeleteFunc(m.attachments, func(a *attachment) bool {
+			return !slices.Contains(*in.keep, a.id)
+		})
+	}
+	for _, f := range in.files {
+		a := &attachment{id: s.nextIDLocked(), channelID: m.channelID, name: f.name, contentType: f.contentType, content: f.content}
+		s.attachments[a.id] = a
+		m.attachments = append(m.attachments, a)
+	}
+}
+
+// storeLocked adds a new message to its channel and tells the gateway.
+func (s *Server) storeLocked(ch *channel, m *message) {
+	s.messages = append(s.messages, m)
+	s.byID[m.id] = m
+	ch.count++
+	ch.lastMsgID = m.id
+	s.dispatchLocked("MESSAGE_CREATE", s.messageEventLocked(m), messageIntent(ch))
+	s.notifyLocked()
+}
+
+// editLocked applies input to an existing message, refusing an edit that
+// leaves it empty, and dispatches MESSAGE_UPDATE.
+func (s *Server) editLocked(m *message, in *msgInput) *apiError {
+	before := *m
+	before.attachments = slices.Clone(m.attachments)
+	s.applyLocked(m, in)
+	if m.empty() && !in.nonEmpty {
+		for _, a := range m.attachments {
+			if !slices.Contains(before.attachments, a) {
+				delete(s.attachments, a.id)
+			}
+		}
+		*m = before
+		return errEmptyMessage
+	}
+	m.flags &^= flagLoading
+	m.edits++
+	m.edited = time.Now().UTC()
+	s.dispatchLocked("MESSAGE_UPDATE", s.messageEventLocked(m), messageIntent(s.channels[m.channelID]))
+	s.notifyLocked()
+	return nil
+}
+
+// messageIntent is the gateway intent that carries message events of a channel.
+func messageIntent(ch *channel) int64 {
+	if ch != nil && ch.guildID == "" {
+		return intentDirectMessages
+	}
+	return intentGuildMessages
+}
+
+// channelLocked finds a channel by id.
+func (s *Server) channelLocked(id string) (*channel, *apiError) {
+	ch := s.channels[id]
+	if ch == nil {
+		return nil, errUnknownChan
+	}
+	return ch, nil
+}
+
+// messageInLocked finds a message by id in a channel.
+func (s *Server) messageInLocked(ch *channel, id string) (*message, *apiError) {
+	m := s.byID[id]
+	if m == nil || m.channelID != ch.id {
+		return nil, errUnknownMsg
+	}
+	return m, nil
+}
+
+// --- JSON shapes ---
+
+// wireUser is a user object.
+type wireUser struct {
+	ID            string  `json:"id"`
+	Username      string  `json:"username"`
+	GlobalName    string  `json:"global_name,omitempty"`
+	Discriminator string  `json:"discriminator"`
+	Avatar        *string `json:"avatar"`
+	Bot           bool    `json:"bot,omitempty"`
+}
+
+// wire renders a user.
+func (u user) wire() wireUser {
+	return wireUser{ID: u.id, Username: u.name, GlobalName: u.name, Discriminator: "0", Bot: u.bot}
+}
+
+// wireMember is a guild member object.
+type wireMember struct {
+	User        *wireUser `json:"user,omitempty"`
+	Roles       []string  `json:"roles"`
+	JoinedAt    string    `json:"joined_at"`
+	Deaf        bool      `json:"deaf"`
+	Mute        bool      `json:"mute"`
+	Flags       int       `json:"flags"`
+	Permissions string    `json:"permissions,omitempty"`
+}
+
+// memberPermissions is what a member may do in the fake guild: view
+// channels, send messages, read history.
+const memberPermissions = "68608"
+
+// member renders a user as a guild member.
+func member(u user, withUser bool) *wireMember {
+	m := &wireMember{Roles: []string{}, JoinedAt: snowflakeTime(GuildID).Format(timeLayout)}
+	if withUser {
+		w := u.wire()
+		m.User = &w
+	}
+	return m
+}
+
+// wireAttachment is an attachment object.
+type wireAttachment struct {
+	ID          string `json:"id"`
+	Filename    string `json:"filename"`
+	Size        int    `json:"size"`
+	URL         string `json:"url"`
+	ProxyURL    string `json:"proxy_url"`
+	ContentType string `json:"content_type,omitempty"`
+}
+
+// wireReference is a message_reference object.
+type wireReference struct {
+	Type      int    `json:"type"`
+	MessageID string `json:"message_id"`
+	ChannelID string `json:"channel_id"`
+	GuildID   string `json:"guild_id,omitempty"`
+}
+
+// wireMessage is a message object.
+type wireMessage struct {
+	ID              string           `json:"id"`
+	Type            int              `json:"type"`
+	ChannelID       string           `json:"channel_id"`
+	GuildID         string           `json:"guild_id,omitempty"`
+	Author          wireUser         `json:"author"`
+	Member          *wireMember      `json:"member,omitempty"`
+	Content         string           `json:"content"`
+	Timestamp       string           `json:"timestamp"`
+	EditedTimestamp *string          `json:"edited_timestamp"`
+	TTS             bool             `json:"tts"`
+	MentionEveryone bool             `json:"mention_everyone"`
+	Mentions        []wireUser       `json:"mentions"`
+	MentionRoles    []string         `json:"mention_roles"`
+	Attachments     []wireAttachment `json:"attachments"`
+	Embeds          json.RawMessage  `json:"embeds"`
+	Components      json.RawMessage  `json:"components"`
+	Pinned          bool             `json:"pinned"`
+	Flags           int              `json:"flags"`
+	WebhookID       string           `json:"webhook_id,omitempty"`
+	ApplicationID   string           `json:"application_id,omitempty"`
+	Reference       *wireReference   `json:"message_reference,omitempty"`
+	Thread          *wireChannel     `json:"thread,omitempty"`
+}
+
+// messageJSONLocked renders a message as REST returns it.
+func (s *Server) messageJSONLocked(m *message) wireMessage {
+	ch := s.channels[m.channelID]
+	w := wireMessage{
+		ID:           m.id,
+		Type:         messageDefault,
+		ChannelID:    m.channelID,
+		Author:       m.author.wire(),
+		Content:      m.content,
+		Timestamp:    m.created.Format(timeLayout),
+		Mentions:     []wireUser{},
+		MentionRoles: []string{},
+		Attachments:  []wireAttachment{},
+		Embeds:       arrayOrEmpty(m.embeds),
+		Components:   arrayOrEmpty(m.components),
+		Flags:        m.flags,
+		WebhookID:    m.webhookID,
+	}
+	if ch != nil {
+		w.GuildID = ch.guildID
+	}
+	if m.webhookID != "" {
+		w.ApplicationID = AppID
+	}
+	if !m.edited.IsZero() {
+		t := m.edited.Format(timeLayout)
+		w.EditedTimestamp = &t
+	}
+	for _, u := range m.mentions {
+		w.Mentions = append(w.Mentions, u.wire())
+	}
+	for _, a := range m.attachments {
+		url := fmt.Sprintf("%s/cdn/attachments/%s/%s/%s", s.base, a.channelID, a.id, a.name)
+		w.Attachments = append(w.Attachments, wireAttachment{
+			ID: a.id, Filename: a.name, Size: len(a.content), URL: url, ProxyURL: url, ContentType: a.contentType,
+		})
+	}
+	if m.reference != "" {
+		w.Type = messageReply
+		w.Reference = &wireReference{MessageID: m.reference, ChannelID: m.channelID, GuildID: w.GuildID}
+		if ref := s.byID[m.reference]; ref != nil {
+			w.Reference.ChannelID = ref.channelID
+		}
+	}
+	if th := s.channels[m.startedTh]; th != nil {
+		c := s.channelJSONLocked(th)
+		w.Thread = &c
+	}
+	return w
+}
+
+// messageEventLocked renders a message as MESSAGE_CREATE/UPDATE carry it:
+// with the author's member object in guilds.
+func (s *Server) messageEventLocked(m *message) wireMessage {
+	w := s.messageJSONLocked(m)
+	if w.GuildID != "" && m.webhookID == "" {
+		w.Member = member(m.author, false)
+	}
+	return w
+}
+
+// wireThreadMeta is a thread_metadata object.
+type wireThreadMeta struct {
+	Archived            bool   `json:"archived"`
+	AutoArchiveDuration int    `json:"auto_archive_duration"`
+	ArchiveTimestamp    string `json:"archive_timestamp"`
+	Locked              bool   `json:"locked"`
+}
+
+// wireChannel is a channel object.
+type wireChannel struct {
+	ID                   string          `json:"id"`
+	Type                 int             `json:"type"`
+	GuildID              string          `json:"guild_id,omitempty"`
+	Name                 string          `json:"name,omitempty"`
+	Position             int             `json:"position"`
+	ParentID             *string         `json:"parent_id"`
+	Topic                *string         `json:"topic,omitempty"`
+	NSFW                 bool            `json:"nsfw"`
+	LastMessageID        *string         `json:"last_message_id"`
+	PermissionOverwrites []any           `json:"permission_overwrites,omitempty"`
+	RateLimitPerUser     int             `json:"rate_limit_per_user"`
+	Flags                int             `json:"flags"`
+	Recipients           []wireUser      `json:"recipients,omitempty"`
+	OwnerID              string          `json:"owner_id,omitempty"`
+	MessageCount         *int            `json:"message_count,omitempty"`
+	MemberCount          *int            `json:"member_count,omitempty"`
+	ThreadMetadata       *wireThreadMeta `json:"thread_metadata,omitempty"`
+}
+
+// channelJSONLocked renders a channel.
+func (s *Server) channelJSONLocked(ch *channel) wireChannel {
+	w := wireChannel{ID: ch.id, Type: ch.typ, GuildID: ch.guildID, Name: ch.name, Position: ch.position}
+	if ch.lastMsgID != "" {
+		id := ch.lastMsgID
+		w.LastMessageID = &id
+	}
+	switch ch.typ {
+	case channelDM:
+		w.Recipients = []wireUser{someone(ch.recipient).wire()}
+	case channelPublicThread:
+		parent, count, members := ch.parentID, ch.count, 1
+		w.ParentID = &parent
+		w.OwnerID = BotUserID
+		w.MessageCount, w.MemberCount = &count, &members
+		w.ThreadMetadata = &wireThreadMeta{AutoArchiveDuration: ch.archive, ArchiveTimestamp: ch.created.Format(timeLayout)}
+	default:
+		topic := ""
+		w.Topic = &topic
+		w.PermissionOverwrites = []any{}
+	}
+	return w
+}
+
+// --- REST handlers ---
+
+// gatewayJSON is the body of GET /gateway/bot.
+func (s *Server) gatewayJSON(bot bool) map[string]any {
+	out := map[string]any{"url": s.wsURL}
+	if bot {
+		out["shards"] = 1
+		out["session_start_limit"] = map[string]int{
+			"total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1,
+		}
+	}
+	return out
+}
+
+func (s *Server) getGateway(*http.Request) (int, any, *apiError) {
+	return http.StatusOK, s.gatewayJSON(false), nil
+}
+
+func (s *Server) getGatewayBot(*http.Request) (int, any, *apiError) {
+	return http.StatusOK, s.gatewayJSON(true), nil
+}
+
+func (s *Server) getMe(*http.Request) (int, any, *apiError) {
+	u := botUser.wire()
+	return http.StatusOK, map[string]any{
+		"id": u.ID, "username": u.Username, "global_name": nil, "discriminator": u.Discriminator,
+		"avatar": nil, "bot": true, "verified": true, "mfa_enabled": false, "flags": 0,
+	}, nil
+}
+
+func (s *Server) getUser(r *http.Request) (int, any, *apiError) {
+	id := r.PathValue("uid")
+	if _, err := strconv.ParseUint(id, 10, 64); err != nil {
+		return 0, nil, formError("user_id", "NUMBER_TYPE_COERCE", fmt.Sprintf("Value %q is not snowflake.", id))
+	}
+	return http.StatusOK, someone(id).wire(), nil
+}
+
+// createDM returns the DM channel with recipient_id, creating it once.
+func (s *Server) createDM(r *http.Request) (int, any, *apiError) {
+	b, apiErr := readBody(r)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	rid, apiErr := b.str("recipient_id")
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	if rid == "" || rid == BotUserID {
+		return 0, nil, formError("recipient_id", "BASE_TYPE_REQUIRED", "This field is required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return http.StatusOK, s.channelJSONLocked(s.dmLocked(rid)), nil
+}
+
+// dmLocked returns the DM channel with a user, creating it once.
+func (s *Server) dmLocked(userID string) *channel {
+	if id, ok := s.dms[userID]; ok {
+		return s.channels[id]
+	}
+	ch := &channel{id: s.nextIDLocked(), typ: channelDM, recipient: userID, created: time.Now().UTC()}
+	s.channels[ch.id] = ch
+	s.dms[userID] = ch.id
+	return ch
+}
+
+func (s *Server) getGuildChannels(r *http.Request) (int, any, *apiError) {
+	if r.PathValue("gid") != GuildID {
+		return 0, nil, errUnknownGuild
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return http.StatusOK, s.guildChannelsLocked(), nil
+}
+
+// guildChannelsLocked renders the guild's channels, threads excluded, by position.
+func (s *Server) guildChannelsLocked() []wireChannel {
+	out := []wireChannel{}
+	for _, ch := range s.channels {
+		if ch.guildID == GuildID && ch.typ != channelPublicThread {
+			out = append(out, s.channelJSONLocked(ch))
+		}
+	}
+	slices.SortFunc(out, func(a, b wireChannel) int { return cmp.Compare(a.Position, b.Position) })
+	return out
+}
+
+// threadsLocked renders the guild's threads in creation order.
+func (s *Server) threadsLocked() []wireChannel {
+	out := []wireChannel{}
+	for _, ch := range s.channels {
+		if ch.typ == channelPublicThread {
+			out = append(out, s.channelJSONLocked(ch))
+		}
+	}
+	slices.SortFunc(out, func(a, b wireChannel) int { return compareIDs(a.ID, b.ID) })
+	return out
+}
+
+func (s *Server) getChannel(r *http.Request) (int, any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, apiErr := s.channelLocked(r.PathValue("cid"))
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	return http.StatusOK, s.channelJSONLocked(ch), nil
+}
+
+func (s *Server) typing(r *http.Request) (int, any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, apiErr := s.channelLocked(r.PathValue("cid")); apiErr != nil {
+		return 0, nil, apiErr
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// listMessages returns a channel's own messages, newest first, up to
+// ?limit= (default 50, at most 100).
+func (s *Server) listMessages(r *http.Request) (int, any, *apiError) {
+	limit := 50
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return 0, nil, formError("limit", "NUMBER_TYPE_MAX", "int value should be between 1 and 100.")
+		}
+		limit = n
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, apiErr := s.channelLocked(r.PathValue("cid"))
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	out := []wireMessage{}
+	for i := len(s.messages) - 1; i >= 0 && len(out) < limit; i-- {
+		if m := s.messages[i]; m.channelID == ch.id {
+			out = append(out, s.messageJSONLocked(m))
+		}
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Server) createMessage(r *http.Request) (int, any, *apiError) {
+	b, apiErr := readBody(r)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	in, apiErr := parseInput(b)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, apiErr := s.channelLocked(r.PathValue("cid"))
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	m, apiErr := s.postLocked(ch, botUser, in)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	return http.StatusOK, s.messageJSONLocked(m), nil
+}
+
+func (s *Server) getMessage(r *http.Request) (int, any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, apiErr := s.channelLocked(r.PathValue("cid"))
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	m, apiErr := s.messageInLocked(ch, r.PathValue("mid"))
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	return http.StatusOK, s.messageJSONLocked(m), nil
+}
+
+// editMessage edits one of the bot's messages.
+func (s *Server) editMessage(r *http.Request) (int, any, *apiError) {
+	b, apiErr := readBody(r)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	in, apiErr := parseInput(b)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, apiErr := s.channelLocked(r.PathValue("cid"))
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	m, apiErr := s.messageInLocked(ch, r.PathValue("mid"))
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	if m.author.id != BotUserID && (in.content != nil || in.embeds != nil || in.components != nil || len(in.files) > 0) {
+		return 0, nil, &apiError{Status: http.StatusForbidden, Code: 50005, Message: "Cannot edit a message authored by another user"}
+	}
+	if apiErr := s.editLocked(m, in); apiErr != nil {
+		return 0, nil, apiErr
+	}
+	return http.StatusOK, s.messageJSONLocked(m), nil
+}
+
+// startThread starts a public thread from a message. Like Discord, the
+// thread's id is the message's id.
+func (s *Server) startThread(r *http.Request) (int, any, *apiError) {
+	b, apiErr := readBody(r)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	name, apiErr := b.str("name")
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	if n := utf8.RuneCountInString(name); n < 1 || n > maxThreadNameRune {
+		return 0, nil, formError("name", "BASE_TYPE_BAD_LENGTH", fmt.Sprintf("Must be between 1 and %d in length.", maxThreadNameRune))
+	}
+	archive, apiErr := b.num("auto_archive_duration")
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	switch archive {
+	case 0:
+		archive = 4320
+	case 60, 1440, 4320, 10080:
+	default:
+		return 0, nil, formError("auto_archive_duration", "BASE_TYPE_CHOICES", "Value must be one of {60, 1440, 4320, 10080}.")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	parent, apiErr := s.channelLocked(r.PathValue("cid"))
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	if parent.typ != channelText && parent.typ != channelAnnouncement {
+		return 0, nil, errWrongChanType
+	}
+	m, apiErr := s.messageInLocked(parent, r.PathValue("mid"))
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	if m.startedTh != "" {
+		return 0, nil, errThreadExists
+	}
+	th := &channel{
+		id: m.id, name: name, typ: channelPublicThread, guildID: parent.guildID, parentID: parent.id,
+		archive: archive, created: time.Now().UTC(),
+	}
+	s.channels[th.id] = th
+	m.startedTh = th.id
+	wire := s.channelJSONLocked(th)
+	s.dispatchLocked("THREAD_CREATE", struct {
+		wireChannel
+		NewlyCreated bool `json:"newly_created"`
+	}{wire, true}, intentGuilds)
+	s.notifyLocked()
+	return http.StatusCreated, wire, nil
+}
+
+// --- discordgo endpoints ---
+
+// endpointsMu serializes Point and the restore in Close across servers.
+var endpointsMu sync.Mutex
+
+// endpointVars are all of discordgo's string-valued endpoint variables.
+// Its function-valued endpoints (EndpointChannelMessages and the like) are
+// closures that read these variables when called, so they follow without
+// being reassigned.
+var endpointVars = []*string{
+	&discordgo.EndpointStatus, &discordgo.EndpointSm, &discordgo.EndpointSmActive, &discordgo.EndpointSmUpcoming,
+	&discordgo.EndpointDiscord, &discordgo.EndpointAPI, &discordgo.EndpointGuilds, &discordgo.EndpointChannels,
+	&discordgo.EndpointUsers, &discordgo.EndpointGateway, &discordgo.EndpointGatewayBot, &discordgo.EndpointWebhooks,
+	&discordgo.EndpointStickers, &discordgo.EndpointStageInstances, &discordgo.EndpointSKUs,
+	&discordgo.EndpointCDN, &discordgo.EndpointCDNAttachments, &discordgo.EndpointCDNAvatars, &discordgo.EndpointCDNIcons,
+	&discordgo.EndpointCDNSplashes, &discordgo.EndpointCDNChannelIcons, &discordgo.EndpointCDNBanners,
+	&discordgo.EndpointCDNGuilds, &discordgo.EndpointCDNRoleIcons,
+	&discordgo.EndpointVoice, &discordgo.EndpointVoiceRegions, &discordgo.EndpointNitroStickersPacks,
+	&discordgo.EndpointGuildCreate, &discordgo.EndpointApplications,
+	&discordgo.EndpointOAuth2, &discordgo.EndpointOAuth2Applications,
+	&discordgo.EndpointOauth2, &discordgo.EndpointOauth2Applications,
+}
+
+// endpointSnapshot holds the values of endpointVars, in order.
+type endpointSnapshot []string
+
+// snapshotEndpoints records the current endpoint values.
+func snapshotEndpoints() endpointSnapshot {
+	out := make(endpointSnapshot, len(endpointVars))
+	for i, p := range endpointVars {
+		out[i] = *p
+	}
+	return out
+}
+
+// restore writes the recorded values back.
+func (e endpointSnapshot) restore() {
+	for i, p := range endpointVars {
+		*p = e[i]
+	}
+}
+
+// Point aims discordgo at this server by reassigning every string endpoint
+// variable of discordgo's endpoints.go: EndpointDiscord becomes URL()+"/",
+// EndpointAPI URL()+"/api/v"+discordgo.APIVersion+"/", EndpointCDN
+// URL()+"/cdn/", EndpointStatus URL()+"/status/api/v2/", and every variable
+// derived from them (EndpointGuilds, EndpointChannels, EndpointUsers,
+// EndpointGateway, EndpointGatewayBot, EndpointWebhooks, EndpointStickers,
+// EndpointApplications, the deprecated EndpointOauth2 copies, ...) is
+// recomputed the way discordgo computes it. The function-valued endpoints
+// (EndpointChannelMessages, EndpointInteractionResponse, ...) read those
+// variables each time they are called, so they follow. Close puts the
+// previous values back.
+//
+// Point mutates discordgo's package-level variables without any
+// synchronization discordgo could take part in: call it before creating or
+// opening any discordgo session, and do not run tests that use it in
+// parallel (t.Parallel) with each other or with anything else using
+// discordgo in the same test binary.
+func (s *Server) Point() {
+	endpointsMu.Lock()
+	defer endpointsMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pointed == nil {
+		s.pointed = snapshotEndpoints()
+	}
+	endpoint.Point(s.base)
+}
+
+// unpoint restores the endpoints Point replaced, unless they have been
+// re-pointed elsewhere since.
+func (s *Server) unpoint() {
+	endpointsMu.Lock()
+	defer endpointsMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pointed == nil {
+		return
+	}
+	if discordgo.EndpointDiscord == s.base+"/" {
+		s.pointed.restore()
+	}
+	s.pointed = nil
+}
