@@ -1,0 +1,416 @@
+// Package mattermost is the Mattermost platform, with the server's own Go
+// client (model.Client4 and its websocket client): alerts as message
+// attachments with interactive buttons and selects, edits with PatchPost,
+// commands from mentions and direct messages over the websocket, replies
+// in the thread, and long output uploaded as a file.
+//
+// Buttons are integration actions: Mattermost POSTs a click to kubechat's
+// /hooks/<name>/actions (settings.actionsURL must be that URL as the
+// Mattermost server reaches it) with the signed action id in the context.
+// Mattermost does not sign these requests, so the action id is what
+// authorises a click: it is HMAC-signed, bound to its channel, expiring and
+// single-use, and the click is then re-authorised for the user named in
+// the request, as if typed.
+//
+// The websocket client does not reconnect by itself: Listen does, with
+// backoff, resuming with the connection id and last sequence number so
+// that the server can replay what was missed.
+package mattermost
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mattermost/mattermost/server/public/model"
+
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/health"
+)
+
+// Settings configure one Mattermost bot account.
+type Settings struct {
+	// URL is the Mattermost server, for example https://chat.example.com.
+	URL string `yaml:"url"`
+	// Token is the bot account's access token.
+	Token *config.Secret `yaml:"token"`
+	// Team is the team whose channels config names (channels may also be given by id).
+	Team string `yaml:"team"`
+	// ActionsURL is where Mattermost sends button clicks:
+	// https://<kubechat host>/hooks/<platform name>/actions. Without it, messages have no buttons.
+	ActionsURL string `yaml:"actionsURL"`
+	// MaxConcurrentCommands bounds the commands handled at once (default 16).
+	MaxConcurrentCommands int `yaml:"maxConcurrentCommands"`
+}
+
+type platform struct {
+	name   string
+	s      Settings
+	client *model.Client4
+	health *health.Tracker
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	channels map[string]string // name -> id
+	bot      *model.User
+	handle   func(chat.Inbound) // set while Listen runs
+}
+
+// New builds a Mattermost platform from its settings block. It does not connect.
+func New(name string, raw config.Raw, d chat.Deps) (chat.Platform, error) {
+	var s Settings
+	if err := config.DecodeStrict(raw, &s); err != nil {
+		return nil, fmt.Errorf("mattermost %q: %w", name, err)
+	}
+	var errs []error
+	if u, err := url.Parse(s.URL); s.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("settings.url: %q is not an http(s) URL of a Mattermost server", s.URL))
+	}
+	if s.Token == nil || s.Token.IsZero() {
+		errs = append(errs, errors.New("settings.token: is required (the bot account's access token)"))
+	}
+	if u, err := url.Parse(s.ActionsURL); s.ActionsURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		errs = append(errs, fmt.Errorf("settings.actionsURL: %q is not an http(s) URL", s.ActionsURL))
+	}
+	if s.MaxConcurrentCommands < 0 {
+		errs = append(errs, fmt.Errorf("settings.maxConcurrentCommands: must be positive, got %d", s.MaxConcurrentCommands))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("mattermost %q: %w", name, err)
+	}
+	if s.MaxConcurrentCommands == 0 {
+		s.MaxConcurrentCommands = 16
+	}
+	s.URL = strings.TrimSuffix(s.URL, "/")
+	client := model.NewAPIv4Client(s.URL)
+	client.SetToken(s.Token.Reveal())
+	if d.HTTPClient != nil {
+		client.HTTPClient = d.HTTPClient
+	}
+	log := d.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &platform{name: name, s: s, client: client, health: d.Health, log: log.With("platform", name), channels: map[string]string{}}, nil
+}
+
+func (p *platform) Name() string { return p.name }
+
+// Limits keep posts inside the default MaxPostSize; longer output is uploaded.
+func (p *platform) Limits() chat.Limits { return limits }
+
+// mattermostID matches Mattermost's 26-character ids.
+var mattermostID = regexp.MustCompile(`^[a-z0-9]{26}$`)
+
+// resolve turns a configured channel (an id, or a name in settings.team) into its id.
+func (p *platform) resolve(ctx context.Context, ch string) (string, error) {
+	ch = strings.TrimPrefix(ch, "~")
+	if mattermostID.MatchString(ch) {
+		return ch, nil
+	}
+	p.mu.Lock()
+	id, ok := p.channels[ch]
+	p.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	if p.s.Team == "" {
+		return "", chat.Permanent(fmt.Errorf("mattermost channel %q: give its id, or set settings.team to find it by name", ch))
+	}
+	c, resp, err := p.client.GetChannelByNameForTeamName(ctx, ch, p.s.Team, "")
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return "", chat.Permanent(fmt.Errorf("mattermost channel %q not found in team %q", ch, p.s.Team))
+		}
+		return "", classify("find channel "+ch, resp, err)
+	}
+	p.mu.Lock()
+	p.channels[ch] = c.Id
+	p.mu.Unlock()
+	return c.Id, nil
+}
+
+// Post sends m as a message attachment: a new post, a reply in m.Thread,
+// or a patch of m.Replace.
+func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (chat.MessageRef, error) {
+	id, err := p.resolve(ctx, to.ID)
+	if err != nil {
+		return chat.MessageRef{}, err
+	}
+	props := model.StringInterface{model.PostPropsAttachments: []*model.MessageAttachment{render(m, p.s.ActionsURL)}}
+	if m.Replace != nil {
+		empty := ""
+		if _, resp, err := p.client.PatchPost(ctx, m.Replace.ID, &model.PostPatch{Message: &empty, Props: &props}); err != nil {
+			return chat.MessageRef{}, classify("edit post in "+to.ID, resp, err)
+		}
+		ref := *m.Replace
+		ref.Platform, ref.Channel = p.name, id
+		return ref, nil
+	}
+	post := &model.Post{ChannelId: id}
+	post.SetProps(props)
+	ref := chat.MessageRef{Platform: p.name, Channel: id}
+	if m.Thread != nil && m.Thread.ID != "" {
+		post.RootId = rootOf(*m.Thread)
+		ref.Thread = post.RootId
+	}
+	created, resp, err := p.client.CreatePost(ctx, post)
+	if err != nil {
+		return chat.MessageRef{}, classify("post to "+to.ID, resp, err)
+	}
+	ref.ID = created.Id
+	return ref, nil
+}
+
+func rootOf(r chat.MessageRef) string {
+	if r.Thread != "" {
+		return r.Thread
+	}
+	return r.ID
+}
+
+// Upload attaches f to a post in thread.
+func (p *platform) Upload(ctx context.Context, to chat.Channel, thread chat.MessageRef, f chat.File) error {
+	id, err := p.resolve(ctx, to.ID)
+	if err != nil {
+		return err
+	}
+	up, resp, err := p.client.UploadFile(ctx, []byte(f.Content), id, f.Name)
+	if err != nil {
+		return classify("upload "+f.Name+" to "+to.ID, resp, err)
+	}
+	post := &model.Post{ChannelId: id, Message: f.Title}
+	for _, info := range up.FileInfos {
+		post.FileIds = append(post.FileIds, info.Id)
+	}
+	if thread.ID != "" {
+		post.RootId = rootOf(thread)
+	}
+	_, resp, err = p.client.CreatePost(ctx, post)
+	return classify("post "+f.Name+" to "+to.ID, resp, err)
+}
+
+// classify marks err for chat.Retry from the HTTP status: 429 with its
+// Retry-After, 5xx and network errors retried, other statuses permanent.
+func classify(op string, resp *model.Response, err error) error {
+	if err == nil {
+		return nil
+	}
+	wrapped := fmt.Errorf("mattermost %s: %w", op, err)
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+	}
+	var appErr *model.AppError
+	if status == 0 && errors.As(err, &appErr) {
+		status = appErr.StatusCode
+	}
+	switch {
+	case status == http.StatusTooManyRequests:
+		after := time.Second
+		if resp != nil {
+			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+				after = time.Duration(s) * time.Second
+			}
+		}
+		return chat.RetryAfter(after, wrapped)
+	case status == 0 || status >= 500:
+		return wrapped
+	default:
+		return chat.Permanent(wrapped)
+	}
+}
+
+// Listen keeps a websocket to the server until ctx ends, reconnecting
+// with backoff, and hands mentions and direct messages to h; clicks come
+// through HTTPHandler while it runs.
+func (p *platform) Listen(ctx context.Context, h chat.Handler) error {
+	component := "platform/" + p.name
+	d := chat.NewDispatcher(p, h, p.s.MaxConcurrentCommands, p.log)
+	p.mu.Lock()
+	p.handle = func(in chat.Inbound) { d.Dispatch(ctx, in) }
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.handle = nil
+		p.mu.Unlock()
+		d.Wait()
+	}()
+	wsURL := "ws" + strings.TrimPrefix(p.s.URL, "http")
+	var connID string
+	var seq int64
+	delay := time.Second
+	for ctx.Err() == nil {
+		connected, err := p.session(ctx, d, wsURL, &connID, &seq)
+		if ctx.Err() != nil {
+			break
+		}
+		if connected {
+			delay = time.Second // a working connection broke: come back quickly
+		}
+		if health := p.health; health != nil {
+			health.SetHealthy(component, false, err.Error())
+		}
+		p.log.Warn("mattermost websocket lost; reconnecting", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Minute)
+	}
+	return nil
+}
+
+// session runs one websocket connection until it breaks or ctx ends; it
+// reports whether the server greeted it.
+func (p *platform) session(ctx context.Context, d *chat.Dispatcher, wsURL string, connID *string, seq *int64) (connected bool, err error) {
+	me, resp, err := p.client.GetMe(ctx, "")
+	if err != nil {
+		return false, classify("get bot user", resp, err)
+	}
+	p.mu.Lock()
+	p.bot = me
+	p.mu.Unlock()
+	dialer := &websocket.Dialer{HandshakeTimeout: 15 * time.Second, Proxy: http.ProxyFromEnvironment}
+	var ws *model.WebSocketClient
+	if *connID != "" {
+		ws, err = model.NewReliableWebSocketClientWithDialer(dialer, wsURL, p.s.Token.Reveal(), *connID, int(*seq+1), true)
+	} else {
+		ws, err = model.NewWebSocketClient4WithDialer(dialer, wsURL, p.s.Token.Reveal())
+	}
+	if err != nil {
+		return false, fmt.Errorf("connect websocket: %w", err)
+	}
+	ws.Listen()
+	defer ws.Close()
+	component := "platform/" + p.name
+	for {
+		select {
+		case <-ctx.Done():
+			return connected, ctx.Err()
+		case <-ws.PingTimeoutChannel:
+			return connected, errors.New("no ping from the server")
+		case _, ok := <-ws.ResponseChannel:
+			if !ok {
+				return connected, listenError(ws)
+			}
+		case ev, ok := <-ws.EventChannel:
+			if !ok {
+				return connected, listenError(ws)
+			}
+			*seq = ev.GetSequence()
+			switch ev.EventType() {
+			case model.WebsocketEventHello:
+				connected = true
+				if id, ok := ev.GetData()["connection_id"].(string); ok {
+					*connID = id
+				}
+				if p.health != nil {
+					p.health.SetHealthy(component, true, "")
+				}
+				p.log.Info("connected to mattermost", "bot_user", me.Username)
+			case model.WebsocketEventPosted:
+				if in, ok := p.posted(ev, me); ok {
+					d.Dispatch(ctx, in)
+				}
+			}
+		}
+	}
+}
+
+func listenError(ws *model.WebSocketClient) error {
+	if ws.ListenError != nil {
+		return ws.ListenError
+	}
+	return errors.New("websocket closed")
+}
+
+// posted turns a post that mentions the bot, or any direct message, into a command.
+func (p *platform) posted(ev *model.WebSocketEvent, me *model.User) (chat.Inbound, bool) {
+	data := ev.GetData()
+	raw, _ := data["post"].(string)
+	var post model.Post
+	if json.Unmarshal([]byte(raw), &post) != nil || post.UserId == me.Id || post.Type != "" {
+		return chat.Inbound{}, false
+	}
+	channelType, _ := data["channel_type"].(string)
+	var mentions []string
+	if s, ok := data["mentions"].(string); ok {
+		_ = json.Unmarshal([]byte(s), &mentions)
+	}
+	mentioned := false
+	for _, id := range mentions {
+		mentioned = mentioned || id == me.Id
+	}
+	if channelType != string(model.ChannelTypeDirect) && !mentioned {
+		return chat.Inbound{}, false
+	}
+	text := strings.TrimSpace(strings.ReplaceAll(post.Message, "@"+me.Username, ""))
+	if text == "" {
+		return chat.Inbound{}, false
+	}
+	root := post.RootId
+	if root == "" {
+		root = post.Id
+	}
+	name, _ := data["channel_name"].(string)
+	sender, _ := data["sender_name"].(string)
+	return chat.Inbound{
+		Platform: p.name, Channel: chat.Channel{ID: post.ChannelId, Name: name},
+		UserID: post.UserId, UserName: strings.TrimPrefix(sender, "@"), Text: text,
+		Thread: chat.MessageRef{Platform: p.name, Channel: post.ChannelId, ID: root, Thread: root},
+	}, true
+}
+
+// HTTPHandler receives button clicks at /actions.
+func (p *platform) HTTPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /actions", p.serveAction)
+	return mux
+}
+
+// serveAction answers Mattermost at once and runs the click on the dispatcher.
+func (p *platform) serveAction(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	handle := p.handle
+	p.mu.Unlock()
+	if handle == nil {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		return
+	}
+	var req model.PostActionIntegrationRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		http.Error(w, "not an integration request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	actionID, _ := req.Context[actionContextKey].(string)
+	if actionID == "" || req.UserId == "" || req.ChannelId == "" || req.PostId == "" {
+		http.Error(w, "the request carries no action id, user, channel or post", http.StatusBadRequest)
+		return
+	}
+	value, _ := req.Context["selected_option"].(string)
+	root := req.PostId
+	// A click on a reply is answered in the reply's thread.
+	if post, _, err := p.client.GetPost(r.Context(), req.PostId, ""); err == nil && post.RootId != "" {
+		root = post.RootId
+	}
+	handle(chat.Inbound{
+		Platform: p.name, Channel: chat.Channel{ID: req.ChannelId, Name: req.ChannelName},
+		UserID: req.UserId, UserName: req.UserName, ActionID: actionID, Value: value,
+		Thread: chat.MessageRef{Platform: p.name, Channel: req.ChannelId, ID: root, Thread: root},
+	})
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(model.PostActionIntegrationResponse{})
+}
