@@ -160,7 +160,7 @@ func (s *Server) Drop() {
 	for c := range s.conns {
 		s.killLocked(c)
 	}
-	s.notifyLocked()
+	s.changes.Notify()
 }
 
 // serveGateway runs one gateway websocket.
@@ -207,7 +207,7 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.retireLocked(c)
 	delete(s.conns, c)
-	s.notifyLocked()
+	s.changes.Notify()
 	s.mu.Unlock()
 	close(c.done)
 	_ = ws.Close()
@@ -255,7 +255,7 @@ func (s *Server) readLoop(c *gwConn) {
 func (s *Server) closeWith(c *gwConn, reason *closeReason) {
 	s.mu.Lock()
 	s.retireLocked(c)
-	s.notifyLocked()
+	s.changes.Notify()
 	s.mu.Unlock()
 	deadline := time.Now().Add(time.Second)
 	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(reason.code, reason.text), deadline)
@@ -322,7 +322,7 @@ func (s *Server) identify(c *gwConn, d json.RawMessage) *closeReason {
 	s.connections++
 	s.sendLocked(sess, "READY", s.readyLocked(sess, c.version, id.Shard))
 	s.sendLocked(sess, "GUILD_CREATE", s.guildLocked())
-	s.notifyLocked()
+	s.changes.Notify()
 	return nil
 }
 
@@ -376,7 +376,7 @@ func (s *Server) resume(c *gwConn, d json.RawMessage) *closeReason {
 	s.sendLocked(sess, "RESUMED", map[string]any{"_trace": []string{"kubechat-discordtest"}})
 	s.connections++
 	s.resumes++
-	s.notifyLocked()
+	s.changes.Notify()
 	return nil
 }
 
@@ -657,7 +657,7 @@ func (s *Server) Click(channelID, messageID, userID, customID string, values []s
 		payload["context"] = 1
 	}
 	s.dispatchLocked("INTERACTION_CREATE", payload, 0)
-	s.notifyLocked()
+	s.changes.Notify()
 	return it.id, nil
 }
 
@@ -683,29 +683,25 @@ func (s *Server) InteractionResponses(interactionID string) []json.RawMessage {
 // returns its body. It fails at once for an interaction Click did not
 // create, and when ctx ends or the server closes first.
 func (s *Server) WaitInteractionResponse(ctx context.Context, interactionID string) (json.RawMessage, error) {
-	for {
-		s.mu.Lock()
+	var (
+		known bool
+		resp  json.RawMessage
+	)
+	err := s.changes.Wait(ctx, &s.mu, func() bool {
 		it := s.interactions[interactionID]
-		var resp json.RawMessage
-		if it != nil && len(it.responses) > 0 {
+		known = it != nil
+		if known && len(it.responses) > 0 {
 			resp = cloneRaw(it.responses[0])
 		}
-		changed, closed := s.changed, s.closed
-		s.mu.Unlock()
-		switch {
-		case it == nil:
-			return nil, fmt.Errorf("wait interaction response %s: %w", interactionID, errUnknownInteraction)
-		case resp != nil:
-			return resp, nil
-		case closed:
-			return nil, fmt.Errorf("wait interaction response %s: %w", interactionID, errClosed)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait interaction response %s: %w", interactionID, ctx.Err())
-		case <-changed:
-		}
+		return !known || resp != nil
+	})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("wait interaction response %s: %w", interactionID, err)
+	case !known:
+		return nil, fmt.Errorf("wait interaction response %s: %w", interactionID, errUnknownInteraction)
 	}
+	return resp, nil
 }
 
 // --- interaction REST handlers ---
@@ -791,7 +787,7 @@ func (s *Server) interactionCallback(r *http.Request) (int, any, *apiError) {
 	}
 	it.acked = true
 	it.responses = append(it.responses, cloneRaw(b.raw))
-	s.notifyLocked()
+	s.changes.Notify()
 	return http.StatusNoContent, nil, nil
 }
 

@@ -44,6 +44,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/gorilla/websocket"
+	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 	"github.com/kubechat/kubechat/internal/chat/discord/endpoint"
 )
 
@@ -124,7 +125,7 @@ var (
 
 // Errors of the test-side methods.
 var (
-	errClosed             = errors.New("server closed")
+	errClosed             = fake.ErrClosed
 	errUnknownChannel     = errors.New("unknown channel")
 	errUnknownMessage     = errors.New("unknown message")
 	errUnknownInteraction = errors.New("unknown interaction")
@@ -144,10 +145,12 @@ type Server struct {
 	upgrader websocket.Upgrader
 	wsWG     sync.WaitGroup // one per live gateway handler
 
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced on every change
-	closed  bool
-	lastID  uint64
+	faults  fake.Faults    // injected into REST calls
+	changes fake.Signal    // notified on every change, closed by Close
+	ids     fake.Monotonic // snowflakes
+
+	mu     sync.Mutex
+	closed bool
 
 	channels     map[string]*channel
 	names        map[string]string // guild channel name → id
@@ -157,12 +160,6 @@ type Server struct {
 	attachments  map[string]*attachment
 	interactions map[string]*interaction
 	byToken      map[string]*interaction
-
-	calls      int
-	down       bool
-	failN      int
-	failStatus int
-	failRetry  time.Duration
 
 	conns       map[*gwConn]struct{}
 	sessions    map[string]*gwSession
@@ -277,7 +274,6 @@ func someone(id string) user {
 // gives their ids. Call Close when done.
 func New() *Server {
 	s := &Server{
-		changed:      make(chan struct{}),
 		channels:     map[string]*channel{},
 		names:        map[string]string{},
 		dms:          map[string]string{},
@@ -320,7 +316,7 @@ func (s *Server) Close() {
 	for c := range s.conns {
 		s.killLocked(c)
 	}
-	s.notifyLocked()
+	s.changes.Close()
 	s.mu.Unlock()
 
 	s.wsWG.Wait()
@@ -354,23 +350,18 @@ func (s *Server) Messages(channelID string) []Message {
 // returns them. When ctx ends first, or the server closes, it returns the
 // messages so far and an error.
 func (s *Server) WaitMessages(ctx context.Context, channelID string, n int) ([]Message, error) {
-	for {
-		s.mu.Lock()
-		msgs := s.messagesLocked(channelID)
-		changed, closed := s.changed, s.closed
-		s.mu.Unlock()
-		if len(msgs) >= n {
-			return msgs, nil
-		}
-		if closed {
-			return msgs, fmt.Errorf("wait messages %s: %w", channelID, errClosed)
-		}
-		select {
-		case <-ctx.Done():
-			return msgs, fmt.Errorf("wait messages %s: got %d of %d: %w", channelID, len(msgs), n, ctx.Err())
-		case <-changed:
-		}
+	var msgs []Message
+	err := s.changes.Wait(ctx, &s.mu, func() bool {
+		msgs = s.messagesLocked(channelID)
+		return len(msgs) >= n
+	})
+	switch {
+	case errors.Is(err, fake.ErrClosed):
+		return msgs, fmt.Errorf("wait messages %s: %w", channelID, err)
+	case err != nil:
+		return msgs, fmt.Errorf("wait messages %s: got %d of %d: %w", channelID, len(msgs), n, err)
 	}
+	return msgs, nil
 }
 
 // FailNext makes the next n REST calls fail with the given HTTP status
@@ -388,29 +379,18 @@ func (s *Server) WaitMessages(ctx context.Context, channelID string, n int) ([]M
 // Session.MaxRestRetries (3) times; both consume failures here. Other
 // statuses reach the caller as *discordgo.RESTError.
 func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
-	if status < 400 || status > 599 {
-		status = http.StatusInternalServerError
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failN = max(n, 0)
-	s.failStatus = status
-	s.failRetry = max(retryAfter, 0)
+	s.faults.FailNext(n, fake.ErrorStatus(status), retryAfter)
 }
 
 // SetDown makes every REST call fail with 503 Service Unavailable while down
 // is true. The gateway is not affected; use Drop for that.
 func (s *Server) SetDown(down bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.down = down
+	s.faults.SetDown(down)
 }
 
 // Calls returns how many REST calls the server has received, failed ones included.
 func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
+	return s.faults.Calls()
 }
 
 // messagesLocked copies out the messages of a channel and its threads.
@@ -459,21 +439,10 @@ func cloneRaw(b json.RawMessage) json.RawMessage {
 	return append(json.RawMessage{}, b...)
 }
 
-// notifyLocked wakes every waiter.
-func (s *Server) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
-}
-
 // nextIDLocked returns a new snowflake: milliseconds since the Discord epoch
 // shifted left by 22 bits, strictly increasing.
 func (s *Server) nextIDLocked() string {
-	id := uint64(time.Now().UnixMilli()-discordEpochMS) << 22
-	if id <= s.lastID {
-		id = s.lastID + 1
-	}
-	s.lastID = id
-	return strconv.FormatUint(id, 10)
+	return strconv.FormatInt(s.ids.Next((time.Now().UnixMilli()-discordEpochMS)<<22), 10)
 }
 
 // compareIDs orders snowflakes numerically.
@@ -592,28 +561,8 @@ func (s *Server) apiRoutes() *http.ServeMux {
 // serveAPI counts the call, applies injected faults and authentication, and
 // hands the request to the API mux with the /api/vN prefix stripped.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.calls++
-	down := s.down
-	fail, retry := 0, time.Duration(0)
-	if !down && s.failN > 0 {
-		s.failN--
-		fail, retry = s.failStatus, s.failRetry
-	}
-	s.mu.Unlock()
-
-	switch {
-	case down:
-		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Message: "503: Service Unavailable"})
-		return
-	case fail == http.StatusTooManyRequests:
-		writeRateLimited(w, retry)
-		return
-	case fail != 0:
-		if retry > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(retry)))
-		}
-		writeError(w, &apiError{Status: fail, Message: fmt.Sprintf("%d: %s", fail, http.StatusText(fail))})
+	if f, failed := s.faults.Next(); failed {
+		writeFault(w, f)
 		return
 	}
 
@@ -647,11 +596,25 @@ func noAuth(rest string) bool {
 	return false
 }
 
-// writeRateLimited sends Discord's 429 reply.
-func writeRateLimited(w http.ResponseWriter, retry time.Duration) {
+// writeFault answers a REST call with an injected failure: an outage's 503
+// is {"message":"503: Service Unavailable","code":0}, like other statuses
+// but 429, which gets Discord's rate limit reply.
+func writeFault(w http.ResponseWriter, f fake.Fault) {
+	if f.Status == http.StatusTooManyRequests {
+		writeRateLimited(w, f)
+		return
+	}
+	f.SetRetryAfter(w.Header())
+	writeError(w, &apiError{Status: f.Status, Message: fmt.Sprintf("%d: %s", f.Status, http.StatusText(f.Status))})
+}
+
+// writeRateLimited sends Discord's 429 reply, with a Retry-After header
+// even when the failure names no wait.
+func writeRateLimited(w http.ResponseWriter, f fake.Fault) {
+	retry := f.RetryAfter
 	secs := retry.Seconds()
 	h := w.Header()
-	h.Set("Retry-After", strconv.Itoa(ceilSeconds(retry)))
+	h.Set("Retry-After", strconv.Itoa(f.RetryAfterSeconds()))
 	h.Set("X-RateLimit-Limit", "5")
 	h.Set("X-RateLimit-Remaining", "0")
 	h.Set("X-RateLimit-Reset", strconv.FormatFloat(float64(time.Now().Add(retry).UnixMilli())/1000, 'f', 3, 64))
@@ -663,11 +626,6 @@ func writeRateLimited(w http.ResponseWriter, retry time.Duration) {
 		"retry_after": secs,
 		"global":      false,
 	})
-}
-
-// ceilSeconds rounds a duration up to whole seconds.
-func ceilSeconds(d time.Duration) int {
-	return int((d + time.Second - 1) / time.Second)
 }
 
 // serveAttachment serves an uploaded file from the fake CDN.
@@ -753,7 +711,7 @@ func (b *body) readMultipart(r *http.Request) *apiError {
 
 // readError maps a body read failure to Discord's reply.
 func readError(err error) *apiError {
-	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+	if fake.TooLarge(err) {
 		return errTooLarge
 	}
 	return errInvalidJSON
@@ -1118,7 +1076,7 @@ func (s *Server) storeLocked(ch *channel, m *message) {
 	ch.count++
 	ch.lastMsgID = m.id
 	s.dispatchLocked("MESSAGE_CREATE", s.messageEventLocked(m), messageIntent(ch))
-	s.notifyLocked()
+	s.changes.Notify()
 }
 
 // editLocked applies input to an existing message, refusing an edit that
@@ -1140,7 +1098,7 @@ func (s *Server) editLocked(m *message, in *msgInput) *apiError {
 	m.edits++
 	m.edited = time.Now().UTC()
 	s.dispatchLocked("MESSAGE_UPDATE", s.messageEventLocked(m), messageIntent(s.channels[m.channelID]))
-	s.notifyLocked()
+	s.changes.Notify()
 	return nil
 }
 
@@ -1632,7 +1590,7 @@ func (s *Server) startThread(r *http.Request) (int, any, *apiError) {
 		wireChannel
 		NewlyCreated bool `json:"newly_created"`
 	}{wire, true}, intentGuilds)
-	s.notifyLocked()
+	s.changes.Notify()
 	return http.StatusCreated, wire, nil
 }
 

@@ -51,6 +51,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 )
 
 const (
@@ -122,22 +124,20 @@ type Server struct {
 	pingInterval time.Duration
 	authTimeout  time.Duration
 
-	mu         sync.Mutex
-	changed    chan struct{} // closed and replaced whenever the state changes
-	closed     bool
-	seq        int               // source of ids
-	lastMillis int64             // the newest timestamp handed out
-	users      map[string]string // usernames by user id
-	channels   []*channel
-	posts      map[string]*post    // by id
-	order      map[string][]string // post ids by channel id, in posting order
-	files      []*file
-	calls      int
-	down       bool
-	failLeft   int     // how many more REST calls fail with fail
-	fail       fault   // what FailNext injects
-	conns      []*conn // open websockets, oldest first
-	accepted   int     // websockets authenticated so far
+	faults  fake.Faults    // injected into REST calls
+	changes fake.Signal    // notified whenever the state changes, closed by Close
+	clock   fake.Monotonic // timestamps, in Unix milliseconds
+
+	mu       sync.Mutex
+	closed   bool
+	seq      int               // source of ids
+	users    map[string]string // usernames by user id
+	channels []*channel
+	posts    map[string]*post    // by id
+	order    map[string][]string // post ids by channel id, in posting order
+	files    []*file
+	conns    []*conn // open websockets, oldest first
+	accepted int     // websockets authenticated so far
 }
 
 // channel is a team's open channel or a direct message channel.
@@ -219,7 +219,6 @@ func New() *Server {
 		},
 		pingInterval: defaultPingInterval,
 		authTimeout:  defaultAuthTimeout,
-		changed:      make(chan struct{}),
 		users:        map[string]string{BotUserID: BotName},
 		posts:        make(map[string]*post),
 		order:        make(map[string][]string),
@@ -245,10 +244,10 @@ func (s *Server) Close() {
 	}
 	s.closed = true
 	conns := slices.Clone(s.conns)
-	s.notifyLocked()
+	s.changes.Close()
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.goAway()
+		c.GoAway()
 	}
 	s.wg.Wait()
 	s.http.Close()
@@ -305,7 +304,7 @@ func (s *Server) Posts(channelID string) []Post {
 // all. When ctx ends, or the server closes, first it returns the posts so
 // far with an error.
 func (s *Server) WaitPosts(ctx context.Context, channelID string, n int) ([]Post, error) {
-	err := s.waitFor(ctx, func() bool { return len(s.order[channelID]) >= n })
+	err := s.changes.Wait(ctx, &s.mu, func() bool { return len(s.order[channelID]) >= n })
 	posts := s.Posts(channelID)
 	if err != nil {
 		return posts, fmt.Errorf("wait for %d posts in %s (have %d): %w", n, channelID, len(posts), err)
@@ -332,13 +331,7 @@ func (s *Server) Files() []File {
 // (0) and X-Ratelimit-Reset headers. Any other status carries an AppError
 // body; a status outside 400-599 is taken as 500.
 func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
-	if status < 400 || status > 599 {
-		status = http.StatusInternalServerError
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failLeft = max(n, 0)
-	s.fail = fault{status: status, retryAfter: retryAfter}
+	s.faults.FailNext(n, fake.ErrorStatus(status), retryAfter)
 }
 
 // SetDown starts or ends an outage. While down, every REST call and every
@@ -346,44 +339,13 @@ func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
 // front of a Mattermost that is down; open websockets stay open (Drop cuts
 // them). FailNext failures wait until the outage ends.
 func (s *Server) SetDown(down bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.down = down
+	s.faults.SetDown(down)
 }
 
 // Calls returns how many REST calls the server has received, failed and
 // rejected calls included, websocket upgrades not.
 func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
-}
-
-// waitFor blocks until done, which runs with s.mu held, reports true, ctx
-// ends or the server closes.
-func (s *Server) waitFor(ctx context.Context, done func() bool) error {
-	for {
-		s.mu.Lock()
-		ok, closed, changed := done(), s.closed, s.changed
-		s.mu.Unlock()
-		switch {
-		case ok:
-			return nil
-		case closed:
-			return errors.New("server closed")
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// notifyLocked wakes every waitFor. s.mu must be held.
-func (s *Server) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
+	return s.faults.Calls()
 }
 
 // newIDLocked returns a 26-character id never returned before: the kind,
@@ -396,8 +358,7 @@ func (s *Server) newIDLocked(kind string) string {
 // nowLocked returns the time in Unix milliseconds, later than any returned
 // before. s.mu must be held.
 func (s *Server) nowLocked() int64 {
-	s.lastMillis = max(time.Now().UnixMilli(), s.lastMillis+1)
-	return s.lastMillis
+	return s.clock.Next(time.Now().UnixMilli())
 }
 
 // userNameLocked returns the user's username. A user the server has not
@@ -464,7 +425,7 @@ func (s *Server) addPostLocked(p *post, mentions []string) {
 	ch.lastPostAt = now
 	s.attachFilesLocked(p)
 	s.broadcastPostedLocked(ch, p, mentions)
-	s.notifyLocked()
+	s.changes.Notify()
 }
 
 // editPostLocked records an edit of the post and broadcasts its
@@ -479,7 +440,7 @@ func (s *Server) editPostLocked(p *post, message string, props json.RawMessage) 
 	p.updateAt = now
 	p.Edits++
 	s.broadcastPostEditedLocked(p)
-	s.notifyLocked()
+	s.changes.Notify()
 }
 
 // fileLocked returns the file with the id or nil. s.mu must be held.
@@ -742,43 +703,26 @@ func errMessageLength() *appError {
 	return newAppError(http.StatusBadRequest, "model.post.is_valid.message_length.app_error", "Message property is longer than the maximum permitted length.")
 }
 
-// fault is an HTTP failure injected into a REST call.
-type fault struct {
-	status     int
-	retryAfter time.Duration
-}
-
-// write answers the call with the failure.
-func (f fault) write(w http.ResponseWriter, requestID string) {
-	switch f.status {
-	case http.StatusTooManyRequests:
-		seconds := strconv.FormatInt(int64((max(f.retryAfter, 0)+time.Second-1)/time.Second), 10)
+// writeFault answers a REST call with an injected failure: an outage as a
+// proxy in front of a Mattermost that is down answers, a 429 as
+// Mattermost's rate limiter answers (always with a Retry-After header), and
+// any other status with an AppError.
+func writeFault(w http.ResponseWriter, requestID string, f fake.Fault) {
+	switch {
+	case f.Outage:
+		writeDown(w)
+	case f.Status == http.StatusTooManyRequests:
+		seconds := strconv.Itoa(f.RetryAfterSeconds())
 		w.Header().Set("X-Ratelimit-Limit", "10")
 		w.Header().Set("X-Ratelimit-Remaining", "0")
 		w.Header().Set("X-Ratelimit-Reset", seconds)
 		w.Header().Set("Retry-After", seconds)
 		http.Error(w, "limit exceeded", http.StatusTooManyRequests)
-	case http.StatusServiceUnavailable:
-		writeAppError(w, requestID, newAppError(f.status, "api.context.server_busy.app_error", "Server is busy, non-critical services are temporarily unavailable."))
+	case f.Status == http.StatusServiceUnavailable:
+		writeAppError(w, requestID, newAppError(f.Status, "api.context.server_busy.app_error", "Server is busy, non-critical services are temporarily unavailable."))
 	default:
-		writeAppError(w, requestID, newAppError(f.status, "mattermosttest.fail_next.app_error", http.StatusText(f.status)))
+		writeAppError(w, requestID, newAppError(f.Status, "mattermosttest.fail_next.app_error", http.StatusText(f.Status)))
 	}
-}
-
-// recordCall counts a REST call and reports whether an outage is on, or
-// else the fault to inject into the call, whose status is 0 if none.
-func (s *Server) recordCall() (down bool, f fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls++
-	switch {
-	case s.down:
-		return true, fault{}
-	case s.failLeft > 0:
-		s.failLeft--
-		return false, s.fail
-	}
-	return false, fault{}
 }
 
 // writeJSON answers with the value as JSON.
@@ -866,15 +810,8 @@ func apiSegments(u *url.URL) ([]string, bool) {
 	if !ok {
 		return nil, false
 	}
-	segments := strings.Split(rest, "/")
-	for i, seg := range segments {
-		unescaped, err := url.PathUnescape(seg)
-		if err != nil {
-			return nil, false
-		}
-		segments[i] = unescaped
-	}
-	return segments, true
+	segments, err := fake.SplitPath(rest)
+	return segments, err == nil
 }
 
 // authorized reports whether the request carries the bot's token, as an
@@ -900,12 +837,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveWebSocket(w, r)
 		return
 	}
-	switch down, f := s.recordCall(); {
-	case down:
-		writeDown(w)
-		return
-	case f.status != 0:
-		f.write(w, requestID)
+	if f, failed := s.faults.Next(); failed {
+		writeFault(w, requestID, f)
 		return
 	}
 	rt, args := match(r.Method, segments)
@@ -1243,9 +1176,8 @@ func readUploads(r *http.Request) (channelID string, clientIDs []string, uploads
 	tooLarge := newAppError(http.StatusRequestEntityTooLarge, "api.file.upload_file.too_large_detailed.app_error", "Unable to upload file. File is too large.")
 	readAll := func(rd io.Reader) ([]byte, *appError) {
 		data, err := io.ReadAll(rd)
-		var maxErr *http.MaxBytesError
 		switch {
-		case errors.As(err, &maxErr):
+		case fake.TooLarge(err):
 			return nil, tooLarge
 		case err != nil:
 			return nil, badParse
@@ -1321,7 +1253,7 @@ func (s *Server) uploadFiles(r *http.Request, _ []string) (int, any) {
 		s.files = append(s.files, f)
 		infos = append(infos, f.infoJSON())
 	}
-	s.notifyLocked()
+	s.changes.Notify()
 	return http.StatusCreated, object{"file_infos": infos, "client_ids": append([]string{}, clientIDs...)}
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 )
 
 const (
@@ -33,14 +35,14 @@ const (
 	maxSocketMessageBytes = 8 * 1024
 )
 
-// conn is one open websocket.
+// conn is one open websocket, released once its reader and writer have
+// stopped and the server has let go of it.
 type conn struct {
+	*fake.Socket
 	s    *Server
-	ws   *websocket.Conn
 	id   string         // the connection_id of the hello event
 	out  chan wsMessage // what the writer sends, in order
 	quit chan struct{}  // closed when the reader has stopped, to stop the writer
-	done chan struct{}  // closed once both have stopped and the server let go of the conn
 
 	authed bool // guarded by s.mu
 }
@@ -114,7 +116,7 @@ func (s *Server) connectedLocked() int {
 // so far and at least one authenticated websocket is open. It is there for
 // tests of reconnect loops: after Drop, wait for Connections()+1.
 func (s *Server) WaitConnected(ctx context.Context, total int) error {
-	err := s.waitFor(ctx, func() bool { return s.accepted >= total && s.connectedLocked() > 0 })
+	err := s.changes.Wait(ctx, &s.mu, func() bool { return s.accepted >= total && s.connectedLocked() > 0 })
 	if err != nil {
 		return fmt.Errorf("wait for %d websocket connections: %w", total, err)
 	}
@@ -133,12 +135,7 @@ func (s *Server) Drop() {
 	s.mu.Lock()
 	conns := slices.Clone(s.conns)
 	s.mu.Unlock()
-	for _, c := range conns {
-		_ = c.ws.Close() // closes the net.Conn; sends nothing
-	}
-	for _, c := range conns {
-		<-c.done
-	}
+	fake.Drop(conns)
 }
 
 // Mention stores a user's post "@kubechat " + text in the channel and
@@ -210,7 +207,7 @@ func (s *Server) DirectMessage(userID, text string) (channelID, postID string, e
 func (s *Server) checkUserPostLocked(userID string) error {
 	switch {
 	case s.closed:
-		return errors.New("server closed")
+		return fake.ErrClosed
 	case userID == "":
 		return errors.New("no user id")
 	case s.connectedLocked() == 0:
@@ -272,7 +269,7 @@ func (c *conn) sendLocked(m wsMessage) {
 	select {
 	case c.out <- m:
 	default:
-		_ = c.ws.Close()
+		_ = c.Close()
 	}
 }
 
@@ -290,14 +287,7 @@ func (s *Server) authenticateLocked(c *conn, seq int64) {
 		Broadcast: wsBroadcast{UserID: BotUserID},
 	}
 	c.sendLocked(wsMessage{event: hello})
-	s.notifyLocked()
-}
-
-// goAway says goodbye with a close frame and closes the connection.
-func (c *conn) goAway() {
-	goingAway := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server closing")
-	_ = c.ws.WriteControl(websocket.CloseMessage, goingAway, time.Now().Add(time.Second))
-	_ = c.ws.Close()
+	s.changes.Notify()
 }
 
 // serveWebSocket serves /api/v4/websocket. A request with the bot's token
@@ -306,7 +296,7 @@ func (c *conn) goAway() {
 // within the auth timeout, or be closed.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	if s.closed || s.down {
+	if s.closed || s.faults.Down() {
 		s.mu.Unlock()
 		writeDown(w)
 		return
@@ -319,11 +309,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader answered with an HTTP error
 	}
-	c := &conn{s: s, ws: ws, out: make(chan wsMessage, sendQueueSize), quit: make(chan struct{}), done: make(chan struct{})}
+	c := &conn{Socket: fake.NewSocket(ws), s: s, out: make(chan wsMessage, sendQueueSize), quit: make(chan struct{})}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		c.goAway()
+		c.GoAway()
 		return
 	}
 	c.id = s.newIDLocked("connection")
@@ -345,23 +335,23 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.conns = slices.DeleteFunc(s.conns, func(other *conn) bool { return other == c })
-	s.notifyLocked()
+	s.changes.Notify()
 	s.mu.Unlock()
-	close(c.done)
+	c.Release()
 }
 
 // read reads the client's actions until the websocket fails or the server
 // closes it.
 func (c *conn) read() {
-	c.ws.SetReadLimit(maxSocketMessageBytes)
-	if err := c.ws.SetReadDeadline(time.Now().Add(pongWait)); err != nil {
+	c.SetReadLimit(maxSocketMessageBytes)
+	if err := c.SetReadDeadline(time.Now().Add(pongWait)); err != nil {
 		return
 	}
-	c.ws.SetPongHandler(func(string) error {
-		return c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	c.SetPongHandler(func(string) error {
+		return c.SetReadDeadline(time.Now().Add(pongWait))
 	})
 	for {
-		typ, data, err := c.ws.ReadMessage()
+		typ, data, err := c.ReadMessage()
 		if err != nil {
 			return
 		}
@@ -454,17 +444,17 @@ func (c *conn) write() {
 			if err != nil {
 				continue
 			}
-			if err := c.ws.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
-				_ = c.ws.Close()
+			if err := c.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+				_ = c.Close()
 				return
 			}
-			if err := c.ws.WriteMessage(websocket.TextMessage, data); err != nil {
-				_ = c.ws.Close()
+			if err := c.WriteMessage(websocket.TextMessage, data); err != nil {
+				_ = c.Close()
 				return
 			}
 		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
-				_ = c.ws.Close()
+			if err := c.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
+				_ = c.Close()
 				return
 			}
 		case <-authCheck.C:
@@ -472,7 +462,7 @@ func (c *conn) write() {
 			authed := c.authed
 			c.s.mu.Unlock()
 			if !authed {
-				_ = c.ws.Close()
+				_ = c.Close()
 				return
 			}
 		}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 )
 
 const (
@@ -27,11 +29,11 @@ const (
 // errNotConnected is returned when an event is pushed while no Socket Mode client is connected.
 var errNotConnected = errors.New("no socket mode connection")
 
-// socketConn is one open Socket Mode websocket.
+// socketConn is one open Socket Mode websocket, released when the reader
+// has stopped and the server has let go of it.
 type socketConn struct {
-	ws      *websocket.Conn
-	writeMu sync.Mutex    // serializes data frames; control frames need no lock
-	done    chan struct{} // closed when the reader has stopped and the conn is gone
+	*fake.Socket
+	writeMu sync.Mutex // serializes data frames; control frames need no lock
 }
 
 // send writes one message to the websocket as JSON.
@@ -42,20 +44,13 @@ func (c *socketConn) send(msg any) error {
 	}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	if err := c.ws.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+	if err := c.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
 		return fmt.Errorf("write socket mode message: %w", err)
 	}
-	if err := c.ws.WriteMessage(websocket.TextMessage, data); err != nil {
+	if err := c.WriteMessage(websocket.TextMessage, data); err != nil {
 		return fmt.Errorf("write socket mode message: %w", err)
 	}
 	return nil
-}
-
-// close says goodbye with a close frame and closes the connection.
-func (c *socketConn) close() {
-	goingAway := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server closing")
-	_ = c.ws.WriteControl(websocket.CloseMessage, goingAway, time.Now().Add(time.Second))
-	_ = c.ws.Close()
 }
 
 // envelope is a Socket Mode request as Slack sends it:
@@ -92,7 +87,7 @@ func (s *Server) Connected() int {
 // WaitConnected waits until the server has accepted at least total websocket
 // connections and at least one is open.
 func (s *Server) WaitConnected(ctx context.Context, total int) error {
-	err := s.waitFor(ctx, func() bool { return s.accepted >= total && len(s.conns) > 0 })
+	err := s.changes.Wait(ctx, &s.mu, func() bool { return s.accepted >= total && len(s.conns) > 0 })
 	if err != nil {
 		return fmt.Errorf("wait for %d socket mode connections: %w", total, err)
 	}
@@ -105,12 +100,7 @@ func (s *Server) Drop() {
 	s.mu.Lock()
 	conns := slices.Clone(s.conns)
 	s.mu.Unlock()
-	for _, c := range conns {
-		_ = c.ws.Close() // closes the net.Conn; sends nothing
-	}
-	for _, c := range conns {
-		<-c.done
-	}
+	fake.Drop(conns)
 }
 
 // Acked reports whether the client acknowledged the envelope.
@@ -122,7 +112,7 @@ func (s *Server) Acked(envelopeID string) bool {
 
 // WaitAcked waits until the client acknowledges the envelope.
 func (s *Server) WaitAcked(ctx context.Context, envelopeID string) error {
-	if err := s.waitFor(ctx, func() bool { return s.acks[envelopeID] }); err != nil {
+	if err := s.changes.Wait(ctx, &s.mu, func() bool { return s.acks[envelopeID] }); err != nil {
 		return fmt.Errorf("wait for ack of envelope %s: %w", envelopeID, err)
 	}
 	return nil
@@ -304,7 +294,7 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Upgrade has answered with an HTTP error
 	}
-	c := &socketConn{ws: ws, done: make(chan struct{})}
+	c := &socketConn{Socket: fake.NewSocket(ws)}
 	hello := object{
 		"type":            "hello",
 		"num_connections": 1,
@@ -316,7 +306,7 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.register(c) {
-		c.close()
+		c.GoAway()
 		return
 	}
 	go s.readSocket(c)
@@ -345,7 +335,7 @@ func (s *Server) register(c *socketConn) bool {
 	s.wg.Add(2) // readSocket and pingSocket
 	s.conns = append(s.conns, c)
 	s.accepted++
-	s.notifyLocked()
+	s.changes.Notify()
 	return true
 }
 
@@ -353,10 +343,10 @@ func (s *Server) register(c *socketConn) bool {
 // until the connection fails; then it removes the connection.
 func (s *Server) readSocket(c *socketConn) {
 	defer s.wg.Done()
-	defer close(c.done)
+	defer c.Release()
 	defer s.unregister(c)
 	for {
-		_, data, err := c.ws.ReadMessage()
+		_, data, err := c.ReadMessage()
 		if err != nil {
 			return
 		}
@@ -374,10 +364,10 @@ func (s *Server) pingSocket(c *socketConn) {
 	defer ticker.Stop()
 	for {
 		select {
-		case <-c.done:
+		case <-c.Released():
 			return
 		case <-ticker.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
+			if err := c.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
 				return
 			}
 		}
@@ -386,11 +376,11 @@ func (s *Server) pingSocket(c *socketConn) {
 
 // unregister closes a websocket and forgets it.
 func (s *Server) unregister(c *socketConn) {
-	_ = c.ws.Close()
+	_ = c.Close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.conns = slices.DeleteFunc(s.conns, func(open *socketConn) bool { return open == c })
-	s.notifyLocked()
+	s.changes.Notify()
 }
 
 // markAcked records the ack of an envelope the server pushed.
@@ -399,7 +389,7 @@ func (s *Server) markAcked(envelopeID string) {
 	defer s.mu.Unlock()
 	if _, pushed := s.acks[envelopeID]; pushed {
 		s.acks[envelopeID] = true
-		s.notifyLocked()
+		s.changes.Notify()
 	}
 }
 

@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 )
 
 const (
@@ -92,19 +94,18 @@ type Server struct {
 	upgrader websocket.Upgrader
 	wg       sync.WaitGroup // the goroutines of open websockets
 
+	faults  fake.Faults    // injected into Web API calls
+	changes fake.Signal    // notified whenever the state changes; never closed
+	stamps  fake.Monotonic // message timestamps, in microseconds
+
 	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced whenever the state changes
 	closed   bool
-	seq      int   // source of ids
-	lastTS   int64 // the newest message timestamp handed out, in microseconds
+	seq      int // source of ids
 	channels []*channel
 	messages map[string][]Message // by channel id, in posting order
 	uploads  map[string]*upload   // by file id, until files.completeUploadExternal
 	files    []File
-	calls    map[string]int // by Web API method
-	down     bool
-	failLeft int             // how many more Web API calls fail with fail
-	fail     fault           // what FailNext injects
+	calls    map[string]int  // by Web API method
 	tickets  map[string]bool // apps.connections.open tickets not used yet
 	conns    []*socketConn   // open websockets, oldest first
 	accepted int             // websockets accepted so far
@@ -171,7 +172,6 @@ func New() *Server {
 			// slack-go sends Origin: https://api.slack.com, which is not our host.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
-		changed:  make(chan struct{}),
 		messages: make(map[string][]Message),
 		uploads:  make(map[string]*upload),
 		calls:    make(map[string]int),
@@ -203,7 +203,7 @@ func (s *Server) Close() {
 	conns := slices.Clone(s.conns)
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.close()
+		c.GoAway()
 	}
 	s.wg.Wait()
 	s.http.Close()
@@ -229,7 +229,7 @@ func (s *Server) AddChannel(name string) (id string) {
 	}
 	ch := &channel{id: fmt.Sprintf("C%09d", s.nextSeqLocked()), name: name, created: time.Now().Unix()}
 	s.channels = append(s.channels, ch)
-	s.notifyLocked()
+	s.changes.Notify()
 	return ch.id
 }
 
@@ -257,7 +257,7 @@ func (s *Server) Messages(channelID string) []Message {
 // WaitMessages waits until the channel holds at least n messages and returns
 // them all. When ctx ends first it returns the messages so far with an error.
 func (s *Server) WaitMessages(ctx context.Context, channelID string, n int) ([]Message, error) {
-	err := s.waitFor(ctx, func() bool { return len(s.messages[channelID]) >= n })
+	err := s.changes.Wait(ctx, &s.mu, func() bool { return len(s.messages[channelID]) >= n })
 	msgs := s.Messages(channelID)
 	if err != nil {
 		return msgs, fmt.Errorf("wait for %d messages in %s (have %d): %w", n, channelID, len(msgs), err)
@@ -278,17 +278,12 @@ func (s *Server) Files() []File {
 // header of retryAfter in whole seconds, rounded up. Other statuses carry a
 // plain-text body ("upstream error" for 5xx).
 func (s *Server) FailNext(n int, status int, retryAfter time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failLeft = max(n, 0)
-	s.fail = fault{status: status, retryAfter: retryAfter}
+	s.faults.FailNext(n, status, retryAfter)
 }
 
 // SetDown starts or ends an outage: while down, every Web API call gets HTTP 503.
 func (s *Server) SetDown(down bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.down = down
+	s.faults.SetDown(down)
 }
 
 // Calls returns how many times a Web API method, such as "chat.postMessage",
@@ -297,29 +292,6 @@ func (s *Server) Calls(method string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[method]
-}
-
-// waitFor blocks until done, which runs with s.mu held, reports true or ctx ends.
-func (s *Server) waitFor(ctx context.Context, done func() bool) error {
-	for {
-		s.mu.Lock()
-		ok, changed := done(), s.changed
-		s.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// notifyLocked wakes every waitFor. s.mu must be held.
-func (s *Server) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
 }
 
 // nextSeqLocked returns a number never returned before, for ids. s.mu must be held.
@@ -331,8 +303,8 @@ func (s *Server) nextSeqLocked() int {
 // nextTSLocked returns a message timestamp later than any before it, taken
 // from the clock where it can be. s.mu must be held.
 func (s *Server) nextTSLocked() string {
-	s.lastTS = max(time.Now().UnixMicro(), s.lastTS+1)
-	return fmt.Sprintf("%d.%06d", s.lastTS/1e6, s.lastTS%1e6)
+	ts := s.stamps.Next(time.Now().UnixMicro())
+	return fmt.Sprintf("%d.%06d", ts/1e6, ts%1e6)
 }
 
 // channelByNameLocked returns the named channel or nil. s.mu must be held.
@@ -391,7 +363,7 @@ func (s *Server) messageLocked(channelID, ts string) *Message {
 // addMessageLocked stores a new message. s.mu must be held.
 func (s *Server) addMessageLocked(msg Message) {
 	s.messages[msg.Channel] = append(s.messages[msg.Channel], msg)
-	s.notifyLocked()
+	s.changes.Notify()
 }
 
 // json returns the channel as conversations.info and conversations.list show it.
@@ -423,42 +395,26 @@ func messageJSON(msg Message) object {
 	return m
 }
 
-// fault is an HTTP failure injected into a Web API call.
-type fault struct {
-	status     int
-	retryAfter time.Duration
-}
-
-// write answers the call with the failure.
-func (f fault) write(w http.ResponseWriter) {
+// writeFault answers a Web API call with an injected failure.
+func writeFault(w http.ResponseWriter, f fake.Fault) {
 	switch {
-	case f.status == http.StatusTooManyRequests:
-		if f.retryAfter > 0 {
-			seconds := (f.retryAfter + time.Second - 1) / time.Second
-			w.Header().Set("Retry-After", strconv.FormatInt(int64(seconds), 10))
-		}
-		writeJSON(w, f.status, object{"ok": false, "error": "ratelimited"})
-	case f.status >= http.StatusInternalServerError:
-		http.Error(w, "upstream error", f.status)
+	case f.Status == http.StatusTooManyRequests:
+		f.SetRetryAfter(w.Header())
+		fake.WriteJSON(w, f.Status, object{"ok": false, "error": "ratelimited"})
+	case f.Status >= http.StatusInternalServerError:
+		http.Error(w, "upstream error", f.Status)
 	default:
-		http.Error(w, http.StatusText(f.status), f.status)
+		http.Error(w, http.StatusText(f.Status), f.Status)
 	}
 }
 
-// recordCall counts a call of the method and returns the fault to inject
-// into it, whose status is 0 if none.
-func (s *Server) recordCall(method string) fault {
+// recordCall counts a call of the method and returns the failure to
+// inject into it, if any.
+func (s *Server) recordCall(method string) (fake.Fault, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.calls[method]++
-	switch {
-	case s.down:
-		return fault{status: http.StatusServiceUnavailable}
-	case s.failLeft > 0:
-		s.failLeft--
-		return s.fail
-	}
-	return fault{}
+	s.mu.Unlock()
+	return s.faults.Next()
 }
 
 // apiRequest is one Web API call as a method sees it.
@@ -488,8 +444,8 @@ var apiMethods = map[string]apiMethod{
 // serveAPI serves /api/<method>: it injects faults, checks the token and runs the method.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/api/")
-	if f := s.recordCall(name); f.status != 0 {
-		f.write(w)
+	if f, failed := s.recordCall(name); failed {
+		writeFault(w, f)
 		return
 	}
 	method, known := apiMethods[name]
@@ -560,21 +516,14 @@ func writeResult(w http.ResponseWriter, result object, err error) {
 		if !errors.As(err, &code) {
 			code = "internal_error"
 		}
-		writeJSON(w, http.StatusOK, object{"ok": false, "error": code})
+		fake.WriteJSON(w, http.StatusOK, object{"ok": false, "error": code})
 		return
 	}
 	body := object{"ok": true}
 	for key, value := range result {
 		body[key] = value
 	}
-	writeJSON(w, http.StatusOK, body)
-}
-
-// writeJSON writes a JSON response.
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
+	fake.WriteJSON(w, http.StatusOK, body)
 }
 
 // parseBlocks checks the blocks argument: "" is no blocks, "[]" removes
@@ -674,7 +623,7 @@ func (s *Server) chatUpdate(req apiRequest) (object, error) {
 		msg.Blocks = blocks
 	}
 	msg.Edits++
-	s.notifyLocked()
+	s.changes.Notify()
 	return object{"channel": ch.id, "ts": msg.TS, "text": msg.Text, "message": messageJSON(*msg)}, nil
 }
 
@@ -862,6 +811,6 @@ func (s *Server) filesCompleteUploadExternal(req apiRequest) (object, error) {
 		}
 		shared = append(shared, object{"id": sum.ID, "title": title})
 	}
-	s.notifyLocked()
+	s.changes.Notify()
 	return object{"files": shared}, nil
 }

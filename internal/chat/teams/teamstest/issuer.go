@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 )
 
 // This file is the identity side of the fake: the Microsoft Entra ID token
@@ -86,7 +88,7 @@ func (s *Server) serveOpenID(w http.ResponseWriter, r *http.Request) {
 	if !allowGet(w, r) {
 		return
 	}
-	writeJSON(w, http.StatusOK, object{
+	fake.WriteJSON(w, http.StatusOK, object{
 		"issuer":                                Issuer,
 		"jwks_uri":                              s.JWKSURL(),
 		"id_token_signing_alg_values_supported": []string{"RS256"},
@@ -102,7 +104,7 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pub := &s.key.PublicKey
-	writeJSON(w, http.StatusOK, object{"keys": []object{{
+	fake.WriteJSON(w, http.StatusOK, object{"keys": []object{{
 		"kty":          "RSA",
 		"use":          "sig",
 		"kid":          keyID,
@@ -162,7 +164,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 		seconds := int(accessTokenTTL / time.Second)
 		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, object{
+		fake.WriteJSON(w, http.StatusOK, object{
 			"token_type":     "Bearer",
 			"expires_in":     seconds,
 			"ext_expires_in": seconds,
@@ -203,7 +205,7 @@ func constantTimeEqual(got, want string) bool {
 // writeOAuthError answers a token request with an OAuth 2.0 error.
 func writeOAuthError(w http.ResponseWriter, status int, code, description string) {
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, status, object{"error": code, "error_description": description})
+	fake.WriteJSON(w, status, object{"error": code, "error_description": description})
 }
 
 // tokenSpec is what a minted inbound token says and how it is signed.

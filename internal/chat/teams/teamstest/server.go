@@ -34,13 +34,14 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode"
+
+	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 )
 
 const (
@@ -92,7 +93,7 @@ type object = map[string]any
 
 // Errors of the inbound methods.
 var (
-	errClosed      = errors.New("server closed")
+	errClosed      = fake.ErrClosed
 	errNoEndpoint  = errors.New("no bot endpoint set (SetBotEndpoint)")
 	errUnknownChan = errors.New("unknown channel")
 	errUnknownAct  = errors.New("unknown activity")
@@ -111,20 +112,18 @@ type Server struct {
 	ctx       context.Context // ends at Close, cancelling posts to the bot
 	cancel    context.CancelFunc
 
+	faults  fake.Faults    // injected into Connector REST calls
+	changes fake.Signal    // notified whenever the activities change, closed by Close
+	ids     fake.Monotonic // activity ids, in Unix milliseconds
+
 	mu         sync.Mutex
-	changed    chan struct{} // closed and replaced whenever the activities change
 	closed     bool
 	teamID     string
 	channels   []*channel
 	activities map[string][]Activity // by channel id, in posting order
-	lastID     int64                 // the newest activity id handed out, in Unix milliseconds
 	seq        int                   // source of channel ids
 	tokens     map[string]time.Time  // access tokens issued, with their expiry
 	issued     int
-	calls      int
-	down       bool
-	failLeft   int   // how many more Connector REST calls fail with fail
-	fail       fault // what FailNext injects
 	endpoint   string
 }
 
@@ -176,7 +175,6 @@ func New() *Server {
 		client:     &http.Client{Transport: transport, Timeout: postTimeout},
 		ctx:        ctx,
 		cancel:     cancel,
-		changed:    make(chan struct{}),
 		activities: make(map[string][]Activity),
 		tokens:     make(map[string]time.Time),
 	}
@@ -203,7 +201,7 @@ func (s *Server) Close() {
 		return
 	}
 	s.closed = true
-	s.notifyLocked()
+	s.changes.Close()
 	s.mu.Unlock()
 	s.cancel()
 	s.http.Close()
@@ -264,7 +262,7 @@ func (s *Server) Activities(channelID string) []Activity {
 // returns them all. When ctx ends, or the server closes, first it returns
 // the activities so far with an error.
 func (s *Server) WaitActivities(ctx context.Context, channelID string, n int) ([]Activity, error) {
-	err := s.waitFor(ctx, func() bool { return len(s.activities[channelID]) >= n })
+	err := s.changes.Wait(ctx, &s.mu, func() bool { return len(s.activities[channelID]) >= n })
 	acts := s.Activities(channelID)
 	if err != nil {
 		return acts, fmt.Errorf("wait for %d activities in %s (have %d): %w", n, channelID, len(acts), err)
@@ -279,29 +277,19 @@ func (s *Server) WaitActivities(ctx context.Context, channelID string, n int) ([
 // outside 400-599 is taken as 500. Bodies are Bot Connector errors, such as
 // {"error":{"code":"Throttled","message":"..."}}.
 func (s *Server) FailNext(n int, status int, retryAfter time.Duration) {
-	if status < 400 || status > 599 {
-		status = http.StatusInternalServerError
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failLeft = max(n, 0)
-	s.fail = fault{status: status, retryAfter: retryAfter}
+	s.faults.FailNext(n, fake.ErrorStatus(status), retryAfter)
 }
 
 // SetDown starts or ends an outage: while down, every Connector REST call
 // gets HTTP 503. Calls failed by FailNext are not used up meanwhile.
 func (s *Server) SetDown(down bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.down = down
+	s.faults.SetDown(down)
 }
 
 // Calls returns how many Connector REST calls were made so far, failed and
 // unauthorized ones included.
 func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
+	return s.faults.Calls()
 }
 
 // SetBotEndpoint sets the URL inbound activities are POSTed to, such as
@@ -310,33 +298,6 @@ func (s *Server) SetBotEndpoint(url string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.endpoint = url
-}
-
-// waitFor blocks until done, which runs with s.mu held, reports true, ctx
-// ends or the server closes.
-func (s *Server) waitFor(ctx context.Context, done func() bool) error {
-	for {
-		s.mu.Lock()
-		ok, closed, changed := done(), s.closed, s.changed
-		s.mu.Unlock()
-		switch {
-		case ok:
-			return nil
-		case closed:
-			return errClosed
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// notifyLocked wakes every waitFor. s.mu must be held.
-func (s *Server) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
 }
 
 // addChannelLocked adds a channel and returns its id, made of the name's
@@ -394,8 +355,7 @@ func (s *Server) activityLocked(channelID, id string) *Activity {
 // nextIDLocked returns a new activity id: the clock in Unix milliseconds,
 // made later than any id before it. s.mu must be held.
 func (s *Server) nextIDLocked() string {
-	s.lastID = max(time.Now().UnixMilli(), s.lastID+1)
-	return strconv.FormatInt(s.lastID, 10)
+	return strconv.FormatInt(s.ids.Next(time.Now().UnixMilli()), 10)
 }
 
 // addActivityLocked stores a new activity in the channel: a top-level post
@@ -412,7 +372,7 @@ func (s *Server) addActivityLocked(channelID, root, replyTo, from, text string, 
 		Attachments:  bytes.Clone(attachments),
 	}
 	s.activities[channelID] = append(s.activities[channelID], act)
-	s.notifyLocked()
+	s.changes.Notify()
 	return act
 }
 
@@ -458,54 +418,22 @@ func newAPIError(status int, code, format string, args ...any) *apiError {
 
 // writeAPIError answers a Connector REST call with the error.
 func writeAPIError(w http.ResponseWriter, e *apiError) {
-	writeJSON(w, e.status, object{"error": object{"code": e.code, "message": e.message}})
+	fake.WriteJSON(w, e.status, object{"error": object{"code": e.code, "message": e.message}})
 }
 
-// writeJSON writes a JSON response.
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
-}
-
-// fault is an HTTP failure injected into a Connector REST call.
-type fault struct {
-	status     int
-	retryAfter time.Duration
-}
-
-// write answers the call with the failure.
-func (f fault) write(w http.ResponseWriter) {
+// writeFault answers a Connector REST call with an injected failure.
+func writeFault(w http.ResponseWriter, f fake.Fault) {
 	code := codeServiceError
 	switch {
-	case f.status == http.StatusTooManyRequests:
+	case f.Status == http.StatusTooManyRequests:
 		code = codeThrottled
-		if f.retryAfter > 0 {
-			seconds := (f.retryAfter + time.Second - 1) / time.Second
-			w.Header().Set("Retry-After", strconv.FormatInt(int64(seconds), 10))
-		}
-	case f.status == http.StatusServiceUnavailable:
+		f.SetRetryAfter(w.Header())
+	case f.Status == http.StatusServiceUnavailable:
 		code = codeServiceUnavailable
-	case f.status < http.StatusInternalServerError:
-		code = strings.ReplaceAll(http.StatusText(f.status), " ", "")
+	case f.Status < http.StatusInternalServerError:
+		code = strings.ReplaceAll(http.StatusText(f.Status), " ", "")
 	}
-	writeAPIError(w, newAPIError(f.status, code, "injected failure: %d %s", f.status, http.StatusText(f.status)))
-}
-
-// recordCall counts a Connector REST call and returns the fault to inject
-// into it, whose status is 0 if none.
-func (s *Server) recordCall() fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls++
-	switch {
-	case s.down:
-		return fault{status: http.StatusServiceUnavailable}
-	case s.failLeft > 0:
-		s.failLeft--
-		return s.fail
-	}
-	return fault{}
+	writeAPIError(w, newAPIError(f.Status, code, "injected failure: %d %s", f.Status, http.StatusText(f.Status)))
 }
 
 // connectorHandler serves one method of one Connector REST resource; it
@@ -516,8 +444,8 @@ type connectorHandler func(body []byte) (int, any, error)
 // injects faults, checks the access token, reads the body and routes the
 // call.
 func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request) {
-	if f := s.recordCall(); f.status != 0 {
-		f.write(w)
+	if f, failed := s.faults.Next(); failed {
+		writeFault(w, f)
 		return
 	}
 	if !s.validAccessToken(bearerToken(r)) {
@@ -543,7 +471,7 @@ func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
-		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
+		if fake.TooLarge(err) {
 			writeAPIError(w, newAPIError(http.StatusRequestEntityTooLarge, codeMessageSizeTooBig, "the request body exceeds %d bytes", maxBodyBytes))
 			return
 		}
@@ -559,7 +487,7 @@ func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, apiErr)
 		return
 	}
-	writeJSON(w, status, result)
+	fake.WriteJSON(w, status, result)
 }
 
 // bearerToken returns the token of an "Authorization: Bearer" header, or "".
@@ -576,16 +504,7 @@ func bearerToken(r *http.Request) string {
 // conversation id may come escaped ("19%3Aa%40thread.tacv2%3Bmessageid%3D1")
 // or not ("19:a@thread.tacv2;messageid=1").
 func pathSegments(escapedPath string) ([]string, error) {
-	rest := strings.TrimPrefix(escapedPath, servicePath)
-	segments := strings.Split(rest, "/")
-	for i, seg := range segments {
-		unescaped, err := url.PathUnescape(seg)
-		if err != nil {
-			return nil, fmt.Errorf("unescape path segment %q: %w", seg, err)
-		}
-		segments[i] = unescaped
-	}
-	return segments, nil
+	return fake.SplitPath(strings.TrimPrefix(escapedPath, servicePath))
 }
 
 // route returns the handlers, by HTTP method, of the resource at the path
@@ -818,7 +737,7 @@ func (s *Server) updateActivity(conversation, activityID string, body []byte) (i
 	act.Text = msg.text
 	act.Attachments = bytes.Clone(msg.attachments)
 	act.Edits++
-	s.notifyLocked()
+	s.changes.Notify()
 	return http.StatusOK, object{"id": act.ID}, nil
 }
 
