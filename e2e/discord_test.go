@@ -85,19 +85,10 @@ func TestDiscordAlertsCommandsAndReconnects(t *testing.T) {
 		}
 		return nil
 	})
+	messages := func() []discordtest.Message { return srv.Messages(channel) }
 	find := func(what string, ok func(discordtest.Message) bool) discordtest.Message {
 		t.Helper()
-		var found discordtest.Message
-		eventually(t, 30*time.Second, what, func() error {
-			for _, m := range srv.Messages(channel) {
-				if ok(m) {
-					found = m
-					return nil
-				}
-			}
-			return fmt.Errorf("%d messages", len(srv.Messages(channel)))
-		})
-		return found
+		return waitItem(t, what, messages, ok)
 	}
 
 	_, err := env.Client.AppsV1().Deployments(ns).Create(ctx, testenv.Deployment("broken", map[string]string{testenv.CrashLoopLabel: "true"}), metav1.CreateOptions{})

@@ -119,6 +119,24 @@ func (a *agent) get(path string) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
+// waitItem waits up to 30 s until list holds an item for which ok is
+// true, and returns the first one.
+func waitItem[T any](t *testing.T, what string, list func() []T, ok func(T) bool) T {
+	t.Helper()
+	var found T
+	eventually(t, 30*time.Second, what, func() error {
+		items := list()
+		for _, item := range items {
+			if ok(item) {
+				found = item
+				return nil
+			}
+		}
+		return fmt.Errorf("none of %d items", len(items))
+	})
+	return found
+}
+
 func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)

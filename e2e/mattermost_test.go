@@ -54,19 +54,10 @@ func TestMattermostAlertsCommandsAndReconnects(t *testing.T) {
 		}
 		return nil
 	})
+	posts := func() []mattermosttest.Post { return srv.Posts(channel) }
 	find := func(what string, ok func(mattermosttest.Post) bool) mattermosttest.Post {
 		t.Helper()
-		var found mattermosttest.Post
-		eventually(t, 30*time.Second, what, func() error {
-			for _, p := range srv.Posts(channel) {
-				if ok(p) {
-					found = p
-					return nil
-				}
-			}
-			return fmt.Errorf("%d posts", len(srv.Posts(channel)))
-		})
-		return found
+		return waitItem(t, what, posts, ok)
 	}
 
 	_, err = env.Client.AppsV1().Deployments(ns).Create(ctx, testenv.Deployment("broken", map[string]string{testenv.CrashLoopLabel: "true"}), metav1.CreateOptions{})

@@ -91,17 +91,7 @@ func waitConnected(t *testing.T, srv *slacktest.Server, total int) {
 // waitSlack waits until channel holds a message that satisfies ok, and returns it.
 func waitSlack(t *testing.T, srv *slacktest.Server, channel, what string, ok func(slacktest.Message) bool) slacktest.Message {
 	t.Helper()
-	var found slacktest.Message
-	eventually(t, 30*time.Second, what, func() error {
-		for _, m := range srv.Messages(srv.ChannelID(channel)) {
-			if ok(m) {
-				found = m
-				return nil
-			}
-		}
-		return fmt.Errorf("%d messages in #%s", len(srv.Messages(srv.ChannelID(channel))), channel)
-	})
-	return found
+	return waitItem(t, what, func() []slacktest.Message { return srv.Messages(srv.ChannelID(channel)) }, ok)
 }
 
 // buttonID returns the action id of the button labelled label in m's blocks.

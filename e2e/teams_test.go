@@ -61,17 +61,9 @@ executors:
 // waitTeams waits until the channel holds an activity whose text or card contains want.
 func waitTeams(t *testing.T, srv *teamstest.Server, channel, want string) teamstest.Activity {
 	t.Helper()
-	var found teamstest.Activity
-	eventually(t, 30*time.Second, want, func() error {
-		for _, a := range srv.Activities(channel) {
-			if strings.Contains(a.Text+string(a.Attachments), want) {
-				found = a
-				return nil
-			}
-		}
-		return fmt.Errorf("%d activities", len(srv.Activities(channel)))
+	return waitItem(t, want, func() []teamstest.Activity { return srv.Activities(channel) }, func(a teamstest.Activity) bool {
+		return strings.Contains(a.Text+string(a.Attachments), want)
 	})
-	return found
 }
 
 // TestTeamsCommandsAndAlertsAfterRestart: a mention runs kubectl get pods

@@ -10,6 +10,7 @@ package chattest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -403,4 +404,37 @@ func testListenStops(t *testing.T, s Setup) {
 	case <-time.After(timeout):
 		t.Fatal("Listen did not return after cancel")
 	}
+}
+
+// JSONText collects, in document order where it can, every string found
+// under one of keys anywhere in the JSON documents: what a reader sees of
+// a platform's rich message (blocks, cards, embeds, attachments). Invalid
+// JSON adds nothing.
+func JSONText(keys []string, docs ...[]byte) string {
+	var b strings.Builder
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for _, k := range keys {
+				if s, ok := v[k].(string); ok {
+					b.WriteString(s + "\n")
+				}
+			}
+			for _, child := range v {
+				walk(child)
+			}
+		case []any:
+			for _, child := range v {
+				walk(child)
+			}
+		}
+	}
+	for _, doc := range docs {
+		var v any
+		if json.Unmarshal(doc, &v) == nil {
+			walk(v)
+		}
+	}
+	return b.String()
 }

@@ -1,7 +1,6 @@
 package discord
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -72,33 +71,7 @@ func (f fake) Connections() int { return f.srv.Connections() }
 
 // visibleText is the content plus every text of the embeds and components.
 func visibleText(m discordtest.Message) string {
-	var b strings.Builder
-	b.WriteString(m.Content + "\n")
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for _, k := range []string{"title", "description", "name", "value", "text", "label"} {
-				if s, ok := v[k].(string); ok {
-					b.WriteString(s + "\n")
-				}
-			}
-			for _, child := range v {
-				walk(child)
-			}
-		case []any:
-			for _, child := range v {
-				walk(child)
-			}
-		}
-	}
-	for _, raw := range []json.RawMessage{m.Embeds, m.Components} {
-		var v any
-		if json.Unmarshal(raw, &v) == nil {
-			walk(v)
-		}
-	}
-	return b.String()
+	return m.Content + "\n" + chattest.JSONText([]string{"title", "description", "name", "value", "text", "label"}, m.Embeds, m.Components)
 }
 
 func TestConformance(t *testing.T) {

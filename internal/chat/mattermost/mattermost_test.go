@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,33 +123,7 @@ func (f fake) Connections() int { return f.srv.Connections() }
 
 // visibleText is the message plus every text of its attachments.
 func visibleText(p mattermosttest.Post) string {
-	var b strings.Builder
-	b.WriteString(p.Message + "\n")
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for _, k := range []string{"title", "text", "value", "footer", "name"} {
-				if s, ok := v[k].(string); ok {
-					b.WriteString(s + "\n")
-				}
-			}
-			for k, child := range v {
-				if k != "integration" {
-					walk(child)
-				}
-			}
-		case []any:
-			for _, child := range v {
-				walk(child)
-			}
-		}
-	}
-	var props any
-	if json.Unmarshal(p.Props, &props) == nil {
-		walk(props)
-	}
-	return b.String()
+	return p.Message + "\n" + chattest.JSONText([]string{"title", "text", "value", "footer", "name"}, p.Props)
 }
 
 func TestConformance(t *testing.T) {

@@ -84,29 +84,7 @@ func visibleText(m slacktest.Message) string {
 	if len(m.Blocks) == 0 {
 		return unescape(m.Text)
 	}
-	var blocks any
-	if err := json.Unmarshal(m.Blocks, &blocks); err != nil {
-		return m.Text
-	}
-	var b strings.Builder
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			if s, ok := v["text"].(string); ok {
-				b.WriteString(s + "\n")
-			}
-			for _, child := range v {
-				walk(child)
-			}
-		case []any:
-			for _, child := range v {
-				walk(child)
-			}
-		}
-	}
-	walk(blocks)
-	return unescape(b.String())
+	return unescape(chattest.JSONText([]string{"text"}, m.Blocks))
 }
 
 func TestConformance(t *testing.T) {

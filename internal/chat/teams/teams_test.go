@@ -117,31 +117,7 @@ func (f fake) Connections() int { return 0 }
 
 // visibleText is the activity's text plus every text of its cards.
 func visibleText(a teamstest.Activity) string {
-	var b strings.Builder
-	b.WriteString(a.Text + "\n")
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for _, k := range []string{"text", "title", "value"} {
-				if s, ok := v[k].(string); ok {
-					b.WriteString(s + "\n")
-				}
-			}
-			for _, child := range v {
-				walk(child)
-			}
-		case []any:
-			for _, child := range v {
-				walk(child)
-			}
-		}
-	}
-	var attachments any
-	if json.Unmarshal(a.Attachments, &attachments) == nil {
-		walk(attachments)
-	}
-	return b.String()
+	return a.Text + "\n" + chattest.JSONText([]string{"text", "title", "value"}, a.Attachments)
 }
 
 // TestConformance runs the shared suite. Teams bots cannot upload files to
