@@ -48,6 +48,7 @@ lint: ## gofmt, go vet (also with the e2e tag) and go mod tidy must be clean
 fuzz: ## Run every fuzz test for 10s each
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 10s ./internal/config/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 10s ./internal/command/
+	$(GO) test -run XXX -fuzz FuzzSplit -fuzztime 10s ./internal/chat/
 
 .PHONY: bench
 bench: testbin ## Print performance figures: pipeline events/s, change-to-sink latency, agent RSS, kubectl round trip

@@ -91,15 +91,16 @@ func Split(text string, limit int) []string {
 			flush()
 		}
 		// The line alone may still be too long: cut it at spaces, then anywhere.
-		for utf8.RuneCountInString(line) > room() {
+		for n > room() {
 			head, tail := cutLine(line, room())
+			h := utf8.RuneCountInString(head)
 			cur.WriteString(head)
-			curLen += utf8.RuneCountInString(head)
+			curLen += h
 			flush()
-			line = tail
+			line, n = tail, n-h
 		}
 		cur.WriteString(line)
-		curLen += utf8.RuneCountInString(line)
+		curLen += n
 	}
 	if curLen > utf8.RuneCountInString(reopen) || len(pieces) == 0 {
 		s := cur.String()

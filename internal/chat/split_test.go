@@ -124,3 +124,10 @@ func FuzzSplit(f *testing.F) {
 		checkSplit(t, text, limit)
 	})
 }
+
+func BenchmarkSplitOneLongLine(b *testing.B) {
+	text := strings.Repeat("x", 1<<20) // a 1 MiB line, as a command's output cap allows
+	for b.Loop() {
+		Split(text, 3000)
+	}
+}
