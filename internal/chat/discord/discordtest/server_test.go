@@ -609,7 +609,7 @@ func TestDropResumesAndReplays(t *testing.T) {
 	resumed := events[*discordgo.Resumed](s)
 	ready := events[*discordgo.Ready](s)
 	open(t, s)
-	// Open returns before READY is handled; a session cut before it has no
+	// Open returns before READY arrives; a session cut before it has no
 	// session id to resume and identifies again.
 	next(t, ready)
 	alerts := srv.ChannelID("alerts")
@@ -621,10 +621,17 @@ func TestDropResumesAndReplays(t *testing.T) {
 	id, err := srv.Mention(alerts, "555", "while away")
 	require.NoError(t, err)
 
-	require.Eventually(t, func() bool { return srv.Connections() == 2 }, 10*time.Second, 20*time.Millisecond)
+	// Wait for the resume itself, not for a second connection: endpoints are
+	// package globals, so a session an earlier test closed while discordgo
+	// was reconnecting it can still dial this server, fail to resume its own
+	// session, and identify (seen about 1 run in 10 under -race).
+	require.Eventually(t, func() bool { return srv.Resumes() == 1 }, 10*time.Second, 20*time.Millisecond,
+		"discordgo resumes after a dropped connection")
 	t.Logf("discordgo was back %v after Drop", time.Since(dropped).Round(time.Millisecond))
-	require.Equal(t, 1, srv.Resumes(), "discordgo resumes after a dropped connection")
-	require.Equal(t, 1, srv.Connected())
+	require.GreaterOrEqual(t, srv.Connections(), 2)
+	// Not asserting Connected() here: discordgo's heartbeat and reader can
+	// both start a reconnect, so the resumed socket may be replaced at once.
+	// The mention after the resume shows the session works.
 	next(t, resumed)
 	require.Equal(t, id, next(t, created).ID)
 
