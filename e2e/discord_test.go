@@ -79,12 +79,7 @@ func TestDiscordAlertsCommandsAndReconnects(t *testing.T) {
       apiURL: %s
 `, srv.URL())+chatChannelConfig("ops-discord", channel, ns))
 	waitReady(t, a)
-	eventually(t, 30*time.Second, "the gateway session", func() error {
-		if srv.Connected() == 0 {
-			return fmt.Errorf("not connected")
-		}
-		return nil
-	})
+	waitOpen(t, "the gateway session", srv.Connected)
 	messages := func() []discordtest.Message { return srv.Messages(channel) }
 	find := func(what string, ok func(discordtest.Message) bool) discordtest.Message {
 		t.Helper()

@@ -119,6 +119,18 @@ func (a *agent) get(path string) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
+// waitOpen waits up to 30 s until the agent holds an open connection to a
+// fake chat server, as connected reports.
+func waitOpen(t *testing.T, what string, connected func() int) {
+	t.Helper()
+	eventually(t, 30*time.Second, what, func() error {
+		if connected() == 0 {
+			return fmt.Errorf("not connected")
+		}
+		return nil
+	})
+}
+
 // waitItem waits up to 30 s until list holds an item for which ok is
 // true, and returns the first one.
 func waitItem[T any](t *testing.T, what string, list func() []T, ok func(T) bool) T {

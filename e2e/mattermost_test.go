@@ -48,12 +48,7 @@ func TestMattermostAlertsCommandsAndReconnects(t *testing.T) {
 	require.NoError(t, l.Close())
 	a := startAgent(t, strings.Replace(config("http://"+addr+"/hooks/ops-mattermost/actions"), "listen: 127.0.0.1:0", "listen: "+addr, 1))
 	waitReady(t, a)
-	eventually(t, 30*time.Second, "the websocket", func() error {
-		if srv.Connected() == 0 {
-			return fmt.Errorf("not connected")
-		}
-		return nil
-	})
+	waitOpen(t, "the websocket", srv.Connected)
 	posts := func() []mattermosttest.Post { return srv.Posts(channel) }
 	find := func(what string, ok func(mattermosttest.Post) bool) mattermosttest.Post {
 		t.Helper()

@@ -85,6 +85,15 @@ type MessageRef struct {
 	Thread string
 }
 
+// Root is the id of the thread the message belongs to: its thread's root,
+// or the message itself when it starts one. A reply to r goes there.
+func (r MessageRef) Root() string {
+	if r.Thread != "" {
+		return r.Thread
+	}
+	return r.ID
+}
+
 // Inbound is one mention, direct message or button click from a user.
 type Inbound struct {
 	Platform string

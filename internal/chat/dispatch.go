@@ -10,6 +10,10 @@ import (
 // ReplyDeadline bounds the delivery of one command reply, retries included.
 const ReplyDeadline = 2 * time.Minute
 
+// DefaultConcurrentCommands is how many handlers a Dispatcher runs at once
+// unless told otherwise.
+const DefaultConcurrentCommands = 16
+
 // Dispatcher is what a Listener uses to answer inbound messages: each runs
 // the Handler on its own goroutine, at most a fixed number at once, and
 // the reply is sent (split, threaded, retried) into the inbound's thread.
@@ -21,12 +25,16 @@ type Dispatcher struct {
 	wg  sync.WaitGroup
 }
 
-// NewDispatcher answers through n with h, running at most limit handlers at once.
+// NewDispatcher answers through n with h, running at most limit handlers
+// at once (DefaultConcurrentCommands when limit is 0 or less).
 func NewDispatcher(n Notifier, h Handler, limit int, log *slog.Logger) *Dispatcher {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Dispatcher{n: n, h: h, log: log, sem: make(chan struct{}, max(limit, 1))}
+	if limit <= 0 {
+		limit = DefaultConcurrentCommands
+	}
+	return &Dispatcher{n: n, h: h, log: log, sem: make(chan struct{}, limit)}
 }
 
 // Dispatch handles in; it waits for a free slot, or returns when ctx ends.

@@ -39,9 +39,7 @@ func Send(ctx context.Context, n Notifier, to Channel, m Message, b Backoff, dea
 	for i, part := range parts {
 		if i > 0 && part.Thread == nil {
 			root := first
-			if root.Thread != "" {
-				root.ID = root.Thread
-			}
+			root.ID = first.Root()
 			part.Thread = &root
 		}
 		if i > 0 {
@@ -66,10 +64,9 @@ func Send(ctx context.Context, n Notifier, to Channel, m Message, b Backoff, dea
 	}
 	if file != nil {
 		thread := first
+		thread.ID = first.Root()
 		if m.Thread != nil {
 			thread = *m.Thread
-		} else if thread.Thread != "" {
-			thread.ID = thread.Thread
 		}
 		attempts, err := Retry(ctx, b, deadline, func(ctx context.Context) error {
 			return n.(Uploader).Upload(ctx, to, thread, *file)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -311,4 +312,13 @@ func TestResourceFilterErrors(t *testing.T) {
 		"containers": []any{map[string]any{"image": "x"}}}}}})
 	require.True(t, ok)
 	require.Equal(t, "x", v)
+}
+
+func TestCheckHTTPURL(t *testing.T) {
+	for _, ok := range []string{"http://127.0.0.1:8080/x", "https://chat.example.com"} {
+		require.NoError(t, CheckHTTPURL("settings.url", ok))
+	}
+	for _, bad := range []string{"", "chat.example.com", "ftp://x", "http://", "https:///path", "http://[::1"} {
+		require.EqualError(t, CheckHTTPURL("settings.url", bad), fmt.Sprintf("settings.url: %q is not an http(s) URL", bad))
+	}
 }

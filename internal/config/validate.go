@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -305,6 +306,15 @@ func (v *validator) identity(path string, id Identity) {
 			v.add(fmt.Sprintf("%s.groups[%d]", path, i), "system:masters bypasses RBAC; grant a ClusterRole to a dedicated group instead")
 		}
 	}
+}
+
+// CheckHTTPURL reports, naming path, when value is not an absolute http or
+// https URL with a host. Platforms check their settings with it.
+func CheckHTTPURL(path, value string) error {
+	if u, err := url.Parse(value); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s: %q is not an http(s) URL", path, value)
+	}
+	return nil
 }
 
 // CompileAnchored compiles expr so that it must match the whole string.

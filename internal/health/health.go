@@ -52,7 +52,12 @@ func (t *Tracker) SetReady(name string, ready bool) {
 }
 
 // SetHealthy records a component's health; reason says why when it is not.
+// A nil Tracker records nothing, so that parts built without one (tests,
+// offline checks) need no guard.
 func (t *Tracker) SetHealthy(name string, healthy bool, reason string) {
+	if t == nil {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.get(name)

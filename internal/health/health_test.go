@@ -38,3 +38,8 @@ func TestReady(t *testing.T) {
 	tr.SetReady("source", true)
 	require.NoError(t, tr.Ready())
 }
+
+func TestNilTrackerRecordsNothing(t *testing.T) {
+	var tr *Tracker
+	tr.SetHealthy("platform/x", false, "down") // must not panic
+}

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -60,11 +59,10 @@ func New(name string, raw config.Raw, d chat.Deps) (chat.Platform, error) {
 	if s.MaxConcurrentCommands < 0 {
 		return nil, fmt.Errorf("discord %q: settings.maxConcurrentCommands: must be positive, got %d", name, s.MaxConcurrentCommands)
 	}
-	if u, err := url.Parse(s.APIURL); s.APIURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
-		return nil, fmt.Errorf("discord %q: settings.apiURL: %q is not an http(s) URL", name, s.APIURL)
-	}
-	if s.MaxConcurrentCommands == 0 {
-		s.MaxConcurrentCommands = 16
+	if s.APIURL != "" {
+		if err := config.CheckHTTPURL("settings.apiURL", s.APIURL); err != nil {
+			return nil, fmt.Errorf("discord %q: %w", name, err)
+		}
 	}
 	if s.APIURL != "" {
 		endpoint.Point(strings.TrimSuffix(s.APIURL, "/"))
@@ -143,7 +141,7 @@ func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (c
 	send := &discordgo.MessageSend{Embeds: embeds, Components: components, AllowedMentions: &discordgo.MessageAllowedMentions{}}
 	ref := chat.MessageRef{Platform: p.name, Channel: id}
 	if m.Thread != nil && m.Thread.ID != "" {
-		root := rootOf(*m.Thread)
+		root := m.Thread.Root()
 		send.Reference = &discordgo.MessageReference{MessageID: root, ChannelID: id}
 		ref.Thread = root
 	}
@@ -153,14 +151,6 @@ func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (c
 	}
 	ref.ID = msg.ID
 	return ref, nil
-}
-
-// rootOf is the message a reply refers to: the thread's root.
-func rootOf(r chat.MessageRef) string {
-	if r.Thread != "" {
-		return r.Thread
-	}
-	return r.ID
 }
 
 // Upload attaches f as a reply to thread.
@@ -175,7 +165,7 @@ func (p *platform) Upload(ctx context.Context, to chat.Channel, thread chat.Mess
 		AllowedMentions: &discordgo.MessageAllowedMentions{},
 	}
 	if thread.ID != "" {
-		send.Reference = &discordgo.MessageReference{MessageID: rootOf(thread), ChannelID: id}
+		send.Reference = &discordgo.MessageReference{MessageID: thread.Root(), ChannelID: id}
 	}
 	_, err = p.session.ChannelMessageSendComplex(id, send, discordgo.WithContext(ctx))
 	return classify("upload "+f.Name+" to "+to.ID, err)
@@ -217,13 +207,13 @@ func (p *platform) Listen(ctx context.Context, h chat.Handler) error {
 	d := chat.NewDispatcher(p, h, p.s.MaxConcurrentCommands, p.log)
 	dispatch := func(in chat.Inbound) { d.Dispatch(ctx, in) }
 	removers := []func(){
-		p.session.AddHandler(func(_ *discordgo.Session, _ *discordgo.Connect) { p.setHealthy(component, true, "") }),
+		p.session.AddHandler(func(_ *discordgo.Session, _ *discordgo.Connect) { p.health.SetHealthy(component, true, "") }),
 		p.session.AddHandler(func(_ *discordgo.Session, _ *discordgo.Disconnect) {
-			p.setHealthy(component, false, "gateway disconnected")
+			p.health.SetHealthy(component, false, "gateway disconnected")
 			p.log.Warn("discord gateway disconnected; reconnecting")
 		}),
 		p.session.AddHandler(func(_ *discordgo.Session, r *discordgo.Ready) {
-			p.setHealthy(component, true, "")
+			p.health.SetHealthy(component, true, "")
 			p.log.Info("connected to discord", "bot_user", r.User.ID)
 		}),
 		p.session.AddHandler(func(s *discordgo.Session, m *discordgo.MessageCreate) {
@@ -243,7 +233,7 @@ func (p *platform) Listen(ctx context.Context, h chat.Handler) error {
 		if err == nil || errors.Is(err, discordgo.ErrWSAlreadyOpen) {
 			break
 		}
-		p.setHealthy(component, false, err.Error())
+		p.health.SetHealthy(component, false, err.Error())
 		p.log.Error("cannot open the discord gateway; retrying", "err", err, "retry_in", delay)
 		select {
 		case <-ctx.Done():
@@ -262,12 +252,6 @@ func (p *platform) Listen(ctx context.Context, h chat.Handler) error {
 		p.log.Warn("closing the discord gateway", "err", err)
 	}
 	return nil
-}
-
-func (p *platform) setHealthy(component string, ok bool, reason string) {
-	if p.health != nil {
-		p.health.SetHealthy(component, ok, reason)
-	}
 }
 
 // message turns a mention in a server channel, or any direct message, into a command.

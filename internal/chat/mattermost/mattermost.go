@@ -25,7 +25,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -75,23 +74,18 @@ func New(name string, raw config.Raw, d chat.Deps) (chat.Platform, error) {
 		return nil, fmt.Errorf("mattermost %q: %w", name, err)
 	}
 	var errs []error
-	if u, err := url.Parse(s.URL); s.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("settings.url: %q is not an http(s) URL of a Mattermost server", s.URL))
-	}
+	errs = append(errs, config.CheckHTTPURL("settings.url", s.URL))
 	if s.Token == nil || s.Token.IsZero() {
 		errs = append(errs, errors.New("settings.token: is required (the bot account's access token)"))
 	}
-	if u, err := url.Parse(s.ActionsURL); s.ActionsURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
-		errs = append(errs, fmt.Errorf("settings.actionsURL: %q is not an http(s) URL", s.ActionsURL))
+	if s.ActionsURL != "" {
+		errs = append(errs, config.CheckHTTPURL("settings.actionsURL", s.ActionsURL))
 	}
 	if s.MaxConcurrentCommands < 0 {
 		errs = append(errs, fmt.Errorf("settings.maxConcurrentCommands: must be positive, got %d", s.MaxConcurrentCommands))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("mattermost %q: %w", name, err)
-	}
-	if s.MaxConcurrentCommands == 0 {
-		s.MaxConcurrentCommands = 16
 	}
 	s.URL = strings.TrimSuffix(s.URL, "/")
 	client := model.NewAPIv4Client(s.URL)
@@ -163,7 +157,7 @@ func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (c
 	post.SetProps(props)
 	ref := chat.MessageRef{Platform: p.name, Channel: id}
 	if m.Thread != nil && m.Thread.ID != "" {
-		post.RootId = rootOf(*m.Thread)
+		post.RootId = m.Thread.Root()
 		ref.Thread = post.RootId
 	}
 	created, resp, err := p.client.CreatePost(ctx, post)
@@ -172,13 +166,6 @@ func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (c
 	}
 	ref.ID = created.Id
 	return ref, nil
-}
-
-func rootOf(r chat.MessageRef) string {
-	if r.Thread != "" {
-		return r.Thread
-	}
-	return r.ID
 }
 
 // Upload attaches f to a post in thread.
@@ -196,7 +183,7 @@ func (p *platform) Upload(ctx context.Context, to chat.Channel, thread chat.Mess
 		post.FileIds = append(post.FileIds, info.Id)
 	}
 	if thread.ID != "" {
-		post.RootId = rootOf(thread)
+		post.RootId = thread.Root()
 	}
 	_, resp, err = p.client.CreatePost(ctx, post)
 	return classify("post "+f.Name+" to "+to.ID, resp, err)
@@ -260,9 +247,7 @@ func (p *platform) Listen(ctx context.Context, h chat.Handler) error {
 		if connected {
 			delay = time.Second // a working connection broke: come back quickly
 		}
-		if health := p.health; health != nil {
-			health.SetHealthy(component, false, err.Error())
-		}
+		p.health.SetHealthy(component, false, err.Error())
 		p.log.Warn("mattermost websocket lost; reconnecting", "err", err, "retry_in", delay)
 		select {
 		case <-ctx.Done():
@@ -317,9 +302,7 @@ func (p *platform) session(ctx context.Context, d *chat.Dispatcher, wsURL string
 				if id, ok := ev.GetData()["connection_id"].(string); ok {
 					*connID = id
 				}
-				if p.health != nil {
-					p.health.SetHealthy(component, true, "")
-				}
+				p.health.SetHealthy(component, true, "")
 				p.log.Info("connected to mattermost", "bot_user", me.Username)
 			case model.WebsocketEventPosted:
 				if in, ok := p.posted(ev, me); ok {
@@ -401,10 +384,11 @@ func (p *platform) serveAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	value, _ := req.Context["selected_option"].(string)
-	root := req.PostId
-	// A click on a reply is answered in the reply's thread.
-	if post, _, err := p.client.GetPost(r.Context(), req.PostId, ""); err == nil && post.RootId != "" {
-		root = post.RootId
+	// A click on a reply is answered in the reply's thread, which render
+	// put in the context; a top-level message starts its own.
+	root, _ := req.Context[rootContextKey].(string)
+	if root == "" {
+		root = req.PostId
 	}
 	handle(chat.Inbound{
 		Platform: p.name, Channel: chat.Channel{ID: req.ChannelId, Name: req.ChannelName},

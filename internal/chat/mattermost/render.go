@@ -20,8 +20,12 @@ var levelColor = map[chat.Level]string{
 	chat.LevelInfo:    "#36C5F0",
 }
 
-// actionContextKey names the signed action id in an integration's context.
-const actionContextKey = "action_id"
+// Keys of an integration's context: the signed action id, and the thread
+// a click is answered in when the message is itself a reply.
+const (
+	actionContextKey = "action_id"
+	rootContextKey   = "root"
+)
 
 // render turns m into a message attachment (title, text and code, short
 // fields, footer with the cluster) whose buttons and selects post back to
@@ -29,6 +33,13 @@ const actionContextKey = "action_id"
 // actionsURL there is nowhere to post clicks back to, so no buttons.
 func render(m chat.Message, actionsURL string) *model.MessageAttachment {
 	a := &model.MessageAttachment{Title: m.Title, Color: levelColor[m.Level], Fallback: m.Title, Footer: m.Context}
+	actionContext := func(actionID string) map[string]any {
+		c := map[string]any{actionContextKey: actionID}
+		if m.Thread != nil {
+			c[rootContextKey] = m.Thread.Root()
+		}
+		return c
+	}
 	var text []string
 	for _, s := range m.Sections {
 		if s.Header != "" {
@@ -59,7 +70,7 @@ func render(m chat.Message, actionsURL string) *model.MessageAttachment {
 			}
 			a.Actions = append(a.Actions, &model.PostAction{
 				Id: "kc" + strconv.Itoa(len(a.Actions)), Type: model.PostActionTypeButton, Name: b.Label, Style: style,
-				Integration: &model.PostActionIntegration{URL: actionsURL, Context: map[string]any{actionContextKey: b.ActionID}},
+				Integration: &model.PostActionIntegration{URL: actionsURL, Context: actionContext(b.ActionID)},
 			})
 		}
 		for _, sel := range s.Selects {
@@ -69,7 +80,7 @@ func render(m chat.Message, actionsURL string) *model.MessageAttachment {
 			}
 			a.Actions = append(a.Actions, &model.PostAction{
 				Id: "kc" + strconv.Itoa(len(a.Actions)), Type: model.PostActionTypeSelect, Name: sel.Placeholder, Options: options,
-				Integration: &model.PostActionIntegration{URL: actionsURL, Context: map[string]any{actionContextKey: sel.ActionID}},
+				Integration: &model.PostActionIntegration{URL: actionsURL, Context: actionContext(sel.ActionID)},
 			})
 		}
 	}

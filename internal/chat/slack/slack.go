@@ -72,17 +72,14 @@ func New(name string, raw config.Raw, d chat.Deps) (chat.Platform, error) {
 	} else if !strings.HasPrefix(s.AppToken.Reveal(), "xapp-") {
 		errs = append(errs, fmt.Errorf("settings.appToken: from %s is not an app-level token (want xapp-...)", s.AppToken.Source()))
 	}
-	if s.APIURL != "" && !strings.HasPrefix(s.APIURL, "http://") && !strings.HasPrefix(s.APIURL, "https://") {
-		errs = append(errs, fmt.Errorf("settings.apiURL: %q is not an http(s) URL", s.APIURL))
+	if s.APIURL != "" {
+		errs = append(errs, config.CheckHTTPURL("settings.apiURL", s.APIURL))
 	}
 	if s.MaxConcurrentCommands < 0 {
 		errs = append(errs, fmt.Errorf("settings.maxConcurrentCommands: must be positive, got %d", s.MaxConcurrentCommands))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("slack %q: %w", name, err)
-	}
-	if s.MaxConcurrentCommands == 0 {
-		s.MaxConcurrentCommands = 16
 	}
 	opts := []slack.Option{slack.OptionAppLevelToken(s.AppToken.Reveal())}
 	if s.APIURL != "" {
@@ -186,8 +183,8 @@ func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (c
 	}
 	ref := chat.MessageRef{Platform: p.name, Channel: id}
 	if m.Thread != nil && m.Thread.ID != "" {
-		opts = append(opts, slack.MsgOptionTS(m.Thread.ID))
-		ref.Thread = m.Thread.ID
+		ref.Thread = m.Thread.Root()
+		opts = append(opts, slack.MsgOptionTS(ref.Thread))
 	}
 	_, ts, err := p.api.PostMessageContext(ctx, id, opts...)
 	if err != nil {
@@ -204,7 +201,7 @@ func (p *platform) Upload(ctx context.Context, to chat.Channel, thread chat.Mess
 		return err
 	}
 	_, err = p.api.UploadFileContext(ctx, slack.UploadFileParameters{
-		Channel: id, ThreadTimestamp: thread.ID, Filename: f.Name, Title: f.Title,
+		Channel: id, ThreadTimestamp: thread.Root(), Filename: f.Name, Title: f.Title,
 		Content: f.Content, FileSize: len(f.Content), SnippetType: "text",
 	})
 	return classify("upload "+f.Name+" to "+to.ID, err)
@@ -265,7 +262,7 @@ func (p *platform) Listen(ctx context.Context, h chat.Handler) error {
 		if ctx.Err() != nil {
 			break
 		}
-		p.setHealthy(component, false, err.Error())
+		p.health.SetHealthy(component, false, err.Error())
 		p.log.Error("slack connection failed; retrying", "err", err, "retry_in", delay)
 		select {
 		case <-ctx.Done():
@@ -310,12 +307,12 @@ func (p *platform) connect(ctx context.Context, d *chat.Dispatcher) error {
 			case socketmode.EventTypeConnecting:
 				p.log.Debug("connecting to slack")
 			case socketmode.EventTypeConnectionError, socketmode.EventTypeDisconnect:
-				p.setHealthy(component, false, "socket mode disconnected")
+				p.health.SetHealthy(component, false, "socket mode disconnected")
 				p.log.Warn("slack socket mode disconnected; reconnecting", "event", string(evt.Type))
 			case socketmode.EventTypeInvalidAuth:
-				p.setHealthy(component, false, "invalid app token")
+				p.health.SetHealthy(component, false, "invalid app token")
 			case socketmode.EventTypeConnected:
-				p.setHealthy(component, true, "")
+				p.health.SetHealthy(component, true, "")
 				p.log.Info("connected to slack", "bot_user", auth.UserID)
 			case socketmode.EventTypeEventsAPI, socketmode.EventTypeInteractive:
 				if evt.Request != nil {
@@ -328,12 +325,6 @@ func (p *platform) connect(ctx context.Context, d *chat.Dispatcher) error {
 				}
 			}
 		}
-	}
-}
-
-func (p *platform) setHealthy(component string, ok bool, reason string) {
-	if p.health != nil {
-		p.health.SetHealthy(component, ok, reason)
 	}
 }
 

@@ -98,8 +98,8 @@ func New(name string, raw config.Raw, d chat.Deps) (chat.Platform, error) {
 		errs = append(errs, errors.New("settings.appPassword: is required (the app registration's client secret)"))
 	}
 	for field, u := range map[string]string{"serviceURL": s.ServiceURL, "openIDURL": s.OpenIDURL, "tokenURL": s.TokenURL} {
-		if p, err := url.Parse(u); u != "" && (err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "") {
-			errs = append(errs, fmt.Errorf("settings.%s: %q is not an http(s) URL", field, u))
+		if u != "" {
+			errs = append(errs, config.CheckHTTPURL("settings."+field, u))
 		}
 	}
 	if s.MaxConcurrentCommands < 0 {
@@ -107,9 +107,6 @@ func New(name string, raw config.Raw, d chat.Deps) (chat.Platform, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("teams %q: %w", name, err)
-	}
-	if s.MaxConcurrentCommands == 0 {
-		s.MaxConcurrentCommands = 16
 	}
 	if s.ServiceURL == "" {
 		s.ServiceURL = defaultServiceURL
@@ -252,10 +249,7 @@ func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (c
 	base := strings.TrimSuffix(ref.ServiceURL, "/") + "/v3/conversations"
 	switch {
 	case m.Replace != nil:
-		root := m.Replace.Thread
-		if root == "" {
-			root = m.Replace.ID
-		}
+		root := m.Replace.Root()
 		u := base + "/" + url.PathEscape(id+";messageid="+root) + "/activities/" + url.PathEscape(m.Replace.ID)
 		if _, err := p.call(ctx, http.MethodPut, u, act); err != nil {
 			return chat.MessageRef{}, fmt.Errorf("teams update message in %s: %w", to.ID, err)
@@ -264,10 +258,7 @@ func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (c
 		out.Platform, out.Channel = p.name, id
 		return out, nil
 	case m.Thread != nil && m.Thread.ID != "":
-		root := m.Thread.ID
-		if m.Thread.Thread != "" {
-			root = m.Thread.Thread
-		}
+		root := m.Thread.Root()
 		u := base + "/" + url.PathEscape(id+";messageid="+root) + "/activities"
 		body, err := p.call(ctx, http.MethodPost, u, act)
 		if err != nil {

@@ -65,9 +65,8 @@ func New(name string, raw config.Raw, d chat.Deps) (chat.Platform, error) {
 	if err := config.DecodeStrict(raw, &s); err != nil {
 		return nil, fmt.Errorf("webhook %q: %w", name, err)
 	}
-	u, err := url.Parse(s.URL)
-	if s.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("webhook %q: settings.url: %q is not an http(s) URL", name, s.URL)
+	if err := config.CheckHTTPURL("settings.url", s.URL); err != nil {
+		return nil, fmt.Errorf("webhook %q: %w", name, err)
 	}
 	client := d.HTTPClient
 	if client == nil {
