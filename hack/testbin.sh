@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real control-plane binaries used by tests (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl, kwok) from the Go module
+# kube-controller-manager, kube-scheduler, kubectl, kwok, and the helm CLI that
+# the Helm executor's output is compared with) from the Go module
 # proxy into bin/testbin. Each binary is built in a throwaway module and is
 # reused when bin/testbin already holds it at the pinned version.
 set -euo pipefail
@@ -9,6 +10,8 @@ K8S_VERSION=${K8S_VERSION:-v1.37.2}
 STAGING_VERSION=${STAGING_VERSION:-v0.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+# Keep in step with helm.sh/helm/v3 in go.mod.
+HELM_VERSION=${HELM_VERSION:-v3.22.0}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${TESTBIN:-$root/bin/testbin}
@@ -75,7 +78,21 @@ build_kwok() {
 	echo "$KWOK_VERSION" >"$out/.kwok.version"
 }
 
+build_helm() {
+	fresh helm "$HELM_VERSION" && return 0
+	local dir=$work/helm
+	rm -rf "$dir" && mkdir -p "$dir"
+	cd "$dir"
+	go mod init testbin.local/helm >/dev/null 2>&1
+	# go get on the command's package records the sums of everything it imports.
+	go get "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >/dev/null
+	echo "testbin: building helm $HELM_VERSION"
+	go build -trimpath -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$out/helm" helm.sh/helm/v3/cmd/helm
+	echo "$HELM_VERSION" >"$out/.helm.version"
+}
+
 build_etcd
 build_kwok
+build_helm
 build_k8s
 echo "testbin: ready in $out"

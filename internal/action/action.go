@@ -43,6 +43,8 @@ type Action struct {
 	Channel  string
 	// OneShot actions work once.
 	OneShot bool
+	// TTL is how long the id works; zero means the store's TTL.
+	TTL time.Duration
 }
 
 // Store issues and redeems action ids. It is safe for concurrent use.
@@ -86,7 +88,11 @@ func (s *Store) Put(a Action) (string, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return "", fmt.Errorf("action nonce: %w", err)
 	}
-	exp := s.now().Add(s.ttl).Truncate(time.Second)
+	ttl := s.ttl
+	if a.TTL > 0 {
+		ttl = a.TTL
+	}
+	exp := s.now().Add(ttl).Truncate(time.Second)
 	s.mu.Lock()
 	s.gc()
 	s.actions[string(nonce)] = entry{action: a, expires: exp}

@@ -62,6 +62,15 @@ type Action struct {
 	AllNamespaces bool
 	// Streaming is set for commands that never end on their own (logs -f, --watch).
 	Streaming bool
+	// Confirm is set for commands that change something and must be
+	// confirmed with a button before they run (helm rollback, uninstall).
+	Confirm bool
+}
+
+// ReadOnly is implemented by executors whose read-only verbs are not
+// kubectl's: a policy that lists no verbs allows these.
+type ReadOnly interface {
+	ReadOnlyVerbs() []string
 }
 
 // Analyzer is implemented by executors whose commands policy can inspect.

@@ -9,7 +9,8 @@ import (
 	"github.com/kubechat/kubechat/internal/config"
 )
 
-// ReadOnlyVerbs are the verbs a policy allows when it lists none.
+// ReadOnlyVerbs are the verbs a policy allows when it lists none, unless
+// its executor names its own (ReadOnly).
 var ReadOnlyVerbs = []string{
 	"get", "describe", "logs", "explain", "api-resources", "api-versions", "version", "top node", "top pod",
 	"events", "cluster-info", "auth can-i", "auth whoami", "rollout status", "rollout history",
@@ -17,8 +18,10 @@ var ReadOnlyVerbs = []string{
 
 // Policy is what one executor entry allows, checked by the router before Execute.
 type Policy struct {
-	Executor         string
-	Verbs            []string
+	Executor string
+	Verbs    []string
+	// DefaultVerbs are allowed when Verbs is empty: the executor's read-only verbs.
+	DefaultVerbs     []string
 	Resources        []string
 	Namespaces       []string
 	DefaultNamespace string
@@ -26,11 +29,17 @@ type Policy struct {
 	MaxOutputBytes   int
 }
 
-// PolicyFor returns the policy of a configured executor.
-func PolicyFor(e config.Executor) Policy {
+// PolicyFor returns the policy of a configured executor; ex supplies the
+// read-only verbs allowed by default.
+func PolicyFor(e config.Executor, ex Executor) Policy {
+	defaults := ReadOnlyVerbs
+	if ro, ok := ex.(ReadOnly); ok {
+		defaults = ro.ReadOnlyVerbs()
+	}
 	return Policy{
 		Executor:         e.Name,
 		Verbs:            e.Policy.Verbs,
+		DefaultVerbs:     defaults,
 		Resources:        e.Policy.Resources,
 		Namespaces:       e.Policy.Namespaces,
 		DefaultNamespace: e.Policy.DefaultNamespace,
@@ -54,10 +63,7 @@ func deny(format string, args ...any) error { return &DeniedError{Rule: fmt.Spri
 // Check decides whether a is allowed. It returns the namespace the command
 // runs in by default (the policy's default namespace), or a DeniedError.
 func (p Policy) Check(a Action) (string, error) {
-	verbs := p.Verbs
-	if len(verbs) == 0 {
-		verbs = ReadOnlyVerbs
-	}
+	verbs := p.AllowedVerbs()
 	if !verbAllowed(verbs, a.Verb) {
 		return "", deny("executor %q allows the verbs %s; %q is not one of them", p.Executor, strings.Join(verbs, ", "), a.Verb)
 	}
@@ -83,6 +89,17 @@ func (p Policy) Check(a Action) (string, error) {
 		ns = p.Namespaces[0]
 	}
 	return ns, nil
+}
+
+// AllowedVerbs are the verbs the policy lists, else its defaults.
+func (p Policy) AllowedVerbs() []string {
+	switch {
+	case len(p.Verbs) > 0:
+		return p.Verbs
+	case len(p.DefaultVerbs) > 0:
+		return p.DefaultVerbs
+	}
+	return ReadOnlyVerbs
 }
 
 // verbAllowed matches "rollout restart" against "rollout restart", and any

@@ -7,11 +7,14 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Mask replaces every secret value.
@@ -116,15 +119,45 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if bytes.Contains(body, []byte(`"Secret`)) || bytes.Contains(body, []byte(`"data"`)) {
 		var v any
 		if json.Unmarshal(body, &v) == nil {
-			t.collect(v, false)
+			t.set.collect(v, false)
 		}
 	}
 	return resp, nil
 }
 
-// collect walks a decoded JSON value and records the data of every object
-// that is a Secret (by kind, or as an item of a SecretList).
-func (t roundTripper) collect(v any, isSecret bool) {
+// AddManifest records the values of every Secret in a YAML or JSON
+// manifest of one or more documents, such as a Helm release's rendered
+// manifest. A document that does not parse is skipped: what cannot be read
+// as a Secret reveals no value.
+func (s *Set) AddManifest(manifest string) {
+	if !strings.Contains(manifest, "Secret") {
+		return
+	}
+	dec := yaml.NewDecoder(strings.NewReader(manifest))
+	for {
+		var doc any
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			// The decoder cannot resume after a syntax error; fall back to
+			// parsing the documents one by one.
+			for _, part := range strings.Split(manifest, "\n---") {
+				var one any
+				if yaml.Unmarshal([]byte(part), &one) == nil {
+					s.collect(one, false)
+				}
+			}
+			return
+		}
+		s.collect(doc, false)
+	}
+}
+
+// collect walks a decoded JSON or YAML value and records the data of every
+// object that is a Secret (by kind, or as an item of a SecretList).
+func (s *Set) collect(v any, isSecret bool) {
 	switch x := v.(type) {
 	case map[string]any:
 		kind, _ := x["kind"].(string)
@@ -134,15 +167,15 @@ func (t roundTripper) collect(v any, isSecret bool) {
 		if isSecret {
 			if data, ok := x["data"].(map[string]any); ok {
 				for _, val := range data {
-					if s, ok := val.(string); ok {
-						t.set.AddBase64(s)
+					if str, ok := val.(string); ok {
+						s.AddBase64(str)
 					}
 				}
 			}
 			if data, ok := x["stringData"].(map[string]any); ok {
 				for _, val := range data {
-					if s, ok := val.(string); ok {
-						t.set.Add(s)
+					if str, ok := val.(string); ok {
+						s.Add(str)
 					}
 				}
 			}
@@ -151,15 +184,15 @@ func (t roundTripper) collect(v any, isSecret bool) {
 		for k, child := range x {
 			switch {
 			case k == "items" && itemsAreSecrets:
-				t.collect(child, true)
+				s.collect(child, true)
 			case k == "data" || k == "stringData":
 			default:
-				t.collect(child, false)
+				s.collect(child, false)
 			}
 		}
 	case []any:
 		for _, child := range x {
-			t.collect(child, isSecret)
+			s.collect(child, isSecret)
 		}
 	}
 }

@@ -47,7 +47,7 @@ func (r *Router) build(ctx context.Context, a audit, ch *channel, be boundExecut
 			args = append(args, chosen["name"])
 		}
 		args = append(args, "-n", chosen["namespace"])
-		return r.runExecutor(ctx, a, ch, be, command.Command{Name: be.typ, Args: args})
+		return r.runExecutor(ctx, a, ch, be, command.Command{Name: be.typ, Args: args}, false)
 	}
 	id, err := r.identityFor(ch, a.in)
 	if err != nil {

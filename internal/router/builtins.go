@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/kubechat/kubechat/internal/chat"
-	"github.com/kubechat/kubechat/internal/executor"
 )
 
 // builtin is a command the router answers itself.
@@ -46,10 +45,7 @@ func (r *Router) help(_ context.Context, ch *channel, _ chat.Inbound, _ []string
 	if ch != nil && len(ch.executors) > 0 {
 		b.WriteString("\nExecutors in this channel:\n")
 		for _, be := range ch.executors {
-			verbs := be.policy.Verbs
-			if len(verbs) == 0 {
-				verbs = executor.ReadOnlyVerbs
-			}
+			verbs := be.policy.AllowedVerbs()
 			ns := "any namespace"
 			if len(be.policy.Namespaces) > 0 {
 				ns = "namespaces " + strings.Join(be.policy.Namespaces, ", ")

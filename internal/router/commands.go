@@ -42,6 +42,8 @@ const (
 	resultPolicyDenied = "denied_policy"
 	resultRBACDenied   = "denied_rbac"
 	resultError        = "error"
+	// resultAwaitingConfirmation: the command waits for its Confirm button.
+	resultAwaitingConfirmation = "awaiting_confirmation"
 )
 
 type commandMetrics struct {
@@ -99,6 +101,7 @@ func (r *Router) record(ctx context.Context, a audit, result string, err error) 
 func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 	in.Channel = r.configuredChannel(in)
 	a := audit{in: in, start: time.Now()}
+	confirmed := false
 	reply := func(m chat.Message) chat.Message {
 		m.Thread = &in.Thread
 		if m.Context == "" {
@@ -110,15 +113,23 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 		// A click is re-authorised like typed text: parse, policy and
 		// identity all run again, for the user who clicked.
 		act, err := r.opts.Actions.Take(in.ActionID, in.Platform, in.Channel.ID)
-		if err == nil && act.Kind != actionRun && act.Kind != actionBuild {
+		if err == nil && !slices.Contains([]string{actionRun, actionBuild, actionConfirm, actionCancel}, act.Kind) {
 			err = fmt.Errorf("this button (%s) is not handled here", act.Kind)
 		}
 		if err != nil {
 			r.record(ctx, a, resultPolicyDenied, err)
 			return reply(errorMessage("Button refused", err.Error()))
 		}
-		if act.Kind == actionBuild {
+		switch act.Kind {
+		case actionBuild:
 			return reply(r.continueBuild(ctx, a, act))
+		case actionCancel:
+			// Spend the confirm button, so that it cannot run afterwards.
+			_, _ = r.opts.Actions.Take(act.Params["confirm"], in.Platform, in.Channel.ID)
+			return reply(chat.Message{Title: "Cancelled: " + act.Params["title"], Level: chat.LevelInfo,
+				Sections: []chat.Section{{Text: "Nothing ran. Cancelled by " + who(in) + "."}}})
+		case actionConfirm:
+			confirmed = true
 		}
 		in.Text = act.Params["command"]
 	}
@@ -156,19 +167,23 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 	if _, ok := be.exec.(executor.Builder); ok && len(cmd.Args) == 0 && cmd.Filter == nil {
 		return reply(r.build(ctx, a, ch, be, map[string]string{}))
 	}
-	return reply(r.runExecutor(ctx, a, ch, be, cmd))
+	return reply(r.runExecutor(ctx, a, ch, be, cmd, confirmed))
 }
 
-func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be boundExecutor, cmd command.Command) chat.Message {
+// runExecutor checks and runs one command. A command whose executor asks
+// for confirmation runs only when confirmed (a click on its Confirm button,
+// which runs every check again); otherwise the reply asks for it.
+func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be boundExecutor, cmd command.Command, confirmed bool) chat.Message {
 	title := be.typ + " " + strings.Join(cmd.Args, " ")
 	ns := be.policy.DefaultNamespace
+	needsConfirm := false
 	if an, ok := be.exec.(executor.Analyzer); ok {
 		action, err := an.Analyze(cmd.Args)
 		if err != nil {
 			r.record(ctx, a, resultPolicyDenied, err)
 			return errorMessage("Cannot run "+title, err.Error())
 		}
-		a.verb = action.Verb
+		a.verb, needsConfirm = action.Verb, action.Confirm
 		if ns, err = be.policy.Check(action); err != nil {
 			r.record(ctx, a, resultPolicyDenied, err)
 			return errorMessage("Denied by kubechat policy", strings.TrimPrefix(err.Error(), "denied by kubechat policy: "))
@@ -180,6 +195,10 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 		return errorMessage("Denied by kubechat policy", err.Error())
 	}
 	a.identity = id.User
+	if needsConfirm && !confirmed {
+		r.record(ctx, a, resultAwaitingConfirmation, nil)
+		return r.confirmation(a, title, cmd, id, ns)
+	}
 	ectx, cancel := context.WithTimeout(ctx, be.policy.Timeout)
 	defer cancel()
 	res, err := be.exec.Execute(ectx, executor.Request{
@@ -234,8 +253,53 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 	return m
 }
 
-// actionRun is the kind of "Run again" buttons; its "command" parameter is the command text.
-const actionRun = "run"
+// Button kinds. A "run" button ("Run again") and a "confirm" button carry
+// the command text in their "command" parameter; a "cancel" button names
+// the confirm button it voids.
+const (
+	actionRun     = "run"
+	actionConfirm = "confirm"
+	actionCancel  = "cancel"
+)
+
+// ConfirmTTL is how long a Confirm button works.
+const ConfirmTTL = 10 * time.Minute
+
+// confirmation asks for a click before a command that changes something
+// runs. Both buttons work once; whoever clicks Confirm is checked again, as
+// if they had typed the command.
+func (r *Router) confirmation(a audit, title string, cmd command.Command, id executor.Identity, ns string) chat.Message {
+	where := ""
+	if ns != "" {
+		where = " (default namespace " + ns + ")"
+	}
+	m := chat.Message{Title: "Confirm: " + title, Level: chat.LevelWarning, Sections: []chat.Section{{
+		Text: fmt.Sprintf("This changes the cluster. It runs as %s%s once confirmed. The buttons work once, for %s.", id.User, where, ConfirmTTL),
+	}}}
+	confirm, err := r.opts.Actions.Put(action.Action{Kind: actionConfirm, Params: map[string]string{"command": cmd.String()},
+		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true, TTL: ConfirmTTL})
+	if err != nil {
+		return errorMessage("Cannot ask for confirmation", err.Error())
+	}
+	cancel, err := r.opts.Actions.Put(action.Action{Kind: actionCancel, Params: map[string]string{"confirm": confirm, "title": title},
+		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true, TTL: ConfirmTTL})
+	if err != nil {
+		return errorMessage("Cannot ask for confirmation", err.Error())
+	}
+	m.Sections = append(m.Sections, chat.Section{Buttons: []chat.Button{
+		{Label: "Confirm", ActionID: confirm, Style: chat.ButtonDanger},
+		{Label: "Cancel", ActionID: cancel},
+	}})
+	return m
+}
+
+// who names the user of in for a reply.
+func who(in chat.Inbound) string {
+	if in.UserName != "" {
+		return in.UserName
+	}
+	return in.UserID
+}
 
 // filter keeps the output lines that match the command's filter.
 func filter(out string, cmd command.Command) string {

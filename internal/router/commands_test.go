@@ -75,10 +75,14 @@ aliases:
 type counting struct {
 	executor.Executor
 	calls atomic.Int32
+	// confirm lists verbs that ask for confirmation, as Helm's writes do.
+	confirm []string
 }
 
 func (c *counting) Analyze(args []string) (executor.Action, error) {
-	return c.Executor.(executor.Analyzer).Analyze(args)
+	a, err := c.Executor.(executor.Analyzer).Analyze(args)
+	a.Confirm = slices.Contains(c.confirm, a.Verb)
+	return a, err
 }
 
 func (c *counting) Complete(ctx context.Context, id executor.Identity, field string, chosen map[string]string) ([]string, error) {
@@ -190,6 +194,42 @@ func TestRunAgainButton(t *testing.T) {
 	next := again.Sections[len(again.Sections)-1].Buttons[0].ActionID
 	require.NotEqual(t, id, next, "each result has its own button")
 	require.Contains(t, click("readonly", next).PlainText(), "web-")
+}
+
+// TestConfirmation: a command that changes something waits for a click on
+// Confirm; Cancel voids it, and either button works once.
+func TestConfirmation(t *testing.T) {
+	f := newFixture(t)
+	f.all.confirm = []string{"delete"}
+	click := func(channel, user, id string) chat.Message {
+		return f.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: channel, ID: channel}, UserID: user,
+			UserName: "ann", ActionID: id, Thread: chat.MessageRef{ID: "T1"}})
+	}
+	ask := func() (confirm, cancel string) {
+		m := f.say(t, "open", "U1", "kubectl delete configmap nothing -n apps")
+		require.Equal(t, "Confirm: kubectl delete configmap nothing -n apps", m.Title)
+		require.Equal(t, chat.LevelWarning, m.Level)
+		require.Contains(t, m.PlainText(), "It runs as nobody once confirmed")
+		b := m.Sections[len(m.Sections)-1].Buttons
+		require.Len(t, b, 2)
+		require.Equal(t, "Confirm", b[0].Label)
+		require.Equal(t, "Cancel", b[1].Label)
+		return b[0].ActionID, b[1].ActionID
+	}
+	confirm, cancel := ask()
+	require.Zero(t, f.all.calls.Load(), "nothing runs before the click")
+	require.Equal(t, "Cancelled: kubectl delete configmap nothing -n apps", click("open", "U2", cancel).Title)
+	require.Contains(t, click("open", "U2", confirm).PlainText(), "already used", "Cancel voids Confirm")
+	require.Zero(t, f.all.calls.Load())
+
+	confirm, _ = ask()
+	require.Contains(t, click("readonly", "U2", confirm).PlainText(), "belongs to another channel")
+	m := click("open", "U2", confirm)
+	require.Equal(t, "Denied by Kubernetes RBAC", m.Title, "confirmed, it ran as the channel's identity")
+	require.EqualValues(t, 1, f.all.calls.Load())
+	require.Contains(t, click("open", "U2", confirm).PlainText(), "already used")
+	require.EqualValues(t, 1, f.all.calls.Load(), "a replayed Confirm runs nothing")
+	require.InDelta(t, 2, testutil.ToFloat64(f.r.cmdMetrics.total.WithLabelValues("kubectl-all", "awaiting_confirmation")), 0)
 }
 
 func TestCommandBuilder(t *testing.T) {

@@ -134,7 +134,7 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 			if !ok {
 				return nil, fmt.Errorf("router: channel %q: executor %q is not built", ch.Name, name)
 			}
-			c.executors = append(c.executors, boundExecutor{exec: e, typ: execCfg[name].Type, policy: executor.PolicyFor(execCfg[name])})
+			c.executors = append(c.executors, boundExecutor{exec: e, typ: execCfg[name].Type, policy: executor.PolicyFor(execCfg[name], e)})
 		}
 		r.channels[channelKey(ch.Platform, ch.ID)] = c
 	}

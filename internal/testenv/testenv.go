@@ -55,6 +55,8 @@ const (
 	CrashLoopLabel = "kubechat.test/crashloop"
 	// FailLabel set to "true" makes a pod fail.
 	FailLabel = "kubechat.test/fail"
+	// SucceedLabel set to "true" makes a bare pod run to completion (a Helm test hook).
+	SucceedLabel = "kubechat.test/succeed"
 	// NodeLabel marks the fake nodes: type=kwok.
 	NodeLabel = "type"
 )

@@ -29,7 +29,7 @@ func (e *Executor) Complete(ctx context.Context, id executor.Identity, field str
 	if id.User == "" {
 		return nil, fmt.Errorf("kubectl: %w: no identity to act as", executor.ErrDenied)
 	}
-	cfg := impersonating(e.base, id, redact.NewSet())
+	cfg := executor.Impersonating(e.base, id, redact.NewSet())
 	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return nil, err

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -144,7 +143,7 @@ func (e *Executor) Execute(ctx context.Context, req executor.Request) (executor.
 	}
 	args := withNamespace(req.Args, req.Namespace)
 	secrets := redact.NewSet()
-	cfg := impersonating(e.base, req.Identity, secrets)
+	cfg := executor.Impersonating(e.base, req.Identity, secrets)
 	if dl, ok := ctx.Deadline(); ok {
 		cfg.Timeout = time.Until(dl)
 	}
@@ -214,15 +213,7 @@ func (e *Executor) run(ctx context.Context, cfg *rest.Config, args []string, std
 // newCommand builds a fresh kubectl command tree whose every client uses
 // cfg, whatever kubeconfig, server or identity flags say.
 func newCommand(streams genericiooptions.IOStreams, cfg *rest.Config, cacheDir string) (*cobra.Command, *genericclioptions.ConfigFlags) {
-	flags := genericclioptions.NewConfigFlags(true).WithDiscoveryBurst(300).WithDiscoveryQPS(50)
-	noKubeconfig := os.DevNull
-	flags.KubeConfig = &noKubeconfig
-	flags.CacheDir = &cacheDir
-	if cfg != nil {
-		host := cfg.Host
-		flags.APIServer = &host
-		flags.WrapConfigFn = func(*rest.Config) *rest.Config { return rest.CopyConfig(cfg) }
-	}
+	flags := executor.ConfigFlags(cfg, cacheDir)
 	root := kubectlcmd.NewKubectlCommand(kubectlcmd.KubectlOptions{
 		ConfigFlags: flags,
 		IOStreams:   streams,
@@ -233,23 +224,6 @@ func newCommand(streams genericiooptions.IOStreams, cfg *rest.Config, cacheDir s
 	root.SilenceUsage = true
 	root.SilenceErrors = true
 	return root, flags
-}
-
-// impersonating returns the agent's config acting as id, with JSON on the
-// wire so that Secret values can be seen and masked.
-func impersonating(base *rest.Config, id executor.Identity, secrets *redact.Set) *rest.Config {
-	cfg := rest.CopyConfig(base)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: id.User, Groups: slices.Clone(id.Groups)}
-	cfg.AcceptContentTypes = "application/json"
-	cfg.ContentType = "application/json"
-	prev := cfg.WrapTransport
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		if prev != nil {
-			rt = prev(rt)
-		}
-		return redact.Transport(secrets, rt)
-	}
-	return cfg
 }
 
 // withNamespace adds "-n ns" unless args already choose a namespace.

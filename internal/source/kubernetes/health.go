@@ -13,6 +13,8 @@ type health struct {
 	message string
 	// since is when the current state began, where the object records it.
 	since time.Time
+	// deferred failures count only once they last (a pending Helm release).
+	deferred bool
 }
 
 // failingWaitReasons are container waiting reasons that mean the pod is broken.
@@ -58,6 +60,11 @@ func healthOf(obj *unstructured.Unstructured) (h health, ok bool) {
 			return health{failing: true, reason: "Unavailable", message: a.message, since: a.since}, true
 		}
 		return health{since: a.since}, true
+	case "Secret":
+		if _, ok := helmRevisionOf(obj); ok {
+			return helmHealth(obj), true
+		}
+		return h, false
 	case "Job":
 		if f := condition(obj, "Failed"); f.status == "True" {
 			return health{failing: true, reason: orDefault(f.reason, "Failed"), message: f.message, since: f.since}, true

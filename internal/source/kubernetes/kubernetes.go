@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -52,8 +53,13 @@ type Options struct {
 	// Delivered holds the UIDs of objects reported just before Since:
 	// API timestamps have whole seconds, so these are not replayed.
 	Delivered map[string]bool
-	// Metadata reads object metadata for the Ingress recommendation.
+	// Metadata reads object metadata: Secrets are watched through it, so
+	// that their values never enter the agent, and the Ingress
+	// recommendation reads Services with it.
 	Metadata metadata.Interface
+	// PendingGrace is how long a Helm release may stay pending before it
+	// counts as failing (default DefaultPendingGrace).
+	PendingGrace time.Duration
 	// Typed, when set, watches built-in resources with typed informers over
 	// protobuf, which decode faster and take far less memory than
 	// unstructured objects; other resources (CRDs) use the dynamic client.
@@ -85,6 +91,10 @@ type resource struct {
 	reasons map[string]bool
 	message *regexp.Regexp
 	fields  []config.FieldPath
+	// metadataOnly resources (Secrets) are watched without their contents.
+	metadataOnly bool
+	// store is the informer's cache, set by Start.
+	store cache.Indexer
 }
 
 // item is one queued informer notification: typed objects for built-in
@@ -95,6 +105,9 @@ type item struct {
 	obj     runtime.Object
 	old     runtime.Object
 	initial bool
+	// recheck items come back after a grace period to see whether a
+	// deferred failure (a pending Helm release) still stands.
+	recheck bool
 }
 
 // change is an item with its objects in unstructured form, as filters read them.
@@ -113,6 +126,9 @@ func New(cfg config.Source, cluster string, client dynamic.Interface, log *slog.
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = 2
+	}
+	if opts.PendingGrace <= 0 {
+		opts.PendingGrace = DefaultPendingGrace
 	}
 	s := &Source{name: cfg.Name, cluster: cluster, client: client, opts: opts, log: log.With("source", cfg.Name),
 		recommend: cfg.Kubernetes.Recommendations, meta: opts.Metadata}
@@ -222,7 +238,20 @@ func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Eve
 		tweak := func(o *metav1.ListOptions) { o.FieldSelector = r.fieldSelector() }
 		factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(s.client, s.opts.Resync, metav1.NamespaceAll, tweak)
 		var inf cache.SharedIndexInformer
-		if s.opts.Typed != nil {
+		transform := stripManagedFields
+		if len(r.fields) == 0 {
+			transform = slim
+		}
+		if r.gvr == secrets && s.opts.Metadata != nil {
+			r.metadataOnly = true
+			transform = metadataOnly
+			inf = metadatainformer.NewFilteredSharedInformerFactory(s.opts.Metadata, s.opts.Resync, metav1.NamespaceAll, tweak).
+				ForResource(r.gvr).Informer()
+			if err := inf.AddIndexers(cache.Indexers{helmReleaseIndex: indexHelmRelease}); err != nil {
+				return fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
+			}
+		}
+		if inf == nil && s.opts.Typed != nil {
 			typed := informers.NewSharedInformerFactoryWithOptions(s.opts.Typed, s.opts.Resync, informers.WithTweakListOptions(tweak))
 			if gi, err := typed.ForResource(r.gvr); err == nil {
 				inf = gi.Informer()
@@ -234,10 +263,6 @@ func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Eve
 		// Managed fields are the bulk of most objects and never reported;
 		// pods also shed what no filter or check reads, unless the
 		// resource watches arbitrary field paths.
-		transform := stripManagedFields
-		if len(r.fields) == 0 {
-			transform = slim
-		}
 		if err := inf.SetTransform(transform); err != nil {
 			return fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
 		}
@@ -246,6 +271,7 @@ func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Eve
 			return fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
 		}
 		synced = append(synced, reg.HasSynced)
+		r.store = inf.GetIndexer()
 		informersWG.Go(func() { inf.RunWithContext(ictx) })
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
@@ -307,6 +333,12 @@ func (s *Source) processNext(ctx context.Context, emit func(context.Context, eve
 	}
 	defer s.queue.Done(it)
 	defer s.queue.Forget(it)
+	if it.recheck {
+		if ev, ok := s.recheck(it); ok {
+			emit(ctx, ev)
+		}
+		return true
+	}
 	c, err := it.unstructured()
 	if err != nil {
 		s.log.Error("cannot read object", "resource", it.res.gvr.String(), "err", err)
@@ -342,6 +374,10 @@ func (s *Source) toEvents(c change) []event.Event {
 	if !tracked || !r.events[event.Error] {
 		return out
 	}
+	_, helm := helmRevisionOf(obj)
+	if helm && !r.latestHelmRevision(obj) {
+		return out
+	}
 	var was health
 	switch {
 	case c.initial:
@@ -362,20 +398,62 @@ func (s *Source) toEvents(c change) []event.Event {
 	case c.typ == event.Create:
 		was = health{}
 	}
-	if was.failing == h.failing {
+	switch {
+	case h.failing && h.deferred:
+		// Only a pending state that lasts is a failure: look again later.
+		wait := s.opts.PendingGrace
+		if c.initial {
+			wait = max(0, time.Until(h.since.Add(wait)))
+		}
+		s.queue.AddAfter(item{res: r, obj: c.obj, recheck: true}, wait)
+		return out
+	case was.failing == h.failing && !was.deferred:
 		return out
 	}
+	// From a deferred state, either way is news: a failure the grace
+	// period hid, or a resolution (ignored by the router if nothing was raised).
+
+	return append(out, s.transition(obj, c.typ, was, h))
+}
+
+// transition is the event of a health change from was to h.
+func (s *Source) transition(obj *unstructured.Unstructured, typ event.Type, was, h health) event.Event {
 	ev := s.base(obj, event.Error)
+	if _, ok := helmRevisionOf(obj); ok {
+		ev.Object = helmSubject(obj)
+	}
 	ev.Reason, ev.Message = h.reason, h.message
 	if h.failing {
 		ev.Transition, ev.Level = event.Failing, event.Critical
 	} else {
 		ev.Transition, ev.Level, ev.Reason = event.Resolved, event.Info, was.reason
-		if c.typ == event.Delete {
+		if typ == event.Delete {
 			ev.Message = "the object was deleted"
 		}
 	}
-	return append(out, ev)
+	return ev
+}
+
+// recheck reports a deferred failure that still stands: the object is
+// unchanged since it was queued and is still the newest Helm revision.
+func (s *Source) recheck(it item) (event.Event, bool) {
+	queued, ok := it.obj.(*unstructured.Unstructured)
+	if !ok || it.res.store == nil {
+		return event.Event{}, false
+	}
+	cur, exists, err := it.res.store.Get(queued)
+	if err != nil || !exists {
+		return event.Event{}, false
+	}
+	c, err := item{res: it.res, obj: cur.(runtime.Object)}.unstructured()
+	if err != nil || c.obj.GetResourceVersion() != queued.GetResourceVersion() || !it.res.latestHelmRevision(c.obj) {
+		return event.Event{}, false
+	}
+	h, _ := healthOf(c.obj)
+	if !h.failing {
+		return event.Event{}, false
+	}
+	return s.transition(c.obj, event.Update, health{}, h), true
 }
 
 func (s *Source) base(obj *unstructured.Unstructured, typ event.Type) event.Event {
@@ -557,7 +635,7 @@ func toUnstructured(obj runtime.Object) (*unstructured.Unstructured, error) {
 		return nil, err
 	}
 	u := &unstructured.Unstructured{Object: m}
-	if gvks, _, err := scheme.Scheme.ObjectKinds(obj); err == nil && len(gvks) > 0 {
+	if gvks, _, err := scheme.Scheme.ObjectKinds(obj); err == nil && len(gvks) > 0 && u.GetKind() == "" {
 		u.SetAPIVersion(gvks[0].GroupVersion().String())
 		u.SetKind(gvks[0].Kind)
 	}
@@ -601,6 +679,11 @@ func (r *resource) changes(old, cur *unstructured.Unstructured) []event.Field {
 	}
 	if len(parts) == 0 && !equality.Semantic.DeepEqual(o, n) {
 		parts = append(parts, "other fields")
+	}
+	if len(parts) == 0 && r.metadataOnly && old.GetResourceVersion() != cur.GetResourceVersion() {
+		// The agent does not see Secret contents; a new version with the
+		// same metadata means they changed.
+		parts = append(parts, "data (values not shown)")
 	}
 	if len(parts) > 0 {
 		out = append(out, event.Field{Name: "Changed", Value: strings.Join(parts, ", ")})
