@@ -133,12 +133,16 @@ func TestHelmReadsWritesAndReleaseAlerts(t *testing.T) {
 		_, err := srv.Click(ops, q.TS, "UBOB0001", buttonID(t, q, "Confirm"), "")
 		require.NoError(t, err)
 		return waitItem(t, "the result of "+text, func() []slacktest.Message { return srv.Messages(ops) },
-			func(m slacktest.Message) bool { return m.ThreadTS == q.ThreadTS && strings.Contains(slackText(m), want) })
+			func(m slacktest.Message) bool {
+				return m.ThreadTS == q.ThreadTS && strings.Contains(slackText(m), want)
+			})
 	}
 	confirmAndRun("helm upgrade web --reuse-values --set replicas=-1", "UPGRADE FAILED")
 	releases := srv.ChannelID("releases")
 	alert := waitItem(t, "the failed release's alert", func() []slacktest.Message { return srv.Messages(releases) },
-		func(m slacktest.Message) bool { return strings.Contains(slackText(m), "HelmRelease "+ns+"/web is failing (HelmReleaseFailed)") })
+		func(m slacktest.Message) bool {
+			return strings.Contains(slackText(m), "HelmRelease "+ns+"/web is failing (HelmReleaseFailed)")
+		})
 	require.Contains(t, slackText(alert), "revision 2 of release web failed")
 
 	confirmAndRun("helm rollback web 1", "Rollback was a success! Happy Helming!")
