@@ -19,7 +19,7 @@ run: testbin ## Start a local control plane (etcd, apiserver, kwok nodes) and ru
 	$(GO) run ./hack/local
 
 .PHONY: testbin
-testbin: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl and kwok into bin/testbin (cached)
+testbin: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and helm into bin/testbin (cached)
 	TESTBIN=$(TESTBIN) bash hack/testbin.sh
 
 .PHONY: unit
