@@ -44,3 +44,41 @@ func TestTransportCollectsSecrets(t *testing.T) {
 	out := set.Redact("s3cr3t-one plain-two third-value fourth-val not-secret")
 	require.Equal(t, "*** *** *** *** not-secret", out)
 }
+
+func TestAddManifest(t *testing.T) {
+	s := NewSet()
+	s.AddManifest(`---
+# Source: web/templates/secret.yaml
+apiVersion: v1
+kind: Secret
+metadata:
+  name: web-db
+stringData:
+  password: "rendered-password-1"
+data:
+  token: ` + base64.StdEncoding.EncodeToString([]byte("token-value-22")) + `
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  mode: not-a-secret
+---
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Secret
+    stringData: {key: "listed-secret-333"}
+`)
+	out := s.Redact("rendered-password-1 token-value-22 listed-secret-333 not-a-secret")
+	if out != "*** *** *** not-a-secret" {
+		t.Fatalf("got %q", out)
+	}
+	broken := NewSet()
+	broken.AddManifest("kind: Secret\nstringData: {a: \"unterminated-value\"\n---\nkind: Secret\nstringData:\n  b: second-doc-value\n")
+	if got := broken.Redact("second-doc-value"); got != "***" {
+		t.Fatalf("a document after a broken one is still read: %q", got)
+	}
+}
