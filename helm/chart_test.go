@@ -1,0 +1,307 @@
+// Package chart_test checks the kubechat Helm chart with the Helm SDK: it
+// lints, its values schema refuses bad values, it renders a valid agent
+// config and the RBAC that config needs, and (with the test control plane)
+// every rendered object passes a server-side dry run.
+package chart_test
+
+import (
+	"errors"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/kubechat/kubechat/configs"
+	"github.com/kubechat/kubechat/internal/app"
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { testenv.Main(m, &env, testenv.Options{Nodes: 1}) }
+
+const chartDir = "kubechat"
+
+// examples are the chart values files in configs/chart, by name.
+func examples(t *testing.T) map[string]string {
+	t.Helper()
+	files, err := filepath.Glob("../configs/chart/*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	out := map[string]string{}
+	for _, f := range files {
+		out[strings.TrimSuffix(filepath.Base(f), ".yaml")] = f
+	}
+	return out
+}
+
+func readValues(t *testing.T, file string) map[string]any {
+	t.Helper()
+	if file == "" {
+		return map[string]any{}
+	}
+	v, err := chartutil.ReadValuesFile(file)
+	require.NoError(t, err)
+	return v.AsMap()
+}
+
+func valuesOf(t *testing.T, text string) map[string]any {
+	t.Helper()
+	v, err := chartutil.ReadValues([]byte(text))
+	require.NoError(t, err)
+	return v.AsMap()
+}
+
+// render is helm template: the chart's objects for vals in namespace kubechat.
+func render(t *testing.T, vals map[string]any) ([]*unstructured.Unstructured, error) {
+	t.Helper()
+	ch, err := loader.Load(chartDir)
+	require.NoError(t, err)
+	in := action.NewInstall(&action.Configuration{})
+	in.DryRun, in.ClientOnly, in.Replace = true, true, true
+	in.ReleaseName, in.Namespace = "kubechat", "kubechat"
+	rel, err := in.Run(ch, vals)
+	if err != nil {
+		return nil, err
+	}
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(rel.Manifest), 4096)
+	for {
+		var m map[string]any
+		err := dec.Decode(&m)
+		if errors.Is(err, io.EOF) {
+			return objs, nil
+		}
+		require.NoError(t, err)
+		if m != nil {
+			objs = append(objs, &unstructured.Unstructured{Object: m})
+		}
+	}
+}
+
+func mustRender(t *testing.T, vals map[string]any) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := render(t, vals)
+	require.NoError(t, err)
+	return objs
+}
+
+func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			return o
+		}
+	}
+	t.Fatalf("no %s %s among the rendered objects", kind, name)
+	return nil
+}
+
+func TestLintsWithEveryExample(t *testing.T) {
+	lintOK(t, "defaults", map[string]any{})
+	for name, file := range examples(t) {
+		lintOK(t, name, readValues(t, file))
+	}
+}
+
+func lintOK(t *testing.T, name string, vals map[string]any) {
+	t.Helper()
+	res := lint.All(chartDir, vals, "kubechat", false)
+	for _, m := range res.Messages {
+		require.Less(t, m.Severity, support.ErrorSev, "%s: %s", name, m.Error())
+	}
+}
+
+// TestRenderedConfigIsValid: every example renders an agent config that the
+// agent's own loader accepts, with the chart's namespace and HA decisions.
+func TestRenderedConfigIsValid(t *testing.T) {
+	for k, v := range configs.ExampleEnv {
+		t.Setenv(k, v)
+	}
+	for name, file := range examples(t) {
+		objs := mustRender(t, readValues(t, file))
+		cm := find(t, objs, "ConfigMap", "kubechat-config")
+		text, _, _ := unstructured.NestedString(cm.Object, "data", "kubechat.yaml")
+		cfg, err := config.Parse(app.Known(), config.File{Name: name + ".yaml", Data: []byte(text)})
+		require.NoError(t, err, "%s renders a config the agent refuses:\n%s", name, text)
+		require.Equal(t, "kubechat", cfg.Cluster.Namespace, name)
+		require.Equal(t, ":8080", cfg.HTTP.Listen, name)
+		replicas, _, _ := unstructured.NestedFieldNoCopy(find(t, objs, "Deployment", "kubechat").Object, "spec", "replicas")
+		require.Equal(t, replicas.(float64) > 1, cfg.HA.LeaderElection, "%s: leader election follows the replica count", name)
+	}
+}
+
+func TestDeploymentIsLockedDown(t *testing.T) {
+	objs := mustRender(t, map[string]any{})
+	d := find(t, objs, "Deployment", "kubechat")
+	spec := d.Object["spec"].(map[string]any)
+	require.EqualValues(t, 2, spec["replicas"])
+	pod := spec["template"].(map[string]any)["spec"].(map[string]any)
+	psc := pod["securityContext"].(map[string]any)
+	require.Equal(t, true, psc["runAsNonRoot"])
+	require.Equal(t, map[string]any{"type": "RuntimeDefault"}, psc["seccompProfile"])
+	c := pod["containers"].([]any)[0].(map[string]any)
+	sc := c["securityContext"].(map[string]any)
+	require.Equal(t, true, sc["readOnlyRootFilesystem"])
+	require.Equal(t, false, sc["allowPrivilegeEscalation"])
+	require.Equal(t, map[string]any{"drop": []any{"ALL"}}, sc["capabilities"])
+	require.Equal(t, "/healthz", c["livenessProbe"].(map[string]any)["httpGet"].(map[string]any)["path"])
+	require.Equal(t, "/readyz", c["readinessProbe"].(map[string]any)["httpGet"].(map[string]any)["path"])
+	res := c["resources"].(map[string]any)
+	require.Equal(t, "256Mi", res["limits"].(map[string]any)["memory"])
+	require.Equal(t, "128Mi", res["requests"].(map[string]any)["memory"])
+	require.Equal(t, []any{"run", "--config", "/etc/kubechat/kubechat.yaml"}, c["args"], "exec form, no shell")
+	require.Equal(t, "GOMEMLIMIT", c["env"].([]any)[0].(map[string]any)["name"])
+
+	sum := func(objs []*unstructured.Unstructured) string {
+		return find(t, objs, "Deployment", "kubechat").Object["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any)["annotations"].(map[string]any)["checksum/config"].(string)
+	}
+	changed := mustRender(t, valuesOf(t, "config:\n  cluster:\n    name: other\n"))
+	require.NotEqual(t, sum(objs), sum(changed), "a config change rolls the pods")
+}
+
+// rules returns the rules of the named ClusterRole or Role.
+func rules(t *testing.T, objs []*unstructured.Unstructured, kind, name string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, r := range find(t, objs, kind, name).Object["rules"].([]any) {
+		out = append(out, r.(map[string]any))
+	}
+	return out
+}
+
+func TestRBACFollowsConfig(t *testing.T) {
+	objs := mustRender(t, readValues(t, "../configs/chart/slack.yaml"))
+	watch := rules(t, objs, "ClusterRole", "kubechat-watch")
+	var watched []string
+	for _, r := range watch {
+		require.Equal(t, []any{"list", "watch"}, r["verbs"])
+		watched = append(watched, r["apiGroups"].([]any)[0].(string)+"/"+r["resources"].([]any)[0].(string))
+	}
+	require.ElementsMatch(t, []string{"/pods", "apps/deployments", "batch/jobs", "/secrets"}, watched,
+		"exactly the resources the sources watch")
+	imp := rules(t, objs, "ClusterRole", "kubechat-impersonate")
+	require.Len(t, imp, 1, "no user identities: groups only")
+	require.Equal(t, []any{"system:authenticated", "system:serviceaccounts", "system:serviceaccounts:kubechat"}, imp[0]["resourceNames"])
+	sa := rules(t, objs, "Role", "kubechat-impersonate")
+	require.Equal(t, []any{"platform-team-reader"}, sa[0]["resourceNames"])
+	require.Equal(t, []any{"serviceaccounts"}, sa[0]["resources"])
+	for _, o := range objs {
+		if o.GetKind() == "ClusterRole" {
+			for _, r := range rules(t, objs, "ClusterRole", o.GetName()) {
+				require.NotContains(t, r["verbs"], "*", "no wildcard verbs")
+				require.NotContains(t, r["resources"], "*", "no wildcard resources")
+				if slices.Contains(r["resources"].([]any), any("secrets")) {
+					require.NotContains(t, r["verbs"], "get", "no Secret reads unless a recommendation needs them")
+				}
+			}
+		}
+	}
+
+	users := mustRender(t, valuesOf(t, `config:
+  cluster: {name: x}
+  platforms: [{name: c, type: log}]
+  channels:
+    - name: sre
+      platform: c
+      identity: {user: "kubechat:sre", groups: [sre]}
+  users:
+    - {platform: c, id: U1, identity: {user: alice@example.com, groups: [sre, dba]}}
+  sources:
+    - name: net
+      type: kubernetes
+      kubernetes:
+        resources: [{type: networking.k8s.io/v1/ingresses, events: [create]}]
+        recommendations: {ingressBackends: true}
+`))
+	imp = rules(t, users, "ClusterRole", "kubechat-impersonate")
+	require.Equal(t, []any{"alice@example.com", "kubechat:sre"}, imp[0]["resourceNames"])
+	require.Equal(t, []any{"dba", "sre", "system:authenticated"}, imp[1]["resourceNames"])
+	watch = rules(t, users, "ClusterRole", "kubechat-watch")
+	require.Equal(t, []any{"services", "secrets"}, watch[1]["resources"], "the Ingress check reads Services and TLS Secrets")
+	require.Equal(t, []any{"get"}, watch[1]["verbs"])
+}
+
+func TestIngressRoutesOnlyCallbacks(t *testing.T) {
+	objs := mustRender(t, readValues(t, "../configs/chart/teams.yaml"))
+	ing := find(t, objs, "Ingress", "kubechat")
+	paths, _, _ := unstructured.NestedSlice(ing.Object, "spec", "rules")
+	http := paths[0].(map[string]any)["http"].(map[string]any)["paths"].([]any)
+	require.Len(t, http, 1)
+	require.Equal(t, "/teams/ops-teams/api/messages", http[0].(map[string]any)["path"])
+	require.Equal(t, "Exact", http[0].(map[string]any)["pathType"])
+
+	_, err := render(t, valuesOf(t, "ingress:\n  enabled: true\n"))
+	require.ErrorContains(t, err, "no teams or mattermost platform in config.platforms needs an Ingress")
+}
+
+func TestSchemaRejectsBadValues(t *testing.T) {
+	for values, msg := range map[string]string{
+		"replicaCount: two":                             "replicaCount",
+		"image: {repository: x, pullPolicy: Sometimes}": "pullPolicy",
+		"replicas: 2":                                   "replicas",
+		"config: {cluster: {name: \"\"}}":               "name",
+		"config: {cluster: {name: x}, channels: [{name: a, platform: p, identity: {serviceAccount: reader}}]}":          "serviceAccount",
+		"config: {cluster: {name: x}, sources: [{name: s, type: kubernetes, kubernetes: {resources: [{type: pods}]}}]}": "type",
+		"resources: {limits: {memory: null}}": "memory",
+	} {
+		_, err := render(t, valuesOf(t, values))
+		require.Error(t, err, values)
+		require.Contains(t, err.Error(), msg, values)
+	}
+}
+
+// TestServerSideDryRun sends every rendered object of every example to the
+// API server with dryRun=All: the API server's own validation.
+func TestServerSideDryRun(t *testing.T) {
+	testenv.Skip(t, env)
+	ctx := t.Context()
+	require.NoError(t, env.CreateNamespace(ctx, "kubechat"))
+	dyn, err := dynamic.NewForConfig(env.Config)
+	require.NoError(t, err)
+	dc, err := discovery.NewDiscoveryClientForConfig(env.Config)
+	require.NoError(t, err)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	vals := map[string]map[string]any{"defaults": {}}
+	for name, file := range examples(t) {
+		vals[name] = readValues(t, file)
+	}
+	vals["everything"] = valuesOf(t, `config:
+  cluster: {name: x}
+  platforms: [{name: t, type: teams, settings: {appID: a, appPassword: p}}]
+ingress: {enabled: true, className: nginx, tls: [{secretName: s, hosts: [kubechat.example.com]}]}
+networkPolicy: {enabled: true, apiServer: {cidrs: [10.0.0.1/32]}, ingressFrom: [{kubernetes.io/metadata.name: ingress-nginx}]}
+`)
+	for name, v := range vals {
+		for _, o := range mustRender(t, v) {
+			mapping, err := mapper.RESTMapping(o.GroupVersionKind().GroupKind(), o.GroupVersionKind().Version)
+			require.NoError(t, err, "%s: %s", name, o.GetKind())
+			ns := o.GetNamespace()
+			if ns == "" && mapping.Scope.Name() == "namespace" {
+				ns = "kubechat"
+			}
+			var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+			if mapping.Scope.Name() == "namespace" {
+				ri = dyn.Resource(mapping.Resource).Namespace(ns)
+			}
+			_, err = ri.Create(ctx, o, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			require.NoError(t, err, "%s: %s %s", name, o.GetKind(), o.GetName())
+		}
+	}
+}

@@ -1,0 +1,100 @@
+{{- define "kubechat.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kubechat.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "kubechat.labels" -}}
+{{ include "kubechat.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "kubechat.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "kubechat.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The agent's config: values.config with what the chart decides. */}}
+{{- define "kubechat.config" -}}
+{{- $cfg := deepCopy .Values.config -}}
+{{- $cluster := default dict $cfg.cluster -}}
+{{- $_ := set $cluster "namespace" .Release.Namespace -}}
+{{- $_ := set $cfg "cluster" $cluster -}}
+{{- $http := default dict $cfg.http -}}
+{{- $_ := set $http "listen" (printf ":%d" (int .Values.service.port)) -}}
+{{- $_ := set $cfg "http" $http -}}
+{{- if gt (int .Values.replicaCount) 1 -}}
+{{- $ha := default dict $cfg.ha -}}
+{{- $_ := set $ha "leaderElection" true -}}
+{{- $_ := set $cfg "ha" $ha -}}
+{{- end -}}
+{{- toYaml $cfg -}}
+{{- end -}}
+
+{{/*
+The identities commands run as, from channels[].identity and
+users[].identity, with the groups the agent adds (system:authenticated, and
+the ServiceAccount groups): a JSON object {users, groups, serviceAccounts}
+where serviceAccounts maps a namespace to names.
+*/}}
+{{- define "kubechat.identities" -}}
+{{- $users := list -}}
+{{- $groups := list -}}
+{{- $sas := dict -}}
+{{- $ids := list -}}
+{{- range (default list .Values.config.channels) }}{{ if .identity }}{{ $ids = append $ids .identity }}{{ end }}{{ end -}}
+{{- range (default list .Values.config.users) }}{{ if .identity }}{{ $ids = append $ids .identity }}{{ end }}{{ end -}}
+{{- range $ids -}}
+{{- if .serviceAccount -}}
+{{- $parts := splitList "/" .serviceAccount -}}
+{{- $ns := index $parts 0 -}}
+{{- $_ := set $sas $ns (append (default list (get $sas $ns)) (index $parts 1) | uniq) -}}
+{{- $groups = append $groups "system:serviceaccounts" -}}
+{{- $groups = append $groups (printf "system:serviceaccounts:%s" $ns) -}}
+{{- else if .user -}}
+{{- $users = append $users .user -}}
+{{- range (default list .groups) }}{{ $groups = append $groups . }}{{ end -}}
+{{- end -}}
+{{- $groups = append $groups "system:authenticated" -}}
+{{- end -}}
+{{- dict "users" ($users | uniq | sortAlpha) "groups" ($groups | uniq | sortAlpha) "serviceAccounts" $sas | toJson -}}
+{{- end -}}
+
+{{/*
+The resources the sources watch, as RBAC rules: a JSON list of
+{group, resource}, plus whether a recommendation reads Services and Secrets.
+*/}}
+{{- define "kubechat.watched" -}}
+{{- $rules := list -}}
+{{- $ingressBackends := false -}}
+{{- range (default list .Values.config.sources) -}}
+{{- if and (eq .type "kubernetes") .kubernetes -}}
+{{- range (default list .kubernetes.resources) -}}
+{{- $parts := splitList "/" .type -}}
+{{- if eq (len $parts) 2 -}}
+{{- $rules = append $rules (dict "group" "" "resource" (index $parts 1)) -}}
+{{- else if eq (len $parts) 3 -}}
+{{- $rules = append $rules (dict "group" (index $parts 0) "resource" (index $parts 2)) -}}
+{{- else -}}
+{{- fail (printf "config.sources[%s]: resource type %q is not [group/]version/resource" .type .type) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .kubernetes.recommendations .kubernetes.recommendations.ingressBackends -}}
+{{- $ingressBackends = true -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- dict "rules" ($rules | uniq) "ingressBackends" $ingressBackends | toJson -}}
+{{- end -}}
