@@ -63,11 +63,16 @@ var listening = regexp.MustCompile(`msg="http server listening" addr=(\S+)`)
 
 func startAgent(t *testing.T, config string) *agent {
 	t.Helper()
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "kubechat.yaml")
+	cfgPath := filepath.Join(t.TempDir(), "kubechat.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(config), 0o600))
+	return startAgentArgs(t, "run", "--config", cfgPath, "--kubeconfig", env.Kubeconfig())
+}
+
+// startAgentArgs runs the agent binary with args and waits until it listens.
+func startAgentArgs(t *testing.T, args ...string) *agent {
+	t.Helper()
 	a := &agent{done: make(chan error, 1)}
-	a.cmd = exec.Command(kubechat, "run", "--config", cfgPath, "--kubeconfig", env.Kubeconfig())
+	a.cmd = exec.Command(kubechat, args...)
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := a.cmd.StderrPipe()
 	require.NoError(t, err)
