@@ -1,13 +1,21 @@
 package executor
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
+	"sync"
+	"time"
 
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/redact"
 )
 
@@ -43,4 +51,86 @@ func ConfigFlags(cfg *rest.Config, cacheDir string) *genericclioptions.ConfigFla
 		flags.WrapConfigFn = func(*rest.Config) *rest.Config { return rest.CopyConfig(cfg) }
 	}
 	return flags
+}
+
+// RunFunc runs one command in-process with cfg, writing as the command-line
+// tool would, and returns its exit code.
+type RunFunc func(cfg *rest.Config, secrets *redact.Set, stdout, stderr io.Writer) int
+
+// RunInProcess runs an in-process command-line tool (name: "kubectl",
+// "helm") for req: it refuses to run without an identity, impersonates
+// req.Identity over base, gives each request the context's remaining time,
+// caps the output at req.MaxOutputBytes and masks the values of every
+// Secret the tool saw. It returns when run ends or ctx is done; a run
+// abandoned on cancellation ends soon after, as its requests time out.
+func RunInProcess(ctx context.Context, name string, base *rest.Config, req Request, run RunFunc) (Result, error) {
+	if base == nil {
+		return Result{}, fmt.Errorf("%s: the agent has no cluster connection", name)
+	}
+	if req.Identity.User == "" {
+		return Result{}, fmt.Errorf("%s: %w: no identity to act as (configure the channel's identity)", name, ErrDenied)
+	}
+	secrets := redact.NewSet()
+	cfg := Impersonating(base, req.Identity, secrets)
+	if dl, ok := ctx.Deadline(); ok {
+		cfg.Timeout = time.Until(dl)
+	}
+	limit := req.MaxOutputBytes
+	if limit <= 0 {
+		limit = config.DefaultMaxOutputBytes
+	}
+	stdout, stderr := &cappedBuffer{max: limit}, &cappedBuffer{max: limit}
+	done := make(chan int, 1)
+	go func() {
+		defer func() {
+			// A panic in a large library must cost one command, not the agent.
+			if r := recover(); r != nil {
+				fmt.Fprintf(stderr, "error: %s failed: %v\n", name, r)
+				done <- 1
+			}
+		}()
+		done <- run(cfg, secrets, stdout, stderr)
+	}()
+	var code int
+	select {
+	case code = <-done:
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("%s: %w", name, ctx.Err())
+	}
+	out, errs := secrets.Redact(stdout.String()), secrets.Redact(stderr.String())
+	return Result{
+		Output:    out,
+		Errors:    errs,
+		ExitCode:  code,
+		Truncated: stdout.truncated || stderr.truncated,
+		// kubectl prints "(Forbidden)"; client errors print "is forbidden: User ...".
+		Forbidden: strings.Contains(errs, "(Forbidden)") || strings.Contains(errs, "is forbidden: User "),
+	}, nil
+}
+
+// cappedBuffer keeps at most max bytes and remembers that it dropped some.
+type cappedBuffer struct {
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	max       int
+	truncated bool
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - b.buf.Len(); len(p) > room {
+		b.truncated = true
+		if room > 0 {
+			b.buf.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	return b.buf.Write(p)
+}
+
+func (b *cappedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

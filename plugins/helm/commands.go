@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/cli/output"
 	"helm.sh/helm/v3/pkg/cli/values"
@@ -308,23 +309,36 @@ func getAllCmd(cfg *action.Configuration, env *runEnv) *cobra.Command {
 	})
 }
 
+// revisionOptions points at the options rollback and upgrade share.
+type revisionOptions struct {
+	force, noHooks, wait, waitForJobs, cleanupOnFail *bool
+	timeout                                          *time.Duration
+	maxHistory                                       *int
+}
+
+// releaseFlags are the flags of the commands that write a new revision.
+func releaseFlags(f *pflag.FlagSet, env *runEnv, o revisionOptions) {
+	f.BoolVar(o.force, "force", false, "force resource updates through a replacement strategy")
+	f.BoolVar(o.noHooks, "no-hooks", false, "do not run the release's hooks")
+	f.DurationVar(o.timeout, "timeout", env.timeout(), "time to wait for any individual Kubernetes operation")
+	f.BoolVar(o.wait, "wait", false, "wait until the release's resources are ready, for as long as --timeout")
+	f.BoolVar(o.waitForJobs, "wait-for-jobs", false, "with --wait, also wait until all Jobs have completed")
+	f.BoolVar(o.cleanupOnFail, "cleanup-on-fail", false, "allow deletion of new resources created by this operation when it fails")
+	maxHistory := 10
+	if env != nil {
+		maxHistory = env.maxHistory
+	}
+	f.IntVar(o.maxHistory, "history-max", maxHistory, "limit the maximum number of revisions saved per release; 0 for no limit")
+}
+
 func rollbackCmd(cfg *action.Configuration, env *runEnv) *cobra.Command {
 	client := action.NewRollback(cfg)
 	c := &cobra.Command{Use: "rollback RELEASE [REVISION]", Short: "roll back a release to a previous revision", Args: releaseArgs(1, 2, "rollback RELEASE [REVISION]")}
 	f := c.Flags()
 	f.BoolVar(&client.DryRun, "dry-run", false, "simulate a rollback")
 	f.BoolVar(&client.Recreate, "recreate-pods", false, "performs pods restart for the resource if applicable")
-	f.BoolVar(&client.Force, "force", false, "force resource update through delete/recreate if needed")
-	f.BoolVar(&client.DisableHooks, "no-hooks", false, "prevent hooks from running during rollback")
-	f.DurationVar(&client.Timeout, "timeout", env.timeout(), "time to wait for any individual Kubernetes operation")
-	f.BoolVar(&client.Wait, "wait", false, "wait until the release's resources are ready, for as long as --timeout")
-	f.BoolVar(&client.WaitForJobs, "wait-for-jobs", false, "with --wait, also wait until all Jobs have completed")
-	f.BoolVar(&client.CleanupOnFail, "cleanup-on-fail", false, "allow deletion of new resources created in this rollback when rollback fails")
-	maxHistory := 10
-	if env != nil {
-		maxHistory = env.maxHistory
-	}
-	f.IntVar(&client.MaxHistory, "history-max", maxHistory, "limit the maximum number of revisions saved per release; 0 for no limit")
+	releaseFlags(f, env, revisionOptions{force: &client.Force, noHooks: &client.DisableHooks, timeout: &client.Timeout, wait: &client.Wait,
+		waitForJobs: &client.WaitForJobs, cleanupOnFail: &client.CleanupOnFail, maxHistory: &client.MaxHistory})
 	c.RunE = func(_ *cobra.Command, args []string) error {
 		if len(args) > 1 {
 			v, err := strconv.Atoi(args[1])
@@ -395,19 +409,10 @@ func upgradeCmd(cfg *action.Configuration, env *runEnv) *cobra.Command {
 	f.BoolVar(&client.ReuseValues, "reuse-values", false, "reuse the last release's values and merge in --set overrides")
 	f.BoolVar(&client.ResetValues, "reset-values", false, "reset the values to the ones built into the chart")
 	f.BoolVar(&client.ResetThenReuseValues, "reset-then-reuse-values", false, "reset to the chart's values, then apply the last release's values and --set overrides")
-	f.BoolVar(&client.Force, "force", false, "force resource updates through a replacement strategy")
-	f.BoolVar(&client.DisableHooks, "no-hooks", false, "disable pre/post upgrade hooks")
-	f.DurationVar(&client.Timeout, "timeout", env.timeout(), "time to wait for any individual Kubernetes operation")
-	f.BoolVar(&client.Wait, "wait", false, "wait until the release's resources are ready, for as long as --timeout")
-	f.BoolVar(&client.WaitForJobs, "wait-for-jobs", false, "with --wait, also wait until all Jobs have completed")
 	f.BoolVar(&client.Atomic, "atomic", false, "roll back the changes made in case of a failed upgrade (implies --wait)")
-	f.BoolVar(&client.CleanupOnFail, "cleanup-on-fail", false, "allow deletion of new resources created in this upgrade when it fails")
 	f.StringVar(&client.Description, "description", "", "add a custom description")
-	maxHistory := 10
-	if env != nil {
-		maxHistory = env.maxHistory
-	}
-	f.IntVar(&client.MaxHistory, "history-max", maxHistory, "limit the maximum number of revisions saved per release; 0 for no limit")
+	releaseFlags(f, env, revisionOptions{force: &client.Force, noHooks: &client.DisableHooks, timeout: &client.Timeout, wait: &client.Wait,
+		waitForJobs: &client.WaitForJobs, cleanupOnFail: &client.CleanupOnFail, maxHistory: &client.MaxHistory})
 	c.RunE = func(_ *cobra.Command, args []string) error {
 		if len(args) > 1 {
 			return fmt.Errorf("chart %q: kubechat upgrades a release with the chart it has installed and downloads nothing; drop the chart argument", args[1])

@@ -14,14 +14,12 @@ package helm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"k8s.io/client-go/rest"
@@ -116,52 +114,15 @@ func (e *Executor) Analyze(args []string) (executor.Action, error) {
 // command ends or ctx is done; requests carry the context's remaining time
 // as their timeout, so a call abandoned on cancellation ends soon after.
 func (e *Executor) Execute(ctx context.Context, req executor.Request) (executor.Result, error) {
-	if e.base == nil {
-		return executor.Result{}, errors.New("helm: the agent has no cluster connection")
-	}
-	if req.Identity.User == "" {
-		return executor.Result{}, fmt.Errorf("helm: %w: no identity to act as (configure the channel's identity)", executor.ErrDenied)
-	}
-	secrets := redact.NewSet()
-	cfg := executor.Impersonating(e.base, req.Identity, secrets)
-	if dl, ok := ctx.Deadline(); ok {
-		cfg.Timeout = time.Until(dl)
-	}
-	limit := req.MaxOutputBytes
-	if limit <= 0 {
-		limit = config.DefaultMaxOutputBytes
-	}
-	var stdout, stderr strings.Builder
-	done := make(chan int, 1)
-	go func() { done <- e.run(ctx, cfg, req, secrets, &stdout, &stderr) }()
-	var code int
-	select {
-	case code = <-done:
-	case <-ctx.Done():
-		return executor.Result{}, fmt.Errorf("helm: %w", ctx.Err())
-	}
-	out, outCut := capped(secrets.Redact(stdout.String()), limit)
-	errs, errCut := capped(secrets.Redact(stderr.String()), limit)
-	return executor.Result{
-		Output:    out,
-		Errors:    errs,
-		ExitCode:  code,
-		Truncated: outCut || errCut,
-		Forbidden: strings.Contains(errs, "forbidden: User "),
-	}, nil
+	return executor.RunInProcess(ctx, "helm", e.base, req, func(cfg *rest.Config, secrets *redact.Set, stdout, stderr io.Writer) int {
+		return e.run(ctx, cfg, req, secrets, stdout, stderr)
+	})
 }
 
 // run parses and runs args, writing as the helm CLI would; it returns the
 // exit code. Output is masked by the caller, once everything that reveals
 // a secret value (the client's reads, the release's manifest) was seen.
-func (e *Executor) run(ctx context.Context, cfg *rest.Config, req executor.Request, secrets *redact.Set, stdout, stderr io.Writer) (code int) {
-	defer func() {
-		// The SDK is a large library: a panic in it must cost one command, not the agent.
-		if r := recover(); r != nil {
-			fmt.Fprintf(stderr, "Error: helm failed: %v\n", r)
-			code = 1
-		}
-	}()
+func (e *Executor) run(ctx context.Context, cfg *rest.Config, req executor.Request, secrets *redact.Set, stdout, stderr io.Writer) int {
 	cmd, err := parse(req.Args, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
@@ -192,18 +153,6 @@ func (e *Executor) run(ctx context.Context, cfg *rest.Config, req executor.Reque
 		return 1
 	}
 	return 0
-}
-
-// capped cuts s to at most n bytes, at a line end where one is near.
-func capped(s string, n int) (string, bool) {
-	if len(s) <= n {
-		return s, false
-	}
-	cut := s[:n]
-	if i := strings.LastIndexByte(cut, '\n'); i > n/2 {
-		cut = cut[:i+1]
-	}
-	return cut, true
 }
 
 // connectionFlags are helm's global flags that choose where and as whom it

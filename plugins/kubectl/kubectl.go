@@ -6,16 +6,15 @@
 package kubectl
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -135,39 +134,10 @@ func (e *Executor) Analyze(args []string) (executor.Action, error) {
 // command ends or ctx is done; requests carry the context's remaining time
 // as their timeout, so a call abandoned on cancellation ends soon after.
 func (e *Executor) Execute(ctx context.Context, req executor.Request) (executor.Result, error) {
-	if e.base == nil {
-		return executor.Result{}, errors.New("kubectl: the agent has no cluster connection")
-	}
-	if req.Identity.User == "" {
-		return executor.Result{}, fmt.Errorf("kubectl: %w: no identity to act as (configure the channel's identity)", executor.ErrDenied)
-	}
 	args := withNamespace(req.Args, req.Namespace)
-	secrets := redact.NewSet()
-	cfg := executor.Impersonating(e.base, req.Identity, secrets)
-	if dl, ok := ctx.Deadline(); ok {
-		cfg.Timeout = time.Until(dl)
-	}
-	limit := req.MaxOutputBytes
-	if limit <= 0 {
-		limit = config.DefaultMaxOutputBytes
-	}
-	stdout, stderr := &cappedBuffer{max: limit}, &cappedBuffer{max: limit}
-	done := make(chan int, 1)
-	go func() { done <- e.run(ctx, cfg, args, stdout, stderr) }()
-	var code int
-	select {
-	case code = <-done:
-	case <-ctx.Done():
-		return executor.Result{}, fmt.Errorf("kubectl: %w", ctx.Err())
-	}
-	out, errs := secrets.Redact(stdout.String()), secrets.Redact(stderr.String())
-	return executor.Result{
-		Output:    out,
-		Errors:    errs,
-		ExitCode:  code,
-		Truncated: stdout.truncated || stderr.truncated,
-		Forbidden: strings.Contains(errs, "(Forbidden)"),
-	}, nil
+	return executor.RunInProcess(ctx, "kubectl", e.base, req, func(cfg *rest.Config, _ *redact.Set, stdout, stderr io.Writer) int {
+		return e.run(ctx, cfg, args, stdout, stderr)
+	})
 }
 
 // fatalExit carries kubectl's fatal error out of the command: kubectl
@@ -180,7 +150,7 @@ type fatalExit struct {
 
 var installFatal sync.Once
 
-func (e *Executor) run(ctx context.Context, cfg *rest.Config, args []string, stdout, stderr *cappedBuffer) (code int) {
+func (e *Executor) run(ctx context.Context, cfg *rest.Config, args []string, stdout, stderr io.Writer) (code int) {
 	installFatal.Do(func() {
 		cmdutil.BehaviorOnFatal(func(msg string, code int) { panic(fatalExit{msg: msg, code: code}) })
 	})
@@ -281,31 +251,4 @@ func takesResource(verb string) bool {
 func resourceOf(arg string) string {
 	r, _, _ := strings.Cut(arg, "/")
 	return strings.ToLower(r)
-}
-
-// cappedBuffer keeps at most max bytes and remembers that it dropped some.
-type cappedBuffer struct {
-	mu        sync.Mutex
-	buf       bytes.Buffer
-	max       int
-	truncated bool
-}
-
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := b.max - b.buf.Len(); len(p) > room {
-		b.truncated = true
-		if room > 0 {
-			b.buf.Write(p[:room])
-		}
-		return len(p), nil
-	}
-	return b.buf.Write(p)
-}
-
-func (b *cappedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

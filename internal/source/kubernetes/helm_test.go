@@ -1,10 +1,6 @@
 package kubernetes
 
 import (
-	"context"
-	"log/slog"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,8 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/metadata"
 
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/event"
@@ -32,36 +26,17 @@ func TestHelmReleaseTransitions(t *testing.T) {
 	require.NoError(t, env.CreateNamespace(ctx, ns))
 	require.NoError(t, helmtest.Install(ctx, env.Config, ns, "web", helmtest.Chart("web"), nil))
 
-	dyn, err := dynamic.NewForConfig(env.Config)
-	require.NoError(t, err)
-	meta, err := metadata.NewForConfig(env.Config)
-	require.NoError(t, err)
-	src, err := New(config.Source{Name: "helm", Type: "kubernetes", Kubernetes: &config.KubernetesSource{
+	_, out := startSource(t, config.Source{Name: "helm", Type: "kubernetes", Kubernetes: &config.KubernetesSource{
 		Resources: []config.Resource{{Type: "v1/secrets", Labels: "owner=helm", Events: []string{"error"}}},
-	}}, "dev", dyn, slog.New(slog.DiscardHandler), Options{Metadata: meta, PendingGrace: 2 * time.Second})
-	require.NoError(t, err)
-
-	var mu sync.Mutex
-	var got []event.Event
-	events := func() []event.Event { mu.Lock(); defer mu.Unlock(); return slices.Clone(got) }
-	synced := make(chan struct{})
-	src.opts.OnSynced = func() { close(synced) }
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() {
-		done <- src.Start(runCtx, func(_ context.Context, ev event.Event) { mu.Lock(); got = append(got, ev); mu.Unlock() })
-	}()
-	defer func() { cancel(); require.NoError(t, <-done) }()
-	<-synced
+	}}, Options{PendingGrace: 2 * time.Second})
+	events := out.events
 	release := event.Object{APIVersion: "helm.sh/v3", Kind: "HelmRelease", Namespace: ns, Name: "web"}
 	// The initial list resolves what may have recovered while the agent was
 	// away (the router ignores a resolution with no open alert).
 	require.Eventually(t, func() bool { return len(events()) == 1 }, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, event.Resolved, events()[0].Transition)
 	require.Equal(t, release, events()[0].Object)
-	mu.Lock()
-	got = nil
-	mu.Unlock()
+	out.reset()
 
 	require.Error(t, helmtest.Upgrade(ctx, env.Config, ns, "web", map[string]any{"replicas": -1}))
 	require.Eventually(t, func() bool { return len(events()) == 1 }, 10*time.Second, 20*time.Millisecond)
@@ -111,34 +86,16 @@ func TestHelmReleaseTransitions(t *testing.T) {
 func TestSecretsAreWatchedWithoutValues(t *testing.T) {
 	testenv.Skip(t, env)
 	ctx := t.Context()
-	dyn, err := dynamic.NewForConfig(env.Config)
-	require.NoError(t, err)
-	meta, err := metadata.NewForConfig(env.Config)
-	require.NoError(t, err)
-	src, err := New(config.Source{Name: "s", Type: "kubernetes", Kubernetes: &config.KubernetesSource{
+	src, out := startSource(t, config.Source{Name: "s", Type: "kubernetes", Kubernetes: &config.KubernetesSource{
 		Resources: []config.Resource{{Type: "v1/secrets", Events: []string{"create", "update"}}},
-	}}, "dev", dyn, slog.New(slog.DiscardHandler), Options{Metadata: meta})
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var got []event.Event
-	synced := make(chan struct{})
-	src.opts.OnSynced = func() { close(synced) }
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() {
-		done <- src.Start(runCtx, func(_ context.Context, ev event.Event) { mu.Lock(); got = append(got, ev); mu.Unlock() })
-	}()
-	defer func() { cancel(); require.NoError(t, <-done) }()
-	<-synced
+	}}, Options{})
 	require.NoError(t, env.CreateNamespace(ctx, "plain-secrets"))
-	_, err = env.Client.CoreV1().Secrets("plain-secrets").Create(ctx, secretWithLastApplied("token", "tok-value-1"), metav1.CreateOptions{})
+	_, err := env.Client.CoreV1().Secrets("plain-secrets").Create(ctx, secretWithLastApplied("token", "tok-value-1"), metav1.CreateOptions{})
 	require.NoError(t, err)
 	_, err = env.Client.CoreV1().Secrets("plain-secrets").Update(ctx, secretWithLastApplied("token", "tok-value-2"), metav1.UpdateOptions{})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 }, 10*time.Second, 20*time.Millisecond)
-	mu.Lock()
-	require.Equal(t, []event.Field{{Name: "Changed", Value: "data (values not shown)"}}, got[1].Fields)
-	mu.Unlock()
+	require.Eventually(t, func() bool { return len(out.events()) == 2 }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, []event.Field{{Name: "Changed", Value: "data (values not shown)"}}, out.events()[1].Fields)
 	for _, o := range src.resources[0].store.List() {
 		p, ok := o.(*metav1.PartialObjectMetadata)
 		require.True(t, ok, "%T in the cache", o)

@@ -1,9 +1,6 @@
 package kubernetes
 
 import (
-	"context"
-	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,8 +9,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/metadata"
 
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/event"
@@ -64,27 +59,10 @@ func TestIngressRecommendationAgainstTheAPIServer(t *testing.T) {
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 
-	dyn, err := dynamic.NewForConfig(env.Config)
-	require.NoError(t, err)
-	meta, err := metadata.NewForConfig(env.Config)
-	require.NoError(t, err)
-	src, err := New(config.Source{Name: "net", Type: "kubernetes", Kubernetes: &config.KubernetesSource{
+	_, out := startSource(t, config.Source{Name: "net", Type: "kubernetes", Kubernetes: &config.KubernetesSource{
 		Resources:       []config.Resource{{Type: "networking.k8s.io/v1/ingresses", Events: []string{"create"}}},
 		Recommendations: config.Recommendations{IngressBackends: true},
-	}}, "dev", dyn, slog.New(slog.DiscardHandler), Options{Metadata: meta})
-	require.NoError(t, err)
-
-	var mu sync.Mutex
-	var got []event.Event
-	synced := make(chan struct{})
-	src.opts.OnSynced = func() { close(synced) }
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() {
-		done <- src.Start(runCtx, func(_ context.Context, ev event.Event) { mu.Lock(); got = append(got, ev); mu.Unlock() })
-	}()
-	defer func() { cancel(); require.NoError(t, <-done) }()
-	<-synced
+	}}, Options{})
 
 	pathType := networkingv1.PathTypePrefix
 	backend := func(svc string) networkingv1.IngressBackend {
@@ -102,9 +80,8 @@ func TestIngressRecommendationAgainstTheAPIServer(t *testing.T) {
 		},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 }, 10*time.Second, 20*time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
+	require.Eventually(t, func() bool { return len(out.events()) == 2 }, 10*time.Second, 20*time.Millisecond)
+	got := out.events()
 	require.Equal(t, event.Create, got[0].Type)
 	require.Equal(t, "Recommendation", got[1].Reason)
 	require.Equal(t, []event.Field{
