@@ -18,14 +18,7 @@ import (
 )
 
 func helmConfig(apiURL, ns string) string {
-	return agentBase(ns) + fmt.Sprintf(`platforms:
-  - name: ops-slack
-    type: slack
-    settings:
-      botToken: ${E2E_SLACK_BOT_TOKEN}
-      appToken: ${E2E_SLACK_APP_TOKEN}
-      apiURL: %[1]s
-channels:
+	return agentBase(ns) + slackPlatform(apiURL) + fmt.Sprintf(`channels:
   - name: releases
     platform: ops-slack
     bindings:
@@ -49,7 +42,7 @@ sources:
     type: kubernetes
     kubernetes:
       namespaces:
-        include: [%[2]s]
+        include: [%[1]s]
       resources:
         - type: v1/secrets
           labels: owner=helm
@@ -58,16 +51,16 @@ executors:
   - name: helm-read
     type: helm
     policy:
-      namespaces: [%[2]s]
-      defaultNamespace: %[2]s
+      namespaces: [%[1]s]
+      defaultNamespace: %[1]s
   - name: helm-ops
     type: helm
     policy:
       verbs: [list, status, history, rollback, upgrade]
-      namespaces: [%[2]s]
-      defaultNamespace: %[2]s
+      namespaces: [%[1]s]
+      defaultNamespace: %[1]s
       timeout: 2m
-`, apiURL, ns)
+`, ns)
 }
 
 // slackText is what a reader sees of a Slack message.

@@ -30,15 +30,21 @@ func startSlack(t *testing.T) *slacktest.Server {
 	return srv
 }
 
-func slackConfig(apiURL, ns string) string {
-	return agentBase(ns) + fmt.Sprintf(`platforms:
+// slackPlatform is the platforms block of an agent that talks to the fake
+// Slack at apiURL, with the tokens startSlack puts in the environment.
+func slackPlatform(apiURL string) string {
+	return fmt.Sprintf(`platforms:
   - name: ops-slack
     type: slack
     settings:
       botToken: ${E2E_SLACK_BOT_TOKEN}
       appToken: ${E2E_SLACK_APP_TOKEN}
-      apiURL: %[1]s
-channels:
+      apiURL: %s
+`, apiURL)
+}
+
+func slackConfig(apiURL, ns string) string {
+	return agentBase(ns) + slackPlatform(apiURL) + fmt.Sprintf(`channels:
   - name: alerts
     platform: ops-slack
     bindings:
@@ -58,7 +64,7 @@ sources:
     type: kubernetes
     kubernetes:
       namespaces:
-        include: [%[2]s]
+        include: [%[1]s]
       resources:
         - type: v1/pods
           events: [error]
@@ -66,7 +72,7 @@ sources:
     type: kubernetes
     kubernetes:
       namespaces:
-        include: [%[2]s]
+        include: [%[1]s]
       resources:
         - type: v1/configmaps
           events: [create]
@@ -76,8 +82,8 @@ executors:
     type: kubectl
     policy:
       namespaces: ["*"]
-      defaultNamespace: %[2]s
-`, apiURL, ns)
+      defaultNamespace: %[1]s
+`, ns)
 }
 
 // waitConnected waits until the agent has opened total Socket Mode connections and one is open.
