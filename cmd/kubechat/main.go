@@ -3,16 +3,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
-
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubechat/kubechat/configs"
 	"github.com/kubechat/kubechat/internal/app"
@@ -85,7 +81,7 @@ func runAgent(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kubechat: %v\n", err)
 		return 1
 	}
-	restCfg, err := clusterConfig(*kubeconfig, cfg.Cluster.Kubeconfig)
+	restCfg, err := app.ClusterConfig(*kubeconfig, cfg.Cluster.Kubeconfig)
 	if err != nil {
 		log.Error("no cluster connection", "err", err)
 		return 1
@@ -102,28 +98,6 @@ func runAgent(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// clusterConfig uses the in-cluster config in a pod, otherwise a kubeconfig.
-func clusterConfig(flagPath, cfgPath string) (*rest.Config, error) {
-	if flagPath == "" && cfgPath == "" {
-		if c, err := rest.InClusterConfig(); err == nil {
-			return c, nil
-		} else if !errors.Is(err, rest.ErrNotInCluster) {
-			return nil, fmt.Errorf("in-cluster config: %w", err)
-		}
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if flagPath != "" {
-		rules.ExplicitPath = flagPath
-	} else if cfgPath != "" {
-		rules.ExplicitPath = cfgPath
-	}
-	c, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: %w", err)
-	}
-	return c, nil
 }
 
 func checkConfig(paths []string, stdout, stderr io.Writer) int {

@@ -3,6 +3,10 @@
 // against it with the embedded default config, and creates a few demo
 // workloads, one of them crash-looping, so that alerts show up in the log.
 // Ctrl-C stops everything.
+//
+// With KUBECHAT_CONFIG set (one config file, or several separated by
+// commas) and a kubeconfig present ($KUBECONFIG or ~/.kube/config), it runs
+// the agent with that config against that cluster instead, starting nothing.
 package main
 
 import (
@@ -11,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +38,9 @@ func main() {
 func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if paths := os.Getenv("KUBECHAT_CONFIG"); paths != "" {
+		return runAgainstCluster(ctx, strings.Split(paths, ","))
+	}
 	cfg, err := config.Parse(app.Known(), config.File{Name: "configs/default.yaml", Data: configs.Default})
 	if err != nil {
 		return err
@@ -60,6 +68,29 @@ func run() error {
 	}
 	go demo(ctx, env, log)
 	log.Info("agent endpoints", "healthz", "http://"+a.HTTPAddr()+"/healthz", "metrics", "http://"+a.HTTPAddr()+"/metrics")
+	return a.Run(ctx)
+}
+
+// runAgainstCluster runs the agent with the given config files against the
+// kubeconfig's current cluster.
+func runAgainstCluster(ctx context.Context, paths []string) error {
+	cfg, err := app.Load(paths...)
+	if err != nil {
+		return fmt.Errorf("KUBECHAT_CONFIG: %w", err)
+	}
+	log, err := logging.New(os.Stderr, cfg.Log.Format, cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	rc, err := app.ClusterConfig("", cfg.Cluster.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("KUBECHAT_CONFIG is set, but there is no cluster to run against (set KUBECONFIG or write ~/.kube/config): %w", err)
+	}
+	log.Info("running against the kubeconfig's cluster", "server", rc.Host, "config", strings.Join(paths, ","))
+	a, err := app.New(cfg, log, app.Options{RESTConfig: rc})
+	if err != nil {
+		return err
+	}
 	return a.Run(ctx)
 }
 

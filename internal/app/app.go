@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
@@ -48,6 +49,30 @@ func Known() config.Known {
 		PlatformTypes: slices.Sorted(maps.Keys(platforms.Factories)),
 		ExecutorTypes: slices.Sorted(maps.Keys(plugins.Executors)),
 	}
+}
+
+// ClusterConfig is the agent's connection: the in-cluster config in a pod,
+// otherwise a kubeconfig (flagPath, else cfgPath, else $KUBECONFIG or
+// ~/.kube/config).
+func ClusterConfig(flagPath, cfgPath string) (*rest.Config, error) {
+	if flagPath == "" && cfgPath == "" {
+		if c, err := rest.InClusterConfig(); err == nil {
+			return c, nil
+		} else if !errors.Is(err, rest.ErrNotInCluster) {
+			return nil, fmt.Errorf("in-cluster config: %w", err)
+		}
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if flagPath != "" {
+		rules.ExplicitPath = flagPath
+	} else if cfgPath != "" {
+		rules.ExplicitPath = cfgPath
+	}
+	c, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	return c, nil
 }
 
 // Load loads and validates config files against the registries.
