@@ -60,8 +60,9 @@ func podsReply(run int) chat.Message {
 
 // TestBrowser drives the page in a headless Chromium: an alert shows up
 // live, a typed command is answered in its thread, a click on the reply's
-// button is answered there too, an edit replaces a message in place, and
-// markup in a message is shown as text, not run.
+// button is answered there too, a command typed with "Reply" goes into the
+// alert's thread, an edit replaces a message in place, and markup in a
+// message is shown as text, not run.
 func TestBrowser(t *testing.T) {
 	browser := chromium(t)
 	p := newPlatform(t, tokenSettings(t, "title: kubechat\n"))
@@ -79,6 +80,8 @@ func TestBrowser(t *testing.T) {
 			return podsReply(1)
 		case in.ActionID == "act-run-again":
 			return podsReply(2)
+		case in.Text == "describe pod web-1":
+			return chat.Message{Title: "kubectl describe pod web-1", Sections: []chat.Section{{Code: "Name:         web-1\nNamespace:    default\nStatus:       Running"}}}
 		}
 		return chat.Message{Title: "unexpected: " + in.Text + in.ActionID, Level: chat.LevelError}
 	}))
@@ -204,6 +207,17 @@ func TestBrowser(t *testing.T) {
 	}
 	require.NoError(t, os.WriteFile(path, shot, 0o600))
 	t.Logf("screenshot: %s", path)
+
+	// "Reply" on the alert: the command and its answer go into the alert's thread.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`.msg.level-error .reply-link`)),
+		chromedp.WaitVisible(chromedp.CSS(`#replying`)),
+		chromedp.SendKeys(chromedp.CSS("#input"), "describe pod web-1"),
+		chromedp.Click(chromedp.CSS("#send")),
+	))
+	waitText("kubectl describe pod web-1")
+	require.Equal(t, "describe pod web-1|kubectl describe pod web-1",
+		eval(`[...document.querySelector(".msg.level-error").closest(".thread").querySelectorAll(".replies .command, .replies .msg-title")].map(e => e.textContent).join("|")`))
 
 	// Markup in a message is text.
 	xss := `<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>`

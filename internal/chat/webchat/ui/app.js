@@ -67,7 +67,7 @@
       state.cards.clear();
       state.threads.clear();
       state.ready = false;
-      schedule();
+      cancelReply(); // its thread may be gone
     });
     source.addEventListener('ready', () => { state.ready = true; schedule(); });
     source.onerror = () => {
