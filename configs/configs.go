@@ -24,4 +24,5 @@ var ExampleEnv = map[string]string{
 	"TEAMS_APP_PASSWORD":   "example-client-secret",
 	"DISCORD_BOT_TOKEN":    "example-discord-token",
 	"MATTERMOST_BOT_TOKEN": "example-mattermost-token",
+	"WEBCHAT_TOKEN":        "example-webchat-token-0123456789",
 }

@@ -5,7 +5,8 @@
 // balanced fences or uploaded as a file, a button click and a mention
 // reaching the handler and being answered in the thread, a reconnect
 // after a cut connection, 429 and 5xx handling, and that no credential
-// leaks into an error.
+// leaks into an error. A platform the agent serves itself (Setup.Local)
+// skips the cases that need a remote API to fail.
 package chattest
 
 import (
@@ -76,6 +77,12 @@ type Setup struct {
 	// connection to cut, and Ready tells when Listen accepts requests.
 	Connectionless bool
 	Ready          func() bool
+	// Local platforms are served by the agent itself (the web chat): Post
+	// calls no remote API, so there is no 429, 5xx or 4xx to inject and
+	// FailNext does nothing. The cases built on FailNext are skipped; "unknown
+	// channel" still checks, for every platform, that a post to a channel
+	// the platform does not have fails for good, names it and leaks no secret.
+	Local bool
 }
 
 // timeout bounds each wait of the suite.
@@ -93,6 +100,7 @@ func RunConformance(t *testing.T, newSetup func(t *testing.T) Setup) {
 	t.Run("reconnect after cut connection", func(t *testing.T) { testReconnect(t, newSetup(t)) })
 	t.Run("429 honours retry-after", func(t *testing.T) { test429(t, newSetup(t)) })
 	t.Run("5xx retried, 4xx permanent", func(t *testing.T) { testStatus(t, newSetup(t)) })
+	t.Run("unknown channel", func(t *testing.T) { testUnknownChannel(t, newSetup(t)) })
 	t.Run("no secret in errors", func(t *testing.T) { testNoSecret(t, newSetup(t)) })
 	t.Run("listen returns on cancel", func(t *testing.T) { testListenStops(t, newSetup(t)) })
 }
@@ -342,7 +350,16 @@ func testReconnect(t *testing.T, s Setup) {
 	require.Eventually(t, func() bool { return len(h.got()) == 1 }, timeout, 10*time.Millisecond)
 }
 
+// skipLocal skips a case that needs a remote API to fail.
+func skipLocal(t *testing.T, s Setup) {
+	t.Helper()
+	if s.Local {
+		t.Skip("the platform is served by the agent itself: there is no remote API to fail with an HTTP status")
+	}
+}
+
 func test429(t *testing.T, s Setup) {
+	skipLocal(t, s)
 	s.Fake.FailNext(2, 429, time.Second)
 	start := time.Now()
 	ref, attempts, err := chat.Deliver(t.Context(), s.Platform, s.Channel, sample(), chat.Backoff{Initial: 10 * time.Millisecond})
@@ -354,6 +371,7 @@ func test429(t *testing.T, s Setup) {
 }
 
 func testStatus(t *testing.T, s Setup) {
+	skipLocal(t, s)
 	for _, status := range []int{500, 502, 503, 504} {
 		s.Fake.FailNext(1, status, 0)
 		_, err := s.Platform.Post(t.Context(), s.Channel, sample())
@@ -373,7 +391,19 @@ func testStatus(t *testing.T, s Setup) {
 	require.Empty(t, s.Fake.Messages(s.Channel.ID))
 }
 
+func testUnknownChannel(t *testing.T, s Setup) {
+	_, err := s.Platform.Post(t.Context(), chat.Channel{Name: "nowhere", ID: "no-such-channel"}, sample())
+	require.Error(t, err)
+	require.True(t, chat.IsPermanent(err), "an unknown channel is permanent: %v", err)
+	require.Contains(t, err.Error(), "no-such-channel", "the error names the channel")
+	for _, secret := range s.Secrets {
+		require.NotContains(t, err.Error(), secret)
+	}
+	require.Empty(t, s.Fake.Messages(s.Channel.ID))
+}
+
 func testNoSecret(t *testing.T, s Setup) {
+	skipLocal(t, s)
 	var errs []error
 	for _, status := range []int{401, 500} {
 		s.Fake.FailNext(1, status, 0)

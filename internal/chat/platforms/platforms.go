@@ -10,6 +10,7 @@ import (
 	"github.com/kubechat/kubechat/internal/chat/mattermost"
 	"github.com/kubechat/kubechat/internal/chat/slack"
 	"github.com/kubechat/kubechat/internal/chat/teams"
+	"github.com/kubechat/kubechat/internal/chat/webchat"
 	"github.com/kubechat/kubechat/internal/chat/webhook"
 )
 
@@ -20,5 +21,6 @@ var Factories = map[string]chat.Factory{
 	"mattermost": mattermost.New,
 	"slack":      slack.New,
 	"teams":      teams.New,
+	"webchat":    webchat.New,
 	"webhook":    webhook.New,
 }
