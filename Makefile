@@ -15,7 +15,7 @@ build: ## Build bin/kubechat
 	$(GO) build -o bin/kubechat ./cmd/kubechat
 
 .PHONY: run
-run: testbin ## Start a local control plane (etcd, apiserver, kwok nodes) and run the agent against it
+run: testbin ## Demo: a local control plane, demo workloads and the agent with its web chat on http://127.0.0.1:8080
 	$(GO) run ./hack/local
 
 .PHONY: testbin
@@ -49,6 +49,7 @@ fuzz: ## Run every fuzz test for 10s each
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 10s ./internal/config/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 10s ./internal/command/
 	$(GO) test -run XXX -fuzz FuzzSplit -fuzztime 10s ./internal/chat/
+	$(GO) test -run XXX -fuzz FuzzInbound -fuzztime 10s ./internal/chat/webchat/
 
 .PHONY: bench
 bench: testbin ## Print performance figures: pipeline events/s, change-to-sink latency, agent RSS, kubectl round trip

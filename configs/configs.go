@@ -1,6 +1,7 @@
 // Package configs holds the example configurations. Each file is
 // documentation, a test fixture (every file must pass check-config), and
-// default.yaml is the config "kubechat run" embeds.
+// default.yaml is the config "kubechat run" embeds, demo.yaml the one
+// "make run" embeds.
 package configs
 
 import "embed"
@@ -9,6 +10,11 @@ import "embed"
 //
 //go:embed default.yaml
 var Default []byte
+
+// Demo is the config of "make run": the built-in web chat on loopback.
+//
+//go:embed demo.yaml
+var Demo []byte
 
 // Examples holds every example file.
 //
@@ -25,4 +31,5 @@ var ExampleEnv = map[string]string{
 	"DISCORD_BOT_TOKEN":    "example-discord-token",
 	"MATTERMOST_BOT_TOKEN": "example-mattermost-token",
 	"WEBCHAT_TOKEN":        "example-webchat-token-0123456789",
+	"KUBECHAT_DEMO_TOKEN":  "example-demo-token-0123456789",
 }

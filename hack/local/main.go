@@ -1,8 +1,9 @@
 // Command local is "make run": it starts a throwaway control plane (etcd,
-// kube-apiserver, controller-manager, scheduler, kwok nodes), runs the agent
-// against it with the embedded default config, and creates a few demo
-// workloads, one of them crash-looping, so that alerts show up in the log.
-// Ctrl-C stops everything.
+// kube-apiserver, controller-manager, scheduler, kwok nodes), creates a few
+// demo workloads, one of them crash-looping, and runs the agent against it
+// with the demo config (configs/demo.yaml): the built-in web chat on
+// http://127.0.0.1:8080, whose address (with a fresh access token) it
+// prints. KUBECHAT_LISTEN changes the address. Ctrl-C stops everything.
 //
 // With KUBECHAT_CONFIG set (one config file, or several separated by
 // commas) and a kubeconfig present ($KUBECONFIG or ~/.kube/config), it runs
@@ -11,10 +12,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -41,7 +45,19 @@ func run() error {
 	if paths := os.Getenv("KUBECHAT_CONFIG"); paths != "" {
 		return runAgainstCluster(ctx, strings.Split(paths, ","))
 	}
-	cfg, err := config.Parse(app.Known(), config.File{Name: "configs/default.yaml", Data: configs.Default})
+	// A fresh token: other users of this machine cannot use the page.
+	token := make([]byte, 18)
+	if _, err := rand.Read(token); err != nil {
+		return err
+	}
+	if err := os.Setenv("KUBECHAT_DEMO_TOKEN", hex.EncodeToString(token)); err != nil {
+		return err
+	}
+	files := []config.File{{Name: "configs/demo.yaml", Data: configs.Demo}}
+	if listen := os.Getenv("KUBECHAT_LISTEN"); listen != "" {
+		files = append(files, config.File{Name: "KUBECHAT_LISTEN", Data: []byte("http:\n  listen: " + strconv.Quote(listen) + "\n")})
+	}
+	cfg, err := config.Parse(app.Known(), files...)
 	if err != nil {
 		return err
 	}
@@ -58,8 +74,12 @@ func run() error {
 	log.Info("control plane ready", "kubeconfig", env.Kubeconfig(),
 		"try", "KUBECONFIG="+env.Kubeconfig()+" kubectl get pods -A")
 
-	// The agent keeps its state (open alerts, checkpoints) in this namespace.
+	// The agent keeps its state (open alerts, checkpoints) in this
+	// namespace; the web chat's commands act as a user who may read all.
 	if err := env.CreateNamespace(ctx, cfg.Cluster.Namespace); err != nil {
+		return err
+	}
+	if err := env.BindGroupToClusterRole(ctx, "kubechat-demo-viewers", "view"); err != nil {
 		return err
 	}
 	a, err := app.New(cfg, log, app.Options{RESTConfig: env.Config})
@@ -67,6 +87,8 @@ func run() error {
 		return err
 	}
 	go demo(ctx, env, log)
+	fmt.Printf("\nkubechat demo: open http://%s/chat/demo/?token=%s\n"+
+		"  alerts arrive live; try typing: kubectl get pods   (Ctrl-C stops everything)\n\n", a.HTTPAddr(), os.Getenv("KUBECHAT_DEMO_TOKEN"))
 	log.Info("agent endpoints", "healthz", "http://"+a.HTTPAddr()+"/healthz", "metrics", "http://"+a.HTTPAddr()+"/metrics")
 	return a.Run(ctx)
 }
