@@ -301,11 +301,14 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 		"debug_info":      object{"host": "fake", "approximate_connection_time": 18060},
 		"connection_info": object{"app_id": appID},
 	}
-	if err := c.send(hello); err != nil {
+	// Hello goes out under the registration lock: once the client has read
+	// it, the connection is registered, and events pushed then reach it.
+	ok, err := s.register(c, func() error { return c.send(hello) })
+	if err != nil {
 		_ = ws.Close()
 		return
 	}
-	if !s.register(c) {
+	if !ok {
 		c.GoAway()
 		return
 	}
@@ -324,19 +327,22 @@ func (s *Server) takeTicket(ticket string) bool {
 	return true
 }
 
-// register adds an open websocket and accounts for its two goroutines,
-// unless the server is closing.
-func (s *Server) register(c *socketConn) bool {
+// register sends the connection's first message and adds the open
+// websocket, accounting for its two goroutines, unless the server is closing.
+func (s *Server) register(c *socketConn, first func() error) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return false
+		return false, nil
+	}
+	if err := first(); err != nil {
+		return false, err
 	}
 	s.wg.Add(2) // readSocket and pingSocket
 	s.conns = append(s.conns, c)
 	s.accepted++
 	s.changes.Notify()
-	return true
+	return true, nil
 }
 
 // readSocket reads the client's frames, marking acknowledged envelopes,
