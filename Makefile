@@ -14,6 +14,10 @@ help: ## Show this help
 build: ## Build bin/kubechat
 	$(GO) build -o bin/kubechat ./cmd/kubechat
 
+.PHONY: image
+image: ## Build bin/kubechat-image.tar, a docker-archive image, without Docker (ARCH=arm64, VERSION=v1.2.3, IMAGE=repo/kubechat:tag)
+	GOOS= GOARCH= $(GO) run ./hack/image -o bin/kubechat-image.tar -arch $(or $(ARCH),$(GOARCH),amd64) $(if $(VERSION),-version $(VERSION)) $(if $(IMAGE),-tag $(IMAGE))
+
 .PHONY: run
 run: testbin ## Start a local control plane (etcd, apiserver, kwok nodes) and run the agent against it
 	$(GO) run ./hack/local

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -82,11 +83,7 @@ func (s Spec) validate() error {
 	} else if !x509.NewCertPool().AppendCertsFromPEM(s.CACerts) {
 		errs = append(errs, errors.New("ca certificates: no PEM certificate found"))
 	}
-	found := false
-	for _, a := range Arches {
-		found = found || s.Arch == a
-	}
-	if !found {
+	if !slices.Contains(Arches, s.Arch) {
 		errs = append(errs, fmt.Errorf("arch %q: want one of %s", s.Arch, strings.Join(Arches, ", ")))
 	}
 	if s.Created.IsZero() {
