@@ -6,8 +6,10 @@
 #   docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=v1.2.3 -t REPO/kubechat:v1.2.3 --push .
 
 FROM --platform=$BUILDPLATFORM golang:1.26 AS build
-ARG TARGETOS=linux
-ARG TARGETARCH=amd64
+# Set by BuildKit from --platform; a default here would override it. Empty
+# (the classic builder) means the builder's own platform.
+ARG TARGETOS
+ARG TARGETARCH
 ARG VERSION=devel
 WORKDIR /src
 COPY go.mod go.sum ./
