@@ -88,12 +88,22 @@ var digestRE = regexp.MustCompile(`(?m)^  digest    (sha256:[0-9a-f]{64})$`)
 // digest.
 func buildImage(t *testing.T, out string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
+	// Stop the build a little before the test binary's -timeout, so that a
+	// cold build cache ends in a clear message rather than a panic dump.
+	ctx := context.Background()
+	if d, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-30*time.Second))
+		defer cancel()
+	}
 	var stdout, stderr bytes.Buffer
 	args := []string{"-dir", root, "-o", out, "-tag", "kubechat:imagetest",
 		"-version", "v0.0.0-imagetest", "-revision", "0123456789abcdef0123456789abcdef01234567"}
 	if err := run(ctx, args, env(map[string]string{"SOURCE_DATE_EPOCH": "1700000000"}), &stdout, &stderr); err != nil {
+		if ctx.Err() != nil {
+			t.Fatalf("build image: %v: the build did not finish before the test deadline; "+
+				"a cold build cache (-trimpath, CGO_ENABLED=0) takes several minutes: run \"make image\" once or pass -timeout 30m", err)
+		}
 		t.Fatalf("build image: %v\n%s", err, stderr.String())
 	}
 	t.Logf("%s", stdout.String())
