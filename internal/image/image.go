@@ -163,10 +163,12 @@ func layerTar(w io.Writer, fs []file, mtime time.Time) error {
 }
 
 // layer builds the gzip-compressed layer once, in memory. The gzip header has
-// no name and no mtime, so the bytes depend only on the content.
+// no name and no mtime, so the bytes depend only on the content (and the Go
+// version's compress/flate). The default level: for the agent, level 9 saves
+// 0.1 MiB of 24 and takes three times as long.
 func layer(fs []file, mtime time.Time) (v1.Layer, error) {
 	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
 	if err != nil {
 		return nil, fmt.Errorf("create gzip writer: %w", err)
 	}
