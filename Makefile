@@ -14,6 +14,10 @@ help: ## Show this help
 build: ## Build bin/kubechat
 	$(GO) build -o bin/kubechat ./cmd/kubechat
 
+.PHONY: image
+image: ## Build bin/kubechat-image.tar, a docker-archive image, without Docker (ARCH=arm64, VERSION=v1.2.3, IMAGE=repo/kubechat:tag)
+	GOOS= GOARCH= $(GO) run ./hack/image -o bin/kubechat-image.tar -arch $(or $(ARCH),$(GOARCH),amd64) $(if $(VERSION),-version $(VERSION)) $(if $(IMAGE),-tag $(IMAGE))
+
 .PHONY: run
 run: testbin ## Demo: a local control plane, demo workloads and the agent with its web chat on http://127.0.0.1:8080
 	$(GO) run ./hack/local
