@@ -248,7 +248,7 @@ func TestIngressRoutesOnlyCallbacks(t *testing.T) {
 	require.Equal(t, "Exact", http[0].(map[string]any)["pathType"])
 
 	_, err := render(t, valuesOf(t, "ingress:\n  enabled: true\n"))
-	require.ErrorContains(t, err, "no teams or mattermost platform in config.platforms needs an Ingress")
+	require.ErrorContains(t, err, "no teams, mattermost or webchat platform in config.platforms needs an Ingress")
 }
 
 func TestSchemaRejectsBadValues(t *testing.T) {
