@@ -189,7 +189,6 @@ func TestRepeatedWarningsAreGrouped(t *testing.T) {
 	a := startAgent(t, alertConfig(s.srv.URL, ns))
 	waitReady(t, a)
 
-	start := time.Now()
 	for i := range 200 {
 		_, err := env.Client.CoreV1().Events(ns).Create(ctx, &corev1.Event{
 			ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("web.%d", i)},
@@ -199,7 +198,6 @@ func TestRepeatedWarningsAreGrouped(t *testing.T) {
 		}, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
-	require.Less(t, time.Since(start), 30*time.Second)
 	eventually(t, 30*time.Second, "the count reaches 200", func() error {
 		got := s.matching("warnings", "(Unhealthy)")
 		if len(got) == 0 || !strings.Contains(got[len(got)-1].Text, "Count: 200") {
