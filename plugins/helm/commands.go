@@ -23,8 +23,11 @@ import (
 
 // runEnv is what a command needs to run; parse without one only checks.
 type runEnv struct {
-	ctx        context.Context
-	cfg        *action.Configuration
+	ctx context.Context
+	// cfg is readied by connect, with the namespace the flags chose.
+	cfg     *action.Configuration
+	connect func(namespace string, allNamespaces bool) error
+	// namespace is the one connect chose.
 	namespace  string
 	out        io.Writer
 	secrets    *redact.Set
@@ -85,6 +88,12 @@ func parse(args []string, env *runEnv) (parsed, error) {
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().StringVarP(&p.namespace, "namespace", "n", "", "namespace scope for this request")
+	if env != nil {
+		root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+			all := c.Flags().Lookup("all-namespaces")
+			return env.connect(p.namespace, all != nil && all.Value.String() == "true")
+		}
+	}
 	get := &cobra.Command{Use: "get", Short: "download extended information of a named release", RunE: func(*cobra.Command, []string) error {
 		return errors.New("helm get needs a subcommand: values, manifest, notes, hooks or all")
 	}}

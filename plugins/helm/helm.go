@@ -123,31 +123,27 @@ func (e *Executor) Execute(ctx context.Context, req executor.Request) (executor.
 // exit code. Output is masked by the caller, once everything that reveals
 // a secret value (the client's reads, the release's manifest) was seen.
 func (e *Executor) run(ctx context.Context, cfg *rest.Config, req executor.Request, secrets *redact.Set, stdout, stderr io.Writer) int {
-	cmd, err := parse(req.Args, nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
-		return 1
-	}
-	ns := cmd.namespace
-	if ns == "" {
-		ns = req.Namespace
-	}
-	if ns == "" {
-		ns = "default"
-	}
-	storageNS := ns
-	if cmd.allNamespaces {
-		storageNS = ""
-	}
-	flags := executor.ConfigFlags(cfg, e.cacheDir)
-	flags.Namespace = &ns
 	var ac action.Configuration
-	debug := func(format string, v ...any) { e.log.Debug("helm", "msg", fmt.Sprintf(format, v...)) }
-	if err := ac.Init(flags, storageNS, e.driver, debug); err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", secrets.Redact(err.Error()))
-		return 1
+	env := &runEnv{ctx: ctx, cfg: &ac, out: stdout, secrets: secrets, maxHistory: e.maxHistory}
+	// connect runs once the flags are parsed, before the command: it
+	// readies the Configuration the command's client already points at.
+	env.connect = func(namespace string, allNamespaces bool) error {
+		if namespace == "" {
+			namespace = req.Namespace
+		}
+		if namespace == "" {
+			namespace = "default"
+		}
+		env.namespace = namespace
+		storageNS := namespace
+		if allNamespaces {
+			storageNS = ""
+		}
+		flags := executor.ConfigFlags(cfg, e.cacheDir)
+		flags.Namespace = &namespace
+		debug := func(format string, v ...any) { e.log.Debug("helm", "msg", fmt.Sprintf(format, v...)) }
+		return ac.Init(flags, storageNS, e.driver, debug)
 	}
-	env := &runEnv{ctx: ctx, cfg: &ac, namespace: ns, out: stdout, secrets: secrets, maxHistory: e.maxHistory}
 	if _, err := parse(req.Args, env); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
