@@ -57,8 +57,8 @@ type Store struct {
 	// cluster that sees the click can tell it is not its own.
 	issuer string
 	key    []byte
-	ttl time.Duration
-	now func() time.Time
+	ttl    time.Duration
+	now    func() time.Time
 
 	mu      sync.Mutex
 	actions map[string]entry // by nonce

@@ -314,4 +314,3 @@ func common(alerts []Alert) map[string]string {
 	}
 	return out
 }
-
