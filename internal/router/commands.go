@@ -142,7 +142,7 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 		return reply(errorMessage("Cannot run that", err.Error()))
 	}
 	ch := r.channels[channelKey(in.Platform, in.Channel.ID)]
-	if in.ActionID == "" && !r.addressed(ch, cmd) {
+	if in.ActionID == "" && !r.addressed(ch, in, cmd) {
 		return chat.Message{}
 	}
 	if b, ok := r.builtins()[cmd.Name]; ok {

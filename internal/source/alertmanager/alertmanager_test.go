@@ -112,7 +112,7 @@ func TestBadRequests(t *testing.T) {
 	auth := map[string]string{"Authorization": "Bearer tok"}
 	require.Equal(t, http.StatusMethodNotAllowed, do(s, http.MethodGet, "", auth).Code)
 	for body, want := range map[string]string{
-		`{"version":"3","groupKey":"k","status":"firing","alerts":[{"status":"firing","labels":{"a":"b"}}]}`: `version: "3" is not supported`,
+		`{"version":"3","groupKey":"k","status":"firing","alerts":[{"status":"firing","labels":{"a":"b"}}]}`:  `version: "3" is not supported`,
 		`{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"a":"b"}}]}`:                 "groupKey: is required",
 		`{"version":"4","groupKey":"k","status":"firing","alerts":[{"status":"burning","labels":{"a":"b"}}]}`: `alerts[0].status: "burning"`,
 		`{"version":"4","groupKey":"k","status":"firing","alerts":[{"status":"firing","labels":{}}]}`:         "alerts[0].labels: is empty",
