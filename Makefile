@@ -24,7 +24,7 @@ run: testbin ## Demo: a local control plane, demo workloads and the agent with i
 	$(GO) run ./hack/local
 
 .PHONY: testbin
-testbin: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and helm into bin/testbin (cached)
+testbin: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, helm and alertmanager into bin/testbin (cached)
 	TESTBIN=$(TESTBIN) bash hack/testbin.sh
 
 .PHONY: unit
