@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -53,8 +54,8 @@ type Action struct {
 
 // Store issues and redeems action ids. It is safe for concurrent use.
 type Store struct {
-	// issuer prefixes every id ("prod.<id>"), so an agent of another
-	// cluster that sees the click can tell it is not its own.
+	// issuer is the tag that prefixes every id ("<tag>.<id>"), so an agent
+	// of another cluster that sees the click can tell it is not its own.
 	issuer string
 	key    []byte
 	ttl    time.Duration
@@ -89,9 +90,21 @@ func NewStore(key []byte, ttl time.Duration) (*Store, error) {
 
 const nonceLen = 16
 
-// SetIssuer makes the store prefix its ids with issuer (a cluster name)
-// and take only ids that carry it. Call it before the first Put.
-func (s *Store) SetIssuer(issuer string) { s.issuer = issuer }
+// SetIssuer makes the store prefix its ids with the tag of issuer (a
+// cluster name; see Tag) and take only ids that carry it. Call it before
+// the first Put.
+func (s *Store) SetIssuer(issuer string) { s.issuer = Tag(issuer) }
+
+// Tag is the short prefix that the ids of issuer carry: 8 hex digits of its
+// hash, so ids stay within every platform's limit (Discord's custom_id is
+// at most 100 characters) whatever the cluster name's length.
+func Tag(issuer string) string {
+	if issuer == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte(issuer))
+	return hex.EncodeToString(h[:4])
+}
 
 // Foreign reports whether id names another issuer. An id without one is
 // not foreign: Take judges it (not valid, or from before a restart).

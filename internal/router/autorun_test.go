@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kubechat/kubechat/internal/action"
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/event"
@@ -283,11 +284,12 @@ func TestClusterTargeting(t *testing.T) {
 	require.Equal(t, "kubectl get pods", a.say(t, "ops", "U1", "kubectl get pods").Title, "no default cluster: the agent that hears it answers")
 
 	run := m.Sections[len(m.Sections)-1].Buttons[0].ActionID
-	require.True(t, strings.HasPrefix(run, "dev."), "button ids name their cluster: %s", run)
+	require.True(t, strings.HasPrefix(run, action.Tag("dev")+"."), "button ids name their cluster: %s", run)
+	require.LessOrEqual(t, len(run), 100, "within Discord's custom_id limit")
 	click := func(id string) chat.Message {
 		return a.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: "shared", ID: "shared"}, UserID: "U1", ActionID: id})
 	}
-	require.Equal(t, chat.Message{}, click("prod."+strings.TrimPrefix(run, "dev.")), "another agent's button is not ours to answer")
+	require.Equal(t, chat.Message{}, click(action.Tag("prod")+"."+strings.TrimPrefix(run, action.Tag("dev")+".")), "another agent's button is not ours to answer")
 	require.Contains(t, click("garbage").PlainText(), "this button is not valid")
 	require.Equal(t, "kubectl get pods", click(run).Title, "our own button works without --cluster")
 }
