@@ -55,6 +55,7 @@ fuzz: ## Run every fuzz test for 10s each
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 10s ./internal/command/
 	$(GO) test -run XXX -fuzz FuzzSplit -fuzztime 10s ./internal/chat/
 	$(GO) test -run XXX -fuzz FuzzInbound -fuzztime 10s ./internal/chat/webchat/
+	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime 10s ./internal/source/alertmanager/
 
 .PHONY: bench
 bench: testbin ## Print performance figures: pipeline events/s, change-to-sink latency, agent RSS, kubectl round trip

@@ -54,7 +54,8 @@ func (r *Router) Start(ctx context.Context) error {
 	}
 	wg.Go(func() { r.flushGroups(ctx) })
 	for range autorunWorkers {
-		wg.Go(func() { r.runJobs(ctx) })
+		// Queued actions, like queued alerts, get the drain's grace.
+		wg.Go(func() { r.runJobs(dctx) })
 	}
 	<-ctx.Done()
 	deadline := time.Now().Add(DrainTimeout)
@@ -101,9 +102,10 @@ func (r *Router) Recent() []string {
 	return out
 }
 
-// Pending is the number of messages queued or being delivered, over all channels.
+// Pending is the number of messages queued or being delivered, over all
+// channels, and of actions waiting to run.
 func (r *Router) Pending() int {
-	n := 0
+	n := r.jobs.len()
 	for _, s := range r.senders {
 		n += s.q.Pending()
 	}

@@ -187,3 +187,22 @@ func FuzzDecode(f *testing.F) {
 		require.NotEmpty(t, ev.Transition)
 	})
 }
+
+// BenchmarkWebhook measures one authenticated webhook of a three-alert
+// group: auth, body read, decode, checks and the group's event.
+func BenchmarkWebhook(b *testing.B) {
+	tok := config.NewSecret("tok", "bench")
+	s, err := New(config.Source{Name: "prom", Alertmanager: &config.AlertmanagerSource{BearerToken: &tok}}, "prod", slog.New(slog.DiscardHandler))
+	require.NoError(b, err)
+	s.emit, s.ctx = func(context.Context, event.Event) {}, context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/alertmanager/prom", strings.NewReader(firing))
+		req.Header.Set("Authorization", "Bearer tok")
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
+}
