@@ -245,6 +245,13 @@ func TestAlertGroupIsOneMessage(t *testing.T) {
 	require.NotNil(t, corr.m.Thread)
 	require.Equal(t, first.ref.ID, corr.m.Thread.ID)
 
+	// A restarted agent (a new router over the same state) keeps threading.
+	b := newAlerting(t)
+	b.r.Emit(t.Context(), crashLoop("web-5d8f7c9b4-zzzzz"))
+	after := b.out.wait(t, "ops", func(p posted) bool { return strings.Contains(p.m.Title, "web-5d8f7c9b4-zzzzz is failing") })
+	require.NotNil(t, after.m.Thread, "the open alert's thread survives a restart")
+	require.Equal(t, first.ref.ID, after.m.Thread.ID)
+
 	a.r.Emit(t.Context(), amGroup("resolved", 0, labels))
 	res := a.out.wait(t, "ops", func(p posted) bool { return strings.HasPrefix(p.m.Title, "Resolved: ") })
 	require.Equal(t, first.ref.ID, res.m.Replace.ID)

@@ -2,7 +2,12 @@ package router
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -15,8 +20,8 @@ import (
 // pods) are posted into the alert's thread instead of as new messages. An
 // alert names its workload with the labels kube-state-metrics and most
 // rules use: namespace plus pod, deployment, statefulset, daemonset or
-// job_name. The index lives in memory: after a restart, Kubernetes alerts
-// start new messages until the Alertmanager group notifies again.
+// job_name. Each channel's open alert threads are kept in the state
+// ConfigMap, so a restart or a new leader keeps threading.
 
 // workloadLabels maps alert labels to the Kubernetes kinds they name.
 var workloadLabels = map[string]string{
@@ -32,17 +37,77 @@ var podSuffix = map[string]*regexp.Regexp{
 	"job":         regexp.MustCompile(`^[a-z0-9]{5}$`),
 }
 
-type threads struct {
-	mu   sync.Mutex
-	refs map[string]map[*sender]chat.MessageRef // by workload key
-	keys map[string][]string                    // group -> its workload keys
+// threadRecord is an open alert group's message in one channel and the
+// workloads its labels name.
+type threadRecord struct {
+	Ref       chat.MessageRef `json:"ref"`
+	Workloads []string        `json:"workloads"`
 }
 
-func newThreads() *threads {
-	return &threads{refs: map[string]map[*sender]chat.MessageRef{}, keys: map[string][]string{}}
+type threads struct {
+	state   StateStore
+	log     *slog.Logger
+	senders map[string]*sender
+	// loaded reads the state on first use: by then the agent has loaded
+	// its state (sources, the only callers, run after that).
+	loaded sync.Once
+
+	mu       sync.Mutex
+	bySender map[*sender]map[string]threadRecord // by alert group
 }
+
+func newThreads() *threads { return &threads{bySender: map[*sender]map[string]threadRecord{}} }
 
 func workloadKey(ns, kind, name string) string { return ns + "/" + kind + "/" + name }
+
+// threadsKey names the state entry of a channel's open alert threads.
+func threadsKey(s *sender) string {
+	h := sha256.Sum256([]byte(senderKey(s.b)))
+	return "threads." + hex.EncodeToString(h[:12])
+}
+
+// use makes t keep its records in state, for the channels of senders.
+func (t *threads) use(state StateStore, log *slog.Logger, senders map[string]*sender) {
+	t.state, t.log, t.senders = state, log, senders
+}
+
+// load reads every channel's open alert threads from the state, once.
+func (t *threads) load() {
+	t.loaded.Do(func() {
+		if t.state == nil {
+			return
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for _, s := range t.senders {
+			v, ok := t.state.Get(threadsKey(s))
+			if !ok || v == "" {
+				continue
+			}
+			var m map[string]threadRecord
+			if err := json.Unmarshal([]byte(v), &m); err != nil {
+				t.log.Warn("ignoring unreadable alert threads", "channel", s.b.channel.ID, "err", err)
+				continue
+			}
+			t.bySender[s] = m
+		}
+	})
+}
+
+// save writes s's open alert threads. t.mu must be held.
+func (t *threads) saveLocked(ctx context.Context, s *sender) {
+	if t.state == nil {
+		return
+	}
+	value := ""
+	if m := t.bySender[s]; len(m) > 0 {
+		b, _ := json.Marshal(m)
+		value = string(b)
+	}
+	if err := t.state.Set(ctx, threadsKey(s), value); err != nil {
+		t.log.Warn("alert threads not saved; after a restart, Kubernetes alerts may start their own messages", "err", err)
+	}
+}
 
 // alertKeys are the workloads an alert group's labels name.
 func alertKeys(ev event.Event) []string {
@@ -56,60 +121,64 @@ func alertKeys(ev event.Event) []string {
 			out = append(out, workloadKey(ns, kind, name))
 		}
 	}
+	slices.Sort(out)
 	return out
 }
 
 // open records the message of a firing alert group in s's channel.
-func (t *threads) open(ev event.Event, s *sender, ref chat.MessageRef) {
-	if ev.Group == "" {
+func (t *threads) open(ctx context.Context, ev event.Event, s *sender, ref chat.MessageRef) {
+	keys := alertKeys(ev)
+	if ev.Group == "" || len(keys) == 0 {
 		return
 	}
-	keys := alertKeys(ev)
+	t.load()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.keys[ev.Group] = keys
-	for _, k := range keys {
-		if t.refs[k] == nil {
-			t.refs[k] = map[*sender]chat.MessageRef{}
-		}
-		t.refs[k][s] = ref
+	if old, ok := t.bySender[s][ev.Group]; ok && old.Ref == ref && slices.Equal(old.Workloads, keys) {
+		return
 	}
+	if t.bySender[s] == nil {
+		t.bySender[s] = map[string]threadRecord{}
+	}
+	t.bySender[s][ev.Group] = threadRecord{Ref: ref, Workloads: keys}
+	t.saveLocked(ctx, s)
 }
 
 // close forgets a resolved alert group in s's channel.
-func (t *threads) close(ev event.Event, s *sender) {
-	if ev.Group == "" {
-		return
-	}
+func (t *threads) close(ctx context.Context, ev event.Event, s *sender) {
+	t.load()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, k := range t.keys[ev.Group] {
-		delete(t.refs[k], s)
-		if len(t.refs[k]) == 0 {
-			delete(t.refs, k)
-		}
+	if _, ok := t.bySender[s][ev.Group]; !ok || ev.Group == "" {
+		return
 	}
+	delete(t.bySender[s], ev.Group)
+	t.saveLocked(ctx, s)
 }
 
-// lookup returns the open alert thread in s's channel about ev's object.
+// lookup returns the open alert thread in s's channel about ev's object:
+// the object itself, or a pod of a controller the alert names
+// (web-7d4b9c-x2x9z of deployment web).
 func (t *threads) lookup(ev event.Event, s *sender) (chat.MessageRef, bool) {
 	kind := strings.ToLower(ev.Object.Kind)
 	ns, name := ev.Object.Namespace, ev.Object.Name
+	wanted := []string{workloadKey(ns, kind, name)}
+	if kind == "pod" {
+		for ctrl, suffix := range podSuffix {
+			for i := strings.IndexByte(name, '-'); i > 0; i = next(name, i) {
+				if suffix.MatchString(name[i+1:]) {
+					wanted = append(wanted, workloadKey(ns, ctrl, name[:i]))
+				}
+			}
+		}
+	}
+	t.load()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if ref, ok := t.refs[workloadKey(ns, kind, name)][s]; ok {
-		return ref, true
-	}
-	if kind != "pod" {
-		return chat.MessageRef{}, false
-	}
-	// A pod of a controller the alert names: web-7d4b9c-x2x9z of deployment web.
-	for ctrl, suffix := range podSuffix {
-		for i := strings.IndexByte(name, '-'); i > 0; i = next(name, i) {
-			if suffix.MatchString(name[i+1:]) {
-				if ref, ok := t.refs[workloadKey(ns, ctrl, name[:i])][s]; ok {
-					return ref, true
-				}
+	for _, rec := range t.bySender[s] {
+		for _, w := range wanted {
+			if slices.Contains(rec.Workloads, w) {
+				return rec.Ref, true
 			}
 		}
 	}

@@ -156,14 +156,14 @@ func (r *Router) transition(ctx context.Context, ev event.Event, b binding, s *s
 			},
 			func(ref chat.MessageRef) {
 				if edited {
-					r.threads.open(ev, s, ref)
+					r.threads.open(ctx, ev, s, ref)
 					return
 				}
 				rec, _ := json.Marshal(transitionRecord{Ref: ref, Title: m.Title, Reason: ev.Reason, Since: ev.Time})
 				if err := r.state.Set(ctx, key, string(rec)); err != nil {
 					r.log.Error("transition alert state not saved; a restart may alert again", "key", key, "err", err)
 				}
-				r.threads.open(ev, s, ref)
+				r.threads.open(ctx, ev, s, ref)
 				r.triggerActions(ev, s, ref)
 			})
 		return
@@ -180,7 +180,7 @@ func (r *Router) transition(ctx context.Context, ev event.Event, b binding, s *s
 			return m, true
 		},
 		func(chat.MessageRef) {
-			r.threads.close(ev, s)
+			r.threads.close(ctx, ev, s)
 			if err := r.state.Set(ctx, key, ""); err != nil {
 				r.log.Error("transition alert state not cleared", "key", key, "err", err)
 			}

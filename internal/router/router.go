@@ -155,6 +155,7 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 	if r.state == nil {
 		r.state = &memoryState{m: map[string]string{}}
 	}
+	r.threads.use(r.state, log, r.senders)
 	if err := r.buildActions(); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
