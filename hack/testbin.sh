@@ -12,6 +12,10 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 # Keep in step with helm.sh/helm/v3 in go.mod.
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
+# The Flux controllers whose CRDs the flux executor's tests install; keep in
+# step with github.com/fluxcd/{kustomize,source}-controller/api in go.mod.
+FLUX_KUSTOMIZE_VERSION=${FLUX_KUSTOMIZE_VERSION:-v1.9.6}
+FLUX_SOURCE_VERSION=${FLUX_SOURCE_VERSION:-v1.9.0}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${TESTBIN:-$root/bin/testbin}
@@ -91,8 +95,25 @@ build_helm() {
 	echo "$HELM_VERSION" >"$out/.helm.version"
 }
 
+# fetch_flux_crds copies the Kustomization and GitRepository CRDs that the
+# controllers' own modules ship (config/crd/bases) into crds/flux.
+fetch_flux_crds() {
+	local want="kustomize-controller@$FLUX_KUSTOMIZE_VERSION source-controller@$FLUX_SOURCE_VERSION"
+	[ "$(cat "$out/crds/flux/.version" 2>/dev/null || true)" = "$want" ] && return 0
+	echo "testbin: fetching Flux CRDs ($want)"
+	rm -rf "$out/crds/flux" && mkdir -p "$out/crds/flux"
+	local dir
+	dir=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/fluxcd/kustomize-controller@$FLUX_KUSTOMIZE_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+	cp "$dir/config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml" "$out/crds/flux/"
+	dir=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/fluxcd/source-controller@$FLUX_SOURCE_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+	cp "$dir/config/crd/bases/source.toolkit.fluxcd.io_gitrepositories.yaml" "$out/crds/flux/"
+	chmod u+w "$out/crds/flux/"*.yaml
+	echo "$want" >"$out/crds/flux/.version"
+}
+
 build_etcd
 build_kwok
+fetch_flux_crds
 build_helm
 build_k8s
 echo "testbin: ready in $out"
