@@ -98,7 +98,9 @@ func TestFluxDiffCommentAndApproveThroughSlack(t *testing.T) {
 	_, err = srv.Click(ch, diff.TS, "UBOB0001", buttonID(t, diff, "Post diff to PR"), "")
 	require.NoError(t, err)
 	waitItem(t, "the posted confirmation", func() []slacktest.Message { return srv.Messages(ch) },
-		func(m slacktest.Message) bool { return m.ThreadTS == ts && strings.Contains(slackText(m), "Posted the diff") })
+		func(m slacktest.Message) bool {
+			return m.ThreadTS == ts && strings.Contains(slackText(m), "Posted the diff")
+		})
 	comments := fleet.GitHub.Comments(31)
 	require.Len(t, comments, 1)
 	require.Contains(t, comments[0].Body, "+  replicas: 3")
@@ -109,7 +111,9 @@ func TestFluxDiffCommentAndApproveThroughSlack(t *testing.T) {
 	_, err = srv.Click(ch, diff.TS, "UBOB0001", buttonID(t, diff, "Approve PR"), "")
 	require.NoError(t, err)
 	waitItem(t, "the approval", func() []slacktest.Message { return srv.Messages(ch) },
-		func(m slacktest.Message) bool { return m.ThreadTS == ts && strings.Contains(slackText(m), "Approved acme/fleet#31") })
+		func(m slacktest.Message) bool {
+			return m.ThreadTS == ts && strings.Contains(slackText(m), "Approved acme/fleet#31")
+		})
 	reviews := fleet.GitHub.Reviews()
 	require.Len(t, reviews, 1)
 	require.Equal(t, sha, reviews[0].CommitID)
@@ -131,6 +135,8 @@ func TestFluxDiffCommentAndApproveThroughSlack(t *testing.T) {
 	_, err = srv.Click(ch, diff.TS, "UBOB0001", buttonID(t, diff, "Approve PR"), "")
 	require.NoError(t, err)
 	waitItem(t, "the refused replay", func() []slacktest.Message { return srv.Messages(ch) },
-		func(m slacktest.Message) bool { return m.ThreadTS == ts && strings.Contains(slackText(m), "already used") })
+		func(m slacktest.Message) bool {
+			return m.ThreadTS == ts && strings.Contains(slackText(m), "already used")
+		})
 	require.Len(t, fleet.GitHub.Reviews(), 1)
 }

@@ -30,10 +30,10 @@ func newClient(t *testing.T, gh *githubtest.Server) *github.Client {
 
 func TestParseRepoURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"https://github.com/acme/fleet":          "acme/fleet",
-		"https://github.com/acme/fleet.git":      "acme/fleet",
-		"ssh://git@github.com/acme/fleet.git":    "acme/fleet",
-		"git@github.com:acme/fleet.git":          "acme/fleet",
+		"https://github.com/acme/fleet":           "acme/fleet",
+		"https://github.com/acme/fleet.git":       "acme/fleet",
+		"ssh://git@github.com/acme/fleet.git":     "acme/fleet",
+		"git@github.com:acme/fleet.git":           "acme/fleet",
 		"https://ghe.example.com/acme/fleet.git/": "acme/fleet",
 	} {
 		got, err := github.ParseRepoURL(in)

@@ -36,7 +36,8 @@ import (
 type Settings struct {
 	// GitHub is how pull requests are read, commented on and approved.
 	GitHub GitHubSettings `yaml:"github"`
-	// MaxRepoBytes caps the size of a checkout (default 256 MiB).
+	// MaxRepoBytes caps a checkout: the bytes fetched, and the files on disk
+	// (default 32 MiB, which fits the chart's /tmp volume).
 	MaxRepoBytes int64 `yaml:"maxRepoBytes"`
 	// MaxManifestBytes caps the size of a build's output (default 16 MiB).
 	MaxManifestBytes int64 `yaml:"maxManifestBytes"`
@@ -66,7 +67,7 @@ type AppSettings struct {
 
 // Defaults of Settings.
 const (
-	DefaultMaxRepoBytes     = 256 << 20
+	DefaultMaxRepoBytes     = 32 << 20
 	DefaultMaxManifestBytes = 16 << 20
 	DefaultBuildTimeout     = 2 * time.Minute
 )

@@ -72,7 +72,9 @@ func TestKustomizationReadyTransitions(t *testing.T) {
 	setReady("False", "HealthCheckFailed", "timeout waiting for: [Deployment/apps/web status: 'InProgress']")
 	setReady("Unknown", "Progressing", "reconciliation in progress")
 	setReady("True", "ReconciliationSucceeded", "Applied revision: main@sha1:2")
-	require.Eventually(t, func() bool { return len(out.events()) > 1 && out.events()[len(out.events())-1].Transition == event.Resolved },
+	require.Eventually(t, func() bool {
+		return len(out.events()) > 1 && out.events()[len(out.events())-1].Transition == event.Resolved
+	},
 		10*time.Second, 20*time.Millisecond)
 	for _, ev := range out.events()[1 : len(out.events())-1] {
 		// The informer may coalesce updates; whatever it delivers between
