@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/fluxcd/cli-utils/pkg/object"
@@ -289,9 +290,8 @@ func cleanBuildError(err error, root string) error {
 func (r *run) compare(ctx context.Context, t target, objects []*unstructured.Unstructured) ([]Change, error) {
 	man := ssa.NewResourceManager(t.kc, nil, ssa.Owner{Field: fieldManager, Group: fluxGroup})
 	man.SetOwnerLabels(objects, t.ks.Name, t.ks.Namespace)
-	slices.SortStableFunc(objects, func(a, b *unstructured.Unstructured) int {
-		return strings.Compare(ssautil.FmtUnstructured(a), ssautil.FmtUnstructured(b))
-	})
+	// Namespaces and CRDs first, as they are applied.
+	sort.Sort(ssa.SortableUnstructureds(objects))
 	for _, o := range objects {
 		if ssautil.IsSecret(o) {
 			r.maskSecret(o)
@@ -299,21 +299,30 @@ func (r *run) compare(ctx context.Context, t target, objects []*unstructured.Uns
 	}
 	var changes []Change
 	built := map[string]bool{}
+	// newNamespaces are created by this build: a dry-run of an object in
+	// one finds no namespace, and the object is new with it.
+	newNamespaces := map[string]bool{}
 	for _, o := range objects {
 		id := ssautil.FmtUnstructured(o)
 		built[object.UnstructuredToObjMetadata(o).String()] = true
 		entry, live, merged, err := man.Diff(ctx, o, ssa.DiffOptions{Exclusions: map[string]string{reconcileAnnotation: disabledValue}})
-		if err != nil {
-			if apierrors.IsForbidden(err) {
-				changes = append(changes, Change{Action: ActionSkipped, Object: id, Reason: forbiddenReason(err)})
-				continue
-			}
+		switch {
+		case err != nil && apierrors.IsForbidden(err):
+			changes = append(changes, Change{Action: ActionSkipped, Object: id, Reason: forbiddenReason(err)})
+			continue
+		case err != nil && apierrors.IsNotFound(err) && newNamespaces[o.GetNamespace()]:
+			changes = append(changes, Change{Action: ActionCreated, Object: id, Diff: unified(id, nil, o)})
+			continue
+		case err != nil:
 			return changes, fmt.Errorf("dry-run %s: %w", id, err)
 		}
 		c := Change{Action: string(entry.Action), Object: id}
 		switch entry.Action {
 		case ssa.CreatedAction:
 			c.Action, c.Diff = ActionCreated, unified(id, nil, o)
+			if ssautil.IsNamespace(o) {
+				newNamespaces[o.GetName()] = true
+			}
 		case ssa.ConfiguredAction:
 			c.Action, c.Diff = ActionConfigured, unified(id, live, merged)
 		case ssa.SkippedAction:
@@ -324,7 +333,9 @@ func (r *run) compare(ctx context.Context, t target, objects []*unstructured.Uns
 		changes = append(changes, c)
 	}
 	deleted, err := r.pruned(ctx, t, built)
-	return append(changes, deleted...), err
+	changes = append(changes, deleted...)
+	slices.SortStableFunc(changes, func(a, b Change) int { return strings.Compare(a.Object, b.Object) })
+	return changes, err
 }
 
 // pruned lists the inventory's objects that the build no longer has, and

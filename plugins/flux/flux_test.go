@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/stretchr/testify/require"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
@@ -40,6 +42,28 @@ func TestFlux(t *testing.T) {
 	t.Run("BuildErrorsAreClear", func(t *testing.T) { testBuildErrors(t, f) })
 	t.Run("ObjectsTheIdentityMayNotDryRunAreSkipped", func(t *testing.T) { testSkipped(t, f) })
 	t.Run("Get", func(t *testing.T) { testGet(t, f) })
+	t.Run("ObjectsInANewNamespace", func(t *testing.T) { testNewNamespace(t, f) })
+}
+
+// testNewNamespace: objects in a namespace the same pull request creates
+// are created with it, not an error (the dry-run finds no namespace).
+func testNewNamespace(t *testing.T, f *fluxtest.Fleet) {
+	ctx := t.Context()
+	kc, err := client.New(env.Config, client.Options{Scheme: scheme})
+	require.NoError(t, err)
+	require.NoError(t, kc.Create(ctx, &kustomizev1.Kustomization{
+		ObjectMeta: metav1.ObjectMeta{Name: "extras", Namespace: fluxNS},
+		Spec: kustomizev1.KustomizationSpec{Interval: metav1.Duration{Duration: time.Minute}, Path: "./extras",
+			SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: fluxtest.Repo}},
+	}))
+	f.OpenPR(t, 40, "extras", map[string]string{
+		"extras/namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: flux-new}\n",
+		"extras/config.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: flux-new}\ndata: {a: b}\n",
+	})
+	res := execute(t, newExecutor(t, f.GitHub.APIURL()), admin, "diff", "kustomization", "extras", "--github-ref", "40")
+	require.Equal(t, 0, res.ExitCode, res.Errors)
+	require.Equal(t, []string{"ConfigMap/flux-new/cm created", "Namespace/flux-new created"}, objectLines(res.Output))
+	require.Contains(t, res.Output, "+  a: b\n")
 }
 
 func newExecutor(t *testing.T, apiURL string) *Executor {
