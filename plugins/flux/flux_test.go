@@ -2,6 +2,10 @@ package flux
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,6 +47,42 @@ func TestFlux(t *testing.T) {
 	t.Run("ObjectsTheIdentityMayNotDryRunAreSkipped", func(t *testing.T) { testSkipped(t, f) })
 	t.Run("Get", func(t *testing.T) { testGet(t, f) })
 	t.Run("ObjectsInANewNamespace", func(t *testing.T) { testNewNamespace(t, f) })
+	t.Run("MatchesTheFluxCLI", func(t *testing.T) { testMatchesFluxCLI(t, f) })
+}
+
+// testMatchesFluxCLI: for the same pull request, the objects and their
+// outcomes are those "flux diff kustomization" of the flux CLI (built by
+// make testbin) reports for a local checkout of the same commit.
+func testMatchesFluxCLI(t *testing.T, f *fluxtest.Fleet) {
+	bin, err := testenv.BinDir()
+	require.NoError(t, err)
+	flux := filepath.Join(bin, "flux")
+	_, err = os.Stat(flux)
+	require.NoError(t, err, "the flux CLI comes from make testbin")
+
+	f.OpenPR(t, 50, "compare", fluxtest.PRFiles())
+	res := execute(t, newExecutor(t, f.GitHub.APIURL()), admin, "diff", "kustomization", "apps", "--github-ref", "50")
+	require.Equal(t, 0, res.ExitCode, res.Errors)
+	ours := objectLines(res.Output)
+
+	f.Work.Checkout("compare")
+	defer f.Work.Checkout("main")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, flux, "diff", "kustomization", "apps", "-n", fluxNS, "--path", filepath.Join(f.Work.Dir, "deploy"),
+		"--progress-bar=false", "--kubeconfig", env.Kubeconfig())
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	var exitErr *exec.ExitError
+	require.ErrorAs(t, err, &exitErr, "flux diff exits 1 when something changes:\n%s", out)
+	var theirs []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "► "); ok {
+			theirs = append(theirs, strings.Replace(rest, " drifted", " configured", 1))
+		}
+	}
+	slices.Sort(theirs)
+	require.Equal(t, ours, theirs, "flux diff printed:\n%s", out)
 }
 
 // testNewNamespace: objects in a namespace the same pull request creates
