@@ -48,6 +48,26 @@ func TestFlux(t *testing.T) {
 	t.Run("Get", func(t *testing.T) { testGet(t, f) })
 	t.Run("ObjectsInANewNamespace", func(t *testing.T) { testNewNamespace(t, f) })
 	t.Run("MatchesTheFluxCLI", func(t *testing.T) { testMatchesFluxCLI(t, f) })
+	t.Run("SizeLimits", func(t *testing.T) { testSizeLimits(t, f) })
+}
+
+// testSizeLimits: a repository or a build past the configured size is a
+// clear error, and the temporary checkout is gone afterwards.
+func testSizeLimits(t *testing.T, f *fluxtest.Fleet) {
+	f.OpenPR(t, 60, "limits", fluxtest.PRFiles())
+	work := t.TempDir()
+	for _, tc := range []struct{ setting, want string }{
+		{"maxRepoBytes: 2000", "larger than the limit of 2000 bytes (settings.maxRepoBytes)"},
+		{"maxManifestBytes: 300", "past the limit of 300 (settings.maxManifestBytes)"},
+	} {
+		e := newExecutor(t, f.GitHub.APIURL(), tc.setting, "workDir: "+work)
+		res := execute(t, e, admin, "diff", "kustomization", "apps", "--github-ref", "60")
+		require.Equal(t, 1, res.ExitCode, res.Output)
+		require.Contains(t, res.Errors, tc.want)
+		left, err := os.ReadDir(work)
+		require.NoError(t, err)
+		require.Empty(t, left, "the checkout is removed")
+	}
 }
 
 // testMatchesFluxCLI: for the same pull request, the objects and their
@@ -106,12 +126,15 @@ func testNewNamespace(t *testing.T, f *fluxtest.Fleet) {
 	require.Contains(t, res.Output, "+  a: b\n")
 }
 
-func newExecutor(t *testing.T, apiURL string) *Executor {
+func newExecutor(t *testing.T, apiURL string, extra ...string) *Executor {
 	t.Helper()
 	t.Setenv("KUBECHAT_TEST_GITHUB_TOKEN", fluxtest.GitHubToken)
 	settings := "github:\n  token: ${KUBECHAT_TEST_GITHUB_TOKEN}\n"
 	if apiURL != "" {
 		settings += "  baseURL: " + apiURL + "\n"
+	}
+	for _, line := range extra {
+		settings += line + "\n"
 	}
 	raw, err := config.RawFromYAML(settings)
 	require.NoError(t, err)
