@@ -7,13 +7,16 @@ package gittest
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
+	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -21,8 +24,9 @@ import (
 // Server serves the bare repositories under Root at URL/<name>.git.
 type Server struct {
 	*httptest.Server
-	Root string
-	git  string
+	Root  string
+	git   string
+	token atomic.Pointer[string]
 }
 
 // NewServer starts a smart HTTP git server on loopback; it stops with t.
@@ -44,20 +48,36 @@ func NewServer(t testing.TB) *Server {
 			"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=uploadpack.allowAnySHA1InWant", "GIT_CONFIG_VALUE_0=true",
 		},
 	}
-	s.Server = httptest.NewServer(h)
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok := s.token.Load(); tok != nil {
+			// As GitHub over HTTPS: any user name, the token as the password.
+			if _, pass, ok := r.BasicAuth(); !ok || pass != *tok {
+				w.Header().Set("WWW-Authenticate", `Basic realm="gittest"`)
+				http.Error(w, "authentication required", http.StatusUnauthorized)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
 	t.Cleanup(s.Close)
 	return s
 }
+
+// RequireToken makes the server refuse requests without token as the
+// basic-auth password, as a private repository on GitHub does. Pushes
+// from Repo carry it too.
+func (s *Server) RequireToken(token string) { s.token.Store(&token) }
 
 // RepoURL is the clone URL of repository name.
 func (s *Server) RepoURL(name string) string { return s.URL + "/" + name + ".git" }
 
 // Repo is a working copy that pushes to a bare repository of a Server.
 type Repo struct {
-	t    testing.TB
-	Dir  string
-	git  string
-	name string
+	t      testing.TB
+	Dir    string
+	git    string
+	name   string
+	server *Server
 }
 
 // NewRepo creates the bare repository name on s and a working copy of it
@@ -65,7 +85,7 @@ type Repo struct {
 func (s *Server) NewRepo(t testing.TB, name string) *Repo {
 	t.Helper()
 	bare := filepath.Join(s.Root, name+".git")
-	r := &Repo{t: t, Dir: t.TempDir(), git: s.git, name: name}
+	r := &Repo{t: t, Dir: t.TempDir(), git: s.git, name: name, server: s}
 	r.run("", "init", "--bare", "--initial-branch=main", bare)
 	r.run(bare, "config", "http.receivepack", "true")
 	r.run(r.Dir, "init", "--initial-branch=main")
@@ -117,7 +137,13 @@ func (r *Repo) run(dir string, args ...string) string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.git, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
+	env := os.Environ()
+	if tok := r.server.token.Load(); tok != nil {
+		// The token reaches git through the environment, not its argv.
+		env = append(env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader",
+			"GIT_CONFIG_VALUE_0=Authorization: Basic "+base64.StdEncoding.EncodeToString([]byte("x-access-token:"+*tok)))
+	}
+	cmd.Env = append(env,
 		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.com",
 		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.com",
 		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0")

@@ -49,6 +49,13 @@ func TestFlux(t *testing.T) {
 	t.Run("ObjectsInANewNamespace", func(t *testing.T) { testNewNamespace(t, f) })
 	t.Run("MatchesTheFluxCLI", func(t *testing.T) { testMatchesFluxCLI(t, f) })
 	t.Run("SizeLimits", func(t *testing.T) { testSizeLimits(t, f) })
+	t.Run("PrivateRepositoryNeedsTheToken", func(t *testing.T) {
+		for _, tok := range []string{"", "wrong"} {
+			err := checkout(t.Context(), f.Git.RepoURL(fluxtest.Repo), f.MainSHA, filepath.Join(t.TempDir(), "repo"), tok, 1<<20)
+			require.ErrorContains(t, err, "authentication required", "token %q", tok)
+		}
+		require.NoError(t, checkout(t.Context(), f.Git.RepoURL(fluxtest.Repo), f.MainSHA, filepath.Join(t.TempDir(), "repo"), fluxtest.GitHubToken, 1<<20))
+	})
 }
 
 // testSizeLimits: a repository or a build past the configured size is a

@@ -118,6 +118,8 @@ func New(t *testing.T, env *testenv.Env, appNS, fluxNS string) *Fleet {
 		require.NoError(t, env.CreateNamespace(ctx, n))
 	}
 	f := &Fleet{Git: gittest.NewServer(t), GitHub: githubtest.New(t, GitHubToken), AppNS: appNS, FluxNS: fluxNS}
+	// A private repository: clones need the GitHub token.
+	f.Git.RequireToken(GitHubToken)
 	f.Work = f.Git.NewRepo(t, Repo)
 	main := map[string]string{
 		"deploy/kustomization.yaml":  "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deployment.yaml, service.yaml, serviceaccount.yaml]\n",
