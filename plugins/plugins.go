@@ -5,12 +5,14 @@ package plugins
 
 import (
 	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/plugins/flux"
 	"github.com/kubechat/kubechat/plugins/helm"
 	"github.com/kubechat/kubechat/plugins/kubectl"
 )
 
 // Executors maps an executor type, as written in config, to its factory.
 var Executors = map[string]executor.Factory{
+	"flux":    flux.New,
 	"helm":    helm.New,
 	"kubectl": kubectl.New,
 }
