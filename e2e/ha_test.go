@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubechat/kubechat/internal/chat/slack/slacktest"
 )
 
 // TestLeaderHandOver: with two agents, only the leader alerts; when it is
@@ -77,4 +79,57 @@ func TestLeaderHandOver(t *testing.T) {
 	for i := 1; i <= 9; i++ {
 		require.Len(t, s.matching("changes", fmt.Sprintf("ConfigMap %s/cm-%d created", ns, i)), 1, "cm-%d exactly once", i)
 	}
+}
+
+// TestOnlyTheLeaderListensToSlack: Slack hands each Socket Mode event to
+// one of an app's connections. Only the leader connects, so a command and a
+// click on a button it issued reach the agent that holds the button; after
+// a hand-over the new leader connects and answers.
+func TestOnlyTheLeaderListensToSlack(t *testing.T) {
+	ctx := t.Context()
+	const ns = "ha-slack"
+	require.NoError(t, env.CreateNamespace(ctx, ns))
+	require.NoError(t, env.BindGroupToClusterRole(ctx, "e2e-slack-readers", "view"))
+	srv := startSlack(t)
+	cfg := strings.Replace(slackConfig(srv.APIURL(), ns), "log:\n", "ha:\n  leaderElection: true\nlog:\n", 1)
+	leads := func(a *agent) bool { return strings.Contains(a.logs(), "became the leader") }
+
+	first := startAgent(t, cfg)
+	eventually(t, 20*time.Second, "a leader", func() error {
+		if !leads(first) {
+			return fmt.Errorf("not leading yet")
+		}
+		return nil
+	})
+	waitConnected(t, srv, 1)
+	second := startAgent(t, cfg)
+	waitReady(t, second)
+	require.False(t, leads(second), "one leader at a time")
+
+	general := srv.ChannelID("general")
+	ts, _, err := srv.Mention(general, "UALICE01", "kubectl get configmaps")
+	require.NoError(t, err)
+	reply := waitSlack(t, srv, "general", "the command's reply", func(m slacktest.Message) bool {
+		return m.ThreadTS == ts && strings.Contains(string(m.Blocks), "kube-root-ca.crt")
+	})
+	// The fake, like Slack, would hand the click to the newest connection:
+	// the standby's, had it connected.
+	_, err = srv.Click(general, reply.TS, "UBOB0001", buttonID(t, reply, "Run again"), "")
+	require.NoError(t, err)
+	waitSlack(t, srv, "general", "the re-run", func(m slacktest.Message) bool {
+		return m.TS != reply.TS && m.ThreadTS == ts && strings.Contains(string(m.Blocks), "kube-root-ca.crt")
+	})
+	require.Equal(t, 1, srv.Connections(), "the standby never connected")
+
+	require.NoError(t, first.cmd.Process.Signal(syscall.SIGKILL))
+	eventually(t, 60*time.Second, "the standby takes over", func() error {
+		if !leads(second) {
+			return fmt.Errorf("standby still waiting")
+		}
+		return nil
+	})
+	waitConnected(t, srv, 2)
+	pingTS, _, err := srv.Mention(general, "UALICE01", "ping")
+	require.NoError(t, err)
+	waitSlack(t, srv, "general", "pong from the new leader", func(m slacktest.Message) bool { return m.ThreadTS == pingTS })
 }

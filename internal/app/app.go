@@ -284,12 +284,10 @@ func (a *App) Run(ctx context.Context) error {
 		name := "platform/" + p.Name()
 		a.health.Register(name)
 		a.health.SetReady(name, true)
-		g.Go(func() error {
-			if err := p.Listen(gctx, a.router); err != nil {
-				return fmt.Errorf("platform %q: %w", p.Name(), err)
-			}
-			return nil
-		})
+		if _, ok := p.(chat.ConnectionListener); ok {
+			continue // the leader listens: see lead
+		}
+		g.Go(func() error { return listen(gctx, p, a.router) })
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Wait() }()
@@ -311,6 +309,14 @@ func (a *App) Run(ctx context.Context) error {
 	}
 }
 
+// listen runs p's Listen until ctx ends.
+func listen(ctx context.Context, p chat.Platform, h chat.Handler) error {
+	if err := p.Listen(ctx, h); err != nil {
+		return fmt.Errorf("platform %q: %w", p.Name(), err)
+	}
+	return nil
+}
+
 // checkpointKey is the state entry holding the time up to which every
 // routed event was delivered.
 const checkpointKey = "checkpoint"
@@ -318,9 +324,10 @@ const checkpointKey = "checkpoint"
 // checkpointInterval is how often the leader records its checkpoint.
 const checkpointInterval = 5 * time.Second
 
-// lead runs what only the leader runs: the sources, delivery and
-// checkpoints. Sources replay what happened since the last checkpoint, so a
-// restart or a hand-over loses nothing.
+// lead runs what only the leader runs: the sources, delivery,
+// checkpoints, and the platforms that listen over a connection. Sources
+// replay what happened since the last checkpoint, so a restart or a
+// hand-over loses nothing.
 func (a *App) lead(ctx context.Context) error {
 	if a.state != nil {
 		// A standby's view is stale: what the last leader recorded counts.
@@ -347,6 +354,11 @@ func (a *App) lead(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.router.Start(gctx) })
+	for _, p := range a.platforms {
+		if _, ok := p.(chat.ConnectionListener); ok {
+			g.Go(func() error { return listen(gctx, p, a.router) })
+		}
+	}
 	for _, s := range a.sources {
 		g.Go(func() error { return s.Start(gctx, a.router.Emit) })
 	}

@@ -22,6 +22,17 @@ type Listener interface {
 	Listen(ctx context.Context, h Handler) error
 }
 
+// ConnectionListener is implemented by platforms whose Listen opens a
+// connection to the platform: Slack Socket Mode, the Discord gateway, the
+// Mattermost websocket. With leader election only the leader listens on
+// them. Slack hands each event to one of an app's connections, and Discord
+// and Mattermost hand it to all of them, so a listening standby would take
+// clicks on buttons it never issued, or answer every command a second time.
+type ConnectionListener interface {
+	Listener
+	ListensOverConnection()
+}
+
 // Platform is what the registry builds; Name is the instance name from config ("ops-slack").
 type Platform interface {
 	Name() string

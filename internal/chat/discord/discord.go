@@ -199,6 +199,10 @@ func classify(op string, err error) error {
 	return wrapped
 }
 
+// ListensOverConnection marks Listen as opening the gateway: with leader
+// election only the leader listens.
+func (p *platform) ListensOverConnection() {}
+
 // Listen opens the gateway and hands mentions, direct messages and
 // component clicks to h until ctx ends. discordgo reconnects and resumes
 // by itself; the platform's health follows the connection.

@@ -220,6 +220,10 @@ func classify(op string, resp *model.Response, err error) error {
 	}
 }
 
+// ListensOverConnection marks Listen as opening the websocket: with leader
+// election only the leader listens.
+func (p *platform) ListensOverConnection() {}
+
 // Listen keeps a websocket to the server until ctx ends, reconnecting
 // with backoff, and hands mentions and direct messages to h; clicks come
 // through HTTPHandler while it runs.

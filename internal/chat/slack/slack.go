@@ -268,6 +268,10 @@ func classify(op string, err error) error {
 	return err // network errors, timeouts: retry
 }
 
+// ListensOverConnection marks Listen as opening Socket Mode: with leader
+// election only the leader listens.
+func (p *platform) ListensOverConnection() {}
+
 // Listen keeps a Socket Mode connection up until ctx ends, reconnecting on
 // its own, and hands mentions, direct messages and button clicks to h.
 // The platform's health turns bad while it is disconnected; /healthz fails
