@@ -154,6 +154,16 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err := os.WriteFile(filepath.Join(dir, "stages.yaml"), stages, 0o600); err != nil {
 		return nil, err
 	}
+	// kwok serves the kubelet API (container logs) on the nodes' address,
+	// from the Logs objects that SetPodLogs creates.
+	if err := e.createLogsCRD(ctx); err != nil {
+		return nil, err
+	}
+	kubelet, err := freePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	kubeletAddr := fmt.Sprintf("127.0.0.1:%d", kubelet[0])
 	for _, p := range []struct {
 		name string
 		args []string
@@ -167,7 +177,8 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		}},
 		{"kube-scheduler", []string{"--kubeconfig", admin, "--leader-elect=false", "--secure-port=0"}},
 		{"kwok", []string{"--kubeconfig", admin, "--config", filepath.Join(dir, "stages.yaml"),
-			"--server-address", "", "--node-ip", "10.244.0.1", "--cidr", "10.244.0.0/16"}},
+			"--server-address", kubeletAddr, "--node-ip", "127.0.0.1", "--node-port", fmt.Sprint(kubelet[0]),
+			"--enable-crds", "Logs", "--cidr", "10.244.0.0/16"}},
 	} {
 		if err := e.start(filepath.Join(opts.BinDir, p.name), p.name, p.args...); err != nil {
 			return nil, err
@@ -252,6 +263,9 @@ func (e *Env) startAPIServer(ctx context.Context, opts Options) error {
 		"--allow-privileged=true",
 		"--enable-priority-and-fairness=false",
 		"--endpoint-reconciler-type=none",
+		// kwok's nodes are reached on their InternalIP (loopback); their
+		// host names do not resolve.
+		"--kubelet-preferred-address-types=InternalIP",
 	); err != nil {
 		return err
 	}

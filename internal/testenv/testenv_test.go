@@ -95,3 +95,40 @@ func waitPod(t *testing.T, ns, selector string, ok func(corev1.Pod) bool) corev1
 	require.NoError(t, err)
 	return p
 }
+
+func TestPodLogsServedThroughTheAPIServer(t *testing.T) {
+	Skip(t, env)
+	ctx := t.Context()
+	require.NoError(t, env.CreateNamespace(ctx, "logs"))
+	_, err := env.Client.AppsV1().Deployments("logs").Create(ctx, Deployment("web", nil), metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = env.Client.AppsV1().Deployments("logs").Create(ctx,
+		Deployment("broken", map[string]string{CrashLoopLabel: "true"}), metav1.CreateOptions{})
+	require.NoError(t, err)
+	web := waitPod(t, "logs", "app=web", PodReady)
+	broken := waitPod(t, "logs", "app=broken", func(p corev1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Waiting != nil
+	})
+	container := web.Spec.Containers[0].Name
+
+	require.NoError(t, env.SetPodLogs(ctx, "logs", web.Name, container, "one\ntwo\nthree\n", "old run\n"))
+	logs := func(pod string, opts corev1.PodLogOptions) string {
+		t.Helper()
+		opts.Container = container
+		out, err := env.Client.CoreV1().Pods("logs").GetLogs(pod, &opts).DoRaw(ctx)
+		require.NoError(t, err)
+		return string(out)
+	}
+	require.Equal(t, "one\ntwo\nthree\n", logs(web.Name, corev1.PodLogOptions{}))
+	tail := int64(1)
+	require.Equal(t, "three\n", logs(web.Name, corev1.PodLogOptions{TailLines: &tail}))
+	require.Equal(t, "old run\n", logs(web.Name, corev1.PodLogOptions{Previous: true}))
+
+	// A crash-looping container's previous instance, as kubectl logs --previous reads it.
+	require.NoError(t, env.SetPodLogs(ctx, "logs", broken.Name, container, "", "panic: boom\n"))
+	require.Equal(t, "panic: boom\n", logs(broken.Name, corev1.PodLogOptions{Previous: true}))
+
+	// Replacing the logs replaces what the API serves.
+	require.NoError(t, env.SetPodLogs(ctx, "logs", web.Name, container, "fresh\n", ""))
+	require.Equal(t, "fresh\n", logs(web.Name, corev1.PodLogOptions{}))
+}

@@ -1,0 +1,151 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+)
+
+// kwok reads a pod's container logs from files named by a namespaced Logs
+// object (kwok.x-k8s.io/v1alpha1) with the pod's name; its server plays the
+// kubelet, so the API server's pods/log subresource, and kubectl logs, read
+// them as they would read a real node's.
+var (
+	logsCRD = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	logsGVR = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "logs"}
+)
+
+// createLogsCRD registers the Logs kind that kwok watches (--enable-crds
+// Logs). The schema keeps every field: kwok validates what it reads.
+func (e *Env) createLogsCRD(ctx context.Context) error {
+	dyn, err := dynamic.NewForConfig(e.Config)
+	if err != nil {
+		return err
+	}
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1",
+		"kind":       "CustomResourceDefinition",
+		"metadata":   map[string]any{"name": "logs.kwok.x-k8s.io"},
+		"spec": map[string]any{
+			"group": "kwok.x-k8s.io",
+			"scope": "Namespaced",
+			"names": map[string]any{"kind": "Logs", "listKind": "LogsList", "plural": "logs", "singular": "logs"},
+			"versions": []any{map[string]any{
+				"name": "v1alpha1", "served": true, "storage": true,
+				"subresources": map[string]any{"status": map[string]any{}},
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{
+					"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+				}},
+			}},
+		},
+	}}
+	if _, err := dyn.Resource(logsCRD).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("testenv: create the kwok Logs CRD: %w", err)
+	}
+	return e.poll(ctx, "kwok Logs CRD", 30*time.Second, func() error {
+		_, err := dyn.Resource(logsGVR).Namespace("default").List(ctx, metav1.ListOptions{Limit: 1})
+		return err
+	})
+}
+
+// SetPodLogs makes the pods/log API (and so kubectl logs) return current
+// for the container, and previous for its previous instance (--previous).
+// Each line is written in the CRI log format a kubelet reads; every line
+// comes back with a trailing newline. The pod must exist and be scheduled;
+// SetPodLogs returns once the API server serves the new logs. Calling it
+// again replaces what the container shows.
+func (e *Env) SetPodLogs(ctx context.Context, namespace, pod, container, current, previous string) error {
+	dir := filepath.Join(e.Dir, "pod-logs", namespace, pod)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	// A fresh file name each time: kwok caches nothing, but a reader that
+	// is still open keeps the old content.
+	stamp := fmt.Sprint(time.Now().UnixNano())
+	currentFile := filepath.Join(dir, container+"-"+stamp+".log")
+	previousFile := filepath.Join(dir, container+"-"+stamp+".previous.log")
+	for file, text := range map[string]string{currentFile: current, previousFile: previous} {
+		if err := os.WriteFile(file, criLog(text, time.Now()), 0o600); err != nil {
+			return err
+		}
+	}
+	dyn, err := dynamic.NewForConfig(e.Config)
+	if err != nil {
+		return err
+	}
+	logs := dyn.Resource(logsGVR).Namespace(namespace)
+	entry := map[string]any{"containers": []any{container}, "logsFile": currentFile, "previousLogsFile": previousFile}
+	obj, err := logs.Get(ctx, pod, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		obj = &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
+			"metadata": map[string]any{"name": pod, "namespace": namespace},
+			"spec":     map[string]any{"logs": []any{entry}},
+		}}
+		if _, err := logs.Create(ctx, obj, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("testenv: logs for pod %s/%s: %w", namespace, pod, err)
+		}
+	case err != nil:
+		return fmt.Errorf("testenv: logs for pod %s/%s: %w", namespace, pod, err)
+	default:
+		entries, _, _ := unstructured.NestedSlice(obj.Object, "spec", "logs")
+		kept := []any{entry}
+		for _, en := range entries {
+			if m, ok := en.(map[string]any); ok {
+				if cs, _, _ := unstructured.NestedStringSlice(m, "containers"); len(cs) == 1 && cs[0] == container {
+					continue
+				}
+			}
+			kept = append(kept, en)
+		}
+		if err := unstructured.SetNestedSlice(obj.Object, kept, "spec", "logs"); err != nil {
+			return err
+		}
+		if _, err := logs.Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("testenv: logs for pod %s/%s: %w", namespace, pod, err)
+		}
+	}
+	want := string(criText(current))
+	return e.poll(ctx, fmt.Sprintf("logs of pod %s/%s served", namespace, pod), 30*time.Second, func() error {
+		got, err := e.Client.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container}).DoRaw(ctx)
+		if err != nil {
+			return err
+		}
+		if string(got) != want {
+			return fmt.Errorf("the API server serves %q, not yet %q", got, want)
+		}
+		return nil
+	})
+}
+
+// criLog renders text as kubelet CRI log lines: "TIME stdout F LINE".
+func criLog(text string, at time.Time) []byte {
+	var b strings.Builder
+	ts := at.UTC().Format(time.RFC3339Nano)
+	for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		if text == "" {
+			break
+		}
+		b.WriteString(ts + " stdout F " + line + "\n")
+	}
+	return []byte(b.String())
+}
+
+// criText is what reading criLog(text) gives back.
+func criText(text string) []byte {
+	if text == "" {
+		return nil
+	}
+	return []byte(strings.TrimSuffix(text, "\n") + "\n")
+}
