@@ -107,4 +107,3 @@ func newRunner(cs kubernetes.Interface, cluster string, log *slog.Logger) *podru
 
 // errNoCluster is returned when pods are configured without a cluster connection.
 var errNoCluster = fmt.Errorf("isolation pod and the run executor need a cluster connection (in-cluster or --kubeconfig)")
-
