@@ -7,10 +7,12 @@ import (
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/plugins/helm"
 	"github.com/kubechat/kubechat/plugins/kubectl"
+	"github.com/kubechat/kubechat/plugins/run"
 )
 
 // Executors maps an executor type, as written in config, to its factory.
 var Executors = map[string]executor.Factory{
 	"helm":    helm.New,
 	"kubectl": kubectl.New,
+	"run":     run.New,
 }

@@ -43,6 +43,10 @@ func podExecutors(cfg *config.Config, execs map[string]executor.Executor, runner
 			if iso, ok := ex.(podrun.Isolated); ok {
 				out[name] = ex
 				namespaces = append(namespaces, iso.PodNamespaces()...)
+				if ch.Identity != nil && ch.Identity.ServiceAccount != "" {
+					ns, _, _ := strings.Cut(ch.Identity.ServiceAccount, "/")
+					namespaces = append(namespaces, ns)
+				}
 				continue
 			}
 			if config.IsolationFor(ch, ec) != config.IsolationPod {
