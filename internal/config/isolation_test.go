@@ -54,13 +54,13 @@ func TestIsolation(t *testing.T) {
 			`override.yaml:8: channels[0].identity: executor "kubectl" runs commands in pods (isolation: pod), which run as a ServiceAccount: set identity.serviceAccount`},
 		"other namespace": {"channels:\n  - name: web\n    platform: ops\n    bindings:\n      executors: [kubectl]\n    identity:\n      serviceAccount: web/reader\n",
 			`channels[0].identity.serviceAccount: executor "kubectl" runs its pods in namespace "kubechat" (pod.namespace), and a pod can only run as a ServiceAccount of its own namespace`},
-		"mode":       {"executors:\n  - type: kubectl\n    isolation: container\n", `executors[0].isolation: unknown isolation "container" (known: inProcess, pod)`},
-		"channel":    {"channels:\n  - name: x\n    platform: ops\n    isolation: vm\n", `channels[0].isolation: unknown isolation "vm"`},
-		"quantity":   {"executors:\n  - type: kubectl\n    pod:\n      resources:\n        limits: {memory: lots}\n", `executors[0].pod.resources.limits.memory: "lots" is not a positive quantity`},
-		"request":    {"executors:\n  - type: kubectl\n    pod:\n      resources:\n        requests: {cpu: \"2\"}\n        limits: {cpu: \"1\"}\n", `executors[0].pod.resources.requests.cpu: 2 is more than the limit 1`},
-		"pull":       {"executors:\n  - type: kubectl\n    pod:\n      imagePullPolicy: Sometimes\n", `executors[0].pod.imagePullPolicy: unknown pull policy "Sometimes"`},
-		"deadline":   {"executors:\n  - type: kubectl\n    policy:\n      timeout: 10s\n    pod:\n      deadline: 10s\n", `executors[0].pod.deadline: must be shorter than policy.timeout (10s)`},
-		"namespace":  {"executors:\n  - type: kubectl\n    pod:\n      namespace: Bad_NS\n", `executors[0].pod.namespace: "Bad_NS" is not a namespace name`},
+		"mode":      {"executors:\n  - type: kubectl\n    isolation: container\n", `executors[0].isolation: unknown isolation "container" (known: inProcess, pod)`},
+		"channel":   {"channels:\n  - name: x\n    platform: ops\n    isolation: vm\n", `channels[0].isolation: unknown isolation "vm"`},
+		"quantity":  {"executors:\n  - type: kubectl\n    pod:\n      resources:\n        limits: {memory: lots}\n", `executors[0].pod.resources.limits.memory: "lots" is not a positive quantity`},
+		"request":   {"executors:\n  - type: kubectl\n    pod:\n      resources:\n        requests: {cpu: \"2\"}\n        limits: {cpu: \"1\"}\n", `executors[0].pod.resources.requests.cpu: 2 is more than the limit 1`},
+		"pull":      {"executors:\n  - type: kubectl\n    pod:\n      imagePullPolicy: Sometimes\n", `executors[0].pod.imagePullPolicy: unknown pull policy "Sometimes"`},
+		"deadline":  {"executors:\n  - type: kubectl\n    policy:\n      timeout: 10s\n    pod:\n      deadline: 10s\n", `executors[0].pod.deadline: must be shorter than policy.timeout (10s)`},
+		"namespace": {"executors:\n  - type: kubectl\n    pod:\n      namespace: Bad_NS\n", `executors[0].pod.namespace: "Bad_NS" is not a namespace name`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parse(t, isolated, tc.override)
