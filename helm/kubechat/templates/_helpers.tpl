@@ -98,3 +98,42 @@ The resources the sources watch, as RBAC rules: a JSON list of
 {{- end -}}
 {{- dict "rules" ($rules | uniq) "ingressBackends" $ingressBackends | toJson -}}
 {{- end -}}
+
+{{/*
+The namespaces command pods run in (isolation: pod, and the run executor):
+a JSON object {namespaces}. A pod runs as a ServiceAccount of its own
+namespace, so these are the namespaces of the identities of channels whose
+commands run in pods, each executor's pod.namespace, the run executor's
+settings.namespace and its templates' ServiceAccounts, and, when any command
+runs in a pod, the namespaces of users' ServiceAccount identities.
+*/}}
+{{- define "kubechat.podNamespaces" -}}
+{{- $cfg := .Values.config -}}
+{{- $execs := dict -}}
+{{- range (default list $cfg.executors) }}{{ $_ := set $execs (default .type .name) . }}{{ end -}}
+{{- $nss := list -}}
+{{- $any := false -}}
+{{- range (default list $cfg.channels) -}}
+{{- $ch := . -}}
+{{- range (default list (default dict $ch.bindings).executors) -}}
+{{- $e := get $execs . -}}
+{{- if $e -}}
+{{- $iso := default (default "inProcess" $e.isolation) $ch.isolation -}}
+{{- if or (eq $e.type "run") (eq $iso "pod") -}}
+{{- $any = true -}}
+{{- if and $ch.identity $ch.identity.serviceAccount }}{{ $nss = append $nss (first (splitList "/" $ch.identity.serviceAccount)) }}{{ end -}}
+{{- if and $e.pod $e.pod.namespace }}{{ $nss = append $nss $e.pod.namespace }}{{ end -}}
+{{- if eq $e.type "run" -}}
+{{- $s := default dict $e.settings -}}
+{{- if $s.namespace }}{{ $nss = append $nss $s.namespace }}{{ end -}}
+{{- range (default list $s.templates) }}{{ if .serviceAccount }}{{ $nss = append $nss (first (splitList "/" .serviceAccount)) }}{{ end }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $any -}}
+{{- range (default list $cfg.users) }}{{ if and .identity .identity.serviceAccount }}{{ $nss = append $nss (first (splitList "/" .identity.serviceAccount)) }}{{ end }}{{ end -}}
+{{- end -}}
+{{- dict "namespaces" ($nss | uniq | sortAlpha) | toJson -}}
+{{- end -}}
