@@ -140,9 +140,11 @@ func (e *Executor) Execute(ctx context.Context, req executor.Request) (executor.
 		Image:           e.opts.Pod.Image,
 		ImagePullPolicy: e.opts.Pod.ImagePullPolicy,
 		Args:            args,
-		Resources:       e.opts.Pod.Resources,
-		Deadline:        Deadline(ctx, e.opts.Pod.Deadline.D()),
-		MaxOutputBytes:  req.MaxOutputBytes,
+		// The root filesystem is read-only: caches and config go to /tmp.
+		Env:            map[string]string{"HOME": "/tmp"},
+		Resources:      e.opts.Pod.Resources,
+		Deadline:       Deadline(ctx, e.opts.Pod.Deadline.D()),
+		MaxOutputBytes: req.MaxOutputBytes,
 	})
 	if err != nil {
 		return executor.Result{}, fmt.Errorf("%s in a pod: %w", e.inner.Name(), err)

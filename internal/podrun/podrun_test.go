@@ -2,17 +2,20 @@ package podrun_test
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"regexp"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubechat/kubechat/internal/app"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/podrun"
@@ -28,21 +31,24 @@ var (
 	kubelet *podruntest.Kubelet
 )
 
+// selfExec makes the test binary play the kubechat image: run as
+// "<test binary> exec ..." with it set, it is "kubechat exec" (the same
+// app.Exec the kubechat binary runs), which spares a build of the binary.
+const selfExec = "KUBECHAT_PODRUN_TEST_EXEC"
+
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() {
-		dir, err := os.MkdirTemp("", "podrun-test-")
-		if err == nil {
-			var bin string
-			if bin, err = podruntest.BuildKubechat(dir); err == nil {
-				images[image] = bin
-			}
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
+	if os.Getenv(selfExec) == "1" && len(os.Args) > 1 && os.Args[1] == "exec" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := app.Exec(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
 	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	images[image] = self
 	testenv.Main(m, &env, testenv.Options{Nodes: 1})
 }
 
@@ -52,7 +58,7 @@ var images = map[string]string{}
 func start(t *testing.T) *podruntest.Kubelet {
 	t.Helper()
 	testenv.Skip(t, env)
-	k, err := podruntest.Start(t.Context(), env, podruntest.Options{Images: images})
+	k, err := podruntest.Start(t.Context(), env, podruntest.Options{Images: images, Env: map[string]string{selfExec: "1"}})
 	require.NoError(t, err)
 	t.Cleanup(k.Stop)
 	return k
@@ -286,4 +292,33 @@ func TestResult(t *testing.T) {
 	res = podrun.Result(podrun.Outcome{Pod: "p", Output: "half", ExitCode: 137, Reason: podrun.ReasonOOMKilled, MemoryLimit: "8Mi"})
 	require.Equal(t, 137, res.ExitCode)
 	require.Equal(t, "Stopped: the command's pod p went over its memory limit of 8Mi and was killed (OOMKilled). Its output until then:\nhalf", res.Errors)
+}
+
+// TestSecretsMaskedInPodOutput: a pod-mode command that reads a Secret
+// prints it masked, as in-process: the pod masks what its client saw.
+func TestSecretsMaskedInPodOutput(t *testing.T) {
+	start(t)
+	ctx := t.Context()
+	const ns = "podrun-secrets"
+	id := namespace(t, ns)
+	_, err := env.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		StringData: map[string]string{"password": "hunter2-very-secret"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = env.Client.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "secret-reader"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}}}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = env.Client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "secret-reader"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "secret-reader"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns + "-cmd", Name: "reader"}}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	w, _ := wrapped(t, config.PodSettings{})
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	res, err := w.Execute(cctx, executor.Request{Args: []string{"get", "secret", "db", "-o", "yaml"}, Namespace: ns, Identity: id})
+	require.NoError(t, err)
+	require.Equal(t, 0, res.ExitCode, res.Errors)
+	require.Contains(t, res.Output, "password: ***")
+	require.NotContains(t, res.Output, "hunter2")
+	require.NotContains(t, res.Output, "aHVudGVyMi12ZXJ5LXNlY3JldA==")
+	noCommandPods(t, ns)
 }

@@ -55,6 +55,9 @@ import (
 type Options struct {
 	// Images maps an image to the local program that is its entrypoint.
 	Images map[string]string
+	// Env is added to every container's environment (for a test binary
+	// that re-executes itself as the image's program).
+	Env map[string]string
 }
 
 // Kubelet runs the containers of command pods as local processes.
@@ -181,6 +184,9 @@ func (k *Kubelet) run(ctx context.Context, pod *corev1.Pod) error {
 	cmd.Env = []string{"KUBECONFIG=" + kubeconfig, "HOME=" + dir, "TMPDIR=" + tmp, "PATH=" + os.Getenv("PATH")}
 	for _, e := range c.Env {
 		cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
+	}
+	for k, v := range k.opts.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
