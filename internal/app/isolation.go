@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -110,4 +109,4 @@ func newRunner(cs kubernetes.Interface, cluster string, log *slog.Logger) *podru
 }
 
 // errNoCluster is returned when pods are configured without a cluster connection.
-var errNoCluster = fmt.Errorf("isolation pod and the run executor need a cluster connection (in-cluster or --kubeconfig)")
+var errNoCluster = errors.New("isolation pod and the run executor need a cluster connection (in-cluster or --kubeconfig)")
