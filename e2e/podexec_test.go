@@ -4,20 +4,25 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kubechat/kubechat/internal/chat/slack/slacktest"
 	"github.com/kubechat/kubechat/internal/podrun"
 	"github.com/kubechat/kubechat/internal/podrun/podruntest"
 	"github.com/kubechat/kubechat/internal/testenv"
+	"github.com/kubechat/kubechat/plugins/helm/helmtest"
 )
 
 const podImage = "registry.example/kubechat:e2e"
@@ -200,3 +205,94 @@ func TestPodIsolation(t *testing.T) {
 
 // age matches kubectl's AGE column values, which differ between two runs.
 var age = regexp.MustCompile(`\b\d+(s|m\d*s?|h\d*m?|d\d*h?)\b`)
+
+// TestChartRunsCommandPods installs the chart with pod isolation and runs
+// the agent as the chart's ServiceAccount with the rendered config (kwok
+// runs no containers): a command runs in a pod with exactly the chart's
+// RBAC, and that RBAC reaches no further than the command pods' namespace.
+func TestChartRunsCommandPods(t *testing.T) {
+	ctx := t.Context()
+	const ns, apps, cmdNS = "chart-pods", "chart-pods-apps", "chart-pods-cmd"
+	for _, n := range []string{ns, apps, cmdNS} {
+		require.NoError(t, env.CreateNamespace(ctx, n))
+	}
+	_, err := env.ServiceAccountConfig(ctx, cmdNS, "reader")
+	require.NoError(t, err)
+	require.NoError(t, env.BindGroupToClusterRole(ctx, "system:serviceaccounts:"+cmdNS, "view"))
+	_, err = env.Client.AppsV1().Deployments(apps).Create(ctx, testenv.Deployment("web", nil), metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = env.WaitForPod(ctx, apps, "app=web", testenv.PodReady)
+	require.NoError(t, err)
+	kubelet, err := podruntest.Start(ctx, env, podruntest.Options{Images: map[string]string{podImage: kubechat}})
+	require.NoError(t, err)
+	t.Cleanup(kubelet.Stop)
+
+	srv := startSlack(t)
+	vals := map[string]any{}
+	require.NoError(t, yaml.Unmarshal([]byte(fmt.Sprintf(`
+image: {repository: kubechat, tag: e2e}
+replicaCount: 1
+config:
+  cluster: {name: e2e}
+  platforms:
+    - name: ops-slack
+      type: slack
+      settings: {botToken: "${E2E_SLACK_BOT_TOKEN}", appToken: "${E2E_SLACK_APP_TOKEN}", apiURL: %q}
+  channels:
+    - name: general
+      platform: ops-slack
+      bindings: {executors: [kubectl]}
+      identity: {serviceAccount: %s/reader}
+  executors:
+    - name: kubectl
+      type: kubectl
+      isolation: pod
+      policy: {namespaces: ["*"], defaultNamespace: %s}
+`, srv.APIURL(), cmdNS, apps)), &vals))
+	require.NoError(t, helmtest.Install(ctx, env.Config, ns, "kubechat-pods", "../helm/kubechat", vals))
+	d, err := env.Client.AppsV1().Deployments(ns).Get(ctx, "kubechat-pods", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Contains(t, d.Spec.Template.Spec.Containers[0].Env, corev1.EnvVar{Name: "KUBECHAT_IMAGE", Value: "kubechat:e2e"})
+
+	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(ctx, "kubechat-pods-config", metav1.GetOptions{})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	chartCfg, local := filepath.Join(dir, "chart.yaml"), filepath.Join(dir, "local.yaml")
+	require.NoError(t, os.WriteFile(chartCfg, []byte(cm.Data["kubechat.yaml"]), 0o600))
+	require.NoError(t, os.WriteFile(local, []byte("log: {format: text}\nhttp: {listen: 127.0.0.1:0}\n"), 0o600))
+	saCfg, err := env.ServiceAccountConfig(ctx, ns, "kubechat-pods")
+	require.NoError(t, err)
+	kubeconfig := filepath.Join(dir, "sa.kubeconfig")
+	require.NoError(t, testenv.WriteKubeconfig(saCfg, kubeconfig))
+	// The image the chart sets; here, the one the test kubelet knows.
+	t.Setenv("KUBECHAT_IMAGE", podImage)
+	a := startAgentArgs(t, "run", "--config", chartCfg, "--config", local, "--kubeconfig", kubeconfig)
+	waitReady(t, a)
+	waitConnected(t, srv, 1)
+
+	started := kubelet.Started()
+	ts, _, err := srv.Mention(srv.ChannelID("general"), "UALICE01", "kubectl get pods")
+	require.NoError(t, err)
+	replyCode(t, srv, "general", ts, "web-")
+	require.Equal(t, started+1, kubelet.Started(), "the command ran in a pod")
+
+	sa := "system:serviceaccount:" + ns + ":kubechat-pods"
+	can := func(attrs authorizationv1.ResourceAttributes) bool {
+		t.Helper()
+		r, err := env.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+			Spec: authorizationv1.SubjectAccessReviewSpec{User: sa, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns},
+				ResourceAttributes: &attrs}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		return r.Status.Allowed
+	}
+	for _, verb := range []string{"create", "get", "list", "watch", "delete"} {
+		require.True(t, can(authorizationv1.ResourceAttributes{Verb: verb, Resource: "pods", Namespace: cmdNS}), verb)
+	}
+	// (list and watch on pods everywhere come from the chart's default source.)
+	for _, verb := range []string{"create", "get", "delete"} {
+		require.False(t, can(authorizationv1.ResourceAttributes{Verb: verb, Resource: "pods", Namespace: apps}), verb+" outside the command pods' namespace")
+	}
+	require.True(t, can(authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "log", Namespace: cmdNS}))
+	require.False(t, can(authorizationv1.ResourceAttributes{Verb: "create", Resource: "pods", Subresource: "exec", Namespace: cmdNS}))
+	require.False(t, can(authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: cmdNS}))
+}
