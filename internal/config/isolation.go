@@ -106,6 +106,7 @@ func (v *validator) isolation(c *Config) {
 			v.add(path+".pod.deadline", "must be shorter than policy.timeout (%s), so that the pod's deadline is reported before the command times out; got %s", e.Policy.Timeout, e.Pod.Deadline)
 		}
 	}
+	podPlatforms := map[string]string{} // platform -> a channel whose commands run in pods
 	for i, ch := range c.Channels {
 		path := fmt.Sprintf("channels[%d]", i)
 		if ch.Isolation != "" {
@@ -113,7 +114,11 @@ func (v *validator) isolation(c *Config) {
 		}
 		for _, name := range ch.Bindings.Executors {
 			e, ok := execs[name]
-			if !ok || IsolationFor(ch, e) != IsolationPod || ch.Identity == nil {
+			if !ok || IsolationFor(ch, e) != IsolationPod {
+				continue
+			}
+			podPlatforms[ch.Platform] = ch.Name
+			if ch.Identity == nil {
 				continue
 			}
 			if ch.Identity.ServiceAccount == "" {
@@ -124,6 +129,12 @@ func (v *validator) isolation(c *Config) {
 			if e.Pod.Namespace != "" && e.Pod.Namespace != ns {
 				v.add(path+".identity.serviceAccount", "executor %q runs its pods in namespace %q (pod.namespace), and a pod can only run as a ServiceAccount of its own namespace; %q is in %q", name, e.Pod.Namespace, ch.Identity.ServiceAccount, ns)
 			}
+		}
+	}
+	// A user's own identity replaces the channel's, in pods too.
+	for i, u := range c.Users {
+		if ch, ok := podPlatforms[u.Platform]; ok && u.Identity != nil && u.Identity.ServiceAccount == "" {
+			v.add(fmt.Sprintf("users[%d].identity", i), "commands of channel %q run in pods (isolation: pod), which run as a ServiceAccount, and this identity replaces the channel's: set identity.serviceAccount (namespace/name) instead of a user", ch)
 		}
 	}
 }

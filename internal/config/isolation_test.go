@@ -54,6 +54,8 @@ func TestIsolation(t *testing.T) {
 			`override.yaml:8: channels[0].identity: executor "kubectl" runs commands in pods (isolation: pod), which run as a ServiceAccount: set identity.serviceAccount`},
 		"other namespace": {"channels:\n  - name: web\n    platform: ops\n    bindings:\n      executors: [kubectl]\n    identity:\n      serviceAccount: web/reader\n",
 			`channels[0].identity.serviceAccount: executor "kubectl" runs its pods in namespace "kubechat" (pod.namespace), and a pod can only run as a ServiceAccount of its own namespace`},
+		"user mapping": {"users:\n  - platform: ops\n    id: U1\n    identity:\n      user: alice\n",
+			`users[0].identity: commands of channel "dev-team" run in pods (isolation: pod), which run as a ServiceAccount, and this identity replaces the channel's`},
 		"mode":      {"executors:\n  - type: kubectl\n    isolation: container\n", `executors[0].isolation: unknown isolation "container" (known: inProcess, pod)`},
 		"channel":   {"channels:\n  - name: x\n    platform: ops\n    isolation: vm\n", `channels[0].isolation: unknown isolation "vm"`},
 		"quantity":  {"executors:\n  - type: kubectl\n    pod:\n      resources:\n        limits: {memory: lots}\n", `executors[0].pod.resources.limits.memory: "lots" is not a positive quantity`},
