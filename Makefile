@@ -57,7 +57,7 @@ fuzz: ## Run every fuzz test for 10s each
 	$(GO) test -run XXX -fuzz FuzzInbound -fuzztime 10s ./internal/chat/webchat/
 
 .PHONY: bench
-bench: testbin ## Print performance figures: pipeline events/s, change-to-sink latency, agent RSS, kubectl round trip
+bench: testbin ## Print performance figures: pipeline events/s, change-to-sink latency, agent RSS, kubectl round trip, in-process vs pod-mode command latency
 	$(GO) test -run XXX -bench . -benchmem ./internal/...
 	$(GO) run ./hack/bench
 
