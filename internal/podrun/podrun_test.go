@@ -21,6 +21,7 @@ import (
 	"github.com/kubechat/kubechat/internal/podrun"
 	"github.com/kubechat/kubechat/internal/podrun/podruntest"
 	"github.com/kubechat/kubechat/internal/testenv"
+	"github.com/kubechat/kubechat/plugins/helm"
 	"github.com/kubechat/kubechat/plugins/kubectl"
 )
 
@@ -320,5 +321,42 @@ func TestSecretsMaskedInPodOutput(t *testing.T) {
 	require.Contains(t, res.Output, "password: ***")
 	require.NotContains(t, res.Output, "hunter2")
 	require.NotContains(t, res.Output, "aHVudGVyMi12ZXJ5LXNlY3JldA==")
+	noCommandPods(t, ns)
+}
+
+// TestHelmInAPod: any executor can be isolated unchanged, its settings
+// handed to the pod: helm with the configmap driver lists releases as
+// the reader, whom the default secret driver would get refused for.
+func TestHelmInAPod(t *testing.T) {
+	start(t)
+	const ns = "podrun-helm"
+	id := namespace(t, ns)
+	settings, err := config.RawFromYAML("driver: configmap\n")
+	require.NoError(t, err)
+	inProcess, err := helm.New("helm", settings, executor.Deps{RESTConfig: env.Config})
+	require.NoError(t, err)
+	w, err := podrun.Wrap(inProcess, podrun.New(env.Client, "test", nil), podrun.Options{Type: "helm", Settings: settings,
+		Pod: config.PodSettings{Image: image}.WithDefaults()})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	req := executor.Request{Args: []string{"list"}, Namespace: ns, Identity: id}
+	local, err := inProcess.Execute(ctx, req)
+	require.NoError(t, err)
+	require.Equal(t, 0, local.ExitCode, local.Errors)
+	inPod, err := w.Execute(ctx, req)
+	require.NoError(t, err)
+	require.Equal(t, 0, inPod.ExitCode, inPod.Errors)
+	require.Contains(t, inPod.Output, "NAME")
+	require.Equal(t, local.Output, inPod.Output)
+
+	// Without the settings, the pod's helm would read Secrets, and RBAC says no.
+	plain, err := podrun.Wrap(inProcess, podrun.New(env.Client, "test", nil), podrun.Options{Type: "helm",
+		Pod: config.PodSettings{Image: image}.WithDefaults()})
+	require.NoError(t, err)
+	refused, err := plain.Execute(ctx, req)
+	require.NoError(t, err)
+	require.NotEqual(t, 0, refused.ExitCode)
+	require.True(t, refused.Forbidden, refused.Errors)
 	noCommandPods(t, ns)
 }
