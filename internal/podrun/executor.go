@@ -183,6 +183,9 @@ func Result(o Outcome) executor.Result {
 		}
 		res.Output, res.Errors = "", why
 	}
+	if res.ExitCode != 0 && res.Errors == "" && o.Message == "" {
+		res.Errors = fmt.Sprintf("The command's pod %s ended with exit code %d (%s) and printed nothing.", o.Pod, o.ExitCode, o.Reason)
+	}
 	if o.Message != "" && (o.ExitCode != 0 || o.Output == "") && !strings.Contains(res.Errors, o.Message) {
 		res.Errors = strings.TrimRight(res.Errors, "\n") + "\n" + o.Message
 		res.Errors = strings.TrimLeft(res.Errors, "\n")

@@ -285,6 +285,9 @@ func termination(p *corev1.Pod) (code int, reason, message string) {
 	if reason == "" {
 		reason = p.Status.Reason
 	}
+	if message == "" && p.Status.Reason != "" {
+		message = p.Status.Message // evicted, preempted, past its deadline
+	}
 	return code, reason, message
 }
 

@@ -293,6 +293,10 @@ func TestResult(t *testing.T) {
 	res = podrun.Result(podrun.Outcome{Pod: "p", Output: "half", ExitCode: 137, Reason: podrun.ReasonOOMKilled, MemoryLimit: "8Mi"})
 	require.Equal(t, 137, res.ExitCode)
 	require.Equal(t, "Stopped: the command's pod p went over its memory limit of 8Mi and was killed (OOMKilled). Its output until then:\nhalf", res.Errors)
+	res = podrun.Result(podrun.Outcome{Pod: "p", ExitCode: 3, Reason: "Error"})
+	require.Equal(t, "The command's pod p ended with exit code 3 (Error) and printed nothing.", res.Errors)
+	res = podrun.Result(podrun.Outcome{Pod: "p", ExitCode: 1, Reason: "Evicted", Message: "The node was low on resource: memory."})
+	require.Equal(t, "The node was low on resource: memory.", res.Errors)
 }
 
 // TestSecretsMaskedInPodOutput: a pod-mode command that reads a Secret
