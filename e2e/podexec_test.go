@@ -295,4 +295,6 @@ config:
 	require.True(t, can(authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "log", Namespace: cmdNS}))
 	require.False(t, can(authorizationv1.ResourceAttributes{Verb: "create", Resource: "pods", Subresource: "exec", Namespace: cmdNS}))
 	require.False(t, can(authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: cmdNS}))
+	require.False(t, can(authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "serviceaccounts", Namespace: cmdNS, Name: "reader"}),
+		"commands run as the pod's own ServiceAccount: the agent impersonates no one")
 }

@@ -318,6 +318,9 @@ func TestRBACForCommandPods(t *testing.T) {
 	require.Equal(t, []any{"pods/log"}, r[1]["resources"])
 	require.Equal(t, []any{"get"}, r[1]["verbs"])
 	find(t, objs, "RoleBinding", "kubechat-command-pods")
+	for _, o := range objs {
+		require.NotContains(t, o.GetName(), "impersonate", "commands in pods run as their ServiceAccount: nothing to impersonate")
+	}
 	d := find(t, objs, "Deployment", "kubechat")
 	containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
 	env := containers[0].(map[string]any)["env"].([]any)
@@ -346,6 +349,17 @@ func TestRBACForCommandPods(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"jobs", "team-a", "team-b", "team-u"}, namespaces, "not team-c: its commands run in the agent")
+	var impersonated []string
+	for _, o := range many {
+		if o.GetKind() == "Role" && o.GetName() == "kubechat-impersonate" {
+			impersonated = append(impersonated, o.GetNamespace())
+		}
+	}
+	require.Equal(t, []string{"team-c", "team-u"}, impersonated, "only identities whose commands run in the agent (and users')")
+	users, _, _ := unstructured.NestedSlice(find(t, many, "ClusterRole", "kubechat-impersonate").Object, "rules")
+	for _, r := range users {
+		require.NotContains(t, r.(map[string]any)["resourceNames"], "dave", "channel d only runs templates, in pods")
+	}
 
 	none := mustRender(t, readValues(t, "../configs/chart/slack.yaml"))
 	for _, o := range none {

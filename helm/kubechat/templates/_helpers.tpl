@@ -44,7 +44,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{/*
-The identities commands run as, from channels[].identity and
+The identities commands run as in the agent (impersonated), from
+channels[].identity (of channels with an executor that runs in-process) and
 users[].identity, with the groups the agent adds (system:authenticated, and
 the ServiceAccount groups): a JSON object {users, groups, serviceAccounts}
 where serviceAccounts maps a namespace to names.
@@ -54,7 +55,21 @@ where serviceAccounts maps a namespace to names.
 {{- $groups := list -}}
 {{- $sas := dict -}}
 {{- $ids := list -}}
-{{- range (default list .Values.config.channels) }}{{ if .identity }}{{ $ids = append $ids .identity }}{{ end }}{{ end -}}
+{{- $execs := dict -}}
+{{- range (default list .Values.config.executors) }}{{ $_ := set $execs (default .type .name) . }}{{ end -}}
+{{- range (default list .Values.config.channels) -}}
+{{- $ch := . -}}
+{{- if $ch.identity -}}
+{{- /* Commands in pods run as the pod's ServiceAccount: no impersonation. */ -}}
+{{- $bound := default list (default dict $ch.bindings).executors -}}
+{{- $inProcess := not $bound -}}
+{{- range $bound -}}
+{{- $e := get $execs . -}}
+{{- if not $e }}{{ $inProcess = true }}{{ else if and (ne $e.type "run") (ne (default (default "inProcess" $e.isolation) $ch.isolation) "pod") }}{{ $inProcess = true }}{{ end -}}
+{{- end -}}
+{{- if $inProcess }}{{ $ids = append $ids $ch.identity }}{{ end -}}
+{{- end -}}
+{{- end -}}
 {{- range (default list .Values.config.users) }}{{ if .identity }}{{ $ids = append $ids .identity }}{{ end }}{{ end -}}
 {{- range $ids -}}
 {{- if .serviceAccount -}}
