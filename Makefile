@@ -24,7 +24,7 @@ run: testbin ## Demo: a local control plane, demo workloads and the agent with i
 	$(GO) run ./hack/local
 
 .PHONY: testbin
-testbin: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and helm into bin/testbin (cached)
+testbin: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, helm and alertmanager into bin/testbin (cached)
 	TESTBIN=$(TESTBIN) bash hack/testbin.sh
 
 .PHONY: unit
@@ -55,6 +55,7 @@ fuzz: ## Run every fuzz test for 10s each
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 10s ./internal/command/
 	$(GO) test -run XXX -fuzz FuzzSplit -fuzztime 10s ./internal/chat/
 	$(GO) test -run XXX -fuzz FuzzInbound -fuzztime 10s ./internal/chat/webchat/
+	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime 10s ./internal/source/alertmanager/
 
 .PHONY: bench
 bench: testbin ## Print performance figures: pipeline events/s, change-to-sink latency, agent RSS, kubectl round trip, in-process vs pod-mode command latency

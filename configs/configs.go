@@ -32,4 +32,5 @@ var ExampleEnv = map[string]string{
 	"MATTERMOST_BOT_TOKEN": "example-mattermost-token",
 	"WEBCHAT_TOKEN":        "example-webchat-token-0123456789",
 	"KUBECHAT_DEMO_TOKEN":  "example-demo-token-0123456789",
+	"ALERTMANAGER_TOKEN":   "example-alertmanager-token",
 }

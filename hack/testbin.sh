@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real control-plane binaries used by tests (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl, kwok, and the helm CLI that
-# the Helm executor's output is compared with) from the Go module
+# kube-controller-manager, kube-scheduler, kubectl, kwok, the helm CLI that
+# the Helm executor's output is compared with, and Alertmanager) from the Go module
 # proxy into bin/testbin. Each binary is built in a throwaway module and is
 # reused when bin/testbin already holds it at the pinned version.
 set -euo pipefail
@@ -12,6 +12,9 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 # Keep in step with helm.sh/helm/v3 in go.mod.
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
+# v0.28.x builds from the module proxy; later releases embed UI assets the
+# module does not ship.
+ALERTMANAGER_VERSION=${ALERTMANAGER_VERSION:-v0.28.1}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${TESTBIN:-$root/bin/testbin}
@@ -91,8 +94,21 @@ build_helm() {
 	echo "$HELM_VERSION" >"$out/.helm.version"
 }
 
+build_alertmanager() {
+	fresh alertmanager "$ALERTMANAGER_VERSION" && return 0
+	local dir=$work/alertmanager
+	rm -rf "$dir" && mkdir -p "$dir"
+	cd "$dir"
+	go mod init testbin.local/alertmanager >/dev/null 2>&1
+	go get "github.com/prometheus/alertmanager/cmd/alertmanager@$ALERTMANAGER_VERSION" >/dev/null
+	echo "testbin: building alertmanager $ALERTMANAGER_VERSION"
+	go build -trimpath -o "$out/alertmanager" github.com/prometheus/alertmanager/cmd/alertmanager
+	echo "$ALERTMANAGER_VERSION" >"$out/.alertmanager.version"
+}
+
 build_etcd
 build_kwok
+build_alertmanager
 build_helm
 build_k8s
 echo "testbin: ready in $out"

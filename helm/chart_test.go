@@ -248,7 +248,17 @@ func TestIngressRoutesOnlyCallbacks(t *testing.T) {
 	require.Equal(t, "Exact", http[0].(map[string]any)["pathType"])
 
 	_, err := render(t, valuesOf(t, "ingress:\n  enabled: true\n"))
-	require.ErrorContains(t, err, "no teams, mattermost or webchat platform in config.platforms needs an Ingress")
+	require.ErrorContains(t, err, "no teams, mattermost or webchat platform in config.platforms (nor an alertmanager source) needs an Ingress")
+
+	// An Alertmanager outside the cluster posts through the Ingress too.
+	objs = mustRender(t, valuesOf(t, "ingress:\n  enabled: true\nconfig:\n  cluster: {name: prod}\n  sources:\n"+
+		"    - name: prometheus\n      type: alertmanager\n      alertmanager: {bearerToken: \"${AM_TOKEN}\"}\n"))
+	ing = find(t, objs, "Ingress", "kubechat")
+	paths, _, _ = unstructured.NestedSlice(ing.Object, "spec", "rules")
+	http = paths[0].(map[string]any)["http"].(map[string]any)["paths"].([]any)
+	require.Len(t, http, 1)
+	require.Equal(t, "/alertmanager/prometheus", http[0].(map[string]any)["path"])
+	require.Equal(t, "Exact", http[0].(map[string]any)["pathType"])
 }
 
 func TestSchemaRejectsBadValues(t *testing.T) {

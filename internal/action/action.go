@@ -12,10 +12,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -30,6 +32,9 @@ var (
 	ErrUsed    = errors.New("this button was already used; use the newest one, or type the command")
 	ErrUnknown = errors.New("this button is from before the agent restarted; run the command again")
 	ErrChannel = errors.New("this button belongs to another channel")
+	// ErrForeign: the id was issued by another agent (another cluster's
+	// kubechat sharing the channel). That agent answers it; this one stays silent.
+	ErrForeign = errors.New("this button was issued by another agent")
 )
 
 // Action is what a button does.
@@ -49,9 +54,12 @@ type Action struct {
 
 // Store issues and redeems action ids. It is safe for concurrent use.
 type Store struct {
-	key []byte
-	ttl time.Duration
-	now func() time.Time
+	// issuer is the tag that prefixes every id ("<tag>.<id>"), so an agent
+	// of another cluster that sees the click can tell it is not its own.
+	issuer string
+	key    []byte
+	ttl    time.Duration
+	now    func() time.Time
 
 	mu      sync.Mutex
 	actions map[string]entry // by nonce
@@ -82,6 +90,29 @@ func NewStore(key []byte, ttl time.Duration) (*Store, error) {
 
 const nonceLen = 16
 
+// SetIssuer makes the store prefix its ids with the tag of issuer (a
+// cluster name; see Tag) and take only ids that carry it. Call it before
+// the first Put.
+func (s *Store) SetIssuer(issuer string) { s.issuer = Tag(issuer) }
+
+// Tag is the short prefix that the ids of issuer carry: 8 hex digits of its
+// hash, so ids stay within every platform's limit (Discord's custom_id is
+// at most 100 characters) whatever the cluster name's length.
+func Tag(issuer string) string {
+	if issuer == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte(issuer))
+	return hex.EncodeToString(h[:4])
+}
+
+// Foreign reports whether id names another issuer. An id without one is
+// not foreign: Take judges it (not valid, or from before a restart).
+func (s *Store) Foreign(id string) bool {
+	issuer, _, ok := strings.Cut(id, ".")
+	return ok && issuer != s.issuer
+}
+
 // Put stores a and returns its id.
 func (s *Store) Put(a Action) (string, error) {
 	nonce := make([]byte, nonceLen)
@@ -101,12 +132,22 @@ func (s *Store) Put(a Action) (string, error) {
 	raw = append(raw, nonce...)
 	raw = binary.BigEndian.AppendUint64(raw, uint64(exp.Unix()))
 	raw = append(raw, s.mac(nonce, exp, a)...)
-	return base64.RawURLEncoding.EncodeToString(raw), nil
+	id := base64.RawURLEncoding.EncodeToString(raw)
+	if s.issuer != "" {
+		id = s.issuer + "." + id
+	}
+	return id, nil
 }
 
 // Take redeems id clicked in platform/channel. It checks the signature, the
 // expiry, the channel and, for one-shot actions, that it was not used.
 func (s *Store) Take(id, platform, channel string) (Action, error) {
+	if s.Foreign(id) {
+		return Action{}, ErrForeign
+	}
+	if s.issuer != "" {
+		id = strings.TrimPrefix(id, s.issuer+".")
+	}
 	raw, err := base64.RawURLEncoding.DecodeString(id)
 	if err != nil || len(raw) != nonceLen+8+sha256.Size {
 		return Action{}, ErrInvalid
@@ -147,6 +188,7 @@ func (s *Store) mac(nonce []byte, exp time.Time, a Action) []byte {
 		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(v))))
 		h.Write([]byte(v))
 	}
+	write(s.issuer)
 	h.Write(nonce)
 	h.Write(binary.BigEndian.AppendUint64(nil, uint64(exp.Unix())))
 	write(a.Kind)

@@ -68,3 +68,27 @@ func TestExpiryAndTampering(t *testing.T) {
 	_, err = NewStore([]byte("short"), time.Minute)
 	require.EqualError(t, err, "action key: need at least 16 bytes")
 }
+
+// TestIssuer: ids carry their agent's tag; another agent's store calls them
+// foreign and takes none.
+func TestIssuer(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	prod, err := NewStore(key, time.Hour)
+	require.NoError(t, err)
+	prod.SetIssuer("prod-eu-1-with-a-rather-long-cluster-name-that-is-still-a-dns-label")
+	dev, err := NewStore(key, time.Hour)
+	require.NoError(t, err)
+	dev.SetIssuer("dev")
+	id, err := prod.Put(Action{Kind: "run", Platform: "p", Channel: "c"})
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(id), 100, "fits Discord's custom_id")
+	require.False(t, prod.Foreign(id))
+	require.True(t, dev.Foreign(id))
+	_, err = dev.Take(id, "p", "c")
+	require.ErrorIs(t, err, ErrForeign)
+	_, err = prod.Take(id, "p", "c")
+	require.NoError(t, err)
+	require.False(t, prod.Foreign("no-tag-at-all"), "an id without a tag is judged by Take")
+	_, err = prod.Take("no-tag-at-all", "p", "c")
+	require.ErrorIs(t, err, ErrInvalid)
+}

@@ -39,6 +39,7 @@ import (
 	"github.com/kubechat/kubechat/internal/podrun"
 	"github.com/kubechat/kubechat/internal/router"
 	"github.com/kubechat/kubechat/internal/source"
+	"github.com/kubechat/kubechat/internal/source/alertmanager"
 	k8ssource "github.com/kubechat/kubechat/internal/source/kubernetes"
 	"github.com/kubechat/kubechat/internal/state"
 	"github.com/kubechat/kubechat/plugins"
@@ -168,6 +169,13 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if a.router, err = router.New(cfg, byName, ropts, a.registry, log); err != nil {
 		return nil, err
 	}
+	alertmanagers, err := alertmanagerSources(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range alertmanagers {
+		a.sources = append(a.sources, s)
+	}
 	for _, sc := range cfg.Sources {
 		if sc.Type != config.SourceKubernetes {
 			continue
@@ -206,6 +214,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	}
 	if a.http, err = httpserver.New(cfg.HTTP.Listen, a.health, a.registry, log); err != nil {
 		return nil, err
+	}
+	for _, s := range alertmanagers {
+		a.http.Handle(s.Path(), s)
 	}
 	for _, p := range a.platforms {
 		if r, ok := p.(chat.HTTPReceiver); ok {
@@ -336,6 +347,9 @@ func (a *App) lead(ctx context.Context) error {
 	}
 	since, delivered := a.checkpoint()
 	for _, s := range a.sources {
+		if _, ok := s.(*alertmanager.Source); ok {
+			continue // a webhook receiver: ready once it runs, nothing to sync
+		}
 		if a.cfg.HA.LeaderElection {
 			a.health.Register("source/" + s.Name())
 		}
@@ -468,4 +482,21 @@ func (a *App) elect(ctx context.Context) error {
 		return errors.Join(errors.New("leader election: lost the lease"), leadErr)
 	}
 	return leadErr
+}
+
+// alertmanagerSources builds the Alertmanager webhook receivers; the HTTP
+// server serves each at /alertmanager/<name>.
+func alertmanagerSources(cfg *config.Config, log *slog.Logger) ([]*alertmanager.Source, error) {
+	var out []*alertmanager.Source
+	for _, sc := range cfg.Sources {
+		if sc.Type != config.SourceAlertmanager {
+			continue
+		}
+		s, err := alertmanager.New(sc, cfg.Cluster.Name, log)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }

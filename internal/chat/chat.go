@@ -108,6 +108,10 @@ type Inbound struct {
 	Value string
 	// Thread is where the reply goes.
 	Thread MessageRef
+	// Overheard is set when the message addresses another agent's bot (the
+	// kubechat of another cluster in a shared channel): this agent answers
+	// only when --cluster or the channel's default cluster names its cluster.
+	Overheard bool
 }
 
 type permanentError struct{ err error }

@@ -86,6 +86,11 @@ type Channel struct {
 	Platform string   `yaml:"platform"`
 	ID       string   `yaml:"id"` // the platform's channel id or name; defaults to Name
 	Bindings Bindings `yaml:"bindings"`
+	// DefaultCluster is the cluster that answers commands without --cluster
+	// in this channel when several agents (one per cluster) share it; the
+	// other agents stay silent. Empty: every agent that hears the command
+	// answers it.
+	DefaultCluster string `yaml:"defaultCluster"`
 	// Identity is who commands from this channel act as in Kubernetes,
 	// unless the user has a mapping in Users.
 	Identity *Identity `yaml:"identity"`
@@ -147,6 +152,10 @@ type Bindings struct {
 	Sources   []string `yaml:"sources"`
 	Executors []string `yaml:"executors"`
 	Actions   []string `yaml:"actions"`
+	// Matchers are Alertmanager label matchers (severity="critical",
+	// team=~"web|db", env!="dev"); an alert from an alertmanager source
+	// reaches this channel only when it matches all of them.
+	Matchers []string `yaml:"matchers"`
 }
 
 // Source is one named event source. Exactly one of the type blocks is set, matching Type.
@@ -219,8 +228,16 @@ type Namespaces struct {
 }
 
 // AlertmanagerSource receives Alertmanager webhooks at /alertmanager/<name>.
+// Requests must carry the bearer token or the basic auth credentials.
 type AlertmanagerSource struct {
-	BearerToken *Secret `yaml:"bearerToken"`
+	BearerToken *Secret    `yaml:"bearerToken"`
+	BasicAuth   *BasicAuth `yaml:"basicAuth"`
+}
+
+// BasicAuth is a user name and password for HTTP basic authentication.
+type BasicAuth struct {
+	Username string  `yaml:"username"`
+	Password *Secret `yaml:"password"`
 }
 
 // Executor is one named executor with the policy every channel bound to it gets.
@@ -253,7 +270,10 @@ type Action struct {
 	Source string `yaml:"source"`
 	// Reasons limits the action to events with one of these reasons.
 	Reasons []string `yaml:"reasons"`
-	// Command is the command line to run, as typed after @kubechat.
+	// Command is the command line to run, as typed after @kubechat. Words
+	// may hold placeholders for the event's fields ({namespace}, {name},
+	// {kind}, {reason}, {cluster}, {label:NAME}); each is replaced inside
+	// its word after the line was split, so a value never becomes syntax.
 	Command string `yaml:"command"`
 }
 

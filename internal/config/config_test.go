@@ -322,3 +322,37 @@ func TestCheckHTTPURL(t *testing.T) {
 		require.EqualError(t, CheckHTTPURL("settings.url", bad), fmt.Sprintf("settings.url: %q is not an http(s) URL", bad))
 	}
 }
+
+func TestAlertingConfigErrors(t *testing.T) {
+	t.Setenv("TEST_BOT_TOKEN", "xoxb-secret-value")
+	t.Setenv("TEST_AM_TOKEN", "am-token")
+	const am = "\n  - name: am\n    type: alertmanager\n    alertmanager:\n"
+	for name, tc := range map[string]struct {
+		replace, with string
+		want          string
+	}{
+		"alertmanager without auth": {"sources:\n", "sources:" + am + "      basicAuth: null\n",
+			`sources[0].alertmanager: needs bearerToken or basicAuth: the webhook receiver never runs unauthenticated`},
+		"alertmanager with both": {"sources:\n", "sources:" + am + "      bearerToken: ${TEST_AM_TOKEN}\n      basicAuth:\n        username: am\n        password: ${TEST_AM_TOKEN}\n",
+			`sources[0].alertmanager: set bearerToken or basicAuth, not both`},
+		"basic auth without password": {"sources:\n", "sources:" + am + "      basicAuth: {username: am}\n",
+			`sources[0].alertmanager.basicAuth.password: is required`},
+		"bad matcher": {"      sources: [pods]\n", "      sources: [pods]\n      matchers: ['severity=\"critical\"', 'team=~\"(web\"']\n",
+			`config.yaml:13: channels[0].bindings.matchers[1]: invalid label matcher "team=~\"(web\""`},
+		"bad default cluster": {"    platform: ops\n", "    platform: ops\n    defaultCluster: Prod_1\n",
+			`channels[0].defaultCluster: "Prod_1" is not a valid cluster name`},
+		"bad action placeholder": {"aliases:\n", "actions:\n  - name: logs\n    source: pods\n    command: kubectl logs {pod}\naliases:\n",
+			`actions[0].command: unknown placeholder {pod}`},
+		"action command with shell syntax": {"aliases:\n", "actions:\n  - name: logs\n    source: pods\n    command: kubectl logs {name} && rm\naliases:\n",
+			`actions[0].command: syntax error at column`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			require.Contains(t, valid, tc.replace, "test case does not apply")
+			_, err := parse(t, strings.Replace(valid, tc.replace, tc.with, 1))
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+	_, err := parse(t, strings.Replace(valid, "sources:\n", "sources:"+am+"      bearerToken: ${TEST_AM_TOKEN}\n", 1))
+	require.NoError(t, err)
+}

@@ -50,6 +50,8 @@ func (c *Config) validate(known Known) error {
 		v.oneOf(path+".source", a.Source, sources, "source")
 		if strings.TrimSpace(a.Command) == "" {
 			v.add(path+".command", "is required")
+		} else if err := CheckActionCommand(a.Command); err != nil {
+			v.add(path+".command", "%v", err)
 		}
 	}
 	v.names("channels", len(c.Channels), func(i int) string { return c.Channels[i].Name })
@@ -64,6 +66,16 @@ func (c *Config) validate(known Known) error {
 		}
 		for j, a := range ch.Bindings.Actions {
 			v.oneOf(fmt.Sprintf("%s.bindings.actions[%d]", path, j), a, actions, "action")
+		}
+		for j, m := range ch.Bindings.Matchers {
+			if err := CheckMatcher(m); err != nil {
+				v.add(fmt.Sprintf("%s.bindings.matchers[%d]", path, j), "%v", err)
+			}
+		}
+		if ch.DefaultCluster != "" {
+			if errs := validation.IsDNS1123Label(ch.DefaultCluster); len(errs) > 0 {
+				v.add(path+".defaultCluster", "%q is not a valid cluster name: %s", ch.DefaultCluster, strings.Join(errs, "; "))
+			}
 		}
 		if ch.Identity != nil {
 			v.identity(path+".identity", *ch.Identity)
@@ -207,8 +219,21 @@ func (v *validator) source(path string, s Source) {
 		if s.Kubernetes != nil {
 			v.add(path+".kubernetes", "is set, but the source type is %q", s.Type)
 		}
-		if s.Alertmanager == nil || s.Alertmanager.BearerToken == nil {
-			v.add(path+".alertmanager.bearerToken", "is required: the webhook receiver never runs unauthenticated")
+		am := s.Alertmanager
+		switch {
+		case am == nil || (am.BearerToken == nil && am.BasicAuth == nil):
+			v.add(path+".alertmanager", "needs bearerToken or basicAuth: the webhook receiver never runs unauthenticated")
+		case am.BearerToken != nil && am.BasicAuth != nil:
+			v.add(path+".alertmanager", "set bearerToken or basicAuth, not both")
+		case am.BearerToken != nil && am.BearerToken.IsZero():
+			v.add(path+".alertmanager.bearerToken", "is empty")
+		case am.BasicAuth != nil:
+			if am.BasicAuth.Username == "" || strings.Contains(am.BasicAuth.Username, ":") {
+				v.add(path+".alertmanager.basicAuth.username", "is required and may not contain \":\"")
+			}
+			if am.BasicAuth.Password == nil || am.BasicAuth.Password.IsZero() {
+				v.add(path+".alertmanager.basicAuth.password", "is required")
+			}
 		}
 	}
 }

@@ -73,6 +73,16 @@ type Event struct {
 	// Transition is set when a workload starts failing or recovers: the
 	// router posts one message for Failing and edits it on Resolved.
 	Transition Transition
+	// Labels are the labels of an alert from Alertmanager (nil for
+	// Kubernetes events); channel matchers and action placeholders read them.
+	Labels map[string]string
+	// Group, when set, identifies the alert group whose transitions share
+	// one message (Alertmanager's groupKey); a new failing event of an open
+	// group edits that message.
+	Group string
+	// Headline, when set, replaces the generated title of a failing or
+	// one-off event.
+	Headline string
 }
 
 // Transition is a change of a workload's health.
@@ -99,6 +109,9 @@ func (e Event) Fingerprint() string {
 
 // Title is a one-line summary such as "Pod default/web-1 created".
 func (e Event) Title() string {
+	if e.Headline != "" && e.Transition != Resolved {
+		return e.Headline
+	}
 	switch e.Transition {
 	case Failing:
 		return e.Object.String() + " is failing (" + e.Reason + ")"

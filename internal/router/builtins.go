@@ -25,6 +25,7 @@ func (r *Router) builtins() map[string]builtin {
 		"notifications": {help: "notifications on|off|status for this channel (on/off: admin)", run: r.notifications},
 		"status":        {help: "show the agent's parts and their health", run: r.status},
 		"show":          {help: "show config: the agent's config, secrets redacted (admin)", admin: true, run: r.show},
+		"actions":       {help: "actions enable|disable NAME: switch an action on or off (admin)", admin: true, run: r.actionsCommand},
 	}
 }
 
@@ -74,13 +75,7 @@ func (r *Router) list(_ context.Context, _ *channel, _ chat.Inbound, args []stri
 			lines = append(lines, fmt.Sprintf("%s (type %s)", s.Name, s.Type))
 		}
 	case "actions":
-		for _, a := range r.cfg.Actions {
-			state := "enabled"
-			if a.Enabled != nil && !*a.Enabled {
-				state = "disabled"
-			}
-			lines = append(lines, fmt.Sprintf("%s: on %s run %q (%s)", a.Name, a.Source, a.Command, state))
-		}
+		lines = r.listActions()
 	case "aliases":
 		for _, name := range slices.Sorted(maps.Keys(r.aliases)) {
 			lines = append(lines, name+" → "+strings.Join(r.aliases[name], " "))

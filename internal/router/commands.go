@@ -109,6 +109,9 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 		}
 		return m
 	}
+	if in.ActionID != "" && r.opts.Actions.Foreign(in.ActionID) {
+		return chat.Message{} // another cluster's agent issued it, and answers it
+	}
 	if in.ActionID != "" {
 		// A click is re-authorised like typed text: parse, policy and
 		// identity all run again, for the user who clicked.
@@ -138,10 +141,10 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 		r.record(ctx, a, resultSyntax, err)
 		return reply(errorMessage("Cannot run that", err.Error()))
 	}
-	if cmd.Cluster != "" && cmd.Cluster != r.cluster {
+	ch := r.channels[channelKey(in.Platform, in.Channel.ID)]
+	if in.ActionID == "" && !r.addressed(ch, in, cmd) {
 		return chat.Message{}
 	}
-	ch := r.channels[channelKey(in.Platform, in.Channel.ID)]
 	if b, ok := r.builtins()[cmd.Name]; ok {
 		a.executor, a.verb = "builtin", cmd.Name
 		if b.admin && !r.isAdmin(in) {

@@ -341,7 +341,7 @@ func TestBuiltins(t *testing.T) {
 	require.Contains(t, f.say(t, "readonly", "U1", "--cluster dev ping").Title, "pong from cluster dev")
 	unknown := f.say(t, "readonly", "U1", "helm list")
 	require.Equal(t, "Unknown command", unknown.Title)
-	require.Contains(t, unknown.PlainText(), "it may run: help, list, notifications, ping, show, status, kubectl")
+	require.Contains(t, unknown.PlainText(), "it may run: actions, help, list, notifications, ping, show, status, kubectl")
 }
 
 func TestNotificationsOffSilencesAlerts(t *testing.T) {

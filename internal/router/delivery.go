@@ -53,6 +53,10 @@ func (r *Router) Start(ctx context.Context) error {
 		wg.Go(func() { s.q.Run(dctx) })
 	}
 	wg.Go(func() { r.flushGroups(ctx) })
+	for range autorunWorkers {
+		// Queued actions, like queued alerts, get the drain's grace.
+		wg.Go(func() { r.runJobs(dctx) })
+	}
 	<-ctx.Done()
 	deadline := time.Now().Add(DrainTimeout)
 	for r.Pending() > 0 && time.Now().Before(deadline) {
@@ -98,9 +102,10 @@ func (r *Router) Recent() []string {
 	return out
 }
 
-// Pending is the number of messages queued or being delivered, over all channels.
+// Pending is the number of messages queued or being delivered, over all
+// channels, and of actions waiting to run.
 func (r *Router) Pending() int {
-	n := 0
+	n := r.jobs.len()
 	for _, s := range r.senders {
 		n += s.q.Pending()
 	}
@@ -110,8 +115,11 @@ func (r *Router) Pending() int {
 // transitionKey names the state entry that holds the alert message of one
 // workload in one channel.
 func transitionKey(ev event.Event, b binding) string {
-	h := sha256.Sum256([]byte(ev.Source + "\x00" + ev.Cluster + "\x00" + ev.Object.Kind + "\x00" + ev.Object.Namespace +
-		"\x00" + ev.Object.Name + "\x00" + b.platform.Name() + "\x00" + b.channel.ID))
+	what := ev.Object.Kind + "\x00" + ev.Object.Namespace + "\x00" + ev.Object.Name
+	if ev.Group != "" {
+		what = "group\x00" + ev.Group // an Alertmanager alert group
+	}
+	h := sha256.Sum256([]byte(ev.Source + "\x00" + ev.Cluster + "\x00" + what + "\x00" + b.platform.Name() + "\x00" + b.channel.ID))
 	return "alert." + hex.EncodeToString(h[:12])
 }
 
@@ -129,13 +137,34 @@ func (r *Router) transition(ctx context.Context, ev event.Event, b binding, s *s
 	key := transitionKey(ev, b)
 	if ev.Transition == event.Failing {
 		m := Render(ev)
+		edited := false
 		r.enqueue(s,
-			func() (chat.Message, bool) { _, open := r.state.Get(key); return m, !open },
+			func() (chat.Message, bool) {
+				v, open := r.state.Get(key)
+				if !open {
+					return m, true
+				}
+				// An alert group that changed (alerts joined or left) is
+				// edited in place; a workload's repeat is not news.
+				var rec transitionRecord
+				if ev.Group == "" || json.Unmarshal([]byte(v), &rec) != nil {
+					return m, false
+				}
+				edited = true
+				m.Replace = &rec.Ref
+				return m, true
+			},
 			func(ref chat.MessageRef) {
+				if edited {
+					r.threads.open(ctx, ev, s, ref)
+					return
+				}
 				rec, _ := json.Marshal(transitionRecord{Ref: ref, Title: m.Title, Reason: ev.Reason, Since: ev.Time})
 				if err := r.state.Set(ctx, key, string(rec)); err != nil {
 					r.log.Error("transition alert state not saved; a restart may alert again", "key", key, "err", err)
 				}
+				r.threads.open(ctx, ev, s, ref)
+				r.triggerActions(ev, s, ref)
 			})
 		return
 	}
@@ -151,6 +180,7 @@ func (r *Router) transition(ctx context.Context, ev event.Event, b binding, s *s
 			return m, true
 		},
 		func(chat.MessageRef) {
+			r.threads.close(ctx, ev, s)
 			if err := r.state.Set(ctx, key, ""); err != nil {
 				r.log.Error("transition alert state not cleared", "key", key, "err", err)
 			}
@@ -240,6 +270,18 @@ func (r *Router) flushGroups(ctx context.Context) {
 		}
 		r.groupMu.Unlock()
 	}
+}
+
+// sendersFor are the senders of the channels bound to ev's source that
+// take it (label matchers) and have notifications on.
+func (r *Router) sendersFor(ev event.Event) []*sender {
+	var out []*sender
+	for _, b := range r.bySource[ev.Source] {
+		if b.admits(ev) && r.notificationsOn(b.platform.Name(), b.channel.ID) {
+			out = append(out, r.senders[senderKey(b)])
+		}
+	}
+	return out
 }
 
 func (r *Router) bySourceSenders(source string) []*sender {

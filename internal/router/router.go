@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	amlabels "github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
@@ -45,6 +46,10 @@ type Router struct {
 	delivered atomic.Uint64
 	recentMu  sync.Mutex
 	recent    map[string]time.Time // object UID -> delivery time
+
+	actions map[string]boundAction // by name
+	jobs    *jobQueue              // actions waiting to run
+	threads *threads               // open Alertmanager alerts, for correlation
 }
 
 // Options are the router's optional parts.
@@ -72,6 +77,7 @@ type StateStore = chat.StateStore
 type binding struct {
 	platform chat.Platform
 	channel  chat.Channel
+	matchers amlabels.Matchers
 }
 
 // New builds a router over the configured channels. Every channel's platform must be in platforms.
@@ -104,6 +110,8 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		state:      opts.State,
 		groups:     map[string]*group{},
 		recent:     map[string]time.Time{},
+		jobs:       newJobQueue(),
+		threads:    newThreads(),
 		events: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "kubechat_events_total",
 			Help: "Events by pipeline stage: in (from a source), matched (bound to a channel), sent (delivered), dropped (delivery failed).",
@@ -122,6 +130,9 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 			return nil, fmt.Errorf("router: channel %q: platform %q is not built", ch.Name, ch.Platform)
 		}
 		b := binding{platform: p, channel: chat.Channel{Name: ch.Name, ID: ch.ID}}
+		if b.matchers, err = compileMatchers(ch.Bindings.Matchers); err != nil {
+			return nil, fmt.Errorf("router: channel %q: %w", ch.Name, err)
+		}
 		for _, src := range ch.Bindings.Sources {
 			r.bySource[src] = append(r.bySource[src], b)
 		}
@@ -150,6 +161,11 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 	if r.state == nil {
 		r.state = &memoryState{m: map[string]string{}}
 	}
+	r.threads.use(r.state, log, r.senders)
+	if err := r.buildActions(); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	r.opts.Actions.SetIssuer(r.cluster)
 	return r, nil
 }
 
@@ -158,12 +174,18 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 // function handed to sources.
 func (r *Router) Emit(ctx context.Context, ev event.Event) {
 	r.events.WithLabelValues("in").Inc()
-	senders := r.bySourceSenders(ev.Source)
+	senders := r.sendersFor(ev)
 	if len(senders) == 0 {
 		return
 	}
 	r.events.WithLabelValues("matched").Add(float64(len(senders)))
 	switch {
+	case ev.Transition != "" && ev.Group == "" && r.threads.correlated(ev, senders):
+		// An Alertmanager alert about this workload is open: the Kubernetes
+		// view of it goes into that alert's thread.
+		for _, s := range senders {
+			r.intoThread(ctx, ev, s)
+		}
 	case ev.Transition != "":
 		for _, s := range senders {
 			r.transition(ctx, ev, s.b, s)
@@ -180,6 +202,7 @@ func (r *Router) Emit(ctx context.Context, ev event.Event) {
 				g.refs[s] = ref
 				r.groupMu.Unlock()
 				r.remember(ev.UID)
+				r.triggerActions(ev, s, ref)
 			})
 		}
 	default:

@@ -83,8 +83,42 @@ func (e *Env) SetPodLogs(ctx context.Context, namespace, pod, container, current
 	if err != nil {
 		return err
 	}
-	logs := dyn.Resource(logsGVR).Namespace(namespace)
 	entry := map[string]any{"containers": []any{container}, "logsFile": currentFile, "previousLogsFile": previousFile}
+	want := string(criText(current))
+	// kwok (v0.8.0) can go on serving a stale set of Logs objects when it
+	// is asked for logs while its informer is behind (its cache is keyed
+	// by the reflector's resource version, which moves before the store
+	// does). Writing the object again moves the version and refreshes it,
+	// so a publication that stalls is retried with a fresh write.
+	var last error
+	for attempt := range 6 {
+		if err := writeLogsObject(ctx, dyn, namespace, pod, container, entry, attempt); err != nil {
+			return err
+		}
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		last = e.poll(actx, fmt.Sprintf("logs of pod %s/%s served", namespace, pod), 5*time.Second, func() error {
+			got, err := e.Client.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container}).DoRaw(actx)
+			if err != nil {
+				return err
+			}
+			if string(got) != want {
+				return fmt.Errorf("the API server serves %q, not yet %q", got, want)
+			}
+			return nil
+		})
+		cancel()
+		if last == nil || ctx.Err() != nil {
+			return last
+		}
+	}
+	return last
+}
+
+// writeLogsObject creates or updates the pod's Logs object so that entry
+// is what it says about container. attempt is recorded in an annotation,
+// so that every write changes the object.
+func writeLogsObject(ctx context.Context, dyn dynamic.Interface, namespace, pod, container string, entry map[string]any, attempt int) error {
+	logs := dyn.Resource(logsGVR).Namespace(namespace)
 	obj, err := logs.Get(ctx, pod, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -96,37 +130,33 @@ func (e *Env) SetPodLogs(ctx context.Context, namespace, pod, container, current
 		if _, err := logs.Create(ctx, obj, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("testenv: logs for pod %s/%s: %w", namespace, pod, err)
 		}
+		return nil
 	case err != nil:
 		return fmt.Errorf("testenv: logs for pod %s/%s: %w", namespace, pod, err)
-	default:
-		entries, _, _ := unstructured.NestedSlice(obj.Object, "spec", "logs")
-		kept := []any{entry}
-		for _, en := range entries {
-			if m, ok := en.(map[string]any); ok {
-				if cs, _, _ := unstructured.NestedStringSlice(m, "containers"); len(cs) == 1 && cs[0] == container {
-					continue
-				}
-			}
-			kept = append(kept, en)
-		}
-		if err := unstructured.SetNestedSlice(obj.Object, kept, "spec", "logs"); err != nil {
-			return err
-		}
-		if _, err := logs.Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("testenv: logs for pod %s/%s: %w", namespace, pod, err)
-		}
 	}
-	want := string(criText(current))
-	return e.poll(ctx, fmt.Sprintf("logs of pod %s/%s served", namespace, pod), 30*time.Second, func() error {
-		got, err := e.Client.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container}).DoRaw(ctx)
-		if err != nil {
-			return err
+	entries, _, _ := unstructured.NestedSlice(obj.Object, "spec", "logs")
+	kept := []any{entry}
+	for _, en := range entries {
+		if m, ok := en.(map[string]any); ok {
+			if cs, _, _ := unstructured.NestedStringSlice(m, "containers"); len(cs) == 1 && cs[0] == container {
+				continue
+			}
 		}
-		if string(got) != want {
-			return fmt.Errorf("the API server serves %q, not yet %q", got, want)
-		}
-		return nil
-	})
+		kept = append(kept, en)
+	}
+	if err := unstructured.SetNestedSlice(obj.Object, kept, "spec", "logs"); err != nil {
+		return err
+	}
+	ann := obj.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann["kubechat.test/write"] = fmt.Sprint(attempt)
+	obj.SetAnnotations(ann)
+	if _, err := logs.Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("testenv: logs for pod %s/%s: %w", namespace, pod, err)
+	}
+	return nil
 }
 
 // criLog renders text as kubelet CRI log lines: "TIME stdout F LINE".

@@ -151,9 +151,6 @@ type fatalExit struct {
 var installFatal sync.Once
 
 func (e *Executor) run(ctx context.Context, cfg *rest.Config, args []string, stdout, stderr io.Writer) (code int) {
-	installFatal.Do(func() {
-		cmdutil.BehaviorOnFatal(func(msg string, code int) { panic(fatalExit{msg: msg, code: code}) })
-	})
 	defer func() {
 		if r := recover(); r != nil {
 			f, ok := r.(fatalExit)
@@ -180,15 +177,38 @@ func (e *Executor) run(ctx context.Context, cfg *rest.Config, args []string, std
 	return 0
 }
 
+// kubectlGlobals guards the package variables of kubectl's command tree
+// (its profiling flags and state): building a tree writes them and the
+// root's pre- and post-run hooks read and write them, so concurrent
+// commands (a typed command and an action, say) take turns there. The
+// commands themselves run in parallel.
+var kubectlGlobals sync.Mutex
+
 // newCommand builds a fresh kubectl command tree whose every client uses
 // cfg, whatever kubeconfig, server or identity flags say.
 func newCommand(streams genericiooptions.IOStreams, cfg *rest.Config, cacheDir string) (*cobra.Command, *genericclioptions.ConfigFlags) {
+	// Building a tree reads kubectl's fatal-error handler (CheckErr), so
+	// ours is installed first, once, for every command.
+	installFatal.Do(func() {
+		cmdutil.BehaviorOnFatal(func(msg string, code int) { panic(fatalExit{msg: msg, code: code}) })
+	})
 	flags := executor.ConfigFlags(cfg, cacheDir)
+	kubectlGlobals.Lock()
 	root := kubectlcmd.NewKubectlCommand(kubectlcmd.KubectlOptions{
 		ConfigFlags: flags,
 		IOStreams:   streams,
 		Arguments:   []string{"kubectl"},
 	})
+	kubectlGlobals.Unlock()
+	for _, hook := range []*func(*cobra.Command, []string) error{&root.PersistentPreRunE, &root.PersistentPostRunE} {
+		if f := *hook; f != nil {
+			*hook = func(c *cobra.Command, args []string) error {
+				kubectlGlobals.Lock()
+				defer kubectlGlobals.Unlock()
+				return f(c, args)
+			}
+		}
+	}
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	root.SilenceUsage = true

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -256,4 +257,35 @@ func TestComplete(t *testing.T) {
 	require.ErrorIs(t, err, executor.ErrDenied, "listing is done as the identity, so RBAC applies")
 	_, err = e.Complete(ctx, viewer, "name", map[string]string{"resource": "widgets", "namespace": ns})
 	require.ErrorContains(t, err, `the server has no resource "widgets"`)
+}
+
+// TestConcurrentCommands: commands built and run at once (typed commands and
+// actions) share kubectl's package state safely; run with -race.
+func TestConcurrentCommands(t *testing.T) {
+	setup(t)
+	e := newExecutor(t)
+	outs := make(chan string, 4)
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if _, err := e.Analyze([]string{"get", "pods"}); err != nil {
+				errs <- err
+			}
+			res, err := e.Execute(t.Context(), executor.Request{Args: []string{"get", "pods"}, Namespace: ns, Identity: viewer, MaxOutputBytes: 1 << 20})
+			if err != nil {
+				errs <- err
+			}
+			outs <- res.Output
+		})
+	}
+	wg.Wait()
+	close(outs)
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	for out := range outs {
+		require.Contains(t, out, "web-")
+	}
 }

@@ -6,7 +6,12 @@
 // The Slack app needs Socket Mode on, an app-level token with
 // connections:write, and a bot token with app_mentions:read, chat:write,
 // channels:read, groups:read, im:history and files:write; it subscribes to
-// the app_mention and message.im events and has interactivity on.
+// the app_mention and message.im events and has interactivity on. When the
+// agents of several clusters share a workspace, each has its own app
+// (Socket Mode hands each event to one connection of an app, so agents
+// cannot share one); with peerBots set, an app also subscribes to
+// message.channels and message.groups (channels:history, groups:history)
+// to overhear commands addressed to its peers' bots.
 package slack
 
 import (
@@ -16,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +45,12 @@ type Settings struct {
 	APIURL string `yaml:"apiURL"`
 	// MaxConcurrentCommands bounds the commands handled at once (default 16).
 	MaxConcurrentCommands int `yaml:"maxConcurrentCommands"`
+	// PeerBots are the bot user ids (U...) of the kubechat apps of other
+	// clusters that share this workspace. A channel message that starts by
+	// mentioning one of them is heard here too (it needs the
+	// message.channels and message.groups events), and answered when
+	// --cluster or the channel's default cluster names this cluster.
+	PeerBots []string `yaml:"peerBots"`
 }
 
 type platform struct {
@@ -75,6 +87,11 @@ func New(name string, raw config.Raw, d chat.Deps) (chat.Platform, error) {
 	if s.APIURL != "" {
 		errs = append(errs, config.CheckHTTPURL("settings.apiURL", s.APIURL))
 	}
+	for i, id := range s.PeerBots {
+		if !userID.MatchString(id) {
+			errs = append(errs, fmt.Errorf("settings.peerBots[%d]: %q is not a Slack user id (U...; the bot user of the other cluster's app)", i, id))
+		}
+	}
 	if s.MaxConcurrentCommands < 0 {
 		errs = append(errs, fmt.Errorf("settings.maxConcurrentCommands: must be positive, got %d", s.MaxConcurrentCommands))
 	}
@@ -109,6 +126,9 @@ func (p *platform) Name() string { return p.name }
 
 // Limits are Block Kit's: 3000 characters a section; longer output is uploaded.
 func (p *platform) Limits() chat.Limits { return limits }
+
+// userID matches Slack's user ids.
+var userID = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
 
 // channelID matches Slack's channel ids: public C..., private G..., direct D....
 var channelID = regexp.MustCompile(`^[CGD][A-Z0-9]{6,}$`)
@@ -345,11 +365,21 @@ func (p *platform) inbound(evt socketmode.Event) []chat.Inbound {
 			}
 			return []chat.Inbound{p.command(e.Channel, e.User, e.Text, e.TimeStamp, e.ThreadTimeStamp, bot)}
 		case *slackevents.MessageEvent:
-			// Direct messages only; channel messages arrive as app_mention.
-			if e.ChannelType != "im" || e.BotID != "" || e.SubType != "" || e.User == bot {
+			if e.BotID != "" || e.SubType != "" || e.User == bot {
 				return nil
 			}
-			return []chat.Inbound{p.command(e.Channel, e.User, e.Text, e.TimeStamp, e.ThreadTimeStamp, bot)}
+			if e.ChannelType == "im" {
+				return []chat.Inbound{p.command(e.Channel, e.User, e.Text, e.TimeStamp, e.ThreadTimeStamp, bot)}
+			}
+			// In channels, mentions of this bot arrive as app_mention; a
+			// message to a peer cluster's bot is overheard, for --cluster.
+			peer := p.peerMention(e.Text)
+			if peer == "" || strings.Contains(e.Text, "<@"+bot+">") || strings.Contains(e.Text, "<@"+bot+"|") {
+				return nil
+			}
+			in := p.command(e.Channel, e.User, e.Text, e.TimeStamp, e.ThreadTimeStamp, peer)
+			in.Overheard = true
+			return []chat.Inbound{in}
 		}
 	case slack.InteractionCallback:
 		if data.Type != slack.InteractionTypeBlockActions {
@@ -383,6 +413,19 @@ func (p *platform) inbound(evt socketmode.Event) []chat.Inbound {
 		return out
 	}
 	return nil
+}
+
+// peerMention returns the peer bot a message starts by mentioning, or "".
+func (p *platform) peerMention(text string) string {
+	m := mention.FindStringSubmatchIndex(strings.TrimSpace(text))
+	if m == nil || m[0] != 0 {
+		return ""
+	}
+	id := strings.TrimSpace(text)[m[2]:m[3]]
+	if slices.Contains(p.s.PeerBots, id) {
+		return id
+	}
+	return ""
 }
 
 func (p *platform) command(ch, user, text, ts, threadTS, bot string) chat.Inbound {

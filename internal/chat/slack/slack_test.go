@@ -207,3 +207,58 @@ func TestBotMentionsAndEntitiesAreStripped(t *testing.T) {
 	require.Equal(t, chat.Channel{ID: "C1", Name: "alerts"}, in.Channel)
 	require.Equal(t, "1.1", in.Thread.ID)
 }
+
+// TestPeerMentionsAreOverheard: with peerBots, a channel message to a peer
+// cluster's bot reaches this agent marked Overheard; its own mention comes
+// once (as app_mention), and a message to nobody is not a command.
+func TestPeerMentionsAreOverheard(t *testing.T) {
+	srv := slacktest.New()
+	t.Cleanup(srv.Close)
+	peer := srv.AddApp("kubechat-east", false)
+	require.True(t, srv.SubscribeMessageEvents(slacktest.BotUserID))
+	t.Setenv("TEST_SLACK_BOT_TOKEN", slacktest.BotToken)
+	t.Setenv("TEST_SLACK_APP_TOKEN", slacktest.AppToken)
+	raw, err := config.RawFromYAML("botToken: ${TEST_SLACK_BOT_TOKEN}\nappToken: ${TEST_SLACK_APP_TOKEN}\napiURL: " + srv.APIURL() +
+		"\npeerBots: [" + peer.BotUserID + "]\n")
+	require.NoError(t, err)
+	p, err := New("ops-slack", raw, chat.Deps{})
+	require.NoError(t, err)
+	got := make(chan chat.Inbound, 10)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		_ = p.Listen(ctx, chat.HandlerFunc(func(_ context.Context, in chat.Inbound) chat.Message {
+			got <- in
+			return chat.Message{}
+		}))
+		close(done)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	require.NoError(t, srv.WaitConnected(t.Context(), 1))
+	general := srv.ChannelID("general")
+
+	_, _, err = srv.Say(general, "U1", "just chatting")
+	require.NoError(t, err)
+	_, _, err = srv.Say(general, "U1", "<@"+peer.BotUserID+"> --cluster west kubectl get pods")
+	require.NoError(t, err)
+	in := <-got
+	require.True(t, in.Overheard)
+	require.Equal(t, "--cluster west kubectl get pods", in.Text)
+	_, _, err = srv.Say(general, "U1", "<@"+slacktest.BotUserID+"> ping")
+	require.NoError(t, err)
+	in = <-got
+	require.False(t, in.Overheard)
+	require.Equal(t, "ping", in.Text)
+	_, _, err = srv.Say(general, "U1", "<@"+peer.BotUserID+"> status")
+	require.NoError(t, err)
+	require.Equal(t, "status", (<-got).Text, "nothing came in between: no duplicate of the own mention, no chatter")
+}
+
+func TestPeerBotsMustBeUserIDs(t *testing.T) {
+	t.Setenv("BOT", "xoxb-1")
+	t.Setenv("APP", "xapp-1")
+	raw, err := config.RawFromYAML("botToken: ${BOT}\nappToken: ${APP}\npeerBots: [U0OK1, kubechat-east]\n")
+	require.NoError(t, err)
+	_, err = New("ops", raw, chat.Deps{})
+	require.ErrorContains(t, err, `settings.peerBots[1]: "kubechat-east" is not a Slack user id`)
+}

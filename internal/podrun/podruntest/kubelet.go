@@ -255,29 +255,10 @@ func (k *Kubelet) run(ctx context.Context, pod *corev1.Pod) error {
 		ex.reason = "Error"
 	}
 	// The log is there before the container's exit is, as on a node.
-	if err := k.publishLogs(ctx, pod, c.Name, out.String()); err != nil {
+	if err := k.env.SetPodLogs(ctx, pod.Namespace, pod.Name, c.Name, out.String(), ""); err != nil {
 		return err
 	}
 	return k.terminated(ctx, pod, ex)
-}
-
-// publishLogs makes the API server serve text as the container's log. kwok
-// (v0.8.0) can keep serving a stale set of Logs objects when it is asked
-// for logs while its informer is behind (its cache is keyed by the
-// reflector's resource version, which moves before the informer's store
-// does); writing the Logs object again moves the version and refreshes it,
-// so a publication that stalls is retried with a fresh write.
-func (k *Kubelet) publishLogs(ctx context.Context, pod *corev1.Pod, container, text string) error {
-	var err error
-	for range 6 {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = k.env.SetPodLogs(actx, pod.Namespace, pod.Name, container, text, "")
-		cancel()
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-	}
-	return err
 }
 
 // argv is the process a container runs: its command, else the program

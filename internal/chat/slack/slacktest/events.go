@@ -33,6 +33,7 @@ var errNotConnected = errors.New("no socket mode connection")
 // has stopped and the server has let go of it.
 type socketConn struct {
 	*fake.Socket
+	app     *app       // the app whose token opened it
 	writeMu sync.Mutex // serializes data frames; control frames need no lock
 }
 
@@ -189,7 +190,17 @@ func (s *Server) DirectMessage(userID, text string) (ts, envelopeID string, err 
 // otherwise it is a button click carrying value. The payload's response_url
 // points at the server but is not served.
 func (s *Server) Click(channelID, messageTS, userID, actionID, value string) (envelopeID string, err error) {
-	env, err := s.push(func() (string, object, error) {
+	owner := func() *app {
+		if ch := s.channelByIDLocked(channelID); ch != nil {
+			if msg := s.messageLocked(ch.id, messageTS); msg != nil {
+				if a := s.appByBotLocked(msg.User); a != nil {
+					return a
+				}
+			}
+		}
+		return s.apps[0]
+	}
+	env, err := s.pushTo(owner, func() (string, object, error) {
 		ch := s.channelByIDLocked(channelID)
 		if ch == nil {
 			return "", nil, errChannelNotFound
@@ -209,14 +220,14 @@ func (s *Server) Click(channelID, messageTS, userID, actionID, value string) (en
 		return "interactive", object{
 			"type":                  "block_actions",
 			"token":                 verificationToken,
-			"api_app_id":            appID,
+			"api_app_id":            owner().appID,
 			"team":                  object{"id": TeamID, "domain": teamDomain},
 			"enterprise":            nil,
 			"is_enterprise_install": false,
 			"user":                  object{"id": userID, "username": userName, "name": userName, "team_id": TeamID},
 			"container":             container,
 			"channel":               object{"id": ch.id, "name": cmp.Or(ch.name, "directmessage")},
-			"message":               messageJSON(*msg),
+			"message":               s.messageJSONLocked(*msg),
 			"state":                 object{"values": object{}},
 			"trigger_id":            fmt.Sprintf("%d.%d.faketrigger", seq, seq),
 			"response_url":          fmt.Sprintf("%s/actions/%s/%d", s.baseURL, TeamID, seq),
@@ -234,8 +245,18 @@ func (s *Server) Click(channelID, messageTS, userID, actionID, value string) (en
 // event is about and returns the envelope's type and payload. push returns
 // the envelope unless build fails; a failed write still returns it.
 func (s *Server) push(build func() (kind string, payload object, err error)) (envelope, error) {
+	return s.pushTo(nil, build)
+}
+
+// pushTo is push to one app's newest connection (the default app's when a
+// is nil; for a click, the app that posted the message: see Click).
+func (s *Server) pushTo(pick func() *app, build func() (kind string, payload object, err error)) (envelope, error) {
 	s.mu.Lock()
-	conn := s.newestConnLocked()
+	a := s.apps[0]
+	if pick != nil {
+		a = pick()
+	}
+	conn := s.newestConnOfLocked(a)
 	if conn == nil {
 		s.mu.Unlock()
 		return envelope{}, errNotConnected
@@ -250,14 +271,6 @@ func (s *Server) push(build func() (kind string, payload object, err error)) (en
 	return env, conn.send(env)
 }
 
-// newestConnLocked returns the most recently opened websocket, or nil. s.mu must be held.
-func (s *Server) newestConnLocked() *socketConn {
-	if len(s.conns) == 0 {
-		return nil
-	}
-	return s.conns[len(s.conns)-1]
-}
-
 // newEnvelopeLocked wraps a payload in an envelope with a new id and starts
 // tracking its ack. s.mu must be held.
 func (s *Server) newEnvelopeLocked(kind string, payload object) envelope {
@@ -268,16 +281,21 @@ func (s *Server) newEnvelopeLocked(kind string, payload object) envelope {
 
 // eventCallbackLocked wraps an event as the Events API delivers it. s.mu must be held.
 func (s *Server) eventCallbackLocked(event object) object {
+	return s.eventCallbackForLocked(s.apps[0], event)
+}
+
+// eventCallbackForLocked wraps an event for app a. s.mu must be held.
+func (s *Server) eventCallbackForLocked(a *app, event object) object {
 	return object{
 		"token":      verificationToken,
 		"team_id":    TeamID,
-		"api_app_id": appID,
+		"api_app_id": a.appID,
 		"event":      event,
 		"type":       "event_callback",
 		"event_id":   fmt.Sprintf("Ev%010d", s.nextSeqLocked()),
 		"event_time": time.Now().Unix(),
 		"authorizations": []object{{
-			"enterprise_id": nil, "team_id": TeamID, "user_id": BotUserID, "is_bot": true, "is_enterprise_install": false,
+			"enterprise_id": nil, "team_id": TeamID, "user_id": a.BotUserID, "is_bot": true, "is_enterprise_install": false,
 		}},
 		"is_ext_shared_channel": false,
 	}
@@ -286,7 +304,8 @@ func (s *Server) eventCallbackLocked(event object) object {
 // serveSocket serves the Socket Mode websocket: it checks the ticket from
 // apps.connections.open, says hello, then pings the client and reads its acks.
 func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
-	if !s.takeTicket(r.URL.Query().Get("ticket")) {
+	a := s.takeTicket(r.URL.Query().Get("ticket"))
+	if a == nil {
 		http.Error(w, "invalid ticket", http.StatusUnauthorized)
 		return
 	}
@@ -294,12 +313,12 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Upgrade has answered with an HTTP error
 	}
-	c := &socketConn{Socket: fake.NewSocket(ws)}
+	c := &socketConn{Socket: fake.NewSocket(ws), app: a}
 	hello := object{
 		"type":            "hello",
 		"num_connections": 1,
 		"debug_info":      object{"host": "fake", "approximate_connection_time": 18060},
-		"connection_info": object{"app_id": appID},
+		"connection_info": object{"app_id": a.appID},
 	}
 	// Hello goes out under the registration lock: once the client has read
 	// it, the connection is registered, and events pushed then reach it.
@@ -316,15 +335,14 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 	go s.pingSocket(c)
 }
 
-// takeTicket reports whether the ticket was handed out and not used yet, and uses it.
-func (s *Server) takeTicket(ticket string) bool {
+// takeTicket returns the app a ticket was handed out to, if it was not used
+// yet, and uses it; nil otherwise.
+func (s *Server) takeTicket(ticket string) *app {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.tickets[ticket] {
-		return false
-	}
+	a := s.tickets[ticket]
 	delete(s.tickets, ticket)
-	return true
+	return a
 }
 
 // register sends the connection's first message and adds the open

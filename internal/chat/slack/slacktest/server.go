@@ -106,7 +106,8 @@ type Server struct {
 	uploads  map[string]*upload   // by file id, until files.completeUploadExternal
 	files    []File
 	calls    map[string]int  // by Web API method
-	tickets  map[string]bool // apps.connections.open tickets not used yet
+	tickets  map[string]*app // apps.connections.open tickets not used yet, by ticket
+	apps     []*app          // installed apps; the first is the default one
 	conns    []*socketConn   // open websockets, oldest first
 	accepted int             // websockets accepted so far
 	acks     map[string]bool // by envelope id of every pushed envelope: whether it was acked
@@ -142,7 +143,8 @@ type Message struct {
 	Blocks json.RawMessage
 	// Edits counts the successful chat.update calls on the message.
 	Edits int
-	// User is the poster: BotUserID for the bot, the user for injected messages.
+	// User is the poster: the app's bot user (BotUserID for the default
+	// app), or the user for injected messages.
 	User string
 }
 
@@ -175,7 +177,8 @@ func New() *Server {
 		messages: make(map[string][]Message),
 		uploads:  make(map[string]*upload),
 		calls:    make(map[string]int),
-		tickets:  make(map[string]bool),
+		tickets:  make(map[string]*app),
+		apps:     []*app{defaultApp()},
 		acks:     make(map[string]bool),
 	}
 	now := time.Now().Unix()
@@ -380,11 +383,12 @@ func (ch *channel) json() object {
 	}
 }
 
-// messageJSON returns the message as the Web API and interaction payloads show it.
-func messageJSON(msg Message) object {
+// messageJSONLocked returns the message as the Web API and interaction
+// payloads show it. s.mu must be held.
+func (s *Server) messageJSONLocked(msg Message) object {
 	m := object{"type": "message", "user": msg.User, "text": msg.Text, "ts": msg.TS, "team": TeamID}
-	if msg.User == BotUserID {
-		m["bot_id"] = botID
+	if a := s.appByBotLocked(msg.User); a != nil {
+		m["bot_id"] = a.botID
 	}
 	if msg.ThreadTS != "" {
 		m["thread_ts"] = msg.ThreadTS
@@ -419,13 +423,14 @@ func (s *Server) recordCall(method string) (fake.Fault, bool) {
 
 // apiRequest is one Web API call as a method sees it.
 type apiRequest struct {
+	app    *app       // the app whose token made the call
 	host   string     // the host:port the client reached the server on
 	params url.Values // the form, query and JSON body fields
 }
 
 // apiMethod is one Web API method the server serves.
 type apiMethod struct {
-	token string // the token the method accepts
+	token string // the kind of token the method accepts: BotToken or AppToken (any app's)
 	serve func(s *Server, req apiRequest) (object, error)
 }
 
@@ -458,10 +463,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err != nil:
 		writeResult(w, nil, errInvalidArguments)
-	case bearerToken(r, params) != method.token:
-		writeResult(w, nil, errInvalidAuth)
 	default:
-		result, err := method.serve(s, apiRequest{host: r.Host, params: params})
+		s.mu.Lock()
+		a := s.appByTokenLocked(bearerToken(r, params), method.token)
+		s.mu.Unlock()
+		if a == nil {
+			writeResult(w, nil, errInvalidAuth)
+			return
+		}
+		result, err := method.serve(s, apiRequest{app: a, host: r.Host, params: params})
 		writeResult(w, result, err)
 	}
 }
@@ -550,10 +560,10 @@ func parseBlocks(arg string) (json.RawMessage, error) {
 }
 
 // authTest serves auth.test: https://api.slack.com/methods/auth.test
-func (s *Server) authTest(apiRequest) (object, error) {
+func (s *Server) authTest(req apiRequest) (object, error) {
 	return object{
-		"url": "https://" + teamDomain + ".slack.com/", "team": teamDomain, "user": botName,
-		"team_id": TeamID, "user_id": BotUserID, "bot_id": botID, "is_enterprise_install": false,
+		"url": "https://" + teamDomain + ".slack.com/", "team": teamDomain, "user": req.app.Name,
+		"team_id": TeamID, "user_id": req.app.BotUserID, "bot_id": req.app.botID, "is_enterprise_install": false,
 	}, nil
 }
 
@@ -563,7 +573,7 @@ func (s *Server) appsConnectionsOpen(req apiRequest) (object, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ticket := strconv.Itoa(s.nextSeqLocked())
-	s.tickets[ticket] = true
+	s.tickets[ticket] = req.app
 	return object{"url": "ws://" + req.host + "/socket?ticket=" + ticket}, nil
 }
 
@@ -589,10 +599,10 @@ func (s *Server) chatPostMessage(req apiRequest) (object, error) {
 		ThreadTS: p.Get("thread_ts"),
 		Text:     p.Get("text"),
 		Blocks:   blocks,
-		User:     BotUserID,
+		User:     req.app.BotUserID,
 	}
 	s.addMessageLocked(msg)
-	return object{"channel": ch.id, "ts": msg.TS, "message": messageJSON(msg)}, nil
+	return object{"channel": ch.id, "ts": msg.TS, "message": s.messageJSONLocked(msg)}, nil
 }
 
 // chatUpdate serves chat.update: text and blocks replace the message's when
@@ -613,7 +623,7 @@ func (s *Server) chatUpdate(req apiRequest) (object, error) {
 	switch {
 	case msg == nil:
 		return nil, errMessageNotFound
-	case msg.User != BotUserID:
+	case msg.User != req.app.BotUserID:
 		return nil, errCantUpdateMessage
 	}
 	if p.Has("text") {
@@ -624,7 +634,7 @@ func (s *Server) chatUpdate(req apiRequest) (object, error) {
 	}
 	msg.Edits++
 	s.changes.Notify()
-	return object{"channel": ch.id, "ts": msg.TS, "text": msg.Text, "message": messageJSON(*msg)}, nil
+	return object{"channel": ch.id, "ts": msg.TS, "text": msg.Text, "message": s.messageJSONLocked(*msg)}, nil
 }
 
 // conversationsList serves conversations.list, paging with the cursor as an

@@ -1,0 +1,146 @@
+package slacktest
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Several Slack apps can be installed in one workspace, each with its own
+// bot user, bot token and app-level token. Slack delivers an app's Socket
+// Mode envelopes to one of that app's open connections, never to another
+// app's (https://api.slack.com/apis/socket-mode#connections: with several
+// connections, each payload goes to one of them), so agents that must all
+// hear a command need an app each. An app_mention goes only to the app
+// whose bot is mentioned; a channel message goes to every app subscribed to
+// message.channels; a click goes to the app that posted the message.
+
+// App is one Slack app installed in the fake workspace.
+type App struct {
+	// Name is the bot's user name.
+	Name string
+	// BotToken and AppToken are the app's tokens; BotUserID its bot user.
+	BotToken, AppToken, BotUserID string
+}
+
+// app is an installed app as the server keeps it.
+type app struct {
+	App
+	botID, appID string
+	// messageEvents: subscribed to message.channels (channel messages).
+	messageEvents bool
+}
+
+// defaultApp is the app New installs, with the package's constants.
+func defaultApp() *app {
+	return &app{App: App{Name: botName, BotToken: BotToken, AppToken: AppToken, BotUserID: BotUserID}, botID: botID, appID: appID}
+}
+
+// AddApp installs another app whose bot user is called name. With
+// messageEvents, the app subscribes to message.channels and receives every
+// channel message, as well as its app_mention events.
+func (s *Server) AddApp(name string, messageEvents bool) App {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := strings.ToUpper(strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, name))
+	a := &app{App: App{
+		Name:      name,
+		BotToken:  "xoxb-kubechat-test-" + strings.ToLower(id),
+		AppToken:  "xapp-kubechat-test-" + strings.ToLower(id),
+		BotUserID: fmt.Sprintf("U%s%d", id, s.nextSeqLocked()),
+	}, botID: "B" + id, appID: "A" + id, messageEvents: messageEvents}
+	s.apps = append(s.apps, a)
+	return a.App
+}
+
+// appByTokenLocked returns the app that owns token (bot or app-level, as
+// kind says), or nil. s.mu must be held.
+func (s *Server) appByTokenLocked(token, kind string) *app {
+	for _, a := range s.apps {
+		if (kind == BotToken && a.BotToken == token) || (kind == AppToken && a.AppToken == token) {
+			return a
+		}
+	}
+	return nil
+}
+
+// appByBotLocked returns the app whose bot user is id, or nil. s.mu must be held.
+func (s *Server) appByBotLocked(id string) *app {
+	for _, a := range s.apps {
+		if a.BotUserID == id {
+			return a
+		}
+	}
+	return nil
+}
+
+// newestConnOfLocked returns the most recently opened websocket of a, or nil.
+func (s *Server) newestConnOfLocked(a *app) *socketConn {
+	for i := len(s.conns) - 1; i >= 0; i-- {
+		if s.conns[i].app == a {
+			return s.conns[i]
+		}
+	}
+	return nil
+}
+
+// Say posts a user's message into a channel, as typed, and delivers its
+// events as Slack does: app_mention to each app whose bot the text mentions
+// (<@U...>), and a message event to every app subscribed to
+// message.channels. Apps without an open connection miss it, as with
+// Slack. It returns the message's ts and the number of envelopes pushed.
+func (s *Server) Say(channelID, userID, text string) (ts string, pushed int, err error) {
+	s.mu.Lock()
+	ch := s.channelByIDLocked(channelID)
+	if ch == nil {
+		s.mu.Unlock()
+		return "", 0, fmt.Errorf("say in %s: %w", channelID, errChannelNotFound)
+	}
+	msg := Message{Channel: ch.id, TS: s.nextTSLocked(), Text: text, User: userID}
+	s.addMessageLocked(msg)
+	type delivery struct {
+		conn *socketConn
+		env  envelope
+	}
+	var out []delivery
+	for _, a := range s.apps {
+		conn := s.newestConnOfLocked(a)
+		if conn == nil {
+			continue
+		}
+		if strings.Contains(text, "<@"+a.BotUserID+">") {
+			ev := object{"type": "app_mention", "user": userID, "text": text, "ts": msg.TS, "channel": ch.id, "event_ts": msg.TS, "team": TeamID}
+			out = append(out, delivery{conn, s.newEnvelopeLocked("events_api", s.eventCallbackForLocked(a, ev))})
+		}
+		if a.messageEvents {
+			ev := object{"type": "message", "channel": ch.id, "channel_type": "channel", "user": userID, "text": text,
+				"ts": msg.TS, "event_ts": msg.TS, "team": TeamID}
+			out = append(out, delivery{conn, s.newEnvelopeLocked("events_api", s.eventCallbackForLocked(a, ev))})
+		}
+	}
+	s.mu.Unlock()
+	for _, d := range out {
+		if err := d.conn.send(d.env); err != nil {
+			return msg.TS, pushed, fmt.Errorf("say in %s: %w", channelID, err)
+		}
+		pushed++
+	}
+	return msg.TS, pushed, nil
+}
+
+// SubscribeMessageEvents subscribes the app whose bot user is botUserID to
+// message.channels, as AddApp's messageEvents does; it reports whether
+// there is such an app.
+func (s *Server) SubscribeMessageEvents(botUserID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.appByBotLocked(botUserID)
+	if a != nil {
+		a.messageEvents = true
+	}
+	return a != nil
+}
