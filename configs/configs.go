@@ -33,4 +33,5 @@ var ExampleEnv = map[string]string{
 	"WEBCHAT_TOKEN":        "example-webchat-token-0123456789",
 	"KUBECHAT_DEMO_TOKEN":  "example-demo-token-0123456789",
 	"ALERTMANAGER_TOKEN":   "example-alertmanager-token",
+	"GITHUB_TOKEN":         "ghp_example",
 }

@@ -15,6 +15,13 @@ HELM_VERSION=${HELM_VERSION:-v3.22.0}
 # v0.28.x builds from the module proxy; later releases embed UI assets the
 # module does not ship.
 ALERTMANAGER_VERSION=${ALERTMANAGER_VERSION:-v0.28.1}
+# The Flux controllers whose CRDs the flux executor's tests install; keep in
+# step with github.com/fluxcd/{kustomize,source}-controller/api in go.mod.
+FLUX_KUSTOMIZE_VERSION=${FLUX_KUSTOMIZE_VERSION:-v1.9.6}
+FLUX_SOURCE_VERSION=${FLUX_SOURCE_VERSION:-v1.9.0}
+# The flux CLI whose "flux diff kustomization" the flux executor's outcome is
+# compared with.
+FLUX_CLI_VERSION=${FLUX_CLI_VERSION:-v2.9.5}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${TESTBIN:-$root/bin/testbin}
@@ -106,9 +113,44 @@ build_alertmanager() {
 	echo "$ALERTMANAGER_VERSION" >"$out/.alertmanager.version"
 }
 
+# fetch_flux_crds copies the Kustomization and GitRepository CRDs that the
+# controllers' own modules ship (config/crd/bases) into crds/flux.
+fetch_flux_crds() {
+	local want="kustomize-controller@$FLUX_KUSTOMIZE_VERSION source-controller@$FLUX_SOURCE_VERSION"
+	[ "$(cat "$out/crds/flux/.version" 2>/dev/null || true)" = "$want" ] && return 0
+	echo "testbin: fetching Flux CRDs ($want)"
+	rm -rf "$out/crds/flux" && mkdir -p "$out/crds/flux"
+	local dir
+	dir=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/fluxcd/kustomize-controller@$FLUX_KUSTOMIZE_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+	cp "$dir/config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml" "$out/crds/flux/"
+	dir=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/fluxcd/source-controller@$FLUX_SOURCE_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+	cp "$dir/config/crd/bases/source.toolkit.fluxcd.io_gitrepositories.yaml" "$out/crds/flux/"
+	chmod u+w "$out/crds/flux/"*.yaml
+	echo "$want" >"$out/crds/flux/.version"
+}
+
+# build_flux builds the flux CLI from its module. The module zip lacks the
+# install manifests that "make build" bundles from the controllers' GitHub
+# releases (cmd/flux/manifests, embedded for "flux install"); "flux diff"
+# does not use them, so a placeholder satisfies the embed, and "flux install"
+# from this build has nothing to install.
+build_flux() {
+	fresh flux "$FLUX_CLI_VERSION" && return 0
+	local dir=$work/flux2 mod
+	mod=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/fluxcd/flux2/v2@$FLUX_CLI_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+	rm -rf "$dir" && cp -r "$mod" "$dir" && chmod -R u+w "$dir"
+	mkdir -p "$dir/cmd/flux/manifests"
+	printf '# Not bundled: this flux build is for "flux diff" in tests.\n' >"$dir/cmd/flux/manifests/placeholder.yaml"
+	echo "testbin: building flux $FLUX_CLI_VERSION"
+	(cd "$dir" && go build -trimpath -ldflags "-X main.VERSION=${FLUX_CLI_VERSION#v}" -o "$out/flux" ./cmd/flux)
+	echo "$FLUX_CLI_VERSION" >"$out/.flux.version"
+}
+
 build_etcd
 build_kwok
 build_alertmanager
+fetch_flux_crds
+build_flux
 build_helm
 build_k8s
 echo "testbin: ready in $out"

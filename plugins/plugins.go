@@ -5,6 +5,7 @@ package plugins
 
 import (
 	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/plugins/flux"
 	"github.com/kubechat/kubechat/plugins/helm"
 	"github.com/kubechat/kubechat/plugins/kubectl"
 	"github.com/kubechat/kubechat/plugins/run"
@@ -12,6 +13,7 @@ import (
 
 // Executors maps an executor type, as written in config, to its factory.
 var Executors = map[string]executor.Factory{
+	"flux":    flux.New,
 	"helm":    helm.New,
 	"kubectl": kubectl.New,
 	"run":     run.New,

@@ -112,6 +112,21 @@ type Result struct {
 	Truncated bool
 	// Forbidden is set when Kubernetes RBAC refused a request of the command.
 	Forbidden bool
+	// Buttons are follow-ups the router offers under the result.
+	Buttons []Button
+}
+
+// Button is a follow-up action under a result. A button with Args runs
+// "<executor> Args..." as a new command when clicked: the router keeps the
+// command server side behind a signed one-shot id, and checks policy and
+// identity again for whoever clicks, as if they had typed it. A button with
+// a URL opens the link instead.
+type Button struct {
+	Label string
+	Args  []string
+	URL   string
+	// Primary marks the suggested action.
+	Primary bool
 }
 
 // Deps are what the app hands every executor factory.

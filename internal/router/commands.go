@@ -249,11 +249,39 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 	m.Context = fmt.Sprintf("cluster: %s · as %s · %d ms", r.cluster, id.User, time.Since(a.start).Milliseconds())
 	// One-shot: each result carries a fresh button, so a click replayed
 	// (a retried delivery, a double click, a captured payload) runs nothing.
+	buttons := r.followUps(a, cmd, res.Buttons)
 	if id, err := r.opts.Actions.Put(action.Action{Kind: actionRun, Params: map[string]string{"command": cmd.String()},
 		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true}); err == nil {
-		m.Sections = append(m.Sections, chat.Section{Buttons: []chat.Button{{Label: "Run again", ActionID: id}}})
+		buttons = append(buttons, chat.Button{Label: "Run again", ActionID: id})
+	}
+	if len(buttons) > 0 {
+		m.Sections = append(m.Sections, chat.Section{Buttons: buttons})
 	}
 	return m
+}
+
+// followUps turns an executor's follow-up buttons into chat buttons. Each
+// command button is a one-shot "run" action of the same executor word (and
+// cluster) as cmd, so a click goes through parse, policy and identity again.
+func (r *Router) followUps(a audit, cmd command.Command, bs []executor.Button) []chat.Button {
+	var out []chat.Button
+	for _, b := range bs {
+		cb := chat.Button{Label: b.Label, URL: b.URL}
+		if b.Primary {
+			cb.Style = chat.ButtonPrimary
+		}
+		if b.URL == "" {
+			follow := command.Command{Cluster: cmd.Cluster, Name: cmd.Name, Args: b.Args}
+			id, err := r.opts.Actions.Put(action.Action{Kind: actionRun, Params: map[string]string{"command": follow.String()},
+				Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true})
+			if err != nil {
+				continue
+			}
+			cb.ActionID = id
+		}
+		out = append(out, cb)
+	}
+	return out
 }
 
 // Button kinds. A "run" button ("Run again") and a "confirm" button carry

@@ -15,6 +15,9 @@ type health struct {
 	since time.Time
 	// deferred failures count only once they last (a pending Helm release).
 	deferred bool
+	// unknown states say nothing either way (a Flux reconciliation in
+	// progress): no transition from or to them.
+	unknown bool
 }
 
 // failingWaitReasons are container waiting reasons that mean the pod is broken.
@@ -26,7 +29,8 @@ var failingWaitReasons = map[string]bool{
 // deploymentGrace keeps a new Deployment's first rollout from counting as an outage.
 const deploymentGrace = 30 * time.Second
 
-// healthOf reports the health of pods, Deployments and Jobs; ok is false for other kinds.
+// healthOf reports the health of pods, Deployments, Jobs, Helm releases and
+// Flux Kustomizations; ok is false for other kinds.
 func healthOf(obj *unstructured.Unstructured) (h health, ok bool) {
 	switch obj.GetKind() {
 	case "Pod":
@@ -63,6 +67,11 @@ func healthOf(obj *unstructured.Unstructured) (h health, ok bool) {
 	case "Secret":
 		if _, ok := helmRevisionOf(obj); ok {
 			return helmHealth(obj), true
+		}
+		return h, false
+	case "Kustomization":
+		if isFluxKustomization(obj) {
+			return kustomizationHealth(obj), true
 		}
 		return h, false
 	case "Job":

@@ -378,6 +378,9 @@ func (s *Source) toEvents(c change) []event.Event {
 	if helm && !r.latestHelmRevision(obj) {
 		return out
 	}
+	if h.unknown {
+		return out
+	}
 	var was health
 	switch {
 	case c.initial:
@@ -390,6 +393,12 @@ func (s *Source) toEvents(c change) []event.Event {
 		was = health{failing: !h.failing}
 	case c.typ == event.Update:
 		was, _ = healthOf(c.old)
+		if was.unknown {
+			// What came before the unknown state is gone: report the
+			// state as news; the router keeps one alert per object and
+			// ignores a resolution it has no alert for.
+			was = health{failing: !h.failing, reason: h.reason}
+		}
 	case c.typ == event.Delete:
 		was, h = h, health{reason: "Deleted"}
 		if !was.failing {

@@ -1,0 +1,251 @@
+// Package github is kubechat's GitHub client: it finds a pull request by
+// number, URL or branch, keeps one comment per (pull request, subject) up to
+// date, and approves a pull request only at the commit that was reviewed.
+// It wraps go-github; the API base URL can be set for GitHub Enterprise and
+// for tests, and authentication is a token or a GitHub App installation.
+package github
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+
+	gh "github.com/google/go-github/v60/github"
+
+	"github.com/kubechat/kubechat/internal/chat"
+)
+
+// MaxCommentChars is GitHub's limit on a comment body.
+const MaxCommentChars = 65536
+
+// ErrHeadMoved means the pull request's head is no longer the commit that
+// was reviewed.
+var ErrHeadMoved = errors.New("the pull request's head moved")
+
+// Client talks to one GitHub (or GitHub Enterprise) API.
+type Client struct {
+	api *gh.Client
+}
+
+// New returns a client for the API at baseURL ("" for api.github.com) that
+// authenticates every request through httpClient (see TokenTransport and
+// AppTransport). It does not dial.
+func New(baseURL string, httpClient *http.Client) (*Client, error) {
+	c := gh.NewClient(httpClient)
+	if baseURL != "" {
+		u, err := url.Parse(baseURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("github base URL %q: want an http(s) URL such as https://github.example.com/api/v3/", baseURL)
+		}
+		if !strings.HasSuffix(u.Path, "/") {
+			u.Path += "/"
+		}
+		c.BaseURL = u
+	}
+	return &Client{api: c}, nil
+}
+
+// Repo is a GitHub repository.
+type Repo struct {
+	Owner string
+	Name  string
+}
+
+func (r Repo) String() string { return r.Owner + "/" + r.Name }
+
+var repoPath = regexp.MustCompile(`^/?([A-Za-z0-9][A-Za-z0-9-]*)/([A-Za-z0-9._-]+?)(?:\.git)?/?$`)
+
+// ParseRepoURL maps a Git URL (https://host/owner/repo(.git), ssh://git@host/owner/repo,
+// git@host:owner/repo) to the repository. It does not check the host: a
+// GitHub Enterprise or test server has its own.
+func ParseRepoURL(raw string) (Repo, error) {
+	p := raw
+	if rest, ok := strings.CutPrefix(raw, "git@"); ok && !strings.Contains(raw, "://") {
+		_, p, _ = strings.Cut(rest, ":")
+	} else {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return Repo{}, fmt.Errorf("repository URL %q: %w", raw, err)
+		}
+		p = u.Path
+	}
+	m := repoPath.FindStringSubmatch(p)
+	if m == nil {
+		return Repo{}, fmt.Errorf("repository URL %q does not name an owner/repository", raw)
+	}
+	return Repo{Owner: m[1], Name: m[2]}, nil
+}
+
+// PullRequest is what a diff and its buttons need of a pull request.
+type PullRequest struct {
+	Number  int
+	Title   string
+	HTMLURL string
+	State   string
+	// HeadRef is the head branch, HeadSHA its commit, and CloneURL the
+	// repository that holds it (a fork's, for a pull request from a fork).
+	HeadRef  string
+	HeadSHA  string
+	CloneURL string
+}
+
+var prURL = regexp.MustCompile(`^https?://[^/]+/([^/]+)/([^/]+)/pull/([0-9]+)/?$`)
+
+// FindPullRequest resolves ref in repo: a number ("12", "#12"), a pull
+// request URL (which must be of repo), or the head branch of an open pull
+// request.
+func (c *Client) FindPullRequest(ctx context.Context, repo Repo, ref string) (PullRequest, error) {
+	if ref == "" {
+		return PullRequest{}, errors.New("--github-ref: give a pull request number, URL or branch")
+	}
+	if m := prURL.FindStringSubmatch(ref); m != nil {
+		if !strings.EqualFold(m[1], repo.Owner) || !strings.EqualFold(m[2], repo.Name) {
+			return PullRequest{}, fmt.Errorf("--github-ref %s is a pull request of %s/%s, but the Kustomization's source is %s", ref, m[1], m[2], repo)
+		}
+		ref = m[3]
+	}
+	if n, err := strconv.Atoi(strings.TrimPrefix(ref, "#")); err == nil {
+		if n <= 0 {
+			return PullRequest{}, fmt.Errorf("--github-ref %s: not a pull request number", ref)
+		}
+		return c.PullRequest(ctx, repo, n)
+	}
+	opts := &gh.PullRequestListOptions{State: "open", ListOptions: gh.ListOptions{PerPage: 100}}
+	for {
+		prs, resp, err := c.api.PullRequests.List(ctx, repo.Owner, repo.Name, opts)
+		if err != nil {
+			return PullRequest{}, fmt.Errorf("list pull requests of %s: %w", repo, err)
+		}
+		for _, pr := range prs {
+			if pr.GetHead().GetRef() == ref {
+				return pullRequest(pr), nil
+			}
+		}
+		if resp.NextPage == 0 {
+			return PullRequest{}, fmt.Errorf("--github-ref %s: no open pull request of %s has that head branch", ref, repo)
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// PullRequest gets pull request number of repo.
+func (c *Client) PullRequest(ctx context.Context, repo Repo, number int) (PullRequest, error) {
+	pr, _, err := c.api.PullRequests.Get(ctx, repo.Owner, repo.Name, number)
+	if err != nil {
+		return PullRequest{}, fmt.Errorf("get pull request %s#%d: %w", repo, number, err)
+	}
+	return pullRequest(pr), nil
+}
+
+func pullRequest(pr *gh.PullRequest) PullRequest {
+	return PullRequest{
+		Number:   pr.GetNumber(),
+		Title:    pr.GetTitle(),
+		HTMLURL:  pr.GetHTMLURL(),
+		State:    pr.GetState(),
+		HeadRef:  pr.GetHead().GetRef(),
+		HeadSHA:  pr.GetHead().GetSHA(),
+		CloneURL: pr.GetHead().GetRepo().GetCloneURL(),
+	}
+}
+
+// UpsertComment makes body the content of the comments marked with marker
+// on pull request number: it finds them through every page of comments,
+// edits them in place, creates what is missing and deletes what is left
+// over. A body past GitHub's limit is split into several comments with code
+// fences balanced. It returns the URL of the first comment.
+func (c *Client) UpsertComment(ctx context.Context, repo Repo, number int, marker, body string) (string, error) {
+	if strings.ContainsAny(marker, "\n>") || marker == "" {
+		return "", fmt.Errorf("comment marker %q: want one line without '>'", marker)
+	}
+	open := "<!-- " + marker
+	// Room for the hidden marker line that starts each part.
+	pieces := chat.Split(body, MaxCommentChars-len(open)-40)
+	existing, err := c.markedComments(ctx, repo, number, open)
+	if err != nil {
+		return "", err
+	}
+	var first string
+	for i, piece := range pieces {
+		text := fmt.Sprintf("%s part %d/%d -->\n%s", open, i+1, len(pieces), piece)
+		var got *gh.IssueComment
+		if i < len(existing) {
+			got, _, err = c.api.Issues.EditComment(ctx, repo.Owner, repo.Name, existing[i].GetID(), &gh.IssueComment{Body: &text})
+		} else {
+			got, _, err = c.api.Issues.CreateComment(ctx, repo.Owner, repo.Name, number, &gh.IssueComment{Body: &text})
+		}
+		if err != nil {
+			return "", fmt.Errorf("write comment %d/%d on %s#%d: %w", i+1, len(pieces), repo, number, err)
+		}
+		if i == 0 {
+			first = got.GetHTMLURL()
+		}
+	}
+	for _, old := range existing[min(len(pieces), len(existing)):] {
+		if _, err := c.api.Issues.DeleteComment(ctx, repo.Owner, repo.Name, old.GetID()); err != nil {
+			return "", fmt.Errorf("delete the outdated comment %d on %s#%d: %w", old.GetID(), repo, number, err)
+		}
+	}
+	return first, nil
+}
+
+// markedComments lists the comments whose first line starts with open, in
+// the order they were posted.
+func (c *Client) markedComments(ctx context.Context, repo Repo, number int, open string) ([]*gh.IssueComment, error) {
+	var found []*gh.IssueComment
+	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: 100}}
+	for {
+		comments, resp, err := c.api.Issues.ListComments(ctx, repo.Owner, repo.Name, number, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list comments of %s#%d: %w", repo, number, err)
+		}
+		for _, cm := range comments {
+			line, _, _ := strings.Cut(cm.GetBody(), "\n")
+			if strings.HasPrefix(line, open+" part ") {
+				found = append(found, cm)
+			}
+		}
+		if resp.NextPage == 0 {
+			return found, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// Approve approves pull request number at commit sha, with body as the
+// review's text. It refuses with ErrHeadMoved, without approving, when the
+// pull request's head is no longer sha, and returns the pull request as it
+// is now either way.
+func (c *Client) Approve(ctx context.Context, repo Repo, number int, sha, body string) (PullRequest, error) {
+	pr, err := c.PullRequest(ctx, repo, number)
+	if err != nil {
+		return PullRequest{}, err
+	}
+	if pr.State != "" && pr.State != "open" {
+		return pr, fmt.Errorf("%s#%d is %s; only an open pull request can be approved", repo, number, pr.State)
+	}
+	if pr.HeadSHA != sha {
+		return pr, fmt.Errorf("%w: the diff was of %s, the head is now %s", ErrHeadMoved, short(sha), short(pr.HeadSHA))
+	}
+	event := "APPROVE"
+	// CommitID makes GitHub bind the review to the diffed commit, whatever
+	// is pushed between the check above and this call.
+	if _, _, err := c.api.PullRequests.CreateReview(ctx, repo.Owner, repo.Name, number, &gh.PullRequestReviewRequest{
+		CommitID: &sha, Body: &body, Event: &event,
+	}); err != nil {
+		return pr, fmt.Errorf("approve %s#%d: %w", repo, number, err)
+	}
+	return pr, nil
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}

@@ -1,0 +1,405 @@
+// Package githubtest is a loopback fake of the GitHub REST API, shaped after
+// its documented payloads, so that go-github runs unchanged against it:
+// pull requests (get, list), issue comments (list with Link pagination,
+// create, edit, delete), pull request reviews (create) and GitHub App
+// installation tokens. It records comments and reviews for assertions.
+package githubtest
+
+import (
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// PerPage is the fake's largest page of comments (GitHub's is 100); small,
+// so that tests cross pages.
+const PerPage = 5
+
+// PullRequest is a pull request the fake serves.
+type PullRequest struct {
+	Owner, Repo string
+	Number      int
+	Title       string
+	State       string // "open" by default
+	HeadRef     string
+	HeadSHA     string
+	// CloneURL is the head repository's clone URL.
+	CloneURL string
+}
+
+// Comment is an issue comment.
+type Comment struct {
+	ID     int64
+	Number int
+	Body   string
+}
+
+// Review is a submitted pull request review.
+type Review struct {
+	Number   int
+	CommitID string
+	Event    string
+	Body     string
+}
+
+// Server is the fake API.
+type Server struct {
+	*httptest.Server
+	// Token is the bearer token requests must carry, unless an app is set.
+	Token string
+
+	mu       sync.Mutex
+	prs      map[string]*PullRequest // by owner/repo#n
+	comments []*Comment
+	reviews  []Review
+	nextID   int64
+	// app auth
+	appID, installationID int64
+	appKey                *rsa.PublicKey
+	installTokens         map[string]time.Time
+	tokenTTL              time.Duration
+	minted                int
+}
+
+// New starts a fake on loopback; it stops with t.
+func New(t testing.TB, token string) *Server {
+	s := &Server{Token: token, prs: map[string]*PullRequest{}, nextID: 1000, installTokens: map[string]time.Time{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// APIURL is the API base URL to configure, as for GitHub Enterprise.
+func (s *Server) APIURL() string { return s.Server.URL + "/api/v3/" }
+
+// EnableApp makes the fake accept installation tokens minted for app id's
+// installation with a JWT signed by key; each token lives for ttl.
+func (s *Server) EnableApp(id, installationID int64, key *rsa.PublicKey, ttl time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appID, s.installationID, s.appKey, s.tokenTTL = id, installationID, key, ttl
+}
+
+// Minted is how many installation tokens were issued.
+func (s *Server) Minted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.minted
+}
+
+// SetPullRequest adds or replaces a pull request.
+func (s *Server) SetPullRequest(pr PullRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pr.State == "" {
+		pr.State = "open"
+	}
+	s.prs[fmt.Sprintf("%s/%s#%d", pr.Owner, pr.Repo, pr.Number)] = &pr
+}
+
+// SetHead moves a pull request's head, as a push to its branch does.
+func (s *Server) SetHead(owner, repo string, number int, sha string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pr := s.prs[fmt.Sprintf("%s/%s#%d", owner, repo, number)]; pr != nil {
+		pr.HeadSHA = sha
+	}
+}
+
+// AddComment posts a comment as someone else would.
+func (s *Server) AddComment(number int, body string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	s.comments = append(s.comments, &Comment{ID: s.nextID, Number: number, Body: body})
+}
+
+// Comments are the comments on pull request number, oldest first.
+func (s *Server) Comments(number int) []Comment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Comment
+	for _, c := range s.comments {
+		if c.Number == number {
+			out = append(out, *c)
+		}
+	}
+	return out
+}
+
+// Reviews are the reviews submitted so far.
+func (s *Server) Reviews() []Review {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.reviews)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	p, ok := strings.CutPrefix(r.URL.Path, "/api/v3")
+	if !ok {
+		httpError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	parts := strings.Split(strings.Trim(p, "/"), "/")
+	if len(parts) == 4 && parts[0] == "app" && parts[1] == "installations" && parts[3] == "access_tokens" && r.Method == http.MethodPost {
+		s.accessToken(w, r, parts[2])
+		return
+	}
+	if !s.authorized(r) {
+		httpError(w, http.StatusUnauthorized, "Bad credentials")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(parts) < 4 || parts[0] != "repos" {
+		httpError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	owner, repo, rest := parts[1], parts[2], parts[3:]
+	switch {
+	case len(rest) == 1 && rest[0] == "pulls" && r.Method == http.MethodGet:
+		s.listPulls(w, r, owner, repo)
+	case len(rest) == 2 && rest[0] == "pulls" && r.Method == http.MethodGet:
+		pr := s.pr(owner, repo, rest[1])
+		if pr == nil {
+			httpError(w, http.StatusNotFound, "Not Found")
+			return
+		}
+		writeJSON(w, http.StatusOK, s.prJSON(pr))
+	case len(rest) == 3 && rest[0] == "pulls" && rest[2] == "reviews" && r.Method == http.MethodPost:
+		s.createReview(w, r, owner, repo, rest[1])
+	case len(rest) == 3 && rest[0] == "issues" && rest[2] == "comments" && r.Method == http.MethodGet:
+		s.listComments(w, r, owner, repo, rest[1])
+	case len(rest) == 3 && rest[0] == "issues" && rest[2] == "comments" && r.Method == http.MethodPost:
+		s.createComment(w, r, owner, repo, rest[1])
+	case len(rest) == 3 && rest[0] == "issues" && rest[1] == "comments" && r.Method == http.MethodPatch:
+		s.editComment(w, r, owner, repo, rest[2])
+	case len(rest) == 3 && rest[0] == "issues" && rest[1] == "comments" && r.Method == http.MethodDelete:
+		s.deleteComment(w, rest[2])
+	default:
+		httpError(w, http.StatusNotFound, "Not Found")
+	}
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		tok, ok = strings.CutPrefix(r.Header.Get("Authorization"), "token ")
+	}
+	if !ok {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if exp, ok := s.installTokens[tok]; ok {
+		return time.Now().Before(exp)
+	}
+	return s.Token != "" && tok == s.Token
+}
+
+// accessToken mints an installation token for a valid app JWT.
+func (s *Server) accessToken(w http.ResponseWriter, r *http.Request, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.appKey == nil || id != strconv.FormatInt(s.installationID, 10) {
+		httpError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	raw, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	claims := &jwt.RegisteredClaims{}
+	_, err := jwt.ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return s.appKey, nil },
+		jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuedAt(), jwt.WithExpirationRequired())
+	if err != nil || claims.Issuer != strconv.FormatInt(s.appID, 10) {
+		httpError(w, http.StatusUnauthorized, "A JSON web token could not be decoded")
+		return
+	}
+	s.minted++
+	tok := fmt.Sprintf("ghs_fake%d", s.minted)
+	exp := time.Now().Add(s.tokenTTL)
+	s.installTokens[tok] = exp
+	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339)})
+}
+
+func (s *Server) pr(owner, repo, number string) *PullRequest {
+	return s.prs[fmt.Sprintf("%s/%s#%s", owner, repo, number)]
+}
+
+func (s *Server) prJSON(pr *PullRequest) map[string]any {
+	html := fmt.Sprintf("%s/%s/%s/pull/%d", s.Server.URL, pr.Owner, pr.Repo, pr.Number)
+	return map[string]any{
+		"number":   pr.Number,
+		"title":    pr.Title,
+		"state":    pr.State,
+		"html_url": html,
+		"url":      fmt.Sprintf("%s/api/v3/repos/%s/%s/pulls/%d", s.Server.URL, pr.Owner, pr.Repo, pr.Number),
+		"head": map[string]any{
+			"ref": pr.HeadRef, "sha": pr.HeadSHA, "label": pr.Owner + ":" + pr.HeadRef,
+			"repo": map[string]any{"name": pr.Repo, "full_name": pr.Owner + "/" + pr.Repo, "clone_url": pr.CloneURL},
+		},
+		"base": map[string]any{"ref": "main", "repo": map[string]any{"name": pr.Repo, "full_name": pr.Owner + "/" + pr.Repo}},
+	}
+}
+
+func (s *Server) listPulls(w http.ResponseWriter, r *http.Request, owner, repo string) {
+	var out []map[string]any
+	for _, pr := range s.prs {
+		if pr.Owner == owner && pr.Repo == repo && (r.URL.Query().Get("state") != "open" || pr.State == "open") {
+			out = append(out, s.prJSON(pr))
+		}
+	}
+	slices.SortFunc(out, func(a, b map[string]any) int { return a["number"].(int) - b["number"].(int) })
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) listComments(w http.ResponseWriter, r *http.Request, owner, repo, number string) {
+	if s.pr(owner, repo, number) == nil {
+		httpError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	n, _ := strconv.Atoi(number)
+	var all []*Comment
+	for _, c := range s.comments {
+		if c.Number == n {
+			all = append(all, c)
+		}
+	}
+	per, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
+	if per <= 0 || per > PerPage {
+		per = PerPage
+	}
+	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	page = max(page, 1)
+	start, end := min((page-1)*per, len(all)), min(page*per, len(all))
+	if end < len(all) {
+		// The Link header, as GitHub paginates: go-github reads NextPage from it.
+		next := *r.URL
+		q := next.Query()
+		q.Set("page", strconv.Itoa(page+1))
+		q.Set("per_page", strconv.Itoa(per))
+		next.RawQuery = q.Encode()
+		w.Header().Set("Link", fmt.Sprintf(`<%s%s>; rel="next"`, s.Server.URL, next.RequestURI()))
+	}
+	out := []map[string]any{}
+	for _, c := range all[start:end] {
+		out = append(out, s.commentJSON(owner, repo, c))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) commentJSON(owner, repo string, c *Comment) map[string]any {
+	return map[string]any{"id": c.ID, "body": c.Body,
+		"html_url": fmt.Sprintf("%s/%s/%s/pull/%d#issuecomment-%d", s.Server.URL, owner, repo, c.Number, c.ID)}
+}
+
+type bodyJSON struct {
+	Body     *string `json:"body"`
+	CommitID string  `json:"commit_id"`
+	Event    string  `json:"event"`
+}
+
+func decode(w http.ResponseWriter, r *http.Request) (bodyJSON, bool) {
+	var b bodyJSON
+	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err == nil {
+		err = json.Unmarshal(data, &b)
+	}
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "Problems parsing JSON")
+		return b, false
+	}
+	return b, true
+}
+
+func (s *Server) createComment(w http.ResponseWriter, r *http.Request, owner, repo, number string) {
+	b, ok := decode(w, r)
+	if !ok {
+		return
+	}
+	if s.pr(owner, repo, number) == nil {
+		httpError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	if b.Body == nil || len([]rune(*b.Body)) > 65536 {
+		httpError(w, http.StatusUnprocessableEntity, "Validation Failed: body is missing or too long (maximum is 65536 characters)")
+		return
+	}
+	n, _ := strconv.Atoi(number)
+	s.nextID++
+	c := &Comment{ID: s.nextID, Number: n, Body: *b.Body}
+	s.comments = append(s.comments, c)
+	writeJSON(w, http.StatusCreated, s.commentJSON(owner, repo, c))
+}
+
+func (s *Server) editComment(w http.ResponseWriter, r *http.Request, owner, repo, id string) {
+	b, ok := decode(w, r)
+	if !ok {
+		return
+	}
+	for _, c := range s.comments {
+		if strconv.FormatInt(c.ID, 10) == id {
+			if b.Body == nil || len([]rune(*b.Body)) > 65536 {
+				httpError(w, http.StatusUnprocessableEntity, "Validation Failed: body is missing or too long (maximum is 65536 characters)")
+				return
+			}
+			c.Body = *b.Body
+			writeJSON(w, http.StatusOK, s.commentJSON(owner, repo, c))
+			return
+		}
+	}
+	httpError(w, http.StatusNotFound, "Not Found")
+}
+
+func (s *Server) deleteComment(w http.ResponseWriter, id string) {
+	for i, c := range s.comments {
+		if strconv.FormatInt(c.ID, 10) == id {
+			s.comments = slices.Delete(s.comments, i, i+1)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+	httpError(w, http.StatusNotFound, "Not Found")
+}
+
+func (s *Server) createReview(w http.ResponseWriter, r *http.Request, owner, repo, number string) {
+	b, ok := decode(w, r)
+	if !ok {
+		return
+	}
+	pr := s.pr(owner, repo, number)
+	if pr == nil {
+		httpError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	if b.Event != "APPROVE" && b.Event != "COMMENT" && b.Event != "REQUEST_CHANGES" {
+		httpError(w, http.StatusUnprocessableEntity, "Validation Failed: event")
+		return
+	}
+	rv := Review{Number: pr.Number, CommitID: b.CommitID, Event: b.Event}
+	if b.Body != nil {
+		rv.Body = *b.Body
+	}
+	s.reviews = append(s.reviews, rv)
+	state := map[string]string{"APPROVE": "APPROVED", "COMMENT": "COMMENTED", "REQUEST_CHANGES": "CHANGES_REQUESTED"}[b.Event]
+	writeJSON(w, http.StatusOK, map[string]any{"id": len(s.reviews), "commit_id": rv.CommitID, "state": state, "body": rv.Body})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"message": msg, "documentation_url": "https://docs.github.com/rest"})
+}

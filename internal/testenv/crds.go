@@ -1,0 +1,75 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// FluxCRDDir is where "make testbin" puts the Flux CRDs (Kustomization,
+// GitRepository), taken from the controllers' modules.
+func FluxCRDDir() (string, error) {
+	bin, err := BinDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(bin, "crds", "flux"), nil
+}
+
+// InstallCRDs creates (or keeps) every CRD in the YAML files of dir and
+// waits until each is established.
+func (e *Env) InstallCRDs(ctx context.Context, dir string) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("testenv: no CRDs in %s; run make testbin", dir)
+	}
+	cs, err := apiextensions.NewForConfig(e.Config)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		for _, doc := range strings.Split(string(data), "\n---") {
+			if strings.TrimSpace(doc) == "" {
+				continue
+			}
+			var crd apiextensionsv1.CustomResourceDefinition
+			if err := yaml.Unmarshal([]byte(doc), &crd); err != nil {
+				return fmt.Errorf("testenv: %s: %w", f, err)
+			}
+			if crd.Kind != "CustomResourceDefinition" {
+				continue
+			}
+			if _, err := cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("testenv: create CRD %s: %w", crd.Name, err)
+			}
+			if err := e.poll(ctx, "CRD "+crd.Name+" established", time.Minute, func() error {
+				got, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				for _, c := range got.Status.Conditions {
+					if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+						return nil
+					}
+				}
+				return fmt.Errorf("not established yet")
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

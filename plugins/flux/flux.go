@@ -1,0 +1,364 @@
+// Package flux is the Flux executor. It diffs a Flux Kustomization against a
+// GitHub pull request as kustomize-controller would apply it: the pull
+// request's head is cloned (go-git), built with Flux's own kustomize build
+// (remote bases, plugins and exec off, nothing outside the checkout),
+// post-build substitutions applied, and each object dry-run applied on the
+// server (Flux's ssa) as the caller's Kubernetes identity. The reply lists
+// created, configured, deleted and unchanged objects with a unified diff per
+// change, and offers buttons to post the diff to the pull request and to
+// approve it at the diffed commit. It also lists Kustomizations and Git
+// sources as the flux CLI does.
+//
+// Secret values are masked everywhere: those read from the cluster, those
+// in the build, and those substituted from Secrets (postBuild.substituteFrom).
+package flux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/internal/github"
+	"github.com/kubechat/kubechat/internal/redact"
+)
+
+// Settings configure the Flux executor.
+type Settings struct {
+	// GitHub is how pull requests are read, commented on and approved.
+	GitHub GitHubSettings `yaml:"github"`
+	// MaxRepoBytes caps a checkout: the bytes fetched, and the files on disk
+	// (default 32 MiB, which fits the chart's /tmp volume).
+	MaxRepoBytes int64 `yaml:"maxRepoBytes"`
+	// MaxManifestBytes caps the size of a build's output (default 16 MiB).
+	MaxManifestBytes int64 `yaml:"maxManifestBytes"`
+	// BuildTimeout caps the clone and the build together (default 2m).
+	BuildTimeout config.Duration `yaml:"buildTimeout"`
+	// WorkDir holds the temporary checkouts (default: the system temp dir).
+	WorkDir string `yaml:"workDir"`
+}
+
+// GitHubSettings are the GitHub API and its credentials: a token, or a
+// GitHub App installation. With neither, public repositories can be diffed
+// but not commented on or approved.
+type GitHubSettings struct {
+	// BaseURL is the API's base URL (default https://api.github.com/;
+	// GitHub Enterprise: https://HOST/api/v3/).
+	BaseURL string        `yaml:"baseURL"`
+	Token   config.Secret `yaml:"token"`
+	App     *AppSettings  `yaml:"app"`
+}
+
+// AppSettings identify a GitHub App installation.
+type AppSettings struct {
+	ID             int64         `yaml:"id"`
+	InstallationID int64         `yaml:"installationID"`
+	PrivateKey     config.Secret `yaml:"privateKey"`
+}
+
+// Defaults of Settings.
+const (
+	DefaultMaxRepoBytes     = 32 << 20
+	DefaultMaxManifestBytes = 16 << 20
+	DefaultBuildTimeout     = 2 * time.Minute
+)
+
+// Executor runs flux commands.
+type Executor struct {
+	name    string
+	cluster string
+	base    *rest.Config
+	s       Settings
+	gh      *github.Client
+	token   github.TokenSource // nil: anonymous
+	log     *slog.Logger
+}
+
+// New builds the Flux executor. It validates its settings and contacts
+// neither the cluster nor GitHub.
+func New(name string, raw config.Raw, d executor.Deps) (executor.Executor, error) {
+	var s Settings
+	if err := config.DecodeStrict(raw, &s); err != nil {
+		return nil, fmt.Errorf("flux executor %q: %w", name, err)
+	}
+	if err := s.validate(); err != nil {
+		return nil, fmt.Errorf("flux executor %q: %w", name, err)
+	}
+	e := &Executor{name: name, cluster: d.Cluster, base: d.RESTConfig, s: s.withDefaults(), log: d.Log}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	e.log = e.log.With("executor", name)
+	transport := http.DefaultTransport
+	switch {
+	case s.GitHub.App != nil:
+		key, err := github.ParseAppKey([]byte(s.GitHub.App.PrivateKey.Reveal()))
+		if err != nil {
+			return nil, fmt.Errorf("flux executor %q: settings.github.app.privateKey: %w", name, err)
+		}
+		e.token, err = github.AppToken(s.GitHub.BaseURL, github.App{ID: s.GitHub.App.ID, InstallationID: s.GitHub.App.InstallationID, PrivateKey: key}, transport)
+		if err != nil {
+			return nil, fmt.Errorf("flux executor %q: settings.github.app: %w", name, err)
+		}
+	case !s.GitHub.Token.IsZero():
+		e.token = github.StaticToken(s.GitHub.Token.Reveal())
+	}
+	if e.token != nil {
+		transport = github.Transport(e.token, transport)
+	}
+	gh, err := github.New(s.GitHub.BaseURL, &http.Client{Transport: transport, Timeout: time.Minute})
+	if err != nil {
+		return nil, fmt.Errorf("flux executor %q: settings.github.baseURL: %w", name, err)
+	}
+	e.gh = gh
+	return e, nil
+}
+
+func (s Settings) validate() error {
+	var errs []error
+	if s.GitHub.App != nil {
+		a := s.GitHub.App
+		if !s.GitHub.Token.IsZero() {
+			errs = append(errs, errors.New("settings.github: set token or app, not both"))
+		}
+		if a.ID <= 0 {
+			errs = append(errs, errors.New("settings.github.app.id: the GitHub App's id is required"))
+		}
+		if a.InstallationID <= 0 {
+			errs = append(errs, errors.New("settings.github.app.installationID: the id of the app's installation is required"))
+		}
+		if a.PrivateKey.IsZero() {
+			errs = append(errs, errors.New("settings.github.app.privateKey: the app's PEM private key is required"))
+		}
+	}
+	if s.MaxRepoBytes < 0 {
+		errs = append(errs, fmt.Errorf("settings.maxRepoBytes: %d is negative", s.MaxRepoBytes))
+	}
+	if s.MaxManifestBytes < 0 {
+		errs = append(errs, fmt.Errorf("settings.maxManifestBytes: %d is negative", s.MaxManifestBytes))
+	}
+	if s.BuildTimeout.D() < 0 {
+		errs = append(errs, fmt.Errorf("settings.buildTimeout: %s is negative", s.BuildTimeout.D()))
+	}
+	return errors.Join(errs...)
+}
+
+func (s Settings) withDefaults() Settings {
+	if s.MaxRepoBytes == 0 {
+		s.MaxRepoBytes = DefaultMaxRepoBytes
+	}
+	if s.MaxManifestBytes == 0 {
+		s.MaxManifestBytes = DefaultMaxManifestBytes
+	}
+	if s.BuildTimeout.D() == 0 {
+		s.BuildTimeout = config.Duration(DefaultBuildTimeout)
+	}
+	if s.WorkDir == "" {
+		s.WorkDir = os.TempDir()
+	}
+	return s
+}
+
+// Name is the configured executor name.
+func (e *Executor) Name() string { return e.name }
+
+// Verbs. Reading verbs are allowed by a policy that lists none; comment and
+// approve act on GitHub, so a policy must list them.
+const (
+	verbDiff        = "diff"
+	verbGetKs       = "get kustomizations"
+	verbGetSources  = "get sources git"
+	verbComment     = "comment"
+	verbApprove     = "approve"
+	resourceKs      = "kustomizations"
+	resourceSources = "gitrepositories"
+)
+
+// ReadOnlyVerbs are diff and get: they change nothing.
+func (e *Executor) ReadOnlyVerbs() []string { return []string{verbDiff, verbGetKs, verbGetSources} }
+
+// command is one parsed flux command.
+type command struct {
+	verb          string
+	name          string
+	namespace     string
+	allNamespaces bool
+	path          string
+	ref           string
+	sha           string
+}
+
+// usage lists the commands, for errors.
+const usage = `flux diff kustomization NAME [-n NS] [--path ./dir] --github-ref PR|URL|BRANCH
+flux comment kustomization NAME [-n NS] --github-ref PR --sha SHA
+flux approve kustomization NAME [-n NS] --github-ref PR --sha SHA
+flux get kustomizations [-n NS | -A]
+flux get sources git [-n NS | -A]`
+
+// parse reads args into a command, naming any bad word or flag.
+func parse(args []string) (command, error) {
+	var c command
+	fs := pflag.NewFlagSet("flux", pflag.ContinueOnError)
+	fs.SetOutput(discard{})
+	fs.StringVarP(&c.namespace, "namespace", "n", "", "")
+	fs.BoolVarP(&c.allNamespaces, "all-namespaces", "A", false, "")
+	fs.StringVar(&c.path, "path", "", "")
+	fs.StringVar(&c.ref, "github-ref", "", "")
+	fs.StringVar(&c.sha, "sha", "", "")
+	if err := fs.Parse(args); err != nil {
+		return c, fmt.Errorf("%w; usage:\n%s", err, usage)
+	}
+	words := fs.Args()
+	bad := func(format string, a ...any) (command, error) {
+		return c, fmt.Errorf(format+"; usage:\n%s", append(a, usage)...)
+	}
+	if len(words) == 0 {
+		return bad("no flux command given")
+	}
+	switch words[0] {
+	case "get":
+		switch {
+		case len(words) == 2 && (words[1] == "kustomizations" || words[1] == "kustomization" || words[1] == "ks"):
+			c.verb = verbGetKs
+		case len(words) == 3 && (words[1] == "sources" || words[1] == "source") && words[2] == "git":
+			c.verb = verbGetSources
+		default:
+			return bad("flux get %q: kubechat lists kustomizations and sources git", strings.Join(words[1:], " "))
+		}
+		if c.path != "" || c.ref != "" || c.sha != "" {
+			return bad("flux get takes only -n and -A")
+		}
+		return c, nil
+	case verbDiff, verbComment, verbApprove:
+		c.verb = words[0]
+	default:
+		return bad("%q is not a flux command kubechat runs", words[0])
+	}
+	if len(words) < 2 || (words[1] != "kustomization" && words[1] != "ks") {
+		return bad("flux %s: only \"kustomization NAME\" can be diffed", c.verb)
+	}
+	if len(words) != 3 {
+		return bad("flux %s kustomization: give exactly one NAME", c.verb)
+	}
+	c.name = words[2]
+	if c.allNamespaces {
+		return bad("flux %s: -A is for get; give -n NAMESPACE", c.verb)
+	}
+	if c.ref == "" {
+		return bad("flux %s: --github-ref is required (a pull request number, URL or branch)", c.verb)
+	}
+	if c.verb != verbDiff && c.sha == "" {
+		return bad("flux %s: --sha is required (the commit that was diffed)", c.verb)
+	}
+	if c.sha != "" && !isSHA(c.sha) {
+		return bad("--sha %q: not a full commit id (40 hex digits)", c.sha)
+	}
+	return c, nil
+}
+
+func isSHA(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// maskedError is err with secret values masked in its text; errors.Is and
+// errors.As still see err.
+type maskedError struct {
+	msg string
+	err error
+}
+
+func (m *maskedError) Error() string { return m.msg }
+func (m *maskedError) Unwrap() error { return m.err }
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// Analyze says what args would do, for policy. It runs nothing.
+func (e *Executor) Analyze(args []string) (executor.Action, error) {
+	c, err := parse(args)
+	if err != nil {
+		return executor.Action{}, err
+	}
+	res := resourceKs
+	if c.verb == verbGetSources {
+		res = resourceSources
+	}
+	return executor.Action{Verb: c.verb, Resource: res, Namespace: c.namespace, AllNamespaces: c.allNamespaces}, nil
+}
+
+// Execute runs one flux command as req.Identity. Everything it reads from
+// the cluster is read as that identity, and its output has every Secret
+// value it saw masked.
+func (e *Executor) Execute(ctx context.Context, req executor.Request) (res executor.Result, err error) {
+	if e.base == nil {
+		return executor.Result{}, errors.New("flux: the agent has no cluster connection")
+	}
+	if req.Identity.User == "" {
+		return executor.Result{}, fmt.Errorf("flux: %w: no identity to act as (configure the channel's identity)", executor.ErrDenied)
+	}
+	c, err := parse(req.Args)
+	if err != nil {
+		return executor.Result{}, err
+	}
+	if c.namespace == "" {
+		c.namespace = req.Namespace
+	}
+	if c.namespace == "" {
+		c.namespace = "flux-system"
+	}
+	secrets := redact.NewSet()
+	cfg := executor.Impersonating(e.base, req.Identity, secrets)
+	if dl, ok := ctx.Deadline(); ok {
+		cfg.Timeout = time.Until(dl)
+	}
+	defer func() {
+		// A panic in a large library must cost one command, not the agent.
+		if r := recover(); r != nil {
+			res, err = executor.Result{}, fmt.Errorf("flux %s failed: %v", c.verb, r)
+		}
+		res.Output, res.Errors = secrets.Redact(res.Output), secrets.Redact(res.Errors)
+		if err != nil {
+			err = &maskedError{msg: secrets.Redact(err.Error()), err: err}
+		}
+	}()
+	r := &run{e: e, cfg: cfg, secrets: secrets, req: req, cmd: c}
+	switch c.verb {
+	case verbGetKs:
+		return r.getKustomizations(ctx)
+	case verbGetSources:
+		return r.getSources(ctx)
+	case verbDiff:
+		return r.diff(ctx)
+	case verbComment:
+		return r.comment(ctx)
+	default:
+		return r.approve(ctx)
+	}
+}
+
+// run is one command's state.
+type run struct {
+	e       *Executor
+	cfg     *rest.Config
+	secrets *redact.Set
+	req     executor.Request
+	cmd     command
+}
