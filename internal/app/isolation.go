@@ -3,10 +3,12 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubechat/kubechat/internal/config"
@@ -61,6 +63,10 @@ func podExecutors(cfg *config.Config, execs map[string]executor.Executor, runner
 			if _, done := out[name]; done {
 				continue
 			}
+			if refersToSecrets(ec.Settings) {
+				errs = append(errs, fmt.Errorf("executor %q: isolation pod: its settings reference secrets, which never leave the agent; run it in-process", name))
+				continue
+			}
 			pod := ec.Pod.WithDefaults()
 			if pod.Image == "" {
 				pod.Image = defaultImage
@@ -84,6 +90,21 @@ func podExecutors(cfg *config.Config, execs map[string]executor.Executor, runner
 	}
 	slices.Sort(namespaces)
 	return out, slices.Compact(namespaces), errors.Join(errs...)
+}
+
+// refersToSecrets reports whether a settings block names a secret
+// ("${VAR}", fromEnv, fromFile): a command pod gets the settings as an
+// argument, and a secret must not follow them out of the agent.
+func refersToSecrets(raw config.Raw) bool {
+	if raw.IsZero() {
+		return false
+	}
+	b, err := yaml.Marshal(raw)
+	if err != nil {
+		return true
+	}
+	text := string(b)
+	return strings.Contains(text, "${") || strings.Contains(text, "fromEnv") || strings.Contains(text, "fromFile")
 }
 
 // cleanupPods deletes the command pods an earlier agent left behind.
