@@ -315,3 +315,71 @@ networkPolicy: {enabled: true, apiServer: {cidrs: [10.0.0.1/32]}, ingressFrom: [
 		}
 	}
 }
+
+// TestRBACForCommandPods: with pods for commands, the agent may manage
+// pods and read their logs in exactly the namespaces they run in, and
+// command pods run the chart's image.
+func TestRBACForCommandPods(t *testing.T) {
+	objs := mustRender(t, readValues(t, "../configs/chart/isolation.yaml"))
+	r := rules(t, objs, "Role", "kubechat-command-pods")
+	require.Equal(t, "kubechat", find(t, objs, "Role", "kubechat-command-pods").GetNamespace())
+	require.Equal(t, []any{"pods"}, r[0]["resources"])
+	require.Equal(t, []any{"create", "get", "list", "watch", "delete"}, r[0]["verbs"])
+	require.Equal(t, []any{"pods/log"}, r[1]["resources"])
+	require.Equal(t, []any{"get"}, r[1]["verbs"])
+	find(t, objs, "RoleBinding", "kubechat-command-pods")
+	for _, o := range objs {
+		require.NotContains(t, o.GetName(), "impersonate", "commands in pods run as their ServiceAccount: nothing to impersonate")
+	}
+	d := find(t, objs, "Deployment", "kubechat")
+	containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	env := containers[0].(map[string]any)["env"].([]any)
+	require.Contains(t, env, map[string]any{"name": "KUBECHAT_IMAGE", "value": "ghcr.io/kubechat/kubechat:" + chartAppVersion(t)})
+
+	// Namespaces follow config: the run executor's, templates', channels' and users'.
+	many := mustRender(t, valuesOf(t, `config:
+  cluster: {name: x}
+  platforms: [{name: c, type: log}]
+  channels:
+    - {name: a, platform: c, bindings: {executors: [kubectl]}, identity: {serviceAccount: team-a/reader}}
+    - {name: b, platform: c, isolation: pod, bindings: {executors: [helm]}, identity: {serviceAccount: team-b/reader}}
+    - {name: c, platform: c, bindings: {executors: [helm]}, identity: {serviceAccount: team-c/reader}}
+    - {name: d, platform: c, bindings: {executors: [run]}, identity: {user: dave}}
+  users:
+    - {platform: c, id: U1, identity: {serviceAccount: team-u/alice}}
+  executors:
+    - {type: kubectl, isolation: pod}
+    - {type: helm}
+    - {type: run, settings: {namespace: jobs, templates: [{name: t, image: i, command: [x], serviceAccount: jobs/runner}]}}
+`))
+	var namespaces []string
+	for _, o := range many {
+		if o.GetKind() == "Role" && o.GetName() == "kubechat-command-pods" {
+			namespaces = append(namespaces, o.GetNamespace())
+		}
+	}
+	require.Equal(t, []string{"jobs", "team-a", "team-b", "team-u"}, namespaces, "not team-c: its commands run in the agent")
+	var impersonated []string
+	for _, o := range many {
+		if o.GetKind() == "Role" && o.GetName() == "kubechat-impersonate" {
+			impersonated = append(impersonated, o.GetNamespace())
+		}
+	}
+	require.Equal(t, []string{"team-c", "team-u"}, impersonated, "only identities whose commands run in the agent (and users')")
+	users, _, _ := unstructured.NestedSlice(find(t, many, "ClusterRole", "kubechat-impersonate").Object, "rules")
+	for _, r := range users {
+		require.NotContains(t, r.(map[string]any)["resourceNames"], "dave", "channel d only runs templates, in pods")
+	}
+
+	none := mustRender(t, readValues(t, "../configs/chart/slack.yaml"))
+	for _, o := range none {
+		require.NotEqual(t, "kubechat-command-pods", o.GetName(), "no pod rights without command pods")
+	}
+}
+
+func chartAppVersion(t *testing.T) string {
+	t.Helper()
+	ch, err := loader.Load(chartDir)
+	require.NoError(t, err)
+	return ch.Metadata.AppVersion
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/kubechat/kubechat/plugins/flux"
 	"github.com/kubechat/kubechat/plugins/helm"
 	"github.com/kubechat/kubechat/plugins/kubectl"
+	"github.com/kubechat/kubechat/plugins/run"
 )
 
 // Executors maps an executor type, as written in config, to its factory.
@@ -15,4 +16,5 @@ var Executors = map[string]executor.Factory{
 	"flux":    flux.New,
 	"helm":    helm.New,
 	"kubectl": kubectl.New,
+	"run":     run.New,
 }

@@ -22,6 +22,7 @@ const usage = `kubechat: a ChatOps agent for Kubernetes
 Usage:
   kubechat run [--config FILE]... [--kubeconfig FILE]   run the agent (default config: log alerts to stdout)
   kubechat check-config FILE...                         validate config files offline
+  kubechat exec [flags] -- TYPE ARGS...                 run one command in-process as this pod's identity (command pods)
   kubechat version                                      print the version
 `
 
@@ -39,6 +40,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runAgent(args[1:], stderr)
 	case "check-config":
 		return checkConfig(args[1:], stdout, stderr)
+	case "exec":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return app.Exec(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, buildinfo.String())
 		return 0

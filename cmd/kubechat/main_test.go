@@ -64,3 +64,18 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	require.Equal(t, 1, runAgent([]string{"--config", "does-not-exist.yaml"}, &errb))
 	require.Contains(t, errb.String(), "does-not-exist.yaml: no such file or directory")
 }
+
+func TestExecRefusesBadInvocations(t *testing.T) {
+	for args, want := range map[string]string{
+		"exec":                        "name an executor type after --",
+		"exec -- kubctl get pods":     `unknown executor type "kubctl" (known: flux, helm, kubectl)`,
+		"exec -- run probe":           `unknown executor type "run"`,
+		"exec --settings [ -- helm x": "--settings: parse settings",
+	} {
+		var out, errb bytes.Buffer
+		code := run(strings.Fields(args), &out, &errb)
+		require.NotEqual(t, 0, code, args)
+		require.Contains(t, errb.String(), want, args)
+		require.Empty(t, out.String(), args)
+	}
+}

@@ -5,7 +5,8 @@
 //     a discarding platform, replaying 60k objects (10k pods, 50k Events);
 //   - latency from a pod's creation to the webhook sink receiving its
 //     alert, p50 and p99, through the real kubechat binary;
-//   - the kubechat process's RSS while it watches 10k pods and 50k Events.
+//   - the kubechat process's RSS while it watches 10k pods and 50k Events;
+//   - kubectl get pods in-process and in a command pod (isolation: pod).
 package main
 
 import (
@@ -49,6 +50,7 @@ func main() {
 	pods := flag.Int("pods", 10000, "pods to create")
 	events := flag.Int("events", 50000, "Kubernetes Events to create")
 	latencyPods := flag.Int("latency-pods", 200, "pods created one by one to measure alert latency")
+	flag.IntVar(&podCommandRuns, "pod-commands", 20, "runs of kubectl get pods in-process and in a command pod (isolation: pod); 0 skips")
 	flag.IntVar(&cgroupLimitMiB, "cgroup-limit", 0, "also run the agent in a memory cgroup with this limit in MiB, as a container limit would (cgroup v1, root)")
 	flag.Parse()
 	if err := run(*pods, *events, *latencyPods); err != nil {
@@ -75,6 +77,11 @@ func run(nPods, nEvents, nLatency int) error {
 	for _, ns := range []string{"bench", "latency", "kubechat"} {
 		if err := env.CreateNamespace(ctx, ns); err != nil {
 			return err
+		}
+	}
+	if podCommandRuns > 0 {
+		if err := podCommands(ctx, env, podCommandRuns); err != nil {
+			return fmt.Errorf("pod commands: %w", err)
 		}
 	}
 

@@ -36,6 +36,7 @@ import (
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/health"
 	"github.com/kubechat/kubechat/internal/httpserver"
+	"github.com/kubechat/kubechat/internal/podrun"
 	"github.com/kubechat/kubechat/internal/router"
 	"github.com/kubechat/kubechat/internal/source"
 	"github.com/kubechat/kubechat/internal/source/alertmanager"
@@ -99,6 +100,9 @@ type App struct {
 	router    *router.Router
 	state     *state.Store
 	clientset kubernetes.Interface
+	// runner runs command pods; podNamespaces are where they run.
+	runner        *podrun.Runner
+	podNamespaces []string
 }
 
 // New builds every part of the agent from cfg. It binds the HTTP port but
@@ -138,6 +142,13 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	}
 	ropts := router.Options{Executors: execs, Health: a.health,
 		Backoff: chat.Backoff{Deadline: cfg.Delivery.Deadline.D(), Max: cfg.Delivery.MaxBackoff.D()}}
+	a.runner = newRunner(a.clientset, cfg.Cluster.Name, log)
+	if ropts.PodExecutors, a.podNamespaces, err = podExecutors(cfg, execs, a.runner, os.Getenv(ImageEnv)); err != nil {
+		return nil, err
+	}
+	if len(ropts.PodExecutors) > 0 && a.runner == nil {
+		return nil, errNoCluster
+	}
 	if a.clientset != nil {
 		cs := a.clientset
 		ropts.State = a.state
@@ -257,8 +268,13 @@ func Check(paths ...string) error {
 	}
 	log := slog.New(slog.DiscardHandler)
 	_, perr := buildPlatforms(cfg, chat.Deps{Log: log, HTTPClient: http.DefaultClient, Metrics: prometheus.NewRegistry(), Health: health.New(time.Minute), Cluster: cfg.Cluster.Name})
-	_, eerr := buildExecutors(cfg, executor.Deps{Log: log, Cluster: cfg.Cluster.Name})
-	return errors.Join(perr, eerr)
+	execs, eerr := buildExecutors(cfg, executor.Deps{Log: log, Cluster: cfg.Cluster.Name})
+	var ierr error
+	if eerr == nil {
+		// The image may come from the environment of the agent's pod.
+		_, _, ierr = podExecutors(cfg, execs, nil, "$"+ImageEnv)
+	}
+	return errors.Join(perr, eerr, ierr)
 }
 
 // HTTPAddr is the address the HTTP server listens on.
@@ -273,6 +289,7 @@ func (a *App) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	cleanupPods(ctx, a.runner, a.podNamespaces, a.cfg.HA.LeaderElection, a.log)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.http.Start(gctx, a.cfg.HTTP.ShutdownTimeout.D()) })
 	if a.cfg.HA.LeaderElection {

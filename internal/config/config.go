@@ -96,6 +96,9 @@ type Channel struct {
 	Identity *Identity `yaml:"identity"`
 	// RateLimit bounds the messages sent to this channel; excess waits in order.
 	RateLimit RateLimit `yaml:"rateLimit"`
+	// Isolation overrides the isolation of every executor bound to this
+	// channel: inProcess or pod.
+	Isolation string `yaml:"isolation"`
 }
 
 // RateLimit is a token bucket: PerSecond messages on average, bursts of Burst.
@@ -243,6 +246,10 @@ type Executor struct {
 	Type     string `yaml:"type"`
 	Policy   Policy `yaml:"policy"`
 	Settings Raw    `yaml:"settings"`
+	// Isolation is inProcess (default) or pod: each command in its own Pod.
+	Isolation string `yaml:"isolation"`
+	// Pod shapes the command pods when isolation is pod.
+	Pod PodSettings `yaml:"pod"`
 }
 
 // Policy says what an executor may do.

@@ -109,6 +109,7 @@ func (c *Config) validate(known Known) error {
 			v.add(path, "alias %q has an empty expansion", name)
 		}
 	}
+	v.isolation(c)
 	return errors.Join(v.errs...)
 }
 

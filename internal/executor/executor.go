@@ -42,6 +42,21 @@ type Request struct {
 type Identity struct {
 	User   string
 	Groups []string
+	// Own means: act as the connection's own identity, impersonating no
+	// one. Only "kubechat exec" sets it, inside a command pod, whose
+	// connection is the pod's own ServiceAccount; the router never does.
+	Own bool
+}
+
+// ServiceAccount returns the namespace and name of a ServiceAccount
+// identity ("system:serviceaccount:ns:name"); ok is false for other users.
+func (i Identity) ServiceAccount() (namespace, name string, ok bool) {
+	rest, found := strings.CutPrefix(i.User, "system:serviceaccount:")
+	if !found {
+		return "", "", false
+	}
+	namespace, name, ok = strings.Cut(rest, ":")
+	return namespace, name, ok && namespace != "" && name != ""
 }
 
 // String renders "user (groups: a, b)".

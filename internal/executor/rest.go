@@ -19,12 +19,15 @@ import (
 	"github.com/kubechat/kubechat/internal/redact"
 )
 
-// Impersonating returns a copy of base that acts as id, speaks JSON (so that
+// Impersonating returns a copy of base that acts as id (or as itself, when
+// id.Own is set), speaks JSON (so that
 // Secret values can be seen) and records the value of every Secret that
 // passes through it in secrets, for masking the output.
 func Impersonating(base *rest.Config, id Identity, secrets *redact.Set) *rest.Config {
 	cfg := rest.CopyConfig(base)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: id.User, Groups: slices.Clone(id.Groups)}
+	if !id.Own {
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: id.User, Groups: slices.Clone(id.Groups)}
+	}
 	cfg.AcceptContentTypes = "application/json"
 	cfg.ContentType = "application/json"
 	prev := cfg.WrapTransport
@@ -67,7 +70,7 @@ func RunInProcess(ctx context.Context, name string, base *rest.Config, req Reque
 	if base == nil {
 		return Result{}, fmt.Errorf("%s: the agent has no cluster connection", name)
 	}
-	if req.Identity.User == "" {
+	if req.Identity.User == "" && !req.Identity.Own {
 		return Result{}, fmt.Errorf("%s: %w: no identity to act as (configure the channel's identity)", name, ErrDenied)
 	}
 	secrets := redact.NewSet()
@@ -103,9 +106,15 @@ func RunInProcess(ctx context.Context, name string, base *rest.Config, req Reque
 		Errors:    errs,
 		ExitCode:  code,
 		Truncated: stdout.truncated || stderr.truncated,
-		// kubectl prints "(Forbidden)"; client errors print "is forbidden: User ...".
-		Forbidden: strings.Contains(errs, "(Forbidden)") || strings.Contains(errs, "is forbidden: User "),
+		Forbidden: LooksForbidden(errs),
 	}, nil
+}
+
+// LooksForbidden reports whether a command's error output says Kubernetes
+// RBAC refused one of its requests: kubectl prints "(Forbidden)", client
+// errors print "is forbidden: User ...".
+func LooksForbidden(errs string) bool {
+	return strings.Contains(errs, "(Forbidden)") || strings.Contains(errs, "is forbidden: User ")
 }
 
 // cappedBuffer keeps at most max bytes and remembers that it dropped some.

@@ -66,6 +66,9 @@ type Options struct {
 	Actions *action.Store
 	// Backoff tunes delivery retries (default: chat.Backoff's defaults).
 	Backoff chat.Backoff
+	// PodExecutors are the executors, by configured name, that run each
+	// command in a pod; a channel uses them where config.IsolationFor says pod.
+	PodExecutors map[string]executor.Executor
 }
 
 // StateStore is the persisted key-value state (a ConfigMap in the cluster).
@@ -142,6 +145,9 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		c := &channel{cfg: ch}
 		for _, name := range ch.Bindings.Executors {
 			e, ok := opts.Executors[name]
+			if config.IsolationFor(ch, execCfg[name]) == config.IsolationPod {
+				e, ok = opts.PodExecutors[name]
+			}
 			if !ok {
 				return nil, fmt.Errorf("router: channel %q: executor %q is not built", ch.Name, name)
 			}

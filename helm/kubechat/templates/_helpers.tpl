@@ -44,7 +44,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{/*
-The identities commands run as, from channels[].identity and
+The identities commands run as in the agent (impersonated), from
+channels[].identity (of channels with an executor that runs in-process) and
 users[].identity, with the groups the agent adds (system:authenticated, and
 the ServiceAccount groups): a JSON object {users, groups, serviceAccounts}
 where serviceAccounts maps a namespace to names.
@@ -54,7 +55,21 @@ where serviceAccounts maps a namespace to names.
 {{- $groups := list -}}
 {{- $sas := dict -}}
 {{- $ids := list -}}
-{{- range (default list .Values.config.channels) }}{{ if .identity }}{{ $ids = append $ids .identity }}{{ end }}{{ end -}}
+{{- $execs := dict -}}
+{{- range (default list .Values.config.executors) }}{{ $_ := set $execs (default .type .name) . }}{{ end -}}
+{{- range (default list .Values.config.channels) -}}
+{{- $ch := . -}}
+{{- if $ch.identity -}}
+{{- /* Commands in pods run as the pod's ServiceAccount: no impersonation. */ -}}
+{{- $bound := default list (default dict $ch.bindings).executors -}}
+{{- $inProcess := not $bound -}}
+{{- range $bound -}}
+{{- $e := get $execs . -}}
+{{- if not $e }}{{ $inProcess = true }}{{ else if and (ne $e.type "run") (ne (default (default "inProcess" $e.isolation) $ch.isolation) "pod") }}{{ $inProcess = true }}{{ end -}}
+{{- end -}}
+{{- if $inProcess }}{{ $ids = append $ids $ch.identity }}{{ end -}}
+{{- end -}}
+{{- end -}}
 {{- range (default list .Values.config.users) }}{{ if .identity }}{{ $ids = append $ids .identity }}{{ end }}{{ end -}}
 {{- range $ids -}}
 {{- if .serviceAccount -}}
@@ -97,4 +112,43 @@ The resources the sources watch, as RBAC rules: a JSON list of
 {{- end -}}
 {{- end -}}
 {{- dict "rules" ($rules | uniq) "ingressBackends" $ingressBackends | toJson -}}
+{{- end -}}
+
+{{/*
+The namespaces command pods run in (isolation: pod, and the run executor):
+a JSON object {namespaces}. A pod runs as a ServiceAccount of its own
+namespace, so these are the namespaces of the identities of channels whose
+commands run in pods, each executor's pod.namespace, the run executor's
+settings.namespace and its templates' ServiceAccounts, and, when any command
+runs in a pod, the namespaces of users' ServiceAccount identities.
+*/}}
+{{- define "kubechat.podNamespaces" -}}
+{{- $cfg := .Values.config -}}
+{{- $execs := dict -}}
+{{- range (default list $cfg.executors) }}{{ $_ := set $execs (default .type .name) . }}{{ end -}}
+{{- $nss := list -}}
+{{- $any := false -}}
+{{- range (default list $cfg.channels) -}}
+{{- $ch := . -}}
+{{- range (default list (default dict $ch.bindings).executors) -}}
+{{- $e := get $execs . -}}
+{{- if $e -}}
+{{- $iso := default (default "inProcess" $e.isolation) $ch.isolation -}}
+{{- if or (eq $e.type "run") (eq $iso "pod") -}}
+{{- $any = true -}}
+{{- if and $ch.identity $ch.identity.serviceAccount }}{{ $nss = append $nss (first (splitList "/" $ch.identity.serviceAccount)) }}{{ end -}}
+{{- if and $e.pod $e.pod.namespace }}{{ $nss = append $nss $e.pod.namespace }}{{ end -}}
+{{- if eq $e.type "run" -}}
+{{- $s := default dict $e.settings -}}
+{{- if $s.namespace }}{{ $nss = append $nss $s.namespace }}{{ end -}}
+{{- range (default list $s.templates) }}{{ if .serviceAccount }}{{ $nss = append $nss (first (splitList "/" .serviceAccount)) }}{{ end }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $any -}}
+{{- range (default list $cfg.users) }}{{ if and .identity .identity.serviceAccount }}{{ $nss = append $nss (first (splitList "/" .identity.serviceAccount)) }}{{ end }}{{ end -}}
+{{- end -}}
+{{- dict "namespaces" ($nss | uniq | sortAlpha) | toJson -}}
 {{- end -}}

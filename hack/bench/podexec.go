@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/internal/podrun"
+	"github.com/kubechat/kubechat/internal/podrun/podruntest"
+	"github.com/kubechat/kubechat/internal/testenv"
+	"github.com/kubechat/kubechat/plugins/kubectl"
+)
+
+// podCommandRuns is how many times each mode runs "kubectl get pods".
+var podCommandRuns int
+
+// podCommands measures "kubectl get pods" in-process and in a command pod
+// (isolation: pod), as the same ServiceAccount. kwok runs no containers:
+// podruntest plays the kubelet (a local "kubechat exec" process, its log
+// published through kwok, its exit written to the pod's status), so the pod
+// figure is the control-plane part of the cost (create, schedule, start,
+// log, status, watch, delete) plus a process start; a real node adds the
+// container runtime's start and, on a cold node, the image pull.
+func podCommands(ctx context.Context, env *testenv.Env, n int) error {
+	const ns, cmdNS, img = "podbench", "podbench-cmd", "registry.example/kubechat:bench"
+	for _, name := range []string{ns, cmdNS} {
+		if err := env.CreateNamespace(ctx, name); err != nil {
+			return err
+		}
+	}
+	if _, err := env.ServiceAccountConfig(ctx, cmdNS, "reader"); err != nil {
+		return err
+	}
+	if err := env.BindGroupToClusterRole(ctx, "system:serviceaccounts:"+cmdNS, "view"); err != nil {
+		return err
+	}
+	if _, err := env.Client.AppsV1().Deployments(ns).Create(ctx, testenv.Deployment("web", nil), metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "kubechat-podbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := podruntest.BuildKubechat(dir)
+	if err != nil {
+		return err
+	}
+	kubelet, err := podruntest.Start(ctx, env, podruntest.Options{Images: map[string]string{img: bin}})
+	if err != nil {
+		return err
+	}
+	defer kubelet.Stop()
+
+	inProcess, err := kubectl.New("kubectl", config.Raw{}, executor.Deps{RESTConfig: env.Config})
+	if err != nil {
+		return err
+	}
+	inPod, err := podrun.Wrap(inProcess, podrun.New(env.Client, "bench", nil),
+		podrun.Options{Type: "kubectl", Pod: config.PodSettings{Image: img}.WithDefaults()})
+	if err != nil {
+		return err
+	}
+	req := executor.Request{Args: []string{"get", "pods"}, Namespace: ns, Identity: executor.Identity{
+		User: "system:serviceaccount:" + cmdNS + ":reader", Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + cmdNS, "system:authenticated"}}}
+	for _, mode := range []struct {
+		name string
+		ex   executor.Executor
+	}{{"in-process", inProcess}, {"pod", inPod}} {
+		var lat []time.Duration
+		for range n {
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			t0 := time.Now()
+			res, err := mode.ex.Execute(cctx, req)
+			d := time.Since(t0)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("%s: %w", mode.name, err)
+			}
+			if res.ExitCode != 0 {
+				return fmt.Errorf("%s: exit %d: %s", mode.name, res.ExitCode, res.Errors)
+			}
+			lat = append(lat, d)
+		}
+		slices.Sort(lat)
+		fmt.Printf("bench: kubectl get pods %s over %d runs: p50 %s, p99 %s\n", mode.name, n,
+			lat[len(lat)/2].Round(time.Millisecond), lat[min(len(lat)-1, len(lat)*99/100)].Round(time.Millisecond))
+	}
+	return nil
+}
