@@ -60,57 +60,31 @@ build_k8s() {
 	done
 }
 
-build_etcd() {
-	fresh etcd "$ETCD_VERSION" && return 0
-	local dir=$work/etcd
+# build_cmd NAME VERSION PACKAGE [go build flags...] builds the main package
+# PACKAGE at module version VERSION into $out/NAME, in a throwaway module.
+build_cmd() {
+	local name=$1 version=$2 pkg=$3
+	shift 3
+	fresh "$name" "$version" && return 0
+	local dir=$work/$name
 	rm -rf "$dir" && mkdir -p "$dir"
 	cd "$dir"
-	go mod init testbin.local/etcd >/dev/null 2>&1
-	printf 'package main\nimport _ "go.etcd.io/etcd/server/v3/etcdmain"\nfunc main() {}\n' >tools.go
-	go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null
-	go mod tidy
-	echo "testbin: building etcd $ETCD_VERSION"
-	go build -trimpath -o "$out/etcd" go.etcd.io/etcd/server/v3
-	echo "$ETCD_VERSION" >"$out/.etcd.version"
-}
-
-build_kwok() {
-	fresh kwok "$KWOK_VERSION" && return 0
-	local dir=$work/kwok
-	rm -rf "$dir" && mkdir -p "$dir"
-	cd "$dir"
-	go mod init testbin.local/kwok >/dev/null 2>&1
-	printf 'package main\nimport _ "sigs.k8s.io/kwok/pkg/kwok/cmd"\nfunc main() {}\n' >tools.go
-	go get "sigs.k8s.io/kwok@$KWOK_VERSION" >/dev/null
-	go mod tidy
-	echo "testbin: building kwok $KWOK_VERSION"
-	go build -trimpath -o "$out/kwok" sigs.k8s.io/kwok/cmd/kwok
-	echo "$KWOK_VERSION" >"$out/.kwok.version"
-}
-
-build_helm() {
-	fresh helm "$HELM_VERSION" && return 0
-	local dir=$work/helm
-	rm -rf "$dir" && mkdir -p "$dir"
-	cd "$dir"
-	go mod init testbin.local/helm >/dev/null 2>&1
+	go mod init "testbin.local/$name" >/dev/null 2>&1
 	# go get on the command's package records the sums of everything it imports.
-	go get "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >/dev/null
-	echo "testbin: building helm $HELM_VERSION"
-	go build -trimpath -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$out/helm" helm.sh/helm/v3/cmd/helm
-	echo "$HELM_VERSION" >"$out/.helm.version"
+	go get "$pkg@$version" >/dev/null
+	echo "testbin: building $name $version"
+	go build -trimpath "$@" -o "$out/$name" "$pkg"
+	echo "$version" >"$out/.$name.version"
 }
 
+build_etcd() { build_cmd etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3; }
+build_kwok() { build_cmd kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok; }
+build_helm() {
+	build_cmd helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
+		-ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+}
 build_alertmanager() {
-	fresh alertmanager "$ALERTMANAGER_VERSION" && return 0
-	local dir=$work/alertmanager
-	rm -rf "$dir" && mkdir -p "$dir"
-	cd "$dir"
-	go mod init testbin.local/alertmanager >/dev/null 2>&1
-	go get "github.com/prometheus/alertmanager/cmd/alertmanager@$ALERTMANAGER_VERSION" >/dev/null
-	echo "testbin: building alertmanager $ALERTMANAGER_VERSION"
-	go build -trimpath -o "$out/alertmanager" github.com/prometheus/alertmanager/cmd/alertmanager
-	echo "$ALERTMANAGER_VERSION" >"$out/.alertmanager.version"
+	build_cmd alertmanager "$ALERTMANAGER_VERSION" github.com/prometheus/alertmanager/cmd/alertmanager
 }
 
 # fetch_flux_crds copies the Kustomization and GitRepository CRDs that the
