@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"unicode/utf8"
 
 	"k8s.io/client-go/rest"
 
@@ -127,6 +128,29 @@ type Button struct {
 	URL   string
 	// Primary marks the suggested action.
 	Primary bool
+}
+
+// Capped returns r with Output and Errors each cut to limit bytes
+// (config.DefaultMaxOutputBytes when limit is 0 or less), at a character
+// boundary, and Truncated set when it cut. Cap after masking Secret
+// values, so that a cut never leaves part of one unmasked.
+func (r Result) Capped(limit int) Result {
+	if limit <= 0 {
+		limit = config.DefaultMaxOutputBytes
+	}
+	cut := func(s string) string {
+		if len(s) <= limit {
+			return s
+		}
+		r.Truncated = true
+		s = s[:limit]
+		for len(s) > 0 && !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+		return s
+	}
+	r.Output, r.Errors = cut(r.Output), cut(r.Errors)
+	return r
 }
 
 // Deps are what the app hands every executor factory.

@@ -56,6 +56,20 @@ func ConfigFlags(cfg *rest.Config, cacheDir string) *genericclioptions.ConfigFla
 	return flags
 }
 
+// CheckIdentity refuses to run the in-process tool name without a cluster
+// connection, or without an identity to act as: a user to impersonate, or
+// the connection's own (kubechat exec in a command pod). Every executor
+// that reaches the cluster checks this before anything else.
+func CheckIdentity(name string, base *rest.Config, id Identity) error {
+	if base == nil {
+		return fmt.Errorf("%s: the agent has no cluster connection", name)
+	}
+	if id.User == "" && !id.Own {
+		return fmt.Errorf("%s: %w: no identity to act as (configure the channel's identity)", name, ErrDenied)
+	}
+	return nil
+}
+
 // RunFunc runs one command in-process with cfg, writing as the command-line
 // tool would, and returns its exit code.
 type RunFunc func(cfg *rest.Config, secrets *redact.Set, stdout, stderr io.Writer) int
@@ -67,11 +81,8 @@ type RunFunc func(cfg *rest.Config, secrets *redact.Set, stdout, stderr io.Write
 // Secret the tool saw. It returns when run ends or ctx is done; a run
 // abandoned on cancellation ends soon after, as its requests time out.
 func RunInProcess(ctx context.Context, name string, base *rest.Config, req Request, run RunFunc) (Result, error) {
-	if base == nil {
-		return Result{}, fmt.Errorf("%s: the agent has no cluster connection", name)
-	}
-	if req.Identity.User == "" && !req.Identity.Own {
-		return Result{}, fmt.Errorf("%s: %w: no identity to act as (configure the channel's identity)", name, ErrDenied)
+	if err := CheckIdentity(name, base, req.Identity); err != nil {
+		return Result{}, err
 	}
 	secrets := redact.NewSet()
 	cfg := Impersonating(base, req.Identity, secrets)

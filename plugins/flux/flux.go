@@ -308,11 +308,8 @@ func (e *Executor) Analyze(args []string) (executor.Action, error) {
 // the cluster is read as that identity, and its output has every Secret
 // value it saw masked.
 func (e *Executor) Execute(ctx context.Context, req executor.Request) (res executor.Result, err error) {
-	if e.base == nil {
-		return executor.Result{}, errors.New("flux: the agent has no cluster connection")
-	}
-	if req.Identity.User == "" {
-		return executor.Result{}, fmt.Errorf("flux: %w: no identity to act as (configure the channel's identity)", executor.ErrDenied)
+	if err := executor.CheckIdentity("flux", e.base, req.Identity); err != nil {
+		return executor.Result{}, err
 	}
 	c, err := parse(req.Args)
 	if err != nil {
@@ -335,6 +332,7 @@ func (e *Executor) Execute(ctx context.Context, req executor.Request) (res execu
 			res, err = executor.Result{}, fmt.Errorf("flux %s failed: %v", c.verb, r)
 		}
 		res.Output, res.Errors = secrets.Redact(res.Output), secrets.Redact(res.Errors)
+		res = res.Capped(req.MaxOutputBytes)
 		if err != nil {
 			err = &maskedError{msg: secrets.Redact(err.Error()), err: err}
 		}
