@@ -106,6 +106,7 @@ func TestOutputMatchesRealHelm(t *testing.T) {
 		{"status", "web", "--show-desc", "--revision", "1"},
 		{"history", "web"},
 		{"hist", "web", "-o", "yaml"},
+		{"history", "web", "--max", "-1"},
 		{"get", "values", "web"},
 		{"get", "values", "web", "--all"},
 		{"get", "values", "web", "-o", "json"},

@@ -105,10 +105,11 @@ type revision struct {
 
 type history []revision
 
-// newHistory keeps the newest max revisions, oldest first.
-func newHistory(rels []*release.Release, max int) history {
+// newHistory keeps the newest n revisions, oldest first; none when n is 0
+// or less, as the CLI.
+func newHistory(rels []*release.Release, n int) history {
 	releaseutil.Reverse(rels, releaseutil.SortByRevision)
-	rels = rels[:min(len(rels), max)]
+	rels = rels[:max(0, min(len(rels), n))]
 	h := history{}
 	for _, r := range slices.Backward(rels) {
 		h = append(h, revision{Revision: r.Version, Updated: r.Info.LastDeployed, Status: r.Info.Status.String(),
