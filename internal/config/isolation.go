@@ -62,19 +62,33 @@ const (
 )
 
 // WithDefaults fills in IfNotPresent and the default requests and limits.
+// A default never contradicts a value that is set: a default request is
+// no more than the limit set, and a default limit no less than the
+// request set, so that the pod stays valid.
 func (p PodSettings) WithDefaults() PodSettings {
 	if p.ImagePullPolicy == "" {
 		p.ImagePullPolicy = "IfNotPresent"
 	}
-	fill := func(s *string, d string) {
-		if *s == "" {
-			*s = d
+	fill := func(s *string, d, bound string, keep func(c int) bool) {
+		if *s != "" {
+			return
+		}
+		*s = d
+		b, errB := resource.ParseQuantity(bound)
+		q, errQ := resource.ParseQuantity(d)
+		if bound != "" && errB == nil && errQ == nil && !keep(q.Cmp(b)) {
+			*s = bound
 		}
 	}
-	fill(&p.Resources.Requests.CPU, DefaultPodCPURequest)
-	fill(&p.Resources.Requests.Memory, DefaultPodMemoryRequest)
-	fill(&p.Resources.Limits.CPU, DefaultPodCPULimit)
-	fill(&p.Resources.Limits.Memory, DefaultPodMemoryLimit)
+	req, lim := &p.Resources.Requests, &p.Resources.Limits
+	atMost := func(c int) bool { return c <= 0 }
+	atLeast := func(c int) bool { return c >= 0 }
+	// Requests first, bounded by limits set by the user; then limits,
+	// bounded by the requests now known.
+	fill(&req.CPU, DefaultPodCPURequest, lim.CPU, atMost)
+	fill(&req.Memory, DefaultPodMemoryRequest, lim.Memory, atMost)
+	fill(&lim.CPU, DefaultPodCPULimit, req.CPU, atLeast)
+	fill(&lim.Memory, DefaultPodMemoryLimit, req.Memory, atLeast)
 	return p
 }
 

@@ -70,3 +70,21 @@ func TestIsolation(t *testing.T) {
 		})
 	}
 }
+
+func TestPodDefaultsNeverContradictWhatIsSet(t *testing.T) {
+	p := PodSettings{Resources: PodResources{
+		Requests: ResourceList{Memory: "512Mi"},
+		Limits:   ResourceList{CPU: "20m"},
+	}}.WithDefaults()
+	require.Equal(t, "IfNotPresent", p.ImagePullPolicy)
+	require.Equal(t, PodResources{
+		Requests: ResourceList{CPU: "20m", Memory: "512Mi"},
+		Limits:   ResourceList{CPU: "20m", Memory: "512Mi"},
+	}, p.Resources, "a default request is capped by the limit set, a default limit raised to the request set")
+
+	d := PodSettings{}.WithDefaults().Resources
+	require.Equal(t, PodResources{
+		Requests: ResourceList{CPU: DefaultPodCPURequest, Memory: DefaultPodMemoryRequest},
+		Limits:   ResourceList{CPU: DefaultPodCPULimit, Memory: DefaultPodMemoryLimit},
+	}, d)
+}
