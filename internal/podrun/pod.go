@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubechat/kubechat/internal/config"
@@ -35,8 +36,11 @@ func (r *Runner) Pod(s Spec) (*corev1.Pod, error) {
 	}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: labelValue("kubechat-"+s.Executor) + "-",
-			Namespace:    s.Namespace,
+			// Named here rather than by the server (generateName), so that
+			// a pod the server stored before a failed or cancelled create
+			// call can still be deleted by name.
+			Name:      labelValue("kubechat-"+s.Executor) + "-" + utilrand.String(5),
+			Namespace: s.Namespace,
 			Labels: map[string]string{
 				LabelManagedBy: ManagedBy,
 				LabelCommand:   "true",

@@ -149,11 +149,16 @@ func (r *Runner) Run(ctx context.Context, s Spec) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
+	name := pod.Name
 	created, err := r.client.CoreV1().Pods(s.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
+		// The server may have stored the pod before the call failed (a
+		// timeout, a cancelled context); a name taken by another pod is not ours.
+		if !apierrors.IsAlreadyExists(err) {
+			r.delete(s.Namespace, name)
+		}
 		return Outcome{}, fmt.Errorf("create the command pod in %s: %w", s.Namespace, err)
 	}
-	name := created.Name
 	defer r.delete(s.Namespace, name)
 	r.log.Debug("command pod created", "pod", s.Namespace+"/"+name, "executor", s.Executor)
 
