@@ -57,10 +57,12 @@ func (r *Router) buildActions() error {
 const autorunWorkers = 2
 
 // jobQueue is an unbounded FIFO of action runs: a delivery callback only
-// appends, it never waits.
+// appends, it never waits. busy counts the runs taken and not yet done,
+// so that a drain waits for them as it waits for queued ones.
 type jobQueue struct {
 	mu    sync.Mutex
 	jobs  []func(context.Context)
+	busy  int
 	ready chan struct{}
 }
 
@@ -84,6 +86,7 @@ func (q *jobQueue) pop() (func(context.Context), bool) {
 	}
 	f := q.jobs[0]
 	q.jobs = q.jobs[1:]
+	q.busy++
 	if len(q.jobs) > 0 {
 		select {
 		case q.ready <- struct{}{}:
@@ -93,10 +96,18 @@ func (q *jobQueue) pop() (func(context.Context), bool) {
 	return f, true
 }
 
+// done marks a run taken by pop as finished.
+func (q *jobQueue) done() {
+	q.mu.Lock()
+	q.busy--
+	q.mu.Unlock()
+}
+
+// len counts the runs queued or running.
 func (q *jobQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.jobs)
+	return len(q.jobs) + q.busy
 }
 
 // runJobs runs queued actions until ctx is done.
@@ -104,6 +115,7 @@ func (r *Router) runJobs(ctx context.Context) {
 	for {
 		if f, ok := r.jobs.pop(); ok {
 			f(ctx)
+			r.jobs.done()
 			continue
 		}
 		select {

@@ -253,7 +253,7 @@ func (r *Router) flushGroups(ctx context.Context) {
 				g.dirty = false
 				ev := g.ev
 				ev.Count = g.count
-				for _, s := range r.bySourceSenders(ev.Source) {
+				for _, s := range r.sendersFor(ev) {
 					m := Render(ev)
 					r.enqueue(s, func() (chat.Message, bool) {
 						r.groupMu.Lock()
@@ -278,16 +278,6 @@ func (r *Router) sendersFor(ev event.Event) []*sender {
 	var out []*sender
 	for _, b := range r.bySource[ev.Source] {
 		if b.admits(ev) && r.notificationsOn(b.platform.Name(), b.channel.ID) {
-			out = append(out, r.senders[senderKey(b)])
-		}
-	}
-	return out
-}
-
-func (r *Router) bySourceSenders(source string) []*sender {
-	var out []*sender
-	for _, b := range r.bySource[source] {
-		if r.notificationsOn(b.platform.Name(), b.channel.ID) {
 			out = append(out, r.senders[senderKey(b)])
 		}
 	}
