@@ -52,24 +52,29 @@ func (e *Env) InstallCRDs(ctx context.Context, dir string) error {
 			if crd.Kind != "CustomResourceDefinition" {
 				continue
 			}
-			if _, err := cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-				return fmt.Errorf("testenv: create CRD %s: %w", crd.Name, err)
-			}
-			if err := e.poll(ctx, "CRD "+crd.Name+" established", time.Minute, func() error {
-				got, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-				if err != nil {
-					return err
-				}
-				for _, c := range got.Status.Conditions {
-					if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-						return nil
-					}
-				}
-				return fmt.Errorf("not established yet")
-			}); err != nil {
+			if err := e.installCRD(ctx, cs, &crd); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// installCRD creates (or keeps) crd and waits until it is established.
+func (e *Env) installCRD(ctx context.Context, cs apiextensions.Interface, crd *apiextensionsv1.CustomResourceDefinition) error {
+	if _, err := cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("testenv: create CRD %s: %w", crd.Name, err)
+	}
+	return e.poll(ctx, "CRD "+crd.Name+" established", time.Minute, func() error {
+		got, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+				return nil
+			}
+		}
+		return fmt.Errorf("not established yet")
+	})
 }

@@ -9,52 +9,43 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/utils/ptr"
 )
 
 // kwok reads a pod's container logs from files named by a namespaced Logs
 // object (kwok.x-k8s.io/v1alpha1) with the pod's name; its server plays the
 // kubelet, so the API server's pods/log subresource, and kubectl logs, read
 // them as they would read a real node's.
-var (
-	logsCRD = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	logsGVR = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "logs"}
-)
+var logsGVR = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "logs"}
 
 // createLogsCRD registers the Logs kind that kwok watches (--enable-crds
 // Logs). The schema keeps every field: kwok validates what it reads.
 func (e *Env) createLogsCRD(ctx context.Context) error {
-	dyn, err := dynamic.NewForConfig(e.Config)
+	cs, err := apiextensions.NewForConfig(e.Config)
 	if err != nil {
 		return err
 	}
-	crd := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1",
-		"kind":       "CustomResourceDefinition",
-		"metadata":   map[string]any{"name": "logs.kwok.x-k8s.io"},
-		"spec": map[string]any{
-			"group": "kwok.x-k8s.io",
-			"scope": "Namespaced",
-			"names": map[string]any{"kind": "Logs", "listKind": "LogsList", "plural": "logs", "singular": "logs"},
-			"versions": []any{map[string]any{
-				"name": "v1alpha1", "served": true, "storage": true,
-				"subresources": map[string]any{"status": map[string]any{}},
-				"schema": map[string]any{"openAPIV3Schema": map[string]any{
-					"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+	return e.installCRD(ctx, cs, &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "logs.kwok.x-k8s.io"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: logsGVR.Group,
+			Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: "Logs", ListKind: "LogsList", Plural: "logs", Singular: "logs"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
+				Name: logsGVR.Version, Served: true, Storage: true,
+				Subresources: &apiextensionsv1.CustomResourceSubresources{Status: &apiextensionsv1.CustomResourceSubresourceStatus{}},
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+					Type: "object", XPreserveUnknownFields: ptr.To(true),
 				}},
 			}},
 		},
-	}}
-	if _, err := dyn.Resource(logsCRD).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("testenv: create the kwok Logs CRD: %w", err)
-	}
-	return e.poll(ctx, "kwok Logs CRD", 30*time.Second, func() error {
-		_, err := dyn.Resource(logsGVR).Namespace("default").List(ctx, metav1.ListOptions{Limit: 1})
-		return err
 	})
 }
 
