@@ -121,7 +121,8 @@ type Result struct {
 // "<executor> Args..." as a new command when clicked: the router keeps the
 // command server side behind a signed one-shot id, and checks policy and
 // identity again for whoever clicks, as if they had typed it. A button with
-// a URL opens the link instead.
+// a URL opens the link instead. A button with neither (a link whose URL is
+// unknown) is not shown.
 type Button struct {
 	Label string
 	Args  []string

@@ -266,6 +266,9 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 func (r *Router) followUps(a audit, cmd command.Command, bs []executor.Button) []chat.Button {
 	var out []chat.Button
 	for _, b := range bs {
+		if b.URL == "" && len(b.Args) == 0 {
+			continue // a link without its URL; never a bare executor run
+		}
 		cb := chat.Button{Label: b.Label, URL: b.URL}
 		if b.Primary {
 			cb.Style = chat.ButtonPrimary

@@ -20,13 +20,15 @@ func (f followUps) Execute(ctx context.Context, req executor.Request) (executor.
 		{Label: "Describe", Args: []string{"describe", "deployment", "web"}, Primary: true},
 		{Label: "Delete", Args: []string{"delete", "deployment", "web"}},
 		{Label: "Docs", URL: "https://kubernetes.io/docs/"},
+		{Label: "Link without its URL"},
 	}
 	return res, err
 }
 
 // TestFollowUpButtons: an executor's follow-up buttons become one-shot
 // buttons whose click runs the command again through policy and identity,
-// for the user who clicks; a URL button is a link.
+// for the user who clicks; a URL button is a link; a button with neither
+// command nor URL is not shown (it would run the bare executor).
 func TestFollowUpButtons(t *testing.T) {
 	f := newFixture(t)
 	for _, ch := range f.r.channels {

@@ -53,9 +53,7 @@ func (r *run) diff(ctx context.Context) (executor.Result, error) {
 	res.Buttons = []executor.Button{
 		{Label: "Post diff to PR", Args: append([]string{verbComment}, args...)},
 		{Label: "Approve PR", Args: append([]string{verbApprove}, args...), Primary: true},
-	}
-	if pr.HTMLURL != "" {
-		res.Buttons = append(res.Buttons, executor.Button{Label: "View PR", URL: pr.HTMLURL})
+		{Label: "View PR", URL: pr.HTMLURL},
 	}
 	return res, nil
 }
