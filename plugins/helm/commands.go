@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/cli/output"
 	"helm.sh/helm/v3/pkg/cli/values"
 	"helm.sh/helm/v3/pkg/getter"
@@ -261,9 +262,13 @@ func getValuesCmd(cfg *action.Configuration, env *runEnv) *cobra.Command {
 			return err
 		}
 		env.seen(rel)
-		vals, err := client.Run(args[0])
-		if err != nil {
-			return err
+		// What GetValues.Run computes, from the release already read
+		// instead of a second read.
+		vals := rel.Config
+		if client.AllValues {
+			if vals, err = chartutil.CoalesceValues(rel.Chart, rel.Config); err != nil {
+				return err
+			}
 		}
 		return format.f.Write(env.out, valuesWriter{vals: vals, all: client.AllValues})
 	}
