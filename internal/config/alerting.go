@@ -8,13 +8,14 @@ import (
 	"github.com/kubechat/kubechat/internal/autorun"
 )
 
-// CheckMatcher parses one Alertmanager label matcher, such as
-// severity="critical" or team=~"web|db".
-func CheckMatcher(m string) error {
-	if _, err := labels.ParseMatcher(m); err != nil {
-		return fmt.Errorf("invalid label matcher %q: %v", m, err)
+// ParseMatcher parses one Alertmanager label matcher, such as
+// severity="critical" or team=~"web|db", with an error that quotes it.
+func ParseMatcher(m string) (*labels.Matcher, error) {
+	pm, err := labels.ParseMatcher(m)
+	if err != nil {
+		return nil, fmt.Errorf("invalid label matcher %q: %v", m, err)
 	}
-	return nil
+	return pm, nil
 }
 
 // CheckActionCommand parses an action's command line and its placeholders.

@@ -68,7 +68,7 @@ func (c *Config) validate(known Known) error {
 			v.oneOf(fmt.Sprintf("%s.bindings.actions[%d]", path, j), a, actions, "action")
 		}
 		for j, m := range ch.Bindings.Matchers {
-			if err := CheckMatcher(m); err != nil {
+			if _, err := ParseMatcher(m); err != nil {
 				v.add(fmt.Sprintf("%s.bindings.matchers[%d]", path, j), "%v", err)
 			}
 		}

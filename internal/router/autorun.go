@@ -8,7 +8,6 @@ import (
 	"time"
 
 	amlabels "github.com/prometheus/alertmanager/pkg/labels"
-	"github.com/prometheus/common/model"
 
 	"github.com/kubechat/kubechat/internal/autorun"
 	"github.com/kubechat/kubechat/internal/chat"
@@ -222,9 +221,9 @@ func (r *Router) listActions() []string {
 func compileMatchers(ms []string) (amlabels.Matchers, error) {
 	var out amlabels.Matchers
 	for _, m := range ms {
-		pm, err := amlabels.ParseMatcher(m)
+		pm, err := config.ParseMatcher(m)
 		if err != nil {
-			return nil, fmt.Errorf("matcher %q: %w", m, err)
+			return nil, err
 		}
 		out = append(out, pm)
 	}
@@ -238,9 +237,10 @@ func (b binding) admits(ev event.Event) bool {
 	if len(b.matchers) == 0 || ev.Labels == nil || ev.Transition == event.Resolved {
 		return true
 	}
-	ls := make(model.LabelSet, len(ev.Labels))
-	for k, v := range ev.Labels {
-		ls[model.LabelName(k)] = model.LabelValue(v)
+	for _, m := range b.matchers {
+		if !m.Matches(ev.Labels[m.Name]) {
+			return false
+		}
 	}
-	return b.matchers.Matches(ls)
+	return true
 }
