@@ -109,13 +109,13 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 		}
 		return m
 	}
-	if in.ActionID != "" && r.opts.Actions.Foreign(in.ActionID) {
-		return chat.Message{} // another cluster's agent issued it, and answers it
-	}
 	if in.ActionID != "" {
 		// A click is re-authorised like typed text: parse, policy and
 		// identity all run again, for the user who clicked.
 		act, err := r.opts.Actions.Take(in.ActionID, in.Platform, in.Channel.ID)
+		if errors.Is(err, action.ErrForeign) {
+			return chat.Message{} // another cluster's agent issued it, and answers it
+		}
 		if err == nil && !slices.Contains([]string{actionRun, actionBuild, actionConfirm, actionCancel}, act.Kind) {
 			err = fmt.Errorf("this button (%s) is not handled here", act.Kind)
 		}
