@@ -141,6 +141,10 @@ func (r *run) build(ctx context.Context, t target, pr github.PullRequest, sha, p
 	if p := filepath.Clean(strings.TrimPrefix(path, "/")); p == ".." || strings.HasPrefix(p, "../") {
 		return nil, fmt.Errorf("--path %q: must be a path inside the repository", path)
 	}
+	cloneURL := pr.CloneURL
+	if cloneURL == "" {
+		return nil, fmt.Errorf("pull request %s#%d has no head repository (was the fork deleted?)", t.repo, pr.Number)
+	}
 	dir, err := os.MkdirTemp(r.e.s.WorkDir, "kubechat-flux-")
 	if err != nil {
 		return nil, fmt.Errorf("temporary checkout: %w", err)
@@ -154,10 +158,6 @@ func (r *run) build(ctx context.Context, t target, pr github.PullRequest, sha, p
 		if token, err = r.e.token(bctx); err != nil {
 			return nil, err
 		}
-	}
-	cloneURL := pr.CloneURL
-	if cloneURL == "" {
-		return nil, fmt.Errorf("pull request %s#%d has no head repository (was the fork deleted?)", t.repo, pr.Number)
 	}
 	if err := checkout(bctx, cloneURL, sha, root, token, r.e.s.MaxRepoBytes); err != nil {
 		if errors.Is(bctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
