@@ -161,47 +161,40 @@ func (rep report) summary() string {
 // text renders the report for chat: a line per object that changes or was
 // skipped, then the diffs.
 func (rep report) text() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Kustomization %s against %s#%d (%s) at %s, path %s\n", rep.ks, rep.repo, rep.pr.Number, rep.pr.HeadRef, shortSHA(rep.sha), rep.path)
-	fmt.Fprintf(&b, "%s\n\n", rep.summary())
-	for _, c := range rep.changes {
-		switch c.Action {
-		case ActionUnchanged:
-		case ActionSkipped:
-			fmt.Fprintf(&b, "► %s skipped: %s\n", c.Object, c.Reason)
-		default:
-			fmt.Fprintf(&b, "► %s %s\n", c.Object, c.Action)
-		}
-	}
-	for _, c := range rep.changes {
-		if c.Diff != "" {
-			b.WriteString("\n" + c.Diff)
-		}
-	}
-	return b.String()
+	head := fmt.Sprintf("Kustomization %s against %s#%d (%s) at %s, path %s\n%s\n\n",
+		rep.ks, rep.repo, rep.pr.Number, rep.pr.HeadRef, shortSHA(rep.sha), rep.path, rep.summary())
+	return rep.render(head, func(obj, rest string) string { return "► " + obj + " " + rest + "\n" },
+		func(diff string) string { return "\n" + diff })
 }
 
 // markdown renders the report as a pull request comment.
 func (rep report) markdown(cluster, user string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "### Flux diff: Kustomization `%s` on cluster `%s`\n\n", rep.ks, cluster)
-	fmt.Fprintf(&b, "At commit %s, path `%s`: %s.", rep.sha, rep.path, rep.summary())
+	head := fmt.Sprintf("### Flux diff: Kustomization `%s` on cluster `%s`\n\nAt commit %s, path `%s`: %s.",
+		rep.ks, cluster, rep.sha, rep.path, rep.summary())
 	if user != "" {
-		fmt.Fprintf(&b, " Posted by %s from chat.", user)
+		head += fmt.Sprintf(" Posted by %s from chat.", user)
 	}
-	b.WriteString("\n\n")
+	return rep.render(head+"\n\n", func(obj, rest string) string { return "- `" + obj + "` " + rest + "\n" },
+		func(diff string) string { return "\n```diff\n" + diff + "```\n" })
+}
+
+// render writes head, a line per object that changes or was skipped, then
+// each diff, in the form line and block give.
+func (rep report) render(head string, line func(obj, rest string) string, block func(diff string) string) string {
+	var b strings.Builder
+	b.WriteString(head)
 	for _, c := range rep.changes {
 		switch c.Action {
 		case ActionUnchanged:
 		case ActionSkipped:
-			fmt.Fprintf(&b, "- `%s` skipped: %s\n", c.Object, c.Reason)
+			b.WriteString(line(c.Object, "skipped: "+c.Reason))
 		default:
-			fmt.Fprintf(&b, "- `%s` %s\n", c.Object, c.Action)
+			b.WriteString(line(c.Object, c.Action))
 		}
 	}
 	for _, c := range rep.changes {
 		if c.Diff != "" {
-			fmt.Fprintf(&b, "\n```diff\n%s```\n", c.Diff)
+			b.WriteString(block(c.Diff))
 		}
 	}
 	return b.String()
