@@ -54,6 +54,9 @@ type threads struct {
 
 	mu       sync.Mutex
 	bySender map[*sender]map[string]threadRecord // by alert group
+	// saveMu orders the writes of the state: it is taken before mu is
+	// released, so lookups need not wait for the API server.
+	saveMu sync.Mutex
 }
 
 func newThreads() *threads { return &threads{bySender: map[*sender]map[string]threadRecord{}} }
@@ -94,9 +97,12 @@ func (t *threads) load() {
 	})
 }
 
-// save writes s's open alert threads. t.mu must be held.
-func (t *threads) saveLocked(ctx context.Context, s *sender) {
+// saveAndUnlock writes s's open alert threads and releases t.mu, which
+// the caller holds: the value is taken under t.mu, the write is made after
+// it is released, in the order of the changes.
+func (t *threads) saveAndUnlock(ctx context.Context, s *sender) {
 	if t.state == nil {
+		t.mu.Unlock()
 		return
 	}
 	value := ""
@@ -104,6 +110,9 @@ func (t *threads) saveLocked(ctx context.Context, s *sender) {
 		b, _ := json.Marshal(m)
 		value = string(b)
 	}
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	t.mu.Unlock()
 	if err := t.state.Set(ctx, threadsKey(s), value); err != nil {
 		t.log.Warn("alert threads not saved; after a restart, Kubernetes alerts may start their own messages", "err", err)
 	}
@@ -133,27 +142,27 @@ func (t *threads) open(ctx context.Context, ev event.Event, s *sender, ref chat.
 	}
 	t.load()
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if old, ok := t.bySender[s][ev.Group]; ok && old.Ref == ref && slices.Equal(old.Workloads, keys) {
+		t.mu.Unlock()
 		return
 	}
 	if t.bySender[s] == nil {
 		t.bySender[s] = map[string]threadRecord{}
 	}
 	t.bySender[s][ev.Group] = threadRecord{Ref: ref, Workloads: keys}
-	t.saveLocked(ctx, s)
+	t.saveAndUnlock(ctx, s)
 }
 
 // close forgets a resolved alert group in s's channel.
 func (t *threads) close(ctx context.Context, ev event.Event, s *sender) {
 	t.load()
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if _, ok := t.bySender[s][ev.Group]; !ok || ev.Group == "" {
+		t.mu.Unlock()
 		return
 	}
 	delete(t.bySender[s], ev.Group)
-	t.saveLocked(ctx, s)
+	t.saveAndUnlock(ctx, s)
 }
 
 // lookup returns the open alert thread in s's channel about ev's object:
