@@ -111,7 +111,13 @@ func RunInProcess(ctx context.Context, name string, base *rest.Config, req Reque
 	case <-ctx.Done():
 		return Result{}, fmt.Errorf("%s: %w", name, ctx.Err())
 	}
-	out, errs := secrets.Redact(stdout.String()), secrets.Redact(stderr.String())
+	mask := func(b *cappedBuffer) string {
+		if b.truncated {
+			return secrets.RedactCut(b.String())
+		}
+		return secrets.Redact(b.String())
+	}
+	out, errs := mask(stdout), mask(stderr)
 	return Result{
 		Output:    out,
 		Errors:    errs,

@@ -87,6 +87,25 @@ func (s *Set) Redact(text string) string {
 	return text
 }
 
+// RedactCut is Redact for text that was cut short: a value the cut split
+// leaves its beginning at the end of text, which Redact cannot recognise,
+// so a tail that begins any recorded value is removed as well.
+func (s *Set) RedactCut(text string) string {
+	text = s.Redact(text)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cut := 0
+	for v := range s.values {
+		for k := min(len(v)-1, len(text)); k > cut; k-- {
+			if strings.HasSuffix(text, v[:k]) {
+				cut = k
+				break
+			}
+		}
+	}
+	return text[:len(text)-cut]
+}
+
 // Transport wraps rt so that every Secret in a JSON response body (a Secret,
 // a list, or a Table with objects) has its values added to set. The body
 // itself is passed on unchanged.

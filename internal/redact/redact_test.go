@@ -82,3 +82,13 @@ items:
 		t.Fatalf("a document after a broken one is still read: %q", got)
 	}
 }
+
+// TestRedactCut: output cut inside a secret value shows none of it.
+func TestRedactCut(t *testing.T) {
+	s := NewSet()
+	s.Add("hunter2-correct-horse")
+	require.Equal(t, "password: ***\nother: hun", s.Redact("password: hunter2-correct-horse\nother: hun"))
+	require.Equal(t, "password: ***\nother: ", s.RedactCut("password: hunter2-correct-horse\nother: hun"))
+	require.Equal(t, "token: ", s.RedactCut("token: aHVudGVyMi1jb3JyZWN0LWhvcnNl"[:20]), "a cut base64 form too")
+	require.Equal(t, "no secret here", s.RedactCut("no secret here"))
+}
