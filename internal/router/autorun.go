@@ -125,18 +125,29 @@ func (r *Router) runJobs(ctx context.Context) {
 	}
 }
 
-// triggerActions queues the actions bound to the channel of s that ev
-// triggers; their output goes into the thread of ref, the alert's message.
-func (r *Router) triggerActions(ev event.Event, s *sender, ref chat.MessageRef) {
+// actionsFor are the actions bound to s's channel that ev triggers, as
+// they are switched on or off now: the switch counts when the event is
+// routed, not when its alert is finally delivered.
+func (r *Router) actionsFor(ev event.Event, s *sender) []boundAction {
 	ch := r.channels[channelKey(s.b.platform.Name(), s.b.channel.ID)]
 	if ch == nil {
-		return
+		return nil
 	}
+	var out []boundAction
 	for _, name := range ch.cfg.Bindings.Actions {
 		act, ok := r.actions[name]
-		if !ok || !autorun.Matches(ev, act.cfg.Source, act.cfg.Reasons) || !r.actionEnabled(act.cfg) {
-			continue
+		if ok && autorun.Matches(ev, act.cfg.Source, act.cfg.Reasons) && r.actionEnabled(act.cfg) {
+			out = append(out, act)
 		}
+	}
+	return out
+}
+
+// triggerActions queues acts (from actionsFor) for ev in s's channel;
+// their output goes into the thread of ref, the alert's message.
+func (r *Router) triggerActions(acts []boundAction, ev event.Event, s *sender, ref chat.MessageRef) {
+	ch := r.channels[channelKey(s.b.platform.Name(), s.b.channel.ID)]
+	for _, act := range acts {
 		r.jobs.push(func(ctx context.Context) {
 			m := r.runAction(ctx, act, ch, s, ev, ref)
 			m.Thread = &ref

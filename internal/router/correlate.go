@@ -227,10 +227,9 @@ func (r *Router) intoThread(ctx context.Context, ev event.Event, s *sender) {
 		m.Level = chat.LevelSuccess
 	}
 	m.Thread = &ref
+	acts := r.actionsFor(ev, s) // none for a resolution
 	r.enqueue(s, func() (chat.Message, bool) { return m, true }, func(chat.MessageRef) {
 		r.remember(ev.UID)
-		if ev.Transition == event.Failing {
-			r.triggerActions(ev, s, ref)
-		}
+		r.triggerActions(acts, ev, s, ref)
 	})
 }

@@ -138,6 +138,7 @@ func (r *Router) transition(ctx context.Context, ev event.Event, b binding, s *s
 	if ev.Transition == event.Failing {
 		m := Render(ev)
 		edited := false
+		acts := r.actionsFor(ev, s)
 		r.enqueue(s,
 			func() (chat.Message, bool) {
 				v, open := r.state.Get(key)
@@ -164,7 +165,7 @@ func (r *Router) transition(ctx context.Context, ev event.Event, b binding, s *s
 					r.log.Error("transition alert state not saved; a restart may alert again", "key", key, "err", err)
 				}
 				r.threads.open(ctx, ev, s, ref)
-				r.triggerActions(ev, s, ref)
+				r.triggerActions(acts, ev, s, ref)
 			})
 		return
 	}

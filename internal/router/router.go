@@ -197,12 +197,13 @@ func (r *Router) Emit(ctx context.Context, ev event.Event) {
 		}
 		m := Render(ev)
 		for _, s := range senders {
+			acts := r.actionsFor(ev, s)
 			r.enqueue(s, func() (chat.Message, bool) { return m, true }, func(ref chat.MessageRef) {
 				r.groupMu.Lock()
 				g.refs[s] = ref
 				r.groupMu.Unlock()
 				r.remember(ev.UID)
-				r.triggerActions(ev, s, ref)
+				r.triggerActions(acts, ev, s, ref)
 			})
 		}
 	default:
