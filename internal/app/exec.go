@@ -81,10 +81,8 @@ func execute(ctx context.Context, typ string, args []string, namespace string, m
 	if err != nil {
 		return err
 	}
-	if an, ok := ex.(executor.Analyzer); ok {
-		if _, err := an.Analyze(args); err != nil {
-			return err
-		}
+	if _, err := ex.Analyze(ctx, args); err != nil {
+		return err
 	}
 	res, err := ex.Execute(ctx, executor.Request{
 		Args:           args,

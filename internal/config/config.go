@@ -254,12 +254,18 @@ type Executor struct {
 
 // Policy says what an executor may do.
 type Policy struct {
-	Verbs            []string `yaml:"verbs"`
+	Verbs []string `yaml:"verbs"`
+	// Resources are written resource[.group][/subresource], as discovery
+	// names them: "pods", "deployments.apps", "pods.metrics.k8s.io"; "*"
+	// for any.
 	Resources        []string `yaml:"resources"`
 	Namespaces       []string `yaml:"namespaces"`
 	DefaultNamespace string   `yaml:"defaultNamespace"`
-	Timeout          Duration `yaml:"timeout"`
-	MaxOutputBytes   int      `yaml:"maxOutputBytes"`
+	// Raw allows raw API paths (kubectl get --raw), each checked as the
+	// resource and namespace it names.
+	Raw            bool     `yaml:"raw"`
+	Timeout        Duration `yaml:"timeout"`
+	MaxOutputBytes int      `yaml:"maxOutputBytes"`
 }
 
 // Action runs a command when an event from a source matches.

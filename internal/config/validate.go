@@ -289,6 +289,9 @@ func (v *validator) regex(path, expr string) {
 	}
 }
 
+// policyResource is "pods", "deployments.apps", "pods/log", "pods.metrics.k8s.io".
+var policyResource = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(/[a-z]+)?$`)
+
 func (v *validator) executor(path string, e Executor, known Known) {
 	v.oneOf(path+".type", e.Type, known.ExecutorTypes, "executor type")
 	p := e.Policy
@@ -297,6 +300,12 @@ func (v *validator) executor(path string, e Executor, known Known) {
 	}
 	if p.MaxOutputBytes < 0 {
 		v.add(path+".policy.maxOutputBytes", "must be positive, got %d", p.MaxOutputBytes)
+	}
+	for i, r := range p.Resources {
+		if r != "*" && !policyResource.MatchString(r) {
+			v.add(fmt.Sprintf("%s.policy.resources[%d]", path, i),
+				"%q is not a resource as discovery names it: resource[.group][/subresource] in lower case, such as pods or deployments.apps, or \"*\"", r)
+		}
 	}
 	for i, ns := range p.Namespaces {
 		if ns == "*" {

@@ -23,6 +23,13 @@ import (
 type Executor interface {
 	// Name is the configured executor name, such as "kubectl".
 	Name() string
+	// Analyze says what args would do, for policy, and runs nothing. An
+	// error refuses the command: an executor that cannot describe a
+	// command to the policy cannot run it. It may read API discovery (the
+	// resource names a cluster serves), never objects.
+	Analyze(ctx context.Context, args []string) (Analysis, error)
+	// Execute runs the command as req.Identity. The router calls it only
+	// after Analyze and the policy allowed the same args.
 	Execute(ctx context.Context, req Request) (Result, error)
 }
 
@@ -68,14 +75,23 @@ func (i Identity) String() string {
 	return i.User + " (groups: " + strings.Join(i.Groups, ", ") + ")"
 }
 
-// Action is what a command would do, as far as policy cares. Executors that
-// implement Analyzer describe their commands so that the router can check
-// them before anything runs.
-type Action struct {
-	Verb          string
-	Resource      string
-	Namespace     string
+// Analysis is what a command would do, as far as policy cares.
+type Analysis struct {
+	// Verb names the command as policies list it: "get", "rollout restart".
+	Verb string
+	// Resources are every API resource the command reads or changes, as
+	// discovery resolved them. None means it touches no objects (version,
+	// api-resources, auth whoami); executors whose commands reach objects
+	// they cannot list implement OpaqueResources.
+	Resources []Resource
+	// Namespaces are the namespaces the command names (-n, or one fixed by
+	// the command); none means the policy's default namespace.
+	Namespaces []string
+	// AllNamespaces is set for -A and for paths across namespaces.
 	AllNamespaces bool
+	// Raw is set for a request to a raw API path (kubectl --raw), which a
+	// policy must allow (policy.raw).
+	Raw bool
 	// Streaming is set for commands that never end on their own (logs -f, --watch).
 	Streaming bool
 	// Confirm is set for commands that change something and must be
@@ -83,15 +99,41 @@ type Action struct {
 	Confirm bool
 }
 
+// Resource is one API resource, by group and plural name, as discovery
+// serves it. String is how policies write it: "pods" for the core group,
+// "deployments.apps" otherwise, with "/log" for a subresource.
+type Resource struct {
+	Group       string
+	Resource    string
+	Subresource string
+	// Namespaced is false for cluster-scoped resources (nodes, namespaces).
+	Namespaced bool
+}
+
+// String renders r as policy.resources lists it.
+func (r Resource) String() string {
+	s := r.Resource
+	if r.Group != "" {
+		s += "." + r.Group
+	}
+	if r.Subresource != "" {
+		s += "/" + r.Subresource
+	}
+	return s
+}
+
+// OpaqueResources is implemented by executors whose commands reach objects
+// that Analyze cannot list (the objects of a Helm chart, whatever a pod
+// template's image does). Why says so; the router refuses to bind such an
+// executor under a policy that lists resources.
+type OpaqueResources interface {
+	OpaqueResources() (why string)
+}
+
 // ReadOnly is implemented by executors whose read-only verbs are not
 // kubectl's: a policy that lists no verbs allows these.
 type ReadOnly interface {
 	ReadOnlyVerbs() []string
-}
-
-// Analyzer is implemented by executors whose commands policy can inspect.
-type Analyzer interface {
-	Analyze(args []string) (Action, error)
 }
 
 // Caller is who asked, for policy, impersonation and audit.

@@ -21,12 +21,17 @@ type Policy struct {
 	Executor string
 	Verbs    []string
 	// DefaultVerbs are allowed when Verbs is empty: the executor's read-only verbs.
-	DefaultVerbs     []string
+	DefaultVerbs []string
+	// Resources are written as Resource.String() renders them: "pods",
+	// "deployments.apps", "pods/log"; "*" allows any.
 	Resources        []string
 	Namespaces       []string
 	DefaultNamespace string
-	Timeout          time.Duration
-	MaxOutputBytes   int
+	// Raw allows requests to raw API paths (kubectl --raw), each checked
+	// as the resource and namespace its path names.
+	Raw            bool
+	Timeout        time.Duration
+	MaxOutputBytes int
 }
 
 // PolicyFor returns the policy of a configured executor; ex supplies the
@@ -43,6 +48,7 @@ func PolicyFor(e config.Executor, ex Executor) Policy {
 		Resources:        e.Policy.Resources,
 		Namespaces:       e.Policy.Namespaces,
 		DefaultNamespace: e.Policy.DefaultNamespace,
+		Raw:              e.Policy.Raw,
 		Timeout:          e.Policy.Timeout.D(),
 		MaxOutputBytes:   e.Policy.MaxOutputBytes,
 	}
@@ -60,35 +66,72 @@ func (e *DeniedError) Unwrap() error { return ErrDenied }
 
 func deny(format string, args ...any) error { return &DeniedError{Rule: fmt.Sprintf(format, args...)} }
 
-// Check decides whether a is allowed. It returns the namespace the command
-// runs in by default (the policy's default namespace), or a DeniedError.
-func (p Policy) Check(a Action) (string, error) {
-	verbs := p.AllowedVerbs()
-	if !verbAllowed(verbs, a.Verb) {
-		return "", deny("executor %q allows the verbs %s; %q is not one of them", p.Executor, strings.Join(verbs, ", "), a.Verb)
+// Check decides whether a is allowed: its verb, every resource it names,
+// every namespace it names. It returns the namespace the command runs in
+// by default (the policy's default namespace), or a DeniedError naming
+// the first rule that refuses it.
+func (p Policy) Check(a Analysis) (string, error) {
+	if !p.AllowsVerb(a.Verb) {
+		return "", deny("executor %q allows the verbs %s; %q is not one of them", p.Executor, strings.Join(p.AllowedVerbs(), ", "), a.Verb)
 	}
 	if a.Streaming {
 		return "", deny("%q would stream forever (-f, --follow, --watch); kubechat runs commands to completion: drop the flag and use --tail or --since", a.Verb)
 	}
-	if len(p.Resources) > 0 && a.Resource != "" && !slices.Contains(p.Resources, "*") {
-		for _, r := range strings.Split(a.Resource, ",") {
-			if !slices.Contains(p.Resources, CanonicalResource(r)) {
-				return "", deny("executor %q allows the resources %s; %q is not one of them", p.Executor, strings.Join(p.Resources, ", "), r)
+	if a.Raw && !p.Raw {
+		return "", deny("executor %q does not allow raw API paths (--raw); set policy.raw to allow them", p.Executor)
+	}
+	for _, r := range a.Resources {
+		if err := p.checkResource(r); err != nil {
+			return "", err
+		}
+	}
+	if !p.anyNamespace() {
+		if a.AllNamespaces {
+			return "", deny("executor %q allows the namespaces %s; all namespaces (-A) is not allowed", p.Executor, strings.Join(p.Namespaces, ", "))
+		}
+		for _, ns := range a.Namespaces {
+			if !slices.Contains(p.Namespaces, ns) {
+				return "", deny("executor %q allows the namespaces %s; %q is not one of them", p.Executor, strings.Join(p.Namespaces, ", "), ns)
 			}
 		}
 	}
-	anyNS := len(p.Namespaces) == 0 || slices.Contains(p.Namespaces, "*")
-	switch {
-	case a.AllNamespaces && !anyNS:
-		return "", deny("executor %q allows the namespaces %s; all namespaces (-A) is not allowed", p.Executor, strings.Join(p.Namespaces, ", "))
-	case a.Namespace != "" && !anyNS && !slices.Contains(p.Namespaces, a.Namespace):
-		return "", deny("executor %q allows the namespaces %s; %q is not one of them", p.Executor, strings.Join(p.Namespaces, ", "), a.Namespace)
-	}
 	ns := p.DefaultNamespace
-	if ns == "" && !anyNS && len(p.Namespaces) > 0 {
+	if ns == "" && !p.anyNamespace() {
 		ns = p.Namespaces[0]
 	}
 	return ns, nil
+}
+
+// AllowsVerb reports whether the policy allows verb.
+func (p Policy) AllowsVerb(verb string) bool { return verbAllowed(p.AllowedVerbs(), verb) }
+
+// AllowsResource reports whether the policy allows r (its namespaces aside).
+func (p Policy) AllowsResource(r Resource) bool { return p.checkResource(r) == nil }
+
+func (p Policy) anyNamespace() bool {
+	return len(p.Namespaces) == 0 || slices.Contains(p.Namespaces, "*")
+}
+
+// checkResource allows r if policy.resources lists it, or lists "*" (or
+// nothing). Under a policy that restricts namespaces, a cluster-scoped
+// resource (nodes, namespaces, clusterroles) is in none of them: it is
+// allowed only where policy.resources names it.
+func (p Policy) checkResource(r Resource) error {
+	name := r.String()
+	listed := slices.Contains(p.Resources, name)
+	if !r.Namespaced && !p.anyNamespace() && !listed {
+		return deny("%s is cluster-scoped, and executor %q allows only the namespaces %s; list %q in policy.resources to allow it",
+			name, p.Executor, strings.Join(p.Namespaces, ", "), name)
+	}
+	if listed || len(p.Resources) == 0 || slices.Contains(p.Resources, "*") {
+		return nil
+	}
+	hint := ""
+	if r.Group != "" && slices.Contains(p.Resources, r.Resource) {
+		// "deployments" alone is the core group, which has no deployments.
+		hint = fmt.Sprintf(" (the policy's %q names the core group; write %q)", r.Resource, name)
+	}
+	return deny("executor %q allows the resources %s; %q is not one of them%s", p.Executor, strings.Join(p.Resources, ", "), name, hint)
 }
 
 // AllowedVerbs are the verbs the policy lists, else its defaults.
@@ -108,30 +151,4 @@ func (p Policy) AllowedVerbs() []string {
 // "rollout undo".
 func verbAllowed(allowed []string, verb string) bool {
 	return slices.Contains(allowed, "*") || slices.Contains(allowed, verb)
-}
-
-// shortNames maps kubectl's short and singular names to the plural resource.
-var shortNames = map[string]string{
-	"po": "pods", "pod": "pods", "deploy": "deployments", "deployment": "deployments", "svc": "services", "service": "services",
-	"cm": "configmaps", "configmap": "configmaps", "secret": "secrets", "ns": "namespaces", "namespace": "namespaces",
-	"no": "nodes", "node": "nodes", "rs": "replicasets", "replicaset": "replicasets", "ds": "daemonsets", "daemonset": "daemonsets",
-	"sts": "statefulsets", "statefulset": "statefulsets", "ing": "ingresses", "ingress": "ingresses", "sa": "serviceaccounts",
-	"serviceaccount": "serviceaccounts", "pvc": "persistentvolumeclaims", "persistentvolumeclaim": "persistentvolumeclaims",
-	"pv": "persistentvolumes", "persistentvolume": "persistentvolumes", "ev": "events", "event": "events", "cj": "cronjobs",
-	"cronjob": "cronjobs", "job": "jobs", "hpa": "horizontalpodautoscalers", "ep": "endpoints", "netpol": "networkpolicies",
-	"pdb": "poddisruptionbudgets", "crd": "customresourcedefinitions", "crds": "customresourcedefinitions",
-	"role": "roles", "rolebinding": "rolebindings", "clusterrole": "clusterroles", "clusterrolebinding": "clusterrolebindings",
-	"sc": "storageclasses", "limits": "limitranges", "quota": "resourcequotas",
-}
-
-// CanonicalResource turns "po", "pod" or "pods.v1." into "pods".
-func CanonicalResource(r string) string {
-	r = strings.ToLower(r)
-	if i := strings.IndexByte(r, '.'); i > 0 {
-		r = r[:i]
-	}
-	if full, ok := shortNames[r]; ok {
-		return full
-	}
-	return r
 }

@@ -3,9 +3,12 @@ package executor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -20,10 +23,23 @@ import (
 )
 
 // Impersonating returns a copy of base that acts as id (or as itself, when
-// id.Own is set), speaks JSON (so that
-// Secret values can be seen) and records the value of every Secret that
-// passes through it in secrets, for masking the output.
+// id.Own is set), speaks JSON (so that Secret values can be seen), records
+// the value of every Secret that passes through it in secrets, for masking
+// the output, and connects to base's API server and nowhere else.
 func Impersonating(base *rest.Config, id Identity, secrets *redact.Set) *rest.Config {
+	return impersonating(base, id, func(rt http.RoundTripper) http.RoundTripper { return redact.Transport(secrets, rt) })
+}
+
+// ImpersonatingMasked is Impersonating, except that the client never sees
+// a Secret's values: the transport replaces them with placeholders of the
+// same length before the client decodes a response (redact.MaskingTransport).
+// Use it for tools whose output a chat user shapes (kubectl templates,
+// jsonpath, raw requests), which text masking alone cannot cover.
+func ImpersonatingMasked(base *rest.Config, id Identity, secrets *redact.Set) *rest.Config {
+	return impersonating(base, id, func(rt http.RoundTripper) http.RoundTripper { return redact.MaskingTransport(secrets, rt) })
+}
+
+func impersonating(base *rest.Config, id Identity, wrap func(http.RoundTripper) http.RoundTripper) *rest.Config {
 	cfg := rest.CopyConfig(base)
 	if !id.Own {
 		cfg.Impersonate = rest.ImpersonationConfig{UserName: id.User, Groups: slices.Clone(id.Groups)}
@@ -35,9 +51,57 @@ func Impersonating(base *rest.Config, id Identity, secrets *redact.Set) *rest.Co
 		if prev != nil {
 			rt = prev(rt)
 		}
-		return redact.Transport(secrets, rt)
+		return wrap(rt)
 	}
+	cfg.Dial = apiServerOnly(base)
 	return cfg
+}
+
+// ErrConnectionRefused is returned by a command's dialer for any address
+// but its API server's.
+var ErrConnectionRefused = errors.New("kubechat connects commands to the API server only")
+
+// apiServerOnly returns a dialer that connects to base's API server (or to
+// the proxy the environment names for it) and refuses every other
+// address, so nothing a command does can reach another host or port.
+func apiServerOnly(base *rest.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	allowed := map[string]bool{}
+	if u, err := serverURL(base.Host); err == nil {
+		allowed[hostPort(u)] = true
+		if p, err := http.ProxyFromEnvironment(&http.Request{URL: u}); err == nil && p != nil {
+			allowed[hostPort(p)] = true
+		}
+	}
+	next := base.Dial
+	if next == nil {
+		next = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if !strings.HasPrefix(network, "tcp") || !allowed[strings.ToLower(addr)] {
+			return nil, fmt.Errorf("dial %s %s: %w", network, addr, ErrConnectionRefused)
+		}
+		return next(ctx, network, addr)
+	}
+}
+
+func serverURL(host string) (*url.URL, error) {
+	if !strings.Contains(host, "://") {
+		host = "https://" + host
+	}
+	return url.Parse(host)
+}
+
+// hostPort is u's host:port as a dialer is asked for it, with the
+// scheme's default port.
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	return strings.ToLower(net.JoinHostPort(u.Hostname(), port))
 }
 
 // ConfigFlags returns command-line client options (a RESTClientGetter) whose
@@ -81,11 +145,32 @@ type RunFunc func(cfg *rest.Config, secrets *redact.Set, stdout, stderr io.Write
 // Secret the tool saw. It returns when run ends or ctx is done; a run
 // abandoned on cancellation ends soon after, as its requests time out.
 func RunInProcess(ctx context.Context, name string, base *rest.Config, req Request, run RunFunc) (Result, error) {
+	return runInProcess(ctx, name, base, req, Impersonating, run)
+}
+
+// RunInProcessMasked is RunInProcess over ImpersonatingMasked: the tool
+// never sees a Secret's values.
+func RunInProcessMasked(ctx context.Context, name string, base *rest.Config, req Request, run RunFunc) (Result, error) {
+	return runInProcess(ctx, name, base, req, ImpersonatingMasked, run)
+}
+
+// WarningCount is how many distinct warnings the API server sent to a
+// client of cfg, a config that RunInProcess gave a RunFunc.
+func WarningCount(cfg *rest.Config) int {
+	if c, ok := cfg.WarningHandler.(interface{ WarningCount() int }); ok {
+		return c.WarningCount()
+	}
+	return 0
+}
+
+func runInProcess(ctx context.Context, name string, base *rest.Config, req Request,
+	impersonate func(*rest.Config, Identity, *redact.Set) *rest.Config, run RunFunc,
+) (Result, error) {
 	if err := CheckIdentity(name, base, req.Identity); err != nil {
 		return Result{}, err
 	}
 	secrets := redact.NewSet()
-	cfg := Impersonating(base, req.Identity, secrets)
+	cfg := impersonate(base, req.Identity, secrets)
 	if dl, ok := ctx.Deadline(); ok {
 		cfg.Timeout = time.Until(dl)
 	}
@@ -94,6 +179,9 @@ func RunInProcess(ctx context.Context, name string, base *rest.Config, req Reque
 		limit = config.DefaultMaxOutputBytes
 	}
 	stdout, stderr := &cappedBuffer{max: limit}, &cappedBuffer{max: limit}
+	// Warnings from the API server go to this command's own errors, not
+	// to a process-wide handler that concurrent commands would share.
+	cfg.WarningHandler = rest.NewWarningWriter(stderr, rest.WarningWriterOptions{Deduplicate: true})
 	done := make(chan int, 1)
 	go func() {
 		defer func() {

@@ -42,12 +42,17 @@ type Executor struct {
 	opts   Options
 }
 
-// analyzing is an Executor whose inner executor is an Analyzer.
-type analyzing struct{ *Executor }
-
 // Analyze is the wrapped executor's.
-func (a analyzing) Analyze(args []string) (executor.Action, error) {
-	return a.inner.(executor.Analyzer).Analyze(args)
+func (e *Executor) Analyze(ctx context.Context, args []string) (executor.Analysis, error) {
+	return e.inner.Analyze(ctx, args)
+}
+
+// OpaqueResources is the wrapped executor's, if it has one.
+func (e *Executor) OpaqueResources() string {
+	if o, ok := e.inner.(executor.OpaqueResources); ok {
+		return o.OpaqueResources()
+	}
+	return ""
 }
 
 // Wrap returns an executor that runs inner's commands in pods. It keeps
@@ -57,11 +62,7 @@ func Wrap(inner executor.Executor, runner *Runner, opts Options) (executor.Execu
 	if opts.Pod.Image == "" {
 		return nil, fmt.Errorf("executor %q: pod.image: no image to run commands in (set it, or run the agent with $KUBECHAT_IMAGE, as the Helm chart does)", inner.Name())
 	}
-	e := &Executor{inner: inner, runner: runner, opts: opts}
-	if _, ok := inner.(executor.Analyzer); ok {
-		return analyzing{e}, nil
-	}
-	return e, nil
+	return &Executor{inner: inner, runner: runner, opts: opts}, nil
 }
 
 // Name is the wrapped executor's name.

@@ -87,12 +87,11 @@ func nsFlag(ns string) string {
 
 // choices lists the options for field that policy allows.
 func (r *Router) choices(ctx context.Context, be boundExecutor, id executor.Identity, field string, chosen map[string]string) ([]string, error) {
-	allowed := func(a executor.Action) bool { _, err := be.policy.Check(a); return err == nil }
 	var out []string
 	switch field {
 	case "verb":
 		for _, v := range builderVerbs {
-			if allowed(executor.Action{Verb: v}) {
+			if be.policy.AllowsVerb(v) {
 				out = append(out, v)
 			}
 		}
@@ -113,7 +112,13 @@ func (r *Router) choices(ctx context.Context, be boundExecutor, id executor.Iden
 	for _, v := range values {
 		switch field {
 		case "resource":
-			if allowed(executor.Action{Verb: chosen["verb"], Resource: v}) {
+			// The same analysis and policy as the finished command.
+			a, err := be.exec.Analyze(ctx, []string{chosen["verb"], v})
+			if err != nil {
+				continue
+			}
+			a.Namespaces = nil // chosen in the next step
+			if _, err := be.policy.Check(a); err == nil {
 				out = append(out, v)
 			}
 		default:
@@ -145,8 +150,8 @@ func (r *Router) continueBuild(ctx context.Context, a audit, act action.Action) 
 	}
 	chosen[act.Params["field"]] = v
 	if act.Params["field"] == "verb" {
-		if _, err := be.policy.Check(executor.Action{Verb: v}); err != nil || !slices.Contains(builderVerbs, v) {
-			r.record(ctx, a, resultPolicyDenied, err)
+		if !be.policy.AllowsVerb(v) || !slices.Contains(builderVerbs, v) {
+			r.record(ctx, a, resultPolicyDenied, fmt.Errorf("verb %q not allowed", v))
 			return errorMessage("Denied by kubechat policy", fmt.Sprintf("the builder offers only %s as allowed here; %q is not", strings.Join(builderVerbs, ", "), v))
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/internal/testenv"
 	"github.com/kubechat/kubechat/plugins/kubectl"
 )
 
@@ -50,10 +51,6 @@ type podStub struct {
 	calls atomic.Int32
 }
 
-func (p *podStub) Analyze(args []string) (executor.Action, error) {
-	return p.Executor.(executor.Analyzer).Analyze(args)
-}
-
 func (p *podStub) Execute(context.Context, executor.Request) (executor.Result, error) {
 	p.calls.Add(1)
 	return executor.Result{Output: "from a pod\n"}, nil
@@ -62,10 +59,11 @@ func (p *podStub) Execute(context.Context, executor.Request) (executor.Result, e
 // TestIsolationPerChannel: a channel's isolation overrides its executor's;
 // policy refuses a command before either variant runs.
 func TestIsolationPerChannel(t *testing.T) {
+	testenv.Skip(t, env) // kubectl resolves resource names through discovery
 	cfg, err := config.Parse(config.Known{PlatformTypes: []string{"log"}, ExecutorTypes: []string{"kubectl"}},
 		config.File{Name: "router.yaml", Data: []byte(isolationConfig)})
 	require.NoError(t, err)
-	k, err := kubectl.New("kubectl", config.Raw{}, executor.Deps{})
+	k, err := kubectl.New("kubectl", config.Raw{}, executor.Deps{RESTConfig: env.Config})
 	require.NoError(t, err)
 	inProcess := &counting{Executor: k}
 	pod := &podStub{Executor: k}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,7 +152,11 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 			if !ok {
 				return nil, fmt.Errorf("router: channel %q: executor %q is not built", ch.Name, name)
 			}
-			c.executors = append(c.executors, boundExecutor{exec: e, typ: execCfg[name].Type, policy: executor.PolicyFor(execCfg[name], e)})
+			policy := executor.PolicyFor(execCfg[name], e)
+			if o, ok := e.(executor.OpaqueResources); ok && o.OpaqueResources() != "" && len(policy.Resources) > 0 && !slices.Contains(policy.Resources, "*") {
+				return nil, fmt.Errorf("router: channel %q: executor %q: policy.resources cannot restrict it: %s", ch.Name, name, o.OpaqueResources())
+			}
+			c.executors = append(c.executors, boundExecutor{exec: e, typ: execCfg[name].Type, policy: policy})
 		}
 		r.channels[channelKey(ch.Platform, ch.ID)] = c
 	}

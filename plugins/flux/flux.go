@@ -179,8 +179,6 @@ const (
 	verbGetSources  = "get sources git"
 	verbComment     = "comment"
 	verbApprove     = "approve"
-	resourceKs      = "kustomizations"
-	resourceSources = "gitrepositories"
 )
 
 // ReadOnlyVerbs are diff and get: they change nothing.
@@ -292,16 +290,20 @@ type discard struct{}
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // Analyze says what args would do, for policy. It runs nothing.
-func (e *Executor) Analyze(args []string) (executor.Action, error) {
+func (e *Executor) Analyze(_ context.Context, args []string) (executor.Analysis, error) {
 	c, err := parse(args)
 	if err != nil {
-		return executor.Action{}, err
+		return executor.Analysis{}, err
 	}
-	res := resourceKs
+	res := executor.Resource{Group: "kustomize.toolkit.fluxcd.io", Resource: "kustomizations", Namespaced: true}
 	if c.verb == verbGetSources {
-		res = resourceSources
+		res = executor.Resource{Group: "source.toolkit.fluxcd.io", Resource: "gitrepositories", Namespaced: true}
 	}
-	return executor.Action{Verb: c.verb, Resource: res, Namespace: c.namespace, AllNamespaces: c.allNamespaces}, nil
+	a := executor.Analysis{Verb: c.verb, Resources: []executor.Resource{res}, AllNamespaces: c.allNamespaces}
+	if c.namespace != "" {
+		a.Namespaces = []string{c.namespace}
+	}
+	return a, nil
 }
 
 // Execute runs one flux command as req.Identity. Everything it reads from

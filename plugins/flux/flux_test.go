@@ -358,12 +358,13 @@ func TestParseErrorsNameTheBadWord(t *testing.T) {
 		"diff ks apps -A --github-ref 1":              "-A is for get",
 		"diff ks apps --github-ref 1 --kubeconfig /x": "unknown flag: --kubeconfig",
 	} {
-		_, err := e.Analyze(strings.Fields(args))
+		_, err := e.Analyze(t.Context(), strings.Fields(args))
 		require.ErrorContains(t, err, want, args)
 	}
-	a, err := e.Analyze([]string{"approve", "ks", "apps", "-n", "x", "--github-ref", "1", "--sha", strings.Repeat("a", 40)})
+	a, err := e.Analyze(t.Context(), []string{"approve", "ks", "apps", "-n", "x", "--github-ref", "1", "--sha", strings.Repeat("a", 40)})
 	require.NoError(t, err)
-	require.Equal(t, executor.Action{Verb: "approve", Resource: "kustomizations", Namespace: "x"}, a)
+	require.Equal(t, executor.Analysis{Verb: "approve", Namespaces: []string{"x"},
+		Resources: []executor.Resource{{Group: "kustomize.toolkit.fluxcd.io", Resource: "kustomizations", Namespaced: true}}}, a)
 	require.ElementsMatch(t, []string{"diff", "get kustomizations", "get sources git"}, e.ReadOnlyVerbs())
 }
 

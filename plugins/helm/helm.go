@@ -96,18 +96,26 @@ func (e *Executor) ReadOnlyVerbs() []string { return readVerbs }
 
 // Analyze parses args with the command's flag definitions and says what it
 // would do, for policy. It runs nothing.
-func (e *Executor) Analyze(args []string) (executor.Action, error) {
+func (e *Executor) Analyze(_ context.Context, args []string) (executor.Analysis, error) {
 	cmd, err := parse(args, nil)
 	if err != nil {
-		return executor.Action{}, err
+		return executor.Analysis{}, err
 	}
-	a := executor.Action{Verb: cmd.verb, Namespace: cmd.namespace, AllNamespaces: cmd.allNamespaces, Resource: "releases"}
+	a := executor.Analysis{Verb: cmd.verb, AllNamespaces: cmd.allNamespaces}
+	if cmd.namespace != "" {
+		a.Namespaces = []string{cmd.namespace}
+	}
 	for _, w := range writeVerbs {
 		if cmd.verb == w {
 			a.Confirm = true
 		}
 	}
 	return a, nil
+}
+
+// OpaqueResources says why policy.resources cannot restrict helm.
+func (e *Executor) OpaqueResources() string {
+	return "a release's chart decides which objects helm reads and changes; restrict helm with verbs and namespaces"
 }
 
 // Execute runs one helm command as req.Identity. It returns when the

@@ -202,7 +202,7 @@ func TestRBACIsEnforcedByImpersonation(t *testing.T) {
 func TestUpgradeRefusesAChart(t *testing.T) {
 	e, err := New("helm", config.Raw{}, executor.Deps{})
 	require.NoError(t, err)
-	_, err = e.(*Executor).Analyze([]string{"upgrade", "web", "bitnami/nginx", "--reuse-values"})
+	_, err = e.(*Executor).Analyze(t.Context(), []string{"upgrade", "web", "bitnami/nginx", "--reuse-values"})
 	require.ErrorContains(t, err, `chart "bitnami/nginx": kubechat upgrades a release with the chart it has installed`)
 }
 
@@ -210,21 +210,21 @@ func TestAnalyze(t *testing.T) {
 	e, err := New("helm", config.Raw{}, executor.Deps{})
 	require.NoError(t, err)
 	h := e.(*Executor)
-	for args, want := range map[string]executor.Action{
-		"list":                                 {Verb: "list", Resource: "releases"},
-		"ls -A":                                {Verb: "list", Resource: "releases", AllNamespaces: true},
-		"list -n prod --failed":                {Verb: "list", Resource: "releases", Namespace: "prod"},
-		"status web -o json":                   {Verb: "status", Resource: "releases"},
-		"hist web --max 3":                     {Verb: "history", Resource: "releases"},
-		"get values web -a":                    {Verb: "get values", Resource: "releases"},
-		"get all web --revision 2":             {Verb: "get all", Resource: "releases"},
-		"rollback web 3 -n prod":               {Verb: "rollback", Resource: "releases", Namespace: "prod", Confirm: true},
-		"uninstall web --keep-history":         {Verb: "uninstall", Resource: "releases", Confirm: true},
-		"del web":                              {Verb: "uninstall", Resource: "releases", Confirm: true},
-		"upgrade web --reuse-values --set a=b": {Verb: "upgrade", Resource: "releases", Confirm: true},
-		"test web --logs":                      {Verb: "test", Resource: "releases", Confirm: true},
+	for args, want := range map[string]executor.Analysis{
+		"list":                                 {Verb: "list"},
+		"ls -A":                                {Verb: "list", AllNamespaces: true},
+		"list -n prod --failed":                {Verb: "list", Namespaces: []string{"prod"}},
+		"status web -o json":                   {Verb: "status"},
+		"hist web --max 3":                     {Verb: "history"},
+		"get values web -a":                    {Verb: "get values"},
+		"get all web --revision 2":             {Verb: "get all"},
+		"rollback web 3 -n prod":               {Verb: "rollback", Namespaces: []string{"prod"}, Confirm: true},
+		"uninstall web --keep-history":         {Verb: "uninstall", Confirm: true},
+		"del web":                              {Verb: "uninstall", Confirm: true},
+		"upgrade web --reuse-values --set a=b": {Verb: "upgrade", Confirm: true},
+		"test web --logs":                      {Verb: "test", Confirm: true},
 	} {
-		got, err := h.Analyze(strings.Fields(args))
+		got, err := h.Analyze(t.Context(), strings.Fields(args))
 		require.NoError(t, err, args)
 		require.Equal(t, want, got, args)
 	}
@@ -244,8 +244,26 @@ func TestAnalyze(t *testing.T) {
 		"uninstall web --cascade later":        `--cascade "later"`,
 		"list --filter (":                      `--filter "("`,
 		"test web --filter size=1":             `--filter "size=1"`,
+		// Nothing reads a file or URL, downloads a chart or runs a program.
+		"upgrade web --values values.yaml":                   "unknown flag: --values",
+		"upgrade web oci://127.0.0.1:9/charts/web":           "downloads nothing; drop the chart argument",
+		"upgrade web https://127.0.0.1:9/web-1.0.0.tgz":      "downloads nothing; drop the chart argument",
+		"upgrade web --repo https://127.0.0.1:9 web":         "unknown flag: --repo",
+		"upgrade web --post-renderer /bin/sh":                "unknown flag: --post-renderer",
+		"upgrade web --set-json-file a=/etc/passwd":          "unknown flag: --set-json-file",
+		"upgrade web --ca-file /etc/ssl/ca.pem":              "unknown flag: --ca-file",
+		"template web ./chart":                               `unknown command "template"`,
+		"pull oci://127.0.0.1:9/x":                           `unknown command "pull"`,
+		"repo add x https://127.0.0.1:9":                     `unknown command "repo"`,
+		"plugin install https://127.0.0.1:9/p":               `unknown command "plugin"`,
+		"dependency update ./chart":                          `unknown command "dependency"`,
+		"list --kube-token abc":                              "the flag --kube-token is not allowed",
+		"list --kube-apiserver=https://127.0.0.1:9":          "the flag --kube-apiserver is not allowed",
+		"list --kube-as-user admin":                          "the flag --kube-as-user is not allowed",
+		"list --registry-config /root/.config/helm/reg.json": "the flag --registry-config is not allowed",
+		"list --repository-config /root/.config/helm/r.yaml": "the flag --repository-config is not allowed",
 	} {
-		_, err := h.Analyze(strings.Fields(args))
+		_, err := h.Analyze(t.Context(), strings.Fields(args))
 		require.ErrorContains(t, err, msg, args)
 	}
 }

@@ -84,12 +84,21 @@ func (e *Executor) PodNamespaces() []string {
 // Analyze finds the template and checks the arguments against its
 // parameters, so that a bad one is refused before any pod exists. The
 // verb, for policy, is the template's name.
-func (e *Executor) Analyze(args []string) (executor.Action, error) {
+func (e *Executor) Analyze(_ context.Context, args []string) (executor.Analysis, error) {
 	t, _, err := e.bind(args)
 	if err != nil {
-		return executor.Action{}, err
+		return executor.Analysis{}, err
 	}
-	return executor.Action{Verb: t.Name, Namespace: e.namespace}, nil
+	a := executor.Analysis{Verb: t.Name}
+	if e.namespace != "" {
+		a.Namespaces = []string{e.namespace}
+	}
+	return a, nil
+}
+
+// OpaqueResources says why policy.resources cannot restrict run.
+func (e *Executor) OpaqueResources() string {
+	return "a template's image decides what it reads and changes; restrict run with verbs (template names)"
 }
 
 // bind resolves args ("<template> [name=value ...]") to a template and

@@ -43,9 +43,9 @@ func newRun(t *testing.T, text string) (*Executor, error) {
 func TestBind(t *testing.T) {
 	e, err := newRun(t, settings)
 	require.NoError(t, err)
-	a, err := e.Analyze([]string{"probe", "target=db.internal"})
+	a, err := e.Analyze(t.Context(), []string{"probe", "target=db.internal"})
 	require.NoError(t, err)
-	require.Equal(t, executor.Action{Verb: "probe", Namespace: "ops"}, a)
+	require.Equal(t, executor.Analysis{Verb: "probe", Namespaces: []string{"ops"}}, a)
 	tpl, values, err := e.bind([]string{"probe", "target=db.internal", "port=5432"})
 	require.NoError(t, err)
 	require.Equal(t, []string{"/probe", "--target=db.internal", "--port", "5432"}, tpl.Argv(values))
@@ -70,7 +70,7 @@ func TestBind(t *testing.T) {
 		"twice":          {[]string{"probe", "target=a", "target=b"}, `parameter "target" is given twice`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := e.Analyze(tc.args)
+			_, err := e.Analyze(t.Context(), tc.args)
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
