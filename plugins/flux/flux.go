@@ -174,11 +174,11 @@ func (e *Executor) Name() string { return e.name }
 // Verbs. Reading verbs are allowed by a policy that lists none; comment and
 // approve act on GitHub, so a policy must list them.
 const (
-	verbDiff        = "diff"
-	verbGetKs       = "get kustomizations"
-	verbGetSources  = "get sources git"
-	verbComment     = "comment"
-	verbApprove     = "approve"
+	verbDiff       = "diff"
+	verbGetKs      = "get kustomizations"
+	verbGetSources = "get sources git"
+	verbComment    = "comment"
+	verbApprove    = "approve"
 )
 
 // ReadOnlyVerbs are diff and get: they change nothing.
