@@ -13,9 +13,9 @@ import (
 func TestRedact(t *testing.T) {
 	s := NewSet()
 	s.AddBase64(base64.StdEncoding.EncodeToString([]byte("hunter22")))
-	s.Add("x") // too short to replace as text, but its base64 is replaced
-	require.Equal(t, "password: ***\nraw: ***\nx stays\nb64 of x: ***",
-		s.Redact("password: aHVudGVyMjI=\nraw: hunter22\nx stays\nb64 of x: eA=="))
+	s.Add("x") // short: replaced only where it stands alone
+	require.Equal(t, "password: ***\nraw: ***\nxylophone stays\nalone: ***\nb64 of x: ***\nquoted: \"***\"",
+		s.Redact("password: aHVudGVyMjI=\nraw: hunter22\nxylophone stays\nalone: x\nb64 of x: eA==\nquoted: \"x\""))
 }
 
 func TestTransportCollectsSecrets(t *testing.T) {
