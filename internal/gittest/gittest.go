@@ -27,6 +27,7 @@ type Server struct {
 	Root  string
 	git   string
 	token atomic.Pointer[string]
+	hits  atomic.Int64
 }
 
 // NewServer starts a smart HTTP git server on loopback; it stops with t.
@@ -49,6 +50,7 @@ func NewServer(t testing.TB) *Server {
 		},
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.hits.Add(1)
 		if tok := s.token.Load(); tok != nil {
 			// As GitHub over HTTPS: any user name, the token as the password.
 			if _, pass, ok := r.BasicAuth(); !ok || pass != *tok {
@@ -62,6 +64,9 @@ func NewServer(t testing.TB) *Server {
 	t.Cleanup(s.Close)
 	return s
 }
+
+// Requests counts the requests the server has received.
+func (s *Server) Requests() int64 { return s.hits.Load() }
 
 // RequireToken makes the server refuse requests without token as the
 // basic-auth password, as a private repository on GitHub does. Pushes

@@ -249,7 +249,16 @@ func (e *Env) startAPIServer(ctx context.Context, opts Options) error {
 	}
 	port := ports[0]
 	certs := filepath.Join(e.Dir, "certs")
+	// Every request is audited at the Metadata level (who, verb, resource,
+	// namespace; no bodies), so tests can prove what reached the server.
+	if err := os.WriteFile(filepath.Join(e.Dir, "audit-policy.yaml"), []byte(auditPolicy), 0o600); err != nil {
+		return err
+	}
 	if err := e.start(filepath.Join(opts.BinDir, "kube-apiserver"), "kube-apiserver",
+		"--audit-policy-file", filepath.Join(e.Dir, "audit-policy.yaml"),
+		"--audit-log-path", e.AuditLog(),
+		"--audit-log-format", "json",
+		"--audit-log-mode", "blocking",
 		"--etcd-servers", e.etcdURL,
 		"--cert-dir", certs,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",

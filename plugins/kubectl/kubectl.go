@@ -7,21 +7,21 @@ package kubectl
 
 import (
 	"context"
-	"errors"
+
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/rest"
 	kubectlcmd "k8s.io/kubectl/pkg/cmd"
+	"k8s.io/kubectl/pkg/cmd/auth"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/kubechat/kubechat/internal/config"
@@ -41,6 +41,7 @@ type Executor struct {
 	name     string
 	base     *rest.Config
 	cacheDir string
+	resolver resolver
 }
 
 // New builds the kubectl executor. It does not contact the cluster.
@@ -58,85 +59,14 @@ func New(name string, raw config.Raw, d executor.Deps) (executor.Executor, error
 // Name is the configured executor name.
 func (e *Executor) Name() string { return e.name }
 
-// Subcommands that cannot work through a chat message (they need a
-// terminal, an editor, a local file or a long-lived connection), or that
-// would reach outside the cluster connection kubechat gives them.
-var refused = map[string]string{
-	"attach":       "it needs an interactive terminal",
-	"exec":         "it needs an interactive terminal",
-	"debug":        "it needs an interactive terminal",
-	"edit":         "it needs an editor; use patch or apply",
-	"port-forward": "it needs a long-lived local connection",
-	"proxy":        "it needs a long-lived local server",
-	"cp":           "it reads and writes local files",
-	"config":       "it changes the agent's kubeconfig",
-	"plugin":       "plugins are binaries, and kubechat runs none",
-	"completion":   "shell completion has no use in chat",
-	"kuberc":       "it changes the agent's kubectl preferences",
-	"alpha":        "alpha commands are not supported",
-}
-
-// Connection and identity flags would let a caller change who kubectl acts
-// as, or where it connects: the executor owns those.
-var connectionFlags = []string{
-	"as", "as-group", "as-uid", "as-user-extra", "kubeconfig", "server", "s", "token", "user", "username", "password",
-	"context", "cluster", "certificate-authority", "client-certificate", "client-key", "insecure-skip-tls-verify",
-	"tls-server-name", "cache-dir", "proxy-url", "kuberc", "profile", "profile-output",
-}
-
-// Analyze parses args with kubectl's own flag definitions and says what the
-// command would do, for policy. It runs nothing.
-func (e *Executor) Analyze(args []string) (executor.Action, error) {
-	root, flags := newCommand(genericiooptions.NewTestIOStreamsDiscard(), nil, e.cacheDir)
-	sub, rest, err := root.Find(args)
-	if err != nil || sub == root {
-		if len(args) == 0 {
-			return executor.Action{}, errors.New("kubectl needs a subcommand, for example: kubectl get pods")
-		}
-		return executor.Action{}, fmt.Errorf("unknown kubectl command %q", firstWord(args))
-	}
-	if why, ok := refused[topLevel(sub)]; ok {
-		return executor.Action{}, fmt.Errorf("kubectl %s is not available in chat: %s", topLevel(sub), why)
-	}
-	sub.InitDefaultHelpFlag()
-	if err := sub.ParseFlags(rest); err != nil {
-		return executor.Action{}, fmt.Errorf("kubectl %s: %w", sub.Name(), err)
-	}
-	var bad []string
-	sub.Flags().Visit(func(f *pflag.Flag) {
-		if slices.Contains(connectionFlags, f.Name) {
-			bad = append(bad, "--"+f.Name)
-		}
-	})
-	if len(bad) > 0 {
-		return executor.Action{}, fmt.Errorf("the flag %s is not allowed: kubechat decides how kubectl connects and who it acts as", strings.Join(bad, ", "))
-	}
-	a := executor.Action{Verb: verbOf(sub)}
-	pos := sub.Flags().Args()
-	if len(pos) > 0 && takesResource(a.Verb) {
-		a.Resource = resourceOf(pos[0])
-	}
-	if flags.Namespace != nil {
-		a.Namespace = *flags.Namespace
-	}
-	if f := sub.Flags().Lookup("all-namespaces"); f != nil && f.Value.String() == "true" {
-		a.AllNamespaces = true
-	}
-	for _, name := range []string{"watch", "watch-only", "follow"} {
-		if f := sub.Flags().Lookup(name); f != nil && f.Value.String() == "true" {
-			a.Streaming = true
-		}
-	}
-	return a, nil
-}
-
 // Execute runs one kubectl command as req.Identity. It returns when the
 // command ends or ctx is done; requests carry the context's remaining time
 // as their timeout, so a call abandoned on cancellation ends soon after.
+// The client never sees a Secret's values (executor.RunInProcessMasked),
+// so no template, jsonpath or raw request can print or transform them.
 func (e *Executor) Execute(ctx context.Context, req executor.Request) (executor.Result, error) {
-	args := withNamespace(req.Args, req.Namespace)
-	return executor.RunInProcess(ctx, "kubectl", e.base, req, func(cfg *rest.Config, _ *redact.Set, stdout, stderr io.Writer) int {
-		return e.run(ctx, cfg, args, stdout, stderr)
+	return executor.RunInProcessMasked(ctx, "kubectl", e.base, req, func(cfg *rest.Config, _ *redact.Set, stdout, stderr io.Writer) int {
+		return e.run(ctx, cfg, req, stdout, stderr)
 	})
 }
 
@@ -150,7 +80,7 @@ type fatalExit struct {
 
 var installFatal sync.Once
 
-func (e *Executor) run(ctx context.Context, cfg *rest.Config, args []string, stdout, stderr io.Writer) (code int) {
+func (e *Executor) run(ctx context.Context, cfg *rest.Config, req executor.Request, stdout, stderr io.Writer) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
 			f, ok := r.(fatalExit)
@@ -168,13 +98,48 @@ func (e *Executor) run(ctx context.Context, cfg *rest.Config, args []string, std
 			code = f.code
 		}
 	}()
-	root, _ := newCommand(genericiooptions.IOStreams{In: strings.NewReader(""), Out: stdout, ErrOut: stderr}, cfg, e.cacheDir)
-	root.SetArgs(args)
+	// The same parse and allow-list as Analyze, on a tree of its own (a
+	// flag set parses once): Execute runs nothing the analysis would
+	// refuse, whoever calls it.
+	check, _ := newCommand(genericiooptions.NewTestIOStreamsDiscard(), nil, e.cacheDir, "")
+	p, err := parseArgs(check, req.Args)
+	if err == nil {
+		_, err = e.analyze(p)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
+	root, _ := newCommand(genericiooptions.IOStreams{In: strings.NewReader(""), Out: stdout, ErrOut: stderr}, cfg, e.cacheDir, req.Namespace)
+	if p.verb == "rollout status" {
+		if sub, _, err := root.Find(req.Args); err == nil {
+			boundWait(ctx, sub)
+		}
+	}
+	unregister := informational.register(cfg, stderr)
+	defer unregister()
+	root.SetArgs(req.Args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// boundWait gives rollout status, which watches until the rollout ends,
+// a --timeout just short of the command's deadline (unless one is given),
+// so that it reports where the rollout stands instead of being cut off.
+func boundWait(ctx context.Context, sub *cobra.Command) {
+	dl, ok := ctx.Deadline()
+	f := sub.Flags().Lookup("timeout")
+	if !ok || f == nil {
+		return
+	}
+	wait := time.Until(dl) - 2*time.Second
+	if wait < time.Second {
+		wait = time.Second
+	}
+	_ = f.Value.Set(wait.Round(time.Second).String())
 }
 
 // kubectlGlobals guards the package variables of kubectl's command tree
@@ -185,14 +150,19 @@ func (e *Executor) run(ctx context.Context, cfg *rest.Config, args []string, std
 var kubectlGlobals sync.Mutex
 
 // newCommand builds a fresh kubectl command tree whose every client uses
-// cfg, whatever kubeconfig, server or identity flags say.
-func newCommand(streams genericiooptions.IOStreams, cfg *rest.Config, cacheDir string) (*cobra.Command, *genericclioptions.ConfigFlags) {
+// cfg, whatever kubeconfig, server or identity flags say, with namespace as
+// the default namespace (kubectl's -n overrides it).
+func newCommand(streams genericiooptions.IOStreams, cfg *rest.Config, cacheDir, namespace string) (*cobra.Command, *genericclioptions.ConfigFlags) {
 	// Building a tree reads kubectl's fatal-error handler (CheckErr), so
-	// ours is installed first, once, for every command.
+	// ours is installed first, once, for every command; kubectl's
+	// preferences file (kuberc) is never read.
 	installFatal.Do(func() {
 		cmdutil.BehaviorOnFatal(func(msg string, code int) { panic(fatalExit{msg: msg, code: code}) })
+		_ = os.Setenv(string(cmdutil.KubeRC), "false")
+		informational.install()
 	})
 	flags := executor.ConfigFlags(cfg, cacheDir)
+	flags.Namespace = &namespace
 	kubectlGlobals.Lock()
 	root := kubectlcmd.NewKubectlCommand(kubectlcmd.KubectlOptions{
 		ConfigFlags: flags,
@@ -200,15 +170,23 @@ func newCommand(streams genericiooptions.IOStreams, cfg *rest.Config, cacheDir s
 		Arguments:   []string{"kubectl"},
 	})
 	kubectlGlobals.Unlock()
-	for _, hook := range []*func(*cobra.Command, []string) error{&root.PersistentPreRunE, &root.PersistentPostRunE} {
-		if f := *hook; f != nil {
-			*hook = func(c *cobra.Command, args []string) error {
-				kubectlGlobals.Lock()
-				defer kubectlGlobals.Unlock()
-				return f(c, args)
+	// kubectl's own hooks set a process-wide warning handler and write
+	// profiles; each command's warnings go to its own errors instead
+	// (executor.RunInProcess), and profiles are refused.
+	root.PersistentPreRunE = nil
+	root.PersistentPostRunE = func(c *cobra.Command, _ []string) error {
+		if f := c.Root().PersistentFlags().Lookup("warnings-as-errors"); f != nil && f.Value.String() == "true" && cfg != nil {
+			switch n := executor.WarningCount(cfg); n {
+			case 0:
+			case 1:
+				return fmt.Errorf("%d warning received", n)
+			default:
+				return fmt.Errorf("%d warnings received", n)
 			}
 		}
+		return nil
 	}
+	answerCanI(root, flags, streams)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	root.SilenceUsage = true
@@ -216,21 +194,35 @@ func newCommand(streams genericiooptions.IOStreams, cfg *rest.Config, cacheDir s
 	return root, flags
 }
 
-// withNamespace adds "-n ns" unless args already choose a namespace.
-func withNamespace(args []string, ns string) []string {
-	if ns == "" {
-		return args
+// answerCanI replaces how kubectl auth can-i ends: kubectl calls os.Exit(1)
+// when the answer is no, which would stop the agent. The same options and
+// checks run, and a "no" ends the command with exit code 1 instead.
+func answerCanI(root *cobra.Command, flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) {
+	canI, _, err := root.Find([]string{"auth", "can-i"})
+	if err != nil || canI.Name() != "can-i" {
+		return
 	}
-	for _, a := range args {
-		if a == "--" {
-			break
+	f := cmdutil.NewFactory(cmdutil.NewMatchVersionFlags(flags))
+	canI.Run = func(c *cobra.Command, args []string) {
+		o := &auth.CanIOptions{IOStreams: streams}
+		fs := c.Flags()
+		o.AllNamespaces, _ = fs.GetBool("all-namespaces")
+		o.Quiet, _ = fs.GetBool("quiet")
+		o.Subresource, _ = fs.GetString("subresource")
+		o.List, _ = fs.GetBool("list")
+		o.NoHeaders, _ = fs.GetBool("no-headers")
+		cmdutil.CheckErr(o.Complete(f, args))
+		cmdutil.CheckErr(o.Validate())
+		if o.List {
+			cmdutil.CheckErr(o.RunAccessList())
+			return
 		}
-		if a == "-n" || a == "--namespace" || strings.HasPrefix(a, "--namespace=") || (strings.HasPrefix(a, "-n") && len(a) > 2) ||
-			a == "-A" || a == "--all-namespaces" || strings.HasPrefix(a, "--all-namespaces=") {
-			return args
+		allowed, err := o.RunAccessCheck()
+		cmdutil.CheckErr(err)
+		if !allowed {
+			panic(fatalExit{code: 1})
 		}
 	}
-	return append(slices.Clone(args), "-n", ns)
 }
 
 func firstWord(args []string) string {
@@ -242,14 +234,6 @@ func firstWord(args []string) string {
 	return args[0]
 }
 
-// topLevel is the first subcommand under kubectl ("rollout" for "rollout undo").
-func topLevel(c *cobra.Command) string {
-	for c.HasParent() && c.Parent().HasParent() {
-		c = c.Parent()
-	}
-	return c.Name()
-}
-
 // verbOf names the command as policy sees it: "get", "rollout restart", "auth can-i".
 func verbOf(c *cobra.Command) string {
 	var parts []string
@@ -257,18 +241,4 @@ func verbOf(c *cobra.Command) string {
 		parts = append([]string{c.Name()}, parts...)
 	}
 	return strings.Join(parts, " ")
-}
-
-func takesResource(verb string) bool {
-	switch strings.Fields(verb)[0] {
-	case "get", "describe", "delete", "edit", "patch", "label", "annotate", "scale", "explain", "rollout", "set", "autoscale", "expose", "wait":
-		return true
-	}
-	return false
-}
-
-// resourceOf turns "pods/web" or "deploy,svc" into "pods/web"'s type part.
-func resourceOf(arg string) string {
-	r, _, _ := strings.Cut(arg, "/")
-	return strings.ToLower(r)
 }
