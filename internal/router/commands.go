@@ -2,10 +2,12 @@ package router
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -109,10 +111,12 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 		}
 		return m
 	}
+	var act action.Action
 	if in.ActionID != "" {
-		// A click is re-authorised like typed text: parse, policy and
-		// identity all run again, for the user who clicked.
-		act, err := r.opts.Actions.Take(in.ActionID, in.Platform, in.Channel.ID)
+		// A click is re-authorised like typed text: policy and identity
+		// run again, for the user who clicked.
+		var err error
+		act, err = r.opts.Actions.Take(in.ActionID, in.Platform, in.Channel.ID)
 		if errors.Is(err, action.ErrForeign) {
 			return chat.Message{} // another cluster's agent issued it, and answers it
 		}
@@ -134,9 +138,15 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 		case actionConfirm:
 			confirmed = true
 		}
-		in.Text = act.Params["command"]
 	}
-	cmd, err := command.Parse(in.Text, r.aliases)
+	var cmd command.Command
+	var err error
+	if in.ActionID != "" {
+		// A button runs exactly the argv it was given, never a re-parse.
+		cmd, err = decodeCommand(act.Params["command"])
+	} else {
+		cmd, err = command.Parse(in.Text, r.aliases)
+	}
 	if err != nil {
 		r.record(ctx, a, resultSyntax, err)
 		return reply(errorMessage("Cannot run that", err.Error()))
@@ -179,18 +189,16 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be boundExecutor, cmd command.Command, confirmed bool) chat.Message {
 	title := be.typ + " " + strings.Join(cmd.Args, " ")
 	ns := be.policy.DefaultNamespace
-	needsConfirm := false
-	if an, ok := be.exec.(executor.Analyzer); ok {
-		action, err := an.Analyze(cmd.Args)
-		if err != nil {
-			r.record(ctx, a, resultPolicyDenied, err)
-			return errorMessage("Cannot run "+title, err.Error())
-		}
-		a.verb, needsConfirm = action.Verb, action.Confirm
-		if ns, err = be.policy.Check(action); err != nil {
-			r.record(ctx, a, resultPolicyDenied, err)
-			return errorMessage("Denied by kubechat policy", strings.TrimPrefix(err.Error(), "denied by kubechat policy: "))
-		}
+	analysis, err := be.exec.Analyze(ctx, cmd.Args)
+	if err != nil {
+		r.record(ctx, a, resultPolicyDenied, err)
+		return errorMessage("Cannot run "+title, err.Error())
+	}
+	a.verb = analysis.Verb
+	needsConfirm := analysis.Confirm
+	if ns, err = be.policy.Check(analysis); err != nil {
+		r.record(ctx, a, resultPolicyDenied, err)
+		return errorMessage("Denied by kubechat policy", strings.TrimPrefix(err.Error(), "denied by kubechat policy: "))
 	}
 	id, err := r.identityFor(ch, a.in)
 	if err != nil {
@@ -218,23 +226,26 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 	case err != nil:
 		r.record(ctx, a, resultError, err)
 		return errorMessage(title+" failed", err.Error())
-	case res.Forbidden:
-		r.record(ctx, a, resultRBACDenied, nil)
-		m := errorMessage("Denied by Kubernetes RBAC", fmt.Sprintf("kubechat's policy allowed this, but Kubernetes refused it for %s:", id))
-		m.Sections = append(m.Sections, chat.Section{Code: res.Errors})
-		return m
 	}
 	out := filter(res.Output, cmd)
 	m := chat.Message{Title: title, Level: chat.LevelSuccess}
-	if res.ExitCode != 0 {
+	switch {
+	case res.Forbidden:
+		// What the command printed before or beside the refusal (the pods
+		// of "get pods,secrets") is kept, as kubectl prints it.
+		r.record(ctx, a, resultRBACDenied, nil)
+		m.Title, m.Level = "Denied by Kubernetes RBAC", chat.LevelError
+		m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("kubechat's policy allowed this, but Kubernetes refused it for %s:", id)})
+	case res.ExitCode != 0:
 		r.record(ctx, a, resultFailed, nil)
 		m.Level = chat.LevelError
-	} else {
+	default:
 		r.record(ctx, a, resultOK, nil)
 	}
 	switch {
 	case out != "":
 		m.Sections = append(m.Sections, chat.Section{Code: out})
+	case res.Forbidden:
 	case res.Errors == "" && cmd.Filter != nil:
 		m.Sections = append(m.Sections, chat.Section{Text: "No output line matches the filter."})
 	case res.Errors == "":
@@ -250,7 +261,7 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 	// One-shot: each result carries a fresh button, so a click replayed
 	// (a retried delivery, a double click, a captured payload) runs nothing.
 	buttons := r.followUps(a, cmd, res.Buttons)
-	if id, err := r.opts.Actions.Put(action.Action{Kind: actionRun, Params: map[string]string{"command": cmd.String()},
+	if id, err := r.opts.Actions.Put(action.Action{Kind: actionRun, Params: map[string]string{"command": encodeCommand(cmd)},
 		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true}); err == nil {
 		buttons = append(buttons, chat.Button{Label: "Run again", ActionID: id})
 	}
@@ -275,7 +286,7 @@ func (r *Router) followUps(a audit, cmd command.Command, bs []executor.Button) [
 		}
 		if b.URL == "" {
 			follow := command.Command{Cluster: cmd.Cluster, Name: cmd.Name, Args: b.Args}
-			id, err := r.opts.Actions.Put(action.Action{Kind: actionRun, Params: map[string]string{"command": follow.String()},
+			id, err := r.opts.Actions.Put(action.Action{Kind: actionRun, Params: map[string]string{"command": encodeCommand(follow)},
 				Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true})
 			if err != nil {
 				continue
@@ -288,8 +299,8 @@ func (r *Router) followUps(a audit, cmd command.Command, bs []executor.Button) [
 }
 
 // Button kinds. A "run" button ("Run again") and a "confirm" button carry
-// the command text in their "command" parameter; a "cancel" button names
-// the confirm button it voids.
+// the command, as argv (encodeCommand), in their "command" parameter; a
+// "cancel" button names the confirm button it voids.
 const (
 	actionRun     = "run"
 	actionConfirm = "confirm"
@@ -310,7 +321,7 @@ func (r *Router) confirmation(a audit, title string, cmd command.Command, id exe
 	m := chat.Message{Title: "Confirm: " + title, Level: chat.LevelWarning, Sections: []chat.Section{{
 		Text: fmt.Sprintf("This changes the cluster. It runs as %s%s once confirmed. The buttons work once, for %s.", id.User, where, ConfirmTTL),
 	}}}
-	confirm, err := r.opts.Actions.Put(action.Action{Kind: actionConfirm, Params: map[string]string{"command": cmd.String()},
+	confirm, err := r.opts.Actions.Put(action.Action{Kind: actionConfirm, Params: map[string]string{"command": encodeCommand(cmd)},
 		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true, TTL: ConfirmTTL})
 	if err != nil {
 		return errorMessage("Cannot ask for confirmation", err.Error())
@@ -325,6 +336,41 @@ func (r *Router) confirmation(a audit, title string, cmd command.Command, id exe
 		{Label: "Cancel", ActionID: cancel},
 	}})
 	return m
+}
+
+// storedCommand is a command as a button keeps it: argv, never text to
+// parse again, so every argument comes back as it was given.
+type storedCommand struct {
+	Cluster string   `json:"cluster,omitempty"`
+	Name    string   `json:"name"`
+	Args    []string `json:"args,omitempty"`
+	Filter  string   `json:"filter,omitempty"`
+	Invert  bool     `json:"invert,omitempty"`
+}
+
+func encodeCommand(c command.Command) string {
+	s := storedCommand{Cluster: c.Cluster, Name: c.Name, Args: c.Args, Invert: c.InvertFilter}
+	if c.Filter != nil {
+		s.Filter = c.Filter.String()
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func decodeCommand(text string) (command.Command, error) {
+	var s storedCommand
+	if err := json.Unmarshal([]byte(text), &s); err != nil || s.Name == "" {
+		return command.Command{}, fmt.Errorf("this button holds no command kubechat can read")
+	}
+	c := command.Command{Cluster: s.Cluster, Name: s.Name, Args: s.Args, InvertFilter: s.Invert}
+	if s.Filter != "" {
+		re, err := regexp.Compile(s.Filter)
+		if err != nil {
+			return command.Command{}, fmt.Errorf("this button's filter does not compile: %w", err)
+		}
+		c.Filter = re
+	}
+	return c, nil
 }
 
 // who names the user of in for a reply.

