@@ -377,6 +377,7 @@ type inboundActivity struct {
 	ID         string `json:"id"`
 	Name       string `json:"name"`
 	ServiceURL string `json:"serviceUrl"`
+	ChannelID  string `json:"channelId"`
 	ReplyToID  string `json:"replyToId"`
 	Text       string `json:"text"`
 	From       struct {
@@ -436,14 +437,14 @@ func (p *platform) serveActivity(w http.ResponseWriter, r *http.Request) {
 	var act inboundActivity
 	if err := json.Unmarshal(body, &act); err != nil {
 		// Authenticate first anyway, so an unauthenticated caller learns nothing.
-		if v.check(r.Header.Get("Authorization"), "") != nil {
+		if v.check(r.Context(), r.Header.Get("Authorization"), "", "") != nil {
 			p.unauthorized(w, r, err)
 			return
 		}
 		http.Error(w, "activity is not JSON: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if err := v.check(r.Header.Get("Authorization"), act.ServiceURL); err != nil {
+	if err := v.check(r.Context(), r.Header.Get("Authorization"), act.ServiceURL, act.ChannelID); err != nil {
 		p.unauthorized(w, r, err)
 		return
 	}

@@ -160,15 +160,20 @@ func TestUnauthenticatedRequestsAreRefused(t *testing.T) {
 		calls.Store(in.Text, true)
 		return chat.Message{Title: "pong"}
 	}))
-	activity := func(text string) []byte {
-		b, _ := json.Marshal(map[string]any{
-			"type": "message", "id": "1", "serviceUrl": srv.ServiceURL(), "channelId": "msteams", "text": "<at>kubechat</at> " + text,
+	activityOn := func(channelID, text string) []byte {
+		a := map[string]any{
+			"type": "message", "id": "1", "serviceUrl": srv.ServiceURL(), "text": "<at>kubechat</at> " + text,
 			"from": map[string]any{"id": "29:U1", "name": "Mallory"}, "recipient": map[string]any{"id": "28:" + teamstest.AppID},
 			"conversation": map[string]any{"id": srv.ChannelID("alerts") + ";messageid=1"},
 			"channelData":  map[string]any{"channel": map[string]any{"id": srv.ChannelID("alerts")}},
-		})
+		}
+		if channelID != "" {
+			a["channelId"] = channelID
+		}
+		b, _ := json.Marshal(a)
 		return b
 	}
+	activity := func(text string) []byte { return activityOn("msteams", text) }
 	for name, auth := range map[string]string{
 		"no token":       "",
 		"not bearer":     "Basic " + teamstest.AppPassword,
@@ -176,6 +181,7 @@ func TestUnauthenticatedRequestsAreRefused(t *testing.T) {
 		"wrong audience": "Bearer " + srv.TokenWith(srv.ServiceURL(), teamstest.WithAudience("another-bot")),
 		"expired":        "Bearer " + srv.TokenWith(srv.ServiceURL(), teamstest.WithExpiry(time.Now().Add(-time.Hour))),
 		"unknown key":    "Bearer " + srv.TokenWith(srv.ServiceURL(), teamstest.WithUnknownKey()),
+		"unendorsed key": "Bearer " + srv.TokenWith(srv.ServiceURL(), teamstest.WithWebChatKey()),
 		"wrong issuer":   "Bearer " + srv.TokenWith(srv.ServiceURL(), teamstest.WithIssuer("https://evil.example.com")),
 		"serviceurl":     "Bearer " + srv.TokenWith(srv.ServiceURL(), teamstest.WithServiceURL("https://evil.example.com/")),
 	} {
@@ -183,10 +189,21 @@ func TestUnauthenticatedRequestsAreRefused(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, http.StatusUnauthorized, status, name)
 	}
+	// A key endorsed for Teams cannot sign an activity of another channel.
+	for name, channelID := range map[string]string{"other channel": "webchat", "no channel": ""} {
+		status, err := srv.Post(activityOn(channelID, name), "Bearer "+srv.Token(srv.ServiceURL()))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusUnauthorized, status, name)
+	}
 	status, err := srv.Post([]byte("{not json"), "")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusUnauthorized, status, "bad JSON without a token says nothing more")
-	time.Sleep(200 * time.Millisecond)
+	// Barrier: a valid activity sent after the refused ones arrives alone.
+	status, err = srv.Post(activity("sentinel"), "Bearer "+srv.Token(srv.ServiceURL()))
+	require.NoError(t, err)
+	require.Less(t, status, 300)
+	require.Eventually(t, func() bool { _, ok := calls.Load("sentinel"); return ok }, 10*time.Second, 10*time.Millisecond)
+	calls.Delete("sentinel")
 	calls.Range(func(k, _ any) bool { t.Errorf("a refused request reached the handler: %v", k); return true })
 
 	// The same activity, properly signed, gets through.

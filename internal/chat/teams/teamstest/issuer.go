@@ -28,6 +28,9 @@ const (
 	keyID = "fake-key-1"
 	// unknownKeyID is the kid of the key WithUnknownKey signs with; no JWKS lists it.
 	unknownKeyID = "unknown-key"
+	// webChatKeyID is the kid of the key WithWebChatKey signs with: the JWKS
+	// lists it, endorsed for the webchat channel only.
+	webChatKeyID = "webchat-key"
 	// keyBits is the size of the RSA signing keys.
 	keyBits = 2048
 
@@ -51,6 +54,11 @@ const (
 // unknownKey is the key WithUnknownKey signs with. It is made once per
 // process, on first use, since no server ever trusts it.
 var unknownKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
+	return rsa.GenerateKey(rand.Reader, keyBits)
+})
+
+// webChatKey is the key WithWebChatKey signs with, made once per process.
+var webChatKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
 	return rsa.GenerateKey(rand.Reader, keyBits)
 })
 
@@ -103,16 +111,22 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	if !allowGet(w, r) {
 		return
 	}
-	pub := &s.key.PublicKey
-	fake.WriteJSON(w, http.StatusOK, object{"keys": []object{{
-		"kty":          "RSA",
-		"use":          "sig",
-		"kid":          keyID,
-		"n":            base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
-		"e":            base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
-		"alg":          "RS256",
-		"endorsements": []string{channelIDTeams},
-	}}})
+	jwk := func(pub *rsa.PublicKey, kid string, endorsements ...string) object {
+		return object{
+			"kty":          "RSA",
+			"use":          "sig",
+			"kid":          kid,
+			"n":            base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
+			"e":            base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
+			"alg":          "RS256",
+			"endorsements": endorsements,
+		}
+	}
+	keys := []object{jwk(&s.key.PublicKey, keyID, channelIDTeams)}
+	if web, err := webChatKey(); err == nil {
+		keys = append(keys, jwk(&web.PublicKey, webChatKeyID, "webchat"))
+	}
+	fake.WriteJSON(w, http.StatusOK, object{"keys": keys})
 }
 
 // allowGet reports whether the request is a GET or HEAD, answering 405 if not.
@@ -215,6 +229,7 @@ type tokenSpec struct {
 	serviceURL string
 	expiry     time.Time
 	unknownKey bool
+	webChatKey bool
 }
 
 // TokenOption changes one aspect of a token minted by TokenWith, to make a
@@ -241,6 +256,13 @@ func WithIssuer(iss string) TokenOption {
 // the JWKS does not list.
 func WithUnknownKey() TokenOption {
 	return func(spec *tokenSpec) { spec.unknownKey = true }
+}
+
+// WithWebChatKey signs the token with a key the JWKS lists, but endorsed
+// for the webchat channel only: a validator that checks endorsements
+// against the activity's channelId ("msteams") rejects it.
+func WithWebChatKey() TokenOption {
+	return func(spec *tokenSpec) { spec.webChatKey = true }
 }
 
 // WithServiceURL sets the serviceurl claim to u instead of the service URL
@@ -288,6 +310,13 @@ func (s *Server) signToken(serviceURL string, opts ...TokenOption) (string, erro
 			return "", fmt.Errorf("sign token: generate unknown key: %w", err)
 		}
 		key, kid = other, unknownKeyID
+	}
+	if spec.webChatKey {
+		other, err := webChatKey()
+		if err != nil {
+			return "", fmt.Errorf("sign token: generate webchat key: %w", err)
+		}
+		key, kid = other, webChatKeyID
 	}
 	// MapClaims keeps aud a string, as in the Bot Connector's tokens;
 	// RegisteredClaims would make it an array.
