@@ -8,7 +8,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // sessionCookie holds a token sign-in. It carries no path, so the browser
@@ -36,6 +39,9 @@ type authenticator struct {
 	realm string
 	token [sha256.Size]byte
 	users []account
+	known bcryptOK
+	// dummy is compared with when no bcrypt account has the name given.
+	dummy []byte
 	// sessionKey signs session cookies: derived from the token, so that a
 	// new token ends every session, and sessions survive a restart.
 	sessionKey []byte
@@ -48,7 +54,20 @@ type account struct {
 	name     string
 	nameSum  [sha256.Size]byte
 	password [sha256.Size]byte
+	// hash is the bcrypt hash of passwordHash accounts (password is unused).
+	hash []byte
 }
+
+// bcryptOK remembers credentials that matched a bcrypt hash, as the
+// SHA-256 of name, password and hash: bcrypt takes tens of milliseconds
+// by design, and the page sends credentials with every request.
+type bcryptOK struct {
+	mu sync.Mutex
+	ok map[[sha256.Size]byte]bool
+}
+
+// maxBcryptCache bounds the remembered credentials; past it, the cache starts over.
+const maxBcryptCache = 1024
 
 func newAuthenticator(name string, s Settings) *authenticator {
 	a := &authenticator{mode: s.Auth, realm: "kubechat " + name, scope: name, ttl: s.SessionTTL.D(), now: time.Now}
@@ -60,11 +79,17 @@ func newAuthenticator(name string, s Settings) *authenticator {
 		a.sessionKey = mac.Sum(nil)
 	case authBasic:
 		for _, u := range s.Users {
-			a.users = append(a.users, account{
-				name:     u.Name,
-				nameSum:  sha256.Sum256([]byte(u.Name)),
-				password: sha256.Sum256([]byte(u.Password.Reveal())),
-			})
+			acc := account{name: u.Name, nameSum: sha256.Sum256([]byte(u.Name))}
+			if u.PasswordHash != "" {
+				acc.hash = []byte(u.PasswordHash)
+				if a.dummy == nil {
+					cost, _ := bcrypt.Cost(acc.hash)
+					a.dummy, _ = bcrypt.GenerateFromPassword([]byte(u.Name+" has no such password"), cost)
+				}
+			} else {
+				acc.password = sha256.Sum256([]byte(u.Password.Reveal()))
+			}
+			a.users = append(a.users, acc)
 		}
 	}
 	return a
@@ -90,19 +115,52 @@ func (a *authenticator) authenticate(r *http.Request) (identity, bool) {
 			return identity{}, false
 		}
 		nameSum, passwordSum := sha256.Sum256([]byte(name)), sha256.Sum256([]byte(password))
-		found := -1
+		found, named := -1, false
 		// Look at every account, so that the time taken tells nothing.
 		for i, u := range a.users {
-			match := subtle.ConstantTimeCompare(nameSum[:], u.nameSum[:]) & subtle.ConstantTimeCompare(passwordSum[:], u.password[:])
-			if match == 1 {
+			nameOK := subtle.ConstantTimeCompare(nameSum[:], u.nameSum[:])
+			named = named || nameOK == 1 && u.hash != nil
+			if u.hash != nil {
+				if nameOK == 1 && a.known.check(u.hash, name, password) {
+					found = i
+				}
+				continue
+			}
+			if nameOK&subtle.ConstantTimeCompare(passwordSum[:], u.password[:]) == 1 {
 				found = i
 			}
+		}
+		if !named && a.dummy != nil {
+			// An unknown name costs a bcrypt comparison too, so that the
+			// time taken does not tell which names have accounts.
+			_ = bcrypt.CompareHashAndPassword(a.dummy, []byte(password))
 		}
 		if found >= 0 {
 			return identity{ID: a.users[found].name, Name: a.users[found].name}, true
 		}
 	}
 	return identity{}, false
+}
+
+// check compares password with a bcrypt hash, remembering a match.
+func (b *bcryptOK) check(hash []byte, name, password string) bool {
+	key := sha256.Sum256([]byte(name + "\x00" + password + "\x00" + string(hash)))
+	b.mu.Lock()
+	ok := b.ok[key]
+	b.mu.Unlock()
+	if ok {
+		return true
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
+		return false
+	}
+	b.mu.Lock()
+	if b.ok == nil || len(b.ok) >= maxBcryptCache {
+		b.ok = map[[sha256.Size]byte]bool{}
+	}
+	b.ok[key] = true
+	b.mu.Unlock()
+	return true
 }
 
 // tokenOK compares a presented token with the configured one.

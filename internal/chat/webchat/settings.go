@@ -3,6 +3,7 @@ package webchat
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/crypto/bcrypt"
 	"regexp"
 	"time"
 
@@ -44,6 +45,10 @@ type User struct {
 	// commands, audit logs and the config's users list see.
 	Name     string         `yaml:"name"`
 	Password *config.Secret `yaml:"password"`
+	// PasswordHash is a bcrypt hash of the password ($2a$, $2b$ or $2y$,
+	// as htpasswd -B or Prometheus' web config make them), instead of
+	// Password: the config then holds no password at all.
+	PasswordHash string `yaml:"passwordHash"`
 }
 
 // Auth modes.
@@ -118,8 +123,16 @@ func (s *Settings) validate() error {
 			add("settings.users[%d].name: %q is listed twice", i, u.Name)
 		}
 		seenUser[u.Name] = true
-		if u.Password == nil || u.Password.IsZero() {
-			add("settings.users[%d].password: is required", i)
+		hasPassword := u.Password != nil && !u.Password.IsZero()
+		switch {
+		case hasPassword && u.PasswordHash != "":
+			add("settings.users[%d]: set password or passwordHash, not both", i)
+		case !hasPassword && u.PasswordHash == "":
+			add("settings.users[%d].password: is required (or passwordHash, a bcrypt hash)", i)
+		case u.PasswordHash != "":
+			if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+				add("settings.users[%d].passwordHash: is not a bcrypt hash ($2a$, $2b$ or $2y$): %v", i, err)
+			}
 		}
 	}
 	if len(s.Channels) == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"golang.org/x/crypto/bcrypt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -87,15 +88,17 @@ func TestSettingsErrorsNameTheField(t *testing.T) {
 	t.Setenv("WC_SHORT", "short")
 	t.Setenv("WC_PW", "secret-password-value")
 	for yaml, want := range map[string]string{
-		"channels: [a]\n":                                                                               "settings.auth: is required: token, basic, or none",
-		"auth: tokens\nchannels: [a]\n":                                                                 `settings.auth: unknown mode "tokens" (known: token, basic, none)`,
-		"auth: token\nchannels: [a]\n":                                                                  "settings.token: is required with auth: token",
-		"auth: token\ntoken: ${WC_SHORT}\nchannels: [a]\n":                                              "settings.token: is too short: use at least 16 characters (from env WC_SHORT)",
-		"auth: basic\nchannels: [a]\n":                                                                  "settings.users: at least one user is required with auth: basic",
-		"auth: basic\nusers: [{name: a}]\nchannels: [a]\n":                                              "settings.users[0].password: is required",
-		"auth: basic\nusers:\n  - name: 'a:b'\n    password: ${WC_PW}\nchannels: [a]\n":                 `settings.users[0].name: "a:b" must be`,
-		"auth: none\ntoken: ${WC_TOKEN}\nchannels: [a]\n":                                               "settings.token: is for auth: token, but auth is none",
-		"auth: token\ntoken: ${WC_TOKEN}\nusers:\n  - name: a\n    password: ${WC_PW}\nchannels: [a]\n": "settings.users: is for auth: basic, but auth is token",
+		"channels: [a]\n":                                  "settings.auth: is required: token, basic, or none",
+		"auth: tokens\nchannels: [a]\n":                    `settings.auth: unknown mode "tokens" (known: token, basic, none)`,
+		"auth: token\nchannels: [a]\n":                     "settings.token: is required with auth: token",
+		"auth: token\ntoken: ${WC_SHORT}\nchannels: [a]\n": "settings.token: is too short: use at least 16 characters (from env WC_SHORT)",
+		"auth: basic\nchannels: [a]\n":                     "settings.users: at least one user is required with auth: basic",
+		"auth: basic\nusers: [{name: a}]\nchannels: [a]\n": "settings.users[0].password: is required (or passwordHash, a bcrypt hash)",
+		"auth: basic\nusers: [{name: a, passwordHash: 'secret-password-value'}]\nchannels: [a]\n":            "settings.users[0].passwordHash: is not a bcrypt hash",
+		"auth: basic\nusers: [{name: a, password: '${WC_PW}', passwordHash: '$2b$04$abc'}]\nchannels: [a]\n": "settings.users[0]: set password or passwordHash, not both",
+		"auth: basic\nusers:\n  - name: 'a:b'\n    password: ${WC_PW}\nchannels: [a]\n":                      `settings.users[0].name: "a:b" must be`,
+		"auth: none\ntoken: ${WC_TOKEN}\nchannels: [a]\n":                                                    "settings.token: is for auth: token, but auth is none",
+		"auth: token\ntoken: ${WC_TOKEN}\nusers:\n  - name: a\n    password: ${WC_PW}\nchannels: [a]\n":      "settings.users: is for auth: basic, but auth is token",
 		"auth: none\n":                                       "settings.channels: list at least one channel id",
 		"auth: none\nchannels: [a, 'b c']\n":                 `settings.channels[1]: "b c" must be letters, digits and . _ -`,
 		"auth: none\nchannels: [a, a]\n":                     `settings.channels[1]: "a" is listed twice`,
@@ -264,6 +267,27 @@ func TestBasicAuth(t *testing.T) {
 	require.Equal(t, "U-alice", in.UserID)
 	require.Equal(t, "U-alice", in.UserName)
 	require.Equal(t, "ops", in.Channel.ID)
+}
+
+// TestBasicAuthWithBcryptHash: an account may be configured with a bcrypt
+// hash of its password instead of the password, as Prometheus' web
+// configuration takes them.
+func TestBasicAuthWithBcryptHash(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("hashed-password-9"), bcrypt.MinCost)
+	require.NoError(t, err)
+	p := newPlatform(t, "auth: basic\nchannels: [ops]\nusers:\n  - name: carol\n    passwordHash: '"+string(hash)+"'\n")
+	srv := serve(t, p)
+	c := newClient(t, srv, p, basic("carol", "hashed-password-9"))
+	listen(t, p, chat.HandlerFunc(func(context.Context, chat.Inbound) chat.Message { return chat.Message{} }))
+	for _, auth := range []credentials{nil, basic("carol", "wrong"), basic("carol", string(hash)), basic("nobody", "hashed-password-9")} {
+		var s session
+		require.Equal(t, http.StatusUnauthorized, c.get("/api/session", auth, &s))
+	}
+	for range 2 { // the second time from the cache of matches
+		var s session
+		require.Equal(t, http.StatusOK, c.get("/api/session", basic("carol", "hashed-password-9"), &s))
+		require.Equal(t, identity{ID: "carol", Name: "carol"}, s.User)
+	}
 }
 
 // TestCrossOriginPostsRefused: a page on another site cannot make a
