@@ -6,7 +6,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,20 +13,23 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/errgroup"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kubechat/kubechat/internal/buildinfo"
 	"github.com/kubechat/kubechat/internal/chat"
@@ -36,6 +38,7 @@ import (
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/health"
 	"github.com/kubechat/kubechat/internal/httpserver"
+	"github.com/kubechat/kubechat/internal/outbox"
 	"github.com/kubechat/kubechat/internal/podrun"
 	"github.com/kubechat/kubechat/internal/router"
 	"github.com/kubechat/kubechat/internal/source"
@@ -90,7 +93,12 @@ type Options struct {
 
 // App is one configured agent.
 type App struct {
-	cfg       *config.Config
+	cfg        *config.Config
+	restConfig *rest.Config
+	outbox     *outbox.Store
+	leading    atomic.Bool
+	// identity names this replica in the Lease.
+	identity  string
 	log       *slog.Logger
 	health    *health.Tracker
 	registry  *prometheus.Registry
@@ -108,7 +116,9 @@ type App struct {
 // New builds every part of the agent from cfg. It binds the HTTP port but
 // does not contact the cluster or any chat service.
 func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
-	a := &App{cfg: cfg, log: log, health: health.New(cfg.HTTP.UnhealthyAfter.D()), registry: prometheus.NewRegistry()}
+	host, _ := os.Hostname()
+	a := &App{cfg: cfg, log: log, health: health.New(cfg.HTTP.UnhealthyAfter.D()), registry: prometheus.NewRegistry(),
+		identity: fmt.Sprintf("%s-%d", host, os.Getpid())}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	promauto.With(a.registry).NewGaugeVec(prometheus.GaugeOpts{
 		Name: "kubechat_build_info", Help: "Always 1; labels carry the build.",
@@ -122,8 +132,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cluster client: %w", err)
 		}
-		a.clientset = cs
+		a.clientset, a.restConfig = cs, opts.RESTConfig
 		a.state = state.New(cs, cfg.Cluster.Namespace, "kubechat-state")
+		a.outbox = outbox.New(cs, cfg.Cluster.Namespace, "kubechat-outbox", a.registry, log)
 	}
 	deps := chat.Deps{Log: log, HTTPClient: opts.HTTPClient, Metrics: a.registry, Health: a.health, Cluster: cfg.Cluster.Name}
 	if a.state != nil {
@@ -140,7 +151,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	ropts := router.Options{Executors: execs, Health: a.health,
+	ropts := router.Options{Executors: execs, Health: a.health, Outbox: a.outbox,
 		Backoff: chat.Backoff{Deadline: cfg.Delivery.Deadline.D(), Max: cfg.Delivery.MaxBackoff.D()}}
 	a.runner = newRunner(a.clientset, cfg.Cluster.Name, log)
 	if ropts.PodExecutors, a.podNamespaces, err = podExecutors(cfg, execs, a.runner, os.Getenv(ImageEnv)); err != nil {
@@ -280,7 +291,12 @@ func Check(paths ...string) error {
 // HTTPAddr is the address the HTTP server listens on.
 func (a *App) HTTPAddr() string { return a.http.Addr() }
 
-// Run runs the agent until ctx is done or a part fails.
+// Run runs the agent until ctx is done or a part fails. With a cluster,
+// controller-runtime's manager owns the lifecycle: the HTTP server and the
+// inbound listeners run on every replica; the leader's work (sources,
+// delivery, the listeners that dial out) runs where the Lease is held, and
+// on a stop it runs to its end (the drain and the last outbox write)
+// before the manager releases the Lease and Run returns.
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("kubechat starting", "version", buildinfo.String(), "cluster", a.cfg.Cluster.Name,
 		"platforms", len(a.platforms), "sources", len(a.sources), "leader_election", a.cfg.HA.LeaderElection)
@@ -290,12 +306,10 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 	cleanupPods(ctx, a.runner, a.podNamespaces, a.cfg.HA.LeaderElection, a.log)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.http.Start(gctx, a.cfg.HTTP.ShutdownTimeout.D()) })
-	if a.cfg.HA.LeaderElection {
-		g.Go(func() error { return a.elect(gctx) })
-	} else {
-		g.Go(func() error { return a.lead(gctx) })
+	var everywhere []func(context.Context) error
+	everywhere = append(everywhere, func(ctx context.Context) error { return a.http.Start(ctx, a.cfg.HTTP.ShutdownTimeout.D()) })
+	if a.state != nil {
+		everywhere = append(everywhere, a.state.Watch)
 	}
 	for _, p := range a.platforms {
 		name := "platform/" + p.Name()
@@ -304,7 +318,69 @@ func (a *App) Run(ctx context.Context) error {
 		if _, ok := p.(chat.ConnectionListener); ok {
 			continue // the leader listens: see lead
 		}
-		g.Go(func() error { return listen(gctx, p, a.router) })
+		everywhere = append(everywhere, func(ctx context.Context) error { return listen(ctx, p, a.router) })
+	}
+	if a.restConfig == nil {
+		return a.runAlone(ctx, append(everywhere, a.lead))
+	}
+	grace := a.cfg.HTTP.ShutdownTimeout.D()
+	mgr, err := manager.New(a.restConfig, manager.Options{
+		Logger:                        logr.FromSlogHandler(a.log.Handler()),
+		Metrics:                       metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:        "0",
+		LeaderElection:                a.cfg.HA.LeaderElection,
+		LeaderElectionID:              a.cfg.HA.LeaseName,
+		LeaderElectionNamespace:       a.cfg.Cluster.Namespace,
+		LeaderElectionResourceLock:    resourcelock.LeasesResourceLock,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 ptr(a.cfg.HA.LeaseDuration.D()),
+		RenewDeadline:                 ptr(a.cfg.HA.RenewDeadline.D()),
+		RetryPeriod:                   ptr(a.cfg.HA.RetryPeriod.D()),
+		GracefulShutdownTimeout:       &grace,
+	})
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	for _, f := range everywhere {
+		if err := mgr.Add(runnable{run: f}); err != nil {
+			return err
+		}
+	}
+	if err := mgr.Add(runnable{run: a.lead, leader: true}); err != nil {
+		return err
+	}
+	if a.cfg.HA.LeaderElection {
+		a.health.SetReady("leader-election", true)
+	}
+	err = mgr.Start(ctx)
+	a.log.Info("kubechat stopped")
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	return err
+}
+
+// runnable is one part of the agent for the manager; leader parts run
+// only where the Lease is held.
+type runnable struct {
+	run    func(context.Context) error
+	leader bool
+}
+
+func (r runnable) Start(ctx context.Context) error { return r.run(ctx) }
+
+// NeedLeaderElection tells the manager where r runs.
+func (r runnable) NeedLeaderElection() bool { return r.leader }
+
+func ptr[T any](v T) *T { return &v }
+
+// runAlone runs parts in one errgroup, for an agent without a cluster
+// (nothing to elect a leader in): the first error stops all, and a stop
+// gets the configured grace.
+func (a *App) runAlone(ctx context.Context, parts []func(context.Context) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range parts {
+		g.Go(func() error { return p(gctx) })
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Wait() }()
@@ -314,7 +390,6 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	case <-gctx.Done():
 	}
-	// Everything has been told to stop; give it the grace period.
 	t := time.NewTimer(a.cfg.HTTP.ShutdownTimeout.D())
 	defer t.Stop()
 	select {
@@ -334,25 +409,34 @@ func listen(ctx context.Context, p chat.Platform, h chat.Handler) error {
 	return nil
 }
 
-// checkpointKey is the state entry holding the time up to which every
-// routed event was delivered.
-const checkpointKey = "checkpoint"
+// Leading reports whether this replica runs the leader's work now.
+func (a *App) Leading() bool { return a.leading.Load() }
 
-// checkpointInterval is how often the leader records its checkpoint.
-const checkpointInterval = 5 * time.Second
-
-// lead runs what only the leader runs: the sources, delivery,
-// checkpoints, and the platforms that listen over a connection. Sources
-// replay what happened since the last checkpoint, so a restart or a
-// hand-over loses nothing.
+// lead runs what only the leader runs: the messages the outbox kept from
+// before (a restart, the other replica), the sources (replaying what
+// happened since the outbox's checkpoint), delivery, and the platforms
+// that listen over a connection. It returns once all of them stopped and
+// the outbox was written a last time.
 func (a *App) lead(ctx context.Context) error {
+	if a.cfg.HA.LeaderElection {
+		a.log.Info("became the leader", "identity", a.identity)
+		defer a.log.Info("leading work stopped; the Lease is released next", "identity", a.identity)
+	}
+	a.leading.Store(true)
+	defer a.leading.Store(false)
 	if a.state != nil {
-		// A standby's view is stale: what the last leader recorded counts.
+		// What the last leader recorded counts.
 		if err := a.state.Load(ctx); err != nil {
 			return err
 		}
 	}
-	since, delivered := a.checkpoint()
+	if err := a.outbox.Load(ctx); err != nil {
+		return err
+	}
+	since := a.outbox.Checkpoint()
+	a.outbox.Hold() // until the sources have queued their replay
+	replaying := 0
+	var caughtUp sync.WaitGroup
 	for _, s := range a.sources {
 		if _, ok := s.(*alertmanager.Source); ok {
 			continue // a webhook receiver: ready once it runs, nothing to sync
@@ -360,17 +444,25 @@ func (a *App) lead(ctx context.Context) error {
 		if a.cfg.HA.LeaderElection {
 			a.health.Register("source/" + s.Name())
 		}
-		if r, ok := s.(interface {
-			SetReplay(time.Time, map[string]bool)
-		}); ok {
-			r.SetReplay(since, delivered)
+		if r, ok := s.(replayer); ok {
+			caughtUp.Add(1)
+			replaying++
+			r.SetReplay(since, caughtUp.Done)
 		}
 	}
-	if !since.IsZero() {
-		a.log.Info("replaying changes since the last checkpoint", "since", since)
+	if n := a.router.Replay(ctx); n > 0 {
+		a.log.Info("delivering messages queued before the restart", "messages", n)
+	}
+	if !since.IsZero() && replaying > 0 {
+		a.log.Info("replaying changes since the checkpoint", "since", since)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.router.Start(gctx) })
+	g.Go(func() error {
+		caughtUp.Wait()
+		a.outbox.Release()
+		return nil
+	})
 	for _, p := range a.platforms {
 		if _, ok := p.(chat.ConnectionListener); ok {
 			g.Go(func() error { return listen(gctx, p, a.router) })
@@ -379,121 +471,13 @@ func (a *App) lead(ctx context.Context) error {
 	for _, s := range a.sources {
 		g.Go(func() error { return s.Start(gctx, a.router.Emit) })
 	}
-	if a.state != nil {
-		g.Go(func() error {
-			t := time.NewTicker(checkpointInterval)
-			defer t.Stop()
-			last := a.router.Delivered()
-			for {
-				select {
-				case <-gctx.Done():
-					return nil
-				case <-t.C:
-				}
-				if n := a.router.Delivered(); n != last && a.router.Pending() == 0 {
-					last = n
-					a.saveCheckpoint(gctx, time.Now())
-				}
-			}
-		})
-	}
-	err := g.Wait()
-	if a.state != nil && a.router.Pending() == 0 {
-		// The run context is over; the last checkpoint gets its own short one.
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		a.saveCheckpoint(sctx, time.Now())
-		cancel()
-	}
-	return err
+	return g.Wait()
 }
 
-// checkpointRecord is the saved checkpoint: every routed event seen before
-// Time was delivered; Recent are the objects delivered just before it.
-type checkpointRecord struct {
-	Time   time.Time `json:"time"`
-	Recent []string  `json:"recent,omitempty"`
-}
-
-func (a *App) checkpoint() (time.Time, map[string]bool) {
-	if a.state == nil {
-		return time.Time{}, nil
-	}
-	v, ok := a.state.Get(checkpointKey)
-	if !ok {
-		return time.Time{}, nil
-	}
-	var c checkpointRecord
-	if err := json.Unmarshal([]byte(v), &c); err != nil {
-		a.log.Warn("ignoring an unreadable checkpoint", "err", err)
-		return time.Time{}, nil
-	}
-	seen := map[string]bool{}
-	for _, uid := range c.Recent {
-		seen[uid] = true
-	}
-	return c.Time, seen
-}
-
-func (a *App) saveCheckpoint(ctx context.Context, t time.Time) {
-	b, err := json.Marshal(checkpointRecord{Time: t.UTC(), Recent: a.router.Recent()})
-	if err == nil {
-		err = a.state.Set(ctx, checkpointKey, string(b))
-	}
-	if err != nil {
-		a.log.Warn("checkpoint not saved", "err", err)
-	}
-}
-
-// elect takes part in leader election and leads while it holds the Lease.
-// Losing the Lease ends the agent with an error, so the pod restarts as a
-// standby with fresh state.
-func (a *App) elect(ctx context.Context) error {
-	host, _ := os.Hostname()
-	id := fmt.Sprintf("%s-%d", host, os.Getpid())
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Name: a.cfg.HA.LeaseName, Namespace: a.cfg.Cluster.Namespace},
-		Client:     a.clientset.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-	}
-	var leadErr error
-	led := make(chan struct{})
-	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   a.cfg.HA.LeaseDuration.D(),
-		RenewDeadline:   a.cfg.HA.RenewDeadline.D(),
-		RetryPeriod:     a.cfg.HA.RetryPeriod.D(),
-		ReleaseOnCancel: true,
-		Name:            a.cfg.HA.LeaseName,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(lctx context.Context) {
-				defer close(led)
-				a.log.Info("became the leader", "identity", id)
-				leadErr = a.lead(lctx)
-			},
-			OnStoppedLeading: func() { a.log.Info("not the leader any more", "identity", id) },
-			OnNewLeader: func(leader string) {
-				if leader != id {
-					a.log.Info("standing by", "leader", leader)
-				}
-			},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("leader election: %w", err)
-	}
-	a.health.SetReady("leader-election", true)
-	le.Run(ctx)
-	select {
-	case <-led: // it led: wait for its parts to stop
-	default:
-		if ctx.Err() != nil {
-			return nil // stopped as a standby
-		}
-	}
-	if ctx.Err() == nil {
-		return errors.Join(errors.New("leader election: lost the lease"), leadErr)
-	}
-	return leadErr
+// replayer is a source that replays what happened since a checkpoint; it
+// calls replayed once, when its replay is queued or when it stops.
+type replayer interface {
+	SetReplay(since time.Time, replayed func())
 }
 
 // alertmanagerSources builds the Alertmanager webhook receivers; the HTTP

@@ -25,6 +25,10 @@ type Message struct {
 	Thread *MessageRef
 	// Replace, when set, edits that message instead of posting a new one.
 	Replace *MessageRef
+	// Key is the message's stable identity, the same across retries and
+	// restarts (the router sets it). Platforms that take an idempotency
+	// key use it, so that a retry after a lost answer posts nothing twice.
+	Key string
 }
 
 // Section is one block of a message. Any of its parts may be empty.

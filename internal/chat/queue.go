@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -17,9 +18,14 @@ const (
 	// ResultDeadLetter: the delivery deadline passed, or the platform
 	// refused the message for good (a Permanent error).
 	ResultDeadLetter = "dead_letter"
-	// ResultAbandoned: the agent stopped with the message still queued.
-	ResultAbandoned = "abandoned"
+	// ResultDeferred: the agent stopped with the message still queued; it
+	// stays in the outbox, and the next leader delivers it.
+	ResultDeferred = "deferred"
 )
+
+// ErrDeferred is reported to a Job's Done when the queue stops before
+// delivering it: the message is not lost, only not delivered by this run.
+var ErrDeferred = errors.New("delivery deferred: the agent stopped first")
 
 // DeliveryMetrics count the outcome of every queued message.
 type DeliveryMetrics struct {
@@ -33,7 +39,7 @@ func NewDeliveryMetrics(reg prometheus.Registerer) *DeliveryMetrics {
 	return &DeliveryMetrics{
 		total: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "kubechat_deliveries_total",
-			Help: "Queued chat messages by platform and outcome: delivered, dead_letter (deadline passed or refused), abandoned (agent stopped).",
+			Help: "Queued chat messages by platform and outcome: delivered, dead_letter (deadline passed or refused), deferred (agent stopped; kept in the outbox).",
 		}, []string{"platform", "result"}),
 		retries: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "kubechat_delivery_retries_total",
@@ -49,8 +55,10 @@ type Job struct {
 	// of an alert that a later job edits).
 	Build func() (Message, bool)
 	// Done, if set, runs after the delivery: with the ref, or with the
-	// error that dead-lettered or abandoned the message.
-	Done func(MessageRef, error)
+	// error that dead-lettered or deferred (ErrDeferred) the message. ctx
+	// is the queue's, which outlives the sources: state written here is
+	// written even during a shutdown's drain.
+	Done func(ctx context.Context, ref MessageRef, err error)
 
 	queued time.Time
 }
@@ -150,12 +158,12 @@ func (q *Queue) next(ctx context.Context) (Job, bool) {
 }
 
 // Run delivers queued messages until ctx ends. Messages still queued then
-// are abandoned: counted, logged and reported to their Done.
+// are deferred: counted and reported to their Done with ErrDeferred.
 func (q *Queue) Run(ctx context.Context) {
 	for {
 		j, ok := q.next(ctx)
 		if !ok {
-			q.abandon(ctx.Err())
+			q.defer_(ctx)
 			return
 		}
 		m, send := j.Build()
@@ -163,22 +171,22 @@ func (q *Queue) Run(ctx context.Context) {
 			continue
 		}
 		if err := q.limiter.Wait(ctx); err != nil {
-			q.finish(j, m, MessageRef{}, 0, err, ResultAbandoned)
+			q.finish(ctx, j, m, MessageRef{}, 0, errors.Join(ErrDeferred, err), ResultDeferred)
 			continue
 		}
 		ref, attempts, err := Send(ctx, q.n, q.to, m, q.o.Backoff, j.queued.Add(q.o.Backoff.Deadline))
 		result := ResultDelivered
 		switch {
 		case err != nil && ctx.Err() != nil:
-			result = ResultAbandoned
+			result, err = ResultDeferred, errors.Join(ErrDeferred, err)
 		case err != nil:
 			result = ResultDeadLetter
 		}
-		q.finish(j, m, ref, attempts, err, result)
+		q.finish(ctx, j, m, ref, attempts, err, result)
 	}
 }
 
-func (q *Queue) finish(j Job, m Message, ref MessageRef, attempts int, err error, result string) {
+func (q *Queue) finish(ctx context.Context, j Job, m Message, ref MessageRef, attempts int, err error, result string) {
 	if q.o.Metrics != nil {
 		q.o.Metrics.total.WithLabelValues(q.platform, result).Inc()
 		if attempts > 1 {
@@ -189,28 +197,35 @@ func (q *Queue) finish(j Job, m Message, ref MessageRef, attempts int, err error
 	case result == ResultDeadLetter:
 		q.o.Log.Error("message dead-lettered", "title", m.Title, "attempts", attempts,
 			"queued_for", time.Since(j.queued).Round(time.Millisecond), "err", err)
-	case result == ResultAbandoned:
-		q.o.Log.Error("message abandoned at shutdown", "title", m.Title, "err", err)
+	case result == ResultDeferred:
+		q.o.Log.Info("message left queued at shutdown", "title", m.Title)
 	case attempts > 1:
 		q.o.Log.Warn("message delivered after retries", "title", m.Title, "attempts", attempts,
 			"queued_for", time.Since(j.queued).Round(time.Millisecond))
 	}
 	if j.Done != nil {
-		j.Done(ref, err)
+		j.Done(context.WithoutCancel(ctx), ref, err)
 	}
 }
 
-// abandon empties the queue at shutdown, reporting each message.
-func (q *Queue) abandon(err error) {
+// defer_ empties the queue at shutdown, reporting each message deferred.
+func (q *Queue) defer_(ctx context.Context) {
 	q.mu.Lock()
 	jobs := q.jobs
 	q.jobs = nil
 	q.busy = false
 	q.mu.Unlock()
 	for _, j := range jobs {
-		m, send := j.Build()
-		if send {
-			q.finish(j, m, MessageRef{}, 0, err, ResultAbandoned)
-		}
+		q.finish(ctx, j, Message{}, MessageRef{}, 0, ErrDeferred, ResultDeferred)
 	}
+}
+
+// Oldest is when the oldest queued message was queued (zero when none).
+func (q *Queue) Oldest() time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.jobs) == 0 {
+		return time.Time{}
+	}
+	return q.jobs[0].queued
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,7 +112,7 @@ func TestQueueDeadLettersPastTheDeadline(t *testing.T) {
 	var errs []error
 	var errMu sync.Mutex
 	for _, title := range []string{"lost-1", "lost-2"} {
-		q.Enqueue(Job{Build: msg(title).Build, Done: func(_ MessageRef, err error) {
+		q.Enqueue(Job{Build: msg(title).Build, Done: func(_ context.Context, _ MessageRef, err error) {
 			errMu.Lock()
 			errs = append(errs, err)
 			errMu.Unlock()
@@ -151,7 +152,7 @@ func TestQueueBuildRunsAtSendTimeAndMaySkip(t *testing.T) {
 	n := &flaky{}
 	q := NewQueue(n, "fake", Channel{}, QueueOptions{PerSecond: 1000, Burst: 1000})
 	var firstRef MessageRef
-	q.Enqueue(Job{Build: msg("alert").Build, Done: func(ref MessageRef, _ error) { firstRef = ref }})
+	q.Enqueue(Job{Build: msg("alert").Build, Done: func(_ context.Context, ref MessageRef, _ error) { firstRef = ref }})
 	q.Enqueue(Job{Build: func() (Message, bool) { return Message{Title: "edit of " + firstRef.ID}, true }})
 	q.Enqueue(Job{Build: func() (Message, bool) { return Message{Title: "skipped"}, false }})
 	runQueue(t, q)
@@ -159,19 +160,26 @@ func TestQueueBuildRunsAtSendTimeAndMaySkip(t *testing.T) {
 	require.Equal(t, []string{"alert", "edit of 1"}, n.titles())
 }
 
-func TestQueueAbandonsWhatIsLeftAtShutdown(t *testing.T) {
+func TestQueueDefersWhatIsLeftAtShutdown(t *testing.T) {
 	n := &flaky{fail: func(int, Message) error { return errors.New("503") }}
 	metrics := NewDeliveryMetrics(prometheus.NewRegistry())
 	q := NewQueue(n, "fake", Channel{}, QueueOptions{PerSecond: 1000, Burst: 1000,
 		Backoff: Backoff{Initial: time.Minute, Deadline: time.Hour}, Metrics: metrics})
-	q.Enqueue(msg("a"))
-	q.Enqueue(msg("b"))
+	var deferred atomic.Int32
+	for _, title := range []string{"a", "b"} {
+		q.Enqueue(Job{Build: msg(title).Build, Done: func(_ context.Context, _ MessageRef, err error) {
+			if errors.Is(err, ErrDeferred) {
+				deferred.Add(1)
+			}
+		}})
+	}
 	cancel := runQueue(t, q)
 	require.Eventually(t, func() bool { n.mu.Lock(); defer n.mu.Unlock(); return n.calls > 0 }, 5*time.Second, time.Millisecond)
 	cancel()
 	require.Eventually(t, func() bool {
-		return testutil.ToFloat64(metrics.total.WithLabelValues("fake", ResultAbandoned)) == 2
+		return testutil.ToFloat64(metrics.total.WithLabelValues("fake", ResultDeferred)) == 2
 	}, 5*time.Second, time.Millisecond)
+	require.EqualValues(t, 2, deferred.Load(), "each is told it was deferred, not lost")
 }
 
 func TestQueueRateLimits(t *testing.T) {

@@ -5,6 +5,8 @@ package event
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -68,8 +70,13 @@ type Event struct {
 	Count int
 	Time  time.Time
 	// UID is the UID of the watched object that produced the event (for a
-	// Kubernetes Event, the Event's own), for replay deduplication.
+	// Kubernetes Event, the Event's own).
 	UID string
+	// ID identifies this occurrence, the same whenever the source sees it
+	// again (a replay after a restart): the object's UID with what
+	// happened to it and when. The router keys messages by it; empty
+	// means Digest.
+	ID string
 	// Transition is set when a workload starts failing or recovers: the
 	// router posts one message for Failing and edits it on Resolved.
 	Transition Transition
@@ -103,6 +110,26 @@ func (e Event) Fingerprint() string {
 		e.Object.Namespace, e.Object.Name, e.Reason} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// Digest identifies an event by its content, without its time and count:
+// the same event emitted twice has the same digest.
+func (e Event) Digest() string {
+	h := sha256.New()
+	write := func(s string) { h.Write([]byte(s)); h.Write([]byte{0}) }
+	for _, s := range []string{e.Source, e.Cluster, string(e.Type), string(e.Level), e.Object.APIVersion, e.Object.Kind,
+		e.Object.Namespace, e.Object.Name, e.Reason, e.Message, e.UID, string(e.Transition), e.Group, e.Headline} {
+		write(s)
+	}
+	for _, f := range e.Fields {
+		write(f.Name)
+		write(f.Value)
+	}
+	for _, k := range slices.Sorted(maps.Keys(e.Labels)) {
+		write(k)
+		write(e.Labels[k])
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }

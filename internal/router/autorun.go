@@ -2,6 +2,8 @@ package router
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"sync"
@@ -151,9 +153,15 @@ func (r *Router) triggerActions(acts []boundAction, ev event.Event, s *sender, r
 		r.jobs.push(func(ctx context.Context) {
 			m := r.runAction(ctx, act, ch, s, ev, ref)
 			m.Thread = &ref
-			r.enqueue(s, func() (chat.Message, bool) { return m, true }, nil)
+			r.enqueue(s, actionKey(ref, act.cfg.Name), func() (chat.Message, bool) { return m, true }, nil)
 		})
 	}
+}
+
+// actionKey is the stable identity of an action's reply under the alert ref.
+func actionKey(ref chat.MessageRef, action string) string {
+	h := sha256.Sum256([]byte(ref.Platform + "\x00" + ref.Channel + "\x00" + ref.ID + "\x00" + action))
+	return "action." + hex.EncodeToString(h[:12])
 }
 
 // runAction runs one action as the channel and returns the reply to post.

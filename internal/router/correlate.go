@@ -215,10 +215,10 @@ func (t *threads) correlated(ev event.Event, senders []*sender) bool {
 // intoThread posts a Kubernetes transition into the thread of the open
 // Alertmanager alert about its workload in s's channel, or, in a channel
 // without one, as a transition alert of its own.
-func (r *Router) intoThread(ctx context.Context, ev event.Event, s *sender) {
+func (r *Router) intoThread(ctx context.Context, ev event.Event, s *sender, key string) {
 	ref, ok := r.threads.lookup(ev, s)
 	if !ok {
-		r.transition(ctx, ev, s.b, s)
+		r.transition(ctx, ev, s.b, s, key)
 		return
 	}
 	m := Render(ev)
@@ -228,8 +228,7 @@ func (r *Router) intoThread(ctx context.Context, ev event.Event, s *sender) {
 	}
 	m.Thread = &ref
 	acts := r.actionsFor(ev, s) // none for a resolution
-	r.enqueue(s, func() (chat.Message, bool) { return m, true }, func(chat.MessageRef) {
-		r.remember(ev.UID)
+	r.enqueue(s, key, func() (chat.Message, bool) { return m, true }, func(_ context.Context, _ chat.MessageRef) {
 		r.triggerActions(acts, ev, s, ref)
 	})
 }

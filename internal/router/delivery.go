@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -22,30 +24,48 @@ type sender struct {
 	q *chat.Queue
 }
 
-// enqueue queues build; after runs once the message was delivered. The
-// events metric counts the outcome.
-func (r *Router) enqueue(s *sender, build func() (chat.Message, bool), after func(chat.MessageRef)) {
-	s.q.Enqueue(chat.Job{Build: build, Done: func(ref chat.MessageRef, err error) {
-		if err != nil {
-			r.events.WithLabelValues("dropped").Inc()
-			return
-		}
-		r.events.WithLabelValues("sent").Inc()
-		r.delivered.Add(1)
-		if after != nil {
-			after(ref)
-		}
-	}})
+// enqueue queues build under key; after runs once the message was
+// delivered, with a context that outlives the sources. The events metric
+// counts the outcome; the outbox forgets key once it was delivered or
+// given up on, and keeps it when the agent stops first.
+func (r *Router) enqueue(s *sender, key string, build func() (chat.Message, bool), after func(context.Context, chat.MessageRef)) {
+	s.q.Enqueue(chat.Job{
+		Build: func() (chat.Message, bool) {
+			m, ok := build()
+			m.Key = key
+			if !ok {
+				r.opts.Outbox.Done(key) // nothing to send: done
+			}
+			return m, ok
+		},
+		Done: func(ctx context.Context, ref chat.MessageRef, err error) {
+			switch {
+			case errors.Is(err, chat.ErrDeferred):
+				r.events.WithLabelValues("deferred").Inc()
+				return
+			case err != nil:
+				r.events.WithLabelValues("dropped").Inc()
+			default:
+				r.events.WithLabelValues("sent").Inc()
+				if after != nil {
+					after(ctx, ref)
+				}
+			}
+			r.opts.Outbox.Done(key)
+		},
+	})
 }
 
-// DrainTimeout bounds the delivery of queued messages after Start's context ends.
+// DrainTimeout bounds the delivery of queued messages after Start's
+// context ends; what is left stays in the outbox.
 const DrainTimeout = 5 * time.Second
 
-// Start runs the senders and the group flusher until ctx is done, then
-// keeps delivering what is queued for up to DrainTimeout. It is a runnable.
+// Start runs the senders, the outbox writer and the group flusher until
+// ctx is done, then keeps delivering what is queued for up to
+// DrainTimeout, and writes the outbox a last time. It is a runnable.
 func (r *Router) Start(ctx context.Context) error {
 	// Queued alerts outlive the run context by a bounded grace, so a
-	// shutdown or hand-over does not drop them.
+	// shutdown or hand-over delivers what it can in time.
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var wg sync.WaitGroup
@@ -53,6 +73,7 @@ func (r *Router) Start(ctx context.Context) error {
 		wg.Go(func() { s.q.Run(dctx) })
 	}
 	wg.Go(func() { r.flushGroups(ctx) })
+	wg.Go(func() { r.opts.Outbox.Run(ctx) })
 	for range autorunWorkers {
 		// Queued actions, like queued alerts, get the drain's grace.
 		wg.Go(func() { r.runJobs(dctx) })
@@ -64,42 +85,14 @@ func (r *Router) Start(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
+	// Everything delivered is recorded, everything else stays pending, and
+	// the checkpoint moves up to now: the next start replays nothing twice.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer fcancel()
+	if err := r.opts.Outbox.Flush(fctx, true); err != nil {
+		r.log.Error("outbox not saved at shutdown; the next start replays from the last saved one", "err", err)
+	}
 	return nil
-}
-
-// Delivered is the number of messages delivered so far.
-func (r *Router) Delivered() uint64 { return r.delivered.Load() }
-
-// recentWindow is how long delivered objects are remembered for checkpoints.
-const recentWindow = 3 * time.Second
-
-func (r *Router) remember(uid string) {
-	if uid == "" {
-		return
-	}
-	r.recentMu.Lock()
-	defer r.recentMu.Unlock()
-	now := time.Now()
-	r.recent[uid] = now
-	for k, t := range r.recent {
-		if now.Sub(t) > recentWindow {
-			delete(r.recent, k)
-		}
-	}
-}
-
-// Recent returns the UIDs of objects whose events were delivered in the
-// last few seconds, for the checkpoint.
-func (r *Router) Recent() []string {
-	r.recentMu.Lock()
-	defer r.recentMu.Unlock()
-	out := make([]string, 0, len(r.recent))
-	for k, t := range r.recent {
-		if time.Since(t) <= recentWindow {
-			out = append(out, k)
-		}
-	}
-	return out
 }
 
 // Pending is the number of messages queued or being delivered, over all
@@ -133,13 +126,13 @@ type transitionRecord struct {
 
 // transition queues a failing alert (once: not if one is open) or the edit
 // that resolves it (only if one is open).
-func (r *Router) transition(ctx context.Context, ev event.Event, b binding, s *sender) {
+func (r *Router) transition(ctx context.Context, ev event.Event, b binding, s *sender, msgKey string) {
 	key := transitionKey(ev, b)
 	if ev.Transition == event.Failing {
 		m := Render(ev)
 		edited := false
 		acts := r.actionsFor(ev, s)
-		r.enqueue(s,
+		r.enqueue(s, msgKey,
 			func() (chat.Message, bool) {
 				v, open := r.state.Get(key)
 				if !open {
@@ -155,7 +148,7 @@ func (r *Router) transition(ctx context.Context, ev event.Event, b binding, s *s
 				m.Replace = &rec.Ref
 				return m, true
 			},
-			func(ref chat.MessageRef) {
+			func(ctx context.Context, ref chat.MessageRef) {
 				if edited {
 					r.threads.open(ctx, ev, s, ref)
 					return
@@ -169,7 +162,7 @@ func (r *Router) transition(ctx context.Context, ev event.Event, b binding, s *s
 			})
 		return
 	}
-	r.enqueue(s,
+	r.enqueue(s, msgKey,
 		func() (chat.Message, bool) {
 			v, open := r.state.Get(key)
 			var rec transitionRecord
@@ -180,7 +173,7 @@ func (r *Router) transition(ctx context.Context, ev event.Event, b binding, s *s
 			m.Replace = &rec.Ref
 			return m, true
 		},
-		func(chat.MessageRef) {
+		func(ctx context.Context, _ chat.MessageRef) {
 			r.threads.close(ctx, ev, s)
 			if err := r.state.Set(ctx, key, ""); err != nil {
 				r.log.Error("transition alert state not cleared", "key", key, "err", err)
@@ -222,6 +215,18 @@ type group struct {
 	refs  map[*sender]chat.MessageRef
 }
 
+// groupOf returns the open group of ev, opening one if there is none.
+func (r *Router) groupOf(ev event.Event) *group {
+	r.groupMu.Lock()
+	defer r.groupMu.Unlock()
+	if g, ok := r.groups[ev.Fingerprint()]; ok {
+		return g
+	}
+	g := &group{ev: ev, first: time.Now(), count: 1, refs: map[*sender]chat.MessageRef{}}
+	r.groups[ev.Fingerprint()] = g
+	return g
+}
+
 // grouped reports whether ev repeats an open group (and counts it), or
 // opens a new group for it.
 func (r *Router) grouped(ev event.Event) (*group, bool) {
@@ -256,7 +261,7 @@ func (r *Router) flushGroups(ctx context.Context) {
 				ev.Count = g.count
 				for _, s := range r.sendersFor(ev) {
 					m := Render(ev)
-					r.enqueue(s, func() (chat.Message, bool) {
+					r.enqueue(s, MessageKey(ev, s.b)+fmt.Sprintf(".%d", ev.Count), func() (chat.Message, bool) {
 						r.groupMu.Lock()
 						ref, ok := g.refs[s]
 						r.groupMu.Unlock()

@@ -4,12 +4,13 @@ package router
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	amlabels "github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ import (
 	"github.com/kubechat/kubechat/internal/event"
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/health"
+	"github.com/kubechat/kubechat/internal/outbox"
 )
 
 // Router routes events to channels by their source bindings, and commands
@@ -43,10 +45,6 @@ type Router struct {
 	state   StateStore
 	groupMu sync.Mutex
 	groups  map[string]*group // by event fingerprint
-	// delivered counts delivered messages, for checkpoints.
-	delivered atomic.Uint64
-	recentMu  sync.Mutex
-	recent    map[string]time.Time // object UID -> delivery time
 
 	actions map[string]boundAction // by name
 	jobs    *jobQueue              // actions waiting to run
@@ -67,6 +65,8 @@ type Options struct {
 	Actions *action.Store
 	// Backoff tunes delivery retries (default: chat.Backoff's defaults).
 	Backoff chat.Backoff
+	// Outbox keeps queued messages across restarts (nil: in memory only).
+	Outbox *outbox.Store
 	// PodExecutors are the executors, by configured name, that run each
 	// command in a pod; a channel uses them where config.IsolationFor says pod.
 	PodExecutors map[string]executor.Executor
@@ -110,15 +110,14 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		senders:    map[string]*sender{},
 		state:      opts.State,
 		groups:     map[string]*group{},
-		recent:     map[string]time.Time{},
 		jobs:       newJobQueue(),
 		threads:    newThreads(),
 		events: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "kubechat_events_total",
-			Help: "Events by pipeline stage: in (from a source), matched (bound to a channel), sent (delivered), dropped (delivery failed).",
+			Help: "Events by pipeline stage: in (from a source), matched (bound to a channel), repeated (already queued or delivered: a replay), sent (delivered), deferred (left queued at shutdown), dropped (delivery failed).",
 		}, []string{"stage"}),
 	}
-	for _, stage := range []string{"in", "matched", "sent", "dropped"} {
+	for _, stage := range []string{"in", "matched", "repeated", "sent", "deferred", "dropped"} {
 		r.events.WithLabelValues(stage)
 	}
 	execCfg := map[string]config.Executor{}
@@ -175,8 +174,10 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 }
 
 // Emit routes one event to every channel bound to its source. It only
-// queues: Start's senders deliver, in order, per channel. It is the emit
-// function handed to sources.
+// queues: Start's senders deliver, in order, per channel. Each message is
+// recorded in the outbox under its key first; a key already pending or
+// delivered (a replay after a restart) is not queued again. It is the
+// emit function handed to sources.
 func (r *Router) Emit(ctx context.Context, ev event.Event) {
 	r.events.WithLabelValues("in").Inc()
 	senders := r.sendersFor(ev)
@@ -184,39 +185,104 @@ func (r *Router) Emit(ctx context.Context, ev event.Event) {
 		return
 	}
 	r.events.WithLabelValues("matched").Add(float64(len(senders)))
+	kind := kindEvent
 	switch {
 	case ev.Transition != "" && ev.Group == "" && r.threads.correlated(ev, senders):
 		// An Alertmanager alert about this workload is open: the Kubernetes
 		// view of it goes into that alert's thread.
-		for _, s := range senders {
-			r.intoThread(ctx, ev, s)
-		}
+		kind = kindThread
 	case ev.Transition != "":
-		for _, s := range senders {
-			r.transition(ctx, ev, s.b, s)
-		}
+		kind = kindTransition
 	case ev.Type == event.Error || ev.Type == event.Warning:
-		g, repeat := r.grouped(ev)
-		if repeat {
+		if _, repeat := r.grouped(ev); repeat {
 			return // counted; the flusher edits the first message
 		}
+		kind = kindGrouped
+	}
+	for _, s := range senders {
+		r.queue(ctx, ev, s, kind)
+	}
+}
+
+// Kinds of queued message, as the outbox records them.
+const (
+	kindEvent      = "event"      // a one-off event
+	kindGrouped    = "grouped"    // the first of repeats that fold into it
+	kindTransition = "transition" // a transition alert, or its resolution
+	kindThread     = "thread"     // a transition posted into an Alertmanager alert's thread
+)
+
+// queue records the message of ev for s in the outbox and queues it,
+// unless its key is already pending or delivered.
+func (r *Router) queue(ctx context.Context, ev event.Event, s *sender, kind string) {
+	key := MessageKey(ev, s.b)
+	body, err := json.Marshal(ev)
+	if err != nil {
+		r.log.Error("event not queued: cannot record it", "err", err)
+		return
+	}
+	if !r.opts.Outbox.Add(outbox.Entry{Key: key, Channel: senderKey(s.b), Kind: kind, Body: body}) {
+		r.events.WithLabelValues("repeated").Inc()
+		return
+	}
+	r.job(ctx, ev, s, kind, key)
+}
+
+// job queues the message of ev in s: a new one, or one replayed from the outbox.
+func (r *Router) job(ctx context.Context, ev event.Event, s *sender, kind, key string) {
+	switch kind {
+	case kindThread:
+		r.intoThread(ctx, ev, s, key)
+	case kindTransition:
+		r.transition(ctx, ev, s.b, s, key)
+	case kindGrouped:
+		g := r.groupOf(ev)
 		m := Render(ev)
-		for _, s := range senders {
-			acts := r.actionsFor(ev, s)
-			r.enqueue(s, func() (chat.Message, bool) { return m, true }, func(ref chat.MessageRef) {
-				r.groupMu.Lock()
-				g.refs[s] = ref
-				r.groupMu.Unlock()
-				r.remember(ev.UID)
-				r.triggerActions(acts, ev, s, ref)
-			})
-		}
+		acts := r.actionsFor(ev, s)
+		r.enqueue(s, key, func() (chat.Message, bool) { return m, true }, func(ctx context.Context, ref chat.MessageRef) {
+			r.groupMu.Lock()
+			g.refs[s] = ref
+			r.groupMu.Unlock()
+			r.triggerActions(acts, ev, s, ref)
+		})
 	default:
 		m := Render(ev)
-		for _, s := range senders {
-			r.enqueue(s, func() (chat.Message, bool) { return m, true }, func(chat.MessageRef) { r.remember(ev.UID) })
-		}
+		r.enqueue(s, key, func() (chat.Message, bool) { return m, true }, nil)
 	}
+}
+
+// Replay queues the messages the outbox holds from before a restart or a
+// hand-over, in the order they were first queued. Call it before Start and
+// before the sources start.
+func (r *Router) Replay(ctx context.Context) int {
+	n := 0
+	for _, e := range r.opts.Outbox.Pending() {
+		s, ok := r.senders[e.Channel]
+		var ev event.Event
+		if !ok || json.Unmarshal(e.Body, &ev) != nil {
+			r.log.Warn("dropping an outbox entry for a channel no longer configured", "key", e.Key)
+			r.opts.Outbox.Done(e.Key)
+			continue
+		}
+		if ev.Transition == "" && (ev.Type == event.Error || ev.Type == event.Warning) {
+			r.grouped(ev)
+		}
+		r.job(ctx, ev, s, e.Kind, e.Key)
+		n++
+	}
+	return n
+}
+
+// MessageKey is the stable identity of the message of ev in b's channel:
+// the same event routed again (a replay) has the same key, and platforms
+// that take an idempotency key get it.
+func MessageKey(ev event.Event, b binding) string {
+	id := ev.ID
+	if id == "" {
+		id = ev.Digest()
+	}
+	h := sha256.Sum256([]byte(senderKey(b) + "\x00" + string(ev.Transition) + "\x00" + id))
+	return hex.EncodeToString(h[:12])
 }
 
 // Render turns an event into a chat message.

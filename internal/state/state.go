@@ -1,19 +1,24 @@
 // Package state keeps small pieces of agent state (per-channel switches,
 // transition records) in one ConfigMap, so that they survive restarts and
 // leader changes. Reads come from memory; writes go to the API server first,
-// with a retry on conflict, and then to memory.
+// with a retry on conflict, and then to memory. Watch keeps memory in step
+// with the ConfigMap, so that what one replica writes the other sees.
 package state
 
 import (
 	"context"
 	"fmt"
 	"maps"
+	"strconv"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -25,6 +30,9 @@ type Store struct {
 
 	mu   sync.RWMutex
 	data map[string]string
+	// version is the resourceVersion data is from; an older one from the
+	// watch does not overwrite it.
+	version string
 }
 
 // New returns a store backed by the ConfigMap namespace/name. Call Load before use.
@@ -41,13 +49,55 @@ func (s *Store) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load state %s/%s: %w", s.namespace, s.name, err)
 	}
+	s.replace(cm)
+	return nil
+}
+
+// replace takes cm's data unless memory holds a newer version.
+func (s *Store) replace(cm *corev1.ConfigMap) {
 	s.mu.Lock()
-	s.data = maps.Clone(cm.Data)
+	defer s.mu.Unlock()
+	if older(cm.ResourceVersion, s.version) {
+		return
+	}
+	s.data, s.version = maps.Clone(cm.Data), cm.ResourceVersion
 	if s.data == nil {
 		s.data = map[string]string{}
 	}
-	s.mu.Unlock()
+}
+
+// older reports whether resource version a comes before b. Versions are
+// opaque strings; the API server's are etcd revisions, compared as numbers.
+func older(a, b string) bool {
+	x, err1 := strconv.ParseUint(a, 10, 64)
+	y, err2 := strconv.ParseUint(b, 10, 64)
+	return err1 == nil && err2 == nil && x < y
+}
+
+// Watch keeps the store in step with its ConfigMap until ctx ends: writes
+// of the other replica (a Teams conversation reference, a switch) are
+// seen here within moments. It is a runnable.
+func (s *Store) Watch(ctx context.Context) error {
+	factory := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithNamespace(s.namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", s.name).String()
+		}))
+	inf := factory.Core().V1().ConfigMaps().Informer()
+	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { s.observe(obj) },
+		UpdateFunc: func(_, obj any) { s.observe(obj) },
+	})
+	if err != nil {
+		return fmt.Errorf("watch state %s/%s: %w", s.namespace, s.name, err)
+	}
+	inf.RunWithContext(ctx)
 	return nil
+}
+
+func (s *Store) observe(obj any) {
+	if cm, ok := obj.(*corev1.ConfigMap); ok {
+		s.replace(cm)
+	}
 }
 
 // Get returns the value of key.
@@ -60,6 +110,7 @@ func (s *Store) Get(key string) (string, bool) {
 
 // Set writes key=value (or deletes key when value is "") to the ConfigMap, creating it if needed.
 func (s *Store) Set(ctx context.Context, key, value string) error {
+	var saved *corev1.ConfigMap
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cms := s.client.CoreV1().ConfigMaps(s.namespace)
 		cm, err := cms.Get(ctx, s.name, metav1.GetOptions{})
@@ -67,14 +118,14 @@ func (s *Store) Set(ctx context.Context, key, value string) error {
 			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: s.namespace,
 				Labels: map[string]string{"app.kubernetes.io/managed-by": "kubechat"}}}
 			apply(cm, key, value)
-			_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
+			saved, err = cms.Create(ctx, cm, metav1.CreateOptions{})
 			return err
 		}
 		if err != nil {
 			return err
 		}
 		apply(cm, key, value)
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		saved, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
 		return err
 	})
 	if err != nil {
@@ -82,6 +133,9 @@ func (s *Store) Set(ctx context.Context, key, value string) error {
 	}
 	s.mu.Lock()
 	apply(&corev1.ConfigMap{Data: s.data}, key, value)
+	if saved != nil && !older(saved.ResourceVersion, s.version) {
+		s.version = saved.ResourceVersion
+	}
 	s.mu.Unlock()
 	return nil
 }

@@ -3,6 +3,12 @@
 // HTTP service can receive kubechat's alerts. An edit (a transition alert
 // resolving) is a POST with "action": "update" and the original message id.
 //
+// Idempotency: a message has one id from its first attempt to its last
+// retry, and across restarts of the agent (it is derived from the message's
+// key); each request also carries an Idempotency-Key header, the same on
+// every retry of the same post or edit, so a receiver can drop repeats
+// when a timeout hid that an earlier attempt arrived.
+//
 // Signature: X-Kubechat-Signature: sha256=<hex HMAC of "<timestamp>.<body>">,
 // with the Unix timestamp in X-Kubechat-Timestamp, so receivers can refuse
 // replays.
@@ -88,10 +94,19 @@ func (p *platform) Listen(ctx context.Context, _ chat.Handler) error {
 func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (chat.MessageRef, error) {
 	pl := Payload{Action: "post", Channel: to.ID, Platform: p.name, Title: m.Title, Level: string(m.Level),
 		Text: m.PlainText(), Sections: m.Sections, Context: m.Context, Time: time.Now().UTC()}
-	if m.Replace != nil {
+	idem := m.Key
+	switch {
+	case m.Replace != nil:
 		pl.ID, pl.Action = m.Replace.ID, "update"
-	} else {
+		if idem == "" {
+			idem = newID()
+		}
+		idem = "update." + idem
+	case m.Key != "":
+		pl.ID = m.Key
+	default:
 		pl.ID = newID()
+		idem = pl.ID
 	}
 	if m.Thread != nil {
 		pl.Thread = m.Thread.ID
@@ -106,6 +121,7 @@ func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (c
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "kubechat")
+	req.Header.Set("Idempotency-Key", idem)
 	for k, v := range p.s.Headers {
 		req.Header.Set(k, v)
 	}

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -90,4 +92,36 @@ func TestSettingsErrors(t *testing.T) {
 		_, err = New("hook", raw, chat.Deps{})
 		require.ErrorContains(t, err, want)
 	}
+}
+
+// TestRetriesKeepOneID: every attempt of one message, whether its answer
+// was lost or refused, carries the same id and Idempotency-Key, and an
+// edit names that id with a key of its own.
+func TestRetriesKeepOneID(t *testing.T) {
+	var mu sync.Mutex
+	var ids, keys []string
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p Payload
+		_ = json.NewDecoder(r.Body).Decode(&p)
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		ids, keys = append(ids, p.Action+":"+p.ID), append(keys, r.Header.Get("Idempotency-Key"))
+		if calls < 3 {
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	}))
+	defer srv.Close()
+	p := newPlatform(t, "url: "+srv.URL+"\n")
+	m := chat.Message{Title: "Pod web is failing", Key: "k-0123456789abcdef01234567"}
+	ref, _, err := chat.Deliver(t.Context(), p, chat.Channel{ID: "alerts"}, m, chat.Backoff{Initial: time.Millisecond, Max: time.Millisecond})
+	require.NoError(t, err)
+	require.Equal(t, m.Key, ref.ID)
+	_, err = p.Post(t.Context(), chat.Channel{ID: "alerts"}, chat.Message{Title: "Resolved", Key: "k-resolved", Replace: &ref})
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"post:" + m.Key, "post:" + m.Key, "post:" + m.Key, "update:" + m.Key}, ids)
+	require.Equal(t, []string{m.Key, m.Key, m.Key, "update.k-resolved"}, keys)
 }

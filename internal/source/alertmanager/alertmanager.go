@@ -231,6 +231,7 @@ func (s *Source) Event(p Payload) event.Event {
 		UID:     hex.EncodeToString(h[:8]),
 		Labels:  labels,
 		Group:   p.GroupKey,
+		ID:      occurrence(p.GroupKey, firing, resolved),
 	}
 	if len(firing) == 0 {
 		ev.Transition, ev.Level = event.Resolved, event.Info
@@ -313,4 +314,25 @@ func common(alerts []Alert) map[string]string {
 		}
 	}
 	return out
+}
+
+// occurrence identifies one state of an alert group: its key and which of
+// its alerts (by fingerprint and start) fire and which resolved. The same
+// notification sent again (Alertmanager repeats them) has the same id; a
+// new firing of the group has new starts, so a new id.
+func occurrence(groupKey string, firing, resolved []Alert) string {
+	h := sha256.New()
+	h.Write([]byte(groupKey))
+	for _, set := range [][]Alert{firing, resolved} {
+		h.Write([]byte{0})
+		ids := make([]string, 0, len(set))
+		for _, a := range set {
+			ids = append(ids, a.Fingerprint+"@"+a.StartsAt.UTC().Format(time.RFC3339Nano))
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			h.Write([]byte(id + "\x00"))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }

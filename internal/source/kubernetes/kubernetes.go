@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,9 +51,10 @@ type Options struct {
 	// The leader sets it to the previous leader's checkpoint, so a
 	// hand-over loses nothing. Zero reports nothing from the initial list.
 	Since time.Time
-	// Delivered holds the UIDs of objects reported just before Since:
-	// API timestamps have whole seconds, so these are not replayed.
-	Delivered map[string]bool
+	// Replayed, if set, is called once: when the replay of the initial
+	// list is queued (every object listed at the start was handled), or
+	// when Start returns before that.
+	Replayed func()
 	// Metadata reads object metadata: Secrets are watched through it, so
 	// that their values never enter the agent, and the Ingress
 	// recommendation reads Services with it.
@@ -77,6 +79,12 @@ type Source struct {
 	queue     workqueue.TypedRateLimitingInterface[item]
 	recommend config.Recommendations
 	meta      metadata.Interface
+
+	// initial counts the listed objects still to handle; replayed calls
+	// opts.Replayed once.
+	initial  atomic.Int64
+	synced   atomic.Bool
+	replayed sync.Once
 }
 
 // resource is one configured resource with its filters compiled.
@@ -211,15 +219,26 @@ func compile(rc config.Resource, defaultNS config.Namespaces) (*resource, error)
 	return r, nil
 }
 
-// SetReplay sets the replay point (see Options.Since and Delivered); call it before Start.
-func (s *Source) SetReplay(since time.Time, delivered map[string]bool) {
-	s.opts.Since, s.opts.Delivered = since, delivered
+// SetReplay sets the replay point and what to call once it is queued (see
+// Options.Since and Replayed); call it before Start.
+func (s *Source) SetReplay(since time.Time, replayed func()) {
+	s.opts.Since, s.opts.Replayed = since, replayed
 }
 
 // after reports whether t (an API timestamp, whole seconds) is at or after
-// the replay point's second; Delivered weeds out what was already reported.
+// the replay point's second. What was reported already is weeded out by
+// its key downstream (the router's outbox).
 func (s *Source) after(t time.Time) bool {
 	return !s.opts.Since.IsZero() && !t.Before(s.opts.Since.Truncate(time.Second))
+}
+
+// replayDone calls opts.Replayed, once.
+func (s *Source) replayDone() {
+	s.replayed.Do(func() {
+		if s.opts.Replayed != nil {
+			s.opts.Replayed()
+		}
+	})
 }
 
 // Name is the configured source name.
@@ -227,6 +246,7 @@ func (s *Source) Name() string { return s.name }
 
 // Start runs the informers and workers until ctx is done.
 func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Event)) error {
+	defer s.replayDone()
 	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[item](),
 		workqueue.TypedRateLimitingQueueConfig[item]{Name: "source_" + s.name})
 	var synced []cache.InformerSynced
@@ -285,6 +305,10 @@ func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Eve
 	if s.opts.OnSynced != nil {
 		s.opts.OnSynced()
 	}
+	s.synced.Store(true)
+	if s.initial.Load() == 0 {
+		s.replayDone()
+	}
 	var wg sync.WaitGroup
 	for range s.opts.Workers {
 		wg.Go(func() {
@@ -305,6 +329,9 @@ func (s *Source) handler(r *resource) cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, isInInitialList bool) {
 			if o, ok := obj.(runtime.Object); ok {
+				if isInInitialList {
+					s.initial.Add(1)
+				}
 				s.queue.Add(item{res: r, typ: event.Create, obj: o, initial: isInInitialList})
 			}
 		},
@@ -333,6 +360,13 @@ func (s *Source) processNext(ctx context.Context, emit func(context.Context, eve
 	}
 	defer s.queue.Done(it)
 	defer s.queue.Forget(it)
+	if it.initial {
+		defer func() {
+			if s.initial.Add(-1) == 0 && s.synced.Load() {
+				s.replayDone()
+			}
+		}()
+	}
 	if it.recheck {
 		if ev, ok := s.recheck(it); ok {
 			emit(ctx, ev)
@@ -363,7 +397,7 @@ func (s *Source) toEvents(c change) []event.Event {
 	if !r.matches(obj) {
 		return nil
 	}
-	replay := s.after(obj.GetCreationTimestamp().Time) && !s.opts.Delivered[string(obj.GetUID())]
+	replay := s.after(obj.GetCreationTimestamp().Time)
 	var out []event.Event
 	if !c.initial || replay {
 		if ev, ok := s.toEvent(c); ok {
@@ -432,6 +466,16 @@ func (s *Source) transition(obj *unstructured.Unstructured, typ event.Type, was,
 		ev.Object = helmSubject(obj)
 	}
 	ev.Reason, ev.Message = h.reason, h.message
+	// One failure (or recovery) is one occurrence, however often it is
+	// seen: its start, as the object records it, identifies it.
+	at := obj.GetResourceVersion()
+	if !h.since.IsZero() {
+		at = h.since.UTC().Format(time.RFC3339)
+	}
+	ev.ID = string(obj.GetUID()) + "|" + map[bool]string{true: "failing", false: "resolved"}[h.failing] + "|" + at
+	if typ == event.Delete {
+		ev.ID = string(obj.GetUID()) + "|deleted"
+	}
 	if h.failing {
 		ev.Transition, ev.Level = event.Failing, event.Critical
 	} else {
@@ -473,8 +517,19 @@ func (s *Source) base(obj *unstructured.Unstructured, typ event.Type) event.Even
 		Level:   event.Info,
 		Object:  event.Object{APIVersion: obj.GetAPIVersion(), Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()},
 		UID:     string(obj.GetUID()),
-		Time:    time.Now(),
+		// An object is created and deleted once; each update (and each
+		// count of a Kubernetes Event) has its resourceVersion.
+		ID:   occurrenceID(obj, typ),
+		Time: time.Now(),
 	}
+}
+
+func occurrenceID(obj *unstructured.Unstructured, typ event.Type) string {
+	switch typ {
+	case event.Create, event.Delete:
+		return string(obj.GetUID()) + "|" + string(typ)
+	}
+	return string(obj.GetUID()) + "|" + string(typ) + "|" + obj.GetResourceVersion()
 }
 
 // toEvent turns a matching change into its plain event, if its type is selected.

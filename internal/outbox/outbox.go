@@ -1,0 +1,338 @@
+// Package outbox keeps the messages the agent has queued but not yet
+// delivered in a ConfigMap, so that a stop, a crash or a hand-over to the
+// other replica loses none of them, and remembers the keys of messages
+// delivered lately, so that a replay repeats none of them.
+//
+// Every message has a stable key from the moment it is queued (the router
+// derives it from the event and the channel). Add records a key once;
+// Done marks it delivered (or given up on). The leader writes the whole
+// outbox at most every FlushInterval, and once more when it stops, in one
+// ConfigMap update together with the checkpoint: the time before which
+// every event the sources emitted is either delivered or in the outbox.
+// The next leader re-queues the pending entries and has its sources
+// replay from the checkpoint; keys already pending or delivered are
+// dropped, so a replay repeats nothing.
+//
+// Bound: the outbox's ConfigMap holds at most MaxBytes of entries. Entries
+// past it stay queued in memory, are counted in
+// kubechat_outbox_unsaved_total, and hold the checkpoint back to the time
+// they were queued, so a crash replays them from the sources instead.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+)
+
+// Defaults.
+const (
+	// FlushInterval is how often a changed outbox is written.
+	FlushInterval = 250 * time.Millisecond
+	// MaxBytes bounds the saved entries (a ConfigMap holds at most 1 MiB).
+	MaxBytes = 768 << 10
+	// Remember is how long delivered keys are kept for deduplication.
+	Remember = 30 * time.Minute
+	// MaxRemembered bounds the delivered keys kept.
+	MaxRemembered = 5000
+	// checkpointMargin moves the checkpoint back, so that an event a source
+	// had not yet emitted when the outbox was written is replayed (its
+	// key, if it was delivered after all, is remembered).
+	checkpointMargin = 2 * time.Second
+	dataKey          = "outbox"
+)
+
+// Entry is one queued message.
+type Entry struct {
+	// Key is the message's stable identity.
+	Key string `json:"key"`
+	// Channel names where it goes (the router's sender key).
+	Channel string `json:"channel"`
+	// Kind and Body are the router's: what to rebuild the message from.
+	Kind string          `json:"kind"`
+	Body json.RawMessage `json:"body"`
+	// Queued is when the message was first queued.
+	Queued time.Time `json:"queued"`
+}
+
+// document is the saved form.
+type document struct {
+	Checkpoint time.Time        `json:"checkpoint"`
+	Pending    []Entry          `json:"pending"`
+	Delivered  map[string]int64 `json:"delivered,omitempty"` // key -> unix seconds
+}
+
+// Store is the outbox. A nil *Store keeps nothing (an agent without a
+// cluster): Add always accepts and nothing survives a restart.
+type Store struct {
+	client    kubernetes.Interface
+	namespace string
+	name      string
+	log       *slog.Logger
+	unsaved   prometheus.Counter
+	depth     prometheus.Gauge
+
+	mu         sync.Mutex
+	pending    []Entry
+	keys       map[string]bool // pending
+	delivered  map[string]time.Time
+	checkpoint time.Time
+	held       bool
+	dirty      bool
+}
+
+// New returns an outbox kept in the ConfigMap namespace/name. Call Load before use.
+func New(client kubernetes.Interface, namespace, name string, reg prometheus.Registerer, log *slog.Logger) *Store {
+	return &Store{
+		client: client, namespace: namespace, name: name, log: log,
+		unsaved: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "kubechat_outbox_unsaved_total",
+			Help: "Queued messages the outbox could not save because it was full; a crash would replay them from the sources.",
+		}),
+		depth: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+			Name: "kubechat_outbox_pending",
+			Help: "Messages queued and not yet delivered, as the outbox holds them.",
+		}),
+		keys: map[string]bool{}, delivered: map[string]time.Time{},
+	}
+}
+
+// Load reads the outbox; a missing ConfigMap is an empty outbox.
+func (s *Store) Load(ctx context.Context) error {
+	if s == nil {
+		return nil
+	}
+	cm, err := s.client.CoreV1().ConfigMaps(s.namespace).Get(ctx, s.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load outbox %s/%s: %w", s.namespace, s.name, err)
+	}
+	var doc document
+	if raw := cm.Data[dataKey]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), &doc); err != nil {
+			// An outbox that cannot be read must not be overwritten silently.
+			return fmt.Errorf("load outbox %s/%s: %w", s.namespace, s.name, err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending, s.keys, s.delivered = doc.Pending, map[string]bool{}, map[string]time.Time{}
+	for _, e := range s.pending {
+		s.keys[e.Key] = true
+	}
+	for k, t := range doc.Delivered {
+		s.delivered[k] = time.Unix(t, 0)
+	}
+	s.checkpoint = doc.Checkpoint
+	s.depth.Set(float64(len(s.pending)))
+	return nil
+}
+
+// Checkpoint is the time from which the sources replay.
+func (s *Store) Checkpoint() time.Time {
+	if s == nil {
+		return time.Time{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checkpoint
+}
+
+// Hold keeps the checkpoint where it is until Release: the sources replay
+// from it, and until their replay is queued it must not move past it.
+func (s *Store) Hold() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.held = true
+	s.mu.Unlock()
+}
+
+// Release lets the checkpoint move again (the sources caught up).
+func (s *Store) Release() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.held, s.dirty = false, true
+	s.mu.Unlock()
+}
+
+// Pending returns the entries not yet delivered, oldest first.
+func (s *Store) Pending() []Entry {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.pending)
+}
+
+// Add records e unless its key is pending or was delivered; it reports
+// whether e was new, so that the caller queues it only then.
+func (s *Store) Add(e Entry) bool {
+	if s == nil {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys[e.Key] {
+		return false
+	}
+	if _, ok := s.delivered[e.Key]; ok {
+		return false
+	}
+	if e.Queued.IsZero() {
+		e.Queued = time.Now()
+	}
+	s.pending = append(s.pending, e)
+	s.keys[e.Key] = true
+	s.dirty = true
+	s.depth.Set(float64(len(s.pending)))
+	return true
+}
+
+// Done marks key delivered (or given up on): it leaves the outbox and is
+// remembered, so that a replay does not queue it again.
+func (s *Store) Done(key string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys[key] {
+		delete(s.keys, key)
+		s.pending = slices.DeleteFunc(s.pending, func(e Entry) bool { return e.Key == key })
+	}
+	s.delivered[key] = time.Now()
+	s.dirty = true
+	s.depth.Set(float64(len(s.pending)))
+}
+
+// Run writes the outbox whenever it changed, at most every FlushInterval,
+// until ctx ends. The owner calls Flush once more after the last delivery.
+func (s *Store) Run(ctx context.Context) {
+	if s == nil {
+		return
+	}
+	t := time.NewTicker(FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.Flush(ctx, false); err != nil && ctx.Err() == nil {
+			s.log.Warn("outbox not saved; will retry", "err", err)
+		}
+	}
+}
+
+// Flush writes the outbox and the checkpoint now (always, with force;
+// else only if something changed).
+func (s *Store) Flush(ctx context.Context, force bool) error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	if !s.dirty && !force {
+		s.mu.Unlock()
+		return nil
+	}
+	now := time.Now()
+	doc := document{Checkpoint: now.Add(-checkpointMargin).UTC(), Delivered: map[string]int64{}}
+	size := 0
+	for _, e := range s.pending {
+		b, _ := json.Marshal(e)
+		if size+len(b) > MaxBytes {
+			// Not saved: a crash must replay it, so the checkpoint stays before it.
+			s.unsaved.Inc()
+			if q := e.Queued.Add(-checkpointMargin); q.Before(doc.Checkpoint) {
+				doc.Checkpoint = q.UTC()
+			}
+			continue
+		}
+		size += len(b)
+		doc.Pending = append(doc.Pending, e)
+	}
+	for k, t := range s.delivered {
+		if now.Sub(t) > Remember {
+			delete(s.delivered, k)
+		}
+	}
+	if len(s.delivered) > MaxRemembered {
+		keys := make([]string, 0, len(s.delivered))
+		for k := range s.delivered {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b string) int { return s.delivered[a].Compare(s.delivered[b]) })
+		for _, k := range keys[:len(keys)-MaxRemembered] {
+			delete(s.delivered, k)
+		}
+	}
+	for k, t := range s.delivered {
+		doc.Delivered[k] = t.Unix()
+	}
+	if s.held && s.checkpoint.Before(doc.Checkpoint) {
+		// The sources are still replaying from the old checkpoint.
+		doc.Checkpoint = s.checkpoint
+	}
+	s.dirty = false
+	s.mu.Unlock()
+	body, err := json.Marshal(doc)
+	if err == nil {
+		err = s.write(ctx, string(body))
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Lock()
+	s.checkpoint = doc.Checkpoint
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) write(ctx context.Context, body string) error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cms := s.client.CoreV1().ConfigMaps(s.namespace)
+		cm, err := cms.Get(ctx, s.name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: s.namespace,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "kubechat"}}, Data: map[string]string{dataKey: body}}
+			_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		cm.Data[dataKey] = body
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("save outbox %s/%s: %w", s.namespace, s.name, err)
+	}
+	return nil
+}
