@@ -4,15 +4,22 @@
 // to, its expiry and a nonce, so a click cannot be forged, moved to another
 // channel, or used after it expires; one-shot actions work once. The caller
 // re-authorises the action at click time, as if the user had typed it.
+//
+// With a Shared store (the agent's buttons ConfigMap) and a signing key
+// that every replica has, a button works on any replica and after any
+// restart until it expires, and a one-shot button is claimed with a
+// compare-and-swap on the ConfigMap, so it works once across replicas.
 package action
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -52,8 +59,21 @@ type Action struct {
 	TTL time.Duration
 }
 
+// Shared keeps actions where every replica sees them: Set saves an entry;
+// Update claims one, writing only if nobody changed it in between. The
+// state package's Store is one.
+type Shared interface {
+	Set(ctx context.Context, key, value string) error
+	Update(ctx context.Context, key string, f func(old string, ok bool) (string, error)) error
+	Prune(ctx context.Context, drop func(key, value string) bool) error
+}
+
 // Store issues and redeems action ids. It is safe for concurrent use.
 type Store struct {
+	// shared, when set, holds the actions instead of the memory map.
+	shared    Shared
+	lastPrune time.Time
+
 	// issuer is the tag that prefixes every id ("<tag>.<id>"), so an agent
 	// of another cluster that sees the click can tell it is not its own.
 	issuer string
@@ -70,6 +90,26 @@ type entry struct {
 	expires time.Time
 	used    bool
 }
+
+// saved is an entry as the shared store keeps it.
+type saved struct {
+	Kind     string            `json:"k"`
+	Params   map[string]string `json:"p,omitempty"`
+	Platform string            `json:"pl"`
+	Channel  string            `json:"c"`
+	OneShot  bool              `json:"o,omitempty"`
+	Expires  int64             `json:"e"`
+	Used     bool              `json:"u,omitempty"`
+}
+
+// pruneEvery is how often Put drops expired entries from the shared store.
+const pruneEvery = time.Minute
+
+// keyPrefix names the shared store's entries.
+const keyPrefix = "button."
+
+// UseShared makes the store keep its actions in shared (see Shared).
+func (s *Store) UseShared(shared Shared) { s.shared = shared }
 
 // NewStore returns a store that signs with key (random when nil) and whose ids live for ttl.
 func NewStore(key []byte, ttl time.Duration) (*Store, error) {
@@ -114,7 +154,7 @@ func (s *Store) Foreign(id string) bool {
 }
 
 // Put stores a and returns its id.
-func (s *Store) Put(a Action) (string, error) {
+func (s *Store) Put(ctx context.Context, a Action) (string, error) {
 	nonce := make([]byte, nonceLen)
 	if _, err := rand.Read(nonce); err != nil {
 		return "", fmt.Errorf("action nonce: %w", err)
@@ -124,10 +164,21 @@ func (s *Store) Put(a Action) (string, error) {
 		ttl = a.TTL
 	}
 	exp := s.now().Add(ttl).Truncate(time.Second)
-	s.mu.Lock()
-	s.gc()
-	s.actions[string(nonce)] = entry{action: a, expires: exp}
-	s.mu.Unlock()
+	if s.shared != nil {
+		b, err := json.Marshal(saved{Kind: a.Kind, Params: a.Params, Platform: a.Platform, Channel: a.Channel, OneShot: a.OneShot, Expires: exp.Unix()})
+		if err != nil {
+			return "", err
+		}
+		s.prune(ctx)
+		if err := s.shared.Set(ctx, keyPrefix+hex.EncodeToString(nonce), string(b)); err != nil {
+			return "", fmt.Errorf("save button: %w", err)
+		}
+	} else {
+		s.mu.Lock()
+		s.gc()
+		s.actions[string(nonce)] = entry{action: a, expires: exp}
+		s.mu.Unlock()
+	}
 	raw := make([]byte, 0, nonceLen+8+sha256.Size)
 	raw = append(raw, nonce...)
 	raw = binary.BigEndian.AppendUint64(raw, uint64(exp.Unix()))
@@ -141,7 +192,7 @@ func (s *Store) Put(a Action) (string, error) {
 
 // Take redeems id clicked in platform/channel. It checks the signature, the
 // expiry, the channel and, for one-shot actions, that it was not used.
-func (s *Store) Take(id, platform, channel string) (Action, error) {
+func (s *Store) Take(ctx context.Context, id, platform, channel string) (Action, error) {
 	if s.Foreign(id) {
 		return Action{}, ErrForeign
 	}
@@ -154,23 +205,17 @@ func (s *Store) Take(id, platform, channel string) (Action, error) {
 	}
 	nonce, expUnix, sig := raw[:nonceLen], binary.BigEndian.Uint64(raw[nonceLen:nonceLen+8]), raw[nonceLen+8:]
 	exp := time.Unix(int64(expUnix), 0)
+	if s.shared != nil {
+		return s.takeShared(ctx, nonce, exp, sig, platform, channel)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.actions[string(nonce)]
-	switch {
-	case !ok && s.now().After(exp):
-		return Action{}, ErrExpired
-	case !ok:
-		return Action{}, ErrUnknown
-	case !e.expires.Equal(exp) || !hmac.Equal(sig, s.mac(nonce, exp, e.action)):
-		return Action{}, ErrInvalid
-	case s.now().After(exp):
-		delete(s.actions, string(nonce))
-		return Action{}, ErrExpired
-	case e.action.Platform != platform || e.action.Channel != channel:
-		return Action{}, ErrChannel
-	case e.action.OneShot && e.used:
-		return Action{}, ErrUsed
+	if err := s.check(e, ok, nonce, exp, sig, platform, channel); err != nil {
+		if errors.Is(err, ErrExpired) {
+			delete(s.actions, string(nonce))
+		}
+		return Action{}, err
 	}
 	if e.action.OneShot {
 		e.used = true
@@ -179,6 +224,80 @@ func (s *Store) Take(id, platform, channel string) (Action, error) {
 	a := e.action
 	a.Params = maps.Clone(a.Params)
 	return a, nil
+}
+
+// takeShared claims the entry in the shared store: the check and the
+// "used" mark are one compare-and-swap, so a one-shot button works once
+// whichever replica gets its clicks.
+func (s *Store) takeShared(ctx context.Context, nonce []byte, exp time.Time, sig []byte, platform, channel string) (Action, error) {
+	var claimed Action
+	var refused error
+	err := s.shared.Update(ctx, keyPrefix+hex.EncodeToString(nonce), func(old string, ok bool) (string, error) {
+		var e entry
+		if ok {
+			var v saved
+			if json.Unmarshal([]byte(old), &v) != nil {
+				return "", ErrInvalid
+			}
+			e = entry{action: Action{Kind: v.Kind, Params: v.Params, Platform: v.Platform, Channel: v.Channel, OneShot: v.OneShot},
+				expires: time.Unix(v.Expires, 0), used: v.Used}
+		}
+		if err := s.check(e, ok, nonce, exp, sig, platform, channel); err != nil {
+			refused = err
+			return "", err
+		}
+		claimed = e.action
+		if !e.action.OneShot {
+			return old, nil
+		}
+		b, err := json.Marshal(saved{Kind: e.action.Kind, Params: e.action.Params, Platform: e.action.Platform,
+			Channel: e.action.Channel, OneShot: true, Expires: e.expires.Unix(), Used: true})
+		return string(b), err
+	})
+	switch {
+	case refused != nil:
+		return Action{}, refused
+	case err != nil:
+		return Action{}, fmt.Errorf("claim button: %w", err)
+	}
+	return claimed, nil
+}
+
+// check judges a click on the entry e (ok: it exists) of nonce.
+func (s *Store) check(e entry, ok bool, nonce []byte, exp time.Time, sig []byte, platform, channel string) error {
+	switch {
+	case !ok && s.now().After(exp):
+		return ErrExpired
+	case !ok:
+		return ErrUnknown
+	case !e.expires.Equal(exp) || !hmac.Equal(sig, s.mac(nonce, exp, e.action)):
+		return ErrInvalid
+	case s.now().After(exp):
+		return ErrExpired
+	case e.action.Platform != platform || e.action.Channel != channel:
+		return ErrChannel
+	case e.action.OneShot && e.used:
+		return ErrUsed
+	}
+	return nil
+}
+
+// prune drops expired entries from the shared store, at most every pruneEvery.
+func (s *Store) prune(ctx context.Context) {
+	s.mu.Lock()
+	due := s.now().Sub(s.lastPrune) > pruneEvery
+	if due {
+		s.lastPrune = s.now()
+	}
+	s.mu.Unlock()
+	if !due {
+		return
+	}
+	now := s.now().Unix()
+	_ = s.shared.Prune(ctx, func(key, value string) bool {
+		var v saved
+		return strings.HasPrefix(key, keyPrefix) && (json.Unmarshal([]byte(value), &v) != nil || v.Expires < now)
+	})
 }
 
 // mac signs everything a click depends on. Params are signed in key order.

@@ -6,10 +6,12 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -31,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/kubechat/kubechat/internal/action"
 	"github.com/kubechat/kubechat/internal/buildinfo"
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/chat/platforms"
@@ -97,8 +100,10 @@ type App struct {
 	restConfig *rest.Config
 	outbox     *outbox.Store
 	leading    atomic.Bool
-	// identity names this replica in the Lease.
+	// identity names this replica; advertise is where the other replica
+	// reaches its HTTP server.
 	identity  string
+	advertise string
 	log       *slog.Logger
 	health    *health.Tracker
 	registry  *prometheus.Registry
@@ -177,6 +182,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if cfg.HA.LeaderElection {
 		a.health.Register("leader-election")
 	}
+	if ropts.Actions, err = buttonStore(cfg, a.clientset, log); err != nil {
+		return nil, err
+	}
 	if a.router, err = router.New(cfg, byName, ropts, a.registry, log); err != nil {
 		return nil, err
 	}
@@ -226,8 +234,15 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if a.http, err = httpserver.New(cfg.HTTP.Listen, a.health, a.registry, log); err != nil {
 		return nil, err
 	}
+	// Inbound requests (webhooks, clicks, the web chat) are the leader's
+	// to handle: another replica hands them on.
+	inbound := func(h http.Handler) http.Handler { return h }
+	if cfg.HA.LeaderElection {
+		a.advertise = advertiseURL(cfg, a.http.Addr())
+		inbound = func(h http.Handler) http.Handler { return httpserver.ToLeader(h, a.leader) }
+	}
 	for _, s := range alertmanagers {
-		a.http.Handle(s.Path(), s)
+		a.http.Handle(s.Path(), inbound(s))
 	}
 	for _, p := range a.platforms {
 		if r, ok := p.(chat.HTTPReceiver); ok {
@@ -235,10 +250,77 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 			if pp, ok := p.(interface{ HTTPPrefix() string }); ok {
 				prefix = pp.HTTPPrefix()
 			}
-			a.http.Handle(prefix+"/", http.StripPrefix(prefix, r.HTTPHandler()))
+			a.http.Handle(prefix+"/", inbound(http.StripPrefix(prefix, r.HTTPHandler())))
 		}
 	}
 	return a, nil
+}
+
+// leaderKey is the state entry in which the leader says where it is.
+const leaderKey = "leader"
+
+// leaderRecord is the leader's entry.
+type leaderRecord struct {
+	Identity string `json:"identity"`
+	URL      string `json:"url"`
+}
+
+// leader says whether this replica leads, else where the leader is.
+func (a *App) leader() (bool, string) {
+	if a.leading.Load() {
+		return true, ""
+	}
+	var rec leaderRecord
+	if a.state == nil {
+		return false, ""
+	}
+	if v, ok := a.state.Get(leaderKey); ok && json.Unmarshal([]byte(v), &rec) == nil && rec.Identity != a.identity {
+		return false, rec.URL
+	}
+	return false, ""
+}
+
+// advertiseURL is where the other replica reaches this one:
+// ha.advertiseURL, else $KUBECHAT_POD_IP (the chart sets it from the
+// pod's status) with the listen port, else the listen address itself.
+func advertiseURL(cfg *config.Config, listen string) string {
+	if cfg.HA.AdvertiseURL != "" {
+		return cfg.HA.AdvertiseURL
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	if ip := os.Getenv(PodIPEnv); ip != "" {
+		host = ip
+	} else if h := net.ParseIP(host); h == nil || h.IsUnspecified() {
+		host, _ = os.Hostname()
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// PodIPEnv names the variable holding the pod's IP (the chart sets it).
+const PodIPEnv = "KUBECHAT_POD_IP"
+
+// buttonStore is where button ids are issued and redeemed: with
+// ha.buttonKey, signed with that key and kept in the kubechat-buttons
+// ConfigMap, so that buttons work on every replica and after restarts;
+// without it, in this process only.
+func buttonStore(cfg *config.Config, cs kubernetes.Interface, log *slog.Logger) (*action.Store, error) {
+	if cfg.HA.ButtonKey == nil || cfg.HA.ButtonKey.IsZero() {
+		if cfg.HA.LeaderElection {
+			log.Warn("ha.buttonKey is not set: buttons work only on the replica that posted them, until it restarts")
+		}
+		return action.NewStore(nil, action.DefaultTTL)
+	}
+	s, err := action.NewStore([]byte(cfg.HA.ButtonKey.Reveal()), action.DefaultTTL)
+	if err != nil {
+		return nil, fmt.Errorf("ha.buttonKey: %w", err)
+	}
+	if cs != nil {
+		s.UseShared(state.New(cs, cfg.Cluster.Namespace, "kubechat-buttons"))
+	}
+	return s, nil
 }
 
 func buildPlatforms(cfg *config.Config, d chat.Deps) (map[string]chat.Platform, error) {
@@ -432,6 +514,12 @@ func (a *App) lead(ctx context.Context) error {
 	}
 	if err := a.outbox.Load(ctx); err != nil {
 		return err
+	}
+	if a.cfg.HA.LeaderElection && a.state != nil {
+		rec, _ := json.Marshal(leaderRecord{Identity: a.identity, URL: a.advertise})
+		if err := a.state.Set(ctx, leaderKey, string(rec)); err != nil {
+			a.log.Warn("cannot say where the leader is; the other replica answers inbound requests 503 until it knows", "err", err)
+		}
 	}
 	since := a.outbox.Checkpoint()
 	a.outbox.Hold() // until the sources have queued their replay

@@ -126,6 +126,15 @@ type HA struct {
 	LeaseDuration  Duration `yaml:"leaseDuration"` // default 10s
 	RenewDeadline  Duration `yaml:"renewDeadline"` // default 7s
 	RetryPeriod    Duration `yaml:"retryPeriod"`   // default 2s
+	// ButtonKey signs button ids (at least 16 bytes). Every replica must
+	// have the same one, from a Secret, so that a button works on any of
+	// them and after a restart; the Helm chart makes one. Without it, each
+	// process signs with a random key of its own.
+	ButtonKey *Secret `yaml:"buttonKey"`
+	// AdvertiseURL is where the other replica reaches this one's HTTP
+	// server, to hand it inbound requests while it leads (default: the
+	// pod's IP from $KUBECHAT_POD_IP, else the listen address).
+	AdvertiseURL string `yaml:"advertiseURL"`
 }
 
 // Identity is a Kubernetes identity to impersonate: a ServiceAccount

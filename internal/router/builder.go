@@ -62,7 +62,7 @@ func (r *Router) build(ctx context.Context, a audit, ch *channel, be boundExecut
 	}
 	params := maps.Clone(chosen)
 	params["executor"], params["field"] = be.exec.Name(), field
-	actionID, err := r.opts.Actions.Put(action.Action{Kind: actionBuild, Params: params, Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true})
+	actionID, err := r.opts.Actions.Put(ctx, action.Action{Kind: actionBuild, Params: params, Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true})
 	if err != nil {
 		return errorMessage("Cannot build a command", err.Error())
 	}

@@ -116,7 +116,7 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 		// A click is re-authorised like typed text: policy and identity
 		// run again, for the user who clicked.
 		var err error
-		act, err = r.opts.Actions.Take(in.ActionID, in.Platform, in.Channel.ID)
+		act, err = r.opts.Actions.Take(ctx, in.ActionID, in.Platform, in.Channel.ID)
 		if errors.Is(err, action.ErrForeign) {
 			return chat.Message{} // another cluster's agent issued it, and answers it
 		}
@@ -132,7 +132,7 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 			return reply(r.continueBuild(ctx, a, act))
 		case actionCancel:
 			// Spend the confirm button, so that it cannot run afterwards.
-			_, _ = r.opts.Actions.Take(act.Params["confirm"], in.Platform, in.Channel.ID)
+			_, _ = r.opts.Actions.Take(ctx, act.Params["confirm"], in.Platform, in.Channel.ID)
 			return reply(chat.Message{Title: "Cancelled: " + act.Params["title"], Level: chat.LevelInfo,
 				Sections: []chat.Section{{Text: "Nothing ran. Cancelled by " + who(in) + "."}}})
 		case actionConfirm:
@@ -208,7 +208,7 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 	a.identity = id.User
 	if needsConfirm && !confirmed {
 		r.record(ctx, a, resultAwaitingConfirmation, nil)
-		return r.confirmation(a, title, cmd, id, ns)
+		return r.confirmation(ctx, a, title, cmd, id, ns)
 	}
 	ectx, cancel := context.WithTimeout(ctx, be.policy.Timeout)
 	defer cancel()
@@ -260,8 +260,8 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 	m.Context = fmt.Sprintf("cluster: %s · as %s · %d ms", r.cluster, id.User, time.Since(a.start).Milliseconds())
 	// One-shot: each result carries a fresh button, so a click replayed
 	// (a retried delivery, a double click, a captured payload) runs nothing.
-	buttons := r.followUps(a, cmd, res.Buttons)
-	if id, err := r.opts.Actions.Put(action.Action{Kind: actionRun, Params: map[string]string{"command": encodeCommand(cmd)},
+	buttons := r.followUps(ctx, a, cmd, res.Buttons)
+	if id, err := r.opts.Actions.Put(ctx, action.Action{Kind: actionRun, Params: map[string]string{"command": encodeCommand(cmd)},
 		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true}); err == nil {
 		buttons = append(buttons, chat.Button{Label: "Run again", ActionID: id})
 	}
@@ -274,7 +274,7 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 // followUps turns an executor's follow-up buttons into chat buttons. Each
 // command button is a one-shot "run" action of the same executor word (and
 // cluster) as cmd, so a click goes through parse, policy and identity again.
-func (r *Router) followUps(a audit, cmd command.Command, bs []executor.Button) []chat.Button {
+func (r *Router) followUps(ctx context.Context, a audit, cmd command.Command, bs []executor.Button) []chat.Button {
 	var out []chat.Button
 	for _, b := range bs {
 		if b.URL == "" && len(b.Args) == 0 {
@@ -286,7 +286,7 @@ func (r *Router) followUps(a audit, cmd command.Command, bs []executor.Button) [
 		}
 		if b.URL == "" {
 			follow := command.Command{Cluster: cmd.Cluster, Name: cmd.Name, Args: b.Args}
-			id, err := r.opts.Actions.Put(action.Action{Kind: actionRun, Params: map[string]string{"command": encodeCommand(follow)},
+			id, err := r.opts.Actions.Put(ctx, action.Action{Kind: actionRun, Params: map[string]string{"command": encodeCommand(follow)},
 				Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true})
 			if err != nil {
 				continue
@@ -313,7 +313,7 @@ const ConfirmTTL = 10 * time.Minute
 // confirmation asks for a click before a command that changes something
 // runs. Both buttons work once; whoever clicks Confirm is checked again, as
 // if they had typed the command.
-func (r *Router) confirmation(a audit, title string, cmd command.Command, id executor.Identity, ns string) chat.Message {
+func (r *Router) confirmation(ctx context.Context, a audit, title string, cmd command.Command, id executor.Identity, ns string) chat.Message {
 	where := ""
 	if ns != "" {
 		where = " (default namespace " + ns + ")"
@@ -321,12 +321,12 @@ func (r *Router) confirmation(a audit, title string, cmd command.Command, id exe
 	m := chat.Message{Title: "Confirm: " + title, Level: chat.LevelWarning, Sections: []chat.Section{{
 		Text: fmt.Sprintf("This changes the cluster. It runs as %s%s once confirmed. The buttons work once, for %s.", id.User, where, ConfirmTTL),
 	}}}
-	confirm, err := r.opts.Actions.Put(action.Action{Kind: actionConfirm, Params: map[string]string{"command": encodeCommand(cmd)},
+	confirm, err := r.opts.Actions.Put(ctx, action.Action{Kind: actionConfirm, Params: map[string]string{"command": encodeCommand(cmd)},
 		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true, TTL: ConfirmTTL})
 	if err != nil {
 		return errorMessage("Cannot ask for confirmation", err.Error())
 	}
-	cancel, err := r.opts.Actions.Put(action.Action{Kind: actionCancel, Params: map[string]string{"confirm": confirm, "title": title},
+	cancel, err := r.opts.Actions.Put(ctx, action.Action{Kind: actionCancel, Params: map[string]string{"confirm": confirm, "title": title},
 		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true, TTL: ConfirmTTL})
 	if err != nil {
 		return errorMessage("Cannot ask for confirmation", err.Error())

@@ -140,6 +140,73 @@ func (s *Store) Set(ctx context.Context, key, value string) error {
 	return nil
 }
 
+// Update changes key to what f makes of its current value, reading the
+// ConfigMap from the API server and writing it back only if nobody wrote
+// in between (else f runs again on the newer value): a compare-and-swap,
+// so that two replicas cannot both claim the same entry. An error from f
+// is returned as it is and writes nothing.
+func (s *Store) Update(ctx context.Context, key string, f func(old string, ok bool) (string, error)) error {
+	var saved *corev1.ConfigMap
+	var value string
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cms := s.client.CoreV1().ConfigMaps(s.namespace)
+		cm, err := cms.Get(ctx, s.name, metav1.GetOptions{})
+		missing := apierrors.IsNotFound(err)
+		if err != nil && !missing {
+			return err
+		}
+		if missing {
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: s.namespace,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "kubechat"}}}
+		}
+		old, ok := cm.Data[key]
+		if value, err = f(old, ok); err != nil {
+			return err
+		}
+		apply(cm, key, value)
+		if missing {
+			saved, err = cms.Create(ctx, cm, metav1.CreateOptions{})
+		} else {
+			saved, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.replace(saved)
+	return nil
+}
+
+// Prune deletes, in one write, every key for which drop is true.
+func (s *Store) Prune(ctx context.Context, drop func(key, value string) bool) error {
+	var saved *corev1.ConfigMap
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cms := s.client.CoreV1().ConfigMaps(s.namespace)
+		cm, err := cms.Get(ctx, s.name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		n := len(cm.Data)
+		maps.DeleteFunc(cm.Data, drop)
+		if len(cm.Data) == n {
+			return nil
+		}
+		saved, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("prune state %s/%s: %w", s.namespace, s.name, err)
+	}
+	if saved != nil {
+		s.replace(saved)
+	}
+	return nil
+}
+
 func apply(cm *corev1.ConfigMap, key, value string) {
 	if cm.Data == nil {
 		cm.Data = map[string]string{}
