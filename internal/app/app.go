@@ -102,17 +102,18 @@ type App struct {
 	leading    atomic.Bool
 	// identity names this replica; advertise is where the other replica
 	// reaches its HTTP server.
-	identity  string
-	advertise string
-	log       *slog.Logger
-	health    *health.Tracker
-	registry  *prometheus.Registry
-	http      *httpserver.Server
-	platforms []chat.Platform
-	sources   []source.Source
-	router    *router.Router
-	state     *state.Store
-	clientset kubernetes.Interface
+	identity    string
+	advertise   string
+	leaderGauge prometheus.Gauge
+	log         *slog.Logger
+	health      *health.Tracker
+	registry    *prometheus.Registry
+	http        *httpserver.Server
+	platforms   []chat.Platform
+	sources     []source.Source
+	router      *router.Router
+	state       *state.Store
+	clientset   kubernetes.Interface
 	// runner runs command pods; podNamespaces are where they run.
 	runner        *podrun.Runner
 	podNamespaces []string
@@ -124,7 +125,10 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	host, _ := os.Hostname()
 	a := &App{cfg: cfg, log: log, health: health.New(cfg.HTTP.UnhealthyAfter.D()), registry: prometheus.NewRegistry(),
 		identity: fmt.Sprintf("%s-%d", host, os.Getpid())}
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), a.health)
+	a.leaderGauge = promauto.With(a.registry).NewGauge(prometheus.GaugeOpts{
+		Name: "kubechat_leader", Help: "1 while this replica runs the leader's work (sources, delivery).",
+	})
 	promauto.With(a.registry).NewGaugeVec(prometheus.GaugeOpts{
 		Name: "kubechat_build_info", Help: "Always 1; labels carry the build.",
 	}, []string{"version", "cluster"}).WithLabelValues(buildinfo.String(), cfg.Cluster.Name).Set(1)
@@ -225,6 +229,10 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 			Metadata: meta,
 			Typed:    typed,
 			OnSynced: func() { a.health.SetReady(name, true) },
+			OnWatch:  func(ok bool, reason string) { a.health.SetHealthy(name, ok, reason) },
+			Probe: func(ctx context.Context) error {
+				return typed.Discovery().RESTClient().Get().AbsPath("/readyz").Timeout(2 * time.Second).Do(ctx).Error()
+			},
 		})
 		if err != nil {
 			return nil, err
@@ -505,7 +513,8 @@ func (a *App) lead(ctx context.Context) error {
 		defer a.log.Info("leading work stopped; the Lease is released next", "identity", a.identity)
 	}
 	a.leading.Store(true)
-	defer a.leading.Store(false)
+	a.leaderGauge.Set(1)
+	defer func() { a.leading.Store(false); a.leaderGauge.Set(0) }()
 	if a.state != nil {
 		// What the last leader recorded counts.
 		if err := a.state.Load(ctx); err != nil {

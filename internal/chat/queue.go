@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/time/rate"
+
+	"github.com/kubechat/kubechat/internal/health"
 )
 
 // Delivery results, as counted in kubechat_deliveries_total{platform,result}.
@@ -72,6 +74,10 @@ type QueueOptions struct {
 	Backoff Backoff
 	Metrics *DeliveryMetrics
 	Log     *slog.Logger
+	// Health, if set, hears whether deliveries go through, as the
+	// component "delivery/<platform>": the same rule for every platform,
+	// with or without a connection of its own.
+	Health *health.Tracker
 }
 
 // Queue delivers messages to one channel of one platform, in order: one
@@ -106,6 +112,20 @@ func NewQueue(n Notifier, platform string, to Channel, o QueueOptions) *Queue {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	o.Log = o.Log.With("platform", platform, "channel", to.Name)
+	if o.Health != nil {
+		component := "delivery/" + platform
+		o.Health.Register(component)
+		o.Health.SetReady(component, true)
+		o.Backoff.OnAttempt = func(err error) {
+			switch {
+			case err == nil, IsPermanent(err):
+				// A refusal (4xx) is an answer: the service is there.
+				o.Health.SetHealthy(component, true, "")
+			default:
+				o.Health.SetHealthy(component, false, "deliveries failing: "+err.Error())
+			}
+		}
+	}
 	return &Queue{
 		n: n, platform: platform, to: to, o: o,
 		limiter: rate.NewLimiter(rate.Limit(o.PerSecond), o.Burst),

@@ -40,6 +40,9 @@ type Backoff struct {
 	Max     time.Duration
 	// Deadline bounds the whole delivery, retries included (default 10 min).
 	Deadline time.Duration
+	// OnAttempt, if set, is told the outcome of every attempt (nil: it
+	// went through), so that an outage shows while it lasts.
+	OnAttempt func(error)
 }
 
 func (b Backoff) withDefaults() Backoff {
@@ -84,6 +87,9 @@ func Retry(ctx context.Context, b Backoff, deadline time.Time, attempt func(cont
 		actx, cancel := context.WithTimeout(ctx, PostTimeout)
 		err := attempt(actx)
 		cancel()
+		if b.OnAttempt != nil && ctx.Err() == nil {
+			b.OnAttempt(err)
+		}
 		if err == nil {
 			return n, nil
 		}

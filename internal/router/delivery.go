@@ -72,6 +72,8 @@ func (r *Router) Start(ctx context.Context) error {
 	for _, s := range r.senders {
 		wg.Go(func() { s.q.Run(dctx) })
 	}
+	r.opts.Health.Loop("router", 2*time.Minute)
+	defer r.opts.Health.Done("router")
 	wg.Go(func() { r.flushGroups(ctx) })
 	wg.Go(func() { r.opts.Outbox.Run(ctx) })
 	for range autorunWorkers {
@@ -253,6 +255,7 @@ func (r *Router) flushGroups(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		r.opts.Health.Beat("router")
 		r.groupMu.Lock()
 		for fp, g := range r.groups {
 			if g.dirty {

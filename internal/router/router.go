@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	amlabels "github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/client_golang/prometheus"
@@ -139,7 +140,7 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		if _, ok := r.senders[senderKey(b)]; !ok {
 			rl := ch.RateLimit.WithDefaults()
 			r.senders[senderKey(b)] = &sender{b: b, q: chat.NewQueue(p, p.Name(), b.channel, chat.QueueOptions{
-				PerSecond: rl.PerSecond, Burst: rl.Burst, Backoff: opts.Backoff, Metrics: deliveries, Log: log,
+				PerSecond: rl.PerSecond, Burst: rl.Burst, Backoff: opts.Backoff, Metrics: deliveries, Log: log, Health: opts.Health,
 			})}
 		}
 		c := &channel{cfg: ch}
@@ -170,6 +171,11 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	r.opts.Actions.SetIssuer(r.cluster)
+	if reg != nil {
+		if err := reg.Register(queueCollector{r}); err != nil {
+			return nil, fmt.Errorf("router: %w", err)
+		}
+	}
 	return r, nil
 }
 
@@ -309,5 +315,29 @@ func Render(ev event.Event) chat.Message {
 		Level:    level,
 		Sections: []chat.Section{{Text: ev.Message, Fields: fields}},
 		Context:  "cluster: " + ev.Cluster,
+	}
+}
+
+var (
+	queueDepth  = prometheus.NewDesc("kubechat_queue_depth", "Messages queued or being delivered, by channel.", []string{"platform", "channel"}, nil)
+	queueOldest = prometheus.NewDesc("kubechat_queue_oldest_seconds", "Age of the oldest message waiting in a channel's queue (0 when none waits).", []string{"platform", "channel"}, nil)
+)
+
+// queueCollector reports every channel's queue.
+type queueCollector struct{ r *Router }
+
+func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queueDepth
+	ch <- queueOldest
+}
+
+func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.r.senders {
+		age := 0.0
+		if t := s.q.Oldest(); !t.IsZero() {
+			age = time.Since(t).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(queueDepth, prometheus.GaugeValue, float64(s.q.Pending()), s.b.platform.Name(), s.b.channel.Name)
+		ch <- prometheus.MustNewConstMetric(queueOldest, prometheus.GaugeValue, age, s.b.platform.Name(), s.b.channel.Name)
 	}
 }

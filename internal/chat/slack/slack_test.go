@@ -180,7 +180,6 @@ func TestHealthFollowsTheConnection(t *testing.T) {
 	srv := slacktest.New()
 	t.Cleanup(srv.Close)
 	tracker := health.New(0)
-	tracker.Register("platform/ops-slack")
 	p := newPlatform(t, srv, chat.Deps{Health: tracker})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
@@ -190,14 +189,14 @@ func TestHealthFollowsTheConnection(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	require.NoError(t, srv.WaitConnected(t.Context(), 1))
-	require.Eventually(t, func() bool { return tracker.Healthy() == nil }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return tracker.Ready() == nil }, 10*time.Second, 10*time.Millisecond)
 	// An outage of the API keeps the connection from coming back: unhealthy.
 	srv.SetDown(true)
 	srv.Drop()
-	require.Eventually(t, func() bool { return tracker.Healthy() != nil }, 10*time.Second, 10*time.Millisecond)
-	require.ErrorContains(t, tracker.Healthy(), "platform/ops-slack")
+	require.Eventually(t, func() bool { return tracker.Ready() != nil }, 10*time.Second, 10*time.Millisecond)
+	require.ErrorContains(t, tracker.Ready(), "platform/ops-slack")
 	srv.SetDown(false)
-	require.Eventually(t, func() bool { return tracker.Healthy() == nil }, 30*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return tracker.Ready() == nil }, 30*time.Second, 10*time.Millisecond)
 }
 
 func TestBotMentionsAndEntitiesAreStripped(t *testing.T) {

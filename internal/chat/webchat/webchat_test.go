@@ -721,11 +721,11 @@ func TestHealth(t *testing.T) {
 		done <- p.Listen(ctx, chat.HandlerFunc(func(context.Context, chat.Inbound) chat.Message { return chat.Message{} }))
 	}()
 	require.Eventually(t, p.ready, 5*time.Second, 5*time.Millisecond)
-	require.NoError(t, tracker.Healthy())
+	require.NoError(t, tracker.Ready())
 	cancel()
 	require.NoError(t, <-done)
-	require.Eventually(t, func() bool { return tracker.Healthy() != nil }, 5*time.Second, 5*time.Millisecond)
-	require.ErrorContains(t, tracker.Healthy(), "platform/ops")
+	require.Eventually(t, func() bool { return tracker.Ready() != nil }, 5*time.Second, 5*time.Millisecond)
+	require.ErrorContains(t, tracker.Ready(), "platform/ops")
 }
 
 func TestPostHonoursContext(t *testing.T) {

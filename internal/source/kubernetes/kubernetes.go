@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -62,6 +64,12 @@ type Options struct {
 	// PendingGrace is how long a Helm release may stay pending before it
 	// counts as failing (default DefaultPendingGrace).
 	PendingGrace time.Duration
+	// OnWatch hears whether the watches run (false, with the reason, when
+	// one broke; true once they synced again).
+	OnWatch func(ok bool, reason string)
+	// Probe asks the API server whether it is ready; after a broken watch
+	// the source calls it every second and relists once it answers.
+	Probe func(context.Context) error
 	// Typed, when set, watches built-in resources with typed informers over
 	// protobuf, which decode faster and take far less memory than
 	// unstructured objects; other resources (CRDs) use the dynamic client.
@@ -76,7 +84,12 @@ type Source struct {
 	resources []*resource
 	opts      Options
 	log       *slog.Logger
-	queue     workqueue.TypedRateLimitingInterface[item]
+	// queue holds object keys; pending holds each key's changes in the
+	// order they came, so that the changes of one object are handled in
+	// order (the queue never hands one key to two workers at once).
+	queue     workqueue.TypedRateLimitingInterface[objectKey]
+	pendMu    sync.Mutex
+	pending   map[objectKey][]item
 	recommend config.Recommendations
 	meta      metadata.Interface
 
@@ -84,6 +97,7 @@ type Source struct {
 	// opts.Replayed once.
 	initial  atomic.Int64
 	synced   atomic.Bool
+	since    atomic.Pointer[time.Time]
 	replayed sync.Once
 }
 
@@ -114,8 +128,9 @@ type item struct {
 	old     runtime.Object
 	initial bool
 	// recheck items come back after a grace period to see whether a
-	// deferred failure (a pending Helm release) still stands.
+	// deferred failure (a pending Helm release) still stands, once due.
 	recheck bool
+	due     time.Time
 }
 
 // change is an item with its objects in unstructured form, as filters read them.
@@ -223,13 +238,24 @@ func compile(rc config.Resource, defaultNS config.Namespaces) (*resource, error)
 // Options.Since and Replayed); call it before Start.
 func (s *Source) SetReplay(since time.Time, replayed func()) {
 	s.opts.Since, s.opts.Replayed = since, replayed
+	s.since.Store(&since)
 }
 
 // after reports whether t (an API timestamp, whole seconds) is at or after
 // the replay point's second. What was reported already is weeded out by
 // its key downstream (the router's outbox).
 func (s *Source) after(t time.Time) bool {
-	return !s.opts.Since.IsZero() && !t.Before(s.opts.Since.Truncate(time.Second))
+	since := s.replayPoint()
+	return !since.IsZero() && !t.Before(since.Truncate(time.Second))
+}
+
+// replayPoint is where replays start: Options.Since, later moved to when a
+// watch broke.
+func (s *Source) replayPoint() time.Time {
+	if p := s.since.Load(); p != nil {
+		return *p
+	}
+	return s.opts.Since
 }
 
 // replayDone calls opts.Replayed, once.
@@ -244,15 +270,132 @@ func (s *Source) replayDone() {
 // Name is the configured source name.
 func (s *Source) Name() string { return s.name }
 
-// Start runs the informers and workers until ctx is done.
+// Start runs the informers and workers until ctx is done. When a watch
+// breaks (the API server is gone), it probes the server every second and,
+// as soon as it answers, starts its informers afresh, relisting and
+// replaying what happened during the gap, instead of waiting out
+// client-go's watch backoff (up to a minute after a long outage).
 func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Event)) error {
 	defer s.replayDone()
-	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[item](),
-		workqueue.TypedRateLimitingQueueConfig[item]{Name: "source_" + s.name})
-	var synced []cache.InformerSynced
+	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[objectKey](),
+		workqueue.TypedRateLimitingQueueConfig[objectKey]{Name: "source_" + s.name})
+	s.pending = map[objectKey][]item{}
+	var workers sync.WaitGroup
+	defer func() { s.queue.ShutDown(); workers.Wait() }()
+	for first := true; ; first = false {
+		back, err := s.generation(ctx, func() {
+			if !first {
+				return
+			}
+			s.log.Info("kubernetes source synced", "resources", len(s.resources))
+			if s.opts.OnSynced != nil {
+				s.opts.OnSynced()
+			}
+			s.synced.Store(true)
+			if s.initial.Load() == 0 {
+				s.replayDone()
+			}
+			for range s.opts.Workers {
+				workers.Go(func() {
+					for s.processNext(ctx, emit) {
+					}
+				})
+			}
+		})
+		if err != nil || !back {
+			return err
+		}
+	}
+}
+
+// generation runs one set of informers until ctx ends (false) or the API
+// server came back after a broken watch (true: run a new one, which
+// replays from when the watch broke). synced runs once its caches synced.
+func (s *Source) generation(ctx context.Context, synced func()) (bool, error) {
+	gctx, stop := context.WithCancel(ctx)
 	var informersWG sync.WaitGroup
-	ictx, stopInformers := context.WithCancel(ctx)
-	defer func() { stopInformers(); informersWG.Wait() }()
+	defer func() { stop(); informersWG.Wait() }()
+	back := make(chan struct{})
+	var lost sync.Once
+	var lostAt time.Time
+	onError := func(_ *cache.Reflector, err error) {
+		if !outage(err) {
+			return
+		}
+		lost.Do(func() {
+			lostAt = time.Now()
+			s.log.Warn("a watch broke; probing the API server every second", "err", err)
+			if s.opts.OnWatch != nil {
+				s.opts.OnWatch(false, "watch broken: "+err.Error())
+			}
+			go s.probe(gctx, back)
+		})
+	}
+	hasSynced, err := s.informers(gctx, onError, &informersWG)
+	if err != nil {
+		return false, err
+	}
+	if !cache.WaitForCacheSync(gctx.Done(), hasSynced...) {
+		select {
+		case <-back:
+		default:
+			if ctx.Err() != nil {
+				return false, nil
+			}
+			return false, fmt.Errorf("kubernetes source %q: caches did not sync", s.name)
+		}
+	} else {
+		synced()
+		if s.opts.OnWatch != nil {
+			s.opts.OnWatch(true, "")
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return false, nil
+	case <-back:
+	}
+	gap := time.Since(lostAt)
+	s.log.Warn("the API server is back; relisting and replaying the gap", "gap", gap.Round(time.Millisecond), "since", lostAt.UTC())
+	if since := s.replayPoint(); since.IsZero() || lostAt.Before(since) || s.replayOver() {
+		from := lostAt.Add(-time.Second)
+		s.since.Store(&from)
+	}
+	return true, nil
+}
+
+// replayOver reports whether the start's replay is done, so that a later
+// replay point (the outage) may replace it.
+func (s *Source) replayOver() bool { return s.synced.Load() && s.initial.Load() == 0 }
+
+// outage reports whether a watch error means the API server is out of
+// reach, rather than a routine restart of the watch (an expired version).
+func outage(err error) bool {
+	return err != nil && !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) && !errors.Is(err, io.EOF)
+}
+
+// probe asks the API server whether it is ready every second, and closes
+// back once it is.
+func (s *Source) probe(ctx context.Context, back chan<- struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.opts.Probe == nil || s.opts.Probe(ctx) == nil {
+			close(back)
+			return
+		}
+	}
+}
+
+// informers starts one informer per resource, each handing changes to the
+// queue, and returns their synced checks.
+func (s *Source) informers(ctx context.Context, onError cache.WatchErrorHandler, wg *sync.WaitGroup) ([]cache.InformerSynced, error) {
+	var synced []cache.InformerSynced
 	for _, r := range s.resources {
 		// One factory pair per resource, so each can have its own server-side filter.
 		tweak := func(o *metav1.ListOptions) { o.FieldSelector = r.fieldSelector() }
@@ -268,7 +411,7 @@ func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Eve
 			inf = metadatainformer.NewFilteredSharedInformerFactory(s.opts.Metadata, s.opts.Resync, metav1.NamespaceAll, tweak).
 				ForResource(r.gvr).Informer()
 			if err := inf.AddIndexers(cache.Indexers{helmReleaseIndex: indexHelmRelease}); err != nil {
-				return fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
+				return nil, fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
 			}
 		}
 		if inf == nil && s.opts.Typed != nil {
@@ -284,42 +427,23 @@ func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Eve
 		// pods also shed what no filter or check reads, unless the
 		// resource watches arbitrary field paths.
 		if err := inf.SetTransform(transform); err != nil {
-			return fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
+			return nil, fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
+		}
+		if err := inf.SetWatchErrorHandler(func(rf *cache.Reflector, err error) {
+			cache.DefaultWatchErrorHandler(ctx, rf, err)
+			onError(rf, err)
+		}); err != nil {
+			return nil, fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
 		}
 		reg, err := inf.AddEventHandler(s.handler(r))
 		if err != nil {
-			return fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
+			return nil, fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
 		}
 		synced = append(synced, reg.HasSynced)
 		r.store = inf.GetIndexer()
-		informersWG.Go(func() { inf.RunWithContext(ictx) })
+		wg.Go(func() { inf.RunWithContext(ctx) })
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		s.queue.ShutDown()
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("kubernetes source %q: caches did not sync", s.name)
-	}
-	s.log.Info("kubernetes source synced", "resources", len(s.resources))
-	if s.opts.OnSynced != nil {
-		s.opts.OnSynced()
-	}
-	s.synced.Store(true)
-	if s.initial.Load() == 0 {
-		s.replayDone()
-	}
-	var wg sync.WaitGroup
-	for range s.opts.Workers {
-		wg.Go(func() {
-			for s.processNext(ctx, emit) {
-			}
-		})
-	}
-	<-ctx.Done()
-	s.queue.ShutDown()
-	wg.Wait()
-	return nil
+	return synced, nil
 }
 
 // handler only enqueues. Objects listed at startup, resyncs (same
@@ -332,14 +456,14 @@ func (s *Source) handler(r *resource) cache.ResourceEventHandler {
 				if isInInitialList {
 					s.initial.Add(1)
 				}
-				s.queue.Add(item{res: r, typ: event.Create, obj: o, initial: isInInitialList})
+				s.push(item{res: r, typ: event.Create, obj: o, initial: isInInitialList})
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
 			o, ok1 := oldObj.(runtime.Object)
 			n, ok2 := newObj.(runtime.Object)
 			if ok1 && ok2 && resourceVersion(o) != resourceVersion(n) {
-				s.queue.Add(item{res: r, typ: event.Update, obj: n, old: o})
+				s.push(item{res: r, typ: event.Update, obj: n, old: o})
 			}
 		},
 		DeleteFunc: func(obj any) {
@@ -347,19 +471,72 @@ func (s *Source) handler(r *resource) cache.ResourceEventHandler {
 				obj = t.Obj
 			}
 			if o, ok := obj.(runtime.Object); ok {
-				s.queue.Add(item{res: r, typ: event.Delete, obj: o})
+				s.push(item{res: r, typ: event.Delete, obj: o})
 			}
 		},
 	}
 }
 
+// objectKey names one object of one resource; recheck keys are apart, so
+// that a deferred look does not wait in line with live changes.
+type objectKey struct {
+	res             *resource
+	namespace, name string
+	recheck         bool
+}
+
+func keyOf(it item) objectKey {
+	k := objectKey{res: it.res, recheck: it.recheck}
+	if m, err := meta.Accessor(it.obj); err == nil {
+		k.namespace, k.name = m.GetNamespace(), m.GetName()
+	}
+	return k
+}
+
+// push queues a change after the ones before it of the same object.
+func (s *Source) push(it item) {
+	k := keyOf(it)
+	s.pendMu.Lock()
+	s.pending[k] = append(s.pending[k], it)
+	s.pendMu.Unlock()
+	s.queue.Add(k)
+}
+
+// later queues a recheck after wait; a newer one of the object replaces it.
+func (s *Source) later(it item, wait time.Duration) {
+	k := keyOf(it)
+	it.due = time.Now().Add(wait)
+	s.pendMu.Lock()
+	s.pending[k] = []item{it}
+	s.pendMu.Unlock()
+	s.queue.AddAfter(k, wait)
+}
+
 func (s *Source) processNext(ctx context.Context, emit func(context.Context, event.Event)) bool {
-	it, shutdown := s.queue.Get()
+	k, shutdown := s.queue.Get()
 	if shutdown {
 		return false
 	}
-	defer s.queue.Done(it)
-	defer s.queue.Forget(it)
+	defer s.queue.Done(k)
+	defer s.queue.Forget(k)
+	s.pendMu.Lock()
+	items := s.pending[k]
+	if len(items) == 1 && items[0].recheck && time.Now().Before(items[0].due) {
+		// An earlier recheck's timer: this one is not due yet.
+		s.pendMu.Unlock()
+		s.queue.AddAfter(k, time.Until(items[0].due))
+		return true
+	}
+	delete(s.pending, k)
+	s.pendMu.Unlock()
+	for _, it := range items {
+		s.process(ctx, emit, it)
+	}
+	return true
+}
+
+// process turns one change into its events.
+func (s *Source) process(ctx context.Context, emit func(context.Context, event.Event), it item) {
 	if it.initial {
 		defer func() {
 			if s.initial.Add(-1) == 0 && s.synced.Load() {
@@ -371,12 +548,12 @@ func (s *Source) processNext(ctx context.Context, emit func(context.Context, eve
 		if ev, ok := s.recheck(it); ok {
 			emit(ctx, ev)
 		}
-		return true
+		return
 	}
 	c, err := it.unstructured()
 	if err != nil {
 		s.log.Error("cannot read object", "resource", it.res.gvr.String(), "err", err)
-		return true
+		return
 	}
 	for _, ev := range s.toEvents(c) {
 		emit(ctx, ev)
@@ -386,7 +563,6 @@ func (s *Source) processNext(ctx context.Context, emit func(context.Context, eve
 			emit(ctx, ev)
 		}
 	}
-	return true
 }
 
 // toEvents filters a change and turns it into events: the change itself
@@ -448,7 +624,7 @@ func (s *Source) toEvents(c change) []event.Event {
 		if c.initial {
 			wait = max(0, time.Until(h.since.Add(wait)))
 		}
-		s.queue.AddAfter(item{res: r, obj: c.obj, recheck: true}, wait)
+		s.later(item{res: r, obj: c.obj, recheck: true}, wait)
 		return out
 	case was.failing == h.failing && !was.deferred:
 		return out

@@ -48,7 +48,8 @@ func BenchmarkPipeline(b *testing.B) {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = r.Start(ctx) })
-	s.queue = workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[item]())
+	s.queue = workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[objectKey]())
+	s.pending = map[objectKey][]item{}
 	var emitted atomic.Int64
 	for range 2 {
 		wg.Go(func() {
