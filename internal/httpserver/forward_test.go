@@ -49,4 +49,3 @@ func TestToLeader(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, code, "no second hop")
 	require.EqualValues(t, 1, served.Load())
 }
-
