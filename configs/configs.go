@@ -34,4 +34,5 @@ var ExampleEnv = map[string]string{
 	"KUBECHAT_DEMO_TOKEN":  "example-demo-token-0123456789",
 	"ALERTMANAGER_TOKEN":   "example-alertmanager-token",
 	"GITHUB_TOKEN":         "ghp_example",
+	"KUBECHAT_BUTTON_KEY":  "example-button-key-0123456789abcdef",
 }

@@ -23,15 +23,23 @@ import (
 	"github.com/kubechat/kubechat/internal/testenv"
 )
 
-// sink is a loopback webhook receiver that records every payload.
+// sink is a loopback webhook receiver that records every payload. Like
+// an idempotent receiver, it keeps a request whose Idempotency-Key it
+// already took only in repeats. Its mode makes it fail: "down" answers
+// 503, "hang" holds every request for hang before answering.
 type sink struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	got []webhook.Payload
+	srv     *httptest.Server
+	mu      sync.Mutex
+	got     []webhook.Payload
+	keys    map[string]bool
+	repeats int
+	refused int
+	mode    string
+	hang    time.Duration
 }
 
 func newSink(t *testing.T) *sink {
-	s := &sink{}
+	s := &sink{keys: map[string]bool{}, mode: "up"}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		var p webhook.Payload
@@ -40,11 +48,43 @@ func newSink(t *testing.T) *sink {
 			return
 		}
 		s.mu.Lock()
-		s.got = append(s.got, p)
+		mode, hang := s.mode, s.hang
+		if mode == "down" {
+			s.refused++
+			s.mu.Unlock()
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		s.mu.Unlock()
+		if mode == "hang" {
+			time.Sleep(hang)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if key := r.Header.Get("Idempotency-Key"); key != "" && s.keys[key] {
+			s.repeats++
+			return
+		} else if key != "" {
+			s.keys[key] = true
+		}
+		s.got = append(s.got, p)
 	}))
 	t.Cleanup(s.srv.Close)
 	return s
+}
+
+// setMode switches the sink between up, down and hang.
+func (s *sink) setMode(mode string, hang time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mode, s.hang = mode, hang
+}
+
+// all returns every payload kept.
+func (s *sink) all() []webhook.Payload {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]webhook.Payload(nil), s.got...)
 }
 
 // matching returns the payloads for channel whose title contains substr.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"syscall"
@@ -235,7 +236,8 @@ func TestSlackDeliverySurvivesRateLimitsAndOutage(t *testing.T) {
 	const ns = "slack-outage"
 	require.NoError(t, env.CreateNamespace(ctx, ns))
 	srv := startSlack(t)
-	a := startAgent(t, slackConfig(srv.APIURL(), ns))
+	// Readiness shows an outage after 5 s; liveness never does.
+	a := startAgent(t, strings.Replace(slackConfig(srv.APIURL(), ns), "http:\n", "http:\n  unhealthyAfter: 5s\n", 1))
 	waitReady(t, a)
 	waitConnected(t, srv, 1)
 
@@ -255,7 +257,27 @@ func TestSlackDeliverySurvivesRateLimitsAndOutage(t *testing.T) {
 	srv.SetDown(true)
 	down := time.Now()
 	want = append(want, createConfigMaps(ctx, t, ns, 5, 10, 3*time.Second)...)
-	time.Sleep(outage - time.Since(down))
+	eventually(t, 60*time.Second, "readiness and metrics show the outage", func() error {
+		code, body, err := a.get("/readyz")
+		switch {
+		case err != nil:
+			return err
+		case code == http.StatusOK:
+			return fmt.Errorf("still ready")
+		case !strings.Contains(body, "delivery/ops-slack"):
+			return fmt.Errorf("not ready, but not for Slack: %s", body)
+		case metric(t, a, "kubechat_platform_up") != 0:
+			return fmt.Errorf("kubechat_platform_up is not 0")
+		}
+		return nil
+	})
+	for time.Since(down) < outage {
+		code, body, err := a.get("/healthz")
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, code, "liveness stays up through a chat outage: %s", body)
+		require.Positive(t, metric(t, a, "kubechat_queue_depth"), "the backlog waits in the queue")
+		time.Sleep(2 * time.Second)
+	}
 	require.Len(t, changeAlerts(srv), 5, "nothing gets through an outage")
 	srv.SetDown(false)
 	eventually(t, 90*time.Second, "10 alerts after the outage", func() error {
@@ -265,6 +287,7 @@ func TestSlackDeliverySurvivesRateLimitsAndOutage(t *testing.T) {
 		return nil
 	})
 	t.Logf("all delivered %s after the outage ended", time.Since(down.Add(outage)).Round(time.Second))
+	waitReady(t, a)
 	time.Sleep(2 * time.Second)
 	require.Equal(t, want, changeAlerts(srv), "each alert once, in order")
 

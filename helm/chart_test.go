@@ -144,6 +144,9 @@ func TestRenderedConfigIsValid(t *testing.T) {
 		require.Equal(t, ":8080", cfg.HTTP.Listen, name)
 		replicas, _, _ := unstructured.NestedFieldNoCopy(find(t, objs, "Deployment", "kubechat").Object, "spec", "replicas")
 		require.Equal(t, replicas.(float64) > 1, cfg.HA.LeaderElection, "%s: leader election follows the replica count", name)
+		require.NotNil(t, cfg.HA.ButtonKey, "%s: buttons are signed with the shared key", name)
+		key, _, _ := unstructured.NestedString(find(t, objs, "Secret", "kubechat-buttons").Object, "data", "key")
+		require.Len(t, key, 64, "%s: a 48-character random key, base64", name)
 	}
 }
 

@@ -232,14 +232,24 @@ func (s *Store) Run(ctx context.Context) {
 	}
 	t := time.NewTicker(FlushInterval)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if err := s.Flush(ctx, false); err != nil && ctx.Err() == nil {
-			s.log.Warn("outbox not saved; will retry", "err", err)
+		err := s.Flush(ctx, false)
+		switch {
+		case err != nil && ctx.Err() != nil:
+		case err != nil && !failing:
+			failing = true
+			s.log.Warn("outbox not saved; retrying until it is", "err", err)
+		case err != nil:
+			s.log.Debug("outbox still not saved", "err", err)
+		case failing:
+			failing = false
+			s.log.Info("outbox saved again")
 		}
 	}
 }

@@ -90,6 +90,9 @@ type Env struct {
 
 	tokens  map[string]string
 	etcdURL string
+	// apiBin and apiArgs start the API server again after KillAPIServer.
+	apiBin  string
+	apiArgs []string
 	procs   []*process
 	once    sync.Once
 }
@@ -254,7 +257,8 @@ func (e *Env) startAPIServer(ctx context.Context, opts Options) error {
 	if err := os.WriteFile(filepath.Join(e.Dir, "audit-policy.yaml"), []byte(auditPolicy), 0o600); err != nil {
 		return err
 	}
-	if err := e.start(filepath.Join(opts.BinDir, "kube-apiserver"), "kube-apiserver",
+	e.apiBin = filepath.Join(opts.BinDir, "kube-apiserver")
+	e.apiArgs = []string{
 		"--audit-policy-file", filepath.Join(e.Dir, "audit-policy.yaml"),
 		"--audit-log-path", e.AuditLog(),
 		"--audit-log-format", "json",
@@ -275,7 +279,8 @@ func (e *Env) startAPIServer(ctx context.Context, opts Options) error {
 		// kwok's nodes are reached on their InternalIP (loopback); their
 		// host names do not resolve.
 		"--kubelet-preferred-address-types=InternalIP",
-	); err != nil {
+	}
+	if err := e.start(e.apiBin, "kube-apiserver", e.apiArgs...); err != nil {
 		return err
 	}
 	host := fmt.Sprintf("https://127.0.0.1:%d", port)
@@ -325,6 +330,32 @@ func (e *Env) createNodes(ctx context.Context, n int) error {
 			}
 		}
 		return nil
+	})
+}
+
+// KillAPIServer kills the API server at once (SIGKILL), as a crash or an
+// outage would; StartAPIServer brings it back on the same address.
+func (e *Env) KillAPIServer() error {
+	for i, p := range e.procs {
+		if p.name == "kube-apiserver" {
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+			e.procs = append(e.procs[:i], e.procs[i+1:]...)
+			return nil
+		}
+	}
+	return errors.New("testenv: no API server running")
+}
+
+// StartAPIServer starts the API server killed by KillAPIServer and waits
+// until it is ready.
+func (e *Env) StartAPIServer(ctx context.Context) error {
+	if err := e.start(e.apiBin, "kube-apiserver", e.apiArgs...); err != nil {
+		return err
+	}
+	return e.poll(ctx, "kube-apiserver", 60*time.Second, func() error {
+		_, err := e.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err
 	})
 }
 

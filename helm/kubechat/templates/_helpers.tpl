@@ -35,11 +35,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $http := default dict $cfg.http -}}
 {{- $_ := set $http "listen" (printf ":%d" (int .Values.service.port)) -}}
 {{- $_ := set $cfg "http" $http -}}
-{{- if gt (int .Values.replicaCount) 1 -}}
 {{- $ha := default dict $cfg.ha -}}
+{{- if gt (int .Values.replicaCount) 1 -}}
 {{- $_ := set $ha "leaderElection" true -}}
-{{- $_ := set $cfg "ha" $ha -}}
 {{- end -}}
+{{- if not (hasKey $ha "buttonKey") -}}
+{{- $_ := set $ha "buttonKey" "${KUBECHAT_BUTTON_KEY}" -}}
+{{- end -}}
+{{- $_ := set $cfg "ha" $ha -}}
 {{- toYaml $cfg -}}
 {{- end -}}
 
@@ -151,4 +154,12 @@ runs in a pod, the namespaces of users' ServiceAccount identities.
 {{- range (default list $cfg.users) }}{{ if and .identity .identity.serviceAccount }}{{ $nss = append $nss (first (splitList "/" .identity.serviceAccount)) }}{{ end }}{{ end -}}
 {{- end -}}
 {{- dict "namespaces" ($nss | uniq | sortAlpha) | toJson -}}
+{{- end -}}
+
+{{/*
+The Secret holding the key that signs button ids: buttonKey.existingSecret,
+else one the chart makes (and keeps across upgrades).
+*/}}
+{{- define "kubechat.buttonKeySecret" -}}
+{{- default (printf "%s-buttons" (include "kubechat.fullname" .)) .Values.buttonKey.existingSecret -}}
 {{- end -}}

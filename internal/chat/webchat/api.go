@@ -188,13 +188,14 @@ func (p *platform) serveAction(w http.ResponseWriter, r *http.Request, id identi
 		writeError(w, http.StatusBadRequest, "action: is required")
 		return
 	}
-	msg, ok := p.hub.get(req.Channel, req.Message)
-	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("message: no message %q in channel %q (it may have left the history)", req.Message, req.Channel))
-		return
-	}
+	// A message from before a restart or a hand-over is not in this
+	// process's history; its button still works, since the signed id is
+	// what authorises a click (the router checks it, and the clicker).
+	root := req.Message
+	msg, known := p.hub.get(req.Channel, req.Message)
 	values, ok := msg.actions[req.Action]
 	switch {
+	case !known:
 	case !ok:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("action: message %q has no action %q (it may have been edited)", req.Message, req.Action))
 		return
@@ -210,7 +211,9 @@ func (p *platform) serveAction(w http.ResponseWriter, r *http.Request, id identi
 		writeError(w, http.StatusServiceUnavailable, "not taking commands: the agent is starting or stopping")
 		return
 	}
-	root := msg.msg.rootID()
+	if known {
+		root = msg.msg.rootID()
+	}
 	handle(chat.Inbound{
 		Platform: p.name, Channel: chat.Channel{Name: req.Channel, ID: req.Channel},
 		UserID: id.ID, UserName: id.Name, ActionID: req.Action, Value: req.Value,

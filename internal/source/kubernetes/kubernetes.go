@@ -309,27 +309,32 @@ func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Eve
 }
 
 // generation runs one set of informers until ctx ends (false) or the API
-// server came back after a broken watch (true: run a new one, which
-// replays from when the watch broke). synced runs once its caches synced.
+// server came back after an outage (true: run a new one, which replays
+// from when the outage began). synced runs once its caches synced.
 func (s *Source) generation(ctx context.Context, synced func()) (bool, error) {
 	gctx, stop := context.WithCancel(ctx)
 	var informersWG sync.WaitGroup
 	defer func() { stop(); informersWG.Wait() }()
 	back := make(chan struct{})
+	var outageAt atomic.Pointer[time.Time]
+	// lost records the start of an outage, once.
 	var lost sync.Once
-	var lostAt time.Time
-	onError := func(_ *cache.Reflector, err error) {
-		if !outage(err) {
-			return
-		}
+	markLost := func(since time.Time, reason string) {
 		lost.Do(func() {
-			lostAt = time.Now()
-			s.log.Warn("a watch broke; probing the API server every second", "err", err)
+			outageAt.Store(&since)
+			s.log.Warn("the API server is out of reach; the watches wait for it", "reason", reason)
 			if s.opts.OnWatch != nil {
-				s.opts.OnWatch(false, "watch broken: "+err.Error())
+				s.opts.OnWatch(false, reason)
 			}
-			go s.probe(gctx, back)
 		})
+	}
+	onError := func(_ *cache.Reflector, err error) {
+		if outage(err) {
+			markLost(time.Now(), "watch broken: "+err.Error())
+		}
+	}
+	if s.opts.Probe != nil {
+		informersWG.Go(func() { s.watchdog(gctx, markLost, outageAt.Load, back) })
 	}
 	hasSynced, err := s.informers(gctx, onError, &informersWG)
 	if err != nil {
@@ -355,8 +360,8 @@ func (s *Source) generation(ctx context.Context, synced func()) (bool, error) {
 		return false, nil
 	case <-back:
 	}
-	gap := time.Since(lostAt)
-	s.log.Warn("the API server is back; relisting and replaying the gap", "gap", gap.Round(time.Millisecond), "since", lostAt.UTC())
+	lostAt := *outageAt.Load()
+	s.log.Warn("the API server is back; relisting and replaying the gap", "gap", time.Since(lostAt).Round(time.Millisecond), "since", lostAt.UTC())
 	if since := s.replayPoint(); since.IsZero() || lostAt.Before(since) || s.replayOver() {
 		from := lostAt.Add(-time.Second)
 		s.since.Store(&from)
@@ -374,20 +379,38 @@ func outage(err error) bool {
 	return err != nil && !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) && !errors.Is(err, io.EOF)
 }
 
-// probe asks the API server whether it is ready every second, and closes
-// back once it is.
-func (s *Source) probe(ctx context.Context, back chan<- struct{}) {
+// outageAfter is how long the API server must stay out of reach before
+// its return restarts the watches: client-go rides out shorter blips by
+// itself, and a relist costs the server.
+const outageAfter = 3 * time.Second
+
+// watchdog asks the API server whether it is ready every second. After
+// outageAfter of failures it marks the watches lost; once the server
+// answers again it closes back, so that the source relists at once rather
+// than after client-go's watch backoff (up to a minute after a long
+// outage). Reflectors retry a failed watch silently, so this is how the
+// source learns of an outage at all.
+func (s *Source) watchdog(ctx context.Context, markLost func(time.Time, string), lostAt func() *time.Time, back chan<- struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var failing time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if s.opts.Probe == nil || s.opts.Probe(ctx) == nil {
+		err := s.opts.Probe(ctx)
+		switch {
+		case err != nil && failing.IsZero():
+			failing = time.Now()
+		case err != nil && time.Since(failing) >= outageAfter:
+			markLost(failing, "API server unreachable: "+err.Error())
+		case err == nil && lostAt() != nil:
 			close(back)
 			return
+		case err == nil:
+			failing = time.Time{}
 		}
 	}
 }
