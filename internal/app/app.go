@@ -531,6 +531,15 @@ func (a *App) lead(ctx context.Context) error {
 		}
 	}
 	since := a.outbox.Checkpoint()
+	if since.IsZero() && a.state != nil {
+		// An agent from before the outbox kept its checkpoint in the state.
+		var old struct {
+			Time time.Time `json:"time"`
+		}
+		if v, ok := a.state.Get("checkpoint"); ok && json.Unmarshal([]byte(v), &old) == nil {
+			since = old.Time
+		}
+	}
 	a.outbox.Hold() // until the sources have queued their replay
 	replaying := 0
 	var caughtUp sync.WaitGroup
