@@ -88,6 +88,7 @@ config:
 	require.NoError(t, err)
 	kubeconfig := filepath.Join(dir, "sa.kubeconfig")
 	require.NoError(t, testenv.WriteKubeconfig(saCfg, kubeconfig))
+	setChartEnv(t, ns, "kubechat")
 	a := startAgentArgs(t, "run", "--config", chartCfg, "--config", local, "--kubeconfig", kubeconfig)
 	waitReady(t, a)
 	waitConnected(t, srv, 1)
@@ -132,5 +133,29 @@ config:
 		"update other ConfigMaps":         {Verb: "update", Resource: "configmaps", Namespace: ns, Name: "kubechat-config"},
 	} {
 		require.False(t, can(attrs), "the chart's RBAC must not let the agent %s", what)
+	}
+}
+
+// setChartEnv sets, for agents this test starts, the environment the chart's
+// Deployment gives its container: literal values and Secret references as the
+// kubelet resolves them (field and resource references have no meaning for a
+// process outside a pod, and are left out).
+func setChartEnv(t *testing.T, ns, deployment string) {
+	t.Helper()
+	ctx := t.Context()
+	d, err := env.Client.AppsV1().Deployments(ns).Get(ctx, deployment, metav1.GetOptions{})
+	require.NoError(t, err)
+	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+		switch {
+		case e.ValueFrom == nil:
+			t.Setenv(e.Name, e.Value)
+		case e.ValueFrom.SecretKeyRef != nil:
+			ref := e.ValueFrom.SecretKeyRef
+			s, err := env.Client.CoreV1().Secrets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+			require.NoError(t, err, "the Secret %s that env %s names", ref.Name, e.Name)
+			v, ok := s.Data[ref.Key]
+			require.True(t, ok, "Secret %s has no key %s for env %s", ref.Name, ref.Key, e.Name)
+			t.Setenv(e.Name, string(v))
+		}
 	}
 }

@@ -35,7 +35,7 @@ func haConfig(base string) string {
 }
 
 // metric reads one gauge or counter of the agent, summed over its labels.
-func metric(t *testing.T, a *agent, name string) float64 {
+func metric(t *testing.T, a *agent, name string, labels ...string) float64 {
 	t.Helper()
 	_, body, err := a.get("/metrics")
 	if err != nil {
@@ -43,7 +43,13 @@ func metric(t *testing.T, a *agent, name string) float64 {
 	}
 	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(\{[^}]*\})? (\S+)$`)
 	total := 0.0
+series:
 	for _, m := range re.FindAllStringSubmatch(body, -1) {
+		for _, l := range labels {
+			if !strings.Contains(m[1], l) {
+				continue series
+			}
+		}
 		v, _ := strconv.ParseFloat(m[2], 64)
 		total += v
 	}
@@ -157,9 +163,16 @@ func TestStopWithChatDownLosesNothing(t *testing.T) {
 		pods = append(pods, fmt.Sprintf("crash-%d", i))
 		crashLoop(t, ns, pods[i])
 	}
-	eventually(t, 60*time.Second, "20 messages in the outbox", func() error {
+	// Every change and every failing pod is queued before the stop: a pod
+	// that heals before the agent saw it fail has nothing to resolve.
+	eventually(t, 60*time.Second, "20 messages queued", func() error {
+		changes := metric(t, a, "kubechat_queue_depth", `channel="changes"`)
+		failing := metric(t, a, "kubechat_queue_depth", `channel="transitions"`)
+		if changes < 15 || failing < 5 {
+			return fmt.Errorf("%v changes and %v failing pods queued", changes, failing)
+		}
 		if n := metric(t, a, "kubechat_outbox_pending"); n < 20 {
-			return fmt.Errorf("%v pending", n)
+			return fmt.Errorf("%v in the outbox", n)
 		}
 		return nil
 	})

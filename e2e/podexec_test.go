@@ -264,6 +264,7 @@ config:
 	require.NoError(t, err)
 	kubeconfig := filepath.Join(dir, "sa.kubeconfig")
 	require.NoError(t, testenv.WriteKubeconfig(saCfg, kubeconfig))
+	setChartEnv(t, ns, "kubechat-pods")
 	// The image the chart sets; here, the one the test kubelet knows.
 	t.Setenv("KUBECHAT_IMAGE", podImage)
 	a := startAgentArgs(t, "run", "--config", chartCfg, "--config", local, "--kubeconfig", kubeconfig)
