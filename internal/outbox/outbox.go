@@ -41,6 +41,11 @@ import (
 const (
 	// FlushInterval is how often a changed outbox is written.
 	FlushInterval = 250 * time.Millisecond
+	// doneSpacing is the least time between two writes that a delivery
+	// starts: a delivered key is written soon after its delivery, so that
+	// a crash right after it repeats as little as possible, and a burst of
+	// deliveries still shares its writes.
+	doneSpacing = 20 * time.Millisecond
 	// MaxBytes bounds the saved entries (a ConfigMap holds at most 1 MiB).
 	MaxBytes = 768 << 10
 	// Remember is how long delivered keys are kept for deduplication.
@@ -91,6 +96,10 @@ type Store struct {
 	checkpoint time.Time
 	held       bool
 	dirty      bool
+	// kick wakes Run when a key was delivered.
+	kick chan struct{}
+	// interval is FlushInterval (tests lengthen it).
+	interval time.Duration
 }
 
 // New returns an outbox kept in the ConfigMap namespace/name. Call Load before use.
@@ -105,7 +114,8 @@ func New(client kubernetes.Interface, namespace, name string, reg prometheus.Reg
 			Name: "kubechat_outbox_pending",
 			Help: "Messages queued and not yet delivered, as the outbox holds them.",
 		}),
-		keys: map[string]bool{}, delivered: map[string]time.Time{},
+		keys: map[string]bool{}, delivered: map[string]time.Time{}, kick: make(chan struct{}, 1),
+		interval: FlushInterval,
 	}
 }
 
@@ -222,15 +232,22 @@ func (s *Store) Done(key string) {
 	s.delivered[key] = time.Now()
 	s.dirty = true
 	s.depth.Set(float64(len(s.pending)))
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
-// Run writes the outbox whenever it changed, at most every FlushInterval,
-// until ctx ends. The owner calls Flush once more after the last delivery.
+// Run writes the outbox whenever it changed, until ctx ends: what was
+// queued within FlushInterval, what was delivered within doneSpacing
+// (a crash between a delivery and the write that records it would send
+// that message again). The owner calls Flush once more after the last
+// delivery.
 func (s *Store) Run(ctx context.Context) {
 	if s == nil {
 		return
 	}
-	t := time.NewTicker(FlushInterval)
+	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	failing := false
 	for {
@@ -238,6 +255,7 @@ func (s *Store) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.kick:
 		}
 		err := s.Flush(ctx, false)
 		switch {
@@ -250,6 +268,15 @@ func (s *Store) Run(ctx context.Context) {
 		case failing:
 			failing = false
 			s.log.Info("outbox saved again")
+		}
+		pause := doneSpacing
+		if err != nil {
+			pause = s.interval // the API server is not keeping up: no faster than the ticker
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
 		}
 	}
 }
