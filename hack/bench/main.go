@@ -37,11 +37,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubechat/kubechat/internal/alerting"
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/chat/webhook"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/event"
-	"github.com/kubechat/kubechat/internal/router"
 	k8ssource "github.com/kubechat/kubechat/internal/source/kubernetes"
 	"github.com/kubechat/kubechat/internal/testenv"
 )
@@ -180,7 +180,7 @@ func pipeline(ctx context.Context, cfg *rest.Config) error {
 	src.SetReplay(time.Unix(1, 0), nil) // replay every object: the pipeline's full load
 	rcfg := &config.Config{Cluster: config.Cluster{Name: "bench"}, Channels: []config.Channel{{Name: "c", ID: "c", Platform: "discard",
 		Bindings: config.Bindings{Sources: []string{"all"}}, RateLimit: config.RateLimit{PerSecond: 1e9, Burst: 1e6}}}}
-	r, err := router.New(rcfg, map[string]chat.Platform{"discard": discard{}}, router.Options{}, prometheus.NewRegistry(), log)
+	r, err := alerting.New(rcfg, map[string]chat.Platform{"discard": discard{}}, alerting.Options{}, prometheus.NewRegistry(), log)
 	if err != nil {
 		return err
 	}

@@ -1,335 +1,129 @@
-// Package action issues the opaque ids behind chat buttons and selects. A
-// button carries only its id; what it does is kept here, server side. Each
-// id is an HMAC over the action, its parameters, the channel it was posted
-// to, its expiry and a nonce, so a click cannot be forged, moved to another
-// channel, or used after it expires; one-shot actions work once. The caller
-// re-authorises the action at click time, as if the user had typed it.
-//
-// With a Shared store (the agent's buttons ConfigMap) and a signing key
-// that every replica has, a button works on any replica and after any
-// restart until it expires, and a one-shot button is claimed with a
-// compare-and-swap on the ConfigMap, so it works once across replicas.
+// Package action is the "actions" of the config: commands that run by
+// themselves when an event matches, their output posted with the alert. A
+// command is split into words once, when the config loads, exactly as a
+// typed command is; placeholders such as {namespace} are then replaced
+// inside single words, so an event's values are data and can never add a
+// word, a flag or shell syntax.
 package action
 
 import (
-	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
+	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"time"
+
+	"github.com/kubechat/kubechat/internal/command"
+	"github.com/kubechat/kubechat/internal/event"
 )
 
-// DefaultTTL is how long a button works.
-const DefaultTTL = 24 * time.Hour
+// Placeholders are the event fields a command may use, besides {label:NAME}.
+var Placeholders = []string{"cluster", "kind", "name", "namespace", "reason"}
 
-// Errors a click can get; each is worth telling the user.
-var (
-	ErrInvalid = errors.New("this button is not valid (it was altered or is not ours)")
-	ErrExpired = errors.New("this button has expired; run the command again")
-	ErrUsed    = errors.New("this button was already used; use the newest one, or type the command")
-	ErrUnknown = errors.New("this button is from before the agent restarted; run the command again")
-	ErrChannel = errors.New("this button belongs to another channel")
-	// ErrForeign: the id was issued by another agent (another cluster's
-	// kubechat sharing the channel). That agent answers it; this one stays silent.
-	ErrForeign = errors.New("this button was issued by another agent")
-)
+var placeholder = regexp.MustCompile(`\{([^{}]*)\}`)
 
-// Action is what a button does.
-type Action struct {
-	// Kind names the action ("run", "approve", ...).
-	Kind string
-	// Params are the action's parameters, such as the command text to run.
-	Params map[string]string
-	// Platform and Channel are where the button was posted; a click elsewhere is refused.
-	Platform string
-	Channel  string
-	// OneShot actions work once.
-	OneShot bool
-	// TTL is how long the id works; zero means the store's TTL.
-	TTL time.Duration
+// labelName is what {label:NAME} accepts (Prometheus label names).
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// Template is a parsed action command.
+type Template struct {
+	cmd command.Command
 }
 
-// Shared keeps actions where every replica sees them: Set saves an entry;
-// Update claims one, writing only if nobody changed it in between. The
-// state package's Store is one.
-type Shared interface {
-	Set(ctx context.Context, key, value string) error
-	Update(ctx context.Context, key string, f func(old string, ok bool) (string, error)) error
-	Prune(ctx context.Context, drop func(key, value string) bool) error
-}
-
-// Store issues and redeems action ids. It is safe for concurrent use.
-type Store struct {
-	// shared, when set, holds the actions instead of the memory map.
-	shared    Shared
-	lastPrune time.Time
-
-	// issuer is the tag that prefixes every id ("<tag>.<id>"), so an agent
-	// of another cluster that sees the click can tell it is not its own.
-	issuer string
-	key    []byte
-	ttl    time.Duration
-	now    func() time.Time
-
-	mu      sync.Mutex
-	actions map[string]entry // by nonce
-}
-
-type entry struct {
-	action  Action
-	expires time.Time
-	used    bool
-}
-
-// saved is an entry as the shared store keeps it.
-type saved struct {
-	Kind     string            `json:"k"`
-	Params   map[string]string `json:"p,omitempty"`
-	Platform string            `json:"pl"`
-	Channel  string            `json:"c"`
-	OneShot  bool              `json:"o,omitempty"`
-	Expires  int64             `json:"e"`
-	Used     bool              `json:"u,omitempty"`
-}
-
-// pruneEvery is how often Put drops expired entries from the shared store.
-const pruneEvery = time.Minute
-
-// keyPrefix names the shared store's entries.
-const keyPrefix = "button."
-
-// UseShared makes the store keep its actions in shared (see Shared).
-func (s *Store) UseShared(shared Shared) { s.shared = shared }
-
-// NewStore returns a store that signs with key (random when nil) and whose ids live for ttl.
-func NewStore(key []byte, ttl time.Duration) (*Store, error) {
-	if key == nil {
-		key = make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return nil, fmt.Errorf("action key: %w", err)
-		}
+// Parse splits text as a typed command and checks its placeholders. The
+// executor name and kubechat's own flags (--cluster) cannot hold placeholders.
+func Parse(text string, aliases command.Aliases) (Template, error) {
+	cmd, err := command.Parse(text, aliases)
+	if err != nil {
+		return Template{}, err
 	}
-	if len(key) < 16 {
-		return nil, errors.New("action key: need at least 16 bytes")
+	if cmd.Cluster != "" {
+		return Template{}, errors.New("--cluster has no meaning in an action: it runs in the cluster of its event")
 	}
-	if ttl <= 0 {
-		ttl = DefaultTTL
+	if placeholder.MatchString(cmd.Name) {
+		return Template{}, fmt.Errorf("the command name %q cannot hold a placeholder", cmd.Name)
 	}
-	return &Store{key: key, ttl: ttl, now: time.Now, actions: map[string]entry{}}, nil
-}
-
-const nonceLen = 16
-
-// SetIssuer makes the store prefix its ids with the tag of issuer (a
-// cluster name; see Tag) and take only ids that carry it. Call it before
-// the first Put.
-func (s *Store) SetIssuer(issuer string) { s.issuer = Tag(issuer) }
-
-// Tag is the short prefix that the ids of issuer carry: 8 hex digits of its
-// hash, so ids stay within every platform's limit (Discord's custom_id is
-// at most 100 characters) whatever the cluster name's length.
-func Tag(issuer string) string {
-	if issuer == "" {
-		return ""
-	}
-	h := sha256.Sum256([]byte(issuer))
-	return hex.EncodeToString(h[:4])
-}
-
-// Foreign reports whether id names another issuer. An id without one is
-// not foreign: Take judges it (not valid, or from before a restart).
-func (s *Store) Foreign(id string) bool {
-	issuer, _, ok := strings.Cut(id, ".")
-	return ok && issuer != s.issuer
-}
-
-// Put stores a and returns its id.
-func (s *Store) Put(ctx context.Context, a Action) (string, error) {
-	nonce := make([]byte, nonceLen)
-	if _, err := rand.Read(nonce); err != nil {
-		return "", fmt.Errorf("action nonce: %w", err)
-	}
-	ttl := s.ttl
-	if a.TTL > 0 {
-		ttl = a.TTL
-	}
-	exp := s.now().Add(ttl).Truncate(time.Second)
-	if s.shared != nil {
-		b, err := json.Marshal(saved{Kind: a.Kind, Params: a.Params, Platform: a.Platform, Channel: a.Channel, OneShot: a.OneShot, Expires: exp.Unix()})
-		if err != nil {
-			return "", err
-		}
-		s.prune(ctx)
-		if err := s.shared.Set(ctx, keyPrefix+hex.EncodeToString(nonce), string(b)); err != nil {
-			return "", fmt.Errorf("save button: %w", err)
-		}
-	} else {
-		s.mu.Lock()
-		s.gc()
-		s.actions[string(nonce)] = entry{action: a, expires: exp}
-		s.mu.Unlock()
-	}
-	raw := make([]byte, 0, nonceLen+8+sha256.Size)
-	raw = append(raw, nonce...)
-	raw = binary.BigEndian.AppendUint64(raw, uint64(exp.Unix()))
-	raw = append(raw, s.mac(nonce, exp, a)...)
-	id := base64.RawURLEncoding.EncodeToString(raw)
-	if s.issuer != "" {
-		id = s.issuer + "." + id
-	}
-	return id, nil
-}
-
-// Take redeems id clicked in platform/channel. It checks the signature, the
-// expiry, the channel and, for one-shot actions, that it was not used.
-func (s *Store) Take(ctx context.Context, id, platform, channel string) (Action, error) {
-	if s.Foreign(id) {
-		return Action{}, ErrForeign
-	}
-	if s.issuer != "" {
-		id = strings.TrimPrefix(id, s.issuer+".")
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(id)
-	if err != nil || len(raw) != nonceLen+8+sha256.Size {
-		return Action{}, ErrInvalid
-	}
-	nonce, expUnix, sig := raw[:nonceLen], binary.BigEndian.Uint64(raw[nonceLen:nonceLen+8]), raw[nonceLen+8:]
-	exp := time.Unix(int64(expUnix), 0)
-	if s.shared != nil {
-		return s.takeShared(ctx, nonce, exp, sig, platform, channel)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.actions[string(nonce)]
-	if err := s.check(e, ok, nonce, exp, sig, platform, channel); err != nil {
-		if errors.Is(err, ErrExpired) {
-			delete(s.actions, string(nonce))
-		}
-		return Action{}, err
-	}
-	if e.action.OneShot {
-		e.used = true
-		s.actions[string(nonce)] = e
-	}
-	a := e.action
-	a.Params = maps.Clone(a.Params)
-	return a, nil
-}
-
-// takeShared claims the entry in the shared store: the check and the
-// "used" mark are one compare-and-swap, so a one-shot button works once
-// whichever replica gets its clicks.
-func (s *Store) takeShared(ctx context.Context, nonce []byte, exp time.Time, sig []byte, platform, channel string) (Action, error) {
-	var claimed Action
-	var refused error
-	err := s.shared.Update(ctx, keyPrefix+hex.EncodeToString(nonce), func(old string, ok bool) (string, error) {
-		var e entry
-		if ok {
-			var v saved
-			if json.Unmarshal([]byte(old), &v) != nil {
-				return "", ErrInvalid
+	for _, arg := range cmd.Args {
+		for _, m := range placeholder.FindAllStringSubmatch(arg, -1) {
+			if err := checkPlaceholder(m[1]); err != nil {
+				return Template{}, err
 			}
-			e = entry{action: Action{Kind: v.Kind, Params: v.Params, Platform: v.Platform, Channel: v.Channel, OneShot: v.OneShot},
-				expires: time.Unix(v.Expires, 0), used: v.Used}
 		}
-		if err := s.check(e, ok, nonce, exp, sig, platform, channel); err != nil {
-			refused = err
-			return "", err
-		}
-		claimed = e.action
-		if !e.action.OneShot {
-			return old, nil
-		}
-		b, err := json.Marshal(saved{Kind: e.action.Kind, Params: e.action.Params, Platform: e.action.Platform,
-			Channel: e.action.Channel, OneShot: true, Expires: e.expires.Unix(), Used: true})
-		return string(b), err
-	})
-	switch {
-	case refused != nil:
-		return Action{}, refused
-	case err != nil:
-		return Action{}, fmt.Errorf("claim button: %w", err)
 	}
-	return claimed, nil
+	return Template{cmd: cmd}, nil
 }
 
-// check judges a click on the entry e (ok: it exists) of nonce.
-func (s *Store) check(e entry, ok bool, nonce []byte, exp time.Time, sig []byte, platform, channel string) error {
-	switch {
-	case !ok && s.now().After(exp):
-		return ErrExpired
-	case !ok:
-		return ErrUnknown
-	case !e.expires.Equal(exp) || !hmac.Equal(sig, s.mac(nonce, exp, e.action)):
-		return ErrInvalid
-	case s.now().After(exp):
-		return ErrExpired
-	case e.action.Platform != platform || e.action.Channel != channel:
-		return ErrChannel
-	case e.action.OneShot && e.used:
-		return ErrUsed
+func checkPlaceholder(p string) error {
+	if key, ok := strings.CutPrefix(p, "label:"); ok {
+		if !labelName.MatchString(key) {
+			return fmt.Errorf("placeholder {%s}: %q is not a label name", p, key)
+		}
+		return nil
+	}
+	if !slices.Contains(Placeholders, p) {
+		return fmt.Errorf("unknown placeholder {%s} (known: {%s}, {label:NAME})", p, strings.Join(Placeholders, "}, {"))
 	}
 	return nil
 }
 
-// prune drops expired entries from the shared store, at most every pruneEvery.
-func (s *Store) prune(ctx context.Context) {
-	s.mu.Lock()
-	due := s.now().Sub(s.lastPrune) > pruneEvery
-	if due {
-		s.lastPrune = s.now()
-	}
-	s.mu.Unlock()
-	if !due {
-		return
-	}
-	now := s.now().Unix()
-	_ = s.shared.Prune(ctx, func(key, value string) bool {
-		var v saved
-		return strings.HasPrefix(key, keyPrefix) && (json.Unmarshal([]byte(value), &v) != nil || v.Expires < now)
-	})
-}
+// Name is the executor (or built-in) the command runs.
+func (t Template) Name() string { return t.cmd.Name }
 
-// mac signs everything a click depends on. Params are signed in key order.
-func (s *Store) mac(nonce []byte, exp time.Time, a Action) []byte {
-	h := hmac.New(sha256.New, s.key)
-	write := func(v string) {
-		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(v))))
-		h.Write([]byte(v))
-	}
-	write(s.issuer)
-	h.Write(nonce)
-	h.Write(binary.BigEndian.AppendUint64(nil, uint64(exp.Unix())))
-	write(a.Kind)
-	write(a.Platform)
-	write(a.Channel)
-	for _, k := range slices.Sorted(maps.Keys(a.Params)) {
-		write(k)
-		write(a.Params[k])
-	}
-	if a.OneShot {
-		write("oneshot")
-	}
-	return h.Sum(nil)
-}
-
-// gc drops expired actions; used one-shot ones stay until expiry so that a
-// replay is told "already used". Call with mu held.
-func (s *Store) gc() {
-	now := s.now()
-	for k, e := range s.actions {
-		if now.After(e.expires) {
-			delete(s.actions, k)
+// Expand returns the command for ev, placeholders replaced. A value that is
+// missing, would start a word with "-" (and so turn into a flag), or holds
+// control characters is refused with an error naming the placeholder.
+func (t Template) Expand(ev event.Event) (command.Command, error) {
+	out := t.cmd
+	out.Args = make([]string, len(t.cmd.Args))
+	for i, arg := range t.cmd.Args {
+		var errs []error
+		word := placeholder.ReplaceAllStringFunc(arg, func(m string) string {
+			p := m[1 : len(m)-1]
+			v := value(ev, p)
+			switch {
+			case v == "":
+				errs = append(errs, fmt.Errorf("the event has no value for {%s}", p))
+			case strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }):
+				errs = append(errs, fmt.Errorf("the value of {%s} holds control characters", p))
+			}
+			return v
+		})
+		if strings.HasPrefix(word, "-") && !strings.HasPrefix(arg, "-") {
+			errs = append(errs, fmt.Errorf("argument %d would start with \"-\" after substitution (%q); refused, as it would read as a flag", i+1, word))
 		}
+		if err := errors.Join(errs...); err != nil {
+			return command.Command{}, err
+		}
+		out.Args[i] = word
 	}
+	return out, nil
+}
+
+func value(ev event.Event, p string) string {
+	if key, ok := strings.CutPrefix(p, "label:"); ok {
+		return ev.Labels[key]
+	}
+	switch p {
+	case "cluster":
+		return ev.Cluster
+	case "kind":
+		return strings.ToLower(ev.Object.Kind)
+	case "name":
+		return ev.Object.Name
+	case "namespace":
+		return ev.Object.Namespace
+	case "reason":
+		return ev.Reason
+	}
+	return ""
+}
+
+// Matches reports whether ev triggers an action on source with reasons:
+// the same source, a starting failure or a one-off event (never a
+// recovery), and one of reasons when any are given.
+func Matches(ev event.Event, source string, reasons []string) bool {
+	if ev.Source != source || ev.Transition == event.Resolved {
+		return false
+	}
+	return len(reasons) == 0 || slices.Contains(reasons, ev.Reason)
 }

@@ -33,17 +33,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/kubechat/kubechat/internal/action"
+	"github.com/kubechat/kubechat/internal/alerting"
+	"github.com/kubechat/kubechat/internal/button"
 	"github.com/kubechat/kubechat/internal/buildinfo"
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/chat/platforms"
+	"github.com/kubechat/kubechat/internal/commands"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/health"
 	"github.com/kubechat/kubechat/internal/httpserver"
 	"github.com/kubechat/kubechat/internal/outbox"
 	"github.com/kubechat/kubechat/internal/podrun"
-	"github.com/kubechat/kubechat/internal/router"
 	"github.com/kubechat/kubechat/internal/source"
 	"github.com/kubechat/kubechat/internal/source/alertmanager"
 	k8ssource "github.com/kubechat/kubechat/internal/source/kubernetes"
@@ -111,7 +112,9 @@ type App struct {
 	http        *httpserver.Server
 	platforms   []chat.Platform
 	sources     []source.Source
-	router      *router.Router
+	// alerts takes events to channels; commands answers what users type.
+	alerts   *alerting.Pipeline
+	commands *commands.Handler
 	state       *state.Store
 	clientset   kubernetes.Interface
 	// runner runs command pods; podNamespaces are where they run.
@@ -160,19 +163,21 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	ropts := router.Options{Executors: execs, Health: a.health, Outbox: a.outbox,
-		Backoff: chat.Backoff{Deadline: cfg.Delivery.Deadline.D(), Max: cfg.Delivery.MaxBackoff.D()}}
+	var chatState chat.StateStore
+	if a.state != nil {
+		chatState = a.state
+	}
+	copts := commands.Options{Executors: execs, Health: a.health, State: chatState}
 	a.runner = newRunner(a.clientset, cfg.Cluster.Name, log)
-	if ropts.PodExecutors, a.podNamespaces, err = podExecutors(cfg, execs, a.runner, os.Getenv(ImageEnv)); err != nil {
+	if copts.PodExecutors, a.podNamespaces, err = podExecutors(cfg, execs, a.runner, os.Getenv(ImageEnv)); err != nil {
 		return nil, err
 	}
-	if len(ropts.PodExecutors) > 0 && a.runner == nil {
+	if len(copts.PodExecutors) > 0 && a.runner == nil {
 		return nil, errNoCluster
 	}
 	if a.clientset != nil {
 		cs := a.clientset
-		ropts.State = a.state
-		ropts.KubernetesVersion = func(context.Context) (string, error) {
+		copts.KubernetesVersion = func(context.Context) (string, error) {
 			v, err := cs.Discovery().ServerVersion()
 			if err != nil {
 				return "", err
@@ -186,12 +191,19 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if cfg.HA.LeaderElection {
 		a.health.Register("leader-election")
 	}
-	if ropts.Actions, err = buttonStore(cfg, a.clientset, log); err != nil {
+	if copts.Buttons, err = buttonStore(cfg, a.clientset, log); err != nil {
 		return nil, err
 	}
-	if a.router, err = router.New(cfg, byName, ropts, a.registry, log); err != nil {
+	a.alerts, err = alerting.New(cfg, byName, alerting.Options{State: chatState, Health: a.health, Outbox: a.outbox,
+		Backoff: chat.Backoff{Deadline: cfg.Delivery.Deadline.D(), Max: cfg.Delivery.MaxBackoff.D()}}, a.registry, log)
+	if err != nil {
 		return nil, err
 	}
+	copts.Alerts = a.alerts
+	if a.commands, err = commands.New(cfg, copts, a.registry, log); err != nil {
+		return nil, err
+	}
+	a.alerts.SetActions(a.commands)
 	alertmanagers, err := alertmanagerSources(cfg, log)
 	if err != nil {
 		return nil, err
@@ -314,14 +326,14 @@ const PodIPEnv = "KUBECHAT_POD_IP"
 // ha.buttonKey, signed with that key and kept in the kubechat-buttons
 // ConfigMap, so that buttons work on every replica and after restarts;
 // without it, in this process only.
-func buttonStore(cfg *config.Config, cs kubernetes.Interface, log *slog.Logger) (*action.Store, error) {
+func buttonStore(cfg *config.Config, cs kubernetes.Interface, log *slog.Logger) (*button.Store, error) {
 	if cfg.HA.ButtonKey == nil || cfg.HA.ButtonKey.IsZero() {
 		if cfg.HA.LeaderElection {
 			log.Warn("ha.buttonKey is not set: buttons work only on the replica that posted them, until it restarts")
 		}
-		return action.NewStore(nil, action.DefaultTTL)
+		return button.NewStore(nil, button.DefaultTTL)
 	}
-	s, err := action.NewStore([]byte(cfg.HA.ButtonKey.Reveal()), action.DefaultTTL)
+	s, err := button.NewStore([]byte(cfg.HA.ButtonKey.Reveal()), button.DefaultTTL)
 	if err != nil {
 		return nil, fmt.Errorf("ha.buttonKey: %w", err)
 	}
@@ -408,7 +420,7 @@ func (a *App) Run(ctx context.Context) error {
 		if _, ok := p.(chat.ConnectionListener); ok {
 			continue // the leader listens: see lead
 		}
-		everywhere = append(everywhere, func(ctx context.Context) error { return listen(ctx, p, a.router) })
+		everywhere = append(everywhere, func(ctx context.Context) error { return listen(ctx, p, a.commands) })
 	}
 	if a.restConfig == nil {
 		return a.runAlone(ctx, append(everywhere, a.lead))
@@ -556,14 +568,14 @@ func (a *App) lead(ctx context.Context) error {
 			r.SetReplay(since, caughtUp.Done)
 		}
 	}
-	if n := a.router.Replay(ctx); n > 0 {
+	if n := a.alerts.Replay(ctx); n > 0 {
 		a.log.Info("delivering messages queued before the restart", "messages", n)
 	}
 	if !since.IsZero() && replaying > 0 {
 		a.log.Info("replaying changes since the checkpoint", "since", since)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.router.Start(gctx) })
+	g.Go(func() error { return a.alerts.Start(gctx) })
 	g.Go(func() error {
 		caughtUp.Wait()
 		a.outbox.Release()
@@ -571,11 +583,11 @@ func (a *App) lead(ctx context.Context) error {
 	})
 	for _, p := range a.platforms {
 		if _, ok := p.(chat.ConnectionListener); ok {
-			g.Go(func() error { return listen(gctx, p, a.router) })
+			g.Go(func() error { return listen(gctx, p, a.commands) })
 		}
 	}
 	for _, s := range a.sources {
-		g.Go(func() error { return s.Start(gctx, a.router.Emit) })
+		g.Go(func() error { return s.Start(gctx, a.alerts.Emit) })
 	}
 	return g.Wait()
 }

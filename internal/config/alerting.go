@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/alertmanager/pkg/labels"
 
-	"github.com/kubechat/kubechat/internal/autorun"
+	"github.com/kubechat/kubechat/internal/action"
 )
 
 // ParseMatcher parses one Alertmanager label matcher, such as
@@ -20,6 +20,6 @@ func ParseMatcher(m string) (*labels.Matcher, error) {
 
 // CheckActionCommand parses an action's command line and its placeholders.
 func CheckActionCommand(text string) error {
-	_, err := autorun.Parse(text, nil)
+	_, err := action.Parse(text, nil)
 	return err
 }

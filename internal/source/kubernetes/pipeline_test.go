@@ -14,10 +14,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/kubechat/kubechat/internal/alerting"
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/event"
-	"github.com/kubechat/kubechat/internal/router"
 )
 
 type discard struct{}
@@ -40,7 +40,7 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	cfg := &config.Config{Cluster: config.Cluster{Name: "bench"}, Channels: []config.Channel{{Name: "c", ID: "c", Platform: "discard",
 		Bindings: config.Bindings{Sources: []string{"pods"}}, RateLimit: config.RateLimit{PerSecond: 1e9, Burst: 1e6}}}}
-	r, err := router.New(cfg, map[string]chat.Platform{"discard": discard{}}, router.Options{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	r, err := alerting.New(cfg, map[string]chat.Platform{"discard": discard{}}, alerting.Options{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package router
+package commands
 
 import (
 	"context"
@@ -67,7 +67,7 @@ func TestIsolationPerChannel(t *testing.T) {
 	require.NoError(t, err)
 	inProcess := &counting{Executor: k}
 	pod := &podStub{Executor: k}
-	r, err := New(cfg, map[string]chat.Platform{"chat": &recorder{name: "chat"}},
+	r, err := New(cfg,
 		Options{Executors: map[string]executor.Executor{"kubectl": inProcess}, PodExecutors: map[string]executor.Executor{"kubectl": pod}},
 		prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)

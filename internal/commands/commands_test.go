@@ -1,4 +1,4 @@
-package router
+package commands
 
 import (
 	"context"
@@ -95,7 +95,7 @@ func (c *counting) Execute(ctx context.Context, req executor.Request) (executor.
 }
 
 type fixture struct {
-	r     *Router
+	r     *Handler
 	read  *counting
 	all   *counting
 	reg   *prometheus.Registry
@@ -140,7 +140,7 @@ func newFixture(t testing.TB) *fixture {
 		execs[e.Name] = &counting{Executor: k}
 	}
 	f.read, f.all = execs["kubectl-read"].(*counting), execs["kubectl-all"].(*counting)
-	f.r, err = New(cfg, map[string]chat.Platform{"chat": &recorder{name: "chat"}}, Options{Executors: execs, State: f.state}, f.reg, slog.New(slog.DiscardHandler))
+	f.r, err = New(cfg, Options{Executors: execs, State: f.state}, f.reg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	return f
 }
@@ -165,7 +165,7 @@ func TestGetPodsReply(t *testing.T) {
 	m = f.say(t, "readonly", "U1", "kgp | grep -v NAME")
 	require.NotContains(t, m.PlainText(), "NAME")
 	require.Contains(t, m.PlainText(), "web-")
-	require.InDelta(t, 2, testutil.ToFloat64(f.r.cmdMetrics.total.WithLabelValues("kubectl-read", "ok")), 0)
+	require.InDelta(t, 2, testutil.ToFloat64(f.r.metrics.total.WithLabelValues("kubectl-read", "ok")), 0)
 }
 
 func TestRunAgainButton(t *testing.T) {
@@ -229,7 +229,7 @@ func TestConfirmation(t *testing.T) {
 	require.EqualValues(t, 1, f.all.calls.Load())
 	require.Contains(t, click("open", "U2", confirm).PlainText(), "already used")
 	require.EqualValues(t, 1, f.all.calls.Load(), "a replayed Confirm runs nothing")
-	require.InDelta(t, 2, testutil.ToFloat64(f.r.cmdMetrics.total.WithLabelValues("kubectl-all", "awaiting_confirmation")), 0)
+	require.InDelta(t, 2, testutil.ToFloat64(f.r.metrics.total.WithLabelValues("kubectl-all", "awaiting_confirmation")), 0)
 }
 
 func TestCommandBuilder(t *testing.T) {
@@ -279,7 +279,7 @@ func TestPolicyDenialRunsNothing(t *testing.T) {
 	m = f.say(t, "readonly", "U1", "kubectl logs -f web")
 	require.Contains(t, m.PlainText(), "would stream forever")
 	require.Zero(t, f.read.calls.Load(), "nothing ran")
-	require.InDelta(t, 3, testutil.ToFloat64(f.r.cmdMetrics.total.WithLabelValues("kubectl-read", "denied_policy")), 0)
+	require.InDelta(t, 3, testutil.ToFloat64(f.r.metrics.total.WithLabelValues("kubectl-read", "denied_policy")), 0)
 }
 
 func TestRBACDenialSaysKubernetesRefused(t *testing.T) {
@@ -344,14 +344,21 @@ func TestBuiltins(t *testing.T) {
 	require.Contains(t, unknown.PlainText(), "it may run: actions, help, list, notifications, ping, show, status, kubectl")
 }
 
+// TestNotificationsOffSilencesAlerts: an admin switches a channel's alerts
+// off from chat; an event then reaches nothing, which a sentinel sent after
+// the switch is back on proves (it arrives alone).
 func TestNotificationsOffSilencesAlerts(t *testing.T) {
-	f := newFixture(t)
-	require.NoError(t, f.state.Set(context.Background(), NotificationsKey("chat", "readonly"), "off"))
-	defer func() {
-		require.NoError(t, f.state.Set(context.Background(), NotificationsKey("chat", "readonly"), ""))
-	}()
-	require.False(t, f.r.notificationsOn("chat", "readonly"))
-	require.True(t, f.r.notificationsOn("chat", "open"))
+	a := newAlerting(t)
+	require.Contains(t, a.say(t, "ops", "U1", "notifications off").PlainText(), "admin command")
+	require.Equal(t, "Notifications are now off in this channel", a.say(t, "ops", "U-ADMIN", "notifications off").Title)
+	require.Equal(t, "Notifications are off in this channel", a.say(t, "ops", "U1", "notifications status").Title)
+	a.alerts.Emit(t.Context(), crashLoop("silenced"))
+	require.Equal(t, "Notifications are now on in this channel", a.say(t, "ops", "U-ADMIN", "notifications on").Title)
+	a.alerts.Emit(t.Context(), crashLoop("sentinel"))
+	a.out.wait(t, "ops", func(p posted) bool { return strings.Contains(p.m.Title, "sentinel is failing") })
+	for _, p := range a.out.all() {
+		require.NotContains(t, p.m.Title, "silenced", "nothing reaches a channel whose notifications are off")
+	}
 }
 
 // BenchmarkGetPods measures a "kubectl get pods" round trip: parse, policy,

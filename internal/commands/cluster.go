@@ -1,4 +1,4 @@
-package router
+package commands
 
 import (
 	"github.com/kubechat/kubechat/internal/chat"
@@ -11,18 +11,18 @@ import (
 // else, in a channel without one, the agent whose bot was addressed (a
 // message overheard from another agent's mention is not ours). "ping" without
 // --cluster is answered by every agent, so it lists the clusters that answer.
-// Button ids carry their agent's cluster (action.Store's issuer), so a click
+// Button ids carry their agent's cluster (button.Store's issuer), so a click
 // that reaches another agent is ignored there.
 
 // addressed reports whether this agent answers cmd typed in ch.
-func (r *Router) addressed(ch *channel, in chat.Inbound, cmd command.Command) bool {
+func (h *Handler) addressed(ch *channel, in chat.Inbound, cmd command.Command) bool {
 	switch {
 	case cmd.Cluster != "":
-		return cmd.Cluster == r.cluster
+		return cmd.Cluster == h.cluster
 	case cmd.Name == "ping":
 		return true
 	case ch != nil && ch.cfg.DefaultCluster != "":
-		return ch.cfg.DefaultCluster == r.cluster
+		return ch.cfg.DefaultCluster == h.cluster
 	}
 	return !in.Overheard
 }

@@ -1,4 +1,4 @@
-package router
+package alerting
 
 import (
 	"context"
@@ -45,7 +45,7 @@ type threadRecord struct {
 }
 
 type threads struct {
-	state   StateStore
+	state   chat.StateStore
 	log     *slog.Logger
 	senders map[string]*sender
 	// loaded reads the state on first use: by then the agent has loaded
@@ -70,7 +70,7 @@ func threadsKey(s *sender) string {
 }
 
 // use makes t keep its records in state, for the channels of senders.
-func (t *threads) use(state StateStore, log *slog.Logger, senders map[string]*sender) {
+func (t *threads) use(state chat.StateStore, log *slog.Logger, senders map[string]*sender) {
 	t.state, t.log, t.senders = state, log, senders
 }
 
@@ -215,10 +215,10 @@ func (t *threads) correlated(ev event.Event, senders []*sender) bool {
 // intoThread posts a Kubernetes transition into the thread of the open
 // Alertmanager alert about its workload in s's channel, or, in a channel
 // without one, as a transition alert of its own.
-func (r *Router) intoThread(ctx context.Context, ev event.Event, s *sender, key string) {
-	ref, ok := r.threads.lookup(ev, s)
+func (p *Pipeline) intoThread(_ context.Context, ev event.Event, s *sender, key string) {
+	ref, ok := p.threads.lookup(ev, s)
 	if !ok {
-		r.transition(ctx, ev, s.b, s, key)
+		p.transition(ev, s, key)
 		return
 	}
 	m := Render(ev)
@@ -227,8 +227,8 @@ func (r *Router) intoThread(ctx context.Context, ev event.Event, s *sender, key 
 		m.Level = chat.LevelSuccess
 	}
 	m.Thread = &ref
-	acts := r.actionsFor(ev, s) // none for a resolution
-	r.enqueue(s, key, func() (chat.Message, bool) { return m, true }, func(_ context.Context, _ chat.MessageRef) {
-		r.triggerActions(acts, ev, s, ref)
+	acts := p.actionsFor(ev, s) // none for a resolution
+	p.enqueue(s, key, func() (chat.Message, bool) { return m, true }, func(_ context.Context, _ chat.MessageRef) {
+		p.triggerActions(acts, ev, s, ref)
 	})
 }

@@ -1,4 +1,13 @@
-package router
+// Package commands answers what users type or click in chat: it parses a
+// command, checks the channel's policy, picks the identity to pressed as, runs
+// the executor and renders the reply, with its buttons (Run again,
+// Confirm, the command builder's selects, an executor's follow-ups). It
+// also runs the actions that follow alerts (config actions:), as the
+// channel the alert went to, through the same path.
+//
+// Who sets timeouts: the caller's context bounds a reply; each command gets
+// its policy's timeout on top. Handle blocks until the reply is ready.
+package commands
 
 import (
 	"context"
@@ -13,15 +22,121 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"github.com/kubechat/kubechat/internal/action"
 	"github.com/kubechat/kubechat/internal/buildinfo"
+	"github.com/kubechat/kubechat/internal/button"
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/command"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/internal/health"
+	"github.com/kubechat/kubechat/internal/state"
 )
+
+// Handler answers inbound messages and button clicks (it is the
+// chat.Handler every platform is given), and runs the actions that follow
+// alerts (it is alerting's Actions).
+type Handler struct {
+	cfg      *config.Config
+	cluster  string
+	opts     Options
+	channels map[string]*channel // by platform + channel id
+	users    map[string]config.User
+	aliases  command.Aliases
+	log      *slog.Logger
+	metrics  commandMetrics
+	actions  map[string]boundAction // by name
+}
+
+// Options are the handler's optional parts.
+type Options struct {
+	// Executors are the built executors by configured name.
+	Executors map[string]executor.Executor
+	// PodExecutors are the executors, by configured name, that run each
+	// command in a pod; a channel uses them where config.IsolationFor says pod.
+	PodExecutors map[string]executor.Executor
+	// State keeps the actions' switches (default: in memory).
+	State chat.StateStore
+	// Health reports the agent's parts for "status".
+	Health *health.Tracker
+	// KubernetesVersion reports the API server version for "ping".
+	KubernetesVersion func(context.Context) (string, error)
+	// Buttons issues and redeems button ids (default: a store with a random key).
+	Buttons *button.Store
+	// Alerts is the alerting side, for "notifications" and "status"
+	// (nil: an agent that only answers commands).
+	Alerts Alerts
+}
+
+// Alerts is what the built-in commands need of the alerting side.
+type Alerts interface {
+	// NotificationsOn reports whether a channel takes alerts.
+	NotificationsOn(platform, channelID string) bool
+	// SetNotifications switches a channel's alerts on or off.
+	SetNotifications(ctx context.Context, platform, channelID string, on bool) error
+	// Pending counts the messages queued and not yet delivered.
+	Pending() int
+}
+
+// New builds the handler for the configured channels, executors, users,
+// aliases and actions.
+func New(cfg *config.Config, opts Options, reg prometheus.Registerer, log *slog.Logger) (*Handler, error) {
+	aliases, err := command.ParseAliases(cfg.Aliases)
+	if err != nil {
+		return nil, fmt.Errorf("commands: %w", err)
+	}
+	if _, ok := aliases["k"]; !ok {
+		aliases["k"] = []string{"kubectl"}
+	}
+	if opts.Buttons == nil {
+		if opts.Buttons, err = button.NewStore(nil, button.DefaultTTL); err != nil {
+			return nil, fmt.Errorf("commands: %w", err)
+		}
+	}
+	if opts.State == nil {
+		opts.State = state.NewMemory()
+	}
+	h := &Handler{
+		cfg:      cfg,
+		cluster:  cfg.Cluster.Name,
+		opts:     opts,
+		channels: map[string]*channel{},
+		users:    map[string]config.User{},
+		aliases:  aliases,
+		log:      log,
+		metrics:  newCommandMetrics(reg),
+	}
+	execCfg := map[string]config.Executor{}
+	for _, e := range cfg.Executors {
+		execCfg[e.Name] = e
+	}
+	for _, ch := range cfg.Channels {
+		c := &channel{cfg: ch}
+		for _, name := range ch.Bindings.Executors {
+			e, ok := opts.Executors[name]
+			if config.IsolationFor(ch, execCfg[name]) == config.IsolationPod {
+				e, ok = opts.PodExecutors[name]
+			}
+			if !ok {
+				return nil, fmt.Errorf("commands: channel %q: executor %q is not built", ch.Name, name)
+			}
+			policy := executor.PolicyFor(execCfg[name], e)
+			if o, ok := e.(executor.OpaqueResources); ok && o.OpaqueResources() != "" && len(policy.Resources) > 0 && !slices.Contains(policy.Resources, "*") {
+				return nil, fmt.Errorf("commands: channel %q: executor %q: policy.resources cannot restrict it: %s", ch.Name, name, o.OpaqueResources())
+			}
+			c.executors = append(c.executors, boundExecutor{exec: e, typ: execCfg[name].Type, policy: policy})
+		}
+		h.channels[channelKey(ch.Platform, ch.ID)] = c
+	}
+	for _, u := range cfg.Users {
+		h.users[userKey(u.Platform, u.ID)] = u
+	}
+	if err := h.buildActions(); err != nil {
+		return nil, fmt.Errorf("commands: %w", err)
+	}
+	h.opts.Buttons.SetIssuer(h.cluster)
+	return h, nil
+}
 
 // channel is a configured channel as the command path needs it.
 type channel struct {
@@ -35,107 +150,44 @@ type boundExecutor struct {
 	policy executor.Policy
 }
 
-// Command results, as counted in kubechat_commands_total{result}.
-const (
-	resultOK           = "ok"
-	resultFailed       = "failed"
-	resultSyntax       = "syntax_error"
-	resultUnknown      = "unknown"
-	resultPolicyDenied = "denied_policy"
-	resultRBACDenied   = "denied_rbac"
-	resultError        = "error"
-	// resultAwaitingConfirmation: the command waits for its Confirm button.
-	resultAwaitingConfirmation = "awaiting_confirmation"
-)
-
-type commandMetrics struct {
-	total    *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-}
-
-func newCommandMetrics(reg prometheus.Registerer) commandMetrics {
-	return commandMetrics{
-		total: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
-			Name: "kubechat_commands_total",
-			Help: "Commands by executor (or built-in) and result.",
-		}, []string{"executor", "result"}),
-		duration: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "kubechat_command_duration_seconds",
-			Help:    "Time from a command's arrival to its reply.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
-		}, []string{"executor"}),
-	}
-}
-
-// audit records one command: who, where, what executor and verb, the
-// decision and the duration. Raw argv is never logged: flags such as
-// --from-literal carry secrets.
-type audit struct {
-	in       chat.Inbound
-	executor string
-	verb     string
-	identity string
-	start    time.Time
-}
-
-func (r *Router) record(ctx context.Context, a audit, result string, err error) {
-	d := time.Since(a.start)
-	name := a.executor
-	if name == "" {
-		name = "none"
-	}
-	r.cmdMetrics.total.WithLabelValues(name, result).Inc()
-	r.cmdMetrics.duration.WithLabelValues(name).Observe(d.Seconds())
-	attrs := []any{"executor", name, "verb", a.verb, "platform", a.in.Platform, "channel", a.in.Channel.Name,
-		"user_id", a.in.UserID, "user", a.in.UserName, "identity", a.identity, "result", result, "duration_ms", d.Milliseconds()}
-	level := slog.LevelInfo
-	if err != nil {
-		attrs = append(attrs, "err", err)
-		if result == resultError {
-			level = slog.LevelError
-		}
-	}
-	r.log.Log(ctx, level, "command", attrs...)
-}
-
 // Handle answers one inbound message. A command addressed to another
 // cluster (--cluster) gets an empty message: that agent answers it.
-func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
-	in.Channel = r.configuredChannel(in)
+func (h *Handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
+	in.Channel = h.configuredChannel(in)
 	a := audit{in: in, start: time.Now()}
 	confirmed := false
 	reply := func(m chat.Message) chat.Message {
 		m.Thread = &in.Thread
 		if m.Context == "" {
-			m.Context = "cluster: " + r.cluster
+			m.Context = "cluster: " + h.cluster
 		}
 		return m
 	}
-	var act action.Action
+	var pressed button.Spec
 	if in.ActionID != "" {
 		// A click is re-authorised like typed text: policy and identity
 		// run again, for the user who clicked.
 		var err error
-		act, err = r.opts.Actions.Take(ctx, in.ActionID, in.Platform, in.Channel.ID)
-		if errors.Is(err, action.ErrForeign) {
+		pressed, err = h.opts.Buttons.Take(ctx, in.ActionID, in.Platform, in.Channel.ID)
+		if errors.Is(err, button.ErrForeign) {
 			return chat.Message{} // another cluster's agent issued it, and answers it
 		}
-		if err == nil && !slices.Contains([]string{actionRun, actionBuild, actionConfirm, actionCancel}, act.Kind) {
-			err = fmt.Errorf("this button (%s) is not handled here", act.Kind)
+		if err == nil && !slices.Contains([]string{buttonRun, buttonBuild, buttonConfirm, buttonCancel}, pressed.Kind) {
+			err = fmt.Errorf("this button (%s) is not handled here", pressed.Kind)
 		}
 		if err != nil {
-			r.record(ctx, a, resultPolicyDenied, err)
+			h.record(ctx, a, resultPolicyDenied, err)
 			return reply(errorMessage("Button refused", err.Error()))
 		}
-		switch act.Kind {
-		case actionBuild:
-			return reply(r.continueBuild(ctx, a, act))
-		case actionCancel:
+		switch pressed.Kind {
+		case buttonBuild:
+			return reply(h.continueBuild(ctx, a, pressed))
+		case buttonCancel:
 			// Spend the confirm button, so that it cannot run afterwards.
-			_, _ = r.opts.Actions.Take(ctx, act.Params["confirm"], in.Platform, in.Channel.ID)
-			return reply(chat.Message{Title: "Cancelled: " + act.Params["title"], Level: chat.LevelInfo,
+			_, _ = h.opts.Buttons.Take(ctx, pressed.Params["confirm"], in.Platform, in.Channel.ID)
+			return reply(chat.Message{Title: "Cancelled: " + pressed.Params["title"], Level: chat.LevelInfo,
 				Sections: []chat.Section{{Text: "Nothing ran. Cancelled by " + who(in) + "."}}})
-		case actionConfirm:
+		case buttonConfirm:
 			confirmed = true
 		}
 	}
@@ -143,72 +195,72 @@ func (r *Router) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 	var err error
 	if in.ActionID != "" {
 		// A button runs exactly the argv it was given, never a re-parse.
-		cmd, err = decodeCommand(act.Params["command"])
+		cmd, err = decodeCommand(pressed.Params["command"])
 	} else {
-		cmd, err = command.Parse(in.Text, r.aliases)
+		cmd, err = command.Parse(in.Text, h.aliases)
 	}
 	if err != nil {
-		r.record(ctx, a, resultSyntax, err)
+		h.record(ctx, a, resultSyntax, err)
 		return reply(errorMessage("Cannot run that", err.Error()))
 	}
-	ch := r.channels[channelKey(in.Platform, in.Channel.ID)]
-	if in.ActionID == "" && !r.addressed(ch, in, cmd) {
+	ch := h.channels[channelKey(in.Platform, in.Channel.ID)]
+	if in.ActionID == "" && !h.addressed(ch, in, cmd) {
 		return chat.Message{}
 	}
-	if b, ok := r.builtins()[cmd.Name]; ok {
+	if b, ok := h.builtins()[cmd.Name]; ok {
 		a.executor, a.verb = "builtin", cmd.Name
-		if b.admin && !r.isAdmin(in) {
+		if b.admin && !h.isAdmin(in) {
 			err := fmt.Errorf("%q is an admin command; ask an admin (users[].admin in the config)", cmd.Name)
-			r.record(ctx, a, resultPolicyDenied, err)
+			h.record(ctx, a, resultPolicyDenied, err)
 			return reply(errorMessage("Denied by kubechat policy", err.Error()))
 		}
 		m, err := b.run(ctx, ch, in, cmd.Args)
 		if err != nil {
-			r.record(ctx, a, resultFailed, err)
+			h.record(ctx, a, resultFailed, err)
 			return reply(errorMessage(cmd.Name+" failed", err.Error()))
 		}
-		r.record(ctx, a, resultOK, nil)
+		h.record(ctx, a, resultOK, nil)
 		return reply(m)
 	}
 	be, ok := ch.executor(cmd.Name)
 	if !ok {
-		err := fmt.Errorf("%q is not a command this channel may run; it may run: %s", cmd.Name, strings.Join(ch.commandNames(r), ", "))
-		r.record(ctx, a, resultUnknown, err)
+		err := fmt.Errorf("%q is not a command this channel may run; it may run: %s", cmd.Name, strings.Join(ch.commandNames(h), ", "))
+		h.record(ctx, a, resultUnknown, err)
 		return reply(errorMessage("Unknown command", err.Error()))
 	}
 	a.executor = be.exec.Name()
 	if _, ok := be.exec.(executor.Builder); ok && len(cmd.Args) == 0 && cmd.Filter == nil {
-		return reply(r.build(ctx, a, ch, be, map[string]string{}))
+		return reply(h.build(ctx, a, ch, be, map[string]string{}))
 	}
-	return reply(r.runExecutor(ctx, a, ch, be, cmd, confirmed))
+	return reply(h.runExecutor(ctx, a, ch, be, cmd, confirmed))
 }
 
 // runExecutor checks and runs one command. A command whose executor asks
 // for confirmation runs only when confirmed (a click on its Confirm button,
 // which runs every check again); otherwise the reply asks for it.
-func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be boundExecutor, cmd command.Command, confirmed bool) chat.Message {
+func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boundExecutor, cmd command.Command, confirmed bool) chat.Message {
 	title := be.typ + " " + strings.Join(cmd.Args, " ")
 	ns := be.policy.DefaultNamespace
 	analysis, err := be.exec.Analyze(ctx, cmd.Args)
 	if err != nil {
-		r.record(ctx, a, resultPolicyDenied, err)
+		h.record(ctx, a, resultPolicyDenied, err)
 		return errorMessage("Cannot run "+title, err.Error())
 	}
 	a.verb = analysis.Verb
 	needsConfirm := analysis.Confirm
 	if ns, err = be.policy.Check(analysis); err != nil {
-		r.record(ctx, a, resultPolicyDenied, err)
+		h.record(ctx, a, resultPolicyDenied, err)
 		return errorMessage("Denied by kubechat policy", strings.TrimPrefix(err.Error(), "denied by kubechat policy: "))
 	}
-	id, err := r.identityFor(ch, a.in)
+	id, err := h.identityFor(ch, a.in)
 	if err != nil {
-		r.record(ctx, a, resultPolicyDenied, err)
+		h.record(ctx, a, resultPolicyDenied, err)
 		return errorMessage("Denied by kubechat policy", err.Error())
 	}
 	a.identity = id.User
 	if needsConfirm && !confirmed {
-		r.record(ctx, a, resultAwaitingConfirmation, nil)
-		return r.confirmation(ctx, a, title, cmd, id, ns)
+		h.record(ctx, a, resultAwaitingConfirmation, nil)
+		return h.confirmation(ctx, a, title, cmd, id, ns)
 	}
 	ectx, cancel := context.WithTimeout(ctx, be.policy.Timeout)
 	defer cancel()
@@ -221,10 +273,10 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 	})
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		r.record(ctx, a, resultFailed, err)
+		h.record(ctx, a, resultFailed, err)
 		return errorMessage(title+" timed out", fmt.Sprintf("it did not finish within %s (the policy's timeout)", be.policy.Timeout))
 	case err != nil:
-		r.record(ctx, a, resultError, err)
+		h.record(ctx, a, resultError, err)
 		return errorMessage(title+" failed", err.Error())
 	}
 	out := filter(res.Output, cmd)
@@ -233,14 +285,14 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 	case res.Forbidden:
 		// What the command printed before or beside the refusal (the pods
 		// of "get pods,secrets") is kept, as kubectl prints it.
-		r.record(ctx, a, resultRBACDenied, nil)
+		h.record(ctx, a, resultRBACDenied, nil)
 		m.Title, m.Level = "Denied by Kubernetes RBAC", chat.LevelError
 		m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("kubechat's policy allowed this, but Kubernetes refused it for %s:", id)})
 	case res.ExitCode != 0:
-		r.record(ctx, a, resultFailed, nil)
+		h.record(ctx, a, resultFailed, nil)
 		m.Level = chat.LevelError
 	default:
-		r.record(ctx, a, resultOK, nil)
+		h.record(ctx, a, resultOK, nil)
 	}
 	switch {
 	case out != "":
@@ -257,11 +309,11 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 	if res.Truncated {
 		m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("Output stopped at the policy's limit of %d bytes.", be.policy.MaxOutputBytes)})
 	}
-	m.Context = fmt.Sprintf("cluster: %s · as %s · %d ms", r.cluster, id.User, time.Since(a.start).Milliseconds())
+	m.Context = fmt.Sprintf("cluster: %s · as %s · %d ms", h.cluster, id.User, time.Since(a.start).Milliseconds())
 	// One-shot: each result carries a fresh button, so a click replayed
 	// (a retried delivery, a double click, a captured payload) runs nothing.
-	buttons := r.followUps(ctx, a, cmd, res.Buttons)
-	if id, err := r.opts.Actions.Put(ctx, action.Action{Kind: actionRun, Params: map[string]string{"command": encodeCommand(cmd)},
+	buttons := h.followUps(ctx, a, cmd, res.Buttons)
+	if id, err := h.opts.Buttons.Put(ctx, button.Spec{Kind: buttonRun, Params: map[string]string{"command": encodeCommand(cmd)},
 		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true}); err == nil {
 		buttons = append(buttons, chat.Button{Label: "Run again", ActionID: id})
 	}
@@ -272,9 +324,9 @@ func (r *Router) runExecutor(ctx context.Context, a audit, ch *channel, be bound
 }
 
 // followUps turns an executor's follow-up buttons into chat buttons. Each
-// command button is a one-shot "run" action of the same executor word (and
+// command button is a one-shot "run" button of the same executor word (and
 // cluster) as cmd, so a click goes through parse, policy and identity again.
-func (r *Router) followUps(ctx context.Context, a audit, cmd command.Command, bs []executor.Button) []chat.Button {
+func (h *Handler) followUps(ctx context.Context, a audit, cmd command.Command, bs []executor.Button) []chat.Button {
 	var out []chat.Button
 	for _, b := range bs {
 		if b.URL == "" && len(b.Args) == 0 {
@@ -286,7 +338,7 @@ func (r *Router) followUps(ctx context.Context, a audit, cmd command.Command, bs
 		}
 		if b.URL == "" {
 			follow := command.Command{Cluster: cmd.Cluster, Name: cmd.Name, Args: b.Args}
-			id, err := r.opts.Actions.Put(ctx, action.Action{Kind: actionRun, Params: map[string]string{"command": encodeCommand(follow)},
+			id, err := h.opts.Buttons.Put(ctx, button.Spec{Kind: buttonRun, Params: map[string]string{"command": encodeCommand(follow)},
 				Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true})
 			if err != nil {
 				continue
@@ -302,9 +354,9 @@ func (r *Router) followUps(ctx context.Context, a audit, cmd command.Command, bs
 // the command, as argv (encodeCommand), in their "command" parameter; a
 // "cancel" button names the confirm button it voids.
 const (
-	actionRun     = "run"
-	actionConfirm = "confirm"
-	actionCancel  = "cancel"
+	buttonRun     = "run"
+	buttonConfirm = "confirm"
+	buttonCancel  = "cancel"
 )
 
 // ConfirmTTL is how long a Confirm button works.
@@ -313,7 +365,7 @@ const ConfirmTTL = 10 * time.Minute
 // confirmation asks for a click before a command that changes something
 // runs. Both buttons work once; whoever clicks Confirm is checked again, as
 // if they had typed the command.
-func (r *Router) confirmation(ctx context.Context, a audit, title string, cmd command.Command, id executor.Identity, ns string) chat.Message {
+func (h *Handler) confirmation(ctx context.Context, a audit, title string, cmd command.Command, id executor.Identity, ns string) chat.Message {
 	where := ""
 	if ns != "" {
 		where = " (default namespace " + ns + ")"
@@ -321,12 +373,12 @@ func (r *Router) confirmation(ctx context.Context, a audit, title string, cmd co
 	m := chat.Message{Title: "Confirm: " + title, Level: chat.LevelWarning, Sections: []chat.Section{{
 		Text: fmt.Sprintf("This changes the cluster. It runs as %s%s once confirmed. The buttons work once, for %s.", id.User, where, ConfirmTTL),
 	}}}
-	confirm, err := r.opts.Actions.Put(ctx, action.Action{Kind: actionConfirm, Params: map[string]string{"command": encodeCommand(cmd)},
+	confirm, err := h.opts.Buttons.Put(ctx, button.Spec{Kind: buttonConfirm, Params: map[string]string{"command": encodeCommand(cmd)},
 		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true, TTL: ConfirmTTL})
 	if err != nil {
 		return errorMessage("Cannot ask for confirmation", err.Error())
 	}
-	cancel, err := r.opts.Actions.Put(ctx, action.Action{Kind: actionCancel, Params: map[string]string{"confirm": confirm, "title": title},
+	cancel, err := h.opts.Buttons.Put(ctx, button.Spec{Kind: buttonCancel, Params: map[string]string{"confirm": confirm, "title": title},
 		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true, TTL: ConfirmTTL})
 	if err != nil {
 		return errorMessage("Cannot ask for confirmation", err.Error())
@@ -400,8 +452,8 @@ func errorMessage(title, text string) chat.Message {
 }
 
 // identityFor is the user's mapped identity, else the channel's.
-func (r *Router) identityFor(ch *channel, in chat.Inbound) (executor.Identity, error) {
-	if u, ok := r.users[userKey(in.Platform, in.UserID)]; ok && u.Identity != nil {
+func (h *Handler) identityFor(ch *channel, in chat.Inbound) (executor.Identity, error) {
+	if u, ok := h.users[userKey(in.Platform, in.UserID)]; ok && u.Identity != nil {
 		return identity(*u.Identity), nil
 	}
 	if ch.cfg.Identity == nil {
@@ -421,8 +473,8 @@ func identity(id config.Identity) executor.Identity {
 	return executor.Identity{User: id.User, Groups: append(slices.Clone(id.Groups), "system:authenticated")}
 }
 
-func (r *Router) isAdmin(in chat.Inbound) bool {
-	u, ok := r.users[userKey(in.Platform, in.UserID)]
+func (h *Handler) isAdmin(in chat.Inbound) bool {
+	u, ok := h.users[userKey(in.Platform, in.UserID)]
 	return ok && u.Admin
 }
 
@@ -444,8 +496,8 @@ func (ch *channel) executor(word string) (boundExecutor, bool) {
 	return boundExecutor{}, false
 }
 
-func (ch *channel) commandNames(r *Router) []string {
-	names := slices.Sorted(maps.Keys(r.builtins()))
+func (ch *channel) commandNames(h *Handler) []string {
+	names := slices.Sorted(maps.Keys(h.builtins()))
 	if ch != nil {
 		for _, be := range ch.executors {
 			names = append(names, be.typ)
@@ -460,9 +512,9 @@ func channelKey(platform, id string) string { return platform + "\x00" + id }
 // report their own ids (Slack: C0123ABCD) and, when they know it, the name;
 // config may use either, so policy lookups and the channel a button is
 // bound to agree whichever form a channel was configured in.
-func (r *Router) configuredChannel(in chat.Inbound) chat.Channel {
+func (h *Handler) configuredChannel(in chat.Inbound) chat.Channel {
 	for _, key := range []string{in.Channel.ID, in.Channel.Name, "#" + in.Channel.Name} {
-		if c := r.channels[channelKey(in.Platform, key)]; c != nil && key != "" && key != "#" {
+		if c := h.channels[channelKey(in.Platform, key)]; c != nil && key != "" && key != "#" {
 			return chat.Channel{Name: c.cfg.Name, ID: c.cfg.ID}
 		}
 	}
@@ -471,10 +523,10 @@ func (r *Router) configuredChannel(in chat.Inbound) chat.Channel {
 func userKey(platform, id string) string { return platform + "\x00" + id }
 
 // version is the line ping answers with.
-func (r *Router) version(ctx context.Context) string {
+func (h *Handler) version(ctx context.Context) string {
 	v := "kubechat " + buildinfo.String()
-	if r.opts.KubernetesVersion != nil {
-		if kv, err := r.opts.KubernetesVersion(ctx); err == nil {
+	if h.opts.KubernetesVersion != nil {
+		if kv, err := h.opts.KubernetesVersion(ctx); err == nil {
 			v += ", Kubernetes " + kv
 		}
 	}

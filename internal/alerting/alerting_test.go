@@ -1,4 +1,4 @@
-package router
+package alerting
 
 import (
 	"context"
@@ -66,7 +66,7 @@ func TestEmitRoutesBySourceBinding(t *testing.T) {
 func TestNewNeedsEveryPlatform(t *testing.T) {
 	cfg := &config.Config{Channels: []config.Channel{{Name: "ops", Platform: "missing"}}}
 	_, err := New(cfg, nil, Options{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	require.EqualError(t, err, `router: channel "ops": platform "missing" is not built`)
+	require.EqualError(t, err, `alerting: channel "ops": platform "missing" is not built`)
 }
 
 func TestRender(t *testing.T) {

@@ -1,4 +1,4 @@
-package router
+package commands
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/kubechat/kubechat/internal/action"
+	"github.com/kubechat/kubechat/internal/button"
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/command"
 	"github.com/kubechat/kubechat/internal/executor"
@@ -16,9 +16,9 @@ import (
 // The command builder: a bare "@kubechat kubectl" answers with selects for
 // verb → resource → namespace → name, each list built from the policy and
 // from API discovery as the caller's identity. Every choice travels in a
-// signed action; the finished command is checked like typed text.
+// signed button; the finished command is checked like typed text.
 
-const actionBuild = "build"
+const buttonBuild = "build"
 
 // builderVerbs are the read-only verbs the builder offers, if policy allows them.
 var builderVerbs = []string{"get", "describe", "logs"}
@@ -36,7 +36,7 @@ func nextField(chosen map[string]string) string {
 }
 
 // build shows the select for the next field, or runs the finished command.
-func (r *Router) build(ctx context.Context, a audit, ch *channel, be boundExecutor, chosen map[string]string) chat.Message {
+func (h *Handler) build(ctx context.Context, a audit, ch *channel, be boundExecutor, chosen map[string]string) chat.Message {
 	if chosen["verb"] == "logs" && chosen["resource"] == "" {
 		chosen["resource"] = "pods"
 	}
@@ -47,13 +47,13 @@ func (r *Router) build(ctx context.Context, a audit, ch *channel, be boundExecut
 			args = append(args, chosen["name"])
 		}
 		args = append(args, "-n", chosen["namespace"])
-		return r.runExecutor(ctx, a, ch, be, command.Command{Name: be.typ, Args: args}, false)
+		return h.runExecutor(ctx, a, ch, be, command.Command{Name: be.typ, Args: args}, false)
 	}
-	id, err := r.identityFor(ch, a.in)
+	id, err := h.identityFor(ch, a.in)
 	if err != nil {
 		return errorMessage("Denied by kubechat policy", err.Error())
 	}
-	options, err := r.choices(ctx, be, id, field, chosen)
+	options, err := h.choices(ctx, be, id, field, chosen)
 	if err != nil {
 		return errorMessage("Cannot build a command", err.Error())
 	}
@@ -62,11 +62,11 @@ func (r *Router) build(ctx context.Context, a audit, ch *channel, be boundExecut
 	}
 	params := maps.Clone(chosen)
 	params["executor"], params["field"] = be.exec.Name(), field
-	actionID, err := r.opts.Actions.Put(ctx, action.Action{Kind: actionBuild, Params: params, Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true})
+	buttonID, err := h.opts.Buttons.Put(ctx, button.Spec{Kind: buttonBuild, Params: params, Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true})
 	if err != nil {
 		return errorMessage("Cannot build a command", err.Error())
 	}
-	sel := chat.Select{Placeholder: "Choose a " + field, ActionID: actionID}
+	sel := chat.Select{Placeholder: "Choose a " + field, ActionID: buttonID}
 	for _, o := range options {
 		label := o
 		if o == allNames {
@@ -86,7 +86,7 @@ func nsFlag(ns string) string {
 }
 
 // choices lists the options for field that policy allows.
-func (r *Router) choices(ctx context.Context, be boundExecutor, id executor.Identity, field string, chosen map[string]string) ([]string, error) {
+func (h *Handler) choices(ctx context.Context, be boundExecutor, id executor.Identity, field string, chosen map[string]string) ([]string, error) {
 	var out []string
 	switch field {
 	case "verb":
@@ -132,28 +132,28 @@ func (r *Router) choices(ctx context.Context, be boundExecutor, id executor.Iden
 }
 
 // continueBuild applies one select choice and shows the next step.
-func (r *Router) continueBuild(ctx context.Context, a audit, act action.Action) chat.Message {
-	ch := r.channels[channelKey(a.in.Platform, a.in.Channel.ID)]
-	be, ok := ch.executor(act.Params["executor"])
+func (h *Handler) continueBuild(ctx context.Context, a audit, pressed button.Spec) chat.Message {
+	ch := h.channels[channelKey(a.in.Platform, a.in.Channel.ID)]
+	be, ok := ch.executor(pressed.Params["executor"])
 	if !ok {
-		return errorMessage("Button refused", fmt.Sprintf("executor %q is no longer bound to this channel", act.Params["executor"]))
+		return errorMessage("Button refused", fmt.Sprintf("executor %q is no longer bound to this channel", pressed.Params["executor"]))
 	}
 	a.executor = be.exec.Name()
 	v := a.in.Value
 	if v == "" || strings.HasPrefix(v, "-") || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' }) {
-		r.record(ctx, a, resultSyntax, fmt.Errorf("bad choice %q", v))
+		h.record(ctx, a, resultSyntax, fmt.Errorf("bad choice %q", v))
 		return errorMessage("Cannot build a command", fmt.Sprintf("%q is not a valid choice", v))
 	}
 	chosen := map[string]string{}
 	for _, f := range []string{"verb", "resource", "namespace", "name"} {
-		chosen[f] = act.Params[f]
+		chosen[f] = pressed.Params[f]
 	}
-	chosen[act.Params["field"]] = v
-	if act.Params["field"] == "verb" {
+	chosen[pressed.Params["field"]] = v
+	if pressed.Params["field"] == "verb" {
 		if !be.policy.AllowsVerb(v) || !slices.Contains(builderVerbs, v) {
-			r.record(ctx, a, resultPolicyDenied, fmt.Errorf("verb %q not allowed", v))
+			h.record(ctx, a, resultPolicyDenied, fmt.Errorf("verb %q not allowed", v))
 			return errorMessage("Denied by kubechat policy", fmt.Sprintf("the builder offers only %s as allowed here; %q is not", strings.Join(builderVerbs, ", "), v))
 		}
 	}
-	return r.build(ctx, a, ch, be, chosen)
+	return h.build(ctx, a, ch, be, chosen)
 }

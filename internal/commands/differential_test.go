@@ -1,4 +1,4 @@
-package router
+package commands
 
 import (
 	"bytes"
@@ -70,7 +70,7 @@ func TestChatPrintsWhatKubectlPrints(t *testing.T) {
 	require.NoError(t, err)
 	k, err := kubectl.New("kubectl", config.Raw{}, executor.Deps{RESTConfig: env.Config})
 	require.NoError(t, err)
-	r, err := New(cfg, map[string]chat.Platform{"chat": &recorder{name: "chat"}}, Options{Executors: map[string]executor.Executor{"kubectl": k}},
+	r, err := New(cfg, Options{Executors: map[string]executor.Executor{"kubectl": k}},
 		prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 

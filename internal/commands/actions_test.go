@@ -1,4 +1,4 @@
-package router
+package commands
 
 import (
 	"context"
@@ -12,7 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kubechat/kubechat/internal/action"
+	"github.com/kubechat/kubechat/internal/alerting"
+	"github.com/kubechat/kubechat/internal/button"
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/event"
@@ -135,14 +136,18 @@ users:
     admin: true
 `
 
-type alerting struct {
-	r   *Router
-	out *posts
+// wired is both flows over alertingConfig, as the app wires them: the
+// alerting pipeline, whose alerts run actions through the command handler.
+type wired struct {
+	alerts *alerting.Pipeline
+	cmds   *Handler
+	state  chat.StateStore
+	out    *posts
 }
 
-// newAlerting builds a router over alertingConfig with the real kubectl
-// executor and the state ConfigMap, and runs it until the test ends.
-func newAlerting(t *testing.T) *alerting {
+// newAlerting builds both over alertingConfig with the real kubectl
+// executor and the state ConfigMap, and runs the pipeline until the test ends.
+func newAlerting(t *testing.T) *wired {
 	t.Helper()
 	f := newFixture(t) // the namespaces, the web pod and the reader's RBAC
 	cfg, err := config.Parse(config.Known{PlatformTypes: []string{"log"}, ExecutorTypes: []string{"kubectl"}},
@@ -150,20 +155,23 @@ func newAlerting(t *testing.T) *alerting {
 	require.NoError(t, err)
 	k, err := kubectl.New("kubectl-read", cfg.Executors[0].Settings, executor.Deps{RESTConfig: env.Config})
 	require.NoError(t, err)
-	a := &alerting{out: &posts{}}
-	a.r, err = New(cfg, map[string]chat.Platform{"chat": a.out}, Options{Executors: map[string]executor.Executor{"kubectl-read": k}, State: f.state},
-		prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	a := &wired{out: &posts{}, state: f.state}
+	reg, log := prometheus.NewRegistry(), slog.New(slog.DiscardHandler)
+	a.alerts, err = alerting.New(cfg, map[string]chat.Platform{"chat": a.out}, alerting.Options{State: f.state}, reg, log)
 	require.NoError(t, err)
+	a.cmds, err = New(cfg, Options{Executors: map[string]executor.Executor{"kubectl-read": k}, State: f.state, Alerts: a.alerts}, reg, log)
+	require.NoError(t, err)
+	a.alerts.SetActions(a.cmds)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- a.r.Start(ctx) }()
+	go func() { done <- a.alerts.Start(ctx) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 	return a
 }
 
-func (a *alerting) say(t *testing.T, channel, user, text string) chat.Message {
+func (a *wired) say(t *testing.T, channel, user, text string) chat.Message {
 	t.Helper()
-	return a.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: channel, ID: channel}, UserID: user, Text: text,
+	return a.cmds.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: channel, ID: channel}, UserID: user, Text: text,
 		Thread: chat.MessageRef{ID: "T1"}})
 }
 
@@ -179,9 +187,9 @@ func TestActionOutputGoesIntoTheAlertThread(t *testing.T) {
 	a := newAlerting(t)
 	pod, err := env.WaitForPod(t.Context(), "apps", "app=web", testenv.PodReady)
 	require.NoError(t, err)
-	defer func() { _ = a.r.state.Set(context.Background(), ActionKey("get-pod"), "") }()
+	defer func() { _ = a.state.Set(context.Background(), ActionKey("get-pod"), "") }()
 
-	a.r.Emit(t.Context(), crashLoop(pod.Name))
+	a.alerts.Emit(t.Context(), crashLoop(pod.Name))
 	alert := a.out.wait(t, "ops", func(p posted) bool { return strings.Contains(p.m.Title, "is failing (CrashLoopBackOff)") })
 	out := a.out.wait(t, "ops", func(p posted) bool { return strings.HasPrefix(p.m.Title, "Action get-pod: ") })
 	require.Equal(t, "Action get-pod: kubectl get pod "+pod.Name+" -n apps", out.m.Title)
@@ -194,10 +202,10 @@ func TestActionOutputGoesIntoTheAlertThread(t *testing.T) {
 	require.Equal(t, "Action get-pod is now disabled", a.say(t, "ops", "U-ADMIN", "actions disable get-pod").Title)
 	require.Contains(t, a.say(t, "ops", "U1", "list actions").PlainText(), "(disabled)")
 	require.Contains(t, a.say(t, "ops", "U-ADMIN", "actions disable nope").PlainText(), `unknown action "nope" (known: get-pod, dry)`)
-	a.r.Emit(t.Context(), crashLoop("other-pod"))
+	a.alerts.Emit(t.Context(), crashLoop("other-pod"))
 	a.out.wait(t, "ops", func(p posted) bool { return strings.Contains(p.m.Title, "other-pod is failing") })
 	require.Equal(t, "Action get-pod is now enabled", a.say(t, "ops", "U-ADMIN", "actions enable get-pod").Title)
-	a.r.Emit(t.Context(), crashLoop("third-pod"))
+	a.alerts.Emit(t.Context(), crashLoop("third-pod"))
 	a.out.wait(t, "ops", func(p posted) bool { return strings.Contains(p.m.Title, "get pod third-pod") })
 	for _, p := range a.out.all() {
 		require.NotContains(t, p.m.Title, "get pod other-pod", "a disabled action runs nothing")
@@ -208,7 +216,7 @@ func TestActionOutputGoesIntoTheAlertThread(t *testing.T) {
 // flag is refused, and the reason posted instead of output.
 func TestActionRefusesHostileEventValues(t *testing.T) {
 	a := newAlerting(t)
-	a.r.Emit(t.Context(), crashLoop("--kubeconfig=/etc/passwd"))
+	a.alerts.Emit(t.Context(), crashLoop("--kubeconfig=/etc/passwd"))
 	out := a.out.wait(t, "ops", func(p posted) bool { return strings.HasPrefix(p.m.Title, "Action get-pod") })
 	require.Equal(t, "Action get-pod did not run", out.m.Title)
 	require.Contains(t, out.m.PlainText(), "would read as a flag")
@@ -232,35 +240,35 @@ func amGroup(status string, firing int, labels map[string]string) event.Event {
 func TestAlertGroupIsOneMessage(t *testing.T) {
 	a := newAlerting(t)
 	labels := map[string]string{"g": "1", "namespace": "apps", "deployment": "web", "severity": "warning"}
-	a.r.Emit(t.Context(), amGroup("firing", 1, labels))
+	a.alerts.Emit(t.Context(), amGroup("firing", 1, labels))
 	first := a.out.wait(t, "ops", func(p posted) bool { return p.m.Title == "[FIRING:1] HighErrorRate" })
-	a.r.Emit(t.Context(), amGroup("firing", 2, labels))
+	a.alerts.Emit(t.Context(), amGroup("firing", 2, labels))
 	edit := a.out.wait(t, "ops", func(p posted) bool { return p.m.Title == "[FIRING:2] HighErrorRate" })
 	require.NotNil(t, edit.m.Replace, "a changed group edits its message")
 	require.Equal(t, first.ref.ID, edit.m.Replace.ID)
 
 	// A pod of the deployment the alert names goes into the alert's thread.
-	a.r.Emit(t.Context(), crashLoop("web-5d8f7c9b4-x2x9z"))
+	a.alerts.Emit(t.Context(), crashLoop("web-5d8f7c9b4-x2x9z"))
 	corr := a.out.wait(t, "ops", func(p posted) bool { return strings.Contains(p.m.Title, "web-5d8f7c9b4-x2x9z is failing") })
 	require.NotNil(t, corr.m.Thread)
 	require.Equal(t, first.ref.ID, corr.m.Thread.ID)
 
-	// A restarted agent (a new router over the same state) keeps threading.
+	// A restarted agent (a new pipeline over the same state) keeps threading.
 	b := newAlerting(t)
-	b.r.Emit(t.Context(), crashLoop("web-5d8f7c9b4-zzzzz"))
+	b.alerts.Emit(t.Context(), crashLoop("web-5d8f7c9b4-zzzzz"))
 	after := b.out.wait(t, "ops", func(p posted) bool { return strings.Contains(p.m.Title, "web-5d8f7c9b4-zzzzz is failing") })
 	require.NotNil(t, after.m.Thread, "the open alert's thread survives a restart")
 	require.Equal(t, first.ref.ID, after.m.Thread.ID)
 
-	a.r.Emit(t.Context(), amGroup("resolved", 0, labels))
+	a.alerts.Emit(t.Context(), amGroup("resolved", 0, labels))
 	res := a.out.wait(t, "ops", func(p posted) bool { return strings.HasPrefix(p.m.Title, "Resolved: ") })
 	require.Equal(t, first.ref.ID, res.m.Replace.ID)
 
 	// Critical alerts reach the channel whose matchers ask for them; warnings do not.
 	crit := map[string]string{"g": "2", "namespace": "apps", "severity": "critical"}
-	a.r.Emit(t.Context(), amGroup("firing", 1, crit))
+	a.alerts.Emit(t.Context(), amGroup("firing", 1, crit))
 	a.out.wait(t, "critical", func(p posted) bool { return p.m.Title == "[FIRING:1] HighErrorRate" })
-	a.r.Emit(t.Context(), amGroup("resolved", 0, crit))
+	a.alerts.Emit(t.Context(), amGroup("resolved", 0, crit))
 	a.out.wait(t, "critical", func(p posted) bool { return strings.HasPrefix(p.m.Title, "Resolved: ") })
 	var inCritical int
 	for _, p := range a.out.all() {
@@ -271,7 +279,7 @@ func TestAlertGroupIsOneMessage(t *testing.T) {
 	require.Equal(t, 2, inCritical, "the critical alert and its resolution only")
 
 	// After the group resolved, the pod's alerts are messages of their own again.
-	a.r.Emit(t.Context(), crashLoop("web-5d8f7c9b4-abcde"))
+	a.alerts.Emit(t.Context(), crashLoop("web-5d8f7c9b4-abcde"))
 	own := a.out.wait(t, "ops", func(p posted) bool { return strings.Contains(p.m.Title, "web-5d8f7c9b4-abcde is failing") })
 	require.Nil(t, own.m.Thread)
 }
@@ -291,27 +299,12 @@ func TestClusterTargeting(t *testing.T) {
 	require.Equal(t, "kubectl get pods", a.say(t, "ops", "U1", "kubectl get pods").Title, "no default cluster: the agent that hears it answers")
 
 	run := m.Sections[len(m.Sections)-1].Buttons[0].ActionID
-	require.True(t, strings.HasPrefix(run, action.Tag("dev")+"."), "button ids name their cluster: %s", run)
+	require.True(t, strings.HasPrefix(run, button.Tag("dev")+"."), "button ids name their cluster: %s", run)
 	require.LessOrEqual(t, len(run), 100, "within Discord's custom_id limit")
 	click := func(id string) chat.Message {
-		return a.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: "shared", ID: "shared"}, UserID: "U1", ActionID: id})
+		return a.cmds.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: "shared", ID: "shared"}, UserID: "U1", ActionID: id})
 	}
-	require.Equal(t, chat.Message{}, click(action.Tag("prod")+"."+strings.TrimPrefix(run, action.Tag("dev")+".")), "another agent's button is not ours to answer")
+	require.Equal(t, chat.Message{}, click(button.Tag("prod")+"."+strings.TrimPrefix(run, button.Tag("dev")+".")), "another agent's button is not ours to answer")
 	require.Contains(t, click("garbage").PlainText(), "this button is not valid")
 	require.Equal(t, "kubectl get pods", click(run).Title, "our own button works without --cluster")
-}
-
-// TestJobQueueCountsRunningJobs: a drain waits for an action that is
-// running, not only for those still queued, so that its reply is sent.
-func TestJobQueueCountsRunningJobs(t *testing.T) {
-	q := newJobQueue()
-	q.push(func(context.Context) {})
-	q.push(func(context.Context) {})
-	require.Equal(t, 2, q.len())
-	f, ok := q.pop()
-	require.True(t, ok)
-	require.Equal(t, 2, q.len(), "one queued, one running")
-	f(t.Context())
-	q.done()
-	require.Equal(t, 1, q.len())
 }

@@ -1,0 +1,317 @@
+// Package alerting takes events from the sources to the chat channels bound
+// to them: bindings and label matchers, the per-channel notification
+// switch, grouping of repeated warnings, transition alerts (one message
+// when a workload starts failing, edited when it recovers), correlation
+// with open Alertmanager alerts, the outbox that keeps every queued message
+// across stops, and one ordered, rate-limited, retried queue per channel.
+// After an alert is delivered, the actions configured for it (config
+// actions:) run through an Actions runner that the command side provides.
+//
+// Who sets timeouts: the per-attempt timeout is the chat queue's; Start's
+// drain is bounded by DrainTimeout. Emit never blocks on delivery.
+package alerting
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	amlabels "github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/event"
+	"github.com/kubechat/kubechat/internal/health"
+	"github.com/kubechat/kubechat/internal/outbox"
+	"github.com/kubechat/kubechat/internal/state"
+)
+
+// Pipeline routes events to the channels bound to their sources and
+// delivers them.
+type Pipeline struct {
+	cluster  string
+	opts     Options
+	bySource map[string][]binding
+	log      *slog.Logger
+	events   *prometheus.CounterVec
+
+	senders map[string]*sender // by senderKey
+	groupMu sync.Mutex
+	groups  map[string]*group // by event fingerprint
+
+	followUps *jobQueue // actions waiting to run
+	actions   Actions   // runs them; nil: none run
+	threads   *threads  // open Alertmanager alerts, for correlation
+}
+
+// Options are the pipeline's optional parts.
+type Options struct {
+	// State keeps open alerts, alert threads and the notification switches
+	// (default: in memory, for an agent without a cluster).
+	State chat.StateStore
+	// Health reports the pipeline's loop.
+	Health *health.Tracker
+	// Backoff tunes delivery retries (default: chat.Backoff's defaults).
+	Backoff chat.Backoff
+	// Outbox keeps queued messages across restarts (nil: in memory only).
+	Outbox *outbox.Store
+}
+
+// Actions runs the commands configured to follow an alert (config
+// actions:). The command side implements it: an action runs as the channel
+// its alert was delivered to, through that channel's policy and identity.
+type Actions interface {
+	// Triggered names the actions ev triggers in channel ch of platform,
+	// as they are switched on or off now.
+	Triggered(ev event.Event, platform string, ch chat.Channel) []string
+	// Run runs the named action for ev and returns the reply to post in
+	// the thread of alert, the delivered message. It blocks until done.
+	Run(ctx context.Context, name string, ev event.Event, platform string, ch chat.Channel, alert chat.MessageRef) chat.Message
+}
+
+// SetActions gives the pipeline what runs the actions alerts trigger (the
+// command handler, which is built after the pipeline because its built-ins
+// switch the pipeline's notifications). Call it before Start.
+func (p *Pipeline) SetActions(a Actions) { p.actions = a }
+
+// binding is one channel bound to a source.
+type binding struct {
+	platform chat.Platform
+	channel  chat.Channel
+	matchers amlabels.Matchers
+}
+
+// New builds a pipeline over the configured channels. Every channel's
+// platform must be in platforms.
+func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, reg prometheus.Registerer, log *slog.Logger) (*Pipeline, error) {
+	if opts.State == nil {
+		opts.State = state.NewMemory()
+	}
+	deliveries := chat.NewDeliveryMetrics(reg)
+	p := &Pipeline{
+		cluster:   cfg.Cluster.Name,
+		opts:      opts,
+		bySource:  map[string][]binding{},
+		log:       log,
+		senders:   map[string]*sender{},
+		groups:    map[string]*group{},
+		followUps: newJobQueue(),
+		threads:   newThreads(),
+		events: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "kubechat_events_total",
+			Help: "Events by pipeline stage: in (from a source), matched (bound to a channel), repeated (already queued or delivered: a replay), sent (delivered), deferred (left queued at shutdown), dropped (delivery failed).",
+		}, []string{"stage"}),
+	}
+	for _, stage := range []string{"in", "matched", "repeated", "sent", "deferred", "dropped"} {
+		p.events.WithLabelValues(stage)
+	}
+	for _, ch := range cfg.Channels {
+		pl, ok := platforms[ch.Platform]
+		if !ok {
+			return nil, fmt.Errorf("alerting: channel %q: platform %q is not built", ch.Name, ch.Platform)
+		}
+		b := binding{platform: pl, channel: chat.Channel{Name: ch.Name, ID: ch.ID}}
+		var err error
+		if b.matchers, err = compileMatchers(ch.Bindings.Matchers); err != nil {
+			return nil, fmt.Errorf("alerting: channel %q: %w", ch.Name, err)
+		}
+		for _, src := range ch.Bindings.Sources {
+			p.bySource[src] = append(p.bySource[src], b)
+		}
+		if _, ok := p.senders[senderKey(b)]; !ok {
+			rl := ch.RateLimit.WithDefaults()
+			p.senders[senderKey(b)] = &sender{b: b, q: chat.NewQueue(pl, pl.Name(), b.channel, chat.QueueOptions{
+				PerSecond: rl.PerSecond, Burst: rl.Burst, Backoff: opts.Backoff, Metrics: deliveries, Log: log, Health: opts.Health,
+			})}
+		}
+	}
+	p.threads.use(opts.State, log, p.senders)
+	if reg != nil {
+		if err := reg.Register(queueCollector{p}); err != nil {
+			return nil, fmt.Errorf("alerting: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// Emit routes one event to every channel bound to its source. It only
+// queues: Start's senders deliver, in order, per channel. Each message is
+// recorded in the outbox under its key first; a key already pending or
+// delivered (a replay after a restart) is not queued again. It is the
+// emit function handed to sources.
+func (p *Pipeline) Emit(ctx context.Context, ev event.Event) {
+	p.events.WithLabelValues("in").Inc()
+	senders := p.sendersFor(ev)
+	if len(senders) == 0 {
+		return
+	}
+	p.events.WithLabelValues("matched").Add(float64(len(senders)))
+	kind := kindEvent
+	switch {
+	case ev.Transition != "" && ev.Group == "" && p.threads.correlated(ev, senders):
+		// An Alertmanager alert about this workload is open: the Kubernetes
+		// view of it goes into that alert's thread.
+		kind = kindThread
+	case ev.Transition != "":
+		kind = kindTransition
+	case ev.Type == event.Error || ev.Type == event.Warning:
+		if _, repeat := p.grouped(ev); repeat {
+			return // counted; the flusher edits the first message
+		}
+		kind = kindGrouped
+	}
+	for _, s := range senders {
+		p.queue(ctx, ev, s, kind)
+	}
+}
+
+// Kinds of queued message, as the outbox records them.
+const (
+	kindEvent      = "event"      // a one-off event
+	kindGrouped    = "grouped"    // the first of repeats that fold into it
+	kindTransition = "transition" // a transition alert, or its resolution
+	kindThread     = "thread"     // a transition posted into an Alertmanager alert's thread
+)
+
+// queue records the message of ev for s in the outbox and queues it,
+// unless its key is already pending or delivered.
+func (p *Pipeline) queue(ctx context.Context, ev event.Event, s *sender, kind string) {
+	key := MessageKey(ev, s.b)
+	body, err := json.Marshal(ev)
+	if err != nil {
+		p.log.Error("event not queued: cannot record it", "err", err)
+		return
+	}
+	if !p.opts.Outbox.Add(outbox.Entry{Key: key, Channel: senderKey(s.b), Kind: kind, Body: body}) {
+		p.events.WithLabelValues("repeated").Inc()
+		return
+	}
+	p.job(ctx, ev, s, kind, key)
+}
+
+// job queues the message of ev in s: a new one, or one replayed from the outbox.
+func (p *Pipeline) job(ctx context.Context, ev event.Event, s *sender, kind, key string) {
+	switch kind {
+	case kindThread:
+		p.intoThread(ctx, ev, s, key)
+	case kindTransition:
+		p.transition(ev, s, key)
+	case kindGrouped:
+		g := p.groupOf(ev)
+		m := Render(ev)
+		acts := p.actionsFor(ev, s)
+		p.enqueue(s, key, func() (chat.Message, bool) { return m, true }, func(_ context.Context, ref chat.MessageRef) {
+			p.groupMu.Lock()
+			g.refs[s] = ref
+			p.groupMu.Unlock()
+			p.triggerActions(acts, ev, s, ref)
+		})
+	default:
+		m := Render(ev)
+		p.enqueue(s, key, func() (chat.Message, bool) { return m, true }, nil)
+	}
+}
+
+// Replay queues the messages the outbox holds from before a restart or a
+// hand-over, in the order they were first queued. Call it before Start and
+// before the sources start.
+func (p *Pipeline) Replay(ctx context.Context) int {
+	n := 0
+	for _, e := range p.opts.Outbox.Pending() {
+		s, ok := p.senders[e.Channel]
+		var ev event.Event
+		if !ok || json.Unmarshal(e.Body, &ev) != nil {
+			p.log.Warn("dropping an outbox entry for a channel no longer configured", "key", e.Key)
+			p.opts.Outbox.Done(e.Key)
+			continue
+		}
+		if ev.Transition == "" && (ev.Type == event.Error || ev.Type == event.Warning) {
+			p.grouped(ev)
+		}
+		p.job(ctx, ev, s, e.Kind, e.Key)
+		n++
+	}
+	return n
+}
+
+// MessageKey is the stable identity of the message of ev in b's channel:
+// the same event routed again (a replay) has the same key, and platforms
+// that take an idempotency key get it.
+func MessageKey(ev event.Event, b binding) string {
+	id := ev.ID
+	if id == "" {
+		id = ev.Digest()
+	}
+	h := sha256.Sum256([]byte(senderKey(b) + "\x00" + string(ev.Transition) + "\x00" + id))
+	return hex.EncodeToString(h[:12])
+}
+
+// sendersFor are the senders of the channels bound to ev's source that
+// take it (label matchers) and have notifications on.
+func (p *Pipeline) sendersFor(ev event.Event) []*sender {
+	var out []*sender
+	for _, b := range p.bySource[ev.Source] {
+		if b.admits(ev) && p.NotificationsOn(b.platform.Name(), b.channel.ID) {
+			out = append(out, p.senders[senderKey(b)])
+		}
+	}
+	return out
+}
+
+func senderKey(b binding) string { return b.platform.Name() + "\x00" + b.channel.ID }
+
+// compileMatchers parses a channel's label matchers.
+func compileMatchers(ms []string) (amlabels.Matchers, error) {
+	var out amlabels.Matchers
+	for _, m := range ms {
+		pm, err := config.ParseMatcher(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pm)
+	}
+	return out, nil
+}
+
+// admits reports whether b takes ev: alerts (events with labels) must
+// match all of the channel's matchers. A resolution always passes: it only
+// edits a message the channel already holds.
+func (b binding) admits(ev event.Event) bool {
+	if len(b.matchers) == 0 || ev.Labels == nil || ev.Transition == event.Resolved {
+		return true
+	}
+	for _, m := range b.matchers {
+		if !m.Matches(ev.Labels[m.Name]) {
+			return false
+		}
+	}
+	return true
+}
+
+// notificationsKey is the state key of a channel's notification switch.
+func notificationsKey(platform, channelID string) string {
+	return "notifications." + platform + "." + channelID
+}
+
+// NotificationsOn reports whether a channel takes alerts (the switch is
+// "notifications on|off" in chat).
+func (p *Pipeline) NotificationsOn(platform, channelID string) bool {
+	v, _ := p.opts.State.Get(notificationsKey(platform, channelID))
+	return v != "off"
+}
+
+// SetNotifications switches a channel's alerts on or off, in the state
+// every replica reads.
+func (p *Pipeline) SetNotifications(ctx context.Context, platform, channelID string, on bool) error {
+	value := ""
+	if !on {
+		value = "off"
+	}
+	return p.opts.State.Set(ctx, notificationsKey(platform, channelID), value)
+}

@@ -1,0 +1,129 @@
+package alerting
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kubechat/kubechat/internal/chat"
+)
+
+// Each bound channel has one sender: a chat.Queue (ordered, rate limited,
+// retried, dead-lettered past the deadline). Jobs decide what to send when
+// their turn comes, so a resolution always sees the ref of the alert queued
+// before it.
+
+type sender struct {
+	b binding
+	q *chat.Queue
+}
+
+// enqueue queues build under key; after runs once the message was
+// delivered, with a context that outlives the sources. The events metric
+// counts the outcome; the outbox forgets key once it was delivered or
+// given up on, and keeps it when the agent stops first.
+func (p *Pipeline) enqueue(s *sender, key string, build func() (chat.Message, bool), after func(context.Context, chat.MessageRef)) {
+	s.q.Enqueue(chat.Job{
+		Build: func() (chat.Message, bool) {
+			m, ok := build()
+			m.Key = key
+			if !ok {
+				p.opts.Outbox.Done(key) // nothing to send: done
+			}
+			return m, ok
+		},
+		Done: func(ctx context.Context, ref chat.MessageRef, err error) {
+			switch {
+			case errors.Is(err, chat.ErrDeferred):
+				p.events.WithLabelValues("deferred").Inc()
+				return
+			case err != nil:
+				p.events.WithLabelValues("dropped").Inc()
+			default:
+				p.events.WithLabelValues("sent").Inc()
+				if after != nil {
+					after(ctx, ref)
+				}
+			}
+			p.opts.Outbox.Done(key)
+		},
+	})
+}
+
+// DrainTimeout bounds the delivery of queued messages after Start's
+// context ends; what is left stays in the outbox.
+const DrainTimeout = 5 * time.Second
+
+// Start runs the senders, the outbox writer and the group flusher until
+// ctx is done, then keeps delivering what is queued for up to
+// DrainTimeout, and writes the outbox a last time. It is a runnable.
+func (p *Pipeline) Start(ctx context.Context) error {
+	// Queued alerts outlive the run context by a bounded grace, so a
+	// shutdown or hand-over delivers what it can in time.
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range p.senders {
+		wg.Go(func() { s.q.Run(dctx) })
+	}
+	p.opts.Health.Loop("alerting", 2*time.Minute)
+	defer p.opts.Health.Done("alerting")
+	wg.Go(func() { p.flushGroups(ctx) })
+	wg.Go(func() { p.opts.Outbox.Run(ctx) })
+	for range followUpWorkers {
+		// Queued actions, like queued alerts, get the drain's grace.
+		wg.Go(func() { p.runFollowUps(dctx) })
+	}
+	<-ctx.Done()
+	deadline := time.Now().Add(DrainTimeout)
+	for p.Pending() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	// Everything delivered is recorded, everything else stays pending, and
+	// the checkpoint moves up to now: the next start replays nothing twice.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer fcancel()
+	if err := p.opts.Outbox.Flush(fctx, true); err != nil {
+		p.log.Error("outbox not saved at shutdown; the next start replays from the last saved one", "err", err)
+	}
+	return nil
+}
+
+// Pending is the number of messages queued or being delivered, over all
+// channels, and of actions waiting to run.
+func (p *Pipeline) Pending() int {
+	n := p.followUps.len()
+	for _, s := range p.senders {
+		n += s.q.Pending()
+	}
+	return n
+}
+
+var (
+	queueDepth  = prometheus.NewDesc("kubechat_queue_depth", "Messages queued or being delivered, by channel.", []string{"platform", "channel"}, nil)
+	queueOldest = prometheus.NewDesc("kubechat_queue_oldest_seconds", "Age of the oldest message waiting in a channel's queue (0 when none waits).", []string{"platform", "channel"}, nil)
+)
+
+// queueCollector reports every channel's queue.
+type queueCollector struct{ p *Pipeline }
+
+func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queueDepth
+	ch <- queueOldest
+}
+
+func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.p.senders {
+		age := 0.0
+		if t := s.q.Oldest(); !t.IsZero() {
+			age = time.Since(t).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(queueDepth, prometheus.GaugeValue, float64(s.q.Pending()), s.b.platform.Name(), s.b.channel.Name)
+		ch <- prometheus.MustNewConstMetric(queueOldest, prometheus.GaugeValue, age, s.b.platform.Name(), s.b.channel.Name)
+	}
+}

@@ -1,0 +1,118 @@
+package alerting
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"sync"
+
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/event"
+)
+
+// Actions ("when an event matches, run a command and post its output with
+// the alert") run after the alert was delivered, and their replies go into
+// the alert's thread through the channel's own queue. They run on the
+// pipeline's own workers, never on a delivery queue, so a slow command does
+// not hold alerts back, and a drain waits for them as for queued alerts.
+
+// followUpWorkers is how many actions run at once.
+const followUpWorkers = 2
+
+// jobQueue is an unbounded FIFO of action runs: a delivery callback only
+// appends, it never waits. busy counts the runs taken and not yet done,
+// so that a drain waits for them as it waits for queued ones.
+type jobQueue struct {
+	mu    sync.Mutex
+	jobs  []func(context.Context)
+	busy  int
+	ready chan struct{}
+}
+
+func newJobQueue() *jobQueue { return &jobQueue{ready: make(chan struct{}, 1)} }
+
+func (q *jobQueue) push(f func(context.Context)) {
+	q.mu.Lock()
+	q.jobs = append(q.jobs, f)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *jobQueue) pop() (func(context.Context), bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.jobs) == 0 {
+		return nil, false
+	}
+	f := q.jobs[0]
+	q.jobs = q.jobs[1:]
+	q.busy++
+	if len(q.jobs) > 0 {
+		select {
+		case q.ready <- struct{}{}:
+		default:
+		}
+	}
+	return f, true
+}
+
+// done marks a run taken by pop as finished.
+func (q *jobQueue) done() {
+	q.mu.Lock()
+	q.busy--
+	q.mu.Unlock()
+}
+
+// len counts the runs queued or running.
+func (q *jobQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.jobs) + q.busy
+}
+
+// runFollowUps runs queued actions until ctx is done.
+func (p *Pipeline) runFollowUps(ctx context.Context) {
+	for {
+		if f, ok := p.followUps.pop(); ok {
+			f(ctx)
+			p.followUps.done()
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.followUps.ready:
+		}
+	}
+}
+
+// actionsFor are the actions ev triggers in s's channel, as they are
+// switched on or off now: the switch counts when the event is routed, not
+// when its alert is finally delivered.
+func (p *Pipeline) actionsFor(ev event.Event, s *sender) []string {
+	if p.actions == nil {
+		return nil
+	}
+	return p.actions.Triggered(ev, s.b.platform.Name(), s.b.channel)
+}
+
+// triggerActions queues acts (from actionsFor) for ev in s's channel;
+// their replies go into the thread of ref, the alert's message.
+func (p *Pipeline) triggerActions(acts []string, ev event.Event, s *sender, ref chat.MessageRef) {
+	for _, name := range acts {
+		p.followUps.push(func(ctx context.Context) {
+			m := p.actions.Run(ctx, name, ev, s.b.platform.Name(), s.b.channel, ref)
+			m.Thread = &ref
+			p.enqueue(s, actionKey(ref, name), func() (chat.Message, bool) { return m, true }, nil)
+		})
+	}
+}
+
+// actionKey is the stable identity of an action's reply under the alert ref.
+func actionKey(ref chat.MessageRef, action string) string {
+	h := sha256.Sum256([]byte(ref.Platform + "\x00" + ref.Channel + "\x00" + ref.ID + "\x00" + action))
+	return "action." + hex.EncodeToString(h[:12])
+}

@@ -1,0 +1,92 @@
+package alerting
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/event"
+)
+
+// A transition alert is one message when a workload starts failing,
+// edited into "Resolved" when it recovers. The open alert's message is kept
+// in the state, so restarts and leader changes neither repeat nor forget it.
+
+// transitionKey names the state entry that holds the alert message of one
+// workload in one channel.
+func transitionKey(ev event.Event, b binding) string {
+	what := ev.Object.Kind + "\x00" + ev.Object.Namespace + "\x00" + ev.Object.Name
+	if ev.Group != "" {
+		what = "group\x00" + ev.Group // an Alertmanager alert group
+	}
+	h := sha256.Sum256([]byte(ev.Source + "\x00" + ev.Cluster + "\x00" + what + "\x00" + b.platform.Name() + "\x00" + b.channel.ID))
+	return "alert." + hex.EncodeToString(h[:12])
+}
+
+// transitionRecord is what the state keeps for an open alert.
+type transitionRecord struct {
+	Ref    chat.MessageRef `json:"ref"`
+	Title  string          `json:"title"`
+	Reason string          `json:"reason"`
+	Since  time.Time       `json:"since"`
+}
+
+// transition queues a failing alert (once: not if one is open) or the edit
+// that resolves it (only if one is open).
+func (p *Pipeline) transition(ev event.Event, s *sender, msgKey string) {
+	key := transitionKey(ev, s.b)
+	if ev.Transition == event.Failing {
+		m := Render(ev)
+		edited := false
+		acts := p.actionsFor(ev, s)
+		p.enqueue(s, msgKey,
+			func() (chat.Message, bool) {
+				v, open := p.opts.State.Get(key)
+				if !open {
+					return m, true
+				}
+				// An alert group that changed (alerts joined or left) is
+				// edited in place; a workload's repeat is not news.
+				var rec transitionRecord
+				if ev.Group == "" || json.Unmarshal([]byte(v), &rec) != nil {
+					return m, false
+				}
+				edited = true
+				m.Replace = &rec.Ref
+				return m, true
+			},
+			func(ctx context.Context, ref chat.MessageRef) {
+				if edited {
+					p.threads.open(ctx, ev, s, ref)
+					return
+				}
+				rec, _ := json.Marshal(transitionRecord{Ref: ref, Title: m.Title, Reason: ev.Reason, Since: ev.Time})
+				if err := p.opts.State.Set(ctx, key, string(rec)); err != nil {
+					p.log.Error("transition alert state not saved; a restart may alert again", "key", key, "err", err)
+				}
+				p.threads.open(ctx, ev, s, ref)
+				p.triggerActions(acts, ev, s, ref)
+			})
+		return
+	}
+	p.enqueue(s, msgKey,
+		func() (chat.Message, bool) {
+			v, open := p.opts.State.Get(key)
+			var rec transitionRecord
+			if !open || json.Unmarshal([]byte(v), &rec) != nil {
+				return chat.Message{}, false
+			}
+			m := RenderResolved(ev, rec)
+			m.Replace = &rec.Ref
+			return m, true
+		},
+		func(ctx context.Context, _ chat.MessageRef) {
+			p.threads.close(ctx, ev, s)
+			if err := p.opts.State.Set(ctx, key, ""); err != nil {
+				p.log.Error("transition alert state not cleared", "key", key, "err", err)
+			}
+		})
+}
