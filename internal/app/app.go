@@ -34,8 +34,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kubechat/kubechat/internal/alerting"
-	"github.com/kubechat/kubechat/internal/button"
 	"github.com/kubechat/kubechat/internal/buildinfo"
+	"github.com/kubechat/kubechat/internal/button"
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/chat/platforms"
 	"github.com/kubechat/kubechat/internal/commands"
@@ -113,10 +113,10 @@ type App struct {
 	platforms   []chat.Platform
 	sources     []source.Source
 	// alerts takes events to channels; commands answers what users type.
-	alerts   *alerting.Pipeline
-	commands *commands.Handler
-	state       *state.Store
-	clientset   kubernetes.Interface
+	alerts    *alerting.Pipeline
+	commands  *commands.Handler
+	state     *state.Store
+	clientset kubernetes.Interface
 	// runner runs command pods; podNamespaces are where they run.
 	runner        *podrun.Runner
 	podNamespaces []string

@@ -81,8 +81,8 @@ type Store struct {
 	ttl    time.Duration
 	now    func() time.Time
 
-	mu      sync.Mutex
-	specs   map[string]entry // by nonce
+	mu    sync.Mutex
+	specs map[string]entry // by nonce
 }
 
 type entry struct {
