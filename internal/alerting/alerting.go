@@ -188,7 +188,7 @@ func (p *Pipeline) queue(ctx context.Context, ev event.Event, s *sender, kind st
 		p.log.Error("event not queued: cannot record it", "err", err)
 		return
 	}
-	if !p.opts.Outbox.Add(outbox.Entry{Key: key, Channel: senderKey(s.b), Kind: kind, Body: body}) {
+	if !p.opts.Outbox.Add(outbox.Entry{Key: key, Channel: senderKey(s.b), Source: ev.Source, Kind: kind, Body: body}) {
 		p.events.WithLabelValues("repeated").Inc()
 		return
 	}

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -145,8 +144,8 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 			return nil, fmt.Errorf("cluster client: %w", err)
 		}
 		a.clientset, a.restConfig = cs, opts.RESTConfig
-		a.state = state.New(cs, cfg.Cluster.Namespace, "kubechat-state")
-		a.outbox = outbox.New(cs, cfg.Cluster.Namespace, "kubechat-outbox", a.registry, log)
+		a.state = state.New(cs, cfg.Cluster.Namespace, cfg.Cluster.StateConfigMap())
+		a.outbox = outbox.New(cs, cfg.Cluster.Namespace, cfg.Cluster.OutboxConfigMap(), a.registry, log)
 	}
 	deps := chat.Deps{Log: log, HTTPClient: opts.HTTPClient, Metrics: a.registry, Health: a.health, Cluster: cfg.Cluster.Name}
 	if a.state != nil {
@@ -323,7 +322,7 @@ func advertiseURL(cfg *config.Config, listen string) string {
 const PodIPEnv = "KUBECHAT_POD_IP"
 
 // buttonStore is where button ids are issued and redeemed: with
-// ha.buttonKey, signed with that key and kept in the kubechat-buttons
+// ha.buttonKey, signed with that key and kept in the <stateName>-buttons
 // ConfigMap, so that buttons work on every replica and after restarts;
 // without it, in this process only.
 func buttonStore(cfg *config.Config, cs kubernetes.Interface, log *slog.Logger) (*button.Store, error) {
@@ -338,7 +337,7 @@ func buttonStore(cfg *config.Config, cs kubernetes.Interface, log *slog.Logger) 
 		return nil, fmt.Errorf("ha.buttonKey: %w", err)
 	}
 	if cs != nil {
-		s.UseShared(state.New(cs, cfg.Cluster.Namespace, "kubechat-buttons"))
+		s.UseShared(state.New(cs, cfg.Cluster.Namespace, cfg.Cluster.ButtonsConfigMap()))
 	}
 	return s, nil
 }
@@ -516,7 +515,7 @@ func (a *App) Leading() bool { return a.leading.Load() }
 
 // lead runs what only the leader runs: the messages the outbox kept from
 // before (a restart, the other replica), the sources (replaying what
-// happened since the outbox's checkpoint), delivery, and the platforms
+// happened since their checkpoints in the outbox), delivery, and the platforms
 // that listen over a connection. It returns once all of them stopped and
 // the outbox was written a last time.
 func (a *App) lead(ctx context.Context) error {
@@ -542,19 +541,16 @@ func (a *App) lead(ctx context.Context) error {
 			a.log.Warn("cannot say where the leader is; the other replica answers inbound requests 503 until it knows", "err", err)
 		}
 	}
-	since := a.outbox.Checkpoint()
-	if since.IsZero() && a.state != nil {
-		// An agent from before the outbox kept its checkpoint in the state.
+	// An agent from before the outbox kept one checkpoint in the state.
+	var legacy time.Time
+	if a.state != nil {
 		var old struct {
 			Time time.Time `json:"time"`
 		}
 		if v, ok := a.state.Get("checkpoint"); ok && json.Unmarshal([]byte(v), &old) == nil {
-			since = old.Time
+			legacy = old.Time
 		}
 	}
-	a.outbox.Hold() // until the sources have queued their replay
-	replaying := 0
-	var caughtUp sync.WaitGroup
 	for _, s := range a.sources {
 		if _, ok := s.(*alertmanager.Source); ok {
 			continue // a webhook receiver: ready once it runs, nothing to sync
@@ -562,25 +558,27 @@ func (a *App) lead(ctx context.Context) error {
 		if a.cfg.HA.LeaderElection {
 			a.health.Register("source/" + s.Name())
 		}
-		if r, ok := s.(replayer); ok {
-			caughtUp.Add(1)
-			replaying++
-			r.SetReplay(since, caughtUp.Done)
+		r, ok := s.(replayer)
+		if !ok {
+			continue
 		}
+		// Each source replays from its own checkpoint, which stays where it
+		// is until the source has queued its replay.
+		since := a.outbox.Checkpoint(s.Name())
+		if since.IsZero() {
+			since = legacy
+		}
+		a.outbox.Hold(s.Name())
+		if !since.IsZero() {
+			a.log.Info("replaying changes since the checkpoint", "source", s.Name(), "since", since)
+		}
+		r.SetReplay(since, func() { a.outbox.Release(s.Name()) })
 	}
 	if n := a.alerts.Replay(ctx); n > 0 {
 		a.log.Info("delivering messages queued before the restart", "messages", n)
 	}
-	if !since.IsZero() && replaying > 0 {
-		a.log.Info("replaying changes since the checkpoint", "since", since)
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.alerts.Start(gctx) })
-	g.Go(func() error {
-		caughtUp.Wait()
-		a.outbox.Release()
-		return nil
-	})
 	for _, p := range a.platforms {
 		if _, ok := p.(chat.ConnectionListener); ok {
 			g.Go(func() error { return listen(gctx, p, a.commands) })

@@ -43,7 +43,24 @@ type Cluster struct {
 	Kubeconfig string `yaml:"kubeconfig"`
 	// Namespace is where the agent keeps its state ConfigMap (default: kubechat).
 	Namespace string `yaml:"namespace"`
+	// StateName prefixes the names of what the agent keeps in Namespace:
+	// the ConfigMaps <stateName>-state, -outbox and -buttons, and the
+	// Lease <stateName>-leader unless ha.leaseName is set (default:
+	// kubechat). Two agents in one namespace need different names.
+	StateName string `yaml:"stateName"`
 }
+
+// StateConfigMap names the ConfigMap of the agent's small state (open
+// alerts, switches, the leader's address).
+func (c Cluster) StateConfigMap() string { return c.StateName + "-state" }
+
+// OutboxConfigMap names the ConfigMap of the messages queued and not yet
+// delivered.
+func (c Cluster) OutboxConfigMap() string { return c.StateName + "-outbox" }
+
+// ButtonsConfigMap names the ConfigMap of the buttons posted and not yet
+// expired.
+func (c Cluster) ButtonsConfigMap() string { return c.StateName + "-buttons" }
 
 // Log selects the log format and level.
 type Log struct {
@@ -122,7 +139,7 @@ func (r RateLimit) WithDefaults() RateLimit {
 // and notifies; a standby takes over when the leader's Lease expires.
 type HA struct {
 	LeaderElection bool     `yaml:"leaderElection"`
-	LeaseName      string   `yaml:"leaseName"`     // default kubechat-leader, in cluster.namespace
+	LeaseName      string   `yaml:"leaseName"`     // default <cluster.stateName>-leader, in cluster.namespace
 	LeaseDuration  Duration `yaml:"leaseDuration"` // default 10s
 	RenewDeadline  Duration `yaml:"renewDeadline"` // default 7s
 	RetryPeriod    Duration `yaml:"retryPeriod"`   // default 2s
@@ -324,8 +341,11 @@ const (
 )
 
 func (c *Config) withDefaults() {
+	if c.Cluster.StateName == "" {
+		c.Cluster.StateName = "kubechat"
+	}
 	if c.HA.LeaseName == "" {
-		c.HA.LeaseName = "kubechat-leader"
+		c.HA.LeaseName = c.Cluster.StateName + "-leader"
 	}
 	if c.HA.LeaseDuration == 0 {
 		c.HA.LeaseDuration = Duration(10 * time.Second)

@@ -172,6 +172,10 @@ func (v *validator) cluster(c Cluster) {
 	if errs := validation.IsDNS1123Label(c.Name); len(errs) > 0 {
 		v.add("cluster.name", "%q is not a valid cluster name: %s", c.Name, strings.Join(errs, "; "))
 	}
+	// The longest name made from it, <stateName>-buttons, must be a valid ConfigMap name.
+	if errs := validation.IsDNS1123Label(c.ButtonsConfigMap()); len(errs) > 0 {
+		v.add("cluster.stateName", "%q cannot prefix the agent's ConfigMap and Lease names (lower case letters, digits and '-', at most 55 characters): %s", c.StateName, strings.Join(errs, "; "))
+	}
 }
 
 func (v *validator) log(l Log) {

@@ -3,20 +3,20 @@
 // other replica loses none of them, and remembers the keys of messages
 // delivered lately, so that a replay repeats none of them.
 //
-// Every message has a stable key from the moment it is queued (the router
-// derives it from the event and the channel). Add records a key once;
-// Done marks it delivered (or given up on). The leader writes the whole
-// outbox at most every FlushInterval, and once more when it stops, in one
-// ConfigMap update together with the checkpoint: the time before which
-// every event the sources emitted is either delivered or in the outbox.
-// The next leader re-queues the pending entries and has its sources
-// replay from the checkpoint; keys already pending or delivered are
-// dropped, so a replay repeats nothing.
+// Every message has a stable key from the moment it is queued (the
+// alerting pipeline derives it from the event and the channel). Add
+// records a key once; Done marks it delivered (or given up on). The leader
+// writes the whole outbox soon after each change, and once more when it
+// stops, in one ConfigMap update together with each source's checkpoint:
+// the time before which every event that source emitted is either
+// delivered or in the outbox. The next leader re-queues the pending
+// entries and has each source replay from its own checkpoint; keys already
+// pending or delivered are dropped, so a replay repeats nothing.
 //
 // Bound: the outbox's ConfigMap holds at most MaxBytes of entries. Entries
 // past it stay queued in memory, are counted in
-// kubechat_outbox_unsaved_total, and hold the checkpoint back to the time
-// they were queued, so a crash replays them from the sources instead.
+// kubechat_outbox_unsaved_total, and hold their source's checkpoint back to
+// the time they were queued, so a crash replays them from the source instead.
 package outbox
 
 import (
@@ -63,9 +63,12 @@ const (
 type Entry struct {
 	// Key is the message's stable identity.
 	Key string `json:"key"`
-	// Channel names where it goes (the router's sender key).
+	// Channel names where it goes (the pipeline's sender key).
 	Channel string `json:"channel"`
-	// Kind and Body are the router's: what to rebuild the message from.
+	// Source is the source whose event it reports; its checkpoint stays
+	// before the entry while the entry is not saved.
+	Source string `json:"source,omitempty"`
+	// Kind and Body are the pipeline's: what to rebuild the message from.
 	Kind string          `json:"kind"`
 	Body json.RawMessage `json:"body"`
 	// Queued is when the message was first queued.
@@ -74,7 +77,12 @@ type Entry struct {
 
 // document is the saved form.
 type document struct {
-	Checkpoint time.Time        `json:"checkpoint"`
+	// Checkpoints are each source's progress.
+	Checkpoints map[string]time.Time `json:"checkpoints,omitempty"`
+	// Checkpoint is the one checkpoint of every source, as an agent from
+	// before per-source checkpoints wrote it; a source without its own
+	// replays from it.
+	Checkpoint time.Time        `json:"checkpoint,omitzero"`
 	Pending    []Entry          `json:"pending"`
 	Delivered  map[string]int64 `json:"delivered,omitempty"` // key -> unix seconds
 }
@@ -89,13 +97,19 @@ type Store struct {
 	unsaved   prometheus.Counter
 	depth     prometheus.Gauge
 
-	mu         sync.Mutex
-	pending    []Entry
-	keys       map[string]bool // pending
-	delivered  map[string]time.Time
-	checkpoint time.Time
-	held       bool
-	dirty      bool
+	mu        sync.Mutex
+	pending   []Entry
+	keys      map[string]bool // pending
+	delivered map[string]time.Time
+	// checkpoints are the saved ones, by source; legacy is a checkpoint
+	// of every source, from an agent before per-source checkpoints.
+	checkpoints map[string]time.Time
+	legacy      time.Time
+	// tracked are the sources whose checkpoints this process writes (each
+	// was held once); held are those still replaying.
+	tracked map[string]bool
+	held    map[string]bool
+	dirty   bool
 	// kick wakes Run when a key was delivered.
 	kick chan struct{}
 	// interval is FlushInterval (tests lengthen it).
@@ -115,6 +129,7 @@ func New(client kubernetes.Interface, namespace, name string, reg prometheus.Reg
 			Help: "Messages queued and not yet delivered, as the outbox holds them.",
 		}),
 		keys: map[string]bool{}, delivered: map[string]time.Time{}, kick: make(chan struct{}, 1),
+		checkpoints: map[string]time.Time{}, tracked: map[string]bool{}, held: map[string]bool{},
 		interval: FlushInterval,
 	}
 }
@@ -147,39 +162,55 @@ func (s *Store) Load(ctx context.Context) error {
 	for k, t := range doc.Delivered {
 		s.delivered[k] = time.Unix(t, 0)
 	}
-	s.checkpoint = doc.Checkpoint
+	s.checkpoints = map[string]time.Time{}
+	for src, t := range doc.Checkpoints {
+		s.checkpoints[src] = t
+	}
+	s.legacy = doc.Checkpoint
 	s.depth.Set(float64(len(s.pending)))
 	return nil
 }
 
-// Checkpoint is the time from which the sources replay.
-func (s *Store) Checkpoint() time.Time {
+// Checkpoint is the time from which source replays: its own checkpoint,
+// else the one an older agent kept for every source, else zero (no
+// replay: a source new to the config reports nothing that came before it).
+func (s *Store) Checkpoint(source string) time.Time {
 	if s == nil {
 		return time.Time{}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.checkpoint
+	return s.checkpointOf(source)
 }
 
-// Hold keeps the checkpoint where it is until Release: the sources replay
-// from it, and until their replay is queued it must not move past it.
-func (s *Store) Hold() {
+func (s *Store) checkpointOf(source string) time.Time {
+	if t, ok := s.checkpoints[source]; ok {
+		return t
+	}
+	return s.legacy
+}
+
+// Hold keeps source's checkpoint where it is until Release(source): the
+// source replays from it, and until its replay is queued the checkpoint
+// must not move past it. From then on this process writes the source's
+// checkpoint.
+func (s *Store) Hold(source string) {
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
-	s.held = true
+	s.tracked[source], s.held[source] = true, true
 	s.mu.Unlock()
 }
 
-// Release lets the checkpoint move again (the sources caught up).
-func (s *Store) Release() {
+// Release lets source's checkpoint move again (its replay is queued).
+func (s *Store) Release(source string) {
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
-	s.held, s.dirty = false, true
+	delete(s.held, source)
+	s.dirty = true
 	s.mu.Unlock()
 }
 
@@ -281,7 +312,7 @@ func (s *Store) Run(ctx context.Context) {
 	}
 }
 
-// Flush writes the outbox and the checkpoint now (always, with force;
+// Flush writes the outbox and the checkpoints now (always, with force;
 // else only if something changed).
 func (s *Store) Flush(ctx context.Context, force bool) error {
 	if s == nil {
@@ -293,15 +324,28 @@ func (s *Store) Flush(ctx context.Context, force bool) error {
 		return nil
 	}
 	now := time.Now()
-	doc := document{Checkpoint: now.Add(-checkpointMargin).UTC(), Delivered: map[string]int64{}}
+	doc := document{Checkpoints: map[string]time.Time{}, Delivered: map[string]int64{}}
+	for src := range s.tracked {
+		if s.held[src] {
+			// The source is still replaying from its old checkpoint.
+			if t := s.checkpointOf(src); !t.IsZero() {
+				doc.Checkpoints[src] = t
+			}
+			continue
+		}
+		doc.Checkpoints[src] = now.Add(-checkpointMargin).UTC()
+	}
 	size := 0
 	for _, e := range s.pending {
 		b, _ := json.Marshal(e)
 		if size+len(b) > MaxBytes {
-			// Not saved: a crash must replay it, so the checkpoint stays before it.
+			// Not saved: a crash must replay it, so its source's checkpoint stays before it.
 			s.unsaved.Inc()
-			if q := e.Queued.Add(-checkpointMargin); q.Before(doc.Checkpoint) {
-				doc.Checkpoint = q.UTC()
+			q := e.Queued.Add(-checkpointMargin).UTC()
+			for src, t := range doc.Checkpoints {
+				if (e.Source == "" || e.Source == src) && q.Before(t) {
+					doc.Checkpoints[src] = q
+				}
 			}
 			continue
 		}
@@ -326,10 +370,6 @@ func (s *Store) Flush(ctx context.Context, force bool) error {
 	for k, t := range s.delivered {
 		doc.Delivered[k] = t.Unix()
 	}
-	if s.held && s.checkpoint.Before(doc.Checkpoint) {
-		// The sources are still replaying from the old checkpoint.
-		doc.Checkpoint = s.checkpoint
-	}
 	s.dirty = false
 	s.mu.Unlock()
 	body, err := json.Marshal(doc)
@@ -343,7 +383,9 @@ func (s *Store) Flush(ctx context.Context, force bool) error {
 		return err
 	}
 	s.mu.Lock()
-	s.checkpoint = doc.Checkpoint
+	for src, t := range doc.Checkpoints {
+		s.checkpoints[src] = t
+	}
 	s.mu.Unlock()
 	return nil
 }

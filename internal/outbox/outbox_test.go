@@ -30,7 +30,7 @@ func newStore(t *testing.T, ns string) *Store {
 }
 
 func entry(key string) Entry {
-	return Entry{Key: key, Channel: "ops/alerts", Kind: "event", Body: json.RawMessage(`{"k":"` + key + `"}`)}
+	return Entry{Key: key, Channel: "ops/alerts", Source: "pods", Kind: "event", Body: json.RawMessage(`{"k":"` + key + `"}`)}
 }
 
 func keys(es []Entry) []string {
@@ -49,7 +49,9 @@ func TestPendingAndDeliveredSurviveARestart(t *testing.T) {
 	const ns = "outbox-restart"
 	require.NoError(t, env.CreateNamespace(t.Context(), ns))
 	s := newStore(t, ns)
-	require.True(t, s.Checkpoint().IsZero(), "a missing ConfigMap is an empty outbox")
+	require.True(t, s.Checkpoint("pods").IsZero(), "a missing ConfigMap is an empty outbox")
+	s.Hold("pods")
+	s.Release("pods")
 	for _, k := range []string{"a", "b", "c"} {
 		require.True(t, s.Add(entry(k)))
 	}
@@ -65,32 +67,60 @@ func TestPendingAndDeliveredSurviveARestart(t *testing.T) {
 	require.False(t, next.Add(entry("b")), "the next process remembers the delivered key")
 	require.False(t, next.Add(entry("a")), "nor queues a pending one twice")
 	require.True(t, next.Add(entry("d")))
-	cp := next.Checkpoint()
+	cp := next.Checkpoint("pods")
 	require.False(t, cp.IsZero())
+	require.True(t, next.Checkpoint("events").IsZero(), "a source new to the config replays nothing")
 	require.True(t, cp.Before(before), "the checkpoint lies before the write, by its margin")
 	require.WithinDuration(t, before, cp, checkpointMargin+5*time.Second)
 }
 
-// TestHeldCheckpointDoesNotMove: while the sources replay from a
-// checkpoint, writes keep it; after Release it moves on.
+// TestHeldCheckpointDoesNotMove: while a source replays from its
+// checkpoint, writes keep it; after Release it moves on. Each source has
+// its own: one still replaying holds back no other.
 func TestHeldCheckpointDoesNotMove(t *testing.T) {
 	testenv.Skip(t, env)
 	const ns = "outbox-hold"
 	require.NoError(t, env.CreateNamespace(t.Context(), ns))
 	s := newStore(t, ns)
+	for _, src := range []string{"pods", "events"} {
+		s.Hold(src)
+		s.Release(src)
+	}
 	require.True(t, s.Add(entry("a")))
 	require.NoError(t, s.Flush(t.Context(), true))
-	first := s.Checkpoint()
+	first := s.Checkpoint("pods")
+	require.True(t, s.Checkpoint("events").Equal(first))
 
 	s = newStore(t, ns)
-	s.Hold()
-	time.Sleep(10 * time.Millisecond) // time must pass for a later checkpoint to differ
+	s.Hold("pods")
+	s.Hold("events")
+	time.Sleep(20 * time.Millisecond) // time must pass for a later checkpoint to differ
+	s.Release("events")
 	s.Done("a")
 	require.NoError(t, s.Flush(t.Context(), true))
-	require.True(t, newStore(t, ns).Checkpoint().Equal(first), "held: the saved checkpoint stays")
-	s.Release()
+	saved := newStore(t, ns)
+	require.True(t, saved.Checkpoint("pods").Equal(first), "held: the saved checkpoint stays")
+	require.True(t, saved.Checkpoint("events").After(first), "another source's moves on")
+	s.Release("pods")
 	require.NoError(t, s.Flush(t.Context(), false))
-	require.True(t, newStore(t, ns).Checkpoint().After(first), "released: it moves on")
+	require.True(t, newStore(t, ns).Checkpoint("pods").After(first), "released: it moves on")
+}
+
+// TestLegacyCheckpointCountsForEverySource: an outbox written before
+// per-source checkpoints gives its one checkpoint to every source.
+func TestLegacyCheckpointCountsForEverySource(t *testing.T) {
+	testenv.Skip(t, env)
+	const ns = "outbox-legacy"
+	require.NoError(t, env.CreateNamespace(t.Context(), ns))
+	old := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	_, err := env.Client.CoreV1().ConfigMaps(ns).Create(t.Context(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubechat-outbox"},
+		Data:       map[string]string{dataKey: `{"checkpoint":"2026-12-01T10:00:00Z","pending":[]}`},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	s := newStore(t, ns)
+	require.True(t, s.Checkpoint("pods").Equal(old))
+	require.True(t, s.Checkpoint("anything").Equal(old))
 }
 
 // TestFullOutboxHoldsTheCheckpointBack: entries past MaxBytes are not
@@ -101,6 +131,8 @@ func TestFullOutboxHoldsTheCheckpointBack(t *testing.T) {
 	const ns = "outbox-full"
 	require.NoError(t, env.CreateNamespace(t.Context(), ns))
 	s := newStore(t, ns)
+	s.Hold("pods")
+	s.Release("pods")
 	big := strings.Repeat("x", 100<<10)
 	old := time.Now().Add(-time.Hour)
 	for i := range 10 {
@@ -117,7 +149,7 @@ func TestFullOutboxHoldsTheCheckpointBack(t *testing.T) {
 	next := newStore(t, ns)
 	require.Len(t, next.Pending(), 7)
 	require.Equal(t, "e0", next.Pending()[0].Key, "the oldest are kept")
-	require.WithinDuration(t, old.Add(-checkpointMargin), next.Checkpoint(), time.Second,
+	require.WithinDuration(t, old.Add(-checkpointMargin), next.Checkpoint("pods"), time.Second,
 		"the checkpoint stays before the oldest unsaved entry")
 }
 
@@ -164,9 +196,9 @@ func TestNilStoreKeepsNothing(t *testing.T) {
 	require.True(t, s.Add(entry("a")))
 	require.True(t, s.Add(entry("a")))
 	s.Done("a")
-	s.Hold()
-	s.Release()
+	s.Hold("pods")
+	s.Release("pods")
 	require.Empty(t, s.Pending())
-	require.True(t, s.Checkpoint().IsZero())
+	require.True(t, s.Checkpoint("pods").IsZero())
 	require.NoError(t, s.Flush(t.Context(), true))
 }

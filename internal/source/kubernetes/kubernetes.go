@@ -53,9 +53,10 @@ type Options struct {
 	// The leader sets it to the previous leader's checkpoint, so a
 	// hand-over loses nothing. Zero reports nothing from the initial list.
 	Since time.Time
-	// Replayed, if set, is called once: when the replay of the initial
-	// list is queued (every object listed at the start was handled), or
-	// when Start returns before that.
+	// Replayed, if set, is called once, when the replay of the initial
+	// list is queued (every object listed at the start was handled). It is
+	// not called when Start returns before that: the replay point must
+	// then stay where it is, for the next leader to replay from.
 	Replayed func()
 	// Metadata reads object metadata: Secrets are watched through it, so
 	// that their values never enter the agent, and the Ingress
@@ -276,7 +277,6 @@ func (s *Source) Name() string { return s.name }
 // replaying what happened during the gap, instead of waiting out
 // client-go's watch backoff (up to a minute after a long outage).
 func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Event)) error {
-	defer s.replayDone()
 	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[objectKey](),
 		workqueue.TypedRateLimitingQueueConfig[objectKey]{Name: "source_" + s.name})
 	s.pending = map[objectKey][]item{}
