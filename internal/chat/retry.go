@@ -61,21 +61,6 @@ func (b Backoff) withDefaults() Backoff {
 // PostTimeout bounds one delivery attempt.
 const PostTimeout = 15 * time.Second
 
-// Deliver posts m, retrying retryable errors with exponential backoff and
-// jitter, and honouring RetryAfter. It stops on a Permanent error, when the
-// deadline (b.Deadline from now) passes, or when ctx ends, and returns the
-// last error then, with the number of attempts made.
-func Deliver(ctx context.Context, n Notifier, to Channel, m Message, b Backoff) (MessageRef, int, error) {
-	b = b.withDefaults()
-	var ref MessageRef
-	attempts, err := Retry(ctx, b, time.Now().Add(b.Deadline), func(ctx context.Context) error {
-		var err error
-		ref, err = n.Post(ctx, to, m)
-		return err
-	})
-	return ref, attempts, err
-}
-
 // Retry runs attempt, each call bounded by PostTimeout, until it succeeds,
 // fails permanently, would retry past deadline, or ctx ends. Waits grow
 // exponentially from b.Initial to b.Max with up to 50 % jitter; a

@@ -24,13 +24,13 @@ type boundAction struct {
 	tmpl action.Template
 }
 
-// ActionKey is the state key of an action's switch ("on" or "off"),
+// switchKey is the state key of an action's switch ("on" or "off"),
 // written by "actions enable|disable NAME".
-func ActionKey(name string) string { return "action." + name }
+func switchKey(name string) string { return "action." + name }
 
 // actionEnabled is the switch from chat when set, else the config's.
 func (h *Handler) actionEnabled(a config.Action) bool {
-	if v, ok := h.opts.State.Get(ActionKey(a.Name)); ok && v != "" {
+	if v, ok := h.opts.State.Get(switchKey(a.Name)); ok && v != "" {
 		return v == "on"
 	}
 	return a.Enabled == nil || *a.Enabled
@@ -124,7 +124,7 @@ func (h *Handler) actionsCommand(ctx context.Context, _ *channel, _ chat.Inbound
 	if args[0] == "disable" {
 		value, word = "off", "disabled"
 	}
-	if err := h.opts.State.Set(ctx, ActionKey(act.cfg.Name), value); err != nil {
+	if err := h.opts.State.Set(ctx, switchKey(act.cfg.Name), value); err != nil {
 		return chat.Message{}, err
 	}
 	return chat.Message{Title: fmt.Sprintf("Action %s is now %s", act.cfg.Name, word), Level: chat.LevelSuccess}, nil

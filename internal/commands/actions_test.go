@@ -187,7 +187,7 @@ func TestActionOutputGoesIntoTheAlertThread(t *testing.T) {
 	a := newAlerting(t)
 	pod, err := env.WaitForPod(t.Context(), "apps", "app=web", testenv.PodReady)
 	require.NoError(t, err)
-	defer func() { _ = a.state.Set(context.Background(), ActionKey("get-pod"), "") }()
+	defer func() { _ = a.state.Set(context.Background(), switchKey("get-pod"), "") }()
 
 	a.alerts.Emit(t.Context(), crashLoop(pod.Name))
 	alert := a.out.wait(t, "ops", func(p posted) bool { return strings.Contains(p.m.Title, "is failing (CrashLoopBackOff)") })

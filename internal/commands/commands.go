@@ -240,7 +240,6 @@ func (h *Handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 // which runs every check again); otherwise the reply asks for it.
 func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boundExecutor, cmd command.Command, confirmed bool) chat.Message {
 	title := be.typ + " " + strings.Join(cmd.Args, " ")
-	ns := be.policy.DefaultNamespace
 	analysis, err := be.exec.Analyze(ctx, cmd.Args)
 	if err != nil {
 		h.record(ctx, a, resultPolicyDenied, err)
@@ -248,7 +247,8 @@ func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boun
 	}
 	a.verb = analysis.Verb
 	needsConfirm := analysis.Confirm
-	if ns, err = be.policy.Check(analysis); err != nil {
+	ns, err := be.policy.Check(analysis)
+	if err != nil {
 		h.record(ctx, a, resultPolicyDenied, err)
 		return errorMessage("Denied by kubechat policy", strings.TrimPrefix(err.Error(), "denied by kubechat policy: "))
 	}

@@ -27,10 +27,7 @@ import (
 
 const image = "registry.example/kubechat:test"
 
-var (
-	env     *testenv.Env
-	kubelet *podruntest.Kubelet
-)
+var env *testenv.Env
 
 // selfExec makes the test binary play the kubechat image: run as
 // "<test binary> exec ..." with it set, it is "kubechat exec" (the same

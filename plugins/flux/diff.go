@@ -99,6 +99,7 @@ func (r *run) resolve(ctx context.Context) (target, error) {
 	}
 	ref := ks.Spec.SourceRef
 	if ref.Kind != sourcev1.GitRepositoryKind {
+		//lint:ignore ST1005 a Kind is written as Kubernetes names it
 		return target{}, fmt.Errorf("Kustomization %s: its source is a %s; kubechat diffs GitRepository sources against GitHub pull requests", key, ref.Kind)
 	}
 	srcKey := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
@@ -171,6 +172,7 @@ func (r *run) build(ctx context.Context, t target, pr github.PullRequest, sha, p
 	}
 	ksObj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(t.ks)
 	if err != nil {
+		//lint:ignore ST1005 a Kind is written as Kubernetes names it
 		return nil, fmt.Errorf("Kustomization %s: %w", t.ks.Name, err)
 	}
 	ksu := unstructured.Unstructured{Object: ksObj}
@@ -351,6 +353,7 @@ func (r *run) pruned(ctx context.Context, t target, built map[string]bool) ([]Ch
 		}
 		meta, err := object.ParseObjMetadata(ref.ID)
 		if err != nil {
+			//lint:ignore ST1005 a Kind is written as Kubernetes names it
 			return out, fmt.Errorf("Kustomization inventory entry %q: %w", ref.ID, err)
 		}
 		live := &unstructured.Unstructured{}

@@ -46,7 +46,7 @@ func forms(v string) map[string]string {
 		"base64raw": base64.RawStdEncoding.EncodeToString(b), "hex": hex.EncodeToString(b), "HEX": strings.ToUpper(hex.EncodeToString(b)),
 		"json": esc(v, true), "json-nohtml": esc(v, false), "json-twice": esc(esc(v, true), true), "query": url.QueryEscape(v), "path": url.PathEscape(v),
 	}
-	if !strings.ContainsAny(v, "\x00\xff") {
+	if strings.IndexByte(v, 0) < 0 && strings.IndexByte(v, 0xff) < 0 {
 		out["raw"] = v
 	}
 	for i, line := range strings.Split(v, "\n") {

@@ -362,7 +362,7 @@ func test429(t *testing.T, s Setup) {
 	skipLocal(t, s)
 	s.Fake.FailNext(2, 429, time.Second)
 	start := time.Now()
-	ref, attempts, err := chat.Deliver(t.Context(), s.Platform, s.Channel, sample(), chat.Backoff{Initial: 10 * time.Millisecond})
+	ref, attempts, err := Deliver(t.Context(), s.Platform, s.Channel, sample(), chat.Backoff{Initial: 10 * time.Millisecond})
 	require.NoError(t, err)
 	require.Equal(t, 3, attempts)
 	require.GreaterOrEqual(t, time.Since(start), 2*time.Second, "Retry-After was not honoured")
@@ -467,4 +467,20 @@ func JSONText(keys []string, docs ...[]byte) string {
 		}
 	}
 	return b.String()
+}
+
+// Deliver posts m as the delivery queue does, retrying through chat.Retry
+// until b.Deadline from now; it returns the ref, the attempts made and the
+// last error.
+func Deliver(ctx context.Context, n chat.Notifier, to chat.Channel, m chat.Message, b chat.Backoff) (chat.MessageRef, int, error) {
+	if b.Deadline == 0 {
+		b.Deadline = time.Minute
+	}
+	var ref chat.MessageRef
+	attempts, err := chat.Retry(ctx, b, time.Now().Add(b.Deadline), func(ctx context.Context) error {
+		var err error
+		ref, err = n.Post(ctx, to, m)
+		return err
+	})
+	return ref, attempts, err
 }

@@ -54,12 +54,11 @@ type Settings struct {
 }
 
 type platform struct {
-	name    string
-	api     *slack.Client
-	s       Settings
-	log     *slog.Logger
-	health  *health.Tracker
-	backoff chat.Backoff
+	name   string
+	api    *slack.Client
+	s      Settings
+	log    *slog.Logger
+	health *health.Tracker
 
 	mu      sync.Mutex
 	byName  map[string]string // channel name -> id

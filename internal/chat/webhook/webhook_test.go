@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/chat/chattest"
 	"github.com/kubechat/kubechat/internal/config"
 )
 
@@ -115,7 +116,7 @@ func TestRetriesKeepOneID(t *testing.T) {
 	defer srv.Close()
 	p := newPlatform(t, "url: "+srv.URL+"\n")
 	m := chat.Message{Title: "Pod web is failing", Key: "k-0123456789abcdef01234567"}
-	ref, _, err := chat.Deliver(t.Context(), p, chat.Channel{ID: "alerts"}, m, chat.Backoff{Initial: time.Millisecond, Max: time.Millisecond})
+	ref, _, err := chattest.Deliver(t.Context(), p, chat.Channel{ID: "alerts"}, m, chat.Backoff{Initial: time.Millisecond, Max: time.Millisecond})
 	require.NoError(t, err)
 	require.Equal(t, m.Key, ref.ID)
 	_, err = p.Post(t.Context(), chat.Channel{ID: "alerts"}, chat.Message{Title: "Resolved", Key: "k-resolved", Replace: &ref})

@@ -319,7 +319,7 @@ func (k *Kubelet) terminated(ctx context.Context, pod *corev1.Pod, ex exit) erro
 		}
 		if ex.deadlineExceeded {
 			p.Status.Reason = podrun.ReasonDeadlineExceeded
-			p.Status.Message = fmt.Sprintf("Pod was active on the node longer than the specified deadline")
+			p.Status.Message = "Pod was active on the node longer than the specified deadline"
 		}
 		p.Status.ContainerStatuses = []corev1.ContainerStatus{{
 			Name: c.Name, Image: c.Image, ImageID: c.Image,

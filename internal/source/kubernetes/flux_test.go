@@ -35,7 +35,7 @@ func TestKustomizationReadyTransitions(t *testing.T) {
 		"spec": map[string]any{"interval": "5m", "path": "./deploy", "prune": true,
 			"sourceRef": map[string]any{"kind": "GitRepository", "name": "fleet"}},
 	}}
-	ks, err = dyn.Resource(gvr).Namespace(ns).Create(ctx, ks, metav1.CreateOptions{})
+	_, err = dyn.Resource(gvr).Namespace(ns).Create(ctx, ks, metav1.CreateOptions{})
 	require.NoError(t, err)
 
 	_, out := startSource(t, config.Source{Name: "flux", Type: "kubernetes", Kubernetes: &config.KubernetesSource{
