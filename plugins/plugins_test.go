@@ -1,0 +1,38 @@
+package plugins
+
+import (
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kubechat/kubechat/configs"
+	"github.com/kubechat/kubechat/internal/chat/platforms"
+	"github.com/kubechat/kubechat/internal/config"
+)
+
+// TestEveryExecutorHasAnExample enforces the recipe for adding an
+// executor: configs/<type>.yaml exists, loads, and configures that type.
+func TestEveryExecutorHasAnExample(t *testing.T) {
+	known := config.Known{}
+	for name := range platforms.Factories {
+		known.PlatformTypes = append(known.PlatformTypes, name)
+	}
+	for name := range Executors {
+		known.ExecutorTypes = append(known.ExecutorTypes, name)
+	}
+	for k, v := range configs.ExampleEnv {
+		t.Setenv(k, v)
+	}
+	for name := range Executors {
+		t.Run(name, func(t *testing.T) {
+			_, err := configs.Examples.Open(name + ".yaml")
+			require.NoError(t, err, "configs/%s.yaml must exist", name)
+			cfg, err := config.Load(known, filepath.Join("..", "configs", name+".yaml"))
+			require.NoError(t, err)
+			require.True(t, slices.ContainsFunc(cfg.Executors, func(e config.Executor) bool { return e.Type == name }),
+				"configs/%s.yaml configures no %s executor", name, name)
+		})
+	}
+}
