@@ -75,7 +75,7 @@ func TestLeaderHandOver(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(3 * time.Second)
+	sentinel(t, s, ns, "last") // everything queued before it was delivered
 	for i := 1; i <= 9; i++ {
 		require.Len(t, s.matching("changes", fmt.Sprintf("ConfigMap %s/cm-%d created", ns, i)), 1, "cm-%d exactly once", i)
 	}

@@ -288,7 +288,14 @@ func TestSlackDeliverySurvivesRateLimitsAndOutage(t *testing.T) {
 	})
 	t.Logf("all delivered %s after the outage ended", time.Since(down.Add(outage)).Round(time.Second))
 	waitReady(t, a)
-	time.Sleep(2 * time.Second)
+	// Barrier: a last change's alert comes after any repeat of the others.
+	want = append(want, createConfigMaps(ctx, t, ns, 10, 11, 0)...)
+	eventually(t, 60*time.Second, "the last alert", func() error {
+		if got := changeAlerts(srv); len(got) == 0 || got[len(got)-1] != want[len(want)-1] {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
 	require.Equal(t, want, changeAlerts(srv), "each alert once, in order")
 
 	_, metrics, err := a.get("/metrics")
