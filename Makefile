@@ -20,12 +20,14 @@ image: ## Build bin/kubechat-image.tar, a docker-archive image, without Docker (
 	GOOS= GOARCH= $(GO) run ./hack/image -o bin/kubechat-image.tar -arch $(or $(ARCH),$(GOARCH),amd64) $(if $(VERSION),-version $(VERSION)) $(if $(IMAGE),-tag $(IMAGE))
 
 .PHONY: run
-run: testbin ## Demo: a local control plane, demo workloads and the agent with its web chat on http://127.0.0.1:8080
+run: ## Demo: a local control plane, demo workloads and the agent with its web chat on http://127.0.0.1:8080
+	@TESTBIN=$(TESTBIN) bash hack/testbin.sh demo
+	@echo "run: building the agent (first run only, about 4 min on 2 cores)"
 	$(GO) run ./hack/local
 
 .PHONY: testbin
-testbin: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, helm and alertmanager into bin/testbin (cached)
-	TESTBIN=$(TESTBIN) bash hack/testbin.sh
+testbin: ## Build what the demo and the tests run (etcd, the Kubernetes binaries, kwok, kubectl, helm, Alertmanager, flux, staticcheck) into bin/testbin (cached)
+	TESTBIN=$(TESTBIN) bash hack/testbin.sh all
 
 .PHONY: unit
 unit: testbin ## Unit and integration tests (real control plane where needed)
@@ -43,10 +45,13 @@ e2e: testbin ## End-to-end tests: the agent against a real control plane
 test: lint unit e2e ## Everything CI runs: lint, unit and e2e tests
 
 .PHONY: lint
-lint: ## gofmt, go vet (also with the e2e tag) and go mod tidy must be clean
+lint: ## gofmt, go vet and staticcheck (also with the e2e tag), and go mod tidy must be clean
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/...
+	@TESTBIN=$(TESTBIN) bash hack/testbin.sh lint >/dev/null
+	$(TESTBIN)/staticcheck ./...
+	$(TESTBIN)/staticcheck -tags e2e ./e2e/...
 	$(GO) mod tidy -diff
 
 .PHONY: fuzz

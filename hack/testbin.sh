@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Builds the real control-plane binaries used by tests (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl, kwok, the helm CLI that
-# the Helm executor's output is compared with, and Alertmanager) from the Go module
-# proxy into bin/testbin. Each binary is built in a throwaway module and is
-# reused when bin/testbin already holds it at the pinned version.
+# Builds the real binaries the demo and the tests run, from the Go module
+# proxy, into bin/testbin. Each is built in a throwaway module and reused
+# when bin/testbin already holds it at the pinned version.
+#
+#   hack/testbin.sh demo    what "make run" needs: etcd, kube-apiserver,
+#                           kube-controller-manager, kube-scheduler, kwok
+#   hack/testbin.sh test    the demo's, and what only tests use: kubectl,
+#                           the helm CLI, Alertmanager, the flux CLI and
+#                           the Flux CRDs
+#   hack/testbin.sh lint    staticcheck
+#   hack/testbin.sh [all]   all of the above
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
@@ -12,6 +18,7 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 # Keep in step with helm.sh/helm/v3 in go.mod.
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
+STATICCHECK_VERSION=${STATICCHECK_VERSION:-v0.8.2}
 # v0.28.x builds from the module proxy; later releases embed UI assets the
 # module does not ship.
 ALERTMANAGER_VERSION=${ALERTMANAGER_VERSION:-v0.28.1}
@@ -31,9 +38,15 @@ mkdir -p "$out" "$work"
 stamp() { cat "$out/.$1.version" 2>/dev/null || true; }
 fresh() { [ -x "$out/$1" ] && [ "$(stamp "$1")" = "$2" ]; }
 
+# step says what is being built, with the time since the script started.
+step() { echo "testbin: [$(($(date +%s) - started))s] $*"; }
+started=$(date +%s)
+
+# build_k8s BINARY... builds those Kubernetes commands at K8S_VERSION in one
+# go build, which compiles what they share once and in parallel.
 build_k8s() {
 	local bins=() b
-	for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+	for b in "$@"; do
 		fresh "$b" "$K8S_VERSION" || bins+=("$b")
 	done
 	[ ${#bins[@]} -eq 0 ] && return 0
@@ -53,18 +66,26 @@ build_k8s() {
 	# Staging modules that were never published at this version are dropped.
 	go mod tidy >/dev/null 2>&1 || true
 	go mod tidy
+	local pkgs=() estimate="about 2 min"
 	for b in "${bins[@]}"; do
-		echo "testbin: building $b $K8S_VERSION"
-		go build -trimpath -o "$out/$b" "k8s.io/kubernetes/cmd/$b"
+		pkgs+=("k8s.io/kubernetes/cmd/$b")
+		[ "$b" = kube-apiserver ] && estimate="about 8 min"
+	done
+	step "building ${bins[*]} $K8S_VERSION (first run only, $estimate on 2 cores)"
+	mkdir -p "$work/k8s-out"
+	go build -trimpath -o "$work/k8s-out/" "${pkgs[@]}"
+	for b in "${bins[@]}"; do
+		mv "$work/k8s-out/$b" "$out/$b"
 		echo "$K8S_VERSION" >"$out/.$b.version"
 	done
 }
 
-# build_cmd NAME VERSION PACKAGE [go build flags...] builds the main package
-# PACKAGE at module version VERSION into $out/NAME, in a throwaway module.
+# build_cmd NAME VERSION PACKAGE ESTIMATE [go build flags...] builds the
+# main package PACKAGE at module version VERSION into $out/NAME, in a
+# throwaway module; ESTIMATE is said while it builds.
 build_cmd() {
-	local name=$1 version=$2 pkg=$3
-	shift 3
+	local name=$1 version=$2 pkg=$3 estimate=$4
+	shift 4
 	fresh "$name" "$version" && return 0
 	local dir=$work/$name
 	rm -rf "$dir" && mkdir -p "$dir"
@@ -72,19 +93,22 @@ build_cmd() {
 	go mod init "testbin.local/$name" >/dev/null 2>&1
 	# go get on the command's package records the sums of everything it imports.
 	go get "$pkg@$version" >/dev/null
-	echo "testbin: building $name $version"
+	step "building $name $version (first run only, $estimate on 2 cores)"
 	go build -trimpath "$@" -o "$out/$name" "$pkg"
 	echo "$version" >"$out/.$name.version"
 }
 
-build_etcd() { build_cmd etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3; }
-build_kwok() { build_cmd kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok; }
+build_etcd() { build_cmd etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 "about 1 min"; }
+build_kwok() { build_cmd kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok "about 2 min"; }
 build_helm() {
-	build_cmd helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
+	build_cmd helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "about 3 min" \
 		-ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 }
 build_alertmanager() {
-	build_cmd alertmanager "$ALERTMANAGER_VERSION" github.com/prometheus/alertmanager/cmd/alertmanager
+	build_cmd alertmanager "$ALERTMANAGER_VERSION" github.com/prometheus/alertmanager/cmd/alertmanager "about 2 min"
+}
+build_staticcheck() {
+	build_cmd staticcheck "$STATICCHECK_VERSION" honnef.co/go/tools/cmd/staticcheck "about 1 min"
 }
 
 # fetch_flux_crds copies the Kustomization and GitRepository CRDs that the
@@ -92,7 +116,7 @@ build_alertmanager() {
 fetch_flux_crds() {
 	local want="kustomize-controller@$FLUX_KUSTOMIZE_VERSION source-controller@$FLUX_SOURCE_VERSION"
 	[ "$(cat "$out/crds/flux/.version" 2>/dev/null || true)" = "$want" ] && return 0
-	echo "testbin: fetching Flux CRDs ($want)"
+	step "fetching the Flux CRDs ($want)"
 	rm -rf "$out/crds/flux" && mkdir -p "$out/crds/flux"
 	local dir
 	dir=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/fluxcd/kustomize-controller@$FLUX_KUSTOMIZE_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
@@ -115,16 +139,33 @@ build_flux() {
 	rm -rf "$dir" && cp -r "$mod" "$dir" && chmod -R u+w "$dir"
 	mkdir -p "$dir/cmd/flux/manifests"
 	printf '# Not bundled: this flux build is for "flux diff" in tests.\n' >"$dir/cmd/flux/manifests/placeholder.yaml"
-	echo "testbin: building flux $FLUX_CLI_VERSION"
+	step "building flux $FLUX_CLI_VERSION (first run only, about 14 min on 2 cores)"
 	(cd "$dir" && go build -trimpath -ldflags "-X main.VERSION=${FLUX_CLI_VERSION#v}" -o "$out/flux" ./cmd/flux)
 	echo "$FLUX_CLI_VERSION" >"$out/.flux.version"
 }
 
-build_etcd
-build_kwok
-build_alertmanager
-fetch_flux_crds
-build_flux
-build_helm
-build_k8s
-echo "testbin: ready in $out"
+demo() {
+	build_etcd
+	build_k8s kube-apiserver kube-controller-manager kube-scheduler
+	build_kwok
+}
+tests() {
+	demo
+	build_k8s kubectl
+	build_helm
+	build_alertmanager
+	fetch_flux_crds
+	build_flux
+}
+
+case "${1:-all}" in
+demo) demo ;;
+test) tests ;;
+lint) build_staticcheck ;;
+all) tests && build_staticcheck ;;
+*)
+	echo "usage: $0 [demo|test|lint|all]" >&2
+	exit 2
+	;;
+esac
+step "${1:-all} binaries ready in $out"
