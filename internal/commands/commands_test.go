@@ -17,6 +17,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubechat/kubechat/internal/alerting"
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
@@ -140,7 +141,10 @@ func newFixture(t testing.TB) *fixture {
 		execs[e.Name] = &counting{Executor: k}
 	}
 	f.read, f.all = execs["kubectl-read"].(*counting), execs["kubectl-all"].(*counting)
-	f.r, err = New(cfg, Options{Executors: execs, State: f.state}, f.reg, slog.New(slog.DiscardHandler))
+	// The alerting side, for the notifications built-in; it is not started.
+	alerts, err := alerting.New(cfg, map[string]chat.Platform{"chat": &posts{}}, alerting.Options{State: f.state}, f.reg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	f.r, err = New(cfg, Options{Executors: execs, State: f.state, Alerts: alerts}, f.reg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	return f
 }
