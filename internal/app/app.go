@@ -142,8 +142,8 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 			return nil, fmt.Errorf("cluster client: %w", err)
 		}
 		a.clientset, a.restConfig = cs, opts.RESTConfig
-		a.state = state.New(cs, cfg.Cluster.Namespace, "kubechat-state")
-		a.outbox = outbox.New(cs, cfg.Cluster.Namespace, "kubechat-outbox", a.registry, log)
+		a.state = state.New(cs, cfg.Cluster.Namespace, config.StateConfigMap)
+		a.outbox = outbox.New(cs, cfg.Cluster.Namespace, config.OutboxConfigMap, a.registry, log)
 	}
 	deps := chat.Deps{Log: log, HTTPClient: opts.HTTPClient, Metrics: a.registry, Health: a.health, Cluster: cfg.Cluster.Name}
 	if a.state != nil {
@@ -326,7 +326,7 @@ func buttonStore(cfg *config.Config, cs kubernetes.Interface, log *slog.Logger) 
 		return nil, fmt.Errorf("ha.buttonKey: %w", err)
 	}
 	if cs != nil {
-		s.UseShared(state.New(cs, cfg.Cluster.Namespace, "kubechat-buttons"))
+		s.UseShared(state.New(cs, cfg.Cluster.Namespace, config.ButtonsConfigMap))
 	}
 	return s, nil
 }

@@ -12,6 +12,8 @@ package config
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -44,6 +46,16 @@ type Cluster struct {
 	// Namespace is where the agent keeps its state ConfigMap (default: kubechat).
 	Namespace string `yaml:"namespace"`
 }
+
+// The ConfigMaps the agent keeps in Cluster.Namespace.
+const (
+	// StateConfigMap holds open alerts, switches and the leader's address.
+	StateConfigMap = "kubechat-state"
+	// OutboxConfigMap holds queued messages and the sources' checkpoint.
+	OutboxConfigMap = "kubechat-outbox"
+	// ButtonsConfigMap holds the commands behind buttons.
+	ButtonsConfigMap = "kubechat-buttons"
+)
 
 // Log selects the log format and level.
 type Log struct {
@@ -143,6 +155,19 @@ type Identity struct {
 	ServiceAccount string   `yaml:"serviceAccount"`
 	User           string   `yaml:"user"`
 	Groups         []string `yaml:"groups"`
+}
+
+// UserInfo is the user and groups the agent impersonates for id: a
+// ServiceAccount's user name and its groups, or the user with its groups.
+// Both add system:authenticated, which the API server gives every
+// authenticated request.
+func (id Identity) UserInfo() (user string, groups []string) {
+	if id.ServiceAccount != "" {
+		ns, name, _ := strings.Cut(id.ServiceAccount, "/")
+		return "system:serviceaccount:" + ns + ":" + name,
+			[]string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
+	}
+	return id.User, append(slices.Clone(id.Groups), "system:authenticated")
 }
 
 // User maps one chat user to a Kubernetes identity and kubechat role.
