@@ -60,7 +60,7 @@ alerts to chat channels and answers the commands typed there.`,
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(*cobra.Command, []string) error {
 			return usageError{errors.New("name a command")}
 		},
 	}
