@@ -71,11 +71,17 @@ func valuesOf(t *testing.T, text string) map[string]any {
 // render is helm template: the chart's objects for vals in namespace kubechat.
 func render(t *testing.T, vals map[string]any) ([]*unstructured.Unstructured, error) {
 	t.Helper()
+	return renderRelease(t, "kubechat", vals)
+}
+
+// renderRelease renders the release named release in namespace kubechat.
+func renderRelease(t *testing.T, release string, vals map[string]any) ([]*unstructured.Unstructured, error) {
+	t.Helper()
 	ch, err := loader.Load(chartDir)
 	require.NoError(t, err)
 	in := action.NewInstall(&action.Configuration{})
 	in.DryRun, in.ClientOnly, in.Replace = true, true, true
-	in.ReleaseName, in.Namespace = "kubechat", "kubechat"
+	in.ReleaseName, in.Namespace = release, "kubechat"
 	rel, err := in.Run(ch, vals)
 	if err != nil {
 		return nil, err
@@ -223,9 +229,11 @@ func TestRBACFollowsConfig(t *testing.T) {
   channels:
     - name: sre
       platform: c
+      bindings: {executors: [kubectl]}
       identity: {user: "kubechat:sre", groups: [sre]}
   users:
     - {platform: c, id: U1, identity: {user: alice@example.com, groups: [sre, dba]}}
+  executors: [{type: kubectl}]
   sources:
     - name: net
       type: kubernetes

@@ -4,6 +4,10 @@
 package plugins
 
 import (
+	"errors"
+	"fmt"
+
+	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/plugins/flux"
 	"github.com/kubechat/kubechat/plugins/helm"
@@ -17,4 +21,20 @@ var Executors = map[string]executor.Factory{
 	"helm":    helm.New,
 	"kubectl": kubectl.New,
 	"run":     run.New,
+}
+
+// Build builds every executor of cfg, by configured name. With no
+// RESTConfig in d it builds them offline, as check-config does.
+func Build(cfg *config.Config, d executor.Deps) (map[string]executor.Executor, error) {
+	out := map[string]executor.Executor{}
+	var errs []error
+	for i, ec := range cfg.Executors {
+		e, err := Executors[ec.Type](ec.Name, ec.Settings, d)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("executors[%d]: %w", i, err))
+			continue
+		}
+		out[ec.Name] = e
+	}
+	return out, errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -61,7 +62,7 @@ func TestUsage(t *testing.T) {
 
 func TestRunRejectsBadConfig(t *testing.T) {
 	var errb bytes.Buffer
-	require.Equal(t, 1, runAgent([]string{"--config", "does-not-exist.yaml"}, &errb))
+	require.Equal(t, 1, run([]string{"run", "--config", "does-not-exist.yaml"}, io.Discard, &errb))
 	require.Contains(t, errb.String(), "does-not-exist.yaml: no such file or directory")
 }
 

@@ -158,7 +158,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	for _, p := range cfg.Platforms {
 		a.platforms = append(a.platforms, byName[p.Name])
 	}
-	execs, err := buildExecutors(cfg, executor.Deps{Log: log, RESTConfig: opts.RESTConfig, Cluster: cfg.Cluster.Name})
+	execs, err := plugins.Build(cfg, executor.Deps{Log: log, RESTConfig: opts.RESTConfig, Cluster: cfg.Cluster.Name})
 	if err != nil {
 		return nil, err
 	}
@@ -357,20 +357,6 @@ func buildPlatforms(cfg *config.Config, d chat.Deps) (map[string]chat.Platform, 
 	return out, errors.Join(errs...)
 }
 
-func buildExecutors(cfg *config.Config, d executor.Deps) (map[string]executor.Executor, error) {
-	out := map[string]executor.Executor{}
-	var errs []error
-	for i, ec := range cfg.Executors {
-		e, err := plugins.Executors[ec.Type](ec.Name, ec.Settings, d)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("executors[%d]: %w", i, err))
-			continue
-		}
-		out[ec.Name] = e
-	}
-	return out, errors.Join(errs...)
-}
-
 // Check validates config files the way "run" would, without connecting:
 // it loads them and builds every platform and executor.
 func Check(paths ...string) error {
@@ -380,7 +366,7 @@ func Check(paths ...string) error {
 	}
 	log := slog.New(slog.DiscardHandler)
 	_, perr := buildPlatforms(cfg, chat.Deps{Log: log, HTTPClient: http.DefaultClient, Metrics: prometheus.NewRegistry(), Health: health.New(time.Minute), Cluster: cfg.Cluster.Name})
-	execs, eerr := buildExecutors(cfg, executor.Deps{Log: log, Cluster: cfg.Cluster.Name})
+	execs, eerr := plugins.Build(cfg, executor.Deps{Log: log, Cluster: cfg.Cluster.Name})
 	var ierr error
 	if eerr == nil {
 		// The image may come from the environment of the agent's pod.

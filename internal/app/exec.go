@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,35 +13,34 @@ import (
 	"github.com/kubechat/kubechat/plugins"
 )
 
-// ExecUsage documents "kubechat exec".
-const ExecUsage = `kubechat exec [--namespace NS] [--max-output-bytes N] [--settings YAML] [--kubeconfig FILE] -- TYPE ARGS...
-  Run one command of executor TYPE (kubectl, helm) in-process as this
-  process's own Kubernetes identity (in a pod: its ServiceAccount), and exit
-  with its exit code. The agent runs this in command pods (isolation: pod).`
+// ExecOptions are the flags of "kubechat exec".
+type ExecOptions struct {
+	// Namespace is the command's default namespace.
+	Namespace string
+	// MaxOutputBytes caps the output (default config.DefaultMaxOutputBytes).
+	MaxOutputBytes int
+	// Settings is the executor's settings block, as YAML.
+	Settings string
+	// Kubeconfig is used outside a pod (default: in-cluster, else $KUBECONFIG).
+	Kubeconfig string
+}
 
 // Exec is "kubechat exec": it runs one command of an executor type in this
 // process, as the connection's own identity (in a command pod, the pod's
 // ServiceAccount; nothing is impersonated), writes its output to stdout
-// and its errors to stderr, and returns its exit code. The command is
-// analyzed again before it runs: the agent's policy check is not the only
-// gate against flags that change the connection.
-func Exec(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	namespace := fs.String("namespace", "", "default namespace of the command")
-	maxOutput := fs.Int("max-output-bytes", config.DefaultMaxOutputBytes, "cap of the output")
-	settings := fs.String("settings", "", "the executor's settings block (YAML)")
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file, when not running in a pod (default: in-cluster, else $KUBECONFIG)")
-	if err := fs.Parse(args); err != nil {
+// and its errors to stderr, and returns its exit code. argv is the
+// executor type and the command's arguments, never parsed as kubechat's
+// flags. The command is analyzed again before it runs: the agent's policy
+// check is not the only gate against flags that change the connection.
+func Exec(ctx context.Context, o ExecOptions, argv []string, stdout, stderr io.Writer) int {
+	if len(argv) == 0 {
+		fmt.Fprintln(stderr, "kubechat exec: name an executor type after --")
 		return 2
 	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		fmt.Fprintf(stderr, "kubechat exec: name an executor type after --\n\n%s\n", ExecUsage)
-		return 2
+	if o.MaxOutputBytes <= 0 {
+		o.MaxOutputBytes = config.DefaultMaxOutputBytes
 	}
-	typ, cmdArgs := rest[0], rest[1:]
-	if err := execute(ctx, typ, cmdArgs, *namespace, *maxOutput, *settings, *kubeconfig, stdout, stderr); err != nil {
+	if err := execute(ctx, argv[0], argv[1:], o, stdout, stderr); err != nil {
 		var code exitCode
 		if errors.As(err, &code) {
 			return int(code)
@@ -58,7 +56,7 @@ type exitCode int
 
 func (c exitCode) Error() string { return fmt.Sprintf("exit code %d", int(c)) }
 
-func execute(ctx context.Context, typ string, args []string, namespace string, maxOutput int, settings, kubeconfig string, stdout, stderr io.Writer) error {
+func execute(ctx context.Context, typ string, args []string, o ExecOptions, stdout, stderr io.Writer) error {
 	factory, ok := plugins.Executors[typ]
 	if !ok || typ == "run" {
 		known := []string{}
@@ -69,11 +67,11 @@ func execute(ctx context.Context, typ string, args []string, namespace string, m
 		}
 		return fmt.Errorf("unknown executor type %q (known: %s)", typ, strings.Join(known, ", "))
 	}
-	raw, err := config.RawFromYAML(settings)
+	raw, err := config.RawFromYAML(o.Settings)
 	if err != nil {
 		return fmt.Errorf("--settings: %w", err)
 	}
-	cfg, err := ClusterConfig(kubeconfig, "")
+	cfg, err := ClusterConfig(o.Kubeconfig, "")
 	if err != nil {
 		return err
 	}
@@ -86,9 +84,9 @@ func execute(ctx context.Context, typ string, args []string, namespace string, m
 	}
 	res, err := ex.Execute(ctx, executor.Request{
 		Args:           args,
-		Namespace:      namespace,
+		Namespace:      o.Namespace,
 		Identity:       executor.Identity{Own: true},
-		MaxOutputBytes: maxOutput,
+		MaxOutputBytes: o.MaxOutputBytes,
 	})
 	if err != nil {
 		return err
@@ -96,7 +94,7 @@ func execute(ctx context.Context, typ string, args []string, namespace string, m
 	_, _ = io.WriteString(stdout, res.Output)
 	_, _ = io.WriteString(stderr, res.Errors)
 	if res.Truncated {
-		fmt.Fprintf(stderr, "\n(output stopped at %d bytes)\n", maxOutput)
+		fmt.Fprintf(stderr, "\n(output stopped at %d bytes)\n", o.MaxOutputBytes)
 	}
 	if res.ExitCode != 0 {
 		return exitCode(res.ExitCode)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -22,74 +21,43 @@ import (
 const ImageEnv = "KUBECHAT_IMAGE"
 
 // podExecutors wraps, for every executor some channel runs in pods
-// (config.IsolationFor), a pod-running variant; executors that run pods
+// (podrun.Place), a pod-running variant; executors that run pods
 // themselves (the run executor) are used as they are. defaultImage is the
-// image of executors that name none. It also returns the
-// namespaces command pods may run in, for the leftover cleanup.
+// image of executors that name none. It also returns the namespaces
+// command pods may run in, for the leftover cleanup.
 func podExecutors(cfg *config.Config, execs map[string]executor.Executor, runner *podrun.Runner, defaultImage string) (map[string]executor.Executor, []string, error) {
+	place := podrun.Place(cfg, execs)
 	byName := map[string]config.Executor{}
 	for _, e := range cfg.Executors {
 		byName[e.Name] = e
 	}
 	out := map[string]executor.Executor{}
-	var namespaces []string
-	var errs []error
 	for _, ch := range cfg.Channels {
 		for _, name := range ch.Bindings.Executors {
-			ec, ok := byName[name]
-			ex := execs[name]
-			if !ok || ex == nil {
-				continue
-			}
-			if iso, ok := ex.(podrun.Isolated); ok {
-				out[name] = ex
-				namespaces = append(namespaces, iso.PodNamespaces()...)
-				if ch.Identity != nil && ch.Identity.ServiceAccount != "" {
-					ns, _, _ := strings.Cut(ch.Identity.ServiceAccount, "/")
-					namespaces = append(namespaces, ns)
-				}
-				continue
-			}
-			if config.IsolationFor(ch, ec) != config.IsolationPod {
-				continue
-			}
-			if ch.Identity != nil && ch.Identity.ServiceAccount != "" {
-				ns, _, _ := strings.Cut(ch.Identity.ServiceAccount, "/")
-				namespaces = append(namespaces, ns)
-			}
-			if ec.Pod.Namespace != "" {
-				namespaces = append(namespaces, ec.Pod.Namespace)
-			}
-			if _, done := out[name]; done {
-				continue
-			}
-			if refersToSecrets(ec.Settings) {
-				errs = append(errs, fmt.Errorf("executor %q: isolation pod: its settings reference secrets, which never leave the agent; run it in-process", name))
-				continue
-			}
-			pod := ec.Pod.WithDefaults()
-			if pod.Image == "" {
-				pod.Image = defaultImage
-			}
-			w, err := podrun.Wrap(ex, runner, podrun.Options{Type: ec.Type, Settings: ec.Settings, Pod: pod})
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			out[name] = w
-		}
-	}
-	if len(out) > 0 {
-		// A user's own identity replaces the channel's, pods included.
-		for _, u := range cfg.Users {
-			if u.Identity != nil && u.Identity.ServiceAccount != "" {
-				ns, _, _ := strings.Cut(u.Identity.ServiceAccount, "/")
-				namespaces = append(namespaces, ns)
+			if _, ok := execs[name].(podrun.Isolated); ok {
+				out[name] = execs[name]
 			}
 		}
 	}
-	slices.Sort(namespaces)
-	return out, slices.Compact(namespaces), errors.Join(errs...)
+	var errs []error
+	for _, name := range place.Wrapped {
+		ec := byName[name]
+		if refersToSecrets(ec.Settings) {
+			errs = append(errs, fmt.Errorf("executor %q: isolation pod: its settings reference secrets, which never leave the agent; run it in-process", name))
+			continue
+		}
+		pod := ec.Pod.WithDefaults()
+		if pod.Image == "" {
+			pod.Image = defaultImage
+		}
+		w, err := podrun.Wrap(execs[name], runner, podrun.Options{Type: ec.Type, Settings: ec.Settings, Pod: pod})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[name] = w
+	}
+	return out, place.Namespaces, errors.Join(errs...)
 }
 
 // refersToSecrets reports whether a settings block names a secret

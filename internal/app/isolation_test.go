@@ -7,6 +7,7 @@ import (
 
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/plugins"
 )
 
 // TestPodIsolationKeepsSecretsInTheAgent: an executor whose settings name a
@@ -23,7 +24,7 @@ executors:
     settings: {cacheDir: "${APP_TEST_TOKEN}"}
 `)})
 	require.NoError(t, err)
-	execs, err := buildExecutors(cfg, executor.Deps{})
+	execs, err := plugins.Build(cfg, executor.Deps{})
 	require.NoError(t, err)
 	_, _, err = podExecutors(cfg, execs, nil, "img")
 	require.ErrorContains(t, err, `executor "helm": isolation pod: its settings reference secrets, which never leave the agent`)

@@ -463,14 +463,8 @@ func (h *Handler) identityFor(ch *channel, in chat.Inbound) (executor.Identity, 
 }
 
 func identity(id config.Identity) executor.Identity {
-	if id.ServiceAccount != "" {
-		ns, name, _ := strings.Cut(id.ServiceAccount, "/")
-		return executor.Identity{
-			User:   "system:serviceaccount:" + ns + ":" + name,
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
-		}
-	}
-	return executor.Identity{User: id.User, Groups: append(slices.Clone(id.Groups), "system:authenticated")}
+	user, groups := id.UserInfo()
+	return executor.Identity{User: user, Groups: groups}
 }
 
 func (h *Handler) isAdmin(in chat.Inbound) bool {

@@ -12,6 +12,8 @@ package config
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -160,6 +162,19 @@ type Identity struct {
 	ServiceAccount string   `yaml:"serviceAccount"`
 	User           string   `yaml:"user"`
 	Groups         []string `yaml:"groups"`
+}
+
+// UserInfo is the user and groups the agent impersonates for id: a
+// ServiceAccount's user name and its groups, or the user with its groups.
+// Both add system:authenticated, which the API server gives every
+// authenticated request.
+func (id Identity) UserInfo() (user string, groups []string) {
+	if id.ServiceAccount != "" {
+		ns, name, _ := strings.Cut(id.ServiceAccount, "/")
+		return "system:serviceaccount:" + ns + ":" + name,
+			[]string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
+	}
+	return id.User, append(slices.Clone(id.Groups), "system:authenticated")
 }
 
 // User maps one chat user to a Kubernetes identity and kubechat role.

@@ -15,7 +15,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kubechat/kubechat/internal/app"
+	"github.com/kubechat/kubechat/internal/cli"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/podrun"
@@ -31,13 +31,13 @@ var env *testenv.Env
 
 // selfExec makes the test binary play the kubechat image: run as
 // "<test binary> exec ..." with it set, it is "kubechat exec" (the same
-// app.Exec the kubechat binary runs), which spares a build of the binary.
+// command line the kubechat binary runs), which spares a build of the binary.
 const selfExec = "KUBECHAT_PODRUN_TEST_EXEC"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(selfExec) == "1" && len(os.Args) > 1 && os.Args[1] == "exec" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := app.Exec(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		code := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
 	}

@@ -47,11 +47,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{/*
-The identities commands run as in the agent (impersonated), from
-channels[].identity (of channels with an executor that runs in-process) and
-users[].identity, with the groups the agent adds (system:authenticated, and
-the ServiceAccount groups): a JSON object {users, groups, serviceAccounts}
-where serviceAccounts maps a namespace to names.
+The identities commands run as in the agent (impersonated), as
+podrun.Place derives them in Go (package rbac; a test holds the two
+together): the identity of each channel with an executor bound that runs
+in-process (not run, not isolation: pod), and users' identities on those
+channels' platforms (a user's identity replaces the channel's), with the
+groups the agent adds (system:authenticated, and the ServiceAccount
+groups). A user named system:serviceaccount:NS:NAME is checked by the API
+server as that ServiceAccount. A JSON object {users, groups,
+serviceAccounts} where serviceAccounts maps a namespace to names.
 */}}
 {{- define "kubechat.identities" -}}
 {{- $users := list -}}
@@ -60,29 +64,34 @@ where serviceAccounts maps a namespace to names.
 {{- $ids := list -}}
 {{- $execs := dict -}}
 {{- range (default list .Values.config.executors) }}{{ $_ := set $execs (default .type .name) . }}{{ end -}}
+{{- $platforms := dict -}}
 {{- range (default list .Values.config.channels) -}}
 {{- $ch := . -}}
-{{- if $ch.identity -}}
-{{- /* Commands in pods run as the pod's ServiceAccount: no impersonation. */ -}}
-{{- $bound := default list (default dict $ch.bindings).executors -}}
-{{- $inProcess := not $bound -}}
-{{- range $bound -}}
+{{- range (default list (default dict $ch.bindings).executors) -}}
 {{- $e := get $execs . -}}
-{{- if not $e }}{{ $inProcess = true }}{{ else if and (ne $e.type "run") (ne (default (default "inProcess" $e.isolation) $ch.isolation) "pod") }}{{ $inProcess = true }}{{ end -}}
+{{- /* Commands in pods run as the pod's ServiceAccount: no impersonation. */ -}}
+{{- if and $e (ne $e.type "run") (ne (default (default "inProcess" $e.isolation) $ch.isolation) "pod") -}}
+{{- $_ := set $platforms $ch.platform true -}}
+{{- if $ch.identity }}{{ $ids = append $ids $ch.identity }}{{ end -}}
 {{- end -}}
-{{- if $inProcess }}{{ $ids = append $ids $ch.identity }}{{ end -}}
 {{- end -}}
 {{- end -}}
-{{- range (default list .Values.config.users) }}{{ if .identity }}{{ $ids = append $ids .identity }}{{ end }}{{ end -}}
+{{- range (default list .Values.config.users) }}{{ if and .identity (hasKey $platforms .platform) }}{{ $ids = append $ids .identity }}{{ end }}{{ end -}}
 {{- range $ids -}}
 {{- if .serviceAccount -}}
 {{- $parts := splitList "/" .serviceAccount -}}
 {{- $ns := index $parts 0 -}}
-{{- $_ := set $sas $ns (append (default list (get $sas $ns)) (index $parts 1) | uniq) -}}
+{{- $_ := set $sas $ns (append (default list (get $sas $ns)) (index $parts 1) | uniq | sortAlpha) -}}
 {{- $groups = append $groups "system:serviceaccounts" -}}
 {{- $groups = append $groups (printf "system:serviceaccounts:%s" $ns) -}}
 {{- else if .user -}}
+{{- if hasPrefix "system:serviceaccount:" .user -}}
+{{- $ns := index (splitList ":" .user) 2 -}}
+{{- $name := trimPrefix (printf "system:serviceaccount:%s:" $ns) .user -}}
+{{- $_ := set $sas $ns (append (default list (get $sas $ns)) $name | uniq | sortAlpha) -}}
+{{- else -}}
 {{- $users = append $users .user -}}
+{{- end -}}
 {{- range (default list .groups) }}{{ $groups = append $groups . }}{{ end -}}
 {{- end -}}
 {{- $groups = append $groups "system:authenticated" -}}
@@ -118,19 +127,20 @@ The resources the sources watch, as RBAC rules: a JSON list of
 {{- end -}}
 
 {{/*
-The namespaces command pods run in (isolation: pod, and the run executor):
-a JSON object {namespaces}. A pod runs as a ServiceAccount of its own
-namespace, so these are the namespaces of the identities of channels whose
-commands run in pods, each executor's pod.namespace, the run executor's
-settings.namespace and its templates' ServiceAccounts, and, when any command
-runs in a pod, the namespaces of users' ServiceAccount identities.
+The namespaces command pods run in (isolation: pod, and the run executor),
+as podrun.Place derives them in Go: a JSON object {namespaces}. A pod runs
+as a ServiceAccount of its own namespace, so these are the namespaces of
+the identities of channels whose commands run in pods, each pod-isolated
+executor's pod.namespace, the run executor's settings.namespace and its
+templates' ServiceAccounts, and the namespaces of users' ServiceAccount
+identities on those channels' platforms.
 */}}
 {{- define "kubechat.podNamespaces" -}}
 {{- $cfg := .Values.config -}}
 {{- $execs := dict -}}
 {{- range (default list $cfg.executors) }}{{ $_ := set $execs (default .type .name) . }}{{ end -}}
 {{- $nss := list -}}
-{{- $any := false -}}
+{{- $platforms := dict -}}
 {{- range (default list $cfg.channels) -}}
 {{- $ch := . -}}
 {{- range (default list (default dict $ch.bindings).executors) -}}
@@ -138,21 +148,21 @@ runs in a pod, the namespaces of users' ServiceAccount identities.
 {{- if $e -}}
 {{- $iso := default (default "inProcess" $e.isolation) $ch.isolation -}}
 {{- if or (eq $e.type "run") (eq $iso "pod") -}}
-{{- $any = true -}}
+{{- $_ := set $platforms $ch.platform true -}}
 {{- if and $ch.identity $ch.identity.serviceAccount }}{{ $nss = append $nss (first (splitList "/" $ch.identity.serviceAccount)) }}{{ end -}}
-{{- if and $e.pod $e.pod.namespace }}{{ $nss = append $nss $e.pod.namespace }}{{ end -}}
 {{- if eq $e.type "run" -}}
+{{- /* The run executor names its pods' namespaces in its settings; it has no pod settings. */ -}}
 {{- $s := default dict $e.settings -}}
 {{- if $s.namespace }}{{ $nss = append $nss $s.namespace }}{{ end -}}
 {{- range (default list $s.templates) }}{{ if .serviceAccount }}{{ $nss = append $nss (first (splitList "/" .serviceAccount)) }}{{ end }}{{ end -}}
+{{- else if and $e.pod $e.pod.namespace -}}
+{{- $nss = append $nss $e.pod.namespace -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- if $any -}}
-{{- range (default list $cfg.users) }}{{ if and .identity .identity.serviceAccount }}{{ $nss = append $nss (first (splitList "/" .identity.serviceAccount)) }}{{ end }}{{ end -}}
-{{- end -}}
+{{- range (default list $cfg.users) }}{{ if and .identity .identity.serviceAccount (hasKey $platforms .platform) }}{{ $nss = append $nss (first (splitList "/" .identity.serviceAccount)) }}{{ end }}{{ end -}}
 {{- dict "namespaces" ($nss | uniq | sortAlpha) | toJson -}}
 {{- end -}}
 

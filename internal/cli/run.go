@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubechat/kubechat/configs"
+	"github.com/kubechat/kubechat/internal/app"
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/logging"
+)
+
+func runCommand() *cobra.Command {
+	var files []string
+	var kubeconfig string
+	cmd := &cobra.Command{
+		Use:   "run [--config FILE]... [--kubeconfig FILE]",
+		Short: "Run the agent",
+		Long: `Run the agent until SIGINT or SIGTERM. Without --config it runs the
+embedded default config, which logs alerts to stdout. In a pod it connects
+with its in-cluster ServiceAccount; elsewhere through --kubeconfig, the
+config's cluster.kubeconfig, $KUBECONFIG or ~/.kube/config.`,
+		Example: `  kubechat run --config kubechat.yaml --kubeconfig ~/.kube/config
+  kubechat run --config base.yaml --config prod.yaml`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAgent(cmd, files, kubeconfig)
+		},
+	}
+	configFlag(cmd.Flags(), &files, "config file; repeat to merge several in order (default: the embedded config)")
+	kubeconfigFlag(cmd.Flags(), &kubeconfig, "kubeconfig file, when not running in a pod (default: cluster.kubeconfig, $KUBECONFIG or ~/.kube/config)")
+	return cmd
+}
+
+func runAgent(cmd *cobra.Command, files []string, kubeconfig string) error {
+	stderr := cmd.ErrOrStderr()
+	cfg, err := loadConfig(files)
+	if err != nil {
+		fmt.Fprintf(stderr, "kubechat: invalid config:\n%v\n", err)
+		return exitCode(1)
+	}
+	log, err := logging.New(stderr, cfg.Log.Format, cfg.Log.Level)
+	if err != nil {
+		fmt.Fprintf(stderr, "kubechat: %v\n", err)
+		return exitCode(1)
+	}
+	restCfg, err := app.ClusterConfig(kubeconfig, cfg.Cluster.Kubeconfig)
+	if err != nil {
+		log.Error("no cluster connection", "err", err)
+		return exitCode(1)
+	}
+	a, err := app.New(cfg, log, app.Options{RESTConfig: restCfg})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitCode(1)
+	}
+	if err := a.Run(cmd.Context()); err != nil {
+		log.Error("stopped with an error", "err", err)
+		return exitCode(1)
+	}
+	return nil
+}
+
+// loadConfig merges files in order, or loads the embedded default.
+func loadConfig(files []string) (*config.Config, error) {
+	if len(files) == 0 {
+		return config.Parse(app.Known(), config.File{Name: "default.yaml (embedded)", Data: configs.Default})
+	}
+	return app.Load(files...)
+}

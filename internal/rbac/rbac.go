@@ -1,0 +1,239 @@
+// Package rbac derives, from a loaded config, the Kubernetes RBAC the
+// agent needs and nothing more: list and watch on the resources its
+// sources watch, impersonate on the identities of the commands it runs
+// itself, pods in the namespaces command pods run in, and its own
+// ConfigMaps and Lease. "kubechat rbac" prints it; the Helm chart renders
+// the same objects with the same names, and a test in helm/ holds the two
+// together.
+//
+// Where commands run, and so who is impersonated and where pods run, is
+// podrun.Place: the same derivation the agent itself runs by.
+package rbac
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/internal/podrun"
+	"github.com/kubechat/kubechat/plugins"
+)
+
+// Options name the agent's installation.
+type Options struct {
+	// Namespace is where the agent's ServiceAccount lives (default:
+	// cluster.namespace, where the agent keeps its ConfigMaps and Lease).
+	Namespace string
+	// Release is the installation's name; objects are named after it as
+	// the Helm chart names them (default: kubechat). See Name.
+	Release string
+	// ServiceAccount is the agent's ServiceAccount (default: Name(Release)).
+	ServiceAccount string
+}
+
+func (o Options) withDefaults(cfg *config.Config) Options {
+	if o.Namespace == "" {
+		o.Namespace = cfg.Cluster.Namespace
+	}
+	if o.Release == "" {
+		o.Release = "kubechat"
+	}
+	if o.ServiceAccount == "" {
+		o.ServiceAccount = Name(o.Release)
+	}
+	return o
+}
+
+// Name is the name of a release's objects, as the chart's
+// "kubechat.fullname" makes it: the release name if it contains
+// "kubechat", else "<release>-kubechat", at most 63 characters.
+func Name(release string) string {
+	name := release
+	if !strings.Contains(release, "kubechat") {
+		name = release + "-kubechat"
+	}
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return strings.TrimSuffix(name, "-")
+}
+
+// Objects returns the RBAC objects the agent needs to run with cfg, in a
+// stable order: Roles and ClusterRoles, each followed by its binding to
+// the agent's ServiceAccount. cfg must be loaded (defaults applied and
+// validated).
+func Objects(cfg *config.Config, o Options) ([]client.Object, error) {
+	o = o.withDefaults(cfg)
+	execs, err := plugins.Build(cfg, executor.Deps{Cluster: cfg.Cluster.Name})
+	if err != nil {
+		return nil, fmt.Errorf("build executors: %w", err)
+	}
+	place := podrun.Place(cfg, execs)
+	b := builder{name: Name(o.Release), release: o.Release,
+		subject: rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: o.ServiceAccount, Namespace: o.Namespace}}
+
+	b.role(cfg.Cluster.Namespace, "", own(cfg))
+	if w := watched(cfg); len(w) > 0 {
+		b.clusterRole("-watch", w)
+	}
+	users, groups, sas := impersonated(place.Impersonated)
+	var imp []rbacv1.PolicyRule
+	if len(users) > 0 {
+		imp = append(imp, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"users"}, Verbs: []string{"impersonate"}, ResourceNames: users})
+	}
+	if len(groups) > 0 {
+		imp = append(imp, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"groups"}, Verbs: []string{"impersonate"}, ResourceNames: groups})
+	}
+	if len(imp) > 0 {
+		b.clusterRole("-impersonate", imp)
+	}
+	for _, ns := range sortedKeys(sas) {
+		b.role(ns, "-impersonate", []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"impersonate"}, ResourceNames: sas[ns]},
+		})
+	}
+	for _, ns := range place.Namespaces {
+		b.role(ns, "-command-pods", []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "list", "watch", "delete"}},
+			{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+		})
+	}
+	return b.objs, nil
+}
+
+// own is what the agent keeps in its namespace: its ConfigMaps (the state
+// is watched, so both replicas see it) and its leader Lease; leader
+// election records its changes as Events.
+func own(cfg *config.Config) []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"},
+			ResourceNames: []string{cfg.Cluster.StateConfigMap(), cfg.Cluster.OutboxConfigMap(), cfg.Cluster.ButtonsConfigMap()},
+			Verbs:         []string{"get", "update", "list", "watch"}},
+		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{cfg.HA.LeaseName}, Verbs: []string{"get", "update"}},
+	}
+}
+
+// watched is list and watch on exactly what the kubernetes sources watch,
+// and get on Services and Secrets for the Ingress recommendation, which
+// checks that an Ingress's backends and TLS Secrets exist (by metadata,
+// but RBAC has no metadata-only verb).
+func watched(cfg *config.Config) []rbacv1.PolicyRule {
+	var rules []rbacv1.PolicyRule
+	ingressBackends := false
+	for _, s := range cfg.Sources {
+		if s.Type != config.SourceKubernetes || s.Kubernetes == nil {
+			continue
+		}
+		for _, r := range s.Kubernetes.Resources {
+			gvr, err := config.ParseGVR(r.Type)
+			if err != nil {
+				continue // Load refuses it
+			}
+			rule := rbacv1.PolicyRule{APIGroups: []string{gvr.Group}, Resources: []string{gvr.Resource}, Verbs: []string{"list", "watch"}}
+			if !slices.ContainsFunc(rules, func(o rbacv1.PolicyRule) bool { return o.APIGroups[0] == gvr.Group && o.Resources[0] == gvr.Resource }) {
+				rules = append(rules, rule)
+			}
+		}
+		ingressBackends = ingressBackends || s.Kubernetes.Recommendations.IngressBackends
+	}
+	if ingressBackends {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"services", "secrets"}, Verbs: []string{"get"}})
+	}
+	return rules
+}
+
+// impersonated is what impersonating ids takes, as the API server checks
+// it: each user (a ServiceAccount's user name is checked as that
+// ServiceAccount, in its namespace), and each group, sorted.
+func impersonated(ids []config.Identity) (users, groups []string, sas map[string][]string) {
+	sas = map[string][]string{}
+	for _, id := range ids {
+		user, gs := id.UserInfo()
+		if rest, ok := strings.CutPrefix(user, "system:serviceaccount:"); ok {
+			ns, name, _ := strings.Cut(rest, ":")
+			sas[ns] = append(sas[ns], name)
+		} else {
+			users = append(users, user)
+		}
+		groups = append(groups, gs...)
+	}
+	for ns := range sas {
+		sas[ns] = sortedSet(sas[ns])
+	}
+	return sortedSet(users), sortedSet(groups), sas
+}
+
+func sortedSet(s []string) []string {
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+func sortedKeys(m map[string][]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// builder appends roles with their bindings to the agent's ServiceAccount.
+type builder struct {
+	name, release string
+	subject       rbacv1.Subject
+	objs          []client.Object
+}
+
+func (b *builder) meta(namespace, suffix string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: b.name + suffix, Namespace: namespace, Labels: map[string]string{
+		"app.kubernetes.io/name":     "kubechat",
+		"app.kubernetes.io/instance": b.release,
+	}}
+}
+
+func (b *builder) role(namespace, suffix string, rules []rbacv1.PolicyRule) {
+	b.objs = append(b.objs,
+		&rbacv1.Role{TypeMeta: typeMeta("Role"), ObjectMeta: b.meta(namespace, suffix), Rules: rules},
+		&rbacv1.RoleBinding{TypeMeta: typeMeta("RoleBinding"), ObjectMeta: b.meta(namespace, suffix),
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: b.name + suffix},
+			Subjects: []rbacv1.Subject{b.subject}})
+}
+
+func (b *builder) clusterRole(suffix string, rules []rbacv1.PolicyRule) {
+	b.objs = append(b.objs,
+		&rbacv1.ClusterRole{TypeMeta: typeMeta("ClusterRole"), ObjectMeta: b.meta("", suffix), Rules: rules},
+		&rbacv1.ClusterRoleBinding{TypeMeta: typeMeta("ClusterRoleBinding"), ObjectMeta: b.meta("", suffix),
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: b.name + suffix},
+			Subjects: []rbacv1.Subject{b.subject}})
+}
+
+func typeMeta(kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: kind}
+}
+
+// YAML renders objs as YAML documents separated by "---", ready for
+// kubectl apply -f.
+func YAML(objs []client.Object) ([]byte, error) {
+	var out []byte
+	for i, o := range objs {
+		b, err := yaml.Marshal(o)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s %s: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+		}
+		if i > 0 {
+			out = append(out, "---\n"...)
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}

@@ -1,0 +1,153 @@
+package rbac_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	rbacv1 "k8s.io/api/rbac/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubechat/kubechat/internal/app"
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/rbac"
+)
+
+func TestName(t *testing.T) {
+	for release, want := range map[string]string{
+		"kubechat":                    "kubechat",
+		"ops":                         "ops-kubechat",
+		"ops-kubechat-eu":             "ops-kubechat-eu",
+		strings.Repeat("a", 54) + "-": strings.Repeat("a", 54) + "--kubecha",
+		strings.Repeat("a", 55):       strings.Repeat("a", 55) + "-kubecha",
+		strings.Repeat("b", 62) + "-": strings.Repeat("b", 62),
+	} {
+		require.Equal(t, want, rbac.Name(release), release)
+		require.LessOrEqual(t, len(rbac.Name(release)), 63)
+	}
+}
+
+func load(t *testing.T, text string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse(app.Known(), config.File{Name: "rbac.yaml", Data: []byte(text)})
+	require.NoError(t, err)
+	return cfg
+}
+
+// byKey indexes objects as "Kind namespace/name".
+func byKey(objs []client.Object) map[string]client.Object {
+	out := map[string]client.Object{}
+	for _, o := range objs {
+		var kind string
+		switch o.(type) {
+		case *rbacv1.Role:
+			kind = "Role"
+		case *rbacv1.RoleBinding:
+			kind = "RoleBinding"
+		case *rbacv1.ClusterRole:
+			kind = "ClusterRole"
+		case *rbacv1.ClusterRoleBinding:
+			kind = "ClusterRoleBinding"
+		}
+		out[kind+" "+o.GetNamespace()+"/"+o.GetName()] = o
+	}
+	return out
+}
+
+// TestObjectsFollowWhereCommandsRun: impersonation only for identities
+// whose commands the agent runs itself, pods only where command pods run.
+func TestObjectsFollowWhereCommandsRun(t *testing.T) {
+	cfg := load(t, `cluster: {name: x, namespace: state}
+platforms: [{name: c, type: log}, {name: d, type: log}, {name: p, type: log}]
+channels:
+  - {name: a, platform: c, bindings: {executors: [kubectl]}, identity: {user: "system:serviceaccount:team-x:bot", groups: [ops]}}
+  - {name: alerts, platform: d, identity: {user: nobody}}
+  - {name: pods, platform: p, bindings: {executors: [kubectl-pods, run]}, identity: {serviceAccount: team-p/runner}}
+users:
+  - {platform: c, id: U1, identity: {serviceAccount: team-y/alice}}
+  - {platform: d, id: U2, identity: {user: bob}}
+  - {platform: p, id: U3, identity: {serviceAccount: team-z/carol}}
+executors:
+  - {type: kubectl}
+  - {name: kubectl-pods, type: kubectl, isolation: pod}
+  - {type: run, pod: {namespace: ignored}, settings: {namespace: jobs, templates: [{name: t, image: i, command: [x]}]}}
+sources:
+  - name: s
+    type: kubernetes
+    kubernetes:
+      resources: [{type: v1/pods, events: [error]}, {type: apps/v1/deployments, events: [error]}, {type: v1/pods, events: [create]}]
+`)
+	objs, err := rbac.Objects(cfg, rbac.Options{Namespace: "agent", Release: "ops", ServiceAccount: "bot"})
+	require.NoError(t, err)
+	m := byKey(objs)
+	var keys []string
+	for _, o := range objs {
+		keys = append(keys, o.GetNamespace()+"/"+o.GetName())
+	}
+	require.Equal(t, []string{
+		"state/ops-kubechat", "state/ops-kubechat",
+		"/ops-kubechat-watch", "/ops-kubechat-watch",
+		"/ops-kubechat-impersonate", "/ops-kubechat-impersonate",
+		"team-x/ops-kubechat-impersonate", "team-x/ops-kubechat-impersonate",
+		"team-y/ops-kubechat-impersonate", "team-y/ops-kubechat-impersonate",
+		"jobs/ops-kubechat-command-pods", "jobs/ops-kubechat-command-pods",
+		"team-p/ops-kubechat-command-pods", "team-p/ops-kubechat-command-pods",
+		"team-z/ops-kubechat-command-pods", "team-z/ops-kubechat-command-pods",
+	}, keys, "the ConfigMaps and Lease in cluster.namespace; no pods in the run executor's unused pod.namespace")
+
+	imp := m["ClusterRole /ops-kubechat-impersonate"].(*rbacv1.ClusterRole)
+	require.Len(t, imp.Rules, 1, "no users: bob's platform and the alerts channel run no commands, and bot is a ServiceAccount")
+	require.Equal(t, []string{"ops", "system:authenticated", "system:serviceaccounts", "system:serviceaccounts:team-y"}, imp.Rules[0].ResourceNames)
+	bot := m["Role team-x/ops-kubechat-impersonate"].(*rbacv1.Role)
+	require.Equal(t, []string{"bot"}, bot.Rules[0].ResourceNames, "the API server checks system:serviceaccount:team-x:bot as that ServiceAccount")
+
+	watch := m["ClusterRole /ops-kubechat-watch"].(*rbacv1.ClusterRole)
+	require.Len(t, watch.Rules, 2, "pods once")
+	binding := m["RoleBinding state/ops-kubechat"].(*rbacv1.RoleBinding)
+	require.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "bot", Namespace: "agent"}}, binding.Subjects)
+	require.Equal(t, rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "ops-kubechat"}, binding.RoleRef)
+}
+
+func TestDefaults(t *testing.T) {
+	cfg := load(t, "cluster: {name: x}\n")
+	objs, err := rbac.Objects(cfg, rbac.Options{})
+	require.NoError(t, err)
+	require.Len(t, objs, 2, "nothing watched, no commands: the agent's own ConfigMaps and Lease")
+	role := objs[0].(*rbacv1.Role)
+	require.Equal(t, "kubechat", role.Namespace)
+	require.Equal(t, "kubechat", role.Name)
+	require.Equal(t, []string{"kubechat-leader"}, role.Rules[4].ResourceNames)
+	require.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "kubechat", Namespace: "kubechat"}}, objs[1].(*rbacv1.RoleBinding).Subjects)
+}
+
+// TestYAML: the documents decode back into the same objects, with their
+// kinds, so kubectl apply -f takes them.
+func TestYAML(t *testing.T) {
+	cfg := load(t, `cluster: {name: x}
+platforms: [{name: c, type: log}]
+channels: [{name: a, platform: c, bindings: {executors: [kubectl]}, identity: {serviceAccount: web/reader}}]
+executors: [{type: kubectl}]
+`)
+	objs, err := rbac.Objects(cfg, rbac.Options{})
+	require.NoError(t, err)
+	b, err := rbac.YAML(objs)
+	require.NoError(t, err)
+	require.NotContains(t, string(b), "creationTimestamp")
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	var kinds []string
+	for {
+		var m map[string]any
+		err := dec.Decode(&m)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		require.Equal(t, "rbac.authorization.k8s.io/v1", m["apiVersion"])
+		kinds = append(kinds, m["kind"].(string))
+	}
+	require.Equal(t, []string{"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}, kinds)
+}
