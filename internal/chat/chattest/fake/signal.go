@@ -31,15 +31,27 @@ func (s *Signal) Notify() {
 }
 
 // Close wakes every Wait in progress; from then on a Wait whose condition
-// does not hold returns ErrClosed. Closing again does nothing.
-func (s *Signal) Close() {
+// does not hold returns ErrClosed. It reports whether the Signal was open:
+// closing again does nothing.
+func (s *Signal) Close() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
 	s.closed = true
 	if s.changed != nil {
 		close(s.changed)
 		s.changed = nil
 	}
+	return true
+}
+
+// Closed reports whether Close was called.
+func (s *Signal) Closed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // Wait blocks until cond, which runs with lock held, reports true, ctx ends
