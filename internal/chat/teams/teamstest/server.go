@@ -95,7 +95,7 @@ type object = map[string]any
 var (
 	errClosed      = fake.ErrClosed
 	errNoEndpoint  = errors.New("no bot endpoint set (SetBotEndpoint)")
-	errUnknownChan = errors.New("unknown channel")
+	errUnknownChan = fake.ErrUnknownChannel
 	errUnknownAct  = errors.New("unknown activity")
 	errEmptyUserID = errors.New("empty user id")
 )
@@ -112,25 +112,20 @@ type Server struct {
 	ctx       context.Context // ends at Close, cancelling posts to the bot
 	cancel    context.CancelFunc
 
-	faults  fake.Faults    // injected into Connector REST calls
-	changes fake.Signal    // notified whenever the activities change, closed by Close
-	ids     fake.Monotonic // activity ids, in Unix milliseconds
+	store  *fake.Store[activity] // the team's channels and activities; faults of Connector REST calls
+	ids    fake.Monotonic        // activity ids, in Unix milliseconds
+	teamID string                // the General channel's id
 
-	mu         sync.Mutex
-	closed     bool
-	teamID     string
-	channels   []*channel
-	activities map[string][]Activity // by channel id, in posting order
-	seq        int                   // source of channel ids
-	tokens     map[string]time.Time  // access tokens issued, with their expiry
-	issued     int
-	endpoint   string
+	mu       sync.Mutex
+	tokens   map[string]time.Time // access tokens issued, with their expiry
+	issued   int
+	endpoint string
 }
 
-// channel is a channel of the team.
-type channel struct {
-	id   string
-	name string
+// activity is what the fake keeps of an activity beyond what every fake keeps.
+type activity struct {
+	replyTo     string
+	attachments json.RawMessage
 }
 
 // Activity is one message in a conversation as the fake holds it, edits applied.
@@ -170,16 +165,16 @@ func New() *Server {
 	transport.Proxy = nil // the bot is on loopback
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		key:        key,
-		transport:  transport,
-		client:     &http.Client{Transport: transport, Timeout: postTimeout},
-		ctx:        ctx,
-		cancel:     cancel,
-		activities: make(map[string][]Activity),
-		tokens:     make(map[string]time.Time),
+		key:       key,
+		transport: transport,
+		client:    &http.Client{Transport: transport, Timeout: postTimeout},
+		ctx:       ctx,
+		cancel:    cancel,
+		store:     fake.NewStore[activity](),
+		tokens:    make(map[string]time.Time),
 	}
-	s.addChannelLocked("alerts")
-	s.teamID = s.addChannelLocked(generalName)
+	s.AddChannel("alerts")
+	s.teamID = s.AddChannel(generalName)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc(openIDPath, s.serveOpenID)
@@ -195,14 +190,9 @@ func New() *Server {
 // Close cancels posts to the bot still under way and shuts the server down.
 // It is safe to call more than once.
 func (s *Server) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.store.Close() {
 		return
 	}
-	s.closed = true
-	s.changes.Close()
-	s.mu.Unlock()
 	s.cancel()
 	s.http.Close()
 	s.transport.CloseIdleConnections()
@@ -216,12 +206,11 @@ func (s *Server) ServiceURL() string {
 
 // TeamID returns the id of the team, which is also the id of its General channel.
 func (s *Server) TeamID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return s.teamID
 }
 
-// AddChannel adds a channel to the team and returns its id, such as
+// AddChannel adds a channel to the team and returns its id, made of the
+// name's letters and digits and a sequence number, like Teams'
 // "19:deploys0002@thread.tacv2". A name that exists already returns that
 // channel's id, and "" adds nothing and returns "".
 func (s *Server) AddChannel(name string) (id string) {
@@ -230,44 +219,36 @@ func (s *Server) AddChannel(name string) (id string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ch := s.channelByNameLocked(name); ch != nil {
-		return ch.id
+	if id := s.ChannelID(name); id != "" {
+		return id
 	}
-	return s.addChannelLocked(name)
+	slug := strings.Map(func(r rune) rune {
+		if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return unicode.ToLower(r)
+		}
+		return -1
+	}, name)
+	id = fmt.Sprintf("19:%s%04d@thread.tacv2", slug[:min(len(slug), 24)], len(s.store.Channels()))
+	return s.store.AddChannel(fake.Channel{ID: id, Name: name}).ID
 }
 
 // ChannelID returns the id of the named channel, or "" if there is none.
 func (s *Server) ChannelID(name string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ch := s.channelByNameLocked(name); ch != nil {
-		return ch.id
-	}
-	return ""
+	return s.store.ChannelID(name)
 }
 
 // Activities returns the activities of a channel, in every thread, the bot's
 // and injected users' alike, in posting order.
 func (s *Server) Activities(channelID string) []Activity {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	acts := slices.Clone(s.activities[channelID])
-	for i := range acts {
-		acts[i].Attachments = bytes.Clone(acts[i].Attachments)
-	}
-	return acts
+	return fake.Convert(s.store.Messages(channelID), export)
 }
 
 // WaitActivities waits until the channel holds at least n activities and
 // returns them all. When ctx ends, or the server closes, first it returns
 // the activities so far with an error.
 func (s *Server) WaitActivities(ctx context.Context, channelID string, n int) ([]Activity, error) {
-	err := s.changes.Wait(ctx, &s.mu, func() bool { return len(s.activities[channelID]) >= n })
-	acts := s.Activities(channelID)
-	if err != nil {
-		return acts, fmt.Errorf("wait for %d activities in %s (have %d): %w", n, channelID, len(acts), err)
-	}
-	return acts, nil
+	acts, err := s.store.WaitMessages(ctx, channelID, n)
+	return fake.Convert(acts, export), err
 }
 
 // FailNext makes the next n Connector REST calls fail with the HTTP status,
@@ -277,19 +258,19 @@ func (s *Server) WaitActivities(ctx context.Context, channelID string, n int) ([
 // outside 400-599 is taken as 500. Bodies are Bot Connector errors, such as
 // {"error":{"code":"Throttled","message":"..."}}.
 func (s *Server) FailNext(n int, status int, retryAfter time.Duration) {
-	s.faults.FailNext(n, fake.ErrorStatus(status), retryAfter)
+	s.store.FailNext(n, fake.ErrorStatus(status), retryAfter)
 }
 
 // SetDown starts or ends an outage: while down, every Connector REST call
 // gets HTTP 503. Calls failed by FailNext are not used up meanwhile.
 func (s *Server) SetDown(down bool) {
-	s.faults.SetDown(down)
+	s.store.SetDown(down)
 }
 
 // Calls returns how many Connector REST calls were made so far, failed and
 // unauthorized ones included.
 func (s *Server) Calls() int {
-	return s.faults.Calls()
+	return s.store.Calls()
 }
 
 // SetBotEndpoint sets the URL inbound activities are POSTed to, such as
@@ -300,80 +281,35 @@ func (s *Server) SetBotEndpoint(url string) {
 	s.endpoint = url
 }
 
-// addChannelLocked adds a channel and returns its id, made of the name's
-// letters and digits and a sequence number, like Teams' "19:...@thread.tacv2"
-// ids. s.mu must be held.
-func (s *Server) addChannelLocked(name string) string {
-	slug := strings.Map(func(r rune) rune {
-		if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
-			return unicode.ToLower(r)
-		}
-		return -1
-	}, name)
-	if len(slug) > 24 {
-		slug = slug[:24]
+// export returns a stored activity as Activity.
+func export(m fake.Message[activity]) Activity {
+	return Activity{
+		ID: m.ID, Conversation: conversationID(m.Channel, m.Thread), Channel: m.Channel, ThreadRoot: m.Thread,
+		ReplyToID: m.X.replyTo, From: m.Author, Text: m.Text, Attachments: bytes.Clone(m.X.attachments), Edits: m.Edits,
 	}
-	id := fmt.Sprintf("19:%s%04d@thread.tacv2", slug, s.seq)
-	s.seq++
-	s.channels = append(s.channels, &channel{id: id, name: name})
-	return id
 }
 
-// channelByNameLocked returns the named channel or nil. s.mu must be held.
-func (s *Server) channelByNameLocked(name string) *channel {
-	for _, ch := range s.channels {
-		if ch.name == name {
-			return ch
-		}
-	}
-	return nil
+// activityIn returns the stored activity of the channel.
+func (s *Server) activityIn(channelID, id string) (fake.Message[activity], bool) {
+	m, ok := s.store.Message(id)
+	return m, ok && m.Channel == channelID
 }
 
-// channelByIDLocked returns the channel with the id or nil. s.mu must be held.
-func (s *Server) channelByIDLocked(id string) *channel {
-	for _, ch := range s.channels {
-		if ch.id == id {
-			return ch
-		}
-	}
-	return nil
-}
-
-// activityLocked returns the stored activity of the channel, or nil. The
-// pointer is valid until s.mu is released or an activity is added. s.mu
-// must be held.
-func (s *Server) activityLocked(channelID, id string) *Activity {
-	acts := s.activities[channelID]
-	for i := range acts {
-		if acts[i].ID == id {
-			return &acts[i]
-		}
-	}
-	return nil
-}
-
-// nextIDLocked returns a new activity id: the clock in Unix milliseconds,
-// made later than any id before it. s.mu must be held.
-func (s *Server) nextIDLocked() string {
+// nextID returns a new activity id: the clock in Unix milliseconds, made
+// later than any id before it.
+func (s *Server) nextID() string {
 	return strconv.FormatInt(s.ids.Next(time.Now().UnixMilli()), 10)
 }
 
-// addActivityLocked stores a new activity in the channel: a top-level post
-// when root is "", else a reply in root's thread. s.mu must be held.
-func (s *Server) addActivityLocked(channelID, root, replyTo, from, text string, attachments json.RawMessage) Activity {
-	act := Activity{
-		ID:           s.nextIDLocked(),
-		Conversation: conversationID(channelID, root),
-		Channel:      channelID,
-		ThreadRoot:   root,
-		ReplyToID:    replyTo,
-		From:         from,
-		Text:         text,
-		Attachments:  bytes.Clone(attachments),
-	}
-	s.activities[channelID] = append(s.activities[channelID], act)
-	s.changes.Notify()
-	return act
+// addActivity stores a new activity in the channel: a top-level post when
+// root is "", else a reply in root's thread.
+func (s *Server) addActivity(channelID, root, replyTo, from, text string, attachments json.RawMessage) fake.Message[activity] {
+	s.mu.Lock() // ids increase in posting order
+	defer s.mu.Unlock()
+	return s.store.Post(fake.Message[activity]{
+		ID: s.nextID(), Channel: channelID, Thread: root, Author: from, Text: text,
+		X: activity{replyTo: replyTo, attachments: bytes.Clone(attachments)},
+	})
 }
 
 // conversationID returns the id of a channel's conversation: the channel id
@@ -444,7 +380,7 @@ type connectorHandler func(body []byte) (int, any, error)
 // injects faults, checks the access token, reads the body and routes the
 // call.
 func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request) {
-	if f, failed := s.faults.Next(); failed {
+	if f, failed := s.store.Next(); failed {
 		writeFault(w, f)
 		return
 	}
@@ -608,16 +544,16 @@ func checkAttachments(raw json.RawMessage) error {
 	return nil
 }
 
-// resolveConversationLocked returns the channel and thread root of a
+// resolveConversation returns the channel and thread root of a
 // conversation id: a channel id, or a channel id with ";messageid=" and the
-// id of a top-level post of that channel. s.mu must be held.
-func (s *Server) resolveConversationLocked(conversation string) (channelID, root string, err error) {
+// id of a top-level post of that channel.
+func (s *Server) resolveConversation(conversation string) (channelID, root string, err error) {
 	channelID, root, threaded := strings.Cut(conversation, threadMarker)
-	if s.channelByIDLocked(channelID) == nil {
+	if _, ok := s.store.Channel(channelID); !ok {
 		return "", "", newAPIError(http.StatusNotFound, codeConversationNotFound, "conversation %q not found", conversation)
 	}
 	if threaded {
-		if act := s.activityLocked(channelID, root); act == nil || act.ThreadRoot != "" {
+		if act, ok := s.activityIn(channelID, root); !ok || act.Thread != "" {
 			return "", "", newAPIError(http.StatusNotFound, codeConversationNotFound, "conversation %q not found: no thread %q in %s", conversation, root, channelID)
 		}
 	}
@@ -656,12 +592,10 @@ func (s *Server) createConversation(body []byte) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.channelByIDLocked(channelID) == nil {
+	if _, ok := s.store.Channel(channelID); !ok {
 		return 0, nil, newAPIError(http.StatusNotFound, codeConversationNotFound, "channel %q not found", channelID)
 	}
-	act := s.addActivityLocked(channelID, "", "", botAccountID, msg.text, msg.attachments)
+	act := s.addActivity(channelID, "", "", botAccountID, msg.text, msg.attachments)
 	return http.StatusCreated, object{
 		"id":         conversationID(channelID, act.ID),
 		"activityId": act.ID,
@@ -677,9 +611,7 @@ func (s *Server) sendToConversation(conversation string, body []byte) (int, any,
 	if err != nil {
 		return 0, nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	channelID, root, err := s.resolveConversationLocked(conversation)
+	channelID, root, err := s.resolveConversation(conversation)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -687,7 +619,7 @@ func (s *Server) sendToConversation(conversation string, body []byte) (int, any,
 	if root != "" {
 		replyTo = msg.replyToID
 	}
-	act := s.addActivityLocked(channelID, root, replyTo, botAccountID, msg.text, msg.attachments)
+	act := s.addActivity(channelID, root, replyTo, botAccountID, msg.text, msg.attachments)
 	return http.StatusCreated, object{"id": act.ID}, nil
 }
 
@@ -698,18 +630,15 @@ func (s *Server) replyToActivity(conversation, activityID string, body []byte) (
 	if err != nil {
 		return 0, nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	channelID, _, err := s.resolveConversationLocked(conversation)
+	channelID, _, err := s.resolveConversation(conversation)
 	if err != nil {
 		return 0, nil, err
 	}
-	target := s.activityLocked(channelID, activityID)
-	if target == nil {
+	target, ok := s.activityIn(channelID, activityID)
+	if !ok {
 		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "activity %q not found in %s", activityID, channelID)
 	}
-	root := cmp.Or(target.ThreadRoot, target.ID)
-	act := s.addActivityLocked(channelID, root, activityID, botAccountID, msg.text, msg.attachments)
+	act := s.addActivity(channelID, cmp.Or(target.Thread, target.ID), activityID, botAccountID, msg.text, msg.attachments)
 	return http.StatusCreated, object{"id": act.ID}, nil
 }
 
@@ -721,30 +650,24 @@ func (s *Server) updateActivity(conversation, activityID string, body []byte) (i
 	if err != nil {
 		return 0, nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	channelID, _, err := s.resolveConversationLocked(conversation)
+	channelID, _, err := s.resolveConversation(conversation)
 	if err != nil {
 		return 0, nil, err
 	}
-	act := s.activityLocked(channelID, activityID)
+	act, ok := s.activityIn(channelID, activityID)
 	switch {
-	case act == nil:
+	case !ok:
 		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "activity %q not found in %s", activityID, channelID)
-	case act.From != botAccountID:
+	case act.Author != botAccountID:
 		return 0, nil, newAPIError(http.StatusForbidden, codeForbidden, "the bot can only update its own activities")
 	}
-	act.Text = msg.text
-	act.Attachments = bytes.Clone(msg.attachments)
-	act.Edits++
-	s.changes.Notify()
+	act.Text, act.X.attachments = msg.text, bytes.Clone(msg.attachments)
+	s.store.Update(act)
 	return http.StatusOK, object{"id": act.ID}, nil
 }
 
 // teamDetails serves GET v3/teams/{teamId}.
 func (s *Server) teamDetails(teamID string) (int, any, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if teamID != s.teamID {
 		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "team %q not found", teamID)
 	}
@@ -754,16 +677,14 @@ func (s *Server) teamDetails(teamID string) (int, any, error) {
 // teamChannels serves GET v3/teams/{teamId}/conversations, the team's
 // channels. As in Teams, the General channel is listed without a name.
 func (s *Server) teamChannels(teamID string) (int, any, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if teamID != s.teamID {
 		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "team %q not found", teamID)
 	}
-	list := make([]object, 0, len(s.channels))
-	for _, ch := range s.channels {
-		entry := object{"id": ch.id}
-		if ch.id != s.teamID {
-			entry["name"] = ch.name
+	list := []object{}
+	for _, ch := range s.store.Channels() {
+		entry := object{"id": ch.ID}
+		if ch.ID != s.teamID {
+			entry["name"] = ch.Name
 		}
 		list = append(list, entry)
 	}
@@ -866,16 +787,17 @@ func userAccount(userID string) account {
 	return account{ID: "29:" + userID, Name: "User " + userID, AADObjectID: aad}
 }
 
-// readyLocked reports why no activity can be posted to the bot, or nil.
-// s.mu must be held.
-func (s *Server) readyLocked() error {
+// ready returns the bot endpoint, or why no activity can be posted to it.
+func (s *Server) ready() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	switch {
-	case s.closed:
-		return errClosed
+	case s.store.Closed():
+		return "", errClosed
 	case s.endpoint == "":
-		return errNoEndpoint
+		return "", errNoEndpoint
 	}
-	return nil
+	return s.endpoint, nil
 }
 
 // Mention posts, as the user, the channel message "<at>kubechat</at> "+text
@@ -889,19 +811,14 @@ func (s *Server) Mention(channelID, userID, text string) (activityID string, sta
 		return "", 0, fmt.Errorf("mention in %s: %w", channelID, errEmptyUserID)
 	}
 	mention := "<at>" + BotName + "</at>"
-	s.mu.Lock()
-	if err := s.readyLocked(); err != nil {
-		s.mu.Unlock()
+	if _, err := s.ready(); err != nil {
 		return "", 0, fmt.Errorf("mention in %s: %w", channelID, err)
 	}
-	if s.channelByIDLocked(channelID) == nil {
-		s.mu.Unlock()
+	if _, ok := s.store.Channel(channelID); !ok {
 		return "", 0, fmt.Errorf("mention in %s: %w", channelID, errUnknownChan)
 	}
-	from := userAccount(userID)
-	stored := s.addActivityLocked(channelID, "", "", from.ID, mention+" "+text, nil)
+	stored := s.addActivity(channelID, "", "", userAccount(userID).ID, mention+" "+text, nil)
 	act := s.newInbound("message", stored.ID, channelID, conversationID(channelID, stored.ID), userID)
-	s.mu.Unlock()
 
 	act.Text = stored.Text
 	act.TextFormat = "plain"
@@ -920,13 +837,10 @@ func (s *Server) Mention(channelID, userID, text string) (activityID string, sta
 // channelData.eventType is "teamMemberAdded" and the conversation is the
 // General channel, whose id is the team id. It returns the bot's HTTP status.
 func (s *Server) Install() (status int, err error) {
-	s.mu.Lock()
-	if err := s.readyLocked(); err != nil {
-		s.mu.Unlock()
+	if _, err := s.ready(); err != nil {
 		return 0, fmt.Errorf("install in %s: %w", teamName, err)
 	}
-	act := s.newInbound("conversationUpdate", "f:"+s.nextIDLocked(), s.teamID, s.teamID, installerID)
-	s.mu.Unlock()
+	act := s.newInbound("conversationUpdate", "f:"+s.nextID(), s.teamID, s.teamID, installerID)
 
 	act.MembersAdded = []account{{ID: botAccountID}}
 	act.ChannelData.EventType = "teamMemberAdded"
@@ -954,19 +868,14 @@ func (s *Server) Execute(channelID, cardActivityID, userID, verb string, data ma
 	if data != nil {
 		action["data"] = data
 	}
-	s.mu.Lock()
-	if err := s.readyLocked(); err != nil {
-		s.mu.Unlock()
+	if _, err := s.ready(); err != nil {
 		return 0, nil, fmt.Errorf("execute %q on %s: %w", verb, cardActivityID, err)
 	}
-	card := s.activityLocked(channelID, cardActivityID)
-	if card == nil {
-		s.mu.Unlock()
+	card, ok := s.activityIn(channelID, cardActivityID)
+	if !ok {
 		return 0, nil, fmt.Errorf("execute %q on %s in %s: %w", verb, cardActivityID, channelID, errUnknownAct)
 	}
-	root := cmp.Or(card.ThreadRoot, card.ID)
-	act := s.newInbound("invoke", "f:"+s.nextIDLocked(), channelID, conversationID(channelID, root), userID)
-	s.mu.Unlock()
+	act := s.newInbound("invoke", "f:"+s.nextID(), channelID, conversationID(channelID, cmp.Or(card.Thread, card.ID)), userID)
 
 	act.Name = "adaptiveCard/action"
 	act.ReplyToID = cardActivityID
@@ -1006,9 +915,7 @@ func (s *Server) postActivity(act inboundActivity) (int, []byte, error) {
 // post POSTs an activity to the bot endpoint and returns the bot's status
 // and response body.
 func (s *Server) post(payload []byte, authorization string) (int, []byte, error) {
-	s.mu.Lock()
-	endpoint, err := s.endpoint, s.readyLocked()
-	s.mu.Unlock()
+	endpoint, err := s.ready()
 	if err != nil {
 		return 0, nil, err
 	}
