@@ -2,6 +2,7 @@ package slacktest
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 )
 
@@ -57,9 +58,11 @@ func (s *Server) AddApp(name string, messageEvents bool) App {
 	return a.App
 }
 
-// appByTokenLocked returns the app that owns token (bot or app-level, as
-// kind says), or nil. s.mu must be held.
-func (s *Server) appByTokenLocked(token, kind string) *app {
+// appByToken returns the app that owns token (bot or app-level, as kind
+// says), or nil.
+func (s *Server) appByToken(token, kind string) *app {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, a := range s.apps {
 		if (kind == BotToken && a.BotToken == token) || (kind == AppToken && a.AppToken == token) {
 			return a
@@ -78,11 +81,12 @@ func (s *Server) appByBotLocked(id string) *app {
 	return nil
 }
 
-// newestConnOfLocked returns the most recently opened websocket of a, or nil.
-func (s *Server) newestConnOfLocked(a *app) *socketConn {
-	for i := len(s.conns) - 1; i >= 0; i-- {
-		if s.conns[i].app == a {
-			return s.conns[i]
+// newestConnOf returns the most recently opened websocket of a, or nil.
+func (s *Server) newestConnOf(a *app) *socketConn {
+	conns := s.hub.Conns()
+	for i := len(conns) - 1; i >= 0; i-- {
+		if conns[i].app == a {
+			return conns[i]
 		}
 	}
 	return nil
@@ -94,42 +98,41 @@ func (s *Server) newestConnOfLocked(a *app) *socketConn {
 // message.channels. Apps without an open connection miss it, as with
 // Slack. It returns the message's ts and the number of envelopes pushed.
 func (s *Server) Say(channelID, userID, text string) (ts string, pushed int, err error) {
-	s.mu.Lock()
-	ch := s.channelByIDLocked(channelID)
-	if ch == nil {
-		s.mu.Unlock()
+	if _, ok := s.store.Channel(channelID); !ok {
 		return "", 0, fmt.Errorf("say in %s: %w", channelID, errChannelNotFound)
 	}
-	msg := Message{Channel: ch.id, TS: s.nextTSLocked(), Text: text, User: userID}
-	s.addMessageLocked(msg)
+	s.mu.Lock()
+	ts = s.postLocked(channelID, "", userID, text, nil).ID
 	type delivery struct {
 		conn *socketConn
 		env  envelope
 	}
 	var out []delivery
 	for _, a := range s.apps {
-		conn := s.newestConnOfLocked(a)
+		conn := s.newestConnOf(a)
 		if conn == nil {
 			continue
 		}
+		events := []object{}
 		if strings.Contains(text, "<@"+a.BotUserID+">") {
-			ev := object{"type": "app_mention", "user": userID, "text": text, "ts": msg.TS, "channel": ch.id, "event_ts": msg.TS, "team": TeamID}
-			out = append(out, delivery{conn, s.newEnvelopeLocked("events_api", s.eventCallbackForLocked(a, ev))})
+			events = append(events, object{"type": "app_mention"})
 		}
 		if a.messageEvents {
-			ev := object{"type": "message", "channel": ch.id, "channel_type": "channel", "user": userID, "text": text,
-				"ts": msg.TS, "event_ts": msg.TS, "team": TeamID}
+			events = append(events, object{"type": "message", "channel_type": "channel"})
+		}
+		for _, ev := range events {
+			maps.Copy(ev, object{"user": userID, "text": text, "ts": ts, "channel": channelID, "event_ts": ts, "team": TeamID})
 			out = append(out, delivery{conn, s.newEnvelopeLocked("events_api", s.eventCallbackForLocked(a, ev))})
 		}
 	}
 	s.mu.Unlock()
 	for _, d := range out {
-		if err := d.conn.send(d.env); err != nil {
-			return msg.TS, pushed, fmt.Errorf("say in %s: %w", channelID, err)
+		if !d.conn.SendJSON(d.env) {
+			return ts, pushed, fmt.Errorf("say in %s: %w", channelID, errNotConnected)
 		}
 		pushed++
 	}
-	return msg.TS, pushed, nil
+	return ts, pushed, nil
 }
 
 // SubscribeMessageEvents subscribes the app whose bot user is botUserID to

@@ -9,10 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 )
@@ -22,36 +19,18 @@ const (
 	// socketmode client reconnects when pings stop for its ping interval
 	// (30s by default).
 	pingInterval = time.Second
-	// writeTimeout bounds every websocket write.
-	writeTimeout = 5 * time.Second
+	// sendQueue is how many messages may wait for a websocket before the
+	// server gives up on it.
+	sendQueue = 256
 )
 
 // errNotConnected is returned when an event is pushed while no Socket Mode client is connected.
 var errNotConnected = errors.New("no socket mode connection")
 
-// socketConn is one open Socket Mode websocket, released when the reader
-// has stopped and the server has let go of it.
+// socketConn is one open Socket Mode websocket.
 type socketConn struct {
-	*fake.Socket
-	app     *app       // the app whose token opened it
-	writeMu sync.Mutex // serializes data frames; control frames need no lock
-}
-
-// send writes one message to the websocket as JSON.
-func (c *socketConn) send(msg any) error {
-	data, err := json.Marshal(msg)
-	if err != nil {
-		return fmt.Errorf("encode socket mode message: %w", err)
-	}
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	if err := c.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
-		return fmt.Errorf("write socket mode message: %w", err)
-	}
-	if err := c.WriteMessage(websocket.TextMessage, data); err != nil {
-		return fmt.Errorf("write socket mode message: %w", err)
-	}
-	return nil
+	*fake.Conn
+	app *app // the app whose token opened it
 }
 
 // envelope is a Socket Mode request as Slack sends it:
@@ -73,35 +52,24 @@ type ack struct {
 
 // Connections returns how many websocket connections the server has accepted so far.
 func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.accepted
+	return s.hub.Connections()
 }
 
 // Connected returns how many websocket connections are open now.
 func (s *Server) Connected() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
+	return s.hub.Connected()
 }
 
 // WaitConnected waits until the server has accepted at least total websocket
 // connections and at least one is open.
 func (s *Server) WaitConnected(ctx context.Context, total int) error {
-	err := s.changes.Wait(ctx, &s.mu, func() bool { return s.accepted >= total && len(s.conns) > 0 })
-	if err != nil {
-		return fmt.Errorf("wait for %d socket mode connections: %w", total, err)
-	}
-	return nil
+	return s.hub.WaitConnected(ctx, total)
 }
 
 // Drop cuts every open websocket abruptly, closing the network connection
 // without a close frame, and returns once the server has let go of them.
 func (s *Server) Drop() {
-	s.mu.Lock()
-	conns := slices.Clone(s.conns)
-	s.mu.Unlock()
-	fake.Drop(conns)
+	s.hub.Drop()
 }
 
 // Acked reports whether the client acknowledged the envelope.
@@ -113,7 +81,7 @@ func (s *Server) Acked(envelopeID string) bool {
 
 // WaitAcked waits until the client acknowledges the envelope.
 func (s *Server) WaitAcked(ctx context.Context, envelopeID string) error {
-	if err := s.changes.Wait(ctx, &s.mu, func() bool { return s.acks[envelopeID] }); err != nil {
+	if err := s.store.Wait(ctx, &s.mu, func() bool { return s.acks[envelopeID] }); err != nil {
 		return fmt.Errorf("wait for ack of envelope %s: %w", envelopeID, err)
 	}
 	return nil
@@ -136,19 +104,18 @@ func (s *Server) MentionInThread(channelID, threadTS, userID, text string) (ts, 
 // mention implements Mention and MentionInThread.
 func (s *Server) mention(channelID, threadTS, userID, text string) (ts, envelopeID string, err error) {
 	env, err := s.push(func() (string, object, error) {
-		ch := s.channelByIDLocked(channelID)
-		switch {
-		case ch == nil:
+		ch, ok := s.store.Channel(channelID)
+		switch _, root := s.message(channelID, threadTS); {
+		case !ok:
 			return "", nil, errChannelNotFound
-		case threadTS != "" && s.messageLocked(ch.id, threadTS) == nil:
+		case threadTS != "" && !root:
 			return "", nil, fmt.Errorf("thread %s: %w", threadTS, errMessageNotFound)
 		}
-		msg := Message{Channel: ch.id, TS: s.nextTSLocked(), ThreadTS: threadTS, Text: "<@" + BotUserID + "> " + text, User: userID}
-		s.addMessageLocked(msg)
-		ts = msg.TS
+		msg := s.postLocked(ch.ID, threadTS, userID, "<@"+BotUserID+"> "+text, nil)
+		ts = msg.ID
 		event := object{
-			"type": "app_mention", "user": userID, "text": msg.Text, "ts": msg.TS,
-			"channel": ch.id, "event_ts": msg.TS, "team": TeamID,
+			"type": "app_mention", "user": userID, "text": msg.Text, "ts": msg.ID,
+			"channel": ch.ID, "event_ts": msg.ID, "team": TeamID,
 		}
 		if threadTS != "" {
 			event["thread_ts"] = threadTS
@@ -167,13 +134,11 @@ func (s *Server) mention(channelID, threadTS, userID, text string) (ts, envelope
 // the envelope id; it fails, posting nothing, if no client is connected.
 func (s *Server) DirectMessage(userID, text string) (ts, envelopeID string, err error) {
 	env, err := s.push(func() (string, object, error) {
-		ch := s.directChannelLocked(userID)
-		msg := Message{Channel: ch.id, TS: s.nextTSLocked(), Text: text, User: userID}
-		s.addMessageLocked(msg)
-		ts = msg.TS
+		ch := s.store.DirectChannel(userID, func() fake.Channel { return fake.Channel{ID: "D" + userID} })
+		ts = s.postLocked(ch.ID, "", userID, text, nil).ID
 		event := object{
-			"type": "message", "channel": ch.id, "channel_type": "im", "user": userID,
-			"text": text, "ts": msg.TS, "event_ts": msg.TS, "team": TeamID,
+			"type": "message", "channel": ch.ID, "channel_type": "im", "user": userID,
+			"text": text, "ts": ts, "event_ts": ts, "team": TeamID,
 		}
 		return "events_api", s.eventCallbackLocked(event), nil
 	})
@@ -190,44 +155,40 @@ func (s *Server) DirectMessage(userID, text string) (ts, envelopeID string, err 
 // otherwise it is a button click carrying value. The payload's response_url
 // points at the server but is not served.
 func (s *Server) Click(channelID, messageTS, userID, actionID, value string) (envelopeID string, err error) {
-	owner := func() *app {
-		if ch := s.channelByIDLocked(channelID); ch != nil {
-			if msg := s.messageLocked(ch.id, messageTS); msg != nil {
-				if a := s.appByBotLocked(msg.User); a != nil {
-					return a
-				}
-			}
-		}
-		return s.apps[0]
+	msg, found := s.message(channelID, messageTS)
+	s.mu.Lock()
+	owner := s.apps[0]
+	if a := s.appByBotLocked(msg.Author); found && a != nil {
+		owner = a
 	}
+	s.mu.Unlock()
 	env, err := s.pushTo(owner, func() (string, object, error) {
-		ch := s.channelByIDLocked(channelID)
-		if ch == nil {
+		ch, ok := s.store.Channel(channelID)
+		switch {
+		case !ok:
 			return "", nil, errChannelNotFound
-		}
-		msg := s.messageLocked(ch.id, messageTS)
-		if msg == nil {
+		case !found:
 			return "", nil, errMessageNotFound
 		}
 		seq := s.nextSeqLocked()
-		action := blockAction(msg.Blocks, actionID, value)
-		action["action_ts"] = s.nextTSLocked()
-		container := object{"type": "message", "message_ts": msg.TS, "channel_id": ch.id, "is_ephemeral": false}
-		if msg.ThreadTS != "" {
-			container["thread_ts"] = msg.ThreadTS
+		action := blockAction(msg.X, actionID, value)
+		action["action_ts"] = s.nextTS()
+		container := object{"type": "message", "message_ts": msg.ID, "channel_id": ch.ID, "is_ephemeral": false}
+		if msg.Thread != "" {
+			container["thread_ts"] = msg.Thread
 		}
 		userName := strings.ToLower(userID)
 		return "interactive", object{
 			"type":                  "block_actions",
 			"token":                 verificationToken,
-			"api_app_id":            owner().appID,
+			"api_app_id":            owner.appID,
 			"team":                  object{"id": TeamID, "domain": teamDomain},
 			"enterprise":            nil,
 			"is_enterprise_install": false,
 			"user":                  object{"id": userID, "username": userName, "name": userName, "team_id": TeamID},
 			"container":             container,
-			"channel":               object{"id": ch.id, "name": cmp.Or(ch.name, "directmessage")},
-			"message":               s.messageJSONLocked(*msg),
+			"channel":               object{"id": ch.ID, "name": cmp.Or(ch.Name, "directmessage")},
+			"message":               s.messageJSONLocked(msg),
 			"state":                 object{"values": object{}},
 			"trigger_id":            fmt.Sprintf("%d.%d.faketrigger", seq, seq),
 			"response_url":          fmt.Sprintf("%s/actions/%s/%d", s.baseURL, TeamID, seq),
@@ -240,23 +201,19 @@ func (s *Server) Click(channelID, messageTS, userID, actionID, value string) (en
 	return env.EnvelopeID, nil
 }
 
-// push delivers one envelope to the newest open connection. build runs
-// with s.mu held, and only when a client is connected; it stores what the
-// event is about and returns the envelope's type and payload. push returns
-// the envelope unless build fails; a failed write still returns it.
+// push delivers one envelope to the default app's newest open connection.
+// build runs with s.mu held, and only when a client is connected; it stores
+// what the event is about and returns the envelope's type and payload. push
+// returns the envelope unless build fails; a failed send still returns it.
 func (s *Server) push(build func() (kind string, payload object, err error)) (envelope, error) {
 	return s.pushTo(nil, build)
 }
 
 // pushTo is push to one app's newest connection (the default app's when a
 // is nil; for a click, the app that posted the message: see Click).
-func (s *Server) pushTo(pick func() *app, build func() (kind string, payload object, err error)) (envelope, error) {
+func (s *Server) pushTo(a *app, build func() (kind string, payload object, err error)) (envelope, error) {
 	s.mu.Lock()
-	a := s.apps[0]
-	if pick != nil {
-		a = pick()
-	}
-	conn := s.newestConnOfLocked(a)
+	conn := s.newestConnOf(cmp.Or(a, s.apps[0]))
 	if conn == nil {
 		s.mu.Unlock()
 		return envelope{}, errNotConnected
@@ -268,7 +225,10 @@ func (s *Server) pushTo(pick func() *app, build func() (kind string, payload obj
 	}
 	env := s.newEnvelopeLocked(kind, payload)
 	s.mu.Unlock()
-	return env, conn.send(env)
+	if !conn.SendJSON(env) {
+		return env, errNotConnected
+	}
+	return env, nil
 }
 
 // newEnvelopeLocked wraps a payload in an envelope with a new id and starts
@@ -309,30 +269,26 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "invalid ticket", http.StatusUnauthorized)
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return // Upgrade has answered with an HTTP error
+	c, ok := s.hub.Accept(w, r, func(conn *fake.Conn) *socketConn { return &socketConn{Conn: conn, app: a} })
+	if !ok {
+		return
 	}
-	c := &socketConn{Socket: fake.NewSocket(ws), app: a}
-	hello := object{
+	// Hello is queued before the connection counts: events pushed once it
+	// does reach the client after hello.
+	c.SendJSON(object{
 		"type":            "hello",
 		"num_connections": 1,
 		"debug_info":      object{"host": "fake", "approximate_connection_time": 18060},
 		"connection_info": object{"app_id": a.appID},
-	}
-	// Hello goes out under the registration lock: once the client has read
-	// it, the connection is registered, and events pushed then reach it.
-	ok, err := s.register(c, func() error { return c.send(hello) })
-	if err != nil {
-		_ = ws.Close()
-		return
-	}
-	if !ok {
-		c.GoAway()
-		return
-	}
-	go s.readSocket(c)
-	go s.pingSocket(c)
+	})
+	s.hub.SetReady(c, true)
+	s.hub.Serve(c, pingInterval, func(_ int, data []byte) bool {
+		var a ack
+		if json.Unmarshal(data, &a) == nil && a.EnvelopeID != "" {
+			s.markAcked(a.EnvelopeID)
+		}
+		return true
+	})
 }
 
 // takeTicket returns the app a ticket was handed out to, if it was not used
@@ -345,75 +301,13 @@ func (s *Server) takeTicket(ticket string) *app {
 	return a
 }
 
-// register sends the connection's first message and adds the open
-// websocket, accounting for its two goroutines, unless the server is closing.
-func (s *Server) register(c *socketConn, first func() error) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false, nil
-	}
-	if err := first(); err != nil {
-		return false, err
-	}
-	s.wg.Add(2) // readSocket and pingSocket
-	s.conns = append(s.conns, c)
-	s.accepted++
-	s.changes.Notify()
-	return true, nil
-}
-
-// readSocket reads the client's frames, marking acknowledged envelopes,
-// until the connection fails; then it removes the connection.
-func (s *Server) readSocket(c *socketConn) {
-	defer s.wg.Done()
-	defer c.Release()
-	defer s.unregister(c)
-	for {
-		_, data, err := c.ReadMessage()
-		if err != nil {
-			return
-		}
-		var a ack
-		if json.Unmarshal(data, &a) == nil && a.EnvelopeID != "" {
-			s.markAcked(a.EnvelopeID)
-		}
-	}
-}
-
-// pingSocket sends a websocket ping every pingInterval until the connection goes.
-func (s *Server) pingSocket(c *socketConn) {
-	defer s.wg.Done()
-	ticker := time.NewTicker(pingInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-c.Released():
-			return
-		case <-ticker.C:
-			if err := c.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
-				return
-			}
-		}
-	}
-}
-
-// unregister closes a websocket and forgets it.
-func (s *Server) unregister(c *socketConn) {
-	_ = c.Close()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.conns = slices.DeleteFunc(s.conns, func(open *socketConn) bool { return open == c })
-	s.changes.Notify()
-}
-
 // markAcked records the ack of an envelope the server pushed.
 func (s *Server) markAcked(envelopeID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, pushed := s.acks[envelopeID]; pushed {
 		s.acks[envelopeID] = true
-		s.changes.Notify()
+		s.store.Notify()
 	}
 }
 

@@ -33,8 +33,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 )
 
@@ -89,37 +87,19 @@ type object = map[string]any
 // Server is a fake Slack workspace on loopback. Create it with New and
 // release it with Close. All its methods are safe for concurrent use.
 type Server struct {
-	http     *httptest.Server
-	baseURL  string // scheme and host of http, without a trailing slash
-	upgrader websocket.Upgrader
-	wg       sync.WaitGroup // the goroutines of open websockets
+	http    *httptest.Server
+	baseURL string                       // scheme and host of http, without a trailing slash
+	store   *fake.Store[json.RawMessage] // channels and messages, with their blocks; faults of Web API calls
+	hub     *fake.Hub[*socketConn]       // Socket Mode websockets
+	stamps  fake.Monotonic               // message timestamps, in microseconds
 
-	faults  fake.Faults    // injected into Web API calls
-	changes fake.Signal    // notified whenever the state changes; never closed
-	stamps  fake.Monotonic // message timestamps, in microseconds
-
-	mu       sync.Mutex
-	closed   bool
-	seq      int // source of ids
-	channels []*channel
-	messages map[string][]Message // by channel id, in posting order
-	uploads  map[string]*upload   // by file id, until files.completeUploadExternal
-	files    []File
-	calls    map[string]int  // by Web API method
-	tickets  map[string]*app // apps.connections.open tickets not used yet, by ticket
-	apps     []*app          // installed apps; the first is the default one
-	conns    []*socketConn   // open websockets, oldest first
-	accepted int             // websockets accepted so far
-	acks     map[string]bool // by envelope id of every pushed envelope: whether it was acked
-}
-
-// channel is a conversation of the workspace: a channel, or a direct
-// message channel with one user.
-type channel struct {
-	id      string
-	name    string // "" for a direct message channel
-	user    string // the other party of a direct message channel
-	created int64
+	mu      sync.Mutex
+	seq     int                // source of ids
+	uploads map[string]*upload // by file id, until files.completeUploadExternal
+	calls   map[string]int     // by Web API method
+	tickets map[string]*app    // apps.connections.open tickets not used yet, by ticket
+	apps    []*app             // installed apps; the first is the default one
+	acks    map[string]bool    // by envelope id of every pushed envelope: whether it was acked
 }
 
 // upload is a file announced with files.getUploadURLExternal.
@@ -170,22 +150,16 @@ type File struct {
 // New starts a fake workspace with the channels "alerts" and "general".
 func New() *Server {
 	s := &Server{
-		upgrader: websocket.Upgrader{
-			// slack-go sends Origin: https://api.slack.com, which is not our host.
-			CheckOrigin: func(*http.Request) bool { return true },
-		},
-		messages: make(map[string][]Message),
-		uploads:  make(map[string]*upload),
-		calls:    make(map[string]int),
-		tickets:  make(map[string]*app),
-		apps:     []*app{defaultApp()},
-		acks:     make(map[string]bool),
+		store:   fake.NewStore[json.RawMessage](),
+		uploads: make(map[string]*upload),
+		calls:   make(map[string]int),
+		tickets: make(map[string]*app),
+		apps:    []*app{defaultApp()},
+		acks:    make(map[string]bool),
 	}
-	now := time.Now().Unix()
-	s.channels = []*channel{
-		{id: "C000ALERTS", name: "alerts", created: now},
-		{id: "C00GENERAL", name: "general", created: now},
-	}
+	s.hub = fake.NewHub[*socketConn](&s.store.Signal, sendQueue)
+	s.store.AddChannel(fake.Channel{ID: "C000ALERTS", Name: "alerts"})
+	s.store.AddChannel(fake.Channel{ID: "C00GENERAL", Name: "general"})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/", s.serveAPI)
 	mux.HandleFunc("/upload/", s.serveUpload)
@@ -195,20 +169,13 @@ func New() *Server {
 	return s
 }
 
-// Close closes every websocket, waits for their goroutines and shuts the server down.
+// Close closes every websocket, waits for their goroutines and shuts the
+// server down; waits in progress fail.
 func (s *Server) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.store.Close() {
 		return
 	}
-	s.closed = true
-	conns := slices.Clone(s.conns)
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.GoAway()
-	}
-	s.wg.Wait()
+	s.hub.Close()
 	s.http.Close()
 }
 
@@ -227,52 +194,37 @@ func (s *Server) AddChannel(name string) (id string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ch := s.channelByNameLocked(name); ch != nil {
-		return ch.id
+	if id := s.store.ChannelID(name); id != "" {
+		return id
 	}
-	ch := &channel{id: fmt.Sprintf("C%09d", s.nextSeqLocked()), name: name, created: time.Now().Unix()}
-	s.channels = append(s.channels, ch)
-	s.changes.Notify()
-	return ch.id
+	return s.store.AddChannel(fake.Channel{ID: fmt.Sprintf("C%09d", s.nextSeqLocked()), Name: name}).ID
 }
 
 // ChannelID returns the id of the named channel (a leading '#' is ignored), or "" if there is none.
 func (s *Server) ChannelID(name string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ch := s.channelByNameLocked(strings.TrimPrefix(name, "#")); ch != nil {
-		return ch.id
-	}
-	return ""
+	return s.store.ChannelID(name)
 }
 
 // Messages returns the messages of a channel, the bot's and injected ones, in posting order.
 func (s *Server) Messages(channelID string) []Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	msgs := slices.Clone(s.messages[channelID])
-	for i := range msgs {
-		msgs[i].Blocks = bytes.Clone(msgs[i].Blocks)
-	}
-	return msgs
+	return fake.Convert(s.store.Messages(channelID), export)
 }
 
 // WaitMessages waits until the channel holds at least n messages and returns
 // them all. When ctx ends first it returns the messages so far with an error.
 func (s *Server) WaitMessages(ctx context.Context, channelID string, n int) ([]Message, error) {
-	err := s.changes.Wait(ctx, &s.mu, func() bool { return len(s.messages[channelID]) >= n })
-	msgs := s.Messages(channelID)
-	if err != nil {
-		return msgs, fmt.Errorf("wait for %d messages in %s (have %d): %w", n, channelID, len(msgs), err)
-	}
-	return msgs, nil
+	msgs, err := s.store.WaitMessages(ctx, channelID, n)
+	return fake.Convert(msgs, export), err
 }
 
 // Files returns the uploaded files, in the order their uploads completed.
 func (s *Server) Files() []File {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.files)
+	var files []File
+	for _, f := range s.store.Files() {
+		files = append(files, File{ID: f.ID, Name: f.Name, Title: f.Title, Content: f.Content,
+			Channel: f.Channel, ThreadTS: f.Thread, InitialComment: f.Text})
+	}
+	return files
 }
 
 // FailNext makes the next n Web API calls fail with the HTTP status, replacing
@@ -281,12 +233,12 @@ func (s *Server) Files() []File {
 // header of retryAfter in whole seconds, rounded up. Other statuses carry a
 // plain-text body ("upstream error" for 5xx).
 func (s *Server) FailNext(n int, status int, retryAfter time.Duration) {
-	s.faults.FailNext(n, status, retryAfter)
+	s.store.FailNext(n, status, retryAfter)
 }
 
 // SetDown starts or ends an outage: while down, every Web API call gets HTTP 503.
 func (s *Server) SetDown(down bool) {
-	s.faults.SetDown(down)
+	s.store.SetDown(down)
 }
 
 // Calls returns how many times a Web API method, such as "chat.postMessage",
@@ -297,87 +249,63 @@ func (s *Server) Calls(method string) int {
 	return s.calls[method]
 }
 
+// export returns a stored message as Message.
+func export(m fake.Message[json.RawMessage]) Message {
+	return Message{Channel: m.Channel, TS: m.ID, ThreadTS: m.Thread, Text: m.Text, Blocks: bytes.Clone(m.X), Edits: m.Edits, User: m.Author}
+}
+
 // nextSeqLocked returns a number never returned before, for ids. s.mu must be held.
 func (s *Server) nextSeqLocked() int {
 	s.seq++
 	return s.seq
 }
 
-// nextTSLocked returns a message timestamp later than any before it, taken
-// from the clock where it can be. s.mu must be held.
-func (s *Server) nextTSLocked() string {
+// nextTS returns a message timestamp later than any before it, taken from
+// the clock where it can be.
+func (s *Server) nextTS() string {
 	ts := s.stamps.Next(time.Now().UnixMicro())
 	return fmt.Sprintf("%d.%06d", ts/1e6, ts%1e6)
 }
 
-// channelByNameLocked returns the named channel or nil. s.mu must be held.
-func (s *Server) channelByNameLocked(name string) *channel {
-	for _, ch := range s.channels {
-		if ch.name != "" && ch.name == name {
-			return ch
-		}
+// resolveChannel finds a channel by id, or by name with or without a
+// leading '#', as chat.postMessage does.
+func (s *Server) resolveChannel(ref string) (fake.Channel, bool) {
+	if ch, ok := s.store.Channel(ref); ok {
+		return ch, true
 	}
-	return nil
+	return s.store.ChannelNamed(ref)
 }
 
-// channelByIDLocked returns the channel with the id or nil. s.mu must be held.
-func (s *Server) channelByIDLocked(id string) *channel {
-	for _, ch := range s.channels {
-		if ch.id == id {
-			return ch
-		}
-	}
-	return nil
+// post stores a new message in the channel and returns it as the Web API shows it.
+func (s *Server) post(channelID, threadTS, user, text string, blocks json.RawMessage) (fake.Message[json.RawMessage], object) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msg := s.postLocked(channelID, threadTS, user, text, blocks)
+	return msg, s.messageJSONLocked(msg)
 }
 
-// resolveChannelLocked finds a channel by id, or by name with or without a
-// leading '#', as chat.postMessage does. s.mu must be held.
-func (s *Server) resolveChannelLocked(ref string) *channel {
-	if ch := s.channelByIDLocked(ref); ch != nil {
-		return ch
-	}
-	return s.channelByNameLocked(strings.TrimPrefix(ref, "#"))
+// postLocked stores a new message in the channel; timestamps increase in
+// posting order. s.mu must be held.
+func (s *Server) postLocked(channelID, threadTS, user, text string, blocks json.RawMessage) fake.Message[json.RawMessage] {
+	return s.store.Post(fake.Message[json.RawMessage]{ID: s.nextTS(), Channel: channelID, Thread: threadTS, Author: user, Text: text, X: blocks})
 }
 
-// directChannelLocked returns the direct message channel with the user,
-// creating it the first time. s.mu must be held.
-func (s *Server) directChannelLocked(userID string) *channel {
-	id := "D" + userID
-	if ch := s.channelByIDLocked(id); ch != nil {
-		return ch
-	}
-	ch := &channel{id: id, user: userID, created: time.Now().Unix()}
-	s.channels = append(s.channels, ch)
-	return ch
+// message returns the stored message of the channel with the timestamp.
+func (s *Server) message(channelID, ts string) (fake.Message[json.RawMessage], bool) {
+	m, ok := s.store.Message(ts)
+	return m, ok && m.Channel == channelID
 }
 
-// messageLocked returns the stored message, or nil. The pointer is valid
-// until s.mu is released. s.mu must be held.
-func (s *Server) messageLocked(channelID, ts string) *Message {
-	msgs := s.messages[channelID]
-	for i := range msgs {
-		if msgs[i].TS == ts {
-			return &msgs[i]
-		}
-	}
-	return nil
-}
-
-// addMessageLocked stores a new message. s.mu must be held.
-func (s *Server) addMessageLocked(msg Message) {
-	s.messages[msg.Channel] = append(s.messages[msg.Channel], msg)
-	s.changes.Notify()
-}
-
-// json returns the channel as conversations.info and conversations.list show it.
-func (ch *channel) json() object {
-	if ch.user != "" {
-		return object{"id": ch.id, "created": ch.created, "is_im": true, "is_org_shared": false, "user": ch.user, "is_user_deleted": false}
+// channelJSON returns the channel as conversations.info and conversations.list show it.
+func channelJSON(ch fake.Channel) object {
+	created := ch.Created.Unix()
+	if ch.User != "" {
+		return object{"id": ch.ID, "created": created, "is_im": true, "is_org_shared": false, "user": ch.User, "is_user_deleted": false}
 	}
 	return object{
-		"id": ch.id, "name": ch.name, "name_normalized": ch.name, "created": ch.created,
+		"id": ch.ID, "name": ch.Name, "name_normalized": ch.Name, "created": created,
 		"is_channel": true, "is_group": false, "is_im": false, "is_mpim": false, "is_private": false,
-		"is_archived": false, "is_general": ch.name == "general", "is_member": true,
+		"is_archived": false, "is_general": ch.Name == "general", "is_member": true,
 		"topic":   object{"value": "", "creator": "", "last_set": 0},
 		"purpose": object{"value": "", "creator": "", "last_set": 0},
 	}
@@ -385,16 +313,16 @@ func (ch *channel) json() object {
 
 // messageJSONLocked returns the message as the Web API and interaction
 // payloads show it. s.mu must be held.
-func (s *Server) messageJSONLocked(msg Message) object {
-	m := object{"type": "message", "user": msg.User, "text": msg.Text, "ts": msg.TS, "team": TeamID}
-	if a := s.appByBotLocked(msg.User); a != nil {
+func (s *Server) messageJSONLocked(msg fake.Message[json.RawMessage]) object {
+	m := object{"type": "message", "user": msg.Author, "text": msg.Text, "ts": msg.ID, "team": TeamID}
+	if a := s.appByBotLocked(msg.Author); a != nil {
 		m["bot_id"] = a.botID
 	}
-	if msg.ThreadTS != "" {
-		m["thread_ts"] = msg.ThreadTS
+	if msg.Thread != "" {
+		m["thread_ts"] = msg.Thread
 	}
-	if msg.Blocks != nil {
-		m["blocks"] = msg.Blocks
+	if msg.X != nil {
+		m["blocks"] = msg.X
 	}
 	return m
 }
@@ -418,7 +346,7 @@ func (s *Server) recordCall(method string) (fake.Fault, bool) {
 	s.mu.Lock()
 	s.calls[method]++
 	s.mu.Unlock()
-	return s.faults.Next()
+	return s.store.Next()
 }
 
 // apiRequest is one Web API call as a method sees it.
@@ -464,9 +392,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeResult(w, nil, errInvalidArguments)
 	default:
-		s.mu.Lock()
-		a := s.appByTokenLocked(bearerToken(r, params), method.token)
-		s.mu.Unlock()
+		a := s.appByToken(bearerToken(r, params), method.token)
 		if a == nil {
 			writeResult(w, nil, errInvalidAuth)
 			return
@@ -587,22 +513,12 @@ func (s *Server) chatPostMessage(req apiRequest) (object, error) {
 	if p.Get("text") == "" && blocks == nil && p.Get("attachments") == "" {
 		return nil, errNoText
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := s.resolveChannelLocked(p.Get("channel"))
-	if ch == nil {
+	ch, ok := s.resolveChannel(p.Get("channel"))
+	if !ok {
 		return nil, errChannelNotFound
 	}
-	msg := Message{
-		Channel:  ch.id,
-		TS:       s.nextTSLocked(),
-		ThreadTS: p.Get("thread_ts"),
-		Text:     p.Get("text"),
-		Blocks:   blocks,
-		User:     req.app.BotUserID,
-	}
-	s.addMessageLocked(msg)
-	return object{"channel": ch.id, "ts": msg.TS, "message": s.messageJSONLocked(msg)}, nil
+	msg, shown := s.post(ch.ID, p.Get("thread_ts"), req.app.BotUserID, p.Get("text"), blocks)
+	return object{"channel": ch.ID, "ts": msg.ID, "message": shown}, nil
 }
 
 // chatUpdate serves chat.update: text and blocks replace the message's when
@@ -613,28 +529,35 @@ func (s *Server) chatUpdate(req apiRequest) (object, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := s.resolveChannelLocked(p.Get("channel"))
-	if ch == nil {
+	ch, ok := s.resolveChannel(p.Get("channel"))
+	if !ok {
 		return nil, errChannelNotFound
 	}
-	msg := s.messageLocked(ch.id, p.Get("ts"))
+	return s.update(ch.ID, p.Get("ts"), req.app, func(msg *fake.Message[json.RawMessage]) {
+		if p.Has("text") {
+			msg.Text = p.Get("text")
+		}
+		if p.Has("blocks") {
+			msg.X = blocks
+		}
+	})
+}
+
+// update applies edit to one of the app's messages, one update at a time,
+// and answers as chat.update does.
+func (s *Server) update(channelID, ts string, a *app, edit func(*fake.Message[json.RawMessage])) (object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msg, ok := s.message(channelID, ts)
 	switch {
-	case msg == nil:
+	case !ok:
 		return nil, errMessageNotFound
-	case msg.User != req.app.BotUserID:
+	case msg.Author != a.BotUserID:
 		return nil, errCantUpdateMessage
 	}
-	if p.Has("text") {
-		msg.Text = p.Get("text")
-	}
-	if p.Has("blocks") {
-		msg.Blocks = blocks
-	}
-	msg.Edits++
-	s.changes.Notify()
-	return object{"channel": ch.id, "ts": msg.TS, "text": msg.Text, "message": s.messageJSONLocked(*msg)}, nil
+	edit(&msg)
+	msg, _ = s.store.Update(msg)
+	return object{"channel": channelID, "ts": msg.ID, "text": msg.Text, "message": s.messageJSONLocked(msg)}, nil
 }
 
 // conversationsList serves conversations.list, paging with the cursor as an
@@ -662,12 +585,10 @@ func (s *Server) conversationsList(req apiRequest) (object, error) {
 	types := strings.Split(cmp.Or(p.Get("types"), "public_channel"), ",")
 	wantChannels, wantIMs := slices.Contains(types, "public_channel"), slices.Contains(types, "im")
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var listed []object
-	for _, ch := range s.channels {
-		if (ch.user == "" && wantChannels) || (ch.user != "" && wantIMs) {
-			listed = append(listed, ch.json())
+	for _, ch := range s.store.Channels() {
+		if (ch.User == "" && wantChannels) || (ch.User != "" && wantIMs) {
+			listed = append(listed, channelJSON(ch))
 		}
 	}
 	if start > len(listed) {
@@ -687,13 +608,11 @@ func (s *Server) conversationsList(req apiRequest) (object, error) {
 
 // conversationsInfo serves conversations.info: https://api.slack.com/methods/conversations.info
 func (s *Server) conversationsInfo(req apiRequest) (object, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := s.channelByIDLocked(req.params.Get("channel"))
-	if ch == nil {
+	ch, ok := s.store.Channel(req.params.Get("channel"))
+	if !ok {
 		return nil, errChannelNotFound
 	}
-	return object{"channel": ch.json()}, nil
+	return object{"channel": channelJSON(ch)}, nil
 }
 
 // filesGetUploadURLExternal serves files.getUploadURLExternal, handing out an
@@ -787,19 +706,19 @@ func (s *Server) filesCompleteUploadExternal(req apiRequest) (object, error) {
 		refs = []string{id}
 	}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var channelIDs []string
 	for _, ref := range refs {
 		if ref == "" {
 			continue
 		}
-		ch := s.resolveChannelLocked(ref)
-		if ch == nil {
+		ch, ok := s.resolveChannel(ref)
+		if !ok {
 			return nil, errChannelNotFound
 		}
-		channelIDs = append(channelIDs, ch.id)
+		channelIDs = append(channelIDs, ch.ID)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(channelIDs) == 0 {
 		channelIDs = []string{""}
 	}
@@ -814,13 +733,12 @@ func (s *Server) filesCompleteUploadExternal(req apiRequest) (object, error) {
 		delete(s.uploads, sum.ID)
 		title := cmp.Or(sum.Title, up.name)
 		for _, channelID := range channelIDs {
-			s.files = append(s.files, File{
-				ID: sum.ID, Name: up.name, Title: title, Content: up.content,
-				Channel: channelID, ThreadTS: p.Get("thread_ts"), InitialComment: p.Get("initial_comment"),
+			s.store.AddFile(fake.File{
+				ID: sum.ID, Name: up.name, Title: title, Content: up.content, Author: req.app.BotUserID,
+				Channel: channelID, Thread: p.Get("thread_ts"), Text: p.Get("initial_comment"),
 			})
 		}
 		shared = append(shared, object{"id": sum.ID, "title": title})
 	}
-	s.changes.Notify()
 	return object{"files": shared}, nil
 }
