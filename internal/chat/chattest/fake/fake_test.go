@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -384,4 +385,49 @@ func TestDrop(t *testing.T) {
 			require.Equal(t, websocket.CloseAbnormalClosure, closeErr.Code, "Drop sends no close frame")
 		}
 	}
+}
+
+func TestReadParts(t *testing.T) {
+	body := "--x\r\nContent-Disposition: form-data; name=\"channel_id\"\r\n\r\nC1\r\n" +
+		"--x\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.log\"\r\n\r\nline 1\n\r\n--x--\r\n"
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+	require.Equal(t, "multipart/form-data", MediaType(req))
+	var got []string
+	require.NoError(t, ReadParts(req, func(part *multipart.Part, content []byte) {
+		got = append(got, part.FormName()+"/"+part.FileName()+"="+string(content))
+	}))
+	require.Equal(t, []string{"channel_id/=C1", "files/a.log=line 1\n"}, got)
+
+	for name, bad := range map[string]string{"garbage": "garbage", "cut short": body[:60]} {
+		req = httptest.NewRequest(http.MethodPost, "/", strings.NewReader(bad))
+		req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+		require.Error(t, ReadParts(req, func(*multipart.Part, []byte) {}), name)
+	}
+	req = httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}"))
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	require.Equal(t, "application/json", MediaType(req))
+	require.Error(t, ReadParts(req, func(*multipart.Part, []byte) {}), "not multipart")
+	req.Header.Del("Content-Type")
+	require.Empty(t, MediaType(req))
+}
+
+func TestCall(t *testing.T) {
+	bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, r.Method+" "+r.Header.Get("Authorization")+" "+string(body))
+	}))
+	defer bot.Close()
+	status, answer, err := Call(t.Context(), bot.Client(), bot.URL, http.Header{"Authorization": {"Bearer t"}}, []byte("hi"), 1<<10)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusAccepted, status)
+	require.Equal(t, "POST Bearer t hi", string(answer))
+
+	_, answer, err = Call(t.Context(), bot.Client(), bot.URL, nil, []byte("hi"), 4)
+	require.NoError(t, err)
+	require.Equal(t, "POST", string(answer), "the answer is read up to the limit")
+
+	_, _, err = Call(t.Context(), bot.Client(), "http://127.0.0.1:1/", nil, nil, 1)
+	require.ErrorContains(t, err, "post to http://127.0.0.1:1/")
 }

@@ -1,9 +1,15 @@
 package fake
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -57,4 +63,56 @@ func (m *Monotonic) Next(now int64) int64 {
 	defer m.mu.Unlock()
 	m.last = max(now, m.last+1)
 	return m.last
+}
+
+// MediaType returns the media type of the request's Content-Type, such as
+// "multipart/form-data", or "" if it has none or it cannot be parsed.
+func MediaType(r *http.Request) string {
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mediaType
+}
+
+// ReadParts reads a multipart/form-data request body, handing fn each part
+// with its content, in order. Use TooLarge to tell a body over the limit of
+// an http.MaxBytesReader from one that is malformed.
+func ReadParts(r *http.Request, fn func(part *multipart.Part, content []byte)) error {
+	parts, err := r.MultipartReader()
+	if err != nil {
+		return fmt.Errorf("read multipart body: %w", err)
+	}
+	for {
+		part, err := parts.NextPart()
+		if err == io.EOF { // the end of the parts; a body without any wraps io.EOF, an error
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read multipart body: %w", err)
+		}
+		content, err := io.ReadAll(part)
+		if err != nil {
+			return fmt.Errorf("read part %q: %w", part.FormName(), err)
+		}
+		fn(part, content)
+	}
+}
+
+// Call POSTs body to the bot at url with the header, as a platform calls a
+// bot (a Teams activity, a Mattermost integration), and returns the
+// answer's status and at most limit bytes of its body.
+func Call(ctx context.Context, client *http.Client, url string, header http.Header, body []byte, limit int64) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, fmt.Errorf("post to %s: %w", url, err)
+	}
+	maps.Copy(req.Header, header)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("post to %s: %w", url, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return resp.StatusCode, answer, fmt.Errorf("read answer of %s: %w", url, err)
+	}
+	return resp.StatusCode, answer, nil
 }
