@@ -37,9 +37,9 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"path"
 	"slices"
 	"strconv"
@@ -49,8 +49,6 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 )
@@ -113,10 +111,9 @@ var errNotConnected = errors.New("no authenticated websocket connected")
 type Server struct {
 	http     *httptest.Server
 	baseURL  string // scheme and host of http, without a trailing slash
-	upgrader websocket.Upgrader
-	client   *http.Client   // Click's client for integration URLs
-	wg       sync.WaitGroup // the goroutines of websockets
-	requests atomic.Int64   // source of X-Request-Id values
+	mux      *http.ServeMux
+	client   *http.Client // Click's client for integration URLs
+	requests atomic.Int64 // source of X-Request-Id values
 
 	// pingInterval is how often every websocket is pinged and authTimeout
 	// how long a websocket may stay unauthenticated. Tests of this package
@@ -124,31 +121,13 @@ type Server struct {
 	pingInterval time.Duration
 	authTimeout  time.Duration
 
-	faults  fake.Faults    // injected into REST calls
-	changes fake.Signal    // notified whenever the state changes, closed by Close
-	clock   fake.Monotonic // timestamps, in Unix milliseconds
+	store *fake.Store[post] // channels, posts and files; faults of REST calls
+	hub   *fake.Hub[*wsConn]
+	clock fake.Monotonic // timestamps, in Unix milliseconds
 
-	mu       sync.Mutex
-	closed   bool
-	seq      int               // source of ids
-	users    map[string]string // usernames by user id
-	channels []*channel
-	posts    map[string]*post    // by id
-	order    map[string][]string // post ids by channel id, in posting order
-	files    []*file
-	conns    []*conn // open websockets, oldest first
-	accepted int     // websockets authenticated so far
-}
-
-// channel is a team's open channel or a direct message channel.
-type channel struct {
-	id          string
-	teamID      string // "" for a direct message channel
-	name        string
-	displayName string
-	typ         string // channelOpen or channelDirect
-	createAt    int64
-	lastPostAt  int64
+	mu    sync.Mutex        // serializes changes; guards what follows and the websockets' event numbers
+	seq   int               // source of ids
+	users map[string]string // usernames by user id
 }
 
 // Post is one post as the server now holds it, edits applied.
@@ -174,15 +153,12 @@ type Post struct {
 	Edits int
 }
 
-// post is a stored post with what Post leaves out.
+// post is what the server keeps of a post beyond what every fake keeps.
 type post struct {
-	Post
-	typ       string
-	pendingID string
-	pinned    bool
-	createAt  int64
-	updateAt  int64
-	editAt    int64
+	props                      json.RawMessage
+	typ, pendingID             string
+	pinned                     bool
+	createAt, updateAt, editAt int64
 }
 
 // File is one uploaded file.
@@ -197,59 +173,72 @@ type File struct {
 	ChannelID string
 }
 
-// file is a stored file with what File leaves out.
-type file struct {
-	File
-	userID   string
-	postID   string // the post the file is attached to, or ""
-	mimeType string
-	createAt int64
-}
-
 // New starts a fake Mattermost server whose team holds the channels
 // "alerts" and "town-square", both joined by the bot.
 func New() *Server {
 	s := &Server{
-		upgrader: websocket.Upgrader{
-			CheckOrigin: func(*http.Request) bool { return true },
-		},
 		client: &http.Client{
 			Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute},
 			Timeout:   integrationTimeout,
 		},
 		pingInterval: defaultPingInterval,
 		authTimeout:  defaultAuthTimeout,
+		store:        fake.NewStore[post](),
 		users:        map[string]string{BotUserID: BotName},
-		posts:        make(map[string]*post),
-		order:        make(map[string][]string),
 	}
-	for _, seed := range []struct{ name, displayName string }{{"alerts", "Alerts"}, {"town-square", "Town Square"}} {
-		s.channels = append(s.channels, &channel{
-			id: s.newIDLocked("channel"), teamID: TeamID, name: seed.name,
-			displayName: seed.displayName, typ: channelOpen, createAt: s.nowLocked(),
+	s.hub = fake.NewHub[*wsConn](&s.store.Signal, sendQueueSize)
+	for _, name := range []string{"alerts", "town-square"} {
+		s.store.AddChannel(fake.Channel{ID: s.newIDLocked("channel"), Name: name})
+	}
+	s.mux = http.NewServeMux()
+	for _, rt := range []struct {
+		pattern string
+		public  bool // served without a token
+		serve   func(*http.Request) (int, any)
+	}{
+		{"GET /api/v4/system/ping", true, s.ping},
+		{"GET /api/v4/config/client", true, s.clientConfig},
+		{"GET /api/v4/users/me", false, s.getMe},
+		{"GET /api/v4/users/{user_id}", false, s.getUser},
+		{"GET /api/v4/users/{user_id}/teams", false, s.getTeamsForUser},
+		{"GET /api/v4/teams/{team_id}", false, s.getTeam},
+		{"GET /api/v4/teams/name/{team_name}", false, s.getTeamByName},
+		{"GET /api/v4/teams/name/{team_name}/channels/name/{channel_name}", false, s.getChannelByName},
+		{"GET /api/v4/channels/{channel_id}", false, s.getChannel},
+		{"POST /api/v4/channels/direct", false, s.createDirectChannel},
+		{"POST /api/v4/posts", false, s.createPost},
+		{"GET /api/v4/posts/{post_id}", false, s.getPost},
+		{"PUT /api/v4/posts/{post_id}", false, s.updatePost},
+		{"PUT /api/v4/posts/{post_id}/patch", false, s.patchPost},
+		{"POST /api/v4/files", false, s.uploadFiles},
+	} {
+		s.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			if !rt.public && !authorized(r) {
+				writeAppError(w, errSessionExpired())
+				return
+			}
+			status, body := rt.serve(r)
+			if e, ok := body.(*appError); ok {
+				writeAppError(w, e)
+				return
+			}
+			fake.WriteJSON(w, status, body)
 		})
 	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeAppError(w, errNotFound()) })
 	s.http = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.baseURL = s.http.URL
 	return s
 }
 
 // Close closes every websocket with a "going away" close frame, waits for
-// their goroutines and shuts the server down. Calling it again does nothing.
+// their goroutines and shuts the server down; waits in progress fail.
+// Calling it again does nothing.
 func (s *Server) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.store.Close() {
 		return
 	}
-	s.closed = true
-	conns := slices.Clone(s.conns)
-	s.changes.Close()
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.GoAway()
-	}
-	s.wg.Wait()
+	s.hub.Close()
 	s.http.Close()
 	s.client.CloseIdleConnections()
 }
@@ -269,12 +258,7 @@ func (s *Server) WebSocketURL() string {
 // ChannelID returns the id of the channel with the name, such as "alerts"
 // or a direct message channel's "<id1>__<id2>", or "" if there is none.
 func (s *Server) ChannelID(name string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ch := s.channelByNameLocked(name); ch != nil {
-		return ch.id
-	}
-	return ""
+	return s.store.ChannelID(name)
 }
 
 // MaxPostSize returns the longest message, in runes, that the server
@@ -287,38 +271,22 @@ func (s *Server) MaxPostSize() int {
 // Posts returns the posts of a channel, the bot's and injected ones, in
 // posting order.
 func (s *Server) Posts(channelID string) []Post {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ids := s.order[channelID]
-	posts := make([]Post, 0, len(ids))
-	for _, id := range ids {
-		p := s.posts[id].Post
-		p.Props = bytes.Clone(p.Props)
-		p.FileIDs = slices.Clone(p.FileIDs)
-		posts = append(posts, p)
-	}
-	return posts
+	return fake.Convert(s.store.Messages(channelID), export)
 }
 
 // WaitPosts waits until the channel holds at least n posts and returns them
 // all. When ctx ends, or the server closes, first it returns the posts so
 // far with an error.
 func (s *Server) WaitPosts(ctx context.Context, channelID string, n int) ([]Post, error) {
-	err := s.changes.Wait(ctx, &s.mu, func() bool { return len(s.order[channelID]) >= n })
-	posts := s.Posts(channelID)
-	if err != nil {
-		return posts, fmt.Errorf("wait for %d posts in %s (have %d): %w", n, channelID, len(posts), err)
-	}
-	return posts, nil
+	posts, err := s.store.WaitMessages(ctx, channelID, n)
+	return fake.Convert(posts, export), err
 }
 
 // Files returns the uploaded files, in upload order.
 func (s *Server) Files() []File {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	files := make([]File, len(s.files))
-	for i, f := range s.files {
-		files[i] = f.File
+	var files []File
+	for _, f := range s.store.Files() {
+		files = append(files, File{ID: f.ID, Name: f.Name, Content: f.Content, ChannelID: f.Channel})
 	}
 	return files
 }
@@ -331,7 +299,7 @@ func (s *Server) Files() []File {
 // (0) and X-Ratelimit-Reset headers. Any other status carries an AppError
 // body; a status outside 400-599 is taken as 500.
 func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
-	s.faults.FailNext(n, fake.ErrorStatus(status), retryAfter)
+	s.store.FailNext(n, fake.ErrorStatus(status), retryAfter)
 }
 
 // SetDown starts or ends an outage. While down, every REST call and every
@@ -339,13 +307,19 @@ func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
 // front of a Mattermost that is down; open websockets stay open (Drop cuts
 // them). FailNext failures wait until the outage ends.
 func (s *Server) SetDown(down bool) {
-	s.faults.SetDown(down)
+	s.store.SetDown(down)
 }
 
 // Calls returns how many REST calls the server has received, failed and
 // rejected calls included, websocket upgrades not.
 func (s *Server) Calls() int {
-	return s.faults.Calls()
+	return s.store.Calls()
+}
+
+// export returns a stored post as Post.
+func export(m fake.Message[post]) Post {
+	return Post{ID: m.ID, ChannelID: m.Channel, RootID: m.Thread, Message: m.Text, UserID: m.Author,
+		Props: bytes.Clone(m.X.props), FileIDs: m.Files, Edits: m.Edits}
 }
 
 // newIDLocked returns a 26-character id never returned before: the kind,
@@ -355,9 +329,8 @@ func (s *Server) newIDLocked(kind string) string {
 	return fmt.Sprintf("%s%0*d", kind, idLen-len(kind), s.seq)
 }
 
-// nowLocked returns the time in Unix milliseconds, later than any returned
-// before. s.mu must be held.
-func (s *Server) nowLocked() int64 {
+// now returns the time in Unix milliseconds, later than any returned before.
+func (s *Server) now() int64 {
 	return s.clock.Next(time.Now().UnixMilli())
 }
 
@@ -372,121 +345,54 @@ func (s *Server) userNameLocked(userID string) string {
 	return name
 }
 
-// channelByNameLocked returns the named channel or nil. s.mu must be held.
-func (s *Server) channelByNameLocked(name string) *channel {
-	for _, ch := range s.channels {
-		if ch.name == name {
-			return ch
-		}
-	}
-	return nil
-}
-
-// channelByIDLocked returns the channel with the id or nil. s.mu must be held.
-func (s *Server) channelByIDLocked(id string) *channel {
-	for _, ch := range s.channels {
-		if ch.id == id {
-			return ch
-		}
-	}
-	return nil
-}
-
 // directChannelLocked returns the direct message channel between the bot
 // and the user, creating it the first time. s.mu must be held.
-func (s *Server) directChannelLocked(userID string) *channel {
-	name := directChannelName(BotUserID, userID)
-	if ch := s.channelByNameLocked(name); ch != nil {
-		return ch
-	}
+func (s *Server) directChannelLocked(userID string) fake.Channel {
 	s.userNameLocked(userID)
-	ch := &channel{id: s.newIDLocked("channel"), name: name, typ: channelDirect, createAt: s.nowLocked()}
-	s.channels = append(s.channels, ch)
-	return ch
-}
-
-// directChannelName returns the name Mattermost gives the direct message
-// channel of two users (model.GetDMNameFromIds).
-func directChannelName(userID1, userID2 string) string {
-	if userID1 > userID2 {
-		userID1, userID2 = userID2, userID1
-	}
-	return userID1 + "__" + userID2
+	return s.store.DirectChannel(userID, func() fake.Channel {
+		// model.GetDMNameFromIds puts the smaller id first.
+		first, second := min(BotUserID, userID), max(BotUserID, userID)
+		return fake.Channel{ID: s.newIDLocked("channel"), Name: first + "__" + second}
+	})
 }
 
 // addPostLocked stores a new post and broadcasts its posted event, with the
 // mentions if there are any. s.mu must be held.
-func (s *Server) addPostLocked(p *post, mentions []string) {
-	now := s.nowLocked()
-	p.createAt, p.updateAt = now, now
-	s.posts[p.ID] = p
-	s.order[p.ChannelID] = append(s.order[p.ChannelID], p.ID)
-	ch := s.channelByIDLocked(p.ChannelID)
-	ch.lastPostAt = now
-	s.attachFilesLocked(p)
-	s.broadcastPostedLocked(ch, p, mentions)
-	s.changes.Notify()
+func (s *Server) addPostLocked(p fake.Message[post], mentions []string) fake.Message[post] {
+	p.X.createAt = s.now()
+	p.X.updateAt = p.X.createAt
+	p = s.store.Post(p)
+	s.store.AttachFiles(p.ID, p.Files)
+	s.broadcastPostedLocked(p, mentions)
+	return p
 }
 
 // editPostLocked records an edit of the post and broadcasts its
 // post_edited event. s.mu must be held.
-func (s *Server) editPostLocked(p *post, message string, props json.RawMessage) {
-	now := s.nowLocked()
-	if message != p.Message {
-		p.Message = message
-		p.editAt = now
+func (s *Server) editPostLocked(p fake.Message[post], message string, props json.RawMessage) fake.Message[post] {
+	now := s.now()
+	if message != p.Text {
+		p.Text, p.X.editAt = message, now
 	}
-	p.Props = props
-	p.updateAt = now
-	p.Edits++
-	s.broadcastPostEditedLocked(p)
-	s.changes.Notify()
+	p.X.props, p.X.updateAt = props, now
+	p, _ = s.store.Update(p)
+	s.store.AttachFiles(p.ID, p.Files)
+	s.broadcastLocked(wsEvent{Event: "post_edited", Data: object{"post": s.postJSON(p)}, Broadcast: wsBroadcast{ChannelID: p.Channel}})
+	return p
 }
 
-// fileLocked returns the file with the id or nil. s.mu must be held.
-func (s *Server) fileLocked(id string) *file {
-	for _, f := range s.files {
-		if f.ID == id {
-			return f
-		}
-	}
-	return nil
-}
-
-// attachFilesLocked marks the post's files attached to it. s.mu must be held.
-func (s *Server) attachFilesLocked(p *post) {
-	for _, id := range p.FileIDs {
-		if f := s.fileLocked(id); f != nil {
-			f.postID = p.ID
-		}
-	}
-}
-
-// attachableFilesLocked returns the ids of the files that a post in the
-// channel may attach: uploaded to that channel and not attached to another
-// post. Mattermost drops the other ids. s.mu must be held.
-func (s *Server) attachableFilesLocked(ids []string, channelID, postID string) []string {
+// attachableFiles returns the ids of the files that a post in the channel
+// may attach: uploaded to that channel and not attached to another post.
+// Mattermost drops the other ids.
+func (s *Server) attachableFiles(ids []string, channelID, postID string) []string {
 	var kept []string
 	for _, id := range ids {
-		f := s.fileLocked(id)
-		if f != nil && f.ChannelID == channelID && (f.postID == "" || f.postID == postID) && !slices.Contains(kept, id) {
+		f, ok := s.store.File(id)
+		if ok && f.Channel == channelID && (f.Message == "" || f.Message == postID) && !slices.Contains(kept, id) {
 			kept = append(kept, id)
 		}
 	}
 	return kept
-}
-
-// replyStatsLocked returns how many replies a root post has and when the
-// last one was made. s.mu must be held.
-func (s *Server) replyStatsLocked(p *post) (count, lastAt int64) {
-	root := cmp.Or(p.RootID, p.ID)
-	for _, id := range s.order[p.ChannelID] {
-		if reply := s.posts[id]; reply.RootID == root {
-			count++
-			lastAt = max(lastAt, reply.createAt)
-		}
-	}
-	return count, lastAt
 }
 
 // userJSONLocked returns the user as Mattermost's User JSON. s.mu must be held.
@@ -515,34 +421,66 @@ func teamJSON() object {
 	}
 }
 
-// json returns the channel as Mattermost's Channel JSON.
-func (ch *channel) json() object {
+// channelInfo returns the team, type and display name Mattermost gives the
+// channel: a direct message channel has no team and no display name, and
+// the seeded channels are displayed by their name in title case.
+func channelInfo(ch fake.Channel) (teamID, typ, displayName string) {
+	if ch.User != "" {
+		return "", channelDirect, ""
+	}
+	words := strings.Split(ch.Name, "-")
+	for i, w := range words {
+		words[i] = strings.ToUpper(w[:min(len(w), 1)]) + w[min(len(w), 1):]
+	}
+	return TeamID, channelOpen, strings.Join(words, " ")
+}
+
+// channelJSON returns the channel as Mattermost's Channel JSON.
+func (s *Server) channelJSON(ch fake.Channel) object {
+	teamID, typ, displayName := channelInfo(ch)
+	var lastPostAt int64
+	for _, p := range s.store.Messages(ch.ID) {
+		lastPostAt = max(lastPostAt, p.X.createAt)
+	}
 	return object{
-		"id": ch.id, "create_at": ch.createAt, "update_at": ch.createAt, "delete_at": 0,
-		"team_id": ch.teamID, "type": ch.typ, "display_name": ch.displayName, "name": ch.name,
-		"header": "", "purpose": "", "last_post_at": ch.lastPostAt, "total_msg_count": 0,
+		"id": ch.ID, "create_at": ch.Created.UnixMilli(), "update_at": ch.Created.UnixMilli(), "delete_at": 0,
+		"team_id": teamID, "type": typ, "display_name": displayName, "name": ch.Name,
+		"header": "", "purpose": "", "last_post_at": lastPostAt, "total_msg_count": 0,
 		"extra_update_at": 0, "creator_id": "", "scheme_id": nil, "props": nil,
 		"group_constrained": nil, "shared": nil, "total_msg_count_root": 0, "policy_id": nil,
-		"last_root_post_at": ch.lastPostAt,
+		"last_root_post_at": lastPostAt,
 	}
 }
 
-// clientPostLocked returns the post as Mattermost sends it to clients, as
-// Post JSON without the actions' integrations. s.mu must be held.
-func (s *Server) clientPostLocked(p *post) object {
-	replies, lastReplyAt := s.replyStatsLocked(p)
+// clientPost returns the post as Mattermost sends it to clients, as Post
+// JSON without the actions' integrations.
+func (s *Server) clientPost(p fake.Message[post]) object {
+	root := cmp.Or(p.Thread, p.ID)
+	var replies, lastReplyAt int64
+	for _, reply := range s.store.Messages(p.Channel) {
+		if reply.Thread == root {
+			replies++
+			lastReplyAt = max(lastReplyAt, reply.X.createAt)
+		}
+	}
 	out := object{
-		"id": p.ID, "create_at": p.createAt, "update_at": p.updateAt, "edit_at": p.editAt,
-		"delete_at": 0, "is_pinned": p.pinned, "user_id": p.UserID, "channel_id": p.ChannelID,
-		"root_id": p.RootID, "original_id": "", "message": p.Message, "type": p.typ,
-		"props": clientProps(p.Props), "hashtags": "", "pending_post_id": p.pendingID,
+		"id": p.ID, "create_at": p.X.createAt, "update_at": p.X.updateAt, "edit_at": p.X.editAt,
+		"delete_at": 0, "is_pinned": p.X.pinned, "user_id": p.Author, "channel_id": p.Channel,
+		"root_id": p.Thread, "original_id": "", "message": p.Text, "type": p.X.typ,
+		"props": clientProps(p.X.props), "hashtags": "", "pending_post_id": p.X.pendingID,
 		"reply_count": replies, "last_reply_at": lastReplyAt, "participants": nil,
 		"metadata": object{},
 	}
-	if len(p.FileIDs) > 0 {
-		out["file_ids"] = slices.Clone(p.FileIDs)
+	if len(p.Files) > 0 {
+		out["file_ids"] = slices.Clone(p.Files)
 	}
 	return out
+}
+
+// postJSON returns the post as websocket events carry it: clientPost as a JSON string.
+func (s *Server) postJSON(p fake.Message[post]) string {
+	data, _ := json.Marshal(s.clientPost(p)) // maps of JSON values always encode
+	return string(data)
 }
 
 // decodeObject decodes a JSON object, keeping its numbers as they are written.
@@ -707,7 +645,7 @@ func errMessageLength() *appError {
 // proxy in front of a Mattermost that is down answers, a 429 as
 // Mattermost's rate limiter answers (always with a Retry-After header), and
 // any other status with an AppError.
-func writeFault(w http.ResponseWriter, requestID string, f fake.Fault) {
+func writeFault(w http.ResponseWriter, f fake.Fault) {
 	switch {
 	case f.Outage:
 		writeDown(w)
@@ -719,99 +657,21 @@ func writeFault(w http.ResponseWriter, requestID string, f fake.Fault) {
 		w.Header().Set("Retry-After", seconds)
 		http.Error(w, "limit exceeded", http.StatusTooManyRequests)
 	case f.Status == http.StatusServiceUnavailable:
-		writeAppError(w, requestID, newAppError(f.Status, "api.context.server_busy.app_error", "Server is busy, non-critical services are temporarily unavailable."))
+		writeAppError(w, newAppError(f.Status, "api.context.server_busy.app_error", "Server is busy, non-critical services are temporarily unavailable."))
 	default:
-		writeAppError(w, requestID, newAppError(f.Status, "mattermosttest.fail_next.app_error", http.StatusText(f.Status)))
+		writeAppError(w, newAppError(f.Status, "mattermosttest.fail_next.app_error", http.StatusText(f.Status)))
 	}
 }
 
-// writeJSON answers with the value as JSON.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		data = []byte(`{"id":"api.marshal_error","message":"` + http.StatusText(status) + `","detailed_error":"","status_code":500}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(data)
-}
-
-// writeAppError answers with the AppError.
-func writeAppError(w http.ResponseWriter, requestID string, e *appError) {
-	e.RequestID = requestID
-	writeJSON(w, e.StatusCode, e)
+// writeAppError answers with the AppError, naming the request.
+func writeAppError(w http.ResponseWriter, e *appError) {
+	e.RequestID = w.Header().Get("X-Request-Id")
+	fake.WriteJSON(w, e.StatusCode, e)
 }
 
 // writeDown answers a request during an outage.
 func writeDown(w http.ResponseWriter) {
 	http.Error(w, "503 Service Unavailable: mattermost is down", http.StatusServiceUnavailable)
-}
-
-// route is one REST route: the method and the path below /api/v4/, whose
-// "*" segments match any one segment and are passed to serve.
-type route struct {
-	method  string
-	pattern string
-	public  bool // served without a token
-	serve   func(s *Server, r *http.Request, args []string) (int, any)
-}
-
-// routes are the REST routes the server serves; the first match wins.
-var routes = []route{
-	{http.MethodGet, "system/ping", true, (*Server).ping},
-	{http.MethodGet, "config/client", true, (*Server).clientConfig},
-	{http.MethodGet, "users/me", false, (*Server).getMe},
-	{http.MethodGet, "users/*", false, (*Server).getUser},
-	{http.MethodGet, "users/*/teams", false, (*Server).getTeamsForUser},
-	{http.MethodGet, "teams/*", false, (*Server).getTeam},
-	{http.MethodGet, "teams/name/*", false, (*Server).getTeamByName},
-	{http.MethodGet, "teams/name/*/channels/name/*", false, (*Server).getChannelByName},
-	{http.MethodGet, "channels/*", false, (*Server).getChannel},
-	{http.MethodPost, "channels/direct", false, (*Server).createDirectChannel},
-	{http.MethodPost, "posts", false, (*Server).createPost},
-	{http.MethodGet, "posts/*", false, (*Server).getPost},
-	{http.MethodPut, "posts/*", false, (*Server).updatePost},
-	{http.MethodPut, "posts/*/patch", false, (*Server).patchPost},
-	{http.MethodPost, "files", false, (*Server).uploadFiles},
-}
-
-// match returns the route serving the method and path segments, and the
-// segments its wildcards matched, or nil.
-func match(method string, segments []string) (*route, []string) {
-	for i := range routes {
-		rt := &routes[i]
-		pattern := strings.Split(rt.pattern, "/")
-		if rt.method != method || len(pattern) != len(segments) {
-			continue
-		}
-		var args []string
-		matched := true
-		for j, p := range pattern {
-			switch p {
-			case "*":
-				args = append(args, segments[j])
-			case segments[j]:
-			default:
-				matched = false
-			}
-		}
-		if matched {
-			return rt, args
-		}
-	}
-	return nil, nil
-}
-
-// apiSegments returns the unescaped path segments below /api/v4/, or false
-// if the path is not below it.
-func apiSegments(u *url.URL) ([]string, bool) {
-	rest, ok := strings.CutPrefix(u.EscapedPath(), "/api/v4/")
-	if !ok {
-		return nil, false
-	}
-	segments, err := fake.SplitPath(rest)
-	return segments, err == nil
 }
 
 // authorized reports whether the request carries the bot's token, as an
@@ -829,34 +689,18 @@ func authorized(r *http.Request) bool {
 
 // serveHTTP serves every request: the websocket, then the REST routes.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	requestID := fmt.Sprintf("request%019d", s.requests.Add(1))
-	w.Header().Set("X-Request-Id", requestID)
+	w.Header().Set("X-Request-Id", fmt.Sprintf("request%019d", s.requests.Add(1)))
 	w.Header().Set("X-Version-Id", serverVersion)
-	segments, ok := apiSegments(r.URL)
-	if ok && len(segments) == 1 && segments[0] == "websocket" {
+	if r.URL.Path == "/api/v4/websocket" {
 		s.serveWebSocket(w, r)
 		return
 	}
-	if f, failed := s.faults.Next(); failed {
-		writeFault(w, requestID, f)
-		return
-	}
-	rt, args := match(r.Method, segments)
-	switch {
-	case !ok || rt == nil:
-		writeAppError(w, requestID, errNotFound())
-		return
-	case !rt.public && !authorized(r):
-		writeAppError(w, requestID, errSessionExpired())
+	if f, failed := s.store.Next(); failed {
+		writeFault(w, f)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	status, body := rt.serve(s, r, args)
-	if e, ok := body.(*appError); ok {
-		writeAppError(w, requestID, e)
-		return
-	}
-	writeJSON(w, status, body)
+	s.mux.ServeHTTP(w, r)
 }
 
 // fail returns an AppError as a route's answer.
@@ -873,12 +717,12 @@ func decodeBody(r *http.Request, v any) error {
 }
 
 // ping serves GET /system/ping.
-func (s *Server) ping(*http.Request, []string) (int, any) {
+func (s *Server) ping(*http.Request) (int, any) {
 	return http.StatusOK, object{"status": "OK"}
 }
 
 // clientConfig serves GET /config/client, with or without ?format=old.
-func (s *Server) clientConfig(r *http.Request, _ []string) (int, any) {
+func (s *Server) clientConfig(r *http.Request) (int, any) {
 	if format := r.URL.Query().Get("format"); format != "" && format != "old" {
 		return fail(errInvalidURLParam("format"))
 	}
@@ -892,7 +736,7 @@ func (s *Server) clientConfig(r *http.Request, _ []string) (int, any) {
 }
 
 // getMe serves GET /users/me.
-func (s *Server) getMe(*http.Request, []string) (int, any) {
+func (s *Server) getMe(*http.Request) (int, any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return http.StatusOK, s.userJSONLocked(BotUserID)
@@ -900,74 +744,75 @@ func (s *Server) getMe(*http.Request, []string) (int, any) {
 
 // getUser serves GET /users/{user_id} for the bot and the users the server
 // has seen.
-func (s *Server) getUser(_ *http.Request, args []string) (int, any) {
+func (s *Server) getUser(r *http.Request) (int, any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, known := s.users[args[0]]; !known {
+	if _, known := s.users[r.PathValue("user_id")]; !known {
 		return fail(newAppError(http.StatusNotFound, "app.user.missing_account.const", "Unable to find the user."))
 	}
-	return http.StatusOK, s.userJSONLocked(args[0])
+	return http.StatusOK, s.userJSONLocked(r.PathValue("user_id"))
 }
 
 // getTeamsForUser serves GET /users/{user_id}/teams for the bot ("me" or its id).
-func (s *Server) getTeamsForUser(_ *http.Request, args []string) (int, any) {
-	if args[0] != "me" && args[0] != BotUserID {
+func (s *Server) getTeamsForUser(r *http.Request) (int, any) {
+	if id := r.PathValue("user_id"); id != "me" && id != BotUserID {
 		return fail(errPermissions())
 	}
 	return http.StatusOK, []object{teamJSON()}
 }
 
 // getTeam serves GET /teams/{team_id}.
-func (s *Server) getTeam(_ *http.Request, args []string) (int, any) {
-	switch {
-	case !isValidID(args[0]):
+func (s *Server) getTeam(r *http.Request) (int, any) {
+	switch id := r.PathValue("team_id"); {
+	case !isValidID(id):
 		return fail(errInvalidURLParam("team_id"))
-	case args[0] != TeamID:
+	case id != TeamID:
 		return fail(newAppError(http.StatusNotFound, "app.team.get.find.app_error", "Unable to find the existing team."))
 	}
 	return http.StatusOK, teamJSON()
 }
 
+// errNoTeam is Mattermost's answer for a team name it does not have.
+func errNoTeam() *appError {
+	return newAppError(http.StatusNotFound, "app.team.get_by_name.missing.app_error", "Unable to find the existing team.")
+}
+
 // getTeamByName serves GET /teams/name/{team_name}.
-func (s *Server) getTeamByName(_ *http.Request, args []string) (int, any) {
-	if args[0] != TeamName {
-		return fail(newAppError(http.StatusNotFound, "app.team.get_by_name.missing.app_error", "Unable to find the existing team."))
+func (s *Server) getTeamByName(r *http.Request) (int, any) {
+	if r.PathValue("team_name") != TeamName {
+		return fail(errNoTeam())
 	}
 	return http.StatusOK, teamJSON()
 }
 
 // getChannelByName serves GET /teams/name/{team_name}/channels/name/{channel_name}.
-func (s *Server) getChannelByName(_ *http.Request, args []string) (int, any) {
-	if args[0] != TeamName {
-		return fail(newAppError(http.StatusNotFound, "app.team.get_by_name.missing.app_error", "Unable to find the existing team."))
+func (s *Server) getChannelByName(r *http.Request) (int, any) {
+	if r.PathValue("team_name") != TeamName {
+		return fail(errNoTeam())
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := s.channelByNameLocked(args[1])
-	if ch == nil || ch.teamID != TeamID {
+	ch, ok := s.store.ChannelNamed(r.PathValue("channel_name"))
+	if !ok || ch.User != "" {
 		return fail(newAppError(http.StatusNotFound, "app.channel.get_by_name.missing.app_error", "Channel does not exist."))
 	}
-	return http.StatusOK, ch.json()
+	return http.StatusOK, s.channelJSON(ch)
 }
 
 // getChannel serves GET /channels/{channel_id}.
-func (s *Server) getChannel(_ *http.Request, args []string) (int, any) {
-	if !isValidID(args[0]) {
+func (s *Server) getChannel(r *http.Request) (int, any) {
+	if !isValidID(r.PathValue("channel_id")) {
 		return fail(errInvalidURLParam("channel_id"))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := s.channelByIDLocked(args[0])
-	if ch == nil {
+	ch, ok := s.store.Channel(r.PathValue("channel_id"))
+	if !ok {
 		return fail(newAppError(http.StatusNotFound, "app.channel.get.existing.app_error", "Unable to find the existing channel."))
 	}
-	return http.StatusOK, ch.json()
+	return http.StatusOK, s.channelJSON(ch)
 }
 
 // createDirectChannel serves POST /channels/direct, whose body is the two
 // users' ids; one must be the bot's. It answers 201 with the channel, which
 // it creates the first time.
-func (s *Server) createDirectChannel(r *http.Request, _ []string) (int, any) {
+func (s *Server) createDirectChannel(r *http.Request) (int, any) {
 	var ids []string
 	if err := decodeBody(r, &ids); err != nil || len(ids) != 2 || ids[0] == "" || ids[1] == "" {
 		return fail(errInvalidBodyParam("user_ids"))
@@ -982,7 +827,7 @@ func (s *Server) createDirectChannel(r *http.Request, _ []string) (int, any) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return http.StatusCreated, s.directChannelLocked(other).json()
+	return http.StatusCreated, s.channelJSON(s.directChannelLocked(other))
 }
 
 // postBody is a Post as a client sends it.
@@ -1014,15 +859,14 @@ func checkPost(message, typ string, props json.RawMessage) *appError {
 
 // createPost serves POST /posts: the bot posts into a channel, answered
 // with 201 and the post.
-func (s *Server) createPost(r *http.Request, _ []string) (int, any) {
+func (s *Server) createPost(r *http.Request) (int, any) {
 	var body postBody
 	if err := decodeBody(r, &body); err != nil {
 		return fail(errInvalidBodyParam("post"))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch := s.channelByIDLocked(body.ChannelID)
-	if ch == nil {
+	if _, ok := s.store.Channel(body.ChannelID); !ok {
 		return fail(errPermissions()) // Mattermost checks create_post permission first.
 	}
 	props, err := s.normalizePropsLocked(body.Props)
@@ -1032,45 +876,43 @@ func (s *Server) createPost(r *http.Request, _ []string) (int, any) {
 	if e := checkPost(body.Message, body.Type, props); e != nil {
 		return fail(e)
 	}
-	if body.RootID != "" {
-		root := s.posts[body.RootID]
-		if root == nil || root.RootID != "" || root.ChannelID != ch.id {
-			return fail(newAppError(http.StatusBadRequest, "api.post.create_post.root_id.app_error", "Invalid RootId parameter."))
-		}
+	if body.RootID != "" && !s.isRoot(body.RootID, body.ChannelID) {
+		return fail(newAppError(http.StatusBadRequest, "api.post.create_post.root_id.app_error", "Invalid RootId parameter."))
 	}
-	p := &post{
-		Post: Post{
-			ID: s.newIDLocked("post"), ChannelID: ch.id, RootID: body.RootID, Message: body.Message,
-			UserID: BotUserID, Props: props,
-		},
-		typ: body.Type, pendingID: body.PendingPostID,
-	}
-	p.FileIDs = s.attachableFilesLocked(body.FileIDs, ch.id, p.ID)
-	s.addPostLocked(p, nil)
-	return http.StatusCreated, s.clientPostLocked(p)
+	id := s.newIDLocked("post")
+	p := s.addPostLocked(fake.Message[post]{
+		ID: id, Channel: body.ChannelID, Thread: body.RootID, Author: BotUserID, Text: body.Message,
+		Files: s.attachableFiles(body.FileIDs, body.ChannelID, id),
+		X:     post{props: props, typ: body.Type, pendingID: body.PendingPostID},
+	}, nil)
+	return http.StatusCreated, s.clientPost(p)
+}
+
+// isRoot reports whether the post is a root post of the channel.
+func (s *Server) isRoot(postID, channelID string) bool {
+	root, ok := s.store.Message(postID)
+	return ok && root.Thread == "" && root.Channel == channelID
 }
 
 // getPost serves GET /posts/{post_id}.
-func (s *Server) getPost(_ *http.Request, args []string) (int, any) {
-	if !isValidID(args[0]) {
+func (s *Server) getPost(r *http.Request) (int, any) {
+	if !isValidID(r.PathValue("post_id")) {
 		return fail(errInvalidURLParam("post_id"))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.posts[args[0]]
-	if p == nil {
+	p, ok := s.store.Message(r.PathValue("post_id"))
+	if !ok {
 		return fail(newAppError(http.StatusNotFound, "app.post.get.app_error", "Unable to get post."))
 	}
-	return http.StatusOK, s.clientPostLocked(p)
+	return http.StatusOK, s.clientPost(p)
 }
 
-// editablePostLocked returns the post the bot may edit, or the AppError
+// editablePost returns the post the bot may edit, or the AppError
 // Mattermost answers: 403 for a post that does not exist or is not the
-// bot's. s.mu must be held.
-func (s *Server) editablePostLocked(id string) (*post, *appError) {
-	p := s.posts[id]
-	if p == nil || p.UserID != BotUserID {
-		return nil, errPermissions()
+// bot's.
+func (s *Server) editablePost(id string) (fake.Message[post], *appError) {
+	p, ok := s.store.Message(id)
+	if !ok || p.Author != BotUserID {
+		return p, errPermissions()
 	}
 	return p, nil
 }
@@ -1078,37 +920,26 @@ func (s *Server) editablePostLocked(id string) (*post, *appError) {
 // updatePost serves PUT /posts/{post_id} (Client4.UpdatePost): the body is
 // the whole post, whose id must be the URL's. Its message and props replace
 // the post's, even when empty; file_ids do when present.
-func (s *Server) updatePost(r *http.Request, args []string) (int, any) {
-	if !isValidID(args[0]) {
+func (s *Server) updatePost(r *http.Request) (int, any) {
+	id := r.PathValue("post_id")
+	if !isValidID(id) {
 		return fail(errInvalidURLParam("post_id"))
 	}
 	var body postBody
 	if err := decodeBody(r, &body); err != nil {
 		return fail(errInvalidBodyParam("post"))
 	}
-	if body.ID != args[0] {
+	if body.ID != id {
 		return fail(errInvalidBodyParam("id"))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, e := s.editablePostLocked(args[0])
-	if e != nil {
-		return fail(e)
-	}
-	props, err := s.normalizePropsLocked(body.Props)
-	if err != nil {
-		return fail(errInvalidBodyParam("post"))
-	}
-	if e := checkPost(body.Message, p.typ, props); e != nil {
-		return fail(e)
-	}
-	if body.FileIDs != nil {
-		p.FileIDs = s.attachableFilesLocked(body.FileIDs, p.ChannelID, p.ID)
-		s.attachFilesLocked(p)
-	}
-	p.pinned = body.IsPinned
-	s.editPostLocked(p, body.Message, props)
-	return http.StatusOK, s.clientPostLocked(p)
+	return s.edit(id, func(p *fake.Message[post]) (string, *json.RawMessage, *[]string) {
+		p.X.pinned = body.IsPinned
+		var fileIDs *[]string
+		if body.FileIDs != nil {
+			fileIDs = &body.FileIDs
+		}
+		return body.Message, &body.Props, fileIDs
+	})
 }
 
 // patchBody is a PostPatch as a client sends it; null or absent fields
@@ -1122,42 +953,48 @@ type patchBody struct {
 
 // patchPost serves PUT /posts/{post_id}/patch (Client4.PatchPost). Props
 // in the patch replace the post's props as a whole.
-func (s *Server) patchPost(r *http.Request, args []string) (int, any) {
-	if !isValidID(args[0]) {
+func (s *Server) patchPost(r *http.Request) (int, any) {
+	id := r.PathValue("post_id")
+	if !isValidID(id) {
 		return fail(errInvalidURLParam("post_id"))
 	}
 	var body patchBody
 	if err := decodeBody(r, &body); err != nil {
 		return fail(errInvalidBodyParam("post"))
 	}
+	return s.edit(id, func(p *fake.Message[post]) (string, *json.RawMessage, *[]string) {
+		if body.IsPinned != nil {
+			p.X.pinned = *body.IsPinned
+		}
+		return *cmp.Or(body.Message, &p.Text), body.Props, body.FileIDs
+	})
+}
+
+// edit applies an update or a patch to one of the bot's posts: change sets
+// what it changes directly and returns the message, the props (nil: keep
+// them) and the file ids (nil: keep them) that replace the post's.
+func (s *Server) edit(id string, change func(*fake.Message[post]) (string, *json.RawMessage, *[]string)) (int, any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, e := s.editablePostLocked(args[0])
+	p, e := s.editablePost(id)
 	if e != nil {
 		return fail(e)
 	}
-	message, props := p.Message, p.Props
-	if body.Message != nil {
-		message = *body.Message
-	}
-	if body.Props != nil {
+	message, rawProps, fileIDs := change(&p)
+	props := p.X.props
+	if rawProps != nil {
 		var err error
-		if props, err = s.normalizePropsLocked(*body.Props); err != nil {
+		if props, err = s.normalizePropsLocked(*rawProps); err != nil {
 			return fail(errInvalidBodyParam("post"))
 		}
 	}
-	if e := checkPost(message, p.typ, props); e != nil {
+	if e := checkPost(message, p.X.typ, props); e != nil {
 		return fail(e)
 	}
-	if body.FileIDs != nil {
-		p.FileIDs = s.attachableFilesLocked(*body.FileIDs, p.ChannelID, p.ID)
-		s.attachFilesLocked(p)
+	if fileIDs != nil {
+		p.Files = s.attachableFiles(*fileIDs, p.Channel, p.ID)
 	}
-	if body.IsPinned != nil {
-		p.pinned = *body.IsPinned
-	}
-	s.editPostLocked(p, message, props)
-	return http.StatusOK, s.clientPostLocked(p)
+	return http.StatusOK, s.clientPost(s.editPostLocked(p, message, props))
 }
 
 // upload is one file of an upload request.
@@ -1172,46 +1009,24 @@ type upload struct {
 // filename query parameters, as Client4.UploadFileAsRequestBody sends it.
 func readUploads(r *http.Request) (channelID string, clientIDs []string, uploads []upload, e *appError) {
 	channelID = r.URL.Query().Get("channel_id")
-	badParse := newAppError(http.StatusBadRequest, "api.file.upload_file.bad_parse.app_error", "Unable to upload file. Header cannot be parsed.")
-	tooLarge := newAppError(http.StatusRequestEntityTooLarge, "api.file.upload_file.too_large_detailed.app_error", "Unable to upload file. File is too large.")
-	readAll := func(rd io.Reader) ([]byte, *appError) {
-		data, err := io.ReadAll(rd)
-		switch {
-		case fake.TooLarge(err):
-			return nil, tooLarge
-		case err != nil:
-			return nil, badParse
+	readError := func(err error) *appError {
+		if fake.TooLarge(err) {
+			return newAppError(http.StatusRequestEntityTooLarge, "api.file.upload_file.too_large_detailed.app_error", "Unable to upload file. File is too large.")
 		}
-		return data, nil
+		return newAppError(http.StatusBadRequest, "api.file.upload_file.bad_parse.app_error", "Unable to upload file. Header cannot be parsed.")
 	}
-	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mediaType != "multipart/form-data" {
+	if fake.MediaType(r) != "multipart/form-data" {
 		name := r.URL.Query().Get("filename")
 		if name == "" {
 			return "", nil, nil, errInvalidURLParam("filename")
 		}
-		content, e := readAll(r.Body)
-		if e != nil {
-			return "", nil, nil, e
+		content, err := io.ReadAll(r.Body)
+		if err != nil {
+			return "", nil, nil, readError(err)
 		}
 		return channelID, nil, []upload{{name: name, content: content}}, nil
 	}
-	reader, err := r.MultipartReader()
-	if err != nil {
-		return "", nil, nil, badParse
-	}
-	for {
-		part, err := reader.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", nil, nil, badParse
-		}
-		data, e := readAll(part)
-		if e != nil {
-			return "", nil, nil, e
-		}
+	err := fake.ReadParts(r, func(part *multipart.Part, data []byte) {
 		switch part.FormName() {
 		case "channel_id":
 			channelID = string(data)
@@ -1220,12 +1035,15 @@ func readUploads(r *http.Request) (channelID string, clientIDs []string, uploads
 		case "files":
 			uploads = append(uploads, upload{name: path.Base(part.FileName()), content: data})
 		}
+	})
+	if err != nil {
+		return "", nil, nil, readError(err)
 	}
 	return channelID, clientIDs, uploads, nil
 }
 
 // uploadFiles serves POST /files, answering 201 with the files' FileInfos.
-func (s *Server) uploadFiles(r *http.Request, _ []string) (int, any) {
+func (s *Server) uploadFiles(r *http.Request) (int, any) {
 	channelID, clientIDs, uploads, e := readUploads(r)
 	switch {
 	case e != nil:
@@ -1235,37 +1053,31 @@ func (s *Server) uploadFiles(r *http.Request, _ []string) (int, any) {
 	case len(uploads) == 0:
 		return fail(newAppError(http.StatusBadRequest, "api.file.upload_file.no_file.app_error", "Unable to upload file. No file in request."))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.channelByIDLocked(channelID) == nil {
+	if _, ok := s.store.Channel(channelID); !ok {
 		return fail(errPermissions()) // Mattermost checks upload_file permission on the channel.
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	infos := make([]object, 0, len(uploads))
 	for _, u := range uploads {
 		mimeType := mime.TypeByExtension(path.Ext(u.name))
 		if mimeType == "" {
 			mimeType = http.DetectContentType(u.content)
 		}
-		f := &file{
-			File:   File{ID: s.newIDLocked("file"), Name: u.name, Content: string(u.content), ChannelID: channelID},
-			userID: BotUserID, mimeType: mimeType, createAt: s.nowLocked(),
-		}
-		s.files = append(s.files, f)
-		infos = append(infos, f.infoJSON())
+		f := s.store.AddFile(fake.File{
+			ID: s.newIDLocked("file"), Name: u.name, Content: string(u.content), Channel: channelID,
+			ContentType: mimeType, Author: BotUserID, Created: time.UnixMilli(s.now()),
+		})
+		createAt := f.Created.UnixMilli()
+		infos = append(infos, object{
+			"id": f.ID, "user_id": f.Author, "channel_id": f.Channel, "post_id": f.Message,
+			"create_at": createAt, "update_at": createAt, "delete_at": 0, "name": f.Name,
+			"extension": strings.TrimPrefix(path.Ext(f.Name), "."), "size": len(f.Content),
+			"mime_type": f.ContentType, "width": 0, "height": 0, "has_preview_image": false,
+			"mini_preview": nil, "remote_id": "", "archived": false,
+		})
 	}
-	s.changes.Notify()
 	return http.StatusCreated, object{"file_infos": infos, "client_ids": append([]string{}, clientIDs...)}
-}
-
-// infoJSON returns the file as Mattermost's FileInfo JSON.
-func (f *file) infoJSON() object {
-	return object{
-		"id": f.ID, "user_id": f.userID, "channel_id": f.ChannelID, "post_id": f.postID,
-		"create_at": f.createAt, "update_at": f.createAt, "delete_at": 0, "name": f.Name,
-		"extension": strings.TrimPrefix(path.Ext(f.Name), "."), "size": len(f.Content),
-		"mime_type": f.mimeType, "width": 0, "height": 0, "has_preview_image": false,
-		"mini_preview": nil, "remote_id": "", "archived": false,
-	}
 }
 
 // integrationRequest is what Mattermost posts to an action's integration
@@ -1372,28 +1184,29 @@ func (s *Server) clickRequest(postID, userID, actionID, selectedOption string) (
 	if userID == "" {
 		return integrationRequest{}, "", errors.New("no user id")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return integrationRequest{}, "", errors.New("server closed")
+	if s.store.Closed() {
+		return integrationRequest{}, "", fake.ErrClosed
 	}
-	p := s.posts[postID]
-	if p == nil {
+	p, ok := s.store.Message(postID)
+	if !ok {
 		return integrationRequest{}, "", errors.New("no such post")
 	}
-	action, ok := findAction(p.Props, actionID)
+	action, ok := findAction(p.X.props, actionID)
 	if !ok || action.Integration == nil || action.Integration.URL == "" {
 		return integrationRequest{}, "", errors.New("no such action with an integration")
 	}
-	ch := s.channelByIDLocked(p.ChannelID)
+	ch, _ := s.store.Channel(p.Channel)
+	teamID, _, _ := channelInfo(ch)
 	teamName := ""
-	if ch.teamID == TeamID {
+	if teamID == TeamID {
 		teamName = TeamName
 	}
-	trigger := fmt.Sprintf("%s:%s:%d:mattermosttest", s.newIDLocked("trigger"), userID, s.nowLocked())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	trigger := fmt.Sprintf("%s:%s:%d:mattermosttest", s.newIDLocked("trigger"), userID, s.now())
 	req := integrationRequest{
-		UserID: userID, UserName: s.userNameLocked(userID), ChannelID: ch.id, ChannelName: ch.name,
-		TeamID: ch.teamID, TeamName: teamName, PostID: p.ID,
+		UserID: userID, UserName: s.userNameLocked(userID), ChannelID: ch.ID, ChannelName: ch.Name,
+		TeamID: teamID, TeamName: teamName, PostID: p.ID,
 		TriggerID: base64.StdEncoding.EncodeToString([]byte(trigger)),
 		Type:      action.Type, Context: action.Integration.Context,
 	}
@@ -1416,34 +1229,21 @@ func (s *Server) callIntegration(endpoint string, req integrationRequest) (int, 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), integrationTimeout)
 	defer cancel()
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(payload))
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("call integration %s: %w", endpoint, err)
-	}
-	httpReq.Header.Set("Content-Type", "application/json")
-	httpReq.Header.Set("Accept", "application/json")
-	resp, err := s.client.Do(httpReq)
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("call integration %s: %w", endpoint, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxIntegrationResponseBytes))
-	if err != nil {
-		return resp.StatusCode, body, nil, fmt.Errorf("read integration %s: %w", endpoint, err)
-	}
-	if resp.StatusCode != http.StatusOK || len(bytes.TrimSpace(body)) == 0 {
-		return resp.StatusCode, body, nil, nil
+	header := http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}
+	status, body, err := fake.Call(ctx, s.client, endpoint, header, payload, maxIntegrationResponseBytes)
+	if err != nil || status != http.StatusOK || len(bytes.TrimSpace(body)) == 0 {
+		return status, body, nil, err
 	}
 	var answer struct {
 		Update json.RawMessage `json:"update"`
 	}
 	if err := json.Unmarshal(body, &answer); err != nil {
-		return resp.StatusCode, body, nil, fmt.Errorf("decode integration %s answer: %w", endpoint, err)
+		return status, body, nil, fmt.Errorf("decode integration %s answer: %w", endpoint, err)
 	}
 	if len(answer.Update) == 0 || string(answer.Update) == "null" {
-		return resp.StatusCode, body, nil, nil
+		return status, body, nil, nil
 	}
-	return resp.StatusCode, body, answer.Update, nil
+	return status, body, answer.Update, nil
 }
 
 // applyActionUpdate applies the post an integration answered a click with.
@@ -1457,13 +1257,13 @@ func (s *Server) applyActionUpdate(postID string, update json.RawMessage) error 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.posts[postID]
-	if p == nil {
+	p, ok := s.store.Message(postID)
+	if !ok {
 		return errors.New("apply update: post gone")
 	}
-	props := p.Props
+	props := p.X.props
 	if raw := bytes.TrimSpace(body.Props); len(raw) > 0 && string(raw) != "null" {
-		merged, err := retainProps(p.Props, raw)
+		merged, err := retainProps(p.X.props, raw)
 		if err != nil {
 			return fmt.Errorf("apply update: %w", err)
 		}
@@ -1471,7 +1271,7 @@ func (s *Server) applyActionUpdate(postID string, update json.RawMessage) error 
 			return fmt.Errorf("apply update: %w", err)
 		}
 	}
-	if e := checkPost(body.Message, p.typ, props); e != nil {
+	if e := checkPost(body.Message, p.X.typ, props); e != nil {
 		return fmt.Errorf("apply update: %s", e.ID)
 	}
 	s.editPostLocked(p, body.Message, props)
