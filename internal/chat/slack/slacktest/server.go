@@ -23,7 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -405,8 +405,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 // readParams returns the arguments of a Web API call: query and form fields,
 // or the fields of a JSON body, whose non-string values stay JSON text.
 func readParams(r *http.Request) (url.Values, error) {
-	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mediaType != "application/json" {
+	if fake.MediaType(r) != "application/json" {
 		if err := r.ParseForm(); err != nil {
 			return nil, fmt.Errorf("parse form: %w", err)
 		}
@@ -659,34 +658,23 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request) {
 	_, _ = fmt.Fprintf(w, "OK - %d", len(content))
 }
 
-// readUpload returns the uploaded content of an upload request.
+// readUpload returns the uploaded content of an upload request: its part
+// named "file", or its whole body.
 func readUpload(r *http.Request) (string, error) {
-	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mediaType != "multipart/form-data" {
+	if fake.MediaType(r) != "multipart/form-data" {
 		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return "", fmt.Errorf("read upload: %w", err)
-		}
-		return string(body), nil
+		return string(body), err
 	}
-	parts, err := r.MultipartReader()
-	if err != nil {
-		return "", fmt.Errorf("read upload: %w", err)
+	var content []byte
+	err := fake.ReadParts(r, func(part *multipart.Part, data []byte) {
+		if part.FormName() == "file" && content == nil {
+			content = data
+		}
+	})
+	if err == nil && content == nil {
+		err = errors.New(`no part named "file"`)
 	}
-	for {
-		part, err := parts.NextPart()
-		if err != nil {
-			return "", fmt.Errorf("read upload part %q: %w", "file", err)
-		}
-		if part.FormName() != "file" {
-			continue
-		}
-		content, err := io.ReadAll(part)
-		if err != nil {
-			return "", fmt.Errorf("read upload part %q: %w", "file", err)
-		}
-		return string(content), nil
-	}
+	return string(content), err
 }
 
 // filesCompleteUploadExternal serves files.completeUploadExternal, sharing

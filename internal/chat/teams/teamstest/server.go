@@ -921,23 +921,12 @@ func (s *Server) post(payload []byte, authorization string) (int, []byte, error)
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, postTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(payload))
-	if err != nil {
-		return 0, nil, fmt.Errorf("post to %s: %w", endpoint, err)
+	header := http.Header{
+		"Content-Type": {"application/json; charset=utf-8"},
+		"User-Agent":   {"Microsoft-SkypeBotApi (Microsoft-BotFramework 3.0)"},
 	}
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("User-Agent", "Microsoft-SkypeBotApi (Microsoft-BotFramework 3.0)")
 	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
+		header.Set("Authorization", authorization)
 	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("post to %s: %w", endpoint, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
-	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("read response of %s: %w", endpoint, err)
-	}
-	return resp.StatusCode, body, nil
+	return fake.Call(ctx, s.client, endpoint, header, payload, maxBodyBytes)
 }
