@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 )
 
 // Gateway intents the fake looks at.
@@ -41,8 +43,6 @@ const (
 	// heartbeatIntervalMS is the interval HELLO asks for. discordgo gives up
 	// on a connection after five intervals without HEARTBEAT_ACK.
 	heartbeatIntervalMS = 1000
-	// writeTimeout bounds every websocket write.
-	writeTimeout = 5 * time.Second
 	// outQueue is how many frames may wait for a slow client before the
 	// server drops it, as Discord drops clients that do not keep up.
 	outQueue = 1024
@@ -56,14 +56,9 @@ const (
 
 // gwConn is one gateway websocket.
 type gwConn struct {
-	ws      *websocket.Conn
-	out     chan []byte   // frames for the writer, in order
-	done    chan struct{} // closed when the handler ends
+	*fake.Conn
 	version int
-
-	// Guarded by Server.mu.
-	session *gwSession // nil until IDENTIFY or RESUME succeeds
-	dead    bool       // no more frames may be queued
+	session *gwSession // nil until IDENTIFY or RESUME succeeds; guarded by Server.mu
 }
 
 // gwSession is a gateway session: its sequence, the dispatches it was sent
@@ -125,23 +120,13 @@ func encode(op int, d any, seq int64, name string) []byte {
 // Connections returns how many gateway sessions were established so far:
 // every accepted IDENTIFY and every accepted RESUME counts one.
 func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.connections
+	return s.hub.Connections()
 }
 
 // Connected returns how many gateway connections are open and identified
 // (or resumed) right now.
 func (s *Server) Connected() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for c := range s.conns {
-		if c.session != nil && !c.dead {
-			n++
-		}
-	}
-	return n
+	return s.hub.Connected()
 }
 
 // Resumes returns how many RESUMEs the gateway accepted.
@@ -155,99 +140,37 @@ func (s *Server) Resumes() int {
 // without a close frame, as when a network path dies. Sessions stay
 // resumable; what is dispatched meanwhile is replayed on RESUME.
 func (s *Server) Drop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for c := range s.conns {
-		s.killLocked(c)
-	}
-	s.changes.Notify()
+	s.hub.Drop()
 }
 
-// serveGateway runs one gateway websocket.
+// serveGateway runs one gateway websocket. After closing it with a close
+// code, the server only drains what the client sends until it hangs up.
 func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	closed := s.closed
-	if !closed {
-		s.wsWG.Add(1)
-	}
-	s.mu.Unlock()
-	if closed {
+	if s.hub.Closed() {
 		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Message: "503: Service Unavailable"})
 		return
 	}
-	defer s.wsWG.Done()
-
-	ws, err := s.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return // the upgrader has replied
-	}
-	c := &gwConn{ws: ws, out: make(chan []byte, outQueue), done: make(chan struct{}), version: defaultGatewayVersion}
+	version := defaultGatewayVersion
 	if v, err := strconv.Atoi(r.URL.Query().Get("v")); err == nil {
-		c.version = v
+		version = v
 	}
-
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		_ = ws.Close()
+	c, ok := s.hub.Accept(w, r, func(conn *fake.Conn) *gwConn { return &gwConn{Conn: conn, version: version} })
+	if !ok {
 		return
 	}
-	s.conns[c] = struct{}{}
-	s.enqueueLocked(c, encode(opHello, map[string]int{"heartbeat_interval": heartbeatIntervalMS}, 0, ""))
-	s.mu.Unlock()
-
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-	}()
-
-	s.readLoop(c)
-
-	s.mu.Lock()
-	s.retireLocked(c)
-	delete(s.conns, c)
-	s.changes.Notify()
-	s.mu.Unlock()
-	close(c.done)
-	_ = ws.Close()
-	<-writerDone
-}
-
-// writeLoop writes queued frames until the connection ends.
-func (c *gwConn) writeLoop() {
-	for {
-		select {
-		case <-c.done:
-			return
-		case b := <-c.out:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-				_ = c.ws.NetConn().Close() // ends the reader too
-				return
-			}
-		}
-	}
-}
-
-// readLoop handles client payloads until the connection fails. After
-// closing with a close code it only drains until the client hangs up.
-func (s *Server) readLoop(c *gwConn) {
-	c.ws.SetReadLimit(maxPayloadBytes)
+	c.Send(encode(opHello, map[string]int{"heartbeat_interval": heartbeatIntervalMS}, 0, ""))
+	c.SetReadLimit(maxPayloadBytes)
 	closing := false
-	for {
-		_, data, err := c.ws.ReadMessage()
-		if err != nil {
-			return
-		}
+	s.hub.Serve(c, 0, func(_ int, data []byte) bool {
 		if closing {
-			continue
+			return true
 		}
 		if reason := s.handlePayload(c, data); reason != nil {
 			closing = true
 			s.closeWith(c, reason)
 		}
-	}
+		return true
+	})
 }
 
 // closeWith sends a close frame with a gateway close code and gives the
@@ -255,11 +178,10 @@ func (s *Server) readLoop(c *gwConn) {
 func (s *Server) closeWith(c *gwConn, reason *closeReason) {
 	s.mu.Lock()
 	s.retireLocked(c)
-	s.changes.Notify()
 	s.mu.Unlock()
 	deadline := time.Now().Add(time.Second)
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(reason.code, reason.text), deadline)
-	_ = c.ws.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(reason.code, reason.text), deadline)
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
 }
 
 // handlePayload acts on one client payload; a non-nil result closes the connection.
@@ -273,9 +195,7 @@ func (s *Server) handlePayload(c *gwConn, data []byte) *closeReason {
 	}
 	switch *p.Op {
 	case opHeartbeat:
-		s.mu.Lock()
-		s.enqueueLocked(c, encode(opHeartbeatAck, nil, 0, ""))
-		s.mu.Unlock()
+		c.Send(encode(opHeartbeatAck, nil, 0, ""))
 		return nil
 	case opIdentify:
 		return s.identify(c, p.D)
@@ -319,10 +239,8 @@ func (s *Server) identify(c *gwConn, d json.RawMessage) *closeReason {
 	sess := &gwSession{id: randomToken(), intents: *id.Intents}
 	s.sessions[sess.id] = sess
 	s.attachLocked(c, sess)
-	s.connections++
 	s.sendLocked(sess, "READY", s.readyLocked(sess, c.version, id.Shard))
 	s.sendLocked(sess, "GUILD_CREATE", s.guildLocked())
-	s.changes.Notify()
 	return nil
 }
 
@@ -361,7 +279,7 @@ func (s *Server) resume(c *gwConn, d json.RawMessage) *closeReason {
 				s.killLocked(sess.conn)
 			}
 		}
-		s.enqueueLocked(c, encode(opInvalidSession, false, 0, ""))
+		c.Send(encode(opInvalidSession, false, 0, ""))
 		return nil
 	}
 	if old := sess.conn; old != nil {
@@ -370,49 +288,35 @@ func (s *Server) resume(c *gwConn, d json.RawMessage) *closeReason {
 	s.attachLocked(c, sess)
 	for _, f := range sess.log {
 		if f.seq > seq {
-			s.enqueueLocked(c, f.data)
+			c.Send(f.data)
 		}
 	}
 	s.sendLocked(sess, "RESUMED", map[string]any{"_trace": []string{"kubechat-discordtest"}})
-	s.connections++
 	s.resumes++
-	s.changes.Notify()
 	return nil
 }
 
-// attachLocked binds a session to a connection.
+// attachLocked binds a session to a connection, which counts as connected from now on.
 func (s *Server) attachLocked(c *gwConn, sess *gwSession) {
 	c.session = sess
 	sess.conn = c
+	s.hub.SetReady(c, true)
 }
 
-// retireLocked detaches a connection from its session and stops queueing to it.
+// retireLocked detaches a connection from its session: no more frames go to it.
 func (s *Server) retireLocked(c *gwConn) {
 	if c.session != nil && c.session.conn == c {
 		c.session.conn = nil
 	}
 	c.session = nil
-	c.dead = true
+	s.hub.SetReady(c, false)
 }
 
 // killLocked retires a connection and closes its TCP connection without a
 // close frame; its handler then cleans up.
 func (s *Server) killLocked(c *gwConn) {
 	s.retireLocked(c)
-	_ = c.ws.NetConn().Close()
-}
-
-// enqueueLocked queues a frame for a connection, dropping a connection
-// whose client does not keep up.
-func (s *Server) enqueueLocked(c *gwConn, b []byte) {
-	if c.dead {
-		return
-	}
-	select {
-	case c.out <- b:
-	default:
-		s.killLocked(c)
-	}
+	c.Abort()
 }
 
 // sendLocked dispatches an event to one session: numbered, logged for
@@ -425,7 +329,7 @@ func (s *Server) sendLocked(sess *gwSession, name string, d any) {
 		sess.log = slices.Delete(sess.log, 0, over)
 	}
 	if sess.conn != nil {
-		s.enqueueLocked(sess.conn, b)
+		sess.conn.Send(b)
 	}
 }
 
@@ -493,11 +397,13 @@ func (s *Server) guildLocked() map[string]any {
 			"id": GuildID, "name": "@everyone", "permissions": memberPermissions, "position": 0,
 			"color": 0, "hoist": false, "managed": false, "mentionable": false, "flags": 0,
 		}},
-		"emojis":                 []any{},
-		"stickers":               []any{},
-		"members":                []*wireMember{bot},
-		"channels":               s.guildChannelsLocked(),
-		"threads":                s.threadsLocked(),
+		"emojis":   []any{},
+		"stickers": []any{},
+		"members":  []*wireMember{bot},
+		"channels": s.channelsJSONLocked(s.guildChannels()),
+		"threads": s.channelsJSONLocked(slices.DeleteFunc(s.store.Channels(), func(ch fake.Channel) bool {
+			return channelType(ch) != channelPublicThread
+		})),
 		"presences":              []any{},
 		"voice_states":           []any{},
 		"stage_instances":        []any{},
@@ -523,10 +429,9 @@ func (s *Server) Mention(channelID, userID, text string) (messageID string, err 
 	if err != nil {
 		return "", fmt.Errorf("mention in %s: %w", channelID, err)
 	}
-	m := s.userMessageLocked(ch, someone(userID), "<@"+BotUserID+"> "+text)
-	m.mentions = []user{botUser}
-	s.storeLocked(ch, m)
-	return m.id, nil
+	m := s.newMessage(ch, userID, "<@"+BotUserID+"> "+text)
+	m.X.mentions = []string{BotUserID}
+	return s.storeLocked(ch, m).ID, nil
 }
 
 // DirectMessage stores a message from userID in its direct-message channel
@@ -544,38 +449,24 @@ func (s *Server) DirectMessage(userID, text string) (channelID, messageID string
 	if _, err := s.activityLocked(""); err != nil {
 		return "", "", fmt.Errorf("direct message from %s: %w", userID, err)
 	}
-	ch := s.dmLocked(userID)
-	m := s.userMessageLocked(ch, someone(userID), text)
-	s.storeLocked(ch, m)
-	return ch.id, m.id, nil
+	ch := s.dm(userID)
+	return ch.ID, s.storeLocked(ch, s.newMessage(ch, userID, text)).ID, nil
 }
 
 // activityLocked checks that user activity can be dispatched and returns
 // the channel it happens in ("" for none).
-func (s *Server) activityLocked(channelID string) (*channel, error) {
-	if s.closed {
-		return nil, errClosed
+func (s *Server) activityLocked(channelID string) (fake.Channel, error) {
+	if s.store.Closed() {
+		return fake.Channel{}, errClosed
 	}
-	var ch *channel
-	if channelID != "" {
-		if ch = s.channels[channelID]; ch == nil {
-			return nil, errUnknownChannel
-		}
+	ch, ok := s.store.Channel(channelID)
+	if channelID != "" && !ok {
+		return ch, errUnknownChannel
 	}
 	if len(s.sessions) == 0 {
-		return nil, errNoSession
+		return ch, errNoSession
 	}
 	return ch, nil
-}
-
-// userMessageLocked builds a message from a user.
-func (s *Server) userMessageLocked(ch *channel, u user, content string) *message {
-	m := &message{id: s.nextIDLocked(), channelID: ch.id, content: content, author: u}
-	m.created = snowflakeTime(m.id)
-	if ch.typ == channelPublicThread {
-		m.thread = ch.id
-	}
-	return m
 }
 
 // interaction is a button click or select and what the bot answered.
@@ -617,11 +508,11 @@ func (s *Server) Click(channelID, messageID, userID, customID string, values []s
 	if err != nil {
 		return "", fmt.Errorf("click %s on %s: %w", customID, messageID, err)
 	}
-	m := s.byID[messageID]
-	if m == nil || m.channelID != ch.id {
+	m, ok := s.store.Message(messageID)
+	if !ok || m.Channel != ch.ID {
 		return "", fmt.Errorf("click %s on %s: %w", customID, messageID, errUnknownMessage)
 	}
-	it := &interaction{id: s.nextIDLocked(), token: randomToken() + randomToken(), channelID: ch.id, messageID: m.id, userID: userID}
+	it := &interaction{id: s.nextID(), token: randomToken() + randomToken(), channelID: ch.ID, messageID: m.ID, userID: userID}
 	s.interactions[it.id] = it
 	s.byToken[it.token] = it
 
@@ -636,7 +527,7 @@ func (s *Server) Click(channelID, messageID, userID, customID string, values []s
 		"application_id":  AppID,
 		"type":            3,
 		"data":            data,
-		"channel_id":      ch.id,
+		"channel_id":      ch.ID,
 		"channel":         s.channelJSONLocked(ch),
 		"message":         s.messageJSONLocked(m),
 		"token":           it.token,
@@ -645,10 +536,10 @@ func (s *Server) Click(channelID, messageID, userID, customID string, values []s
 		"app_permissions": memberPermissions,
 		"entitlements":    []any{},
 	}
-	if ch.guildID != "" {
+	if guild := guildOf(ch); guild != "" {
 		mem := member(u, true)
 		mem.Permissions = memberPermissions
-		payload["guild_id"] = ch.guildID
+		payload["guild_id"] = guild
 		payload["guild_locale"] = "en-US"
 		payload["member"] = mem
 		payload["context"] = 0
@@ -657,7 +548,7 @@ func (s *Server) Click(channelID, messageID, userID, customID string, values []s
 		payload["context"] = 1
 	}
 	s.dispatchLocked("INTERACTION_CREATE", payload, 0)
-	s.changes.Notify()
+	s.store.Notify()
 	return it.id, nil
 }
 
@@ -687,7 +578,7 @@ func (s *Server) WaitInteractionResponse(ctx context.Context, interactionID stri
 		known bool
 		resp  json.RawMessage
 	)
-	err := s.changes.Wait(ctx, &s.mu, func() bool {
+	err := s.store.Wait(ctx, &s.mu, func() bool {
 		it := s.interactions[interactionID]
 		known = it != nil
 		if known && len(it.responses) > 0 {
@@ -752,31 +643,30 @@ func (s *Server) interactionCallback(r *http.Request) (int, any, *apiError) {
 	if it.acked {
 		return 0, nil, errAcknowledged
 	}
-	ch := s.channels[it.channelID]
+	ch, _ := s.store.Channel(it.channelID)
 	switch typ {
 	case callbackMessage:
-		m, apiErr := s.postLocked(ch, botUser, in, func(m *message) { s.fromInteraction(m, ephemeral) })
+		m, apiErr := s.postLocked(ch, botUser, in, func(m *message) { fromInteraction(m, ephemeral) })
 		if apiErr != nil {
 			return 0, nil, prefixed("data", apiErr)
 		}
-		it.original = m.id
+		it.original = m.ID
 	case callbackDeferredMessage:
-		m := s.userMessageLocked(ch, botUser, "")
-		s.fromInteraction(m, ephemeral)
-		m.flags |= flagLoading
-		s.storeLocked(ch, m)
-		it.original = m.id
+		m := s.newMessage(ch, BotUserID, "")
+		fromInteraction(&m, ephemeral)
+		m.X.flags |= flagLoading
+		it.original = s.storeLocked(ch, m).ID
 	case callbackDeferredUpdate, callbackUpdateMessage:
-		clicked := s.byID[it.messageID]
-		if clicked == nil {
+		clicked, ok := s.store.Message(it.messageID)
+		if !ok {
 			return 0, nil, errUnknownMsg
 		}
 		if typ == callbackUpdateMessage {
-			if apiErr := s.editLocked(clicked, in); apiErr != nil {
+			if _, apiErr := s.editLocked(clicked, in); apiErr != nil {
 				return 0, nil, prefixed("data", apiErr)
 			}
 		}
-		it.original = clicked.id
+		it.original = clicked.ID
 	case callbackModal:
 		if !data.has("custom_id") || !data.has("title") || !data.has("components") {
 			return 0, nil, formError("data", "BASE_TYPE_REQUIRED", "custom_id, title and components are required")
@@ -787,15 +677,15 @@ func (s *Server) interactionCallback(r *http.Request) (int, any, *apiError) {
 	}
 	it.acked = true
 	it.responses = append(it.responses, cloneRaw(b.raw))
-	s.changes.Notify()
+	s.store.Notify()
 	return http.StatusNoContent, nil, nil
 }
 
 // fromInteraction marks a message as sent through the interaction webhook.
-func (s *Server) fromInteraction(m *message, ephemeral bool) {
-	m.webhookID = AppID
+func fromInteraction(m *message, ephemeral bool) {
+	m.X.webhookID = AppID
 	if ephemeral {
-		m.flags |= flagEphemeral
+		m.X.flags |= flagEphemeral
 	}
 }
 
@@ -819,17 +709,23 @@ func (s *Server) webhookLocked(r *http.Request) (*interaction, *apiError) {
 	return it, nil
 }
 
-// webhookMessageLocked finds @original or a follow-up of an interaction.
-func (s *Server) webhookMessageLocked(it *interaction, id string) (*message, *apiError) {
+// webhookMessageLocked finds @original or a follow-up of the interaction
+// behind /webhooks/{wid}/{token}/messages/{mid}.
+func (s *Server) webhookMessageLocked(r *http.Request) (message, *apiError) {
+	it, apiErr := s.webhookLocked(r)
+	if apiErr != nil {
+		return message{}, apiErr
+	}
+	id := r.PathValue("mid")
 	if id == "@original" {
 		id = it.original
 	}
 	if id == "" || (id != it.original && !slices.Contains(it.followups, id)) {
-		return nil, errUnknownMsg
+		return message{}, errUnknownMsg
 	}
-	m := s.byID[id]
-	if m == nil {
-		return nil, errUnknownMsg
+	m, ok := s.store.Message(id)
+	if !ok {
+		return m, errUnknownMsg
 	}
 	return m, nil
 }
@@ -837,11 +733,7 @@ func (s *Server) webhookMessageLocked(it *interaction, id string) (*message, *ap
 // followup posts a follow-up message for an acknowledged interaction; with
 // ?wait=true it returns the message, otherwise 204.
 func (s *Server) followup(r *http.Request) (int, any, *apiError) {
-	b, apiErr := readBody(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	in, apiErr := parseInput(b)
+	in, apiErr := input(r)
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
@@ -852,19 +744,19 @@ func (s *Server) followup(r *http.Request) (int, any, *apiError) {
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
-	ch := s.channels[it.channelID]
+	ch, _ := s.store.Channel(it.channelID)
 	if tid := r.URL.Query().Get("thread_id"); tid != "" {
-		th := s.channels[tid]
-		if th == nil || th.parentID != ch.id {
+		th, ok := s.store.Channel(tid)
+		if !ok || th.Parent != ch.ID {
 			return 0, nil, errUnknownChan
 		}
 		ch = th
 	}
-	m, apiErr := s.postLocked(ch, botUser, in, func(m *message) { s.fromInteraction(m, ephemeral) })
+	m, apiErr := s.postLocked(ch, botUser, in, func(m *message) { fromInteraction(m, ephemeral) })
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
-	it.followups = append(it.followups, m.id)
+	it.followups = append(it.followups, m.ID)
 	if r.URL.Query().Get("wait") != "true" {
 		return http.StatusNoContent, nil, nil
 	}
@@ -874,40 +766,21 @@ func (s *Server) followup(r *http.Request) (int, any, *apiError) {
 func (s *Server) getWebhookMessage(r *http.Request) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	it, apiErr := s.webhookLocked(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	m, apiErr := s.webhookMessageLocked(it, r.PathValue("mid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	return http.StatusOK, s.messageJSONLocked(m), nil
+	return s.answerLocked(http.StatusOK)(s.webhookMessageLocked(r))
 }
 
 // editWebhookMessage edits @original or a follow-up; editing a deferred
 // placeholder replaces its "thinking" state.
 func (s *Server) editWebhookMessage(r *http.Request) (int, any, *apiError) {
-	b, apiErr := readBody(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	in, apiErr := parseInput(b)
+	in, apiErr := input(r)
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	it, apiErr := s.webhookLocked(r)
+	m, apiErr := s.webhookMessageLocked(r)
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
-	m, apiErr := s.webhookMessageLocked(it, r.PathValue("mid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	if apiErr := s.editLocked(m, in); apiErr != nil {
-		return 0, nil, apiErr
-	}
-	return http.StatusOK, s.messageJSONLocked(m), nil
+	return s.answerLocked(http.StatusOK)(s.editLocked(m, in))
 }

@@ -31,7 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -43,7 +43,6 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
-	"github.com/gorilla/websocket"
 	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 	"github.com/kubechat/kubechat/internal/chat/discord/endpoint"
 )
@@ -71,7 +70,6 @@ const (
 	// Channel types, as Discord numbers them.
 	channelText         = 0
 	channelDM           = 1
-	channelAnnouncement = 5
 	channelPublicThread = 11
 
 	// Message types.
@@ -126,7 +124,7 @@ var (
 // Errors of the test-side methods.
 var (
 	errClosed             = fake.ErrClosed
-	errUnknownChannel     = errors.New("unknown channel")
+	errUnknownChannel     = fake.ErrUnknownChannel
 	errUnknownMessage     = errors.New("unknown message")
 	errUnknownInteraction = errors.New("unknown interaction")
 	errNoSession          = errors.New("no gateway session: open a discordgo session first")
@@ -138,33 +136,20 @@ var (
 // Server is a fake Discord: a REST API and a Gateway on one loopback port.
 // All its methods are safe for concurrent use.
 type Server struct {
-	http     *httptest.Server
-	base     string // http://127.0.0.1:PORT, without a trailing slash
-	wsURL    string // ws://127.0.0.1:PORT/gateway
-	api      *http.ServeMux
-	upgrader websocket.Upgrader
-	wsWG     sync.WaitGroup // one per live gateway handler
+	http  *httptest.Server
+	base  string // http://127.0.0.1:PORT, without a trailing slash
+	wsURL string // ws://127.0.0.1:PORT/gateway
+	api   *http.ServeMux
+	store *fake.Store[details] // channels (threads among them), messages, attachments; faults of REST calls
+	hub   *fake.Hub[*gwConn]   // gateway websockets
+	ids   fake.Monotonic       // snowflakes
 
-	faults  fake.Faults    // injected into REST calls
-	changes fake.Signal    // notified on every change, closed by Close
-	ids     fake.Monotonic // snowflakes
-
-	mu     sync.Mutex
-	closed bool
-
-	channels     map[string]*channel
-	names        map[string]string // guild channel name → id
-	dms          map[string]string // user id → DM channel id
-	messages     []*message        // in creation order
-	byID         map[string]*message
-	attachments  map[string]*attachment
+	mu           sync.Mutex // serializes changes; guards what follows
+	archives     map[string]int
 	interactions map[string]*interaction
 	byToken      map[string]*interaction
-
-	conns       map[*gwConn]struct{}
-	sessions    map[string]*gwSession
-	connections int
-	resumes     int
+	sessions     map[string]*gwSession
+	resumes      int
 
 	pointed endpointSnapshot // what Point replaced, restored by Close; nil if not pointed
 }
@@ -207,48 +192,17 @@ type File struct {
 	Content string
 }
 
-// channel is a guild text channel, a thread or a DM channel.
-type channel struct {
-	id        string
-	name      string
-	typ       int
-	guildID   string // "" for DM channels
-	parentID  string // threads only
-	recipient string // DM channels only
-	position  int    // guild text channels only
-	archive   int    // threads only: auto_archive_duration in minutes
-	created   time.Time
-	count     int    // messages sent in it
-	lastMsgID string // id of the newest message
-}
+// message is a message as the server keeps it. A thread started from a
+// message is a channel with the message's id.
+type message = fake.Message[details]
 
-// message is a stored message.
-type message struct {
-	id          string
-	channelID   string
-	thread      string // thread id when the channel is a thread
-	content     string
-	embeds      json.RawMessage
-	components  json.RawMessage
-	attachments []*attachment
-	reference   string
-	author      user
-	mentions    []user
-	flags       int
-	webhookID   string
-	startedTh   string // id of the thread started from this message
-	edits       int
-	created     time.Time
-	edited      time.Time
-}
-
-// attachment is a file stored with a message.
-type attachment struct {
-	id          string
-	channelID   string
-	name        string
-	contentType string
-	content     []byte
+// details is what the server keeps of a message beyond what every fake keeps.
+type details struct {
+	embeds, components json.RawMessage
+	reference          string   // the id of the message replied to
+	mentions           []string // the ids of the users mentioned
+	flags              int
+	webhookID          string
 }
 
 // user is a Discord user as the fake knows it.
@@ -274,24 +228,15 @@ func someone(id string) user {
 // gives their ids. Call Close when done.
 func New() *Server {
 	s := &Server{
-		channels:     map[string]*channel{},
-		names:        map[string]string{},
-		dms:          map[string]string{},
-		byID:         map[string]*message{},
-		attachments:  map[string]*attachment{},
+		store:        fake.NewStore[details](),
+		archives:     map[string]int{},
 		interactions: map[string]*interaction{},
 		byToken:      map[string]*interaction{},
-		conns:        map[*gwConn]struct{}{},
 		sessions:     map[string]*gwSession{},
-		upgrader: websocket.Upgrader{
-			// discordgo sends no Origin header; accept any.
-			CheckOrigin: func(*http.Request) bool { return true },
-		},
 	}
-	for i, name := range []string{"alerts", "general"} {
-		id := s.nextIDLocked()
-		s.channels[id] = &channel{id: id, name: name, typ: channelText, guildID: GuildID, position: i, created: time.Now().UTC()}
-		s.names[name] = id
+	s.hub = fake.NewHub[*gwConn](&s.store.Signal, outQueue)
+	for _, name := range []string{"alerts", "general"} {
+		s.store.AddChannel(fake.Channel{ID: s.nextID(), Name: name})
 	}
 	s.api = s.apiRoutes()
 	s.http = httptest.NewUnstartedServer(s.routes())
@@ -301,25 +246,16 @@ func New() *Server {
 	return s
 }
 
-// Close stops the server: it cuts every gateway connection, waits for the
-// handlers to finish, and restores discordgo's endpoint variables if Point
-// changed them and nothing has re-pointed them since. Waits in progress fail.
-// Close a discordgo session before closing the server it is connected to, or
-// discordgo keeps trying to reconnect.
+// Close stops the server: it says goodbye to every gateway connection,
+// waits for the handlers to finish, and restores discordgo's endpoint
+// variables if Point changed them and nothing has re-pointed them since.
+// Waits in progress fail. Close a discordgo session before closing the
+// server it is connected to, or discordgo keeps trying to reconnect.
 func (s *Server) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.store.Close() {
 		return
 	}
-	s.closed = true
-	for c := range s.conns {
-		s.killLocked(c)
-	}
-	s.changes.Close()
-	s.mu.Unlock()
-
-	s.wsWG.Wait()
+	s.hub.Close()
 	s.http.Close()
 	s.unpoint()
 }
@@ -331,9 +267,7 @@ func (s *Server) URL() string { return s.base }
 // ChannelID returns the id of the guild channel with the given name
 // ("alerts" or "general"), or "" if there is none.
 func (s *Server) ChannelID(name string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.names[strings.TrimPrefix(name, "#")]
+	return s.store.ChannelID(name)
 }
 
 // Messages returns the messages of a channel in the order they were created:
@@ -341,27 +275,15 @@ func (s *Server) ChannelID(name string) string {
 // messages (with Thread set). For a thread id it returns the thread's
 // messages only.
 func (s *Server) Messages(channelID string) []Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.messagesLocked(channelID)
+	return fake.Convert(s.store.Messages(channelID), s.export)
 }
 
 // WaitMessages waits until Messages(channelID) holds at least n messages and
 // returns them. When ctx ends first, or the server closes, it returns the
 // messages so far and an error.
 func (s *Server) WaitMessages(ctx context.Context, channelID string, n int) ([]Message, error) {
-	var msgs []Message
-	err := s.changes.Wait(ctx, &s.mu, func() bool {
-		msgs = s.messagesLocked(channelID)
-		return len(msgs) >= n
-	})
-	switch {
-	case errors.Is(err, fake.ErrClosed):
-		return msgs, fmt.Errorf("wait messages %s: %w", channelID, err)
-	case err != nil:
-		return msgs, fmt.Errorf("wait messages %s: got %d of %d: %w", channelID, len(msgs), n, err)
-	}
-	return msgs, nil
+	msgs, err := s.store.WaitMessages(ctx, channelID, n)
+	return fake.Convert(msgs, s.export), err
 }
 
 // FailNext makes the next n REST calls fail with the given HTTP status
@@ -379,54 +301,29 @@ func (s *Server) WaitMessages(ctx context.Context, channelID string, n int) ([]M
 // Session.MaxRestRetries (3) times; both consume failures here. Other
 // statuses reach the caller as *discordgo.RESTError.
 func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
-	s.faults.FailNext(n, fake.ErrorStatus(status), retryAfter)
+	s.store.FailNext(n, fake.ErrorStatus(status), retryAfter)
 }
 
 // SetDown makes every REST call fail with 503 Service Unavailable while down
 // is true. The gateway is not affected; use Drop for that.
 func (s *Server) SetDown(down bool) {
-	s.faults.SetDown(down)
+	s.store.SetDown(down)
 }
 
 // Calls returns how many REST calls the server has received, failed ones included.
 func (s *Server) Calls() int {
-	return s.faults.Calls()
-}
-
-// messagesLocked copies out the messages of a channel and its threads.
-func (s *Server) messagesLocked(channelID string) []Message {
-	var out []Message
-	for _, m := range s.messages {
-		if m.channelID == channelID || (m.thread != "" && s.parentLocked(m.thread) == channelID) {
-			out = append(out, m.export())
-		}
-	}
-	return out
-}
-
-// parentLocked returns the parent channel id of a thread.
-func (s *Server) parentLocked(threadID string) string {
-	if ch := s.channels[threadID]; ch != nil {
-		return ch.parentID
-	}
-	return ""
+	return s.store.Calls()
 }
 
 // export copies a stored message into its exported form.
-func (m *message) export() Message {
+func (s *Server) export(m message) Message {
 	out := Message{
-		ID:         m.id,
-		ChannelID:  m.channelID,
-		Content:    m.content,
-		Embeds:     cloneRaw(m.embeds),
-		Components: cloneRaw(m.components),
-		Reference:  m.reference,
-		Thread:     m.thread,
-		AuthorID:   m.author.id,
-		Edits:      m.edits,
+		ID: m.ID, ChannelID: m.Channel, Content: m.Text, Embeds: cloneRaw(m.X.embeds), Components: cloneRaw(m.X.components),
+		Reference: m.X.reference, Thread: m.Thread, AuthorID: m.Author, Edits: m.Edits,
 	}
-	for _, a := range m.attachments {
-		out.Attachments = append(out.Attachments, File{Name: a.name, Content: string(a.content)})
+	for _, id := range m.Files {
+		f, _ := s.store.File(id)
+		out.Attachments = append(out.Attachments, File{Name: f.Name, Content: f.Content})
 	}
 	return out
 }
@@ -439,9 +336,9 @@ func cloneRaw(b json.RawMessage) json.RawMessage {
 	return append(json.RawMessage{}, b...)
 }
 
-// nextIDLocked returns a new snowflake: milliseconds since the Discord epoch
+// nextID returns a new snowflake: milliseconds since the Discord epoch
 // shifted left by 22 bits, strictly increasing.
-func (s *Server) nextIDLocked() string {
+func (s *Server) nextID() string {
 	return strconv.FormatInt(s.ids.Next((time.Now().UnixMilli()-discordEpochMS)<<22), 10)
 }
 
@@ -488,21 +385,9 @@ func formError(path, code, msg string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: 50035, Message: "Invalid Form Body", Errors: b}
 }
 
-// writeJSON sends v as a JSON body.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, `{"message":"500: Internal Server Error","code":0}`, http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
-
 // writeError sends a Discord error body.
 func writeError(w http.ResponseWriter, e *apiError) {
-	writeJSON(w, e.Status, e)
+	fake.WriteJSON(w, e.Status, e)
 }
 
 // handler is an API handler: it returns the status and body to send, or an error.
@@ -518,7 +403,7 @@ func serve(h handler) http.HandlerFunc {
 		case status == http.StatusNoContent || body == nil:
 			w.WriteHeader(cmp.Or(status, http.StatusNoContent))
 		default:
-			writeJSON(w, status, body)
+			fake.WriteJSON(w, status, body)
 		}
 	}
 }
@@ -561,7 +446,7 @@ func (s *Server) apiRoutes() *http.ServeMux {
 // serveAPI counts the call, applies injected faults and authentication, and
 // hands the request to the API mux with the /api/vN prefix stripped.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
-	if f, failed := s.faults.Next(); failed {
+	if f, failed := s.store.Next(); failed {
 		writeFault(w, f)
 		return
 	}
@@ -621,7 +506,7 @@ func writeRateLimited(w http.ResponseWriter, f fake.Fault) {
 	h.Set("X-RateLimit-Reset-After", strconv.FormatFloat(secs, 'f', 3, 64))
 	h.Set("X-RateLimit-Bucket", "kubechat-test-bucket")
 	h.Set("X-RateLimit-Scope", "user")
-	writeJSON(w, http.StatusTooManyRequests, map[string]any{
+	fake.WriteJSON(w, http.StatusTooManyRequests, map[string]any{
 		"message":     "You are being rate limited.",
 		"retry_after": secs,
 		"global":      false,
@@ -630,15 +515,13 @@ func writeRateLimited(w http.ResponseWriter, f fake.Fault) {
 
 // serveAttachment serves an uploaded file from the fake CDN.
 func (s *Server) serveAttachment(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	a := s.attachments[r.PathValue("aid")]
-	s.mu.Unlock()
-	if a == nil || a.channelID != r.PathValue("cid") || a.name != r.PathValue("name") {
+	f, ok := s.store.File(r.PathValue("aid"))
+	if !ok || f.Channel != r.PathValue("cid") || f.Name != r.PathValue("name") {
 		writeError(w, errNotFound)
 		return
 	}
-	w.Header().Set("Content-Type", cmp.Or(a.contentType, "application/octet-stream"))
-	_, _ = w.Write(a.content)
+	w.Header().Set("Content-Type", cmp.Or(f.ContentType, "application/octet-stream"))
+	_, _ = io.WriteString(w, f.Content)
 }
 
 // --- request bodies ---
@@ -660,11 +543,18 @@ type upload struct {
 // readBody decodes a JSON or multipart/form-data request body. An empty
 // body is an empty object.
 func readBody(r *http.Request) (*body, *apiError) {
-	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	b := &body{}
-	if mediaType == "multipart/form-data" {
-		if apiErr := b.readMultipart(r); apiErr != nil {
-			return nil, apiErr
+	if fake.MediaType(r) == "multipart/form-data" {
+		err := fake.ReadParts(r, func(part *multipart.Part, data []byte) {
+			switch {
+			case part.FormName() == "payload_json":
+				b.raw = data
+			case part.FileName() != "":
+				b.files = append(b.files, upload{name: part.FileName(), contentType: part.Header.Get("Content-Type"), content: data})
+			}
+		})
+		if err != nil {
+			return nil, readError(err)
 		}
 	} else {
 		raw, err := io.ReadAll(r.Body)
@@ -680,33 +570,6 @@ func readBody(r *http.Request) (*body, *apiError) {
 		return nil, errInvalidJSON
 	}
 	return b, nil
-}
-
-// readMultipart reads payload_json and files[n] parts.
-func (b *body) readMultipart(r *http.Request) *apiError {
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return errInvalidJSON
-	}
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return readError(err)
-		}
-		data, err := io.ReadAll(part)
-		if err != nil {
-			return readError(err)
-		}
-		switch {
-		case part.FormName() == "payload_json":
-			b.raw = data
-		case part.FileName() != "":
-			b.files = append(b.files, upload{name: part.FileName(), contentType: part.Header.Get("Content-Type"), content: data})
-		}
-	}
 }
 
 // readError maps a body read failure to Discord's reply.
@@ -1008,124 +871,152 @@ func rawLen(raw json.RawMessage) int {
 }
 
 // empty reports whether a message would show nothing.
-func (m *message) empty() bool {
-	return m.content == "" && rawLen(m.embeds) == 0 && rawLen(m.components) == 0 && len(m.attachments) == 0
+func empty(m message) bool {
+	return m.Text == "" && rawLen(m.X.embeds) == 0 && rawLen(m.X.components) == 0 && len(m.Files) == 0
+}
+
+// input reads the message part of a request body.
+func input(r *http.Request) (*msgInput, *apiError) {
+	b, apiErr := readBody(r)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	return parseInput(b)
 }
 
 // --- messages ---
 
 // postLocked creates a message from input in a channel, lets decorate
 // adjust it, checks it is not empty, stores it and dispatches MESSAGE_CREATE.
-func (s *Server) postLocked(ch *channel, author user, in *msgInput, decorate ...func(*message)) (*message, *apiError) {
-	m := &message{id: s.nextIDLocked(), channelID: ch.id, author: author}
-	m.created = snowflakeTime(m.id)
-	if ch.typ == channelPublicThread {
-		m.thread = ch.id
-	}
+func (s *Server) postLocked(ch fake.Channel, author user, in *msgInput, decorate ...func(*message)) (message, *apiError) {
+	m := s.newMessage(ch, author.id, "")
 	if in.reference != "" {
-		if s.byID[in.reference] == nil && in.refStrict {
-			return nil, formError("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
+		if _, ok := s.store.Message(in.reference); !ok && in.refStrict {
+			return m, formError("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
 		}
-		m.reference = in.reference
+		m.X.reference = in.reference
 	}
-	s.applyLocked(m, in)
-	if m.empty() && !in.nonEmpty {
-		for _, a := range m.attachments {
-			delete(s.attachments, a.id)
-		}
-		return nil, errEmptyMessage
+	if apiErr := s.apply(&m, in); apiErr != nil {
+		return m, apiErr
 	}
 	for _, f := range decorate {
-		f(m)
+		f(&m)
 	}
-	s.storeLocked(ch, m)
-	return m, nil
+	return s.storeLocked(ch, m), nil
 }
 
-// applyLocked sets the fields of m that input carries and appends its files.
-func (s *Server) applyLocked(m *message, in *msgInput) {
+// newMessage starts a message in a channel or thread.
+func (s *Server) newMessage(ch fake.Channel, author, content string) message {
+	m := message{ID: s.nextID(), Channel: ch.ID, Author: author, Text: content}
+	m.Created = snowflakeTime(m.ID)
+	if ch.Parent != "" {
+		m.Thread = ch.ID
+	}
+	return m
+}
+
+// apply sets the fields of m that input carries and uploads its files,
+// unless that would leave m empty.
+func (s *Server) apply(m *message, in *msgInput) *apiError {
+	next := *m
 	if in.content != nil {
-		m.content = *in.content
+		next.Text = *in.content
 	}
 	if in.embeds != nil {
-		m.embeds = cloneRaw(in.embeds)
+		next.X.embeds = cloneRaw(in.embeds)
 	}
 	if in.components != nil {
-		m.components = cloneRaw(in.components)
+		next.X.components = cloneRaw(in.components)
 	}
 	if in.flags != nil {
-		m.flags = m.flags&^clientFlags | *in.flags&clientFlags
+		next.X.flags = next.X.flags&^clientFlags | *in.flags&clientFlags
 	}
 	if in.keep != nil {
 		// Dropped files stay on the CDN, as they do on Discord's for a while.
-		m.attachments = slices.DeleteFunc(m.attachments, func(a *attachment) bool {
-			return !slices.Contains(*in.keep, a.id)
-		})
+		next.Files = slices.DeleteFunc(slices.Clone(next.Files), func(id string) bool { return !slices.Contains(*in.keep, id) })
 	}
-	for _, f := range in.files {
-		a := &attachment{id: s.nextIDLocked(), channelID: m.channelID, name: f.name, contentType: f.contentType, content: f.content}
-		s.attachments[a.id] = a
-		m.attachments = append(m.attachments, a)
+	uploads := make([]fake.File, len(in.files))
+	for i, f := range in.files {
+		uploads[i] = fake.File{ID: s.nextID(), Channel: m.Channel, Message: m.ID, Name: f.name, ContentType: f.contentType, Content: string(f.content)}
+		next.Files = append(next.Files, uploads[i].ID)
 	}
+	if empty(next) && !in.nonEmpty {
+		return errEmptyMessage
+	}
+	for _, f := range uploads {
+		s.store.AddFile(f)
+	}
+	*m = next
+	return nil
 }
 
 // storeLocked adds a new message to its channel and tells the gateway.
-func (s *Server) storeLocked(ch *channel, m *message) {
-	s.messages = append(s.messages, m)
-	s.byID[m.id] = m
-	ch.count++
-	ch.lastMsgID = m.id
+func (s *Server) storeLocked(ch fake.Channel, m message) message {
+	m = s.store.Post(m)
 	s.dispatchLocked("MESSAGE_CREATE", s.messageEventLocked(m), messageIntent(ch))
-	s.changes.Notify()
+	return m
 }
 
 // editLocked applies input to an existing message, refusing an edit that
 // leaves it empty, and dispatches MESSAGE_UPDATE.
-func (s *Server) editLocked(m *message, in *msgInput) *apiError {
-	before := *m
-	before.attachments = slices.Clone(m.attachments)
-	s.applyLocked(m, in)
-	if m.empty() && !in.nonEmpty {
-		for _, a := range m.attachments {
-			if !slices.Contains(before.attachments, a) {
-				delete(s.attachments, a.id)
-			}
-		}
-		*m = before
-		return errEmptyMessage
+func (s *Server) editLocked(m message, in *msgInput) (message, *apiError) {
+	if apiErr := s.apply(&m, in); apiErr != nil {
+		return m, apiErr
 	}
-	m.flags &^= flagLoading
-	m.edits++
-	m.edited = time.Now().UTC()
-	s.dispatchLocked("MESSAGE_UPDATE", s.messageEventLocked(m), messageIntent(s.channels[m.channelID]))
-	s.changes.Notify()
-	return nil
+	m.X.flags &^= flagLoading
+	m, _ = s.store.Update(m)
+	ch, _ := s.store.Channel(m.Channel)
+	s.dispatchLocked("MESSAGE_UPDATE", s.messageEventLocked(m), messageIntent(ch))
+	return m, nil
 }
 
 // messageIntent is the gateway intent that carries message events of a channel.
-func messageIntent(ch *channel) int64 {
-	if ch != nil && ch.guildID == "" {
+func messageIntent(ch fake.Channel) int64 {
+	if ch.User != "" {
 		return intentDirectMessages
 	}
 	return intentGuildMessages
 }
 
-// channelLocked finds a channel by id.
-func (s *Server) channelLocked(id string) (*channel, *apiError) {
-	ch := s.channels[id]
-	if ch == nil {
-		return nil, errUnknownChan
+// channelOf finds the channel the path's {cid} names.
+func (s *Server) channelOf(r *http.Request) (fake.Channel, *apiError) {
+	ch, ok := s.store.Channel(r.PathValue("cid"))
+	if !ok {
+		return ch, errUnknownChan
 	}
 	return ch, nil
 }
 
-// messageInLocked finds a message by id in a channel.
-func (s *Server) messageInLocked(ch *channel, id string) (*message, *apiError) {
-	m := s.byID[id]
-	if m == nil || m.channelID != ch.id {
-		return nil, errUnknownMsg
+// messageOf finds the message the path's {mid} names in the channel its {cid} names.
+func (s *Server) messageOf(r *http.Request) (fake.Channel, message, *apiError) {
+	ch, apiErr := s.channelOf(r)
+	if apiErr != nil {
+		return ch, message{}, apiErr
 	}
-	return m, nil
+	m, ok := s.store.Message(r.PathValue("mid"))
+	if !ok || m.Channel != ch.ID {
+		return ch, m, errUnknownMsg
+	}
+	return ch, m, nil
+}
+
+// channelType is the Discord type of a channel.
+func channelType(ch fake.Channel) int {
+	switch {
+	case ch.User != "":
+		return channelDM
+	case ch.Parent != "":
+		return channelPublicThread
+	}
+	return channelText
+}
+
+// guildOf is the guild a channel is in; "" for a DM channel.
+func guildOf(ch fake.Channel) string {
+	if ch.User != "" {
+		return ""
+	}
+	return GuildID
 }
 
 // --- JSON shapes ---
@@ -1215,50 +1106,49 @@ type wireMessage struct {
 }
 
 // messageJSONLocked renders a message as REST returns it.
-func (s *Server) messageJSONLocked(m *message) wireMessage {
-	ch := s.channels[m.channelID]
+func (s *Server) messageJSONLocked(m message) wireMessage {
+	ch, _ := s.store.Channel(m.Channel)
 	w := wireMessage{
-		ID:           m.id,
+		ID:           m.ID,
 		Type:         messageDefault,
-		ChannelID:    m.channelID,
-		Author:       m.author.wire(),
-		Content:      m.content,
-		Timestamp:    m.created.Format(timeLayout),
+		ChannelID:    m.Channel,
+		GuildID:      guildOf(ch),
+		Author:       someone(m.Author).wire(),
+		Content:      m.Text,
+		Timestamp:    snowflakeTime(m.ID).Format(timeLayout),
 		Mentions:     []wireUser{},
 		MentionRoles: []string{},
 		Attachments:  []wireAttachment{},
-		Embeds:       arrayOrEmpty(m.embeds),
-		Components:   arrayOrEmpty(m.components),
-		Flags:        m.flags,
-		WebhookID:    m.webhookID,
+		Embeds:       arrayOrEmpty(m.X.embeds),
+		Components:   arrayOrEmpty(m.X.components),
+		Flags:        m.X.flags,
+		WebhookID:    m.X.webhookID,
 	}
-	if ch != nil {
-		w.GuildID = ch.guildID
-	}
-	if m.webhookID != "" {
+	if m.X.webhookID != "" {
 		w.ApplicationID = AppID
 	}
-	if !m.edited.IsZero() {
-		t := m.edited.Format(timeLayout)
+	if !m.Edited.IsZero() {
+		t := m.Edited.UTC().Format(timeLayout)
 		w.EditedTimestamp = &t
 	}
-	for _, u := range m.mentions {
-		w.Mentions = append(w.Mentions, u.wire())
+	for _, id := range m.X.mentions {
+		w.Mentions = append(w.Mentions, someone(id).wire())
 	}
-	for _, a := range m.attachments {
-		url := fmt.Sprintf("%s/cdn/attachments/%s/%s/%s", s.base, a.channelID, a.id, a.name)
+	for _, id := range m.Files {
+		a, _ := s.store.File(id)
+		url := fmt.Sprintf("%s/cdn/attachments/%s/%s/%s", s.base, a.Channel, a.ID, a.Name)
 		w.Attachments = append(w.Attachments, wireAttachment{
-			ID: a.id, Filename: a.name, Size: len(a.content), URL: url, ProxyURL: url, ContentType: a.contentType,
+			ID: a.ID, Filename: a.Name, Size: len(a.Content), URL: url, ProxyURL: url, ContentType: a.ContentType,
 		})
 	}
-	if m.reference != "" {
+	if m.X.reference != "" {
 		w.Type = messageReply
-		w.Reference = &wireReference{MessageID: m.reference, ChannelID: m.channelID, GuildID: w.GuildID}
-		if ref := s.byID[m.reference]; ref != nil {
-			w.Reference.ChannelID = ref.channelID
+		w.Reference = &wireReference{MessageID: m.X.reference, ChannelID: m.Channel, GuildID: w.GuildID}
+		if ref, ok := s.store.Message(m.X.reference); ok {
+			w.Reference.ChannelID = ref.Channel
 		}
 	}
-	if th := s.channels[m.startedTh]; th != nil {
+	if th, ok := s.store.Channel(m.ID); ok && th.Parent != "" {
 		c := s.channelJSONLocked(th)
 		w.Thread = &c
 	}
@@ -1267,10 +1157,10 @@ func (s *Server) messageJSONLocked(m *message) wireMessage {
 
 // messageEventLocked renders a message as MESSAGE_CREATE/UPDATE carry it:
 // with the author's member object in guilds.
-func (s *Server) messageEventLocked(m *message) wireMessage {
+func (s *Server) messageEventLocked(m message) wireMessage {
 	w := s.messageJSONLocked(m)
-	if w.GuildID != "" && m.webhookID == "" {
-		w.Member = member(m.author, false)
+	if w.GuildID != "" && m.X.webhookID == "" {
+		w.Member = member(someone(m.Author), false)
 	}
 	return w
 }
@@ -1305,27 +1195,36 @@ type wireChannel struct {
 }
 
 // channelJSONLocked renders a channel.
-func (s *Server) channelJSONLocked(ch *channel) wireChannel {
-	w := wireChannel{ID: ch.id, Type: ch.typ, GuildID: ch.guildID, Name: ch.name, Position: ch.position}
-	if ch.lastMsgID != "" {
-		id := ch.lastMsgID
-		w.LastMessageID = &id
+func (s *Server) channelJSONLocked(ch fake.Channel) wireChannel {
+	w := wireChannel{ID: ch.ID, Type: channelType(ch), GuildID: guildOf(ch), Name: ch.Name}
+	count := 0
+	for _, m := range s.store.Messages(ch.ID) {
+		if m.Channel == ch.ID {
+			count++
+			w.LastMessageID = &m.ID
+		}
 	}
-	switch ch.typ {
+	switch w.Type {
 	case channelDM:
-		w.Recipients = []wireUser{someone(ch.recipient).wire()}
+		w.Recipients = []wireUser{someone(ch.User).wire()}
 	case channelPublicThread:
-		parent, count, members := ch.parentID, ch.count, 1
+		parent, members := ch.Parent, 1
 		w.ParentID = &parent
 		w.OwnerID = BotUserID
 		w.MessageCount, w.MemberCount = &count, &members
-		w.ThreadMetadata = &wireThreadMeta{AutoArchiveDuration: ch.archive, ArchiveTimestamp: ch.created.Format(timeLayout)}
+		w.ThreadMetadata = &wireThreadMeta{AutoArchiveDuration: s.archives[ch.ID], ArchiveTimestamp: ch.Created.UTC().Format(timeLayout)}
 	default:
 		topic := ""
 		w.Topic = &topic
 		w.PermissionOverwrites = []any{}
+		w.Position = slices.IndexFunc(s.guildChannels(), func(c fake.Channel) bool { return c.ID == ch.ID })
 	}
 	return w
+}
+
+// guildChannels returns the guild's channels, threads excluded, by position.
+func (s *Server) guildChannels() []fake.Channel {
+	return slices.DeleteFunc(s.store.Channels(), func(ch fake.Channel) bool { return channelType(ch) != channelText })
 }
 
 // --- REST handlers ---
@@ -1381,18 +1280,12 @@ func (s *Server) createDM(r *http.Request) (int, any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return http.StatusOK, s.channelJSONLocked(s.dmLocked(rid)), nil
+	return http.StatusOK, s.channelJSONLocked(s.dm(rid)), nil
 }
 
-// dmLocked returns the DM channel with a user, creating it once.
-func (s *Server) dmLocked(userID string) *channel {
-	if id, ok := s.dms[userID]; ok {
-		return s.channels[id]
-	}
-	ch := &channel{id: s.nextIDLocked(), typ: channelDM, recipient: userID, created: time.Now().UTC()}
-	s.channels[ch.id] = ch
-	s.dms[userID] = ch.id
-	return ch
+// dm returns the DM channel with a user, creating it once.
+func (s *Server) dm(userID string) fake.Channel {
+	return s.store.DirectChannel(userID, func() fake.Channel { return fake.Channel{ID: s.nextID()} })
 }
 
 func (s *Server) getGuildChannels(r *http.Request) (int, any, *apiError) {
@@ -1401,37 +1294,22 @@ func (s *Server) getGuildChannels(r *http.Request) (int, any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return http.StatusOK, s.guildChannelsLocked(), nil
+	return http.StatusOK, s.channelsJSONLocked(s.guildChannels()), nil
 }
 
-// guildChannelsLocked renders the guild's channels, threads excluded, by position.
-func (s *Server) guildChannelsLocked() []wireChannel {
+// channelsJSONLocked renders channels.
+func (s *Server) channelsJSONLocked(chs []fake.Channel) []wireChannel {
 	out := []wireChannel{}
-	for _, ch := range s.channels {
-		if ch.guildID == GuildID && ch.typ != channelPublicThread {
-			out = append(out, s.channelJSONLocked(ch))
-		}
+	for _, ch := range chs {
+		out = append(out, s.channelJSONLocked(ch))
 	}
-	slices.SortFunc(out, func(a, b wireChannel) int { return cmp.Compare(a.Position, b.Position) })
-	return out
-}
-
-// threadsLocked renders the guild's threads in creation order.
-func (s *Server) threadsLocked() []wireChannel {
-	out := []wireChannel{}
-	for _, ch := range s.channels {
-		if ch.typ == channelPublicThread {
-			out = append(out, s.channelJSONLocked(ch))
-		}
-	}
-	slices.SortFunc(out, func(a, b wireChannel) int { return compareIDs(a.ID, b.ID) })
 	return out
 }
 
 func (s *Server) getChannel(r *http.Request) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch, apiErr := s.channelLocked(r.PathValue("cid"))
+	ch, apiErr := s.channelOf(r)
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
@@ -1439,9 +1317,7 @@ func (s *Server) getChannel(r *http.Request) (int, any, *apiError) {
 }
 
 func (s *Server) typing(r *http.Request) (int, any, *apiError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, apiErr := s.channelLocked(r.PathValue("cid")); apiErr != nil {
+	if _, apiErr := s.channelOf(r); apiErr != nil {
 		return 0, nil, apiErr
 	}
 	return http.StatusNoContent, nil, nil
@@ -1460,82 +1336,68 @@ func (s *Server) listMessages(r *http.Request) (int, any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch, apiErr := s.channelLocked(r.PathValue("cid"))
+	ch, apiErr := s.channelOf(r)
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
+	msgs := s.store.Messages(ch.ID)
 	out := []wireMessage{}
-	for i := len(s.messages) - 1; i >= 0 && len(out) < limit; i-- {
-		if m := s.messages[i]; m.channelID == ch.id {
-			out = append(out, s.messageJSONLocked(m))
+	for i := len(msgs) - 1; i >= 0 && len(out) < limit; i-- {
+		if msgs[i].Channel == ch.ID {
+			out = append(out, s.messageJSONLocked(msgs[i]))
 		}
 	}
 	return http.StatusOK, out, nil
 }
 
 func (s *Server) createMessage(r *http.Request) (int, any, *apiError) {
-	b, apiErr := readBody(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	in, apiErr := parseInput(b)
+	in, apiErr := input(r)
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch, apiErr := s.channelLocked(r.PathValue("cid"))
+	ch, apiErr := s.channelOf(r)
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
-	m, apiErr := s.postLocked(ch, botUser, in)
-	if apiErr != nil {
-		return 0, nil, apiErr
+	return s.answerLocked(http.StatusOK)(s.postLocked(ch, botUser, in))
+}
+
+// answerLocked returns a function that answers a REST call with the message
+// or the error it is given.
+func (s *Server) answerLocked(status int) func(message, *apiError) (int, any, *apiError) {
+	return func(m message, apiErr *apiError) (int, any, *apiError) {
+		if apiErr != nil {
+			return 0, nil, apiErr
+		}
+		return status, s.messageJSONLocked(m), nil
 	}
-	return http.StatusOK, s.messageJSONLocked(m), nil
 }
 
 func (s *Server) getMessage(r *http.Request) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch, apiErr := s.channelLocked(r.PathValue("cid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	m, apiErr := s.messageInLocked(ch, r.PathValue("mid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	return http.StatusOK, s.messageJSONLocked(m), nil
+	_, m, apiErr := s.messageOf(r)
+	return s.answerLocked(http.StatusOK)(m, apiErr)
 }
 
 // editMessage edits one of the bot's messages.
 func (s *Server) editMessage(r *http.Request) (int, any, *apiError) {
-	b, apiErr := readBody(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	in, apiErr := parseInput(b)
+	in, apiErr := input(r)
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch, apiErr := s.channelLocked(r.PathValue("cid"))
+	_, m, apiErr := s.messageOf(r)
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
-	m, apiErr := s.messageInLocked(ch, r.PathValue("mid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	if m.author.id != BotUserID && (in.content != nil || in.embeds != nil || in.components != nil || len(in.files) > 0) {
+	if m.Author != BotUserID && (in.content != nil || in.embeds != nil || in.components != nil || len(in.files) > 0) {
 		return 0, nil, &apiError{Status: http.StatusForbidden, Code: 50005, Message: "Cannot edit a message authored by another user"}
 	}
-	if apiErr := s.editLocked(m, in); apiErr != nil {
-		return 0, nil, apiErr
-	}
-	return http.StatusOK, s.messageJSONLocked(m), nil
+	return s.answerLocked(http.StatusOK)(s.editLocked(m, in))
 }
 
 // startThread starts a public thread from a message. Like Discord, the
@@ -1565,32 +1427,23 @@ func (s *Server) startThread(r *http.Request) (int, any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	parent, apiErr := s.channelLocked(r.PathValue("cid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	if parent.typ != channelText && parent.typ != channelAnnouncement {
+	parent, m, apiErr := s.messageOf(r)
+	if apiErr != errUnknownChan && channelType(parent) != channelText {
 		return 0, nil, errWrongChanType
 	}
-	m, apiErr := s.messageInLocked(parent, r.PathValue("mid"))
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
-	if m.startedTh != "" {
+	if _, started := s.store.Channel(m.ID); started {
 		return 0, nil, errThreadExists
 	}
-	th := &channel{
-		id: m.id, name: name, typ: channelPublicThread, guildID: parent.guildID, parentID: parent.id,
-		archive: archive, created: time.Now().UTC(),
-	}
-	s.channels[th.id] = th
-	m.startedTh = th.id
+	s.archives[m.ID] = archive
+	th := s.store.AddChannel(fake.Channel{ID: m.ID, Name: name, Parent: parent.ID})
 	wire := s.channelJSONLocked(th)
 	s.dispatchLocked("THREAD_CREATE", struct {
 		wireChannel
 		NewlyCreated bool `json:"newly_created"`
 	}{wire, true}, intentGuilds)
-	s.changes.Notify()
 	return http.StatusCreated, wire, nil
 }
 
