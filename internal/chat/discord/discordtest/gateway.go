@@ -117,18 +117,6 @@ func encode(op int, d any, seq int64, name string) []byte {
 	return b
 }
 
-// Connections returns how many gateway sessions were established so far:
-// every accepted IDENTIFY and every accepted RESUME counts one.
-func (s *Server) Connections() int {
-	return s.hub.Connections()
-}
-
-// Connected returns how many gateway connections are open and identified
-// (or resumed) right now.
-func (s *Server) Connected() int {
-	return s.hub.Connected()
-}
-
 // Resumes returns how many RESUMEs the gateway accepted.
 func (s *Server) Resumes() int {
 	s.mu.Lock()
@@ -136,17 +124,10 @@ func (s *Server) Resumes() int {
 	return s.resumes
 }
 
-// Drop cuts every gateway websocket abruptly: the TCP connections close
-// without a close frame, as when a network path dies. Sessions stay
-// resumable; what is dispatched meanwhile is replayed on RESUME.
-func (s *Server) Drop() {
-	s.hub.Drop()
-}
-
 // serveGateway runs one gateway websocket. After closing it with a close
 // code, the server only drains what the client sends until it hangs up.
 func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
-	if s.hub.Closed() {
+	if s.Hub.Closed() {
 		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Message: "503: Service Unavailable"})
 		return
 	}
@@ -154,14 +135,14 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	if v, err := strconv.Atoi(r.URL.Query().Get("v")); err == nil {
 		version = v
 	}
-	c, ok := s.hub.Accept(w, r, func(conn *fake.Conn) *gwConn { return &gwConn{Conn: conn, version: version} })
+	c, ok := s.Hub.Accept(w, r, func(conn *fake.Conn) *gwConn { return &gwConn{Conn: conn, version: version} })
 	if !ok {
 		return
 	}
 	c.Send(encode(opHello, map[string]int{"heartbeat_interval": heartbeatIntervalMS}, 0, ""))
 	c.SetReadLimit(maxPayloadBytes)
 	closing := false
-	s.hub.Serve(c, 0, func(_ int, data []byte) bool {
+	s.Hub.Serve(c, 0, func(_ int, data []byte) bool {
 		if closing {
 			return true
 		}
@@ -300,7 +281,7 @@ func (s *Server) resume(c *gwConn, d json.RawMessage) *closeReason {
 func (s *Server) attachLocked(c *gwConn, sess *gwSession) {
 	c.session = sess
 	sess.conn = c
-	s.hub.SetReady(c, true)
+	s.Hub.SetReady(c, true)
 }
 
 // retireLocked detaches a connection from its session: no more frames go to it.
@@ -309,7 +290,7 @@ func (s *Server) retireLocked(c *gwConn) {
 		c.session.conn = nil
 	}
 	c.session = nil
-	s.hub.SetReady(c, false)
+	s.Hub.SetReady(c, false)
 }
 
 // killLocked retires a connection and closes its TCP connection without a
@@ -401,7 +382,7 @@ func (s *Server) guildLocked() map[string]any {
 		"stickers": []any{},
 		"members":  []*wireMember{bot},
 		"channels": s.channelsJSONLocked(s.guildChannels()),
-		"threads": s.channelsJSONLocked(slices.DeleteFunc(s.store.Channels(), func(ch fake.Channel) bool {
+		"threads": s.channelsJSONLocked(slices.DeleteFunc(s.Store.Channels(), func(ch fake.Channel) bool {
 			return channelType(ch) != channelPublicThread
 		})),
 		"presences":              []any{},
@@ -456,10 +437,10 @@ func (s *Server) DirectMessage(userID, text string) (channelID, messageID string
 // activityLocked checks that user activity can be dispatched and returns
 // the channel it happens in ("" for none).
 func (s *Server) activityLocked(channelID string) (fake.Channel, error) {
-	if s.store.Closed() {
+	if s.Store.Closed() {
 		return fake.Channel{}, errClosed
 	}
-	ch, ok := s.store.Channel(channelID)
+	ch, ok := s.Store.Channel(channelID)
 	if channelID != "" && !ok {
 		return ch, errUnknownChannel
 	}
@@ -508,7 +489,7 @@ func (s *Server) Click(channelID, messageID, userID, customID string, values []s
 	if err != nil {
 		return "", fmt.Errorf("click %s on %s: %w", customID, messageID, err)
 	}
-	m, ok := s.store.Message(messageID)
+	m, ok := s.Store.Message(messageID)
 	if !ok || m.Channel != ch.ID {
 		return "", fmt.Errorf("click %s on %s: %w", customID, messageID, errUnknownMessage)
 	}
@@ -548,7 +529,7 @@ func (s *Server) Click(channelID, messageID, userID, customID string, values []s
 		payload["context"] = 1
 	}
 	s.dispatchLocked("INTERACTION_CREATE", payload, 0)
-	s.store.Notify()
+	s.Store.Notify()
 	return it.id, nil
 }
 
@@ -578,7 +559,7 @@ func (s *Server) WaitInteractionResponse(ctx context.Context, interactionID stri
 		known bool
 		resp  json.RawMessage
 	)
-	err := s.store.Wait(ctx, &s.mu, func() bool {
+	err := s.Store.Wait(ctx, &s.mu, func() bool {
 		it := s.interactions[interactionID]
 		known = it != nil
 		if known && len(it.responses) > 0 {
@@ -643,7 +624,7 @@ func (s *Server) interactionCallback(r *http.Request) (int, any, *apiError) {
 	if it.acked {
 		return 0, nil, errAcknowledged
 	}
-	ch, _ := s.store.Channel(it.channelID)
+	ch, _ := s.Store.Channel(it.channelID)
 	switch typ {
 	case callbackMessage:
 		m, apiErr := s.postLocked(ch, botUser, in, func(m *message) { fromInteraction(m, ephemeral) })
@@ -657,7 +638,7 @@ func (s *Server) interactionCallback(r *http.Request) (int, any, *apiError) {
 		m.X.flags |= flagLoading
 		it.original = s.storeLocked(ch, m).ID
 	case callbackDeferredUpdate, callbackUpdateMessage:
-		clicked, ok := s.store.Message(it.messageID)
+		clicked, ok := s.Store.Message(it.messageID)
 		if !ok {
 			return 0, nil, errUnknownMsg
 		}
@@ -677,7 +658,7 @@ func (s *Server) interactionCallback(r *http.Request) (int, any, *apiError) {
 	}
 	it.acked = true
 	it.responses = append(it.responses, cloneRaw(b.raw))
-	s.store.Notify()
+	s.Store.Notify()
 	return http.StatusNoContent, nil, nil
 }
 
@@ -723,7 +704,7 @@ func (s *Server) webhookMessageLocked(r *http.Request) (message, *apiError) {
 	if id == "" || (id != it.original && !slices.Contains(it.followups, id)) {
 		return message{}, errUnknownMsg
 	}
-	m, ok := s.store.Message(id)
+	m, ok := s.Store.Message(id)
 	if !ok {
 		return m, errUnknownMsg
 	}
@@ -744,9 +725,9 @@ func (s *Server) followup(r *http.Request) (int, any, *apiError) {
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
-	ch, _ := s.store.Channel(it.channelID)
+	ch, _ := s.Store.Channel(it.channelID)
 	if tid := r.URL.Query().Get("thread_id"); tid != "" {
-		th, ok := s.store.Channel(tid)
+		th, ok := s.Store.Channel(tid)
 		if !ok || th.Parent != ch.ID {
 			return 0, nil, errUnknownChan
 		}

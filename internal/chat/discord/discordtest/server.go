@@ -15,8 +15,13 @@
 //
 // Payloads follow Discord's documented formats
 // (https://discord.com/developers/docs/reference). Faults can be injected:
-// failing or rate-limited REST calls (FailNext), an outage (SetDown) and
-// dropped gateway connections (Drop).
+// failing or rate-limited REST calls (FailNext), an outage of the REST API
+// (SetDown) and dropped gateway connections (Drop). A 429 is Discord's rate
+// limit reply, {"message":"You are being rate limited.","retry_after":<seconds>,"global":false}
+// with Retry-After and the X-RateLimit-* headers; other failures get
+// {"message":"<status>","code":0}. discordgo retries a 429 by itself,
+// without limit, and a 502 up to Session.MaxRestRetries (3) times; both
+// consume failures here.
 //
 // discordgo v0.29.0 speaks API version 9 (discordgo.APIVersion); the fake
 // serves both /api/v9/ and /api/v10/.
@@ -33,7 +38,6 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,13 +140,12 @@ var (
 // Server is a fake Discord: a REST API and a Gateway on one loopback port.
 // All its methods are safe for concurrent use.
 type Server struct {
-	http  *httptest.Server
-	base  string // http://127.0.0.1:PORT, without a trailing slash
+	// Server keeps the channels (threads among them), the messages, their
+	// attachments as files, and the gateway websockets.
+	*fake.Server[details, *gwConn]
 	wsURL string // ws://127.0.0.1:PORT/gateway
 	api   *http.ServeMux
-	store *fake.Store[details] // channels (threads among them), messages, attachments; faults of REST calls
-	hub   *fake.Hub[*gwConn]   // gateway websockets
-	ids   fake.Monotonic       // snowflakes
+	ids   fake.Monotonic // snowflakes
 
 	mu           sync.Mutex // serializes changes; guards what follows
 	archives     map[string]int
@@ -228,21 +231,18 @@ func someone(id string) user {
 // gives their ids. Call Close when done.
 func New() *Server {
 	s := &Server{
-		store:        fake.NewStore[details](),
+		Server:       fake.NewServer[details, *gwConn](outQueue),
 		archives:     map[string]int{},
 		interactions: map[string]*interaction{},
 		byToken:      map[string]*interaction{},
 		sessions:     map[string]*gwSession{},
 	}
-	s.hub = fake.NewHub[*gwConn](&s.store.Signal, outQueue)
 	for _, name := range []string{"alerts", "general"} {
-		s.store.AddChannel(fake.Channel{ID: s.nextID(), Name: name})
+		s.Store.AddChannel(fake.Channel{ID: s.nextID(), Name: name})
 	}
 	s.api = s.apiRoutes()
-	s.http = httptest.NewUnstartedServer(s.routes())
-	s.base = "http://" + s.http.Listener.Addr().String()
-	s.wsURL = "ws://" + s.http.Listener.Addr().String() + "/gateway"
-	s.http.Start()
+	s.Start(s.routes())
+	s.wsURL = "ws" + strings.TrimPrefix(s.URL(), "http") + "/gateway"
 	return s
 }
 
@@ -252,22 +252,8 @@ func New() *Server {
 // Waits in progress fail. Close a discordgo session before closing the
 // server it is connected to, or discordgo keeps trying to reconnect.
 func (s *Server) Close() {
-	if !s.store.Close() {
-		return
-	}
-	s.hub.Close()
-	s.http.Close()
+	s.Server.Close()
 	s.unpoint()
-}
-
-// URL returns the server's base URL, http://127.0.0.1:PORT, without a
-// trailing slash. discordgo's EndpointDiscord becomes URL()+"/" after Point.
-func (s *Server) URL() string { return s.base }
-
-// ChannelID returns the id of the guild channel with the given name
-// ("alerts" or "general"), or "" if there is none.
-func (s *Server) ChannelID(name string) string {
-	return s.store.ChannelID(name)
 }
 
 // Messages returns the messages of a channel in the order they were created:
@@ -275,44 +261,15 @@ func (s *Server) ChannelID(name string) string {
 // messages (with Thread set). For a thread id it returns the thread's
 // messages only.
 func (s *Server) Messages(channelID string) []Message {
-	return fake.Convert(s.store.Messages(channelID), s.export)
+	return fake.Convert(s.Store.Messages(channelID), s.export)
 }
 
 // WaitMessages waits until Messages(channelID) holds at least n messages and
 // returns them. When ctx ends first, or the server closes, it returns the
 // messages so far and an error.
 func (s *Server) WaitMessages(ctx context.Context, channelID string, n int) ([]Message, error) {
-	msgs, err := s.store.WaitMessages(ctx, channelID, n)
+	msgs, err := s.Store.WaitMessages(ctx, channelID, n)
 	return fake.Convert(msgs, s.export), err
-}
-
-// FailNext makes the next n REST calls fail with the given HTTP status
-// instead of being served; n <= 0 cancels failures still pending. A 429 is
-// Discord's rate limit reply: body
-// {"message":"You are being rate limited.","retry_after":<seconds>,"global":false}
-// with the headers Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining: 0,
-// X-RateLimit-Reset, X-RateLimit-Reset-After, X-RateLimit-Bucket and
-// X-RateLimit-Scope. Other statuses get {"message":"<status>","code":0} and,
-// when retryAfter > 0, a Retry-After header. A status outside 400-599
-// counts as 500.
-//
-// discordgo retries a 429 by itself, without limit, after retry_after (its
-// Session.ShouldRetryOnRateLimit, true by default), and retries a 502 up to
-// Session.MaxRestRetries (3) times; both consume failures here. Other
-// statuses reach the caller as *discordgo.RESTError.
-func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
-	s.store.FailNext(n, fake.ErrorStatus(status), retryAfter)
-}
-
-// SetDown makes every REST call fail with 503 Service Unavailable while down
-// is true. The gateway is not affected; use Drop for that.
-func (s *Server) SetDown(down bool) {
-	s.store.SetDown(down)
-}
-
-// Calls returns how many REST calls the server has received, failed ones included.
-func (s *Server) Calls() int {
-	return s.store.Calls()
 }
 
 // export copies a stored message into its exported form.
@@ -322,7 +279,7 @@ func (s *Server) export(m message) Message {
 		Reference: m.X.reference, Thread: m.Thread, AuthorID: m.Author, Edits: m.Edits,
 	}
 	for _, id := range m.Files {
-		f, _ := s.store.File(id)
+		f, _ := s.Store.File(id)
 		out.Attachments = append(out.Attachments, File{Name: f.Name, Content: f.Content})
 	}
 	return out
@@ -446,7 +403,7 @@ func (s *Server) apiRoutes() *http.ServeMux {
 // serveAPI counts the call, applies injected faults and authentication, and
 // hands the request to the API mux with the /api/vN prefix stripped.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
-	if f, failed := s.store.Next(); failed {
+	if f, failed := s.Store.Next(); failed {
 		writeFault(w, f)
 		return
 	}
@@ -515,7 +472,7 @@ func writeRateLimited(w http.ResponseWriter, f fake.Fault) {
 
 // serveAttachment serves an uploaded file from the fake CDN.
 func (s *Server) serveAttachment(w http.ResponseWriter, r *http.Request) {
-	f, ok := s.store.File(r.PathValue("aid"))
+	f, ok := s.Store.File(r.PathValue("aid"))
 	if !ok || f.Channel != r.PathValue("cid") || f.Name != r.PathValue("name") {
 		writeError(w, errNotFound)
 		return
@@ -891,7 +848,7 @@ func input(r *http.Request) (*msgInput, *apiError) {
 func (s *Server) postLocked(ch fake.Channel, author user, in *msgInput, decorate ...func(*message)) (message, *apiError) {
 	m := s.newMessage(ch, author.id, "")
 	if in.reference != "" {
-		if _, ok := s.store.Message(in.reference); !ok && in.refStrict {
+		if _, ok := s.Store.Message(in.reference); !ok && in.refStrict {
 			return m, formError("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
 		}
 		m.X.reference = in.reference
@@ -944,7 +901,7 @@ func (s *Server) apply(m *message, in *msgInput) *apiError {
 		return errEmptyMessage
 	}
 	for _, f := range uploads {
-		s.store.AddFile(f)
+		s.Store.AddFile(f)
 	}
 	*m = next
 	return nil
@@ -952,7 +909,7 @@ func (s *Server) apply(m *message, in *msgInput) *apiError {
 
 // storeLocked adds a new message to its channel and tells the gateway.
 func (s *Server) storeLocked(ch fake.Channel, m message) message {
-	m = s.store.Post(m)
+	m = s.Store.Post(m)
 	s.dispatchLocked("MESSAGE_CREATE", s.messageEventLocked(m), messageIntent(ch))
 	return m
 }
@@ -964,8 +921,8 @@ func (s *Server) editLocked(m message, in *msgInput) (message, *apiError) {
 		return m, apiErr
 	}
 	m.X.flags &^= flagLoading
-	m, _ = s.store.Update(m)
-	ch, _ := s.store.Channel(m.Channel)
+	m, _ = s.Store.Update(m)
+	ch, _ := s.Store.Channel(m.Channel)
 	s.dispatchLocked("MESSAGE_UPDATE", s.messageEventLocked(m), messageIntent(ch))
 	return m, nil
 }
@@ -980,7 +937,7 @@ func messageIntent(ch fake.Channel) int64 {
 
 // channelOf finds the channel the path's {cid} names.
 func (s *Server) channelOf(r *http.Request) (fake.Channel, *apiError) {
-	ch, ok := s.store.Channel(r.PathValue("cid"))
+	ch, ok := s.Store.Channel(r.PathValue("cid"))
 	if !ok {
 		return ch, errUnknownChan
 	}
@@ -993,7 +950,7 @@ func (s *Server) messageOf(r *http.Request) (fake.Channel, message, *apiError) {
 	if apiErr != nil {
 		return ch, message{}, apiErr
 	}
-	m, ok := s.store.Message(r.PathValue("mid"))
+	m, ok := s.Store.Message(r.PathValue("mid"))
 	if !ok || m.Channel != ch.ID {
 		return ch, m, errUnknownMsg
 	}
@@ -1107,7 +1064,7 @@ type wireMessage struct {
 
 // messageJSONLocked renders a message as REST returns it.
 func (s *Server) messageJSONLocked(m message) wireMessage {
-	ch, _ := s.store.Channel(m.Channel)
+	ch, _ := s.Store.Channel(m.Channel)
 	w := wireMessage{
 		ID:           m.ID,
 		Type:         messageDefault,
@@ -1135,8 +1092,8 @@ func (s *Server) messageJSONLocked(m message) wireMessage {
 		w.Mentions = append(w.Mentions, someone(id).wire())
 	}
 	for _, id := range m.Files {
-		a, _ := s.store.File(id)
-		url := fmt.Sprintf("%s/cdn/attachments/%s/%s/%s", s.base, a.Channel, a.ID, a.Name)
+		a, _ := s.Store.File(id)
+		url := fmt.Sprintf("%s/cdn/attachments/%s/%s/%s", s.URL(), a.Channel, a.ID, a.Name)
 		w.Attachments = append(w.Attachments, wireAttachment{
 			ID: a.ID, Filename: a.Name, Size: len(a.Content), URL: url, ProxyURL: url, ContentType: a.ContentType,
 		})
@@ -1144,11 +1101,11 @@ func (s *Server) messageJSONLocked(m message) wireMessage {
 	if m.X.reference != "" {
 		w.Type = messageReply
 		w.Reference = &wireReference{MessageID: m.X.reference, ChannelID: m.Channel, GuildID: w.GuildID}
-		if ref, ok := s.store.Message(m.X.reference); ok {
+		if ref, ok := s.Store.Message(m.X.reference); ok {
 			w.Reference.ChannelID = ref.Channel
 		}
 	}
-	if th, ok := s.store.Channel(m.ID); ok && th.Parent != "" {
+	if th, ok := s.Store.Channel(m.ID); ok && th.Parent != "" {
 		c := s.channelJSONLocked(th)
 		w.Thread = &c
 	}
@@ -1198,7 +1155,7 @@ type wireChannel struct {
 func (s *Server) channelJSONLocked(ch fake.Channel) wireChannel {
 	w := wireChannel{ID: ch.ID, Type: channelType(ch), GuildID: guildOf(ch), Name: ch.Name}
 	count := 0
-	for _, m := range s.store.Messages(ch.ID) {
+	for _, m := range s.Store.Messages(ch.ID) {
 		if m.Channel == ch.ID {
 			count++
 			w.LastMessageID = &m.ID
@@ -1224,7 +1181,7 @@ func (s *Server) channelJSONLocked(ch fake.Channel) wireChannel {
 
 // guildChannels returns the guild's channels, threads excluded, by position.
 func (s *Server) guildChannels() []fake.Channel {
-	return slices.DeleteFunc(s.store.Channels(), func(ch fake.Channel) bool { return channelType(ch) != channelText })
+	return slices.DeleteFunc(s.Store.Channels(), func(ch fake.Channel) bool { return channelType(ch) != channelText })
 }
 
 // --- REST handlers ---
@@ -1285,7 +1242,7 @@ func (s *Server) createDM(r *http.Request) (int, any, *apiError) {
 
 // dm returns the DM channel with a user, creating it once.
 func (s *Server) dm(userID string) fake.Channel {
-	return s.store.DirectChannel(userID, func() fake.Channel { return fake.Channel{ID: s.nextID()} })
+	return s.Store.DirectChannel(userID, func() fake.Channel { return fake.Channel{ID: s.nextID()} })
 }
 
 func (s *Server) getGuildChannels(r *http.Request) (int, any, *apiError) {
@@ -1340,7 +1297,7 @@ func (s *Server) listMessages(r *http.Request) (int, any, *apiError) {
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
-	msgs := s.store.Messages(ch.ID)
+	msgs := s.Store.Messages(ch.ID)
 	out := []wireMessage{}
 	for i := len(msgs) - 1; i >= 0 && len(out) < limit; i-- {
 		if msgs[i].Channel == ch.ID {
@@ -1434,11 +1391,11 @@ func (s *Server) startThread(r *http.Request) (int, any, *apiError) {
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
-	if _, started := s.store.Channel(m.ID); started {
+	if _, started := s.Store.Channel(m.ID); started {
 		return 0, nil, errThreadExists
 	}
 	s.archives[m.ID] = archive
-	th := s.store.AddChannel(fake.Channel{ID: m.ID, Name: name, Parent: parent.ID})
+	th := s.Store.AddChannel(fake.Channel{ID: m.ID, Name: name, Parent: parent.ID})
 	wire := s.channelJSONLocked(th)
 	s.dispatchLocked("THREAD_CREATE", struct {
 		wireChannel
@@ -1514,7 +1471,7 @@ func (s *Server) Point() {
 	if s.pointed == nil {
 		s.pointed = snapshotEndpoints()
 	}
-	endpoint.Point(s.base)
+	endpoint.Point(s.URL())
 }
 
 // unpoint restores the endpoints Point replaced, unless they have been
@@ -1527,7 +1484,7 @@ func (s *Server) unpoint() {
 	if s.pointed == nil {
 		return
 	}
-	if discordgo.EndpointDiscord == s.base+"/" {
+	if discordgo.EndpointDiscord == s.URL()+"/" {
 		s.pointed.restore()
 	}
 	s.pointed = nil

@@ -17,9 +17,15 @@
 // Payloads follow what Mattermost 10 sends (the JSON of the public model
 // package); errors are Mattermost's AppError JSON
 // {"id","message","detailed_error","request_id","status_code"}, except where
-// Mattermost itself answers in plain text (rate limiting). Faults can be
-// injected: failures of the next REST calls (FailNext), an outage (SetDown)
-// and dropped websockets (Drop).
+// Mattermost itself answers in plain text. Faults can be injected into the
+// REST calls, not into websocket upgrades: failures of the next calls
+// (FailNext), a 429 as Mattermost's rate limiter answers ("limit exceeded",
+// with Retry-After, X-Ratelimit-Limit, -Remaining: 0 and -Reset headers);
+// and an outage (SetDown), when every call and upgrade gets a plain-text
+// 503 as from a proxy in front of a Mattermost that is down, while open
+// websockets stay open. Drop cuts them: a model.WebSocketClient then sees
+// an abnormal closure (1006), sets ListenError, closes EventChannel and
+// ResponseChannel and is done; it never reconnects by itself.
 //
 // Like Mattermost, the server never sends an action's "integration" (URL and
 // context) back to the client: posts in REST answers and websocket events
@@ -39,7 +45,6 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"path"
 	"slices"
 	"strconv"
@@ -109,8 +114,8 @@ var errNotConnected = errors.New("no authenticated websocket connected")
 // Server is a fake Mattermost server on loopback. Create it with New and
 // release it with Close. All its methods are safe for concurrent use.
 type Server struct {
-	http     *httptest.Server
-	baseURL  string // scheme and host of http, without a trailing slash
+	// Server keeps the posts with their props, and the websockets.
+	*fake.Server[post, *wsConn]
 	mux      *http.ServeMux
 	client   *http.Client // Click's client for integration URLs
 	requests atomic.Int64 // source of X-Request-Id values
@@ -121,8 +126,6 @@ type Server struct {
 	pingInterval time.Duration
 	authTimeout  time.Duration
 
-	store *fake.Store[post] // channels, posts and files; faults of REST calls
-	hub   *fake.Hub[*wsConn]
 	clock fake.Monotonic // timestamps, in Unix milliseconds
 
 	mu    sync.Mutex        // serializes changes; guards what follows and the websockets' event numbers
@@ -183,12 +186,11 @@ func New() *Server {
 		},
 		pingInterval: defaultPingInterval,
 		authTimeout:  defaultAuthTimeout,
-		store:        fake.NewStore[post](),
+		Server:       fake.NewServer[post, *wsConn](sendQueueSize),
 		users:        map[string]string{BotUserID: BotName},
 	}
-	s.hub = fake.NewHub[*wsConn](&s.store.Signal, sendQueueSize)
 	for _, name := range []string{"alerts", "town-square"} {
-		s.store.AddChannel(fake.Channel{ID: s.newIDLocked("channel"), Name: name})
+		s.Store.AddChannel(fake.Channel{ID: s.newIDLocked("channel"), Name: name})
 	}
 	s.mux = http.NewServeMux()
 	for _, rt := range []struct {
@@ -226,8 +228,7 @@ func New() *Server {
 		})
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeAppError(w, errNotFound()) })
-	s.http = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
-	s.baseURL = s.http.URL
+	s.Start(http.HandlerFunc(s.serveHTTP))
 	return s
 }
 
@@ -235,30 +236,14 @@ func New() *Server {
 // their goroutines and shuts the server down; waits in progress fail.
 // Calling it again does nothing.
 func (s *Server) Close() {
-	if !s.store.Close() {
-		return
-	}
-	s.hub.Close()
-	s.http.Close()
+	s.Server.Close()
 	s.client.CloseIdleConnections()
-}
-
-// URL returns the server's address, http://127.0.0.1:PORT, for
-// model.NewAPIv4Client, which appends /api/v4.
-func (s *Server) URL() string {
-	return s.baseURL
 }
 
 // WebSocketURL returns the websocket address, ws://127.0.0.1:PORT, for
 // model.NewWebSocketClient4, which appends /api/v4/websocket.
 func (s *Server) WebSocketURL() string {
-	return "ws" + strings.TrimPrefix(s.baseURL, "http")
-}
-
-// ChannelID returns the id of the channel with the name, such as "alerts"
-// or a direct message channel's "<id1>__<id2>", or "" if there is none.
-func (s *Server) ChannelID(name string) string {
-	return s.store.ChannelID(name)
+	return "ws" + strings.TrimPrefix(s.URL(), "http")
 }
 
 // MaxPostSize returns the longest message, in runes, that the server
@@ -271,49 +256,24 @@ func (s *Server) MaxPostSize() int {
 // Posts returns the posts of a channel, the bot's and injected ones, in
 // posting order.
 func (s *Server) Posts(channelID string) []Post {
-	return fake.Convert(s.store.Messages(channelID), export)
+	return fake.Convert(s.Store.Messages(channelID), export)
 }
 
 // WaitPosts waits until the channel holds at least n posts and returns them
 // all. When ctx ends, or the server closes, first it returns the posts so
 // far with an error.
 func (s *Server) WaitPosts(ctx context.Context, channelID string, n int) ([]Post, error) {
-	posts, err := s.store.WaitMessages(ctx, channelID, n)
+	posts, err := s.Store.WaitMessages(ctx, channelID, n)
 	return fake.Convert(posts, export), err
 }
 
 // Files returns the uploaded files, in upload order.
 func (s *Server) Files() []File {
 	var files []File
-	for _, f := range s.store.Files() {
+	for _, f := range s.Store.Files() {
 		files = append(files, File{ID: f.ID, Name: f.Name, Content: f.Content, ChannelID: f.Channel})
 	}
 	return files
-}
-
-// FailNext makes the next n REST calls fail with the HTTP status, replacing
-// any failures still pending; n <= 0 cancels them. Websocket upgrades are
-// not REST calls. A 429 is answered as Mattermost's rate limiter answers:
-// the plain-text body "limit exceeded", a Retry-After header of retryAfter
-// in whole seconds, rounded up, and X-Ratelimit-Limit, X-Ratelimit-Remaining
-// (0) and X-Ratelimit-Reset headers. Any other status carries an AppError
-// body; a status outside 400-599 is taken as 500.
-func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
-	s.store.FailNext(n, fake.ErrorStatus(status), retryAfter)
-}
-
-// SetDown starts or ends an outage. While down, every REST call and every
-// websocket upgrade gets HTTP 503 with a plain-text body, as from a proxy in
-// front of a Mattermost that is down; open websockets stay open (Drop cuts
-// them). FailNext failures wait until the outage ends.
-func (s *Server) SetDown(down bool) {
-	s.store.SetDown(down)
-}
-
-// Calls returns how many REST calls the server has received, failed and
-// rejected calls included, websocket upgrades not.
-func (s *Server) Calls() int {
-	return s.store.Calls()
 }
 
 // export returns a stored post as Post.
@@ -349,7 +309,7 @@ func (s *Server) userNameLocked(userID string) string {
 // and the user, creating it the first time. s.mu must be held.
 func (s *Server) directChannelLocked(userID string) fake.Channel {
 	s.userNameLocked(userID)
-	return s.store.DirectChannel(userID, func() fake.Channel {
+	return s.Store.DirectChannel(userID, func() fake.Channel {
 		// model.GetDMNameFromIds puts the smaller id first.
 		first, second := min(BotUserID, userID), max(BotUserID, userID)
 		return fake.Channel{ID: s.newIDLocked("channel"), Name: first + "__" + second}
@@ -361,8 +321,8 @@ func (s *Server) directChannelLocked(userID string) fake.Channel {
 func (s *Server) addPostLocked(p fake.Message[post], mentions []string) fake.Message[post] {
 	p.X.createAt = s.now()
 	p.X.updateAt = p.X.createAt
-	p = s.store.Post(p)
-	s.store.AttachFiles(p.ID, p.Files)
+	p = s.Store.Post(p)
+	s.Store.AttachFiles(p.ID, p.Files)
 	s.broadcastPostedLocked(p, mentions)
 	return p
 }
@@ -375,8 +335,8 @@ func (s *Server) editPostLocked(p fake.Message[post], message string, props json
 		p.Text, p.X.editAt = message, now
 	}
 	p.X.props, p.X.updateAt = props, now
-	p, _ = s.store.Update(p)
-	s.store.AttachFiles(p.ID, p.Files)
+	p, _ = s.Store.Update(p)
+	s.Store.AttachFiles(p.ID, p.Files)
 	s.broadcastLocked(wsEvent{Event: "post_edited", Data: object{"post": s.postJSON(p)}, Broadcast: wsBroadcast{ChannelID: p.Channel}})
 	return p
 }
@@ -387,7 +347,7 @@ func (s *Server) editPostLocked(p fake.Message[post], message string, props json
 func (s *Server) attachableFiles(ids []string, channelID, postID string) []string {
 	var kept []string
 	for _, id := range ids {
-		f, ok := s.store.File(id)
+		f, ok := s.Store.File(id)
 		if ok && f.Channel == channelID && (f.Message == "" || f.Message == postID) && !slices.Contains(kept, id) {
 			kept = append(kept, id)
 		}
@@ -439,7 +399,7 @@ func channelInfo(ch fake.Channel) (teamID, typ, displayName string) {
 func (s *Server) channelJSON(ch fake.Channel) object {
 	teamID, typ, displayName := channelInfo(ch)
 	var lastPostAt int64
-	for _, p := range s.store.Messages(ch.ID) {
+	for _, p := range s.Store.Messages(ch.ID) {
 		lastPostAt = max(lastPostAt, p.X.createAt)
 	}
 	return object{
@@ -457,7 +417,7 @@ func (s *Server) channelJSON(ch fake.Channel) object {
 func (s *Server) clientPost(p fake.Message[post]) object {
 	root := cmp.Or(p.Thread, p.ID)
 	var replies, lastReplyAt int64
-	for _, reply := range s.store.Messages(p.Channel) {
+	for _, reply := range s.Store.Messages(p.Channel) {
 		if reply.Thread == root {
 			replies++
 			lastReplyAt = max(lastReplyAt, reply.X.createAt)
@@ -695,7 +655,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveWebSocket(w, r)
 		return
 	}
-	if f, failed := s.store.Next(); failed {
+	if f, failed := s.Store.Next(); failed {
 		writeFault(w, f)
 		return
 	}
@@ -728,7 +688,7 @@ func (s *Server) clientConfig(r *http.Request) (int, any) {
 	}
 	return http.StatusOK, map[string]string{
 		"Version": serverVersion, "BuildNumber": serverVersion, "BuildHash": "mattermosttest",
-		"BuildEnterpriseReady": "false", "SiteURL": s.baseURL, "SiteName": "Mattermost",
+		"BuildEnterpriseReady": "false", "SiteURL": s.URL(), "SiteName": "Mattermost",
 		"MaxPostSize": strconv.Itoa(maxPostRunes), "MaxFileSize": strconv.Itoa(maxBodyBytes),
 		"EnablePostUsernameOverride": "false", "EnablePostIconOverride": "false",
 		"EnableFileAttachments": "true", "ExperimentalEnablePostMetadata": "true",
@@ -790,7 +750,7 @@ func (s *Server) getChannelByName(r *http.Request) (int, any) {
 	if r.PathValue("team_name") != TeamName {
 		return fail(errNoTeam())
 	}
-	ch, ok := s.store.ChannelNamed(r.PathValue("channel_name"))
+	ch, ok := s.Store.ChannelNamed(r.PathValue("channel_name"))
 	if !ok || ch.User != "" {
 		return fail(newAppError(http.StatusNotFound, "app.channel.get_by_name.missing.app_error", "Channel does not exist."))
 	}
@@ -802,7 +762,7 @@ func (s *Server) getChannel(r *http.Request) (int, any) {
 	if !isValidID(r.PathValue("channel_id")) {
 		return fail(errInvalidURLParam("channel_id"))
 	}
-	ch, ok := s.store.Channel(r.PathValue("channel_id"))
+	ch, ok := s.Store.Channel(r.PathValue("channel_id"))
 	if !ok {
 		return fail(newAppError(http.StatusNotFound, "app.channel.get.existing.app_error", "Unable to find the existing channel."))
 	}
@@ -866,7 +826,7 @@ func (s *Server) createPost(r *http.Request) (int, any) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.store.Channel(body.ChannelID); !ok {
+	if _, ok := s.Store.Channel(body.ChannelID); !ok {
 		return fail(errPermissions()) // Mattermost checks create_post permission first.
 	}
 	props, err := s.normalizePropsLocked(body.Props)
@@ -890,7 +850,7 @@ func (s *Server) createPost(r *http.Request) (int, any) {
 
 // isRoot reports whether the post is a root post of the channel.
 func (s *Server) isRoot(postID, channelID string) bool {
-	root, ok := s.store.Message(postID)
+	root, ok := s.Store.Message(postID)
 	return ok && root.Thread == "" && root.Channel == channelID
 }
 
@@ -899,7 +859,7 @@ func (s *Server) getPost(r *http.Request) (int, any) {
 	if !isValidID(r.PathValue("post_id")) {
 		return fail(errInvalidURLParam("post_id"))
 	}
-	p, ok := s.store.Message(r.PathValue("post_id"))
+	p, ok := s.Store.Message(r.PathValue("post_id"))
 	if !ok {
 		return fail(newAppError(http.StatusNotFound, "app.post.get.app_error", "Unable to get post."))
 	}
@@ -910,7 +870,7 @@ func (s *Server) getPost(r *http.Request) (int, any) {
 // Mattermost answers: 403 for a post that does not exist or is not the
 // bot's.
 func (s *Server) editablePost(id string) (fake.Message[post], *appError) {
-	p, ok := s.store.Message(id)
+	p, ok := s.Store.Message(id)
 	if !ok || p.Author != BotUserID {
 		return p, errPermissions()
 	}
@@ -1053,7 +1013,7 @@ func (s *Server) uploadFiles(r *http.Request) (int, any) {
 	case len(uploads) == 0:
 		return fail(newAppError(http.StatusBadRequest, "api.file.upload_file.no_file.app_error", "Unable to upload file. No file in request."))
 	}
-	if _, ok := s.store.Channel(channelID); !ok {
+	if _, ok := s.Store.Channel(channelID); !ok {
 		return fail(errPermissions()) // Mattermost checks upload_file permission on the channel.
 	}
 	s.mu.Lock()
@@ -1064,7 +1024,7 @@ func (s *Server) uploadFiles(r *http.Request) (int, any) {
 		if mimeType == "" {
 			mimeType = http.DetectContentType(u.content)
 		}
-		f := s.store.AddFile(fake.File{
+		f := s.Store.AddFile(fake.File{
 			ID: s.newIDLocked("file"), Name: u.name, Content: string(u.content), Channel: channelID,
 			ContentType: mimeType, Author: BotUserID, Created: time.UnixMilli(s.now()),
 		})
@@ -1184,10 +1144,10 @@ func (s *Server) clickRequest(postID, userID, actionID, selectedOption string) (
 	if userID == "" {
 		return integrationRequest{}, "", errors.New("no user id")
 	}
-	if s.store.Closed() {
+	if s.Store.Closed() {
 		return integrationRequest{}, "", fake.ErrClosed
 	}
-	p, ok := s.store.Message(postID)
+	p, ok := s.Store.Message(postID)
 	if !ok {
 		return integrationRequest{}, "", errors.New("no such post")
 	}
@@ -1195,7 +1155,7 @@ func (s *Server) clickRequest(postID, userID, actionID, selectedOption string) (
 	if !ok || action.Integration == nil || action.Integration.URL == "" {
 		return integrationRequest{}, "", errors.New("no such action with an integration")
 	}
-	ch, _ := s.store.Channel(p.Channel)
+	ch, _ := s.Store.Channel(p.Channel)
 	teamID, _, _ := channelInfo(ch)
 	teamName := ""
 	if teamID == TeamID {
@@ -1257,7 +1217,7 @@ func (s *Server) applyActionUpdate(postID string, update json.RawMessage) error 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.store.Message(postID)
+	p, ok := s.Store.Message(postID)
 	if !ok {
 		return errors.New("apply update: post gone")
 	}

@@ -1,7 +1,6 @@
 package mattermosttest
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,35 +72,6 @@ type wsResponse struct {
 	Error    *appError `json:"error,omitempty"`
 }
 
-// Connections returns how many websockets have authenticated so far.
-func (s *Server) Connections() int {
-	return s.hub.Connections()
-}
-
-// Connected returns how many authenticated websockets are open now.
-func (s *Server) Connected() int {
-	return s.hub.Connected()
-}
-
-// WaitConnected waits until at least total websockets have authenticated
-// so far and at least one authenticated websocket is open. It is there for
-// tests of reconnect loops: after Drop, wait for Connections()+1.
-func (s *Server) WaitConnected(ctx context.Context, total int) error {
-	return s.hub.WaitConnected(ctx, total)
-}
-
-// Drop cuts every open websocket abruptly, closing the network connection
-// without a close frame, and returns once the server has let go of them.
-//
-// A model.WebSocketClient whose Listen loop runs then sees its read fail
-// with an abnormal closure (1006, unexpected EOF): it sets ListenError,
-// closes EventChannel and ResponseChannel, and is done. It never
-// reconnects by itself; an adapter must notice the closed EventChannel and
-// dial a new client with model.NewWebSocketClient4 and call Listen again.
-func (s *Server) Drop() {
-	s.hub.Drop()
-}
-
 // Mention stores a user's post "@kubechat " + text in the channel and
 // broadcasts its posted event, with the bot in its mentions, to every
 // authenticated websocket. It returns the post's id; it fails, storing
@@ -132,7 +102,7 @@ func (s *Server) userPost(channelID, rootID, userID, message string) (string, er
 	if err := s.checkUserPostLocked(userID); err != nil {
 		return "", err
 	}
-	if _, ok := s.store.Channel(channelID); !ok {
+	if _, ok := s.Store.Channel(channelID); !ok {
 		return "", fake.ErrUnknownChannel
 	}
 	if rootID != "" && !s.isRoot(rootID, channelID) {
@@ -164,11 +134,11 @@ func (s *Server) DirectMessage(userID, text string) (channelID, postID string, e
 // nil. s.mu must be held.
 func (s *Server) checkUserPostLocked(userID string) error {
 	switch {
-	case s.store.Closed():
+	case s.Store.Closed():
 		return fake.ErrClosed
 	case userID == "":
 		return errors.New("no user id")
-	case s.hub.Connected() == 0:
+	case s.Hub.Connected() == 0:
 		return errNotConnected
 	}
 	return nil
@@ -177,7 +147,7 @@ func (s *Server) checkUserPostLocked(userID string) error {
 // broadcastPostedLocked broadcasts the posted event of a new post, as
 // Mattermost's notifications send it. s.mu must be held.
 func (s *Server) broadcastPostedLocked(p fake.Message[post], mentions []string) {
-	ch, _ := s.store.Channel(p.Channel)
+	ch, _ := s.Store.Channel(p.Channel)
 	teamID, typ, displayName := channelInfo(ch)
 	sender := s.userNameLocked(p.Author)
 	if typ == channelDirect {
@@ -196,7 +166,7 @@ func (s *Server) broadcastPostedLocked(p fake.Message[post], mentions []string) 
 
 // broadcastLocked sends the event to every authenticated websocket. s.mu must be held.
 func (s *Server) broadcastLocked(ev wsEvent) {
-	for _, c := range s.hub.Conns() {
+	for _, c := range s.Hub.Conns() {
 		s.sendEventLocked(c, ev)
 	}
 }
@@ -221,7 +191,7 @@ func (s *Server) authenticateLocked(c *wsConn, seq int64) {
 		Data:      object{"server_version": serverVersion, "connection_id": c.id},
 		Broadcast: wsBroadcast{UserID: BotUserID},
 	})
-	s.hub.SetReady(c, true)
+	s.Hub.SetReady(c, true)
 }
 
 // serveWebSocket serves /api/v4/websocket. A request with the bot's token
@@ -229,11 +199,11 @@ func (s *Server) authenticateLocked(c *wsConn, seq int64) {
 // any other must send an authentication_challenge with the token first,
 // within the auth timeout, or be closed.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	if s.hub.Closed() || s.store.Down() {
+	if s.Hub.Closed() || s.Store.Down() {
 		writeDown(w)
 		return
 	}
-	c, ok := s.hub.Accept(w, r, func(conn *fake.Conn) *wsConn { return &wsConn{Conn: conn} })
+	c, ok := s.Hub.Accept(w, r, func(conn *fake.Conn) *wsConn { return &wsConn{Conn: conn} })
 	if !ok {
 		return
 	}
@@ -244,7 +214,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	authCheck := time.AfterFunc(s.authTimeout, func() {
-		if !s.hub.Ready(c) {
+		if !s.Hub.Ready(c) {
 			c.Abort()
 		}
 	})
@@ -254,7 +224,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	c.SetPongHandler(func(string) error {
 		return c.SetReadDeadline(time.Now().Add(pongWait))
 	})
-	s.hub.Serve(c, s.pingInterval, func(typ int, data []byte) bool {
+	s.Hub.Serve(c, s.pingInterval, func(typ int, data []byte) bool {
 		if typ != websocket.TextMessage {
 			return true // msgpack-encoded binary actions are not supported
 		}
@@ -283,14 +253,14 @@ func (s *Server) handle(c *wsConn, req wsRequest) bool {
 	case req.Seq <= 0:
 		refuse(http.StatusBadRequest, "api.web_socket_router.bad_seq.app_error", "Invalid sequence for WebSocket message.")
 	case req.Action == "authentication_challenge":
-		if s.hub.Ready(c) {
+		if s.Hub.Ready(c) {
 			return true // Mattermost ignores it on an authenticated websocket
 		}
 		if token, _ := req.Data["token"].(string); token != Token {
 			return false // Mattermost closes the websocket
 		}
 		s.authenticateLocked(c, req.Seq)
-	case !s.hub.Ready(c):
+	case !s.Hub.Ready(c):
 		refuse(http.StatusUnauthorized, "api.web_socket_router.not_authenticated.app_error", "No websocket authentication.")
 	case req.Action == "ping":
 		reply(object{"text": "pong", "version": serverVersion, "server_time": time.Now().UnixMilli(), "node_id": ""})

@@ -83,7 +83,7 @@ func (s *Server) appByBotLocked(id string) *app {
 
 // newestConnOf returns the most recently opened websocket of a, or nil.
 func (s *Server) newestConnOf(a *app) *socketConn {
-	conns := s.hub.Conns()
+	conns := s.Hub.Conns()
 	for i := len(conns) - 1; i >= 0; i-- {
 		if conns[i].app == a {
 			return conns[i]
@@ -98,7 +98,7 @@ func (s *Server) newestConnOf(a *app) *socketConn {
 // message.channels. Apps without an open connection miss it, as with
 // Slack. It returns the message's ts and the number of envelopes pushed.
 func (s *Server) Say(channelID, userID, text string) (ts string, pushed int, err error) {
-	if _, ok := s.store.Channel(channelID); !ok {
+	if _, ok := s.Store.Channel(channelID); !ok {
 		return "", 0, fmt.Errorf("say in %s: %w", channelID, errChannelNotFound)
 	}
 	s.mu.Lock()

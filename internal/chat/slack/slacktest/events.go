@@ -50,28 +50,6 @@ type ack struct {
 	EnvelopeID string `json:"envelope_id"`
 }
 
-// Connections returns how many websocket connections the server has accepted so far.
-func (s *Server) Connections() int {
-	return s.hub.Connections()
-}
-
-// Connected returns how many websocket connections are open now.
-func (s *Server) Connected() int {
-	return s.hub.Connected()
-}
-
-// WaitConnected waits until the server has accepted at least total websocket
-// connections and at least one is open.
-func (s *Server) WaitConnected(ctx context.Context, total int) error {
-	return s.hub.WaitConnected(ctx, total)
-}
-
-// Drop cuts every open websocket abruptly, closing the network connection
-// without a close frame, and returns once the server has let go of them.
-func (s *Server) Drop() {
-	s.hub.Drop()
-}
-
 // Acked reports whether the client acknowledged the envelope.
 func (s *Server) Acked(envelopeID string) bool {
 	s.mu.Lock()
@@ -81,7 +59,7 @@ func (s *Server) Acked(envelopeID string) bool {
 
 // WaitAcked waits until the client acknowledges the envelope.
 func (s *Server) WaitAcked(ctx context.Context, envelopeID string) error {
-	if err := s.store.Wait(ctx, &s.mu, func() bool { return s.acks[envelopeID] }); err != nil {
+	if err := s.Store.Wait(ctx, &s.mu, func() bool { return s.acks[envelopeID] }); err != nil {
 		return fmt.Errorf("wait for ack of envelope %s: %w", envelopeID, err)
 	}
 	return nil
@@ -104,7 +82,7 @@ func (s *Server) MentionInThread(channelID, threadTS, userID, text string) (ts, 
 // mention implements Mention and MentionInThread.
 func (s *Server) mention(channelID, threadTS, userID, text string) (ts, envelopeID string, err error) {
 	env, err := s.push(func() (string, object, error) {
-		ch, ok := s.store.Channel(channelID)
+		ch, ok := s.Store.Channel(channelID)
 		switch _, root := s.message(channelID, threadTS); {
 		case !ok:
 			return "", nil, errChannelNotFound
@@ -134,7 +112,7 @@ func (s *Server) mention(channelID, threadTS, userID, text string) (ts, envelope
 // the envelope id; it fails, posting nothing, if no client is connected.
 func (s *Server) DirectMessage(userID, text string) (ts, envelopeID string, err error) {
 	env, err := s.push(func() (string, object, error) {
-		ch := s.store.DirectChannel(userID, func() fake.Channel { return fake.Channel{ID: "D" + userID} })
+		ch := s.Store.DirectChannel(userID, func() fake.Channel { return fake.Channel{ID: "D" + userID} })
 		ts = s.postLocked(ch.ID, "", userID, text, nil).ID
 		event := object{
 			"type": "message", "channel": ch.ID, "channel_type": "im", "user": userID,
@@ -163,7 +141,7 @@ func (s *Server) Click(channelID, messageTS, userID, actionID, value string) (en
 	}
 	s.mu.Unlock()
 	env, err := s.pushTo(owner, func() (string, object, error) {
-		ch, ok := s.store.Channel(channelID)
+		ch, ok := s.Store.Channel(channelID)
 		switch {
 		case !ok:
 			return "", nil, errChannelNotFound
@@ -191,7 +169,7 @@ func (s *Server) Click(channelID, messageTS, userID, actionID, value string) (en
 			"message":               s.messageJSONLocked(msg),
 			"state":                 object{"values": object{}},
 			"trigger_id":            fmt.Sprintf("%d.%d.faketrigger", seq, seq),
-			"response_url":          fmt.Sprintf("%s/actions/%s/%d", s.baseURL, TeamID, seq),
+			"response_url":          fmt.Sprintf("%s/actions/%s/%d", s.URL(), TeamID, seq),
 			"actions":               []object{action},
 		}, nil
 	})
@@ -269,7 +247,7 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "invalid ticket", http.StatusUnauthorized)
 		return
 	}
-	c, ok := s.hub.Accept(w, r, func(conn *fake.Conn) *socketConn { return &socketConn{Conn: conn, app: a} })
+	c, ok := s.Hub.Accept(w, r, func(conn *fake.Conn) *socketConn { return &socketConn{Conn: conn, app: a} })
 	if !ok {
 		return
 	}
@@ -281,8 +259,8 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 		"debug_info":      object{"host": "fake", "approximate_connection_time": 18060},
 		"connection_info": object{"app_id": a.appID},
 	})
-	s.hub.SetReady(c, true)
-	s.hub.Serve(c, pingInterval, func(_ int, data []byte) bool {
+	s.Hub.SetReady(c, true)
+	s.Hub.Serve(c, pingInterval, func(_ int, data []byte) bool {
 		var a ack
 		if json.Unmarshal(data, &a) == nil && a.EnvelopeID != "" {
 			s.markAcked(a.EnvelopeID)
@@ -307,7 +285,7 @@ func (s *Server) markAcked(envelopeID string) {
 	defer s.mu.Unlock()
 	if _, pushed := s.acks[envelopeID]; pushed {
 		s.acks[envelopeID] = true
-		s.store.Notify()
+		s.Store.Notify()
 	}
 }
 

@@ -12,7 +12,10 @@
 // Payloads follow Slack's documented formats
 // (https://api.slack.com/methods, https://api.slack.com/apis/socket-mode).
 // Faults can be injected: rate limiting and server errors on the next calls
-// (FailNext), an outage (SetDown) and dropped websockets (Drop).
+// (FailNext), an outage (SetDown) and dropped websockets (Drop). A 429
+// carries {"ok":false,"error":"ratelimited"} and, when it names a wait, a
+// Retry-After header in whole seconds, rounded up; other failures carry a
+// plain-text body ("upstream error" for 5xx).
 package slacktest
 
 import (
@@ -25,7 +28,6 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -87,11 +89,9 @@ type object = map[string]any
 // Server is a fake Slack workspace on loopback. Create it with New and
 // release it with Close. All its methods are safe for concurrent use.
 type Server struct {
-	http    *httptest.Server
-	baseURL string                       // scheme and host of http, without a trailing slash
-	store   *fake.Store[json.RawMessage] // channels and messages, with their blocks; faults of Web API calls
-	hub     *fake.Hub[*socketConn]       // Socket Mode websockets
-	stamps  fake.Monotonic               // message timestamps, in microseconds
+	// Server keeps the messages with their blocks, and the Socket Mode websockets.
+	*fake.Server[json.RawMessage, *socketConn]
+	stamps fake.Monotonic // message timestamps, in microseconds
 
 	mu      sync.Mutex
 	seq     int                // source of ids
@@ -150,38 +150,26 @@ type File struct {
 // New starts a fake workspace with the channels "alerts" and "general".
 func New() *Server {
 	s := &Server{
-		store:   fake.NewStore[json.RawMessage](),
+		Server:  fake.NewServer[json.RawMessage, *socketConn](sendQueue),
 		uploads: make(map[string]*upload),
 		calls:   make(map[string]int),
 		tickets: make(map[string]*app),
 		apps:    []*app{defaultApp()},
 		acks:    make(map[string]bool),
 	}
-	s.hub = fake.NewHub[*socketConn](&s.store.Signal, sendQueue)
-	s.store.AddChannel(fake.Channel{ID: "C000ALERTS", Name: "alerts"})
-	s.store.AddChannel(fake.Channel{ID: "C00GENERAL", Name: "general"})
+	s.Store.AddChannel(fake.Channel{ID: "C000ALERTS", Name: "alerts"})
+	s.Store.AddChannel(fake.Channel{ID: "C00GENERAL", Name: "general"})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/", s.serveAPI)
 	mux.HandleFunc("/upload/", s.serveUpload)
 	mux.HandleFunc("/socket", s.serveSocket)
-	s.http = httptest.NewServer(mux)
-	s.baseURL = s.http.URL
+	s.Start(mux)
 	return s
-}
-
-// Close closes every websocket, waits for their goroutines and shuts the
-// server down; waits in progress fail.
-func (s *Server) Close() {
-	if !s.store.Close() {
-		return
-	}
-	s.hub.Close()
-	s.http.Close()
 }
 
 // APIURL returns the base URL of the Web API for slack.OptionAPIURL; it ends in "/api/".
 func (s *Server) APIURL() string {
-	return s.baseURL + "/api/"
+	return s.URL() + "/api/"
 }
 
 // AddChannel adds a channel and returns its id. A leading '#' is ignored; a
@@ -194,51 +182,32 @@ func (s *Server) AddChannel(name string) (id string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if id := s.store.ChannelID(name); id != "" {
+	if id := s.Store.ChannelID(name); id != "" {
 		return id
 	}
-	return s.store.AddChannel(fake.Channel{ID: fmt.Sprintf("C%09d", s.nextSeqLocked()), Name: name}).ID
-}
-
-// ChannelID returns the id of the named channel (a leading '#' is ignored), or "" if there is none.
-func (s *Server) ChannelID(name string) string {
-	return s.store.ChannelID(name)
+	return s.Store.AddChannel(fake.Channel{ID: fmt.Sprintf("C%09d", s.nextSeqLocked()), Name: name}).ID
 }
 
 // Messages returns the messages of a channel, the bot's and injected ones, in posting order.
 func (s *Server) Messages(channelID string) []Message {
-	return fake.Convert(s.store.Messages(channelID), export)
+	return fake.Convert(s.Store.Messages(channelID), export)
 }
 
 // WaitMessages waits until the channel holds at least n messages and returns
 // them all. When ctx ends first it returns the messages so far with an error.
 func (s *Server) WaitMessages(ctx context.Context, channelID string, n int) ([]Message, error) {
-	msgs, err := s.store.WaitMessages(ctx, channelID, n)
+	msgs, err := s.Store.WaitMessages(ctx, channelID, n)
 	return fake.Convert(msgs, export), err
 }
 
 // Files returns the uploaded files, in the order their uploads completed.
 func (s *Server) Files() []File {
 	var files []File
-	for _, f := range s.store.Files() {
+	for _, f := range s.Store.Files() {
 		files = append(files, File{ID: f.ID, Name: f.Name, Title: f.Title, Content: f.Content,
 			Channel: f.Channel, ThreadTS: f.Thread, InitialComment: f.Text})
 	}
 	return files
-}
-
-// FailNext makes the next n Web API calls fail with the HTTP status, replacing
-// any failures still pending; n <= 0 cancels them. A 429 carries the body
-// {"ok":false,"error":"ratelimited"} and, when retryAfter > 0, a Retry-After
-// header of retryAfter in whole seconds, rounded up. Other statuses carry a
-// plain-text body ("upstream error" for 5xx).
-func (s *Server) FailNext(n int, status int, retryAfter time.Duration) {
-	s.store.FailNext(n, status, retryAfter)
-}
-
-// SetDown starts or ends an outage: while down, every Web API call gets HTTP 503.
-func (s *Server) SetDown(down bool) {
-	s.store.SetDown(down)
 }
 
 // Calls returns how many times a Web API method, such as "chat.postMessage",
@@ -270,10 +239,10 @@ func (s *Server) nextTS() string {
 // resolveChannel finds a channel by id, or by name with or without a
 // leading '#', as chat.postMessage does.
 func (s *Server) resolveChannel(ref string) (fake.Channel, bool) {
-	if ch, ok := s.store.Channel(ref); ok {
+	if ch, ok := s.Store.Channel(ref); ok {
 		return ch, true
 	}
-	return s.store.ChannelNamed(ref)
+	return s.Store.ChannelNamed(ref)
 }
 
 // post stores a new message in the channel and returns it as the Web API shows it.
@@ -287,12 +256,12 @@ func (s *Server) post(channelID, threadTS, user, text string, blocks json.RawMes
 // postLocked stores a new message in the channel; timestamps increase in
 // posting order. s.mu must be held.
 func (s *Server) postLocked(channelID, threadTS, user, text string, blocks json.RawMessage) fake.Message[json.RawMessage] {
-	return s.store.Post(fake.Message[json.RawMessage]{ID: s.nextTS(), Channel: channelID, Thread: threadTS, Author: user, Text: text, X: blocks})
+	return s.Store.Post(fake.Message[json.RawMessage]{ID: s.nextTS(), Channel: channelID, Thread: threadTS, Author: user, Text: text, X: blocks})
 }
 
 // message returns the stored message of the channel with the timestamp.
 func (s *Server) message(channelID, ts string) (fake.Message[json.RawMessage], bool) {
-	m, ok := s.store.Message(ts)
+	m, ok := s.Store.Message(ts)
 	return m, ok && m.Channel == channelID
 }
 
@@ -346,7 +315,7 @@ func (s *Server) recordCall(method string) (fake.Fault, bool) {
 	s.mu.Lock()
 	s.calls[method]++
 	s.mu.Unlock()
-	return s.store.Next()
+	return s.Store.Next()
 }
 
 // apiRequest is one Web API call as a method sees it.
@@ -555,7 +524,7 @@ func (s *Server) update(channelID, ts string, a *app, edit func(*fake.Message[js
 		return nil, errCantUpdateMessage
 	}
 	edit(&msg)
-	msg, _ = s.store.Update(msg)
+	msg, _ = s.Store.Update(msg)
 	return object{"channel": channelID, "ts": msg.ID, "text": msg.Text, "message": s.messageJSONLocked(msg)}, nil
 }
 
@@ -585,7 +554,7 @@ func (s *Server) conversationsList(req apiRequest) (object, error) {
 	wantChannels, wantIMs := slices.Contains(types, "public_channel"), slices.Contains(types, "im")
 
 	var listed []object
-	for _, ch := range s.store.Channels() {
+	for _, ch := range s.Store.Channels() {
 		if (ch.User == "" && wantChannels) || (ch.User != "" && wantIMs) {
 			listed = append(listed, channelJSON(ch))
 		}
@@ -607,7 +576,7 @@ func (s *Server) conversationsList(req apiRequest) (object, error) {
 
 // conversationsInfo serves conversations.info: https://api.slack.com/methods/conversations.info
 func (s *Server) conversationsInfo(req apiRequest) (object, error) {
-	ch, ok := s.store.Channel(req.params.Get("channel"))
+	ch, ok := s.Store.Channel(req.params.Get("channel"))
 	if !ok {
 		return nil, errChannelNotFound
 	}
@@ -721,7 +690,7 @@ func (s *Server) filesCompleteUploadExternal(req apiRequest) (object, error) {
 		delete(s.uploads, sum.ID)
 		title := cmp.Or(sum.Title, up.name)
 		for _, channelID := range channelIDs {
-			s.store.AddFile(fake.File{
+			s.Store.AddFile(fake.File{
 				ID: sum.ID, Name: up.name, Title: title, Content: up.content, Author: req.app.BotUserID,
 				Channel: channelID, Thread: p.Get("thread_ts"), Text: p.Get("initial_comment"),
 			})

@@ -66,13 +66,13 @@ var webChatKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
 // bot at the JWKS (the fake's counterpart of
 // https://login.botframework.com/v1/.well-known/openidconfiguration).
 func (s *Server) OpenIDURL() string {
-	return s.baseURL + openIDPath
+	return s.URL() + openIDPath
 }
 
 // JWKSURL returns the URL of the JSON Web Key Set holding the public half of
 // the key inbound activities are signed with.
 func (s *Server) JWKSURL() string {
-	return s.baseURL + jwksPath
+	return s.URL() + jwksPath
 }
 
 // TokenURL returns the URL of the OAuth 2.0 token endpoint the bot gets its
@@ -80,7 +80,7 @@ func (s *Server) JWKSURL() string {
 // https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token). The
 // single-tenant path, with TenantID in place of botframework.com, works too.
 func (s *Server) TokenURL() string {
-	return s.baseURL + tokenPath
+	return s.URL() + tokenPath
 }
 
 // TokenRequests returns how many access tokens the token endpoint has issued.

@@ -16,8 +16,11 @@
 // Payloads follow the documented formats
 // (https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-api-reference,
 // https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-authentication).
-// Faults can be injected into the REST API: failures of the next calls
-// (FailNext) and an outage (SetDown).
+// Faults can be injected into the REST API, not into the token endpoint,
+// OpenID metadata or JWKS: failures of the next calls (FailNext) and an
+// outage (SetDown), answered with Bot Connector errors such as
+// {"error":{"code":"Throttled","message":"..."}}, a 429 with a Retry-After
+// header in whole seconds, rounded up, when it names a wait.
 package teamstest
 
 import (
@@ -33,7 +36,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,17 +106,15 @@ var (
 // with New and release it with Close. All its methods are safe for
 // concurrent use.
 type Server struct {
-	http      *httptest.Server
-	baseURL   string          // scheme and host of http, without a trailing slash
+	*fake.Server[activity, *fake.Conn]
 	key       *rsa.PrivateKey // signs inbound activities; its public half is in the JWKS
 	transport *http.Transport // of client
 	client    *http.Client    // posts inbound activities to the bot
 	ctx       context.Context // ends at Close, cancelling posts to the bot
 	cancel    context.CancelFunc
-
-	store  *fake.Store[activity] // the team's channels and activities; faults of Connector REST calls
-	ids    fake.Monotonic        // activity ids, in Unix milliseconds
-	teamID string                // the General channel's id
+	connector *http.ServeMux // the Connector REST routes
+	ids       fake.Monotonic // activity ids, in Unix milliseconds
+	teamID    string         // the General channel's id
 
 	mu       sync.Mutex
 	tokens   map[string]time.Time // access tokens issued, with their expiry
@@ -170,7 +170,7 @@ func New() *Server {
 		client:    &http.Client{Transport: transport, Timeout: postTimeout},
 		ctx:       ctx,
 		cancel:    cancel,
-		store:     fake.NewStore[activity](),
+		Server:    fake.NewServer[activity, *fake.Conn](0),
 		tokens:    make(map[string]time.Time),
 	}
 	s.AddChannel("alerts")
@@ -182,26 +182,23 @@ func New() *Server {
 	mux.HandleFunc(tokenPath, s.serveToken)
 	mux.HandleFunc(tenantTokenPath, s.serveToken)
 	mux.HandleFunc(servicePath, s.serveConnector)
-	s.http = httptest.NewServer(mux)
-	s.baseURL = s.http.URL
+	s.connector = s.connectorRoutes()
+	s.Start(mux)
 	return s
 }
 
 // Close cancels posts to the bot still under way and shuts the server down.
 // It is safe to call more than once.
 func (s *Server) Close() {
-	if !s.store.Close() {
-		return
-	}
+	s.Server.Close()
 	s.cancel()
-	s.http.Close()
 	s.transport.CloseIdleConnections()
 }
 
 // ServiceURL returns the base URL of the Bot Connector REST API, the
 // serviceUrl of inbound activities. It ends with "/".
 func (s *Server) ServiceURL() string {
-	return s.baseURL + servicePath
+	return s.URL() + servicePath
 }
 
 // TeamID returns the id of the team, which is also the id of its General channel.
@@ -228,49 +225,22 @@ func (s *Server) AddChannel(name string) (id string) {
 		}
 		return -1
 	}, name)
-	id = fmt.Sprintf("19:%s%04d@thread.tacv2", slug[:min(len(slug), 24)], len(s.store.Channels()))
-	return s.store.AddChannel(fake.Channel{ID: id, Name: name}).ID
-}
-
-// ChannelID returns the id of the named channel, or "" if there is none.
-func (s *Server) ChannelID(name string) string {
-	return s.store.ChannelID(name)
+	id = fmt.Sprintf("19:%s%04d@thread.tacv2", slug[:min(len(slug), 24)], len(s.Store.Channels()))
+	return s.Store.AddChannel(fake.Channel{ID: id, Name: name}).ID
 }
 
 // Activities returns the activities of a channel, in every thread, the bot's
 // and injected users' alike, in posting order.
 func (s *Server) Activities(channelID string) []Activity {
-	return fake.Convert(s.store.Messages(channelID), export)
+	return fake.Convert(s.Store.Messages(channelID), export)
 }
 
 // WaitActivities waits until the channel holds at least n activities and
 // returns them all. When ctx ends, or the server closes, first it returns
 // the activities so far with an error.
 func (s *Server) WaitActivities(ctx context.Context, channelID string, n int) ([]Activity, error) {
-	acts, err := s.store.WaitMessages(ctx, channelID, n)
+	acts, err := s.Store.WaitMessages(ctx, channelID, n)
 	return fake.Convert(acts, export), err
-}
-
-// FailNext makes the next n Connector REST calls fail with the HTTP status,
-// replacing any failures still pending; n <= 0 cancels them. Token, OpenID
-// and JWKS requests are not affected. A 429 carries, when retryAfter > 0, a
-// Retry-After header of retryAfter in whole seconds, rounded up. A status
-// outside 400-599 is taken as 500. Bodies are Bot Connector errors, such as
-// {"error":{"code":"Throttled","message":"..."}}.
-func (s *Server) FailNext(n int, status int, retryAfter time.Duration) {
-	s.store.FailNext(n, fake.ErrorStatus(status), retryAfter)
-}
-
-// SetDown starts or ends an outage: while down, every Connector REST call
-// gets HTTP 503. Calls failed by FailNext are not used up meanwhile.
-func (s *Server) SetDown(down bool) {
-	s.store.SetDown(down)
-}
-
-// Calls returns how many Connector REST calls were made so far, failed and
-// unauthorized ones included.
-func (s *Server) Calls() int {
-	return s.store.Calls()
 }
 
 // SetBotEndpoint sets the URL inbound activities are POSTed to, such as
@@ -291,7 +261,7 @@ func export(m fake.Message[activity]) Activity {
 
 // activityIn returns the stored activity of the channel.
 func (s *Server) activityIn(channelID, id string) (fake.Message[activity], bool) {
-	m, ok := s.store.Message(id)
+	m, ok := s.Store.Message(id)
 	return m, ok && m.Channel == channelID
 }
 
@@ -306,7 +276,7 @@ func (s *Server) nextID() string {
 func (s *Server) addActivity(channelID, root, replyTo, from, text string, attachments json.RawMessage) fake.Message[activity] {
 	s.mu.Lock() // ids increase in posting order
 	defer s.mu.Unlock()
-	return s.store.Post(fake.Message[activity]{
+	return s.Store.Post(fake.Message[activity]{
 		ID: s.nextID(), Channel: channelID, Thread: root, Author: from, Text: text,
 		X: activity{replyTo: replyTo, attachments: bytes.Clone(attachments)},
 	})
@@ -372,15 +342,10 @@ func writeFault(w http.ResponseWriter, f fake.Fault) {
 	writeAPIError(w, newAPIError(f.Status, code, "injected failure: %d %s", f.Status, http.StatusText(f.Status)))
 }
 
-// connectorHandler serves one method of one Connector REST resource; it
-// returns the HTTP status and the JSON body of a success.
-type connectorHandler func(body []byte) (int, any, error)
-
 // serveConnector serves the Bot Connector REST API under ServiceURL: it
-// injects faults, checks the access token, reads the body and routes the
-// call.
+// injects faults and checks the access token, then routes the call.
 func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request) {
-	if f, failed := s.store.Next(); failed {
+	if f, failed := s.Store.Next(); failed {
 		writeFault(w, f)
 		return
 	}
@@ -389,41 +354,64 @@ func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, newAPIError(http.StatusUnauthorized, codeUnauthorized, "Authorization has been denied for this request."))
 		return
 	}
-	segments, err := pathSegments(r.URL.EscapedPath())
-	if err != nil {
-		writeAPIError(w, newAPIError(http.StatusBadRequest, codeBadArgument, "malformed path: %v", err))
-		return
+	s.connector.ServeHTTP(w, r)
+}
+
+// connectorRoutes routes the Connector REST calls. A ServeMux matches path
+// segments unescaped, so that a conversation id may come escaped
+// ("19%3Aa%40thread.tacv2%3Bmessageid%3D1") or not.
+func (s *Server) connectorRoutes() *http.ServeMux {
+	mux := http.NewServeMux()
+	resources := []struct {
+		path    string
+		methods map[string]func(*http.Request, []byte) (int, any, error)
+	}{
+		{"v3/conversations", map[string]func(*http.Request, []byte) (int, any, error){http.MethodPost: s.createConversation}},
+		{"v3/conversations/{conversation}/activities", map[string]func(*http.Request, []byte) (int, any, error){
+			http.MethodPost: s.sendToConversation,
+		}},
+		{"v3/conversations/{conversation}/activities/{activity}", map[string]func(*http.Request, []byte) (int, any, error){
+			http.MethodPost: s.replyToActivity, http.MethodPut: s.updateActivity,
+		}},
+		{"v3/teams/{team}", map[string]func(*http.Request, []byte) (int, any, error){http.MethodGet: s.teamDetails}},
+		{"v3/teams/{team}/conversations", map[string]func(*http.Request, []byte) (int, any, error){http.MethodGet: s.teamChannels}},
 	}
-	methods := s.route(segments)
-	if methods == nil {
+	for _, res := range resources {
+		for method, handle := range res.methods {
+			mux.HandleFunc(method+" "+servicePath+res.path, func(w http.ResponseWriter, r *http.Request) {
+				body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+				switch {
+				case fake.TooLarge(err):
+					err = newAPIError(http.StatusRequestEntityTooLarge, codeMessageSizeTooBig, "the request body exceeds %d bytes", maxBodyBytes)
+				case err != nil:
+					err = newAPIError(http.StatusBadRequest, codeBadArgument, "read body: %v", err)
+				}
+				var status int
+				var result any
+				if err == nil {
+					status, result, err = handle(r, body)
+				}
+				if err != nil {
+					var apiErr *apiError
+					if !errors.As(err, &apiErr) {
+						apiErr = newAPIError(http.StatusInternalServerError, codeServiceError, "%v", err)
+					}
+					writeAPIError(w, apiErr)
+					return
+				}
+				fake.WriteJSON(w, status, result)
+			})
+		}
+		allow := strings.Join(slices.Sorted(maps.Keys(res.methods)), ", ")
+		mux.HandleFunc(servicePath+res.path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeAPIError(w, newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here", r.Method))
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, newAPIError(http.StatusNotFound, codeNotFound, "no resource at %s", r.URL.EscapedPath()))
-		return
-	}
-	handle, ok := methods[r.Method]
-	if !ok {
-		w.Header().Set("Allow", strings.Join(slices.Sorted(maps.Keys(methods)), ", "))
-		writeAPIError(w, newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here", r.Method))
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	if err != nil {
-		if fake.TooLarge(err) {
-			writeAPIError(w, newAPIError(http.StatusRequestEntityTooLarge, codeMessageSizeTooBig, "the request body exceeds %d bytes", maxBodyBytes))
-			return
-		}
-		writeAPIError(w, newAPIError(http.StatusBadRequest, codeBadArgument, "read body: %v", err))
-		return
-	}
-	status, result, err := handle(body)
-	if err != nil {
-		var apiErr *apiError
-		if !errors.As(err, &apiErr) {
-			apiErr = newAPIError(http.StatusInternalServerError, codeServiceError, "%v", err)
-		}
-		writeAPIError(w, apiErr)
-		return
-	}
-	fake.WriteJSON(w, status, result)
+	})
+	return mux
 }
 
 // bearerToken returns the token of an "Authorization: Bearer" header, or "".
@@ -433,49 +421,6 @@ func bearerToken(r *http.Request) string {
 		return ""
 	}
 	return strings.TrimSpace(token)
-}
-
-// pathSegments returns the unescaped segments of an escaped request path
-// below ServiceURL. Segments are split before unescaping, so that a
-// conversation id may come escaped ("19%3Aa%40thread.tacv2%3Bmessageid%3D1")
-// or not ("19:a@thread.tacv2;messageid=1").
-func pathSegments(escapedPath string) ([]string, error) {
-	return fake.SplitPath(strings.TrimPrefix(escapedPath, servicePath))
-}
-
-// route returns the handlers, by HTTP method, of the resource at the path
-// segments below ServiceURL, or nil if there is none.
-func (s *Server) route(seg []string) map[string]connectorHandler {
-	if len(seg) < 2 || seg[0] != "v3" {
-		return nil
-	}
-	seg = seg[1:]
-	switch {
-	case len(seg) == 1 && seg[0] == "conversations":
-		return map[string]connectorHandler{http.MethodPost: s.createConversation}
-	case len(seg) == 3 && seg[0] == "conversations" && seg[2] == "activities":
-		conversation := seg[1]
-		return map[string]connectorHandler{
-			http.MethodPost: func(body []byte) (int, any, error) { return s.sendToConversation(conversation, body) },
-		}
-	case len(seg) == 4 && seg[0] == "conversations" && seg[2] == "activities":
-		conversation, activityID := seg[1], seg[3]
-		return map[string]connectorHandler{
-			http.MethodPost: func(body []byte) (int, any, error) { return s.replyToActivity(conversation, activityID, body) },
-			http.MethodPut:  func(body []byte) (int, any, error) { return s.updateActivity(conversation, activityID, body) },
-		}
-	case len(seg) == 2 && seg[0] == "teams":
-		teamID := seg[1]
-		return map[string]connectorHandler{
-			http.MethodGet: func([]byte) (int, any, error) { return s.teamDetails(teamID) },
-		}
-	case len(seg) == 3 && seg[0] == "teams" && seg[2] == "conversations":
-		teamID := seg[1]
-		return map[string]connectorHandler{
-			http.MethodGet: func([]byte) (int, any, error) { return s.teamChannels(teamID) },
-		}
-	}
-	return nil
 }
 
 // message is the part of an outgoing activity the fake keeps.
@@ -544,26 +489,37 @@ func checkAttachments(raw json.RawMessage) error {
 	return nil
 }
 
-// resolveConversation returns the channel and thread root of a
-// conversation id: a channel id, or a channel id with ";messageid=" and the
-// id of a top-level post of that channel.
-func (s *Server) resolveConversation(conversation string) (channelID, root string, err error) {
+// conversation reads the message activity of a request and resolves its
+// path's conversation id: a channel id, or a channel id with ";messageid="
+// and the id of a top-level post of that channel.
+func (s *Server) conversation(r *http.Request, body []byte) (msg message, channelID, root string, err error) {
+	if msg, err = parseMessage(body); err != nil {
+		return msg, "", "", err
+	}
+	conversation := r.PathValue("conversation")
 	channelID, root, threaded := strings.Cut(conversation, threadMarker)
-	if _, ok := s.store.Channel(channelID); !ok {
-		return "", "", newAPIError(http.StatusNotFound, codeConversationNotFound, "conversation %q not found", conversation)
+	if _, ok := s.Store.Channel(channelID); !ok {
+		return msg, "", "", newAPIError(http.StatusNotFound, codeConversationNotFound, "conversation %q not found", conversation)
 	}
-	if threaded {
-		if act, ok := s.activityIn(channelID, root); !ok || act.Thread != "" {
-			return "", "", newAPIError(http.StatusNotFound, codeConversationNotFound, "conversation %q not found: no thread %q in %s", conversation, root, channelID)
-		}
+	if act, ok := s.activityIn(channelID, root); threaded && (!ok || act.Thread != "") {
+		return msg, "", "", newAPIError(http.StatusNotFound, codeConversationNotFound, "conversation %q not found: no thread %q in %s", conversation, root, channelID)
 	}
-	return channelID, root, nil
+	return msg, channelID, root, nil
+}
+
+// activityOf returns the activity of the channel the path's {activity} names.
+func (s *Server) activityOf(r *http.Request, channelID string) (fake.Message[activity], error) {
+	act, ok := s.activityIn(channelID, r.PathValue("activity"))
+	if !ok {
+		return act, newAPIError(http.StatusNotFound, codeNotFound, "activity %q not found in %s", r.PathValue("activity"), channelID)
+	}
+	return act, nil
 }
 
 // createConversation serves POST v3/conversations, which in a Teams channel
 // makes a new top-level post, the root of a new thread:
 // https://learn.microsoft.com/microsoftteams/platform/bots/how-to/conversations/send-proactive-messages
-func (s *Server) createConversation(body []byte) (int, any, error) {
+func (s *Server) createConversation(_ *http.Request, body []byte) (int, any, error) {
 	var params struct {
 		ChannelData struct {
 			Channel struct {
@@ -592,7 +548,7 @@ func (s *Server) createConversation(body []byte) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if _, ok := s.store.Channel(channelID); !ok {
+	if _, ok := s.Store.Channel(channelID); !ok {
 		return 0, nil, newAPIError(http.StatusNotFound, codeConversationNotFound, "channel %q not found", channelID)
 	}
 	act := s.addActivity(channelID, "", "", botAccountID, msg.text, msg.attachments)
@@ -606,82 +562,69 @@ func (s *Server) createConversation(body []byte) (int, any, error) {
 // sendToConversation serves POST v3/conversations/{conversationId}/activities:
 // a reply in the thread when the conversation id names one, else a new
 // top-level post (a replyToId in the body does not make a thread then).
-func (s *Server) sendToConversation(conversation string, body []byte) (int, any, error) {
-	msg, err := parseMessage(body)
+func (s *Server) sendToConversation(r *http.Request, body []byte) (int, any, error) {
+	msg, channelID, root, err := s.conversation(r, body)
 	if err != nil {
 		return 0, nil, err
 	}
-	channelID, root, err := s.resolveConversation(conversation)
-	if err != nil {
-		return 0, nil, err
+	if root == "" {
+		msg.replyToID = ""
 	}
-	replyTo := ""
-	if root != "" {
-		replyTo = msg.replyToID
-	}
-	act := s.addActivity(channelID, root, replyTo, botAccountID, msg.text, msg.attachments)
+	act := s.addActivity(channelID, root, msg.replyToID, botAccountID, msg.text, msg.attachments)
 	return http.StatusCreated, object{"id": act.ID}, nil
 }
 
 // replyToActivity serves POST v3/conversations/{conversationId}/activities/{activityId}:
 // the reply lands in the thread of activityId, which must be in the channel.
-func (s *Server) replyToActivity(conversation, activityID string, body []byte) (int, any, error) {
-	msg, err := parseMessage(body)
+func (s *Server) replyToActivity(r *http.Request, body []byte) (int, any, error) {
+	msg, channelID, _, err := s.conversation(r, body)
 	if err != nil {
 		return 0, nil, err
 	}
-	channelID, _, err := s.resolveConversation(conversation)
+	target, err := s.activityOf(r, channelID)
 	if err != nil {
 		return 0, nil, err
 	}
-	target, ok := s.activityIn(channelID, activityID)
-	if !ok {
-		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "activity %q not found in %s", activityID, channelID)
-	}
-	act := s.addActivity(channelID, cmp.Or(target.Thread, target.ID), activityID, botAccountID, msg.text, msg.attachments)
+	act := s.addActivity(channelID, cmp.Or(target.Thread, target.ID), target.ID, botAccountID, msg.text, msg.attachments)
 	return http.StatusCreated, object{"id": act.ID}, nil
 }
 
 // updateActivity serves PUT v3/conversations/{conversationId}/activities/{activityId}:
 // the new activity replaces the text and attachments of one of the bot's
 // own activities in the channel.
-func (s *Server) updateActivity(conversation, activityID string, body []byte) (int, any, error) {
-	msg, err := parseMessage(body)
+func (s *Server) updateActivity(r *http.Request, body []byte) (int, any, error) {
+	msg, channelID, _, err := s.conversation(r, body)
 	if err != nil {
 		return 0, nil, err
 	}
-	channelID, _, err := s.resolveConversation(conversation)
-	if err != nil {
-		return 0, nil, err
-	}
-	act, ok := s.activityIn(channelID, activityID)
+	act, err := s.activityOf(r, channelID)
 	switch {
-	case !ok:
-		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "activity %q not found in %s", activityID, channelID)
+	case err != nil:
+		return 0, nil, err
 	case act.Author != botAccountID:
 		return 0, nil, newAPIError(http.StatusForbidden, codeForbidden, "the bot can only update its own activities")
 	}
 	act.Text, act.X.attachments = msg.text, bytes.Clone(msg.attachments)
-	s.store.Update(act)
+	s.Store.Update(act)
 	return http.StatusOK, object{"id": act.ID}, nil
 }
 
 // teamDetails serves GET v3/teams/{teamId}.
-func (s *Server) teamDetails(teamID string) (int, any, error) {
-	if teamID != s.teamID {
-		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "team %q not found", teamID)
+func (s *Server) teamDetails(r *http.Request, _ []byte) (int, any, error) {
+	if r.PathValue("team") != s.teamID {
+		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "team %q not found", r.PathValue("team"))
 	}
 	return http.StatusOK, object{"id": s.teamID, "name": teamName, "aadGroupId": teamAADGroupID}, nil
 }
 
 // teamChannels serves GET v3/teams/{teamId}/conversations, the team's
 // channels. As in Teams, the General channel is listed without a name.
-func (s *Server) teamChannels(teamID string) (int, any, error) {
-	if teamID != s.teamID {
-		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "team %q not found", teamID)
+func (s *Server) teamChannels(r *http.Request, body []byte) (int, any, error) {
+	if _, _, err := s.teamDetails(r, body); err != nil {
+		return 0, nil, err
 	}
 	list := []object{}
-	for _, ch := range s.store.Channels() {
+	for _, ch := range s.Store.Channels() {
 		entry := object{"id": ch.ID}
 		if ch.ID != s.teamID {
 			entry["name"] = ch.Name
@@ -792,7 +735,7 @@ func (s *Server) ready() (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.store.Closed():
+	case s.Store.Closed():
 		return "", errClosed
 	case s.endpoint == "":
 		return "", errNoEndpoint
@@ -814,7 +757,7 @@ func (s *Server) Mention(channelID, userID, text string) (activityID string, sta
 	if _, err := s.ready(); err != nil {
 		return "", 0, fmt.Errorf("mention in %s: %w", channelID, err)
 	}
-	if _, ok := s.store.Channel(channelID); !ok {
+	if _, ok := s.Store.Channel(channelID); !ok {
 		return "", 0, fmt.Errorf("mention in %s: %w", channelID, errUnknownChan)
 	}
 	stored := s.addActivity(channelID, "", "", userAccount(userID).ID, mention+" "+text, nil)
