@@ -590,35 +590,30 @@ const (
 // interactionCallback records the bot's answer to an interaction and
 // applies it: 4 posts a message, 5 posts a "thinking" placeholder, 6 and 7
 // acknowledge the clicked message (7 edits it), 9 opens a modal.
-func (s *Server) interactionCallback(r *http.Request) (int, any, *apiError) {
-	b, apiErr := readBody(r)
-	if apiErr != nil {
+func (s *Server) interactionCallback(c *call) (int, any, *apiError) {
+	var req struct {
+		Type int             `json:"type"`
+		Data json.RawMessage `json:"data"`
+	}
+	if apiErr := c.body.decode(&req); apiErr != nil {
 		return 0, nil, apiErr
 	}
-	typ, apiErr := b.num("type")
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	data := &body{fields: map[string]json.RawMessage{}, files: b.files}
-	if b.has("data") {
-		if err := json.Unmarshal(b.fields["data"], &data.fields); err != nil {
+	data := &body{raw: json.RawMessage("{}"), files: c.body.files}
+	if present(req.Data) {
+		if req.Data[0] != '{' {
 			return 0, nil, formError("data", "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType.")
 		}
-		data.raw = b.fields["data"]
+		data.raw = req.Data
 	}
 	in, apiErr := parseInput(data)
 	if apiErr != nil {
 		return 0, nil, prefixed("data", apiErr)
 	}
-	ephemeral := false
-	if in.flags != nil {
-		ephemeral = *in.flags&flagEphemeral != 0
-	}
+	ephemeral := in.Flags != nil && *in.Flags&flagEphemeral != 0
+	typ := req.Type
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	it := s.interactions[r.PathValue("iid")]
-	if it == nil || it.token != r.PathValue("token") {
+	it := s.interactions[c.PathValue("iid")]
+	if it == nil || it.token != c.PathValue("token") {
 		return 0, nil, errUnknownInter
 	}
 	if it.acked {
@@ -649,7 +644,8 @@ func (s *Server) interactionCallback(r *http.Request) (int, any, *apiError) {
 		}
 		it.original = clicked.ID
 	case callbackModal:
-		if !data.has("custom_id") || !data.has("title") || !data.has("components") {
+		var modal struct{ CustomID, Title, Components json.RawMessage }
+		if data.decode(&modal) != nil || !present(modal.CustomID) || !present(modal.Title) || !present(modal.Components) {
 			return 0, nil, formError("data", "BASE_TYPE_REQUIRED", "custom_id, title and components are required")
 		}
 	default:
@@ -657,7 +653,7 @@ func (s *Server) interactionCallback(r *http.Request) (int, any, *apiError) {
 			fmt.Sprintf("Interaction response type %d is not valid for a message component.", typ))
 	}
 	it.acked = true
-	it.responses = append(it.responses, cloneRaw(b.raw))
+	it.responses = append(it.responses, cloneRaw(c.body.raw))
 	s.Store.Notify()
 	return http.StatusNoContent, nil, nil
 }
@@ -682,9 +678,9 @@ func prefixed(parent string, e *apiError) *apiError {
 }
 
 // webhookLocked finds the interaction behind /webhooks/{wid}/{token}.
-func (s *Server) webhookLocked(r *http.Request) (*interaction, *apiError) {
-	it := s.byToken[r.PathValue("token")]
-	if r.PathValue("wid") != AppID || it == nil || !it.acked {
+func (s *Server) webhookLocked(c *call) (*interaction, *apiError) {
+	it := s.byToken[c.PathValue("token")]
+	if c.PathValue("wid") != AppID || it == nil || !it.acked {
 		return nil, errUnknownHook
 	}
 	return it, nil
@@ -692,12 +688,12 @@ func (s *Server) webhookLocked(r *http.Request) (*interaction, *apiError) {
 
 // webhookMessageLocked finds @original or a follow-up of the interaction
 // behind /webhooks/{wid}/{token}/messages/{mid}.
-func (s *Server) webhookMessageLocked(r *http.Request) (message, *apiError) {
-	it, apiErr := s.webhookLocked(r)
+func (s *Server) webhookMessageLocked(c *call) (message, *apiError) {
+	it, apiErr := s.webhookLocked(c)
 	if apiErr != nil {
 		return message{}, apiErr
 	}
-	id := r.PathValue("mid")
+	id := c.PathValue("mid")
 	if id == "@original" {
 		id = it.original
 	}
@@ -713,55 +709,27 @@ func (s *Server) webhookMessageLocked(r *http.Request) (message, *apiError) {
 
 // followup posts a follow-up message for an acknowledged interaction; with
 // ?wait=true it returns the message, otherwise 204.
-func (s *Server) followup(r *http.Request) (int, any, *apiError) {
-	in, apiErr := input(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	ephemeral := in.flags != nil && *in.flags&flagEphemeral != 0
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	it, apiErr := s.webhookLocked(r)
+func (s *Server) followup(c *call) (int, any, *apiError) {
+	ephemeral := c.in.Flags != nil && *c.in.Flags&flagEphemeral != 0
+	it, apiErr := s.webhookLocked(c)
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
 	ch, _ := s.Store.Channel(it.channelID)
-	if tid := r.URL.Query().Get("thread_id"); tid != "" {
+	if tid := c.URL.Query().Get("thread_id"); tid != "" {
 		th, ok := s.Store.Channel(tid)
 		if !ok || th.Parent != ch.ID {
 			return 0, nil, errUnknownChan
 		}
 		ch = th
 	}
-	m, apiErr := s.postLocked(ch, botUser, in, func(m *message) { fromInteraction(m, ephemeral) })
+	m, apiErr := s.postLocked(ch, botUser, c.in, func(m *message) { fromInteraction(m, ephemeral) })
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
 	it.followups = append(it.followups, m.ID)
-	if r.URL.Query().Get("wait") != "true" {
+	if c.URL.Query().Get("wait") != "true" {
 		return http.StatusNoContent, nil, nil
 	}
 	return http.StatusOK, s.messageJSONLocked(m), nil
-}
-
-func (s *Server) getWebhookMessage(r *http.Request) (int, any, *apiError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.answerLocked(http.StatusOK)(s.webhookMessageLocked(r))
-}
-
-// editWebhookMessage edits @original or a follow-up; editing a deferred
-// placeholder replaces its "thinking" state.
-func (s *Server) editWebhookMessage(r *http.Request) (int, any, *apiError) {
-	in, apiErr := input(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m, apiErr := s.webhookMessageLocked(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	return s.answerLocked(http.StatusOK)(s.editLocked(m, in))
 }

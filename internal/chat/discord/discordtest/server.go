@@ -28,6 +28,7 @@
 package discordtest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -38,6 +39,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -299,11 +301,6 @@ func (s *Server) nextID() string {
 	return strconv.FormatInt(s.ids.Next((time.Now().UnixMilli()-discordEpochMS)<<22), 10)
 }
 
-// compareIDs orders snowflakes numerically.
-func compareIDs(a, b string) int {
-	return cmp.Or(cmp.Compare(len(a), len(b)), cmp.Compare(a, b))
-}
-
 // snowflakeTime is the creation time encoded in a snowflake id.
 func snowflakeTime(id string) time.Time {
 	n, err := strconv.ParseUint(id, 10, 64)
@@ -347,13 +344,26 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	fake.WriteJSON(w, e.Status, e)
 }
 
-// handler is an API handler: it returns the status and body to send, or an error.
-type handler func(r *http.Request) (int, any, *apiError)
+// call is one REST call as a handler sees it: its request, its body, the
+// message part of the body for a route that takes one, and what the path
+// names, looked up: {cid} the channel and {mid} a message in it.
+type call struct {
+	*http.Request
+	body *body
+	in   *msgInput
+	ch   fake.Channel
+	m    message
+}
 
-// serve adapts a handler to net/http.
-func serve(h handler) http.HandlerFunc {
+// handler serves a call; it returns the status and body to send, or an error.
+type handler func(c *call) (int, any, *apiError)
+
+// route adapts a handler to net/http. In order, as Discord checks them, it
+// reads the body and, with input, the message in it; then, holding s.mu,
+// it looks up the channel and message the path names, and runs h.
+func (s *Server) route(input bool, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		status, body, apiErr := h(r)
+		status, body, apiErr := s.serve(r, input, h)
 		switch {
 		case apiErr != nil:
 			writeError(w, apiErr)
@@ -363,6 +373,35 @@ func serve(h handler) http.HandlerFunc {
 			fake.WriteJSON(w, status, body)
 		}
 	}
+}
+
+// serve runs a call for route.
+func (s *Server) serve(r *http.Request, input bool, h handler) (int, any, *apiError) {
+	c := &call{Request: r, body: &body{raw: json.RawMessage("{}")}}
+	var apiErr *apiError
+	if r.Method != http.MethodGet {
+		c.body, apiErr = readBody(r)
+	}
+	if apiErr == nil && input {
+		c.in, apiErr = parseInput(c.body)
+	}
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ok bool
+	if cid := r.PathValue("cid"); cid != "" {
+		if c.ch, ok = s.Store.Channel(cid); !ok {
+			return 0, nil, errUnknownChan
+		}
+	}
+	if mid := r.PathValue("mid"); mid != "" && c.ch.ID != "" {
+		if c.m, ok = s.Store.Message(mid); !ok || c.m.Channel != c.ch.ID {
+			return 0, nil, errUnknownMsg
+		}
+	}
+	return h(c)
 }
 
 // routes is the top-level mux: the REST API, the gateway and the CDN.
@@ -376,28 +415,56 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
-// apiRoutes is the mux for paths below /api/v{9,10}.
+// apiRoutes is the mux for paths below /api/v{9,10}. A thread's message is
+// {id}, not {mid}: startThread checks the channel's type first.
 func (s *Server) apiRoutes() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /gateway", serve(s.getGateway))
-	mux.HandleFunc("GET /gateway/bot", serve(s.getGatewayBot))
-	mux.HandleFunc("GET /users/@me", serve(s.getMe))
-	mux.HandleFunc("GET /users/{uid}", serve(s.getUser))
-	mux.HandleFunc("POST /users/@me/channels", serve(s.createDM))
-	mux.HandleFunc("GET /guilds/{gid}/channels", serve(s.getGuildChannels))
-	mux.HandleFunc("GET /channels/{cid}", serve(s.getChannel))
-	mux.HandleFunc("POST /channels/{cid}/typing", serve(s.typing))
-	mux.HandleFunc("GET /channels/{cid}/messages", serve(s.listMessages))
-	mux.HandleFunc("POST /channels/{cid}/messages", serve(s.createMessage))
-	mux.HandleFunc("GET /channels/{cid}/messages/{mid}", serve(s.getMessage))
-	mux.HandleFunc("PATCH /channels/{cid}/messages/{mid}", serve(s.editMessage))
-	mux.HandleFunc("POST /channels/{cid}/messages/{mid}/threads", serve(s.startThread))
-	mux.HandleFunc("POST /interactions/{iid}/{token}/callback", serve(s.interactionCallback))
-	mux.HandleFunc("POST /webhooks/{wid}/{token}", serve(s.followup))
-	mux.HandleFunc("GET /webhooks/{wid}/{token}/messages/{mid}", serve(s.getWebhookMessage))
-	mux.HandleFunc("PATCH /webhooks/{wid}/{token}/messages/{mid}", serve(s.editWebhookMessage))
+	for pattern, h := range map[string]handler{
+		"GET /gateway":     func(*call) (int, any, *apiError) { return http.StatusOK, map[string]any{"url": s.wsURL}, nil },
+		"GET /gateway/bot": s.getGatewayBot,
+		"GET /users/@me":   func(*call) (int, any, *apiError) { return http.StatusOK, meJSON(), nil },
+		"GET /users/{uid}": getUser,
+		"GET /guilds/{gid}/channels": func(c *call) (int, any, *apiError) {
+			if c.PathValue("gid") != GuildID {
+				return 0, nil, errUnknownGuild
+			}
+			return http.StatusOK, s.channelsJSONLocked(s.guildChannels()), nil
+		},
+		"GET /channels/{cid}":                        func(c *call) (int, any, *apiError) { return http.StatusOK, s.channelJSONLocked(c.ch), nil },
+		"POST /channels/{cid}/typing":                func(*call) (int, any, *apiError) { return http.StatusNoContent, nil, nil },
+		"GET /channels/{cid}/messages":               s.listMessages,
+		"GET /channels/{cid}/messages/{mid}":         func(c *call) (int, any, *apiError) { return http.StatusOK, s.messageJSONLocked(c.m), nil },
+		"POST /channels/{cid}/messages/{id}/threads": s.startThread,
+		"POST /users/@me/channels":                   s.createDM,
+		"POST /interactions/{iid}/{token}/callback":  s.interactionCallback,
+		"GET /webhooks/{wid}/{token}/messages/{mid}": func(c *call) (int, any, *apiError) { return s.answerLocked(s.webhookMessageLocked(c)) },
+	} {
+		mux.HandleFunc(pattern, s.route(false, h))
+	}
+	for pattern, h := range map[string]handler{
+		"POST /channels/{cid}/messages":        func(c *call) (int, any, *apiError) { return s.answerLocked(s.postLocked(c.ch, botUser, c.in)) },
+		"PATCH /channels/{cid}/messages/{mid}": s.editMessage,
+		"POST /webhooks/{wid}/{token}":         s.followup,
+		"PATCH /webhooks/{wid}/{token}/messages/{mid}": func(c *call) (int, any, *apiError) {
+			m, apiErr := s.webhookMessageLocked(c)
+			if apiErr != nil {
+				return 0, nil, apiErr
+			}
+			return s.answerLocked(s.editLocked(m, c.in))
+		},
+	} {
+		mux.HandleFunc(pattern, s.route(true, h))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeError(w, errNotFound) })
 	return mux
+}
+
+// answerLocked answers a REST call with the message, or with the error.
+func (s *Server) answerLocked(m message, apiErr *apiError) (int, any, *apiError) {
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	return http.StatusOK, s.messageJSONLocked(m), nil
 }
 
 // serveAPI counts the call, applies injected faults and authentication, and
@@ -486,9 +553,8 @@ func (s *Server) serveAttachment(w http.ResponseWriter, r *http.Request) {
 // body is a decoded request body: its JSON object (from the body, or from
 // payload_json in a multipart body) and the files uploaded with it.
 type body struct {
-	fields map[string]json.RawMessage
-	raw    json.RawMessage // the JSON object as received
-	files  []upload
+	raw   json.RawMessage // the JSON object as received
+	files []upload
 }
 
 // upload is one file part of a multipart body.
@@ -497,12 +563,13 @@ type upload struct {
 	content           []byte
 }
 
-// readBody decodes a JSON or multipart/form-data request body. An empty
-// body is an empty object.
+// readBody reads a JSON or multipart/form-data request body, which must
+// hold a JSON object. An empty body is an empty object.
 func readBody(r *http.Request) (*body, *apiError) {
 	b := &body{}
+	var err error
 	if fake.MediaType(r) == "multipart/form-data" {
-		err := fake.ReadParts(r, func(part *multipart.Part, data []byte) {
+		err = fake.ReadParts(r, func(part *multipart.Part, data []byte) {
 			switch {
 			case part.FormName() == "payload_json":
 				b.raw = data
@@ -510,148 +577,115 @@ func readBody(r *http.Request) (*body, *apiError) {
 				b.files = append(b.files, upload{name: part.FileName(), contentType: part.Header.Get("Content-Type"), content: data})
 			}
 		})
-		if err != nil {
-			return nil, readError(err)
-		}
 	} else {
-		raw, err := io.ReadAll(r.Body)
-		if err != nil {
-			return nil, readError(err)
-		}
-		b.raw = raw
+		b.raw, err = io.ReadAll(r.Body)
 	}
-	if len(strings.TrimSpace(string(b.raw))) == 0 {
+	switch {
+	case fake.TooLarge(err):
+		return nil, errTooLarge
+	case err != nil:
+		return nil, errInvalidJSON
+	}
+	if b.raw = bytes.TrimSpace(b.raw); len(b.raw) == 0 {
 		b.raw = json.RawMessage("{}")
 	}
-	if err := json.Unmarshal(b.raw, &b.fields); err != nil || b.fields == nil {
+	if b.raw[0] != '{' || !json.Valid(b.raw) {
 		return nil, errInvalidJSON
 	}
 	return b, nil
 }
 
-// readError maps a body read failure to Discord's reply.
-func readError(err error) *apiError {
-	if fake.TooLarge(err) {
-		return errTooLarge
+// decode decodes the body's JSON object into v. A value of the wrong type
+// is an Invalid Form Body naming its field, as Discord names it.
+func (b *body) decode(v any) *apiError {
+	var typeErr *json.UnmarshalTypeError
+	switch err := json.Unmarshal(b.raw, v); {
+	case err == nil:
+		return nil
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		code := map[reflect.Kind]string{
+			reflect.String: "STRING_TYPE_CONVERT", reflect.Slice: "LIST_TYPE_CONVERT",
+			reflect.Struct: "MODEL_TYPE_CONVERT", reflect.Map: "MODEL_TYPE_CONVERT",
+		}[typeErr.Type.Kind()]
+		return formError(typeErr.Field, cmp.Or(code, "NUMBER_TYPE_COERCE"), "Value is not "+typeErr.Type.String()+".")
 	}
 	return errInvalidJSON
 }
 
-// has reports whether a field is present and not null.
-func (b *body) has(key string) bool {
-	v, ok := b.fields[key]
-	return ok && string(v) != "null"
+// present reports whether a raw JSON field was sent and is not null.
+func present(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
 }
 
-// str decodes a string field; absent or null is "".
-func (b *body) str(key string) (string, *apiError) {
-	var v string
-	if !b.has(key) {
-		return "", nil
-	}
-	if err := json.Unmarshal(b.fields[key], &v); err != nil {
-		return "", formError(key, "STRING_TYPE_CONVERT", "Could not interpret value as string.")
-	}
-	return v, nil
-}
-
-// num decodes an integer field; absent or null is 0.
-func (b *body) num(key string) (int, *apiError) {
-	var v int
-	if !b.has(key) {
-		return 0, nil
-	}
-	if err := json.Unmarshal(b.fields[key], &v); err != nil {
-		return 0, formError(key, "NUMBER_TYPE_COERCE", "Value is not int.")
-	}
-	return v, nil
-}
-
-// msgInput is the message part of a request: what to set on a message. A
-// nil pointer or raw field leaves the message's value alone.
+// msgInput is the message part of a request: what to set on a message.
+// An absent or null field leaves the message's value alone (Discord treats
+// null inconsistently across endpoints; send "" or [] to clear a field).
 type msgInput struct {
-	content    *string
-	embeds     json.RawMessage // nil: unchanged
-	components json.RawMessage // nil: unchanged
-	flags      *int
-	reference  string
-	refStrict  bool      // fail_if_not_exists
-	keep       *[]string // attachments to keep on edit
+	Content    *string         `json:"content"`
+	Flags      *int            `json:"flags"`
+	Embeds     json.RawMessage `json:"embeds"`
+	Components json.RawMessage `json:"components"`
+	Reference  *struct {
+		MessageID       string `json:"message_id"`
+		FailIfNotExists *bool  `json:"fail_if_not_exists"`
+	} `json:"message_reference"`
+	// Attachments lists the files an edit keeps.
+	Attachments *[]struct {
+		ID json.RawMessage `json:"id"`
+	} `json:"attachments"`
+	// StickerIDs and Poll make a message without content not empty.
+	StickerIDs json.RawMessage `json:"sticker_ids"`
+	Poll       json.RawMessage `json:"poll"`
 	files      []upload
-	nonEmpty   bool // stickers or a poll make the message non-empty
 }
 
 // parseInput reads content, embeds, components, flags, message_reference,
-// attachments and files from a body and checks them against Discord's
-// limits. null counts as absent (Discord treats null inconsistently across
-// endpoints; send "" or [] to clear a field).
+// attachments and files from a body and checks them against Discord's limits.
 func parseInput(b *body) (*msgInput, *apiError) {
-	in := &msgInput{files: b.files, refStrict: true}
-	if len(b.files) > maxFiles {
-		return nil, formError("files", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxFiles))
+	in := &msgInput{files: b.files}
+	if apiErr := b.decode(in); apiErr != nil {
+		return nil, apiErr
 	}
-	if b.has("content") {
-		c, apiErr := b.str("content")
-		if apiErr != nil {
-			return nil, apiErr
-		}
-		if n := utf8.RuneCountInString(c); n > maxContentRunes {
-			return nil, formError("content", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxContentRunes))
-		}
-		in.content = &c
+	tooLong := func(field string, limit int) *apiError {
+		return formError(field, "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", limit))
 	}
-	if b.has("flags") {
-		f, apiErr := b.num("flags")
-		if apiErr != nil {
-			return nil, apiErr
-		}
-		in.flags = &f
+	switch {
+	case len(in.files) > maxFiles:
+		return nil, tooLong("files", maxFiles)
+	case in.Content != nil && utf8.RuneCountInString(*in.Content) > maxContentRunes:
+		return nil, tooLong("content", maxContentRunes)
 	}
-	if b.has("embeds") {
-		if apiErr := checkEmbeds(b.fields["embeds"]); apiErr != nil {
-			return nil, apiErr
-		}
-		in.embeds = b.fields["embeds"]
+	if !present(in.Embeds) {
+		in.Embeds = nil
+	} else if apiErr := checkEmbeds(in.Embeds); apiErr != nil {
+		return nil, apiErr
 	}
-	if b.has("components") {
-		v2 := in.flags != nil && *in.flags&flagComponentsV2 != 0
-		if apiErr := checkComponents(b.fields["components"], v2); apiErr != nil {
-			return nil, apiErr
-		}
-		in.components = b.fields["components"]
-	}
-	if b.has("message_reference") {
-		var ref struct {
-			MessageID       string `json:"message_id"`
-			FailIfNotExists *bool  `json:"fail_if_not_exists"`
-		}
-		if err := json.Unmarshal(b.fields["message_reference"], &ref); err != nil {
-			return nil, formError("message_reference", "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType.")
-		}
-		in.reference = ref.MessageID
-		in.refStrict = ref.FailIfNotExists == nil || *ref.FailIfNotExists
-	}
-	if b.has("attachments") {
-		var atts []struct {
-			ID json.RawMessage `json:"id"`
-		}
-		if err := json.Unmarshal(b.fields["attachments"], &atts); err != nil {
-			return nil, formError("attachments", "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType.")
-		}
-		keep := []string{}
-		for _, a := range atts {
-			var id string
-			if json.Unmarshal(a.ID, &id) == nil {
-				keep = append(keep, id)
-			}
-		}
-		in.keep = &keep
-	}
-	if b.has("sticker_ids") || b.has("poll") {
-		var ids []json.RawMessage
-		in.nonEmpty = b.has("poll") || (json.Unmarshal(b.fields["sticker_ids"], &ids) == nil && len(ids) > 0)
+	if !present(in.Components) {
+		in.Components = nil
+	} else if apiErr := checkComponents(in.Components, in.Flags != nil && *in.Flags&flagComponentsV2 != 0); apiErr != nil {
+		return nil, apiErr
 	}
 	return in, nil
+}
+
+// keep returns the ids of the files an edit keeps, or nil to keep them all.
+func (in *msgInput) keep() []string {
+	if in.Attachments == nil {
+		return nil
+	}
+	keep := []string{}
+	for _, a := range *in.Attachments {
+		var id string
+		if json.Unmarshal(a.ID, &id) == nil {
+			keep = append(keep, id)
+		}
+	}
+	return keep
+}
+
+// nonEmpty reports whether stickers or a poll make a message without content not empty.
+func (in *msgInput) nonEmpty() bool {
+	return present(in.Poll) || rawLen(in.StickerIDs) > 0
 }
 
 // checkEmbeds enforces Discord's embed limits.
@@ -832,26 +866,17 @@ func empty(m message) bool {
 	return m.Text == "" && rawLen(m.X.embeds) == 0 && rawLen(m.X.components) == 0 && len(m.Files) == 0
 }
 
-// input reads the message part of a request body.
-func input(r *http.Request) (*msgInput, *apiError) {
-	b, apiErr := readBody(r)
-	if apiErr != nil {
-		return nil, apiErr
-	}
-	return parseInput(b)
-}
-
 // --- messages ---
 
 // postLocked creates a message from input in a channel, lets decorate
 // adjust it, checks it is not empty, stores it and dispatches MESSAGE_CREATE.
 func (s *Server) postLocked(ch fake.Channel, author user, in *msgInput, decorate ...func(*message)) (message, *apiError) {
 	m := s.newMessage(ch, author.id, "")
-	if in.reference != "" {
-		if _, ok := s.Store.Message(in.reference); !ok && in.refStrict {
+	if ref := in.Reference; ref != nil && ref.MessageID != "" {
+		if _, ok := s.Store.Message(ref.MessageID); !ok && (ref.FailIfNotExists == nil || *ref.FailIfNotExists) {
 			return m, formError("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
 		}
-		m.X.reference = in.reference
+		m.X.reference = ref.MessageID
 	}
 	if apiErr := s.apply(&m, in); apiErr != nil {
 		return m, apiErr
@@ -876,28 +901,26 @@ func (s *Server) newMessage(ch fake.Channel, author, content string) message {
 // unless that would leave m empty.
 func (s *Server) apply(m *message, in *msgInput) *apiError {
 	next := *m
-	if in.content != nil {
-		next.Text = *in.content
+	next.Text = *cmp.Or(in.Content, &next.Text)
+	if in.Embeds != nil {
+		next.X.embeds = cloneRaw(in.Embeds)
 	}
-	if in.embeds != nil {
-		next.X.embeds = cloneRaw(in.embeds)
+	if in.Components != nil {
+		next.X.components = cloneRaw(in.Components)
 	}
-	if in.components != nil {
-		next.X.components = cloneRaw(in.components)
+	if in.Flags != nil {
+		next.X.flags = next.X.flags&^clientFlags | *in.Flags&clientFlags
 	}
-	if in.flags != nil {
-		next.X.flags = next.X.flags&^clientFlags | *in.flags&clientFlags
-	}
-	if in.keep != nil {
+	if keep := in.keep(); keep != nil {
 		// Dropped files stay on the CDN, as they do on Discord's for a while.
-		next.Files = slices.DeleteFunc(slices.Clone(next.Files), func(id string) bool { return !slices.Contains(*in.keep, id) })
+		next.Files = slices.DeleteFunc(slices.Clone(next.Files), func(id string) bool { return !slices.Contains(keep, id) })
 	}
 	uploads := make([]fake.File, len(in.files))
 	for i, f := range in.files {
 		uploads[i] = fake.File{ID: s.nextID(), Channel: m.Channel, Message: m.ID, Name: f.name, ContentType: f.contentType, Content: string(f.content)}
 		next.Files = append(next.Files, uploads[i].ID)
 	}
-	if empty(next) && !in.nonEmpty {
+	if empty(next) && !in.nonEmpty() {
 		return errEmptyMessage
 	}
 	for _, f := range uploads {
@@ -933,28 +956,6 @@ func messageIntent(ch fake.Channel) int64 {
 		return intentDirectMessages
 	}
 	return intentGuildMessages
-}
-
-// channelOf finds the channel the path's {cid} names.
-func (s *Server) channelOf(r *http.Request) (fake.Channel, *apiError) {
-	ch, ok := s.Store.Channel(r.PathValue("cid"))
-	if !ok {
-		return ch, errUnknownChan
-	}
-	return ch, nil
-}
-
-// messageOf finds the message the path's {mid} names in the channel its {cid} names.
-func (s *Server) messageOf(r *http.Request) (fake.Channel, message, *apiError) {
-	ch, apiErr := s.channelOf(r)
-	if apiErr != nil {
-		return ch, message{}, apiErr
-	}
-	m, ok := s.Store.Message(r.PathValue("mid"))
-	if !ok || m.Channel != ch.ID {
-		return ch, m, errUnknownMsg
-	}
-	return ch, m, nil
 }
 
 // channelType is the Discord type of a channel.
@@ -1186,36 +1187,25 @@ func (s *Server) guildChannels() []fake.Channel {
 
 // --- REST handlers ---
 
-// gatewayJSON is the body of GET /gateway/bot.
-func (s *Server) gatewayJSON(bot bool) map[string]any {
-	out := map[string]any{"url": s.wsURL}
-	if bot {
-		out["shards"] = 1
-		out["session_start_limit"] = map[string]int{
-			"total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1,
-		}
-	}
-	return out
+// getGatewayBot serves GET /gateway/bot.
+func (s *Server) getGatewayBot(*call) (int, any, *apiError) {
+	return http.StatusOK, map[string]any{"url": s.wsURL, "shards": 1, "session_start_limit": map[string]int{
+		"total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1,
+	}}, nil
 }
 
-func (s *Server) getGateway(*http.Request) (int, any, *apiError) {
-	return http.StatusOK, s.gatewayJSON(false), nil
-}
-
-func (s *Server) getGatewayBot(*http.Request) (int, any, *apiError) {
-	return http.StatusOK, s.gatewayJSON(true), nil
-}
-
-func (s *Server) getMe(*http.Request) (int, any, *apiError) {
+// meJSON is the bot's user object, as GET /users/@me and READY carry it.
+func meJSON() map[string]any {
 	u := botUser.wire()
-	return http.StatusOK, map[string]any{
+	return map[string]any{
 		"id": u.ID, "username": u.Username, "global_name": nil, "discriminator": u.Discriminator,
 		"avatar": nil, "bot": true, "verified": true, "mfa_enabled": false, "flags": 0,
-	}, nil
+	}
 }
 
-func (s *Server) getUser(r *http.Request) (int, any, *apiError) {
-	id := r.PathValue("uid")
+// getUser serves GET /users/{uid}.
+func getUser(c *call) (int, any, *apiError) {
+	id := c.PathValue("uid")
 	if _, err := strconv.ParseUint(id, 10, 64); err != nil {
 		return 0, nil, formError("user_id", "NUMBER_TYPE_COERCE", fmt.Sprintf("Value %q is not snowflake.", id))
 	}
@@ -1223,35 +1213,22 @@ func (s *Server) getUser(r *http.Request) (int, any, *apiError) {
 }
 
 // createDM returns the DM channel with recipient_id, creating it once.
-func (s *Server) createDM(r *http.Request) (int, any, *apiError) {
-	b, apiErr := readBody(r)
-	if apiErr != nil {
+func (s *Server) createDM(c *call) (int, any, *apiError) {
+	var req struct {
+		RecipientID string `json:"recipient_id"`
+	}
+	if apiErr := c.body.decode(&req); apiErr != nil {
 		return 0, nil, apiErr
 	}
-	rid, apiErr := b.str("recipient_id")
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	if rid == "" || rid == BotUserID {
+	if req.RecipientID == "" || req.RecipientID == BotUserID {
 		return 0, nil, formError("recipient_id", "BASE_TYPE_REQUIRED", "This field is required")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return http.StatusOK, s.channelJSONLocked(s.dm(rid)), nil
+	return http.StatusOK, s.channelJSONLocked(s.dm(req.RecipientID)), nil
 }
 
 // dm returns the DM channel with a user, creating it once.
 func (s *Server) dm(userID string) fake.Channel {
 	return s.Store.DirectChannel(userID, func() fake.Channel { return fake.Channel{ID: s.nextID()} })
-}
-
-func (s *Server) getGuildChannels(r *http.Request) (int, any, *apiError) {
-	if r.PathValue("gid") != GuildID {
-		return 0, nil, errUnknownGuild
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return http.StatusOK, s.channelsJSONLocked(s.guildChannels()), nil
 }
 
 // channelsJSONLocked renders channels.
@@ -1263,139 +1240,67 @@ func (s *Server) channelsJSONLocked(chs []fake.Channel) []wireChannel {
 	return out
 }
 
-func (s *Server) getChannel(r *http.Request) (int, any, *apiError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch, apiErr := s.channelOf(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	return http.StatusOK, s.channelJSONLocked(ch), nil
-}
-
-func (s *Server) typing(r *http.Request) (int, any, *apiError) {
-	if _, apiErr := s.channelOf(r); apiErr != nil {
-		return 0, nil, apiErr
-	}
-	return http.StatusNoContent, nil, nil
-}
-
 // listMessages returns a channel's own messages, newest first, up to
 // ?limit= (default 50, at most 100).
-func (s *Server) listMessages(r *http.Request) (int, any, *apiError) {
+func (s *Server) listMessages(c *call) (int, any, *apiError) {
 	limit := 50
-	if v := r.URL.Query().Get("limit"); v != "" {
+	if v := c.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
 			return 0, nil, formError("limit", "NUMBER_TYPE_MAX", "int value should be between 1 and 100.")
 		}
 		limit = n
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch, apiErr := s.channelOf(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	msgs := s.Store.Messages(ch.ID)
+	msgs := s.Store.Messages(c.ch.ID)
 	out := []wireMessage{}
 	for i := len(msgs) - 1; i >= 0 && len(out) < limit; i-- {
-		if msgs[i].Channel == ch.ID {
+		if msgs[i].Channel == c.ch.ID {
 			out = append(out, s.messageJSONLocked(msgs[i]))
 		}
 	}
 	return http.StatusOK, out, nil
 }
 
-func (s *Server) createMessage(r *http.Request) (int, any, *apiError) {
-	in, apiErr := input(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch, apiErr := s.channelOf(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	return s.answerLocked(http.StatusOK)(s.postLocked(ch, botUser, in))
-}
-
-// answerLocked returns a function that answers a REST call with the message
-// or the error it is given.
-func (s *Server) answerLocked(status int) func(message, *apiError) (int, any, *apiError) {
-	return func(m message, apiErr *apiError) (int, any, *apiError) {
-		if apiErr != nil {
-			return 0, nil, apiErr
-		}
-		return status, s.messageJSONLocked(m), nil
-	}
-}
-
-func (s *Server) getMessage(r *http.Request) (int, any, *apiError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, m, apiErr := s.messageOf(r)
-	return s.answerLocked(http.StatusOK)(m, apiErr)
-}
-
-// editMessage edits one of the bot's messages.
-func (s *Server) editMessage(r *http.Request) (int, any, *apiError) {
-	in, apiErr := input(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, m, apiErr := s.messageOf(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	if m.Author != BotUserID && (in.content != nil || in.embeds != nil || in.components != nil || len(in.files) > 0) {
+// editMessage edits a message: the bot edits only its own messages' content.
+func (s *Server) editMessage(c *call) (int, any, *apiError) {
+	if c.m.Author != BotUserID && (c.in.Content != nil || c.in.Embeds != nil || c.in.Components != nil || len(c.in.files) > 0) {
 		return 0, nil, &apiError{Status: http.StatusForbidden, Code: 50005, Message: "Cannot edit a message authored by another user"}
 	}
-	return s.answerLocked(http.StatusOK)(s.editLocked(m, in))
+	return s.answerLocked(s.editLocked(c.m, c.in))
 }
 
 // startThread starts a public thread from a message. Like Discord, the
 // thread's id is the message's id.
-func (s *Server) startThread(r *http.Request) (int, any, *apiError) {
-	b, apiErr := readBody(r)
-	if apiErr != nil {
+func (s *Server) startThread(c *call) (int, any, *apiError) {
+	var req struct {
+		Name    string `json:"name"`
+		Archive int    `json:"auto_archive_duration"`
+	}
+	if apiErr := c.body.decode(&req); apiErr != nil {
 		return 0, nil, apiErr
 	}
-	name, apiErr := b.str("name")
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	if n := utf8.RuneCountInString(name); n < 1 || n > maxThreadNameRune {
+	if n := utf8.RuneCountInString(req.Name); n < 1 || n > maxThreadNameRune {
 		return 0, nil, formError("name", "BASE_TYPE_BAD_LENGTH", fmt.Sprintf("Must be between 1 and %d in length.", maxThreadNameRune))
 	}
-	archive, apiErr := b.num("auto_archive_duration")
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	switch archive {
+	switch req.Archive {
 	case 0:
-		archive = 4320
+		req.Archive = 4320
 	case 60, 1440, 4320, 10080:
 	default:
 		return 0, nil, formError("auto_archive_duration", "BASE_TYPE_CHOICES", "Value must be one of {60, 1440, 4320, 10080}.")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	parent, m, apiErr := s.messageOf(r)
-	if apiErr != errUnknownChan && channelType(parent) != channelText {
+	if channelType(c.ch) != channelText {
 		return 0, nil, errWrongChanType
 	}
-	if apiErr != nil {
-		return 0, nil, apiErr
+	m, ok := s.Store.Message(c.PathValue("id"))
+	if !ok || m.Channel != c.ch.ID {
+		return 0, nil, errUnknownMsg
 	}
 	if _, started := s.Store.Channel(m.ID); started {
 		return 0, nil, errThreadExists
 	}
-	s.archives[m.ID] = archive
-	th := s.Store.AddChannel(fake.Channel{ID: m.ID, Name: name, Parent: parent.ID})
+	s.archives[m.ID] = req.Archive
+	th := s.Store.AddChannel(fake.Channel{ID: m.ID, Name: req.Name, Parent: c.ch.ID})
 	wire := s.channelJSONLocked(th)
 	s.dispatchLocked("THREAD_CREATE", struct {
 		wireChannel
