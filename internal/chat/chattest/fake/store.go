@@ -114,6 +114,30 @@ func (s *Store[X]) AddChannel(ch Channel) Channel {
 	return ch
 }
 
+// NamedChannel returns the id of the channel with the name, ignoring a
+// leading '#', adding a channel with the id newID returns when there is
+// none; newID is told how many channels there are, and runs with the store
+// locked: it must not call the store. An empty name adds nothing and
+// returns "".
+func (s *Store[X]) NamedChannel(name string, newID func(channels int) string) string {
+	name = strings.TrimPrefix(name, "#")
+	if name == "" {
+		return ""
+	}
+	s.mu.Lock()
+	for _, ch := range s.channels {
+		if ch.Name == name && ch.Parent == "" {
+			s.mu.Unlock()
+			return ch.ID
+		}
+	}
+	ch := &Channel{ID: newID(len(s.channels)), Name: name, Created: time.Now()}
+	s.channels = append(s.channels, ch)
+	s.mu.Unlock()
+	s.Notify()
+	return ch.ID
+}
+
 // Channel returns the channel with the id.
 func (s *Store[X]) Channel(id string) (Channel, bool) {
 	s.mu.Lock()

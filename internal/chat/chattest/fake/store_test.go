@@ -2,6 +2,7 @@ package fake
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -128,4 +129,15 @@ func TestStoreFiles(t *testing.T) {
 	require.Len(t, files, 2)
 	require.Equal(t, "a", files[0].Content)
 	require.Empty(t, files[0].Message)
+}
+
+func TestStoreNamedChannel(t *testing.T) {
+	s := NewStore[string]()
+	newID := func(n int) string { return fmt.Sprintf("C%d", n) }
+	require.Equal(t, "C0", s.NamedChannel("#alerts", newID))
+	require.Equal(t, "C0", s.NamedChannel("alerts", newID), "a name that exists returns its channel")
+	require.Equal(t, "C1", s.NamedChannel("deploys", newID))
+	require.Empty(t, s.NamedChannel("", newID))
+	require.Empty(t, s.NamedChannel("#", newID))
+	require.Len(t, s.Channels(), 2)
 }
