@@ -2,7 +2,6 @@ package slacktest
 
 import (
 	"fmt"
-	"maps"
 	"strings"
 )
 
@@ -26,9 +25,8 @@ type App struct {
 // app is an installed app as the server keeps it.
 type app struct {
 	App
-	botID, appID string
-	// messageEvents: subscribed to message.channels (channel messages).
-	messageEvents bool
+	botID, appID  string
+	messageEvents bool // subscribed to message.channels (channel messages)
 }
 
 // defaultApp is the app New installs, with the package's constants.
@@ -48,14 +46,26 @@ func (s *Server) AddApp(name string, messageEvents bool) App {
 		}
 		return -1
 	}, name))
+	lower := strings.ToLower(id)
 	a := &app{App: App{
-		Name:      name,
-		BotToken:  "xoxb-kubechat-test-" + strings.ToLower(id),
-		AppToken:  "xapp-kubechat-test-" + strings.ToLower(id),
+		Name: name, BotToken: "xoxb-kubechat-test-" + lower, AppToken: "xapp-kubechat-test-" + lower,
 		BotUserID: fmt.Sprintf("U%s%d", id, s.nextSeqLocked()),
 	}, botID: "B" + id, appID: "A" + id, messageEvents: messageEvents}
 	s.apps = append(s.apps, a)
 	return a.App
+}
+
+// SubscribeMessageEvents subscribes the app whose bot user is botUserID to
+// message.channels, as AddApp's messageEvents does; it reports whether
+// there is such an app.
+func (s *Server) SubscribeMessageEvents(botUserID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.appByBotLocked(botUserID)
+	if a != nil {
+		a.messageEvents = true
+	}
+	return a != nil
 }
 
 // appByToken returns the app that owns token (bot or app-level, as kind
@@ -102,48 +112,31 @@ func (s *Server) Say(channelID, userID, text string) (ts string, pushed int, err
 		return "", 0, fmt.Errorf("say in %s: %w", channelID, errChannelNotFound)
 	}
 	s.mu.Lock()
-	ts = s.postLocked(channelID, "", userID, text, nil).ID
-	type delivery struct {
-		conn *socketConn
-		env  envelope
-	}
-	var out []delivery
+	msg := s.postLocked(channelID, "", userID, text, nil)
+	var conns []*socketConn
+	var envs []envelope
 	for _, a := range s.apps {
 		conn := s.newestConnOf(a)
 		if conn == nil {
 			continue
 		}
-		events := []object{}
 		if strings.Contains(text, "<@"+a.BotUserID+">") {
-			events = append(events, object{"type": "app_mention"})
+			conns = append(conns, conn)
+			envs = append(envs, s.newEnvelopeLocked("events_api", s.eventCallbackLocked(a, messageEvent("app_mention", msg))))
 		}
 		if a.messageEvents {
-			events = append(events, object{"type": "message", "channel_type": "channel"})
-		}
-		for _, ev := range events {
-			maps.Copy(ev, object{"user": userID, "text": text, "ts": ts, "channel": channelID, "event_ts": ts, "team": TeamID})
-			out = append(out, delivery{conn, s.newEnvelopeLocked("events_api", s.eventCallbackForLocked(a, ev))})
+			event := messageEvent("message", msg)
+			event["channel_type"] = "channel"
+			conns = append(conns, conn)
+			envs = append(envs, s.newEnvelopeLocked("events_api", s.eventCallbackLocked(a, event)))
 		}
 	}
 	s.mu.Unlock()
-	for _, d := range out {
-		if !d.conn.SendJSON(d.env) {
-			return ts, pushed, fmt.Errorf("say in %s: %w", channelID, errNotConnected)
+	for i, env := range envs {
+		if !conns[i].SendJSON(env) {
+			return msg.ID, pushed, fmt.Errorf("say in %s: %w", channelID, errNotConnected)
 		}
 		pushed++
 	}
-	return ts, pushed, nil
-}
-
-// SubscribeMessageEvents subscribes the app whose bot user is botUserID to
-// message.channels, as AddApp's messageEvents does; it reports whether
-// there is such an app.
-func (s *Server) SubscribeMessageEvents(botUserID string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a := s.appByBotLocked(botUserID)
-	if a != nil {
-		a.messageEvents = true
-	}
-	return a != nil
+	return msg.ID, pushed, nil
 }

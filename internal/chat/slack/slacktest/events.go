@@ -27,7 +27,7 @@ const (
 // errNotConnected is returned when an event is pushed while no Socket Mode client is connected.
 var errNotConnected = errors.New("no socket mode connection")
 
-// socketConn is one open Socket Mode websocket.
+// socketConn is one open Socket Mode websocket of an app.
 type socketConn struct {
 	*fake.Conn
 	app *app // the app whose token opened it
@@ -42,12 +42,6 @@ type envelope struct {
 	RetryAttempt           int    `json:"retry_attempt"`
 	RetryReason            string `json:"retry_reason"`
 	Payload                object `json:"payload"`
-}
-
-// ack is what a Socket Mode client sends back for an envelope. It may carry
-// a payload too, which the server ignores.
-type ack struct {
-	EnvelopeID string `json:"envelope_id"`
 }
 
 // Acked reports whether the client acknowledged the envelope.
@@ -81,29 +75,22 @@ func (s *Server) MentionInThread(channelID, threadTS, userID, text string) (ts, 
 
 // mention implements Mention and MentionInThread.
 func (s *Server) mention(channelID, threadTS, userID, text string) (ts, envelopeID string, err error) {
-	env, err := s.push(func() (string, object, error) {
-		ch, ok := s.Store.Channel(channelID)
+	envelopeID, err = s.push(nil, func(a *app) (string, object, error) {
+		_, known := s.Store.Channel(channelID)
 		switch _, root := s.message(channelID, threadTS); {
-		case !ok:
+		case !known:
 			return "", nil, errChannelNotFound
 		case threadTS != "" && !root:
 			return "", nil, fmt.Errorf("thread %s: %w", threadTS, errMessageNotFound)
 		}
-		msg := s.postLocked(ch.ID, threadTS, userID, "<@"+BotUserID+"> "+text, nil)
+		msg := s.postLocked(channelID, threadTS, userID, "<@"+BotUserID+"> "+text, nil)
 		ts = msg.ID
-		event := object{
-			"type": "app_mention", "user": userID, "text": msg.Text, "ts": msg.ID,
-			"channel": ch.ID, "event_ts": msg.ID, "team": TeamID,
-		}
-		if threadTS != "" {
-			event["thread_ts"] = threadTS
-		}
-		return "events_api", s.eventCallbackLocked(event), nil
+		return "events_api", s.eventCallbackLocked(a, messageEvent("app_mention", msg)), nil
 	})
 	if err != nil {
-		return ts, env.EnvelopeID, fmt.Errorf("mention in %s: %w", channelID, err)
+		return ts, envelopeID, fmt.Errorf("mention in %s: %w", channelID, err)
 	}
-	return ts, env.EnvelopeID, nil
+	return ts, envelopeID, nil
 }
 
 // DirectMessage posts a user's message into the user's direct message
@@ -111,36 +98,33 @@ func (s *Server) mention(channelID, threadTS, userID, text string) (ts, envelope
 // (channel_type "im") to one open connection. It returns the message's ts and
 // the envelope id; it fails, posting nothing, if no client is connected.
 func (s *Server) DirectMessage(userID, text string) (ts, envelopeID string, err error) {
-	env, err := s.push(func() (string, object, error) {
+	envelopeID, err = s.push(nil, func(a *app) (string, object, error) {
 		ch := s.Store.DirectChannel(userID, func() fake.Channel { return fake.Channel{ID: "D" + userID} })
-		ts = s.postLocked(ch.ID, "", userID, text, nil).ID
-		event := object{
-			"type": "message", "channel": ch.ID, "channel_type": "im", "user": userID,
-			"text": text, "ts": ts, "event_ts": ts, "team": TeamID,
-		}
-		return "events_api", s.eventCallbackLocked(event), nil
+		msg := s.postLocked(ch.ID, "", userID, text, nil)
+		ts = msg.ID
+		event := messageEvent("message", msg)
+		event["channel_type"] = "im"
+		return "events_api", s.eventCallbackLocked(a, event), nil
 	})
 	if err != nil {
-		return ts, env.EnvelopeID, fmt.Errorf("direct message from %s: %w", userID, err)
+		return ts, envelopeID, fmt.Errorf("direct message from %s: %w", userID, err)
 	}
-	return ts, env.EnvelopeID, nil
+	return ts, envelopeID, nil
 }
 
 // Click pushes a block_actions interaction, the user clicking the element
-// with actionID on a stored message, to one open connection, and returns the
-// envelope id. If value is set and the message's blocks hold a static_select
-// with that action id, the action selects the option with that value;
-// otherwise it is a button click carrying value. The payload's response_url
-// points at the server but is not served.
+// with actionID on a stored message, to one open connection of the app that
+// posted the message, and returns the envelope id. If value is set and the
+// message's blocks hold a static_select with that action id, the action
+// selects the option with that value; otherwise it is a button click
+// carrying value. The payload's response_url points at the server but is
+// not served.
 func (s *Server) Click(channelID, messageTS, userID, actionID, value string) (envelopeID string, err error) {
 	msg, found := s.message(channelID, messageTS)
 	s.mu.Lock()
-	owner := s.apps[0]
-	if a := s.appByBotLocked(msg.Author); found && a != nil {
-		owner = a
-	}
+	owner := s.appByBotLocked(msg.Author)
 	s.mu.Unlock()
-	env, err := s.pushTo(owner, func() (string, object, error) {
+	envelopeID, err = s.push(owner, func(a *app) (string, object, error) {
 		ch, ok := s.Store.Channel(channelID)
 		switch {
 		case !ok:
@@ -157,56 +141,44 @@ func (s *Server) Click(channelID, messageTS, userID, actionID, value string) (en
 		}
 		userName := strings.ToLower(userID)
 		return "interactive", object{
-			"type":                  "block_actions",
-			"token":                 verificationToken,
-			"api_app_id":            owner.appID,
-			"team":                  object{"id": TeamID, "domain": teamDomain},
-			"enterprise":            nil,
-			"is_enterprise_install": false,
-			"user":                  object{"id": userID, "username": userName, "name": userName, "team_id": TeamID},
-			"container":             container,
-			"channel":               object{"id": ch.ID, "name": cmp.Or(ch.Name, "directmessage")},
-			"message":               s.messageJSONLocked(msg),
-			"state":                 object{"values": object{}},
-			"trigger_id":            fmt.Sprintf("%d.%d.faketrigger", seq, seq),
-			"response_url":          fmt.Sprintf("%s/actions/%s/%d", s.URL(), TeamID, seq),
-			"actions":               []object{action},
+			"type": "block_actions", "token": verificationToken, "api_app_id": a.appID,
+			"team": object{"id": TeamID, "domain": teamDomain}, "enterprise": nil, "is_enterprise_install": false,
+			"user":    object{"id": userID, "username": userName, "name": userName, "team_id": TeamID},
+			"channel": object{"id": ch.ID, "name": cmp.Or(ch.Name, "directmessage")}, "container": container,
+			"message": s.messageJSONLocked(msg), "state": object{"values": object{}}, "actions": []object{action},
+			"trigger_id":   fmt.Sprintf("%d.%d.faketrigger", seq, seq),
+			"response_url": fmt.Sprintf("%s/actions/%s/%d", s.URL(), TeamID, seq),
 		}, nil
 	})
 	if err != nil {
-		return env.EnvelopeID, fmt.Errorf("click %s on %s in %s: %w", actionID, messageTS, channelID, err)
+		return envelopeID, fmt.Errorf("click %s on %s in %s: %w", actionID, messageTS, channelID, err)
 	}
-	return env.EnvelopeID, nil
+	return envelopeID, nil
 }
 
-// push delivers one envelope to the default app's newest open connection.
-// build runs with s.mu held, and only when a client is connected; it stores
-// what the event is about and returns the envelope's type and payload. push
-// returns the envelope unless build fails; a failed send still returns it.
-func (s *Server) push(build func() (kind string, payload object, err error)) (envelope, error) {
-	return s.pushTo(nil, build)
-}
-
-// pushTo is push to one app's newest connection (the default app's when a
-// is nil; for a click, the app that posted the message: see Click).
-func (s *Server) pushTo(a *app, build func() (kind string, payload object, err error)) (envelope, error) {
+// push delivers one envelope to app a's newest open connection (the default
+// app's when a is nil) and returns its id. build runs with s.mu held, and
+// only when the app is connected; it stores what the event is about and
+// returns the envelope's type and payload.
+func (s *Server) push(a *app, build func(a *app) (kind string, payload object, err error)) (envelopeID string, err error) {
 	s.mu.Lock()
-	conn := s.newestConnOf(cmp.Or(a, s.apps[0]))
+	a = cmp.Or(a, s.apps[0])
+	conn := s.newestConnOf(a)
 	if conn == nil {
 		s.mu.Unlock()
-		return envelope{}, errNotConnected
+		return "", errNotConnected
 	}
-	kind, payload, err := build()
+	kind, payload, err := build(a)
 	if err != nil {
 		s.mu.Unlock()
-		return envelope{}, err
+		return "", err
 	}
 	env := s.newEnvelopeLocked(kind, payload)
 	s.mu.Unlock()
 	if !conn.SendJSON(env) {
-		return env, errNotConnected
+		return env.EnvelopeID, errNotConnected
 	}
-	return env, nil
+	return env.EnvelopeID, nil
 }
 
 // newEnvelopeLocked wraps a payload in an envelope with a new id and starts
@@ -217,32 +189,35 @@ func (s *Server) newEnvelopeLocked(kind string, payload object) envelope {
 	return envelope{EnvelopeID: id, Type: kind, Payload: payload}
 }
 
-// eventCallbackLocked wraps an event as the Events API delivers it. s.mu must be held.
-func (s *Server) eventCallbackLocked(event object) object {
-	return s.eventCallbackForLocked(s.apps[0], event)
+// messageEvent is the Events API event of the type about a user's message.
+func messageEvent(typ string, msg message) object {
+	event := object{"type": typ, "user": msg.Author, "text": msg.Text, "ts": msg.ID, "channel": msg.Channel, "event_ts": msg.ID, "team": TeamID}
+	if msg.Thread != "" {
+		event["thread_ts"] = msg.Thread
+	}
+	return event
 }
 
-// eventCallbackForLocked wraps an event for app a. s.mu must be held.
-func (s *Server) eventCallbackForLocked(a *app, event object) object {
+// eventCallbackLocked wraps an event for app a as the Events API delivers
+// it. s.mu must be held.
+func (s *Server) eventCallbackLocked(a *app, event object) object {
 	return object{
-		"token":      verificationToken,
-		"team_id":    TeamID,
-		"api_app_id": a.appID,
-		"event":      event,
-		"type":       "event_callback",
-		"event_id":   fmt.Sprintf("Ev%010d", s.nextSeqLocked()),
-		"event_time": time.Now().Unix(),
+		"token": verificationToken, "team_id": TeamID, "api_app_id": a.appID, "event": event, "type": "event_callback",
+		"event_id": fmt.Sprintf("Ev%010d", s.nextSeqLocked()), "event_time": time.Now().Unix(), "is_ext_shared_channel": false,
 		"authorizations": []object{{
 			"enterprise_id": nil, "team_id": TeamID, "user_id": a.BotUserID, "is_bot": true, "is_enterprise_install": false,
 		}},
-		"is_ext_shared_channel": false,
 	}
 }
 
 // serveSocket serves the Socket Mode websocket: it checks the ticket from
-// apps.connections.open, says hello, then pings the client and reads its acks.
+// apps.connections.open, says hello, then pings the client and reads its
+// acks (which may carry a payload, ignored).
 func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
-	a := s.takeTicket(r.URL.Query().Get("ticket"))
+	s.mu.Lock()
+	a := s.tickets[r.URL.Query().Get("ticket")]
+	delete(s.tickets, r.URL.Query().Get("ticket"))
+	s.mu.Unlock()
 	if a == nil {
 		http.Error(w, "invalid ticket", http.StatusUnauthorized)
 		return
@@ -254,39 +229,23 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 	// Hello is queued before the connection counts: events pushed once it
 	// does reach the client after hello.
 	c.SendJSON(object{
-		"type":            "hello",
-		"num_connections": 1,
-		"debug_info":      object{"host": "fake", "approximate_connection_time": 18060},
-		"connection_info": object{"app_id": a.appID},
+		"type": "hello", "num_connections": 1, "connection_info": object{"app_id": a.appID},
+		"debug_info": object{"host": "fake", "approximate_connection_time": 18060},
 	})
 	s.Hub.SetReady(c, true)
 	s.Hub.Serve(c, pingInterval, func(_ int, data []byte) bool {
-		var a ack
-		if json.Unmarshal(data, &a) == nil && a.EnvelopeID != "" {
-			s.markAcked(a.EnvelopeID)
+		var ack struct {
+			EnvelopeID string `json:"envelope_id"`
+		}
+		_ = json.Unmarshal(data, &ack)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, pushed := s.acks[ack.EnvelopeID]; pushed {
+			s.acks[ack.EnvelopeID] = true
+			s.Store.Notify()
 		}
 		return true
 	})
-}
-
-// takeTicket returns the app a ticket was handed out to, if it was not used
-// yet, and uses it; nil otherwise.
-func (s *Server) takeTicket(ticket string) *app {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a := s.tickets[ticket]
-	delete(s.tickets, ticket)
-	return a
-}
-
-// markAcked records the ack of an envelope the server pushed.
-func (s *Server) markAcked(envelopeID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, pushed := s.acks[envelopeID]; pushed {
-		s.acks[envelopeID] = true
-		s.Store.Notify()
-	}
 }
 
 // blockElement is the part of a Block Kit interactive element Click reads.
@@ -306,45 +265,35 @@ type blockOption struct {
 	Value string          `json:"value"`
 }
 
-// findElement looks for the element with the action id in a blocks array:
-// among the elements of actions blocks and the accessories of sections. It
-// returns the element and the block_id of its block.
-func findElement(blocks json.RawMessage, actionID string) (el blockElement, blockID string, found bool) {
+// blockAction builds the action of a block_actions payload: a static_select
+// choosing value if the blocks have such a select with the action id, else
+// a button click carrying value. It looks for the element among the
+// elements of actions blocks and the accessories of sections.
+func blockAction(blocks json.RawMessage, actionID, value string) object {
 	var list []struct {
 		BlockID   string            `json:"block_id"`
 		Elements  []json.RawMessage `json:"elements"`
 		Accessory json.RawMessage   `json:"accessory"`
 	}
-	if json.Unmarshal(blocks, &list) != nil {
-		return blockElement{}, "", false
-	}
+	_ = json.Unmarshal(blocks, &list)
+	// slack-go tells block actions from attachment actions by a string block_id.
+	action := object{"action_id": actionID, "block_id": "", "type": "button", "value": value}
 	for _, b := range list {
 		for _, raw := range slices.Concat(b.Elements, []json.RawMessage{b.Accessory}) {
-			var candidate blockElement
-			if json.Unmarshal(raw, &candidate) == nil && candidate.ActionID == actionID {
-				return candidate, b.BlockID, true
+			var el blockElement
+			if json.Unmarshal(raw, &el) != nil || el.ActionID != actionID {
+				continue
 			}
+			action["block_id"] = b.BlockID
+			if el.Type == "static_select" && value != "" {
+				delete(action, "value")
+				action["type"] = "static_select"
+				action["selected_option"] = object{"text": el.optionText(value), "value": value}
+			} else if len(el.Text) > 0 {
+				action["text"] = el.Text
+			}
+			return action
 		}
-	}
-	return blockElement{}, "", false
-}
-
-// blockAction builds the action of a block_actions payload: a static_select
-// choosing value if the blocks have such a select with the action id, else
-// a button click carrying value.
-func blockAction(blocks json.RawMessage, actionID, value string) object {
-	el, blockID, found := findElement(blocks, actionID)
-	// slack-go tells block actions from attachment actions by a string block_id.
-	action := object{"action_id": actionID, "block_id": blockID}
-	if found && el.Type == "static_select" && value != "" {
-		action["type"] = "static_select"
-		action["selected_option"] = object{"text": el.optionText(value), "value": value}
-		return action
-	}
-	action["type"] = "button"
-	action["value"] = value
-	if found && len(el.Text) > 0 {
-		action["text"] = el.Text
 	}
 	return action
 }

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -50,18 +51,13 @@ const (
 )
 
 const (
-	botID      = "BKUBECHAT"
-	botName    = "kubechat"
-	appID      = "AKUBECHAT"
-	teamDomain = "kubechat-test"
+	botID, botName, appID = "BKUBECHAT", "kubechat", "AKUBECHAT"
+	teamDomain            = "kubechat-test"
 	// verificationToken is the deprecated verification token Slack still puts in payloads.
 	verificationToken = "kubechat-verification-token"
-
-	// maxBodyBytes bounds every request body the server reads.
-	maxBodyBytes = 16 << 20
+	maxBodyBytes      = 16 << 20
 	// defaultPageSize and maxPageSize bound conversations.list pages, as Slack does.
-	defaultPageSize = 100
-	maxPageSize     = 1000
+	defaultPageSize, maxPageSize = 100, 1000
 )
 
 // Web API error codes, as Slack documents them.
@@ -86,10 +82,12 @@ func (e apiError) Error() string { return string(e) }
 // object is a JSON object in a response or payload.
 type object = map[string]any
 
+// message is a message as the workspace keeps it, with its blocks.
+type message = fake.Message[json.RawMessage]
+
 // Server is a fake Slack workspace on loopback. Create it with New and
 // release it with Close. All its methods are safe for concurrent use.
 type Server struct {
-	// Server keeps the messages with their blocks, and the Socket Mode websockets.
 	*fake.Server[json.RawMessage, *socketConn]
 	stamps fake.Monotonic // message timestamps, in microseconds
 
@@ -97,16 +95,15 @@ type Server struct {
 	seq     int                // source of ids
 	uploads map[string]*upload // by file id, until files.completeUploadExternal
 	calls   map[string]int     // by Web API method
-	tickets map[string]*app    // apps.connections.open tickets not used yet, by ticket
+	tickets map[string]*app    // apps.connections.open tickets not used yet
 	apps    []*app             // installed apps; the first is the default one
 	acks    map[string]bool    // by envelope id of every pushed envelope: whether it was acked
 }
 
 // upload is a file announced with files.getUploadURLExternal.
 type upload struct {
-	name     string
-	content  string
-	uploaded bool
+	name, content string
+	uploaded      bool
 }
 
 // Message is one message as the workspace now holds it, edits applied.
@@ -151,11 +148,8 @@ type File struct {
 func New() *Server {
 	s := &Server{
 		Server:  fake.NewServer[json.RawMessage, *socketConn](sendQueue),
-		uploads: make(map[string]*upload),
-		calls:   make(map[string]int),
-		tickets: make(map[string]*app),
-		apps:    []*app{defaultApp()},
-		acks:    make(map[string]bool),
+		uploads: map[string]*upload{}, calls: map[string]int{}, tickets: map[string]*app{}, acks: map[string]bool{},
+		apps: []*app{defaultApp()},
 	}
 	s.Store.AddChannel(fake.Channel{ID: "C000ALERTS", Name: "alerts"})
 	s.Store.AddChannel(fake.Channel{ID: "C00GENERAL", Name: "general"})
@@ -176,16 +170,9 @@ func (s *Server) APIURL() string {
 // name that exists already returns that channel's id, and "" adds nothing
 // and returns "".
 func (s *Server) AddChannel(name string) (id string) {
-	name = strings.TrimPrefix(name, "#")
-	if name == "" {
-		return ""
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if id := s.Store.ChannelID(name); id != "" {
-		return id
-	}
-	return s.Store.AddChannel(fake.Channel{ID: fmt.Sprintf("C%09d", s.nextSeqLocked()), Name: name}).ID
+	return s.Store.NamedChannel(name, func(int) string { return fmt.Sprintf("C%09d", s.nextSeqLocked()) })
 }
 
 // Messages returns the messages of a channel, the bot's and injected ones, in posting order.
@@ -218,8 +205,7 @@ func (s *Server) Calls(method string) int {
 	return s.calls[method]
 }
 
-// export returns a stored message as Message.
-func export(m fake.Message[json.RawMessage]) Message {
+func export(m message) Message {
 	return Message{Channel: m.Channel, TS: m.ID, ThreadTS: m.Thread, Text: m.Text, Blocks: bytes.Clone(m.X), Edits: m.Edits, User: m.Author}
 }
 
@@ -238,51 +224,45 @@ func (s *Server) nextTS() string {
 
 // resolveChannel finds a channel by id, or by name with or without a
 // leading '#', as chat.postMessage does.
-func (s *Server) resolveChannel(ref string) (fake.Channel, bool) {
-	if ch, ok := s.Store.Channel(ref); ok {
-		return ch, true
+func (s *Server) resolveChannel(ref string) (fake.Channel, error) {
+	ch, ok := s.Store.Channel(ref)
+	if !ok {
+		ch, ok = s.Store.ChannelNamed(ref)
 	}
-	return s.Store.ChannelNamed(ref)
+	if !ok {
+		return ch, errChannelNotFound
+	}
+	return ch, nil
 }
 
-// post stores a new message in the channel and returns it as the Web API shows it.
-func (s *Server) post(channelID, threadTS, user, text string, blocks json.RawMessage) (fake.Message[json.RawMessage], object) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	msg := s.postLocked(channelID, threadTS, user, text, blocks)
-	return msg, s.messageJSONLocked(msg)
-}
-
-// postLocked stores a new message in the channel; timestamps increase in
-// posting order. s.mu must be held.
-func (s *Server) postLocked(channelID, threadTS, user, text string, blocks json.RawMessage) fake.Message[json.RawMessage] {
-	return s.Store.Post(fake.Message[json.RawMessage]{ID: s.nextTS(), Channel: channelID, Thread: threadTS, Author: user, Text: text, X: blocks})
+// postLocked stores a new message; holding s.mu, timestamps increase in
+// posting order.
+func (s *Server) postLocked(channelID, threadTS, user, text string, blocks json.RawMessage) message {
+	return s.Store.Post(message{ID: s.nextTS(), Channel: channelID, Thread: threadTS, Author: user, Text: text, X: blocks})
 }
 
 // message returns the stored message of the channel with the timestamp.
-func (s *Server) message(channelID, ts string) (fake.Message[json.RawMessage], bool) {
+func (s *Server) message(channelID, ts string) (message, bool) {
 	m, ok := s.Store.Message(ts)
 	return m, ok && m.Channel == channelID
 }
 
 // channelJSON returns the channel as conversations.info and conversations.list show it.
 func channelJSON(ch fake.Channel) object {
-	created := ch.Created.Unix()
 	if ch.User != "" {
-		return object{"id": ch.ID, "created": created, "is_im": true, "is_org_shared": false, "user": ch.User, "is_user_deleted": false}
+		return object{"id": ch.ID, "created": ch.Created.Unix(), "is_im": true, "is_org_shared": false, "user": ch.User, "is_user_deleted": false}
 	}
 	return object{
-		"id": ch.ID, "name": ch.Name, "name_normalized": ch.Name, "created": created,
+		"id": ch.ID, "name": ch.Name, "name_normalized": ch.Name, "created": ch.Created.Unix(),
 		"is_channel": true, "is_group": false, "is_im": false, "is_mpim": false, "is_private": false,
 		"is_archived": false, "is_general": ch.Name == "general", "is_member": true,
-		"topic":   object{"value": "", "creator": "", "last_set": 0},
-		"purpose": object{"value": "", "creator": "", "last_set": 0},
+		"topic": object{"value": "", "creator": "", "last_set": 0}, "purpose": object{"value": "", "creator": "", "last_set": 0},
 	}
 }
 
 // messageJSONLocked returns the message as the Web API and interaction
 // payloads show it. s.mu must be held.
-func (s *Server) messageJSONLocked(msg fake.Message[json.RawMessage]) object {
+func (s *Server) messageJSONLocked(msg message) object {
 	m := object{"type": "message", "user": msg.Author, "text": msg.Text, "ts": msg.ID, "team": TeamID}
 	if a := s.appByBotLocked(msg.Author); a != nil {
 		m["bot_id"] = a.botID
@@ -309,15 +289,6 @@ func writeFault(w http.ResponseWriter, f fake.Fault) {
 	}
 }
 
-// recordCall counts a call of the method and returns the failure to
-// inject into it, if any.
-func (s *Server) recordCall(method string) (fake.Fault, bool) {
-	s.mu.Lock()
-	s.calls[method]++
-	s.mu.Unlock()
-	return s.Store.Next()
-}
-
 // apiRequest is one Web API call as a method sees it.
 type apiRequest struct {
 	app    *app       // the app whose token made the call
@@ -325,14 +296,12 @@ type apiRequest struct {
 	params url.Values // the form, query and JSON body fields
 }
 
-// apiMethod is one Web API method the server serves.
-type apiMethod struct {
-	token string // the kind of token the method accepts: BotToken or AppToken (any app's)
+// apiMethods are the Web API methods the server serves, by name, with the
+// kind of token each accepts: BotToken or AppToken (of any app).
+var apiMethods = map[string]struct {
+	token string
 	serve func(s *Server, req apiRequest) (object, error)
-}
-
-// apiMethods are the Web API methods the server serves, by name.
-var apiMethods = map[string]apiMethod{
+}{
 	"auth.test":                    {BotToken, (*Server).authTest},
 	"apps.connections.open":        {AppToken, (*Server).appsConnectionsOpen},
 	"chat.postMessage":             {BotToken, (*Server).chatPostMessage},
@@ -343,78 +312,18 @@ var apiMethods = map[string]apiMethod{
 	"files.completeUploadExternal": {BotToken, (*Server).filesCompleteUploadExternal},
 }
 
-// serveAPI serves /api/<method>: it injects faults, checks the token and runs the method.
+// serveAPI serves /api/<method>: it counts the call, injects faults, checks
+// the token and runs the method. Slack answers errors with HTTP 200.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/api/")
-	if f, failed := s.recordCall(name); failed {
+	s.mu.Lock()
+	s.calls[name]++
+	s.mu.Unlock()
+	if f, failed := s.Store.Next(); failed {
 		writeFault(w, f)
 		return
 	}
-	method, known := apiMethods[name]
-	if !known {
-		writeResult(w, nil, errUnknownMethod)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	params, err := readParams(r)
-	switch {
-	case err != nil:
-		writeResult(w, nil, errInvalidArguments)
-	default:
-		a := s.appByToken(bearerToken(r, params), method.token)
-		if a == nil {
-			writeResult(w, nil, errInvalidAuth)
-			return
-		}
-		result, err := method.serve(s, apiRequest{app: a, host: r.Host, params: params})
-		writeResult(w, result, err)
-	}
-}
-
-// readParams returns the arguments of a Web API call: query and form fields,
-// or the fields of a JSON body, whose non-string values stay JSON text.
-func readParams(r *http.Request) (url.Values, error) {
-	if fake.MediaType(r) != "application/json" {
-		if err := r.ParseForm(); err != nil {
-			return nil, fmt.Errorf("parse form: %w", err)
-		}
-		return r.Form, nil
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read body: %w", err)
-	}
-	params := r.URL.Query()
-	if len(bytes.TrimSpace(body)) == 0 {
-		return params, nil
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, fmt.Errorf("parse JSON body: %w", err)
-	}
-	for key, raw := range fields {
-		var text string
-		if json.Unmarshal(raw, &text) == nil {
-			params.Set(key, text)
-		} else {
-			params.Set(key, string(raw))
-		}
-	}
-	return params, nil
-}
-
-// bearerToken returns the token of a call: from the Authorization header
-// (JSON calls), else from the token argument (form calls).
-func bearerToken(r *http.Request, params url.Values) string {
-	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return token
-	}
-	return params.Get("token")
-}
-
-// writeResult answers a Web API call with {"ok":true,...result} or, if err
-// is set, {"ok":false,"error":...}, with HTTP 200 either way as Slack does.
-func writeResult(w http.ResponseWriter, result object, err error) {
+	result, err := s.call(name, w, r)
 	if err != nil {
 		var code apiError
 		if !errors.As(err, &code) {
@@ -424,10 +333,57 @@ func writeResult(w http.ResponseWriter, result object, err error) {
 		return
 	}
 	body := object{"ok": true}
-	for key, value := range result {
-		body[key] = value
-	}
+	maps.Copy(body, result)
 	fake.WriteJSON(w, http.StatusOK, body)
+}
+
+// call runs a Web API method for serveAPI.
+func (s *Server) call(name string, w http.ResponseWriter, r *http.Request) (object, error) {
+	method, known := apiMethods[name]
+	if !known {
+		return nil, errUnknownMethod
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	params, err := readParams(r)
+	if err != nil {
+		return nil, errInvalidArguments
+	}
+	// JSON calls carry the token in the Authorization header, form calls in the token argument.
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		token = params.Get("token")
+	}
+	a := s.appByToken(token, method.token)
+	if a == nil {
+		return nil, errInvalidAuth
+	}
+	return method.serve(s, apiRequest{app: a, host: r.Host, params: params})
+}
+
+// readParams returns the arguments of a Web API call: query and form fields,
+// or the fields of a JSON body, whose non-string values stay JSON text.
+func readParams(r *http.Request) (url.Values, error) {
+	if fake.MediaType(r) != "application/json" {
+		err := r.ParseForm()
+		return r.Form, err
+	}
+	body, err := io.ReadAll(r.Body)
+	params := r.URL.Query()
+	if err != nil || len(bytes.TrimSpace(body)) == 0 {
+		return params, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, fmt.Errorf("parse JSON body: %w", err)
+	}
+	for key, raw := range fields {
+		var text string
+		if json.Unmarshal(raw, &text) != nil {
+			text = string(raw)
+		}
+		params.Set(key, text)
+	}
+	return params, nil
 }
 
 // parseBlocks checks the blocks argument: "" is no blocks, "[]" removes
@@ -436,9 +392,7 @@ func parseBlocks(arg string) (json.RawMessage, error) {
 	if arg == "" {
 		return nil, nil
 	}
-	var blocks []struct {
-		Type string `json:"type"`
-	}
+	var blocks []struct{ Type string }
 	if err := json.Unmarshal([]byte(arg), &blocks); err != nil {
 		return nil, errInvalidBlocks
 	}
@@ -475,103 +429,85 @@ func (s *Server) appsConnectionsOpen(req apiRequest) (object, error) {
 func (s *Server) chatPostMessage(req apiRequest) (object, error) {
 	p := req.params
 	blocks, err := parseBlocks(p.Get("blocks"))
+	if err == nil && p.Get("text") == "" && blocks == nil && p.Get("attachments") == "" {
+		err = errNoText
+	}
 	if err != nil {
 		return nil, err
 	}
-	if p.Get("text") == "" && blocks == nil && p.Get("attachments") == "" {
-		return nil, errNoText
+	ch, err := s.resolveChannel(p.Get("channel"))
+	if err != nil {
+		return nil, err
 	}
-	ch, ok := s.resolveChannel(p.Get("channel"))
-	if !ok {
-		return nil, errChannelNotFound
-	}
-	msg, shown := s.post(ch.ID, p.Get("thread_ts"), req.app.BotUserID, p.Get("text"), blocks)
-	return object{"channel": ch.ID, "ts": msg.ID, "message": shown}, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msg := s.postLocked(ch.ID, p.Get("thread_ts"), req.app.BotUserID, p.Get("text"), blocks)
+	return object{"channel": ch.ID, "ts": msg.ID, "message": s.messageJSONLocked(msg)}, nil
 }
 
 // chatUpdate serves chat.update: text and blocks replace the message's when
-// given; https://api.slack.com/methods/chat.update
+// given; an app updates only its own messages:
+// https://api.slack.com/methods/chat.update
 func (s *Server) chatUpdate(req apiRequest) (object, error) {
 	p := req.params
 	blocks, err := parseBlocks(p.Get("blocks"))
 	if err != nil {
 		return nil, err
 	}
-	ch, ok := s.resolveChannel(p.Get("channel"))
-	if !ok {
-		return nil, errChannelNotFound
+	ch, err := s.resolveChannel(p.Get("channel"))
+	if err != nil {
+		return nil, err
 	}
-	return s.update(ch.ID, p.Get("ts"), req.app, func(msg *fake.Message[json.RawMessage]) {
-		if p.Has("text") {
-			msg.Text = p.Get("text")
-		}
-		if p.Has("blocks") {
-			msg.X = blocks
-		}
-	})
-}
-
-// update applies edit to one of the app's messages, one update at a time,
-// and answers as chat.update does.
-func (s *Server) update(channelID, ts string, a *app, edit func(*fake.Message[json.RawMessage])) (object, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	msg, ok := s.message(channelID, ts)
+	msg, ok := s.message(ch.ID, p.Get("ts"))
 	switch {
 	case !ok:
 		return nil, errMessageNotFound
-	case msg.Author != a.BotUserID:
+	case msg.Author != req.app.BotUserID:
 		return nil, errCantUpdateMessage
 	}
-	edit(&msg)
+	if p.Has("text") {
+		msg.Text = p.Get("text")
+	}
+	if p.Has("blocks") {
+		msg.X = blocks
+	}
 	msg, _ = s.Store.Update(msg)
-	return object{"channel": channelID, "ts": msg.ID, "text": msg.Text, "message": s.messageJSONLocked(msg)}, nil
+	return object{"channel": ch.ID, "ts": msg.ID, "text": msg.Text, "message": s.messageJSONLocked(msg)}, nil
 }
 
 // conversationsList serves conversations.list, paging with the cursor as an
 // index: https://api.slack.com/methods/conversations.list
 func (s *Server) conversationsList(req apiRequest) (object, error) {
 	p := req.params
-	limit := defaultPageSize
-	if arg := p.Get("limit"); arg != "" {
-		n, err := strconv.Atoi(arg)
-		if err != nil {
-			return nil, errInvalidArguments
-		}
-		if n > 0 {
-			limit = min(n, maxPageSize)
-		}
+	limit, err := strconv.Atoi(cmp.Or(p.Get("limit"), "0"))
+	if err != nil {
+		return nil, errInvalidArguments
 	}
-	start := 0
-	if arg := p.Get("cursor"); arg != "" {
-		n, err := strconv.Atoi(arg)
-		if err != nil || n < 0 {
-			return nil, errInvalidCursor
-		}
-		start = n
+	if limit <= 0 {
+		limit = defaultPageSize
 	}
+	start, err := strconv.Atoi(cmp.Or(p.Get("cursor"), "0"))
 	types := strings.Split(cmp.Or(p.Get("types"), "public_channel"), ",")
-	wantChannels, wantIMs := slices.Contains(types, "public_channel"), slices.Contains(types, "im")
-
-	var listed []object
+	listed := []object{}
 	for _, ch := range s.Store.Channels() {
-		if (ch.User == "" && wantChannels) || (ch.User != "" && wantIMs) {
+		typ := "public_channel"
+		if ch.User != "" {
+			typ = "im"
+		}
+		if slices.Contains(types, typ) {
 			listed = append(listed, channelJSON(ch))
 		}
 	}
-	if start > len(listed) {
+	if err != nil || start < 0 || start > len(listed) {
 		return nil, errInvalidCursor
 	}
-	end := min(start+limit, len(listed))
-	next := ""
+	end, next := min(start+min(limit, maxPageSize), len(listed)), ""
 	if end < len(listed) {
 		next = strconv.Itoa(end)
 	}
-	page := listed[start:end]
-	if page == nil {
-		page = []object{}
-	}
-	return object{"channels": page, "response_metadata": object{"next_cursor": next}}, nil
+	return object{"channels": listed[start:end], "response_metadata": object{"next_cursor": next}}, nil
 }
 
 // conversationsInfo serves conversations.info: https://api.slack.com/methods/conversations.info
@@ -588,8 +524,7 @@ func (s *Server) conversationsInfo(req apiRequest) (object, error) {
 // there): https://api.slack.com/methods/files.getUploadURLExternal
 func (s *Server) filesGetUploadURLExternal(req apiRequest) (object, error) {
 	name := req.params.Get("filename")
-	length, err := strconv.Atoi(req.params.Get("length"))
-	if name == "" || err != nil || length < 1 {
+	if length, err := strconv.Atoi(req.params.Get("length")); name == "" || err != nil || length < 1 {
 		return nil, errInvalidArguments
 	}
 	s.mu.Lock()
@@ -607,16 +542,25 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	content, err := readUpload(r)
+	var content []byte
+	var err error
+	if fake.MediaType(r) != "multipart/form-data" {
+		content, err = io.ReadAll(r.Body)
+	} else if err = fake.ReadParts(r, func(part *multipart.Part, data []byte) {
+		if part.FormName() == "file" && content == nil {
+			content = data
+		}
+	}); err == nil && content == nil {
+		err = errors.New(`no part named "file"`)
+	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	id := strings.TrimPrefix(r.URL.Path, "/upload/")
 	s.mu.Lock()
-	up := s.uploads[id]
+	up := s.uploads[strings.TrimPrefix(r.URL.Path, "/upload/")]
 	if up != nil {
-		up.content, up.uploaded = content, true
+		up.content, up.uploaded = string(content), true
 	}
 	s.mu.Unlock()
 	if up == nil {
@@ -627,34 +571,12 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request) {
 	_, _ = fmt.Fprintf(w, "OK - %d", len(content))
 }
 
-// readUpload returns the uploaded content of an upload request: its part
-// named "file", or its whole body.
-func readUpload(r *http.Request) (string, error) {
-	if fake.MediaType(r) != "multipart/form-data" {
-		body, err := io.ReadAll(r.Body)
-		return string(body), err
-	}
-	var content []byte
-	err := fake.ReadParts(r, func(part *multipart.Part, data []byte) {
-		if part.FormName() == "file" && content == nil {
-			content = data
-		}
-	})
-	if err == nil && content == nil {
-		err = errors.New(`no part named "file"`)
-	}
-	return string(content), err
-}
-
 // filesCompleteUploadExternal serves files.completeUploadExternal, sharing
 // uploaded files to channel_id, or to each of channels, or to none:
 // https://api.slack.com/methods/files.completeUploadExternal
 func (s *Server) filesCompleteUploadExternal(req apiRequest) (object, error) {
 	p := req.params
-	var summaries []struct {
-		ID    string `json:"id"`
-		Title string `json:"title"`
-	}
+	var summaries []struct{ ID, Title string }
 	if err := json.Unmarshal([]byte(p.Get("files")), &summaries); err != nil || len(summaries) == 0 {
 		return nil, errInvalidArguments
 	}
@@ -662,29 +584,25 @@ func (s *Server) filesCompleteUploadExternal(req apiRequest) (object, error) {
 	if id := p.Get("channel_id"); id != "" {
 		refs = []string{id}
 	}
-
 	var channelIDs []string
-	for _, ref := range refs {
-		if ref == "" {
-			continue
-		}
-		ch, ok := s.resolveChannel(ref)
-		if !ok {
-			return nil, errChannelNotFound
+	for _, ref := range slices.DeleteFunc(refs, func(ref string) bool { return ref == "" }) {
+		ch, err := s.resolveChannel(ref)
+		if err != nil {
+			return nil, err
 		}
 		channelIDs = append(channelIDs, ch.ID)
 	}
+	if len(channelIDs) == 0 {
+		channelIDs = []string{""} // a file shared to no channel
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(channelIDs) == 0 {
-		channelIDs = []string{""}
-	}
 	for _, sum := range summaries {
 		if up := s.uploads[sum.ID]; up == nil || !up.uploaded {
 			return nil, errFileNotFound
 		}
 	}
-	shared := make([]object, 0, len(summaries))
+	shared := []object{}
 	for _, sum := range summaries {
 		up := s.uploads[sum.ID]
 		delete(s.uploads, sum.ID)
