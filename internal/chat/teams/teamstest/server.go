@@ -61,34 +61,21 @@ const (
 )
 
 const (
-	// teamName is the name of the fake's team.
-	teamName = "Platform"
-	// teamAADGroupID is the Microsoft 365 group id behind the team.
-	teamAADGroupID = "0a1b2c3d-0000-4000-8000-000000007ea3"
-	// generalName is the name of the team's default channel, whose id is the team id.
-	generalName = "General"
-	// channelIDTeams is the Bot Framework channelId of Microsoft Teams.
-	channelIDTeams = "msteams"
-	// locale is the locale of every inbound activity.
-	locale = "en-US"
-	// installerID is the user who installs the app in Install.
-	installerID = "installer"
-
+	teamName       = "Platform"
+	teamAADGroupID = "0a1b2c3d-0000-4000-8000-000000007ea3" // the Microsoft 365 group behind the team
+	generalName    = "General"                              // the team's default channel, whose id is the team id
+	channelIDTeams = "msteams"                              // the Bot Framework channelId of Microsoft Teams
+	locale         = "en-US"
+	installerID    = "installer" // the user who installs the app in Install
 	// servicePath is the path of ServiceURL, as in https://smba.trafficmanager.net/amer/.
 	servicePath = "/amer/"
 	// threadMarker separates a channel id from the thread root in a conversation id.
-	threadMarker = ";messageid="
-	// adaptiveCardType is the attachment contentType of an Adaptive Card.
+	threadMarker     = ";messageid="
 	adaptiveCardType = "application/vnd.microsoft.card.adaptive"
-
-	// maxBodyBytes bounds every request and response body the server reads.
-	maxBodyBytes = 1 << 20
-	// postTimeout bounds every POST of an inbound activity to the bot.
-	postTimeout = 30 * time.Second
+	maxBodyBytes     = 1 << 20          // bounds every request and response body the server reads
+	postTimeout      = 30 * time.Second // bounds every POST of an inbound activity to the bot
+	botAccountID     = "28:" + AppID    // the bot's id in Teams, the From of its activities
 )
-
-// botAccountID is the bot's id in Teams, the From of its activities.
-const botAccountID = "28:" + AppID
 
 // object is a JSON object in a response or payload.
 type object = map[string]any
@@ -165,24 +152,18 @@ func New() *Server {
 	transport.Proxy = nil // the bot is on loopback
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		key:       key,
-		transport: transport,
-		client:    &http.Client{Transport: transport, Timeout: postTimeout},
-		ctx:       ctx,
-		cancel:    cancel,
-		Server:    fake.NewServer[activity, *fake.Conn](0),
-		tokens:    make(map[string]time.Time),
+		Server: fake.NewServer[activity, *fake.Conn](0), key: key, tokens: map[string]time.Time{},
+		transport: transport, client: &http.Client{Transport: transport, Timeout: postTimeout}, ctx: ctx, cancel: cancel,
 	}
 	s.AddChannel("alerts")
 	s.teamID = s.AddChannel(generalName)
-
+	s.connector = s.connectorRoutes()
 	mux := http.NewServeMux()
 	mux.HandleFunc(openIDPath, s.serveOpenID)
 	mux.HandleFunc(jwksPath, s.serveJWKS)
 	mux.HandleFunc(tokenPath, s.serveToken)
 	mux.HandleFunc(tenantTokenPath, s.serveToken)
 	mux.HandleFunc(servicePath, s.serveConnector)
-	s.connector = s.connectorRoutes()
 	s.Start(mux)
 	return s
 }
@@ -211,22 +192,15 @@ func (s *Server) TeamID() string {
 // "19:deploys0002@thread.tacv2". A name that exists already returns that
 // channel's id, and "" adds nothing and returns "".
 func (s *Server) AddChannel(name string) (id string) {
-	if name == "" {
-		return ""
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if id := s.ChannelID(name); id != "" {
-		return id
-	}
-	slug := strings.Map(func(r rune) rune {
-		if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
-			return unicode.ToLower(r)
-		}
-		return -1
-	}, name)
-	id = fmt.Sprintf("19:%s%04d@thread.tacv2", slug[:min(len(slug), 24)], len(s.Store.Channels()))
-	return s.Store.AddChannel(fake.Channel{ID: id, Name: name}).ID
+	return s.Store.NamedChannel(name, func(n int) string {
+		slug := strings.Map(func(r rune) rune {
+			if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
+				return unicode.ToLower(r)
+			}
+			return -1
+		}, name)
+		return fmt.Sprintf("19:%s%04d@thread.tacv2", slug[:min(len(slug), 24)], n)
+	})
 }
 
 // Activities returns the activities of a channel, in every thread, the bot's
@@ -251,7 +225,6 @@ func (s *Server) SetBotEndpoint(url string) {
 	s.endpoint = url
 }
 
-// export returns a stored activity as Activity.
 func export(m fake.Message[activity]) Activity {
 	return Activity{
 		ID: m.ID, Conversation: conversationID(m.Channel, m.Thread), Channel: m.Channel, ThreadRoot: m.Thread,
@@ -293,26 +266,12 @@ func conversationID(channelID, root string) string {
 
 // ---- Bot Connector REST API ----
 
-// Bot Connector error codes, as Teams documents them.
-const (
-	codeBadArgument          = "BadArgument"
-	codeUnauthorized         = "Unauthorized"
-	codeForbidden            = "Forbidden"
-	codeNotFound             = "NotFound"
-	codeConversationNotFound = "ConversationNotFound"
-	codeMethodNotAllowed     = "MethodNotAllowed"
-	codeMessageSizeTooBig    = "MessageSizeTooBig"
-	codeThrottled            = "Throttled"
-	codeServiceError         = "ServiceError"
-	codeServiceUnavailable   = "ServiceUnavailable"
-)
-
 // apiError is a Bot Connector error, answered as
-// {"error":{"code":code,"message":message}} with the HTTP status.
+// {"error":{"code":code,"message":message}} with the HTTP status. The codes
+// are those Teams documents.
 type apiError struct {
-	status  int
-	code    string
-	message string
+	status        int
+	code, message string
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
@@ -323,104 +282,86 @@ func newAPIError(status int, code, format string, args ...any) *apiError {
 }
 
 // writeAPIError answers a Connector REST call with the error.
-func writeAPIError(w http.ResponseWriter, e *apiError) {
+func writeAPIError(w http.ResponseWriter, err error) {
+	var e *apiError
+	if !errors.As(err, &e) {
+		e = newAPIError(http.StatusInternalServerError, "ServiceError", "%v", err)
+	}
 	fake.WriteJSON(w, e.status, object{"error": object{"code": e.code, "message": e.message}})
+}
+
+// serveConnector serves the Bot Connector REST API under ServiceURL: it
+// injects faults and checks the access token, then routes the call.
+func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request) {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if f, failed := s.Store.Next(); failed {
+		writeFault(w, f)
+	} else if !strings.EqualFold(scheme, "Bearer") || !s.validAccessToken(strings.TrimSpace(token)) {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeAPIError(w, newAPIError(http.StatusUnauthorized, "Unauthorized", "Authorization has been denied for this request."))
+	} else {
+		s.connector.ServeHTTP(w, r)
+	}
 }
 
 // writeFault answers a Connector REST call with an injected failure.
 func writeFault(w http.ResponseWriter, f fake.Fault) {
-	code := codeServiceError
+	code := "ServiceError"
 	switch {
 	case f.Status == http.StatusTooManyRequests:
-		code = codeThrottled
+		code = "Throttled"
 		f.SetRetryAfter(w.Header())
 	case f.Status == http.StatusServiceUnavailable:
-		code = codeServiceUnavailable
+		code = "ServiceUnavailable"
 	case f.Status < http.StatusInternalServerError:
 		code = strings.ReplaceAll(http.StatusText(f.Status), " ", "")
 	}
 	writeAPIError(w, newAPIError(f.Status, code, "injected failure: %d %s", f.Status, http.StatusText(f.Status)))
 }
 
-// serveConnector serves the Bot Connector REST API under ServiceURL: it
-// injects faults and checks the access token, then routes the call.
-func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request) {
-	if f, failed := s.Store.Next(); failed {
-		writeFault(w, f)
-		return
-	}
-	if !s.validAccessToken(bearerToken(r)) {
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		writeAPIError(w, newAPIError(http.StatusUnauthorized, codeUnauthorized, "Authorization has been denied for this request."))
-		return
-	}
-	s.connector.ServeHTTP(w, r)
-}
+// handler serves one method of a Connector REST resource; it returns the
+// HTTP status and the JSON body of a success.
+type handler func(r *http.Request, body []byte) (int, any, error)
 
 // connectorRoutes routes the Connector REST calls. A ServeMux matches path
 // segments unescaped, so that a conversation id may come escaped
 // ("19%3Aa%40thread.tacv2%3Bmessageid%3D1") or not.
 func (s *Server) connectorRoutes() *http.ServeMux {
 	mux := http.NewServeMux()
-	resources := []struct {
-		path    string
-		methods map[string]func(*http.Request, []byte) (int, any, error)
-	}{
-		{"v3/conversations", map[string]func(*http.Request, []byte) (int, any, error){http.MethodPost: s.createConversation}},
-		{"v3/conversations/{conversation}/activities", map[string]func(*http.Request, []byte) (int, any, error){
-			http.MethodPost: s.sendToConversation,
-		}},
-		{"v3/conversations/{conversation}/activities/{activity}", map[string]func(*http.Request, []byte) (int, any, error){
-			http.MethodPost: s.replyToActivity, http.MethodPut: s.updateActivity,
-		}},
-		{"v3/teams/{team}", map[string]func(*http.Request, []byte) (int, any, error){http.MethodGet: s.teamDetails}},
-		{"v3/teams/{team}/conversations", map[string]func(*http.Request, []byte) (int, any, error){http.MethodGet: s.teamChannels}},
-	}
-	for _, res := range resources {
-		for method, handle := range res.methods {
-			mux.HandleFunc(method+" "+servicePath+res.path, func(w http.ResponseWriter, r *http.Request) {
+	for path, methods := range map[string]map[string]handler{
+		"v3/conversations":                                      {http.MethodPost: s.createConversation},
+		"v3/conversations/{conversation}/activities":            {http.MethodPost: s.sendToConversation},
+		"v3/conversations/{conversation}/activities/{activity}": {http.MethodPost: s.replyToActivity, http.MethodPut: s.updateActivity},
+		"v3/teams/{team}":                                       {http.MethodGet: s.teamDetails},
+		"v3/teams/{team}/conversations":                         {http.MethodGet: s.teamChannels},
+	} {
+		for method, handle := range methods {
+			mux.HandleFunc(method+" "+servicePath+path, func(w http.ResponseWriter, r *http.Request) {
 				body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 				switch {
 				case fake.TooLarge(err):
-					err = newAPIError(http.StatusRequestEntityTooLarge, codeMessageSizeTooBig, "the request body exceeds %d bytes", maxBodyBytes)
+					writeAPIError(w, newAPIError(http.StatusRequestEntityTooLarge, "MessageSizeTooBig", "the request body exceeds %d bytes", maxBodyBytes))
 				case err != nil:
-					err = newAPIError(http.StatusBadRequest, codeBadArgument, "read body: %v", err)
-				}
-				var status int
-				var result any
-				if err == nil {
-					status, result, err = handle(r, body)
-				}
-				if err != nil {
-					var apiErr *apiError
-					if !errors.As(err, &apiErr) {
-						apiErr = newAPIError(http.StatusInternalServerError, codeServiceError, "%v", err)
+					writeAPIError(w, newAPIError(http.StatusBadRequest, "BadArgument", "read body: %v", err))
+				default:
+					if status, result, err := handle(r, body); err != nil {
+						writeAPIError(w, err)
+					} else {
+						fake.WriteJSON(w, status, result)
 					}
-					writeAPIError(w, apiErr)
-					return
 				}
-				fake.WriteJSON(w, status, result)
 			})
 		}
-		allow := strings.Join(slices.Sorted(maps.Keys(res.methods)), ", ")
-		mux.HandleFunc(servicePath+res.path, func(w http.ResponseWriter, r *http.Request) {
+		allow := strings.Join(slices.Sorted(maps.Keys(methods)), ", ")
+		mux.HandleFunc(servicePath+path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
-			writeAPIError(w, newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here", r.Method))
+			writeAPIError(w, newAPIError(http.StatusMethodNotAllowed, "MethodNotAllowed", "%s is not allowed here", r.Method))
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeAPIError(w, newAPIError(http.StatusNotFound, codeNotFound, "no resource at %s", r.URL.EscapedPath()))
+		writeAPIError(w, newAPIError(http.StatusNotFound, "NotFound", "no resource at %s", r.URL.EscapedPath()))
 	})
 	return mux
-}
-
-// bearerToken returns the token of an "Authorization: Bearer" header, or "".
-func bearerToken(r *http.Request) string {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(token)
 }
 
 // message is the part of an outgoing activity the fake keeps.
@@ -430,63 +371,53 @@ type message struct {
 	replyToID   string
 }
 
+// badArgument is a Bot Connector BadArgument error.
+func badArgument(format string, args ...any) error {
+	return newAPIError(http.StatusBadRequest, "BadArgument", format, args...)
+}
+
 // parseMessage decodes and checks an activity the bot sends: it must be a
 // message with text or attachments, whose attachments are objects with a
 // contentType, and whose Adaptive Cards are objects of type "AdaptiveCard".
 func parseMessage(raw []byte) (message, error) {
 	var act struct {
-		Type        string          `json:"type"`
-		Text        string          `json:"text"`
-		Attachments json.RawMessage `json:"attachments"`
-		ReplyToID   string          `json:"replyToId"`
+		Type, Text, ReplyToID string
+		Attachments           json.RawMessage
 	}
-	if err := json.Unmarshal(raw, &act); err != nil {
-		return message{}, newAPIError(http.StatusBadRequest, codeBadArgument, "malformed activity JSON: %v", err)
-	}
-	switch act.Type {
-	case "message":
-	case "":
-		return message{}, newAPIError(http.StatusBadRequest, codeBadArgument, "the activity has no type")
-	default:
-		return message{}, newAPIError(http.StatusBadRequest, codeBadArgument, "unsupported activity type %q", act.Type)
-	}
-	msg := message{text: act.Text, replyToID: act.ReplyToID}
-	if len(act.Attachments) > 0 && string(act.Attachments) != "null" {
-		if err := checkAttachments(act.Attachments); err != nil {
-			return message{}, err
-		}
-		msg.attachments = act.Attachments
-	}
-	if msg.text == "" && msg.attachments == nil {
-		return message{}, newAPIError(http.StatusBadRequest, codeBadArgument, "the message has neither text nor attachments")
-	}
-	return msg, nil
-}
-
-// checkAttachments checks an activity's attachments array.
-func checkAttachments(raw json.RawMessage) error {
 	var attachments []struct {
 		ContentType string          `json:"contentType"`
 		Content     json.RawMessage `json:"content"`
 	}
-	if err := json.Unmarshal(raw, &attachments); err != nil {
-		return newAPIError(http.StatusBadRequest, codeBadArgument, "attachments must be an array of objects: %v", err)
+	if err := json.Unmarshal(raw, &act); err != nil {
+		return message{}, badArgument("malformed activity JSON: %v", err)
+	}
+	switch act.Type {
+	case "message":
+	case "":
+		return message{}, badArgument("the activity has no type")
+	default:
+		return message{}, badArgument("unsupported activity type %q", act.Type)
+	}
+	msg := message{text: act.Text, replyToID: act.ReplyToID}
+	if len(act.Attachments) > 0 && string(act.Attachments) != "null" {
+		if err := json.Unmarshal(act.Attachments, &attachments); err != nil {
+			return message{}, badArgument("attachments must be an array of objects: %v", err)
+		}
+		msg.attachments = act.Attachments
 	}
 	for i, a := range attachments {
-		if a.ContentType == "" {
-			return newAPIError(http.StatusBadRequest, codeBadArgument, "attachment %d has no contentType", i)
-		}
-		if a.ContentType != adaptiveCardType {
-			continue
-		}
-		var card struct {
-			Type string `json:"type"`
-		}
-		if err := json.Unmarshal(a.Content, &card); err != nil || card.Type != "AdaptiveCard" {
-			return newAPIError(http.StatusBadRequest, codeBadArgument, "attachment %d is not an Adaptive Card object (content.type must be \"AdaptiveCard\")", i)
+		var card struct{ Type string }
+		switch {
+		case a.ContentType == "":
+			return message{}, badArgument("attachment %d has no contentType", i)
+		case a.ContentType == adaptiveCardType && (json.Unmarshal(a.Content, &card) != nil || card.Type != "AdaptiveCard"):
+			return message{}, badArgument("attachment %d is not an Adaptive Card object (content.type must be \"AdaptiveCard\")", i)
 		}
 	}
-	return nil
+	if msg.text == "" && msg.attachments == nil {
+		return message{}, badArgument("the message has neither text nor attachments")
+	}
+	return msg, nil
 }
 
 // conversation reads the message activity of a request and resolves its
@@ -499,10 +430,10 @@ func (s *Server) conversation(r *http.Request, body []byte) (msg message, channe
 	conversation := r.PathValue("conversation")
 	channelID, root, threaded := strings.Cut(conversation, threadMarker)
 	if _, ok := s.Store.Channel(channelID); !ok {
-		return msg, "", "", newAPIError(http.StatusNotFound, codeConversationNotFound, "conversation %q not found", conversation)
+		return msg, "", "", newAPIError(http.StatusNotFound, "ConversationNotFound", "conversation %q not found", conversation)
 	}
 	if act, ok := s.activityIn(channelID, root); threaded && (!ok || act.Thread != "") {
-		return msg, "", "", newAPIError(http.StatusNotFound, codeConversationNotFound, "conversation %q not found: no thread %q in %s", conversation, root, channelID)
+		return msg, "", "", newAPIError(http.StatusNotFound, "ConversationNotFound", "conversation %q not found: no thread %q in %s", conversation, root, channelID)
 	}
 	return msg, channelID, root, nil
 }
@@ -511,7 +442,7 @@ func (s *Server) conversation(r *http.Request, body []byte) (msg message, channe
 func (s *Server) activityOf(r *http.Request, channelID string) (fake.Message[activity], error) {
 	act, ok := s.activityIn(channelID, r.PathValue("activity"))
 	if !ok {
-		return act, newAPIError(http.StatusNotFound, codeNotFound, "activity %q not found in %s", r.PathValue("activity"), channelID)
+		return act, newAPIError(http.StatusNotFound, "NotFound", "activity %q not found in %s", r.PathValue("activity"), channelID)
 	}
 	return act, nil
 }
@@ -521,42 +452,31 @@ func (s *Server) activityOf(r *http.Request, channelID string) (fake.Message[act
 // https://learn.microsoft.com/microsoftteams/platform/bots/how-to/conversations/send-proactive-messages
 func (s *Server) createConversation(_ *http.Request, body []byte) (int, any, error) {
 	var params struct {
-		ChannelData struct {
-			Channel struct {
-				ID string `json:"id"`
-			} `json:"channel"`
-			Tenant struct {
-				ID string `json:"id"`
-			} `json:"tenant"`
-		} `json:"channelData"`
-		TenantID string          `json:"tenantId"`
-		Activity json.RawMessage `json:"activity"`
+		ChannelData struct{ Channel, Tenant struct{ ID string } }
+		TenantID    string
+		Activity    json.RawMessage
 	}
 	if err := json.Unmarshal(body, &params); err != nil {
-		return 0, nil, newAPIError(http.StatusBadRequest, codeBadArgument, "malformed conversation parameters JSON: %v", err)
+		return 0, nil, badArgument("malformed conversation parameters JSON: %v", err)
 	}
 	channelID := params.ChannelData.Channel.ID
 	switch tenant := cmp.Or(params.ChannelData.Tenant.ID, params.TenantID); {
 	case channelID == "":
-		return 0, nil, newAPIError(http.StatusBadRequest, codeBadArgument, "channelData.channel.id is required to post in a channel")
+		return 0, nil, badArgument("channelData.channel.id is required to post in a channel")
 	case tenant != "" && tenant != TenantID:
-		return 0, nil, newAPIError(http.StatusBadRequest, codeBadArgument, "tenant %q is not the team's tenant", tenant)
+		return 0, nil, badArgument("tenant %q is not the team's tenant", tenant)
 	case len(params.Activity) == 0 || string(params.Activity) == "null":
-		return 0, nil, newAPIError(http.StatusBadRequest, codeBadArgument, "activity is required to post in a channel")
+		return 0, nil, badArgument("activity is required to post in a channel")
 	}
 	msg, err := parseMessage(params.Activity)
 	if err != nil {
 		return 0, nil, err
 	}
 	if _, ok := s.Store.Channel(channelID); !ok {
-		return 0, nil, newAPIError(http.StatusNotFound, codeConversationNotFound, "channel %q not found", channelID)
+		return 0, nil, newAPIError(http.StatusNotFound, "ConversationNotFound", "channel %q not found", channelID)
 	}
 	act := s.addActivity(channelID, "", "", botAccountID, msg.text, msg.attachments)
-	return http.StatusCreated, object{
-		"id":         conversationID(channelID, act.ID),
-		"activityId": act.ID,
-		"serviceUrl": s.ServiceURL(),
-	}, nil
+	return http.StatusCreated, object{"id": conversationID(channelID, act.ID), "activityId": act.ID, "serviceUrl": s.ServiceURL()}, nil
 }
 
 // sendToConversation serves POST v3/conversations/{conversationId}/activities:
@@ -602,7 +522,7 @@ func (s *Server) updateActivity(r *http.Request, body []byte) (int, any, error) 
 	case err != nil:
 		return 0, nil, err
 	case act.Author != botAccountID:
-		return 0, nil, newAPIError(http.StatusForbidden, codeForbidden, "the bot can only update its own activities")
+		return 0, nil, newAPIError(http.StatusForbidden, "Forbidden", "the bot can only update its own activities")
 	}
 	act.Text, act.X.attachments = msg.text, bytes.Clone(msg.attachments)
 	s.Store.Update(act)
@@ -612,7 +532,7 @@ func (s *Server) updateActivity(r *http.Request, body []byte) (int, any, error) 
 // teamDetails serves GET v3/teams/{teamId}.
 func (s *Server) teamDetails(r *http.Request, _ []byte) (int, any, error) {
 	if r.PathValue("team") != s.teamID {
-		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "team %q not found", r.PathValue("team"))
+		return 0, nil, newAPIError(http.StatusNotFound, "NotFound", "team %q not found", r.PathValue("team"))
 	}
 	return http.StatusOK, object{"id": s.teamID, "name": teamName, "aadGroupId": teamAADGroupID}, nil
 }
@@ -636,98 +556,28 @@ func (s *Server) teamChannels(r *http.Request, body []byte) (int, any, error) {
 
 // ---- Inbound activities ----
 
-// account is a channelAccount of an inbound activity.
-type account struct {
-	ID          string `json:"id"`
-	Name        string `json:"name,omitempty"`
-	AADObjectID string `json:"aadObjectId,omitempty"`
-}
-
-// conversationAccount is the conversation of an inbound activity.
-type conversationAccount struct {
-	ID               string `json:"id"`
-	ConversationType string `json:"conversationType"`
-	IsGroup          bool   `json:"isGroup"`
-	TenantID         string `json:"tenantId"`
-}
-
-// idRef is an object with just an id.
-type idRef struct {
-	ID string `json:"id"`
-}
-
-// teamInfo is channelData.team.
-type teamInfo struct {
-	ID         string `json:"id"`
-	Name       string `json:"name,omitempty"`
-	AADGroupID string `json:"aadGroupId,omitempty"`
-}
-
-// channelData is the Teams-specific channelData of an inbound activity.
-type channelData struct {
-	TeamsChannelID string   `json:"teamsChannelId"`
-	TeamsTeamID    string   `json:"teamsTeamId"`
-	Channel        idRef    `json:"channel"`
-	Team           teamInfo `json:"team"`
-	Tenant         idRef    `json:"tenant"`
-	EventType      string   `json:"eventType,omitempty"`
-}
-
-// inboundActivity is an activity the fake posts to the bot.
-type inboundActivity struct {
-	Type         string              `json:"type"`
-	Name         string              `json:"name,omitempty"`
-	ID           string              `json:"id"`
-	Timestamp    string              `json:"timestamp"`
-	ServiceURL   string              `json:"serviceUrl"`
-	ChannelID    string              `json:"channelId"`
-	From         account             `json:"from"`
-	Conversation conversationAccount `json:"conversation"`
-	Recipient    account             `json:"recipient"`
-	Text         string              `json:"text,omitempty"`
-	TextFormat   string              `json:"textFormat,omitempty"`
-	MembersAdded []account           `json:"membersAdded,omitempty"`
-	Entities     []object            `json:"entities"`
-	ChannelData  channelData         `json:"channelData"`
-	ReplyToID    string              `json:"replyToId,omitempty"`
-	Value        any                 `json:"value,omitempty"`
-	Locale       string              `json:"locale"`
-}
-
 // newInbound returns an activity of the type from the user in the
 // conversation of the channel, with the fields every Teams channel activity has.
-func (s *Server) newInbound(typ, id, channelID, conversation, userID string) inboundActivity {
-	return inboundActivity{
-		Type:       typ,
-		ID:         id,
-		Timestamp:  time.Now().UTC().Format("2006-01-02T15:04:05.0000000Z"),
-		ServiceURL: s.ServiceURL(),
-		ChannelID:  channelIDTeams,
-		From:       userAccount(userID),
-		Conversation: conversationAccount{
-			ID: conversation, ConversationType: "channel", IsGroup: true, TenantID: TenantID,
+func (s *Server) newInbound(typ, id, channelID, conversation, userID string) object {
+	return object{
+		"type": typ, "id": id, "timestamp": time.Now().UTC().Format("2006-01-02T15:04:05.0000000Z"),
+		"serviceUrl": s.ServiceURL(), "channelId": channelIDTeams, "locale": locale, "from": userAccount(userID),
+		"conversation": object{"id": conversation, "conversationType": "channel", "isGroup": true, "tenantId": TenantID},
+		"recipient":    object{"id": botAccountID, "name": BotName},
+		"entities":     []object{{"type": "clientInfo", "locale": locale, "country": "US", "platform": "Web", "timezone": "Etc/UTC"}},
+		"channelData": object{
+			"teamsChannelId": channelID, "teamsTeamId": s.teamID, "channel": object{"id": channelID},
+			"team": object{"id": s.teamID}, "tenant": object{"id": TenantID},
 		},
-		Recipient: account{ID: botAccountID, Name: BotName},
-		Entities: []object{{
-			"type": "clientInfo", "locale": locale, "country": "US", "platform": "Web", "timezone": "Etc/UTC",
-		}},
-		ChannelData: channelData{
-			TeamsChannelID: channelID,
-			TeamsTeamID:    s.teamID,
-			Channel:        idRef{ID: channelID},
-			Team:           teamInfo{ID: s.teamID},
-			Tenant:         idRef{ID: TenantID},
-		},
-		Locale: locale,
 	}
 }
 
 // userAccount returns the Teams account of a user: id "29:"+userID, name
 // "User "+userID and an Entra object id derived from userID.
-func userAccount(userID string) account {
+func userAccount(userID string) object {
 	sum := sha256.Sum256([]byte(userID))
 	aad := fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
-	return account{ID: "29:" + userID, Name: "User " + userID, AADObjectID: aad}
+	return object{"id": "29:" + userID, "name": "User " + userID, "aadObjectId": aad}
 }
 
 // ready returns the bot endpoint, or why no activity can be posted to it.
@@ -750,26 +600,23 @@ func (s *Server) ready() (string, error) {
 // Teams sends it. It returns the activity id and the bot's HTTP status; it
 // fails, posting nothing, for an unknown channel or when no bot endpoint is set.
 func (s *Server) Mention(channelID, userID, text string) (activityID string, status int, err error) {
-	if userID == "" {
-		return "", 0, fmt.Errorf("mention in %s: %w", channelID, errEmptyUserID)
+	_, err = s.ready()
+	switch _, known := s.Store.Channel(channelID); {
+	case userID == "":
+		err = errEmptyUserID
+	case err == nil && !known:
+		err = errUnknownChan
 	}
-	mention := "<at>" + BotName + "</at>"
-	if _, err := s.ready(); err != nil {
+	if err != nil {
 		return "", 0, fmt.Errorf("mention in %s: %w", channelID, err)
 	}
-	if _, ok := s.Store.Channel(channelID); !ok {
-		return "", 0, fmt.Errorf("mention in %s: %w", channelID, errUnknownChan)
-	}
-	stored := s.addActivity(channelID, "", "", userAccount(userID).ID, mention+" "+text, nil)
+	mention := "<at>" + BotName + "</at>"
+	stored := s.addActivity(channelID, "", "", "29:"+userID, mention+" "+text, nil)
 	act := s.newInbound("message", stored.ID, channelID, conversationID(channelID, stored.ID), userID)
-
-	act.Text = stored.Text
-	act.TextFormat = "plain"
-	act.Entities = append([]object{{
-		"type": "mention", "text": mention, "mentioned": account{ID: botAccountID, Name: BotName},
-	}}, act.Entities...)
-	status, _, err = s.postActivity(act)
-	if err != nil {
+	act["text"], act["textFormat"] = stored.Text, "plain"
+	act["entities"] = append([]object{{"type": "mention", "text": mention, "mentioned": object{"id": botAccountID, "name": BotName}}},
+		act["entities"].([]object)...)
+	if status, _, err = s.postActivity(act); err != nil {
 		return stored.ID, 0, fmt.Errorf("mention in %s: %w", channelID, err)
 	}
 	return stored.ID, status, nil
@@ -784,13 +631,11 @@ func (s *Server) Install() (status int, err error) {
 		return 0, fmt.Errorf("install in %s: %w", teamName, err)
 	}
 	act := s.newInbound("conversationUpdate", "f:"+s.nextID(), s.teamID, s.teamID, installerID)
-
-	act.MembersAdded = []account{{ID: botAccountID}}
-	act.ChannelData.EventType = "teamMemberAdded"
-	act.ChannelData.Team.Name = teamName
-	act.ChannelData.Team.AADGroupID = teamAADGroupID
-	status, _, err = s.postActivity(act)
-	if err != nil {
+	act["membersAdded"] = []object{{"id": botAccountID}}
+	channelData := act["channelData"].(object)
+	channelData["eventType"] = "teamMemberAdded"
+	channelData["team"] = object{"id": s.teamID, "name": teamName, "aadGroupId": teamAADGroupID}
+	if status, _, err = s.postActivity(act); err != nil {
 		return 0, fmt.Errorf("install in %s: %w", teamName, err)
 	}
 	return status, nil
@@ -804,27 +649,24 @@ func (s *Server) Install() (status int, err error) {
 // of the channel. It returns the bot's HTTP status and response body, the
 // invoke response.
 func (s *Server) Execute(channelID, cardActivityID, userID, verb string, data map[string]any) (status int, body []byte, err error) {
-	if userID == "" {
-		return 0, nil, fmt.Errorf("execute %q on %s: %w", verb, cardActivityID, errEmptyUserID)
+	_, err = s.ready()
+	card, known := s.activityIn(channelID, cardActivityID)
+	switch {
+	case userID == "":
+		err = errEmptyUserID
+	case err == nil && !known:
+		err = fmt.Errorf("in %s: %w", channelID, errUnknownAct)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("execute %q on %s: %w", verb, cardActivityID, err)
 	}
 	action := object{"type": "Action.Execute", "verb": verb}
 	if data != nil {
 		action["data"] = data
 	}
-	if _, err := s.ready(); err != nil {
-		return 0, nil, fmt.Errorf("execute %q on %s: %w", verb, cardActivityID, err)
-	}
-	card, ok := s.activityIn(channelID, cardActivityID)
-	if !ok {
-		return 0, nil, fmt.Errorf("execute %q on %s in %s: %w", verb, cardActivityID, channelID, errUnknownAct)
-	}
 	act := s.newInbound("invoke", "f:"+s.nextID(), channelID, conversationID(channelID, cmp.Or(card.Thread, card.ID)), userID)
-
-	act.Name = "adaptiveCard/action"
-	act.ReplyToID = cardActivityID
-	act.Value = object{"action": action, "trigger": "manual"}
-	status, body, err = s.postActivity(act)
-	if err != nil {
+	act["name"], act["replyToId"], act["value"] = "adaptiveCard/action", cardActivityID, object{"action": action, "trigger": "manual"}
+	if status, body, err = s.postActivity(act); err != nil {
 		return 0, nil, fmt.Errorf("execute %q on %s: %w", verb, cardActivityID, err)
 	}
 	return status, body, nil
@@ -843,10 +685,10 @@ func (s *Server) Post(activity []byte, authorization string) (status int, err er
 
 // postActivity encodes the activity and POSTs it to the bot with a token
 // signed for ServiceURL.
-func (s *Server) postActivity(act inboundActivity) (int, []byte, error) {
+func (s *Server) postActivity(act object) (int, []byte, error) {
 	payload, err := json.Marshal(act)
 	if err != nil {
-		return 0, nil, fmt.Errorf("encode %s activity: %w", act.Type, err)
+		return 0, nil, fmt.Errorf("encode %s activity: %w", act["type"], err)
 	}
 	token, err := s.signToken(s.ServiceURL())
 	if err != nil {
@@ -864,10 +706,7 @@ func (s *Server) post(payload []byte, authorization string) (int, []byte, error)
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, postTimeout)
 	defer cancel()
-	header := http.Header{
-		"Content-Type": {"application/json; charset=utf-8"},
-		"User-Agent":   {"Microsoft-SkypeBotApi (Microsoft-BotFramework 3.0)"},
-	}
+	header := http.Header{"Content-Type": {"application/json; charset=utf-8"}, "User-Agent": {"Microsoft-SkypeBotApi (Microsoft-BotFramework 3.0)"}}
 	if authorization != "" {
 		header.Set("Authorization", authorization)
 	}
