@@ -75,29 +75,20 @@ const (
 )
 
 const (
-	// serverVersion is the Mattermost version the server claims to be.
 	serverVersion = "10.0.0"
-	// maxPostRunes is Mattermost's limit on a post's message, in runes
-	// (model.PostMessageMaxRunesV2).
-	maxPostRunes = 16383
-	// maxPropsRunes is Mattermost's limit on a post's props as JSON, in runes
-	// (model.PostPropsMaxRunes).
-	maxPropsRunes = 800000
-	// maxBodyBytes bounds every request body the server reads.
-	maxBodyBytes = 16 << 20
+	// maxPostRunes and maxPropsRunes are Mattermost's limits on a post's
+	// message and on its props as JSON, in runes (model.PostMessageMaxRunesV2,
+	// model.PostPropsMaxRunes).
+	maxPostRunes, maxPropsRunes = 16383, 800000
+	maxBodyBytes                = 16 << 20
 	// maxIntegrationResponseBytes bounds what Click reads of an integration's answer.
 	maxIntegrationResponseBytes = 1 << 20
 	// integrationTimeout bounds Click's request to an integration, as
 	// Mattermost's ServiceSettings.OutgoingIntegrationRequestsTimeout (30s by default) does.
 	integrationTimeout = 30 * time.Second
-	// idLen is the length of every Mattermost id.
-	idLen = 26
-)
-
-// channel types, as Mattermost spells them.
-const (
-	channelOpen   = "O"
-	channelDirect = "D"
+	idLen              = 26 // of every Mattermost id
+	// channelOpen and channelDirect are channel types, as Mattermost spells them.
+	channelOpen, channelDirect = "O", "D"
 )
 
 // retainPropKeys are the props Mattermost keeps from the original post when
@@ -114,19 +105,16 @@ var errNotConnected = errors.New("no authenticated websocket connected")
 // Server is a fake Mattermost server on loopback. Create it with New and
 // release it with Close. All its methods are safe for concurrent use.
 type Server struct {
-	// Server keeps the posts with their props, and the websockets.
 	*fake.Server[post, *wsConn]
 	mux      *http.ServeMux
 	client   *http.Client // Click's client for integration URLs
 	requests atomic.Int64 // source of X-Request-Id values
+	clock    fake.Monotonic
 
 	// pingInterval is how often every websocket is pinged and authTimeout
 	// how long a websocket may stay unauthenticated. Tests of this package
 	// may change them before any websocket connects.
-	pingInterval time.Duration
-	authTimeout  time.Duration
-
-	clock fake.Monotonic // timestamps, in Unix milliseconds
+	pingInterval, authTimeout time.Duration
 
 	mu    sync.Mutex        // serializes changes; guards what follows and the websockets' event numbers
 	seq   int               // source of ids
@@ -156,7 +144,8 @@ type Post struct {
 	Edits int
 }
 
-// post is what the server keeps of a post beyond what every fake keeps.
+// post is what the server keeps of a post beyond what every fake keeps;
+// times are in Unix milliseconds.
 type post struct {
 	props                      json.RawMessage
 	typ, pendingID             string
@@ -180,14 +169,13 @@ type File struct {
 // "alerts" and "town-square", both joined by the bot.
 func New() *Server {
 	s := &Server{
+		Server: fake.NewServer[post, *wsConn](sendQueueSize),
 		client: &http.Client{
 			Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute},
 			Timeout:   integrationTimeout,
 		},
-		pingInterval: defaultPingInterval,
-		authTimeout:  defaultAuthTimeout,
-		Server:       fake.NewServer[post, *wsConn](sendQueueSize),
-		users:        map[string]string{BotUserID: BotName},
+		pingInterval: defaultPingInterval, authTimeout: defaultAuthTimeout,
+		users: map[string]string{BotUserID: BotName},
 	}
 	for _, name := range []string{"alerts", "town-square"} {
 		s.Store.AddChannel(fake.Channel{ID: s.newIDLocked("channel"), Name: name})
@@ -198,14 +186,13 @@ func New() *Server {
 		public  bool // served without a token
 		serve   func(*http.Request) (int, any)
 	}{
-		{"GET /api/v4/system/ping", true, s.ping},
+		{"GET /api/v4/system/ping", true, func(*http.Request) (int, any) { return http.StatusOK, object{"status": "OK"} }},
 		{"GET /api/v4/config/client", true, s.clientConfig},
-		{"GET /api/v4/users/me", false, s.getMe},
 		{"GET /api/v4/users/{user_id}", false, s.getUser},
 		{"GET /api/v4/users/{user_id}/teams", false, s.getTeamsForUser},
 		{"GET /api/v4/teams/{team_id}", false, s.getTeam},
-		{"GET /api/v4/teams/name/{team_name}", false, s.getTeamByName},
-		{"GET /api/v4/teams/name/{team_name}/channels/name/{channel_name}", false, s.getChannelByName},
+		{"GET /api/v4/teams/name/{team_name}", false, s.getTeam},
+		{"GET /api/v4/teams/name/{team_name}/channels/name/{channel_name}", false, s.getChannel},
 		{"GET /api/v4/channels/{channel_id}", false, s.getChannel},
 		{"POST /api/v4/channels/direct", false, s.createDirectChannel},
 		{"POST /api/v4/posts", false, s.createPost},
@@ -215,21 +202,32 @@ func New() *Server {
 		{"POST /api/v4/files", false, s.uploadFiles},
 	} {
 		s.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
-			if !rt.public && !authorized(r) {
-				writeAppError(w, errSessionExpired())
-				return
+			var status int
+			var body any = errSessionExpired
+			if rt.public || authorized(r) {
+				status, body = s.route(r, rt.serve)
 			}
-			status, body := rt.serve(r)
 			if e, ok := body.(*appError); ok {
 				writeAppError(w, e)
-				return
+			} else {
+				fake.WriteJSON(w, status, body)
 			}
-			fake.WriteJSON(w, status, body)
 		})
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeAppError(w, errNotFound()) })
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeAppError(w, errNotFound) })
 	s.Start(http.HandlerFunc(s.serveHTTP))
 	return s
+}
+
+// route checks the ids the path holds as Mattermost does before it runs a
+// handler: a team, channel or post id must look like an id.
+func (s *Server) route(r *http.Request, serve func(*http.Request) (int, any)) (int, any) {
+	for _, name := range []string{"team_id", "channel_id", "post_id"} {
+		if id := r.PathValue(name); id != "" && !isValidID(id) {
+			return fail(errInvalidURLParam(name))
+		}
+	}
+	return serve(r)
 }
 
 // Close closes every websocket with a "going away" close frame, waits for
@@ -276,7 +274,6 @@ func (s *Server) Files() []File {
 	return files
 }
 
-// export returns a stored post as Post.
 func export(m fake.Message[post]) Post {
 	return Post{ID: m.ID, ChannelID: m.Channel, RootID: m.Thread, Message: m.Text, UserID: m.Author,
 		Props: bytes.Clone(m.X.props), FileIDs: m.Files, Edits: m.Edits}
@@ -297,12 +294,10 @@ func (s *Server) now() int64 {
 // userNameLocked returns the user's username. A user the server has not
 // seen before is added, with its id as username. s.mu must be held.
 func (s *Server) userNameLocked(userID string) string {
-	name, ok := s.users[userID]
-	if !ok {
-		name = userID
-		s.users[userID] = name
+	if _, ok := s.users[userID]; !ok {
+		s.users[userID] = userID
 	}
-	return name
+	return s.users[userID]
 }
 
 // directChannelLocked returns the direct message channel between the bot
@@ -311,8 +306,7 @@ func (s *Server) directChannelLocked(userID string) fake.Channel {
 	s.userNameLocked(userID)
 	return s.Store.DirectChannel(userID, func() fake.Channel {
 		// model.GetDMNameFromIds puts the smaller id first.
-		first, second := min(BotUserID, userID), max(BotUserID, userID)
-		return fake.Channel{ID: s.newIDLocked("channel"), Name: first + "__" + second}
+		return fake.Channel{ID: s.newIDLocked("channel"), Name: min(BotUserID, userID) + "__" + max(BotUserID, userID)}
 	})
 }
 
@@ -353,32 +347,6 @@ func (s *Server) attachableFiles(ids []string, channelID, postID string) []strin
 		}
 	}
 	return kept
-}
-
-// userJSONLocked returns the user as Mattermost's User JSON. s.mu must be held.
-func (s *Server) userJSONLocked(userID string) object {
-	name := s.userNameLocked(userID)
-	u := object{
-		"id": userID, "create_at": 0, "update_at": 0, "delete_at": 0, "username": name,
-		"auth_data": "", "auth_service": "", "email": name + "@example.com", "nickname": "",
-		"first_name": "", "last_name": "", "position": "", "roles": "system_user", "locale": "en",
-		"timezone":              object{"automaticTimezone": "", "manualTimezone": "", "useAutomaticTimezone": "true"},
-		"disable_welcome_email": false, "is_bot": userID == BotUserID,
-	}
-	if userID == BotUserID {
-		u["bot_description"] = "kubechat test bot"
-	}
-	return u
-}
-
-// teamJSON returns the team as Mattermost's Team JSON.
-func teamJSON() object {
-	return object{
-		"id": TeamID, "create_at": 0, "update_at": 0, "delete_at": 0, "display_name": "Platform",
-		"name": TeamName, "description": "", "email": "", "type": "O", "company_name": "",
-		"allowed_domains": "", "invite_id": "", "allow_open_invite": false, "scheme_id": nil,
-		"group_constrained": nil, "policy_id": nil, "cloud_limits_archived": false,
-	}
 }
 
 // channelInfo returns the team, type and display name Mattermost gives the
@@ -428,8 +396,7 @@ func (s *Server) clientPost(p fake.Message[post]) object {
 		"delete_at": 0, "is_pinned": p.X.pinned, "user_id": p.Author, "channel_id": p.Channel,
 		"root_id": p.Thread, "original_id": "", "message": p.Text, "type": p.X.typ,
 		"props": clientProps(p.X.props), "hashtags": "", "pending_post_id": p.X.pendingID,
-		"reply_count": replies, "last_reply_at": lastReplyAt, "participants": nil,
-		"metadata": object{},
+		"reply_count": replies, "last_reply_at": lastReplyAt, "participants": nil, "metadata": object{},
 	}
 	if len(p.Files) > 0 {
 		out["file_ids"] = slices.Clone(p.Files)
@@ -451,11 +418,8 @@ func decodeObject(data []byte) (object, error) {
 	if err := dec.Decode(&obj); err != nil {
 		return nil, fmt.Errorf("decode object: %w", err)
 	}
-	if obj == nil {
-		return nil, errors.New("decode object: not an object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("decode object: data after the object")
+	if _, err := dec.Token(); obj == nil || err != io.EOF {
+		return nil, errors.New("decode object: not one object")
 	}
 	return obj, nil
 }
@@ -484,21 +448,14 @@ func clientProps(props json.RawMessage) json.RawMessage {
 		return json.RawMessage("{}")
 	}
 	obj, err := decodeObject(props)
-	if err != nil {
-		return props
-	}
-	stripped := walkActions(obj, func(action object) bool {
+	if err != nil || !walkActions(obj, func(action object) bool {
 		_, ok := action["integration"]
 		delete(action, "integration")
 		return ok
-	})
-	if !stripped {
+	}) {
 		return props
 	}
-	out, err := json.Marshal(obj)
-	if err != nil {
-		return props
-	}
+	out, _ := json.Marshal(obj) // a decoded object encodes
 	return out
 }
 
@@ -506,53 +463,30 @@ func clientProps(props json.RawMessage) json.RawMessage {
 // JSON of an object whose actions all have ids, or nil for none (absent or
 // null). s.mu must be held.
 func (s *Server) normalizePropsLocked(raw json.RawMessage) (json.RawMessage, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
+	if raw = bytes.TrimSpace(raw); len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
 	obj, err := decodeObject(raw)
 	if err != nil {
 		return nil, fmt.Errorf("normalize props: %w", err)
 	}
-	named := walkActions(obj, func(action object) bool {
-		if id, _ := action["id"].(string); id != "" {
-			return false
+	if walkActions(obj, func(action object) bool {
+		id, _ := action["id"].(string)
+		if id == "" {
+			action["id"] = s.newIDLocked("action")
 		}
-		action["id"] = s.newIDLocked("action")
-		return true
-	})
-	if named {
-		out, err := json.Marshal(obj)
-		if err != nil {
-			return nil, fmt.Errorf("normalize props: %w", err)
-		}
-		return out, nil
+		return id == ""
+	}) {
+		return json.Marshal(obj) // numbers stay as written
 	}
 	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
-		return nil, fmt.Errorf("normalize props: %w", err)
-	}
-	return buf.Bytes(), nil
+	err = json.Compact(&buf, raw)
+	return buf.Bytes(), err
 }
 
 // isValidID reports whether id looks like a Mattermost id (model.IsValidId).
 func isValidID(id string) bool {
-	if len(id) != idLen {
-		return false
-	}
-	for _, r := range id {
-		if !unicode.IsLetter(r) && !unicode.IsNumber(r) {
-			return false
-		}
-	}
-	return true
-}
-
-// validPostType reports whether a client may create a post of the type:
-// an ordinary post, a message attachment post, or a custom or system type.
-func validPostType(typ string) bool {
-	return typ == "" || typ == "slack_attachment" || typ == "me" ||
-		strings.HasPrefix(typ, "custom_") || strings.HasPrefix(typ, "system_")
+	return len(id) == idLen && !strings.ContainsFunc(id, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
 }
 
 // appError is Mattermost's error JSON (model.AppError).
@@ -569,21 +503,14 @@ func newAppError(status int, id, message string) *appError {
 	return &appError{ID: id, Message: message, StatusCode: status}
 }
 
-// errNotFound is Mattermost's answer to a route it does not serve.
-func errNotFound() *appError {
-	return newAppError(http.StatusNotFound, "api.context.404.app_error", "Sorry, we could not find the page.")
-}
-
-// errSessionExpired is Mattermost's answer to a call without a valid token.
-func errSessionExpired() *appError {
-	return newAppError(http.StatusUnauthorized, "api.context.session_expired.app_error", "Invalid or expired session, please login again.")
-}
-
-// errPermissions is Mattermost's answer to a call the session may not make,
-// and to many calls about things that do not exist.
-func errPermissions() *appError {
-	return newAppError(http.StatusForbidden, "api.context.permissions.app_error", "You do not have the appropriate permissions.")
-}
+// Mattermost's answers to a route it does not serve, to a call without a
+// valid token, and to a call the session may not make (which is also its
+// answer to many calls about things that do not exist).
+var (
+	errNotFound       = newAppError(http.StatusNotFound, "api.context.404.app_error", "Sorry, we could not find the page.")
+	errSessionExpired = newAppError(http.StatusUnauthorized, "api.context.session_expired.app_error", "Invalid or expired session, please login again.")
+	errPermissions    = newAppError(http.StatusForbidden, "api.context.permissions.app_error", "You do not have the appropriate permissions.")
+)
 
 // errInvalidURLParam is Mattermost's answer to a malformed path or query parameter.
 func errInvalidURLParam(name string) *appError {
@@ -595,26 +522,18 @@ func errInvalidBodyParam(name string) *appError {
 	return newAppError(http.StatusBadRequest, "api.context.invalid_body_param.app_error", "Invalid or missing "+name+" in request body.")
 }
 
-// errMessageLength is Mattermost's answer to a message over maxPostRunes
-// runes (Post.IsValid).
-func errMessageLength() *appError {
-	return newAppError(http.StatusBadRequest, "model.post.is_valid.message_length.app_error", "Message property is longer than the maximum permitted length.")
-}
-
 // writeFault answers a REST call with an injected failure: an outage as a
 // proxy in front of a Mattermost that is down answers, a 429 as
 // Mattermost's rate limiter answers (always with a Retry-After header), and
 // any other status with an AppError.
 func writeFault(w http.ResponseWriter, f fake.Fault) {
-	switch {
+	switch seconds := strconv.Itoa(f.RetryAfterSeconds()); {
 	case f.Outage:
 		writeDown(w)
 	case f.Status == http.StatusTooManyRequests:
-		seconds := strconv.Itoa(f.RetryAfterSeconds())
-		w.Header().Set("X-Ratelimit-Limit", "10")
-		w.Header().Set("X-Ratelimit-Remaining", "0")
-		w.Header().Set("X-Ratelimit-Reset", seconds)
-		w.Header().Set("Retry-After", seconds)
+		for key, value := range map[string]string{"X-Ratelimit-Limit": "10", "X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": seconds, "Retry-After": seconds} {
+			w.Header().Set(key, value)
+		}
 		http.Error(w, "limit exceeded", http.StatusTooManyRequests)
 	case f.Status == http.StatusServiceUnavailable:
 		writeAppError(w, newAppError(f.Status, "api.context.server_busy.app_error", "Server is busy, non-critical services are temporarily unavailable."))
@@ -625,8 +544,9 @@ func writeFault(w http.ResponseWriter, f fake.Fault) {
 
 // writeAppError answers with the AppError, naming the request.
 func writeAppError(w http.ResponseWriter, e *appError) {
-	e.RequestID = w.Header().Get("X-Request-Id")
-	fake.WriteJSON(w, e.StatusCode, e)
+	answer := *e
+	answer.RequestID = w.Header().Get("X-Request-Id")
+	fake.WriteJSON(w, answer.StatusCode, answer)
 }
 
 // writeDown answers a request during an outage.
@@ -638,11 +558,9 @@ func writeDown(w http.ResponseWriter) {
 // "Authorization: Bearer" or "Token" header or an access_token query
 // parameter, which Mattermost all accept.
 func authorized(r *http.Request) bool {
-	auth := r.Header.Get("Authorization")
-	for _, scheme := range []string{"bearer ", "token "} {
-		if len(auth) > len(scheme) && strings.EqualFold(auth[:len(scheme)], scheme) {
-			return strings.TrimSpace(auth[len(scheme):]) == Token
-		}
+	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
+	if found && (strings.EqualFold(scheme, "bearer") || strings.EqualFold(scheme, "token")) {
+		return strings.TrimSpace(token) == Token
 	}
 	return r.URL.Query().Get("access_token") == Token
 }
@@ -676,11 +594,6 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
-// ping serves GET /system/ping.
-func (s *Server) ping(*http.Request) (int, any) {
-	return http.StatusOK, object{"status": "OK"}
-}
-
 // clientConfig serves GET /config/client, with or without ?format=old.
 func (s *Server) clientConfig(r *http.Request) (int, any) {
 	if format := r.URL.Query().Get("format"); format != "" && format != "old" {
@@ -695,72 +608,73 @@ func (s *Server) clientConfig(r *http.Request) (int, any) {
 	}
 }
 
-// getMe serves GET /users/me.
-func (s *Server) getMe(*http.Request) (int, any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return http.StatusOK, s.userJSONLocked(BotUserID)
-}
-
-// getUser serves GET /users/{user_id} for the bot and the users the server
-// has seen.
+// getUser serves GET /users/{user_id} for the bot ("me" or its id) and the
+// users the server has seen.
 func (s *Server) getUser(r *http.Request) (int, any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, known := s.users[r.PathValue("user_id")]; !known {
+	id := r.PathValue("user_id")
+	if id == "me" {
+		id = BotUserID
+	}
+	name, known := s.users[id]
+	if !known {
 		return fail(newAppError(http.StatusNotFound, "app.user.missing_account.const", "Unable to find the user."))
 	}
-	return http.StatusOK, s.userJSONLocked(r.PathValue("user_id"))
+	u := object{
+		"id": id, "create_at": 0, "update_at": 0, "delete_at": 0, "username": name,
+		"auth_data": "", "auth_service": "", "email": name + "@example.com", "nickname": "",
+		"first_name": "", "last_name": "", "position": "", "roles": "system_user", "locale": "en",
+		"timezone":              object{"automaticTimezone": "", "manualTimezone": "", "useAutomaticTimezone": "true"},
+		"disable_welcome_email": false, "is_bot": id == BotUserID,
+	}
+	if id == BotUserID {
+		u["bot_description"] = "kubechat test bot"
+	}
+	return http.StatusOK, u
 }
 
 // getTeamsForUser serves GET /users/{user_id}/teams for the bot ("me" or its id).
 func (s *Server) getTeamsForUser(r *http.Request) (int, any) {
 	if id := r.PathValue("user_id"); id != "me" && id != BotUserID {
-		return fail(errPermissions())
+		return fail(errPermissions)
 	}
 	return http.StatusOK, []object{teamJSON()}
 }
 
-// getTeam serves GET /teams/{team_id}.
+// getTeam serves GET /teams/{team_id} and GET /teams/name/{team_name}.
 func (s *Server) getTeam(r *http.Request) (int, any) {
-	switch id := r.PathValue("team_id"); {
-	case !isValidID(id):
-		return fail(errInvalidURLParam("team_id"))
-	case id != TeamID:
+	switch {
+	case r.PathValue("team_id") != "" && r.PathValue("team_id") != TeamID:
 		return fail(newAppError(http.StatusNotFound, "app.team.get.find.app_error", "Unable to find the existing team."))
+	case r.PathValue("team_name") != "" && r.PathValue("team_name") != TeamName:
+		return fail(newAppError(http.StatusNotFound, "app.team.get_by_name.missing.app_error", "Unable to find the existing team."))
 	}
 	return http.StatusOK, teamJSON()
 }
 
-// errNoTeam is Mattermost's answer for a team name it does not have.
-func errNoTeam() *appError {
-	return newAppError(http.StatusNotFound, "app.team.get_by_name.missing.app_error", "Unable to find the existing team.")
+// teamJSON returns the team as Mattermost's Team JSON.
+func teamJSON() object {
+	return object{
+		"id": TeamID, "create_at": 0, "update_at": 0, "delete_at": 0, "display_name": "Platform",
+		"name": TeamName, "description": "", "email": "", "type": "O", "company_name": "",
+		"allowed_domains": "", "invite_id": "", "allow_open_invite": false, "scheme_id": nil,
+		"group_constrained": nil, "policy_id": nil, "cloud_limits_archived": false,
+	}
 }
 
-// getTeamByName serves GET /teams/name/{team_name}.
-func (s *Server) getTeamByName(r *http.Request) (int, any) {
-	if r.PathValue("team_name") != TeamName {
-		return fail(errNoTeam())
-	}
-	return http.StatusOK, teamJSON()
-}
-
-// getChannelByName serves GET /teams/name/{team_name}/channels/name/{channel_name}.
-func (s *Server) getChannelByName(r *http.Request) (int, any) {
-	if r.PathValue("team_name") != TeamName {
-		return fail(errNoTeam())
-	}
-	ch, ok := s.Store.ChannelNamed(r.PathValue("channel_name"))
-	if !ok || ch.User != "" {
-		return fail(newAppError(http.StatusNotFound, "app.channel.get_by_name.missing.app_error", "Channel does not exist."))
-	}
-	return http.StatusOK, s.channelJSON(ch)
-}
-
-// getChannel serves GET /channels/{channel_id}.
+// getChannel serves GET /channels/{channel_id} and GET
+// /teams/name/{team_name}/channels/name/{channel_name}.
 func (s *Server) getChannel(r *http.Request) (int, any) {
-	if !isValidID(r.PathValue("channel_id")) {
-		return fail(errInvalidURLParam("channel_id"))
+	if r.PathValue("team_name") != "" {
+		if status, answer := s.getTeam(r); status != http.StatusOK {
+			return status, answer
+		}
+		ch, ok := s.Store.ChannelNamed(r.PathValue("channel_name"))
+		if !ok || ch.User != "" {
+			return fail(newAppError(http.StatusNotFound, "app.channel.get_by_name.missing.app_error", "Channel does not exist."))
+		}
+		return http.StatusOK, s.channelJSON(ch)
 	}
 	ch, ok := s.Store.Channel(r.PathValue("channel_id"))
 	if !ok {
@@ -777,39 +691,40 @@ func (s *Server) createDirectChannel(r *http.Request) (int, any) {
 	if err := decodeBody(r, &ids); err != nil || len(ids) != 2 || ids[0] == "" || ids[1] == "" {
 		return fail(errInvalidBodyParam("user_ids"))
 	}
+	if !slices.Contains(ids, BotUserID) {
+		return fail(errPermissions)
+	}
 	other := ids[0]
-	switch BotUserID {
-	case ids[0]:
+	if other == BotUserID {
 		other = ids[1]
-	case ids[1]:
-	default:
-		return fail(errPermissions())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return http.StatusCreated, s.channelJSON(s.directChannelLocked(other))
 }
 
-// postBody is a Post as a client sends it.
+// postBody is a Post as a client sends it, for a create, an update (the
+// whole post) or a patch (where null or absent fields leave the post's).
 type postBody struct {
-	ID            string          `json:"id"`
-	ChannelID     string          `json:"channel_id"`
-	RootID        string          `json:"root_id"`
-	Message       string          `json:"message"`
-	Type          string          `json:"type"`
-	Props         json.RawMessage `json:"props"`
-	FileIDs       []string        `json:"file_ids"`
-	PendingPostID string          `json:"pending_post_id"`
-	IsPinned      bool            `json:"is_pinned"`
+	ID            string           `json:"id"`
+	ChannelID     string           `json:"channel_id"`
+	RootID        string           `json:"root_id"`
+	Message       *string          `json:"message"`
+	Type          string           `json:"type"`
+	Props         *json.RawMessage `json:"props"`
+	FileIDs       *[]string        `json:"file_ids"`
+	PendingPostID string           `json:"pending_post_id"`
+	IsPinned      *bool            `json:"is_pinned"`
 }
 
 // checkPost validates a post's message, type and props as Mattermost's
-// Post.IsValid does.
+// Post.IsValid does. A client may create an ordinary post, a message
+// attachment post, or a custom or system type.
 func checkPost(message, typ string, props json.RawMessage) *appError {
 	switch {
 	case utf8.RuneCountInString(message) > maxPostRunes:
-		return errMessageLength()
-	case !validPostType(typ):
+		return newAppError(http.StatusBadRequest, "model.post.is_valid.message_length.app_error", "Message property is longer than the maximum permitted length.")
+	case typ != "" && typ != "slack_attachment" && typ != "me" && !strings.HasPrefix(typ, "custom_") && !strings.HasPrefix(typ, "system_"):
 		return newAppError(http.StatusBadRequest, "model.post.is_valid.type.app_error", "Invalid type.")
 	case utf8.RuneCount(props) > maxPropsRunes:
 		return newAppError(http.StatusBadRequest, "model.post.is_valid.props.app_error", "Invalid props.")
@@ -827,13 +742,14 @@ func (s *Server) createPost(r *http.Request) (int, any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.Store.Channel(body.ChannelID); !ok {
-		return fail(errPermissions()) // Mattermost checks create_post permission first.
+		return fail(errPermissions) // Mattermost checks create_post permission first.
 	}
-	props, err := s.normalizePropsLocked(body.Props)
+	props, err := s.normalizePropsLocked(*cmp.Or(body.Props, new(json.RawMessage)))
 	if err != nil {
 		return fail(errInvalidBodyParam("post"))
 	}
-	if e := checkPost(body.Message, body.Type, props); e != nil {
+	message := *cmp.Or(body.Message, new(string))
+	if e := checkPost(message, body.Type, props); e != nil {
 		return fail(e)
 	}
 	if body.RootID != "" && !s.isRoot(body.RootID, body.ChannelID) {
@@ -841,8 +757,8 @@ func (s *Server) createPost(r *http.Request) (int, any) {
 	}
 	id := s.newIDLocked("post")
 	p := s.addPostLocked(fake.Message[post]{
-		ID: id, Channel: body.ChannelID, Thread: body.RootID, Author: BotUserID, Text: body.Message,
-		Files: s.attachableFiles(body.FileIDs, body.ChannelID, id),
+		ID: id, Channel: body.ChannelID, Thread: body.RootID, Author: BotUserID, Text: message,
+		Files: s.attachableFiles(*cmp.Or(body.FileIDs, new([]string)), body.ChannelID, id),
 		X:     post{props: props, typ: body.Type, pendingID: body.PendingPostID},
 	}, nil)
 	return http.StatusCreated, s.clientPost(p)
@@ -856,9 +772,6 @@ func (s *Server) isRoot(postID, channelID string) bool {
 
 // getPost serves GET /posts/{post_id}.
 func (s *Server) getPost(r *http.Request) (int, any) {
-	if !isValidID(r.PathValue("post_id")) {
-		return fail(errInvalidURLParam("post_id"))
-	}
 	p, ok := s.Store.Message(r.PathValue("post_id"))
 	if !ok {
 		return fail(newAppError(http.StatusNotFound, "app.post.get.app_error", "Unable to get post."))
@@ -866,94 +779,58 @@ func (s *Server) getPost(r *http.Request) (int, any) {
 	return http.StatusOK, s.clientPost(p)
 }
 
-// editablePost returns the post the bot may edit, or the AppError
-// Mattermost answers: 403 for a post that does not exist or is not the
-// bot's.
-func (s *Server) editablePost(id string) (fake.Message[post], *appError) {
-	p, ok := s.Store.Message(id)
-	if !ok || p.Author != BotUserID {
-		return p, errPermissions()
-	}
-	return p, nil
-}
-
 // updatePost serves PUT /posts/{post_id} (Client4.UpdatePost): the body is
 // the whole post, whose id must be the URL's. Its message and props replace
 // the post's, even when empty; file_ids do when present.
 func (s *Server) updatePost(r *http.Request) (int, any) {
-	id := r.PathValue("post_id")
-	if !isValidID(id) {
-		return fail(errInvalidURLParam("post_id"))
-	}
 	var body postBody
 	if err := decodeBody(r, &body); err != nil {
 		return fail(errInvalidBodyParam("post"))
 	}
-	if body.ID != id {
+	if body.ID != r.PathValue("post_id") {
 		return fail(errInvalidBodyParam("id"))
 	}
-	return s.edit(id, func(p *fake.Message[post]) (string, *json.RawMessage, *[]string) {
-		p.X.pinned = body.IsPinned
-		var fileIDs *[]string
-		if body.FileIDs != nil {
-			fileIDs = &body.FileIDs
-		}
-		return body.Message, &body.Props, fileIDs
+	return s.edit(r.PathValue("post_id"), postBody{
+		Message: cmp.Or(body.Message, new(string)), Props: cmp.Or(body.Props, new(json.RawMessage)),
+		FileIDs: body.FileIDs, IsPinned: cmp.Or(body.IsPinned, new(bool)),
 	})
-}
-
-// patchBody is a PostPatch as a client sends it; null or absent fields
-// leave the post's as they are.
-type patchBody struct {
-	Message  *string          `json:"message"`
-	Props    *json.RawMessage `json:"props"`
-	FileIDs  *[]string        `json:"file_ids"`
-	IsPinned *bool            `json:"is_pinned"`
 }
 
 // patchPost serves PUT /posts/{post_id}/patch (Client4.PatchPost). Props
 // in the patch replace the post's props as a whole.
 func (s *Server) patchPost(r *http.Request) (int, any) {
-	id := r.PathValue("post_id")
-	if !isValidID(id) {
-		return fail(errInvalidURLParam("post_id"))
-	}
-	var body patchBody
+	var body postBody
 	if err := decodeBody(r, &body); err != nil {
 		return fail(errInvalidBodyParam("post"))
 	}
-	return s.edit(id, func(p *fake.Message[post]) (string, *json.RawMessage, *[]string) {
-		if body.IsPinned != nil {
-			p.X.pinned = *body.IsPinned
-		}
-		return *cmp.Or(body.Message, &p.Text), body.Props, body.FileIDs
-	})
+	return s.edit(r.PathValue("post_id"), body)
 }
 
-// edit applies an update or a patch to one of the bot's posts: change sets
-// what it changes directly and returns the message, the props (nil: keep
-// them) and the file ids (nil: keep them) that replace the post's.
-func (s *Server) edit(id string, change func(*fake.Message[post]) (string, *json.RawMessage, *[]string)) (int, any) {
+// edit applies the message, props, file ids and pinning the body has (nil
+// fields keep the post's) to one of the bot's posts, which it must be: a
+// post that does not exist or is not the bot's gets 403.
+func (s *Server) edit(id string, body postBody) (int, any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, e := s.editablePost(id)
-	if e != nil {
-		return fail(e)
+	p, ok := s.Store.Message(id)
+	if !ok || p.Author != BotUserID {
+		return fail(errPermissions)
 	}
-	message, rawProps, fileIDs := change(&p)
 	props := p.X.props
-	if rawProps != nil {
+	if body.Props != nil {
 		var err error
-		if props, err = s.normalizePropsLocked(*rawProps); err != nil {
+		if props, err = s.normalizePropsLocked(*body.Props); err != nil {
 			return fail(errInvalidBodyParam("post"))
 		}
 	}
+	message := *cmp.Or(body.Message, &p.Text)
 	if e := checkPost(message, p.X.typ, props); e != nil {
 		return fail(e)
 	}
-	if fileIDs != nil {
-		p.Files = s.attachableFiles(*fileIDs, p.Channel, p.ID)
+	if body.FileIDs != nil {
+		p.Files = s.attachableFiles(*body.FileIDs, p.Channel, p.ID)
 	}
+	p.X.pinned = *cmp.Or(body.IsPinned, &p.X.pinned)
 	return http.StatusOK, s.clientPost(s.editPostLocked(p, message, props))
 }
 
@@ -968,36 +845,32 @@ type upload struct {
 // Client4.UploadFile sends it, or a raw body named by the channel_id and
 // filename query parameters, as Client4.UploadFileAsRequestBody sends it.
 func readUploads(r *http.Request) (channelID string, clientIDs []string, uploads []upload, e *appError) {
-	channelID = r.URL.Query().Get("channel_id")
-	readError := func(err error) *appError {
-		if fake.TooLarge(err) {
-			return newAppError(http.StatusRequestEntityTooLarge, "api.file.upload_file.too_large_detailed.app_error", "Unable to upload file. File is too large.")
-		}
-		return newAppError(http.StatusBadRequest, "api.file.upload_file.bad_parse.app_error", "Unable to upload file. Header cannot be parsed.")
+	channelID, name := r.URL.Query().Get("channel_id"), r.URL.Query().Get("filename")
+	var err error
+	switch {
+	case fake.MediaType(r) == "multipart/form-data":
+		err = fake.ReadParts(r, func(part *multipart.Part, data []byte) {
+			switch part.FormName() {
+			case "channel_id":
+				channelID = string(data)
+			case "client_ids":
+				clientIDs = append(clientIDs, string(data))
+			case "files":
+				uploads = append(uploads, upload{name: path.Base(part.FileName()), content: data})
+			}
+		})
+	case name == "":
+		return "", nil, nil, errInvalidURLParam("filename")
+	default:
+		var content []byte
+		content, err = io.ReadAll(r.Body)
+		uploads = []upload{{name: name, content: content}}
 	}
-	if fake.MediaType(r) != "multipart/form-data" {
-		name := r.URL.Query().Get("filename")
-		if name == "" {
-			return "", nil, nil, errInvalidURLParam("filename")
-		}
-		content, err := io.ReadAll(r.Body)
-		if err != nil {
-			return "", nil, nil, readError(err)
-		}
-		return channelID, nil, []upload{{name: name, content: content}}, nil
-	}
-	err := fake.ReadParts(r, func(part *multipart.Part, data []byte) {
-		switch part.FormName() {
-		case "channel_id":
-			channelID = string(data)
-		case "client_ids":
-			clientIDs = append(clientIDs, string(data))
-		case "files":
-			uploads = append(uploads, upload{name: path.Base(part.FileName()), content: data})
-		}
-	})
-	if err != nil {
-		return "", nil, nil, readError(err)
+	switch {
+	case fake.TooLarge(err):
+		return "", nil, nil, newAppError(http.StatusRequestEntityTooLarge, "api.file.upload_file.too_large_detailed.app_error", "Unable to upload file. File is too large.")
+	case err != nil:
+		return "", nil, nil, newAppError(http.StatusBadRequest, "api.file.upload_file.bad_parse.app_error", "Unable to upload file. Header cannot be parsed.")
 	}
 	return channelID, clientIDs, uploads, nil
 }
@@ -1005,33 +878,27 @@ func readUploads(r *http.Request) (channelID string, clientIDs []string, uploads
 // uploadFiles serves POST /files, answering 201 with the files' FileInfos.
 func (s *Server) uploadFiles(r *http.Request) (int, any) {
 	channelID, clientIDs, uploads, e := readUploads(r)
-	switch {
+	switch _, known := s.Store.Channel(channelID); {
 	case e != nil:
 		return fail(e)
 	case channelID == "":
 		return fail(errInvalidURLParam("channel_id"))
 	case len(uploads) == 0:
 		return fail(newAppError(http.StatusBadRequest, "api.file.upload_file.no_file.app_error", "Unable to upload file. No file in request."))
-	}
-	if _, ok := s.Store.Channel(channelID); !ok {
-		return fail(errPermissions()) // Mattermost checks upload_file permission on the channel.
+	case !known:
+		return fail(errPermissions) // Mattermost checks upload_file permission on the channel.
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	infos := make([]object, 0, len(uploads))
+	infos := []object{}
 	for _, u := range uploads {
-		mimeType := mime.TypeByExtension(path.Ext(u.name))
-		if mimeType == "" {
-			mimeType = http.DetectContentType(u.content)
-		}
 		f := s.Store.AddFile(fake.File{
-			ID: s.newIDLocked("file"), Name: u.name, Content: string(u.content), Channel: channelID,
-			ContentType: mimeType, Author: BotUserID, Created: time.UnixMilli(s.now()),
+			ID: s.newIDLocked("file"), Name: u.name, Content: string(u.content), Channel: channelID, Author: BotUserID,
+			ContentType: cmp.Or(mime.TypeByExtension(path.Ext(u.name)), http.DetectContentType(u.content)), Created: time.UnixMilli(s.now()),
 		})
-		createAt := f.Created.UnixMilli()
 		infos = append(infos, object{
 			"id": f.ID, "user_id": f.Author, "channel_id": f.Channel, "post_id": f.Message,
-			"create_at": createAt, "update_at": createAt, "delete_at": 0, "name": f.Name,
+			"create_at": f.Created.UnixMilli(), "update_at": f.Created.UnixMilli(), "delete_at": 0, "name": f.Name,
 			"extension": strings.TrimPrefix(path.Ext(f.Name), "."), "size": len(f.Content),
 			"mime_type": f.ContentType, "width": 0, "height": 0, "has_preview_image": false,
 			"mini_preview": nil, "remote_id": "", "archived": false,
@@ -1067,17 +934,13 @@ type postAction struct {
 	} `json:"integration"`
 }
 
-// findAction returns the action with the id among the props' attachments.
-func findAction(props json.RawMessage, actionID string) (postAction, bool) {
-	var found postAction
-	ok := false
+// findAction returns the action with the id among the props' attachments,
+// if it has an integration to call.
+func findAction(props json.RawMessage, actionID string) (found postAction, ok bool) {
 	if obj, err := decodeObject(props); err == nil {
 		walkActions(obj, func(action object) bool {
-			if id, _ := action["id"].(string); ok || id != actionID {
-				return false
-			}
-			data, err := json.Marshal(action)
-			if err == nil {
+			if id, _ := action["id"].(string); !ok && id == actionID {
+				data, _ := json.Marshal(action) // a decoded object encodes
 				dec := json.NewDecoder(bytes.NewReader(data))
 				dec.UseNumber()
 				ok = dec.Decode(&found) == nil
@@ -1085,18 +948,7 @@ func findAction(props json.RawMessage, actionID string) (postAction, bool) {
 			return false
 		})
 	}
-	return found, ok
-}
-
-// isAlphanumeric reports whether s is ASCII letters and digits only, and
-// not empty.
-func isAlphanumeric(s string) bool {
-	for _, r := range s {
-		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
-			return false
-		}
-	}
-	return s != ""
+	return found, ok && found.Integration != nil && found.Integration.URL != ""
 }
 
 // Click plays the user clicking the interactive button, or choosing
@@ -1120,17 +972,15 @@ func isAlphanumeric(s string) bool {
 // It fails after the call if the call fails or a 200 body is not valid JSON.
 func (s *Server) Click(postID, userID, actionID, selectedOption string) (status int, body []byte, err error) {
 	req, endpoint, err := s.clickRequest(postID, userID, actionID, selectedOption)
-	if err != nil {
-		return 0, nil, fmt.Errorf("click %s on post %s: %w", actionID, postID, err)
+	var update json.RawMessage
+	if err == nil {
+		status, body, update, err = s.callIntegration(endpoint, req)
 	}
-	status, body, update, err := s.callIntegration(endpoint, req)
+	if err == nil && update != nil {
+		err = s.applyActionUpdate(postID, update)
+	}
 	if err != nil {
 		return status, body, fmt.Errorf("click %s on post %s: %w", actionID, postID, err)
-	}
-	if update != nil {
-		if err := s.applyActionUpdate(postID, update); err != nil {
-			return status, body, fmt.Errorf("click %s on post %s: %w", actionID, postID, err)
-		}
 	}
 	return status, body, nil
 }
@@ -1138,37 +988,31 @@ func (s *Server) Click(postID, userID, actionID, selectedOption string) (status 
 // clickRequest builds the request Mattermost posts to the integration of a
 // clicked action and returns it with the integration's URL.
 func (s *Server) clickRequest(postID, userID, actionID, selectedOption string) (integrationRequest, string, error) {
-	if !isAlphanumeric(actionID) {
+	p, known := s.Store.Message(postID)
+	action, found := findAction(p.X.props, actionID)
+	switch {
+	case actionID == "" || strings.ContainsFunc(actionID, func(r rune) bool { return r > unicode.MaxASCII || !unicode.IsLetter(r) && !unicode.IsDigit(r) }):
 		return integrationRequest{}, "", errors.New("action id is not letters and digits only: Mattermost's route /posts/{post_id}/actions/{action_id:[A-Za-z0-9]+} answers 404")
-	}
-	if userID == "" {
+	case userID == "":
 		return integrationRequest{}, "", errors.New("no user id")
-	}
-	if s.Store.Closed() {
+	case s.Store.Closed():
 		return integrationRequest{}, "", fake.ErrClosed
-	}
-	p, ok := s.Store.Message(postID)
-	if !ok {
+	case !known:
 		return integrationRequest{}, "", errors.New("no such post")
-	}
-	action, ok := findAction(p.X.props, actionID)
-	if !ok || action.Integration == nil || action.Integration.URL == "" {
+	case !found:
 		return integrationRequest{}, "", errors.New("no such action with an integration")
 	}
 	ch, _ := s.Store.Channel(p.Channel)
 	teamID, _, _ := channelInfo(ch)
-	teamName := ""
-	if teamID == TeamID {
-		teamName = TeamName
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	trigger := fmt.Sprintf("%s:%s:%d:mattermosttest", s.newIDLocked("trigger"), userID, s.now())
 	req := integrationRequest{
-		UserID: userID, UserName: s.userNameLocked(userID), ChannelID: ch.ID, ChannelName: ch.Name,
-		TeamID: teamID, TeamName: teamName, PostID: p.ID,
-		TriggerID: base64.StdEncoding.EncodeToString([]byte(trigger)),
-		Type:      action.Type, Context: action.Integration.Context,
+		UserID: userID, UserName: s.userNameLocked(userID), ChannelID: ch.ID, ChannelName: ch.Name, TeamID: teamID,
+		PostID: p.ID, TriggerID: base64.StdEncoding.EncodeToString([]byte(trigger)), Type: action.Type, Context: action.Integration.Context,
+	}
+	if teamID == TeamID {
+		req.TeamName = TeamName
 	}
 	if action.Type == "select" && selectedOption != "" {
 		if req.Context == nil {
@@ -1200,8 +1044,8 @@ func (s *Server) callIntegration(endpoint string, req integrationRequest) (int, 
 	if err := json.Unmarshal(body, &answer); err != nil {
 		return status, body, nil, fmt.Errorf("decode integration %s answer: %w", endpoint, err)
 	}
-	if len(answer.Update) == 0 || string(answer.Update) == "null" {
-		return status, body, nil, nil
+	if string(answer.Update) == "null" {
+		answer.Update = nil
 	}
 	return status, body, answer.Update, nil
 }
@@ -1224,10 +1068,10 @@ func (s *Server) applyActionUpdate(postID string, update json.RawMessage) error 
 	props := p.X.props
 	if raw := bytes.TrimSpace(body.Props); len(raw) > 0 && string(raw) != "null" {
 		merged, err := retainProps(p.X.props, raw)
-		if err != nil {
-			return fmt.Errorf("apply update: %w", err)
+		if err == nil {
+			props, err = s.normalizePropsLocked(merged)
 		}
-		if props, err = s.normalizePropsLocked(merged); err != nil {
+		if err != nil {
 			return fmt.Errorf("apply update: %w", err)
 		}
 	}
@@ -1242,14 +1086,12 @@ func (s *Server) applyActionUpdate(postID string, update json.RawMessage) error 
 // the old props: copied when there, removed when not.
 func retainProps(old, updated json.RawMessage) (json.RawMessage, error) {
 	next, err := decodeObject(updated)
+	prev := object{}
+	if err == nil && len(old) > 0 {
+		prev, err = decodeObject(old)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("retain props: %w", err)
-	}
-	prev := object{}
-	if len(old) > 0 {
-		if prev, err = decodeObject(old); err != nil {
-			return nil, fmt.Errorf("retain props: %w", err)
-		}
 	}
 	for _, key := range retainPropKeys {
 		if v, ok := prev[key]; ok {
@@ -1258,9 +1100,5 @@ func retainProps(old, updated json.RawMessage) (json.RawMessage, error) {
 			delete(next, key)
 		}
 	}
-	out, err := json.Marshal(next)
-	if err != nil {
-		return nil, fmt.Errorf("retain props: %w", err)
-	}
-	return out, nil
+	return json.Marshal(next)
 }

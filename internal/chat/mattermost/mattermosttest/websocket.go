@@ -78,39 +78,21 @@ type wsResponse struct {
 // nothing, if no authenticated websocket is open or there is no such
 // channel.
 func (s *Server) Mention(channelID, userID, text string) (postID string, err error) {
-	postID, err = s.userPost(channelID, "", userID, "@"+BotName+" "+text)
+	p, err := s.userPost(channelID, "", userID, "@"+BotName+" "+text)
 	if err != nil {
 		return "", fmt.Errorf("mention in %s: %w", channelID, err)
 	}
-	return postID, nil
+	return p.ID, nil
 }
 
 // MentionInThread is Mention as a reply in the thread of rootID, which must
 // be a root post of the channel.
 func (s *Server) MentionInThread(channelID, rootID, userID, text string) (postID string, err error) {
-	postID, err = s.userPost(channelID, rootID, userID, "@"+BotName+" "+text)
+	p, err := s.userPost(channelID, rootID, userID, "@"+BotName+" "+text)
 	if err != nil {
 		return "", fmt.Errorf("mention in thread %s of %s: %w", rootID, channelID, err)
 	}
-	return postID, nil
-}
-
-// userPost stores a user's mention of the bot and broadcasts it.
-func (s *Server) userPost(channelID, rootID, userID, message string) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.checkUserPostLocked(userID); err != nil {
-		return "", err
-	}
-	if _, ok := s.Store.Channel(channelID); !ok {
-		return "", fake.ErrUnknownChannel
-	}
-	if rootID != "" && !s.isRoot(rootID, channelID) {
-		return "", errors.New("no such root post in the channel")
-	}
-	s.userNameLocked(userID)
-	p := fake.Message[post]{ID: s.newIDLocked("post"), Channel: channelID, Thread: rootID, Author: userID, Text: message}
-	return s.addPostLocked(p, []string{BotUserID}).ID, nil
+	return p.ID, nil
 }
 
 // DirectMessage stores a user's post of text in the user's direct message
@@ -120,28 +102,37 @@ func (s *Server) userPost(channelID, rootID, userID, message string) (string, er
 // the bot in its mentions. It returns the channel's and the post's ids; it
 // fails, storing nothing, if no authenticated websocket is open.
 func (s *Server) DirectMessage(userID, text string) (channelID, postID string, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.checkUserPostLocked(userID); err != nil {
+	p, err := s.userPost("", "", userID, text)
+	if err != nil {
 		return "", "", fmt.Errorf("direct message from %s: %w", userID, err)
 	}
-	ch := s.directChannelLocked(userID)
-	p := s.addPostLocked(fake.Message[post]{ID: s.newIDLocked("post"), Channel: ch.ID, Author: userID, Text: text}, []string{BotUserID})
-	return ch.ID, p.ID, nil
+	return p.Channel, p.ID, nil
 }
 
-// checkUserPostLocked returns why a user's post cannot be injected now, or
-// nil. s.mu must be held.
-func (s *Server) checkUserPostLocked(userID string) error {
+// userPost stores a user's post in the channel, or in the user's direct
+// message channel when channelID is "", and broadcasts it with the bot in
+// its mentions.
+func (s *Server) userPost(channelID, rootID, userID, message string) (fake.Message[post], error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, known := s.Store.Channel(channelID)
 	switch {
 	case s.Store.Closed():
-		return fake.ErrClosed
+		return fake.Message[post]{}, fake.ErrClosed
 	case userID == "":
-		return errors.New("no user id")
+		return fake.Message[post]{}, errors.New("no user id")
 	case s.Hub.Connected() == 0:
-		return errNotConnected
+		return fake.Message[post]{}, errNotConnected
+	case channelID == "":
+		channelID = s.directChannelLocked(userID).ID
+	case !known:
+		return fake.Message[post]{}, fake.ErrUnknownChannel
+	case rootID != "" && !s.isRoot(rootID, channelID):
+		return fake.Message[post]{}, errors.New("no such root post in the channel")
 	}
-	return nil
+	s.userNameLocked(userID)
+	p := fake.Message[post]{ID: s.newIDLocked("post"), Channel: channelID, Thread: rootID, Author: userID, Text: message}
+	return s.addPostLocked(p, []string{BotUserID}), nil
 }
 
 // broadcastPostedLocked broadcasts the posted event of a new post, as
@@ -186,11 +177,8 @@ func (s *Server) authenticateLocked(c *wsConn, seq int64) {
 	if seq > 0 {
 		c.SendJSON(wsResponse{Status: "OK", SeqReply: seq})
 	}
-	s.sendEventLocked(c, wsEvent{
-		Event:     "hello",
-		Data:      object{"server_version": serverVersion, "connection_id": c.id},
-		Broadcast: wsBroadcast{UserID: BotUserID},
-	})
+	hello := object{"server_version": serverVersion, "connection_id": c.id}
+	s.sendEventLocked(c, wsEvent{Event: "hello", Data: hello, Broadcast: wsBroadcast{UserID: BotUserID}})
 	s.Hub.SetReady(c, true)
 }
 
