@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -110,10 +111,7 @@ func encode(op int, d any, seq int64, name string) []byte {
 	if op == opDispatch {
 		f.S, f.T = &seq, &name
 	}
-	b, err := json.Marshal(f)
-	if err != nil { // only the fake's own types get here; they always encode
-		return []byte(`{"op":` + strconv.Itoa(op) + `,"d":null,"s":null,"t":null}`)
-	}
+	b, _ := json.Marshal(f) // only the fake's own types get here; they always encode
 	return b
 }
 
@@ -317,10 +315,7 @@ func (s *Server) sendLocked(sess *gwSession, name string, d any) {
 // dispatchLocked dispatches an event to every session whose intents include
 // intent (0: every session), connected or waiting to resume.
 func (s *Server) dispatchLocked(name string, d any, intent int64) {
-	raw, err := json.Marshal(d)
-	if err != nil { // only the fake's own types get here; they always encode
-		return
-	}
+	raw, _ := json.Marshal(d) // only the fake's own types get here; they always encode
 	for _, sess := range s.sessions {
 		if intent == 0 || sess.intents&intent != 0 {
 			s.sendLocked(sess, name, json.RawMessage(raw))
@@ -330,22 +325,10 @@ func (s *Server) dispatchLocked(name string, d any, intent int64) {
 
 // readyLocked is the READY payload.
 func (s *Server) readyLocked(sess *gwSession, version int, shard *[2]int) map[string]any {
-	me := botUser.wire()
 	ready := map[string]any{
-		"v": version,
-		"user": map[string]any{
-			"id": me.ID, "username": me.Username, "global_name": nil, "discriminator": me.Discriminator,
-			"avatar": nil, "bot": true, "verified": true, "mfa_enabled": false, "flags": 0,
-		},
-		"session_id":         sess.id,
-		"session_type":       "normal",
-		"resume_gateway_url": s.wsURL,
-		"guilds":             []map[string]any{{"id": GuildID, "unavailable": true}},
-		"application":        map[string]any{"id": AppID, "flags": 0},
-		"private_channels":   []any{},
-		"relationships":      []any{},
-		"presences":          []any{},
-		"_trace":             []string{"kubechat-discordtest"},
+		"v": version, "user": meJSON(), "session_id": sess.id, "session_type": "normal", "resume_gateway_url": s.wsURL,
+		"guilds": []map[string]any{{"id": GuildID, "unavailable": true}}, "application": map[string]any{"id": AppID, "flags": 0},
+		"private_channels": []any{}, "relationships": []any{}, "presences": []any{}, "_trace": []string{"kubechat-discordtest"},
 	}
 	if shard != nil {
 		ready["shard"] = *shard
@@ -356,39 +339,21 @@ func (s *Server) readyLocked(sess *gwSession, version int, shard *[2]int) map[st
 // guildLocked is the GUILD_CREATE payload: the guild with its channels,
 // active threads, @everyone role and the bot as its member.
 func (s *Server) guildLocked() map[string]any {
-	bot := member(botUser, true)
+	bot := member(BotUserID, true)
+	threads := slices.DeleteFunc(s.Store.Channels(), func(ch fake.Channel) bool { return channelType(ch) != channelPublicThread })
 	return map[string]any{
-		"id":                            GuildID,
-		"name":                          guildName,
-		"icon":                          nil,
-		"owner_id":                      "400000000000000001",
-		"joined_at":                     bot.JoinedAt,
-		"large":                         false,
-		"unavailable":                   false,
-		"member_count":                  2,
-		"verification_level":            0,
-		"default_message_notifications": 0,
-		"explicit_content_filter":       0,
-		"mfa_level":                     0,
-		"nsfw_level":                    0,
-		"premium_tier":                  0,
-		"preferred_locale":              "en-US",
-		"features":                      []string{},
+		"id": GuildID, "name": guildName, "icon": nil, "owner_id": "400000000000000001", "joined_at": bot.JoinedAt,
+		"large": false, "unavailable": false, "member_count": 2, "verification_level": 0, "default_message_notifications": 0,
+		"explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0, "preferred_locale": "en-US",
+		"features": []string{}, "emojis": []any{}, "stickers": []any{}, "presences": []any{}, "voice_states": []any{},
+		"stage_instances": []any{}, "guild_scheduled_events": []any{},
 		"roles": []map[string]any{{
 			"id": GuildID, "name": "@everyone", "permissions": memberPermissions, "position": 0,
 			"color": 0, "hoist": false, "managed": false, "mentionable": false, "flags": 0,
 		}},
-		"emojis":   []any{},
-		"stickers": []any{},
 		"members":  []*wireMember{bot},
 		"channels": s.channelsJSONLocked(s.guildChannels()),
-		"threads": s.channelsJSONLocked(slices.DeleteFunc(s.Store.Channels(), func(ch fake.Channel) bool {
-			return channelType(ch) != channelPublicThread
-		})),
-		"presences":              []any{},
-		"voice_states":           []any{},
-		"stage_instances":        []any{},
-		"guild_scheduled_events": []any{},
+		"threads":  s.channelsJSONLocked(threads),
 	}
 }
 
@@ -412,7 +377,7 @@ func (s *Server) Mention(channelID, userID, text string) (messageID string, err 
 	}
 	m := s.newMessage(ch, userID, "<@"+BotUserID+"> "+text)
 	m.X.mentions = []string{BotUserID}
-	return s.storeLocked(ch, m).ID, nil
+	return s.storeLocked(m).ID, nil
 }
 
 // DirectMessage stores a message from userID in its direct-message channel
@@ -431,7 +396,7 @@ func (s *Server) DirectMessage(userID, text string) (channelID, messageID string
 		return "", "", fmt.Errorf("direct message from %s: %w", userID, err)
 	}
 	ch := s.dm(userID)
-	return ch.ID, s.storeLocked(ch, s.newMessage(ch, userID, text)).ID, nil
+	return ch.ID, s.storeLocked(s.newMessage(ch, userID, text)).ID, nil
 }
 
 // activityLocked checks that user activity can be dispatched and returns
@@ -502,31 +467,16 @@ func (s *Server) Click(channelID, messageID, userID, customID string, values []s
 		data["component_type"] = 3
 		data["values"] = values
 	}
-	u := someone(userID)
 	payload := map[string]any{
-		"id":              it.id,
-		"application_id":  AppID,
-		"type":            3,
-		"data":            data,
-		"channel_id":      ch.ID,
-		"channel":         s.channelJSONLocked(ch),
-		"message":         s.messageJSONLocked(m),
-		"token":           it.token,
-		"version":         1,
-		"locale":          "en-US",
-		"app_permissions": memberPermissions,
-		"entitlements":    []any{},
+		"id": it.id, "application_id": AppID, "type": 3, "data": data, "channel_id": ch.ID, "channel": s.channelJSONLocked(ch),
+		"message": s.messageJSONLocked(m), "token": it.token, "version": 1, "locale": "en-US",
+		"app_permissions": memberPermissions, "entitlements": []any{}, "user": userJSON(userID), "context": 1,
 	}
 	if guild := guildOf(ch); guild != "" {
-		mem := member(u, true)
+		mem := member(userID, true)
 		mem.Permissions = memberPermissions
-		payload["guild_id"] = guild
-		payload["guild_locale"] = "en-US"
-		payload["member"] = mem
-		payload["context"] = 0
-	} else {
-		payload["user"] = u.wire()
-		payload["context"] = 1
+		delete(payload, "user")
+		maps.Copy(payload, map[string]any{"guild_id": guild, "guild_locale": "en-US", "member": mem, "context": 0})
 	}
 	s.dispatchLocked("INTERACTION_CREATE", payload, 0)
 	s.Store.Notify()
@@ -622,7 +572,7 @@ func (s *Server) interactionCallback(c *call) (int, any, *apiError) {
 	ch, _ := s.Store.Channel(it.channelID)
 	switch typ {
 	case callbackMessage:
-		m, apiErr := s.postLocked(ch, botUser, in, func(m *message) { fromInteraction(m, ephemeral) })
+		m, apiErr := s.postLocked(ch, BotUserID, in, func(m *message) { fromInteraction(m, ephemeral) })
 		if apiErr != nil {
 			return 0, nil, prefixed("data", apiErr)
 		}
@@ -631,7 +581,7 @@ func (s *Server) interactionCallback(c *call) (int, any, *apiError) {
 		m := s.newMessage(ch, BotUserID, "")
 		fromInteraction(&m, ephemeral)
 		m.X.flags |= flagLoading
-		it.original = s.storeLocked(ch, m).ID
+		it.original = s.storeLocked(m).ID
 	case callbackDeferredUpdate, callbackUpdateMessage:
 		clicked, ok := s.Store.Message(it.messageID)
 		if !ok {
@@ -723,7 +673,7 @@ func (s *Server) followup(c *call) (int, any, *apiError) {
 		}
 		ch = th
 	}
-	m, apiErr := s.postLocked(ch, botUser, c.in, func(m *message) { fromInteraction(m, ephemeral) })
+	m, apiErr := s.postLocked(ch, BotUserID, c.in, func(m *message) { fromInteraction(m, ephemeral) })
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}

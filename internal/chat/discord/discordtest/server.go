@@ -156,7 +156,7 @@ type Server struct {
 	sessions     map[string]*gwSession
 	resumes      int
 
-	pointed endpointSnapshot // what Point replaced, restored by Close; nil if not pointed
+	pointed []string // the values of endpointVars Point replaced, restored by Close; nil if not pointed
 }
 
 // Message is a message the server holds, whoever sent it.
@@ -197,6 +197,9 @@ type File struct {
 	Content string
 }
 
+// object is a JSON object in a response or payload.
+type object = map[string]any
+
 // message is a message as the server keeps it. A thread started from a
 // message is a channel with the message's id.
 type message = fake.Message[details]
@@ -208,24 +211,6 @@ type details struct {
 	mentions           []string // the ids of the users mentioned
 	flags              int
 	webhookID          string
-}
-
-// user is a Discord user as the fake knows it.
-type user struct {
-	id   string
-	name string
-	bot  bool
-}
-
-// botUser is the bot itself.
-var botUser = user{id: BotUserID, name: botName, bot: true}
-
-// someone is the user with the given id; its name is made up from the id.
-func someone(id string) user {
-	if id == BotUserID {
-		return botUser
-	}
-	return user{id: id, name: "user-" + id}
 }
 
 // New starts a fake Discord on a loopback port. The bot is in one guild
@@ -442,7 +427,7 @@ func (s *Server) apiRoutes() *http.ServeMux {
 		mux.HandleFunc(pattern, s.route(false, h))
 	}
 	for pattern, h := range map[string]handler{
-		"POST /channels/{cid}/messages":        func(c *call) (int, any, *apiError) { return s.answerLocked(s.postLocked(c.ch, botUser, c.in)) },
+		"POST /channels/{cid}/messages":        func(c *call) (int, any, *apiError) { return s.answerLocked(s.postLocked(c.ch, BotUserID, c.in)) },
 		"PATCH /channels/{cid}/messages/{mid}": s.editMessage,
 		"POST /webhooks/{wid}/{token}":         s.followup,
 		"PATCH /webhooks/{wid}/{token}/messages/{mid}": func(c *call) (int, any, *apiError) {
@@ -646,9 +631,6 @@ func parseInput(b *body) (*msgInput, *apiError) {
 	if apiErr := b.decode(in); apiErr != nil {
 		return nil, apiErr
 	}
-	tooLong := func(field string, limit int) *apiError {
-		return formError(field, "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", limit))
-	}
 	switch {
 	case len(in.files) > maxFiles:
 		return nil, tooLong("files", maxFiles)
@@ -688,75 +670,62 @@ func (in *msgInput) nonEmpty() bool {
 	return present(in.Poll) || rawLen(in.StickerIDs) > 0
 }
 
+// required is Discord's error for a field that is missing.
+func required(path string) *apiError {
+	return formError(path, "BASE_TYPE_REQUIRED", "This field is required")
+}
+
+// tooLong is Discord's error for a field longer than its limit.
+func tooLong(path string, limit int) *apiError {
+	return formError(path, "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", limit))
+}
+
+// failIf returns e if failed is true, else nil: checks read as a list.
+func failIf(failed bool, e *apiError) *apiError {
+	if failed {
+		return e
+	}
+	return nil
+}
+
 // checkEmbeds enforces Discord's embed limits.
 func checkEmbeds(raw json.RawMessage) *apiError {
 	var embeds []*struct {
-		Title       string `json:"title"`
-		Description string `json:"description"`
-		Fields      []struct {
-			Name  string `json:"name"`
-			Value string `json:"value"`
-		} `json:"fields"`
-		Footer *struct {
-			Text string `json:"text"`
-		} `json:"footer"`
-		Author *struct {
-			Name string `json:"name"`
-		} `json:"author"`
+		Title, Description string
+		Fields             []struct{ Name, Value string }
+		Footer             *struct{ Text string }
+		Author             *struct{ Name string }
 	}
 	if err := json.Unmarshal(raw, &embeds); err != nil {
 		return formError("embeds", "LIST_TYPE_CONVERT", "Only iterables of embed objects may be used.")
 	}
-	if len(embeds) > maxEmbeds {
-		return formError("embeds", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxEmbeds))
-	}
 	total := 0
-	tooLong := func(path, s string, limit int) *apiError {
-		n := utf8.RuneCountInString(s)
-		total += n
-		if n > limit {
-			return formError(path, "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", limit))
-		}
-		return nil
+	length := func(path, s string, limit int) *apiError {
+		total += utf8.RuneCountInString(s)
+		return failIf(utf8.RuneCountInString(s) > limit, tooLong(path, limit))
 	}
+	apiErr := failIf(len(embeds) > maxEmbeds, tooLong("embeds", maxEmbeds))
 	for i, e := range embeds {
-		if e == nil {
-			return formError(fmt.Sprintf("embeds.%d", i), "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType.")
-		}
 		p := fmt.Sprintf("embeds.%d.", i)
-		if apiErr := cmp.Or(tooLong(p+"title", e.Title, 256), tooLong(p+"description", e.Description, 4096)); apiErr != nil {
-			return apiErr
+		if e == nil {
+			return cmp.Or(apiErr, formError(p[:len(p)-1], "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType."))
 		}
-		if len(e.Fields) > 25 {
-			return formError(p+"fields", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
-		}
+		apiErr = cmp.Or(apiErr, length(p+"title", e.Title, 256), length(p+"description", e.Description, 4096),
+			failIf(len(e.Fields) > 25, tooLong(p+"fields", 25)))
 		for j, f := range e.Fields {
 			fp := fmt.Sprintf("%sfields.%d.", p, j)
-			if f.Name == "" {
-				return formError(fp+"name", "BASE_TYPE_REQUIRED", "This field is required")
-			}
-			if f.Value == "" {
-				return formError(fp+"value", "BASE_TYPE_REQUIRED", "This field is required")
-			}
-			if apiErr := cmp.Or(tooLong(fp+"name", f.Name, 256), tooLong(fp+"value", f.Value, 1024)); apiErr != nil {
-				return apiErr
-			}
+			apiErr = cmp.Or(apiErr, failIf(f.Name == "", required(fp+"name")), failIf(f.Value == "", required(fp+"value")),
+				length(fp+"name", f.Name, 256), length(fp+"value", f.Value, 1024))
 		}
 		if e.Footer != nil {
-			if apiErr := tooLong(p+"footer.text", e.Footer.Text, 2048); apiErr != nil {
-				return apiErr
-			}
+			apiErr = cmp.Or(apiErr, length(p+"footer.text", e.Footer.Text, 2048))
 		}
 		if e.Author != nil {
-			if apiErr := tooLong(p+"author.name", e.Author.Name, 256); apiErr != nil {
-				return apiErr
-			}
+			apiErr = cmp.Or(apiErr, length(p+"author.name", e.Author.Name, 256))
 		}
 	}
-	if total > maxEmbedTotal {
-		return formError("embeds", "MAX_EMBED_SIZE_EXCEEDED", fmt.Sprintf("Embed size exceeds maximum size of %d", maxEmbedTotal))
-	}
-	return nil
+	return cmp.Or(apiErr, failIf(total > maxEmbedTotal,
+		formError("embeds", "MAX_EMBED_SIZE_EXCEEDED", fmt.Sprintf("Embed size exceeds maximum size of %d", maxEmbedTotal))))
 }
 
 // component is the part of a message component the fake checks.
@@ -778,65 +747,53 @@ func checkComponents(raw json.RawMessage, v2 bool) *apiError {
 	if err := json.Unmarshal(raw, &rows); err != nil {
 		return formError("components", "LIST_TYPE_CONVERT", "Only iterables of component objects may be used.")
 	}
-	var walkTyped func(path string, cs []component) *apiError
-	walkTyped = func(path string, cs []component) *apiError {
+	var typed func(path string, cs []component) *apiError
+	typed = func(path string, cs []component) *apiError {
 		for i, c := range cs {
-			if c.Type == nil {
-				return formError(fmt.Sprintf("%s.%d.type", path, i), "BASE_TYPE_REQUIRED", "This field is required")
-			}
-			if apiErr := walkTyped(fmt.Sprintf("%s.%d.components", path, i), c.Components); apiErr != nil {
+			p := fmt.Sprintf("%s.%d.", path, i)
+			if apiErr := cmp.Or(failIf(c.Type == nil, required(p+"type")), typed(p+"components", c.Components)); apiErr != nil {
 				return apiErr
 			}
 		}
 		return nil
 	}
-	if apiErr := walkTyped("components", rows); apiErr != nil || v2 {
+	if apiErr := typed("components", rows); apiErr != nil || v2 {
 		return apiErr
 	}
 	if len(rows) > maxActionRows {
-		return formError("components", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxActionRows))
+		return tooLong("components", maxActionRows)
 	}
 	seen := map[string]bool{}
 	for i, row := range rows {
-		p := fmt.Sprintf("components.%d", i)
+		p := fmt.Sprintf("components.%d.", i)
 		if *row.Type != 1 {
-			return formError(p+".type", "UNION_TYPE_CHOICES", "Top-level components must be action rows (type 1).")
+			return formError(p+"type", "UNION_TYPE_CHOICES", "Top-level components must be action rows (type 1).")
 		}
 		if len(row.Components) == 0 || len(row.Components) > maxRowComponents {
-			return formError(p+".components", "BASE_TYPE_BAD_LENGTH", fmt.Sprintf("Must be between 1 and %d in length.", maxRowComponents))
+			return formError(p+"components", "BASE_TYPE_BAD_LENGTH", fmt.Sprintf("Must be between 1 and %d in length.", maxRowComponents))
 		}
 		for j, c := range row.Components {
-			cp := fmt.Sprintf("%s.components.%d", p, j)
+			cp := fmt.Sprintf("%scomponents.%d.", p, j)
+			var apiErr *apiError
 			switch t := *c.Type; {
-			case t == 2 && c.Style == 5:
-				if c.URL == "" {
-					return formError(cp+".url", "BASE_TYPE_REQUIRED", "This field is required")
+			case t == 2 && (c.Style == 5 || c.Style == 6): // a link or a premium button: no custom id
+				apiErr = cmp.Or(failIf(c.Style == 5 && c.URL == "", required(cp+"url")), failIf(c.Style == 6 && c.SKUID == "", required(cp+"sku_id")))
+				if apiErr == nil {
+					continue
 				}
-				continue
-			case t == 2 && c.Style == 6:
-				if c.SKUID == "" {
-					return formError(cp+".sku_id", "BASE_TYPE_REQUIRED", "This field is required")
-				}
-				continue
 			case t == 2:
-				if c.Style < 1 || c.Style > 4 {
-					return formError(cp+".style", "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4, 5, 6}.")
-				}
+				apiErr = failIf(c.Style < 1 || c.Style > 4, formError(cp+"style", "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4, 5, 6}."))
 			case t == 3 || (t >= 5 && t <= 8):
-				if len(row.Components) != 1 {
-					return formError(p+".components", "COMPONENT_LAYOUT_WIDTH_EXCEEDED", "The specified component exceeds the maximum width")
-				}
+				apiErr = failIf(len(row.Components) != 1,
+					formError(p+"components", "COMPONENT_LAYOUT_WIDTH_EXCEEDED", "The specified component exceeds the maximum width"))
 			default:
-				return formError(cp+".type", "UNION_TYPE_CHOICES", "Value of field \"type\" must be one of (2, 3, 5, 6, 7, 8).")
+				apiErr = formError(cp+"type", "UNION_TYPE_CHOICES", "Value of field \"type\" must be one of (2, 3, 5, 6, 7, 8).")
 			}
-			if c.CustomID == "" {
-				return formError(cp+".custom_id", "BASE_TYPE_REQUIRED", "This field is required")
-			}
-			if utf8.RuneCountInString(c.CustomID) > maxCustomIDRunes {
-				return formError(cp+".custom_id", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxCustomIDRunes))
-			}
-			if seen[c.CustomID] {
-				return formError(cp+".custom_id", "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id cannot be duplicated")
+			apiErr = cmp.Or(apiErr, failIf(c.CustomID == "", required(cp+"custom_id")),
+				failIf(utf8.RuneCountInString(c.CustomID) > maxCustomIDRunes, tooLong(cp+"custom_id", maxCustomIDRunes)),
+				failIf(seen[c.CustomID], formError(cp+"custom_id", "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id cannot be duplicated")))
+			if apiErr != nil {
+				return apiErr
 			}
 			seen[c.CustomID] = true
 		}
@@ -870,8 +827,8 @@ func empty(m message) bool {
 
 // postLocked creates a message from input in a channel, lets decorate
 // adjust it, checks it is not empty, stores it and dispatches MESSAGE_CREATE.
-func (s *Server) postLocked(ch fake.Channel, author user, in *msgInput, decorate ...func(*message)) (message, *apiError) {
-	m := s.newMessage(ch, author.id, "")
+func (s *Server) postLocked(ch fake.Channel, author string, in *msgInput, decorate ...func(*message)) (message, *apiError) {
+	m := s.newMessage(ch, author, "")
 	if ref := in.Reference; ref != nil && ref.MessageID != "" {
 		if _, ok := s.Store.Message(ref.MessageID); !ok && (ref.FailIfNotExists == nil || *ref.FailIfNotExists) {
 			return m, formError("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
@@ -884,7 +841,7 @@ func (s *Server) postLocked(ch fake.Channel, author user, in *msgInput, decorate
 	for _, f := range decorate {
 		f(&m)
 	}
-	return s.storeLocked(ch, m), nil
+	return s.storeLocked(m), nil
 }
 
 // newMessage starts a message in a channel or thread.
@@ -931,9 +888,9 @@ func (s *Server) apply(m *message, in *msgInput) *apiError {
 }
 
 // storeLocked adds a new message to its channel and tells the gateway.
-func (s *Server) storeLocked(ch fake.Channel, m message) message {
+func (s *Server) storeLocked(m message) message {
 	m = s.Store.Post(m)
-	s.dispatchLocked("MESSAGE_CREATE", s.messageEventLocked(m), messageIntent(ch))
+	s.dispatchMessageLocked("MESSAGE_CREATE", m)
 	return m
 }
 
@@ -945,17 +902,23 @@ func (s *Server) editLocked(m message, in *msgInput) (message, *apiError) {
 	}
 	m.X.flags &^= flagLoading
 	m, _ = s.Store.Update(m)
-	ch, _ := s.Store.Channel(m.Channel)
-	s.dispatchLocked("MESSAGE_UPDATE", s.messageEventLocked(m), messageIntent(ch))
+	s.dispatchMessageLocked("MESSAGE_UPDATE", m)
 	return m, nil
 }
 
-// messageIntent is the gateway intent that carries message events of a channel.
-func messageIntent(ch fake.Channel) int64 {
-	if ch.User != "" {
-		return intentDirectMessages
+// dispatchMessageLocked dispatches a message event, as it carries the
+// message: with the author's member object in guilds, to the sessions with
+// the intent of the channel's messages.
+func (s *Server) dispatchMessageLocked(event string, m message) {
+	w := s.messageJSONLocked(m)
+	intent := intentDirectMessages
+	if w.GuildID != "" {
+		intent = intentGuildMessages
 	}
-	return intentGuildMessages
+	if w.GuildID != "" && m.X.webhookID == "" {
+		w.Member = member(m.Author, false)
+	}
+	s.dispatchLocked(event, w, intent)
 }
 
 // channelType is the Discord type of a channel.
@@ -989,9 +952,13 @@ type wireUser struct {
 	Bot           bool    `json:"bot,omitempty"`
 }
 
-// wire renders a user.
-func (u user) wire() wireUser {
-	return wireUser{ID: u.id, Username: u.name, GlobalName: u.name, Discriminator: "0", Bot: u.bot}
+// userJSON renders the user with the id; the bot is "kubechat", and every
+// other user's name is made up from its id.
+func userJSON(id string) wireUser {
+	if id == BotUserID {
+		return wireUser{ID: id, Username: botName, GlobalName: botName, Discriminator: "0", Bot: true}
+	}
+	return wireUser{ID: id, Username: "user-" + id, GlobalName: "user-" + id, Discriminator: "0"}
 }
 
 // wireMember is a guild member object.
@@ -1010,77 +977,49 @@ type wireMember struct {
 const memberPermissions = "68608"
 
 // member renders a user as a guild member.
-func member(u user, withUser bool) *wireMember {
+func member(userID string, withUser bool) *wireMember {
 	m := &wireMember{Roles: []string{}, JoinedAt: snowflakeTime(GuildID).Format(timeLayout)}
 	if withUser {
-		w := u.wire()
+		w := userJSON(userID)
 		m.User = &w
 	}
 	return m
 }
 
-// wireAttachment is an attachment object.
-type wireAttachment struct {
-	ID          string `json:"id"`
-	Filename    string `json:"filename"`
-	Size        int    `json:"size"`
-	URL         string `json:"url"`
-	ProxyURL    string `json:"proxy_url"`
-	ContentType string `json:"content_type,omitempty"`
-}
-
-// wireReference is a message_reference object.
-type wireReference struct {
-	Type      int    `json:"type"`
-	MessageID string `json:"message_id"`
-	ChannelID string `json:"channel_id"`
-	GuildID   string `json:"guild_id,omitempty"`
-}
-
 // wireMessage is a message object.
 type wireMessage struct {
-	ID              string           `json:"id"`
-	Type            int              `json:"type"`
-	ChannelID       string           `json:"channel_id"`
-	GuildID         string           `json:"guild_id,omitempty"`
-	Author          wireUser         `json:"author"`
-	Member          *wireMember      `json:"member,omitempty"`
-	Content         string           `json:"content"`
-	Timestamp       string           `json:"timestamp"`
-	EditedTimestamp *string          `json:"edited_timestamp"`
-	TTS             bool             `json:"tts"`
-	MentionEveryone bool             `json:"mention_everyone"`
-	Mentions        []wireUser       `json:"mentions"`
-	MentionRoles    []string         `json:"mention_roles"`
-	Attachments     []wireAttachment `json:"attachments"`
-	Embeds          json.RawMessage  `json:"embeds"`
-	Components      json.RawMessage  `json:"components"`
-	Pinned          bool             `json:"pinned"`
-	Flags           int              `json:"flags"`
-	WebhookID       string           `json:"webhook_id,omitempty"`
-	ApplicationID   string           `json:"application_id,omitempty"`
-	Reference       *wireReference   `json:"message_reference,omitempty"`
-	Thread          *wireChannel     `json:"thread,omitempty"`
+	ID              string          `json:"id"`
+	Type            int             `json:"type"`
+	ChannelID       string          `json:"channel_id"`
+	GuildID         string          `json:"guild_id,omitempty"`
+	Author          wireUser        `json:"author"`
+	Member          *wireMember     `json:"member,omitempty"`
+	Content         string          `json:"content"`
+	Timestamp       string          `json:"timestamp"`
+	EditedTimestamp *string         `json:"edited_timestamp"`
+	TTS             bool            `json:"tts"`
+	MentionEveryone bool            `json:"mention_everyone"`
+	Mentions        []wireUser      `json:"mentions"`
+	MentionRoles    []string        `json:"mention_roles"`
+	Attachments     []object        `json:"attachments"`
+	Embeds          json.RawMessage `json:"embeds"`
+	Components      json.RawMessage `json:"components"`
+	Pinned          bool            `json:"pinned"`
+	Flags           int             `json:"flags"`
+	WebhookID       string          `json:"webhook_id,omitempty"`
+	ApplicationID   string          `json:"application_id,omitempty"`
+	Reference       object          `json:"message_reference,omitempty"`
+	Thread          *wireChannel    `json:"thread,omitempty"`
 }
 
 // messageJSONLocked renders a message as REST returns it.
 func (s *Server) messageJSONLocked(m message) wireMessage {
 	ch, _ := s.Store.Channel(m.Channel)
 	w := wireMessage{
-		ID:           m.ID,
-		Type:         messageDefault,
-		ChannelID:    m.Channel,
-		GuildID:      guildOf(ch),
-		Author:       someone(m.Author).wire(),
-		Content:      m.Text,
-		Timestamp:    snowflakeTime(m.ID).Format(timeLayout),
-		Mentions:     []wireUser{},
-		MentionRoles: []string{},
-		Attachments:  []wireAttachment{},
-		Embeds:       arrayOrEmpty(m.X.embeds),
-		Components:   arrayOrEmpty(m.X.components),
-		Flags:        m.X.flags,
-		WebhookID:    m.X.webhookID,
+		ID: m.ID, Type: messageDefault, ChannelID: m.Channel, GuildID: guildOf(ch), Author: userJSON(m.Author),
+		Content: m.Text, Timestamp: snowflakeTime(m.ID).Format(timeLayout), Mentions: []wireUser{}, MentionRoles: []string{},
+		Attachments: []object{}, Embeds: arrayOrEmpty(m.X.embeds), Components: arrayOrEmpty(m.X.components),
+		Flags: m.X.flags, WebhookID: m.X.webhookID,
 	}
 	if m.X.webhookID != "" {
 		w.ApplicationID = AppID
@@ -1090,35 +1029,23 @@ func (s *Server) messageJSONLocked(m message) wireMessage {
 		w.EditedTimestamp = &t
 	}
 	for _, id := range m.X.mentions {
-		w.Mentions = append(w.Mentions, someone(id).wire())
+		w.Mentions = append(w.Mentions, userJSON(id))
 	}
 	for _, id := range m.Files {
 		a, _ := s.Store.File(id)
 		url := fmt.Sprintf("%s/cdn/attachments/%s/%s/%s", s.URL(), a.Channel, a.ID, a.Name)
-		w.Attachments = append(w.Attachments, wireAttachment{
-			ID: a.ID, Filename: a.Name, Size: len(a.Content), URL: url, ProxyURL: url, ContentType: a.ContentType,
+		w.Attachments = append(w.Attachments, object{
+			"id": a.ID, "filename": a.Name, "size": len(a.Content), "url": url, "proxy_url": url, "content_type": a.ContentType,
 		})
 	}
 	if m.X.reference != "" {
 		w.Type = messageReply
-		w.Reference = &wireReference{MessageID: m.X.reference, ChannelID: m.Channel, GuildID: w.GuildID}
-		if ref, ok := s.Store.Message(m.X.reference); ok {
-			w.Reference.ChannelID = ref.Channel
-		}
+		ref, _ := s.Store.Message(m.X.reference)
+		w.Reference = object{"type": 0, "message_id": m.X.reference, "channel_id": cmp.Or(ref.Channel, m.Channel), "guild_id": w.GuildID}
 	}
 	if th, ok := s.Store.Channel(m.ID); ok && th.Parent != "" {
 		c := s.channelJSONLocked(th)
 		w.Thread = &c
-	}
-	return w
-}
-
-// messageEventLocked renders a message as MESSAGE_CREATE/UPDATE carry it:
-// with the author's member object in guilds.
-func (s *Server) messageEventLocked(m message) wireMessage {
-	w := s.messageJSONLocked(m)
-	if w.GuildID != "" && m.X.webhookID == "" {
-		w.Member = member(someone(m.Author), false)
 	}
 	return w
 }
@@ -1164,7 +1091,7 @@ func (s *Server) channelJSONLocked(ch fake.Channel) wireChannel {
 	}
 	switch w.Type {
 	case channelDM:
-		w.Recipients = []wireUser{someone(ch.User).wire()}
+		w.Recipients = []wireUser{userJSON(ch.User)}
 	case channelPublicThread:
 		parent, members := ch.Parent, 1
 		w.ParentID = &parent
@@ -1196,7 +1123,7 @@ func (s *Server) getGatewayBot(*call) (int, any, *apiError) {
 
 // meJSON is the bot's user object, as GET /users/@me and READY carry it.
 func meJSON() map[string]any {
-	u := botUser.wire()
+	u := userJSON(BotUserID)
 	return map[string]any{
 		"id": u.ID, "username": u.Username, "global_name": nil, "discriminator": u.Discriminator,
 		"avatar": nil, "bot": true, "verified": true, "mfa_enabled": false, "flags": 0,
@@ -1209,7 +1136,7 @@ func getUser(c *call) (int, any, *apiError) {
 	if _, err := strconv.ParseUint(id, 10, 64); err != nil {
 		return 0, nil, formError("user_id", "NUMBER_TYPE_COERCE", fmt.Sprintf("Value %q is not snowflake.", id))
 	}
-	return http.StatusOK, someone(id).wire(), nil
+	return http.StatusOK, userJSON(id), nil
 }
 
 // createDM returns the DM channel with recipient_id, creating it once.
@@ -1332,36 +1259,14 @@ var endpointVars = []*string{
 	&discordgo.EndpointOauth2, &discordgo.EndpointOauth2Applications,
 }
 
-// endpointSnapshot holds the values of endpointVars, in order.
-type endpointSnapshot []string
-
-// snapshotEndpoints records the current endpoint values.
-func snapshotEndpoints() endpointSnapshot {
-	out := make(endpointSnapshot, len(endpointVars))
-	for i, p := range endpointVars {
-		out[i] = *p
-	}
-	return out
-}
-
-// restore writes the recorded values back.
-func (e endpointSnapshot) restore() {
-	for i, p := range endpointVars {
-		*p = e[i]
-	}
-}
-
 // Point aims discordgo at this server by reassigning every string endpoint
-// variable of discordgo's endpoints.go: EndpointDiscord becomes URL()+"/",
-// EndpointAPI URL()+"/api/v"+discordgo.APIVersion+"/", EndpointCDN
-// URL()+"/cdn/", EndpointStatus URL()+"/status/api/v2/", and every variable
-// derived from them (EndpointGuilds, EndpointChannels, EndpointUsers,
-// EndpointGateway, EndpointGatewayBot, EndpointWebhooks, EndpointStickers,
-// EndpointApplications, the deprecated EndpointOauth2 copies, ...) is
-// recomputed the way discordgo computes it. The function-valued endpoints
-// (EndpointChannelMessages, EndpointInteractionResponse, ...) read those
-// variables each time they are called, so they follow. Close puts the
-// previous values back.
+// variable of discordgo's endpoints.go, as endpoint.Point does:
+// EndpointDiscord becomes URL()+"/", EndpointAPI
+// URL()+"/api/v"+discordgo.APIVersion+"/", EndpointCDN URL()+"/cdn/", and
+// every variable derived from them is recomputed the way discordgo
+// computes it. The function-valued endpoints (EndpointChannelMessages, ...)
+// read those variables each time they are called, so they follow. Close
+// puts the previous values back.
 //
 // Point mutates discordgo's package-level variables without any
 // synchronization discordgo could take part in: call it before creating or
@@ -1374,7 +1279,9 @@ func (s *Server) Point() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pointed == nil {
-		s.pointed = snapshotEndpoints()
+		for _, p := range endpointVars {
+			s.pointed = append(s.pointed, *p)
+		}
 	}
 	endpoint.Point(s.URL())
 }
@@ -1390,7 +1297,9 @@ func (s *Server) unpoint() {
 		return
 	}
 	if discordgo.EndpointDiscord == s.URL()+"/" {
-		s.pointed.restore()
+		for i, p := range endpointVars {
+			*p = s.pointed[i]
+		}
 	}
 	s.pointed = nil
 }
