@@ -1,7 +1,9 @@
 package discordtest
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -55,7 +57,6 @@ const (
 	defaultGatewayVersion = 10
 )
 
-// gwConn is one gateway websocket.
 type gwConn struct {
 	*fake.Conn
 	version int
@@ -73,13 +74,11 @@ type gwSession struct {
 	conn    *gwConn
 }
 
-// sent is a dispatch frame with its sequence number.
 type sent struct {
 	seq  int64
 	data []byte
 }
 
-// closeReason is a gateway close code with its text.
 type closeReason struct {
 	code int
 	text string
@@ -97,7 +96,6 @@ var (
 	closeDisallowed    = &closeReason{4014, "Disallowed intent(s)."}
 )
 
-// frame is a gateway payload.
 type frame struct {
 	Op int     `json:"op"`
 	D  any     `json:"d"`
@@ -215,7 +213,7 @@ func (s *Server) identify(c *gwConn, d json.RawMessage) *closeReason {
 	case id.Shard != nil && (id.Shard[1] < 1 || id.Shard[0] < 0 || id.Shard[0] >= id.Shard[1]):
 		return closeInvalidShard
 	}
-	sess := &gwSession{id: randomToken(), intents: *id.Intents}
+	sess := &gwSession{id: rand.Text(), intents: *id.Intents}
 	s.sessions[sess.id] = sess
 	s.attachLocked(c, sess)
 	s.sendLocked(sess, "READY", s.readyLocked(sess, c.version, id.Shard))
@@ -275,7 +273,6 @@ func (s *Server) resume(c *gwConn, d json.RawMessage) *closeReason {
 	return nil
 }
 
-// attachLocked binds a session to a connection, which counts as connected from now on.
 func (s *Server) attachLocked(c *gwConn, sess *gwSession) {
 	c.session = sess
 	sess.conn = c
@@ -323,7 +320,6 @@ func (s *Server) dispatchLocked(name string, d any, intent int64) {
 	}
 }
 
-// readyLocked is the READY payload.
 func (s *Server) readyLocked(sess *gwSession, version int, shard *[2]int) map[string]any {
 	ready := map[string]any{
 		"v": version, "user": meJSON(), "session_id": sess.id, "session_type": "normal", "resume_gateway_url": s.wsURL,
@@ -458,7 +454,7 @@ func (s *Server) Click(channelID, messageID, userID, customID string, values []s
 	if !ok || m.Channel != ch.ID {
 		return "", fmt.Errorf("click %s on %s: %w", customID, messageID, errUnknownMessage)
 	}
-	it := &interaction{id: s.nextID(), token: randomToken() + randomToken(), channelID: ch.ID, messageID: m.ID, userID: userID}
+	it := &interaction{id: s.nextID(), token: rand.Text() + rand.Text(), channelID: ch.ID, messageID: m.ID, userID: userID}
 	s.interactions[it.id] = it
 	s.byToken[it.token] = it
 
@@ -496,7 +492,7 @@ func (s *Server) InteractionResponses(interactionID string) []json.RawMessage {
 	}
 	out := make([]json.RawMessage, len(it.responses))
 	for i, r := range it.responses {
-		out[i] = cloneRaw(r)
+		out[i] = bytes.Clone(r)
 	}
 	return out
 }
@@ -513,7 +509,7 @@ func (s *Server) WaitInteractionResponse(ctx context.Context, interactionID stri
 		it := s.interactions[interactionID]
 		known = it != nil
 		if known && len(it.responses) > 0 {
-			resp = cloneRaw(it.responses[0])
+			resp = bytes.Clone(it.responses[0])
 		}
 		return !known || resp != nil
 	})
@@ -603,12 +599,11 @@ func (s *Server) interactionCallback(c *call) (int, any, *apiError) {
 			fmt.Sprintf("Interaction response type %d is not valid for a message component.", typ))
 	}
 	it.acked = true
-	it.responses = append(it.responses, cloneRaw(c.body.raw))
+	it.responses = append(it.responses, bytes.Clone(c.body.raw))
 	s.Store.Notify()
 	return http.StatusNoContent, nil, nil
 }
 
-// fromInteraction marks a message as sent through the interaction webhook.
 func fromInteraction(m *message, ephemeral bool) {
 	m.X.webhookID = AppID
 	if ephemeral {
@@ -627,7 +622,6 @@ func prefixed(parent string, e *apiError) *apiError {
 	return &out
 }
 
-// webhookLocked finds the interaction behind /webhooks/{wid}/{token}.
 func (s *Server) webhookLocked(c *call) (*interaction, *apiError) {
 	it := s.byToken[c.PathValue("token")]
 	if c.PathValue("wid") != AppID || it == nil || !it.acked {

@@ -31,8 +31,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -197,7 +195,6 @@ type File struct {
 	Content string
 }
 
-// object is a JSON object in a response or payload.
 type object = map[string]any
 
 // message is a message as the server keeps it. A thread started from a
@@ -259,10 +256,9 @@ func (s *Server) WaitMessages(ctx context.Context, channelID string, n int) ([]M
 	return fake.Convert(msgs, s.export), err
 }
 
-// export copies a stored message into its exported form.
 func (s *Server) export(m message) Message {
 	out := Message{
-		ID: m.ID, ChannelID: m.Channel, Content: m.Text, Embeds: cloneRaw(m.X.embeds), Components: cloneRaw(m.X.components),
+		ID: m.ID, ChannelID: m.Channel, Content: m.Text, Embeds: bytes.Clone(m.X.embeds), Components: bytes.Clone(m.X.components),
 		Reference: m.X.reference, Thread: m.Thread, AuthorID: m.Author, Edits: m.Edits,
 	}
 	for _, id := range m.Files {
@@ -270,14 +266,6 @@ func (s *Server) export(m message) Message {
 		out.Attachments = append(out.Attachments, File{Name: f.Name, Content: f.Content})
 	}
 	return out
-}
-
-// cloneRaw copies raw JSON, keeping nil as nil.
-func cloneRaw(b json.RawMessage) json.RawMessage {
-	if b == nil {
-		return nil
-	}
-	return append(json.RawMessage{}, b...)
 }
 
 // nextID returns a new snowflake: milliseconds since the Discord epoch
@@ -293,13 +281,6 @@ func snowflakeTime(id string) time.Time {
 		return time.Now().UTC()
 	}
 	return time.UnixMilli(int64(n>>22) + discordEpochMS).UTC()
-}
-
-// randomToken returns 32 random hex digits.
-func randomToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return hex.EncodeToString(b[:])
 }
 
 // --- HTTP plumbing ---
@@ -324,7 +305,6 @@ func formError(path, code, msg string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: 50035, Message: "Invalid Form Body", Errors: b}
 }
 
-// writeError sends a Discord error body.
 func writeError(w http.ResponseWriter, e *apiError) {
 	fake.WriteJSON(w, e.Status, e)
 }
@@ -340,7 +320,6 @@ type call struct {
 	m    message
 }
 
-// handler serves a call; it returns the status and body to send, or an error.
 type handler func(c *call) (int, any, *apiError)
 
 // route adapts a handler to net/http. In order, as Discord checks them, it
@@ -360,7 +339,6 @@ func (s *Server) route(input bool, h handler) http.HandlerFunc {
 	}
 }
 
-// serve runs a call for route.
 func (s *Server) serve(r *http.Request, input bool, h handler) (int, any, *apiError) {
 	c := &call{Request: r, body: &body{raw: json.RawMessage("{}")}}
 	var apiErr *apiError
@@ -444,7 +422,6 @@ func (s *Server) apiRoutes() *http.ServeMux {
 	return mux
 }
 
-// answerLocked answers a REST call with the message, or with the error.
 func (s *Server) answerLocked(m message, apiErr *apiError) (int, any, *apiError) {
 	if apiErr != nil {
 		return 0, nil, apiErr
@@ -470,12 +447,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	r2 := new(http.Request)
-	*r2 = *r
-	u := *r.URL
-	u.Path, u.RawPath = "/"+rest, ""
-	r2.URL = &u
-	s.api.ServeHTTP(w, r2)
+	http.StripPrefix("/api/"+version, s.api).ServeHTTP(w, r)
 }
 
 // noAuth reports whether a path (below /api/vN/) is one Discord serves
@@ -505,21 +477,16 @@ func writeFault(w http.ResponseWriter, f fake.Fault) {
 // writeRateLimited sends Discord's 429 reply, with a Retry-After header
 // even when the failure names no wait.
 func writeRateLimited(w http.ResponseWriter, f fake.Fault) {
-	retry := f.RetryAfter
-	secs := retry.Seconds()
-	h := w.Header()
-	h.Set("Retry-After", strconv.Itoa(f.RetryAfterSeconds()))
-	h.Set("X-RateLimit-Limit", "5")
-	h.Set("X-RateLimit-Remaining", "0")
-	h.Set("X-RateLimit-Reset", strconv.FormatFloat(float64(time.Now().Add(retry).UnixMilli())/1000, 'f', 3, 64))
-	h.Set("X-RateLimit-Reset-After", strconv.FormatFloat(secs, 'f', 3, 64))
-	h.Set("X-RateLimit-Bucket", "kubechat-test-bucket")
-	h.Set("X-RateLimit-Scope", "user")
-	fake.WriteJSON(w, http.StatusTooManyRequests, map[string]any{
-		"message":     "You are being rate limited.",
-		"retry_after": secs,
-		"global":      false,
-	})
+	secs := f.RetryAfter.Seconds()
+	for key, value := range map[string]string{
+		"Retry-After": strconv.Itoa(f.RetryAfterSeconds()), "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
+		"X-RateLimit-Reset":       strconv.FormatFloat(float64(time.Now().Add(f.RetryAfter).UnixMilli())/1000, 'f', 3, 64),
+		"X-RateLimit-Reset-After": strconv.FormatFloat(secs, 'f', 3, 64),
+		"X-RateLimit-Bucket":      "kubechat-test-bucket", "X-RateLimit-Scope": "user",
+	} {
+		w.Header().Set(key, value)
+	}
+	fake.WriteJSON(w, http.StatusTooManyRequests, object{"message": "You are being rate limited.", "retry_after": secs, "global": false})
 }
 
 // serveAttachment serves an uploaded file from the fake CDN.
@@ -542,7 +509,6 @@ type body struct {
 	files []upload
 }
 
-// upload is one file part of a multipart body.
 type upload struct {
 	name, contentType string
 	content           []byte
@@ -597,7 +563,6 @@ func (b *body) decode(v any) *apiError {
 	return errInvalidJSON
 }
 
-// present reports whether a raw JSON field was sent and is not null.
 func present(raw json.RawMessage) bool {
 	return len(raw) > 0 && string(raw) != "null"
 }
@@ -670,12 +635,10 @@ func (in *msgInput) nonEmpty() bool {
 	return present(in.Poll) || rawLen(in.StickerIDs) > 0
 }
 
-// required is Discord's error for a field that is missing.
 func required(path string) *apiError {
 	return formError(path, "BASE_TYPE_REQUIRED", "This field is required")
 }
 
-// tooLong is Discord's error for a field longer than its limit.
 func tooLong(path string, limit int) *apiError {
 	return formError(path, "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", limit))
 }
@@ -801,15 +764,13 @@ func checkComponents(raw json.RawMessage, v2 bool) *apiError {
 	return nil
 }
 
-// arrayOrEmpty copies a raw JSON array, [] for nil.
 func arrayOrEmpty(raw json.RawMessage) json.RawMessage {
 	if raw == nil {
 		return json.RawMessage("[]")
 	}
-	return cloneRaw(raw)
+	return bytes.Clone(raw)
 }
 
-// rawLen is the length of a raw JSON array; 0 for nil or anything else.
 func rawLen(raw json.RawMessage) int {
 	var items []json.RawMessage
 	if json.Unmarshal(raw, &items) != nil {
@@ -818,7 +779,6 @@ func rawLen(raw json.RawMessage) int {
 	return len(items)
 }
 
-// empty reports whether a message would show nothing.
 func empty(m message) bool {
 	return m.Text == "" && rawLen(m.X.embeds) == 0 && rawLen(m.X.components) == 0 && len(m.Files) == 0
 }
@@ -844,7 +804,6 @@ func (s *Server) postLocked(ch fake.Channel, author string, in *msgInput, decora
 	return s.storeLocked(m), nil
 }
 
-// newMessage starts a message in a channel or thread.
 func (s *Server) newMessage(ch fake.Channel, author, content string) message {
 	m := message{ID: s.nextID(), Channel: ch.ID, Author: author, Text: content}
 	m.Created = snowflakeTime(m.ID)
@@ -860,10 +819,10 @@ func (s *Server) apply(m *message, in *msgInput) *apiError {
 	next := *m
 	next.Text = *cmp.Or(in.Content, &next.Text)
 	if in.Embeds != nil {
-		next.X.embeds = cloneRaw(in.Embeds)
+		next.X.embeds = bytes.Clone(in.Embeds)
 	}
 	if in.Components != nil {
-		next.X.components = cloneRaw(in.Components)
+		next.X.components = bytes.Clone(in.Components)
 	}
 	if in.Flags != nil {
 		next.X.flags = next.X.flags&^clientFlags | *in.Flags&clientFlags
@@ -887,7 +846,6 @@ func (s *Server) apply(m *message, in *msgInput) *apiError {
 	return nil
 }
 
-// storeLocked adds a new message to its channel and tells the gateway.
 func (s *Server) storeLocked(m message) message {
 	m = s.Store.Post(m)
 	s.dispatchMessageLocked("MESSAGE_CREATE", m)
@@ -921,7 +879,6 @@ func (s *Server) dispatchMessageLocked(event string, m message) {
 	s.dispatchLocked(event, w, intent)
 }
 
-// channelType is the Discord type of a channel.
 func channelType(ch fake.Channel) int {
 	switch {
 	case ch.User != "":
@@ -932,7 +889,6 @@ func channelType(ch fake.Channel) int {
 	return channelText
 }
 
-// guildOf is the guild a channel is in; "" for a DM channel.
 func guildOf(ch fake.Channel) string {
 	if ch.User != "" {
 		return ""
@@ -942,7 +898,6 @@ func guildOf(ch fake.Channel) string {
 
 // --- JSON shapes ---
 
-// wireUser is a user object.
 type wireUser struct {
 	ID            string  `json:"id"`
 	Username      string  `json:"username"`
@@ -961,7 +916,6 @@ func userJSON(id string) wireUser {
 	return wireUser{ID: id, Username: "user-" + id, GlobalName: "user-" + id, Discriminator: "0"}
 }
 
-// wireMember is a guild member object.
 type wireMember struct {
 	User        *wireUser `json:"user,omitempty"`
 	Roles       []string  `json:"roles"`
@@ -976,7 +930,6 @@ type wireMember struct {
 // channels, send messages, read history.
 const memberPermissions = "68608"
 
-// member renders a user as a guild member.
 func member(userID string, withUser bool) *wireMember {
 	m := &wireMember{Roles: []string{}, JoinedAt: snowflakeTime(GuildID).Format(timeLayout)}
 	if withUser {
@@ -986,7 +939,6 @@ func member(userID string, withUser bool) *wireMember {
 	return m
 }
 
-// wireMessage is a message object.
 type wireMessage struct {
 	ID              string          `json:"id"`
 	Type            int             `json:"type"`
@@ -1050,7 +1002,6 @@ func (s *Server) messageJSONLocked(m message) wireMessage {
 	return w
 }
 
-// wireThreadMeta is a thread_metadata object.
 type wireThreadMeta struct {
 	Archived            bool   `json:"archived"`
 	AutoArchiveDuration int    `json:"auto_archive_duration"`
@@ -1058,7 +1009,6 @@ type wireThreadMeta struct {
 	Locked              bool   `json:"locked"`
 }
 
-// wireChannel is a channel object.
 type wireChannel struct {
 	ID                   string          `json:"id"`
 	Type                 int             `json:"type"`
@@ -1079,7 +1029,6 @@ type wireChannel struct {
 	ThreadMetadata       *wireThreadMeta `json:"thread_metadata,omitempty"`
 }
 
-// channelJSONLocked renders a channel.
 func (s *Server) channelJSONLocked(ch fake.Channel) wireChannel {
 	w := wireChannel{ID: ch.ID, Type: channelType(ch), GuildID: guildOf(ch), Name: ch.Name}
 	count := 0
@@ -1114,7 +1063,6 @@ func (s *Server) guildChannels() []fake.Channel {
 
 // --- REST handlers ---
 
-// getGatewayBot serves GET /gateway/bot.
 func (s *Server) getGatewayBot(*call) (int, any, *apiError) {
 	return http.StatusOK, map[string]any{"url": s.wsURL, "shards": 1, "session_start_limit": map[string]int{
 		"total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1,
@@ -1130,7 +1078,6 @@ func meJSON() map[string]any {
 	}
 }
 
-// getUser serves GET /users/{uid}.
 func getUser(c *call) (int, any, *apiError) {
 	id := c.PathValue("uid")
 	if _, err := strconv.ParseUint(id, 10, 64); err != nil {
@@ -1153,12 +1100,10 @@ func (s *Server) createDM(c *call) (int, any, *apiError) {
 	return http.StatusOK, s.channelJSONLocked(s.dm(req.RecipientID)), nil
 }
 
-// dm returns the DM channel with a user, creating it once.
 func (s *Server) dm(userID string) fake.Channel {
 	return s.Store.DirectChannel(userID, func() fake.Channel { return fake.Channel{ID: s.nextID()} })
 }
 
-// channelsJSONLocked renders channels.
 func (s *Server) channelsJSONLocked(chs []fake.Channel) []wireChannel {
 	out := []wireChannel{}
 	for _, ch := range chs {

@@ -95,7 +95,6 @@ const (
 // an integration's update replaces them (model.PostActionRetainPropKeys).
 var retainPropKeys = []string{"from_webhook", "from_bot", "from_plugin", "override_username", "override_icon_url"}
 
-// object is a JSON object in a response or payload.
 type object = map[string]any
 
 // errNotConnected is returned when a user event is injected while no
@@ -286,7 +285,6 @@ func (s *Server) newIDLocked(kind string) string {
 	return fmt.Sprintf("%s%0*d", kind, idLen-len(kind), s.seq)
 }
 
-// now returns the time in Unix milliseconds, later than any returned before.
 func (s *Server) now() int64 {
 	return s.clock.Next(time.Now().UnixMilli())
 }
@@ -363,7 +361,6 @@ func channelInfo(ch fake.Channel) (teamID, typ, displayName string) {
 	return TeamID, channelOpen, strings.Join(words, " ")
 }
 
-// channelJSON returns the channel as Mattermost's Channel JSON.
 func (s *Server) channelJSON(ch fake.Channel) object {
 	teamID, typ, displayName := channelInfo(ch)
 	var lastPostAt int64
@@ -498,7 +495,6 @@ type appError struct {
 	StatusCode    int    `json:"status_code"`
 }
 
-// newAppError returns an AppError with Mattermost's id and English message.
 func newAppError(status int, id, message string) *appError {
 	return &appError{ID: id, Message: message, StatusCode: status}
 }
@@ -512,12 +508,10 @@ var (
 	errPermissions    = newAppError(http.StatusForbidden, "api.context.permissions.app_error", "You do not have the appropriate permissions.")
 )
 
-// errInvalidURLParam is Mattermost's answer to a malformed path or query parameter.
 func errInvalidURLParam(name string) *appError {
 	return newAppError(http.StatusBadRequest, "api.context.invalid_url_param.app_error", "Invalid or missing "+name+" parameter in request URL.")
 }
 
-// errInvalidBodyParam is Mattermost's answer to a malformed request body.
 func errInvalidBodyParam(name string) *appError {
 	return newAppError(http.StatusBadRequest, "api.context.invalid_body_param.app_error", "Invalid or missing "+name+" in request body.")
 }
@@ -542,14 +536,12 @@ func writeFault(w http.ResponseWriter, f fake.Fault) {
 	}
 }
 
-// writeAppError answers with the AppError, naming the request.
 func writeAppError(w http.ResponseWriter, e *appError) {
 	answer := *e
 	answer.RequestID = w.Header().Get("X-Request-Id")
 	fake.WriteJSON(w, answer.StatusCode, answer)
 }
 
-// writeDown answers a request during an outage.
 func writeDown(w http.ResponseWriter) {
 	http.Error(w, "503 Service Unavailable: mattermost is down", http.StatusServiceUnavailable)
 }
@@ -565,7 +557,6 @@ func authorized(r *http.Request) bool {
 	return r.URL.Query().Get("access_token") == Token
 }
 
-// serveHTTP serves every request: the websocket, then the REST routes.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-Id", fmt.Sprintf("request%019d", s.requests.Add(1)))
 	w.Header().Set("X-Version-Id", serverVersion)
@@ -581,12 +572,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// fail returns an AppError as a route's answer.
 func fail(e *appError) (int, any) {
 	return e.StatusCode, e
 }
 
-// decodeBody decodes the request's JSON body into v.
 func decodeBody(r *http.Request, v any) error {
 	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
 		return fmt.Errorf("decode request body: %w", err)
@@ -594,7 +583,6 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
-// clientConfig serves GET /config/client, with or without ?format=old.
 func (s *Server) clientConfig(r *http.Request) (int, any) {
 	if format := r.URL.Query().Get("format"); format != "" && format != "old" {
 		return fail(errInvalidURLParam("format"))
@@ -634,7 +622,6 @@ func (s *Server) getUser(r *http.Request) (int, any) {
 	return http.StatusOK, u
 }
 
-// getTeamsForUser serves GET /users/{user_id}/teams for the bot ("me" or its id).
 func (s *Server) getTeamsForUser(r *http.Request) (int, any) {
 	if id := r.PathValue("user_id"); id != "me" && id != BotUserID {
 		return fail(errPermissions)
@@ -653,7 +640,6 @@ func (s *Server) getTeam(r *http.Request) (int, any) {
 	return http.StatusOK, teamJSON()
 }
 
-// teamJSON returns the team as Mattermost's Team JSON.
 func teamJSON() object {
 	return object{
 		"id": TeamID, "create_at": 0, "update_at": 0, "delete_at": 0, "display_name": "Platform",
@@ -764,13 +750,11 @@ func (s *Server) createPost(r *http.Request) (int, any) {
 	return http.StatusCreated, s.clientPost(p)
 }
 
-// isRoot reports whether the post is a root post of the channel.
 func (s *Server) isRoot(postID, channelID string) bool {
 	root, ok := s.Store.Message(postID)
 	return ok && root.Thread == "" && root.Channel == channelID
 }
 
-// getPost serves GET /posts/{post_id}.
 func (s *Server) getPost(r *http.Request) (int, any) {
 	p, ok := s.Store.Message(r.PathValue("post_id"))
 	if !ok {
@@ -834,7 +818,6 @@ func (s *Server) edit(id string, body postBody) (int, any) {
 	return http.StatusOK, s.clientPost(s.editPostLocked(p, message, props))
 }
 
-// upload is one file of an upload request.
 type upload struct {
 	name    string
 	content []byte
@@ -924,7 +907,6 @@ type integrationRequest struct {
 	Context     object `json:"context,omitempty"`
 }
 
-// postAction is the part of a stored action that a click needs.
 type postAction struct {
 	Type        string `json:"type"`
 	DataSource  string `json:"data_source"`

@@ -31,7 +31,6 @@ const (
 	maxSocketMessageBytes = 8 * 1024
 )
 
-// wsConn is one open websocket.
 type wsConn struct {
 	*fake.Conn
 	id  string // the connection_id of the hello event
@@ -57,14 +56,12 @@ type wsBroadcast struct {
 	OmitConnectionID string          `json:"omit_connection_id"`
 }
 
-// wsRequest is a client's action (model.WebSocketRequest's JSON).
 type wsRequest struct {
 	Seq    int64  `json:"seq"`
 	Action string `json:"action"`
 	Data   object `json:"data"`
 }
 
-// wsResponse answers a client's action (model.WebSocketResponse's JSON).
 type wsResponse struct {
 	Status   string    `json:"status"`
 	SeqReply int64     `json:"seq_reply,omitempty"`
@@ -155,7 +152,6 @@ func (s *Server) broadcastPostedLocked(p fake.Message[post], mentions []string) 
 	s.broadcastLocked(wsEvent{Event: "posted", Data: data, Broadcast: wsBroadcast{ChannelID: ch.ID}})
 }
 
-// broadcastLocked sends the event to every authenticated websocket. s.mu must be held.
 func (s *Server) broadcastLocked(ev wsEvent) {
 	for _, c := range s.Hub.Conns() {
 		s.sendEventLocked(c, ev)

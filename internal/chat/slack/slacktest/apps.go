@@ -22,7 +22,6 @@ type App struct {
 	BotToken, AppToken, BotUserID string
 }
 
-// app is an installed app as the server keeps it.
 type app struct {
 	App
 	botID, appID  string
@@ -91,7 +90,6 @@ func (s *Server) appByBotLocked(id string) *app {
 	return nil
 }
 
-// newestConnOf returns the most recently opened websocket of a, or nil.
 func (s *Server) newestConnOf(a *app) *socketConn {
 	conns := s.Hub.Conns()
 	for i := len(conns) - 1; i >= 0; i-- {

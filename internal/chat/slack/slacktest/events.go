@@ -27,7 +27,6 @@ const (
 // errNotConnected is returned when an event is pushed while no Socket Mode client is connected.
 var errNotConnected = errors.New("no socket mode connection")
 
-// socketConn is one open Socket Mode websocket of an app.
 type socketConn struct {
 	*fake.Conn
 	app *app // the app whose token opened it
@@ -73,7 +72,6 @@ func (s *Server) MentionInThread(channelID, threadTS, userID, text string) (ts, 
 	return s.mention(channelID, threadTS, userID, text)
 }
 
-// mention implements Mention and MentionInThread.
 func (s *Server) mention(channelID, threadTS, userID, text string) (ts, envelopeID string, err error) {
 	envelopeID, err = s.push(nil, func(a *app) (string, object, error) {
 		_, known := s.Store.Channel(channelID)
@@ -181,8 +179,6 @@ func (s *Server) push(a *app, build func(a *app) (kind string, payload object, e
 	return env.EnvelopeID, nil
 }
 
-// newEnvelopeLocked wraps a payload in an envelope with a new id and starts
-// tracking its ack. s.mu must be held.
 func (s *Server) newEnvelopeLocked(kind string, payload object) envelope {
 	id := fmt.Sprintf("5e7a1c3e-0000-4000-8000-%012x", s.nextSeqLocked())
 	s.acks[id] = false
@@ -259,7 +255,6 @@ type blockElement struct {
 	} `json:"option_groups"`
 }
 
-// blockOption is an option of a select element.
 type blockOption struct {
 	Text  json.RawMessage `json:"text"`
 	Value string          `json:"value"`

@@ -79,10 +79,8 @@ type apiError string
 
 func (e apiError) Error() string { return string(e) }
 
-// object is a JSON object in a response or payload.
 type object = map[string]any
 
-// message is a message as the workspace keeps it, with its blocks.
 type message = fake.Message[json.RawMessage]
 
 // Server is a fake Slack workspace on loopback. Create it with New and
@@ -100,7 +98,6 @@ type Server struct {
 	acks    map[string]bool    // by envelope id of every pushed envelope: whether it was acked
 }
 
-// upload is a file announced with files.getUploadURLExternal.
 type upload struct {
 	name, content string
 	uploaded      bool
@@ -209,7 +206,6 @@ func export(m message) Message {
 	return Message{Channel: m.Channel, TS: m.ID, ThreadTS: m.Thread, Text: m.Text, Blocks: bytes.Clone(m.X), Edits: m.Edits, User: m.Author}
 }
 
-// nextSeqLocked returns a number never returned before, for ids. s.mu must be held.
 func (s *Server) nextSeqLocked() int {
 	s.seq++
 	return s.seq
@@ -276,7 +272,6 @@ func (s *Server) messageJSONLocked(msg message) object {
 	return m
 }
 
-// writeFault answers a Web API call with an injected failure.
 func writeFault(w http.ResponseWriter, f fake.Fault) {
 	switch {
 	case f.Status == http.StatusTooManyRequests:
@@ -289,7 +284,6 @@ func writeFault(w http.ResponseWriter, f fake.Fault) {
 	}
 }
 
-// apiRequest is one Web API call as a method sees it.
 type apiRequest struct {
 	app    *app       // the app whose token made the call
 	host   string     // the host:port the client reached the server on
@@ -337,7 +331,6 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	fake.WriteJSON(w, http.StatusOK, body)
 }
 
-// call runs a Web API method for serveAPI.
 func (s *Server) call(name string, w http.ResponseWriter, r *http.Request) (object, error) {
 	method, known := apiMethods[name]
 	if !known {

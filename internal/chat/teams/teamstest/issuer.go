@@ -49,7 +49,6 @@ const (
 // sign with, made once per process, on first use.
 var unknownKey, webChatKey = sync.OnceValues(newKey), sync.OnceValues(newKey)
 
-// newKey makes an RSA signing key.
 func newKey() (*rsa.PrivateKey, error) {
 	return rsa.GenerateKey(rand.Reader, keyBits)
 }
@@ -117,7 +116,6 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	fake.WriteJSON(w, http.StatusOK, object{"keys": keys})
 }
 
-// allowGet reports whether the request is a GET or HEAD, answering 405 if not.
 func allowGet(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		return true
@@ -180,12 +178,10 @@ func (s *Server) validAccessToken(token string) bool {
 	return ok && time.Now().Before(expiry)
 }
 
-// constantTimeEqual compares a credential without leaking timing.
 func constantTimeEqual(got, want string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// writeOAuthError answers a token request with an OAuth 2.0 error.
 func writeOAuthError(w http.ResponseWriter, status int, code, description string) {
 	w.Header().Set("Cache-Control", "no-store")
 	fake.WriteJSON(w, status, object{"error": code, "error_description": description})
@@ -257,7 +253,6 @@ func (s *Server) TokenWith(serviceURL string, opts ...TokenOption) string {
 	return token
 }
 
-// signToken mints a token for an inbound activity.
 func (s *Server) signToken(serviceURL string, opts ...TokenOption) (string, error) {
 	now := time.Now()
 	spec := tokenSpec{issuer: Issuer, audience: AppID, serviceURL: serviceURL, expiry: now.Add(inboundTokenTTL), kid: keyID}

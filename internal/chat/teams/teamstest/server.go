@@ -77,7 +77,6 @@ const (
 	botAccountID     = "28:" + AppID    // the bot's id in Teams, the From of its activities
 )
 
-// object is a JSON object in a response or payload.
 type object = map[string]any
 
 // Errors of the inbound methods.
@@ -232,7 +231,6 @@ func export(m fake.Message[activity]) Activity {
 	}
 }
 
-// activityIn returns the stored activity of the channel.
 func (s *Server) activityIn(channelID, id string) (fake.Message[activity], bool) {
 	m, ok := s.Store.Message(id)
 	return m, ok && m.Channel == channelID
@@ -276,12 +274,10 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
 
-// newAPIError returns a Bot Connector error with a formatted message.
 func newAPIError(status int, code, format string, args ...any) *apiError {
 	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
 }
 
-// writeAPIError answers a Connector REST call with the error.
 func writeAPIError(w http.ResponseWriter, err error) {
 	var e *apiError
 	if !errors.As(err, &e) {
@@ -304,7 +300,6 @@ func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// writeFault answers a Connector REST call with an injected failure.
 func writeFault(w http.ResponseWriter, f fake.Fault) {
 	code := "ServiceError"
 	switch {
@@ -364,14 +359,12 @@ func (s *Server) connectorRoutes() *http.ServeMux {
 	return mux
 }
 
-// message is the part of an outgoing activity the fake keeps.
 type message struct {
 	text        string
 	attachments json.RawMessage // nil when there are none
 	replyToID   string
 }
 
-// badArgument is a Bot Connector BadArgument error.
 func badArgument(format string, args ...any) error {
 	return newAPIError(http.StatusBadRequest, "BadArgument", format, args...)
 }
@@ -438,7 +431,6 @@ func (s *Server) conversation(r *http.Request, body []byte) (msg message, channe
 	return msg, channelID, root, nil
 }
 
-// activityOf returns the activity of the channel the path's {activity} names.
 func (s *Server) activityOf(r *http.Request, channelID string) (fake.Message[activity], error) {
 	act, ok := s.activityIn(channelID, r.PathValue("activity"))
 	if !ok {
@@ -580,7 +572,6 @@ func userAccount(userID string) object {
 	return object{"id": "29:" + userID, "name": "User " + userID, "aadObjectId": aad}
 }
 
-// ready returns the bot endpoint, or why no activity can be posted to it.
 func (s *Server) ready() (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
