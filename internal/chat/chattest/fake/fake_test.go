@@ -412,22 +412,40 @@ func TestReadParts(t *testing.T) {
 	require.Empty(t, MediaType(req))
 }
 
-func TestCall(t *testing.T) {
+func TestCaller(t *testing.T) {
 	bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		if string(body) == "hang" {
+			<-r.Context().Done()
+			return
+		}
 		w.WriteHeader(http.StatusAccepted)
 		_, _ = io.WriteString(w, r.Method+" "+r.Header.Get("Authorization")+" "+string(body))
 	}))
 	defer bot.Close()
-	status, answer, err := Call(t.Context(), bot.Client(), bot.URL, http.Header{"Authorization": {"Bearer t"}}, []byte("hi"), 1<<10)
+	c := NewCaller(10 * time.Second)
+	status, answer, err := c.Call(bot.URL, http.Header{"Authorization": {"Bearer t"}}, []byte("hi"), 1<<10)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusAccepted, status)
 	require.Equal(t, "POST Bearer t hi", string(answer))
 
-	_, answer, err = Call(t.Context(), bot.Client(), bot.URL, nil, []byte("hi"), 4)
+	_, answer, err = c.Call(bot.URL, nil, []byte("hi"), 4)
 	require.NoError(t, err)
 	require.Equal(t, "POST", string(answer), "the answer is read up to the limit")
 
-	_, _, err = Call(t.Context(), bot.Client(), "http://127.0.0.1:1/", nil, nil, 1)
+	_, _, err = c.Call("http://127.0.0.1:1/", nil, nil, 1)
 	require.ErrorContains(t, err, "post to http://127.0.0.1:1/")
+
+	hung := make(chan error, 1)
+	go func() {
+		_, _, err := c.Call(bot.URL, nil, []byte("hang"), 1)
+		hung <- err
+	}()
+	c.Close()
+	require.ErrorIs(t, <-hung, context.Canceled, "Close cancels the calls under way")
+
+	short := NewCaller(10 * time.Millisecond)
+	defer short.Close()
+	_, _, err = short.Call(bot.URL, nil, []byte("hang"), 1)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "a call takes at most the timeout")
 }

@@ -20,13 +20,19 @@ type Server[X any, C Link] struct {
 	Hub *Hub[C]
 	// HTTP serves the platform on loopback once Start has run.
 	HTTP *httptest.Server
+	// Bot calls the bot, for platforms that do.
+	Bot *Caller
 }
+
+// botTimeout bounds each call to the bot, as the platforms' own timeouts
+// do (Mattermost's OutgoingIntegrationRequestsTimeout is 30s by default).
+const botTimeout = 30 * time.Second
 
 // NewServer returns a server that is not serving yet, whose websockets may
 // each have up to queue frames waiting to be written.
 func NewServer[X any, C Link](queue int) *Server[X, C] {
 	store := NewStore[X]()
-	return &Server[X, C]{Store: store, Hub: NewHub[C](&store.Signal, queue)}
+	return &Server[X, C]{Store: store, Hub: NewHub[C](&store.Signal, queue), Bot: NewCaller(botTimeout)}
 }
 
 // Start serves handler on a loopback port.
@@ -35,14 +41,15 @@ func (s *Server[X, C]) Start(handler http.Handler) {
 }
 
 // Close says goodbye to every websocket, waits for their goroutines, shuts
-// the HTTP server down and fails the waits in progress. Closing again does
-// nothing.
+// the HTTP server down, cancels calls to the bot under way and fails the
+// waits in progress. Closing again does nothing.
 func (s *Server[X, C]) Close() {
 	if !s.Store.Close() {
 		return
 	}
 	s.Hub.Close()
 	s.HTTP.Close()
+	s.Bot.Close()
 }
 
 // URL returns the server's base URL, http://127.0.0.1:PORT, without a

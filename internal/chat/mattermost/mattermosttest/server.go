@@ -83,10 +83,7 @@ const (
 	maxBodyBytes                = 16 << 20
 	// maxIntegrationResponseBytes bounds what Click reads of an integration's answer.
 	maxIntegrationResponseBytes = 1 << 20
-	// integrationTimeout bounds Click's request to an integration, as
-	// Mattermost's ServiceSettings.OutgoingIntegrationRequestsTimeout (30s by default) does.
-	integrationTimeout = 30 * time.Second
-	idLen              = 26 // of every Mattermost id
+	idLen                       = 26 // of every Mattermost id
 	// channelOpen and channelDirect are channel types, as Mattermost spells them.
 	channelOpen, channelDirect = "O", "D"
 )
@@ -106,7 +103,6 @@ var errNotConnected = errors.New("no authenticated websocket connected")
 type Server struct {
 	*fake.Server[post, *wsConn]
 	mux      *http.ServeMux
-	client   *http.Client // Click's client for integration URLs
 	requests atomic.Int64 // source of X-Request-Id values
 	clock    fake.Monotonic
 
@@ -168,11 +164,7 @@ type File struct {
 // "alerts" and "town-square", both joined by the bot.
 func New() *Server {
 	s := &Server{
-		Server: fake.NewServer[post, *wsConn](sendQueueSize),
-		client: &http.Client{
-			Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute},
-			Timeout:   integrationTimeout,
-		},
+		Server:       fake.NewServer[post, *wsConn](sendQueueSize),
 		pingInterval: defaultPingInterval, authTimeout: defaultAuthTimeout,
 		users: map[string]string{BotUserID: BotName},
 	}
@@ -227,14 +219,6 @@ func (s *Server) route(r *http.Request, serve func(*http.Request) (int, any)) (i
 		}
 	}
 	return serve(r)
-}
-
-// Close closes every websocket with a "going away" close frame, waits for
-// their goroutines and shuts the server down; waits in progress fail.
-// Calling it again does nothing.
-func (s *Server) Close() {
-	s.Server.Close()
-	s.client.CloseIdleConnections()
 }
 
 // WebSocketURL returns the websocket address, ws://127.0.0.1:PORT, for
@@ -1013,10 +997,8 @@ func (s *Server) callIntegration(endpoint string, req integrationRequest) (int, 
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("encode integration request: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), integrationTimeout)
-	defer cancel()
 	header := http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}
-	status, body, err := fake.Call(ctx, s.client, endpoint, header, payload, maxIntegrationResponseBytes)
+	status, body, err := s.Bot.Call(endpoint, header, payload, maxIntegrationResponseBytes)
 	if err != nil || status != http.StatusOK || len(bytes.TrimSpace(body)) == 0 {
 		return status, body, nil, err
 	}

@@ -72,9 +72,8 @@ const (
 	// threadMarker separates a channel id from the thread root in a conversation id.
 	threadMarker     = ";messageid="
 	adaptiveCardType = "application/vnd.microsoft.card.adaptive"
-	maxBodyBytes     = 1 << 20          // bounds every request and response body the server reads
-	postTimeout      = 30 * time.Second // bounds every POST of an inbound activity to the bot
-	botAccountID     = "28:" + AppID    // the bot's id in Teams, the From of its activities
+	maxBodyBytes     = 1 << 20       // bounds every request and response body the server reads
+	botAccountID     = "28:" + AppID // the bot's id in Teams, the From of its activities
 )
 
 type object = map[string]any
@@ -94,13 +93,9 @@ var (
 type Server struct {
 	*fake.Server[activity, *fake.Conn]
 	key       *rsa.PrivateKey // signs inbound activities; its public half is in the JWKS
-	transport *http.Transport // of client
-	client    *http.Client    // posts inbound activities to the bot
-	ctx       context.Context // ends at Close, cancelling posts to the bot
-	cancel    context.CancelFunc
-	connector *http.ServeMux // the Connector REST routes
-	ids       fake.Monotonic // activity ids, in Unix milliseconds
-	teamID    string         // the General channel's id
+	connector *http.ServeMux  // the Connector REST routes
+	ids       fake.Monotonic  // activity ids, in Unix milliseconds
+	teamID    string          // the General channel's id
 
 	mu       sync.Mutex
 	tokens   map[string]time.Time // access tokens issued, with their expiry
@@ -147,13 +142,7 @@ func New() *Server {
 	if err != nil {
 		panic("teamstest: generate signing key: " + err.Error())
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.Proxy = nil // the bot is on loopback
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{
-		Server: fake.NewServer[activity, *fake.Conn](0), key: key, tokens: map[string]time.Time{},
-		transport: transport, client: &http.Client{Transport: transport, Timeout: postTimeout}, ctx: ctx, cancel: cancel,
-	}
+	s := &Server{Server: fake.NewServer[activity, *fake.Conn](0), key: key, tokens: map[string]time.Time{}}
 	s.AddChannel("alerts")
 	s.teamID = s.AddChannel(generalName)
 	s.connector = s.connectorRoutes()
@@ -165,14 +154,6 @@ func New() *Server {
 	mux.HandleFunc(servicePath, s.serveConnector)
 	s.Start(mux)
 	return s
-}
-
-// Close cancels posts to the bot still under way and shuts the server down.
-// It is safe to call more than once.
-func (s *Server) Close() {
-	s.Server.Close()
-	s.cancel()
-	s.transport.CloseIdleConnections()
 }
 
 // ServiceURL returns the base URL of the Bot Connector REST API, the
@@ -695,11 +676,9 @@ func (s *Server) post(payload []byte, authorization string) (int, []byte, error)
 	if err != nil {
 		return 0, nil, err
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, postTimeout)
-	defer cancel()
 	header := http.Header{"Content-Type": {"application/json; charset=utf-8"}, "User-Agent": {"Microsoft-SkypeBotApi (Microsoft-BotFramework 3.0)"}}
 	if authorization != "" {
 		header.Set("Authorization", authorization)
 	}
-	return fake.Call(ctx, s.client, endpoint, header, payload, maxBodyBytes)
+	return s.Bot.Call(endpoint, header, payload, maxBodyBytes)
 }
