@@ -2,6 +2,7 @@ package discordtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -362,12 +363,9 @@ func (s *Server) guildLocked() map[string]any {
 // was ever identified, so nothing is lost by calling it before discordgo's
 // Open has returned.
 func (s *Server) Mention(channelID, userID, text string) (messageID string, err error) {
-	if userID == "" {
-		return "", fmt.Errorf("mention in %s: %w", channelID, errEmptyUser)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch, err := s.activityLocked(channelID)
+	ch, err := s.activityLocked(channelID, userID)
 	if err != nil {
 		return "", fmt.Errorf("mention in %s: %w", channelID, err)
 	}
@@ -380,32 +378,27 @@ func (s *Server) Mention(channelID, userID, text string) (messageID string, err 
 // with the bot (type 1, no guild; created on first use, and the same
 // channel POST /users/@me/channels returns) and dispatches MESSAGE_CREATE.
 func (s *Server) DirectMessage(userID, text string) (channelID, messageID string, err error) {
-	switch userID {
-	case "":
-		return "", "", fmt.Errorf("direct message: %w", errEmptyUser)
-	case BotUserID:
-		return "", "", fmt.Errorf("direct message from %s: %w", userID, errSelf)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.activityLocked(""); err != nil {
-		return "", "", fmt.Errorf("direct message from %s: %w", userID, err)
+	if _, err := s.activityLocked("", userID); err != nil || userID == BotUserID {
+		return "", "", fmt.Errorf("direct message from %s: %w", userID, cmp.Or(err, errSelf))
 	}
 	ch := s.dm(userID)
 	return ch.ID, s.storeLocked(s.newMessage(ch, userID, text)).ID, nil
 }
 
-// activityLocked checks that user activity can be dispatched and returns
-// the channel it happens in ("" for none).
-func (s *Server) activityLocked(channelID string) (fake.Channel, error) {
-	if s.Store.Closed() {
-		return fake.Channel{}, errClosed
-	}
+// activityLocked checks that the user's activity can be dispatched and
+// returns the channel it happens in ("" for none).
+func (s *Server) activityLocked(channelID, userID string) (fake.Channel, error) {
 	ch, ok := s.Store.Channel(channelID)
-	if channelID != "" && !ok {
+	switch {
+	case userID == "":
+		return ch, errEmptyUser
+	case s.Store.Closed():
+		return ch, errClosed
+	case channelID != "" && !ok:
 		return ch, errUnknownChannel
-	}
-	if len(s.sessions) == 0 {
+	case len(s.sessions) == 0:
 		return ch, errNoSession
 	}
 	return ch, nil
@@ -438,25 +431,21 @@ type interaction struct {
 // fills in, type 6 acknowledges, type 7 edits the clicked message, type 9
 // opens a modal. Ephemeral responses are stored like any other message.
 func (s *Server) Click(channelID, messageID, userID, customID string, values []string) (interactionID string, err error) {
-	switch {
-	case userID == "":
-		return "", fmt.Errorf("click %s on %s: %w", customID, messageID, errEmptyUser)
-	case customID == "":
-		return "", fmt.Errorf("click on %s: %w", messageID, errEmptyCustomID)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch, err := s.activityLocked(channelID)
+	ch, err := s.activityLocked(channelID, userID)
+	m, ok := s.Store.Message(messageID)
+	switch {
+	case customID == "":
+		err = errEmptyCustomID
+	case err == nil && (!ok || m.Channel != ch.ID):
+		err = errUnknownMessage
+	}
 	if err != nil {
 		return "", fmt.Errorf("click %s on %s: %w", customID, messageID, err)
 	}
-	m, ok := s.Store.Message(messageID)
-	if !ok || m.Channel != ch.ID {
-		return "", fmt.Errorf("click %s on %s: %w", customID, messageID, errUnknownMessage)
-	}
 	it := &interaction{id: s.nextID(), token: rand.Text() + rand.Text(), channelID: ch.ID, messageID: m.ID, userID: userID}
-	s.interactions[it.id] = it
-	s.byToken[it.token] = it
+	s.interactions[it.id], s.byToken[it.token] = it, it
 
 	data := map[string]any{"custom_id": customID, "component_type": 2}
 	if values != nil {

@@ -323,8 +323,9 @@ type call struct {
 type handler func(c *call) (int, any, *apiError)
 
 // route adapts a handler to net/http. In order, as Discord checks them, it
-// reads the body and, with input, the message in it; then, holding s.mu,
-// it looks up the channel and message the path names, and runs h.
+// checks the bot token, reads the body and, with input, the message in it;
+// then, holding s.mu, it looks up the channel and message the path names,
+// and runs h.
 func (s *Server) route(input bool, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		status, body, apiErr := s.serve(r, input, h)
@@ -342,6 +343,10 @@ func (s *Server) route(input bool, h handler) http.HandlerFunc {
 func (s *Server) serve(r *http.Request, input bool, h handler) (int, any, *apiError) {
 	c := &call{Request: r, body: &body{raw: json.RawMessage("{}")}}
 	var apiErr *apiError
+	// Interaction callbacks and webhooks are authorized by the interaction's token in the path.
+	if r.PathValue("token") == "" && r.Header.Get("Authorization") != Token {
+		return 0, nil, errUnauthorized
+	}
 	if r.Method != http.MethodGet {
 		c.body, apiErr = readBody(r)
 	}
@@ -429,37 +434,21 @@ func (s *Server) answerLocked(m message, apiErr *apiError) (int, any, *apiError)
 	return http.StatusOK, s.messageJSONLocked(m), nil
 }
 
-// serveAPI counts the call, applies injected faults and authentication, and
-// hands the request to the API mux with the /api/vN prefix stripped.
+// serveAPI applies injected faults and hands the request to the API mux with
+// the /api/vN prefix stripped.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if f, failed := s.Store.Next(); failed {
 		writeFault(w, f)
 		return
 	}
 
-	version, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/api/"), "/")
+	version, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/api/"), "/")
 	if version != "v9" && version != "v10" {
 		writeError(w, errNotFound)
 		return
 	}
-	if !noAuth(rest) && r.Header.Get("Authorization") != Token {
-		writeError(w, errUnauthorized)
-		return
-	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	http.StripPrefix("/api/"+version, s.api).ServeHTTP(w, r)
-}
-
-// noAuth reports whether a path (below /api/vN/) is one Discord serves
-// without a bot token: interaction callbacks and webhook-token routes.
-func noAuth(rest string) bool {
-	if strings.HasPrefix(rest, "interactions/") {
-		return true
-	}
-	if after, ok := strings.CutPrefix(rest, "webhooks/"); ok {
-		return strings.Count(strings.Trim(after, "/"), "/") >= 1
-	}
-	return false
 }
 
 // writeFault answers a REST call with an injected failure: an outage's 503
