@@ -154,7 +154,7 @@ type Server struct {
 	sessions     map[string]*gwSession
 	resumes      int
 
-	pointed []string // the values of endpointVars Point replaced, restored by Close; nil if not pointed
+	pointed []string // the status, Discord and CDN endpoints Point replaced, restored by Close; nil if not pointed
 }
 
 // Message is a message the server holds, whoever sent it.
@@ -1175,24 +1175,6 @@ func (s *Server) startThread(c *call) (int, any, *apiError) {
 // endpointsMu serializes Point and the restore in Close across servers.
 var endpointsMu sync.Mutex
 
-// endpointVars are all of discordgo's string-valued endpoint variables.
-// Its function-valued endpoints (EndpointChannelMessages and the like) are
-// closures that read these variables when called, so they follow without
-// being reassigned.
-var endpointVars = []*string{
-	&discordgo.EndpointStatus, &discordgo.EndpointSm, &discordgo.EndpointSmActive, &discordgo.EndpointSmUpcoming,
-	&discordgo.EndpointDiscord, &discordgo.EndpointAPI, &discordgo.EndpointGuilds, &discordgo.EndpointChannels,
-	&discordgo.EndpointUsers, &discordgo.EndpointGateway, &discordgo.EndpointGatewayBot, &discordgo.EndpointWebhooks,
-	&discordgo.EndpointStickers, &discordgo.EndpointStageInstances, &discordgo.EndpointSKUs,
-	&discordgo.EndpointCDN, &discordgo.EndpointCDNAttachments, &discordgo.EndpointCDNAvatars, &discordgo.EndpointCDNIcons,
-	&discordgo.EndpointCDNSplashes, &discordgo.EndpointCDNChannelIcons, &discordgo.EndpointCDNBanners,
-	&discordgo.EndpointCDNGuilds, &discordgo.EndpointCDNRoleIcons,
-	&discordgo.EndpointVoice, &discordgo.EndpointVoiceRegions, &discordgo.EndpointNitroStickersPacks,
-	&discordgo.EndpointGuildCreate, &discordgo.EndpointApplications,
-	&discordgo.EndpointOAuth2, &discordgo.EndpointOAuth2Applications,
-	&discordgo.EndpointOauth2, &discordgo.EndpointOauth2Applications,
-}
-
 // Point aims discordgo at this server by reassigning every string endpoint
 // variable of discordgo's endpoints.go, as endpoint.Point does:
 // EndpointDiscord becomes URL()+"/", EndpointAPI
@@ -1213,9 +1195,7 @@ func (s *Server) Point() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pointed == nil {
-		for _, p := range endpointVars {
-			s.pointed = append(s.pointed, *p)
-		}
+		s.pointed = []string{discordgo.EndpointStatus, discordgo.EndpointDiscord, discordgo.EndpointCDN}
 	}
 	endpoint.Point(s.URL())
 }
@@ -1231,9 +1211,7 @@ func (s *Server) unpoint() {
 		return
 	}
 	if discordgo.EndpointDiscord == s.URL()+"/" {
-		for i, p := range endpointVars {
-			*p = s.pointed[i]
-		}
+		endpoint.Set(s.pointed[0], s.pointed[1], s.pointed[2])
 	}
 	s.pointed = nil
 }
