@@ -269,7 +269,7 @@ func (s *Server) resume(c *gwConn, d json.RawMessage) *closeReason {
 			c.Send(f.data)
 		}
 	}
-	s.sendLocked(sess, "RESUMED", map[string]any{"_trace": []string{"kubechat-discordtest"}})
+	s.sendLocked(sess, "RESUMED", object{"_trace": []string{"kubechat-discordtest"}})
 	s.resumes++
 	return nil
 }
@@ -321,10 +321,10 @@ func (s *Server) dispatchLocked(name string, d any, intent int64) {
 	}
 }
 
-func (s *Server) readyLocked(sess *gwSession, version int, shard *[2]int) map[string]any {
-	ready := map[string]any{
+func (s *Server) readyLocked(sess *gwSession, version int, shard *[2]int) object {
+	ready := object{
 		"v": version, "user": meJSON(), "session_id": sess.id, "session_type": "normal", "resume_gateway_url": s.wsURL,
-		"guilds": []map[string]any{{"id": GuildID, "unavailable": true}}, "application": map[string]any{"id": AppID, "flags": 0},
+		"guilds": []object{{"id": GuildID, "unavailable": true}}, "application": object{"id": AppID, "flags": 0},
 		"private_channels": []any{}, "relationships": []any{}, "presences": []any{}, "_trace": []string{"kubechat-discordtest"},
 	}
 	if shard != nil {
@@ -335,20 +335,20 @@ func (s *Server) readyLocked(sess *gwSession, version int, shard *[2]int) map[st
 
 // guildLocked is the GUILD_CREATE payload: the guild with its channels,
 // active threads, @everyone role and the bot as its member.
-func (s *Server) guildLocked() map[string]any {
+func (s *Server) guildLocked() object {
 	bot := member(BotUserID, true)
 	threads := slices.DeleteFunc(s.Store.Channels(), func(ch fake.Channel) bool { return channelType(ch) != channelPublicThread })
-	return map[string]any{
-		"id": GuildID, "name": guildName, "icon": nil, "owner_id": "400000000000000001", "joined_at": bot.JoinedAt,
+	return object{
+		"id": GuildID, "name": guildName, "icon": nil, "owner_id": "400000000000000001", "joined_at": bot["joined_at"],
 		"large": false, "unavailable": false, "member_count": 2, "verification_level": 0, "default_message_notifications": 0,
 		"explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0, "preferred_locale": "en-US",
 		"features": []string{}, "emojis": []any{}, "stickers": []any{}, "presences": []any{}, "voice_states": []any{},
 		"stage_instances": []any{}, "guild_scheduled_events": []any{},
-		"roles": []map[string]any{{
+		"roles": []object{{
 			"id": GuildID, "name": "@everyone", "permissions": memberPermissions, "position": 0,
 			"color": 0, "hoist": false, "managed": false, "mentionable": false, "flags": 0,
 		}},
-		"members":  []*wireMember{bot},
+		"members":  []object{bot},
 		"channels": s.channelsJSONLocked(s.guildChannels()),
 		"threads":  s.channelsJSONLocked(threads),
 	}
@@ -447,21 +447,21 @@ func (s *Server) Click(channelID, messageID, userID, customID string, values []s
 	it := &interaction{id: s.nextID(), token: rand.Text() + rand.Text(), channelID: ch.ID, messageID: m.ID, userID: userID}
 	s.interactions[it.id], s.byToken[it.token] = it, it
 
-	data := map[string]any{"custom_id": customID, "component_type": 2}
+	data := object{"custom_id": customID, "component_type": 2}
 	if values != nil {
 		data["component_type"] = 3
 		data["values"] = values
 	}
-	payload := map[string]any{
+	payload := object{
 		"id": it.id, "application_id": AppID, "type": 3, "data": data, "channel_id": ch.ID, "channel": s.channelJSONLocked(ch),
 		"message": s.messageJSONLocked(m), "token": it.token, "version": 1, "locale": "en-US",
 		"app_permissions": memberPermissions, "entitlements": []any{}, "user": userJSON(userID), "context": 1,
 	}
 	if guild := guildOf(ch); guild != "" {
 		mem := member(userID, true)
-		mem.Permissions = memberPermissions
+		mem["permissions"] = memberPermissions
 		delete(payload, "user")
-		maps.Copy(payload, map[string]any{"guild_id": guild, "guild_locale": "en-US", "member": mem, "context": 0})
+		maps.Copy(payload, object{"guild_id": guild, "guild_locale": "en-US", "member": mem, "context": 0})
 	}
 	s.dispatchLocked("INTERACTION_CREATE", payload, 0)
 	s.Store.Notify()

@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"reflect"
@@ -296,10 +297,10 @@ type apiError struct {
 // formError is a 400 Invalid Form Body naming the offending field by its
 // dotted path (like "embeds.0.title"), nested as Discord nests it.
 func formError(path, code, msg string) *apiError {
-	var v any = map[string]any{"_errors": []map[string]string{{"code": code, "message": msg}}}
+	var v any = object{"_errors": []map[string]string{{"code": code, "message": msg}}}
 	parts := strings.Split(path, ".")
 	for i := len(parts) - 1; i >= 0; i-- {
-		v = map[string]any{parts[i]: v}
+		v = object{parts[i]: v}
 	}
 	b, _ := json.Marshal(v) // maps of strings always encode
 	return &apiError{Status: http.StatusBadRequest, Code: 50035, Message: "Invalid Form Body", Errors: b}
@@ -388,7 +389,7 @@ func (s *Server) routes() http.Handler {
 func (s *Server) apiRoutes() *http.ServeMux {
 	mux := http.NewServeMux()
 	for pattern, h := range map[string]handler{
-		"GET /gateway":     func(*call) (int, any, *apiError) { return http.StatusOK, map[string]any{"url": s.wsURL}, nil },
+		"GET /gateway":     func(*call) (int, any, *apiError) { return http.StatusOK, object{"url": s.wsURL}, nil },
 		"GET /gateway/bot": s.getGatewayBot,
 		"GET /users/@me":   func(*call) (int, any, *apiError) { return http.StatusOK, meJSON(), nil },
 		"GET /users/{uid}": getUser,
@@ -859,11 +860,11 @@ func (s *Server) editLocked(m message, in *msgInput) (message, *apiError) {
 func (s *Server) dispatchMessageLocked(event string, m message) {
 	w := s.messageJSONLocked(m)
 	intent := intentDirectMessages
-	if w.GuildID != "" {
+	if w["guild_id"] != nil {
 		intent = intentGuildMessages
 	}
-	if w.GuildID != "" && m.X.webhookID == "" {
-		w.Member = member(m.Author, false)
+	if w["guild_id"] != nil && m.X.webhookID == "" {
+		w["member"] = member(m.Author, false)
 	}
 	s.dispatchLocked(event, w, intent)
 }
@@ -887,160 +888,100 @@ func guildOf(ch fake.Channel) string {
 
 // --- JSON shapes ---
 
-type wireUser struct {
-	ID            string  `json:"id"`
-	Username      string  `json:"username"`
-	GlobalName    string  `json:"global_name,omitempty"`
-	Discriminator string  `json:"discriminator"`
-	Avatar        *string `json:"avatar"`
-	Bot           bool    `json:"bot,omitempty"`
-}
-
 // userJSON renders the user with the id; the bot is "kubechat", and every
 // other user's name is made up from its id.
-func userJSON(id string) wireUser {
+func userJSON(id string) object {
+	u := object{"id": id, "username": "user-" + id, "global_name": "user-" + id, "discriminator": "0", "avatar": nil}
 	if id == BotUserID {
-		return wireUser{ID: id, Username: botName, GlobalName: botName, Discriminator: "0", Bot: true}
+		u["username"], u["global_name"], u["bot"] = botName, botName, true
 	}
-	return wireUser{ID: id, Username: "user-" + id, GlobalName: "user-" + id, Discriminator: "0"}
-}
-
-type wireMember struct {
-	User        *wireUser `json:"user,omitempty"`
-	Roles       []string  `json:"roles"`
-	JoinedAt    string    `json:"joined_at"`
-	Deaf        bool      `json:"deaf"`
-	Mute        bool      `json:"mute"`
-	Flags       int       `json:"flags"`
-	Permissions string    `json:"permissions,omitempty"`
+	return u
 }
 
 // memberPermissions is what a member may do in the fake guild: view
 // channels, send messages, read history.
 const memberPermissions = "68608"
 
-func member(userID string, withUser bool) *wireMember {
-	m := &wireMember{Roles: []string{}, JoinedAt: snowflakeTime(GuildID).Format(timeLayout)}
+// member renders a user as a guild member, with the user or not.
+func member(userID string, withUser bool) object {
+	m := object{"roles": []string{}, "joined_at": snowflakeTime(GuildID).Format(timeLayout), "deaf": false, "mute": false, "flags": 0}
 	if withUser {
-		w := userJSON(userID)
-		m.User = &w
+		m["user"] = userJSON(userID)
 	}
 	return m
 }
 
-type wireMessage struct {
-	ID              string          `json:"id"`
-	Type            int             `json:"type"`
-	ChannelID       string          `json:"channel_id"`
-	GuildID         string          `json:"guild_id,omitempty"`
-	Author          wireUser        `json:"author"`
-	Member          *wireMember     `json:"member,omitempty"`
-	Content         string          `json:"content"`
-	Timestamp       string          `json:"timestamp"`
-	EditedTimestamp *string         `json:"edited_timestamp"`
-	TTS             bool            `json:"tts"`
-	MentionEveryone bool            `json:"mention_everyone"`
-	Mentions        []wireUser      `json:"mentions"`
-	MentionRoles    []string        `json:"mention_roles"`
-	Attachments     []object        `json:"attachments"`
-	Embeds          json.RawMessage `json:"embeds"`
-	Components      json.RawMessage `json:"components"`
-	Pinned          bool            `json:"pinned"`
-	Flags           int             `json:"flags"`
-	WebhookID       string          `json:"webhook_id,omitempty"`
-	ApplicationID   string          `json:"application_id,omitempty"`
-	Reference       object          `json:"message_reference,omitempty"`
-	Thread          *wireChannel    `json:"thread,omitempty"`
-}
-
 // messageJSONLocked renders a message as REST returns it.
-func (s *Server) messageJSONLocked(m message) wireMessage {
+func (s *Server) messageJSONLocked(m message) object {
 	ch, _ := s.Store.Channel(m.Channel)
-	w := wireMessage{
-		ID: m.ID, Type: messageDefault, ChannelID: m.Channel, GuildID: guildOf(ch), Author: userJSON(m.Author),
-		Content: m.Text, Timestamp: snowflakeTime(m.ID).Format(timeLayout), Mentions: []wireUser{}, MentionRoles: []string{},
-		Attachments: []object{}, Embeds: arrayOrEmpty(m.X.embeds), Components: arrayOrEmpty(m.X.components),
-		Flags: m.X.flags, WebhookID: m.X.webhookID,
+	w := object{
+		"id": m.ID, "type": messageDefault, "channel_id": m.Channel, "author": userJSON(m.Author), "content": m.Text,
+		"timestamp": snowflakeTime(m.ID).Format(timeLayout), "edited_timestamp": nil, "tts": false, "mention_everyone": false,
+		"mentions": []object{}, "mention_roles": []string{}, "attachments": []object{}, "pinned": false, "flags": m.X.flags,
+		"embeds": arrayOrEmpty(m.X.embeds), "components": arrayOrEmpty(m.X.components),
+	}
+	if guild := guildOf(ch); guild != "" {
+		w["guild_id"] = guild
 	}
 	if m.X.webhookID != "" {
-		w.ApplicationID = AppID
+		w["webhook_id"], w["application_id"] = m.X.webhookID, AppID
 	}
 	if !m.Edited.IsZero() {
-		t := m.Edited.UTC().Format(timeLayout)
-		w.EditedTimestamp = &t
+		w["edited_timestamp"] = m.Edited.UTC().Format(timeLayout)
 	}
 	for _, id := range m.X.mentions {
-		w.Mentions = append(w.Mentions, userJSON(id))
+		w["mentions"] = append(w["mentions"].([]object), userJSON(id))
 	}
 	for _, id := range m.Files {
 		a, _ := s.Store.File(id)
 		url := fmt.Sprintf("%s/cdn/attachments/%s/%s/%s", s.URL(), a.Channel, a.ID, a.Name)
-		w.Attachments = append(w.Attachments, object{
-			"id": a.ID, "filename": a.Name, "size": len(a.Content), "url": url, "proxy_url": url, "content_type": a.ContentType,
-		})
+		attachment := object{"id": a.ID, "filename": a.Name, "size": len(a.Content), "url": url, "proxy_url": url}
+		if a.ContentType != "" {
+			attachment["content_type"] = a.ContentType
+		}
+		w["attachments"] = append(w["attachments"].([]object), attachment)
 	}
 	if m.X.reference != "" {
-		w.Type = messageReply
 		ref, _ := s.Store.Message(m.X.reference)
-		w.Reference = object{"type": 0, "message_id": m.X.reference, "channel_id": cmp.Or(ref.Channel, m.Channel), "guild_id": w.GuildID}
+		w["type"] = messageReply
+		w["message_reference"] = object{"type": 0, "message_id": m.X.reference, "channel_id": cmp.Or(ref.Channel, m.Channel), "guild_id": guildOf(ch)}
 	}
 	if th, ok := s.Store.Channel(m.ID); ok && th.Parent != "" {
-		c := s.channelJSONLocked(th)
-		w.Thread = &c
+		w["thread"] = s.channelJSONLocked(th)
 	}
 	return w
 }
 
-type wireThreadMeta struct {
-	Archived            bool   `json:"archived"`
-	AutoArchiveDuration int    `json:"auto_archive_duration"`
-	ArchiveTimestamp    string `json:"archive_timestamp"`
-	Locked              bool   `json:"locked"`
-}
-
-type wireChannel struct {
-	ID                   string          `json:"id"`
-	Type                 int             `json:"type"`
-	GuildID              string          `json:"guild_id,omitempty"`
-	Name                 string          `json:"name,omitempty"`
-	Position             int             `json:"position"`
-	ParentID             *string         `json:"parent_id"`
-	Topic                *string         `json:"topic,omitempty"`
-	NSFW                 bool            `json:"nsfw"`
-	LastMessageID        *string         `json:"last_message_id"`
-	PermissionOverwrites []any           `json:"permission_overwrites,omitempty"`
-	RateLimitPerUser     int             `json:"rate_limit_per_user"`
-	Flags                int             `json:"flags"`
-	Recipients           []wireUser      `json:"recipients,omitempty"`
-	OwnerID              string          `json:"owner_id,omitempty"`
-	MessageCount         *int            `json:"message_count,omitempty"`
-	MemberCount          *int            `json:"member_count,omitempty"`
-	ThreadMetadata       *wireThreadMeta `json:"thread_metadata,omitempty"`
-}
-
-func (s *Server) channelJSONLocked(ch fake.Channel) wireChannel {
-	w := wireChannel{ID: ch.ID, Type: channelType(ch), GuildID: guildOf(ch), Name: ch.Name}
+// channelJSONLocked renders a channel.
+func (s *Server) channelJSONLocked(ch fake.Channel) object {
+	w := object{
+		"id": ch.ID, "type": channelType(ch), "position": 0, "parent_id": nil, "nsfw": false, "last_message_id": nil,
+		"rate_limit_per_user": 0, "flags": 0,
+	}
+	if guild := guildOf(ch); guild != "" {
+		w["guild_id"] = guild
+	}
+	if ch.Name != "" {
+		w["name"] = ch.Name
+	}
 	count := 0
 	for _, m := range s.Store.Messages(ch.ID) {
 		if m.Channel == ch.ID {
 			count++
-			w.LastMessageID = &m.ID
+			w["last_message_id"] = m.ID
 		}
 	}
-	switch w.Type {
+	switch channelType(ch) {
 	case channelDM:
-		w.Recipients = []wireUser{userJSON(ch.User)}
+		w["recipients"] = []object{userJSON(ch.User)}
 	case channelPublicThread:
-		parent, members := ch.Parent, 1
-		w.ParentID = &parent
-		w.OwnerID = BotUserID
-		w.MessageCount, w.MemberCount = &count, &members
-		w.ThreadMetadata = &wireThreadMeta{AutoArchiveDuration: s.archives[ch.ID], ArchiveTimestamp: ch.Created.UTC().Format(timeLayout)}
+		w["parent_id"], w["owner_id"], w["message_count"], w["member_count"] = ch.Parent, BotUserID, count, 1
+		w["thread_metadata"] = object{
+			"archived": false, "auto_archive_duration": s.archives[ch.ID], "archive_timestamp": ch.Created.UTC().Format(timeLayout), "locked": false,
+		}
 	default:
-		topic := ""
-		w.Topic = &topic
-		w.PermissionOverwrites = []any{}
-		w.Position = slices.IndexFunc(s.guildChannels(), func(c fake.Channel) bool { return c.ID == ch.ID })
+		w["topic"] = ""
+		w["position"] = slices.IndexFunc(s.guildChannels(), func(c fake.Channel) bool { return c.ID == ch.ID })
 	}
 	return w
 }
@@ -1053,18 +994,16 @@ func (s *Server) guildChannels() []fake.Channel {
 // --- REST handlers ---
 
 func (s *Server) getGatewayBot(*call) (int, any, *apiError) {
-	return http.StatusOK, map[string]any{"url": s.wsURL, "shards": 1, "session_start_limit": map[string]int{
+	return http.StatusOK, object{"url": s.wsURL, "shards": 1, "session_start_limit": map[string]int{
 		"total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1,
 	}}, nil
 }
 
 // meJSON is the bot's user object, as GET /users/@me and READY carry it.
-func meJSON() map[string]any {
-	u := userJSON(BotUserID)
-	return map[string]any{
-		"id": u.ID, "username": u.Username, "global_name": nil, "discriminator": u.Discriminator,
-		"avatar": nil, "bot": true, "verified": true, "mfa_enabled": false, "flags": 0,
-	}
+func meJSON() object {
+	me := maps.Clone(userJSON(BotUserID))
+	maps.Copy(me, object{"global_name": nil, "verified": true, "mfa_enabled": false, "flags": 0})
+	return me
 }
 
 func getUser(c *call) (int, any, *apiError) {
@@ -1093,8 +1032,8 @@ func (s *Server) dm(userID string) fake.Channel {
 	return s.Store.DirectChannel(userID, func() fake.Channel { return fake.Channel{ID: s.nextID()} })
 }
 
-func (s *Server) channelsJSONLocked(chs []fake.Channel) []wireChannel {
-	out := []wireChannel{}
+func (s *Server) channelsJSONLocked(chs []fake.Channel) []object {
+	out := []object{}
 	for _, ch := range chs {
 		out = append(out, s.channelJSONLocked(ch))
 	}
@@ -1113,7 +1052,7 @@ func (s *Server) listMessages(c *call) (int, any, *apiError) {
 		limit = n
 	}
 	msgs := s.Store.Messages(c.ch.ID)
-	out := []wireMessage{}
+	out := []object{}
 	for i := len(msgs) - 1; i >= 0 && len(out) < limit; i-- {
 		if msgs[i].Channel == c.ch.ID {
 			out = append(out, s.messageJSONLocked(msgs[i]))
@@ -1163,10 +1102,9 @@ func (s *Server) startThread(c *call) (int, any, *apiError) {
 	s.archives[m.ID] = req.Archive
 	th := s.Store.AddChannel(fake.Channel{ID: m.ID, Name: req.Name, Parent: c.ch.ID})
 	wire := s.channelJSONLocked(th)
-	s.dispatchLocked("THREAD_CREATE", struct {
-		wireChannel
-		NewlyCreated bool `json:"newly_created"`
-	}{wire, true}, intentGuilds)
+	created := maps.Clone(wire)
+	created["newly_created"] = true
+	s.dispatchLocked("THREAD_CREATE", created, intentGuilds)
 	return http.StatusCreated, wire, nil
 }
 
