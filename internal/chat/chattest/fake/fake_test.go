@@ -449,3 +449,10 @@ func TestCaller(t *testing.T) {
 	_, _, err = short.Call(bot.URL, nil, []byte("hang"), 1)
 	require.ErrorIs(t, err, context.DeadlineExceeded, "a call takes at most the timeout")
 }
+
+func TestWrap(t *testing.T) {
+	require.NoError(t, Wrap(nil, "mention in %s", "C1"))
+	err := Wrap(ErrClosed, "mention in %s", "C1")
+	require.EqualError(t, err, "mention in C1: server closed")
+	require.ErrorIs(t, err, ErrClosed)
+}

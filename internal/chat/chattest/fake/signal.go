@@ -3,6 +3,7 @@ package fake
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 )
 
@@ -87,4 +88,14 @@ func (s *Signal) watch() (<-chan struct{}, bool) {
 		s.changed = make(chan struct{})
 	}
 	return s.changed, s.closed
+}
+
+// Wrap returns err with what failed said before it, as fmt.Errorf's %w
+// does, or nil if err is nil: a fake's test-side call returns what it has
+// either way.
+func Wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
 }

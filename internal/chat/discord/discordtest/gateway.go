@@ -475,13 +475,11 @@ func (s *Server) Click(channelID, messageID, userID, customID string, values []s
 func (s *Server) InteractionResponses(interactionID string) []json.RawMessage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	it := s.interactions[interactionID]
-	if it == nil {
-		return nil
-	}
-	out := make([]json.RawMessage, len(it.responses))
-	for i, r := range it.responses {
-		out[i] = bytes.Clone(r)
+	var out []json.RawMessage
+	if it := s.interactions[interactionID]; it != nil {
+		for _, r := range it.responses {
+			out = append(out, bytes.Clone(r))
+		}
 	}
 	return out
 }

@@ -344,11 +344,11 @@ func (s *Server) route(input bool, h handler) http.HandlerFunc {
 func (s *Server) serve(r *http.Request, input bool, h handler) (int, any, *apiError) {
 	c := &call{Request: r, body: &body{raw: json.RawMessage("{}")}}
 	var apiErr *apiError
+	switch {
 	// Interaction callbacks and webhooks are authorized by the interaction's token in the path.
-	if r.PathValue("token") == "" && r.Header.Get("Authorization") != Token {
-		return 0, nil, errUnauthorized
-	}
-	if r.Method != http.MethodGet {
+	case r.PathValue("token") == "" && r.Header.Get("Authorization") != Token:
+		apiErr = errUnauthorized
+	case r.Method != http.MethodGet:
 		c.body, apiErr = readBody(r)
 	}
 	if apiErr == nil && input {

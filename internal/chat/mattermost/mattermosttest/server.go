@@ -945,10 +945,7 @@ func (s *Server) Click(postID, userID, actionID, selectedOption string) (status 
 	if err == nil && update != nil {
 		err = s.applyActionUpdate(postID, update)
 	}
-	if err != nil {
-		return status, body, fmt.Errorf("click %s on post %s: %w", actionID, postID, err)
-	}
-	return status, body, nil
+	return status, body, fake.Wrap(err, "click %s on post %s", actionID, postID)
 }
 
 // clickRequest builds the request Mattermost posts to the integration of a

@@ -3,7 +3,6 @@ package mattermosttest
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -76,20 +75,14 @@ type wsResponse struct {
 // channel.
 func (s *Server) Mention(channelID, userID, text string) (postID string, err error) {
 	p, err := s.userPost(channelID, "", userID, "@"+BotName+" "+text)
-	if err != nil {
-		return "", fmt.Errorf("mention in %s: %w", channelID, err)
-	}
-	return p.ID, nil
+	return p.ID, fake.Wrap(err, "mention in %s", channelID)
 }
 
 // MentionInThread is Mention as a reply in the thread of rootID, which must
 // be a root post of the channel.
 func (s *Server) MentionInThread(channelID, rootID, userID, text string) (postID string, err error) {
 	p, err := s.userPost(channelID, rootID, userID, "@"+BotName+" "+text)
-	if err != nil {
-		return "", fmt.Errorf("mention in thread %s of %s: %w", rootID, channelID, err)
-	}
-	return p.ID, nil
+	return p.ID, fake.Wrap(err, "mention in thread %s of %s", rootID, channelID)
 }
 
 // DirectMessage stores a user's post of text in the user's direct message
@@ -100,10 +93,7 @@ func (s *Server) MentionInThread(channelID, rootID, userID, text string) (postID
 // fails, storing nothing, if no authenticated websocket is open.
 func (s *Server) DirectMessage(userID, text string) (channelID, postID string, err error) {
 	p, err := s.userPost("", "", userID, text)
-	if err != nil {
-		return "", "", fmt.Errorf("direct message from %s: %w", userID, err)
-	}
-	return p.Channel, p.ID, nil
+	return p.Channel, p.ID, fake.Wrap(err, "direct message from %s", userID)
 }
 
 // userPost stores a user's post in the channel, or in the user's direct

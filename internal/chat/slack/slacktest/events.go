@@ -85,10 +85,7 @@ func (s *Server) mention(channelID, threadTS, userID, text string) (ts, envelope
 		ts = msg.ID
 		return "events_api", s.eventCallbackLocked(a, messageEvent("app_mention", msg)), nil
 	})
-	if err != nil {
-		return ts, envelopeID, fmt.Errorf("mention in %s: %w", channelID, err)
-	}
-	return ts, envelopeID, nil
+	return ts, envelopeID, fake.Wrap(err, "mention in %s", channelID)
 }
 
 // DirectMessage posts a user's message into the user's direct message
@@ -104,10 +101,7 @@ func (s *Server) DirectMessage(userID, text string) (ts, envelopeID string, err 
 		event["channel_type"] = "im"
 		return "events_api", s.eventCallbackLocked(a, event), nil
 	})
-	if err != nil {
-		return ts, envelopeID, fmt.Errorf("direct message from %s: %w", userID, err)
-	}
-	return ts, envelopeID, nil
+	return ts, envelopeID, fake.Wrap(err, "direct message from %s", userID)
 }
 
 // Click pushes a block_actions interaction, the user clicking the element
@@ -148,10 +142,7 @@ func (s *Server) Click(channelID, messageTS, userID, actionID, value string) (en
 			"response_url": fmt.Sprintf("%s/actions/%s/%d", s.URL(), TeamID, seq),
 		}, nil
 	})
-	if err != nil {
-		return envelopeID, fmt.Errorf("click %s on %s in %s: %w", actionID, messageTS, channelID, err)
-	}
-	return envelopeID, nil
+	return envelopeID, fake.Wrap(err, "click %s on %s in %s", actionID, messageTS, channelID)
 }
 
 // push delivers one envelope to app a's newest open connection (the default

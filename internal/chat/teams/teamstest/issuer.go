@@ -281,8 +281,5 @@ func (s *Server) signToken(serviceURL string, opts ...TokenOption) (string, erro
 	})
 	token.Header["kid"] = spec.kid
 	signed, err := token.SignedString(key)
-	if err != nil {
-		return "", fmt.Errorf("sign token: %w", err)
-	}
-	return signed, nil
+	return signed, fake.Wrap(err, "sign token")
 }
