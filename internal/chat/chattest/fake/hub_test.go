@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,14 +68,8 @@ func TestHubServes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	ws := dial(t, url+"?name=a")
-	pinged := make(chan struct{}, 1)
-	ws.SetPingHandler(func(string) error {
-		select {
-		case pinged <- struct{}{}:
-		default:
-		}
-		return nil
-	})
+	var pings atomic.Int32
+	ws.SetPingHandler(func(string) error { pings.Add(1); return nil })
 
 	say(t, ws, "one")
 	require.Equal(t, "one", hear(t, ws))
@@ -88,7 +83,7 @@ func TestHubServes(t *testing.T) {
 	require.Equal(t, "a", conns[0].name)
 	require.True(t, hub.Ready(conns[0]))
 	// The ping handler runs while the client reads: read echoes until a ping came.
-	for len(pinged) == 0 {
+	for pings.Load() == 0 {
 		require.NoError(t, ctx.Err(), "no ping")
 		say(t, ws, "tick")
 		require.Equal(t, "tick", hear(t, ws))

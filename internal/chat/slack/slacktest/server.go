@@ -298,8 +298,8 @@ var apiMethods = map[string]struct {
 }{
 	"auth.test":                    {BotToken, (*Server).authTest},
 	"apps.connections.open":        {AppToken, (*Server).appsConnectionsOpen},
-	"chat.postMessage":             {BotToken, (*Server).chatPostMessage},
-	"chat.update":                  {BotToken, (*Server).chatUpdate},
+	"chat.postMessage":             {BotToken, func(s *Server, req apiRequest) (object, error) { return s.chat(req, false) }},
+	"chat.update":                  {BotToken, func(s *Server, req apiRequest) (object, error) { return s.chat(req, true) }},
 	"conversations.list":           {BotToken, (*Server).conversationsList},
 	"conversations.info":           {BotToken, (*Server).conversationsInfo},
 	"files.getUploadURLExternal":   {BotToken, (*Server).filesGetUploadURLExternal},
@@ -418,11 +418,14 @@ func (s *Server) appsConnectionsOpen(req apiRequest) (object, error) {
 	return object{"url": "ws://" + req.host + "/socket?ticket=" + ticket}, nil
 }
 
-// chatPostMessage serves chat.postMessage: https://api.slack.com/methods/chat.postMessage
-func (s *Server) chatPostMessage(req apiRequest) (object, error) {
+// chat serves chat.postMessage (https://api.slack.com/methods/chat.postMessage)
+// and, to update, chat.update (https://api.slack.com/methods/chat.update):
+// text and blocks replace the message's when given; an app updates only its
+// own messages.
+func (s *Server) chat(req apiRequest, update bool) (object, error) {
 	p := req.params
 	blocks, err := parseBlocks(p.Get("blocks"))
-	if err == nil && p.Get("text") == "" && blocks == nil && p.Get("attachments") == "" {
+	if err == nil && !update && p.Get("text") == "" && blocks == nil && p.Get("attachments") == "" {
 		err = errNoText
 	}
 	if err != nil {
@@ -434,25 +437,10 @@ func (s *Server) chatPostMessage(req apiRequest) (object, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	msg := s.postLocked(ch.ID, p.Get("thread_ts"), req.app.BotUserID, p.Get("text"), blocks)
-	return object{"channel": ch.ID, "ts": msg.ID, "message": s.messageJSONLocked(msg)}, nil
-}
-
-// chatUpdate serves chat.update: text and blocks replace the message's when
-// given; an app updates only its own messages:
-// https://api.slack.com/methods/chat.update
-func (s *Server) chatUpdate(req apiRequest) (object, error) {
-	p := req.params
-	blocks, err := parseBlocks(p.Get("blocks"))
-	if err != nil {
-		return nil, err
+	if !update {
+		msg := s.postLocked(ch.ID, p.Get("thread_ts"), req.app.BotUserID, p.Get("text"), blocks)
+		return object{"channel": ch.ID, "ts": msg.ID, "message": s.messageJSONLocked(msg)}, nil
 	}
-	ch, err := s.resolveChannel(p.Get("channel"))
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	msg, ok := s.message(ch.ID, p.Get("ts"))
 	switch {
 	case !ok:

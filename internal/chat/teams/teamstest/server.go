@@ -307,7 +307,7 @@ func (s *Server) connectorRoutes() *http.ServeMux {
 	for path, methods := range map[string]map[string]handler{
 		"v3/conversations":                                      {http.MethodPost: s.createConversation},
 		"v3/conversations/{conversation}/activities":            {http.MethodPost: s.sendToConversation},
-		"v3/conversations/{conversation}/activities/{activity}": {http.MethodPost: s.replyToActivity, http.MethodPut: s.updateActivity},
+		"v3/conversations/{conversation}/activities/{activity}": {http.MethodPost: s.sendToConversation, http.MethodPut: s.updateActivity},
 		"v3/teams/{team}":                                       {http.MethodGet: s.teamDetails},
 		"v3/teams/{team}/conversations":                         {http.MethodGet: s.teamChannels},
 	} {
@@ -452,33 +452,26 @@ func (s *Server) createConversation(_ *http.Request, body []byte) (int, any, err
 	return http.StatusCreated, object{"id": conversationID(channelID, act.ID), "activityId": act.ID, "serviceUrl": s.ServiceURL()}, nil
 }
 
-// sendToConversation serves POST v3/conversations/{conversationId}/activities:
-// a reply in the thread when the conversation id names one, else a new
+// sendToConversation serves POST v3/conversations/{conversationId}/activities
+// and, as replyToActivity, .../activities/{activityId}. The reply to an
+// activity, which must be in the channel, lands in its thread; else it is a
+// reply in the thread when the conversation id names one, or a new
 // top-level post (a replyToId in the body does not make a thread then).
 func (s *Server) sendToConversation(r *http.Request, body []byte) (int, any, error) {
 	msg, channelID, root, err := s.conversation(r, body)
-	if err != nil {
+	switch {
+	case err != nil:
 		return 0, nil, err
-	}
-	if root == "" {
+	case r.PathValue("activity") != "":
+		target, err := s.activityOf(r, channelID)
+		if err != nil {
+			return 0, nil, err
+		}
+		root, msg.replyToID = cmp.Or(target.Thread, target.ID), target.ID
+	case root == "":
 		msg.replyToID = ""
 	}
 	act := s.addActivity(channelID, root, msg.replyToID, botAccountID, msg.text, msg.attachments)
-	return http.StatusCreated, object{"id": act.ID}, nil
-}
-
-// replyToActivity serves POST v3/conversations/{conversationId}/activities/{activityId}:
-// the reply lands in the thread of activityId, which must be in the channel.
-func (s *Server) replyToActivity(r *http.Request, body []byte) (int, any, error) {
-	msg, channelID, _, err := s.conversation(r, body)
-	if err != nil {
-		return 0, nil, err
-	}
-	target, err := s.activityOf(r, channelID)
-	if err != nil {
-		return 0, nil, err
-	}
-	act := s.addActivity(channelID, cmp.Or(target.Thread, target.ID), target.ID, botAccountID, msg.text, msg.attachments)
 	return http.StatusCreated, object{"id": act.ID}, nil
 }
 
