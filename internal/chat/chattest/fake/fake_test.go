@@ -145,27 +145,49 @@ func (s *state) add() {
 	s.changes.Notify()
 }
 
+// waitOn runs Wait on another goroutine; evaluated tells what each
+// evaluation of cond found, and done what Wait returned.
+func waitOn(s *state, cond func() bool) (evaluated <-chan bool, done <-chan error) {
+	evaluations, result := make(chan bool, 16), make(chan error, 1)
+	go func() {
+		result <- s.changes.Wait(context.Background(), &s.mu, func() bool {
+			held := cond()
+			evaluations <- held
+			return held
+		})
+	}()
+	return evaluations, result
+}
+
+// next returns the next value of ch, failing the test after five seconds.
+func next[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no %T within 5s", *new(T))
+		panic("unreachable")
+	}
+}
+
 func TestSignalWaitsForCondition(t *testing.T) {
 	s := &state{}
 	s.changes.Notify() // with no waiter, does nothing
-	done := make(chan error, 1)
-	go func() {
-		done <- s.changes.Wait(context.Background(), &s.mu, func() bool { return s.n >= 3 })
-	}()
-	for range 3 {
-		select {
-		case err := <-done:
-			t.Fatalf("Wait returned %v before the condition held", err)
-		case <-time.After(10 * time.Millisecond):
-		}
+	evaluated, done := waitOn(s, func() bool { return s.n >= 3 })
+	// Each change wakes Wait to evaluate its condition again; only the third
+	// makes it hold. Wait returns then, and not before: no result is ready
+	// while the condition does not hold, checked after each evaluation.
+	require.False(t, next(t, evaluated))
+	for range 2 {
 		s.add()
+		require.False(t, next(t, evaluated))
+		require.Empty(t, done, "Wait returned before the condition held")
 	}
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Wait did not return once the condition held")
-	}
+	s.add()
+	require.True(t, next(t, evaluated))
+	require.NoError(t, next(t, done))
+	require.Empty(t, evaluated, "Wait evaluates its condition once per change")
 }
 
 func TestSignalConditionRunsWithLockHeld(t *testing.T) {
@@ -193,20 +215,12 @@ func TestSignalContext(t *testing.T) {
 
 func TestSignalClose(t *testing.T) {
 	s := &state{}
-	done := make(chan error, 1)
-	go func() {
-		done <- s.changes.Wait(context.Background(), &s.mu, func() bool { return false })
-	}()
-	time.Sleep(10 * time.Millisecond)
+	evaluated, done := waitOn(s, func() bool { return false })
+	require.False(t, next(t, evaluated), "Wait is waiting")
 	s.mu.Lock()
 	s.changes.Close()
 	s.mu.Unlock()
-	select {
-	case err := <-done:
-		require.ErrorIs(t, err, ErrClosed)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not wake Wait")
-	}
+	require.ErrorIs(t, next(t, done), ErrClosed, "Close wakes Wait")
 
 	require.ErrorIs(t, s.changes.Wait(context.Background(), &s.mu, func() bool { return false }), ErrClosed)
 	require.NoError(t, s.changes.Wait(context.Background(), &s.mu, func() bool { return true }), "a condition that holds wins over Close")
