@@ -158,14 +158,15 @@ func (s *Server) sendEventLocked(c *wsConn, ev wsEvent) {
 }
 
 // authenticateLocked marks the websocket authenticated, answers the
-// authentication challenge with seq if seq > 0, and says hello. s.mu must be held.
+// authentication challenge with seq if seq > 0, and says hello. Holding
+// s.mu, no event is broadcast to it before hello. s.mu must be held.
 func (s *Server) authenticateLocked(c *wsConn, seq int64) {
+	s.Hub.SetReady(c, true)
 	if seq > 0 {
 		c.SendJSON(wsResponse{Status: "OK", SeqReply: seq})
 	}
 	hello := object{"server_version": serverVersion, "connection_id": c.id}
 	s.sendEventLocked(c, wsEvent{Event: "hello", Data: hello, Broadcast: wsBroadcast{UserID: BotUserID}})
-	s.Hub.SetReady(c, true)
 }
 
 // serveWebSocket serves /api/v4/websocket. A request with the bot's token
