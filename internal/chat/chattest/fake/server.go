@@ -35,7 +35,8 @@ func NewServer[X any, C Link](queue int) *Server[X, C] {
 	return &Server[X, C]{Store: store, Hub: NewHub[C](&store.Signal, queue), Bot: NewCaller(botTimeout)}
 }
 
-// Start serves handler on a loopback port.
+// Start serves handler on a loopback port. A fake's constructor calls it
+// once, when its routes are built.
 func (s *Server[X, C]) Start(handler http.Handler) {
 	s.HTTP = httptest.NewServer(handler)
 }

@@ -114,12 +114,12 @@ func (s *Store[X]) AddChannel(ch Channel) Channel {
 	return ch
 }
 
-// NamedChannel returns the id of the channel with the name, ignoring a
-// leading '#', adding a channel with the id newID returns when there is
+// EnsureChannel returns the id of the channel with the name, ignoring a
+// leading '#', and adds a channel with the id newID returns when there is
 // none; newID is told how many channels there are, and runs with the store
 // locked: it must not call the store. An empty name adds nothing and
 // returns "".
-func (s *Store[X]) NamedChannel(name string, newID func(channels int) string) string {
+func (s *Store[X]) EnsureChannel(name string, newID func(channels int) string) string {
 	name = strings.TrimPrefix(name, "#")
 	if name == "" {
 		return ""

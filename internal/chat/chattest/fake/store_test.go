@@ -131,13 +131,13 @@ func TestStoreFiles(t *testing.T) {
 	require.Empty(t, files[0].Message)
 }
 
-func TestStoreNamedChannel(t *testing.T) {
+func TestStoreEnsureChannel(t *testing.T) {
 	s := NewStore[string]()
 	newID := func(n int) string { return fmt.Sprintf("C%d", n) }
-	require.Equal(t, "C0", s.NamedChannel("#alerts", newID))
-	require.Equal(t, "C0", s.NamedChannel("alerts", newID), "a name that exists returns its channel")
-	require.Equal(t, "C1", s.NamedChannel("deploys", newID))
-	require.Empty(t, s.NamedChannel("", newID))
-	require.Empty(t, s.NamedChannel("#", newID))
+	require.Equal(t, "C0", s.EnsureChannel("#alerts", newID))
+	require.Equal(t, "C0", s.EnsureChannel("alerts", newID), "a name that exists returns its channel")
+	require.Equal(t, "C1", s.EnsureChannel("deploys", newID))
+	require.Empty(t, s.EnsureChannel("", newID))
+	require.Empty(t, s.EnsureChannel("#", newID))
 	require.Len(t, s.Channels(), 2)
 }

@@ -75,7 +75,7 @@ func (s *Server) MentionInThread(channelID, threadTS, userID, text string) (ts, 
 func (s *Server) mention(channelID, threadTS, userID, text string) (ts, envelopeID string, err error) {
 	envelopeID, err = s.push(nil, func(a *app) (string, object, error) {
 		_, known := s.Store.Channel(channelID)
-		switch _, root := s.message(channelID, threadTS); {
+		switch _, root := s.messageIn(channelID, threadTS); {
 		case !known:
 			return "", nil, errChannelNotFound
 		case threadTS != "" && !root:
@@ -112,7 +112,7 @@ func (s *Server) DirectMessage(userID, text string) (ts, envelopeID string, err 
 // carrying value. The payload's response_url points at the server but is
 // not served.
 func (s *Server) Click(channelID, messageTS, userID, actionID, value string) (envelopeID string, err error) {
-	msg, found := s.message(channelID, messageTS)
+	msg, found := s.messageIn(channelID, messageTS)
 	s.mu.Lock()
 	owner := s.appByBotLocked(msg.Author)
 	s.mu.Unlock()

@@ -169,7 +169,7 @@ func (s *Server) APIURL() string {
 func (s *Server) AddChannel(name string) (id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.Store.NamedChannel(name, func(int) string { return fmt.Sprintf("C%09d", s.nextSeqLocked()) })
+	return s.Store.EnsureChannel(name, func(int) string { return fmt.Sprintf("C%09d", s.nextSeqLocked()) })
 }
 
 // Messages returns the messages of a channel, the bot's and injected ones, in posting order.
@@ -237,8 +237,8 @@ func (s *Server) postLocked(channelID, threadTS, user, text string, blocks json.
 	return s.Store.Post(message{ID: s.nextTS(), Channel: channelID, Thread: threadTS, Author: user, Text: text, X: blocks})
 }
 
-// message returns the stored message of the channel with the timestamp.
-func (s *Server) message(channelID, ts string) (message, bool) {
+// messageIn returns the stored message of the channel with the timestamp.
+func (s *Server) messageIn(channelID, ts string) (message, bool) {
 	m, ok := s.Store.Message(ts)
 	return m, ok && m.Channel == channelID
 }
@@ -441,7 +441,7 @@ func (s *Server) chat(req apiRequest, update bool) (object, error) {
 		msg := s.postLocked(ch.ID, p.Get("thread_ts"), req.app.BotUserID, p.Get("text"), blocks)
 		return object{"channel": ch.ID, "ts": msg.ID, "message": s.messageJSONLocked(msg)}, nil
 	}
-	msg, ok := s.message(ch.ID, p.Get("ts"))
+	msg, ok := s.messageIn(ch.ID, p.Get("ts"))
 	switch {
 	case !ok:
 		return nil, errMessageNotFound

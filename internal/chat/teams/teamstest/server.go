@@ -172,7 +172,7 @@ func (s *Server) TeamID() string {
 // "19:deploys0002@thread.tacv2". A name that exists already returns that
 // channel's id, and "" adds nothing and returns "".
 func (s *Server) AddChannel(name string) (id string) {
-	return s.Store.NamedChannel(name, func(n int) string {
+	return s.Store.EnsureChannel(name, func(n int) string {
 		slug := strings.Map(func(r rune) rune {
 			if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
 				return unicode.ToLower(r)
