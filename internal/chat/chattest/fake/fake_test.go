@@ -159,16 +159,19 @@ func waitOn(s *state, cond func() bool) (evaluated <-chan bool, done <-chan erro
 	return evaluations, result
 }
 
-// next returns the next value of ch, failing the test after five seconds.
+// next returns the next value of ch, failing the test if none comes
+// within five seconds or before the test ends.
 func next[T any](t *testing.T, ch <-chan T) T {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	var v T
 	select {
-	case v := <-ch:
-		return v
-	case <-time.After(5 * time.Second):
-		t.Fatalf("no %T within 5s", *new(T))
-		panic("unreachable")
+	case v = <-ch:
+	case <-ctx.Done():
+		require.FailNow(t, "nothing received", "waiting for a %T: %v", v, ctx.Err())
 	}
+	return v
 }
 
 func TestSignalWaitsForCondition(t *testing.T) {

@@ -351,12 +351,12 @@ func (m *Message[X]) clone() Message[X] {
 	return out
 }
 
-// Convert maps each message through f, for a fake that hands out its
-// messages in a type of its own; no messages give nil.
-func Convert[X, M any](msgs []Message[X], f func(Message[X]) M) []M {
-	var out []M
-	for _, m := range msgs {
-		out = append(out, f(m))
+// Convert maps each of what the store returns through f, for a fake that
+// hands out its messages or files in a type of its own; none give nil.
+func Convert[T, U any](in []T, f func(T) U) []U {
+	var out []U
+	for _, v := range in {
+		out = append(out, f(v))
 	}
 	return out
 }

@@ -250,11 +250,7 @@ func (s *Server) WaitPosts(ctx context.Context, channelID string, n int) ([]Post
 
 // Files returns the uploaded files, in upload order.
 func (s *Server) Files() []File {
-	var files []File
-	for _, f := range s.Store.Files() {
-		files = append(files, File{ID: f.ID, Name: f.Name, Content: f.Content, ChannelID: f.Channel})
-	}
-	return files
+	return fake.Convert(s.Store.Files(), func(f fake.File) File { return File{ID: f.ID, Name: f.Name, Content: f.Content, ChannelID: f.Channel} })
 }
 
 func export(m fake.Message[post]) Post {

@@ -186,12 +186,9 @@ func (s *Server) WaitMessages(ctx context.Context, channelID string, n int) ([]M
 
 // Files returns the uploaded files, in the order their uploads completed.
 func (s *Server) Files() []File {
-	var files []File
-	for _, f := range s.Store.Files() {
-		files = append(files, File{ID: f.ID, Name: f.Name, Title: f.Title, Content: f.Content,
-			Channel: f.Channel, ThreadTS: f.Thread, InitialComment: f.Text})
-	}
-	return files
+	return fake.Convert(s.Store.Files(), func(f fake.File) File {
+		return File{ID: f.ID, Name: f.Name, Title: f.Title, Content: f.Content, Channel: f.Channel, ThreadTS: f.Thread, InitialComment: f.Text}
+	})
 }
 
 // Calls returns how many times a Web API method, such as "chat.postMessage",
