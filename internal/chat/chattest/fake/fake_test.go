@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -144,27 +145,52 @@ func (s *state) add() {
 	s.changes.Notify()
 }
 
+// waitOn runs Wait on another goroutine; evaluated tells what each
+// evaluation of cond found, and done what Wait returned.
+func waitOn(s *state, cond func() bool) (evaluated <-chan bool, done <-chan error) {
+	evaluations, result := make(chan bool, 16), make(chan error, 1)
+	go func() {
+		result <- s.changes.Wait(context.Background(), &s.mu, func() bool {
+			held := cond()
+			evaluations <- held
+			return held
+		})
+	}()
+	return evaluations, result
+}
+
+// next returns the next value of ch, failing the test if none comes
+// within five seconds or before the test ends.
+func next[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	var v T
+	select {
+	case v = <-ch:
+	case <-ctx.Done():
+		require.FailNow(t, "nothing received", "waiting for a %T: %v", v, ctx.Err())
+	}
+	return v
+}
+
 func TestSignalWaitsForCondition(t *testing.T) {
 	s := &state{}
 	s.changes.Notify() // with no waiter, does nothing
-	done := make(chan error, 1)
-	go func() {
-		done <- s.changes.Wait(context.Background(), &s.mu, func() bool { return s.n >= 3 })
-	}()
-	for range 3 {
-		select {
-		case err := <-done:
-			t.Fatalf("Wait returned %v before the condition held", err)
-		case <-time.After(10 * time.Millisecond):
-		}
+	evaluated, done := waitOn(s, func() bool { return s.n >= 3 })
+	// Each change wakes Wait to evaluate its condition again; only the third
+	// makes it hold. Wait returns then, and not before: no result is ready
+	// while the condition does not hold, checked after each evaluation.
+	require.False(t, next(t, evaluated))
+	for range 2 {
 		s.add()
+		require.False(t, next(t, evaluated))
+		require.Empty(t, done, "Wait returned before the condition held")
 	}
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Wait did not return once the condition held")
-	}
+	s.add()
+	require.True(t, next(t, evaluated))
+	require.NoError(t, next(t, done))
+	require.Empty(t, evaluated, "Wait evaluates its condition once per change")
 }
 
 func TestSignalConditionRunsWithLockHeld(t *testing.T) {
@@ -192,20 +218,12 @@ func TestSignalContext(t *testing.T) {
 
 func TestSignalClose(t *testing.T) {
 	s := &state{}
-	done := make(chan error, 1)
-	go func() {
-		done <- s.changes.Wait(context.Background(), &s.mu, func() bool { return false })
-	}()
-	time.Sleep(10 * time.Millisecond)
+	evaluated, done := waitOn(s, func() bool { return false })
+	require.False(t, next(t, evaluated), "Wait is waiting")
 	s.mu.Lock()
 	s.changes.Close()
 	s.mu.Unlock()
-	select {
-	case err := <-done:
-		require.ErrorIs(t, err, ErrClosed)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not wake Wait")
-	}
+	require.ErrorIs(t, next(t, done), ErrClosed, "Close wakes Wait")
 
 	require.ErrorIs(t, s.changes.Wait(context.Background(), &s.mu, func() bool { return false }), ErrClosed)
 	require.NoError(t, s.changes.Wait(context.Background(), &s.mu, func() bool { return true }), "a condition that holds wins over Close")
@@ -384,4 +402,74 @@ func TestDrop(t *testing.T) {
 			require.Equal(t, websocket.CloseAbnormalClosure, closeErr.Code, "Drop sends no close frame")
 		}
 	}
+}
+
+func TestReadParts(t *testing.T) {
+	body := "--x\r\nContent-Disposition: form-data; name=\"channel_id\"\r\n\r\nC1\r\n" +
+		"--x\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.log\"\r\n\r\nline 1\n\r\n--x--\r\n"
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+	require.Equal(t, "multipart/form-data", MediaType(req))
+	var got []string
+	require.NoError(t, ReadParts(req, func(part *multipart.Part, content []byte) {
+		got = append(got, part.FormName()+"/"+part.FileName()+"="+string(content))
+	}))
+	require.Equal(t, []string{"channel_id/=C1", "files/a.log=line 1\n"}, got)
+
+	for name, bad := range map[string]string{"garbage": "garbage", "cut short": body[:60]} {
+		req = httptest.NewRequest(http.MethodPost, "/", strings.NewReader(bad))
+		req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+		require.Error(t, ReadParts(req, func(*multipart.Part, []byte) {}), name)
+	}
+	req = httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}"))
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	require.Equal(t, "application/json", MediaType(req))
+	require.Error(t, ReadParts(req, func(*multipart.Part, []byte) {}), "not multipart")
+	req.Header.Del("Content-Type")
+	require.Empty(t, MediaType(req))
+}
+
+func TestCaller(t *testing.T) {
+	bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if string(body) == "hang" {
+			<-r.Context().Done()
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, r.Method+" "+r.Header.Get("Authorization")+" "+string(body))
+	}))
+	defer bot.Close()
+	c := NewCaller(10 * time.Second)
+	status, answer, err := c.Call(bot.URL, http.Header{"Authorization": {"Bearer t"}}, []byte("hi"), 1<<10)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusAccepted, status)
+	require.Equal(t, "POST Bearer t hi", string(answer))
+
+	_, answer, err = c.Call(bot.URL, nil, []byte("hi"), 4)
+	require.NoError(t, err)
+	require.Equal(t, "POST", string(answer), "the answer is read up to the limit")
+
+	_, _, err = c.Call("http://127.0.0.1:1/", nil, nil, 1)
+	require.ErrorContains(t, err, "post to http://127.0.0.1:1/")
+
+	hung := make(chan error, 1)
+	go func() {
+		_, _, err := c.Call(bot.URL, nil, []byte("hang"), 1)
+		hung <- err
+	}()
+	c.Close()
+	require.ErrorIs(t, <-hung, context.Canceled, "Close cancels the calls under way")
+
+	short := NewCaller(10 * time.Millisecond)
+	defer short.Close()
+	_, _, err = short.Call(bot.URL, nil, []byte("hang"), 1)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "a call takes at most the timeout")
+}
+
+func TestWrap(t *testing.T) {
+	require.NoError(t, Wrap(nil, "mention in %s", "C1"))
+	err := Wrap(ErrClosed, "mention in %s", "C1")
+	require.EqualError(t, err, "mention in C1: server closed")
+	require.ErrorIs(t, err, ErrClosed)
 }

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -57,4 +60,35 @@ func (m *Monotonic) Next(now int64) int64 {
 	defer m.mu.Unlock()
 	m.last = max(now, m.last+1)
 	return m.last
+}
+
+// MediaType returns the media type of the request's Content-Type, such as
+// "multipart/form-data", or "" if it has none or it cannot be parsed.
+func MediaType(r *http.Request) string {
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mediaType
+}
+
+// ReadParts reads a multipart/form-data request body, handing fn each part
+// with its content, in order. Use TooLarge to tell a body over the limit of
+// an http.MaxBytesReader from one that is malformed.
+func ReadParts(r *http.Request, fn func(part *multipart.Part, content []byte)) error {
+	parts, err := r.MultipartReader()
+	if err != nil {
+		return fmt.Errorf("read multipart body: %w", err)
+	}
+	for {
+		part, err := parts.NextPart()
+		if err == io.EOF { // the end of the parts; a body without any wraps io.EOF, an error
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read multipart body: %w", err)
+		}
+		content, err := io.ReadAll(part)
+		if err != nil {
+			return fmt.Errorf("read part %q: %w", part.FormName(), err)
+		}
+		fn(part, content)
+	}
 }

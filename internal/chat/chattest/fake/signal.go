@@ -3,6 +3,7 @@ package fake
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 )
 
@@ -31,15 +32,27 @@ func (s *Signal) Notify() {
 }
 
 // Close wakes every Wait in progress; from then on a Wait whose condition
-// does not hold returns ErrClosed. Closing again does nothing.
-func (s *Signal) Close() {
+// does not hold returns ErrClosed. It reports whether the Signal was open:
+// closing again does nothing.
+func (s *Signal) Close() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
 	s.closed = true
 	if s.changed != nil {
 		close(s.changed)
 		s.changed = nil
 	}
+	return true
+}
+
+// Closed reports whether Close was called.
+func (s *Signal) Closed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // Wait blocks until cond, which runs with lock held, reports true, ctx ends
@@ -75,4 +88,14 @@ func (s *Signal) watch() (<-chan struct{}, bool) {
 		s.changed = make(chan struct{})
 	}
 	return s.changed, s.closed
+}
+
+// Wrap returns err with what failed said before it, as fmt.Errorf's %w
+// does, or nil if err is nil: a fake's test-side call returns what it has
+// either way.
+func Wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
 }

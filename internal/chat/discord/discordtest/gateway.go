@@ -1,15 +1,21 @@
 package discordtest
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 )
 
 // Gateway intents the fake looks at.
@@ -41,8 +47,6 @@ const (
 	// heartbeatIntervalMS is the interval HELLO asks for. discordgo gives up
 	// on a connection after five intervals without HEARTBEAT_ACK.
 	heartbeatIntervalMS = 1000
-	// writeTimeout bounds every websocket write.
-	writeTimeout = 5 * time.Second
 	// outQueue is how many frames may wait for a slow client before the
 	// server drops it, as Discord drops clients that do not keep up.
 	outQueue = 1024
@@ -54,16 +58,10 @@ const (
 	defaultGatewayVersion = 10
 )
 
-// gwConn is one gateway websocket.
 type gwConn struct {
-	ws      *websocket.Conn
-	out     chan []byte   // frames for the writer, in order
-	done    chan struct{} // closed when the handler ends
+	*fake.Conn
 	version int
-
-	// Guarded by Server.mu.
-	session *gwSession // nil until IDENTIFY or RESUME succeeds
-	dead    bool       // no more frames may be queued
+	session *gwSession // nil until IDENTIFY or RESUME succeeds; guarded by Server.mu
 }
 
 // gwSession is a gateway session: its sequence, the dispatches it was sent
@@ -77,13 +75,11 @@ type gwSession struct {
 	conn    *gwConn
 }
 
-// sent is a dispatch frame with its sequence number.
 type sent struct {
 	seq  int64
 	data []byte
 }
 
-// closeReason is a gateway close code with its text.
 type closeReason struct {
 	code int
 	text string
@@ -101,7 +97,6 @@ var (
 	closeDisallowed    = &closeReason{4014, "Disallowed intent(s)."}
 )
 
-// frame is a gateway payload.
 type frame struct {
 	Op int     `json:"op"`
 	D  any     `json:"d"`
@@ -115,33 +110,8 @@ func encode(op int, d any, seq int64, name string) []byte {
 	if op == opDispatch {
 		f.S, f.T = &seq, &name
 	}
-	b, err := json.Marshal(f)
-	if err != nil { // only the fake's own types get here; they always encode
-		return []byte(`{"op":` + strconv.Itoa(op) + `,"d":null,"s":null,"t":null}`)
-	}
+	b, _ := json.Marshal(f) // only the fake's own types get here; they always encode
 	return b
-}
-
-// Connections returns how many gateway sessions were established so far:
-// every accepted IDENTIFY and every accepted RESUME counts one.
-func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.connections
-}
-
-// Connected returns how many gateway connections are open and identified
-// (or resumed) right now.
-func (s *Server) Connected() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for c := range s.conns {
-		if c.session != nil && !c.dead {
-			n++
-		}
-	}
-	return n
 }
 
 // Resumes returns how many RESUMEs the gateway accepted.
@@ -151,103 +121,34 @@ func (s *Server) Resumes() int {
 	return s.resumes
 }
 
-// Drop cuts every gateway websocket abruptly: the TCP connections close
-// without a close frame, as when a network path dies. Sessions stay
-// resumable; what is dispatched meanwhile is replayed on RESUME.
-func (s *Server) Drop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for c := range s.conns {
-		s.killLocked(c)
-	}
-	s.changes.Notify()
-}
-
-// serveGateway runs one gateway websocket.
+// serveGateway runs one gateway websocket. After closing it with a close
+// code, the server only drains what the client sends until it hangs up.
 func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	closed := s.closed
-	if !closed {
-		s.wsWG.Add(1)
-	}
-	s.mu.Unlock()
-	if closed {
+	if s.Hub.Closed() {
 		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Message: "503: Service Unavailable"})
 		return
 	}
-	defer s.wsWG.Done()
-
-	ws, err := s.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return // the upgrader has replied
-	}
-	c := &gwConn{ws: ws, out: make(chan []byte, outQueue), done: make(chan struct{}), version: defaultGatewayVersion}
+	version := defaultGatewayVersion
 	if v, err := strconv.Atoi(r.URL.Query().Get("v")); err == nil {
-		c.version = v
+		version = v
 	}
-
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		_ = ws.Close()
+	c, ok := s.Hub.Accept(w, r, func(conn *fake.Conn) *gwConn { return &gwConn{Conn: conn, version: version} })
+	if !ok {
 		return
 	}
-	s.conns[c] = struct{}{}
-	s.enqueueLocked(c, encode(opHello, map[string]int{"heartbeat_interval": heartbeatIntervalMS}, 0, ""))
-	s.mu.Unlock()
-
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-	}()
-
-	s.readLoop(c)
-
-	s.mu.Lock()
-	s.retireLocked(c)
-	delete(s.conns, c)
-	s.changes.Notify()
-	s.mu.Unlock()
-	close(c.done)
-	_ = ws.Close()
-	<-writerDone
-}
-
-// writeLoop writes queued frames until the connection ends.
-func (c *gwConn) writeLoop() {
-	for {
-		select {
-		case <-c.done:
-			return
-		case b := <-c.out:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-				_ = c.ws.NetConn().Close() // ends the reader too
-				return
-			}
-		}
-	}
-}
-
-// readLoop handles client payloads until the connection fails. After
-// closing with a close code it only drains until the client hangs up.
-func (s *Server) readLoop(c *gwConn) {
-	c.ws.SetReadLimit(maxPayloadBytes)
+	c.Send(encode(opHello, map[string]int{"heartbeat_interval": heartbeatIntervalMS}, 0, ""))
+	c.SetReadLimit(maxPayloadBytes)
 	closing := false
-	for {
-		_, data, err := c.ws.ReadMessage()
-		if err != nil {
-			return
-		}
+	s.Hub.Serve(c, 0, func(_ int, data []byte) bool {
 		if closing {
-			continue
+			return true
 		}
 		if reason := s.handlePayload(c, data); reason != nil {
 			closing = true
 			s.closeWith(c, reason)
 		}
-	}
+		return true
+	})
 }
 
 // closeWith sends a close frame with a gateway close code and gives the
@@ -255,11 +156,10 @@ func (s *Server) readLoop(c *gwConn) {
 func (s *Server) closeWith(c *gwConn, reason *closeReason) {
 	s.mu.Lock()
 	s.retireLocked(c)
-	s.changes.Notify()
 	s.mu.Unlock()
 	deadline := time.Now().Add(time.Second)
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(reason.code, reason.text), deadline)
-	_ = c.ws.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(reason.code, reason.text), deadline)
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
 }
 
 // handlePayload acts on one client payload; a non-nil result closes the connection.
@@ -273,9 +173,7 @@ func (s *Server) handlePayload(c *gwConn, data []byte) *closeReason {
 	}
 	switch *p.Op {
 	case opHeartbeat:
-		s.mu.Lock()
-		s.enqueueLocked(c, encode(opHeartbeatAck, nil, 0, ""))
-		s.mu.Unlock()
+		c.Send(encode(opHeartbeatAck, nil, 0, ""))
 		return nil
 	case opIdentify:
 		return s.identify(c, p.D)
@@ -316,13 +214,11 @@ func (s *Server) identify(c *gwConn, d json.RawMessage) *closeReason {
 	case id.Shard != nil && (id.Shard[1] < 1 || id.Shard[0] < 0 || id.Shard[0] >= id.Shard[1]):
 		return closeInvalidShard
 	}
-	sess := &gwSession{id: randomToken(), intents: *id.Intents}
+	sess := &gwSession{id: rand.Text(), intents: *id.Intents}
 	s.sessions[sess.id] = sess
 	s.attachLocked(c, sess)
-	s.connections++
 	s.sendLocked(sess, "READY", s.readyLocked(sess, c.version, id.Shard))
 	s.sendLocked(sess, "GUILD_CREATE", s.guildLocked())
-	s.changes.Notify()
 	return nil
 }
 
@@ -361,7 +257,7 @@ func (s *Server) resume(c *gwConn, d json.RawMessage) *closeReason {
 				s.killLocked(sess.conn)
 			}
 		}
-		s.enqueueLocked(c, encode(opInvalidSession, false, 0, ""))
+		c.Send(encode(opInvalidSession, false, 0, ""))
 		return nil
 	}
 	if old := sess.conn; old != nil {
@@ -370,49 +266,34 @@ func (s *Server) resume(c *gwConn, d json.RawMessage) *closeReason {
 	s.attachLocked(c, sess)
 	for _, f := range sess.log {
 		if f.seq > seq {
-			s.enqueueLocked(c, f.data)
+			c.Send(f.data)
 		}
 	}
-	s.sendLocked(sess, "RESUMED", map[string]any{"_trace": []string{"kubechat-discordtest"}})
-	s.connections++
+	s.sendLocked(sess, "RESUMED", object{"_trace": []string{"kubechat-discordtest"}})
 	s.resumes++
-	s.changes.Notify()
 	return nil
 }
 
-// attachLocked binds a session to a connection.
 func (s *Server) attachLocked(c *gwConn, sess *gwSession) {
 	c.session = sess
 	sess.conn = c
+	s.Hub.SetReady(c, true)
 }
 
-// retireLocked detaches a connection from its session and stops queueing to it.
+// retireLocked detaches a connection from its session: no more frames go to it.
 func (s *Server) retireLocked(c *gwConn) {
 	if c.session != nil && c.session.conn == c {
 		c.session.conn = nil
 	}
 	c.session = nil
-	c.dead = true
+	s.Hub.SetReady(c, false)
 }
 
 // killLocked retires a connection and closes its TCP connection without a
 // close frame; its handler then cleans up.
 func (s *Server) killLocked(c *gwConn) {
 	s.retireLocked(c)
-	_ = c.ws.NetConn().Close()
-}
-
-// enqueueLocked queues a frame for a connection, dropping a connection
-// whose client does not keep up.
-func (s *Server) enqueueLocked(c *gwConn, b []byte) {
-	if c.dead {
-		return
-	}
-	select {
-	case c.out <- b:
-	default:
-		s.killLocked(c)
-	}
+	c.Abort()
 }
 
 // sendLocked dispatches an event to one session: numbered, logged for
@@ -425,17 +306,14 @@ func (s *Server) sendLocked(sess *gwSession, name string, d any) {
 		sess.log = slices.Delete(sess.log, 0, over)
 	}
 	if sess.conn != nil {
-		s.enqueueLocked(sess.conn, b)
+		sess.conn.Send(b)
 	}
 }
 
 // dispatchLocked dispatches an event to every session whose intents include
 // intent (0: every session), connected or waiting to resume.
 func (s *Server) dispatchLocked(name string, d any, intent int64) {
-	raw, err := json.Marshal(d)
-	if err != nil { // only the fake's own types get here; they always encode
-		return
-	}
+	raw, _ := json.Marshal(d) // only the fake's own types get here; they always encode
 	for _, sess := range s.sessions {
 		if intent == 0 || sess.intents&intent != 0 {
 			s.sendLocked(sess, name, json.RawMessage(raw))
@@ -443,24 +321,11 @@ func (s *Server) dispatchLocked(name string, d any, intent int64) {
 	}
 }
 
-// readyLocked is the READY payload.
-func (s *Server) readyLocked(sess *gwSession, version int, shard *[2]int) map[string]any {
-	me := botUser.wire()
-	ready := map[string]any{
-		"v": version,
-		"user": map[string]any{
-			"id": me.ID, "username": me.Username, "global_name": nil, "discriminator": me.Discriminator,
-			"avatar": nil, "bot": true, "verified": true, "mfa_enabled": false, "flags": 0,
-		},
-		"session_id":         sess.id,
-		"session_type":       "normal",
-		"resume_gateway_url": s.wsURL,
-		"guilds":             []map[string]any{{"id": GuildID, "unavailable": true}},
-		"application":        map[string]any{"id": AppID, "flags": 0},
-		"private_channels":   []any{},
-		"relationships":      []any{},
-		"presences":          []any{},
-		"_trace":             []string{"kubechat-discordtest"},
+func (s *Server) readyLocked(sess *gwSession, version int, shard *[2]int) object {
+	ready := object{
+		"v": version, "user": meJSON(), "session_id": sess.id, "session_type": "normal", "resume_gateway_url": s.wsURL,
+		"guilds": []object{{"id": GuildID, "unavailable": true}}, "application": object{"id": AppID, "flags": 0},
+		"private_channels": []any{}, "relationships": []any{}, "presences": []any{}, "_trace": []string{"kubechat-discordtest"},
 	}
 	if shard != nil {
 		ready["shard"] = *shard
@@ -470,38 +335,22 @@ func (s *Server) readyLocked(sess *gwSession, version int, shard *[2]int) map[st
 
 // guildLocked is the GUILD_CREATE payload: the guild with its channels,
 // active threads, @everyone role and the bot as its member.
-func (s *Server) guildLocked() map[string]any {
-	bot := member(botUser, true)
-	return map[string]any{
-		"id":                            GuildID,
-		"name":                          guildName,
-		"icon":                          nil,
-		"owner_id":                      "400000000000000001",
-		"joined_at":                     bot.JoinedAt,
-		"large":                         false,
-		"unavailable":                   false,
-		"member_count":                  2,
-		"verification_level":            0,
-		"default_message_notifications": 0,
-		"explicit_content_filter":       0,
-		"mfa_level":                     0,
-		"nsfw_level":                    0,
-		"premium_tier":                  0,
-		"preferred_locale":              "en-US",
-		"features":                      []string{},
-		"roles": []map[string]any{{
+func (s *Server) guildLocked() object {
+	bot := member(BotUserID, true)
+	threads := slices.DeleteFunc(s.Store.Channels(), func(ch fake.Channel) bool { return channelType(ch) != channelPublicThread })
+	return object{
+		"id": GuildID, "name": guildName, "icon": nil, "owner_id": "400000000000000001", "joined_at": bot["joined_at"],
+		"large": false, "unavailable": false, "member_count": 2, "verification_level": 0, "default_message_notifications": 0,
+		"explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0, "preferred_locale": "en-US",
+		"features": []string{}, "emojis": []any{}, "stickers": []any{}, "presences": []any{}, "voice_states": []any{},
+		"stage_instances": []any{}, "guild_scheduled_events": []any{},
+		"roles": []object{{
 			"id": GuildID, "name": "@everyone", "permissions": memberPermissions, "position": 0,
 			"color": 0, "hoist": false, "managed": false, "mentionable": false, "flags": 0,
 		}},
-		"emojis":                 []any{},
-		"stickers":               []any{},
-		"members":                []*wireMember{bot},
-		"channels":               s.guildChannelsLocked(),
-		"threads":                s.threadsLocked(),
-		"presences":              []any{},
-		"voice_states":           []any{},
-		"stage_instances":        []any{},
-		"guild_scheduled_events": []any{},
+		"members":  []object{bot},
+		"channels": s.channelsJSONLocked(s.guildChannels()),
+		"threads":  s.channelsJSONLocked(threads),
 	}
 }
 
@@ -514,68 +363,45 @@ func (s *Server) guildLocked() map[string]any {
 // was ever identified, so nothing is lost by calling it before discordgo's
 // Open has returned.
 func (s *Server) Mention(channelID, userID, text string) (messageID string, err error) {
-	if userID == "" {
-		return "", fmt.Errorf("mention in %s: %w", channelID, errEmptyUser)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch, err := s.activityLocked(channelID)
+	ch, err := s.activityLocked(channelID, userID)
 	if err != nil {
 		return "", fmt.Errorf("mention in %s: %w", channelID, err)
 	}
-	m := s.userMessageLocked(ch, someone(userID), "<@"+BotUserID+"> "+text)
-	m.mentions = []user{botUser}
-	s.storeLocked(ch, m)
-	return m.id, nil
+	m := s.newMessage(ch, userID, "<@"+BotUserID+"> "+text)
+	m.X.mentions = []string{BotUserID}
+	return s.storeLocked(m).ID, nil
 }
 
 // DirectMessage stores a message from userID in its direct-message channel
 // with the bot (type 1, no guild; created on first use, and the same
 // channel POST /users/@me/channels returns) and dispatches MESSAGE_CREATE.
 func (s *Server) DirectMessage(userID, text string) (channelID, messageID string, err error) {
-	switch userID {
-	case "":
-		return "", "", fmt.Errorf("direct message: %w", errEmptyUser)
-	case BotUserID:
-		return "", "", fmt.Errorf("direct message from %s: %w", userID, errSelf)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.activityLocked(""); err != nil {
-		return "", "", fmt.Errorf("direct message from %s: %w", userID, err)
+	if _, err := s.activityLocked("", userID); err != nil || userID == BotUserID {
+		return "", "", fmt.Errorf("direct message from %s: %w", userID, cmp.Or(err, errSelf))
 	}
-	ch := s.dmLocked(userID)
-	m := s.userMessageLocked(ch, someone(userID), text)
-	s.storeLocked(ch, m)
-	return ch.id, m.id, nil
+	ch := s.dm(userID)
+	return ch.ID, s.storeLocked(s.newMessage(ch, userID, text)).ID, nil
 }
 
-// activityLocked checks that user activity can be dispatched and returns
-// the channel it happens in ("" for none).
-func (s *Server) activityLocked(channelID string) (*channel, error) {
-	if s.closed {
-		return nil, errClosed
-	}
-	var ch *channel
-	if channelID != "" {
-		if ch = s.channels[channelID]; ch == nil {
-			return nil, errUnknownChannel
-		}
-	}
-	if len(s.sessions) == 0 {
-		return nil, errNoSession
+// activityLocked checks that the user's activity can be dispatched and
+// returns the channel it happens in ("" for none).
+func (s *Server) activityLocked(channelID, userID string) (fake.Channel, error) {
+	ch, ok := s.Store.Channel(channelID)
+	switch {
+	case userID == "":
+		return ch, errEmptyUser
+	case s.Store.Closed():
+		return ch, errClosed
+	case channelID != "" && !ok:
+		return ch, errUnknownChannel
+	case len(s.sessions) == 0:
+		return ch, errNoSession
 	}
 	return ch, nil
-}
-
-// userMessageLocked builds a message from a user.
-func (s *Server) userMessageLocked(ch *channel, u user, content string) *message {
-	m := &message{id: s.nextIDLocked(), channelID: ch.id, content: content, author: u}
-	m.created = snowflakeTime(m.id)
-	if ch.typ == channelPublicThread {
-		m.thread = ch.id
-	}
-	return m
 }
 
 // interaction is a button click or select and what the bot answered.
@@ -605,59 +431,40 @@ type interaction struct {
 // fills in, type 6 acknowledges, type 7 edits the clicked message, type 9
 // opens a modal. Ephemeral responses are stored like any other message.
 func (s *Server) Click(channelID, messageID, userID, customID string, values []string) (interactionID string, err error) {
-	switch {
-	case userID == "":
-		return "", fmt.Errorf("click %s on %s: %w", customID, messageID, errEmptyUser)
-	case customID == "":
-		return "", fmt.Errorf("click on %s: %w", messageID, errEmptyCustomID)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch, err := s.activityLocked(channelID)
+	ch, err := s.activityLocked(channelID, userID)
+	m, ok := s.Store.Message(messageID)
+	switch {
+	case customID == "":
+		err = errEmptyCustomID
+	case err == nil && (!ok || m.Channel != ch.ID):
+		err = errUnknownMessage
+	}
 	if err != nil {
 		return "", fmt.Errorf("click %s on %s: %w", customID, messageID, err)
 	}
-	m := s.byID[messageID]
-	if m == nil || m.channelID != ch.id {
-		return "", fmt.Errorf("click %s on %s: %w", customID, messageID, errUnknownMessage)
-	}
-	it := &interaction{id: s.nextIDLocked(), token: randomToken() + randomToken(), channelID: ch.id, messageID: m.id, userID: userID}
-	s.interactions[it.id] = it
-	s.byToken[it.token] = it
+	it := &interaction{id: s.nextID(), token: rand.Text() + rand.Text(), channelID: ch.ID, messageID: m.ID, userID: userID}
+	s.interactions[it.id], s.byToken[it.token] = it, it
 
-	data := map[string]any{"custom_id": customID, "component_type": 2}
+	data := object{"custom_id": customID, "component_type": 2}
 	if values != nil {
 		data["component_type"] = 3
 		data["values"] = values
 	}
-	u := someone(userID)
-	payload := map[string]any{
-		"id":              it.id,
-		"application_id":  AppID,
-		"type":            3,
-		"data":            data,
-		"channel_id":      ch.id,
-		"channel":         s.channelJSONLocked(ch),
-		"message":         s.messageJSONLocked(m),
-		"token":           it.token,
-		"version":         1,
-		"locale":          "en-US",
-		"app_permissions": memberPermissions,
-		"entitlements":    []any{},
+	payload := object{
+		"id": it.id, "application_id": AppID, "type": 3, "data": data, "channel_id": ch.ID, "channel": s.channelJSONLocked(ch),
+		"message": s.messageJSONLocked(m), "token": it.token, "version": 1, "locale": "en-US",
+		"app_permissions": memberPermissions, "entitlements": []any{}, "user": userJSON(userID), "context": 1,
 	}
-	if ch.guildID != "" {
-		mem := member(u, true)
-		mem.Permissions = memberPermissions
-		payload["guild_id"] = ch.guildID
-		payload["guild_locale"] = "en-US"
-		payload["member"] = mem
-		payload["context"] = 0
-	} else {
-		payload["user"] = u.wire()
-		payload["context"] = 1
+	if guild := guildOf(ch); guild != "" {
+		mem := member(userID, true)
+		mem["permissions"] = memberPermissions
+		delete(payload, "user")
+		maps.Copy(payload, object{"guild_id": guild, "guild_locale": "en-US", "member": mem, "context": 0})
 	}
 	s.dispatchLocked("INTERACTION_CREATE", payload, 0)
-	s.changes.Notify()
+	s.Store.Notify()
 	return it.id, nil
 }
 
@@ -668,13 +475,11 @@ func (s *Server) Click(channelID, messageID, userID, customID string, values []s
 func (s *Server) InteractionResponses(interactionID string) []json.RawMessage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	it := s.interactions[interactionID]
-	if it == nil {
-		return nil
-	}
-	out := make([]json.RawMessage, len(it.responses))
-	for i, r := range it.responses {
-		out[i] = cloneRaw(r)
+	var out []json.RawMessage
+	if it := s.interactions[interactionID]; it != nil {
+		for _, r := range it.responses {
+			out = append(out, bytes.Clone(r))
+		}
 	}
 	return out
 }
@@ -687,11 +492,11 @@ func (s *Server) WaitInteractionResponse(ctx context.Context, interactionID stri
 		known bool
 		resp  json.RawMessage
 	)
-	err := s.changes.Wait(ctx, &s.mu, func() bool {
+	err := s.Store.Wait(ctx, &s.mu, func() bool {
 		it := s.interactions[interactionID]
 		known = it != nil
 		if known && len(it.responses) > 0 {
-			resp = cloneRaw(it.responses[0])
+			resp = bytes.Clone(it.responses[0])
 		}
 		return !known || resp != nil
 	})
@@ -718,67 +523,62 @@ const (
 // interactionCallback records the bot's answer to an interaction and
 // applies it: 4 posts a message, 5 posts a "thinking" placeholder, 6 and 7
 // acknowledge the clicked message (7 edits it), 9 opens a modal.
-func (s *Server) interactionCallback(r *http.Request) (int, any, *apiError) {
-	b, apiErr := readBody(r)
-	if apiErr != nil {
+func (s *Server) interactionCallback(c *call) (int, any, *apiError) {
+	var req struct {
+		Type int             `json:"type"`
+		Data json.RawMessage `json:"data"`
+	}
+	if apiErr := c.body.decode(&req); apiErr != nil {
 		return 0, nil, apiErr
 	}
-	typ, apiErr := b.num("type")
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	data := &body{fields: map[string]json.RawMessage{}, files: b.files}
-	if b.has("data") {
-		if err := json.Unmarshal(b.fields["data"], &data.fields); err != nil {
+	data := &body{raw: json.RawMessage("{}"), files: c.body.files}
+	if present(req.Data) {
+		if req.Data[0] != '{' {
 			return 0, nil, formError("data", "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType.")
 		}
-		data.raw = b.fields["data"]
+		data.raw = req.Data
 	}
 	in, apiErr := parseInput(data)
 	if apiErr != nil {
 		return 0, nil, prefixed("data", apiErr)
 	}
-	ephemeral := false
-	if in.flags != nil {
-		ephemeral = *in.flags&flagEphemeral != 0
-	}
+	ephemeral := in.Flags != nil && *in.Flags&flagEphemeral != 0
+	typ := req.Type
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	it := s.interactions[r.PathValue("iid")]
-	if it == nil || it.token != r.PathValue("token") {
+	it := s.interactions[c.PathValue("iid")]
+	if it == nil || it.token != c.PathValue("token") {
 		return 0, nil, errUnknownInter
 	}
 	if it.acked {
 		return 0, nil, errAcknowledged
 	}
-	ch := s.channels[it.channelID]
+	ch, _ := s.Store.Channel(it.channelID)
 	switch typ {
 	case callbackMessage:
-		m, apiErr := s.postLocked(ch, botUser, in, func(m *message) { s.fromInteraction(m, ephemeral) })
+		m, apiErr := s.postLocked(ch, BotUserID, in, func(m *message) { fromInteraction(m, ephemeral) })
 		if apiErr != nil {
 			return 0, nil, prefixed("data", apiErr)
 		}
-		it.original = m.id
+		it.original = m.ID
 	case callbackDeferredMessage:
-		m := s.userMessageLocked(ch, botUser, "")
-		s.fromInteraction(m, ephemeral)
-		m.flags |= flagLoading
-		s.storeLocked(ch, m)
-		it.original = m.id
+		m := s.newMessage(ch, BotUserID, "")
+		fromInteraction(&m, ephemeral)
+		m.X.flags |= flagLoading
+		it.original = s.storeLocked(m).ID
 	case callbackDeferredUpdate, callbackUpdateMessage:
-		clicked := s.byID[it.messageID]
-		if clicked == nil {
+		clicked, ok := s.Store.Message(it.messageID)
+		if !ok {
 			return 0, nil, errUnknownMsg
 		}
 		if typ == callbackUpdateMessage {
-			if apiErr := s.editLocked(clicked, in); apiErr != nil {
+			if _, apiErr := s.editLocked(clicked, in); apiErr != nil {
 				return 0, nil, prefixed("data", apiErr)
 			}
 		}
-		it.original = clicked.id
+		it.original = clicked.ID
 	case callbackModal:
-		if !data.has("custom_id") || !data.has("title") || !data.has("components") {
+		var modal struct{ CustomID, Title, Components json.RawMessage }
+		if data.decode(&modal) != nil || !present(modal.CustomID) || !present(modal.Title) || !present(modal.Components) {
 			return 0, nil, formError("data", "BASE_TYPE_REQUIRED", "custom_id, title and components are required")
 		}
 	default:
@@ -786,16 +586,15 @@ func (s *Server) interactionCallback(r *http.Request) (int, any, *apiError) {
 			fmt.Sprintf("Interaction response type %d is not valid for a message component.", typ))
 	}
 	it.acked = true
-	it.responses = append(it.responses, cloneRaw(b.raw))
-	s.changes.Notify()
+	it.responses = append(it.responses, bytes.Clone(c.body.raw))
+	s.Store.Notify()
 	return http.StatusNoContent, nil, nil
 }
 
-// fromInteraction marks a message as sent through the interaction webhook.
-func (s *Server) fromInteraction(m *message, ephemeral bool) {
-	m.webhookID = AppID
+func fromInteraction(m *message, ephemeral bool) {
+	m.X.webhookID = AppID
 	if ephemeral {
-		m.flags |= flagEphemeral
+		m.X.flags |= flagEphemeral
 	}
 }
 
@@ -810,104 +609,58 @@ func prefixed(parent string, e *apiError) *apiError {
 	return &out
 }
 
-// webhookLocked finds the interaction behind /webhooks/{wid}/{token}.
-func (s *Server) webhookLocked(r *http.Request) (*interaction, *apiError) {
-	it := s.byToken[r.PathValue("token")]
-	if r.PathValue("wid") != AppID || it == nil || !it.acked {
+func (s *Server) webhookLocked(c *call) (*interaction, *apiError) {
+	it := s.byToken[c.PathValue("token")]
+	if c.PathValue("wid") != AppID || it == nil || !it.acked {
 		return nil, errUnknownHook
 	}
 	return it, nil
 }
 
-// webhookMessageLocked finds @original or a follow-up of an interaction.
-func (s *Server) webhookMessageLocked(it *interaction, id string) (*message, *apiError) {
+// webhookMessageLocked finds @original or a follow-up of the interaction
+// behind /webhooks/{wid}/{token}/messages/{mid}.
+func (s *Server) webhookMessageLocked(c *call) (message, *apiError) {
+	it, apiErr := s.webhookLocked(c)
+	if apiErr != nil {
+		return message{}, apiErr
+	}
+	id := c.PathValue("mid")
 	if id == "@original" {
 		id = it.original
 	}
 	if id == "" || (id != it.original && !slices.Contains(it.followups, id)) {
-		return nil, errUnknownMsg
+		return message{}, errUnknownMsg
 	}
-	m := s.byID[id]
-	if m == nil {
-		return nil, errUnknownMsg
+	m, ok := s.Store.Message(id)
+	if !ok {
+		return m, errUnknownMsg
 	}
 	return m, nil
 }
 
 // followup posts a follow-up message for an acknowledged interaction; with
 // ?wait=true it returns the message, otherwise 204.
-func (s *Server) followup(r *http.Request) (int, any, *apiError) {
-	b, apiErr := readBody(r)
+func (s *Server) followup(c *call) (int, any, *apiError) {
+	ephemeral := c.in.Flags != nil && *c.in.Flags&flagEphemeral != 0
+	it, apiErr := s.webhookLocked(c)
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
-	in, apiErr := parseInput(b)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	ephemeral := in.flags != nil && *in.flags&flagEphemeral != 0
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	it, apiErr := s.webhookLocked(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	ch := s.channels[it.channelID]
-	if tid := r.URL.Query().Get("thread_id"); tid != "" {
-		th := s.channels[tid]
-		if th == nil || th.parentID != ch.id {
+	ch, _ := s.Store.Channel(it.channelID)
+	if tid := c.URL.Query().Get("thread_id"); tid != "" {
+		th, ok := s.Store.Channel(tid)
+		if !ok || th.Parent != ch.ID {
 			return 0, nil, errUnknownChan
 		}
 		ch = th
 	}
-	m, apiErr := s.postLocked(ch, botUser, in, func(m *message) { s.fromInteraction(m, ephemeral) })
+	m, apiErr := s.postLocked(ch, BotUserID, c.in, func(m *message) { fromInteraction(m, ephemeral) })
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
-	it.followups = append(it.followups, m.id)
-	if r.URL.Query().Get("wait") != "true" {
+	it.followups = append(it.followups, m.ID)
+	if c.URL.Query().Get("wait") != "true" {
 		return http.StatusNoContent, nil, nil
-	}
-	return http.StatusOK, s.messageJSONLocked(m), nil
-}
-
-func (s *Server) getWebhookMessage(r *http.Request) (int, any, *apiError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	it, apiErr := s.webhookLocked(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	m, apiErr := s.webhookMessageLocked(it, r.PathValue("mid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	return http.StatusOK, s.messageJSONLocked(m), nil
-}
-
-// editWebhookMessage edits @original or a follow-up; editing a deferred
-// placeholder replaces its "thinking" state.
-func (s *Server) editWebhookMessage(r *http.Request) (int, any, *apiError) {
-	b, apiErr := readBody(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	in, apiErr := parseInput(b)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	it, apiErr := s.webhookLocked(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	m, apiErr := s.webhookMessageLocked(it, r.PathValue("mid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	if apiErr := s.editLocked(m, in); apiErr != nil {
-		return 0, nil, apiErr
 	}
 	return http.StatusOK, s.messageJSONLocked(m), nil
 }

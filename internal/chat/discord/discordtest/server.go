@@ -15,25 +15,30 @@
 //
 // Payloads follow Discord's documented formats
 // (https://discord.com/developers/docs/reference). Faults can be injected:
-// failing or rate-limited REST calls (FailNext), an outage (SetDown) and
-// dropped gateway connections (Drop).
+// failing or rate-limited REST calls (FailNext), an outage of the REST API
+// (SetDown) and dropped gateway connections (Drop). A 429 is Discord's rate
+// limit reply, {"message":"You are being rate limited.","retry_after":<seconds>,"global":false}
+// with Retry-After and the X-RateLimit-* headers; other failures get
+// {"message":"<status>","code":0}. discordgo retries a 429 by itself,
+// without limit, and a 502 up to Session.MaxRestRetries (3) times; both
+// consume failures here.
 //
 // discordgo v0.29.0 speaks API version 9 (discordgo.APIVersion); the fake
 // serves both /api/v9/ and /api/v10/.
 package discordtest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
+	"maps"
+	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,7 +48,6 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
-	"github.com/gorilla/websocket"
 	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 	"github.com/kubechat/kubechat/internal/chat/discord/endpoint"
 )
@@ -71,7 +75,6 @@ const (
 	// Channel types, as Discord numbers them.
 	channelText         = 0
 	channelDM           = 1
-	channelAnnouncement = 5
 	channelPublicThread = 11
 
 	// Message types.
@@ -126,7 +129,7 @@ var (
 // Errors of the test-side methods.
 var (
 	errClosed             = fake.ErrClosed
-	errUnknownChannel     = errors.New("unknown channel")
+	errUnknownChannel     = fake.ErrUnknownChannel
 	errUnknownMessage     = errors.New("unknown message")
 	errUnknownInteraction = errors.New("unknown interaction")
 	errNoSession          = errors.New("no gateway session: open a discordgo session first")
@@ -138,35 +141,21 @@ var (
 // Server is a fake Discord: a REST API and a Gateway on one loopback port.
 // All its methods are safe for concurrent use.
 type Server struct {
-	http     *httptest.Server
-	base     string // http://127.0.0.1:PORT, without a trailing slash
-	wsURL    string // ws://127.0.0.1:PORT/gateway
-	api      *http.ServeMux
-	upgrader websocket.Upgrader
-	wsWG     sync.WaitGroup // one per live gateway handler
+	// Server keeps the channels (threads among them), the messages, their
+	// attachments as files, and the gateway websockets.
+	*fake.Server[details, *gwConn]
+	wsURL string // ws://127.0.0.1:PORT/gateway
+	api   *http.ServeMux
+	ids   fake.Monotonic // snowflakes
 
-	faults  fake.Faults    // injected into REST calls
-	changes fake.Signal    // notified on every change, closed by Close
-	ids     fake.Monotonic // snowflakes
-
-	mu     sync.Mutex
-	closed bool
-
-	channels     map[string]*channel
-	names        map[string]string // guild channel name → id
-	dms          map[string]string // user id → DM channel id
-	messages     []*message        // in creation order
-	byID         map[string]*message
-	attachments  map[string]*attachment
+	mu           sync.Mutex // serializes changes; guards what follows
+	archives     map[string]int
 	interactions map[string]*interaction
 	byToken      map[string]*interaction
+	sessions     map[string]*gwSession
+	resumes      int
 
-	conns       map[*gwConn]struct{}
-	sessions    map[string]*gwSession
-	connections int
-	resumes     int
-
-	pointed endpointSnapshot // what Point replaced, restored by Close; nil if not pointed
+	pointed []string // the status, Discord and CDN endpoints Point replaced, restored by Close; nil if not pointed
 }
 
 // Message is a message the server holds, whoever sent it.
@@ -207,66 +196,19 @@ type File struct {
 	Content string
 }
 
-// channel is a guild text channel, a thread or a DM channel.
-type channel struct {
-	id        string
-	name      string
-	typ       int
-	guildID   string // "" for DM channels
-	parentID  string // threads only
-	recipient string // DM channels only
-	position  int    // guild text channels only
-	archive   int    // threads only: auto_archive_duration in minutes
-	created   time.Time
-	count     int    // messages sent in it
-	lastMsgID string // id of the newest message
-}
+type object = map[string]any
 
-// message is a stored message.
-type message struct {
-	id          string
-	channelID   string
-	thread      string // thread id when the channel is a thread
-	content     string
-	embeds      json.RawMessage
-	components  json.RawMessage
-	attachments []*attachment
-	reference   string
-	author      user
-	mentions    []user
-	flags       int
-	webhookID   string
-	startedTh   string // id of the thread started from this message
-	edits       int
-	created     time.Time
-	edited      time.Time
-}
+// message is a message as the server keeps it. A thread started from a
+// message is a channel with the message's id.
+type message = fake.Message[details]
 
-// attachment is a file stored with a message.
-type attachment struct {
-	id          string
-	channelID   string
-	name        string
-	contentType string
-	content     []byte
-}
-
-// user is a Discord user as the fake knows it.
-type user struct {
-	id   string
-	name string
-	bot  bool
-}
-
-// botUser is the bot itself.
-var botUser = user{id: BotUserID, name: botName, bot: true}
-
-// someone is the user with the given id; its name is made up from the id.
-func someone(id string) user {
-	if id == BotUserID {
-		return botUser
-	}
-	return user{id: id, name: "user-" + id}
+// details is what the server keeps of a message beyond what every fake keeps.
+type details struct {
+	embeds, components json.RawMessage
+	reference          string   // the id of the message replied to
+	mentions           []string // the ids of the users mentioned
+	flags              int
+	webhookID          string
 }
 
 // New starts a fake Discord on a loopback port. The bot is in one guild
@@ -274,66 +216,29 @@ func someone(id string) user {
 // gives their ids. Call Close when done.
 func New() *Server {
 	s := &Server{
-		channels:     map[string]*channel{},
-		names:        map[string]string{},
-		dms:          map[string]string{},
-		byID:         map[string]*message{},
-		attachments:  map[string]*attachment{},
+		Server:       fake.NewServer[details, *gwConn](outQueue),
+		archives:     map[string]int{},
 		interactions: map[string]*interaction{},
 		byToken:      map[string]*interaction{},
-		conns:        map[*gwConn]struct{}{},
 		sessions:     map[string]*gwSession{},
-		upgrader: websocket.Upgrader{
-			// discordgo sends no Origin header; accept any.
-			CheckOrigin: func(*http.Request) bool { return true },
-		},
 	}
-	for i, name := range []string{"alerts", "general"} {
-		id := s.nextIDLocked()
-		s.channels[id] = &channel{id: id, name: name, typ: channelText, guildID: GuildID, position: i, created: time.Now().UTC()}
-		s.names[name] = id
+	for _, name := range []string{"alerts", "general"} {
+		s.Store.AddChannel(fake.Channel{ID: s.nextID(), Name: name})
 	}
 	s.api = s.apiRoutes()
-	s.http = httptest.NewUnstartedServer(s.routes())
-	s.base = "http://" + s.http.Listener.Addr().String()
-	s.wsURL = "ws://" + s.http.Listener.Addr().String() + "/gateway"
-	s.http.Start()
+	s.Start(s.routes())
+	s.wsURL = "ws" + strings.TrimPrefix(s.URL(), "http") + "/gateway"
 	return s
 }
 
-// Close stops the server: it cuts every gateway connection, waits for the
-// handlers to finish, and restores discordgo's endpoint variables if Point
-// changed them and nothing has re-pointed them since. Waits in progress fail.
-// Close a discordgo session before closing the server it is connected to, or
-// discordgo keeps trying to reconnect.
+// Close stops the server: it says goodbye to every gateway connection,
+// waits for the handlers to finish, and restores discordgo's endpoint
+// variables if Point changed them and nothing has re-pointed them since.
+// Waits in progress fail. Close a discordgo session before closing the
+// server it is connected to, or discordgo keeps trying to reconnect.
 func (s *Server) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.closed = true
-	for c := range s.conns {
-		s.killLocked(c)
-	}
-	s.changes.Close()
-	s.mu.Unlock()
-
-	s.wsWG.Wait()
-	s.http.Close()
+	s.Server.Close()
 	s.unpoint()
-}
-
-// URL returns the server's base URL, http://127.0.0.1:PORT, without a
-// trailing slash. discordgo's EndpointDiscord becomes URL()+"/" after Point.
-func (s *Server) URL() string { return s.base }
-
-// ChannelID returns the id of the guild channel with the given name
-// ("alerts" or "general"), or "" if there is none.
-func (s *Server) ChannelID(name string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.names[strings.TrimPrefix(name, "#")]
 }
 
 // Messages returns the messages of a channel in the order they were created:
@@ -341,113 +246,33 @@ func (s *Server) ChannelID(name string) string {
 // messages (with Thread set). For a thread id it returns the thread's
 // messages only.
 func (s *Server) Messages(channelID string) []Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.messagesLocked(channelID)
+	return fake.Convert(s.Store.Messages(channelID), s.export)
 }
 
 // WaitMessages waits until Messages(channelID) holds at least n messages and
 // returns them. When ctx ends first, or the server closes, it returns the
 // messages so far and an error.
 func (s *Server) WaitMessages(ctx context.Context, channelID string, n int) ([]Message, error) {
-	var msgs []Message
-	err := s.changes.Wait(ctx, &s.mu, func() bool {
-		msgs = s.messagesLocked(channelID)
-		return len(msgs) >= n
-	})
-	switch {
-	case errors.Is(err, fake.ErrClosed):
-		return msgs, fmt.Errorf("wait messages %s: %w", channelID, err)
-	case err != nil:
-		return msgs, fmt.Errorf("wait messages %s: got %d of %d: %w", channelID, len(msgs), n, err)
-	}
-	return msgs, nil
+	msgs, err := s.Store.WaitMessages(ctx, channelID, n)
+	return fake.Convert(msgs, s.export), err
 }
 
-// FailNext makes the next n REST calls fail with the given HTTP status
-// instead of being served; n <= 0 cancels failures still pending. A 429 is
-// Discord's rate limit reply: body
-// {"message":"You are being rate limited.","retry_after":<seconds>,"global":false}
-// with the headers Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining: 0,
-// X-RateLimit-Reset, X-RateLimit-Reset-After, X-RateLimit-Bucket and
-// X-RateLimit-Scope. Other statuses get {"message":"<status>","code":0} and,
-// when retryAfter > 0, a Retry-After header. A status outside 400-599
-// counts as 500.
-//
-// discordgo retries a 429 by itself, without limit, after retry_after (its
-// Session.ShouldRetryOnRateLimit, true by default), and retries a 502 up to
-// Session.MaxRestRetries (3) times; both consume failures here. Other
-// statuses reach the caller as *discordgo.RESTError.
-func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
-	s.faults.FailNext(n, fake.ErrorStatus(status), retryAfter)
-}
-
-// SetDown makes every REST call fail with 503 Service Unavailable while down
-// is true. The gateway is not affected; use Drop for that.
-func (s *Server) SetDown(down bool) {
-	s.faults.SetDown(down)
-}
-
-// Calls returns how many REST calls the server has received, failed ones included.
-func (s *Server) Calls() int {
-	return s.faults.Calls()
-}
-
-// messagesLocked copies out the messages of a channel and its threads.
-func (s *Server) messagesLocked(channelID string) []Message {
-	var out []Message
-	for _, m := range s.messages {
-		if m.channelID == channelID || (m.thread != "" && s.parentLocked(m.thread) == channelID) {
-			out = append(out, m.export())
-		}
-	}
-	return out
-}
-
-// parentLocked returns the parent channel id of a thread.
-func (s *Server) parentLocked(threadID string) string {
-	if ch := s.channels[threadID]; ch != nil {
-		return ch.parentID
-	}
-	return ""
-}
-
-// export copies a stored message into its exported form.
-func (m *message) export() Message {
+func (s *Server) export(m message) Message {
 	out := Message{
-		ID:         m.id,
-		ChannelID:  m.channelID,
-		Content:    m.content,
-		Embeds:     cloneRaw(m.embeds),
-		Components: cloneRaw(m.components),
-		Reference:  m.reference,
-		Thread:     m.thread,
-		AuthorID:   m.author.id,
-		Edits:      m.edits,
+		ID: m.ID, ChannelID: m.Channel, Content: m.Text, Embeds: bytes.Clone(m.X.embeds), Components: bytes.Clone(m.X.components),
+		Reference: m.X.reference, Thread: m.Thread, AuthorID: m.Author, Edits: m.Edits,
 	}
-	for _, a := range m.attachments {
-		out.Attachments = append(out.Attachments, File{Name: a.name, Content: string(a.content)})
+	for _, id := range m.Files {
+		f, _ := s.Store.File(id)
+		out.Attachments = append(out.Attachments, File{Name: f.Name, Content: f.Content})
 	}
 	return out
 }
 
-// cloneRaw copies raw JSON, keeping nil as nil.
-func cloneRaw(b json.RawMessage) json.RawMessage {
-	if b == nil {
-		return nil
-	}
-	return append(json.RawMessage{}, b...)
-}
-
-// nextIDLocked returns a new snowflake: milliseconds since the Discord epoch
+// nextID returns a new snowflake: milliseconds since the Discord epoch
 // shifted left by 22 bits, strictly increasing.
-func (s *Server) nextIDLocked() string {
+func (s *Server) nextID() string {
 	return strconv.FormatInt(s.ids.Next((time.Now().UnixMilli()-discordEpochMS)<<22), 10)
-}
-
-// compareIDs orders snowflakes numerically.
-func compareIDs(a, b string) int {
-	return cmp.Or(cmp.Compare(len(a), len(b)), cmp.Compare(a, b))
 }
 
 // snowflakeTime is the creation time encoded in a snowflake id.
@@ -457,13 +282,6 @@ func snowflakeTime(id string) time.Time {
 		return time.Now().UTC()
 	}
 	return time.UnixMilli(int64(n>>22) + discordEpochMS).UTC()
-}
-
-// randomToken returns 32 random hex digits.
-func randomToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return hex.EncodeToString(b[:])
 }
 
 // --- HTTP plumbing ---
@@ -479,48 +297,80 @@ type apiError struct {
 // formError is a 400 Invalid Form Body naming the offending field by its
 // dotted path (like "embeds.0.title"), nested as Discord nests it.
 func formError(path, code, msg string) *apiError {
-	var v any = map[string]any{"_errors": []map[string]string{{"code": code, "message": msg}}}
+	var v any = object{"_errors": []map[string]string{{"code": code, "message": msg}}}
 	parts := strings.Split(path, ".")
 	for i := len(parts) - 1; i >= 0; i-- {
-		v = map[string]any{parts[i]: v}
+		v = object{parts[i]: v}
 	}
 	b, _ := json.Marshal(v) // maps of strings always encode
 	return &apiError{Status: http.StatusBadRequest, Code: 50035, Message: "Invalid Form Body", Errors: b}
 }
 
-// writeJSON sends v as a JSON body.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, `{"message":"500: Internal Server Error","code":0}`, http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
-
-// writeError sends a Discord error body.
 func writeError(w http.ResponseWriter, e *apiError) {
-	writeJSON(w, e.Status, e)
+	fake.WriteJSON(w, e.Status, e)
 }
 
-// handler is an API handler: it returns the status and body to send, or an error.
-type handler func(r *http.Request) (int, any, *apiError)
+// call is one REST call as a handler sees it: its request, its body, the
+// message part of the body for a route that takes one, and what the path
+// names, looked up: {cid} the channel and {mid} a message in it.
+type call struct {
+	*http.Request
+	body *body
+	in   *msgInput
+	ch   fake.Channel
+	m    message
+}
 
-// serve adapts a handler to net/http.
-func serve(h handler) http.HandlerFunc {
+type handler func(c *call) (int, any, *apiError)
+
+// route adapts a handler to net/http. In order, as Discord checks them, it
+// checks the bot token, reads the body and, with input, the message in it;
+// then, holding s.mu, it looks up the channel and message the path names,
+// and runs h.
+func (s *Server) route(input bool, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		status, body, apiErr := h(r)
+		status, body, apiErr := s.serve(r, input, h)
 		switch {
 		case apiErr != nil:
 			writeError(w, apiErr)
 		case status == http.StatusNoContent || body == nil:
 			w.WriteHeader(cmp.Or(status, http.StatusNoContent))
 		default:
-			writeJSON(w, status, body)
+			fake.WriteJSON(w, status, body)
 		}
 	}
+}
+
+func (s *Server) serve(r *http.Request, input bool, h handler) (int, any, *apiError) {
+	c := &call{Request: r, body: &body{raw: json.RawMessage("{}")}}
+	var apiErr *apiError
+	switch {
+	// Interaction callbacks and webhooks are authorized by the interaction's token in the path.
+	case r.PathValue("token") == "" && r.Header.Get("Authorization") != Token:
+		apiErr = errUnauthorized
+	case r.Method != http.MethodGet:
+		c.body, apiErr = readBody(r)
+	}
+	if apiErr == nil && input {
+		c.in, apiErr = parseInput(c.body)
+	}
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ok bool
+	if cid := r.PathValue("cid"); cid != "" {
+		if c.ch, ok = s.Store.Channel(cid); !ok {
+			return 0, nil, errUnknownChan
+		}
+	}
+	if mid := r.PathValue("mid"); mid != "" && c.ch.ID != "" {
+		if c.m, ok = s.Store.Message(mid); !ok || c.m.Channel != c.ch.ID {
+			return 0, nil, errUnknownMsg
+		}
+	}
+	return h(c)
 }
 
 // routes is the top-level mux: the REST API, the gateway and the CDN.
@@ -534,66 +384,72 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
-// apiRoutes is the mux for paths below /api/v{9,10}.
+// apiRoutes is the mux for paths below /api/v{9,10}. A thread's message is
+// {id}, not {mid}: startThread checks the channel's type first.
 func (s *Server) apiRoutes() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /gateway", serve(s.getGateway))
-	mux.HandleFunc("GET /gateway/bot", serve(s.getGatewayBot))
-	mux.HandleFunc("GET /users/@me", serve(s.getMe))
-	mux.HandleFunc("GET /users/{uid}", serve(s.getUser))
-	mux.HandleFunc("POST /users/@me/channels", serve(s.createDM))
-	mux.HandleFunc("GET /guilds/{gid}/channels", serve(s.getGuildChannels))
-	mux.HandleFunc("GET /channels/{cid}", serve(s.getChannel))
-	mux.HandleFunc("POST /channels/{cid}/typing", serve(s.typing))
-	mux.HandleFunc("GET /channels/{cid}/messages", serve(s.listMessages))
-	mux.HandleFunc("POST /channels/{cid}/messages", serve(s.createMessage))
-	mux.HandleFunc("GET /channels/{cid}/messages/{mid}", serve(s.getMessage))
-	mux.HandleFunc("PATCH /channels/{cid}/messages/{mid}", serve(s.editMessage))
-	mux.HandleFunc("POST /channels/{cid}/messages/{mid}/threads", serve(s.startThread))
-	mux.HandleFunc("POST /interactions/{iid}/{token}/callback", serve(s.interactionCallback))
-	mux.HandleFunc("POST /webhooks/{wid}/{token}", serve(s.followup))
-	mux.HandleFunc("GET /webhooks/{wid}/{token}/messages/{mid}", serve(s.getWebhookMessage))
-	mux.HandleFunc("PATCH /webhooks/{wid}/{token}/messages/{mid}", serve(s.editWebhookMessage))
+	for pattern, h := range map[string]handler{
+		"GET /gateway":     func(*call) (int, any, *apiError) { return http.StatusOK, object{"url": s.wsURL}, nil },
+		"GET /gateway/bot": s.getGatewayBot,
+		"GET /users/@me":   func(*call) (int, any, *apiError) { return http.StatusOK, meJSON(), nil },
+		"GET /users/{uid}": getUser,
+		"GET /guilds/{gid}/channels": func(c *call) (int, any, *apiError) {
+			if c.PathValue("gid") != GuildID {
+				return 0, nil, errUnknownGuild
+			}
+			return http.StatusOK, s.channelsJSONLocked(s.guildChannels()), nil
+		},
+		"GET /channels/{cid}":                        func(c *call) (int, any, *apiError) { return http.StatusOK, s.channelJSONLocked(c.ch), nil },
+		"POST /channels/{cid}/typing":                func(*call) (int, any, *apiError) { return http.StatusNoContent, nil, nil },
+		"GET /channels/{cid}/messages":               s.listMessages,
+		"GET /channels/{cid}/messages/{mid}":         func(c *call) (int, any, *apiError) { return http.StatusOK, s.messageJSONLocked(c.m), nil },
+		"POST /channels/{cid}/messages/{id}/threads": s.startThread,
+		"POST /users/@me/channels":                   s.createDM,
+		"POST /interactions/{iid}/{token}/callback":  s.interactionCallback,
+		"GET /webhooks/{wid}/{token}/messages/{mid}": func(c *call) (int, any, *apiError) { return s.answerLocked(s.webhookMessageLocked(c)) },
+	} {
+		mux.HandleFunc(pattern, s.route(false, h))
+	}
+	for pattern, h := range map[string]handler{
+		"POST /channels/{cid}/messages":        func(c *call) (int, any, *apiError) { return s.answerLocked(s.postLocked(c.ch, BotUserID, c.in)) },
+		"PATCH /channels/{cid}/messages/{mid}": s.editMessage,
+		"POST /webhooks/{wid}/{token}":         s.followup,
+		"PATCH /webhooks/{wid}/{token}/messages/{mid}": func(c *call) (int, any, *apiError) {
+			m, apiErr := s.webhookMessageLocked(c)
+			if apiErr != nil {
+				return 0, nil, apiErr
+			}
+			return s.answerLocked(s.editLocked(m, c.in))
+		},
+	} {
+		mux.HandleFunc(pattern, s.route(true, h))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeError(w, errNotFound) })
 	return mux
 }
 
-// serveAPI counts the call, applies injected faults and authentication, and
-// hands the request to the API mux with the /api/vN prefix stripped.
+func (s *Server) answerLocked(m message, apiErr *apiError) (int, any, *apiError) {
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	return http.StatusOK, s.messageJSONLocked(m), nil
+}
+
+// serveAPI applies injected faults and hands the request to the API mux with
+// the /api/vN prefix stripped.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
-	if f, failed := s.faults.Next(); failed {
+	if f, failed := s.Store.Next(); failed {
 		writeFault(w, f)
 		return
 	}
 
-	version, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/api/"), "/")
+	version, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/api/"), "/")
 	if version != "v9" && version != "v10" {
 		writeError(w, errNotFound)
 		return
 	}
-	if !noAuth(rest) && r.Header.Get("Authorization") != Token {
-		writeError(w, errUnauthorized)
-		return
-	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	r2 := new(http.Request)
-	*r2 = *r
-	u := *r.URL
-	u.Path, u.RawPath = "/"+rest, ""
-	r2.URL = &u
-	s.api.ServeHTTP(w, r2)
-}
-
-// noAuth reports whether a path (below /api/vN/) is one Discord serves
-// without a bot token: interaction callbacks and webhook-token routes.
-func noAuth(rest string) bool {
-	if strings.HasPrefix(rest, "interactions/") {
-		return true
-	}
-	if after, ok := strings.CutPrefix(rest, "webhooks/"); ok {
-		return strings.Count(strings.Trim(after, "/"), "/") >= 1
-	}
-	return false
+	http.StripPrefix("/api/"+version, s.api).ServeHTTP(w, r)
 }
 
 // writeFault answers a REST call with an injected failure: an outage's 503
@@ -611,34 +467,27 @@ func writeFault(w http.ResponseWriter, f fake.Fault) {
 // writeRateLimited sends Discord's 429 reply, with a Retry-After header
 // even when the failure names no wait.
 func writeRateLimited(w http.ResponseWriter, f fake.Fault) {
-	retry := f.RetryAfter
-	secs := retry.Seconds()
-	h := w.Header()
-	h.Set("Retry-After", strconv.Itoa(f.RetryAfterSeconds()))
-	h.Set("X-RateLimit-Limit", "5")
-	h.Set("X-RateLimit-Remaining", "0")
-	h.Set("X-RateLimit-Reset", strconv.FormatFloat(float64(time.Now().Add(retry).UnixMilli())/1000, 'f', 3, 64))
-	h.Set("X-RateLimit-Reset-After", strconv.FormatFloat(secs, 'f', 3, 64))
-	h.Set("X-RateLimit-Bucket", "kubechat-test-bucket")
-	h.Set("X-RateLimit-Scope", "user")
-	writeJSON(w, http.StatusTooManyRequests, map[string]any{
-		"message":     "You are being rate limited.",
-		"retry_after": secs,
-		"global":      false,
-	})
+	secs := f.RetryAfter.Seconds()
+	for key, value := range map[string]string{
+		"Retry-After": strconv.Itoa(f.RetryAfterSeconds()), "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
+		"X-RateLimit-Reset":       strconv.FormatFloat(float64(time.Now().Add(f.RetryAfter).UnixMilli())/1000, 'f', 3, 64),
+		"X-RateLimit-Reset-After": strconv.FormatFloat(secs, 'f', 3, 64),
+		"X-RateLimit-Bucket":      "kubechat-test-bucket", "X-RateLimit-Scope": "user",
+	} {
+		w.Header().Set(key, value)
+	}
+	fake.WriteJSON(w, http.StatusTooManyRequests, object{"message": "You are being rate limited.", "retry_after": secs, "global": false})
 }
 
 // serveAttachment serves an uploaded file from the fake CDN.
 func (s *Server) serveAttachment(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	a := s.attachments[r.PathValue("aid")]
-	s.mu.Unlock()
-	if a == nil || a.channelID != r.PathValue("cid") || a.name != r.PathValue("name") {
+	f, ok := s.Store.File(r.PathValue("aid"))
+	if !ok || f.Channel != r.PathValue("cid") || f.Name != r.PathValue("name") {
 		writeError(w, errNotFound)
 		return
 	}
-	w.Header().Set("Content-Type", cmp.Or(a.contentType, "application/octet-stream"))
-	_, _ = w.Write(a.content)
+	w.Header().Set("Content-Type", cmp.Or(f.ContentType, "application/octet-stream"))
+	_, _ = io.WriteString(w, f.Content)
 }
 
 // --- request bodies ---
@@ -646,263 +495,190 @@ func (s *Server) serveAttachment(w http.ResponseWriter, r *http.Request) {
 // body is a decoded request body: its JSON object (from the body, or from
 // payload_json in a multipart body) and the files uploaded with it.
 type body struct {
-	fields map[string]json.RawMessage
-	raw    json.RawMessage // the JSON object as received
-	files  []upload
+	raw   json.RawMessage // the JSON object as received
+	files []upload
 }
 
-// upload is one file part of a multipart body.
 type upload struct {
 	name, contentType string
 	content           []byte
 }
 
-// readBody decodes a JSON or multipart/form-data request body. An empty
-// body is an empty object.
+// readBody reads a JSON or multipart/form-data request body, which must
+// hold a JSON object. An empty body is an empty object.
 func readBody(r *http.Request) (*body, *apiError) {
-	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	b := &body{}
-	if mediaType == "multipart/form-data" {
-		if apiErr := b.readMultipart(r); apiErr != nil {
-			return nil, apiErr
-		}
+	var err error
+	if fake.MediaType(r) == "multipart/form-data" {
+		err = fake.ReadParts(r, func(part *multipart.Part, data []byte) {
+			switch {
+			case part.FormName() == "payload_json":
+				b.raw = data
+			case part.FileName() != "":
+				b.files = append(b.files, upload{name: part.FileName(), contentType: part.Header.Get("Content-Type"), content: data})
+			}
+		})
 	} else {
-		raw, err := io.ReadAll(r.Body)
-		if err != nil {
-			return nil, readError(err)
-		}
-		b.raw = raw
+		b.raw, err = io.ReadAll(r.Body)
 	}
-	if len(strings.TrimSpace(string(b.raw))) == 0 {
+	switch {
+	case fake.TooLarge(err):
+		return nil, errTooLarge
+	case err != nil:
+		return nil, errInvalidJSON
+	}
+	if b.raw = bytes.TrimSpace(b.raw); len(b.raw) == 0 {
 		b.raw = json.RawMessage("{}")
 	}
-	if err := json.Unmarshal(b.raw, &b.fields); err != nil || b.fields == nil {
+	if b.raw[0] != '{' || !json.Valid(b.raw) {
 		return nil, errInvalidJSON
 	}
 	return b, nil
 }
 
-// readMultipart reads payload_json and files[n] parts.
-func (b *body) readMultipart(r *http.Request) *apiError {
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return errInvalidJSON
-	}
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return readError(err)
-		}
-		data, err := io.ReadAll(part)
-		if err != nil {
-			return readError(err)
-		}
-		switch {
-		case part.FormName() == "payload_json":
-			b.raw = data
-		case part.FileName() != "":
-			b.files = append(b.files, upload{name: part.FileName(), contentType: part.Header.Get("Content-Type"), content: data})
-		}
-	}
-}
-
-// readError maps a body read failure to Discord's reply.
-func readError(err error) *apiError {
-	if fake.TooLarge(err) {
-		return errTooLarge
+// decode decodes the body's JSON object into v. A value of the wrong type
+// is an Invalid Form Body naming its field, as Discord names it.
+func (b *body) decode(v any) *apiError {
+	var typeErr *json.UnmarshalTypeError
+	switch err := json.Unmarshal(b.raw, v); {
+	case err == nil:
+		return nil
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		code := map[reflect.Kind]string{
+			reflect.String: "STRING_TYPE_CONVERT", reflect.Slice: "LIST_TYPE_CONVERT",
+			reflect.Struct: "MODEL_TYPE_CONVERT", reflect.Map: "MODEL_TYPE_CONVERT",
+		}[typeErr.Type.Kind()]
+		return formError(typeErr.Field, cmp.Or(code, "NUMBER_TYPE_COERCE"), "Value is not "+typeErr.Type.String()+".")
 	}
 	return errInvalidJSON
 }
 
-// has reports whether a field is present and not null.
-func (b *body) has(key string) bool {
-	v, ok := b.fields[key]
-	return ok && string(v) != "null"
+func present(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
 }
 
-// str decodes a string field; absent or null is "".
-func (b *body) str(key string) (string, *apiError) {
-	var v string
-	if !b.has(key) {
-		return "", nil
-	}
-	if err := json.Unmarshal(b.fields[key], &v); err != nil {
-		return "", formError(key, "STRING_TYPE_CONVERT", "Could not interpret value as string.")
-	}
-	return v, nil
-}
-
-// num decodes an integer field; absent or null is 0.
-func (b *body) num(key string) (int, *apiError) {
-	var v int
-	if !b.has(key) {
-		return 0, nil
-	}
-	if err := json.Unmarshal(b.fields[key], &v); err != nil {
-		return 0, formError(key, "NUMBER_TYPE_COERCE", "Value is not int.")
-	}
-	return v, nil
-}
-
-// msgInput is the message part of a request: what to set on a message. A
-// nil pointer or raw field leaves the message's value alone.
+// msgInput is the message part of a request: what to set on a message.
+// An absent or null field leaves the message's value alone (Discord treats
+// null inconsistently across endpoints; send "" or [] to clear a field).
 type msgInput struct {
-	content    *string
-	embeds     json.RawMessage // nil: unchanged
-	components json.RawMessage // nil: unchanged
-	flags      *int
-	reference  string
-	refStrict  bool      // fail_if_not_exists
-	keep       *[]string // attachments to keep on edit
+	Content    *string         `json:"content"`
+	Flags      *int            `json:"flags"`
+	Embeds     json.RawMessage `json:"embeds"`
+	Components json.RawMessage `json:"components"`
+	Reference  *struct {
+		MessageID       string `json:"message_id"`
+		FailIfNotExists *bool  `json:"fail_if_not_exists"`
+	} `json:"message_reference"`
+	// Attachments lists the files an edit keeps.
+	Attachments *[]struct {
+		ID json.RawMessage `json:"id"`
+	} `json:"attachments"`
+	// StickerIDs and Poll make a message without content not empty.
+	StickerIDs json.RawMessage `json:"sticker_ids"`
+	Poll       json.RawMessage `json:"poll"`
 	files      []upload
-	nonEmpty   bool // stickers or a poll make the message non-empty
 }
 
 // parseInput reads content, embeds, components, flags, message_reference,
-// attachments and files from a body and checks them against Discord's
-// limits. null counts as absent (Discord treats null inconsistently across
-// endpoints; send "" or [] to clear a field).
+// attachments and files from a body and checks them against Discord's limits.
 func parseInput(b *body) (*msgInput, *apiError) {
-	in := &msgInput{files: b.files, refStrict: true}
-	if len(b.files) > maxFiles {
-		return nil, formError("files", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxFiles))
+	in := &msgInput{files: b.files}
+	if apiErr := b.decode(in); apiErr != nil {
+		return nil, apiErr
 	}
-	if b.has("content") {
-		c, apiErr := b.str("content")
-		if apiErr != nil {
-			return nil, apiErr
-		}
-		if n := utf8.RuneCountInString(c); n > maxContentRunes {
-			return nil, formError("content", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxContentRunes))
-		}
-		in.content = &c
+	switch {
+	case len(in.files) > maxFiles:
+		return nil, tooLong("files", maxFiles)
+	case in.Content != nil && utf8.RuneCountInString(*in.Content) > maxContentRunes:
+		return nil, tooLong("content", maxContentRunes)
 	}
-	if b.has("flags") {
-		f, apiErr := b.num("flags")
-		if apiErr != nil {
-			return nil, apiErr
-		}
-		in.flags = &f
+	if !present(in.Embeds) {
+		in.Embeds = nil
+	} else if apiErr := checkEmbeds(in.Embeds); apiErr != nil {
+		return nil, apiErr
 	}
-	if b.has("embeds") {
-		if apiErr := checkEmbeds(b.fields["embeds"]); apiErr != nil {
-			return nil, apiErr
-		}
-		in.embeds = b.fields["embeds"]
-	}
-	if b.has("components") {
-		v2 := in.flags != nil && *in.flags&flagComponentsV2 != 0
-		if apiErr := checkComponents(b.fields["components"], v2); apiErr != nil {
-			return nil, apiErr
-		}
-		in.components = b.fields["components"]
-	}
-	if b.has("message_reference") {
-		var ref struct {
-			MessageID       string `json:"message_id"`
-			FailIfNotExists *bool  `json:"fail_if_not_exists"`
-		}
-		if err := json.Unmarshal(b.fields["message_reference"], &ref); err != nil {
-			return nil, formError("message_reference", "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType.")
-		}
-		in.reference = ref.MessageID
-		in.refStrict = ref.FailIfNotExists == nil || *ref.FailIfNotExists
-	}
-	if b.has("attachments") {
-		var atts []struct {
-			ID json.RawMessage `json:"id"`
-		}
-		if err := json.Unmarshal(b.fields["attachments"], &atts); err != nil {
-			return nil, formError("attachments", "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType.")
-		}
-		keep := []string{}
-		for _, a := range atts {
-			var id string
-			if json.Unmarshal(a.ID, &id) == nil {
-				keep = append(keep, id)
-			}
-		}
-		in.keep = &keep
-	}
-	if b.has("sticker_ids") || b.has("poll") {
-		var ids []json.RawMessage
-		in.nonEmpty = b.has("poll") || (json.Unmarshal(b.fields["sticker_ids"], &ids) == nil && len(ids) > 0)
+	if !present(in.Components) {
+		in.Components = nil
+	} else if apiErr := checkComponents(in.Components, in.Flags != nil && *in.Flags&flagComponentsV2 != 0); apiErr != nil {
+		return nil, apiErr
 	}
 	return in, nil
+}
+
+// keep returns the ids of the files an edit keeps, or nil to keep them all.
+func (in *msgInput) keep() []string {
+	if in.Attachments == nil {
+		return nil
+	}
+	keep := []string{}
+	for _, a := range *in.Attachments {
+		var id string
+		if json.Unmarshal(a.ID, &id) == nil {
+			keep = append(keep, id)
+		}
+	}
+	return keep
+}
+
+// nonEmpty reports whether stickers or a poll make a message without content not empty.
+func (in *msgInput) nonEmpty() bool {
+	return present(in.Poll) || rawLen(in.StickerIDs) > 0
+}
+
+func required(path string) *apiError {
+	return formError(path, "BASE_TYPE_REQUIRED", "This field is required")
+}
+
+func tooLong(path string, limit int) *apiError {
+	return formError(path, "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", limit))
+}
+
+// failIf returns e if failed is true, else nil: checks read as a list.
+func failIf(failed bool, e *apiError) *apiError {
+	if failed {
+		return e
+	}
+	return nil
 }
 
 // checkEmbeds enforces Discord's embed limits.
 func checkEmbeds(raw json.RawMessage) *apiError {
 	var embeds []*struct {
-		Title       string `json:"title"`
-		Description string `json:"description"`
-		Fields      []struct {
-			Name  string `json:"name"`
-			Value string `json:"value"`
-		} `json:"fields"`
-		Footer *struct {
-			Text string `json:"text"`
-		} `json:"footer"`
-		Author *struct {
-			Name string `json:"name"`
-		} `json:"author"`
+		Title, Description string
+		Fields             []struct{ Name, Value string }
+		Footer             *struct{ Text string }
+		Author             *struct{ Name string }
 	}
 	if err := json.Unmarshal(raw, &embeds); err != nil {
 		return formError("embeds", "LIST_TYPE_CONVERT", "Only iterables of embed objects may be used.")
 	}
-	if len(embeds) > maxEmbeds {
-		return formError("embeds", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxEmbeds))
-	}
 	total := 0
-	tooLong := func(path, s string, limit int) *apiError {
-		n := utf8.RuneCountInString(s)
-		total += n
-		if n > limit {
-			return formError(path, "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", limit))
-		}
-		return nil
+	length := func(path, s string, limit int) *apiError {
+		total += utf8.RuneCountInString(s)
+		return failIf(utf8.RuneCountInString(s) > limit, tooLong(path, limit))
 	}
+	apiErr := failIf(len(embeds) > maxEmbeds, tooLong("embeds", maxEmbeds))
 	for i, e := range embeds {
-		if e == nil {
-			return formError(fmt.Sprintf("embeds.%d", i), "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType.")
-		}
 		p := fmt.Sprintf("embeds.%d.", i)
-		if apiErr := cmp.Or(tooLong(p+"title", e.Title, 256), tooLong(p+"description", e.Description, 4096)); apiErr != nil {
-			return apiErr
+		if e == nil {
+			return cmp.Or(apiErr, formError(p[:len(p)-1], "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType."))
 		}
-		if len(e.Fields) > 25 {
-			return formError(p+"fields", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
-		}
+		apiErr = cmp.Or(apiErr, length(p+"title", e.Title, 256), length(p+"description", e.Description, 4096),
+			failIf(len(e.Fields) > 25, tooLong(p+"fields", 25)))
 		for j, f := range e.Fields {
 			fp := fmt.Sprintf("%sfields.%d.", p, j)
-			if f.Name == "" {
-				return formError(fp+"name", "BASE_TYPE_REQUIRED", "This field is required")
-			}
-			if f.Value == "" {
-				return formError(fp+"value", "BASE_TYPE_REQUIRED", "This field is required")
-			}
-			if apiErr := cmp.Or(tooLong(fp+"name", f.Name, 256), tooLong(fp+"value", f.Value, 1024)); apiErr != nil {
-				return apiErr
-			}
+			apiErr = cmp.Or(apiErr, failIf(f.Name == "", required(fp+"name")), failIf(f.Value == "", required(fp+"value")),
+				length(fp+"name", f.Name, 256), length(fp+"value", f.Value, 1024))
 		}
 		if e.Footer != nil {
-			if apiErr := tooLong(p+"footer.text", e.Footer.Text, 2048); apiErr != nil {
-				return apiErr
-			}
+			apiErr = cmp.Or(apiErr, length(p+"footer.text", e.Footer.Text, 2048))
 		}
 		if e.Author != nil {
-			if apiErr := tooLong(p+"author.name", e.Author.Name, 256); apiErr != nil {
-				return apiErr
-			}
+			apiErr = cmp.Or(apiErr, length(p+"author.name", e.Author.Name, 256))
 		}
 	}
-	if total > maxEmbedTotal {
-		return formError("embeds", "MAX_EMBED_SIZE_EXCEEDED", fmt.Sprintf("Embed size exceeds maximum size of %d", maxEmbedTotal))
-	}
-	return nil
+	return cmp.Or(apiErr, failIf(total > maxEmbedTotal,
+		formError("embeds", "MAX_EMBED_SIZE_EXCEEDED", fmt.Sprintf("Embed size exceeds maximum size of %d", maxEmbedTotal))))
 }
 
 // component is the part of a message component the fake checks.
@@ -924,65 +700,53 @@ func checkComponents(raw json.RawMessage, v2 bool) *apiError {
 	if err := json.Unmarshal(raw, &rows); err != nil {
 		return formError("components", "LIST_TYPE_CONVERT", "Only iterables of component objects may be used.")
 	}
-	var walkTyped func(path string, cs []component) *apiError
-	walkTyped = func(path string, cs []component) *apiError {
+	var typed func(path string, cs []component) *apiError
+	typed = func(path string, cs []component) *apiError {
 		for i, c := range cs {
-			if c.Type == nil {
-				return formError(fmt.Sprintf("%s.%d.type", path, i), "BASE_TYPE_REQUIRED", "This field is required")
-			}
-			if apiErr := walkTyped(fmt.Sprintf("%s.%d.components", path, i), c.Components); apiErr != nil {
+			p := fmt.Sprintf("%s.%d.", path, i)
+			if apiErr := cmp.Or(failIf(c.Type == nil, required(p+"type")), typed(p+"components", c.Components)); apiErr != nil {
 				return apiErr
 			}
 		}
 		return nil
 	}
-	if apiErr := walkTyped("components", rows); apiErr != nil || v2 {
+	if apiErr := typed("components", rows); apiErr != nil || v2 {
 		return apiErr
 	}
 	if len(rows) > maxActionRows {
-		return formError("components", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxActionRows))
+		return tooLong("components", maxActionRows)
 	}
 	seen := map[string]bool{}
 	for i, row := range rows {
-		p := fmt.Sprintf("components.%d", i)
+		p := fmt.Sprintf("components.%d.", i)
 		if *row.Type != 1 {
-			return formError(p+".type", "UNION_TYPE_CHOICES", "Top-level components must be action rows (type 1).")
+			return formError(p+"type", "UNION_TYPE_CHOICES", "Top-level components must be action rows (type 1).")
 		}
 		if len(row.Components) == 0 || len(row.Components) > maxRowComponents {
-			return formError(p+".components", "BASE_TYPE_BAD_LENGTH", fmt.Sprintf("Must be between 1 and %d in length.", maxRowComponents))
+			return formError(p+"components", "BASE_TYPE_BAD_LENGTH", fmt.Sprintf("Must be between 1 and %d in length.", maxRowComponents))
 		}
 		for j, c := range row.Components {
-			cp := fmt.Sprintf("%s.components.%d", p, j)
+			cp := fmt.Sprintf("%scomponents.%d.", p, j)
+			var apiErr *apiError
 			switch t := *c.Type; {
-			case t == 2 && c.Style == 5:
-				if c.URL == "" {
-					return formError(cp+".url", "BASE_TYPE_REQUIRED", "This field is required")
+			case t == 2 && (c.Style == 5 || c.Style == 6): // a link or a premium button: no custom id
+				apiErr = cmp.Or(failIf(c.Style == 5 && c.URL == "", required(cp+"url")), failIf(c.Style == 6 && c.SKUID == "", required(cp+"sku_id")))
+				if apiErr == nil {
+					continue
 				}
-				continue
-			case t == 2 && c.Style == 6:
-				if c.SKUID == "" {
-					return formError(cp+".sku_id", "BASE_TYPE_REQUIRED", "This field is required")
-				}
-				continue
 			case t == 2:
-				if c.Style < 1 || c.Style > 4 {
-					return formError(cp+".style", "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4, 5, 6}.")
-				}
+				apiErr = failIf(c.Style < 1 || c.Style > 4, formError(cp+"style", "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4, 5, 6}."))
 			case t == 3 || (t >= 5 && t <= 8):
-				if len(row.Components) != 1 {
-					return formError(p+".components", "COMPONENT_LAYOUT_WIDTH_EXCEEDED", "The specified component exceeds the maximum width")
-				}
+				apiErr = failIf(len(row.Components) != 1,
+					formError(p+"components", "COMPONENT_LAYOUT_WIDTH_EXCEEDED", "The specified component exceeds the maximum width"))
 			default:
-				return formError(cp+".type", "UNION_TYPE_CHOICES", "Value of field \"type\" must be one of (2, 3, 5, 6, 7, 8).")
+				apiErr = formError(cp+"type", "UNION_TYPE_CHOICES", "Value of field \"type\" must be one of (2, 3, 5, 6, 7, 8).")
 			}
-			if c.CustomID == "" {
-				return formError(cp+".custom_id", "BASE_TYPE_REQUIRED", "This field is required")
-			}
-			if utf8.RuneCountInString(c.CustomID) > maxCustomIDRunes {
-				return formError(cp+".custom_id", "BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", maxCustomIDRunes))
-			}
-			if seen[c.CustomID] {
-				return formError(cp+".custom_id", "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id cannot be duplicated")
+			apiErr = cmp.Or(apiErr, failIf(c.CustomID == "", required(cp+"custom_id")),
+				failIf(utf8.RuneCountInString(c.CustomID) > maxCustomIDRunes, tooLong(cp+"custom_id", maxCustomIDRunes)),
+				failIf(seen[c.CustomID], formError(cp+"custom_id", "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id cannot be duplicated")))
+			if apiErr != nil {
+				return apiErr
 			}
 			seen[c.CustomID] = true
 		}
@@ -990,15 +754,13 @@ func checkComponents(raw json.RawMessage, v2 bool) *apiError {
 	return nil
 }
 
-// arrayOrEmpty copies a raw JSON array, [] for nil.
 func arrayOrEmpty(raw json.RawMessage) json.RawMessage {
 	if raw == nil {
 		return json.RawMessage("[]")
 	}
-	return cloneRaw(raw)
+	return bytes.Clone(raw)
 }
 
-// rawLen is the length of a raw JSON array; 0 for nil or anything else.
 func rawLen(raw json.RawMessage) int {
 	var items []json.RawMessage
 	if json.Unmarshal(raw, &items) != nil {
@@ -1007,590 +769,342 @@ func rawLen(raw json.RawMessage) int {
 	return len(items)
 }
 
-// empty reports whether a message would show nothing.
-func (m *message) empty() bool {
-	return m.content == "" && rawLen(m.embeds) == 0 && rawLen(m.components) == 0 && len(m.attachments) == 0
+func empty(m message) bool {
+	return m.Text == "" && rawLen(m.X.embeds) == 0 && rawLen(m.X.components) == 0 && len(m.Files) == 0
 }
 
 // --- messages ---
 
 // postLocked creates a message from input in a channel, lets decorate
 // adjust it, checks it is not empty, stores it and dispatches MESSAGE_CREATE.
-func (s *Server) postLocked(ch *channel, author user, in *msgInput, decorate ...func(*message)) (*message, *apiError) {
-	m := &message{id: s.nextIDLocked(), channelID: ch.id, author: author}
-	m.created = snowflakeTime(m.id)
-	if ch.typ == channelPublicThread {
-		m.thread = ch.id
-	}
-	if in.reference != "" {
-		if s.byID[in.reference] == nil && in.refStrict {
-			return nil, formError("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
+func (s *Server) postLocked(ch fake.Channel, author string, in *msgInput, decorate ...func(*message)) (message, *apiError) {
+	m := s.newMessage(ch, author, "")
+	if ref := in.Reference; ref != nil && ref.MessageID != "" {
+		if _, ok := s.Store.Message(ref.MessageID); !ok && (ref.FailIfNotExists == nil || *ref.FailIfNotExists) {
+			return m, formError("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
 		}
-		m.reference = in.reference
+		m.X.reference = ref.MessageID
 	}
-	s.applyLocked(m, in)
-	if m.empty() && !in.nonEmpty {
-		for _, a := range m.attachments {
-			delete(s.attachments, a.id)
-		}
-		return nil, errEmptyMessage
+	if apiErr := s.apply(&m, in); apiErr != nil {
+		return m, apiErr
 	}
 	for _, f := range decorate {
-		f(m)
+		f(&m)
 	}
-	s.storeLocked(ch, m)
-	return m, nil
+	return s.storeLocked(m), nil
 }
 
-// applyLocked sets the fields of m that input carries and appends its files.
-func (s *Server) applyLocked(m *message, in *msgInput) {
-	if in.content != nil {
-		m.content = *in.content
+func (s *Server) newMessage(ch fake.Channel, author, content string) message {
+	m := message{ID: s.nextID(), Channel: ch.ID, Author: author, Text: content}
+	m.Created = snowflakeTime(m.ID)
+	if ch.Parent != "" {
+		m.Thread = ch.ID
 	}
-	if in.embeds != nil {
-		m.embeds = cloneRaw(in.embeds)
+	return m
+}
+
+// apply sets the fields of m that input carries and uploads its files,
+// unless that would leave m empty.
+func (s *Server) apply(m *message, in *msgInput) *apiError {
+	next := *m
+	next.Text = *cmp.Or(in.Content, &next.Text)
+	if in.Embeds != nil {
+		next.X.embeds = bytes.Clone(in.Embeds)
 	}
-	if in.components != nil {
-		m.components = cloneRaw(in.components)
+	if in.Components != nil {
+		next.X.components = bytes.Clone(in.Components)
 	}
-	if in.flags != nil {
-		m.flags = m.flags&^clientFlags | *in.flags&clientFlags
+	if in.Flags != nil {
+		next.X.flags = next.X.flags&^clientFlags | *in.Flags&clientFlags
 	}
-	if in.keep != nil {
+	if keep := in.keep(); keep != nil {
 		// Dropped files stay on the CDN, as they do on Discord's for a while.
-		m.attachments = slices.DeleteFunc(m.attachments, func(a *attachment) bool {
-			return !slices.Contains(*in.keep, a.id)
-		})
+		next.Files = slices.DeleteFunc(slices.Clone(next.Files), func(id string) bool { return !slices.Contains(keep, id) })
 	}
-	for _, f := range in.files {
-		a := &attachment{id: s.nextIDLocked(), channelID: m.channelID, name: f.name, contentType: f.contentType, content: f.content}
-		s.attachments[a.id] = a
-		m.attachments = append(m.attachments, a)
+	uploads := make([]fake.File, len(in.files))
+	for i, f := range in.files {
+		uploads[i] = fake.File{ID: s.nextID(), Channel: m.Channel, Message: m.ID, Name: f.name, ContentType: f.contentType, Content: string(f.content)}
+		next.Files = append(next.Files, uploads[i].ID)
 	}
+	if empty(next) && !in.nonEmpty() {
+		return errEmptyMessage
+	}
+	for _, f := range uploads {
+		s.Store.AddFile(f)
+	}
+	*m = next
+	return nil
 }
 
-// storeLocked adds a new message to its channel and tells the gateway.
-func (s *Server) storeLocked(ch *channel, m *message) {
-	s.messages = append(s.messages, m)
-	s.byID[m.id] = m
-	ch.count++
-	ch.lastMsgID = m.id
-	s.dispatchLocked("MESSAGE_CREATE", s.messageEventLocked(m), messageIntent(ch))
-	s.changes.Notify()
+func (s *Server) storeLocked(m message) message {
+	m = s.Store.Post(m)
+	s.dispatchMessageLocked("MESSAGE_CREATE", m)
+	return m
 }
 
 // editLocked applies input to an existing message, refusing an edit that
 // leaves it empty, and dispatches MESSAGE_UPDATE.
-func (s *Server) editLocked(m *message, in *msgInput) *apiError {
-	before := *m
-	before.attachments = slices.Clone(m.attachments)
-	s.applyLocked(m, in)
-	if m.empty() && !in.nonEmpty {
-		for _, a := range m.attachments {
-			if !slices.Contains(before.attachments, a) {
-				delete(s.attachments, a.id)
-			}
-		}
-		*m = before
-		return errEmptyMessage
+func (s *Server) editLocked(m message, in *msgInput) (message, *apiError) {
+	if apiErr := s.apply(&m, in); apiErr != nil {
+		return m, apiErr
 	}
-	m.flags &^= flagLoading
-	m.edits++
-	m.edited = time.Now().UTC()
-	s.dispatchLocked("MESSAGE_UPDATE", s.messageEventLocked(m), messageIntent(s.channels[m.channelID]))
-	s.changes.Notify()
-	return nil
-}
-
-// messageIntent is the gateway intent that carries message events of a channel.
-func messageIntent(ch *channel) int64 {
-	if ch != nil && ch.guildID == "" {
-		return intentDirectMessages
-	}
-	return intentGuildMessages
-}
-
-// channelLocked finds a channel by id.
-func (s *Server) channelLocked(id string) (*channel, *apiError) {
-	ch := s.channels[id]
-	if ch == nil {
-		return nil, errUnknownChan
-	}
-	return ch, nil
-}
-
-// messageInLocked finds a message by id in a channel.
-func (s *Server) messageInLocked(ch *channel, id string) (*message, *apiError) {
-	m := s.byID[id]
-	if m == nil || m.channelID != ch.id {
-		return nil, errUnknownMsg
-	}
+	m.X.flags &^= flagLoading
+	m, _ = s.Store.Update(m)
+	s.dispatchMessageLocked("MESSAGE_UPDATE", m)
 	return m, nil
+}
+
+// dispatchMessageLocked dispatches a message event, as it carries the
+// message: with the author's member object in guilds, to the sessions with
+// the intent of the channel's messages.
+func (s *Server) dispatchMessageLocked(event string, m message) {
+	w := s.messageJSONLocked(m)
+	intent := intentDirectMessages
+	if w["guild_id"] != nil {
+		intent = intentGuildMessages
+	}
+	if w["guild_id"] != nil && m.X.webhookID == "" {
+		w["member"] = member(m.Author, false)
+	}
+	s.dispatchLocked(event, w, intent)
+}
+
+func channelType(ch fake.Channel) int {
+	switch {
+	case ch.User != "":
+		return channelDM
+	case ch.Parent != "":
+		return channelPublicThread
+	}
+	return channelText
+}
+
+func guildOf(ch fake.Channel) string {
+	if ch.User != "" {
+		return ""
+	}
+	return GuildID
 }
 
 // --- JSON shapes ---
 
-// wireUser is a user object.
-type wireUser struct {
-	ID            string  `json:"id"`
-	Username      string  `json:"username"`
-	GlobalName    string  `json:"global_name,omitempty"`
-	Discriminator string  `json:"discriminator"`
-	Avatar        *string `json:"avatar"`
-	Bot           bool    `json:"bot,omitempty"`
-}
-
-// wire renders a user.
-func (u user) wire() wireUser {
-	return wireUser{ID: u.id, Username: u.name, GlobalName: u.name, Discriminator: "0", Bot: u.bot}
-}
-
-// wireMember is a guild member object.
-type wireMember struct {
-	User        *wireUser `json:"user,omitempty"`
-	Roles       []string  `json:"roles"`
-	JoinedAt    string    `json:"joined_at"`
-	Deaf        bool      `json:"deaf"`
-	Mute        bool      `json:"mute"`
-	Flags       int       `json:"flags"`
-	Permissions string    `json:"permissions,omitempty"`
+// userJSON renders the user with the id; the bot is "kubechat", and every
+// other user's name is made up from its id.
+func userJSON(id string) object {
+	u := object{"id": id, "username": "user-" + id, "global_name": "user-" + id, "discriminator": "0", "avatar": nil}
+	if id == BotUserID {
+		u["username"], u["global_name"], u["bot"] = botName, botName, true
+	}
+	return u
 }
 
 // memberPermissions is what a member may do in the fake guild: view
 // channels, send messages, read history.
 const memberPermissions = "68608"
 
-// member renders a user as a guild member.
-func member(u user, withUser bool) *wireMember {
-	m := &wireMember{Roles: []string{}, JoinedAt: snowflakeTime(GuildID).Format(timeLayout)}
+// member renders a user as a guild member, with the user or not.
+func member(userID string, withUser bool) object {
+	m := object{"roles": []string{}, "joined_at": snowflakeTime(GuildID).Format(timeLayout), "deaf": false, "mute": false, "flags": 0}
 	if withUser {
-		w := u.wire()
-		m.User = &w
+		m["user"] = userJSON(userID)
 	}
 	return m
 }
 
-// wireAttachment is an attachment object.
-type wireAttachment struct {
-	ID          string `json:"id"`
-	Filename    string `json:"filename"`
-	Size        int    `json:"size"`
-	URL         string `json:"url"`
-	ProxyURL    string `json:"proxy_url"`
-	ContentType string `json:"content_type,omitempty"`
-}
-
-// wireReference is a message_reference object.
-type wireReference struct {
-	Type      int    `json:"type"`
-	MessageID string `json:"message_id"`
-	ChannelID string `json:"channel_id"`
-	GuildID   string `json:"guild_id,omitempty"`
-}
-
-// wireMessage is a message object.
-type wireMessage struct {
-	ID              string           `json:"id"`
-	Type            int              `json:"type"`
-	ChannelID       string           `json:"channel_id"`
-	GuildID         string           `json:"guild_id,omitempty"`
-	Author          wireUser         `json:"author"`
-	Member          *wireMember      `json:"member,omitempty"`
-	Content         string           `json:"content"`
-	Timestamp       string           `json:"timestamp"`
-	EditedTimestamp *string          `json:"edited_timestamp"`
-	TTS             bool             `json:"tts"`
-	MentionEveryone bool             `json:"mention_everyone"`
-	Mentions        []wireUser       `json:"mentions"`
-	MentionRoles    []string         `json:"mention_roles"`
-	Attachments     []wireAttachment `json:"attachments"`
-	Embeds          json.RawMessage  `json:"embeds"`
-	Components      json.RawMessage  `json:"components"`
-	Pinned          bool             `json:"pinned"`
-	Flags           int              `json:"flags"`
-	WebhookID       string           `json:"webhook_id,omitempty"`
-	ApplicationID   string           `json:"application_id,omitempty"`
-	Reference       *wireReference   `json:"message_reference,omitempty"`
-	Thread          *wireChannel     `json:"thread,omitempty"`
-}
-
 // messageJSONLocked renders a message as REST returns it.
-func (s *Server) messageJSONLocked(m *message) wireMessage {
-	ch := s.channels[m.channelID]
-	w := wireMessage{
-		ID:           m.id,
-		Type:         messageDefault,
-		ChannelID:    m.channelID,
-		Author:       m.author.wire(),
-		Content:      m.content,
-		Timestamp:    m.created.Format(timeLayout),
-		Mentions:     []wireUser{},
-		MentionRoles: []string{},
-		Attachments:  []wireAttachment{},
-		Embeds:       arrayOrEmpty(m.embeds),
-		Components:   arrayOrEmpty(m.components),
-		Flags:        m.flags,
-		WebhookID:    m.webhookID,
+func (s *Server) messageJSONLocked(m message) object {
+	ch, _ := s.Store.Channel(m.Channel)
+	w := object{
+		"id": m.ID, "type": messageDefault, "channel_id": m.Channel, "author": userJSON(m.Author), "content": m.Text,
+		"timestamp": snowflakeTime(m.ID).Format(timeLayout), "edited_timestamp": nil, "tts": false, "mention_everyone": false,
+		"mentions": []object{}, "mention_roles": []string{}, "attachments": []object{}, "pinned": false, "flags": m.X.flags,
+		"embeds": arrayOrEmpty(m.X.embeds), "components": arrayOrEmpty(m.X.components),
 	}
-	if ch != nil {
-		w.GuildID = ch.guildID
+	if guild := guildOf(ch); guild != "" {
+		w["guild_id"] = guild
 	}
-	if m.webhookID != "" {
-		w.ApplicationID = AppID
+	if m.X.webhookID != "" {
+		w["webhook_id"], w["application_id"] = m.X.webhookID, AppID
 	}
-	if !m.edited.IsZero() {
-		t := m.edited.Format(timeLayout)
-		w.EditedTimestamp = &t
+	if !m.Edited.IsZero() {
+		w["edited_timestamp"] = m.Edited.UTC().Format(timeLayout)
 	}
-	for _, u := range m.mentions {
-		w.Mentions = append(w.Mentions, u.wire())
+	for _, id := range m.X.mentions {
+		w["mentions"] = append(w["mentions"].([]object), userJSON(id))
 	}
-	for _, a := range m.attachments {
-		url := fmt.Sprintf("%s/cdn/attachments/%s/%s/%s", s.base, a.channelID, a.id, a.name)
-		w.Attachments = append(w.Attachments, wireAttachment{
-			ID: a.id, Filename: a.name, Size: len(a.content), URL: url, ProxyURL: url, ContentType: a.contentType,
-		})
-	}
-	if m.reference != "" {
-		w.Type = messageReply
-		w.Reference = &wireReference{MessageID: m.reference, ChannelID: m.channelID, GuildID: w.GuildID}
-		if ref := s.byID[m.reference]; ref != nil {
-			w.Reference.ChannelID = ref.channelID
+	for _, id := range m.Files {
+		a, _ := s.Store.File(id)
+		url := fmt.Sprintf("%s/cdn/attachments/%s/%s/%s", s.URL(), a.Channel, a.ID, a.Name)
+		attachment := object{"id": a.ID, "filename": a.Name, "size": len(a.Content), "url": url, "proxy_url": url}
+		if a.ContentType != "" {
+			attachment["content_type"] = a.ContentType
 		}
+		w["attachments"] = append(w["attachments"].([]object), attachment)
 	}
-	if th := s.channels[m.startedTh]; th != nil {
-		c := s.channelJSONLocked(th)
-		w.Thread = &c
+	if m.X.reference != "" {
+		ref, _ := s.Store.Message(m.X.reference)
+		w["type"] = messageReply
+		w["message_reference"] = object{"type": 0, "message_id": m.X.reference, "channel_id": cmp.Or(ref.Channel, m.Channel), "guild_id": guildOf(ch)}
 	}
-	return w
-}
-
-// messageEventLocked renders a message as MESSAGE_CREATE/UPDATE carry it:
-// with the author's member object in guilds.
-func (s *Server) messageEventLocked(m *message) wireMessage {
-	w := s.messageJSONLocked(m)
-	if w.GuildID != "" && m.webhookID == "" {
-		w.Member = member(m.author, false)
+	if th, ok := s.Store.Channel(m.ID); ok && th.Parent != "" {
+		w["thread"] = s.channelJSONLocked(th)
 	}
 	return w
-}
-
-// wireThreadMeta is a thread_metadata object.
-type wireThreadMeta struct {
-	Archived            bool   `json:"archived"`
-	AutoArchiveDuration int    `json:"auto_archive_duration"`
-	ArchiveTimestamp    string `json:"archive_timestamp"`
-	Locked              bool   `json:"locked"`
-}
-
-// wireChannel is a channel object.
-type wireChannel struct {
-	ID                   string          `json:"id"`
-	Type                 int             `json:"type"`
-	GuildID              string          `json:"guild_id,omitempty"`
-	Name                 string          `json:"name,omitempty"`
-	Position             int             `json:"position"`
-	ParentID             *string         `json:"parent_id"`
-	Topic                *string         `json:"topic,omitempty"`
-	NSFW                 bool            `json:"nsfw"`
-	LastMessageID        *string         `json:"last_message_id"`
-	PermissionOverwrites []any           `json:"permission_overwrites,omitempty"`
-	RateLimitPerUser     int             `json:"rate_limit_per_user"`
-	Flags                int             `json:"flags"`
-	Recipients           []wireUser      `json:"recipients,omitempty"`
-	OwnerID              string          `json:"owner_id,omitempty"`
-	MessageCount         *int            `json:"message_count,omitempty"`
-	MemberCount          *int            `json:"member_count,omitempty"`
-	ThreadMetadata       *wireThreadMeta `json:"thread_metadata,omitempty"`
 }
 
 // channelJSONLocked renders a channel.
-func (s *Server) channelJSONLocked(ch *channel) wireChannel {
-	w := wireChannel{ID: ch.id, Type: ch.typ, GuildID: ch.guildID, Name: ch.name, Position: ch.position}
-	if ch.lastMsgID != "" {
-		id := ch.lastMsgID
-		w.LastMessageID = &id
+func (s *Server) channelJSONLocked(ch fake.Channel) object {
+	w := object{
+		"id": ch.ID, "type": channelType(ch), "position": 0, "parent_id": nil, "nsfw": false, "last_message_id": nil,
+		"rate_limit_per_user": 0, "flags": 0,
 	}
-	switch ch.typ {
+	if guild := guildOf(ch); guild != "" {
+		w["guild_id"] = guild
+	}
+	if ch.Name != "" {
+		w["name"] = ch.Name
+	}
+	count := 0
+	for _, m := range s.Store.Messages(ch.ID) {
+		if m.Channel == ch.ID {
+			count++
+			w["last_message_id"] = m.ID
+		}
+	}
+	switch channelType(ch) {
 	case channelDM:
-		w.Recipients = []wireUser{someone(ch.recipient).wire()}
+		w["recipients"] = []object{userJSON(ch.User)}
 	case channelPublicThread:
-		parent, count, members := ch.parentID, ch.count, 1
-		w.ParentID = &parent
-		w.OwnerID = BotUserID
-		w.MessageCount, w.MemberCount = &count, &members
-		w.ThreadMetadata = &wireThreadMeta{AutoArchiveDuration: ch.archive, ArchiveTimestamp: ch.created.Format(timeLayout)}
+		w["parent_id"], w["owner_id"], w["message_count"], w["member_count"] = ch.Parent, BotUserID, count, 1
+		w["thread_metadata"] = object{
+			"archived": false, "auto_archive_duration": s.archives[ch.ID], "archive_timestamp": ch.Created.UTC().Format(timeLayout), "locked": false,
+		}
 	default:
-		topic := ""
-		w.Topic = &topic
-		w.PermissionOverwrites = []any{}
+		w["topic"] = ""
+		w["position"] = slices.IndexFunc(s.guildChannels(), func(c fake.Channel) bool { return c.ID == ch.ID })
 	}
 	return w
+}
+
+// guildChannels returns the guild's channels, threads excluded, by position.
+func (s *Server) guildChannels() []fake.Channel {
+	return slices.DeleteFunc(s.Store.Channels(), func(ch fake.Channel) bool { return channelType(ch) != channelText })
 }
 
 // --- REST handlers ---
 
-// gatewayJSON is the body of GET /gateway/bot.
-func (s *Server) gatewayJSON(bot bool) map[string]any {
-	out := map[string]any{"url": s.wsURL}
-	if bot {
-		out["shards"] = 1
-		out["session_start_limit"] = map[string]int{
-			"total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1,
-		}
-	}
-	return out
+func (s *Server) getGatewayBot(*call) (int, any, *apiError) {
+	return http.StatusOK, object{"url": s.wsURL, "shards": 1, "session_start_limit": map[string]int{
+		"total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1,
+	}}, nil
 }
 
-func (s *Server) getGateway(*http.Request) (int, any, *apiError) {
-	return http.StatusOK, s.gatewayJSON(false), nil
+// meJSON is the bot's user object, as GET /users/@me and READY carry it.
+func meJSON() object {
+	me := maps.Clone(userJSON(BotUserID))
+	maps.Copy(me, object{"global_name": nil, "verified": true, "mfa_enabled": false, "flags": 0})
+	return me
 }
 
-func (s *Server) getGatewayBot(*http.Request) (int, any, *apiError) {
-	return http.StatusOK, s.gatewayJSON(true), nil
-}
-
-func (s *Server) getMe(*http.Request) (int, any, *apiError) {
-	u := botUser.wire()
-	return http.StatusOK, map[string]any{
-		"id": u.ID, "username": u.Username, "global_name": nil, "discriminator": u.Discriminator,
-		"avatar": nil, "bot": true, "verified": true, "mfa_enabled": false, "flags": 0,
-	}, nil
-}
-
-func (s *Server) getUser(r *http.Request) (int, any, *apiError) {
-	id := r.PathValue("uid")
+func getUser(c *call) (int, any, *apiError) {
+	id := c.PathValue("uid")
 	if _, err := strconv.ParseUint(id, 10, 64); err != nil {
 		return 0, nil, formError("user_id", "NUMBER_TYPE_COERCE", fmt.Sprintf("Value %q is not snowflake.", id))
 	}
-	return http.StatusOK, someone(id).wire(), nil
+	return http.StatusOK, userJSON(id), nil
 }
 
 // createDM returns the DM channel with recipient_id, creating it once.
-func (s *Server) createDM(r *http.Request) (int, any, *apiError) {
-	b, apiErr := readBody(r)
-	if apiErr != nil {
+func (s *Server) createDM(c *call) (int, any, *apiError) {
+	var req struct {
+		RecipientID string `json:"recipient_id"`
+	}
+	if apiErr := c.body.decode(&req); apiErr != nil {
 		return 0, nil, apiErr
 	}
-	rid, apiErr := b.str("recipient_id")
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	if rid == "" || rid == BotUserID {
+	if req.RecipientID == "" || req.RecipientID == BotUserID {
 		return 0, nil, formError("recipient_id", "BASE_TYPE_REQUIRED", "This field is required")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return http.StatusOK, s.channelJSONLocked(s.dmLocked(rid)), nil
+	return http.StatusOK, s.channelJSONLocked(s.dm(req.RecipientID)), nil
 }
 
-// dmLocked returns the DM channel with a user, creating it once.
-func (s *Server) dmLocked(userID string) *channel {
-	if id, ok := s.dms[userID]; ok {
-		return s.channels[id]
-	}
-	ch := &channel{id: s.nextIDLocked(), typ: channelDM, recipient: userID, created: time.Now().UTC()}
-	s.channels[ch.id] = ch
-	s.dms[userID] = ch.id
-	return ch
+func (s *Server) dm(userID string) fake.Channel {
+	return s.Store.DirectChannel(userID, func() fake.Channel { return fake.Channel{ID: s.nextID()} })
 }
 
-func (s *Server) getGuildChannels(r *http.Request) (int, any, *apiError) {
-	if r.PathValue("gid") != GuildID {
-		return 0, nil, errUnknownGuild
+func (s *Server) channelsJSONLocked(chs []fake.Channel) []object {
+	out := []object{}
+	for _, ch := range chs {
+		out = append(out, s.channelJSONLocked(ch))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return http.StatusOK, s.guildChannelsLocked(), nil
-}
-
-// guildChannelsLocked renders the guild's channels, threads excluded, by position.
-func (s *Server) guildChannelsLocked() []wireChannel {
-	out := []wireChannel{}
-	for _, ch := range s.channels {
-		if ch.guildID == GuildID && ch.typ != channelPublicThread {
-			out = append(out, s.channelJSONLocked(ch))
-		}
-	}
-	slices.SortFunc(out, func(a, b wireChannel) int { return cmp.Compare(a.Position, b.Position) })
 	return out
-}
-
-// threadsLocked renders the guild's threads in creation order.
-func (s *Server) threadsLocked() []wireChannel {
-	out := []wireChannel{}
-	for _, ch := range s.channels {
-		if ch.typ == channelPublicThread {
-			out = append(out, s.channelJSONLocked(ch))
-		}
-	}
-	slices.SortFunc(out, func(a, b wireChannel) int { return compareIDs(a.ID, b.ID) })
-	return out
-}
-
-func (s *Server) getChannel(r *http.Request) (int, any, *apiError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch, apiErr := s.channelLocked(r.PathValue("cid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	return http.StatusOK, s.channelJSONLocked(ch), nil
-}
-
-func (s *Server) typing(r *http.Request) (int, any, *apiError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, apiErr := s.channelLocked(r.PathValue("cid")); apiErr != nil {
-		return 0, nil, apiErr
-	}
-	return http.StatusNoContent, nil, nil
 }
 
 // listMessages returns a channel's own messages, newest first, up to
 // ?limit= (default 50, at most 100).
-func (s *Server) listMessages(r *http.Request) (int, any, *apiError) {
+func (s *Server) listMessages(c *call) (int, any, *apiError) {
 	limit := 50
-	if v := r.URL.Query().Get("limit"); v != "" {
+	if v := c.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
 			return 0, nil, formError("limit", "NUMBER_TYPE_MAX", "int value should be between 1 and 100.")
 		}
 		limit = n
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch, apiErr := s.channelLocked(r.PathValue("cid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	out := []wireMessage{}
-	for i := len(s.messages) - 1; i >= 0 && len(out) < limit; i-- {
-		if m := s.messages[i]; m.channelID == ch.id {
-			out = append(out, s.messageJSONLocked(m))
+	msgs := s.Store.Messages(c.ch.ID)
+	out := []object{}
+	for i := len(msgs) - 1; i >= 0 && len(out) < limit; i-- {
+		if msgs[i].Channel == c.ch.ID {
+			out = append(out, s.messageJSONLocked(msgs[i]))
 		}
 	}
 	return http.StatusOK, out, nil
 }
 
-func (s *Server) createMessage(r *http.Request) (int, any, *apiError) {
-	b, apiErr := readBody(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	in, apiErr := parseInput(b)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch, apiErr := s.channelLocked(r.PathValue("cid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	m, apiErr := s.postLocked(ch, botUser, in)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	return http.StatusOK, s.messageJSONLocked(m), nil
-}
-
-func (s *Server) getMessage(r *http.Request) (int, any, *apiError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch, apiErr := s.channelLocked(r.PathValue("cid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	m, apiErr := s.messageInLocked(ch, r.PathValue("mid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	return http.StatusOK, s.messageJSONLocked(m), nil
-}
-
-// editMessage edits one of the bot's messages.
-func (s *Server) editMessage(r *http.Request) (int, any, *apiError) {
-	b, apiErr := readBody(r)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	in, apiErr := parseInput(b)
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch, apiErr := s.channelLocked(r.PathValue("cid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	m, apiErr := s.messageInLocked(ch, r.PathValue("mid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	if m.author.id != BotUserID && (in.content != nil || in.embeds != nil || in.components != nil || len(in.files) > 0) {
+// editMessage edits a message: the bot edits only its own messages' content.
+func (s *Server) editMessage(c *call) (int, any, *apiError) {
+	if c.m.Author != BotUserID && (c.in.Content != nil || c.in.Embeds != nil || c.in.Components != nil || len(c.in.files) > 0) {
 		return 0, nil, &apiError{Status: http.StatusForbidden, Code: 50005, Message: "Cannot edit a message authored by another user"}
 	}
-	if apiErr := s.editLocked(m, in); apiErr != nil {
-		return 0, nil, apiErr
-	}
-	return http.StatusOK, s.messageJSONLocked(m), nil
+	return s.answerLocked(s.editLocked(c.m, c.in))
 }
 
 // startThread starts a public thread from a message. Like Discord, the
 // thread's id is the message's id.
-func (s *Server) startThread(r *http.Request) (int, any, *apiError) {
-	b, apiErr := readBody(r)
-	if apiErr != nil {
+func (s *Server) startThread(c *call) (int, any, *apiError) {
+	var req struct {
+		Name    string `json:"name"`
+		Archive int    `json:"auto_archive_duration"`
+	}
+	if apiErr := c.body.decode(&req); apiErr != nil {
 		return 0, nil, apiErr
 	}
-	name, apiErr := b.str("name")
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	if n := utf8.RuneCountInString(name); n < 1 || n > maxThreadNameRune {
+	if n := utf8.RuneCountInString(req.Name); n < 1 || n > maxThreadNameRune {
 		return 0, nil, formError("name", "BASE_TYPE_BAD_LENGTH", fmt.Sprintf("Must be between 1 and %d in length.", maxThreadNameRune))
 	}
-	archive, apiErr := b.num("auto_archive_duration")
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	switch archive {
+	switch req.Archive {
 	case 0:
-		archive = 4320
+		req.Archive = 4320
 	case 60, 1440, 4320, 10080:
 	default:
 		return 0, nil, formError("auto_archive_duration", "BASE_TYPE_CHOICES", "Value must be one of {60, 1440, 4320, 10080}.")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	parent, apiErr := s.channelLocked(r.PathValue("cid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
-	}
-	if parent.typ != channelText && parent.typ != channelAnnouncement {
+	if channelType(c.ch) != channelText {
 		return 0, nil, errWrongChanType
 	}
-	m, apiErr := s.messageInLocked(parent, r.PathValue("mid"))
-	if apiErr != nil {
-		return 0, nil, apiErr
+	m, ok := s.Store.Message(c.PathValue("id"))
+	if !ok || m.Channel != c.ch.ID {
+		return 0, nil, errUnknownMsg
 	}
-	if m.startedTh != "" {
+	if _, started := s.Store.Channel(m.ID); started {
 		return 0, nil, errThreadExists
 	}
-	th := &channel{
-		id: m.id, name: name, typ: channelPublicThread, guildID: parent.guildID, parentID: parent.id,
-		archive: archive, created: time.Now().UTC(),
-	}
-	s.channels[th.id] = th
-	m.startedTh = th.id
+	s.archives[m.ID] = req.Archive
+	th := s.Store.AddChannel(fake.Channel{ID: m.ID, Name: req.Name, Parent: c.ch.ID})
 	wire := s.channelJSONLocked(th)
-	s.dispatchLocked("THREAD_CREATE", struct {
-		wireChannel
-		NewlyCreated bool `json:"newly_created"`
-	}{wire, true}, intentGuilds)
-	s.changes.Notify()
+	created := maps.Clone(wire)
+	created["newly_created"] = true
+	s.dispatchLocked("THREAD_CREATE", created, intentGuilds)
 	return http.StatusCreated, wire, nil
 }
 
@@ -1599,54 +1113,14 @@ func (s *Server) startThread(r *http.Request) (int, any, *apiError) {
 // endpointsMu serializes Point and the restore in Close across servers.
 var endpointsMu sync.Mutex
 
-// endpointVars are all of discordgo's string-valued endpoint variables.
-// Its function-valued endpoints (EndpointChannelMessages and the like) are
-// closures that read these variables when called, so they follow without
-// being reassigned.
-var endpointVars = []*string{
-	&discordgo.EndpointStatus, &discordgo.EndpointSm, &discordgo.EndpointSmActive, &discordgo.EndpointSmUpcoming,
-	&discordgo.EndpointDiscord, &discordgo.EndpointAPI, &discordgo.EndpointGuilds, &discordgo.EndpointChannels,
-	&discordgo.EndpointUsers, &discordgo.EndpointGateway, &discordgo.EndpointGatewayBot, &discordgo.EndpointWebhooks,
-	&discordgo.EndpointStickers, &discordgo.EndpointStageInstances, &discordgo.EndpointSKUs,
-	&discordgo.EndpointCDN, &discordgo.EndpointCDNAttachments, &discordgo.EndpointCDNAvatars, &discordgo.EndpointCDNIcons,
-	&discordgo.EndpointCDNSplashes, &discordgo.EndpointCDNChannelIcons, &discordgo.EndpointCDNBanners,
-	&discordgo.EndpointCDNGuilds, &discordgo.EndpointCDNRoleIcons,
-	&discordgo.EndpointVoice, &discordgo.EndpointVoiceRegions, &discordgo.EndpointNitroStickersPacks,
-	&discordgo.EndpointGuildCreate, &discordgo.EndpointApplications,
-	&discordgo.EndpointOAuth2, &discordgo.EndpointOAuth2Applications,
-	&discordgo.EndpointOauth2, &discordgo.EndpointOauth2Applications,
-}
-
-// endpointSnapshot holds the values of endpointVars, in order.
-type endpointSnapshot []string
-
-// snapshotEndpoints records the current endpoint values.
-func snapshotEndpoints() endpointSnapshot {
-	out := make(endpointSnapshot, len(endpointVars))
-	for i, p := range endpointVars {
-		out[i] = *p
-	}
-	return out
-}
-
-// restore writes the recorded values back.
-func (e endpointSnapshot) restore() {
-	for i, p := range endpointVars {
-		*p = e[i]
-	}
-}
-
 // Point aims discordgo at this server by reassigning every string endpoint
-// variable of discordgo's endpoints.go: EndpointDiscord becomes URL()+"/",
-// EndpointAPI URL()+"/api/v"+discordgo.APIVersion+"/", EndpointCDN
-// URL()+"/cdn/", EndpointStatus URL()+"/status/api/v2/", and every variable
-// derived from them (EndpointGuilds, EndpointChannels, EndpointUsers,
-// EndpointGateway, EndpointGatewayBot, EndpointWebhooks, EndpointStickers,
-// EndpointApplications, the deprecated EndpointOauth2 copies, ...) is
-// recomputed the way discordgo computes it. The function-valued endpoints
-// (EndpointChannelMessages, EndpointInteractionResponse, ...) read those
-// variables each time they are called, so they follow. Close puts the
-// previous values back.
+// variable of discordgo's endpoints.go, as endpoint.Point does:
+// EndpointDiscord becomes URL()+"/", EndpointAPI
+// URL()+"/api/v"+discordgo.APIVersion+"/", EndpointCDN URL()+"/cdn/", and
+// every variable derived from them is recomputed the way discordgo
+// computes it. The function-valued endpoints (EndpointChannelMessages, ...)
+// read those variables each time they are called, so they follow. Close
+// puts the previous values back.
 //
 // Point mutates discordgo's package-level variables without any
 // synchronization discordgo could take part in: call it before creating or
@@ -1659,9 +1133,9 @@ func (s *Server) Point() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pointed == nil {
-		s.pointed = snapshotEndpoints()
+		s.pointed = []string{discordgo.EndpointStatus, discordgo.EndpointDiscord, discordgo.EndpointCDN}
 	}
-	endpoint.Point(s.base)
+	endpoint.Point(s.URL())
 }
 
 // unpoint restores the endpoints Point replaced, unless they have been
@@ -1674,8 +1148,8 @@ func (s *Server) unpoint() {
 	if s.pointed == nil {
 		return
 	}
-	if discordgo.EndpointDiscord == s.base+"/" {
-		s.pointed.restore()
+	if discordgo.EndpointDiscord == s.URL()+"/" {
+		endpoint.Set(s.pointed[0], s.pointed[1], s.pointed[2])
 	}
 	s.pointed = nil
 }

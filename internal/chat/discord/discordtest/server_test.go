@@ -135,6 +135,24 @@ func TestPointReassignsEveryEndpoint(t *testing.T) {
 	require.Equal(t, "https://discord.com/api/v"+discordgo.APIVersion+"/", discordgo.EndpointAPI)
 }
 
+// endpointVars are all of discordgo's string-valued endpoint variables.
+// Its function-valued endpoints (EndpointChannelMessages and the like) are
+// closures that read these variables when called, so they follow without
+// being reassigned.
+var endpointVars = []*string{
+	&discordgo.EndpointStatus, &discordgo.EndpointSm, &discordgo.EndpointSmActive, &discordgo.EndpointSmUpcoming,
+	&discordgo.EndpointDiscord, &discordgo.EndpointAPI, &discordgo.EndpointGuilds, &discordgo.EndpointChannels,
+	&discordgo.EndpointUsers, &discordgo.EndpointGateway, &discordgo.EndpointGatewayBot, &discordgo.EndpointWebhooks,
+	&discordgo.EndpointStickers, &discordgo.EndpointStageInstances, &discordgo.EndpointSKUs,
+	&discordgo.EndpointCDN, &discordgo.EndpointCDNAttachments, &discordgo.EndpointCDNAvatars, &discordgo.EndpointCDNIcons,
+	&discordgo.EndpointCDNSplashes, &discordgo.EndpointCDNChannelIcons, &discordgo.EndpointCDNBanners,
+	&discordgo.EndpointCDNGuilds, &discordgo.EndpointCDNRoleIcons,
+	&discordgo.EndpointVoice, &discordgo.EndpointVoiceRegions, &discordgo.EndpointNitroStickersPacks,
+	&discordgo.EndpointGuildCreate, &discordgo.EndpointApplications,
+	&discordgo.EndpointOAuth2, &discordgo.EndpointOAuth2Applications,
+	&discordgo.EndpointOauth2, &discordgo.EndpointOauth2Applications,
+}
+
 // endpointDecls parses discordgo's endpoints.go and returns the names of
 // its string-valued and function-valued Endpoint variables. A variable
 // initialized with anything but a string expression, a closure or another

@@ -12,12 +12,14 @@ import "github.com/bwmarrin/discordgo"
 // function-valued endpoints read these variables on each call, so they
 // follow.
 func Point(base string) {
-	set(base+"/status/api/v2/", base+"/", base+"/cdn/")
+	Set(base+"/status/api/v2/", base+"/", base+"/cdn/")
 }
 
-// set reassigns every string endpoint of discordgo's endpoints.go, derived
-// as discordgo derives them.
-func set(status, discord, cdn string) {
+// Set reassigns every string endpoint variable of discordgo's endpoints.go,
+// derived from the status page, Discord and CDN URLs (discordgo's
+// EndpointStatus, EndpointDiscord and EndpointCDN) as discordgo derives
+// them. Setting the values these three held puts every variable back.
+func Set(status, discord, cdn string) {
 	discordgo.EndpointStatus = status
 	discordgo.EndpointSm = discordgo.EndpointStatus + "scheduled-maintenances/"
 	discordgo.EndpointSmActive = discordgo.EndpointSm + "active.json"

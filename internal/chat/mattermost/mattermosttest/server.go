@@ -17,9 +17,15 @@
 // Payloads follow what Mattermost 10 sends (the JSON of the public model
 // package); errors are Mattermost's AppError JSON
 // {"id","message","detailed_error","request_id","status_code"}, except where
-// Mattermost itself answers in plain text (rate limiting). Faults can be
-// injected: failures of the next REST calls (FailNext), an outage (SetDown)
-// and dropped websockets (Drop).
+// Mattermost itself answers in plain text. Faults can be injected into the
+// REST calls, not into websocket upgrades: failures of the next calls
+// (FailNext), a 429 as Mattermost's rate limiter answers ("limit exceeded",
+// with Retry-After, X-Ratelimit-Limit, -Remaining: 0 and -Reset headers);
+// and an outage (SetDown), when every call and upgrade gets a plain-text
+// 503 as from a proxy in front of a Mattermost that is down, while open
+// websockets stay open. Drop cuts them: a model.WebSocketClient then sees
+// an abnormal closure (1006), sets ListenError, closes EventChannel and
+// ResponseChannel and is done; it never reconnects by itself.
 //
 // Like Mattermost, the server never sends an action's "integration" (URL and
 // context) back to the client: posts in REST answers and websocket events
@@ -37,9 +43,8 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"path"
 	"slices"
 	"strconv"
@@ -49,8 +54,6 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 )
@@ -72,36 +75,23 @@ const (
 )
 
 const (
-	// serverVersion is the Mattermost version the server claims to be.
 	serverVersion = "10.0.0"
-	// maxPostRunes is Mattermost's limit on a post's message, in runes
-	// (model.PostMessageMaxRunesV2).
-	maxPostRunes = 16383
-	// maxPropsRunes is Mattermost's limit on a post's props as JSON, in runes
-	// (model.PostPropsMaxRunes).
-	maxPropsRunes = 800000
-	// maxBodyBytes bounds every request body the server reads.
-	maxBodyBytes = 16 << 20
+	// maxPostRunes and maxPropsRunes are Mattermost's limits on a post's
+	// message and on its props as JSON, in runes (model.PostMessageMaxRunesV2,
+	// model.PostPropsMaxRunes).
+	maxPostRunes, maxPropsRunes = 16383, 800000
+	maxBodyBytes                = 16 << 20
 	// maxIntegrationResponseBytes bounds what Click reads of an integration's answer.
 	maxIntegrationResponseBytes = 1 << 20
-	// integrationTimeout bounds Click's request to an integration, as
-	// Mattermost's ServiceSettings.OutgoingIntegrationRequestsTimeout (30s by default) does.
-	integrationTimeout = 30 * time.Second
-	// idLen is the length of every Mattermost id.
-	idLen = 26
-)
-
-// channel types, as Mattermost spells them.
-const (
-	channelOpen   = "O"
-	channelDirect = "D"
+	idLen                       = 26 // of every Mattermost id
+	// channelOpen and channelDirect are channel types, as Mattermost spells them.
+	channelOpen, channelDirect = "O", "D"
 )
 
 // retainPropKeys are the props Mattermost keeps from the original post when
 // an integration's update replaces them (model.PostActionRetainPropKeys).
 var retainPropKeys = []string{"from_webhook", "from_bot", "from_plugin", "override_username", "override_icon_url"}
 
-// object is a JSON object in a response or payload.
 type object = map[string]any
 
 // errNotConnected is returned when a user event is injected while no
@@ -111,44 +101,19 @@ var errNotConnected = errors.New("no authenticated websocket connected")
 // Server is a fake Mattermost server on loopback. Create it with New and
 // release it with Close. All its methods are safe for concurrent use.
 type Server struct {
-	http     *httptest.Server
-	baseURL  string // scheme and host of http, without a trailing slash
-	upgrader websocket.Upgrader
-	client   *http.Client   // Click's client for integration URLs
-	wg       sync.WaitGroup // the goroutines of websockets
-	requests atomic.Int64   // source of X-Request-Id values
+	*fake.Server[post, *wsConn]
+	mux      *http.ServeMux
+	requests atomic.Int64 // source of X-Request-Id values
+	clock    fake.Monotonic
 
 	// pingInterval is how often every websocket is pinged and authTimeout
 	// how long a websocket may stay unauthenticated. Tests of this package
 	// may change them before any websocket connects.
-	pingInterval time.Duration
-	authTimeout  time.Duration
+	pingInterval, authTimeout time.Duration
 
-	faults  fake.Faults    // injected into REST calls
-	changes fake.Signal    // notified whenever the state changes, closed by Close
-	clock   fake.Monotonic // timestamps, in Unix milliseconds
-
-	mu       sync.Mutex
-	closed   bool
-	seq      int               // source of ids
-	users    map[string]string // usernames by user id
-	channels []*channel
-	posts    map[string]*post    // by id
-	order    map[string][]string // post ids by channel id, in posting order
-	files    []*file
-	conns    []*conn // open websockets, oldest first
-	accepted int     // websockets authenticated so far
-}
-
-// channel is a team's open channel or a direct message channel.
-type channel struct {
-	id          string
-	teamID      string // "" for a direct message channel
-	name        string
-	displayName string
-	typ         string // channelOpen or channelDirect
-	createAt    int64
-	lastPostAt  int64
+	mu    sync.Mutex        // serializes changes; guards what follows and the websockets' event numbers
+	seq   int               // source of ids
+	users map[string]string // usernames by user id
 }
 
 // Post is one post as the server now holds it, edits applied.
@@ -174,15 +139,13 @@ type Post struct {
 	Edits int
 }
 
-// post is a stored post with what Post leaves out.
+// post is what the server keeps of a post beyond what every fake keeps;
+// times are in Unix milliseconds.
 type post struct {
-	Post
-	typ       string
-	pendingID string
-	pinned    bool
-	createAt  int64
-	updateAt  int64
-	editAt    int64
+	props                      json.RawMessage
+	typ, pendingID             string
+	pinned                     bool
+	createAt, updateAt, editAt int64
 }
 
 // File is one uploaded file.
@@ -197,84 +160,71 @@ type File struct {
 	ChannelID string
 }
 
-// file is a stored file with what File leaves out.
-type file struct {
-	File
-	userID   string
-	postID   string // the post the file is attached to, or ""
-	mimeType string
-	createAt int64
-}
-
 // New starts a fake Mattermost server whose team holds the channels
 // "alerts" and "town-square", both joined by the bot.
 func New() *Server {
 	s := &Server{
-		upgrader: websocket.Upgrader{
-			CheckOrigin: func(*http.Request) bool { return true },
-		},
-		client: &http.Client{
-			Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute},
-			Timeout:   integrationTimeout,
-		},
-		pingInterval: defaultPingInterval,
-		authTimeout:  defaultAuthTimeout,
-		users:        map[string]string{BotUserID: BotName},
-		posts:        make(map[string]*post),
-		order:        make(map[string][]string),
+		Server:       fake.NewServer[post, *wsConn](sendQueueSize),
+		pingInterval: defaultPingInterval, authTimeout: defaultAuthTimeout,
+		users: map[string]string{BotUserID: BotName},
 	}
-	for _, seed := range []struct{ name, displayName string }{{"alerts", "Alerts"}, {"town-square", "Town Square"}} {
-		s.channels = append(s.channels, &channel{
-			id: s.newIDLocked("channel"), teamID: TeamID, name: seed.name,
-			displayName: seed.displayName, typ: channelOpen, createAt: s.nowLocked(),
+	for _, name := range []string{"alerts", "town-square"} {
+		s.Store.AddChannel(fake.Channel{ID: s.newIDLocked("channel"), Name: name})
+	}
+	s.mux = http.NewServeMux()
+	for _, rt := range []struct {
+		pattern string
+		public  bool // served without a token
+		serve   func(*http.Request) (int, any)
+	}{
+		{"GET /api/v4/system/ping", true, func(*http.Request) (int, any) { return http.StatusOK, object{"status": "OK"} }},
+		{"GET /api/v4/config/client", true, s.clientConfig},
+		{"GET /api/v4/users/{user_id}", false, s.getUser},
+		{"GET /api/v4/users/{user_id}/teams", false, s.getTeamsForUser},
+		{"GET /api/v4/teams/{team_id}", false, s.getTeam},
+		{"GET /api/v4/teams/name/{team_name}", false, s.getTeam},
+		{"GET /api/v4/teams/name/{team_name}/channels/name/{channel_name}", false, s.getChannel},
+		{"GET /api/v4/channels/{channel_id}", false, s.getChannel},
+		{"POST /api/v4/channels/direct", false, s.createDirectChannel},
+		{"POST /api/v4/posts", false, s.createPost},
+		{"GET /api/v4/posts/{post_id}", false, s.getPost},
+		{"PUT /api/v4/posts/{post_id}", false, s.updatePost},
+		{"PUT /api/v4/posts/{post_id}/patch", false, s.patchPost},
+		{"POST /api/v4/files", false, s.uploadFiles},
+	} {
+		s.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			var status int
+			var body any = errSessionExpired
+			if rt.public || authorized(r) {
+				status, body = s.route(r, rt.serve)
+			}
+			if e, ok := body.(*appError); ok {
+				writeAppError(w, e)
+			} else {
+				fake.WriteJSON(w, status, body)
+			}
 		})
 	}
-	s.http = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
-	s.baseURL = s.http.URL
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeAppError(w, errNotFound) })
+	s.Start(http.HandlerFunc(s.serveHTTP))
 	return s
 }
 
-// Close closes every websocket with a "going away" close frame, waits for
-// their goroutines and shuts the server down. Calling it again does nothing.
-func (s *Server) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
+// route checks the ids the path holds as Mattermost does before it runs a
+// handler: a team, channel or post id must look like an id.
+func (s *Server) route(r *http.Request, serve func(*http.Request) (int, any)) (int, any) {
+	for _, name := range []string{"team_id", "channel_id", "post_id"} {
+		if id := r.PathValue(name); id != "" && !isValidID(id) {
+			return fail(errInvalidURLParam(name))
+		}
 	}
-	s.closed = true
-	conns := slices.Clone(s.conns)
-	s.changes.Close()
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.GoAway()
-	}
-	s.wg.Wait()
-	s.http.Close()
-	s.client.CloseIdleConnections()
-}
-
-// URL returns the server's address, http://127.0.0.1:PORT, for
-// model.NewAPIv4Client, which appends /api/v4.
-func (s *Server) URL() string {
-	return s.baseURL
+	return serve(r)
 }
 
 // WebSocketURL returns the websocket address, ws://127.0.0.1:PORT, for
 // model.NewWebSocketClient4, which appends /api/v4/websocket.
 func (s *Server) WebSocketURL() string {
-	return "ws" + strings.TrimPrefix(s.baseURL, "http")
-}
-
-// ChannelID returns the id of the channel with the name, such as "alerts"
-// or a direct message channel's "<id1>__<id2>", or "" if there is none.
-func (s *Server) ChannelID(name string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ch := s.channelByNameLocked(name); ch != nil {
-		return ch.id
-	}
-	return ""
+	return "ws" + strings.TrimPrefix(s.URL(), "http")
 }
 
 // MaxPostSize returns the longest message, in runes, that the server
@@ -287,65 +237,25 @@ func (s *Server) MaxPostSize() int {
 // Posts returns the posts of a channel, the bot's and injected ones, in
 // posting order.
 func (s *Server) Posts(channelID string) []Post {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ids := s.order[channelID]
-	posts := make([]Post, 0, len(ids))
-	for _, id := range ids {
-		p := s.posts[id].Post
-		p.Props = bytes.Clone(p.Props)
-		p.FileIDs = slices.Clone(p.FileIDs)
-		posts = append(posts, p)
-	}
-	return posts
+	return fake.Convert(s.Store.Messages(channelID), export)
 }
 
 // WaitPosts waits until the channel holds at least n posts and returns them
 // all. When ctx ends, or the server closes, first it returns the posts so
 // far with an error.
 func (s *Server) WaitPosts(ctx context.Context, channelID string, n int) ([]Post, error) {
-	err := s.changes.Wait(ctx, &s.mu, func() bool { return len(s.order[channelID]) >= n })
-	posts := s.Posts(channelID)
-	if err != nil {
-		return posts, fmt.Errorf("wait for %d posts in %s (have %d): %w", n, channelID, len(posts), err)
-	}
-	return posts, nil
+	posts, err := s.Store.WaitMessages(ctx, channelID, n)
+	return fake.Convert(posts, export), err
 }
 
 // Files returns the uploaded files, in upload order.
 func (s *Server) Files() []File {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	files := make([]File, len(s.files))
-	for i, f := range s.files {
-		files[i] = f.File
-	}
-	return files
+	return fake.Convert(s.Store.Files(), func(f fake.File) File { return File{ID: f.ID, Name: f.Name, Content: f.Content, ChannelID: f.Channel} })
 }
 
-// FailNext makes the next n REST calls fail with the HTTP status, replacing
-// any failures still pending; n <= 0 cancels them. Websocket upgrades are
-// not REST calls. A 429 is answered as Mattermost's rate limiter answers:
-// the plain-text body "limit exceeded", a Retry-After header of retryAfter
-// in whole seconds, rounded up, and X-Ratelimit-Limit, X-Ratelimit-Remaining
-// (0) and X-Ratelimit-Reset headers. Any other status carries an AppError
-// body; a status outside 400-599 is taken as 500.
-func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
-	s.faults.FailNext(n, fake.ErrorStatus(status), retryAfter)
-}
-
-// SetDown starts or ends an outage. While down, every REST call and every
-// websocket upgrade gets HTTP 503 with a plain-text body, as from a proxy in
-// front of a Mattermost that is down; open websockets stay open (Drop cuts
-// them). FailNext failures wait until the outage ends.
-func (s *Server) SetDown(down bool) {
-	s.faults.SetDown(down)
-}
-
-// Calls returns how many REST calls the server has received, failed and
-// rejected calls included, websocket upgrades not.
-func (s *Server) Calls() int {
-	return s.faults.Calls()
+func export(m fake.Message[post]) Post {
+	return Post{ID: m.ID, ChannelID: m.Channel, RootID: m.Thread, Message: m.Text, UserID: m.Author,
+		Props: bytes.Clone(m.X.props), FileIDs: m.Files, Edits: m.Edits}
 }
 
 // newIDLocked returns a 26-character id never returned before: the kind,
@@ -355,194 +265,126 @@ func (s *Server) newIDLocked(kind string) string {
 	return fmt.Sprintf("%s%0*d", kind, idLen-len(kind), s.seq)
 }
 
-// nowLocked returns the time in Unix milliseconds, later than any returned
-// before. s.mu must be held.
-func (s *Server) nowLocked() int64 {
+func (s *Server) now() int64 {
 	return s.clock.Next(time.Now().UnixMilli())
 }
 
 // userNameLocked returns the user's username. A user the server has not
 // seen before is added, with its id as username. s.mu must be held.
 func (s *Server) userNameLocked(userID string) string {
-	name, ok := s.users[userID]
-	if !ok {
-		name = userID
-		s.users[userID] = name
+	if _, ok := s.users[userID]; !ok {
+		s.users[userID] = userID
 	}
-	return name
-}
-
-// channelByNameLocked returns the named channel or nil. s.mu must be held.
-func (s *Server) channelByNameLocked(name string) *channel {
-	for _, ch := range s.channels {
-		if ch.name == name {
-			return ch
-		}
-	}
-	return nil
-}
-
-// channelByIDLocked returns the channel with the id or nil. s.mu must be held.
-func (s *Server) channelByIDLocked(id string) *channel {
-	for _, ch := range s.channels {
-		if ch.id == id {
-			return ch
-		}
-	}
-	return nil
+	return s.users[userID]
 }
 
 // directChannelLocked returns the direct message channel between the bot
 // and the user, creating it the first time. s.mu must be held.
-func (s *Server) directChannelLocked(userID string) *channel {
-	name := directChannelName(BotUserID, userID)
-	if ch := s.channelByNameLocked(name); ch != nil {
-		return ch
-	}
+func (s *Server) directChannelLocked(userID string) fake.Channel {
 	s.userNameLocked(userID)
-	ch := &channel{id: s.newIDLocked("channel"), name: name, typ: channelDirect, createAt: s.nowLocked()}
-	s.channels = append(s.channels, ch)
-	return ch
-}
-
-// directChannelName returns the name Mattermost gives the direct message
-// channel of two users (model.GetDMNameFromIds).
-func directChannelName(userID1, userID2 string) string {
-	if userID1 > userID2 {
-		userID1, userID2 = userID2, userID1
-	}
-	return userID1 + "__" + userID2
+	return s.Store.DirectChannel(userID, func() fake.Channel {
+		// model.GetDMNameFromIds puts the smaller id first.
+		return fake.Channel{ID: s.newIDLocked("channel"), Name: min(BotUserID, userID) + "__" + max(BotUserID, userID)}
+	})
 }
 
 // addPostLocked stores a new post and broadcasts its posted event, with the
 // mentions if there are any. s.mu must be held.
-func (s *Server) addPostLocked(p *post, mentions []string) {
-	now := s.nowLocked()
-	p.createAt, p.updateAt = now, now
-	s.posts[p.ID] = p
-	s.order[p.ChannelID] = append(s.order[p.ChannelID], p.ID)
-	ch := s.channelByIDLocked(p.ChannelID)
-	ch.lastPostAt = now
-	s.attachFilesLocked(p)
-	s.broadcastPostedLocked(ch, p, mentions)
-	s.changes.Notify()
+func (s *Server) addPostLocked(p fake.Message[post], mentions []string) fake.Message[post] {
+	p.X.createAt = s.now()
+	p.X.updateAt = p.X.createAt
+	p = s.Store.Post(p)
+	s.Store.AttachFiles(p.ID, p.Files)
+	s.broadcastPostedLocked(p, mentions)
+	return p
 }
 
 // editPostLocked records an edit of the post and broadcasts its
 // post_edited event. s.mu must be held.
-func (s *Server) editPostLocked(p *post, message string, props json.RawMessage) {
-	now := s.nowLocked()
-	if message != p.Message {
-		p.Message = message
-		p.editAt = now
+func (s *Server) editPostLocked(p fake.Message[post], message string, props json.RawMessage) fake.Message[post] {
+	now := s.now()
+	if message != p.Text {
+		p.Text, p.X.editAt = message, now
 	}
-	p.Props = props
-	p.updateAt = now
-	p.Edits++
-	s.broadcastPostEditedLocked(p)
-	s.changes.Notify()
+	p.X.props, p.X.updateAt = props, now
+	p, _ = s.Store.Update(p)
+	s.Store.AttachFiles(p.ID, p.Files)
+	s.broadcastLocked(wsEvent{Event: "post_edited", Data: object{"post": s.postJSON(p)}, Broadcast: wsBroadcast{ChannelID: p.Channel}})
+	return p
 }
 
-// fileLocked returns the file with the id or nil. s.mu must be held.
-func (s *Server) fileLocked(id string) *file {
-	for _, f := range s.files {
-		if f.ID == id {
-			return f
-		}
-	}
-	return nil
-}
-
-// attachFilesLocked marks the post's files attached to it. s.mu must be held.
-func (s *Server) attachFilesLocked(p *post) {
-	for _, id := range p.FileIDs {
-		if f := s.fileLocked(id); f != nil {
-			f.postID = p.ID
-		}
-	}
-}
-
-// attachableFilesLocked returns the ids of the files that a post in the
-// channel may attach: uploaded to that channel and not attached to another
-// post. Mattermost drops the other ids. s.mu must be held.
-func (s *Server) attachableFilesLocked(ids []string, channelID, postID string) []string {
+// attachableFiles returns the ids of the files that a post in the channel
+// may attach: uploaded to that channel and not attached to another post.
+// Mattermost drops the other ids.
+func (s *Server) attachableFiles(ids []string, channelID, postID string) []string {
 	var kept []string
 	for _, id := range ids {
-		f := s.fileLocked(id)
-		if f != nil && f.ChannelID == channelID && (f.postID == "" || f.postID == postID) && !slices.Contains(kept, id) {
+		f, ok := s.Store.File(id)
+		if ok && f.Channel == channelID && (f.Message == "" || f.Message == postID) && !slices.Contains(kept, id) {
 			kept = append(kept, id)
 		}
 	}
 	return kept
 }
 
-// replyStatsLocked returns how many replies a root post has and when the
-// last one was made. s.mu must be held.
-func (s *Server) replyStatsLocked(p *post) (count, lastAt int64) {
-	root := cmp.Or(p.RootID, p.ID)
-	for _, id := range s.order[p.ChannelID] {
-		if reply := s.posts[id]; reply.RootID == root {
-			count++
-			lastAt = max(lastAt, reply.createAt)
-		}
+// channelInfo returns the team, type and display name Mattermost gives the
+// channel: a direct message channel has no team and no display name, and
+// the seeded channels are displayed by their name in title case.
+func channelInfo(ch fake.Channel) (teamID, typ, displayName string) {
+	if ch.User != "" {
+		return "", channelDirect, ""
 	}
-	return count, lastAt
+	words := strings.Split(ch.Name, "-")
+	for i, w := range words {
+		words[i] = strings.ToUpper(w[:min(len(w), 1)]) + w[min(len(w), 1):]
+	}
+	return TeamID, channelOpen, strings.Join(words, " ")
 }
 
-// userJSONLocked returns the user as Mattermost's User JSON. s.mu must be held.
-func (s *Server) userJSONLocked(userID string) object {
-	name := s.userNameLocked(userID)
-	u := object{
-		"id": userID, "create_at": 0, "update_at": 0, "delete_at": 0, "username": name,
-		"auth_data": "", "auth_service": "", "email": name + "@example.com", "nickname": "",
-		"first_name": "", "last_name": "", "position": "", "roles": "system_user", "locale": "en",
-		"timezone":              object{"automaticTimezone": "", "manualTimezone": "", "useAutomaticTimezone": "true"},
-		"disable_welcome_email": false, "is_bot": userID == BotUserID,
+func (s *Server) channelJSON(ch fake.Channel) object {
+	teamID, typ, displayName := channelInfo(ch)
+	var lastPostAt int64
+	for _, p := range s.Store.Messages(ch.ID) {
+		lastPostAt = max(lastPostAt, p.X.createAt)
 	}
-	if userID == BotUserID {
-		u["bot_description"] = "kubechat test bot"
-	}
-	return u
-}
-
-// teamJSON returns the team as Mattermost's Team JSON.
-func teamJSON() object {
 	return object{
-		"id": TeamID, "create_at": 0, "update_at": 0, "delete_at": 0, "display_name": "Platform",
-		"name": TeamName, "description": "", "email": "", "type": "O", "company_name": "",
-		"allowed_domains": "", "invite_id": "", "allow_open_invite": false, "scheme_id": nil,
-		"group_constrained": nil, "policy_id": nil, "cloud_limits_archived": false,
-	}
-}
-
-// json returns the channel as Mattermost's Channel JSON.
-func (ch *channel) json() object {
-	return object{
-		"id": ch.id, "create_at": ch.createAt, "update_at": ch.createAt, "delete_at": 0,
-		"team_id": ch.teamID, "type": ch.typ, "display_name": ch.displayName, "name": ch.name,
-		"header": "", "purpose": "", "last_post_at": ch.lastPostAt, "total_msg_count": 0,
+		"id": ch.ID, "create_at": ch.Created.UnixMilli(), "update_at": ch.Created.UnixMilli(), "delete_at": 0,
+		"team_id": teamID, "type": typ, "display_name": displayName, "name": ch.Name,
+		"header": "", "purpose": "", "last_post_at": lastPostAt, "total_msg_count": 0,
 		"extra_update_at": 0, "creator_id": "", "scheme_id": nil, "props": nil,
 		"group_constrained": nil, "shared": nil, "total_msg_count_root": 0, "policy_id": nil,
-		"last_root_post_at": ch.lastPostAt,
+		"last_root_post_at": lastPostAt,
 	}
 }
 
-// clientPostLocked returns the post as Mattermost sends it to clients, as
-// Post JSON without the actions' integrations. s.mu must be held.
-func (s *Server) clientPostLocked(p *post) object {
-	replies, lastReplyAt := s.replyStatsLocked(p)
-	out := object{
-		"id": p.ID, "create_at": p.createAt, "update_at": p.updateAt, "edit_at": p.editAt,
-		"delete_at": 0, "is_pinned": p.pinned, "user_id": p.UserID, "channel_id": p.ChannelID,
-		"root_id": p.RootID, "original_id": "", "message": p.Message, "type": p.typ,
-		"props": clientProps(p.Props), "hashtags": "", "pending_post_id": p.pendingID,
-		"reply_count": replies, "last_reply_at": lastReplyAt, "participants": nil,
-		"metadata": object{},
+// clientPost returns the post as Mattermost sends it to clients, as Post
+// JSON without the actions' integrations.
+func (s *Server) clientPost(p fake.Message[post]) object {
+	root := cmp.Or(p.Thread, p.ID)
+	var replies, lastReplyAt int64
+	for _, reply := range s.Store.Messages(p.Channel) {
+		if reply.Thread == root {
+			replies++
+			lastReplyAt = max(lastReplyAt, reply.X.createAt)
+		}
 	}
-	if len(p.FileIDs) > 0 {
-		out["file_ids"] = slices.Clone(p.FileIDs)
+	out := object{
+		"id": p.ID, "create_at": p.X.createAt, "update_at": p.X.updateAt, "edit_at": p.X.editAt,
+		"delete_at": 0, "is_pinned": p.X.pinned, "user_id": p.Author, "channel_id": p.Channel,
+		"root_id": p.Thread, "original_id": "", "message": p.Text, "type": p.X.typ,
+		"props": clientProps(p.X.props), "hashtags": "", "pending_post_id": p.X.pendingID,
+		"reply_count": replies, "last_reply_at": lastReplyAt, "participants": nil, "metadata": object{},
+	}
+	if len(p.Files) > 0 {
+		out["file_ids"] = slices.Clone(p.Files)
 	}
 	return out
+}
+
+// postJSON returns the post as websocket events carry it: clientPost as a JSON string.
+func (s *Server) postJSON(p fake.Message[post]) string {
+	data, _ := json.Marshal(s.clientPost(p)) // maps of JSON values always encode
+	return string(data)
 }
 
 // decodeObject decodes a JSON object, keeping its numbers as they are written.
@@ -553,11 +395,8 @@ func decodeObject(data []byte) (object, error) {
 	if err := dec.Decode(&obj); err != nil {
 		return nil, fmt.Errorf("decode object: %w", err)
 	}
-	if obj == nil {
-		return nil, errors.New("decode object: not an object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("decode object: data after the object")
+	if _, err := dec.Token(); obj == nil || err != io.EOF {
+		return nil, errors.New("decode object: not one object")
 	}
 	return obj, nil
 }
@@ -586,21 +425,14 @@ func clientProps(props json.RawMessage) json.RawMessage {
 		return json.RawMessage("{}")
 	}
 	obj, err := decodeObject(props)
-	if err != nil {
-		return props
-	}
-	stripped := walkActions(obj, func(action object) bool {
+	if err != nil || !walkActions(obj, func(action object) bool {
 		_, ok := action["integration"]
 		delete(action, "integration")
 		return ok
-	})
-	if !stripped {
+	}) {
 		return props
 	}
-	out, err := json.Marshal(obj)
-	if err != nil {
-		return props
-	}
+	out, _ := json.Marshal(obj) // a decoded object encodes
 	return out
 }
 
@@ -608,53 +440,30 @@ func clientProps(props json.RawMessage) json.RawMessage {
 // JSON of an object whose actions all have ids, or nil for none (absent or
 // null). s.mu must be held.
 func (s *Server) normalizePropsLocked(raw json.RawMessage) (json.RawMessage, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
+	if raw = bytes.TrimSpace(raw); len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
 	obj, err := decodeObject(raw)
 	if err != nil {
 		return nil, fmt.Errorf("normalize props: %w", err)
 	}
-	named := walkActions(obj, func(action object) bool {
-		if id, _ := action["id"].(string); id != "" {
-			return false
+	if walkActions(obj, func(action object) bool {
+		id, _ := action["id"].(string)
+		if id == "" {
+			action["id"] = s.newIDLocked("action")
 		}
-		action["id"] = s.newIDLocked("action")
-		return true
-	})
-	if named {
-		out, err := json.Marshal(obj)
-		if err != nil {
-			return nil, fmt.Errorf("normalize props: %w", err)
-		}
-		return out, nil
+		return id == ""
+	}) {
+		return json.Marshal(obj) // numbers stay as written
 	}
 	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
-		return nil, fmt.Errorf("normalize props: %w", err)
-	}
-	return buf.Bytes(), nil
+	err = json.Compact(&buf, raw)
+	return buf.Bytes(), err
 }
 
 // isValidID reports whether id looks like a Mattermost id (model.IsValidId).
 func isValidID(id string) bool {
-	if len(id) != idLen {
-		return false
-	}
-	for _, r := range id {
-		if !unicode.IsLetter(r) && !unicode.IsNumber(r) {
-			return false
-		}
-	}
-	return true
-}
-
-// validPostType reports whether a client may create a post of the type:
-// an ordinary post, a message attachment post, or a custom or system type.
-func validPostType(typ string) bool {
-	return typ == "" || typ == "slack_attachment" || typ == "me" ||
-		strings.HasPrefix(typ, "custom_") || strings.HasPrefix(typ, "system_")
+	return len(id) == idLen && !strings.ContainsFunc(id, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
 }
 
 // appError is Mattermost's error JSON (model.AppError).
@@ -666,205 +475,87 @@ type appError struct {
 	StatusCode    int    `json:"status_code"`
 }
 
-// newAppError returns an AppError with Mattermost's id and English message.
 func newAppError(status int, id, message string) *appError {
 	return &appError{ID: id, Message: message, StatusCode: status}
 }
 
-// errNotFound is Mattermost's answer to a route it does not serve.
-func errNotFound() *appError {
-	return newAppError(http.StatusNotFound, "api.context.404.app_error", "Sorry, we could not find the page.")
-}
+// Mattermost's answers to a route it does not serve, to a call without a
+// valid token, and to a call the session may not make (which is also its
+// answer to many calls about things that do not exist).
+var (
+	errNotFound       = newAppError(http.StatusNotFound, "api.context.404.app_error", "Sorry, we could not find the page.")
+	errSessionExpired = newAppError(http.StatusUnauthorized, "api.context.session_expired.app_error", "Invalid or expired session, please login again.")
+	errPermissions    = newAppError(http.StatusForbidden, "api.context.permissions.app_error", "You do not have the appropriate permissions.")
+)
 
-// errSessionExpired is Mattermost's answer to a call without a valid token.
-func errSessionExpired() *appError {
-	return newAppError(http.StatusUnauthorized, "api.context.session_expired.app_error", "Invalid or expired session, please login again.")
-}
-
-// errPermissions is Mattermost's answer to a call the session may not make,
-// and to many calls about things that do not exist.
-func errPermissions() *appError {
-	return newAppError(http.StatusForbidden, "api.context.permissions.app_error", "You do not have the appropriate permissions.")
-}
-
-// errInvalidURLParam is Mattermost's answer to a malformed path or query parameter.
 func errInvalidURLParam(name string) *appError {
 	return newAppError(http.StatusBadRequest, "api.context.invalid_url_param.app_error", "Invalid or missing "+name+" parameter in request URL.")
 }
 
-// errInvalidBodyParam is Mattermost's answer to a malformed request body.
 func errInvalidBodyParam(name string) *appError {
 	return newAppError(http.StatusBadRequest, "api.context.invalid_body_param.app_error", "Invalid or missing "+name+" in request body.")
-}
-
-// errMessageLength is Mattermost's answer to a message over maxPostRunes
-// runes (Post.IsValid).
-func errMessageLength() *appError {
-	return newAppError(http.StatusBadRequest, "model.post.is_valid.message_length.app_error", "Message property is longer than the maximum permitted length.")
 }
 
 // writeFault answers a REST call with an injected failure: an outage as a
 // proxy in front of a Mattermost that is down answers, a 429 as
 // Mattermost's rate limiter answers (always with a Retry-After header), and
 // any other status with an AppError.
-func writeFault(w http.ResponseWriter, requestID string, f fake.Fault) {
-	switch {
+func writeFault(w http.ResponseWriter, f fake.Fault) {
+	switch seconds := strconv.Itoa(f.RetryAfterSeconds()); {
 	case f.Outage:
 		writeDown(w)
 	case f.Status == http.StatusTooManyRequests:
-		seconds := strconv.Itoa(f.RetryAfterSeconds())
-		w.Header().Set("X-Ratelimit-Limit", "10")
-		w.Header().Set("X-Ratelimit-Remaining", "0")
-		w.Header().Set("X-Ratelimit-Reset", seconds)
-		w.Header().Set("Retry-After", seconds)
+		for key, value := range map[string]string{"X-Ratelimit-Limit": "10", "X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": seconds, "Retry-After": seconds} {
+			w.Header().Set(key, value)
+		}
 		http.Error(w, "limit exceeded", http.StatusTooManyRequests)
 	case f.Status == http.StatusServiceUnavailable:
-		writeAppError(w, requestID, newAppError(f.Status, "api.context.server_busy.app_error", "Server is busy, non-critical services are temporarily unavailable."))
+		writeAppError(w, newAppError(f.Status, "api.context.server_busy.app_error", "Server is busy, non-critical services are temporarily unavailable."))
 	default:
-		writeAppError(w, requestID, newAppError(f.Status, "mattermosttest.fail_next.app_error", http.StatusText(f.Status)))
+		writeAppError(w, newAppError(f.Status, "mattermosttest.fail_next.app_error", http.StatusText(f.Status)))
 	}
 }
 
-// writeJSON answers with the value as JSON.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		data = []byte(`{"id":"api.marshal_error","message":"` + http.StatusText(status) + `","detailed_error":"","status_code":500}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(data)
+func writeAppError(w http.ResponseWriter, e *appError) {
+	answer := *e
+	answer.RequestID = w.Header().Get("X-Request-Id")
+	fake.WriteJSON(w, answer.StatusCode, answer)
 }
 
-// writeAppError answers with the AppError.
-func writeAppError(w http.ResponseWriter, requestID string, e *appError) {
-	e.RequestID = requestID
-	writeJSON(w, e.StatusCode, e)
-}
-
-// writeDown answers a request during an outage.
 func writeDown(w http.ResponseWriter) {
 	http.Error(w, "503 Service Unavailable: mattermost is down", http.StatusServiceUnavailable)
-}
-
-// route is one REST route: the method and the path below /api/v4/, whose
-// "*" segments match any one segment and are passed to serve.
-type route struct {
-	method  string
-	pattern string
-	public  bool // served without a token
-	serve   func(s *Server, r *http.Request, args []string) (int, any)
-}
-
-// routes are the REST routes the server serves; the first match wins.
-var routes = []route{
-	{http.MethodGet, "system/ping", true, (*Server).ping},
-	{http.MethodGet, "config/client", true, (*Server).clientConfig},
-	{http.MethodGet, "users/me", false, (*Server).getMe},
-	{http.MethodGet, "users/*", false, (*Server).getUser},
-	{http.MethodGet, "users/*/teams", false, (*Server).getTeamsForUser},
-	{http.MethodGet, "teams/*", false, (*Server).getTeam},
-	{http.MethodGet, "teams/name/*", false, (*Server).getTeamByName},
-	{http.MethodGet, "teams/name/*/channels/name/*", false, (*Server).getChannelByName},
-	{http.MethodGet, "channels/*", false, (*Server).getChannel},
-	{http.MethodPost, "channels/direct", false, (*Server).createDirectChannel},
-	{http.MethodPost, "posts", false, (*Server).createPost},
-	{http.MethodGet, "posts/*", false, (*Server).getPost},
-	{http.MethodPut, "posts/*", false, (*Server).updatePost},
-	{http.MethodPut, "posts/*/patch", false, (*Server).patchPost},
-	{http.MethodPost, "files", false, (*Server).uploadFiles},
-}
-
-// match returns the route serving the method and path segments, and the
-// segments its wildcards matched, or nil.
-func match(method string, segments []string) (*route, []string) {
-	for i := range routes {
-		rt := &routes[i]
-		pattern := strings.Split(rt.pattern, "/")
-		if rt.method != method || len(pattern) != len(segments) {
-			continue
-		}
-		var args []string
-		matched := true
-		for j, p := range pattern {
-			switch p {
-			case "*":
-				args = append(args, segments[j])
-			case segments[j]:
-			default:
-				matched = false
-			}
-		}
-		if matched {
-			return rt, args
-		}
-	}
-	return nil, nil
-}
-
-// apiSegments returns the unescaped path segments below /api/v4/, or false
-// if the path is not below it.
-func apiSegments(u *url.URL) ([]string, bool) {
-	rest, ok := strings.CutPrefix(u.EscapedPath(), "/api/v4/")
-	if !ok {
-		return nil, false
-	}
-	segments, err := fake.SplitPath(rest)
-	return segments, err == nil
 }
 
 // authorized reports whether the request carries the bot's token, as an
 // "Authorization: Bearer" or "Token" header or an access_token query
 // parameter, which Mattermost all accept.
 func authorized(r *http.Request) bool {
-	auth := r.Header.Get("Authorization")
-	for _, scheme := range []string{"bearer ", "token "} {
-		if len(auth) > len(scheme) && strings.EqualFold(auth[:len(scheme)], scheme) {
-			return strings.TrimSpace(auth[len(scheme):]) == Token
-		}
+	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
+	if found && (strings.EqualFold(scheme, "bearer") || strings.EqualFold(scheme, "token")) {
+		return strings.TrimSpace(token) == Token
 	}
 	return r.URL.Query().Get("access_token") == Token
 }
 
-// serveHTTP serves every request: the websocket, then the REST routes.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	requestID := fmt.Sprintf("request%019d", s.requests.Add(1))
-	w.Header().Set("X-Request-Id", requestID)
+	w.Header().Set("X-Request-Id", fmt.Sprintf("request%019d", s.requests.Add(1)))
 	w.Header().Set("X-Version-Id", serverVersion)
-	segments, ok := apiSegments(r.URL)
-	if ok && len(segments) == 1 && segments[0] == "websocket" {
+	if r.URL.Path == "/api/v4/websocket" {
 		s.serveWebSocket(w, r)
 		return
 	}
-	if f, failed := s.faults.Next(); failed {
-		writeFault(w, requestID, f)
-		return
-	}
-	rt, args := match(r.Method, segments)
-	switch {
-	case !ok || rt == nil:
-		writeAppError(w, requestID, errNotFound())
-		return
-	case !rt.public && !authorized(r):
-		writeAppError(w, requestID, errSessionExpired())
+	if f, failed := s.Store.Next(); failed {
+		writeFault(w, f)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	status, body := rt.serve(s, r, args)
-	if e, ok := body.(*appError); ok {
-		writeAppError(w, requestID, e)
-		return
-	}
-	writeJSON(w, status, body)
+	s.mux.ServeHTTP(w, r)
 }
 
-// fail returns an AppError as a route's answer.
 func fail(e *appError) (int, any) {
 	return e.StatusCode, e
 }
 
-// decodeBody decodes the request's JSON body into v.
 func decodeBody(r *http.Request, v any) error {
 	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
 		return fmt.Errorf("decode request body: %w", err)
@@ -872,139 +563,134 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
-// ping serves GET /system/ping.
-func (s *Server) ping(*http.Request, []string) (int, any) {
-	return http.StatusOK, object{"status": "OK"}
-}
-
-// clientConfig serves GET /config/client, with or without ?format=old.
-func (s *Server) clientConfig(r *http.Request, _ []string) (int, any) {
+func (s *Server) clientConfig(r *http.Request) (int, any) {
 	if format := r.URL.Query().Get("format"); format != "" && format != "old" {
 		return fail(errInvalidURLParam("format"))
 	}
 	return http.StatusOK, map[string]string{
 		"Version": serverVersion, "BuildNumber": serverVersion, "BuildHash": "mattermosttest",
-		"BuildEnterpriseReady": "false", "SiteURL": s.baseURL, "SiteName": "Mattermost",
+		"BuildEnterpriseReady": "false", "SiteURL": s.URL(), "SiteName": "Mattermost",
 		"MaxPostSize": strconv.Itoa(maxPostRunes), "MaxFileSize": strconv.Itoa(maxBodyBytes),
 		"EnablePostUsernameOverride": "false", "EnablePostIconOverride": "false",
 		"EnableFileAttachments": "true", "ExperimentalEnablePostMetadata": "true",
 	}
 }
 
-// getMe serves GET /users/me.
-func (s *Server) getMe(*http.Request, []string) (int, any) {
+// getUser serves GET /users/{user_id} for the bot ("me" or its id) and the
+// users the server has seen.
+func (s *Server) getUser(r *http.Request) (int, any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return http.StatusOK, s.userJSONLocked(BotUserID)
-}
-
-// getUser serves GET /users/{user_id} for the bot and the users the server
-// has seen.
-func (s *Server) getUser(_ *http.Request, args []string) (int, any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, known := s.users[args[0]]; !known {
+	id := r.PathValue("user_id")
+	if id == "me" {
+		id = BotUserID
+	}
+	name, known := s.users[id]
+	if !known {
 		return fail(newAppError(http.StatusNotFound, "app.user.missing_account.const", "Unable to find the user."))
 	}
-	return http.StatusOK, s.userJSONLocked(args[0])
+	u := object{
+		"id": id, "create_at": 0, "update_at": 0, "delete_at": 0, "username": name,
+		"auth_data": "", "auth_service": "", "email": name + "@example.com", "nickname": "",
+		"first_name": "", "last_name": "", "position": "", "roles": "system_user", "locale": "en",
+		"timezone":              object{"automaticTimezone": "", "manualTimezone": "", "useAutomaticTimezone": "true"},
+		"disable_welcome_email": false, "is_bot": id == BotUserID,
+	}
+	if id == BotUserID {
+		u["bot_description"] = "kubechat test bot"
+	}
+	return http.StatusOK, u
 }
 
-// getTeamsForUser serves GET /users/{user_id}/teams for the bot ("me" or its id).
-func (s *Server) getTeamsForUser(_ *http.Request, args []string) (int, any) {
-	if args[0] != "me" && args[0] != BotUserID {
-		return fail(errPermissions())
+func (s *Server) getTeamsForUser(r *http.Request) (int, any) {
+	if id := r.PathValue("user_id"); id != "me" && id != BotUserID {
+		return fail(errPermissions)
 	}
 	return http.StatusOK, []object{teamJSON()}
 }
 
-// getTeam serves GET /teams/{team_id}.
-func (s *Server) getTeam(_ *http.Request, args []string) (int, any) {
+// getTeam serves GET /teams/{team_id} and GET /teams/name/{team_name}.
+func (s *Server) getTeam(r *http.Request) (int, any) {
 	switch {
-	case !isValidID(args[0]):
-		return fail(errInvalidURLParam("team_id"))
-	case args[0] != TeamID:
+	case r.PathValue("team_id") != "" && r.PathValue("team_id") != TeamID:
 		return fail(newAppError(http.StatusNotFound, "app.team.get.find.app_error", "Unable to find the existing team."))
-	}
-	return http.StatusOK, teamJSON()
-}
-
-// getTeamByName serves GET /teams/name/{team_name}.
-func (s *Server) getTeamByName(_ *http.Request, args []string) (int, any) {
-	if args[0] != TeamName {
+	case r.PathValue("team_name") != "" && r.PathValue("team_name") != TeamName:
 		return fail(newAppError(http.StatusNotFound, "app.team.get_by_name.missing.app_error", "Unable to find the existing team."))
 	}
 	return http.StatusOK, teamJSON()
 }
 
-// getChannelByName serves GET /teams/name/{team_name}/channels/name/{channel_name}.
-func (s *Server) getChannelByName(_ *http.Request, args []string) (int, any) {
-	if args[0] != TeamName {
-		return fail(newAppError(http.StatusNotFound, "app.team.get_by_name.missing.app_error", "Unable to find the existing team."))
+func teamJSON() object {
+	return object{
+		"id": TeamID, "create_at": 0, "update_at": 0, "delete_at": 0, "display_name": "Platform",
+		"name": TeamName, "description": "", "email": "", "type": "O", "company_name": "",
+		"allowed_domains": "", "invite_id": "", "allow_open_invite": false, "scheme_id": nil,
+		"group_constrained": nil, "policy_id": nil, "cloud_limits_archived": false,
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := s.channelByNameLocked(args[1])
-	if ch == nil || ch.teamID != TeamID {
-		return fail(newAppError(http.StatusNotFound, "app.channel.get_by_name.missing.app_error", "Channel does not exist."))
-	}
-	return http.StatusOK, ch.json()
 }
 
-// getChannel serves GET /channels/{channel_id}.
-func (s *Server) getChannel(_ *http.Request, args []string) (int, any) {
-	if !isValidID(args[0]) {
-		return fail(errInvalidURLParam("channel_id"))
+// getChannel serves GET /channels/{channel_id} and GET
+// /teams/name/{team_name}/channels/name/{channel_name}.
+func (s *Server) getChannel(r *http.Request) (int, any) {
+	if r.PathValue("team_name") != "" {
+		if status, answer := s.getTeam(r); status != http.StatusOK {
+			return status, answer
+		}
+		ch, ok := s.Store.ChannelNamed(r.PathValue("channel_name"))
+		if !ok || ch.User != "" {
+			return fail(newAppError(http.StatusNotFound, "app.channel.get_by_name.missing.app_error", "Channel does not exist."))
+		}
+		return http.StatusOK, s.channelJSON(ch)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := s.channelByIDLocked(args[0])
-	if ch == nil {
+	ch, ok := s.Store.Channel(r.PathValue("channel_id"))
+	if !ok {
 		return fail(newAppError(http.StatusNotFound, "app.channel.get.existing.app_error", "Unable to find the existing channel."))
 	}
-	return http.StatusOK, ch.json()
+	return http.StatusOK, s.channelJSON(ch)
 }
 
 // createDirectChannel serves POST /channels/direct, whose body is the two
 // users' ids; one must be the bot's. It answers 201 with the channel, which
 // it creates the first time.
-func (s *Server) createDirectChannel(r *http.Request, _ []string) (int, any) {
+func (s *Server) createDirectChannel(r *http.Request) (int, any) {
 	var ids []string
 	if err := decodeBody(r, &ids); err != nil || len(ids) != 2 || ids[0] == "" || ids[1] == "" {
 		return fail(errInvalidBodyParam("user_ids"))
 	}
+	if !slices.Contains(ids, BotUserID) {
+		return fail(errPermissions)
+	}
 	other := ids[0]
-	switch BotUserID {
-	case ids[0]:
+	if other == BotUserID {
 		other = ids[1]
-	case ids[1]:
-	default:
-		return fail(errPermissions())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return http.StatusCreated, s.directChannelLocked(other).json()
+	return http.StatusCreated, s.channelJSON(s.directChannelLocked(other))
 }
 
-// postBody is a Post as a client sends it.
+// postBody is a Post as a client sends it, for a create, an update (the
+// whole post) or a patch (where null or absent fields leave the post's).
 type postBody struct {
-	ID            string          `json:"id"`
-	ChannelID     string          `json:"channel_id"`
-	RootID        string          `json:"root_id"`
-	Message       string          `json:"message"`
-	Type          string          `json:"type"`
-	Props         json.RawMessage `json:"props"`
-	FileIDs       []string        `json:"file_ids"`
-	PendingPostID string          `json:"pending_post_id"`
-	IsPinned      bool            `json:"is_pinned"`
+	ID            string           `json:"id"`
+	ChannelID     string           `json:"channel_id"`
+	RootID        string           `json:"root_id"`
+	Message       *string          `json:"message"`
+	Type          string           `json:"type"`
+	Props         *json.RawMessage `json:"props"`
+	FileIDs       *[]string        `json:"file_ids"`
+	PendingPostID string           `json:"pending_post_id"`
+	IsPinned      *bool            `json:"is_pinned"`
 }
 
 // checkPost validates a post's message, type and props as Mattermost's
-// Post.IsValid does.
+// Post.IsValid does. A client may create an ordinary post, a message
+// attachment post, or a custom or system type.
 func checkPost(message, typ string, props json.RawMessage) *appError {
 	switch {
 	case utf8.RuneCountInString(message) > maxPostRunes:
-		return errMessageLength()
-	case !validPostType(typ):
+		return newAppError(http.StatusBadRequest, "model.post.is_valid.message_length.app_error", "Message property is longer than the maximum permitted length.")
+	case typ != "" && typ != "slack_attachment" && typ != "me" && !strings.HasPrefix(typ, "custom_") && !strings.HasPrefix(typ, "system_"):
 		return newAppError(http.StatusBadRequest, "model.post.is_valid.type.app_error", "Invalid type.")
 	case utf8.RuneCount(props) > maxPropsRunes:
 		return newAppError(http.StatusBadRequest, "model.post.is_valid.props.app_error", "Invalid props.")
@@ -1014,153 +700,104 @@ func checkPost(message, typ string, props json.RawMessage) *appError {
 
 // createPost serves POST /posts: the bot posts into a channel, answered
 // with 201 and the post.
-func (s *Server) createPost(r *http.Request, _ []string) (int, any) {
+func (s *Server) createPost(r *http.Request) (int, any) {
 	var body postBody
 	if err := decodeBody(r, &body); err != nil {
 		return fail(errInvalidBodyParam("post"))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch := s.channelByIDLocked(body.ChannelID)
-	if ch == nil {
-		return fail(errPermissions()) // Mattermost checks create_post permission first.
+	if _, ok := s.Store.Channel(body.ChannelID); !ok {
+		return fail(errPermissions) // Mattermost checks create_post permission first.
 	}
-	props, err := s.normalizePropsLocked(body.Props)
+	props, err := s.normalizePropsLocked(*cmp.Or(body.Props, new(json.RawMessage)))
 	if err != nil {
 		return fail(errInvalidBodyParam("post"))
 	}
-	if e := checkPost(body.Message, body.Type, props); e != nil {
+	message := *cmp.Or(body.Message, new(string))
+	if e := checkPost(message, body.Type, props); e != nil {
 		return fail(e)
 	}
-	if body.RootID != "" {
-		root := s.posts[body.RootID]
-		if root == nil || root.RootID != "" || root.ChannelID != ch.id {
-			return fail(newAppError(http.StatusBadRequest, "api.post.create_post.root_id.app_error", "Invalid RootId parameter."))
-		}
+	if body.RootID != "" && !s.isRoot(body.RootID, body.ChannelID) {
+		return fail(newAppError(http.StatusBadRequest, "api.post.create_post.root_id.app_error", "Invalid RootId parameter."))
 	}
-	p := &post{
-		Post: Post{
-			ID: s.newIDLocked("post"), ChannelID: ch.id, RootID: body.RootID, Message: body.Message,
-			UserID: BotUserID, Props: props,
-		},
-		typ: body.Type, pendingID: body.PendingPostID,
-	}
-	p.FileIDs = s.attachableFilesLocked(body.FileIDs, ch.id, p.ID)
-	s.addPostLocked(p, nil)
-	return http.StatusCreated, s.clientPostLocked(p)
+	id := s.newIDLocked("post")
+	p := s.addPostLocked(fake.Message[post]{
+		ID: id, Channel: body.ChannelID, Thread: body.RootID, Author: BotUserID, Text: message,
+		Files: s.attachableFiles(*cmp.Or(body.FileIDs, new([]string)), body.ChannelID, id),
+		X:     post{props: props, typ: body.Type, pendingID: body.PendingPostID},
+	}, nil)
+	return http.StatusCreated, s.clientPost(p)
 }
 
-// getPost serves GET /posts/{post_id}.
-func (s *Server) getPost(_ *http.Request, args []string) (int, any) {
-	if !isValidID(args[0]) {
-		return fail(errInvalidURLParam("post_id"))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.posts[args[0]]
-	if p == nil {
+func (s *Server) isRoot(postID, channelID string) bool {
+	root, ok := s.Store.Message(postID)
+	return ok && root.Thread == "" && root.Channel == channelID
+}
+
+func (s *Server) getPost(r *http.Request) (int, any) {
+	p, ok := s.Store.Message(r.PathValue("post_id"))
+	if !ok {
 		return fail(newAppError(http.StatusNotFound, "app.post.get.app_error", "Unable to get post."))
 	}
-	return http.StatusOK, s.clientPostLocked(p)
-}
-
-// editablePostLocked returns the post the bot may edit, or the AppError
-// Mattermost answers: 403 for a post that does not exist or is not the
-// bot's. s.mu must be held.
-func (s *Server) editablePostLocked(id string) (*post, *appError) {
-	p := s.posts[id]
-	if p == nil || p.UserID != BotUserID {
-		return nil, errPermissions()
-	}
-	return p, nil
+	return http.StatusOK, s.clientPost(p)
 }
 
 // updatePost serves PUT /posts/{post_id} (Client4.UpdatePost): the body is
 // the whole post, whose id must be the URL's. Its message and props replace
 // the post's, even when empty; file_ids do when present.
-func (s *Server) updatePost(r *http.Request, args []string) (int, any) {
-	if !isValidID(args[0]) {
-		return fail(errInvalidURLParam("post_id"))
-	}
+func (s *Server) updatePost(r *http.Request) (int, any) {
 	var body postBody
 	if err := decodeBody(r, &body); err != nil {
 		return fail(errInvalidBodyParam("post"))
 	}
-	if body.ID != args[0] {
+	if body.ID != r.PathValue("post_id") {
 		return fail(errInvalidBodyParam("id"))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, e := s.editablePostLocked(args[0])
-	if e != nil {
-		return fail(e)
-	}
-	props, err := s.normalizePropsLocked(body.Props)
-	if err != nil {
-		return fail(errInvalidBodyParam("post"))
-	}
-	if e := checkPost(body.Message, p.typ, props); e != nil {
-		return fail(e)
-	}
-	if body.FileIDs != nil {
-		p.FileIDs = s.attachableFilesLocked(body.FileIDs, p.ChannelID, p.ID)
-		s.attachFilesLocked(p)
-	}
-	p.pinned = body.IsPinned
-	s.editPostLocked(p, body.Message, props)
-	return http.StatusOK, s.clientPostLocked(p)
-}
-
-// patchBody is a PostPatch as a client sends it; null or absent fields
-// leave the post's as they are.
-type patchBody struct {
-	Message  *string          `json:"message"`
-	Props    *json.RawMessage `json:"props"`
-	FileIDs  *[]string        `json:"file_ids"`
-	IsPinned *bool            `json:"is_pinned"`
+	return s.edit(r.PathValue("post_id"), postBody{
+		Message: cmp.Or(body.Message, new(string)), Props: cmp.Or(body.Props, new(json.RawMessage)),
+		FileIDs: body.FileIDs, IsPinned: cmp.Or(body.IsPinned, new(bool)),
+	})
 }
 
 // patchPost serves PUT /posts/{post_id}/patch (Client4.PatchPost). Props
 // in the patch replace the post's props as a whole.
-func (s *Server) patchPost(r *http.Request, args []string) (int, any) {
-	if !isValidID(args[0]) {
-		return fail(errInvalidURLParam("post_id"))
-	}
-	var body patchBody
+func (s *Server) patchPost(r *http.Request) (int, any) {
+	var body postBody
 	if err := decodeBody(r, &body); err != nil {
 		return fail(errInvalidBodyParam("post"))
 	}
+	return s.edit(r.PathValue("post_id"), body)
+}
+
+// edit applies the message, props, file ids and pinning the body has (nil
+// fields keep the post's) to one of the bot's posts, which it must be: a
+// post that does not exist or is not the bot's gets 403.
+func (s *Server) edit(id string, body postBody) (int, any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, e := s.editablePostLocked(args[0])
-	if e != nil {
-		return fail(e)
+	p, ok := s.Store.Message(id)
+	if !ok || p.Author != BotUserID {
+		return fail(errPermissions)
 	}
-	message, props := p.Message, p.Props
-	if body.Message != nil {
-		message = *body.Message
-	}
+	props := p.X.props
 	if body.Props != nil {
 		var err error
 		if props, err = s.normalizePropsLocked(*body.Props); err != nil {
 			return fail(errInvalidBodyParam("post"))
 		}
 	}
-	if e := checkPost(message, p.typ, props); e != nil {
+	message := *cmp.Or(body.Message, &p.Text)
+	if e := checkPost(message, p.X.typ, props); e != nil {
 		return fail(e)
 	}
 	if body.FileIDs != nil {
-		p.FileIDs = s.attachableFilesLocked(*body.FileIDs, p.ChannelID, p.ID)
-		s.attachFilesLocked(p)
+		p.Files = s.attachableFiles(*body.FileIDs, p.Channel, p.ID)
 	}
-	if body.IsPinned != nil {
-		p.pinned = *body.IsPinned
-	}
-	s.editPostLocked(p, message, props)
-	return http.StatusOK, s.clientPostLocked(p)
+	p.X.pinned = *cmp.Or(body.IsPinned, &p.X.pinned)
+	return http.StatusOK, s.clientPost(s.editPostLocked(p, message, props))
 }
 
-// upload is one file of an upload request.
 type upload struct {
 	name    string
 	content []byte
@@ -1171,101 +808,66 @@ type upload struct {
 // Client4.UploadFile sends it, or a raw body named by the channel_id and
 // filename query parameters, as Client4.UploadFileAsRequestBody sends it.
 func readUploads(r *http.Request) (channelID string, clientIDs []string, uploads []upload, e *appError) {
-	channelID = r.URL.Query().Get("channel_id")
-	badParse := newAppError(http.StatusBadRequest, "api.file.upload_file.bad_parse.app_error", "Unable to upload file. Header cannot be parsed.")
-	tooLarge := newAppError(http.StatusRequestEntityTooLarge, "api.file.upload_file.too_large_detailed.app_error", "Unable to upload file. File is too large.")
-	readAll := func(rd io.Reader) ([]byte, *appError) {
-		data, err := io.ReadAll(rd)
-		switch {
-		case fake.TooLarge(err):
-			return nil, tooLarge
-		case err != nil:
-			return nil, badParse
-		}
-		return data, nil
+	channelID, name := r.URL.Query().Get("channel_id"), r.URL.Query().Get("filename")
+	var err error
+	switch {
+	case fake.MediaType(r) == "multipart/form-data":
+		err = fake.ReadParts(r, func(part *multipart.Part, data []byte) {
+			switch part.FormName() {
+			case "channel_id":
+				channelID = string(data)
+			case "client_ids":
+				clientIDs = append(clientIDs, string(data))
+			case "files":
+				uploads = append(uploads, upload{name: path.Base(part.FileName()), content: data})
+			}
+		})
+	case name == "":
+		return "", nil, nil, errInvalidURLParam("filename")
+	default:
+		var content []byte
+		content, err = io.ReadAll(r.Body)
+		uploads = []upload{{name: name, content: content}}
 	}
-	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mediaType != "multipart/form-data" {
-		name := r.URL.Query().Get("filename")
-		if name == "" {
-			return "", nil, nil, errInvalidURLParam("filename")
-		}
-		content, e := readAll(r.Body)
-		if e != nil {
-			return "", nil, nil, e
-		}
-		return channelID, nil, []upload{{name: name, content: content}}, nil
-	}
-	reader, err := r.MultipartReader()
-	if err != nil {
-		return "", nil, nil, badParse
-	}
-	for {
-		part, err := reader.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", nil, nil, badParse
-		}
-		data, e := readAll(part)
-		if e != nil {
-			return "", nil, nil, e
-		}
-		switch part.FormName() {
-		case "channel_id":
-			channelID = string(data)
-		case "client_ids":
-			clientIDs = append(clientIDs, string(data))
-		case "files":
-			uploads = append(uploads, upload{name: path.Base(part.FileName()), content: data})
-		}
+	switch {
+	case fake.TooLarge(err):
+		return "", nil, nil, newAppError(http.StatusRequestEntityTooLarge, "api.file.upload_file.too_large_detailed.app_error", "Unable to upload file. File is too large.")
+	case err != nil:
+		return "", nil, nil, newAppError(http.StatusBadRequest, "api.file.upload_file.bad_parse.app_error", "Unable to upload file. Header cannot be parsed.")
 	}
 	return channelID, clientIDs, uploads, nil
 }
 
 // uploadFiles serves POST /files, answering 201 with the files' FileInfos.
-func (s *Server) uploadFiles(r *http.Request, _ []string) (int, any) {
+func (s *Server) uploadFiles(r *http.Request) (int, any) {
 	channelID, clientIDs, uploads, e := readUploads(r)
-	switch {
+	switch _, known := s.Store.Channel(channelID); {
 	case e != nil:
 		return fail(e)
 	case channelID == "":
 		return fail(errInvalidURLParam("channel_id"))
 	case len(uploads) == 0:
 		return fail(newAppError(http.StatusBadRequest, "api.file.upload_file.no_file.app_error", "Unable to upload file. No file in request."))
+	case !known:
+		return fail(errPermissions) // Mattermost checks upload_file permission on the channel.
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.channelByIDLocked(channelID) == nil {
-		return fail(errPermissions()) // Mattermost checks upload_file permission on the channel.
-	}
-	infos := make([]object, 0, len(uploads))
+	infos := []object{}
 	for _, u := range uploads {
-		mimeType := mime.TypeByExtension(path.Ext(u.name))
-		if mimeType == "" {
-			mimeType = http.DetectContentType(u.content)
-		}
-		f := &file{
-			File:   File{ID: s.newIDLocked("file"), Name: u.name, Content: string(u.content), ChannelID: channelID},
-			userID: BotUserID, mimeType: mimeType, createAt: s.nowLocked(),
-		}
-		s.files = append(s.files, f)
-		infos = append(infos, f.infoJSON())
+		f := s.Store.AddFile(fake.File{
+			ID: s.newIDLocked("file"), Name: u.name, Content: string(u.content), Channel: channelID, Author: BotUserID,
+			ContentType: cmp.Or(mime.TypeByExtension(path.Ext(u.name)), http.DetectContentType(u.content)), Created: time.UnixMilli(s.now()),
+		})
+		infos = append(infos, object{
+			"id": f.ID, "user_id": f.Author, "channel_id": f.Channel, "post_id": f.Message,
+			"create_at": f.Created.UnixMilli(), "update_at": f.Created.UnixMilli(), "delete_at": 0, "name": f.Name,
+			"extension": strings.TrimPrefix(path.Ext(f.Name), "."), "size": len(f.Content),
+			"mime_type": f.ContentType, "width": 0, "height": 0, "has_preview_image": false,
+			"mini_preview": nil, "remote_id": "", "archived": false,
+		})
 	}
-	s.changes.Notify()
 	return http.StatusCreated, object{"file_infos": infos, "client_ids": append([]string{}, clientIDs...)}
-}
-
-// infoJSON returns the file as Mattermost's FileInfo JSON.
-func (f *file) infoJSON() object {
-	return object{
-		"id": f.ID, "user_id": f.userID, "channel_id": f.ChannelID, "post_id": f.postID,
-		"create_at": f.createAt, "update_at": f.createAt, "delete_at": 0, "name": f.Name,
-		"extension": strings.TrimPrefix(path.Ext(f.Name), "."), "size": len(f.Content),
-		"mime_type": f.mimeType, "width": 0, "height": 0, "has_preview_image": false,
-		"mini_preview": nil, "remote_id": "", "archived": false,
-	}
 }
 
 // integrationRequest is what Mattermost posts to an action's integration
@@ -1285,7 +887,6 @@ type integrationRequest struct {
 	Context     object `json:"context,omitempty"`
 }
 
-// postAction is the part of a stored action that a click needs.
 type postAction struct {
 	Type        string `json:"type"`
 	DataSource  string `json:"data_source"`
@@ -1295,17 +896,13 @@ type postAction struct {
 	} `json:"integration"`
 }
 
-// findAction returns the action with the id among the props' attachments.
-func findAction(props json.RawMessage, actionID string) (postAction, bool) {
-	var found postAction
-	ok := false
+// findAction returns the action with the id among the props' attachments,
+// if it has an integration to call.
+func findAction(props json.RawMessage, actionID string) (found postAction, ok bool) {
 	if obj, err := decodeObject(props); err == nil {
 		walkActions(obj, func(action object) bool {
-			if id, _ := action["id"].(string); ok || id != actionID {
-				return false
-			}
-			data, err := json.Marshal(action)
-			if err == nil {
+			if id, _ := action["id"].(string); !ok && id == actionID {
+				data, _ := json.Marshal(action) // a decoded object encodes
 				dec := json.NewDecoder(bytes.NewReader(data))
 				dec.UseNumber()
 				ok = dec.Decode(&found) == nil
@@ -1313,18 +910,7 @@ func findAction(props json.RawMessage, actionID string) (postAction, bool) {
 			return false
 		})
 	}
-	return found, ok
-}
-
-// isAlphanumeric reports whether s is ASCII letters and digits only, and
-// not empty.
-func isAlphanumeric(s string) bool {
-	for _, r := range s {
-		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
-			return false
-		}
-	}
-	return s != ""
+	return found, ok && found.Integration != nil && found.Integration.URL != ""
 }
 
 // Click plays the user clicking the interactive button, or choosing
@@ -1348,54 +934,44 @@ func isAlphanumeric(s string) bool {
 // It fails after the call if the call fails or a 200 body is not valid JSON.
 func (s *Server) Click(postID, userID, actionID, selectedOption string) (status int, body []byte, err error) {
 	req, endpoint, err := s.clickRequest(postID, userID, actionID, selectedOption)
-	if err != nil {
-		return 0, nil, fmt.Errorf("click %s on post %s: %w", actionID, postID, err)
+	var update json.RawMessage
+	if err == nil {
+		status, body, update, err = s.callIntegration(endpoint, req)
 	}
-	status, body, update, err := s.callIntegration(endpoint, req)
-	if err != nil {
-		return status, body, fmt.Errorf("click %s on post %s: %w", actionID, postID, err)
+	if err == nil && update != nil {
+		err = s.applyActionUpdate(postID, update)
 	}
-	if update != nil {
-		if err := s.applyActionUpdate(postID, update); err != nil {
-			return status, body, fmt.Errorf("click %s on post %s: %w", actionID, postID, err)
-		}
-	}
-	return status, body, nil
+	return status, body, fake.Wrap(err, "click %s on post %s", actionID, postID)
 }
 
 // clickRequest builds the request Mattermost posts to the integration of a
 // clicked action and returns it with the integration's URL.
 func (s *Server) clickRequest(postID, userID, actionID, selectedOption string) (integrationRequest, string, error) {
-	if !isAlphanumeric(actionID) {
+	p, known := s.Store.Message(postID)
+	action, found := findAction(p.X.props, actionID)
+	switch {
+	case actionID == "" || strings.ContainsFunc(actionID, func(r rune) bool { return r > unicode.MaxASCII || !unicode.IsLetter(r) && !unicode.IsDigit(r) }):
 		return integrationRequest{}, "", errors.New("action id is not letters and digits only: Mattermost's route /posts/{post_id}/actions/{action_id:[A-Za-z0-9]+} answers 404")
-	}
-	if userID == "" {
+	case userID == "":
 		return integrationRequest{}, "", errors.New("no user id")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return integrationRequest{}, "", errors.New("server closed")
-	}
-	p := s.posts[postID]
-	if p == nil {
+	case s.Store.Closed():
+		return integrationRequest{}, "", fake.ErrClosed
+	case !known:
 		return integrationRequest{}, "", errors.New("no such post")
-	}
-	action, ok := findAction(p.Props, actionID)
-	if !ok || action.Integration == nil || action.Integration.URL == "" {
+	case !found:
 		return integrationRequest{}, "", errors.New("no such action with an integration")
 	}
-	ch := s.channelByIDLocked(p.ChannelID)
-	teamName := ""
-	if ch.teamID == TeamID {
-		teamName = TeamName
-	}
-	trigger := fmt.Sprintf("%s:%s:%d:mattermosttest", s.newIDLocked("trigger"), userID, s.nowLocked())
+	ch, _ := s.Store.Channel(p.Channel)
+	teamID, _, _ := channelInfo(ch)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	trigger := fmt.Sprintf("%s:%s:%d:mattermosttest", s.newIDLocked("trigger"), userID, s.now())
 	req := integrationRequest{
-		UserID: userID, UserName: s.userNameLocked(userID), ChannelID: ch.id, ChannelName: ch.name,
-		TeamID: ch.teamID, TeamName: teamName, PostID: p.ID,
-		TriggerID: base64.StdEncoding.EncodeToString([]byte(trigger)),
-		Type:      action.Type, Context: action.Integration.Context,
+		UserID: userID, UserName: s.userNameLocked(userID), ChannelID: ch.ID, ChannelName: ch.Name, TeamID: teamID,
+		PostID: p.ID, TriggerID: base64.StdEncoding.EncodeToString([]byte(trigger)), Type: action.Type, Context: action.Integration.Context,
+	}
+	if teamID == TeamID {
+		req.TeamName = TeamName
 	}
 	if action.Type == "select" && selectedOption != "" {
 		if req.Context == nil {
@@ -1414,36 +990,21 @@ func (s *Server) callIntegration(endpoint string, req integrationRequest) (int, 
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("encode integration request: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), integrationTimeout)
-	defer cancel()
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(payload))
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("call integration %s: %w", endpoint, err)
-	}
-	httpReq.Header.Set("Content-Type", "application/json")
-	httpReq.Header.Set("Accept", "application/json")
-	resp, err := s.client.Do(httpReq)
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("call integration %s: %w", endpoint, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxIntegrationResponseBytes))
-	if err != nil {
-		return resp.StatusCode, body, nil, fmt.Errorf("read integration %s: %w", endpoint, err)
-	}
-	if resp.StatusCode != http.StatusOK || len(bytes.TrimSpace(body)) == 0 {
-		return resp.StatusCode, body, nil, nil
+	header := http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}
+	status, body, err := s.Bot.Call(endpoint, header, payload, maxIntegrationResponseBytes)
+	if err != nil || status != http.StatusOK || len(bytes.TrimSpace(body)) == 0 {
+		return status, body, nil, err
 	}
 	var answer struct {
 		Update json.RawMessage `json:"update"`
 	}
 	if err := json.Unmarshal(body, &answer); err != nil {
-		return resp.StatusCode, body, nil, fmt.Errorf("decode integration %s answer: %w", endpoint, err)
+		return status, body, nil, fmt.Errorf("decode integration %s answer: %w", endpoint, err)
 	}
-	if len(answer.Update) == 0 || string(answer.Update) == "null" {
-		return resp.StatusCode, body, nil, nil
+	if string(answer.Update) == "null" {
+		answer.Update = nil
 	}
-	return resp.StatusCode, body, answer.Update, nil
+	return status, body, answer.Update, nil
 }
 
 // applyActionUpdate applies the post an integration answered a click with.
@@ -1457,21 +1018,21 @@ func (s *Server) applyActionUpdate(postID string, update json.RawMessage) error 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.posts[postID]
-	if p == nil {
+	p, ok := s.Store.Message(postID)
+	if !ok {
 		return errors.New("apply update: post gone")
 	}
-	props := p.Props
+	props := p.X.props
 	if raw := bytes.TrimSpace(body.Props); len(raw) > 0 && string(raw) != "null" {
-		merged, err := retainProps(p.Props, raw)
+		merged, err := retainProps(p.X.props, raw)
+		if err == nil {
+			props, err = s.normalizePropsLocked(merged)
+		}
 		if err != nil {
 			return fmt.Errorf("apply update: %w", err)
 		}
-		if props, err = s.normalizePropsLocked(merged); err != nil {
-			return fmt.Errorf("apply update: %w", err)
-		}
 	}
-	if e := checkPost(body.Message, p.typ, props); e != nil {
+	if e := checkPost(body.Message, p.X.typ, props); e != nil {
 		return fmt.Errorf("apply update: %s", e.ID)
 	}
 	s.editPostLocked(p, body.Message, props)
@@ -1482,14 +1043,12 @@ func (s *Server) applyActionUpdate(postID string, update json.RawMessage) error 
 // the old props: copied when there, removed when not.
 func retainProps(old, updated json.RawMessage) (json.RawMessage, error) {
 	next, err := decodeObject(updated)
+	prev := object{}
+	if err == nil && len(old) > 0 {
+		prev, err = decodeObject(old)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("retain props: %w", err)
-	}
-	prev := object{}
-	if len(old) > 0 {
-		if prev, err = decodeObject(old); err != nil {
-			return nil, fmt.Errorf("retain props: %w", err)
-		}
 	}
 	for _, key := range retainPropKeys {
 		if v, ok := prev[key]; ok {
@@ -1498,9 +1057,5 @@ func retainProps(old, updated json.RawMessage) (json.RawMessage, error) {
 			delete(next, key)
 		}
 	}
-	out, err := json.Marshal(next)
-	if err != nil {
-		return nil, fmt.Errorf("retain props: %w", err)
-	}
-	return out, nil
+	return json.Marshal(next)
 }

@@ -1,12 +1,9 @@
 package mattermosttest
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -25,8 +22,6 @@ const (
 	defaultAuthTimeout = 5 * time.Second
 	// pongWait is how long the server waits for a pong, as Mattermost does.
 	pongWait = 100 * time.Second
-	// writeTimeout bounds every websocket write.
-	writeTimeout = 5 * time.Second
 	// sendQueueSize is how many messages wait for a websocket before the
 	// server gives up on it and closes it, as Mattermost's hub does.
 	sendQueueSize = 256
@@ -35,22 +30,10 @@ const (
 	maxSocketMessageBytes = 8 * 1024
 )
 
-// conn is one open websocket, released once its reader and writer have
-// stopped and the server has let go of it.
-type conn struct {
-	*fake.Socket
-	s    *Server
-	id   string         // the connection_id of the hello event
-	out  chan wsMessage // what the writer sends, in order
-	quit chan struct{}  // closed when the reader has stopped, to stop the writer
-
-	authed bool // guarded by s.mu
-}
-
-// wsMessage is one message for a websocket: an event or a response.
-type wsMessage struct {
-	event    *wsEvent
-	response *wsResponse
+type wsConn struct {
+	*fake.Conn
+	id  string // the connection_id of the hello event
+	seq int64  // the number of the next event; guarded by s.mu
 }
 
 // wsEvent is a server event (model.WebSocketEvent's JSON). The writer
@@ -72,70 +55,17 @@ type wsBroadcast struct {
 	OmitConnectionID string          `json:"omit_connection_id"`
 }
 
-// wsRequest is a client's action (model.WebSocketRequest's JSON).
 type wsRequest struct {
 	Seq    int64  `json:"seq"`
 	Action string `json:"action"`
 	Data   object `json:"data"`
 }
 
-// wsResponse answers a client's action (model.WebSocketResponse's JSON).
 type wsResponse struct {
 	Status   string    `json:"status"`
 	SeqReply int64     `json:"seq_reply,omitempty"`
 	Data     object    `json:"data,omitempty"`
 	Error    *appError `json:"error,omitempty"`
-}
-
-// Connections returns how many websockets have authenticated so far.
-func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.accepted
-}
-
-// Connected returns how many authenticated websockets are open now.
-func (s *Server) Connected() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.connectedLocked()
-}
-
-// connectedLocked returns how many authenticated websockets are open. s.mu must be held.
-func (s *Server) connectedLocked() int {
-	n := 0
-	for _, c := range s.conns {
-		if c.authed {
-			n++
-		}
-	}
-	return n
-}
-
-// WaitConnected waits until at least total websockets have authenticated
-// so far and at least one authenticated websocket is open. It is there for
-// tests of reconnect loops: after Drop, wait for Connections()+1.
-func (s *Server) WaitConnected(ctx context.Context, total int) error {
-	err := s.changes.Wait(ctx, &s.mu, func() bool { return s.accepted >= total && s.connectedLocked() > 0 })
-	if err != nil {
-		return fmt.Errorf("wait for %d websocket connections: %w", total, err)
-	}
-	return nil
-}
-
-// Drop cuts every open websocket abruptly, closing the network connection
-// without a close frame, and returns once the server has let go of them.
-//
-// A model.WebSocketClient whose Listen loop runs then sees its read fail
-// with an abnormal closure (1006, unexpected EOF): it sets ListenError,
-// closes EventChannel and ResponseChannel, and is done. It never
-// reconnects by itself; an adapter must notice the closed EventChannel and
-// dial a new client with model.NewWebSocketClient4 and call Listen again.
-func (s *Server) Drop() {
-	s.mu.Lock()
-	conns := slices.Clone(s.conns)
-	s.mu.Unlock()
-	fake.Drop(conns)
 }
 
 // Mention stores a user's post "@kubechat " + text in the channel and
@@ -144,44 +74,15 @@ func (s *Server) Drop() {
 // nothing, if no authenticated websocket is open or there is no such
 // channel.
 func (s *Server) Mention(channelID, userID, text string) (postID string, err error) {
-	postID, err = s.userPost(channelID, "", userID, "@"+BotName+" "+text)
-	if err != nil {
-		return "", fmt.Errorf("mention in %s: %w", channelID, err)
-	}
-	return postID, nil
+	p, err := s.userPost(channelID, "", userID, "@"+BotName+" "+text)
+	return p.ID, fake.Wrap(err, "mention in %s", channelID)
 }
 
 // MentionInThread is Mention as a reply in the thread of rootID, which must
 // be a root post of the channel.
 func (s *Server) MentionInThread(channelID, rootID, userID, text string) (postID string, err error) {
-	postID, err = s.userPost(channelID, rootID, userID, "@"+BotName+" "+text)
-	if err != nil {
-		return "", fmt.Errorf("mention in thread %s of %s: %w", rootID, channelID, err)
-	}
-	return postID, nil
-}
-
-// userPost stores a user's mention of the bot and broadcasts it.
-func (s *Server) userPost(channelID, rootID, userID, message string) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.checkUserPostLocked(userID); err != nil {
-		return "", err
-	}
-	ch := s.channelByIDLocked(channelID)
-	if ch == nil {
-		return "", errors.New("no such channel")
-	}
-	if rootID != "" {
-		root := s.posts[rootID]
-		if root == nil || root.RootID != "" || root.ChannelID != ch.id {
-			return "", errors.New("no such root post in the channel")
-		}
-	}
-	s.userNameLocked(userID)
-	p := &post{Post: Post{ID: s.newIDLocked("post"), ChannelID: ch.id, RootID: rootID, Message: message, UserID: userID}}
-	s.addPostLocked(p, []string{BotUserID})
-	return p.ID, nil
+	p, err := s.userPost(channelID, rootID, userID, "@"+BotName+" "+text)
+	return p.ID, fake.Wrap(err, "mention in thread %s of %s", rootID, channelID)
 }
 
 // DirectMessage stores a user's post of text in the user's direct message
@@ -191,103 +92,81 @@ func (s *Server) userPost(channelID, rootID, userID, message string) (string, er
 // the bot in its mentions. It returns the channel's and the post's ids; it
 // fails, storing nothing, if no authenticated websocket is open.
 func (s *Server) DirectMessage(userID, text string) (channelID, postID string, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.checkUserPostLocked(userID); err != nil {
-		return "", "", fmt.Errorf("direct message from %s: %w", userID, err)
-	}
-	ch := s.directChannelLocked(userID)
-	p := &post{Post: Post{ID: s.newIDLocked("post"), ChannelID: ch.id, Message: text, UserID: userID}}
-	s.addPostLocked(p, []string{BotUserID})
-	return ch.id, p.ID, nil
+	p, err := s.userPost("", "", userID, text)
+	return p.Channel, p.ID, fake.Wrap(err, "direct message from %s", userID)
 }
 
-// checkUserPostLocked returns why a user's post cannot be injected now, or
-// nil. s.mu must be held.
-func (s *Server) checkUserPostLocked(userID string) error {
+// userPost stores a user's post in the channel, or in the user's direct
+// message channel when channelID is "", and broadcasts it with the bot in
+// its mentions.
+func (s *Server) userPost(channelID, rootID, userID, message string) (fake.Message[post], error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, known := s.Store.Channel(channelID)
 	switch {
-	case s.closed:
-		return fake.ErrClosed
+	case s.Store.Closed():
+		return fake.Message[post]{}, fake.ErrClosed
 	case userID == "":
-		return errors.New("no user id")
-	case s.connectedLocked() == 0:
-		return errNotConnected
+		return fake.Message[post]{}, errors.New("no user id")
+	case s.Hub.Connected() == 0:
+		return fake.Message[post]{}, errNotConnected
+	case channelID == "":
+		channelID = s.directChannelLocked(userID).ID
+	case !known:
+		return fake.Message[post]{}, fake.ErrUnknownChannel
+	case rootID != "" && !s.isRoot(rootID, channelID):
+		return fake.Message[post]{}, errors.New("no such root post in the channel")
 	}
-	return nil
+	s.userNameLocked(userID)
+	p := fake.Message[post]{ID: s.newIDLocked("post"), Channel: channelID, Thread: rootID, Author: userID, Text: message}
+	return s.addPostLocked(p, []string{BotUserID}), nil
 }
 
 // broadcastPostedLocked broadcasts the posted event of a new post, as
 // Mattermost's notifications send it. s.mu must be held.
-func (s *Server) broadcastPostedLocked(ch *channel, p *post, mentions []string) {
-	postJSON, err := json.Marshal(s.clientPostLocked(p))
-	if err != nil {
-		return
-	}
-	sender := s.userNameLocked(p.UserID)
-	displayName := ch.displayName
-	if ch.typ == channelDirect {
+func (s *Server) broadcastPostedLocked(p fake.Message[post], mentions []string) {
+	ch, _ := s.Store.Channel(p.Channel)
+	teamID, typ, displayName := channelInfo(ch)
+	sender := s.userNameLocked(p.Author)
+	if typ == channelDirect {
 		displayName = "@" + sender
 	}
 	data := object{
-		"channel_display_name": displayName, "channel_name": ch.name, "channel_type": ch.typ,
-		"post": string(postJSON), "sender_name": "@" + sender, "set_online": true, "team_id": ch.teamID,
+		"channel_display_name": displayName, "channel_name": ch.Name, "channel_type": typ,
+		"post": s.postJSON(p), "sender_name": "@" + sender, "set_online": true, "team_id": teamID,
 	}
 	if len(mentions) > 0 {
-		ids, err := json.Marshal(mentions)
-		if err == nil {
-			data["mentions"] = string(ids)
-		}
+		ids, _ := json.Marshal(mentions) // strings always encode
+		data["mentions"] = string(ids)
 	}
-	s.broadcastLocked(&wsEvent{Event: "posted", Data: data, Broadcast: wsBroadcast{ChannelID: ch.id}})
+	s.broadcastLocked(wsEvent{Event: "posted", Data: data, Broadcast: wsBroadcast{ChannelID: ch.ID}})
 }
 
-// broadcastPostEditedLocked broadcasts the post_edited event of an edited
-// post. s.mu must be held.
-func (s *Server) broadcastPostEditedLocked(p *post) {
-	postJSON, err := json.Marshal(s.clientPostLocked(p))
-	if err != nil {
-		return
-	}
-	data := object{"post": string(postJSON)}
-	s.broadcastLocked(&wsEvent{Event: "post_edited", Data: data, Broadcast: wsBroadcast{ChannelID: p.ChannelID}})
-}
-
-// broadcastLocked queues the event for every authenticated websocket. The
-// event must not change afterwards. s.mu must be held.
-func (s *Server) broadcastLocked(ev *wsEvent) {
-	for _, c := range s.conns {
-		if c.authed {
-			c.sendLocked(wsMessage{event: ev})
-		}
+func (s *Server) broadcastLocked(ev wsEvent) {
+	for _, c := range s.Hub.Conns() {
+		s.sendEventLocked(c, ev)
 	}
 }
 
-// sendLocked queues a message for the websocket. If its queue is full the
-// client is not reading, and the websocket is closed, as Mattermost's hub
-// does. c.s.mu must be held.
-func (c *conn) sendLocked(m wsMessage) {
-	select {
-	case c.out <- m:
-	default:
-		_ = c.Close()
-	}
+// sendEventLocked sends an event to the websocket, numbering it. If the
+// websocket's queue is full the client is not reading, and the websocket
+// is closed, as Mattermost's hub does. s.mu must be held.
+func (s *Server) sendEventLocked(c *wsConn, ev wsEvent) {
+	ev.Seq = c.seq
+	c.seq++
+	c.SendJSON(ev)
 }
 
 // authenticateLocked marks the websocket authenticated, answers the
-// authentication challenge with seq if seq > 0, and says hello. s.mu must be held.
-func (s *Server) authenticateLocked(c *conn, seq int64) {
-	c.authed = true
-	s.accepted++
+// authentication challenge with seq if seq > 0, and says hello. Holding
+// s.mu, no event is broadcast to it before hello. s.mu must be held.
+func (s *Server) authenticateLocked(c *wsConn, seq int64) {
+	s.Hub.SetReady(c, true)
 	if seq > 0 {
-		c.sendLocked(wsMessage{response: &wsResponse{Status: "OK", SeqReply: seq}})
+		c.SendJSON(wsResponse{Status: "OK", SeqReply: seq})
 	}
-	hello := &wsEvent{
-		Event:     "hello",
-		Data:      object{"server_version": serverVersion, "connection_id": c.id},
-		Broadcast: wsBroadcast{UserID: BotUserID},
-	}
-	c.sendLocked(wsMessage{event: hello})
-	s.changes.Notify()
+	hello := object{"server_version": serverVersion, "connection_id": c.id}
+	s.sendEventLocked(c, wsEvent{Event: "hello", Data: hello, Broadcast: wsBroadcast{UserID: BotUserID}})
 }
 
 // serveWebSocket serves /api/v4/websocket. A request with the bot's token
@@ -295,90 +174,53 @@ func (s *Server) authenticateLocked(c *conn, seq int64) {
 // any other must send an authentication_challenge with the token first,
 // within the auth timeout, or be closed.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	if s.closed || s.faults.Down() {
-		s.mu.Unlock()
+	if s.Hub.Closed() || s.Store.Down() {
 		writeDown(w)
 		return
 	}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer s.wg.Done()
-
-	ws, err := s.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return // the upgrader answered with an HTTP error
-	}
-	c := &conn{Socket: fake.NewSocket(ws), s: s, out: make(chan wsMessage, sendQueueSize), quit: make(chan struct{})}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		c.GoAway()
+	c, ok := s.Hub.Accept(w, r, func(conn *fake.Conn) *wsConn { return &wsConn{Conn: conn} })
+	if !ok {
 		return
 	}
+	s.mu.Lock()
 	c.id = s.newIDLocked("connection")
-	s.conns = append(s.conns, c)
 	if authorized(r) {
 		s.authenticateLocked(c, 0)
 	}
 	s.mu.Unlock()
-
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.write()
-	}()
-	c.read()
-	close(c.quit)
-	<-writerDone
-	_ = ws.Close()
-
-	s.mu.Lock()
-	s.conns = slices.DeleteFunc(s.conns, func(other *conn) bool { return other == c })
-	s.changes.Notify()
-	s.mu.Unlock()
-	c.Release()
-}
-
-// read reads the client's actions until the websocket fails or the server
-// closes it.
-func (c *conn) read() {
+	authCheck := time.AfterFunc(s.authTimeout, func() {
+		if !s.Hub.Ready(c) {
+			c.Abort()
+		}
+	})
+	defer authCheck.Stop()
 	c.SetReadLimit(maxSocketMessageBytes)
-	if err := c.SetReadDeadline(time.Now().Add(pongWait)); err != nil {
-		return
-	}
+	_ = c.SetReadDeadline(time.Now().Add(pongWait))
 	c.SetPongHandler(func(string) error {
 		return c.SetReadDeadline(time.Now().Add(pongWait))
 	})
-	for {
-		typ, data, err := c.ReadMessage()
-		if err != nil {
-			return
-		}
+	s.Hub.Serve(c, s.pingInterval, func(typ int, data []byte) bool {
 		if typ != websocket.TextMessage {
-			continue // msgpack-encoded binary actions are not supported
+			return true // msgpack-encoded binary actions are not supported
 		}
 		var req wsRequest
 		if err := json.Unmarshal(data, &req); err != nil {
-			return // Mattermost closes a websocket that sends what it cannot decode
+			return false // Mattermost closes a websocket that sends what it cannot decode
 		}
-		if !c.handle(req) {
-			return
-		}
-	}
+		return s.handle(c, req)
+	})
 }
 
 // handle answers one action as Mattermost's websocket router does, and
 // reports whether the websocket stays open.
-func (c *conn) handle(req wsRequest) bool {
-	s := c.s
+func (s *Server) handle(c *wsConn, req wsRequest) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	reply := func(data object) {
-		c.sendLocked(wsMessage{response: &wsResponse{Status: "OK", SeqReply: req.Seq, Data: data}})
+		c.SendJSON(wsResponse{Status: "OK", SeqReply: req.Seq, Data: data})
 	}
 	refuse := func(status int, id, message string) {
-		c.sendLocked(wsMessage{response: &wsResponse{Status: "FAIL", SeqReply: req.Seq, Error: newAppError(status, id, message)}})
+		c.SendJSON(wsResponse{Status: "FAIL", SeqReply: req.Seq, Error: newAppError(status, id, message)})
 	}
 	switch {
 	case req.Action == "":
@@ -386,14 +228,14 @@ func (c *conn) handle(req wsRequest) bool {
 	case req.Seq <= 0:
 		refuse(http.StatusBadRequest, "api.web_socket_router.bad_seq.app_error", "Invalid sequence for WebSocket message.")
 	case req.Action == "authentication_challenge":
-		if c.authed {
+		if s.Hub.Ready(c) {
 			return true // Mattermost ignores it on an authenticated websocket
 		}
 		if token, _ := req.Data["token"].(string); token != Token {
 			return false // Mattermost closes the websocket
 		}
 		s.authenticateLocked(c, req.Seq)
-	case !c.authed:
+	case !s.Hub.Ready(c):
 		refuse(http.StatusUnauthorized, "api.web_socket_router.not_authenticated.app_error", "No websocket authentication.")
 	case req.Action == "ping":
 		reply(object{"text": "pong", "version": serverVersion, "server_time": time.Now().UnixMilli(), "node_id": ""})
@@ -417,54 +259,4 @@ func (c *conn) handle(req wsRequest) bool {
 		refuse(http.StatusInternalServerError, "api.web_socket_router.bad_action.app_error", "Unknown WebSocket action.")
 	}
 	return true
-}
-
-// write sends the queued messages, numbering the events, and pings, until
-// the reader stops or a write fails. It closes a websocket that has not
-// authenticated within the auth timeout.
-func (c *conn) write() {
-	ping := time.NewTicker(c.s.pingInterval)
-	defer ping.Stop()
-	authCheck := time.NewTimer(c.s.authTimeout)
-	defer authCheck.Stop()
-	var seq int64
-	for {
-		select {
-		case <-c.quit:
-			return
-		case m := <-c.out:
-			var v any = m.response
-			if m.event != nil {
-				ev := *m.event
-				ev.Seq = seq
-				seq++
-				v = ev
-			}
-			data, err := json.Marshal(v)
-			if err != nil {
-				continue
-			}
-			if err := c.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
-				_ = c.Close()
-				return
-			}
-			if err := c.WriteMessage(websocket.TextMessage, data); err != nil {
-				_ = c.Close()
-				return
-			}
-		case <-ping.C:
-			if err := c.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
-				_ = c.Close()
-				return
-			}
-		case <-authCheck.C:
-			c.s.mu.Lock()
-			authed := c.authed
-			c.s.mu.Unlock()
-			if !authed {
-				_ = c.Close()
-				return
-			}
-		}
-	}
 }

@@ -22,12 +22,10 @@ type App struct {
 	BotToken, AppToken, BotUserID string
 }
 
-// app is an installed app as the server keeps it.
 type app struct {
 	App
-	botID, appID string
-	// messageEvents: subscribed to message.channels (channel messages).
-	messageEvents bool
+	botID, appID  string
+	messageEvents bool // subscribed to message.channels (channel messages)
 }
 
 // defaultApp is the app New installs, with the package's constants.
@@ -47,19 +45,33 @@ func (s *Server) AddApp(name string, messageEvents bool) App {
 		}
 		return -1
 	}, name))
+	lower := strings.ToLower(id)
 	a := &app{App: App{
-		Name:      name,
-		BotToken:  "xoxb-kubechat-test-" + strings.ToLower(id),
-		AppToken:  "xapp-kubechat-test-" + strings.ToLower(id),
+		Name: name, BotToken: "xoxb-kubechat-test-" + lower, AppToken: "xapp-kubechat-test-" + lower,
 		BotUserID: fmt.Sprintf("U%s%d", id, s.nextSeqLocked()),
 	}, botID: "B" + id, appID: "A" + id, messageEvents: messageEvents}
 	s.apps = append(s.apps, a)
 	return a.App
 }
 
-// appByTokenLocked returns the app that owns token (bot or app-level, as
-// kind says), or nil. s.mu must be held.
-func (s *Server) appByTokenLocked(token, kind string) *app {
+// SubscribeMessageEvents subscribes the app whose bot user is botUserID to
+// message.channels, as AddApp's messageEvents does; it reports whether
+// there is such an app.
+func (s *Server) SubscribeMessageEvents(botUserID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.appByBotLocked(botUserID)
+	if a != nil {
+		a.messageEvents = true
+	}
+	return a != nil
+}
+
+// appByToken returns the app that owns token (bot or app-level, as kind
+// says), or nil.
+func (s *Server) appByToken(token, kind string) *app {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, a := range s.apps {
 		if (kind == BotToken && a.BotToken == token) || (kind == AppToken && a.AppToken == token) {
 			return a
@@ -78,11 +90,11 @@ func (s *Server) appByBotLocked(id string) *app {
 	return nil
 }
 
-// newestConnOfLocked returns the most recently opened websocket of a, or nil.
-func (s *Server) newestConnOfLocked(a *app) *socketConn {
-	for i := len(s.conns) - 1; i >= 0; i-- {
-		if s.conns[i].app == a {
-			return s.conns[i]
+func (s *Server) newestConnOf(a *app) *socketConn {
+	conns := s.Hub.Conns()
+	for i := len(conns) - 1; i >= 0; i-- {
+		if conns[i].app == a {
+			return conns[i]
 		}
 	}
 	return nil
@@ -94,53 +106,35 @@ func (s *Server) newestConnOfLocked(a *app) *socketConn {
 // message.channels. Apps without an open connection miss it, as with
 // Slack. It returns the message's ts and the number of envelopes pushed.
 func (s *Server) Say(channelID, userID, text string) (ts string, pushed int, err error) {
-	s.mu.Lock()
-	ch := s.channelByIDLocked(channelID)
-	if ch == nil {
-		s.mu.Unlock()
+	if _, ok := s.Store.Channel(channelID); !ok {
 		return "", 0, fmt.Errorf("say in %s: %w", channelID, errChannelNotFound)
 	}
-	msg := Message{Channel: ch.id, TS: s.nextTSLocked(), Text: text, User: userID}
-	s.addMessageLocked(msg)
-	type delivery struct {
-		conn *socketConn
-		env  envelope
-	}
-	var out []delivery
+	s.mu.Lock()
+	msg := s.postLocked(channelID, "", userID, text, nil)
+	var conns []*socketConn
+	var envs []envelope
 	for _, a := range s.apps {
-		conn := s.newestConnOfLocked(a)
+		conn := s.newestConnOf(a)
 		if conn == nil {
 			continue
 		}
 		if strings.Contains(text, "<@"+a.BotUserID+">") {
-			ev := object{"type": "app_mention", "user": userID, "text": text, "ts": msg.TS, "channel": ch.id, "event_ts": msg.TS, "team": TeamID}
-			out = append(out, delivery{conn, s.newEnvelopeLocked("events_api", s.eventCallbackForLocked(a, ev))})
+			conns = append(conns, conn)
+			envs = append(envs, s.newEnvelopeLocked("events_api", s.eventCallbackLocked(a, messageEvent("app_mention", msg))))
 		}
 		if a.messageEvents {
-			ev := object{"type": "message", "channel": ch.id, "channel_type": "channel", "user": userID, "text": text,
-				"ts": msg.TS, "event_ts": msg.TS, "team": TeamID}
-			out = append(out, delivery{conn, s.newEnvelopeLocked("events_api", s.eventCallbackForLocked(a, ev))})
+			event := messageEvent("message", msg)
+			event["channel_type"] = "channel"
+			conns = append(conns, conn)
+			envs = append(envs, s.newEnvelopeLocked("events_api", s.eventCallbackLocked(a, event)))
 		}
 	}
 	s.mu.Unlock()
-	for _, d := range out {
-		if err := d.conn.send(d.env); err != nil {
-			return msg.TS, pushed, fmt.Errorf("say in %s: %w", channelID, err)
+	for i, env := range envs {
+		if !conns[i].SendJSON(env) {
+			return msg.ID, pushed, fmt.Errorf("say in %s: %w", channelID, errNotConnected)
 		}
 		pushed++
 	}
-	return msg.TS, pushed, nil
-}
-
-// SubscribeMessageEvents subscribes the app whose bot user is botUserID to
-// message.channels, as AddApp's messageEvents does; it reports whether
-// there is such an app.
-func (s *Server) SubscribeMessageEvents(botUserID string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a := s.appByBotLocked(botUserID)
-	if a != nil {
-		a.messageEvents = true
-	}
-	return a != nil
+	return msg.ID, pushed, nil
 }

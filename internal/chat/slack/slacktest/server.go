@@ -12,7 +12,10 @@
 // Payloads follow Slack's documented formats
 // (https://api.slack.com/methods, https://api.slack.com/apis/socket-mode).
 // Faults can be injected: rate limiting and server errors on the next calls
-// (FailNext), an outage (SetDown) and dropped websockets (Drop).
+// (FailNext), an outage (SetDown) and dropped websockets (Drop). A 429
+// carries {"ok":false,"error":"ratelimited"} and, when it names a wait, a
+// Retry-After header in whole seconds, rounded up; other failures carry a
+// plain-text body ("upstream error" for 5xx).
 package slacktest
 
 import (
@@ -23,17 +26,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
+	"maps"
+	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/kubechat/kubechat/internal/chat/chattest/fake"
 )
@@ -50,18 +51,13 @@ const (
 )
 
 const (
-	botID      = "BKUBECHAT"
-	botName    = "kubechat"
-	appID      = "AKUBECHAT"
-	teamDomain = "kubechat-test"
+	botID, botName, appID = "BKUBECHAT", "kubechat", "AKUBECHAT"
+	teamDomain            = "kubechat-test"
 	// verificationToken is the deprecated verification token Slack still puts in payloads.
 	verificationToken = "kubechat-verification-token"
-
-	// maxBodyBytes bounds every request body the server reads.
-	maxBodyBytes = 16 << 20
+	maxBodyBytes      = 16 << 20
 	// defaultPageSize and maxPageSize bound conversations.list pages, as Slack does.
-	defaultPageSize = 100
-	maxPageSize     = 1000
+	defaultPageSize, maxPageSize = 100, 1000
 )
 
 // Web API error codes, as Slack documents them.
@@ -83,50 +79,28 @@ type apiError string
 
 func (e apiError) Error() string { return string(e) }
 
-// object is a JSON object in a response or payload.
 type object = map[string]any
+
+type message = fake.Message[json.RawMessage]
 
 // Server is a fake Slack workspace on loopback. Create it with New and
 // release it with Close. All its methods are safe for concurrent use.
 type Server struct {
-	http     *httptest.Server
-	baseURL  string // scheme and host of http, without a trailing slash
-	upgrader websocket.Upgrader
-	wg       sync.WaitGroup // the goroutines of open websockets
+	*fake.Server[json.RawMessage, *socketConn]
+	stamps fake.Monotonic // message timestamps, in microseconds
 
-	faults  fake.Faults    // injected into Web API calls
-	changes fake.Signal    // notified whenever the state changes; never closed
-	stamps  fake.Monotonic // message timestamps, in microseconds
-
-	mu       sync.Mutex
-	closed   bool
-	seq      int // source of ids
-	channels []*channel
-	messages map[string][]Message // by channel id, in posting order
-	uploads  map[string]*upload   // by file id, until files.completeUploadExternal
-	files    []File
-	calls    map[string]int  // by Web API method
-	tickets  map[string]*app // apps.connections.open tickets not used yet, by ticket
-	apps     []*app          // installed apps; the first is the default one
-	conns    []*socketConn   // open websockets, oldest first
-	accepted int             // websockets accepted so far
-	acks     map[string]bool // by envelope id of every pushed envelope: whether it was acked
+	mu      sync.Mutex
+	seq     int                // source of ids
+	uploads map[string]*upload // by file id, until files.completeUploadExternal
+	calls   map[string]int     // by Web API method
+	tickets map[string]*app    // apps.connections.open tickets not used yet
+	apps    []*app             // installed apps; the first is the default one
+	acks    map[string]bool    // by envelope id of every pushed envelope: whether it was acked
 }
 
-// channel is a conversation of the workspace: a channel, or a direct
-// message channel with one user.
-type channel struct {
-	id      string
-	name    string // "" for a direct message channel
-	user    string // the other party of a direct message channel
-	created int64
-}
-
-// upload is a file announced with files.getUploadURLExternal.
 type upload struct {
-	name     string
-	content  string
-	uploaded bool
+	name, content string
+	uploaded      bool
 }
 
 // Message is one message as the workspace now holds it, edits applied.
@@ -170,123 +144,51 @@ type File struct {
 // New starts a fake workspace with the channels "alerts" and "general".
 func New() *Server {
 	s := &Server{
-		upgrader: websocket.Upgrader{
-			// slack-go sends Origin: https://api.slack.com, which is not our host.
-			CheckOrigin: func(*http.Request) bool { return true },
-		},
-		messages: make(map[string][]Message),
-		uploads:  make(map[string]*upload),
-		calls:    make(map[string]int),
-		tickets:  make(map[string]*app),
-		apps:     []*app{defaultApp()},
-		acks:     make(map[string]bool),
+		Server:  fake.NewServer[json.RawMessage, *socketConn](sendQueue),
+		uploads: map[string]*upload{}, calls: map[string]int{}, tickets: map[string]*app{}, acks: map[string]bool{},
+		apps: []*app{defaultApp()},
 	}
-	now := time.Now().Unix()
-	s.channels = []*channel{
-		{id: "C000ALERTS", name: "alerts", created: now},
-		{id: "C00GENERAL", name: "general", created: now},
-	}
+	s.Store.AddChannel(fake.Channel{ID: "C000ALERTS", Name: "alerts"})
+	s.Store.AddChannel(fake.Channel{ID: "C00GENERAL", Name: "general"})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/", s.serveAPI)
 	mux.HandleFunc("/upload/", s.serveUpload)
 	mux.HandleFunc("/socket", s.serveSocket)
-	s.http = httptest.NewServer(mux)
-	s.baseURL = s.http.URL
+	s.Start(mux)
 	return s
-}
-
-// Close closes every websocket, waits for their goroutines and shuts the server down.
-func (s *Server) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.closed = true
-	conns := slices.Clone(s.conns)
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.GoAway()
-	}
-	s.wg.Wait()
-	s.http.Close()
 }
 
 // APIURL returns the base URL of the Web API for slack.OptionAPIURL; it ends in "/api/".
 func (s *Server) APIURL() string {
-	return s.baseURL + "/api/"
+	return s.URL() + "/api/"
 }
 
 // AddChannel adds a channel and returns its id. A leading '#' is ignored; a
 // name that exists already returns that channel's id, and "" adds nothing
 // and returns "".
 func (s *Server) AddChannel(name string) (id string) {
-	name = strings.TrimPrefix(name, "#")
-	if name == "" {
-		return ""
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ch := s.channelByNameLocked(name); ch != nil {
-		return ch.id
-	}
-	ch := &channel{id: fmt.Sprintf("C%09d", s.nextSeqLocked()), name: name, created: time.Now().Unix()}
-	s.channels = append(s.channels, ch)
-	s.changes.Notify()
-	return ch.id
-}
-
-// ChannelID returns the id of the named channel (a leading '#' is ignored), or "" if there is none.
-func (s *Server) ChannelID(name string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ch := s.channelByNameLocked(strings.TrimPrefix(name, "#")); ch != nil {
-		return ch.id
-	}
-	return ""
+	return s.Store.EnsureChannel(name, func(int) string { return fmt.Sprintf("C%09d", s.nextSeqLocked()) })
 }
 
 // Messages returns the messages of a channel, the bot's and injected ones, in posting order.
 func (s *Server) Messages(channelID string) []Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	msgs := slices.Clone(s.messages[channelID])
-	for i := range msgs {
-		msgs[i].Blocks = bytes.Clone(msgs[i].Blocks)
-	}
-	return msgs
+	return fake.Convert(s.Store.Messages(channelID), export)
 }
 
 // WaitMessages waits until the channel holds at least n messages and returns
 // them all. When ctx ends first it returns the messages so far with an error.
 func (s *Server) WaitMessages(ctx context.Context, channelID string, n int) ([]Message, error) {
-	err := s.changes.Wait(ctx, &s.mu, func() bool { return len(s.messages[channelID]) >= n })
-	msgs := s.Messages(channelID)
-	if err != nil {
-		return msgs, fmt.Errorf("wait for %d messages in %s (have %d): %w", n, channelID, len(msgs), err)
-	}
-	return msgs, nil
+	msgs, err := s.Store.WaitMessages(ctx, channelID, n)
+	return fake.Convert(msgs, export), err
 }
 
 // Files returns the uploaded files, in the order their uploads completed.
 func (s *Server) Files() []File {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.files)
-}
-
-// FailNext makes the next n Web API calls fail with the HTTP status, replacing
-// any failures still pending; n <= 0 cancels them. A 429 carries the body
-// {"ok":false,"error":"ratelimited"} and, when retryAfter > 0, a Retry-After
-// header of retryAfter in whole seconds, rounded up. Other statuses carry a
-// plain-text body ("upstream error" for 5xx).
-func (s *Server) FailNext(n int, status int, retryAfter time.Duration) {
-	s.faults.FailNext(n, status, retryAfter)
-}
-
-// SetDown starts or ends an outage: while down, every Web API call gets HTTP 503.
-func (s *Server) SetDown(down bool) {
-	s.faults.SetDown(down)
+	return fake.Convert(s.Store.Files(), func(f fake.File) File {
+		return File{ID: f.ID, Name: f.Name, Title: f.Title, Content: f.Content, Channel: f.Channel, ThreadTS: f.Thread, InitialComment: f.Text}
+	})
 }
 
 // Calls returns how many times a Web API method, such as "chat.postMessage",
@@ -297,109 +199,76 @@ func (s *Server) Calls(method string) int {
 	return s.calls[method]
 }
 
-// nextSeqLocked returns a number never returned before, for ids. s.mu must be held.
+func export(m message) Message {
+	return Message{Channel: m.Channel, TS: m.ID, ThreadTS: m.Thread, Text: m.Text, Blocks: bytes.Clone(m.X), Edits: m.Edits, User: m.Author}
+}
+
 func (s *Server) nextSeqLocked() int {
 	s.seq++
 	return s.seq
 }
 
-// nextTSLocked returns a message timestamp later than any before it, taken
-// from the clock where it can be. s.mu must be held.
-func (s *Server) nextTSLocked() string {
+// nextTS returns a message timestamp later than any before it, taken from
+// the clock where it can be.
+func (s *Server) nextTS() string {
 	ts := s.stamps.Next(time.Now().UnixMicro())
 	return fmt.Sprintf("%d.%06d", ts/1e6, ts%1e6)
 }
 
-// channelByNameLocked returns the named channel or nil. s.mu must be held.
-func (s *Server) channelByNameLocked(name string) *channel {
-	for _, ch := range s.channels {
-		if ch.name != "" && ch.name == name {
-			return ch
-		}
+// resolveChannel finds a channel by id, or by name with or without a
+// leading '#', as chat.postMessage does.
+func (s *Server) resolveChannel(ref string) (fake.Channel, error) {
+	ch, ok := s.Store.Channel(ref)
+	if !ok {
+		ch, ok = s.Store.ChannelNamed(ref)
 	}
-	return nil
-}
-
-// channelByIDLocked returns the channel with the id or nil. s.mu must be held.
-func (s *Server) channelByIDLocked(id string) *channel {
-	for _, ch := range s.channels {
-		if ch.id == id {
-			return ch
-		}
+	if !ok {
+		return ch, errChannelNotFound
 	}
-	return nil
+	return ch, nil
 }
 
-// resolveChannelLocked finds a channel by id, or by name with or without a
-// leading '#', as chat.postMessage does. s.mu must be held.
-func (s *Server) resolveChannelLocked(ref string) *channel {
-	if ch := s.channelByIDLocked(ref); ch != nil {
-		return ch
-	}
-	return s.channelByNameLocked(strings.TrimPrefix(ref, "#"))
+// postLocked stores a new message; holding s.mu, timestamps increase in
+// posting order.
+func (s *Server) postLocked(channelID, threadTS, user, text string, blocks json.RawMessage) message {
+	return s.Store.Post(message{ID: s.nextTS(), Channel: channelID, Thread: threadTS, Author: user, Text: text, X: blocks})
 }
 
-// directChannelLocked returns the direct message channel with the user,
-// creating it the first time. s.mu must be held.
-func (s *Server) directChannelLocked(userID string) *channel {
-	id := "D" + userID
-	if ch := s.channelByIDLocked(id); ch != nil {
-		return ch
-	}
-	ch := &channel{id: id, user: userID, created: time.Now().Unix()}
-	s.channels = append(s.channels, ch)
-	return ch
+// messageIn returns the stored message of the channel with the timestamp.
+func (s *Server) messageIn(channelID, ts string) (message, bool) {
+	m, ok := s.Store.Message(ts)
+	return m, ok && m.Channel == channelID
 }
 
-// messageLocked returns the stored message, or nil. The pointer is valid
-// until s.mu is released. s.mu must be held.
-func (s *Server) messageLocked(channelID, ts string) *Message {
-	msgs := s.messages[channelID]
-	for i := range msgs {
-		if msgs[i].TS == ts {
-			return &msgs[i]
-		}
-	}
-	return nil
-}
-
-// addMessageLocked stores a new message. s.mu must be held.
-func (s *Server) addMessageLocked(msg Message) {
-	s.messages[msg.Channel] = append(s.messages[msg.Channel], msg)
-	s.changes.Notify()
-}
-
-// json returns the channel as conversations.info and conversations.list show it.
-func (ch *channel) json() object {
-	if ch.user != "" {
-		return object{"id": ch.id, "created": ch.created, "is_im": true, "is_org_shared": false, "user": ch.user, "is_user_deleted": false}
+// channelJSON returns the channel as conversations.info and conversations.list show it.
+func channelJSON(ch fake.Channel) object {
+	if ch.User != "" {
+		return object{"id": ch.ID, "created": ch.Created.Unix(), "is_im": true, "is_org_shared": false, "user": ch.User, "is_user_deleted": false}
 	}
 	return object{
-		"id": ch.id, "name": ch.name, "name_normalized": ch.name, "created": ch.created,
+		"id": ch.ID, "name": ch.Name, "name_normalized": ch.Name, "created": ch.Created.Unix(),
 		"is_channel": true, "is_group": false, "is_im": false, "is_mpim": false, "is_private": false,
-		"is_archived": false, "is_general": ch.name == "general", "is_member": true,
-		"topic":   object{"value": "", "creator": "", "last_set": 0},
-		"purpose": object{"value": "", "creator": "", "last_set": 0},
+		"is_archived": false, "is_general": ch.Name == "general", "is_member": true,
+		"topic": object{"value": "", "creator": "", "last_set": 0}, "purpose": object{"value": "", "creator": "", "last_set": 0},
 	}
 }
 
 // messageJSONLocked returns the message as the Web API and interaction
 // payloads show it. s.mu must be held.
-func (s *Server) messageJSONLocked(msg Message) object {
-	m := object{"type": "message", "user": msg.User, "text": msg.Text, "ts": msg.TS, "team": TeamID}
-	if a := s.appByBotLocked(msg.User); a != nil {
+func (s *Server) messageJSONLocked(msg message) object {
+	m := object{"type": "message", "user": msg.Author, "text": msg.Text, "ts": msg.ID, "team": TeamID}
+	if a := s.appByBotLocked(msg.Author); a != nil {
 		m["bot_id"] = a.botID
 	}
-	if msg.ThreadTS != "" {
-		m["thread_ts"] = msg.ThreadTS
+	if msg.Thread != "" {
+		m["thread_ts"] = msg.Thread
 	}
-	if msg.Blocks != nil {
-		m["blocks"] = msg.Blocks
+	if msg.X != nil {
+		m["blocks"] = msg.X
 	}
 	return m
 }
 
-// writeFault answers a Web API call with an injected failure.
 func writeFault(w http.ResponseWriter, f fake.Fault) {
 	switch {
 	case f.Status == http.StatusTooManyRequests:
@@ -412,115 +281,40 @@ func writeFault(w http.ResponseWriter, f fake.Fault) {
 	}
 }
 
-// recordCall counts a call of the method and returns the failure to
-// inject into it, if any.
-func (s *Server) recordCall(method string) (fake.Fault, bool) {
-	s.mu.Lock()
-	s.calls[method]++
-	s.mu.Unlock()
-	return s.faults.Next()
-}
-
-// apiRequest is one Web API call as a method sees it.
 type apiRequest struct {
 	app    *app       // the app whose token made the call
 	host   string     // the host:port the client reached the server on
 	params url.Values // the form, query and JSON body fields
 }
 
-// apiMethod is one Web API method the server serves.
-type apiMethod struct {
-	token string // the kind of token the method accepts: BotToken or AppToken (any app's)
+// apiMethods are the Web API methods the server serves, by name, with the
+// kind of token each accepts: BotToken or AppToken (of any app).
+var apiMethods = map[string]struct {
+	token string
 	serve func(s *Server, req apiRequest) (object, error)
-}
-
-// apiMethods are the Web API methods the server serves, by name.
-var apiMethods = map[string]apiMethod{
+}{
 	"auth.test":                    {BotToken, (*Server).authTest},
 	"apps.connections.open":        {AppToken, (*Server).appsConnectionsOpen},
-	"chat.postMessage":             {BotToken, (*Server).chatPostMessage},
-	"chat.update":                  {BotToken, (*Server).chatUpdate},
+	"chat.postMessage":             {BotToken, func(s *Server, req apiRequest) (object, error) { return s.chat(req, false) }},
+	"chat.update":                  {BotToken, func(s *Server, req apiRequest) (object, error) { return s.chat(req, true) }},
 	"conversations.list":           {BotToken, (*Server).conversationsList},
 	"conversations.info":           {BotToken, (*Server).conversationsInfo},
 	"files.getUploadURLExternal":   {BotToken, (*Server).filesGetUploadURLExternal},
 	"files.completeUploadExternal": {BotToken, (*Server).filesCompleteUploadExternal},
 }
 
-// serveAPI serves /api/<method>: it injects faults, checks the token and runs the method.
+// serveAPI serves /api/<method>: it counts the call, injects faults, checks
+// the token and runs the method. Slack answers errors with HTTP 200.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/api/")
-	if f, failed := s.recordCall(name); failed {
+	s.mu.Lock()
+	s.calls[name]++
+	s.mu.Unlock()
+	if f, failed := s.Store.Next(); failed {
 		writeFault(w, f)
 		return
 	}
-	method, known := apiMethods[name]
-	if !known {
-		writeResult(w, nil, errUnknownMethod)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	params, err := readParams(r)
-	switch {
-	case err != nil:
-		writeResult(w, nil, errInvalidArguments)
-	default:
-		s.mu.Lock()
-		a := s.appByTokenLocked(bearerToken(r, params), method.token)
-		s.mu.Unlock()
-		if a == nil {
-			writeResult(w, nil, errInvalidAuth)
-			return
-		}
-		result, err := method.serve(s, apiRequest{app: a, host: r.Host, params: params})
-		writeResult(w, result, err)
-	}
-}
-
-// readParams returns the arguments of a Web API call: query and form fields,
-// or the fields of a JSON body, whose non-string values stay JSON text.
-func readParams(r *http.Request) (url.Values, error) {
-	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mediaType != "application/json" {
-		if err := r.ParseForm(); err != nil {
-			return nil, fmt.Errorf("parse form: %w", err)
-		}
-		return r.Form, nil
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read body: %w", err)
-	}
-	params := r.URL.Query()
-	if len(bytes.TrimSpace(body)) == 0 {
-		return params, nil
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, fmt.Errorf("parse JSON body: %w", err)
-	}
-	for key, raw := range fields {
-		var text string
-		if json.Unmarshal(raw, &text) == nil {
-			params.Set(key, text)
-		} else {
-			params.Set(key, string(raw))
-		}
-	}
-	return params, nil
-}
-
-// bearerToken returns the token of a call: from the Authorization header
-// (JSON calls), else from the token argument (form calls).
-func bearerToken(r *http.Request, params url.Values) string {
-	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return token
-	}
-	return params.Get("token")
-}
-
-// writeResult answers a Web API call with {"ok":true,...result} or, if err
-// is set, {"ok":false,"error":...}, with HTTP 200 either way as Slack does.
-func writeResult(w http.ResponseWriter, result object, err error) {
+	result, err := s.call(name, w, r)
 	if err != nil {
 		var code apiError
 		if !errors.As(err, &code) {
@@ -530,10 +324,56 @@ func writeResult(w http.ResponseWriter, result object, err error) {
 		return
 	}
 	body := object{"ok": true}
-	for key, value := range result {
-		body[key] = value
-	}
+	maps.Copy(body, result)
 	fake.WriteJSON(w, http.StatusOK, body)
+}
+
+func (s *Server) call(name string, w http.ResponseWriter, r *http.Request) (object, error) {
+	method, known := apiMethods[name]
+	if !known {
+		return nil, errUnknownMethod
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	params, err := readParams(r)
+	if err != nil {
+		return nil, errInvalidArguments
+	}
+	// JSON calls carry the token in the Authorization header, form calls in the token argument.
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		token = params.Get("token")
+	}
+	a := s.appByToken(token, method.token)
+	if a == nil {
+		return nil, errInvalidAuth
+	}
+	return method.serve(s, apiRequest{app: a, host: r.Host, params: params})
+}
+
+// readParams returns the arguments of a Web API call: query and form fields,
+// or the fields of a JSON body, whose non-string values stay JSON text.
+func readParams(r *http.Request) (url.Values, error) {
+	if fake.MediaType(r) != "application/json" {
+		err := r.ParseForm()
+		return r.Form, err
+	}
+	body, err := io.ReadAll(r.Body)
+	params := r.URL.Query()
+	if err != nil || len(bytes.TrimSpace(body)) == 0 {
+		return params, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, fmt.Errorf("parse JSON body: %w", err)
+	}
+	for key, raw := range fields {
+		var text string
+		if json.Unmarshal(raw, &text) != nil {
+			text = string(raw)
+		}
+		params.Set(key, text)
+	}
+	return params, nil
 }
 
 // parseBlocks checks the blocks argument: "" is no blocks, "[]" removes
@@ -542,9 +382,7 @@ func parseBlocks(arg string) (json.RawMessage, error) {
 	if arg == "" {
 		return nil, nil
 	}
-	var blocks []struct {
-		Type string `json:"type"`
-	}
+	var blocks []struct{ Type string }
 	if err := json.Unmarshal([]byte(arg), &blocks); err != nil {
 		return nil, errInvalidBlocks
 	}
@@ -577,123 +415,86 @@ func (s *Server) appsConnectionsOpen(req apiRequest) (object, error) {
 	return object{"url": "ws://" + req.host + "/socket?ticket=" + ticket}, nil
 }
 
-// chatPostMessage serves chat.postMessage: https://api.slack.com/methods/chat.postMessage
-func (s *Server) chatPostMessage(req apiRequest) (object, error) {
+// chat serves chat.postMessage (https://api.slack.com/methods/chat.postMessage)
+// and, to update, chat.update (https://api.slack.com/methods/chat.update):
+// text and blocks replace the message's when given; an app updates only its
+// own messages.
+func (s *Server) chat(req apiRequest, update bool) (object, error) {
 	p := req.params
 	blocks, err := parseBlocks(p.Get("blocks"))
+	if err == nil && !update && p.Get("text") == "" && blocks == nil && p.Get("attachments") == "" {
+		err = errNoText
+	}
 	if err != nil {
 		return nil, err
 	}
-	if p.Get("text") == "" && blocks == nil && p.Get("attachments") == "" {
-		return nil, errNoText
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := s.resolveChannelLocked(p.Get("channel"))
-	if ch == nil {
-		return nil, errChannelNotFound
-	}
-	msg := Message{
-		Channel:  ch.id,
-		TS:       s.nextTSLocked(),
-		ThreadTS: p.Get("thread_ts"),
-		Text:     p.Get("text"),
-		Blocks:   blocks,
-		User:     req.app.BotUserID,
-	}
-	s.addMessageLocked(msg)
-	return object{"channel": ch.id, "ts": msg.TS, "message": s.messageJSONLocked(msg)}, nil
-}
-
-// chatUpdate serves chat.update: text and blocks replace the message's when
-// given; https://api.slack.com/methods/chat.update
-func (s *Server) chatUpdate(req apiRequest) (object, error) {
-	p := req.params
-	blocks, err := parseBlocks(p.Get("blocks"))
+	ch, err := s.resolveChannel(p.Get("channel"))
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch := s.resolveChannelLocked(p.Get("channel"))
-	if ch == nil {
-		return nil, errChannelNotFound
+	if !update {
+		msg := s.postLocked(ch.ID, p.Get("thread_ts"), req.app.BotUserID, p.Get("text"), blocks)
+		return object{"channel": ch.ID, "ts": msg.ID, "message": s.messageJSONLocked(msg)}, nil
 	}
-	msg := s.messageLocked(ch.id, p.Get("ts"))
+	msg, ok := s.messageIn(ch.ID, p.Get("ts"))
 	switch {
-	case msg == nil:
+	case !ok:
 		return nil, errMessageNotFound
-	case msg.User != req.app.BotUserID:
+	case msg.Author != req.app.BotUserID:
 		return nil, errCantUpdateMessage
 	}
 	if p.Has("text") {
 		msg.Text = p.Get("text")
 	}
 	if p.Has("blocks") {
-		msg.Blocks = blocks
+		msg.X = blocks
 	}
-	msg.Edits++
-	s.changes.Notify()
-	return object{"channel": ch.id, "ts": msg.TS, "text": msg.Text, "message": s.messageJSONLocked(*msg)}, nil
+	msg, _ = s.Store.Update(msg)
+	return object{"channel": ch.ID, "ts": msg.ID, "text": msg.Text, "message": s.messageJSONLocked(msg)}, nil
 }
 
 // conversationsList serves conversations.list, paging with the cursor as an
 // index: https://api.slack.com/methods/conversations.list
 func (s *Server) conversationsList(req apiRequest) (object, error) {
 	p := req.params
-	limit := defaultPageSize
-	if arg := p.Get("limit"); arg != "" {
-		n, err := strconv.Atoi(arg)
-		if err != nil {
-			return nil, errInvalidArguments
-		}
-		if n > 0 {
-			limit = min(n, maxPageSize)
-		}
+	limit, err := strconv.Atoi(cmp.Or(p.Get("limit"), "0"))
+	if err != nil {
+		return nil, errInvalidArguments
 	}
-	start := 0
-	if arg := p.Get("cursor"); arg != "" {
-		n, err := strconv.Atoi(arg)
-		if err != nil || n < 0 {
-			return nil, errInvalidCursor
-		}
-		start = n
+	if limit <= 0 {
+		limit = defaultPageSize
 	}
+	start, err := strconv.Atoi(cmp.Or(p.Get("cursor"), "0"))
 	types := strings.Split(cmp.Or(p.Get("types"), "public_channel"), ",")
-	wantChannels, wantIMs := slices.Contains(types, "public_channel"), slices.Contains(types, "im")
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var listed []object
-	for _, ch := range s.channels {
-		if (ch.user == "" && wantChannels) || (ch.user != "" && wantIMs) {
-			listed = append(listed, ch.json())
+	listed := []object{}
+	for _, ch := range s.Store.Channels() {
+		typ := "public_channel"
+		if ch.User != "" {
+			typ = "im"
+		}
+		if slices.Contains(types, typ) {
+			listed = append(listed, channelJSON(ch))
 		}
 	}
-	if start > len(listed) {
+	if err != nil || start < 0 || start > len(listed) {
 		return nil, errInvalidCursor
 	}
-	end := min(start+limit, len(listed))
-	next := ""
+	end, next := min(start+min(limit, maxPageSize), len(listed)), ""
 	if end < len(listed) {
 		next = strconv.Itoa(end)
 	}
-	page := listed[start:end]
-	if page == nil {
-		page = []object{}
-	}
-	return object{"channels": page, "response_metadata": object{"next_cursor": next}}, nil
+	return object{"channels": listed[start:end], "response_metadata": object{"next_cursor": next}}, nil
 }
 
 // conversationsInfo serves conversations.info: https://api.slack.com/methods/conversations.info
 func (s *Server) conversationsInfo(req apiRequest) (object, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := s.channelByIDLocked(req.params.Get("channel"))
-	if ch == nil {
+	ch, ok := s.Store.Channel(req.params.Get("channel"))
+	if !ok {
 		return nil, errChannelNotFound
 	}
-	return object{"channel": ch.json()}, nil
+	return object{"channel": channelJSON(ch)}, nil
 }
 
 // filesGetUploadURLExternal serves files.getUploadURLExternal, handing out an
@@ -701,8 +502,7 @@ func (s *Server) conversationsInfo(req apiRequest) (object, error) {
 // there): https://api.slack.com/methods/files.getUploadURLExternal
 func (s *Server) filesGetUploadURLExternal(req apiRequest) (object, error) {
 	name := req.params.Get("filename")
-	length, err := strconv.Atoi(req.params.Get("length"))
-	if name == "" || err != nil || length < 1 {
+	if length, err := strconv.Atoi(req.params.Get("length")); name == "" || err != nil || length < 1 {
 		return nil, errInvalidArguments
 	}
 	s.mu.Lock()
@@ -720,16 +520,25 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	content, err := readUpload(r)
+	var content []byte
+	var err error
+	if fake.MediaType(r) != "multipart/form-data" {
+		content, err = io.ReadAll(r.Body)
+	} else if err = fake.ReadParts(r, func(part *multipart.Part, data []byte) {
+		if part.FormName() == "file" && content == nil {
+			content = data
+		}
+	}); err == nil && content == nil {
+		err = errors.New(`no part named "file"`)
+	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	id := strings.TrimPrefix(r.URL.Path, "/upload/")
 	s.mu.Lock()
-	up := s.uploads[id]
+	up := s.uploads[strings.TrimPrefix(r.URL.Path, "/upload/")]
 	if up != nil {
-		up.content, up.uploaded = content, true
+		up.content, up.uploaded = string(content), true
 	}
 	s.mu.Unlock()
 	if up == nil {
@@ -740,45 +549,12 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request) {
 	_, _ = fmt.Fprintf(w, "OK - %d", len(content))
 }
 
-// readUpload returns the uploaded content of an upload request.
-func readUpload(r *http.Request) (string, error) {
-	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mediaType != "multipart/form-data" {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return "", fmt.Errorf("read upload: %w", err)
-		}
-		return string(body), nil
-	}
-	parts, err := r.MultipartReader()
-	if err != nil {
-		return "", fmt.Errorf("read upload: %w", err)
-	}
-	for {
-		part, err := parts.NextPart()
-		if err != nil {
-			return "", fmt.Errorf("read upload part %q: %w", "file", err)
-		}
-		if part.FormName() != "file" {
-			continue
-		}
-		content, err := io.ReadAll(part)
-		if err != nil {
-			return "", fmt.Errorf("read upload part %q: %w", "file", err)
-		}
-		return string(content), nil
-	}
-}
-
 // filesCompleteUploadExternal serves files.completeUploadExternal, sharing
 // uploaded files to channel_id, or to each of channels, or to none:
 // https://api.slack.com/methods/files.completeUploadExternal
 func (s *Server) filesCompleteUploadExternal(req apiRequest) (object, error) {
 	p := req.params
-	var summaries []struct {
-		ID    string `json:"id"`
-		Title string `json:"title"`
-	}
+	var summaries []struct{ ID, Title string }
 	if err := json.Unmarshal([]byte(p.Get("files")), &summaries); err != nil || len(summaries) == 0 {
 		return nil, errInvalidArguments
 	}
@@ -786,41 +562,36 @@ func (s *Server) filesCompleteUploadExternal(req apiRequest) (object, error) {
 	if id := p.Get("channel_id"); id != "" {
 		refs = []string{id}
 	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var channelIDs []string
-	for _, ref := range refs {
-		if ref == "" {
-			continue
+	for _, ref := range slices.DeleteFunc(refs, func(ref string) bool { return ref == "" }) {
+		ch, err := s.resolveChannel(ref)
+		if err != nil {
+			return nil, err
 		}
-		ch := s.resolveChannelLocked(ref)
-		if ch == nil {
-			return nil, errChannelNotFound
-		}
-		channelIDs = append(channelIDs, ch.id)
+		channelIDs = append(channelIDs, ch.ID)
 	}
 	if len(channelIDs) == 0 {
-		channelIDs = []string{""}
+		channelIDs = []string{""} // a file shared to no channel
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, sum := range summaries {
 		if up := s.uploads[sum.ID]; up == nil || !up.uploaded {
 			return nil, errFileNotFound
 		}
 	}
-	shared := make([]object, 0, len(summaries))
+	shared := []object{}
 	for _, sum := range summaries {
 		up := s.uploads[sum.ID]
 		delete(s.uploads, sum.ID)
 		title := cmp.Or(sum.Title, up.name)
 		for _, channelID := range channelIDs {
-			s.files = append(s.files, File{
-				ID: sum.ID, Name: up.name, Title: title, Content: up.content,
-				Channel: channelID, ThreadTS: p.Get("thread_ts"), InitialComment: p.Get("initial_comment"),
+			s.Store.AddFile(fake.File{
+				ID: sum.ID, Name: up.name, Title: title, Content: up.content, Author: req.app.BotUserID,
+				Channel: channelID, Thread: p.Get("thread_ts"), Text: p.Get("initial_comment"),
 			})
 		}
 		shared = append(shared, object{"id": sum.ID, "title": title})
 	}
-	s.changes.Notify()
 	return object{"files": shared}, nil
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -24,22 +23,17 @@ import (
 // https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-authentication
 
 const (
-	// keyID is the kid of the server's signing key, listed in its JWKS.
-	keyID = "fake-key-1"
-	// unknownKeyID is the kid of the key WithUnknownKey signs with; no JWKS lists it.
-	unknownKeyID = "unknown-key"
-	// webChatKeyID is the kid of the key WithWebChatKey signs with: the JWKS
-	// lists it, endorsed for the webchat channel only.
-	webChatKeyID = "webchat-key"
-	// keyBits is the size of the RSA signing keys.
-	keyBits = 2048
-
+	// keyID is the kid of the server's signing key, listed in its JWKS;
+	// unknownKeyID that of WithUnknownKey's, which no JWKS lists; and
+	// webChatKeyID that of WithWebChatKey's, listed but endorsed for the
+	// webchat channel only.
+	keyID, unknownKeyID, webChatKeyID = "fake-key-1", "unknown-key", "webchat-key"
+	keyBits                           = 2048
 	// tokenScope is the only scope the token endpoint grants.
 	tokenScope = "https://api.botframework.com/.default"
-	// accessTokenTTL is how long an issued access token is valid.
-	accessTokenTTL = time.Hour
-	// inboundTokenTTL is how long a token minted for an inbound activity is valid.
-	inboundTokenTTL = time.Hour
+	// accessTokenTTL and inboundTokenTTL are how long access tokens and the
+	// tokens of inbound activities are valid.
+	accessTokenTTL, inboundTokenTTL = time.Hour, time.Hour
 	// clockSkew backdates nbf and iat of minted tokens, as the real service does.
 	clockSkew = time.Minute
 
@@ -51,28 +45,25 @@ const (
 	tenantTokenPath = "/" + TenantID + "/oauth2/v2.0/token"
 )
 
-// unknownKey is the key WithUnknownKey signs with. It is made once per
-// process, on first use, since no server ever trusts it.
-var unknownKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
-	return rsa.GenerateKey(rand.Reader, keyBits)
-})
+// unknownKey and webChatKey are the keys WithUnknownKey and WithWebChatKey
+// sign with, made once per process, on first use.
+var unknownKey, webChatKey = sync.OnceValues(newKey), sync.OnceValues(newKey)
 
-// webChatKey is the key WithWebChatKey signs with, made once per process.
-var webChatKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
+func newKey() (*rsa.PrivateKey, error) {
 	return rsa.GenerateKey(rand.Reader, keyBits)
-})
+}
 
 // OpenIDURL returns the URL of the OpenID metadata document that points the
 // bot at the JWKS (the fake's counterpart of
 // https://login.botframework.com/v1/.well-known/openidconfiguration).
 func (s *Server) OpenIDURL() string {
-	return s.baseURL + openIDPath
+	return s.URL() + openIDPath
 }
 
 // JWKSURL returns the URL of the JSON Web Key Set holding the public half of
 // the key inbound activities are signed with.
 func (s *Server) JWKSURL() string {
-	return s.baseURL + jwksPath
+	return s.URL() + jwksPath
 }
 
 // TokenURL returns the URL of the OAuth 2.0 token endpoint the bot gets its
@@ -80,7 +71,7 @@ func (s *Server) JWKSURL() string {
 // https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token). The
 // single-tenant path, with TenantID in place of botframework.com, works too.
 func (s *Server) TokenURL() string {
-	return s.baseURL + tokenPath
+	return s.URL() + tokenPath
 }
 
 // TokenRequests returns how many access tokens the token endpoint has issued.
@@ -113,13 +104,9 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	}
 	jwk := func(pub *rsa.PublicKey, kid string, endorsements ...string) object {
 		return object{
-			"kty":          "RSA",
-			"use":          "sig",
-			"kid":          kid,
-			"n":            base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
-			"e":            base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
-			"alg":          "RS256",
-			"endorsements": endorsements,
+			"kty": "RSA", "use": "sig", "kid": kid, "alg": "RS256", "endorsements": endorsements,
+			"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
+			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
 		}
 	}
 	keys := []object{jwk(&s.key.PublicKey, keyID, channelIDTeams)}
@@ -129,7 +116,6 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	fake.WriteJSON(w, http.StatusOK, object{"keys": keys})
 }
 
-// allowGet reports whether the request is a GET or HEAD, answering 405 if not.
 func allowGet(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		return true
@@ -171,35 +157,16 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	case scope != tokenScope:
 		writeOAuthError(w, http.StatusBadRequest, "invalid_scope", "The only scope granted is "+tokenScope+".")
 	default:
-		token, err := s.issueAccessToken()
-		if err != nil {
-			writeOAuthError(w, http.StatusInternalServerError, "server_error", err.Error())
-			return
-		}
+		// A random access token, which the Connector REST API accepts until it expires.
+		token := rand.Text()
+		s.mu.Lock()
+		s.tokens[token] = time.Now().Add(accessTokenTTL)
+		s.issued++
+		s.mu.Unlock()
 		seconds := int(accessTokenTTL / time.Second)
 		w.Header().Set("Cache-Control", "no-store")
-		fake.WriteJSON(w, http.StatusOK, object{
-			"token_type":     "Bearer",
-			"expires_in":     seconds,
-			"ext_expires_in": seconds,
-			"access_token":   token,
-		})
+		fake.WriteJSON(w, http.StatusOK, object{"token_type": "Bearer", "expires_in": seconds, "ext_expires_in": seconds, "access_token": token})
 	}
-}
-
-// issueAccessToken makes a random access token that the Connector REST API
-// accepts until it expires.
-func (s *Server) issueAccessToken() (string, error) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("issue access token: %w", err)
-	}
-	token := hex.EncodeToString(raw)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokens[token] = time.Now().Add(accessTokenTTL)
-	s.issued++
-	return token, nil
 }
 
 // validAccessToken reports whether the token was issued by the token
@@ -211,12 +178,10 @@ func (s *Server) validAccessToken(token string) bool {
 	return ok && time.Now().Before(expiry)
 }
 
-// constantTimeEqual compares a credential without leaking timing.
 func constantTimeEqual(got, want string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// writeOAuthError answers a token request with an OAuth 2.0 error.
 func writeOAuthError(w http.ResponseWriter, status int, code, description string) {
 	w.Header().Set("Cache-Control", "no-store")
 	fake.WriteJSON(w, status, object{"error": code, "error_description": description})
@@ -224,12 +189,10 @@ func writeOAuthError(w http.ResponseWriter, status int, code, description string
 
 // tokenSpec is what a minted inbound token says and how it is signed.
 type tokenSpec struct {
-	issuer     string
-	audience   string
-	serviceURL string
-	expiry     time.Time
-	unknownKey bool
-	webChatKey bool
+	issuer, audience, serviceURL string
+	expiry                       time.Time
+	kid                          string                          // of the key that signs it
+	otherKey                     func() (*rsa.PrivateKey, error) // signs it instead of the server's key
 }
 
 // TokenOption changes one aspect of a token minted by TokenWith, to make a
@@ -255,14 +218,14 @@ func WithIssuer(iss string) TokenOption {
 // WithUnknownKey signs the token with an RSA key of kid "unknown-key" that
 // the JWKS does not list.
 func WithUnknownKey() TokenOption {
-	return func(spec *tokenSpec) { spec.unknownKey = true }
+	return func(spec *tokenSpec) { spec.kid, spec.otherKey = unknownKeyID, unknownKey }
 }
 
 // WithWebChatKey signs the token with a key the JWKS lists, but endorsed
 // for the webchat channel only: a validator that checks endorsements
 // against the activity's channelId ("msteams") rejects it.
 func WithWebChatKey() TokenOption {
-	return func(spec *tokenSpec) { spec.webChatKey = true }
+	return func(spec *tokenSpec) { spec.kid, spec.otherKey = webChatKeyID, webChatKey }
 }
 
 // WithServiceURL sets the serviceurl claim to u instead of the service URL
@@ -290,10 +253,9 @@ func (s *Server) TokenWith(serviceURL string, opts ...TokenOption) string {
 	return token
 }
 
-// signToken mints a token for an inbound activity.
 func (s *Server) signToken(serviceURL string, opts ...TokenOption) (string, error) {
 	now := time.Now()
-	spec := tokenSpec{issuer: Issuer, audience: AppID, serviceURL: serviceURL, expiry: now.Add(inboundTokenTTL)}
+	spec := tokenSpec{issuer: Issuer, audience: AppID, serviceURL: serviceURL, expiry: now.Add(inboundTokenTTL), kid: keyID}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&spec)
@@ -303,35 +265,21 @@ func (s *Server) signToken(serviceURL string, opts ...TokenOption) (string, erro
 	if !spec.expiry.After(issued) {
 		issued = spec.expiry.Add(-inboundTokenTTL)
 	}
-	key, kid := s.key, keyID
-	if spec.unknownKey {
-		other, err := unknownKey()
+	key := s.key
+	if spec.otherKey != nil {
+		other, err := spec.otherKey()
 		if err != nil {
-			return "", fmt.Errorf("sign token: generate unknown key: %w", err)
+			return "", fmt.Errorf("sign token: generate key %s: %w", spec.kid, err)
 		}
-		key, kid = other, unknownKeyID
-	}
-	if spec.webChatKey {
-		other, err := webChatKey()
-		if err != nil {
-			return "", fmt.Errorf("sign token: generate webchat key: %w", err)
-		}
-		key, kid = other, webChatKeyID
+		key = other
 	}
 	// MapClaims keeps aud a string, as in the Bot Connector's tokens;
 	// RegisteredClaims would make it an array.
 	token := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
-		"iss":        spec.issuer,
-		"aud":        spec.audience,
-		"serviceurl": spec.serviceURL,
-		"nbf":        issued.Unix(),
-		"iat":        issued.Unix(),
-		"exp":        spec.expiry.Unix(),
+		"iss": spec.issuer, "aud": spec.audience, "serviceurl": spec.serviceURL,
+		"nbf": issued.Unix(), "iat": issued.Unix(), "exp": spec.expiry.Unix(),
 	})
-	token.Header["kid"] = kid
+	token.Header["kid"] = spec.kid
 	signed, err := token.SignedString(key)
-	if err != nil {
-		return "", fmt.Errorf("sign token: %w", err)
-	}
-	return signed, nil
+	return signed, fake.Wrap(err, "sign token")
 }

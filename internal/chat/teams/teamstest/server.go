@@ -16,8 +16,11 @@
 // Payloads follow the documented formats
 // (https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-api-reference,
 // https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-authentication).
-// Faults can be injected into the REST API: failures of the next calls
-// (FailNext) and an outage (SetDown).
+// Faults can be injected into the REST API, not into the token endpoint,
+// OpenID metadata or JWKS: failures of the next calls (FailNext) and an
+// outage (SetDown), answered with Bot Connector errors such as
+// {"error":{"code":"Throttled","message":"..."}}, a 429 with a Retry-After
+// header in whole seconds, rounded up, when it names a wait.
 package teamstest
 
 import (
@@ -33,7 +36,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,43 +61,28 @@ const (
 )
 
 const (
-	// teamName is the name of the fake's team.
-	teamName = "Platform"
-	// teamAADGroupID is the Microsoft 365 group id behind the team.
-	teamAADGroupID = "0a1b2c3d-0000-4000-8000-000000007ea3"
-	// generalName is the name of the team's default channel, whose id is the team id.
-	generalName = "General"
-	// channelIDTeams is the Bot Framework channelId of Microsoft Teams.
-	channelIDTeams = "msteams"
-	// locale is the locale of every inbound activity.
-	locale = "en-US"
-	// installerID is the user who installs the app in Install.
-	installerID = "installer"
-
+	teamName       = "Platform"
+	teamAADGroupID = "0a1b2c3d-0000-4000-8000-000000007ea3" // the Microsoft 365 group behind the team
+	generalName    = "General"                              // the team's default channel, whose id is the team id
+	channelIDTeams = "msteams"                              // the Bot Framework channelId of Microsoft Teams
+	locale         = "en-US"
+	installerID    = "installer" // the user who installs the app in Install
 	// servicePath is the path of ServiceURL, as in https://smba.trafficmanager.net/amer/.
 	servicePath = "/amer/"
 	// threadMarker separates a channel id from the thread root in a conversation id.
-	threadMarker = ";messageid="
-	// adaptiveCardType is the attachment contentType of an Adaptive Card.
+	threadMarker     = ";messageid="
 	adaptiveCardType = "application/vnd.microsoft.card.adaptive"
-
-	// maxBodyBytes bounds every request and response body the server reads.
-	maxBodyBytes = 1 << 20
-	// postTimeout bounds every POST of an inbound activity to the bot.
-	postTimeout = 30 * time.Second
+	maxBodyBytes     = 1 << 20       // bounds every request and response body the server reads
+	botAccountID     = "28:" + AppID // the bot's id in Teams, the From of its activities
 )
 
-// botAccountID is the bot's id in Teams, the From of its activities.
-const botAccountID = "28:" + AppID
-
-// object is a JSON object in a response or payload.
 type object = map[string]any
 
 // Errors of the inbound methods.
 var (
 	errClosed      = fake.ErrClosed
 	errNoEndpoint  = errors.New("no bot endpoint set (SetBotEndpoint)")
-	errUnknownChan = errors.New("unknown channel")
+	errUnknownChan = fake.ErrUnknownChannel
 	errUnknownAct  = errors.New("unknown activity")
 	errEmptyUserID = errors.New("empty user id")
 )
@@ -104,33 +91,22 @@ var (
 // with New and release it with Close. All its methods are safe for
 // concurrent use.
 type Server struct {
-	http      *httptest.Server
-	baseURL   string          // scheme and host of http, without a trailing slash
+	*fake.Server[activity, *fake.Conn]
 	key       *rsa.PrivateKey // signs inbound activities; its public half is in the JWKS
-	transport *http.Transport // of client
-	client    *http.Client    // posts inbound activities to the bot
-	ctx       context.Context // ends at Close, cancelling posts to the bot
-	cancel    context.CancelFunc
+	connector *http.ServeMux  // the Connector REST routes
+	ids       fake.Monotonic  // activity ids, in Unix milliseconds
+	teamID    string          // the General channel's id
 
-	faults  fake.Faults    // injected into Connector REST calls
-	changes fake.Signal    // notified whenever the activities change, closed by Close
-	ids     fake.Monotonic // activity ids, in Unix milliseconds
-
-	mu         sync.Mutex
-	closed     bool
-	teamID     string
-	channels   []*channel
-	activities map[string][]Activity // by channel id, in posting order
-	seq        int                   // source of channel ids
-	tokens     map[string]time.Time  // access tokens issued, with their expiry
-	issued     int
-	endpoint   string
+	mu       sync.Mutex
+	tokens   map[string]time.Time // access tokens issued, with their expiry
+	issued   int
+	endpoint string
 }
 
-// channel is a channel of the team.
-type channel struct {
-	id   string
-	name string
+// activity is what the fake keeps of an activity beyond what every fake keeps.
+type activity struct {
+	replyTo     string
+	attachments json.RawMessage
 }
 
 // Activity is one message in a conversation as the fake holds it, edits applied.
@@ -166,130 +142,59 @@ func New() *Server {
 	if err != nil {
 		panic("teamstest: generate signing key: " + err.Error())
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.Proxy = nil // the bot is on loopback
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{
-		key:        key,
-		transport:  transport,
-		client:     &http.Client{Transport: transport, Timeout: postTimeout},
-		ctx:        ctx,
-		cancel:     cancel,
-		activities: make(map[string][]Activity),
-		tokens:     make(map[string]time.Time),
-	}
-	s.addChannelLocked("alerts")
-	s.teamID = s.addChannelLocked(generalName)
-
+	s := &Server{Server: fake.NewServer[activity, *fake.Conn](0), key: key, tokens: map[string]time.Time{}}
+	s.AddChannel("alerts")
+	s.teamID = s.AddChannel(generalName)
+	s.connector = s.connectorRoutes()
 	mux := http.NewServeMux()
 	mux.HandleFunc(openIDPath, s.serveOpenID)
 	mux.HandleFunc(jwksPath, s.serveJWKS)
 	mux.HandleFunc(tokenPath, s.serveToken)
 	mux.HandleFunc(tenantTokenPath, s.serveToken)
 	mux.HandleFunc(servicePath, s.serveConnector)
-	s.http = httptest.NewServer(mux)
-	s.baseURL = s.http.URL
+	s.Start(mux)
 	return s
-}
-
-// Close cancels posts to the bot still under way and shuts the server down.
-// It is safe to call more than once.
-func (s *Server) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.closed = true
-	s.changes.Close()
-	s.mu.Unlock()
-	s.cancel()
-	s.http.Close()
-	s.transport.CloseIdleConnections()
 }
 
 // ServiceURL returns the base URL of the Bot Connector REST API, the
 // serviceUrl of inbound activities. It ends with "/".
 func (s *Server) ServiceURL() string {
-	return s.baseURL + servicePath
+	return s.URL() + servicePath
 }
 
 // TeamID returns the id of the team, which is also the id of its General channel.
 func (s *Server) TeamID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return s.teamID
 }
 
-// AddChannel adds a channel to the team and returns its id, such as
+// AddChannel adds a channel to the team and returns its id, made of the
+// name's letters and digits and a sequence number, like Teams'
 // "19:deploys0002@thread.tacv2". A name that exists already returns that
 // channel's id, and "" adds nothing and returns "".
 func (s *Server) AddChannel(name string) (id string) {
-	if name == "" {
-		return ""
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ch := s.channelByNameLocked(name); ch != nil {
-		return ch.id
-	}
-	return s.addChannelLocked(name)
-}
-
-// ChannelID returns the id of the named channel, or "" if there is none.
-func (s *Server) ChannelID(name string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ch := s.channelByNameLocked(name); ch != nil {
-		return ch.id
-	}
-	return ""
+	return s.Store.EnsureChannel(name, func(n int) string {
+		slug := strings.Map(func(r rune) rune {
+			if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
+				return unicode.ToLower(r)
+			}
+			return -1
+		}, name)
+		return fmt.Sprintf("19:%s%04d@thread.tacv2", slug[:min(len(slug), 24)], n)
+	})
 }
 
 // Activities returns the activities of a channel, in every thread, the bot's
 // and injected users' alike, in posting order.
 func (s *Server) Activities(channelID string) []Activity {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	acts := slices.Clone(s.activities[channelID])
-	for i := range acts {
-		acts[i].Attachments = bytes.Clone(acts[i].Attachments)
-	}
-	return acts
+	return fake.Convert(s.Store.Messages(channelID), export)
 }
 
 // WaitActivities waits until the channel holds at least n activities and
 // returns them all. When ctx ends, or the server closes, first it returns
 // the activities so far with an error.
 func (s *Server) WaitActivities(ctx context.Context, channelID string, n int) ([]Activity, error) {
-	err := s.changes.Wait(ctx, &s.mu, func() bool { return len(s.activities[channelID]) >= n })
-	acts := s.Activities(channelID)
-	if err != nil {
-		return acts, fmt.Errorf("wait for %d activities in %s (have %d): %w", n, channelID, len(acts), err)
-	}
-	return acts, nil
-}
-
-// FailNext makes the next n Connector REST calls fail with the HTTP status,
-// replacing any failures still pending; n <= 0 cancels them. Token, OpenID
-// and JWKS requests are not affected. A 429 carries, when retryAfter > 0, a
-// Retry-After header of retryAfter in whole seconds, rounded up. A status
-// outside 400-599 is taken as 500. Bodies are Bot Connector errors, such as
-// {"error":{"code":"Throttled","message":"..."}}.
-func (s *Server) FailNext(n int, status int, retryAfter time.Duration) {
-	s.faults.FailNext(n, fake.ErrorStatus(status), retryAfter)
-}
-
-// SetDown starts or ends an outage: while down, every Connector REST call
-// gets HTTP 503. Calls failed by FailNext are not used up meanwhile.
-func (s *Server) SetDown(down bool) {
-	s.faults.SetDown(down)
-}
-
-// Calls returns how many Connector REST calls were made so far, failed and
-// unauthorized ones included.
-func (s *Server) Calls() int {
-	return s.faults.Calls()
+	acts, err := s.Store.WaitMessages(ctx, channelID, n)
+	return fake.Convert(acts, export), err
 }
 
 // SetBotEndpoint sets the URL inbound activities are POSTed to, such as
@@ -300,80 +205,33 @@ func (s *Server) SetBotEndpoint(url string) {
 	s.endpoint = url
 }
 
-// addChannelLocked adds a channel and returns its id, made of the name's
-// letters and digits and a sequence number, like Teams' "19:...@thread.tacv2"
-// ids. s.mu must be held.
-func (s *Server) addChannelLocked(name string) string {
-	slug := strings.Map(func(r rune) rune {
-		if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
-			return unicode.ToLower(r)
-		}
-		return -1
-	}, name)
-	if len(slug) > 24 {
-		slug = slug[:24]
+func export(m fake.Message[activity]) Activity {
+	return Activity{
+		ID: m.ID, Conversation: conversationID(m.Channel, m.Thread), Channel: m.Channel, ThreadRoot: m.Thread,
+		ReplyToID: m.X.replyTo, From: m.Author, Text: m.Text, Attachments: bytes.Clone(m.X.attachments), Edits: m.Edits,
 	}
-	id := fmt.Sprintf("19:%s%04d@thread.tacv2", slug, s.seq)
-	s.seq++
-	s.channels = append(s.channels, &channel{id: id, name: name})
-	return id
 }
 
-// channelByNameLocked returns the named channel or nil. s.mu must be held.
-func (s *Server) channelByNameLocked(name string) *channel {
-	for _, ch := range s.channels {
-		if ch.name == name {
-			return ch
-		}
-	}
-	return nil
+func (s *Server) activityIn(channelID, id string) (fake.Message[activity], bool) {
+	m, ok := s.Store.Message(id)
+	return m, ok && m.Channel == channelID
 }
 
-// channelByIDLocked returns the channel with the id or nil. s.mu must be held.
-func (s *Server) channelByIDLocked(id string) *channel {
-	for _, ch := range s.channels {
-		if ch.id == id {
-			return ch
-		}
-	}
-	return nil
-}
-
-// activityLocked returns the stored activity of the channel, or nil. The
-// pointer is valid until s.mu is released or an activity is added. s.mu
-// must be held.
-func (s *Server) activityLocked(channelID, id string) *Activity {
-	acts := s.activities[channelID]
-	for i := range acts {
-		if acts[i].ID == id {
-			return &acts[i]
-		}
-	}
-	return nil
-}
-
-// nextIDLocked returns a new activity id: the clock in Unix milliseconds,
-// made later than any id before it. s.mu must be held.
-func (s *Server) nextIDLocked() string {
+// nextID returns a new activity id: the clock in Unix milliseconds, made
+// later than any id before it.
+func (s *Server) nextID() string {
 	return strconv.FormatInt(s.ids.Next(time.Now().UnixMilli()), 10)
 }
 
-// addActivityLocked stores a new activity in the channel: a top-level post
-// when root is "", else a reply in root's thread. s.mu must be held.
-func (s *Server) addActivityLocked(channelID, root, replyTo, from, text string, attachments json.RawMessage) Activity {
-	act := Activity{
-		ID:           s.nextIDLocked(),
-		Conversation: conversationID(channelID, root),
-		Channel:      channelID,
-		ThreadRoot:   root,
-		ReplyToID:    replyTo,
-		From:         from,
-		Text:         text,
-		Attachments:  bytes.Clone(attachments),
-	}
-	s.activities[channelID] = append(s.activities[channelID], act)
-	s.changes.Notify()
-	return act
+// addActivity stores a new activity in the channel: a top-level post when
+// root is "", else a reply in root's thread.
+func (s *Server) addActivity(channelID, root, replyTo, from, text string, attachments json.RawMessage) fake.Message[activity] {
+	s.mu.Lock() // ids increase in posting order
+	defer s.mu.Unlock()
+	return s.Store.Post(fake.Message[activity]{
+		ID: s.nextID(), Channel: channelID, Thread: root, Author: from, Text: text,
+		X: activity{replyTo: replyTo, attachments: bytes.Clone(attachments)},
+	})
 }
 
 // conversationID returns the id of a channel's conversation: the channel id
@@ -387,166 +245,109 @@ func conversationID(channelID, root string) string {
 
 // ---- Bot Connector REST API ----
 
-// Bot Connector error codes, as Teams documents them.
-const (
-	codeBadArgument          = "BadArgument"
-	codeUnauthorized         = "Unauthorized"
-	codeForbidden            = "Forbidden"
-	codeNotFound             = "NotFound"
-	codeConversationNotFound = "ConversationNotFound"
-	codeMethodNotAllowed     = "MethodNotAllowed"
-	codeMessageSizeTooBig    = "MessageSizeTooBig"
-	codeThrottled            = "Throttled"
-	codeServiceError         = "ServiceError"
-	codeServiceUnavailable   = "ServiceUnavailable"
-)
-
 // apiError is a Bot Connector error, answered as
-// {"error":{"code":code,"message":message}} with the HTTP status.
+// {"error":{"code":code,"message":message}} with the HTTP status. The codes
+// are those Teams documents.
 type apiError struct {
-	status  int
-	code    string
-	message string
+	status        int
+	code, message string
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
 
-// newAPIError returns a Bot Connector error with a formatted message.
 func newAPIError(status int, code, format string, args ...any) *apiError {
 	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
 }
 
-// writeAPIError answers a Connector REST call with the error.
-func writeAPIError(w http.ResponseWriter, e *apiError) {
+func writeAPIError(w http.ResponseWriter, err error) {
+	var e *apiError
+	if !errors.As(err, &e) {
+		e = newAPIError(http.StatusInternalServerError, "ServiceError", "%v", err)
+	}
 	fake.WriteJSON(w, e.status, object{"error": object{"code": e.code, "message": e.message}})
 }
 
-// writeFault answers a Connector REST call with an injected failure.
+// serveConnector serves the Bot Connector REST API under ServiceURL: it
+// injects faults and checks the access token, then routes the call.
+func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request) {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if f, failed := s.Store.Next(); failed {
+		writeFault(w, f)
+	} else if !strings.EqualFold(scheme, "Bearer") || !s.validAccessToken(strings.TrimSpace(token)) {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeAPIError(w, newAPIError(http.StatusUnauthorized, "Unauthorized", "Authorization has been denied for this request."))
+	} else {
+		s.connector.ServeHTTP(w, r)
+	}
+}
+
 func writeFault(w http.ResponseWriter, f fake.Fault) {
-	code := codeServiceError
+	code := "ServiceError"
 	switch {
 	case f.Status == http.StatusTooManyRequests:
-		code = codeThrottled
+		code = "Throttled"
 		f.SetRetryAfter(w.Header())
 	case f.Status == http.StatusServiceUnavailable:
-		code = codeServiceUnavailable
+		code = "ServiceUnavailable"
 	case f.Status < http.StatusInternalServerError:
 		code = strings.ReplaceAll(http.StatusText(f.Status), " ", "")
 	}
 	writeAPIError(w, newAPIError(f.Status, code, "injected failure: %d %s", f.Status, http.StatusText(f.Status)))
 }
 
-// connectorHandler serves one method of one Connector REST resource; it
-// returns the HTTP status and the JSON body of a success.
-type connectorHandler func(body []byte) (int, any, error)
+// handler serves one method of a Connector REST resource; it returns the
+// HTTP status and the JSON body of a success.
+type handler func(r *http.Request, body []byte) (int, any, error)
 
-// serveConnector serves the Bot Connector REST API under ServiceURL: it
-// injects faults, checks the access token, reads the body and routes the
-// call.
-func (s *Server) serveConnector(w http.ResponseWriter, r *http.Request) {
-	if f, failed := s.faults.Next(); failed {
-		writeFault(w, f)
-		return
-	}
-	if !s.validAccessToken(bearerToken(r)) {
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		writeAPIError(w, newAPIError(http.StatusUnauthorized, codeUnauthorized, "Authorization has been denied for this request."))
-		return
-	}
-	segments, err := pathSegments(r.URL.EscapedPath())
-	if err != nil {
-		writeAPIError(w, newAPIError(http.StatusBadRequest, codeBadArgument, "malformed path: %v", err))
-		return
-	}
-	methods := s.route(segments)
-	if methods == nil {
-		writeAPIError(w, newAPIError(http.StatusNotFound, codeNotFound, "no resource at %s", r.URL.EscapedPath()))
-		return
-	}
-	handle, ok := methods[r.Method]
-	if !ok {
-		w.Header().Set("Allow", strings.Join(slices.Sorted(maps.Keys(methods)), ", "))
-		writeAPIError(w, newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here", r.Method))
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	if err != nil {
-		if fake.TooLarge(err) {
-			writeAPIError(w, newAPIError(http.StatusRequestEntityTooLarge, codeMessageSizeTooBig, "the request body exceeds %d bytes", maxBodyBytes))
-			return
+// connectorRoutes routes the Connector REST calls. A ServeMux matches path
+// segments unescaped, so that a conversation id may come escaped
+// ("19%3Aa%40thread.tacv2%3Bmessageid%3D1") or not.
+func (s *Server) connectorRoutes() *http.ServeMux {
+	mux := http.NewServeMux()
+	for path, methods := range map[string]map[string]handler{
+		"v3/conversations":                                      {http.MethodPost: s.createConversation},
+		"v3/conversations/{conversation}/activities":            {http.MethodPost: s.sendToConversation},
+		"v3/conversations/{conversation}/activities/{activity}": {http.MethodPost: s.sendToConversation, http.MethodPut: s.updateActivity},
+		"v3/teams/{team}":                                       {http.MethodGet: s.teamDetails},
+		"v3/teams/{team}/conversations":                         {http.MethodGet: s.teamChannels},
+	} {
+		for method, handle := range methods {
+			mux.HandleFunc(method+" "+servicePath+path, func(w http.ResponseWriter, r *http.Request) {
+				body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+				switch {
+				case fake.TooLarge(err):
+					writeAPIError(w, newAPIError(http.StatusRequestEntityTooLarge, "MessageSizeTooBig", "the request body exceeds %d bytes", maxBodyBytes))
+				case err != nil:
+					writeAPIError(w, newAPIError(http.StatusBadRequest, "BadArgument", "read body: %v", err))
+				default:
+					if status, result, err := handle(r, body); err != nil {
+						writeAPIError(w, err)
+					} else {
+						fake.WriteJSON(w, status, result)
+					}
+				}
+			})
 		}
-		writeAPIError(w, newAPIError(http.StatusBadRequest, codeBadArgument, "read body: %v", err))
-		return
+		allow := strings.Join(slices.Sorted(maps.Keys(methods)), ", ")
+		mux.HandleFunc(servicePath+path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeAPIError(w, newAPIError(http.StatusMethodNotAllowed, "MethodNotAllowed", "%s is not allowed here", r.Method))
+		})
 	}
-	status, result, err := handle(body)
-	if err != nil {
-		var apiErr *apiError
-		if !errors.As(err, &apiErr) {
-			apiErr = newAPIError(http.StatusInternalServerError, codeServiceError, "%v", err)
-		}
-		writeAPIError(w, apiErr)
-		return
-	}
-	fake.WriteJSON(w, status, result)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeAPIError(w, newAPIError(http.StatusNotFound, "NotFound", "no resource at %s", r.URL.EscapedPath()))
+	})
+	return mux
 }
 
-// bearerToken returns the token of an "Authorization: Bearer" header, or "".
-func bearerToken(r *http.Request) string {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(token)
-}
-
-// pathSegments returns the unescaped segments of an escaped request path
-// below ServiceURL. Segments are split before unescaping, so that a
-// conversation id may come escaped ("19%3Aa%40thread.tacv2%3Bmessageid%3D1")
-// or not ("19:a@thread.tacv2;messageid=1").
-func pathSegments(escapedPath string) ([]string, error) {
-	return fake.SplitPath(strings.TrimPrefix(escapedPath, servicePath))
-}
-
-// route returns the handlers, by HTTP method, of the resource at the path
-// segments below ServiceURL, or nil if there is none.
-func (s *Server) route(seg []string) map[string]connectorHandler {
-	if len(seg) < 2 || seg[0] != "v3" {
-		return nil
-	}
-	seg = seg[1:]
-	switch {
-	case len(seg) == 1 && seg[0] == "conversations":
-		return map[string]connectorHandler{http.MethodPost: s.createConversation}
-	case len(seg) == 3 && seg[0] == "conversations" && seg[2] == "activities":
-		conversation := seg[1]
-		return map[string]connectorHandler{
-			http.MethodPost: func(body []byte) (int, any, error) { return s.sendToConversation(conversation, body) },
-		}
-	case len(seg) == 4 && seg[0] == "conversations" && seg[2] == "activities":
-		conversation, activityID := seg[1], seg[3]
-		return map[string]connectorHandler{
-			http.MethodPost: func(body []byte) (int, any, error) { return s.replyToActivity(conversation, activityID, body) },
-			http.MethodPut:  func(body []byte) (int, any, error) { return s.updateActivity(conversation, activityID, body) },
-		}
-	case len(seg) == 2 && seg[0] == "teams":
-		teamID := seg[1]
-		return map[string]connectorHandler{
-			http.MethodGet: func([]byte) (int, any, error) { return s.teamDetails(teamID) },
-		}
-	case len(seg) == 3 && seg[0] == "teams" && seg[2] == "conversations":
-		teamID := seg[1]
-		return map[string]connectorHandler{
-			http.MethodGet: func([]byte) (int, any, error) { return s.teamChannels(teamID) },
-		}
-	}
-	return nil
-}
-
-// message is the part of an outgoing activity the fake keeps.
 type message struct {
 	text        string
 	attachments json.RawMessage // nil when there are none
 	replyToID   string
+}
+
+func badArgument(format string, args ...any) error {
+	return newAPIError(http.StatusBadRequest, "BadArgument", format, args...)
 }
 
 // parseMessage decodes and checks an activity the bot sends: it must be a
@@ -554,216 +355,165 @@ type message struct {
 // contentType, and whose Adaptive Cards are objects of type "AdaptiveCard".
 func parseMessage(raw []byte) (message, error) {
 	var act struct {
-		Type        string          `json:"type"`
-		Text        string          `json:"text"`
-		Attachments json.RawMessage `json:"attachments"`
-		ReplyToID   string          `json:"replyToId"`
+		Type, Text, ReplyToID string
+		Attachments           json.RawMessage
 	}
-	if err := json.Unmarshal(raw, &act); err != nil {
-		return message{}, newAPIError(http.StatusBadRequest, codeBadArgument, "malformed activity JSON: %v", err)
-	}
-	switch act.Type {
-	case "message":
-	case "":
-		return message{}, newAPIError(http.StatusBadRequest, codeBadArgument, "the activity has no type")
-	default:
-		return message{}, newAPIError(http.StatusBadRequest, codeBadArgument, "unsupported activity type %q", act.Type)
-	}
-	msg := message{text: act.Text, replyToID: act.ReplyToID}
-	if len(act.Attachments) > 0 && string(act.Attachments) != "null" {
-		if err := checkAttachments(act.Attachments); err != nil {
-			return message{}, err
-		}
-		msg.attachments = act.Attachments
-	}
-	if msg.text == "" && msg.attachments == nil {
-		return message{}, newAPIError(http.StatusBadRequest, codeBadArgument, "the message has neither text nor attachments")
-	}
-	return msg, nil
-}
-
-// checkAttachments checks an activity's attachments array.
-func checkAttachments(raw json.RawMessage) error {
 	var attachments []struct {
 		ContentType string          `json:"contentType"`
 		Content     json.RawMessage `json:"content"`
 	}
-	if err := json.Unmarshal(raw, &attachments); err != nil {
-		return newAPIError(http.StatusBadRequest, codeBadArgument, "attachments must be an array of objects: %v", err)
+	if err := json.Unmarshal(raw, &act); err != nil {
+		return message{}, badArgument("malformed activity JSON: %v", err)
+	}
+	switch act.Type {
+	case "message":
+	case "":
+		return message{}, badArgument("the activity has no type")
+	default:
+		return message{}, badArgument("unsupported activity type %q", act.Type)
+	}
+	msg := message{text: act.Text, replyToID: act.ReplyToID}
+	if len(act.Attachments) > 0 && string(act.Attachments) != "null" {
+		if err := json.Unmarshal(act.Attachments, &attachments); err != nil {
+			return message{}, badArgument("attachments must be an array of objects: %v", err)
+		}
+		msg.attachments = act.Attachments
 	}
 	for i, a := range attachments {
-		if a.ContentType == "" {
-			return newAPIError(http.StatusBadRequest, codeBadArgument, "attachment %d has no contentType", i)
-		}
-		if a.ContentType != adaptiveCardType {
-			continue
-		}
-		var card struct {
-			Type string `json:"type"`
-		}
-		if err := json.Unmarshal(a.Content, &card); err != nil || card.Type != "AdaptiveCard" {
-			return newAPIError(http.StatusBadRequest, codeBadArgument, "attachment %d is not an Adaptive Card object (content.type must be \"AdaptiveCard\")", i)
+		var card struct{ Type string }
+		switch {
+		case a.ContentType == "":
+			return message{}, badArgument("attachment %d has no contentType", i)
+		case a.ContentType == adaptiveCardType && (json.Unmarshal(a.Content, &card) != nil || card.Type != "AdaptiveCard"):
+			return message{}, badArgument("attachment %d is not an Adaptive Card object (content.type must be \"AdaptiveCard\")", i)
 		}
 	}
-	return nil
+	if msg.text == "" && msg.attachments == nil {
+		return message{}, badArgument("the message has neither text nor attachments")
+	}
+	return msg, nil
 }
 
-// resolveConversationLocked returns the channel and thread root of a
-// conversation id: a channel id, or a channel id with ";messageid=" and the
-// id of a top-level post of that channel. s.mu must be held.
-func (s *Server) resolveConversationLocked(conversation string) (channelID, root string, err error) {
+// conversation reads the message activity of a request and resolves its
+// path's conversation id: a channel id, or a channel id with ";messageid="
+// and the id of a top-level post of that channel.
+func (s *Server) conversation(r *http.Request, body []byte) (msg message, channelID, root string, err error) {
+	if msg, err = parseMessage(body); err != nil {
+		return msg, "", "", err
+	}
+	conversation := r.PathValue("conversation")
 	channelID, root, threaded := strings.Cut(conversation, threadMarker)
-	if s.channelByIDLocked(channelID) == nil {
-		return "", "", newAPIError(http.StatusNotFound, codeConversationNotFound, "conversation %q not found", conversation)
+	if _, ok := s.Store.Channel(channelID); !ok {
+		return msg, "", "", newAPIError(http.StatusNotFound, "ConversationNotFound", "conversation %q not found", conversation)
 	}
-	if threaded {
-		if act := s.activityLocked(channelID, root); act == nil || act.ThreadRoot != "" {
-			return "", "", newAPIError(http.StatusNotFound, codeConversationNotFound, "conversation %q not found: no thread %q in %s", conversation, root, channelID)
-		}
+	if act, ok := s.activityIn(channelID, root); threaded && (!ok || act.Thread != "") {
+		return msg, "", "", newAPIError(http.StatusNotFound, "ConversationNotFound", "conversation %q not found: no thread %q in %s", conversation, root, channelID)
 	}
-	return channelID, root, nil
+	return msg, channelID, root, nil
+}
+
+func (s *Server) activityOf(r *http.Request, channelID string) (fake.Message[activity], error) {
+	act, ok := s.activityIn(channelID, r.PathValue("activity"))
+	if !ok {
+		return act, newAPIError(http.StatusNotFound, "NotFound", "activity %q not found in %s", r.PathValue("activity"), channelID)
+	}
+	return act, nil
 }
 
 // createConversation serves POST v3/conversations, which in a Teams channel
 // makes a new top-level post, the root of a new thread:
 // https://learn.microsoft.com/microsoftteams/platform/bots/how-to/conversations/send-proactive-messages
-func (s *Server) createConversation(body []byte) (int, any, error) {
+func (s *Server) createConversation(_ *http.Request, body []byte) (int, any, error) {
 	var params struct {
-		ChannelData struct {
-			Channel struct {
-				ID string `json:"id"`
-			} `json:"channel"`
-			Tenant struct {
-				ID string `json:"id"`
-			} `json:"tenant"`
-		} `json:"channelData"`
-		TenantID string          `json:"tenantId"`
-		Activity json.RawMessage `json:"activity"`
+		ChannelData struct{ Channel, Tenant struct{ ID string } }
+		TenantID    string
+		Activity    json.RawMessage
 	}
 	if err := json.Unmarshal(body, &params); err != nil {
-		return 0, nil, newAPIError(http.StatusBadRequest, codeBadArgument, "malformed conversation parameters JSON: %v", err)
+		return 0, nil, badArgument("malformed conversation parameters JSON: %v", err)
 	}
 	channelID := params.ChannelData.Channel.ID
 	switch tenant := cmp.Or(params.ChannelData.Tenant.ID, params.TenantID); {
 	case channelID == "":
-		return 0, nil, newAPIError(http.StatusBadRequest, codeBadArgument, "channelData.channel.id is required to post in a channel")
+		return 0, nil, badArgument("channelData.channel.id is required to post in a channel")
 	case tenant != "" && tenant != TenantID:
-		return 0, nil, newAPIError(http.StatusBadRequest, codeBadArgument, "tenant %q is not the team's tenant", tenant)
+		return 0, nil, badArgument("tenant %q is not the team's tenant", tenant)
 	case len(params.Activity) == 0 || string(params.Activity) == "null":
-		return 0, nil, newAPIError(http.StatusBadRequest, codeBadArgument, "activity is required to post in a channel")
+		return 0, nil, badArgument("activity is required to post in a channel")
 	}
 	msg, err := parseMessage(params.Activity)
 	if err != nil {
 		return 0, nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.channelByIDLocked(channelID) == nil {
-		return 0, nil, newAPIError(http.StatusNotFound, codeConversationNotFound, "channel %q not found", channelID)
+	if _, ok := s.Store.Channel(channelID); !ok {
+		return 0, nil, newAPIError(http.StatusNotFound, "ConversationNotFound", "channel %q not found", channelID)
 	}
-	act := s.addActivityLocked(channelID, "", "", botAccountID, msg.text, msg.attachments)
-	return http.StatusCreated, object{
-		"id":         conversationID(channelID, act.ID),
-		"activityId": act.ID,
-		"serviceUrl": s.ServiceURL(),
-	}, nil
+	act := s.addActivity(channelID, "", "", botAccountID, msg.text, msg.attachments)
+	return http.StatusCreated, object{"id": conversationID(channelID, act.ID), "activityId": act.ID, "serviceUrl": s.ServiceURL()}, nil
 }
 
-// sendToConversation serves POST v3/conversations/{conversationId}/activities:
-// a reply in the thread when the conversation id names one, else a new
+// sendToConversation serves POST v3/conversations/{conversationId}/activities
+// and, as replyToActivity, .../activities/{activityId}. The reply to an
+// activity, which must be in the channel, lands in its thread; else it is a
+// reply in the thread when the conversation id names one, or a new
 // top-level post (a replyToId in the body does not make a thread then).
-func (s *Server) sendToConversation(conversation string, body []byte) (int, any, error) {
-	msg, err := parseMessage(body)
-	if err != nil {
+func (s *Server) sendToConversation(r *http.Request, body []byte) (int, any, error) {
+	msg, channelID, root, err := s.conversation(r, body)
+	switch {
+	case err != nil:
 		return 0, nil, err
+	case r.PathValue("activity") != "":
+		target, err := s.activityOf(r, channelID)
+		if err != nil {
+			return 0, nil, err
+		}
+		root, msg.replyToID = cmp.Or(target.Thread, target.ID), target.ID
+	case root == "":
+		msg.replyToID = ""
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	channelID, root, err := s.resolveConversationLocked(conversation)
-	if err != nil {
-		return 0, nil, err
-	}
-	replyTo := ""
-	if root != "" {
-		replyTo = msg.replyToID
-	}
-	act := s.addActivityLocked(channelID, root, replyTo, botAccountID, msg.text, msg.attachments)
-	return http.StatusCreated, object{"id": act.ID}, nil
-}
-
-// replyToActivity serves POST v3/conversations/{conversationId}/activities/{activityId}:
-// the reply lands in the thread of activityId, which must be in the channel.
-func (s *Server) replyToActivity(conversation, activityID string, body []byte) (int, any, error) {
-	msg, err := parseMessage(body)
-	if err != nil {
-		return 0, nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	channelID, _, err := s.resolveConversationLocked(conversation)
-	if err != nil {
-		return 0, nil, err
-	}
-	target := s.activityLocked(channelID, activityID)
-	if target == nil {
-		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "activity %q not found in %s", activityID, channelID)
-	}
-	root := cmp.Or(target.ThreadRoot, target.ID)
-	act := s.addActivityLocked(channelID, root, activityID, botAccountID, msg.text, msg.attachments)
+	act := s.addActivity(channelID, root, msg.replyToID, botAccountID, msg.text, msg.attachments)
 	return http.StatusCreated, object{"id": act.ID}, nil
 }
 
 // updateActivity serves PUT v3/conversations/{conversationId}/activities/{activityId}:
 // the new activity replaces the text and attachments of one of the bot's
 // own activities in the channel.
-func (s *Server) updateActivity(conversation, activityID string, body []byte) (int, any, error) {
-	msg, err := parseMessage(body)
+func (s *Server) updateActivity(r *http.Request, body []byte) (int, any, error) {
+	msg, channelID, _, err := s.conversation(r, body)
 	if err != nil {
 		return 0, nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	channelID, _, err := s.resolveConversationLocked(conversation)
-	if err != nil {
-		return 0, nil, err
-	}
-	act := s.activityLocked(channelID, activityID)
+	act, err := s.activityOf(r, channelID)
 	switch {
-	case act == nil:
-		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "activity %q not found in %s", activityID, channelID)
-	case act.From != botAccountID:
-		return 0, nil, newAPIError(http.StatusForbidden, codeForbidden, "the bot can only update its own activities")
+	case err != nil:
+		return 0, nil, err
+	case act.Author != botAccountID:
+		return 0, nil, newAPIError(http.StatusForbidden, "Forbidden", "the bot can only update its own activities")
 	}
-	act.Text = msg.text
-	act.Attachments = bytes.Clone(msg.attachments)
-	act.Edits++
-	s.changes.Notify()
+	act.Text, act.X.attachments = msg.text, bytes.Clone(msg.attachments)
+	s.Store.Update(act)
 	return http.StatusOK, object{"id": act.ID}, nil
 }
 
 // teamDetails serves GET v3/teams/{teamId}.
-func (s *Server) teamDetails(teamID string) (int, any, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if teamID != s.teamID {
-		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "team %q not found", teamID)
+func (s *Server) teamDetails(r *http.Request, _ []byte) (int, any, error) {
+	if r.PathValue("team") != s.teamID {
+		return 0, nil, newAPIError(http.StatusNotFound, "NotFound", "team %q not found", r.PathValue("team"))
 	}
 	return http.StatusOK, object{"id": s.teamID, "name": teamName, "aadGroupId": teamAADGroupID}, nil
 }
 
 // teamChannels serves GET v3/teams/{teamId}/conversations, the team's
 // channels. As in Teams, the General channel is listed without a name.
-func (s *Server) teamChannels(teamID string) (int, any, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if teamID != s.teamID {
-		return 0, nil, newAPIError(http.StatusNotFound, codeNotFound, "team %q not found", teamID)
+func (s *Server) teamChannels(r *http.Request, body []byte) (int, any, error) {
+	if _, _, err := s.teamDetails(r, body); err != nil {
+		return 0, nil, err
 	}
-	list := make([]object, 0, len(s.channels))
-	for _, ch := range s.channels {
-		entry := object{"id": ch.id}
-		if ch.id != s.teamID {
-			entry["name"] = ch.name
+	list := []object{}
+	for _, ch := range s.Store.Channels() {
+		entry := object{"id": ch.ID}
+		if ch.ID != s.teamID {
+			entry["name"] = ch.Name
 		}
 		list = append(list, entry)
 	}
@@ -772,110 +522,40 @@ func (s *Server) teamChannels(teamID string) (int, any, error) {
 
 // ---- Inbound activities ----
 
-// account is a channelAccount of an inbound activity.
-type account struct {
-	ID          string `json:"id"`
-	Name        string `json:"name,omitempty"`
-	AADObjectID string `json:"aadObjectId,omitempty"`
-}
-
-// conversationAccount is the conversation of an inbound activity.
-type conversationAccount struct {
-	ID               string `json:"id"`
-	ConversationType string `json:"conversationType"`
-	IsGroup          bool   `json:"isGroup"`
-	TenantID         string `json:"tenantId"`
-}
-
-// idRef is an object with just an id.
-type idRef struct {
-	ID string `json:"id"`
-}
-
-// teamInfo is channelData.team.
-type teamInfo struct {
-	ID         string `json:"id"`
-	Name       string `json:"name,omitempty"`
-	AADGroupID string `json:"aadGroupId,omitempty"`
-}
-
-// channelData is the Teams-specific channelData of an inbound activity.
-type channelData struct {
-	TeamsChannelID string   `json:"teamsChannelId"`
-	TeamsTeamID    string   `json:"teamsTeamId"`
-	Channel        idRef    `json:"channel"`
-	Team           teamInfo `json:"team"`
-	Tenant         idRef    `json:"tenant"`
-	EventType      string   `json:"eventType,omitempty"`
-}
-
-// inboundActivity is an activity the fake posts to the bot.
-type inboundActivity struct {
-	Type         string              `json:"type"`
-	Name         string              `json:"name,omitempty"`
-	ID           string              `json:"id"`
-	Timestamp    string              `json:"timestamp"`
-	ServiceURL   string              `json:"serviceUrl"`
-	ChannelID    string              `json:"channelId"`
-	From         account             `json:"from"`
-	Conversation conversationAccount `json:"conversation"`
-	Recipient    account             `json:"recipient"`
-	Text         string              `json:"text,omitempty"`
-	TextFormat   string              `json:"textFormat,omitempty"`
-	MembersAdded []account           `json:"membersAdded,omitempty"`
-	Entities     []object            `json:"entities"`
-	ChannelData  channelData         `json:"channelData"`
-	ReplyToID    string              `json:"replyToId,omitempty"`
-	Value        any                 `json:"value,omitempty"`
-	Locale       string              `json:"locale"`
-}
-
 // newInbound returns an activity of the type from the user in the
 // conversation of the channel, with the fields every Teams channel activity has.
-func (s *Server) newInbound(typ, id, channelID, conversation, userID string) inboundActivity {
-	return inboundActivity{
-		Type:       typ,
-		ID:         id,
-		Timestamp:  time.Now().UTC().Format("2006-01-02T15:04:05.0000000Z"),
-		ServiceURL: s.ServiceURL(),
-		ChannelID:  channelIDTeams,
-		From:       userAccount(userID),
-		Conversation: conversationAccount{
-			ID: conversation, ConversationType: "channel", IsGroup: true, TenantID: TenantID,
+func (s *Server) newInbound(typ, id, channelID, conversation, userID string) object {
+	return object{
+		"type": typ, "id": id, "timestamp": time.Now().UTC().Format("2006-01-02T15:04:05.0000000Z"),
+		"serviceUrl": s.ServiceURL(), "channelId": channelIDTeams, "locale": locale, "from": userAccount(userID),
+		"conversation": object{"id": conversation, "conversationType": "channel", "isGroup": true, "tenantId": TenantID},
+		"recipient":    object{"id": botAccountID, "name": BotName},
+		"entities":     []object{{"type": "clientInfo", "locale": locale, "country": "US", "platform": "Web", "timezone": "Etc/UTC"}},
+		"channelData": object{
+			"teamsChannelId": channelID, "teamsTeamId": s.teamID, "channel": object{"id": channelID},
+			"team": object{"id": s.teamID}, "tenant": object{"id": TenantID},
 		},
-		Recipient: account{ID: botAccountID, Name: BotName},
-		Entities: []object{{
-			"type": "clientInfo", "locale": locale, "country": "US", "platform": "Web", "timezone": "Etc/UTC",
-		}},
-		ChannelData: channelData{
-			TeamsChannelID: channelID,
-			TeamsTeamID:    s.teamID,
-			Channel:        idRef{ID: channelID},
-			Team:           teamInfo{ID: s.teamID},
-			Tenant:         idRef{ID: TenantID},
-		},
-		Locale: locale,
 	}
 }
 
 // userAccount returns the Teams account of a user: id "29:"+userID, name
 // "User "+userID and an Entra object id derived from userID.
-func userAccount(userID string) account {
+func userAccount(userID string) object {
 	sum := sha256.Sum256([]byte(userID))
 	aad := fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
-	return account{ID: "29:" + userID, Name: "User " + userID, AADObjectID: aad}
+	return object{"id": "29:" + userID, "name": "User " + userID, "aadObjectId": aad}
 }
 
-// readyLocked reports why no activity can be posted to the bot, or nil.
-// s.mu must be held.
-func (s *Server) readyLocked() error {
+func (s *Server) ready() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	switch {
-	case s.closed:
-		return errClosed
+	case s.Store.Closed():
+		return "", errClosed
 	case s.endpoint == "":
-		return errNoEndpoint
+		return "", errNoEndpoint
 	}
-	return nil
+	return s.endpoint, nil
 }
 
 // Mention posts, as the user, the channel message "<at>kubechat</at> "+text
@@ -885,31 +565,23 @@ func (s *Server) readyLocked() error {
 // Teams sends it. It returns the activity id and the bot's HTTP status; it
 // fails, posting nothing, for an unknown channel or when no bot endpoint is set.
 func (s *Server) Mention(channelID, userID, text string) (activityID string, status int, err error) {
-	if userID == "" {
-		return "", 0, fmt.Errorf("mention in %s: %w", channelID, errEmptyUserID)
+	_, err = s.ready()
+	switch _, known := s.Store.Channel(channelID); {
+	case userID == "":
+		err = errEmptyUserID
+	case err == nil && !known:
+		err = errUnknownChan
 	}
-	mention := "<at>" + BotName + "</at>"
-	s.mu.Lock()
-	if err := s.readyLocked(); err != nil {
-		s.mu.Unlock()
+	if err != nil {
 		return "", 0, fmt.Errorf("mention in %s: %w", channelID, err)
 	}
-	if s.channelByIDLocked(channelID) == nil {
-		s.mu.Unlock()
-		return "", 0, fmt.Errorf("mention in %s: %w", channelID, errUnknownChan)
-	}
-	from := userAccount(userID)
-	stored := s.addActivityLocked(channelID, "", "", from.ID, mention+" "+text, nil)
+	mention := "<at>" + BotName + "</at>"
+	stored := s.addActivity(channelID, "", "", "29:"+userID, mention+" "+text, nil)
 	act := s.newInbound("message", stored.ID, channelID, conversationID(channelID, stored.ID), userID)
-	s.mu.Unlock()
-
-	act.Text = stored.Text
-	act.TextFormat = "plain"
-	act.Entities = append([]object{{
-		"type": "mention", "text": mention, "mentioned": account{ID: botAccountID, Name: BotName},
-	}}, act.Entities...)
-	status, _, err = s.postActivity(act)
-	if err != nil {
+	act["text"], act["textFormat"] = stored.Text, "plain"
+	act["entities"] = append([]object{{"type": "mention", "text": mention, "mentioned": object{"id": botAccountID, "name": BotName}}},
+		act["entities"].([]object)...)
+	if status, _, err = s.postActivity(act); err != nil {
 		return stored.ID, 0, fmt.Errorf("mention in %s: %w", channelID, err)
 	}
 	return stored.ID, status, nil
@@ -920,20 +592,15 @@ func (s *Server) Mention(channelID, userID, text string) (activityID string, sta
 // channelData.eventType is "teamMemberAdded" and the conversation is the
 // General channel, whose id is the team id. It returns the bot's HTTP status.
 func (s *Server) Install() (status int, err error) {
-	s.mu.Lock()
-	if err := s.readyLocked(); err != nil {
-		s.mu.Unlock()
+	if _, err := s.ready(); err != nil {
 		return 0, fmt.Errorf("install in %s: %w", teamName, err)
 	}
-	act := s.newInbound("conversationUpdate", "f:"+s.nextIDLocked(), s.teamID, s.teamID, installerID)
-	s.mu.Unlock()
-
-	act.MembersAdded = []account{{ID: botAccountID}}
-	act.ChannelData.EventType = "teamMemberAdded"
-	act.ChannelData.Team.Name = teamName
-	act.ChannelData.Team.AADGroupID = teamAADGroupID
-	status, _, err = s.postActivity(act)
-	if err != nil {
+	act := s.newInbound("conversationUpdate", "f:"+s.nextID(), s.teamID, s.teamID, installerID)
+	act["membersAdded"] = []object{{"id": botAccountID}}
+	channelData := act["channelData"].(object)
+	channelData["eventType"] = "teamMemberAdded"
+	channelData["team"] = object{"id": s.teamID, "name": teamName, "aadGroupId": teamAADGroupID}
+	if status, _, err = s.postActivity(act); err != nil {
 		return 0, fmt.Errorf("install in %s: %w", teamName, err)
 	}
 	return status, nil
@@ -947,32 +614,24 @@ func (s *Server) Install() (status int, err error) {
 // of the channel. It returns the bot's HTTP status and response body, the
 // invoke response.
 func (s *Server) Execute(channelID, cardActivityID, userID, verb string, data map[string]any) (status int, body []byte, err error) {
-	if userID == "" {
-		return 0, nil, fmt.Errorf("execute %q on %s: %w", verb, cardActivityID, errEmptyUserID)
+	_, err = s.ready()
+	card, known := s.activityIn(channelID, cardActivityID)
+	switch {
+	case userID == "":
+		err = errEmptyUserID
+	case err == nil && !known:
+		err = fmt.Errorf("in %s: %w", channelID, errUnknownAct)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("execute %q on %s: %w", verb, cardActivityID, err)
 	}
 	action := object{"type": "Action.Execute", "verb": verb}
 	if data != nil {
 		action["data"] = data
 	}
-	s.mu.Lock()
-	if err := s.readyLocked(); err != nil {
-		s.mu.Unlock()
-		return 0, nil, fmt.Errorf("execute %q on %s: %w", verb, cardActivityID, err)
-	}
-	card := s.activityLocked(channelID, cardActivityID)
-	if card == nil {
-		s.mu.Unlock()
-		return 0, nil, fmt.Errorf("execute %q on %s in %s: %w", verb, cardActivityID, channelID, errUnknownAct)
-	}
-	root := cmp.Or(card.ThreadRoot, card.ID)
-	act := s.newInbound("invoke", "f:"+s.nextIDLocked(), channelID, conversationID(channelID, root), userID)
-	s.mu.Unlock()
-
-	act.Name = "adaptiveCard/action"
-	act.ReplyToID = cardActivityID
-	act.Value = object{"action": action, "trigger": "manual"}
-	status, body, err = s.postActivity(act)
-	if err != nil {
+	act := s.newInbound("invoke", "f:"+s.nextID(), channelID, conversationID(channelID, cmp.Or(card.Thread, card.ID)), userID)
+	act["name"], act["replyToId"], act["value"] = "adaptiveCard/action", cardActivityID, object{"action": action, "trigger": "manual"}
+	if status, body, err = s.postActivity(act); err != nil {
 		return 0, nil, fmt.Errorf("execute %q on %s: %w", verb, cardActivityID, err)
 	}
 	return status, body, nil
@@ -991,10 +650,10 @@ func (s *Server) Post(activity []byte, authorization string) (status int, err er
 
 // postActivity encodes the activity and POSTs it to the bot with a token
 // signed for ServiceURL.
-func (s *Server) postActivity(act inboundActivity) (int, []byte, error) {
+func (s *Server) postActivity(act object) (int, []byte, error) {
 	payload, err := json.Marshal(act)
 	if err != nil {
-		return 0, nil, fmt.Errorf("encode %s activity: %w", act.Type, err)
+		return 0, nil, fmt.Errorf("encode %s activity: %w", act["type"], err)
 	}
 	token, err := s.signToken(s.ServiceURL())
 	if err != nil {
@@ -1006,31 +665,13 @@ func (s *Server) postActivity(act inboundActivity) (int, []byte, error) {
 // post POSTs an activity to the bot endpoint and returns the bot's status
 // and response body.
 func (s *Server) post(payload []byte, authorization string) (int, []byte, error) {
-	s.mu.Lock()
-	endpoint, err := s.endpoint, s.readyLocked()
-	s.mu.Unlock()
+	endpoint, err := s.ready()
 	if err != nil {
 		return 0, nil, err
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, postTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(payload))
-	if err != nil {
-		return 0, nil, fmt.Errorf("post to %s: %w", endpoint, err)
-	}
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("User-Agent", "Microsoft-SkypeBotApi (Microsoft-BotFramework 3.0)")
+	header := http.Header{"Content-Type": {"application/json; charset=utf-8"}, "User-Agent": {"Microsoft-SkypeBotApi (Microsoft-BotFramework 3.0)"}}
 	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
+		header.Set("Authorization", authorization)
 	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("post to %s: %w", endpoint, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
-	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("read response of %s: %w", endpoint, err)
-	}
-	return resp.StatusCode, body, nil
+	return s.Bot.Call(endpoint, header, payload, maxBodyBytes)
 }
