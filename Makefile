@@ -19,6 +19,10 @@ build: ## Build bin/kubechat
 image: ## Build bin/kubechat-image.tar, a docker-archive image, without Docker (ARCH=arm64, VERSION=v1.2.3, IMAGE=repo/kubechat:tag)
 	GOOS= GOARCH= $(GO) run ./hack/image -o bin/kubechat-image.tar -arch $(or $(ARCH),$(GOARCH),amd64) $(if $(VERSION),-version $(VERSION)) $(if $(IMAGE),-tag $(IMAGE))
 
+.PHONY: teams-app
+teams-app: ## Write bin/kubechat-teams-app.zip, the Teams app to upload (APP_ID=<Azure Bot's Microsoft App ID>, NAME=kubechat, APP_VERSION=1.0.0)
+	$(GO) run ./hack/teams-app -app-id "$(APP_ID)" $(if $(NAME),-name "$(NAME)") $(if $(APP_VERSION),-version "$(APP_VERSION)") -o bin/kubechat-teams-app.zip
+
 .PHONY: run
 run: ## Demo: a local control plane, demo workloads and the agent with its web chat on http://127.0.0.1:8080
 	@TESTBIN=$(TESTBIN) bash hack/testbin.sh demo
@@ -73,4 +77,4 @@ check-config: ## Validate every example in configs/ (secrets from placeholders i
 
 .PHONY: clean
 clean: ## Remove build output (keeps bin/testbin)
-	rm -f bin/kubechat bin/kubechat-image.tar
+	rm -f bin/kubechat bin/kubechat-image.tar bin/kubechat-teams-app.zip

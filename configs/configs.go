@@ -1,7 +1,9 @@
 // Package configs holds the example configurations. Each file is
 // documentation, a test fixture (every file must pass check-config), and
 // default.yaml is the config "kubechat run" embeds, demo.yaml the one
-// "make run" embeds.
+// "make run" embeds. The subdirectories hold the platforms' own setup files
+// (the Slack app manifests, the Teams app manifest template), each checked
+// by its platform's tests.
 package configs
 
 import "embed"
@@ -15,6 +17,12 @@ var Default []byte
 //
 //go:embed demo.yaml
 var Demo []byte
+
+// TeamsManifest is the Teams app manifest template that
+// internal/chat/teams/teamsapp fills in and packs.
+//
+//go:embed teams/manifest.json
+var TeamsManifest []byte
 
 // Examples holds every example file.
 //

@@ -265,10 +265,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	}
 	for _, p := range a.platforms {
 		if r, ok := p.(chat.HTTPReceiver); ok {
-			prefix := "/hooks/" + p.Name()
-			if pp, ok := p.(interface{ HTTPPrefix() string }); ok {
-				prefix = pp.HTTPPrefix()
-			}
+			prefix := chat.HTTPPrefix(p)
 			a.http.Handle(prefix+"/", inbound(http.StripPrefix(prefix, r.HTTPHandler())))
 		}
 	}

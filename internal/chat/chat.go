@@ -56,6 +56,16 @@ func (f HandlerFunc) Handle(ctx context.Context, in Inbound) Message { return f(
 // platform also implements it (Teams: /teams/<name>).
 type HTTPReceiver interface{ HTTPHandler() http.Handler }
 
+// HTTPPrefix is the path under which the app mounts p's HTTPHandler:
+// p's own HTTPPrefix when it has one (Teams: /teams/<name>), else
+// /hooks/<name>. Setup guides and their tests read paths from here too.
+func HTTPPrefix(p Platform) string {
+	if pp, ok := p.(interface{ HTTPPrefix() string }); ok {
+		return pp.HTTPPrefix()
+	}
+	return "/hooks/" + p.Name()
+}
+
 // StateStore is the agent's small persisted key-value state (a ConfigMap
 // in the cluster). Platforms keep what must survive a restart there, such
 // as Teams conversation references.

@@ -5,8 +5,10 @@
 // as replies. discordgo reconnects and resumes the gateway by itself.
 //
 // The bot needs the Message Content intent enabled in the developer
-// portal, and Send Messages, Read Message History and Attach Files in the
-// channels it serves.
+// portal, and View Channels, Send Messages, Embed Links, Attach Files and
+// Read Message History in the channels it serves: docs/discord.md has the
+// invite URL with that permissions integer, which setup_test.go
+// derives from what this package calls.
 package discord
 
 import (
@@ -27,6 +29,14 @@ import (
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/health"
 )
+
+// Intents are the gateway intents the agent identifies with: Guilds (the
+// servers and channels that resolve finds names in), GuildMessages and
+// DirectMessages (commands), and MessageContent, the one privileged intent,
+// which must be switched on in the developer portal, or Discord refuses the
+// connection. docs/discord.md lists them; setup_test.go checks the list.
+const Intents = discordgo.IntentGuilds | discordgo.IntentGuildMessages |
+	discordgo.IntentDirectMessages | discordgo.IntentMessageContent
 
 // Settings configure one Discord bot.
 type Settings struct {
@@ -82,8 +92,7 @@ func New(name string, raw config.Raw, d chat.Deps) (chat.Platform, error) {
 	// holding discordgo's bucket lock.
 	session.ShouldRetryOnRateLimit = false
 	session.MaxRestRetries = 0 // 502s too: our queue retries, in order, within the deadline
-	session.Identify.Intents = discordgo.IntentsGuilds | discordgo.IntentsGuildMessages |
-		discordgo.IntentsDirectMessages | discordgo.IntentsMessageContent
+	session.Identify.Intents = Intents
 	log := d.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -3,15 +3,16 @@
 // over Socket Mode, which needs only egress (no public endpoint). It uses
 // github.com/slack-go/slack unchanged.
 //
-// The Slack app needs Socket Mode on, an app-level token with
-// connections:write, and a bot token with app_mentions:read, chat:write,
-// channels:read, groups:read, im:history and files:write; it subscribes to
-// the app_mention and message.im events and has interactivity on. When the
-// agents of several clusters share a workspace, each has its own app
-// (Socket Mode hands each event to one connection of an app, so agents
-// cannot share one); with peerBots set, an app also subscribes to
-// message.channels and message.groups (channels:history, groups:history)
-// to overhear commands addressed to its peers' bots.
+// The Slack app is configs/slack/app-manifest.yaml: Socket Mode and
+// interactivity on, the app_mention and message.im events, and the bot
+// scopes the calls below need, which manifest_test.go checks against the
+// methods this package sends; the app-level token has connections:write.
+// When the agents of several clusters share a workspace, each has its own
+// app (Socket Mode hands each event to one connection of an app, so agents
+// cannot share one), from configs/slack/app-manifest-multicluster.yaml: with
+// peerBots set, an app also subscribes to message.channels and
+// message.groups (channels:history, groups:history) to overhear commands
+// addressed to its peers' bots.
 package slack
 
 import (
