@@ -300,6 +300,6 @@ func TestSlackDeliverySurvivesRateLimitsAndOutage(t *testing.T) {
 
 	_, metrics, err := a.get("/metrics")
 	require.NoError(t, err)
-	require.Contains(t, metrics, `kubechat_deliveries_total{platform="ops-slack",result="delivered"} 10`)
+	require.Contains(t, metrics, `kubechat_notifications_total{channel="alerts",platform="ops-slack",result="delivered"} 11`)
 	require.NotContains(t, metrics, `result="dead_letter"`)
 }

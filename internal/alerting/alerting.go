@@ -39,7 +39,8 @@ type Pipeline struct {
 	opts     Options
 	bySource map[string][]binding
 	log      *slog.Logger
-	events   *prometheus.CounterVec
+	received *prometheus.CounterVec
+	delivery *chat.DeliveryMetrics
 
 	senders map[string]*sender // by senderKey
 	groupMu sync.Mutex
@@ -103,13 +104,14 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		groups:    map[string]*group{},
 		followUps: newJobQueue(),
 		threads:   newThreads(),
-		events: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
-			Name: "kubechat_events_total",
-			Help: "Events by pipeline stage: in (from a source), matched (bound to a channel), repeated (already queued or delivered: a replay), sent (delivered), deferred (left queued at shutdown), dropped (delivery failed).",
-		}, []string{"stage"}),
+		delivery:  deliveries,
+		received: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "kubechat_events_received_total",
+			Help: "Events from each source, before bindings and filters decide where they go.",
+		}, []string{"source"}),
 	}
-	for _, stage := range []string{"in", "matched", "repeated", "sent", "deferred", "dropped"} {
-		p.events.WithLabelValues(stage)
+	for _, sc := range cfg.Sources {
+		p.received.WithLabelValues(sc.Name)
 	}
 	for _, ch := range cfg.Channels {
 		pl, ok := platforms[ch.Platform]
@@ -146,12 +148,11 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 // delivered (a replay after a restart) is not queued again. It is the
 // emit function handed to sources.
 func (p *Pipeline) Emit(ctx context.Context, ev event.Event) {
-	p.events.WithLabelValues("in").Inc()
+	p.received.WithLabelValues(ev.Source).Inc()
 	senders := p.sendersFor(ev)
 	if len(senders) == 0 {
 		return
 	}
-	p.events.WithLabelValues("matched").Add(float64(len(senders)))
 	kind := kindEvent
 	switch {
 	case ev.Transition != "" && ev.Group == "" && p.threads.correlated(ev, senders):
@@ -189,7 +190,7 @@ func (p *Pipeline) queue(ctx context.Context, ev event.Event, s *sender, kind st
 		return
 	}
 	if !p.opts.Outbox.Add(outbox.Entry{Key: key, Channel: senderKey(s.b), Source: ev.Source, Kind: kind, Body: body}) {
-		p.events.WithLabelValues("repeated").Inc()
+		p.delivery.Count(s.b.platform.Name(), s.b.channel.Name, chat.ResultDuplicate)
 		return
 	}
 	p.job(ctx, ev, s, kind, key)

@@ -22,9 +22,9 @@ type sender struct {
 }
 
 // enqueue queues build under key; after runs once the message was
-// delivered, with a context that outlives the sources. The events metric
-// counts the outcome; the outbox forgets key once it was delivered or
-// given up on, and keeps it when the agent stops first.
+// delivered, with a context that outlives the sources. The queue counts
+// the outcome; the outbox forgets key once it was delivered or given up
+// on, and keeps it when the agent stops first.
 func (p *Pipeline) enqueue(s *sender, key string, build func() (chat.Message, bool), after func(context.Context, chat.MessageRef)) {
 	s.q.Enqueue(chat.Job{
 		Build: func() (chat.Message, bool) {
@@ -36,17 +36,11 @@ func (p *Pipeline) enqueue(s *sender, key string, build func() (chat.Message, bo
 			return m, ok
 		},
 		Done: func(ctx context.Context, ref chat.MessageRef, err error) {
-			switch {
-			case errors.Is(err, chat.ErrDeferred):
-				p.events.WithLabelValues("deferred").Inc()
-				return
-			case err != nil:
-				p.events.WithLabelValues("dropped").Inc()
-			default:
-				p.events.WithLabelValues("sent").Inc()
-				if after != nil {
-					after(ctx, ref)
-				}
+			if errors.Is(err, chat.ErrDeferred) {
+				return // it stays in the outbox
+			}
+			if err == nil && after != nil {
+				after(ctx, ref)
 			}
 			p.opts.Outbox.Done(key)
 		},

@@ -131,9 +131,10 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	a.leaderGauge = promauto.With(a.registry).NewGauge(prometheus.GaugeOpts{
 		Name: "kubechat_leader", Help: "1 while this replica runs the leader's work (sources, delivery).",
 	})
+	bi := buildinfo.Get()
 	promauto.With(a.registry).NewGaugeVec(prometheus.GaugeOpts{
-		Name: "kubechat_build_info", Help: "Always 1; labels carry the build.",
-	}, []string{"version", "cluster"}).WithLabelValues(buildinfo.String(), cfg.Cluster.Name).Set(1)
+		Name: "kubechat_build_info", Help: "Always 1; labels carry the build: version, VCS revision, Go version, and the cluster the agent serves.",
+	}, []string{"version", "revision", "goversion", "cluster"}).WithLabelValues(bi.Version, bi.Revision, bi.GoVersion, cfg.Cluster.Name).Set(1)
 
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}

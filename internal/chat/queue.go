@@ -14,7 +14,8 @@ import (
 	"github.com/kubechat/kubechat/internal/health"
 )
 
-// Delivery results, as counted in kubechat_deliveries_total{platform,result}.
+// Notification results, as counted in
+// kubechat_notifications_total{platform,channel,result}.
 const (
 	ResultDelivered = "delivered"
 	// ResultDeadLetter: the delivery deadline passed, or the platform
@@ -23,31 +24,70 @@ const (
 	// ResultDeferred: the agent stopped with the message still queued; it
 	// stays in the outbox, and the next leader delivers it.
 	ResultDeferred = "deferred"
+	// ResultSkipped: when its turn came there was nothing to send (the
+	// resolution of an alert that was never posted).
+	ResultSkipped = "skipped"
+	// ResultDuplicate: already queued or delivered (a replay after a
+	// restart); counted by the caller, which drops it before the queue.
+	ResultDuplicate = "duplicate"
 )
 
 // ErrDeferred is reported to a Job's Done when the queue stops before
 // delivering it: the message is not lost, only not delivered by this run.
 var ErrDeferred = errors.New("delivery deferred: the agent stopped first")
 
-// DeliveryMetrics count the outcome of every queued message.
+// DeliveryMetrics count the outcome of every queued message, its retries
+// and how long it took.
 type DeliveryMetrics struct {
 	total   *prometheus.CounterVec
 	retries *prometheus.CounterVec
+	latency *prometheus.HistogramVec
 }
 
-// NewDeliveryMetrics registers kubechat_deliveries_total{platform,result}
-// and kubechat_delivery_retries_total{platform} with reg.
+// NewDeliveryMetrics registers kubechat_notifications_total,
+// kubechat_delivery_retries_total and kubechat_delivery_duration_seconds
+// with reg (see docs/metrics.md).
 func NewDeliveryMetrics(reg prometheus.Registerer) *DeliveryMetrics {
 	return &DeliveryMetrics{
 		total: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
-			Name: "kubechat_deliveries_total",
-			Help: "Queued chat messages by platform and outcome: delivered, dead_letter (deadline passed or refused), deferred (agent stopped; kept in the outbox).",
-		}, []string{"platform", "result"}),
+			Name: "kubechat_notifications_total",
+			Help: "Messages for a channel by outcome: delivered, dead_letter (deadline passed or refused), deferred (agent stopped; kept in the outbox), skipped (nothing to send when its turn came), duplicate (already queued or delivered: a replay).",
+		}, []string{"platform", "channel", "result"}),
 		retries: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "kubechat_delivery_retries_total",
-			Help: "Delivery attempts beyond the first, by platform: 429s, 5xx and network errors.",
+			Help: "Delivery attempts that failed and were retried, by platform and reason: rate_limited (429 or the platform's rate-limit answer), timeout (the attempt took too long), error (5xx, network).",
+		}, []string{"platform", "reason"}),
+		latency: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kubechat_delivery_duration_seconds",
+			Help:    "Time from a message being queued to its delivery, retries and rate limits included.",
+			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600},
 		}, []string{"platform"}),
 	}
+}
+
+// Count adds one message for channel on platform with result (for outcomes
+// decided before the queue, such as ResultDuplicate).
+func (d *DeliveryMetrics) Count(platform, channel, result string) {
+	if d != nil {
+		d.total.WithLabelValues(platform, channel, result).Inc()
+	}
+}
+
+func hasRetryAfter(err error) bool { _, ok := RetryAfterOf(err); return ok }
+
+// retried counts one failed attempt that will be retried.
+func (d *DeliveryMetrics) retried(platform string, err error) {
+	if d == nil {
+		return
+	}
+	reason := "error"
+	switch {
+	case hasRetryAfter(err):
+		reason = "rate_limited"
+	case errors.Is(err, context.DeadlineExceeded):
+		reason = "timeout"
+	}
+	d.retries.WithLabelValues(platform, reason).Inc()
 }
 
 // Job is one queued message.
@@ -112,18 +152,24 @@ func NewQueue(n Notifier, platform string, to Channel, o QueueOptions) *Queue {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	o.Log = o.Log.With("platform", platform, "channel", to.Name)
+	component := "delivery/" + platform
 	if o.Health != nil {
-		component := "delivery/" + platform
 		o.Health.Register(component)
 		o.Health.SetReady(component, true)
-		o.Backoff.OnAttempt = func(err error) {
-			switch {
-			case err == nil, IsPermanent(err):
-				// A refusal (4xx) is an answer: the service is there.
-				o.Health.SetHealthy(component, true, "")
-			default:
-				o.Health.SetHealthy(component, false, "deliveries failing: "+err.Error())
-			}
+	}
+	o.Backoff.OnAttempt = func(err error) {
+		if err != nil && !IsPermanent(err) {
+			o.Metrics.retried(platform, err)
+		}
+		if o.Health == nil {
+			return
+		}
+		switch {
+		case err == nil, IsPermanent(err):
+			// A refusal (4xx) is an answer: the service is there.
+			o.Health.SetHealthy(component, true, "")
+		default:
+			o.Health.SetHealthy(component, false, "deliveries failing: "+err.Error())
 		}
 	}
 	return &Queue{
@@ -188,6 +234,7 @@ func (q *Queue) Run(ctx context.Context) {
 		}
 		m, send := j.Build()
 		if !send {
+			q.o.Metrics.Count(q.platform, q.to.Name, ResultSkipped)
 			continue
 		}
 		if err := q.limiter.Wait(ctx); err != nil {
@@ -207,11 +254,9 @@ func (q *Queue) Run(ctx context.Context) {
 }
 
 func (q *Queue) finish(ctx context.Context, j Job, m Message, ref MessageRef, attempts int, err error, result string) {
-	if q.o.Metrics != nil {
-		q.o.Metrics.total.WithLabelValues(q.platform, result).Inc()
-		if attempts > 1 {
-			q.o.Metrics.retries.WithLabelValues(q.platform).Add(float64(attempts - 1))
-		}
+	q.o.Metrics.Count(q.platform, q.to.Name, result)
+	if result == ResultDelivered && q.o.Metrics != nil {
+		q.o.Metrics.latency.WithLabelValues(q.platform).Observe(time.Since(j.queued).Seconds())
 	}
 	switch {
 	case result == ResultDeadLetter:

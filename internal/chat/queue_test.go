@@ -91,8 +91,10 @@ func TestQueueKeepsOrderThroughRateLimitsAndOutages(t *testing.T) {
 	runQueue(t, q)
 	waitIdle(t, q)
 	require.Equal(t, want, n.titles())
-	require.Equal(t, 20.0, testutil.ToFloat64(metrics.total.WithLabelValues("fake", ResultDelivered)))
-	require.Equal(t, 8.0, testutil.ToFloat64(metrics.retries.WithLabelValues("fake")))
+	require.Equal(t, 20.0, testutil.ToFloat64(metrics.total.WithLabelValues("fake", "alerts", ResultDelivered)))
+	require.Equal(t, 3.0, testutil.ToFloat64(metrics.retries.WithLabelValues("fake", "rate_limited")))
+	require.Equal(t, 5.0, testutil.ToFloat64(metrics.retries.WithLabelValues("fake", "error")))
+	require.Equal(t, uint64(20), histogramCount(t, reg, "kubechat_delivery_duration_seconds"))
 }
 
 func TestQueueDeadLettersPastTheDeadline(t *testing.T) {
@@ -130,7 +132,7 @@ func TestQueueDeadLettersPastTheDeadline(t *testing.T) {
 	for _, err := range errs {
 		require.ErrorContains(t, err, "gave up after")
 	}
-	require.Equal(t, 2.0, testutil.ToFloat64(metrics.total.WithLabelValues("fake", ResultDeadLetter)))
+	require.Equal(t, 2.0, testutil.ToFloat64(metrics.total.WithLabelValues("fake", "alerts", ResultDeadLetter)))
 }
 
 func TestQueueDeadLettersPermanentErrorsAtOnce(t *testing.T) {
@@ -177,7 +179,7 @@ func TestQueueDefersWhatIsLeftAtShutdown(t *testing.T) {
 	require.Eventually(t, func() bool { n.mu.Lock(); defer n.mu.Unlock(); return n.calls > 0 }, 5*time.Second, time.Millisecond)
 	cancel()
 	require.Eventually(t, func() bool {
-		return testutil.ToFloat64(metrics.total.WithLabelValues("fake", ResultDeferred)) == 2
+		return testutil.ToFloat64(metrics.total.WithLabelValues("fake", "", ResultDeferred)) == 2
 	}, 5*time.Second, time.Millisecond)
 	require.EqualValues(t, 2, deferred.Load(), "each is told it was deferred, not lost")
 }
@@ -260,4 +262,20 @@ func TestSendRepliesInTheGivenThread(t *testing.T) {
 	for _, m := range n.posted {
 		require.Equal(t, "root", m.Thread.ID)
 	}
+}
+
+// histogramCount is the number of observations of the histogram name in reg.
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var n uint64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
 }

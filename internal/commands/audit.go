@@ -37,9 +37,9 @@ func newCommandMetrics(reg prometheus.Registerer) commandMetrics {
 		}, []string{"executor", "result"}),
 		duration: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kubechat_command_duration_seconds",
-			Help:    "Time from a command's arrival to its reply.",
+			Help:    "Time from a command's arrival to its reply, by executor (or built-in) and result.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
-		}, []string{"executor"}),
+		}, []string{"executor", "result"}),
 	}
 }
 
@@ -61,7 +61,7 @@ func (h *Handler) record(ctx context.Context, a audit, result string, err error)
 		name = "none"
 	}
 	h.metrics.total.WithLabelValues(name, result).Inc()
-	h.metrics.duration.WithLabelValues(name).Observe(d.Seconds())
+	h.metrics.duration.WithLabelValues(name, result).Observe(d.Seconds())
 	attrs := []any{"executor", name, "verb", a.verb, "platform", a.in.Platform, "channel", a.in.Channel.Name,
 		"user_id", a.in.UserID, "user", a.in.UserName, "identity", a.identity, "result", result, "duration_ms", d.Milliseconds()}
 	level := slog.LevelInfo
