@@ -123,8 +123,9 @@ type Inbound struct {
 	UserName string
 	// Text is the message text with the bot mention removed.
 	Text string
-	// ActionID is set for a button click or select; it is an opaque, signed id.
-	ActionID string
+	// ButtonID is set for a button click or a select: the opaque, signed
+	// id of the button (or select) it came from.
+	ButtonID string
 	// Value is the chosen option of a select.
 	Value string
 	// Thread is where the reply goes.

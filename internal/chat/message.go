@@ -57,20 +57,21 @@ const (
 	ButtonDanger  ButtonStyle = "danger"
 )
 
-// Button is a clickable action. A button carries only an opaque ActionID;
-// the command behind it is stored server side. URL buttons open a link instead.
+// Button is a clickable button. It carries only an opaque ID; what it does
+// is stored server side. URL buttons open a link instead.
 type Button struct {
-	Label    string
-	ActionID string
-	URL      string
-	Style    ButtonStyle
+	Label string
+	ID    string
+	URL   string
+	Style ButtonStyle
 }
 
 // Select is a drop-down whose chosen option comes back as Inbound.Value.
 type Select struct {
 	Placeholder string
-	ActionID    string
-	Options     []Option
+	// ID is the opaque id a choice comes back with (Inbound.ButtonID).
+	ID      string
+	Options []Option
 }
 
 // Option is one choice of a Select.

@@ -13,7 +13,7 @@ func TestPlainText(t *testing.T) {
 		Title: "Pod default/web created",
 		Sections: []Section{
 			{Fields: []Field{{Name: "Namespace", Value: "default"}, {Name: "Kind", Value: "Pod"}}},
-			{Code: "line1\nline2\n", Buttons: []Button{{Label: "Run again", ActionID: "a1"}}},
+			{Code: "line1\nline2\n", Buttons: []Button{{Label: "Run again", ID: "a1"}}},
 		},
 		Context: "cluster: dev",
 	}

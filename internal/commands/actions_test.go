@@ -298,11 +298,11 @@ func TestClusterTargeting(t *testing.T) {
 	require.Equal(t, chat.Message{}, a.say(t, "shared", "U1", "--cluster prod ping"))
 	require.Equal(t, "kubectl get pods", a.say(t, "ops", "U1", "kubectl get pods").Title, "no default cluster: the agent that hears it answers")
 
-	run := m.Sections[len(m.Sections)-1].Buttons[0].ActionID
+	run := m.Sections[len(m.Sections)-1].Buttons[0].ID
 	require.True(t, strings.HasPrefix(run, button.Tag("dev")+"."), "button ids name their cluster: %s", run)
 	require.LessOrEqual(t, len(run), 100, "within Discord's custom_id limit")
 	click := func(id string) chat.Message {
-		return a.cmds.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: "shared", ID: "shared"}, UserID: "U1", ActionID: id})
+		return a.cmds.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: "shared", ID: "shared"}, UserID: "U1", ButtonID: id})
 	}
 	require.Equal(t, chat.Message{}, click(button.Tag("prod")+"."+strings.TrimPrefix(run, button.Tag("dev")+".")), "another agent's button is not ours to answer")
 	require.Contains(t, click("garbage").PlainText(), "this button is not valid")

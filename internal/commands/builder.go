@@ -66,7 +66,7 @@ func (h *Handler) build(ctx context.Context, a audit, ch *channel, be boundExecu
 	if err != nil {
 		return errorMessage("Cannot build a command", err.Error())
 	}
-	sel := chat.Select{Placeholder: "Choose a " + field, ActionID: buttonID}
+	sel := chat.Select{Placeholder: "Choose a " + field, ID: buttonID}
 	for _, o := range options {
 		label := o
 		if o == allNames {

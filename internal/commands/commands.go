@@ -164,11 +164,11 @@ func (h *Handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 		return m
 	}
 	var pressed button.Spec
-	if in.ActionID != "" {
+	if in.ButtonID != "" {
 		// A click is re-authorised like typed text: policy and identity
 		// run again, for the user who clicked.
 		var err error
-		pressed, err = h.opts.Buttons.Take(ctx, in.ActionID, in.Platform, in.Channel.ID)
+		pressed, err = h.opts.Buttons.Take(ctx, in.ButtonID, in.Platform, in.Channel.ID)
 		if errors.Is(err, button.ErrForeign) {
 			return chat.Message{} // another cluster's agent issued it, and answers it
 		}
@@ -193,7 +193,7 @@ func (h *Handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 	}
 	var cmd command.Command
 	var err error
-	if in.ActionID != "" {
+	if in.ButtonID != "" {
 		// A button runs exactly the argv it was given, never a re-parse.
 		cmd, err = decodeCommand(pressed.Params["command"])
 	} else {
@@ -204,7 +204,7 @@ func (h *Handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 		return reply(errorMessage("Cannot run that", err.Error()))
 	}
 	ch := h.channels[channelKey(in.Platform, in.Channel.ID)]
-	if in.ActionID == "" && !h.addressed(ch, in, cmd) {
+	if in.ButtonID == "" && !h.addressed(ch, in, cmd) {
 		return chat.Message{}
 	}
 	if b, ok := h.builtins()[cmd.Name]; ok {
@@ -315,7 +315,7 @@ func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boun
 	buttons := h.followUps(ctx, a, cmd, res.Buttons)
 	if id, err := h.opts.Buttons.Put(ctx, button.Spec{Kind: buttonRun, Params: map[string]string{"command": encodeCommand(cmd)},
 		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true}); err == nil {
-		buttons = append(buttons, chat.Button{Label: "Run again", ActionID: id})
+		buttons = append(buttons, chat.Button{Label: "Run again", ID: id})
 	}
 	if len(buttons) > 0 {
 		m.Sections = append(m.Sections, chat.Section{Buttons: buttons})
@@ -343,7 +343,7 @@ func (h *Handler) followUps(ctx context.Context, a audit, cmd command.Command, b
 			if err != nil {
 				continue
 			}
-			cb.ActionID = id
+			cb.ID = id
 		}
 		out = append(out, cb)
 	}
@@ -384,8 +384,8 @@ func (h *Handler) confirmation(ctx context.Context, a audit, title string, cmd c
 		return errorMessage("Cannot ask for confirmation", err.Error())
 	}
 	m.Sections = append(m.Sections, chat.Section{Buttons: []chat.Button{
-		{Label: "Confirm", ActionID: confirm, Style: chat.ButtonDanger},
-		{Label: "Cancel", ActionID: cancel},
+		{Label: "Confirm", ID: confirm, Style: chat.ButtonDanger},
+		{Label: "Cancel", ID: cancel},
 	}})
 	return m
 }

@@ -178,12 +178,12 @@ func TestRunAgainButton(t *testing.T) {
 	last := m.Sections[len(m.Sections)-1]
 	require.Len(t, last.Buttons, 1)
 	require.Equal(t, "Run again", last.Buttons[0].Label)
-	id := last.Buttons[0].ActionID
+	id := last.Buttons[0].ID
 	require.NotContains(t, id, "kubectl", "the button carries only an opaque id")
 
 	click := func(channel, id string) chat.Message {
 		return f.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: channel, ID: channel}, UserID: "U2",
-			ActionID: id, Thread: chat.MessageRef{ID: "T1"}})
+			ButtonID: id, Thread: chat.MessageRef{ID: "T1"}})
 	}
 	again := click("readonly", id)
 	require.Equal(t, "kubectl get pods", again.Title)
@@ -195,7 +195,7 @@ func TestRunAgainButton(t *testing.T) {
 	require.Contains(t, click("readonly", "forged").PlainText(), "this button is not valid")
 	require.Contains(t, click("readonly", id).PlainText(), "this button was already used", "a replayed click is refused")
 	require.EqualValues(t, 2, f.read.calls.Load(), "refused clicks run nothing")
-	next := again.Sections[len(again.Sections)-1].Buttons[0].ActionID
+	next := again.Sections[len(again.Sections)-1].Buttons[0].ID
 	require.NotEqual(t, id, next, "each result has its own button")
 	require.Contains(t, click("readonly", next).PlainText(), "web-")
 }
@@ -207,7 +207,7 @@ func TestConfirmation(t *testing.T) {
 	f.all.confirm = []string{"delete"}
 	click := func(channel, user, id string) chat.Message {
 		return f.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: channel, ID: channel}, UserID: user,
-			UserName: "ann", ActionID: id, Thread: chat.MessageRef{ID: "T1"}})
+			UserName: "ann", ButtonID: id, Thread: chat.MessageRef{ID: "T1"}})
 	}
 	ask := func() (confirm, cancel string) {
 		m := f.say(t, "open", "U1", "kubectl delete configmap nothing -n apps")
@@ -218,7 +218,7 @@ func TestConfirmation(t *testing.T) {
 		require.Len(t, b, 2)
 		require.Equal(t, "Confirm", b[0].Label)
 		require.Equal(t, "Cancel", b[1].Label)
-		return b[0].ActionID, b[1].ActionID
+		return b[0].ID, b[1].ID
 	}
 	confirm, cancel := ask()
 	require.Zero(t, f.all.calls.Load(), "nothing runs before the click")
@@ -248,7 +248,7 @@ func TestCommandBuilder(t *testing.T) {
 		}
 		require.Contains(t, values, value)
 		return f.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: "readonly", ID: "readonly"}, UserID: "U1",
-			ActionID: sel[0].ActionID, Value: value, Thread: chat.MessageRef{ID: "T1"}})
+			ButtonID: sel[0].ID, Value: value, Thread: chat.MessageRef{ID: "T1"}})
 	}
 	m := f.say(t, "readonly", "U1", "kubectl")
 	require.Equal(t, "Build a command", m.Title)
@@ -263,11 +263,11 @@ func TestCommandBuilder(t *testing.T) {
 	require.Regexp(t, `(?m)^web\s+1/1`, m.PlainText())
 
 	forged := f.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: "readonly", ID: "readonly"}, UserID: "U1",
-		ActionID: f.say(t, "readonly", "U1", "kubectl").Sections[0].Selects[0].ActionID, Value: "delete"})
+		ButtonID: f.say(t, "readonly", "U1", "kubectl").Sections[0].Selects[0].ID, Value: "delete"})
 	m = pick(f.say(t, "readonly", "U1", "kubectl"), "get")
 	require.Equal(t, "Denied by kubechat policy", forged.Title, "a forged choice is checked")
 	bad := f.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: "readonly", ID: "readonly"}, UserID: "U1",
-		ActionID: m.Sections[0].Selects[0].ActionID, Value: "--as=admin"})
+		ButtonID: m.Sections[0].Selects[0].ID, Value: "--as=admin"})
 	require.Contains(t, bad.PlainText(), `"--as=admin" is not a valid choice`)
 }
 
@@ -408,9 +408,9 @@ func TestRunAgainKeepsArgv(t *testing.T) {
 	f := newFixture(t)
 	m := f.say(t, "readonly", "U1", `kubectl get pods -o go-template='{{printf "%s" "it"}}'"'s"`)
 	require.Contains(t, m.PlainText(), "it's", m.PlainText())
-	id := m.Sections[len(m.Sections)-1].Buttons[0].ActionID
+	id := m.Sections[len(m.Sections)-1].Buttons[0].ID
 	again := f.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: "readonly", ID: "readonly"}, UserID: "U2",
-		ActionID: id, Thread: chat.MessageRef{ID: "T1"}})
+		ButtonID: id, Thread: chat.MessageRef{ID: "T1"}})
 	require.Equal(t, m.Title, again.Title)
 	require.Contains(t, again.PlainText(), "it's", again.PlainText())
 }

@@ -44,23 +44,23 @@ func TestFollowUpButtons(t *testing.T) {
 	require.Equal(t, []string{"Describe", "Delete", "Docs", "Run again"}, []string{buttons[0].Label, buttons[1].Label, buttons[2].Label, buttons[3].Label})
 	require.Equal(t, chat.ButtonPrimary, buttons[0].Style)
 	require.Equal(t, "https://kubernetes.io/docs/", buttons[2].URL)
-	require.Empty(t, buttons[2].ActionID)
+	require.Empty(t, buttons[2].ID)
 	for _, b := range []chat.Button{buttons[0], buttons[1]} {
-		require.NotContains(t, b.ActionID, "deployment", "the button carries only an opaque id")
+		require.NotContains(t, b.ID, "deployment", "the button carries only an opaque id")
 	}
 	click := func(id string) chat.Message {
 		return f.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: "readonly", ID: "readonly"}, UserID: "U2",
-			ActionID: id, Thread: chat.MessageRef{ID: "T1"}})
+			ButtonID: id, Thread: chat.MessageRef{ID: "T1"}})
 	}
 	calls := f.read.calls.Load()
-	described := click(buttons[0].ActionID)
+	described := click(buttons[0].ID)
 	require.Equal(t, "kubectl describe deployment web", described.Title)
 	require.Contains(t, described.PlainText(), "Replicas:")
 	require.Equal(t, calls+1, f.read.calls.Load())
 
-	denied := click(buttons[1].ActionID)
+	denied := click(buttons[1].ID)
 	require.Equal(t, "Denied by kubechat policy", denied.Title)
 	require.Contains(t, denied.PlainText(), `"delete" is not one of them`)
 	require.Equal(t, calls+1, f.read.calls.Load(), "a click the policy denies runs nothing")
-	require.Contains(t, click(buttons[0].ActionID).PlainText(), "this button was already used")
+	require.Contains(t, click(buttons[0].ID).PlainText(), "this button was already used")
 }

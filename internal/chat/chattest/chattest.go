@@ -254,8 +254,8 @@ func (r *recorder) Handle(_ context.Context, in chat.Inbound) chat.Message {
 	r.in = append(r.in, in)
 	r.mu.Unlock()
 	text := in.Text
-	if in.ActionID != "" {
-		text = "clicked " + in.ActionID + " " + in.Value
+	if in.ButtonID != "" {
+		text = "clicked " + in.ButtonID + " " + in.Value
 	}
 	return chat.Message{Title: "pong: " + text, Thread: &in.Thread}
 }
@@ -303,7 +303,7 @@ func testMention(t *testing.T, s Setup) {
 	require.Equal(t, "kubectl get pods -n default", in.Text, "the bot mention is removed")
 	require.True(t, matchesChannel(in, s.Channel), "inbound channel %+v is not %+v", in.Channel, s.Channel)
 	require.NotEmpty(t, in.UserID)
-	require.Empty(t, in.ActionID)
+	require.Empty(t, in.ButtonID)
 	msgs := only(t, s, 2) // the mention and the reply
 	require.Contains(t, msgs[1].Text, "pong: kubectl get pods -n default")
 	require.Equal(t, msgs[0].ID, msgs[1].Thread, "the reply goes into the mention's thread")
@@ -313,15 +313,15 @@ func testClick(t *testing.T, s Setup) {
 	h := &recorder{}
 	listen(t, s, h)
 	m := sample()
-	m.Sections[0].Buttons = []chat.Button{{Label: "Run again", ActionID: "act-run-1", Style: chat.ButtonPrimary}}
-	m.Sections[0].Selects = []chat.Select{{Placeholder: "Namespace", ActionID: "act-ns-1", Options: []chat.Option{{Label: "default", Value: "default"}, {Label: "kube-system", Value: "kube-system"}}}}
+	m.Sections[0].Buttons = []chat.Button{{Label: "Run again", ID: "act-run-1", Style: chat.ButtonPrimary}}
+	m.Sections[0].Selects = []chat.Select{{Placeholder: "Namespace", ID: "act-ns-1", Options: []chat.Option{{Label: "default", Value: "default"}, {Label: "kube-system", Value: "kube-system"}}}}
 	ref, err := s.Platform.Post(t.Context(), s.Channel, m)
 	require.NoError(t, err)
 	require.NoError(t, s.Fake.Click(s.Channel.ID, ref.ID, "U-bob", "act-run-1", ""))
 	require.NoError(t, s.Fake.Click(s.Channel.ID, ref.ID, "U-bob", "act-ns-1", "kube-system"))
 	require.Eventually(t, func() bool { return len(h.got()) == 2 }, timeout, 10*time.Millisecond)
 	got := h.got()
-	clicks := map[string]chat.Inbound{got[0].ActionID: got[0], got[1].ActionID: got[1]}
+	clicks := map[string]chat.Inbound{got[0].ButtonID: got[0], got[1].ButtonID: got[1]}
 	require.Contains(t, clicks, "act-run-1")
 	require.Contains(t, clicks, "act-ns-1")
 	require.Equal(t, "kube-system", clicks["act-ns-1"].Value)

@@ -311,7 +311,7 @@ func (p *platform) interaction(s *discordgo.Session, i *discordgo.Interaction) (
 	}
 	in := chat.Inbound{
 		Platform: p.name, Channel: p.channel(s, i.ChannelID), UserID: user.ID, UserName: user.Username,
-		ActionID: data.CustomID,
+		ButtonID: data.CustomID,
 	}
 	if len(data.Values) > 0 {
 		in.Value = data.Values[0]

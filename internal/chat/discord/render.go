@@ -58,7 +58,7 @@ func render(m chat.Message) ([]*discordgo.MessageEmbed, []discordgo.MessageCompo
 			}
 		}
 		for _, b := range s.Buttons {
-			btn := discordgo.Button{Label: cut(b.Label, maxLabel), Style: discordgo.SecondaryButton, CustomID: b.ActionID}
+			btn := discordgo.Button{Label: cut(b.Label, maxLabel), Style: discordgo.SecondaryButton, CustomID: b.ID}
 			switch {
 			case b.URL != "":
 				btn.Style, btn.URL, btn.CustomID = discordgo.LinkButton, b.URL, ""
@@ -70,7 +70,7 @@ func render(m chat.Message) ([]*discordgo.MessageEmbed, []discordgo.MessageCompo
 			buttons = append(buttons, btn)
 		}
 		for _, sel := range s.Selects {
-			menu := discordgo.SelectMenu{MenuType: discordgo.StringSelectMenu, CustomID: sel.ActionID, Placeholder: cut(sel.Placeholder, 150)}
+			menu := discordgo.SelectMenu{MenuType: discordgo.StringSelectMenu, CustomID: sel.ID, Placeholder: cut(sel.Placeholder, 150)}
 			for _, o := range sel.Options[:min(len(sel.Options), maxOptions)] {
 				menu.Options = append(menu.Options, discordgo.SelectMenuOption{Label: cut(o.Label, 100), Value: o.Value})
 			}

@@ -396,7 +396,7 @@ func (p *platform) serveAction(w http.ResponseWriter, r *http.Request) {
 	}
 	handle(chat.Inbound{
 		Platform: p.name, Channel: chat.Channel{ID: req.ChannelId, Name: req.ChannelName},
-		UserID: req.UserId, UserName: req.UserName, ActionID: actionID, Value: value,
+		UserID: req.UserId, UserName: req.UserName, ButtonID: actionID, Value: value,
 		Thread: chat.MessageRef{Platform: p.name, Channel: req.ChannelId, ID: root, Thread: root},
 	})
 	w.Header().Set("Content-Type", "application/json")

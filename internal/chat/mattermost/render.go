@@ -70,7 +70,7 @@ func render(m chat.Message, actionsURL string) *model.MessageAttachment {
 			}
 			a.Actions = append(a.Actions, &model.PostAction{
 				Id: "kc" + strconv.Itoa(len(a.Actions)), Type: model.PostActionTypeButton, Name: b.Label, Style: style,
-				Integration: &model.PostActionIntegration{URL: actionsURL, Context: actionContext(b.ActionID)},
+				Integration: &model.PostActionIntegration{URL: actionsURL, Context: actionContext(b.ID)},
 			})
 		}
 		for _, sel := range s.Selects {
@@ -80,7 +80,7 @@ func render(m chat.Message, actionsURL string) *model.MessageAttachment {
 			}
 			a.Actions = append(a.Actions, &model.PostAction{
 				Id: "kc" + strconv.Itoa(len(a.Actions)), Type: model.PostActionTypeSelect, Name: sel.Placeholder, Options: options,
-				Integration: &model.PostActionIntegration{URL: actionsURL, Context: actionContext(sel.ActionID)},
+				Integration: &model.PostActionIntegration{URL: actionsURL, Context: actionContext(sel.ID)},
 			})
 		}
 	}

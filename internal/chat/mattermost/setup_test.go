@@ -142,14 +142,14 @@ func clickVia(t *testing.T, name, path string) {
 	require.NoError(t, srv.WaitConnected(t.Context(), 1))
 	alerts := srv.ChannelID("alerts")
 	ref, err := p.Post(t.Context(), chat.Channel{ID: alerts}, chat.Message{Title: "CrashLoopBackOff",
-		Sections: []chat.Section{{Buttons: []chat.Button{{Label: "Run again", ActionID: "act-1"}}}}})
+		Sections: []chat.Section{{Buttons: []chat.Button{{Label: "Run again", ID: "act-1"}}}}})
 	require.NoError(t, err)
 	status, body, err := srv.Click(ref.ID, "user1", buttonID(t, srv, alerts, ref.ID), "")
 	require.NoError(t, err, path)
 	require.Equal(t, http.StatusOK, status, "%s: %s", path, body)
 	select {
 	case in := <-got:
-		require.Equal(t, "act-1", in.ActionID, path)
+		require.Equal(t, "act-1", in.ButtonID, path)
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the click posted to %s did not reach the handler", path)
 	}

@@ -310,7 +310,7 @@ func TestManifests(t *testing.T) {
 				"actions":[{"type":"button","action_id":"act-1","block_id":"b","value":"v"}]}`), &click))
 			in := p.inbound(socketmode.Event{Type: socketmode.EventTypeInteractive, Data: click})
 			require.Len(t, in, 1)
-			require.Equal(t, "act-1", in[0].ActionID)
+			require.Equal(t, "act-1", in[0].ButtonID)
 		})
 	}
 }

@@ -95,7 +95,7 @@ func sections(text string) []slack.Block {
 }
 
 func button(b chat.Button) *slack.ButtonBlockElement {
-	id := b.ActionID
+	id := b.ID
 	if id == "" {
 		id = "link:" + b.URL // Slack wants an action id even on link buttons
 	}
@@ -119,7 +119,7 @@ func selectMenu(s chat.Select) *slack.SelectBlockElement {
 	if placeholder == "" {
 		placeholder = "Choose"
 	}
-	return slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain(truncate(placeholder, maxOptionText)), s.ActionID, options...)
+	return slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain(truncate(placeholder, maxOptionText)), s.ID, options...)
 }
 
 func plain(s string) *slack.TextBlockObject {

@@ -406,7 +406,7 @@ func (p *platform) inbound(evt socketmode.Event) []chat.Inbound {
 			}
 			in := chat.Inbound{
 				Platform: p.name, Channel: p.channel(ch), UserID: data.User.ID, UserName: data.User.Name,
-				ActionID: a.ActionID, Value: a.Value,
+				ButtonID: a.ActionID, Value: a.Value,
 				Thread: chat.MessageRef{Platform: p.name, Channel: ch, ID: root, Thread: root},
 			}
 			if a.SelectedOption.Value != "" {

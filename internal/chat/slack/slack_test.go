@@ -130,8 +130,8 @@ func TestBlockKit(t *testing.T) {
 			Text:    "Back-off restarting failed container <web> & friends",
 			Fields:  []chat.Field{{Name: "Namespace", Value: "shop"}, {Name: "Reason", Value: "CrashLoopBackOff"}},
 			Code:    "NAME   READY\nweb    0/1\n",
-			Buttons: []chat.Button{{Label: "Run again", ActionID: "act-1", Style: chat.ButtonPrimary}, {Label: "Open PR", URL: "https://github.com/o/r/pull/1"}},
-			Selects: []chat.Select{{Placeholder: "Namespace", ActionID: "act-2", Options: []chat.Option{{Label: "shop", Value: "shop"}}}},
+			Buttons: []chat.Button{{Label: "Run again", ID: "act-1", Style: chat.ButtonPrimary}, {Label: "Open PR", URL: "https://github.com/o/r/pull/1"}},
+			Selects: []chat.Select{{Placeholder: "Namespace", ID: "act-2", Options: []chat.Option{{Label: "shop", Value: "shop"}}}},
 		}},
 		Context: "cluster: prod",
 	}

@@ -59,7 +59,7 @@ func card(m chat.Message) object {
 				actions = append(actions, object{"type": "Action.OpenUrl", "title": b.Label, "url": b.URL})
 				continue
 			}
-			a := object{"type": "Action.Execute", "title": b.Label, "verb": actionVerb, "data": object{"actionId": b.ActionID}}
+			a := object{"type": "Action.Execute", "title": b.Label, "verb": actionVerb, "data": object{"actionId": b.ID}}
 			switch b.Style {
 			case chat.ButtonPrimary:
 				a["style"] = "positive"
@@ -74,7 +74,7 @@ func card(m chat.Message) object {
 				choices = append(choices, object{"title": o.Label, "value": o.Value})
 			}
 			body = append(body, object{"type": "Input.ChoiceSet", "id": "value", "placeholder": sel.Placeholder, "choices": choices})
-			actions = append(actions, object{"type": "Action.Execute", "title": "Choose", "verb": actionVerb, "data": object{"actionId": sel.ActionID}})
+			actions = append(actions, object{"type": "Action.Execute", "title": "Choose", "verb": actionVerb, "data": object{"actionId": sel.ID}})
 		}
 	}
 	if m.Context != "" {

@@ -476,10 +476,10 @@ func (p *platform) serveActivity(w http.ResponseWriter, r *http.Request) {
 		if len(act.Value) > 0 && string(act.Value) != "null" { // Action.Submit
 			var val actionValue
 			if json.Unmarshal(act.Value, &val) == nil && val.ActionID != "" {
-				in.ActionID, in.Value, in.Text = val.ActionID, val.Choice, ""
+				in.ButtonID, in.Value, in.Text = val.ActionID, val.Choice, ""
 			}
 		}
-		if in.Text != "" || in.ActionID != "" {
+		if in.Text != "" || in.ButtonID != "" {
 			handle(in)
 		}
 		w.WriteHeader(http.StatusOK)
@@ -496,9 +496,9 @@ func (p *platform) serveActivity(w http.ResponseWriter, r *http.Request) {
 		}
 		in := p.inbound(act, channel)
 		in.Text = ""
-		in.ActionID, _ = val.Action.Data["actionId"].(string)
+		in.ButtonID, _ = val.Action.Data["actionId"].(string)
 		in.Value, _ = val.Action.Data["value"].(string)
-		if in.ActionID == "" {
+		if in.ButtonID == "" {
 			invokeResponse(w, http.StatusBadRequest, "the action carries no action id")
 			return
 		}

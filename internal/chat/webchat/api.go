@@ -216,7 +216,7 @@ func (p *platform) serveAction(w http.ResponseWriter, r *http.Request, id identi
 	}
 	handle(chat.Inbound{
 		Platform: p.name, Channel: chat.Channel{Name: req.Channel, ID: req.Channel},
-		UserID: id.ID, UserName: id.Name, ActionID: req.Action, Value: req.Value,
+		UserID: id.ID, UserName: id.Name, ButtonID: req.Action, Value: req.Value,
 		Thread: chat.MessageRef{Platform: p.name, Channel: req.Channel, ID: root, Thread: root},
 	})
 	writeJSON(w, http.StatusAccepted, map[string]bool{"ok": true})

@@ -50,8 +50,8 @@ func podsReply(run int) chat.Message {
 				"web-1                    0/1     CrashLoopBackOff   7 (2m ago)    14m\n" +
 				"web-2                    1/1     Running            0             14m\n" +
 				"cart-6d9f7b8c4d-x2x7q    1/1     Running            0             3h\n",
-			Buttons: []chat.Button{{Label: "Run again", ActionID: "act-run-again", Style: chat.ButtonPrimary}},
-			Selects: []chat.Select{{Placeholder: "Namespace", ActionID: "act-ns", Options: []chat.Option{
+			Buttons: []chat.Button{{Label: "Run again", ID: "act-run-again", Style: chat.ButtonPrimary}},
+			Selects: []chat.Select{{Placeholder: "Namespace", ID: "act-ns", Options: []chat.Option{
 				{Label: "default", Value: "default"}, {Label: "shop", Value: "shop"}}}},
 		}},
 		Context: "cluster: test-cluster · kubectl · 0.21 s",
@@ -78,12 +78,12 @@ func TestBrowser(t *testing.T) {
 		switch {
 		case in.Text == "kubectl get pods":
 			return podsReply(1)
-		case in.ActionID == "act-run-again":
+		case in.ButtonID == "act-run-again":
 			return podsReply(2)
 		case in.Text == "describe pod web-1":
 			return chat.Message{Title: "kubectl describe pod web-1", Sections: []chat.Section{{Code: "Name:         web-1\nNamespace:    default\nStatus:       Running"}}}
 		}
-		return chat.Message{Title: "unexpected: " + in.Text + in.ActionID, Level: chat.LevelError}
+		return chat.Message{Title: "unexpected: " + in.Text + in.ButtonID, Level: chat.LevelError}
 	}))
 	alerts := chat.Channel{Name: "alerts", ID: "alerts"}
 	_, err := p.Post(t.Context(), alerts, chat.Message{
@@ -94,8 +94,8 @@ func TestBrowser(t *testing.T) {
 			Fields: []chat.Field{{Name: "Namespace", Value: "default"}, {Name: "Pod", Value: "web-1"}, {Name: "Container", Value: "web"}, {Name: "Restarts", Value: "7"}},
 			Code:   "2024-05-02T10:14:03Z INFO  listening on :8080\n2024-05-02T10:14:04Z ERROR cannot connect to postgres:5432: connection refused\npanic: database unavailable",
 			Buttons: []chat.Button{
-				{Label: "Describe pod", ActionID: "act-describe", Style: chat.ButtonPrimary},
-				{Label: "Delete pod", ActionID: "act-delete", Style: chat.ButtonDanger},
+				{Label: "Describe pod", ID: "act-describe", Style: chat.ButtonPrimary},
+				{Label: "Delete pod", ID: "act-delete", Style: chat.ButtonDanger},
 				{Label: "Runbook", URL: "https://runbooks.example.com/crashloop"},
 			},
 		}},
@@ -191,7 +191,7 @@ func TestBrowser(t *testing.T) {
 	require.Len(t, got, 2)
 	require.Equal(t, "kubectl get pods", got[0].Text)
 	require.Equal(t, "token", got[0].UserID)
-	require.Equal(t, "act-run-again", got[1].ActionID)
+	require.Equal(t, "act-run-again", got[1].ButtonID)
 	require.Equal(t, got[0].Thread.ID, got[1].Thread.ID)
 	mu.Unlock()
 

@@ -351,8 +351,8 @@ func TestBadRequestsNameTheField(t *testing.T) {
 		return chat.Message{}
 	}))
 	ref, err := p.Post(t.Context(), chat.Channel{ID: "alerts"}, chat.Message{Title: "with a button", Sections: []chat.Section{{
-		Buttons: []chat.Button{{Label: "Run", ActionID: "act-1"}},
-		Selects: []chat.Select{{ActionID: "act-ns", Options: []chat.Option{{Label: "default", Value: "default"}}}},
+		Buttons: []chat.Button{{Label: "Run", ID: "act-1"}},
+		Selects: []chat.Select{{ID: "act-ns", Options: []chat.Option{{Label: "default", Value: "default"}}}},
 	}}})
 	require.NoError(t, err)
 	for _, tc := range []struct {
@@ -408,8 +408,8 @@ func TestMentionAndClickThreads(t *testing.T) {
 	got := make(chan chat.Inbound, 10)
 	listen(t, p, chat.HandlerFunc(func(_ context.Context, in chat.Inbound) chat.Message {
 		got <- in
-		return chat.Message{Title: "reply to " + in.Text + in.ActionID, Sections: []chat.Section{{
-			Buttons: []chat.Button{{Label: "Again", ActionID: "again"}}}}}
+		return chat.Message{Title: "reply to " + in.Text + in.ButtonID, Sections: []chat.Section{{
+			Buttons: []chat.Button{{Label: "Again", ID: "again"}}}}}
 	}))
 	alert, err := p.Post(t.Context(), chat.Channel{ID: "alerts"}, chat.Message{Title: "alert"})
 	require.NoError(t, err)
@@ -441,7 +441,7 @@ func TestMentionAndClickThreads(t *testing.T) {
 	status, answer = c.post("/api/actions", bearer(testToken), actionRequest{Channel: "alerts", Message: reply.ID, Action: "again"})
 	require.Equal(t, http.StatusAccepted, status, answer)
 	in = <-got
-	require.Equal(t, "again", in.ActionID)
+	require.Equal(t, "again", in.ButtonID)
 	require.Equal(t, alert.ID, in.Thread.ID, "a click on a reply is answered in its thread")
 
 	for text, want := range map[string]string{

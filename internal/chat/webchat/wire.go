@@ -88,7 +88,7 @@ func (w *wireMessage) fromMessage(m chat.Message) {
 			ws.Fields = append(ws.Fields, wireField(f))
 		}
 		for _, b := range s.Buttons {
-			wb := wireButton{Label: b.Label, Action: b.ActionID, Style: string(b.Style)}
+			wb := wireButton{Label: b.Label, Action: b.ID, Style: string(b.Style)}
 			if b.URL != "" {
 				wb.Action = ""
 				if httpURL(b.URL) {
@@ -98,7 +98,7 @@ func (w *wireMessage) fromMessage(m chat.Message) {
 			ws.Buttons = append(ws.Buttons, wb)
 		}
 		for _, sel := range s.Selects {
-			wsel := wireSelect{Placeholder: sel.Placeholder, Action: sel.ActionID}
+			wsel := wireSelect{Placeholder: sel.Placeholder, Action: sel.ID}
 			for _, o := range sel.Options {
 				wsel.Options = append(wsel.Options, wireOption(o))
 			}
@@ -120,10 +120,10 @@ func (w *wireMessage) message() chat.Message {
 			s.Fields = append(s.Fields, chat.Field(f))
 		}
 		for _, b := range ws.Buttons {
-			s.Buttons = append(s.Buttons, chat.Button{Label: b.Label, ActionID: b.Action, URL: b.URL, Style: chat.ButtonStyle(b.Style)})
+			s.Buttons = append(s.Buttons, chat.Button{Label: b.Label, ID: b.Action, URL: b.URL, Style: chat.ButtonStyle(b.Style)})
 		}
 		for _, sel := range ws.Selects {
-			cs := chat.Select{Placeholder: sel.Placeholder, ActionID: sel.Action}
+			cs := chat.Select{Placeholder: sel.Placeholder, ID: sel.Action}
 			for _, o := range sel.Options {
 				cs.Options = append(cs.Options, chat.Option(o))
 			}
