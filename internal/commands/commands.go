@@ -246,7 +246,7 @@ func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boun
 		return errorMessage("Cannot run "+title, err.Error())
 	}
 	a.verb = analysis.Verb
-	needsConfirm := analysis.Confirm
+	needsConfirm := analysis.Confirm || be.policy.NeedsConfirm(analysis.Verb)
 	ns, err := be.policy.Check(analysis)
 	if err != nil {
 		h.record(ctx, a, resultPolicyDenied, err)

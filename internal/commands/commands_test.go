@@ -59,6 +59,7 @@ executors:
     type: kubectl
     policy:
       verbs: ["*"]
+      confirm: [delete]
 sources:
   - name: alerts
     type: alertmanager
@@ -76,14 +77,6 @@ aliases:
 type counting struct {
 	executor.Executor
 	calls atomic.Int32
-	// confirm lists verbs that ask for confirmation, as Helm's writes do.
-	confirm []string
-}
-
-func (c *counting) Analyze(ctx context.Context, args []string) (executor.Analysis, error) {
-	a, err := c.Executor.Analyze(ctx, args)
-	a.Confirm = slices.Contains(c.confirm, a.Verb)
-	return a, err
 }
 
 func (c *counting) Complete(ctx context.Context, id executor.Identity, field string, chosen map[string]string) ([]string, error) {
@@ -200,11 +193,10 @@ func TestRunAgainButton(t *testing.T) {
 	require.Contains(t, click("readonly", next).PlainText(), "web-")
 }
 
-// TestConfirmation: a command that changes something waits for a click on
-// Confirm; Cancel voids it, and either button works once.
+// TestConfirmation: a verb the policy lists under confirm waits for a
+// click on Confirm; Cancel voids it, and either button works once.
 func TestConfirmation(t *testing.T) {
 	f := newFixture(t)
-	f.all.confirm = []string{"delete"}
 	click := func(channel, user, id string) chat.Message {
 		return f.r.Handle(t.Context(), chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: channel, ID: channel}, UserID: user,
 			UserName: "ann", ButtonID: id, Thread: chat.MessageRef{ID: "T1"}})

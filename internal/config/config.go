@@ -307,6 +307,10 @@ type Policy struct {
 	Raw            bool     `yaml:"raw"`
 	Timeout        Duration `yaml:"timeout"`
 	MaxOutputBytes int      `yaml:"maxOutputBytes"`
+	// Confirm lists verbs that first answer with Confirm and Cancel
+	// buttons, and run only once confirmed; "*" is every verb beyond the
+	// executor's read-only ones. (helm's writes always ask.)
+	Confirm []string `yaml:"confirm"`
 }
 
 // Action runs a command when an event from a source matches.

@@ -32,6 +32,9 @@ type Policy struct {
 	Raw            bool
 	Timeout        time.Duration
 	MaxOutputBytes int
+	// Confirm are the verbs that run only once confirmed with a button;
+	// "*" is every verb beyond the read-only ones (DefaultVerbs).
+	Confirm []string
 }
 
 // PolicyFor returns the policy of a configured executor; ex supplies the
@@ -51,7 +54,20 @@ func PolicyFor(e config.Executor, ex Executor) Policy {
 		Raw:              e.Policy.Raw,
 		Timeout:          e.Policy.Timeout.D(),
 		MaxOutputBytes:   e.Policy.MaxOutputBytes,
+		Confirm:          e.Policy.Confirm,
 	}
+}
+
+// NeedsConfirm reports whether verb runs only once confirmed with a button.
+func (p Policy) NeedsConfirm(verb string) bool {
+	if slices.Contains(p.Confirm, verb) {
+		return true
+	}
+	readOnly := p.DefaultVerbs
+	if len(readOnly) == 0 {
+		readOnly = ReadOnlyVerbs
+	}
+	return slices.Contains(p.Confirm, "*") && !slices.Contains(readOnly, verb)
 }
 
 // DeniedError says which rule refused a command. It wraps ErrDenied.

@@ -86,3 +86,15 @@ func TestPolicy(t *testing.T) {
 	require.True(t, ops.AllowsResource(pods))
 	require.False(t, ops.AllowsResource(secrets))
 }
+
+func TestNeedsConfirm(t *testing.T) {
+	p := Policy{Verbs: []string{"*"}, Confirm: []string{"*"}}
+	require.True(t, p.NeedsConfirm("rollout undo"))
+	require.True(t, p.NeedsConfirm("delete"))
+	require.False(t, p.NeedsConfirm("get"), "read-only verbs never ask")
+	require.False(t, p.NeedsConfirm("rollout status"))
+	p = Policy{Verbs: []string{"*"}, Confirm: []string{"scale"}, DefaultVerbs: []string{"list"}}
+	require.True(t, p.NeedsConfirm("scale"))
+	require.False(t, p.NeedsConfirm("delete"), "only what is listed")
+	require.False(t, Policy{}.NeedsConfirm("delete"), "nothing asks by default")
+}

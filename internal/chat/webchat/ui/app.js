@@ -213,7 +213,7 @@
     return node;
   }
 
-  const LEVELS = { error: 'Error', warning: 'Warning', success: 'Resolved', info: 'Info' };
+  const LEVELS = { error: 'Error', warning: 'Warning', success: 'OK', info: 'Info' };
 
   function botCard(m) {
     const level = LEVELS[m.level] ? m.level : 'none';
