@@ -5,7 +5,7 @@
 // blocks until its context ends and hands each inbound mention or button click
 // to a Handler.
 //
-// Who sets timeouts: the caller of Post owns the deadline (the router sets a
+// Who sets timeouts: the caller of Post owns the deadline (the alerting pipeline sets a
 // per-post timeout); Post must return promptly when ctx ends. Listen blocks
 // until ctx is done and returns nil then; it returns an error only when it
 // cannot go on (for example: revoked credentials).

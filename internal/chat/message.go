@@ -26,7 +26,7 @@ type Message struct {
 	// Replace, when set, edits that message instead of posting a new one.
 	Replace *MessageRef
 	// Key is the message's stable identity, the same across retries and
-	// restarts (the router sets it). Platforms that take an idempotency
+	// restarts (the alerting pipeline sets it). Platforms that take an idempotency
 	// key use it, so that a retry after a lost answer posts nothing twice.
 	Key string
 }

@@ -1,5 +1,5 @@
 // Package event defines the platform-neutral event that sources emit and the
-// router delivers. It has no client-go dependency beyond plain values.
+// alerting pipeline delivers. It has no client-go dependency beyond plain values.
 package event
 
 import (
@@ -74,11 +74,11 @@ type Event struct {
 	UID string
 	// ID identifies this occurrence, the same whenever the source sees it
 	// again (a replay after a restart): the object's UID with what
-	// happened to it and when. The router keys messages by it; empty
+	// happened to it and when. The alerting pipeline keys messages by it; empty
 	// means Digest.
 	ID string
 	// Transition is set when a workload starts failing or recovers: the
-	// router posts one message for Failing and edits it on Resolved.
+	// alerting pipeline posts one message for Failing and edits it on Resolved.
 	Transition Transition
 	// Labels are the labels of an alert from Alertmanager (nil for
 	// Kubernetes events); channel matchers and action placeholders read them.

@@ -1,8 +1,8 @@
-// Package executor defines how commands run. The router parses a command,
+// Package executor defines how commands run. The command handler parses a command,
 // checks the channel's Policy, and calls Execute with the caller's identity;
 // executors never check policy themselves.
 //
-// Who sets timeouts: the router sets the per-command deadline on ctx, and
+// Who sets timeouts: the command handler sets the per-command deadline on ctx, and
 // Execute must return when ctx ends. Request and Result are plain data, so
 // executors could later run out of process without changing implementations.
 package executor
@@ -19,7 +19,7 @@ import (
 	"github.com/kubechat/kubechat/internal/config"
 )
 
-// Executor runs one command for the router.
+// Executor runs one command for the command handler.
 type Executor interface {
 	// Name is the configured executor name, such as "kubectl".
 	Name() string
@@ -28,7 +28,7 @@ type Executor interface {
 	// command to the policy cannot run it. It may read API discovery (the
 	// resource names a cluster serves), never objects.
 	Analyze(ctx context.Context, args []string) (Analysis, error)
-	// Execute runs the command as req.Identity. The router calls it only
+	// Execute runs the command as req.Identity. The command handler calls it only
 	// after Analyze and the policy allowed the same args.
 	Execute(ctx context.Context, req Request) (Result, error)
 }
@@ -52,7 +52,7 @@ type Identity struct {
 	Groups []string
 	// Own means: act as the connection's own identity, impersonating no
 	// one. Only "kubechat exec" sets it, inside a command pod, whose
-	// connection is the pod's own ServiceAccount; the router never does.
+	// connection is the pod's own ServiceAccount; the command handler never does.
 	Own bool
 }
 
@@ -124,7 +124,7 @@ func (r Resource) String() string {
 
 // OpaqueResources is implemented by executors whose commands reach objects
 // that Analyze cannot list (the objects of a Helm chart, whatever a pod
-// template's image does). Why says so; the router refuses to bind such an
+// template's image does). Why says so; the command handler refuses to bind such an
 // executor under a policy that lists resources.
 type OpaqueResources interface {
 	OpaqueResources() (why string)
@@ -144,7 +144,7 @@ type Caller struct {
 	UserName string
 }
 
-// Result is what the router renders back into the channel.
+// Result is what the command handler renders back into the channel.
 type Result struct {
 	// Output is the command's standard output.
 	Output string
@@ -155,12 +155,12 @@ type Result struct {
 	Truncated bool
 	// Forbidden is set when Kubernetes RBAC refused a request of the command.
 	Forbidden bool
-	// Buttons are follow-ups the router offers under the result.
+	// Buttons are follow-ups the command handler offers under the result.
 	Buttons []Button
 }
 
-// Button is a follow-up action under a result. A button with Args runs
-// "<executor> Args..." as a new command when clicked: the router keeps the
+// Button is a follow-up under a result. A button with Args runs
+// "<executor> Args..." as a new command when clicked: the command handler keeps the
 // command server side behind a signed one-shot id, and checks policy and
 // identity again for whoever clicks, as if they had typed it. A button with
 // a URL opens the link instead. A button with neither (a link whose URL is
@@ -169,7 +169,7 @@ type Button struct {
 	Label string
 	Args  []string
 	URL   string
-	// Primary marks the suggested action.
+	// Primary marks the suggested next step.
 	Primary bool
 }
 

@@ -16,7 +16,7 @@ var ReadOnlyVerbs = []string{
 	"events", "cluster-info", "auth can-i", "auth whoami", "rollout status", "rollout history",
 }
 
-// Policy is what one executor entry allows, checked by the router before Execute.
+// Policy is what one executor entry allows, checked by the command handler before Execute.
 type Policy struct {
 	Executor string
 	Verbs    []string

@@ -19,7 +19,7 @@ const DefaultDeadline = 5 * time.Minute
 
 // deadlineMargin is kept between a pod's deadline and the command's
 // timeout, so that the pod's DeadlineExceeded is seen and reported (and
-// its output read) before the router gives up on the command.
+// its output read) before the command handler gives up on the command.
 const deadlineMargin = 5 * time.Second
 
 // Options shape the pods of a wrapped executor.
@@ -34,7 +34,7 @@ type Options struct {
 
 // Executor runs the commands of another executor in pods: the pod runs the
 // same executor code, as "kubechat exec -- <type> <args>", with the pod's
-// own ServiceAccount as its identity. Policy is checked by the router
+// own ServiceAccount as its identity. Policy is checked by the command handler
 // before Execute, with the wrapped executor's Analyze, as in-process.
 type Executor struct {
 	inner  executor.Executor
@@ -153,7 +153,7 @@ func (e *Executor) Execute(ctx context.Context, req executor.Request) (executor.
 	return Result(out), nil
 }
 
-// Result maps a pod's Outcome to what the router renders. "kubechat exec"
+// Result maps a pod's Outcome to what the command handler renders. "kubechat exec"
 // writes the command's standard output, then its standard error, and the
 // log holds both; so a failed command's log is shown as its errors. A
 // command stopped for memory or time says so first.

@@ -170,7 +170,7 @@ func lines(n int) string {
 	return b.String()
 }
 
-// send delivers m the way the router does, splitting and uploading.
+// send delivers m the way the alerting pipeline does, splitting and uploading.
 func send(t *testing.T, s Setup, m chat.Message) chat.MessageRef {
 	t.Helper()
 	ref, _, err := chat.Send(t.Context(), s.Platform, s.Channel, m, chat.Backoff{Initial: 10 * time.Millisecond}, time.Now().Add(timeout))

@@ -293,7 +293,7 @@ func (p *platform) message(s *discordgo.Session, m *discordgo.Message) (chat.Inb
 }
 
 // interaction acknowledges a component click at once (Discord allows 3 s)
-// and turns it into a click for the router; the answer comes as a reply.
+// and turns it into a click for the command handler; the answer comes as a reply.
 func (p *platform) interaction(s *discordgo.Session, i *discordgo.Interaction) (chat.Inbound, bool) {
 	if i.Type != discordgo.InteractionMessageComponent {
 		return chat.Inbound{}, false

@@ -355,7 +355,7 @@ func (p *platform) connect(ctx context.Context, d *chat.Dispatcher) error {
 // mention matches the bot mention Slack puts in the text: <@U123> or <@U123|name>.
 var mention = regexp.MustCompile(`<@([A-Z0-9]+)(\|[^>]*)?>`)
 
-// inbound turns a Socket Mode event into what the router handles.
+// inbound turns a Socket Mode event into what the command handler handles.
 func (p *platform) inbound(evt socketmode.Event) []chat.Inbound {
 	p.mu.Lock()
 	bot := p.botUser
@@ -450,7 +450,7 @@ func (p *platform) command(ch, user, text, ts, threadTS, bot string) chat.Inboun
 	}
 }
 
-// channel names a channel id with its name, when known, so the router can
+// channel names a channel id with its name, when known, so the command handler can
 // match a channel configured by name.
 func (p *platform) channel(id string) chat.Channel {
 	p.mu.Lock()

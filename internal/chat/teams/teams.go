@@ -525,7 +525,7 @@ func invokeResponse(w http.ResponseWriter, status int, text string) {
 // atMention is the markup Teams puts around a mention in the text.
 var atMention = regexp.MustCompile(`<at[^>]*>[^<]*</at>`)
 
-// inbound turns an activity into what the router handles; a reply goes into the activity's thread.
+// inbound turns an activity into what the command handler handles; a reply goes into the activity's thread.
 func (p *platform) inbound(act inboundActivity, channel string) chat.Inbound {
 	root := act.ID
 	if _, id, ok := strings.Cut(act.Conversation.ID, ";messageid="); ok {

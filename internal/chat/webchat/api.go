@@ -190,7 +190,7 @@ func (p *platform) serveAction(w http.ResponseWriter, r *http.Request, id identi
 	}
 	// A message from before a restart or a hand-over is not in this
 	// process's history; its button still works, since the signed id is
-	// what authorises a click (the router checks it, and the clicker).
+	// what authorises a click (the command handler checks it, and the clicker).
 	root := req.Message
 	msg, known := p.hub.get(req.Channel, req.Message)
 	values, ok := msg.actions[req.Action]

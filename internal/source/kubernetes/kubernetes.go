@@ -244,7 +244,7 @@ func (s *Source) SetReplay(since time.Time, replayed func()) {
 
 // after reports whether t (an API timestamp, whole seconds) is at or after
 // the replay point's second. What was reported already is weeded out by
-// its key downstream (the router's outbox).
+// its key downstream (the alerting pipeline's outbox).
 func (s *Source) after(t time.Time) bool {
 	since := s.replayPoint()
 	return !since.IsZero() && !t.Before(since.Truncate(time.Second))
@@ -618,7 +618,7 @@ func (s *Source) toEvents(c change) []event.Event {
 	switch {
 	case c.initial:
 		// After a restart or hand-over: resolve what recovered meanwhile
-		// (the router ignores a resolution it has no alert for), and report
+		// (the alerting pipeline ignores a resolution it has no alert for), and report
 		// failures that began after the replay point.
 		if h.failing && !s.after(h.since) {
 			return out
@@ -628,7 +628,7 @@ func (s *Source) toEvents(c change) []event.Event {
 		was, _ = healthOf(c.old)
 		if was.unknown {
 			// What came before the unknown state is gone: report the
-			// state as news; the router keeps one alert per object and
+			// state as news; the alerting pipeline keeps one alert per object and
 			// ignores a resolution it has no alert for.
 			was = health{failing: !h.failing, reason: h.reason}
 		}
@@ -653,7 +653,7 @@ func (s *Source) toEvents(c change) []event.Event {
 		return out
 	}
 	// From a deferred state, either way is news: a failure the grace
-	// period hid, or a resolution (ignored by the router if nothing was raised).
+	// period hid, or a resolution (ignored by the alerting pipeline if nothing was raised).
 
 	return append(out, s.transition(obj, c.typ, was, h))
 }
