@@ -239,10 +239,15 @@ func TestAgentLifecycle(t *testing.T) {
 	})
 	require.NotContains(t, a.logs(), "lifecycle/before", "pre-existing objects are not reported")
 
-	code, body, err = a.get("/metrics")
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, code)
-	require.Regexp(t, `kubechat_events_total\{stage="sent"\} [2-9]`, body)
+	// The queue counts a delivery once the platform has answered.
+	delivered := regexp.MustCompile(`kubechat_notifications_total\{channel="[a-z-]+",platform="[a-z-]+",result="delivered"\} [2-9]`)
+	eventually(t, 10*time.Second, "deliveries counted", func() error {
+		code, body, err = a.get("/metrics")
+		if err != nil || code != http.StatusOK || !delivered.MatchString(body) {
+			return fmt.Errorf("not yet: %d %v", code, err)
+		}
+		return nil
+	})
 	require.Contains(t, body, `kubechat_build_info{cluster="e2e"`)
 
 	start := time.Now()

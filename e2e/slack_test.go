@@ -298,8 +298,15 @@ func TestSlackDeliverySurvivesRateLimitsAndOutage(t *testing.T) {
 	})
 	require.Equal(t, want, changeAlerts(srv), "each alert once, in order")
 
+	// The queue counts a delivery once the platform has answered.
+	eventually(t, 10*time.Second, "11 deliveries counted", func() error {
+		_, metrics, err := a.get("/metrics")
+		if err != nil || !strings.Contains(metrics, `kubechat_notifications_total{channel="alerts",platform="ops-slack",result="delivered"} 11`) {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
 	_, metrics, err := a.get("/metrics")
 	require.NoError(t, err)
-	require.Contains(t, metrics, `kubechat_notifications_total{channel="alerts",platform="ops-slack",result="delivered"} 11`)
 	require.NotContains(t, metrics, `result="dead_letter"`)
 }

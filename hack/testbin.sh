@@ -43,11 +43,20 @@ step() { echo "testbin: [$(($(date +%s) - started))s] $*"; }
 started=$(date +%s)
 
 # build_k8s BINARY... builds those Kubernetes commands at K8S_VERSION in one
-# go build, which compiles what they share once and in parallel.
+# go build, which compiles what they share once and in parallel. The
+# control-plane binaries report K8S_VERSION, as a release build does (Helm
+# checks a chart's kubeVersion against it); kubectl stays unstamped, like
+# the kubectl built into the agent, so that the two print the same.
 build_k8s() {
-	local bins=() b
+	local bins=() b stamp=$K8S_VERSION ldflags=()
+	if [ "$1" != kubectl ]; then
+		local minor=${K8S_VERSION#v1.}
+		minor=${minor%%.*}
+		stamp="$K8S_VERSION (version stamped)"
+		ldflags=(-ldflags "-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean")
+	fi
 	for b in "$@"; do
-		fresh "$b" "$K8S_VERSION" || bins+=("$b")
+		fresh "$b" "$stamp" || bins+=("$b")
 	done
 	[ ${#bins[@]} -eq 0 ] && return 0
 	local dir=$work/kubernetes
@@ -73,10 +82,10 @@ build_k8s() {
 	done
 	step "building ${bins[*]} $K8S_VERSION (first run only, $estimate on 2 cores)"
 	mkdir -p "$work/k8s-out"
-	go build -trimpath -o "$work/k8s-out/" "${pkgs[@]}"
+	go build -trimpath "${ldflags[@]}" -o "$work/k8s-out/" "${pkgs[@]}"
 	for b in "${bins[@]}"; do
 		mv "$work/k8s-out/$b" "$out/$b"
-		echo "$K8S_VERSION" >"$out/.$b.version"
+		echo "$stamp" >"$out/.$b.version"
 	done
 }
 

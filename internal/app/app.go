@@ -237,7 +237,10 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", sc.Name, err)
 		}
+		ns := cfg.Cluster.Namespace
 		s, err := k8ssource.New(sc, cfg.Cluster.Name, client, log, k8ssource.Options{
+			Own: []string{"configmaps " + ns + "/" + cfg.Cluster.StateConfigMap(), "configmaps " + ns + "/" + cfg.Cluster.OutboxConfigMap(),
+				"configmaps " + ns + "/" + cfg.Cluster.ButtonsConfigMap(), "leases.coordination.k8s.io " + ns + "/" + cfg.HA.LeaseName},
 			Metadata: meta,
 			Typed:    typed,
 			OnSynced: func() { a.health.SetReady(name, true) },

@@ -44,6 +44,10 @@ import (
 type Options struct {
 	// Workers is the number of queue workers (default 2).
 	Workers int
+	// Own are the agent's own objects (its ConfigMaps and Lease, as
+	// "group/resource namespace/name"), which it never reports: it writes
+	// them itself, and an alert about each write would write them again.
+	Own []string
 	// Resync is the informer resync period (default 0: never). Resyncs are never reported.
 	Resync time.Duration
 	// OnSynced is called once the informer caches have synced.
@@ -116,6 +120,8 @@ type resource struct {
 	fields  []config.FieldPath
 	// metadataOnly resources (Secrets) are watched without their contents.
 	metadataOnly bool
+	// own are the agent's own objects of this resource, by namespace/name.
+	own map[string]bool
 	// store is the informer's cache, set by Start.
 	store cache.Indexer
 }
@@ -162,6 +168,14 @@ func New(cfg config.Source, cluster string, client dynamic.Interface, log *slog.
 		if err != nil {
 			errs = append(errs, fmt.Errorf("kubernetes source %q: resources[%d]: %w", cfg.Name, i, err))
 			continue
+		}
+		for _, o := range opts.Own {
+			if gr, obj, ok := strings.Cut(o, " "); ok && gr == r.gvr.GroupResource().String() {
+				if r.own == nil {
+					r.own = map[string]bool{}
+				}
+				r.own[obj] = true
+			}
 		}
 		s.resources = append(s.resources, r)
 	}
@@ -779,6 +793,9 @@ func (r *resource) fieldSelector() string {
 
 func (r *resource) matches(obj *unstructured.Unstructured) bool {
 	ns := obj.GetNamespace()
+	if r.own[ns+"/"+obj.GetName()] {
+		return false
+	}
 	if len(r.include) > 0 && !anyMatch(r.include, ns) {
 		return false
 	}
