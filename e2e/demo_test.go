@@ -40,7 +40,9 @@ var demoURL = regexp.MustCompile(`open (http://\S+/chat/demo/\?token=\S+)`)
 // TestMakeRunDemo runs what "make run" runs: its own control plane, the demo
 // workloads and the agent with the web chat. Headless Chromium opens the
 // printed address, sees the crash-loop alert, types a command, gets its
-// reply and clicks Run again.
+// reply and clicks Run again; then, in #ops, it fixes the broken rollout
+// (kubectl rollout undo) and the failed Helm release (helm rollback), each
+// after a Confirm click, and sees both alerts edited into "Resolved".
 func TestMakeRunDemo(t *testing.T) {
 	browser := chromiumPath(t)
 	bin := filepath.Join(t.TempDir(), "local")
@@ -118,6 +120,31 @@ func TestMakeRunDemo(t *testing.T) {
 	_, err = chromedp.Run(ctx, chromedp.PollFunction[bool](`(n) => document.querySelectorAll(".replies .msg").length > n`,
 		chromedp.WithPollingArgs(before), chromedp.WithPollingTimeout(30*time.Second)))
 	require.NoError(t, err, "Run again answered in the thread")
+
+	// #ops: fix what broke, and watch the alerts resolve in place.
+	_, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const b = document.querySelector('button.channel[data-channel="ops"]'); if (b) b.click(); return !!b })()`))
+	require.NoError(t, err)
+	waitText(`Pod demo/api-\S+ is failing \(CrashLoopBackOff\)`)
+	waitText(`HelmRelease demo/shop is failing`)
+	confirm := func(command, done string) {
+		t.Helper()
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.SendKeys(chromedp.CSS("#input"), "@kubechat "+command),
+			chromedp.Click(chromedp.CSS("#send")),
+		))
+		waitText(`Confirm: ` + regexp.QuoteMeta(command))
+		_, err := chromedp.Run(ctx, chromedp.PollFunction[bool](
+			`(cmd) => { const m = [...document.querySelectorAll(".msg")].find(m => m.innerText.includes("Confirm: " + cmd));
+				const b = m && [...m.querySelectorAll("button")].find(b => b.textContent.trim() === "Confirm" && !b.disabled);
+				if (b) b.click(); return !!b }`,
+			chromedp.WithPollingArgs(command), chromedp.WithPollingTimeout(30*time.Second)))
+		require.NoError(t, err, "a Confirm button under %q", command)
+		waitText(done)
+	}
+	confirm("kubectl rollout undo deployment/api", `deployment.apps/api rolled back`)
+	waitText(`Resolved: Pod demo/api-\S+`)
+	confirm("helm rollback shop", `Rollback was a success`)
+	waitText(`Resolved: HelmRelease demo/shop`)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	select {

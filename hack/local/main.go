@@ -1,9 +1,12 @@
 // Command local is "make run": it starts a throwaway control plane (etcd,
-// kube-apiserver, controller-manager, scheduler, kwok nodes), creates a few
-// demo workloads, one of them crash-looping, and runs the agent against it
-// with the demo config (configs/demo.yaml): the built-in web chat on
-// http://127.0.0.1:8080, whose address (with a fresh access token) it
-// prints. KUBECHAT_LISTEN changes the address. Ctrl-C stops everything.
+// kube-apiserver, controller-manager, scheduler, kwok nodes), creates demo
+// workloads and a Helm release, breaks a Deployment and the release a few
+// seconds later, and runs the agent against it with the demo config
+// (configs/demo.yaml): the built-in web chat on http://127.0.0.1:8080,
+// whose address (with a fresh access token) it prints. In #ops, "kubectl
+// rollout undo deployment/api" and "helm rollback shop" fix them, and
+// their alerts are edited into "Resolved". KUBECHAT_LISTEN changes the
+// address. Ctrl-C stops everything.
 //
 // With KUBECHAT_CONFIG set (one config file, or several separated by
 // commas) and a kubeconfig present ($KUBECONFIG or ~/.kube/config), it runs
@@ -24,12 +27,14 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubechat/kubechat/configs"
 	"github.com/kubechat/kubechat/internal/app"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/logging"
 	"github.com/kubechat/kubechat/internal/testenv"
+	"github.com/kubechat/kubechat/plugins/helm/helmtest"
 )
 
 func main() {
@@ -82,13 +87,19 @@ func run() error {
 	if err := env.BindGroupToClusterRole(ctx, "kubechat-demo-viewers", "view"); err != nil {
 		return err
 	}
+	if err := env.BindGroupToClusterRole(ctx, "kubechat-demo-editors", "edit"); err != nil {
+		return err
+	}
 	a, err := app.New(cfg, log, app.Options{RESTConfig: env.Config})
 	if err != nil {
 		return err
 	}
 	go demo(ctx, env, log)
 	fmt.Printf("\nkubechat demo: open http://%s/chat/demo/?token=%s\n"+
-		"  alerts arrive live; try typing: kubectl get pods   (Ctrl-C stops everything)\n\n", a.HTTPAddr(), os.Getenv("KUBECHAT_DEMO_TOKEN"))
+		"  #cluster reads: try  kubectl get pods  or just  kubectl  (a command builder)\n"+
+		"  #ops fixes: a Deployment and a Helm release break in a few seconds; try\n"+
+		"    kubectl rollout undo deployment/api   and   helm rollback shop   (each asks to Confirm)\n"+
+		"  (Ctrl-C stops everything)\n\n", a.HTTPAddr(), os.Getenv("KUBECHAT_DEMO_TOKEN"))
 	log.Info("agent endpoints", "healthz", "http://"+a.HTTPAddr()+"/healthz", "metrics", "http://"+a.HTTPAddr()+"/metrics")
 	return a.Run(ctx)
 }
@@ -116,23 +127,47 @@ func runAgainstCluster(ctx context.Context, paths []string) error {
 	return a.Run(ctx)
 }
 
-// demo creates a healthy and a crash-looping Deployment once the agent has synced.
+// demo creates the demo's workloads once the agent has synced: a healthy
+// Deployment (web), one that a new rollout breaks (api: its second
+// revision crash-loops, so "rollout undo" fixes it), and a Helm release
+// (shop) whose upgrade fails (so "helm rollback" fixes it).
 func demo(ctx context.Context, env *testenv.Env, log *slog.Logger) {
-	select {
-	case <-ctx.Done():
-		return
-	case <-time.After(3 * time.Second):
+	wait := func(d time.Duration) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(d):
+			return true
+		}
 	}
-	if err := env.CreateNamespace(ctx, "demo"); err != nil {
+	if !wait(3 * time.Second) {
+		return
+	}
+	const ns = "demo"
+	if err := env.CreateNamespace(ctx, ns); err != nil {
 		log.Error("demo namespace", "err", err)
 		return
 	}
-	for _, d := range []struct {
-		name   string
-		labels map[string]string
-	}{{"web", nil}, {"broken", map[string]string{testenv.CrashLoopLabel: "true"}}} {
-		if _, err := env.Client.AppsV1().Deployments("demo").Create(ctx, testenv.Deployment(d.name, d.labels), metav1.CreateOptions{}); err != nil {
-			log.Error("demo deployment", "name", d.name, "err", err)
+	for _, name := range []string{"web", "api"} {
+		if _, err := env.Client.AppsV1().Deployments(ns).Create(ctx, testenv.Deployment(name, nil), metav1.CreateOptions{}); err != nil {
+			log.Error("demo deployment", "name", name, "err", err)
 		}
 	}
+	if err := helmtest.Install(ctx, env.Config, ns, "shop", helmtest.Chart("web"), nil); err != nil {
+		log.Error("demo release", "err", err)
+	}
+	if !wait(5 * time.Second) {
+		return
+	}
+	// A new rollout of api crash-loops: its old pod keeps serving, and the
+	// rollout is stuck until someone undoes it.
+	patch := []byte(`{"spec":{"template":{"metadata":{"labels":{"` + testenv.CrashLoopLabel + `":"true"}}}}}`)
+	if _, err := env.Client.AppsV1().Deployments(ns).Patch(ctx, "api", types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		log.Error("demo: breaking api", "err", err)
+	}
+	// An upgrade Kubernetes refuses leaves the release failed.
+	if err := helmtest.Upgrade(ctx, env.Config, ns, "shop", map[string]any{"replicas": -1}); err == nil {
+		log.Error("demo: the failing upgrade of shop succeeded")
+	}
+	log.Info("demo: api's new rollout crash-loops and shop's upgrade failed; fix them from #ops")
 }
