@@ -1,12 +1,15 @@
 package webchat
 
 import (
+	"bytes"
 	"context"
+	"flag"
 	"fmt"
+	"image/color"
+	"image/png"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,8 +25,12 @@ import (
 // (CI sets it).
 const requireChromiumEnv = "KUBECHAT_REQUIRE_CHROMIUM"
 
-// screenshotEnv, when set, is where TestBrowser saves its screenshot.
-const screenshotEnv = "KUBECHAT_SCREENSHOT"
+// update rewrites the README's screenshot (docs/webchat.png) from
+// TestBrowser; without it, the test compares the page with it.
+var update = flag.Bool("update", false, "rewrite docs/webchat.png from the page TestBrowser renders")
+
+// screenshotPath is the screenshot the README shows.
+const screenshotPath = "../../../docs/webchat.png"
 
 // chromium finds a Chromium or Chrome to drive.
 func chromium(t *testing.T) string {
@@ -107,7 +114,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.ExecPath(browser),
 		chromedp.NoSandbox, // tests may run as root, where the sandbox refuses to start
 		chromedp.Headless,
-		chromedp.WindowSize(1280, 1100),
+		chromedp.WindowSize(1280, 1400),
 	)...)
 	defer cancel()
 	ctx, cancel = chromedp.NewContext(ctx)
@@ -195,18 +202,18 @@ func TestBrowser(t *testing.T) {
 	require.Equal(t, got[0].Thread.ID, got[1].Thread.ID)
 	mu.Unlock()
 
-	// A screenshot, to look at the page (KUBECHAT_SCREENSHOT keeps it),
-	// once the clicked button is back.
+	// The README's screenshot is this page, once the clicked button is
+	// back: -update rewrites it, and otherwise the page must still look
+	// like it (times in messages aside).
 	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector(".busy") === null`, chromedp.WithPollingTimeout(5*time.Second)))
 	require.NoError(t, err)
 	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	require.NoError(t, err)
-	path := os.Getenv(screenshotEnv)
-	if path == "" {
-		path = filepath.Join(t.TempDir(), "webchat.png")
+	if *update {
+		require.NoError(t, os.WriteFile(screenshotPath, shot, 0o644))
+	} else {
+		requireLooksLike(t, screenshotPath, shot)
 	}
-	require.NoError(t, os.WriteFile(path, shot, 0o600))
-	t.Logf("screenshot: %s", path)
 
 	// "Reply" on the alert: the command and its answer go into the alert's thread.
 	require.NoError(t, chromedp.Do(ctx,
@@ -234,4 +241,41 @@ func TestBrowser(t *testing.T) {
 	consoleMu.Lock()
 	defer consoleMu.Unlock()
 	require.Empty(t, problems, "the page logged errors (a CSP violation shows here too)")
+}
+
+// requireLooksLike fails unless the PNG shot differs from the one in file
+// in at most 1 % of its pixels: what changes from run to run (the time of
+// a message) is that small, a change of the page's look is not. Run the
+// test with -update to take the new look as the README's screenshot.
+func requireLooksLike(t *testing.T, file string, shot []byte) {
+	t.Helper()
+	want, err := os.ReadFile(file)
+	require.NoError(t, err)
+	a, err := png.Decode(bytes.NewReader(want))
+	require.NoError(t, err)
+	b, err := png.Decode(bytes.NewReader(shot))
+	require.NoError(t, err)
+	require.Equal(t, a.Bounds(), b.Bounds(), "%s has another size than the page now: run go test -run TestBrowser -update", file)
+	differ := 0
+	for y := a.Bounds().Min.Y; y < a.Bounds().Max.Y; y++ {
+		for x := a.Bounds().Min.X; x < a.Bounds().Max.X; x++ {
+			if colorDistance(a.At(x, y), b.At(x, y)) > 48 {
+				differ++
+			}
+		}
+	}
+	total := a.Bounds().Dx() * a.Bounds().Dy()
+	require.LessOrEqual(t, differ*100, total, "%d of %d pixels differ from %s: the page looks different; run go test -run TestBrowser -update and look at it", differ, total, file)
+}
+
+// colorDistance is the largest difference of two colours' channels, 0 to 255.
+func colorDistance(a, b color.Color) int {
+	ar, ag, ab, _ := a.RGBA()
+	br, bg, bb, _ := b.RGBA()
+	d := 0
+	for _, p := range [][2]uint32{{ar, br}, {ag, bg}, {ab, bb}} {
+		diff := int(p[0]>>8) - int(p[1]>>8)
+		d = max(d, diff, -diff)
+	}
+	return d
 }
