@@ -99,14 +99,14 @@ func TestMakeRunDemo(t *testing.T) {
 		require.NoError(t, err, "the page never showed %q", pattern)
 	}
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(url)))
-	waitText(`Pod demo/broken-\S+ is failing \(CrashLoopBackOff\)`)
+	waitText(`Pod demo/api-\S+ is failing \(CrashLoopBackOff\)`)
 
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.CSS("#input"), "@kubechat kubectl get pods"),
 		chromedp.Click(chromedp.CSS("#send")),
 	))
 	waitText(`^web-\S+\s+1/1\s+Running`)
-	waitText(`broken-\S+\s+0/1\s+CrashLoopBackOff`)
+	waitText(`api-\S+\s+0/1\s+CrashLoopBackOff`)
 	count := func() int {
 		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(".replies .msg").length`))
 		require.NoError(t, err)

@@ -87,6 +87,7 @@ next:
 func TestMetricsAsDocumented(t *testing.T) {
 	const ns = "metrics"
 	require.NoError(t, env.CreateNamespace(t.Context(), ns))
+	require.NoError(t, env.BindGroupToClusterRole(t.Context(), "e2e-metrics-readers", "view"))
 	t.Setenv("E2E_WEBCHAT_TOKEN", webToken)
 	var calls atomic.Int32
 	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -119,6 +120,7 @@ channels:
       executors: [kubectl]
     identity:
       user: e2e-metrics-user
+      groups: [e2e-metrics-readers]
   - name: changes
     platform: flaky
     bindings:

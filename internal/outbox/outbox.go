@@ -34,7 +34,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
+
+	"github.com/kubechat/kubechat/internal/state"
 )
 
 // Defaults.
@@ -391,7 +392,7 @@ func (s *Store) Flush(ctx context.Context, force bool) error {
 }
 
 func (s *Store) write(ctx context.Context, body string) error {
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := state.RetryWrite(func() error {
 		cms := s.client.CoreV1().ConfigMaps(s.namespace)
 		cm, err := cms.Get(ctx, s.name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {

@@ -11,11 +11,13 @@ import (
 	"maps"
 	"strconv"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -27,6 +29,9 @@ type Store struct {
 	client    kubernetes.Interface
 	namespace string
 	name      string
+	// writeMu makes this process's writes take turns, so that they never
+	// conflict with each other; another replica's still may.
+	writeMu sync.Mutex
 
 	mu   sync.RWMutex
 	data map[string]string
@@ -110,8 +115,10 @@ func (s *Store) Get(key string) (string, bool) {
 
 // Set writes key=value (or deletes key when value is "") to the ConfigMap, creating it if needed.
 func (s *Store) Set(ctx context.Context, key, value string) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	var saved *corev1.ConfigMap
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := RetryWrite(func() error {
 		cms := s.client.CoreV1().ConfigMaps(s.namespace)
 		cm, err := cms.Get(ctx, s.name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -146,9 +153,11 @@ func (s *Store) Set(ctx context.Context, key, value string) error {
 // so that two replicas cannot both claim the same entry. An error from f
 // is returned as it is and writes nothing.
 func (s *Store) Update(ctx context.Context, key string, f func(old string, ok bool) (string, error)) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	var saved *corev1.ConfigMap
 	var value string
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := RetryWrite(func() error {
 		cms := s.client.CoreV1().ConfigMaps(s.namespace)
 		cm, err := cms.Get(ctx, s.name, metav1.GetOptions{})
 		missing := apierrors.IsNotFound(err)
@@ -180,8 +189,10 @@ func (s *Store) Update(ctx context.Context, key string, f func(old string, ok bo
 
 // Prune deletes, in one write, every key for which drop is true.
 func (s *Store) Prune(ctx context.Context, drop func(key, value string) bool) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	var saved *corev1.ConfigMap
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := RetryWrite(func() error {
 		cms := s.client.CoreV1().ConfigMaps(s.namespace)
 		cm, err := cms.Get(ctx, s.name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -216,4 +227,16 @@ func apply(cm *corev1.ConfigMap, key, value string) {
 		return
 	}
 	cm.Data[key] = value
+}
+
+// writeBackoff gives a write about 2 s of tries against other writers.
+var writeBackoff = wait.Backoff{Steps: 10, Duration: 10 * time.Millisecond, Factor: 1.6, Jitter: 0.5}
+
+// RetryWrite runs a read-modify-write of a ConfigMap again when another
+// writer got in between: an update that conflicts, or a create that finds
+// the ConfigMap made meanwhile (two first writes at once).
+func RetryWrite(write func() error) error {
+	return retry.OnError(writeBackoff, func(err error) bool {
+		return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
+	}, write)
 }
