@@ -347,7 +347,7 @@ func buildPlatforms(cfg *config.Config, d chat.Deps) (map[string]chat.Platform, 
 	out := map[string]chat.Platform{}
 	var errs []error
 	for i, pc := range cfg.Platforms {
-		f := platforms.Factories[pc.Type]
+		f := platforms.Factories[pc.Type].New
 		p, err := f(pc.Name, pc.Settings, d)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("platforms[%d]: %w", i, err))
