@@ -185,6 +185,36 @@ func TestDeploymentIsLockedDown(t *testing.T) {
 	require.NotEqual(t, sum(objs), sum(changed), "a config change rolls the pods")
 }
 
+// TestGOMEMLIMIT: the Go runtime's soft memory limit is 90% of the
+// container's memory limit, in bytes, whatever way the limit is written.
+func TestGOMEMLIMIT(t *testing.T) {
+	gomemlimit := func(t *testing.T, objs []*unstructured.Unstructured) string {
+		t.Helper()
+		containers, _, _ := unstructured.NestedSlice(find(t, objs, "Deployment", "kubechat").Object, "spec", "template", "spec", "containers")
+		for _, e := range containers[0].(map[string]any)["env"].([]any) {
+			if e.(map[string]any)["name"] == "GOMEMLIMIT" {
+				return e.(map[string]any)["value"].(string)
+			}
+		}
+		t.Fatal("no GOMEMLIMIT")
+		return ""
+	}
+	require.Equal(t, "241591910", gomemlimit(t, mustRender(t, map[string]any{})), "90% of the default 256Mi")
+	for memory, want := range map[string]string{
+		"1Gi":       "966367641",
+		"1.5Gi":     "1449551462",
+		"500M":      "450000000",
+		"268435456": "241591910",
+		"1e9":       "900000000",
+		"2.5e+08":   "225000000",
+	} {
+		objs := mustRender(t, valuesOf(t, "resources: {limits: {memory: "+memory+"}}"))
+		require.Equal(t, want, gomemlimit(t, objs), memory)
+	}
+	_, err := render(t, valuesOf(t, "resources: {limits: {memory: lots}}"))
+	require.ErrorContains(t, err, `resources.limits.memory: "lots" is not a memory quantity such as 256Mi or 1G`)
+}
+
 // rules returns the rules of the named ClusterRole or Role.
 func rules(t *testing.T, objs []*unstructured.Unstructured, kind, name string) []map[string]any {
 	t.Helper()
