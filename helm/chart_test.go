@@ -7,6 +7,7 @@ package chart_test
 import (
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
+	"helm.sh/helm/v3/pkg/strvals"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -318,6 +320,38 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 	}
 }
 
+// TestSchemaRefusesConfigMistakes: the chart's values schema holds the
+// agent's config schema, so helm install and helm lint refuse a misspelt
+// config key before anything reaches the cluster, naming its path.
+func TestSchemaRefusesConfigMistakes(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "values.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`config:
+  cluster: {name: x}
+  platforms: [{name: c, type: log}]
+  channels:
+    - name: a
+      platform: c
+      bindigs: {sources: [s]}
+`), 0o600))
+	_, err := render(t, readValues(t, file))
+	require.ErrorContains(t, err, "at '/config/channels/0': additional properties 'bindigs' not allowed")
+
+	res := lint.All(chartDir, readValues(t, file), "kubechat", true)
+	require.True(t, slices.ContainsFunc(res.Messages, func(m support.Message) bool {
+		return m.Severity == support.ErrorSev && strings.Contains(m.Error(), "at '/config/channels/0': additional properties 'bindigs' not allowed")
+	}), "helm lint: %v", res.Messages)
+
+	// helm install --set config.channels[0].bindigs=x
+	set := map[string]any{}
+	require.NoError(t, strvals.ParseInto("config.channels[0].bindigs=x", set))
+	_, err = render(t, set)
+	require.ErrorContains(t, err, "at '/config/channels/0': additional properties 'bindigs' not allowed")
+
+	// Inside a platform's settings, by the platform's type.
+	_, err = render(t, valuesOf(t, "config:\n  platforms: [{name: s, type: slack, settings: {botTokn: \"${SLACK_BOT_TOKEN}\"}}]\n"))
+	require.ErrorContains(t, err, "at '/config/platforms/0/settings': additional properties 'botTokn' not allowed")
+}
+
 // TestServerSideDryRun sends every rendered object of every example to the
 // API server with dryRun=All: the API server's own validation.
 func TestServerSideDryRun(t *testing.T) {
@@ -335,7 +369,7 @@ func TestServerSideDryRun(t *testing.T) {
 	}
 	vals["everything"] = valuesOf(t, `config:
   cluster: {name: x}
-  platforms: [{name: t, type: teams, settings: {appID: a, appPassword: p}}]
+  platforms: [{name: t, type: teams, settings: {appID: a, appPassword: "${TEAMS_APP_PASSWORD}"}}]
 ingress: {enabled: true, className: nginx, tls: [{secretName: s, hosts: [kubechat.example.com]}]}
 networkPolicy: {enabled: true, apiServer: {cidrs: [10.0.0.1/32]}, ingressFrom: [{kubernetes.io/metadata.name: ingress-nginx}]}
 `)
