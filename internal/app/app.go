@@ -388,6 +388,9 @@ func (a *App) HTTPAddr() string { return a.http.Addr() }
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("kubechat starting", "version", buildinfo.String(), "cluster", a.cfg.Cluster.Name,
 		"platforms", len(a.platforms), "sources", len(a.sources), "leader_election", a.cfg.HA.LeaderElection)
+	for _, w := range a.cfg.Warnings() {
+		a.log.Warn("config warning", "warning", w.Error())
+	}
 	if a.state != nil {
 		if err := a.state.Load(ctx); err != nil {
 			return err
