@@ -79,11 +79,17 @@ func render(t *testing.T, vals map[string]any) ([]*unstructured.Unstructured, er
 // renderRelease renders the release named release in namespace kubechat.
 func renderRelease(t *testing.T, release string, vals map[string]any) ([]*unstructured.Unstructured, error) {
 	t.Helper()
+	return renderIn(t, release, "kubechat", vals)
+}
+
+// renderIn renders the release named release in namespace.
+func renderIn(t *testing.T, release, namespace string, vals map[string]any) ([]*unstructured.Unstructured, error) {
+	t.Helper()
 	ch, err := loader.Load(chartDir)
 	require.NoError(t, err)
 	in := action.NewInstall(&action.Configuration{})
 	in.DryRun, in.ClientOnly, in.Replace = true, true, true
-	in.ReleaseName, in.Namespace = release, "kubechat"
+	in.ReleaseName, in.Namespace = release, namespace
 	rel, err := in.Run(ch, vals)
 	if err != nil {
 		return nil, err
@@ -229,7 +235,7 @@ func rules(t *testing.T, objs []*unstructured.Unstructured, kind, name string) [
 
 func TestRBACFollowsConfig(t *testing.T) {
 	objs := mustRender(t, readValues(t, "../configs/chart/slack.yaml"))
-	watch := rules(t, objs, "ClusterRole", "kubechat-watch")
+	watch := rules(t, objs, "ClusterRole", "kubechat-kubechat-watch")
 	var watched []string
 	for _, r := range watch {
 		require.Equal(t, []any{"list", "watch"}, r["verbs"])
@@ -237,10 +243,10 @@ func TestRBACFollowsConfig(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"/pods", "apps/deployments", "batch/jobs", "/secrets"}, watched,
 		"exactly the resources the sources watch")
-	imp := rules(t, objs, "ClusterRole", "kubechat-impersonate")
+	imp := rules(t, objs, "ClusterRole", "kubechat-kubechat-impersonate")
 	require.Len(t, imp, 1, "no user identities: groups only")
 	require.Equal(t, []any{"system:authenticated", "system:serviceaccounts", "system:serviceaccounts:kubechat"}, imp[0]["resourceNames"])
-	sa := rules(t, objs, "Role", "kubechat-impersonate")
+	sa := rules(t, objs, "Role", "kubechat-kubechat-impersonate")
 	require.Equal(t, []any{"platform-team-reader"}, sa[0]["resourceNames"])
 	require.Equal(t, []any{"serviceaccounts"}, sa[0]["resources"])
 	for _, o := range objs {
@@ -273,12 +279,59 @@ func TestRBACFollowsConfig(t *testing.T) {
         resources: [{type: networking.k8s.io/v1/ingresses, events: [create]}]
         recommendations: {ingressBackends: true}
 `))
-	imp = rules(t, users, "ClusterRole", "kubechat-impersonate")
+	imp = rules(t, users, "ClusterRole", "kubechat-kubechat-impersonate")
 	require.Equal(t, []any{"alice@example.com", "kubechat:sre"}, imp[0]["resourceNames"])
 	require.Equal(t, []any{"dba", "sre", "system:authenticated"}, imp[1]["resourceNames"])
-	watch = rules(t, users, "ClusterRole", "kubechat-watch")
+	watch = rules(t, users, "ClusterRole", "kubechat-kubechat-watch")
 	require.Equal(t, []any{"services", "secrets"}, watch[1]["resources"], "the Ingress check reads Services and TLS Secrets")
 	require.Equal(t, []any{"get"}, watch[1]["verbs"])
+}
+
+// TestReleasesInTwoNamespacesDoNotCollide: two releases of the same name
+// in two namespaces render no cluster-scoped name in common, and no
+// object at all in common, even where both place Roles in one third
+// namespace (identities and command pods there).
+func TestReleasesInTwoNamespacesDoNotCollide(t *testing.T) {
+	vals := map[string]map[string]any{"shared": valuesOf(t, `config:
+  cluster: {name: x}
+  platforms: [{name: c, type: log}]
+  channels:
+    - {name: a, platform: c, bindings: {executors: [kubectl]}, identity: {serviceAccount: shared/reader, groups: [sre]}}
+    - {name: b, platform: c, bindings: {executors: [pods]}, identity: {serviceAccount: shared/runner}}
+  executors: [{type: kubectl}, {name: pods, type: kubectl, isolation: pod}]
+  sources: [{name: s, type: kubernetes, kubernetes: {resources: [{type: v1/pods}]}}]
+`)}
+	for name, file := range examples(t) {
+		vals[name] = readValues(t, file)
+	}
+	clusterScoped := map[string]bool{"ClusterRole": true, "ClusterRoleBinding": true}
+	for name, v := range vals {
+		t.Run(name, func(t *testing.T) {
+			seen := map[string]string{}
+			var wide int
+			for _, ns := range []string{"team-a", "team-b"} {
+				objs, err := renderIn(t, "kubechat", ns, v)
+				require.NoError(t, err)
+				for _, o := range objs {
+					namespace := o.GetNamespace()
+					if clusterScoped[o.GetKind()] {
+						wide++
+						require.Contains(t, o.GetName(), ns, "a cluster-scoped name names the release's namespace")
+					} else if namespace == "" {
+						namespace = ns
+					}
+					key := o.GetKind() + " " + namespace + "/" + o.GetName()
+					require.NotContains(t, seen, key, "rendered in %s and in %s", seen[key], ns)
+					seen[key] = ns
+				}
+			}
+			if name == "shared" {
+				require.Equal(t, 8, wide, "watch and impersonate, each a ClusterRole and its binding, twice")
+				require.Contains(t, seen, "Role shared/kubechat-team-a-impersonate")
+				require.Contains(t, seen, "Role shared/kubechat-team-b-command-pods")
+			}
+		})
+	}
 }
 
 func TestIngressRoutesOnlyCallbacks(t *testing.T) {
@@ -396,13 +449,13 @@ networkPolicy: {enabled: true, apiServer: {cidrs: [10.0.0.1/32]}, ingressFrom: [
 // command pods run the chart's image.
 func TestRBACForCommandPods(t *testing.T) {
 	objs := mustRender(t, readValues(t, "../configs/chart/isolation.yaml"))
-	r := rules(t, objs, "Role", "kubechat-command-pods")
-	require.Equal(t, "kubechat", find(t, objs, "Role", "kubechat-command-pods").GetNamespace())
+	r := rules(t, objs, "Role", "kubechat-kubechat-command-pods")
+	require.Equal(t, "kubechat", find(t, objs, "Role", "kubechat-kubechat-command-pods").GetNamespace())
 	require.Equal(t, []any{"pods"}, r[0]["resources"])
 	require.Equal(t, []any{"create", "get", "list", "watch", "delete"}, r[0]["verbs"])
 	require.Equal(t, []any{"pods/log"}, r[1]["resources"])
 	require.Equal(t, []any{"get"}, r[1]["verbs"])
-	find(t, objs, "RoleBinding", "kubechat-command-pods")
+	find(t, objs, "RoleBinding", "kubechat-kubechat-command-pods")
 	for _, o := range objs {
 		require.NotContains(t, o.GetName(), "impersonate", "commands in pods run as their ServiceAccount: nothing to impersonate")
 	}
@@ -429,26 +482,26 @@ func TestRBACForCommandPods(t *testing.T) {
 `))
 	var namespaces []string
 	for _, o := range many {
-		if o.GetKind() == "Role" && o.GetName() == "kubechat-command-pods" {
+		if o.GetKind() == "Role" && o.GetName() == "kubechat-kubechat-command-pods" {
 			namespaces = append(namespaces, o.GetNamespace())
 		}
 	}
 	require.Equal(t, []string{"jobs", "team-a", "team-b", "team-u"}, namespaces, "not team-c: its commands run in the agent")
 	var impersonated []string
 	for _, o := range many {
-		if o.GetKind() == "Role" && o.GetName() == "kubechat-impersonate" {
+		if o.GetKind() == "Role" && o.GetName() == "kubechat-kubechat-impersonate" {
 			impersonated = append(impersonated, o.GetNamespace())
 		}
 	}
 	require.Equal(t, []string{"team-c", "team-u"}, impersonated, "only identities whose commands run in the agent (and users')")
-	users, _, _ := unstructured.NestedSlice(find(t, many, "ClusterRole", "kubechat-impersonate").Object, "rules")
+	users, _, _ := unstructured.NestedSlice(find(t, many, "ClusterRole", "kubechat-kubechat-impersonate").Object, "rules")
 	for _, r := range users {
 		require.NotContains(t, r.(map[string]any)["resourceNames"], "dave", "channel d only runs templates, in pods")
 	}
 
 	none := mustRender(t, readValues(t, "../configs/chart/slack.yaml"))
 	for _, o := range none {
-		require.NotEqual(t, "kubechat-command-pods", o.GetName(), "no pod rights without command pods")
+		require.NotEqual(t, "kubechat-kubechat-command-pods", o.GetName(), "no pod rights without command pods")
 	}
 }
 

@@ -6,6 +6,17 @@
 {{- end -}}
 {{- end -}}
 
+{{/*
+The prefix of the names of what the release makes cluster-wide or in
+namespaces other than its own (ClusterRoles, and Roles where identities
+and command pods are): the full name and the release's namespace, so
+that releases of one name in two namespaces share none of them. Package
+rbac names them the same way (rbac.WideName).
+*/}}
+{{- define "kubechat.wideName" -}}
+{{- printf "%s-%s" (include "kubechat.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
 {{- define "kubechat.selectorLabels" -}}
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
