@@ -15,6 +15,10 @@ help: ## Show this help
 build: ## Build bin/kubechat
 	$(GO) build -o bin/kubechat ./cmd/kubechat
 
+.PHONY: generate
+generate: ## Regenerate the config schema (configs/kubechat.schema.json and the chart's values schema) from the Go config types
+	$(GO) generate ./configs
+
 .PHONY: image
 image: ## Build bin/kubechat-image.tar, a docker-archive image, without Docker (ARCH=arm64, VERSION=v1.2.3, IMAGE=repo/kubechat:tag)
 	GOOS= GOARCH= $(GO) run ./hack/image -o bin/kubechat-image.tar -arch $(or $(ARCH),$(GOARCH),amd64) $(if $(VERSION),-version $(VERSION)) $(if $(IMAGE),-tag $(IMAGE))

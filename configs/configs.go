@@ -8,6 +8,10 @@ package configs
 
 import "embed"
 
+// The config schema (kubechat.schema.json, and the config property of the
+// chart's values schema) is generated from the Go config types.
+//go:generate go run ../hack/schema
+
 // Default is the embedded default config: alerts go to the agent's log.
 //
 //go:embed default.yaml

@@ -7,6 +7,7 @@ package chart_test
 import (
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
+	"helm.sh/helm/v3/pkg/strvals"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -77,11 +79,17 @@ func render(t *testing.T, vals map[string]any) ([]*unstructured.Unstructured, er
 // renderRelease renders the release named release in namespace kubechat.
 func renderRelease(t *testing.T, release string, vals map[string]any) ([]*unstructured.Unstructured, error) {
 	t.Helper()
+	return renderIn(t, release, "kubechat", vals)
+}
+
+// renderIn renders the release named release in namespace.
+func renderIn(t *testing.T, release, namespace string, vals map[string]any) ([]*unstructured.Unstructured, error) {
+	t.Helper()
 	ch, err := loader.Load(chartDir)
 	require.NoError(t, err)
 	in := action.NewInstall(&action.Configuration{})
 	in.DryRun, in.ClientOnly, in.Replace = true, true, true
-	in.ReleaseName, in.Namespace = release, "kubechat"
+	in.ReleaseName, in.Namespace = release, namespace
 	rel, err := in.Run(ch, vals)
 	if err != nil {
 		return nil, err
@@ -119,6 +127,8 @@ func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *u
 	return nil
 }
 
+// TestLintsWithEveryExample: helm lint --strict passes with the chart's
+// defaults and with every example: no error and no warning.
 func TestLintsWithEveryExample(t *testing.T) {
 	lintOK(t, "defaults", map[string]any{})
 	for name, file := range examples(t) {
@@ -126,11 +136,16 @@ func TestLintsWithEveryExample(t *testing.T) {
 	}
 }
 
+// lintOK runs what helm lint --strict runs, which fails on warnings too.
 func lintOK(t *testing.T, name string, vals map[string]any) {
 	t.Helper()
-	res := lint.All(chartDir, vals, "kubechat", false)
+	l := action.NewLint()
+	l.Strict, l.Namespace = true, "kubechat"
+	res := l.Run([]string{chartDir}, vals)
+	require.Equal(t, 1, res.TotalChartsLinted, name)
+	require.Empty(t, res.Errors, "%s: %v", name, res.Messages)
 	for _, m := range res.Messages {
-		require.Less(t, m.Severity, support.ErrorSev, "%s: %s", name, m.Error())
+		require.Less(t, m.Severity, support.WarningSev, "%s: %s", name, m.Error())
 	}
 }
 
@@ -185,6 +200,36 @@ func TestDeploymentIsLockedDown(t *testing.T) {
 	require.NotEqual(t, sum(objs), sum(changed), "a config change rolls the pods")
 }
 
+// TestGOMEMLIMIT: the Go runtime's soft memory limit is 90% of the
+// container's memory limit, in bytes, whatever way the limit is written.
+func TestGOMEMLIMIT(t *testing.T) {
+	gomemlimit := func(t *testing.T, objs []*unstructured.Unstructured) string {
+		t.Helper()
+		containers, _, _ := unstructured.NestedSlice(find(t, objs, "Deployment", "kubechat").Object, "spec", "template", "spec", "containers")
+		for _, e := range containers[0].(map[string]any)["env"].([]any) {
+			if e.(map[string]any)["name"] == "GOMEMLIMIT" {
+				return e.(map[string]any)["value"].(string)
+			}
+		}
+		t.Fatal("no GOMEMLIMIT")
+		return ""
+	}
+	require.Equal(t, "241591910", gomemlimit(t, mustRender(t, map[string]any{})), "90% of the default 256Mi")
+	for memory, want := range map[string]string{
+		"1Gi":       "966367641",
+		"1.5Gi":     "1449551462",
+		"500M":      "450000000",
+		"268435456": "241591910",
+		"1e9":       "900000000",
+		"2.5e+08":   "225000000",
+	} {
+		objs := mustRender(t, valuesOf(t, "resources: {limits: {memory: "+memory+"}}"))
+		require.Equal(t, want, gomemlimit(t, objs), memory)
+	}
+	_, err := render(t, valuesOf(t, "resources: {limits: {memory: lots}}"))
+	require.ErrorContains(t, err, `resources.limits.memory: "lots" is not a memory quantity such as 256Mi or 1G`)
+}
+
 // rules returns the rules of the named ClusterRole or Role.
 func rules(t *testing.T, objs []*unstructured.Unstructured, kind, name string) []map[string]any {
 	t.Helper()
@@ -197,7 +242,7 @@ func rules(t *testing.T, objs []*unstructured.Unstructured, kind, name string) [
 
 func TestRBACFollowsConfig(t *testing.T) {
 	objs := mustRender(t, readValues(t, "../configs/chart/slack.yaml"))
-	watch := rules(t, objs, "ClusterRole", "kubechat-watch")
+	watch := rules(t, objs, "ClusterRole", "kubechat-kubechat-watch")
 	var watched []string
 	for _, r := range watch {
 		require.Equal(t, []any{"list", "watch"}, r["verbs"])
@@ -205,10 +250,10 @@ func TestRBACFollowsConfig(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"/pods", "apps/deployments", "batch/jobs", "/secrets"}, watched,
 		"exactly the resources the sources watch")
-	imp := rules(t, objs, "ClusterRole", "kubechat-impersonate")
+	imp := rules(t, objs, "ClusterRole", "kubechat-kubechat-impersonate")
 	require.Len(t, imp, 1, "no user identities: groups only")
 	require.Equal(t, []any{"system:authenticated", "system:serviceaccounts", "system:serviceaccounts:kubechat"}, imp[0]["resourceNames"])
-	sa := rules(t, objs, "Role", "kubechat-impersonate")
+	sa := rules(t, objs, "Role", "kubechat-kubechat-impersonate")
 	require.Equal(t, []any{"platform-team-reader"}, sa[0]["resourceNames"])
 	require.Equal(t, []any{"serviceaccounts"}, sa[0]["resources"])
 	for _, o := range objs {
@@ -241,12 +286,59 @@ func TestRBACFollowsConfig(t *testing.T) {
         resources: [{type: networking.k8s.io/v1/ingresses, events: [create]}]
         recommendations: {ingressBackends: true}
 `))
-	imp = rules(t, users, "ClusterRole", "kubechat-impersonate")
+	imp = rules(t, users, "ClusterRole", "kubechat-kubechat-impersonate")
 	require.Equal(t, []any{"alice@example.com", "kubechat:sre"}, imp[0]["resourceNames"])
 	require.Equal(t, []any{"dba", "sre", "system:authenticated"}, imp[1]["resourceNames"])
-	watch = rules(t, users, "ClusterRole", "kubechat-watch")
+	watch = rules(t, users, "ClusterRole", "kubechat-kubechat-watch")
 	require.Equal(t, []any{"services", "secrets"}, watch[1]["resources"], "the Ingress check reads Services and TLS Secrets")
 	require.Equal(t, []any{"get"}, watch[1]["verbs"])
+}
+
+// TestReleasesInTwoNamespacesDoNotCollide: two releases of the same name
+// in two namespaces render no cluster-scoped name in common, and no
+// object at all in common, even where both place Roles in one third
+// namespace (identities and command pods there).
+func TestReleasesInTwoNamespacesDoNotCollide(t *testing.T) {
+	vals := map[string]map[string]any{"shared": valuesOf(t, `config:
+  cluster: {name: x}
+  platforms: [{name: c, type: log}]
+  channels:
+    - {name: a, platform: c, bindings: {executors: [kubectl]}, identity: {serviceAccount: shared/reader, groups: [sre]}}
+    - {name: b, platform: c, bindings: {executors: [pods]}, identity: {serviceAccount: shared/runner}}
+  executors: [{type: kubectl}, {name: pods, type: kubectl, isolation: pod}]
+  sources: [{name: s, type: kubernetes, kubernetes: {resources: [{type: v1/pods}]}}]
+`)}
+	for name, file := range examples(t) {
+		vals[name] = readValues(t, file)
+	}
+	clusterScoped := map[string]bool{"ClusterRole": true, "ClusterRoleBinding": true}
+	for name, v := range vals {
+		t.Run(name, func(t *testing.T) {
+			seen := map[string]string{}
+			var wide int
+			for _, ns := range []string{"team-a", "team-b"} {
+				objs, err := renderIn(t, "kubechat", ns, v)
+				require.NoError(t, err)
+				for _, o := range objs {
+					namespace := o.GetNamespace()
+					if clusterScoped[o.GetKind()] {
+						wide++
+						require.Contains(t, o.GetName(), ns, "a cluster-scoped name names the release's namespace")
+					} else if namespace == "" {
+						namespace = ns
+					}
+					key := o.GetKind() + " " + namespace + "/" + o.GetName()
+					require.NotContains(t, seen, key, "rendered in %s and in %s", seen[key], ns)
+					seen[key] = ns
+				}
+			}
+			if name == "shared" {
+				require.Equal(t, 8, wide, "watch and impersonate, each a ClusterRole and its binding, twice")
+				require.Contains(t, seen, "Role shared/kubechat-team-a-impersonate")
+				require.Contains(t, seen, "Role shared/kubechat-team-b-command-pods")
+			}
+		})
+	}
 }
 
 func TestIngressRoutesOnlyCallbacks(t *testing.T) {
@@ -288,6 +380,38 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 	}
 }
 
+// TestSchemaRefusesConfigMistakes: the chart's values schema holds the
+// agent's config schema, so helm install and helm lint refuse a misspelt
+// config key before anything reaches the cluster, naming its path.
+func TestSchemaRefusesConfigMistakes(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "values.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`config:
+  cluster: {name: x}
+  platforms: [{name: c, type: log}]
+  channels:
+    - name: a
+      platform: c
+      bindigs: {sources: [s]}
+`), 0o600))
+	_, err := render(t, readValues(t, file))
+	require.ErrorContains(t, err, "at '/config/channels/0': additional properties 'bindigs' not allowed")
+
+	res := lint.All(chartDir, readValues(t, file), "kubechat", true)
+	require.True(t, slices.ContainsFunc(res.Messages, func(m support.Message) bool {
+		return m.Severity == support.ErrorSev && strings.Contains(m.Error(), "at '/config/channels/0': additional properties 'bindigs' not allowed")
+	}), "helm lint: %v", res.Messages)
+
+	// helm install --set config.channels[0].bindigs=x
+	set := map[string]any{}
+	require.NoError(t, strvals.ParseInto("config.channels[0].bindigs=x", set))
+	_, err = render(t, set)
+	require.ErrorContains(t, err, "at '/config/channels/0': additional properties 'bindigs' not allowed")
+
+	// Inside a platform's settings, by the platform's type.
+	_, err = render(t, valuesOf(t, "config:\n  platforms: [{name: s, type: slack, settings: {botTokn: \"${SLACK_BOT_TOKEN}\"}}]\n"))
+	require.ErrorContains(t, err, "at '/config/platforms/0/settings': additional properties 'botTokn' not allowed")
+}
+
 // TestServerSideDryRun sends every rendered object of every example to the
 // API server with dryRun=All: the API server's own validation.
 func TestServerSideDryRun(t *testing.T) {
@@ -305,7 +429,7 @@ func TestServerSideDryRun(t *testing.T) {
 	}
 	vals["everything"] = valuesOf(t, `config:
   cluster: {name: x}
-  platforms: [{name: t, type: teams, settings: {appID: a, appPassword: p}}]
+  platforms: [{name: t, type: teams, settings: {appID: a, appPassword: "${TEAMS_APP_PASSWORD}"}}]
 ingress: {enabled: true, className: nginx, tls: [{secretName: s, hosts: [kubechat.example.com]}]}
 networkPolicy: {enabled: true, apiServer: {cidrs: [10.0.0.1/32]}, ingressFrom: [{kubernetes.io/metadata.name: ingress-nginx}]}
 `)
@@ -332,13 +456,13 @@ networkPolicy: {enabled: true, apiServer: {cidrs: [10.0.0.1/32]}, ingressFrom: [
 // command pods run the chart's image.
 func TestRBACForCommandPods(t *testing.T) {
 	objs := mustRender(t, readValues(t, "../configs/chart/isolation.yaml"))
-	r := rules(t, objs, "Role", "kubechat-command-pods")
-	require.Equal(t, "kubechat", find(t, objs, "Role", "kubechat-command-pods").GetNamespace())
+	r := rules(t, objs, "Role", "kubechat-kubechat-command-pods")
+	require.Equal(t, "kubechat", find(t, objs, "Role", "kubechat-kubechat-command-pods").GetNamespace())
 	require.Equal(t, []any{"pods"}, r[0]["resources"])
 	require.Equal(t, []any{"create", "get", "list", "watch", "delete"}, r[0]["verbs"])
 	require.Equal(t, []any{"pods/log"}, r[1]["resources"])
 	require.Equal(t, []any{"get"}, r[1]["verbs"])
-	find(t, objs, "RoleBinding", "kubechat-command-pods")
+	find(t, objs, "RoleBinding", "kubechat-kubechat-command-pods")
 	for _, o := range objs {
 		require.NotContains(t, o.GetName(), "impersonate", "commands in pods run as their ServiceAccount: nothing to impersonate")
 	}
@@ -365,26 +489,26 @@ func TestRBACForCommandPods(t *testing.T) {
 `))
 	var namespaces []string
 	for _, o := range many {
-		if o.GetKind() == "Role" && o.GetName() == "kubechat-command-pods" {
+		if o.GetKind() == "Role" && o.GetName() == "kubechat-kubechat-command-pods" {
 			namespaces = append(namespaces, o.GetNamespace())
 		}
 	}
 	require.Equal(t, []string{"jobs", "team-a", "team-b", "team-u"}, namespaces, "not team-c: its commands run in the agent")
 	var impersonated []string
 	for _, o := range many {
-		if o.GetKind() == "Role" && o.GetName() == "kubechat-impersonate" {
+		if o.GetKind() == "Role" && o.GetName() == "kubechat-kubechat-impersonate" {
 			impersonated = append(impersonated, o.GetNamespace())
 		}
 	}
 	require.Equal(t, []string{"team-c", "team-u"}, impersonated, "only identities whose commands run in the agent (and users')")
-	users, _, _ := unstructured.NestedSlice(find(t, many, "ClusterRole", "kubechat-impersonate").Object, "rules")
+	users, _, _ := unstructured.NestedSlice(find(t, many, "ClusterRole", "kubechat-kubechat-impersonate").Object, "rules")
 	for _, r := range users {
 		require.NotContains(t, r.(map[string]any)["resourceNames"], "dave", "channel d only runs templates, in pods")
 	}
 
 	none := mustRender(t, readValues(t, "../configs/chart/slack.yaml"))
 	for _, o := range none {
-		require.NotEqual(t, "kubechat-command-pods", o.GetName(), "no pod rights without command pods")
+		require.NotEqual(t, "kubechat-kubechat-command-pods", o.GetName(), "no pod rights without command pods")
 	}
 }
 

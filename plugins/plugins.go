@@ -15,12 +15,22 @@ import (
 	"github.com/kubechat/kubechat/plugins/run"
 )
 
-// Executors maps an executor type, as written in config, to its factory.
-var Executors = map[string]executor.Factory{
-	"flux":    flux.New,
-	"helm":    helm.New,
-	"kubectl": kubectl.New,
-	"run":     run.New,
+// Type is what the registry knows of one executor type: the factory that
+// builds an executor, and a zero value of the Settings struct that the
+// factory decodes the executor's settings block into. The config schema
+// is generated from Settings, so the two cannot drift apart.
+type Type struct {
+	New      executor.Factory
+	Settings any
+}
+
+// Executors maps an executor type, as written in config, to its factory
+// and settings.
+var Executors = map[string]Type{
+	"flux":    {flux.New, flux.Settings{}},
+	"helm":    {helm.New, helm.Settings{}},
+	"kubectl": {kubectl.New, kubectl.Settings{}},
+	"run":     {run.New, run.Settings{}},
 }
 
 // Build builds every executor of cfg, by configured name. With no
@@ -29,7 +39,7 @@ func Build(cfg *config.Config, d executor.Deps) (map[string]executor.Executor, e
 	out := map[string]executor.Executor{}
 	var errs []error
 	for i, ec := range cfg.Executors {
-		e, err := Executors[ec.Type](ec.Name, ec.Settings, d)
+		e, err := Executors[ec.Type].New(ec.Name, ec.Settings, d)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("executors[%d]: %w", i, err))
 			continue

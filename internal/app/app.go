@@ -347,7 +347,7 @@ func buildPlatforms(cfg *config.Config, d chat.Deps) (map[string]chat.Platform, 
 	out := map[string]chat.Platform{}
 	var errs []error
 	for i, pc := range cfg.Platforms {
-		f := platforms.Factories[pc.Type]
+		f := platforms.Factories[pc.Type].New
 		p, err := f(pc.Name, pc.Settings, d)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("platforms[%d]: %w", i, err))
@@ -388,6 +388,9 @@ func (a *App) HTTPAddr() string { return a.http.Addr() }
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("kubechat starting", "version", buildinfo.String(), "cluster", a.cfg.Cluster.Name,
 		"platforms", len(a.platforms), "sources", len(a.sources), "leader_election", a.cfg.HA.LeaderElection)
+	for _, w := range a.cfg.Warnings() {
+		a.log.Warn("config warning", "warning", w.Error())
+	}
 	if a.state != nil {
 		if err := a.state.Load(ctx); err != nil {
 			return err

@@ -57,7 +57,7 @@ type exitCode int
 func (c exitCode) Error() string { return fmt.Sprintf("exit code %d", int(c)) }
 
 func execute(ctx context.Context, typ string, args []string, o ExecOptions, stdout, stderr io.Writer) error {
-	factory, ok := plugins.Executors[typ]
+	t, ok := plugins.Executors[typ]
 	if !ok || typ == "run" {
 		known := []string{}
 		for _, t := range Known().ExecutorTypes {
@@ -75,7 +75,7 @@ func execute(ctx context.Context, typ string, args []string, o ExecOptions, stdo
 	if err != nil {
 		return err
 	}
-	ex, err := factory(typ, raw, executor.Deps{Log: slog.New(slog.DiscardHandler), RESTConfig: cfg})
+	ex, err := t.New(typ, raw, executor.Deps{Log: slog.New(slog.DiscardHandler), RESTConfig: cfg})
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,9 @@ func checkConfigCommand() *cobra.Command {
 		Long: `Validate config files offline, merged in order as run merges them: decode
 them strictly, apply defaults, validate every field, and build every
 platform and executor without connecting to anything. Every problem is
-reported at once, with its file, line and field path.`,
+reported at once, with its file, line and field path. What loads but is
+most likely a mistake (no platform, no source: a file cut short) is
+printed as a warning, and the config is still valid.`,
 		Example: `  kubechat check-config kubechat.yaml
   kubechat check-config --config base.yaml --config prod.yaml`,
 		Args: func(_ *cobra.Command, args []string) error {
@@ -31,6 +33,13 @@ reported at once, with its file, line and field path.`,
 			if err := app.Check(paths...); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%v\n", err)
 				return exitCode(1)
+			}
+			// What loads but is most likely not meant (no platform, no
+			// source): said, not refused. Check loaded these files just now.
+			if cfg, err := app.Load(paths...); err == nil {
+				for _, w := range cfg.Warnings() {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", w)
+				}
 			}
 			return writeString(cmd.OutOrStdout(), fmt.Sprintf("ok: %d file(s) valid\n", len(paths)))
 		},

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubechat/kubechat/configs"
 	"github.com/kubechat/kubechat/internal/buildinfo"
 	"github.com/kubechat/kubechat/internal/cli"
 )
@@ -119,6 +121,25 @@ func TestExecLeavesArgvAlone(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.NotContains(t, errs, "parse settings")
 	require.Contains(t, errs, "kubechat exec: kubeconfig")
+}
+
+// TestCheckConfigWarns: a config that loads but lacks a platform or a
+// source is valid, with a warning on stderr for each.
+func TestCheckConfigWarns(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "short.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("cluster:\n  name: dev\n"), 0o600))
+	code, out, errs := run(t, "check-config", file)
+	require.Equal(t, 0, code, errs)
+	require.Equal(t, "ok: 1 file(s) valid\n", out)
+	require.Equal(t, "warning: "+file+": platforms: no platform is configured: the agent can post no alert and hear no command\n"+
+		"warning: "+file+": sources: no source is configured: the agent posts no alerts (it still answers commands)\n", errs)
+
+	for k, v := range configs.ExampleEnv {
+		t.Setenv(k, v)
+	}
+	code, _, errs = run(t, "check-config", filepath.Join("..", "..", "configs", "slack.yaml"))
+	require.Equal(t, 0, code, errs)
+	require.Empty(t, errs, "a whole config warns of nothing")
 }
 
 func TestRBAC(t *testing.T) {

@@ -22,13 +22,13 @@ type Config struct {
 	Cluster   Cluster           `yaml:"cluster"`
 	Log       Log               `yaml:"log"`
 	HTTP      HTTP              `yaml:"http"`
-	Platforms []Platform        `yaml:"platforms"`
-	Channels  []Channel         `yaml:"channels"`
-	Sources   []Source          `yaml:"sources"`
-	Executors []Executor        `yaml:"executors"`
-	Actions   []Action          `yaml:"actions"`
-	Aliases   map[string]string `yaml:"aliases"`
-	Users     []User            `yaml:"users"`
+	Platforms []Platform        `yaml:"platforms"` // named chat platform instances
+	Channels  []Channel         `yaml:"channels"`  // channels, each on a platform, with their bindings
+	Sources   []Source          `yaml:"sources"`   // where events come from
+	Executors []Executor        `yaml:"executors"` // what commands run, with their policies
+	Actions   []Action          `yaml:"actions"`   // commands run when a source's event matches
+	Aliases   map[string]string `yaml:"aliases"`   // short names for command lines: k -> kubectl
+	Users     []User            `yaml:"users"`     // chat users' own identities and roles
 	HA        HA                `yaml:"ha"`
 	Delivery  Delivery          `yaml:"delivery"`
 
@@ -40,7 +40,7 @@ type Config struct {
 // Cluster describes the cluster this agent runs in.
 type Cluster struct {
 	// Name identifies this agent's cluster in every message and in --cluster.
-	Name string `yaml:"name"`
+	Name string `yaml:"name" jsonschema:"minLength=1,maxLength=63,pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"`
 	// Kubeconfig is used when the agent does not run in a pod and --kubeconfig is not given.
 	Kubeconfig string `yaml:"kubeconfig"`
 	// Namespace is where the agent keeps its state ConfigMap (default: kubechat).
@@ -49,7 +49,7 @@ type Cluster struct {
 	// the ConfigMaps <stateName>-state, -outbox and -buttons, and the
 	// Lease <stateName>-leader unless ha.leaseName is set (default:
 	// kubechat). Two agents in one namespace need different names.
-	StateName string `yaml:"stateName"`
+	StateName string `yaml:"stateName" jsonschema:"maxLength=55,pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"`
 }
 
 // StateConfigMap names the ConfigMap of the agent's small state (open
@@ -66,8 +66,8 @@ func (c Cluster) ButtonsConfigMap() string { return c.StateName + "-buttons" }
 
 // Log selects the log format and level.
 type Log struct {
-	Format string `yaml:"format"` // json or text
-	Level  string `yaml:"level"`  // debug, info, warn or error
+	Format string `yaml:"format" jsonschema:"enum=json,enum=text"`                      // json or text
+	Level  string `yaml:"level" jsonschema:"enum=debug,enum=info,enum=warn,enum=error"` // debug, info, warn or error
 }
 
 // HTTP configures the agent's HTTP server (/healthz, /readyz, /metrics, inbound hooks).
@@ -94,15 +94,15 @@ type Delivery struct {
 // Platform is one named chat platform instance. Settings are decoded by the
 // platform's own package.
 type Platform struct {
-	Name     string `yaml:"name"`
-	Type     string `yaml:"type"`
+	Name     string `yaml:"name" jsonschema:"required"`
+	Type     string `yaml:"type" jsonschema:"required"`
 	Settings Raw    `yaml:"settings"`
 }
 
 // Channel is one chat channel on one platform, with what it is bound to.
 type Channel struct {
-	Name     string   `yaml:"name"`
-	Platform string   `yaml:"platform"`
+	Name     string   `yaml:"name" jsonschema:"required"`
+	Platform string   `yaml:"platform" jsonschema:"required"`
 	ID       string   `yaml:"id"` // the platform's channel id or name; defaults to Name
 	Bindings Bindings `yaml:"bindings"`
 	// DefaultCluster is the cluster that answers commands without --cluster
@@ -117,13 +117,13 @@ type Channel struct {
 	RateLimit RateLimit `yaml:"rateLimit"`
 	// Isolation overrides the isolation of every executor bound to this
 	// channel: inProcess or pod.
-	Isolation string `yaml:"isolation"`
+	Isolation string `yaml:"isolation" jsonschema:"enum=inProcess,enum=pod"`
 }
 
 // RateLimit is a token bucket: PerSecond messages on average, bursts of Burst.
 type RateLimit struct {
-	PerSecond float64 `yaml:"perSecond"`
-	Burst     int     `yaml:"burst"`
+	PerSecond float64 `yaml:"perSecond" jsonschema:"minimum=0,maximum=1000000"`
+	Burst     int     `yaml:"burst" jsonschema:"minimum=0"`
 }
 
 // WithDefaults fills in 1 message/s with bursts of 10 (Slack's per-channel pace).
@@ -159,7 +159,7 @@ type HA struct {
 // Identity is a Kubernetes identity to impersonate: a ServiceAccount
 // ("namespace/name"), or a user with groups.
 type Identity struct {
-	ServiceAccount string   `yaml:"serviceAccount"`
+	ServiceAccount string   `yaml:"serviceAccount" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$"`
 	User           string   `yaml:"user"`
 	Groups         []string `yaml:"groups"`
 }
@@ -180,8 +180,8 @@ func (id Identity) UserInfo() (user string, groups []string) {
 // User maps one chat user to a Kubernetes identity and kubechat role.
 type User struct {
 	// Platform is the platform instance name; ID is the user's id there.
-	Platform string `yaml:"platform"`
-	ID       string `yaml:"id"`
+	Platform string `yaml:"platform" jsonschema:"required"`
+	ID       string `yaml:"id" jsonschema:"required"`
 	// Identity, when set, replaces the channel's identity for this user's commands.
 	Identity *Identity `yaml:"identity"`
 	// Admin allows the admin built-ins (notifications on|off, show config).
@@ -201,8 +201,8 @@ type Bindings struct {
 
 // Source is one named event source. Exactly one of the type blocks is set, matching Type.
 type Source struct {
-	Name         string              `yaml:"name"`
-	Type         string              `yaml:"type"`
+	Name         string              `yaml:"name" jsonschema:"required"`
+	Type         string              `yaml:"type" jsonschema:"required,enum=kubernetes,enum=alertmanager"`
 	Kubernetes   *KubernetesSource   `yaml:"kubernetes"`
 	Alertmanager *AlertmanagerSource `yaml:"alertmanager"`
 }
@@ -238,9 +238,9 @@ type Recommendations struct {
 // Resource selects one resource to watch and which changes of it become events.
 type Resource struct {
 	// Type is "[group/]version/resource", for example "v1/pods" or "apps/v1/deployments".
-	Type string `yaml:"type"`
+	Type string `yaml:"type" jsonschema:"required,pattern=^([a-z0-9.-]+/)?v[0-9a-z]+/[a-z0-9]+$"`
 	// Events lists the change types to report: create, update, delete, error.
-	Events     []string    `yaml:"events"`
+	Events     []string    `yaml:"events" jsonschema:"enum=create,enum=update,enum=delete,enum=error"`
 	Namespaces *Namespaces `yaml:"namespaces"`
 	// Name is an anchored regular expression on the object name.
 	Name string `yaml:"name"`
@@ -284,11 +284,11 @@ type BasicAuth struct {
 // Executor is one named executor with the policy every channel bound to it gets.
 type Executor struct {
 	Name     string `yaml:"name"`
-	Type     string `yaml:"type"`
+	Type     string `yaml:"type" jsonschema:"required"`
 	Policy   Policy `yaml:"policy"`
 	Settings Raw    `yaml:"settings"`
 	// Isolation is inProcess (default) or pod: each command in its own Pod.
-	Isolation string `yaml:"isolation"`
+	Isolation string `yaml:"isolation" jsonschema:"enum=inProcess,enum=pod"`
 	// Pod shapes the command pods when isolation is pod.
 	Pod PodSettings `yaml:"pod"`
 }
@@ -306,7 +306,7 @@ type Policy struct {
 	// resource and namespace it names.
 	Raw            bool     `yaml:"raw"`
 	Timeout        Duration `yaml:"timeout"`
-	MaxOutputBytes int      `yaml:"maxOutputBytes"`
+	MaxOutputBytes int      `yaml:"maxOutputBytes" jsonschema:"minimum=0"`
 	// Confirm lists verbs that first answer with Confirm and Cancel
 	// buttons, and run only once confirmed; "*" is every verb beyond the
 	// executor's read-only ones. (helm's writes always ask.)
@@ -315,21 +315,26 @@ type Policy struct {
 
 // Action runs a command when an event from a source matches.
 type Action struct {
-	Name    string `yaml:"name"`
+	Name    string `yaml:"name" jsonschema:"required"`
 	Enabled *bool  `yaml:"enabled"`
 	// Source is the source whose events trigger the action.
-	Source string `yaml:"source"`
+	Source string `yaml:"source" jsonschema:"required"`
 	// Reasons limits the action to events with one of these reasons.
 	Reasons []string `yaml:"reasons"`
 	// Command is the command line to run, as typed after @kubechat. Words
 	// may hold placeholders for the event's fields ({namespace}, {name},
 	// {kind}, {reason}, {cluster}, {label:NAME}); each is replaced inside
 	// its word after the line was split, so a value never becomes syntax.
-	Command string `yaml:"command"`
+	Command string `yaml:"command" jsonschema:"required"`
 }
 
 // Duration is a time.Duration written as "30s" or "2m" in YAML.
 type Duration time.Duration
+
+// DurationPattern is the regular expression of the durations the config
+// schema accepts: what time.ParseDuration parses, but never negative, as
+// no duration in the config means anything below zero.
+const DurationPattern = `^(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$`
 
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }

@@ -174,7 +174,7 @@ executors:
       typo: 1
 `
 	_, err := parse(t, valid, override)
-	require.EqualError(t, err, `override.yaml:13: executors[0].policy.typo: unknown field "typo" (known: verbs, resources, namespaces, defaultNamespace, raw, timeout, maxOutputBytes)`)
+	require.EqualError(t, err, `override.yaml:13: executors[0].policy.typo: unknown field "typo" (known: verbs, resources, namespaces, defaultNamespace, raw, timeout, maxOutputBytes, confirm)`)
 
 	c, err := parse(t, valid, strings.Replace(override, "      typo: 1\n", "", 1))
 	require.NoError(t, err)

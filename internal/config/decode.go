@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -210,6 +211,11 @@ func (d *document) decode(n *yaml.Node, v reflect.Value, path string) error {
 		}
 		if err := n.Decode(v.Addr().Interface()); err != nil {
 			return d.errorf(n, path, "expected a %s, got %q", v.Kind(), n.Value)
+		}
+		if k := v.Kind(); (k == reflect.Float32 || k == reflect.Float64) && (math.IsNaN(v.Float()) || math.IsInf(v.Float(), 0)) {
+			// YAML's .nan and .inf, or a number too large for the type:
+			// no setting means that.
+			return d.errorf(n, path, "expected a finite number, got %q", n.Value)
 		}
 		return nil
 	}

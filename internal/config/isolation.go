@@ -27,13 +27,13 @@ type PodSettings struct {
 	// Namespace is where command pods run. A pod runs as a ServiceAccount of
 	// its own namespace, so this must be the channel identity's namespace
 	// (default: that namespace).
-	Namespace string `yaml:"namespace"`
+	Namespace string `yaml:"namespace" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"`
 	// Image runs "kubechat exec" (default: the agent's own image, from
 	// $KUBECHAT_IMAGE, which the Helm chart sets).
 	Image string `yaml:"image"`
 	// ImagePullPolicy is IfNotPresent (default: keeps a pulled image warm),
 	// Always or Never.
-	ImagePullPolicy string `yaml:"imagePullPolicy"`
+	ImagePullPolicy string `yaml:"imagePullPolicy" jsonschema:"enum=IfNotPresent,enum=Always,enum=Never"`
 	// Resources are the container's requests and limits.
 	Resources PodResources `yaml:"resources"`
 	// Deadline is the pod's activeDeadlineSeconds (default: the policy's
@@ -49,8 +49,8 @@ type PodResources struct {
 
 // ResourceList is a CPU and a memory quantity.
 type ResourceList struct {
-	CPU    string `yaml:"cpu"`
-	Memory string `yaml:"memory"`
+	CPU    string `yaml:"cpu" jsonschema:"oneof_type=string;number"`
+	Memory string `yaml:"memory" jsonschema:"oneof_type=string;number"`
 }
 
 // Default pod resources of an isolated command.

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"strings"
@@ -55,14 +57,14 @@ func Parse(known Known, files ...File) (*Config, error) {
 	d := newDocument()
 	var root *yaml.Node
 	for _, f := range files {
-		var n yaml.Node
-		if err := yaml.Unmarshal(f.Data, &n); err != nil {
-			return nil, parseError(f.Name, err)
+		n, err := parseFile(f)
+		if err != nil {
+			return nil, err
 		}
 		if n.Kind == 0 {
 			continue // empty file
 		}
-		d.mark(&n, f.Name)
+		d.mark(n, f.Name)
 		top := n.Content[0]
 		if top.Kind != yaml.MappingNode && !isNull(top) {
 			return nil, d.errorf(top, "", "the config must be a mapping, got %s", kindName(top))
@@ -87,6 +89,31 @@ func Parse(known Known, files ...File) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// parseFile parses the one YAML document of f. A YAML decoder reads the
+// first document of a stream and ignores the rest, so a second document
+// (after a "---" line) would be silently dropped: it is refused instead,
+// unless it is empty (a trailing "---").
+func parseFile(f File) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(f.Data))
+	var first yaml.Node
+	if err := dec.Decode(&first); err != nil && !errors.Is(err, io.EOF) {
+		return nil, parseError(f.Name, err)
+	}
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		switch {
+		case errors.Is(err, io.EOF):
+			return &first, nil
+		case err != nil:
+			return nil, parseError(f.Name, err)
+		case len(next.Content) > 0 && !isNull(next.Content[0]):
+			return nil, &Error{File: f.Name, Line: next.Line,
+				Msg: "a second YAML document starts here, and it would be ignored: a config file holds one document (to merge several, give several files)"}
+		}
+	}
 }
 
 // parseError turns yaml.v3's "yaml: line 3: did not find expected key" into "file:3: ...".

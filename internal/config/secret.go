@@ -26,7 +26,12 @@ type Secret struct {
 	source string // "env FOO" or "file /x": safe to show
 }
 
-var envRef = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$`)
+// SecretEnvPattern is the regular expression a Secret written as a string
+// must match: a reference to one environment variable, "${NAME}". The
+// config schema uses it too.
+const SecretEnvPattern = `^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$`
+
+var envRef = regexp.MustCompile(SecretEnvPattern)
 
 // NewSecret wraps a value obtained elsewhere (tests, generated tokens).
 func NewSecret(value, source string) Secret { return Secret{value: value, source: source} }

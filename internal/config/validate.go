@@ -72,6 +72,7 @@ func (c *Config) validate(known Known) error {
 				v.add(fmt.Sprintf("%s.bindings.matchers[%d]", path, j), "%v", err)
 			}
 		}
+		v.rateLimit(path+".rateLimit", ch.RateLimit)
 		if ch.DefaultCluster != "" {
 			if errs := validation.IsDNS1123Label(ch.DefaultCluster); len(errs) > 0 {
 				v.add(path+".defaultCluster", "%q is not a valid cluster name: %s", ch.DefaultCluster, strings.Join(errs, "; "))
@@ -201,6 +202,21 @@ func (v *validator) http(h HTTP) {
 	}
 	if h.ShutdownTimeout < 0 {
 		v.add("http.shutdownTimeout", "must be positive, got %s", h.ShutdownTimeout)
+	}
+}
+
+// MaxPerSecond caps a channel's rateLimit.perSecond. No chat platform
+// takes a million messages a second into one channel; a larger value is a
+// typo (1e308 would parse), not a wish.
+const MaxPerSecond = 1e6
+
+func (v *validator) rateLimit(path string, r RateLimit) {
+	// The decoder has refused .nan and .inf already; 0 is "unset".
+	if r.PerSecond < 0 || r.PerSecond > MaxPerSecond {
+		v.add(path+".perSecond", "must be a positive number of messages per second, at most %g (0 or unset: the default, 1), got %g", float64(MaxPerSecond), r.PerSecond)
+	}
+	if r.Burst < 0 {
+		v.add(path+".burst", "must be positive (0 or unset: the default, 10), got %d", r.Burst)
 	}
 }
 
@@ -363,4 +379,30 @@ func CompileAnchored(expr string) (*regexp.Regexp, error) {
 		return nil, fmt.Errorf("invalid regular expression %q: %s", expr, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 	}
 	return re, nil
+}
+
+// Warnings lists what a valid config most likely does not mean: it loads
+// and runs, but a part a working agent needs is missing, as when a file
+// was cut short. "kubechat check-config" prints them and the agent logs
+// them when it starts; neither refuses the config.
+func (c *Config) Warnings() []*Error {
+	d := c.doc
+	if d == nil {
+		d = newDocument()
+	}
+	var out []*Error
+	warn := func(path, msg string) {
+		e := d.at(path, "%s", msg)
+		if _, ok := d.pos[path]; !ok {
+			e.Line = 0 // the key is absent: name the file, not the line it would be on
+		}
+		out = append(out, e)
+	}
+	if len(c.Platforms) == 0 {
+		warn("platforms", "no platform is configured: the agent can post no alert and hear no command")
+	}
+	if len(c.Sources) == 0 {
+		warn("sources", "no source is configured: the agent posts no alerts (it still answers commands)")
+	}
+	return out
 }

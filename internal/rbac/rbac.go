@@ -32,7 +32,8 @@ type Options struct {
 	// cluster.namespace, where the agent keeps its ConfigMaps and Lease).
 	Namespace string
 	// Release is the installation's name; objects are named after it as
-	// the Helm chart names them (default: kubechat). See Name.
+	// the Helm chart names them (default: kubechat). See Name and
+	// WideName.
 	Release string
 	// ServiceAccount is the agent's ServiceAccount (default: Name(Release)).
 	ServiceAccount string
@@ -65,6 +66,15 @@ func Name(release string) string {
 	return strings.TrimSuffix(name, "-")
 }
 
+// WideName prefixes the names of a release's objects that are
+// cluster-scoped or in namespaces other than its own: Name(release) and
+// the namespace of the agent's ServiceAccount, so that releases of one
+// name in two namespaces never share such an object. The chart names them
+// the same way.
+func WideName(release, namespace string) string {
+	return Name(release) + "-" + namespace
+}
+
 // Objects returns the RBAC objects the agent needs to run with cfg, in a
 // stable order: Roles and ClusterRoles, each followed by its binding to
 // the agent's ServiceAccount. cfg must be loaded (defaults applied and
@@ -76,12 +86,13 @@ func Objects(cfg *config.Config, o Options) ([]client.Object, error) {
 		return nil, fmt.Errorf("build executors: %w", err)
 	}
 	place := podrun.Place(cfg, execs)
-	b := builder{name: Name(o.Release), release: o.Release,
+	b := builder{release: o.Release,
 		subject: rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: o.ServiceAccount, Namespace: o.Namespace}}
+	wide := WideName(o.Release, o.Namespace)
 
-	b.role(cfg.Cluster.Namespace, "", own(cfg))
+	b.role(cfg.Cluster.Namespace, Name(o.Release), own(cfg))
 	if w := watched(cfg); len(w) > 0 {
-		b.clusterRole("-watch", w)
+		b.clusterRole(wide+"-watch", w)
 	}
 	users, groups, sas := impersonated(place.Impersonated)
 	var imp []rbacv1.PolicyRule
@@ -92,15 +103,15 @@ func Objects(cfg *config.Config, o Options) ([]client.Object, error) {
 		imp = append(imp, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"groups"}, Verbs: []string{"impersonate"}, ResourceNames: groups})
 	}
 	if len(imp) > 0 {
-		b.clusterRole("-impersonate", imp)
+		b.clusterRole(wide+"-impersonate", imp)
 	}
 	for _, ns := range sortedKeys(sas) {
-		b.role(ns, "-impersonate", []rbacv1.PolicyRule{
+		b.role(ns, wide+"-impersonate", []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"impersonate"}, ResourceNames: sas[ns]},
 		})
 	}
 	for _, ns := range place.Namespaces {
-		b.role(ns, "-command-pods", []rbacv1.PolicyRule{
+		b.role(ns, wide+"-command-pods", []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "list", "watch", "delete"}},
 			{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
 		})
@@ -189,31 +200,31 @@ func sortedKeys(m map[string][]string) []string {
 
 // builder appends roles with their bindings to the agent's ServiceAccount.
 type builder struct {
-	name, release string
-	subject       rbacv1.Subject
-	objs          []client.Object
+	release string
+	subject rbacv1.Subject
+	objs    []client.Object
 }
 
-func (b *builder) meta(namespace, suffix string) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Name: b.name + suffix, Namespace: namespace, Labels: map[string]string{
+func (b *builder) meta(namespace, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{
 		"app.kubernetes.io/name":     "kubechat",
 		"app.kubernetes.io/instance": b.release,
 	}}
 }
 
-func (b *builder) role(namespace, suffix string, rules []rbacv1.PolicyRule) {
+func (b *builder) role(namespace, name string, rules []rbacv1.PolicyRule) {
 	b.objs = append(b.objs,
-		&rbacv1.Role{TypeMeta: typeMeta("Role"), ObjectMeta: b.meta(namespace, suffix), Rules: rules},
-		&rbacv1.RoleBinding{TypeMeta: typeMeta("RoleBinding"), ObjectMeta: b.meta(namespace, suffix),
-			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: b.name + suffix},
+		&rbacv1.Role{TypeMeta: typeMeta("Role"), ObjectMeta: b.meta(namespace, name), Rules: rules},
+		&rbacv1.RoleBinding{TypeMeta: typeMeta("RoleBinding"), ObjectMeta: b.meta(namespace, name),
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
 			Subjects: []rbacv1.Subject{b.subject}})
 }
 
-func (b *builder) clusterRole(suffix string, rules []rbacv1.PolicyRule) {
+func (b *builder) clusterRole(name string, rules []rbacv1.PolicyRule) {
 	b.objs = append(b.objs,
-		&rbacv1.ClusterRole{TypeMeta: typeMeta("ClusterRole"), ObjectMeta: b.meta("", suffix), Rules: rules},
-		&rbacv1.ClusterRoleBinding{TypeMeta: typeMeta("ClusterRoleBinding"), ObjectMeta: b.meta("", suffix),
-			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: b.name + suffix},
+		&rbacv1.ClusterRole{TypeMeta: typeMeta("ClusterRole"), ObjectMeta: b.meta("", name), Rules: rules},
+		&rbacv1.ClusterRoleBinding{TypeMeta: typeMeta("ClusterRoleBinding"), ObjectMeta: b.meta("", name),
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
 			Subjects: []rbacv1.Subject{b.subject}})
 }
 

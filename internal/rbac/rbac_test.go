@@ -31,6 +31,33 @@ func TestName(t *testing.T) {
 	}
 }
 
+// TestReleasesOfOneNameNeverShareAnObject: two installations of the same
+// release name, in two namespaces, with identities and command pods in
+// the same third namespace, have no object in common.
+func TestReleasesOfOneNameNeverShareAnObject(t *testing.T) {
+	cfg := load(t, `cluster: {name: x}
+platforms: [{name: c, type: log}]
+channels:
+  - {name: a, platform: c, bindings: {executors: [kubectl]}, identity: {serviceAccount: shared/reader}}
+  - {name: b, platform: c, bindings: {executors: [pods]}, identity: {serviceAccount: shared/runner}}
+executors: [{type: kubectl}, {name: pods, type: kubectl, isolation: pod}]
+sources: [{name: s, type: kubernetes, kubernetes: {resources: [{type: v1/pods}]}}]
+`)
+	seen := map[string]string{}
+	for _, ns := range []string{"team-a", "team-b"} {
+		c := *cfg
+		c.Cluster.Namespace = ns
+		objs, err := rbac.Objects(&c, rbac.Options{Release: "kubechat"})
+		require.NoError(t, err)
+		for key := range byKey(objs) {
+			require.NotContains(t, seen, key, "installed in %s and in %s", seen[key], ns)
+			seen[key] = ns
+		}
+	}
+	require.Contains(t, seen, "ClusterRole /kubechat-team-a-watch")
+	require.Contains(t, seen, "Role shared/kubechat-team-b-command-pods")
+}
+
 func load(t *testing.T, text string) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse(app.Known(), config.File{Name: "rbac.yaml", Data: []byte(text)})
@@ -90,22 +117,23 @@ sources:
 	}
 	require.Equal(t, []string{
 		"state/ops-kubechat", "state/ops-kubechat",
-		"/ops-kubechat-watch", "/ops-kubechat-watch",
-		"/ops-kubechat-impersonate", "/ops-kubechat-impersonate",
-		"team-x/ops-kubechat-impersonate", "team-x/ops-kubechat-impersonate",
-		"team-y/ops-kubechat-impersonate", "team-y/ops-kubechat-impersonate",
-		"jobs/ops-kubechat-command-pods", "jobs/ops-kubechat-command-pods",
-		"team-p/ops-kubechat-command-pods", "team-p/ops-kubechat-command-pods",
-		"team-z/ops-kubechat-command-pods", "team-z/ops-kubechat-command-pods",
-	}, keys, "the ConfigMaps and Lease in cluster.namespace; no pods in the run executor's unused pod.namespace")
+		"/ops-kubechat-agent-watch", "/ops-kubechat-agent-watch",
+		"/ops-kubechat-agent-impersonate", "/ops-kubechat-agent-impersonate",
+		"team-x/ops-kubechat-agent-impersonate", "team-x/ops-kubechat-agent-impersonate",
+		"team-y/ops-kubechat-agent-impersonate", "team-y/ops-kubechat-agent-impersonate",
+		"jobs/ops-kubechat-agent-command-pods", "jobs/ops-kubechat-agent-command-pods",
+		"team-p/ops-kubechat-agent-command-pods", "team-p/ops-kubechat-agent-command-pods",
+		"team-z/ops-kubechat-agent-command-pods", "team-z/ops-kubechat-agent-command-pods",
+	}, keys, "the ConfigMaps and Lease in cluster.namespace; no pods in the run executor's unused pod.namespace; "+
+		"what is cluster-wide or in other namespaces is named after the agent's namespace too")
 
-	imp := m["ClusterRole /ops-kubechat-impersonate"].(*rbacv1.ClusterRole)
+	imp := m["ClusterRole /ops-kubechat-agent-impersonate"].(*rbacv1.ClusterRole)
 	require.Len(t, imp.Rules, 1, "no users: bob's platform and the alerts channel run no commands, and bot is a ServiceAccount")
 	require.Equal(t, []string{"ops", "system:authenticated", "system:serviceaccounts", "system:serviceaccounts:team-y"}, imp.Rules[0].ResourceNames)
-	bot := m["Role team-x/ops-kubechat-impersonate"].(*rbacv1.Role)
+	bot := m["Role team-x/ops-kubechat-agent-impersonate"].(*rbacv1.Role)
 	require.Equal(t, []string{"bot"}, bot.Rules[0].ResourceNames, "the API server checks system:serviceaccount:team-x:bot as that ServiceAccount")
 
-	watch := m["ClusterRole /ops-kubechat-watch"].(*rbacv1.ClusterRole)
+	watch := m["ClusterRole /ops-kubechat-agent-watch"].(*rbacv1.ClusterRole)
 	require.Len(t, watch.Rules, 2, "pods once")
 	binding := m["RoleBinding state/ops-kubechat"].(*rbacv1.RoleBinding)
 	require.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "bot", Namespace: "agent"}}, binding.Subjects)

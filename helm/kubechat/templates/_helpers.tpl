@@ -6,6 +6,17 @@
 {{- end -}}
 {{- end -}}
 
+{{/*
+The prefix of the names of what the release makes cluster-wide or in
+namespaces other than its own (ClusterRoles, and Roles where identities
+and command pods are): the full name and the release's namespace, so
+that releases of one name in two namespaces share none of them. Package
+rbac names them the same way (rbac.WideName).
+*/}}
+{{- define "kubechat.wideName" -}}
+{{- printf "%s-%s" (include "kubechat.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
 {{- define "kubechat.selectorLabels" -}}
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -172,4 +183,24 @@ else one the chart makes (and keeps across upgrades).
 */}}
 {{- define "kubechat.buttonKeySecret" -}}
 {{- default (printf "%s-buttons" (include "kubechat.fullname" .)) .Values.buttonKey.existingSecret -}}
+{{- end -}}
+
+{{/*
+GOMEMLIMIT, in bytes: 90% of resources.limits.memory. The Go runtime
+collects garbage harder as its heap nears GOMEMLIMIT; at 100% it would
+only do so once the container is about to be OOM-killed, as the limit
+also counts memory the runtime does not manage (the binary's pages,
+cgo, the kernel's accounting). Quantities are Kubernetes' (256Mi, 1G,
+1.5Gi, 268435456, 1e9).
+*/}}
+{{- define "kubechat.gomemlimit" -}}
+{{- $limits := default dict (default dict .Values.resources).limits -}}
+{{- $q := toString (required "resources.limits.memory is required: GOMEMLIMIT is set from it" $limits.memory) -}}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]*)?([eE][-+]?[0-9]+)?" $q -}}
+{{- $unit := trimPrefix $num $q -}}
+{{- $units := dict "" 1.0 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 -}}
+{{- if or (not $num) (not (hasKey $units $unit)) -}}
+{{- fail (printf "resources.limits.memory: %q is not a memory quantity such as 256Mi or 1G" $q) -}}
+{{- end -}}
+{{- printf "%d" (int64 (floor (mulf (float64 $num) (get $units $unit) 0.9))) -}}
 {{- end -}}

@@ -14,13 +14,23 @@ import (
 	"github.com/kubechat/kubechat/internal/chat/webhook"
 )
 
-// Factories maps a platform type, as written in config, to its factory.
-var Factories = map[string]chat.Factory{
-	"discord":    discord.New,
-	"log":        logsink.New,
-	"mattermost": mattermost.New,
-	"slack":      slack.New,
-	"teams":      teams.New,
-	"webchat":    webchat.New,
-	"webhook":    webhook.New,
+// Type is what the registry knows of one platform type: the factory that
+// builds an instance, and a zero value of the Settings struct that the
+// factory decodes the instance's settings block into. The config schema
+// is generated from Settings, so the two cannot drift apart.
+type Type struct {
+	New      chat.Factory
+	Settings any
+}
+
+// Factories maps a platform type, as written in config, to its factory
+// and settings.
+var Factories = map[string]Type{
+	"discord":    {discord.New, discord.Settings{}},
+	"log":        {logsink.New, logsink.Settings{}},
+	"mattermost": {mattermost.New, mattermost.Settings{}},
+	"slack":      {slack.New, slack.Settings{}},
+	"teams":      {teams.New, teams.Settings{}},
+	"webchat":    {webchat.New, webchat.Settings{}},
+	"webhook":    {webhook.New, webhook.Settings{}},
 }
