@@ -103,7 +103,7 @@ func (am *alertmanagerProc) post(t *testing.T, alerts ...map[string]any) {
 const amToken = "e2e-alertmanager-token"
 
 func alertmanagerConfig(apiURL, ns string) string {
-	return agentBase(ns) + slackPlatform(apiURL) + fmt.Sprintf(`channels:
+	return agentBase(ns) + slackPlatform(apiURL) + `channels:
   - name: alerts
     platform: ops-slack
     bindings:
@@ -119,7 +119,7 @@ sources:
     type: alertmanager
     alertmanager:
       bearerToken: ${E2E_AM_TOKEN}
-`)
+`
 }
 
 // TestAlertmanagerFiresAndResolves: a real Alertmanager whose webhook

@@ -492,7 +492,7 @@ func TestClickAndInteractionResponses(t *testing.T) {
 	apiCode(t, err, http.StatusBadRequest, 40060)
 
 	// A select: deferred update, then a follow-up and an edit of @original.
-	id, err = srv.Click(alerts, msg.ID, "556", "pick", []string{"prod"})
+	_, err = srv.Click(alerts, msg.ID, "556", "pick", []string{"prod"})
 	require.NoError(t, err)
 	i = next(t, clicks)
 	data = i.MessageComponentData()
