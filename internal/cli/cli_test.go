@@ -3,6 +3,8 @@ package cli_test
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -171,4 +173,30 @@ func TestRBAC(t *testing.T) {
 	code, _, errs = run(t, "rbac", "--config", "does-not-exist.yaml")
 	require.Equal(t, 1, code)
 	require.Contains(t, errs, "does-not-exist.yaml: no such file or directory")
+}
+
+// TestProbe: 200 succeeds with the body; another status, no server and a
+// malformed URL fail, naming what is wrong.
+func TestProbe(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			_, _ = w.Write([]byte("ok\n"))
+			return
+		}
+		http.Error(w, "source/pods: not synced", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	code, out, _ := run(t, "probe", srv.URL+"/readyz")
+	require.Equal(t, 0, code)
+	require.Equal(t, srv.URL+"/readyz: ok\n", out)
+	code, _, errOut := run(t, "probe", srv.URL+"/other")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "503 Service Unavailable: source/pods: not synced")
+	srv.Close()
+	code, _, errOut = run(t, "probe", "--timeout", "2s", srv.URL+"/readyz")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "connection refused")
+	code, _, errOut = run(t, "probe", "file:///etc/passwd")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, `"file:///etc/passwd" is not an http or https URL`)
 }
