@@ -71,6 +71,10 @@ build_k8s() {
 		echo "require k8s.io/kubernetes $K8S_VERSION"
 		sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#replace \1 => \1 '"$STAGING_VERSION"'#p' "$mod"
 	} >>go.mod
+	# Where the agent and Kubernetes use the same module, take the agent's
+	# version (never older than Kubernetes' own): what both compile is then
+	# compiled once, for these binaries and for the agent "make run" builds.
+	awk '/^require \(/ { r = 1; next } r && /^\)/ { r = 0 } r && NF >= 2 && $1 !~ /^\/\// { print "require " $1 " " $2 } /^require [^(]/ { print "require " $2 " " $3 }' "$root/go.mod" >>go.mod
 	printf 'package main\nimport (\n_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"\n_ "k8s.io/kubernetes/cmd/kube-scheduler/app"\n_ "k8s.io/kubectl/pkg/cmd"\n_ "k8s.io/component-base/cli"\n)\nfunc main() {}\n' >tools.go
 	# Staging modules that were never published at this version are dropped.
 	go mod tidy >/dev/null 2>&1 || true
@@ -82,7 +86,8 @@ build_k8s() {
 	done
 	step "building ${bins[*]} $K8S_VERSION (first run only, $estimate on 2 cores)"
 	mkdir -p "$work/k8s-out"
-	go build -trimpath "${ldflags[@]}" -o "$work/k8s-out/" "${pkgs[@]}"
+	# Without -trimpath, as "go run" builds the agent, so that they share.
+	go build "${ldflags[@]}" -o "$work/k8s-out/" "${pkgs[@]}"
 	for b in "${bins[@]}"; do
 		mv "$work/k8s-out/$b" "$out/$b"
 		echo "$stamp" >"$out/.$b.version"

@@ -20,9 +20,9 @@ case "$1 $2" in
 	printf 'module k8s.io/kubernetes\nreplace k8s.io/api => ./staging/src/k8s.io/api\n' >"$FAKE_GOMOD"
 	printf '{\n\t"GoMod": "%s",\n\t"Dir": "%s"\n}\n' "$FAKE_GOMOD" "$FAKE_DIR"
 	;;
-"build -trimpath")
-	shift 2
-	while [ "$1" != "-o" ]; do shift 2; done
+"build "*)
+	shift
+	while [ "$1" != "-o" ]; do shift; done
 	o=$2
 	shift 2
 	case "$o" in
