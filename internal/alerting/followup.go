@@ -93,10 +93,11 @@ func (p *Pipeline) runFollowUps(ctx context.Context) {
 // switched on or off now: the switch counts when the event is routed, not
 // when its alert is finally delivered.
 func (p *Pipeline) actionsFor(ev event.Event, s *sender) []string {
-	if p.actions == nil {
+	a := p.runner()
+	if a == nil {
 		return nil
 	}
-	return p.actions.Triggered(ev, s.b.platform.Name(), s.b.channel)
+	return a.Triggered(ev, s.b.platform.Name(), s.b.channel)
 }
 
 // triggerActions queues acts (from actionsFor) for ev in s's channel;
@@ -104,7 +105,11 @@ func (p *Pipeline) actionsFor(ev event.Event, s *sender) []string {
 func (p *Pipeline) triggerActions(acts []string, ev event.Event, s *sender, ref chat.MessageRef) {
 	for _, name := range acts {
 		p.followUps.push(func(ctx context.Context) {
-			m := p.actions.Run(ctx, name, ev, s.b.platform.Name(), s.b.channel, ref)
+			a := p.runner()
+			if a == nil {
+				return
+			}
+			m := a.Run(ctx, name, ev, s.b.platform.Name(), s.b.channel, ref)
 			m.Thread = &ref
 			p.enqueue(s, actionKey(ref, name), func() (chat.Message, bool) { return m, true }, nil)
 		})
