@@ -14,13 +14,18 @@ import (
 // one replays the outbox before it takes events. TakeOver carries over the
 // little the old one kept only in memory.
 
-// TakeOver carries over from old, the pipeline this one replaces, the open
-// groups of repeated warnings, so that repeats keep folding into the
-// messages already posted in the channels both pipelines have. A group
-// with repeats gets its count edited again: an edit the old pipeline had
+// TakeOver carries over from old, the pipeline this one replaces, what old
+// kept only in memory: the actions queued and not yet started, which run
+// here and reply through this pipeline's queues; and the open groups of
+// repeated warnings, so that repeats keep folding into the messages
+// already posted in the channels both pipelines have. A group with
+// repeats gets its count edited again: an edit the old pipeline had
 // queued did not survive its stop. Call it after old stopped and before
 // Replay.
 func (p *Pipeline) TakeOver(old *Pipeline) {
+	for _, f := range old.followUps.takeAll() {
+		p.followUps.push(f)
+	}
 	old.groupMu.Lock()
 	defer old.groupMu.Unlock()
 	p.groupMu.Lock()
