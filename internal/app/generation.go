@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"reflect"
-	"slices"
 	"strings"
 	"time"
 
@@ -410,20 +409,21 @@ func changes(old, new *generation) []any {
 			removed = append(removed, p.Name())
 		}
 	}
-	var srcKept, srcChanged []string
+	var srcKept, srcStarted, srcRemoved []string
 	for _, s := range new.sources {
 		if o, ok := old.source(s.Name()); ok && o == s {
 			srcKept = append(srcKept, s.Name())
 		} else {
-			srcChanged = append(srcChanged, s.Name())
+			srcStarted = append(srcStarted, s.Name())
 		}
 	}
 	for _, s := range old.sources {
 		if _, ok := new.source(s.Name()); !ok {
-			srcChanged = append(srcChanged, s.Name())
+			srcRemoved = append(srcRemoved, s.Name())
 		}
 	}
-	slices.Sort(srcChanged)
-	return []any{"platforms_kept", kept, "platforms_restarted", replaced, "platforms_added", added, "platforms_removed", removed,
-		"sources_kept", srcKept, "sources_restarted", srcChanged, "alerting_kept", old.alerts == new.alerts}
+	list := func(names []string) string { return strings.Join(names, ",") }
+	return []any{"platforms_kept", list(kept), "platforms_restarted", list(replaced), "platforms_added", list(added),
+		"platforms_removed", list(removed), "sources_kept", list(srcKept), "sources_started", list(srcStarted), "sources_removed", list(srcRemoved),
+		"alerting_kept", old.alerts == new.alerts}
 }
