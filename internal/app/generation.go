@@ -67,10 +67,11 @@ func (g *generation) source(name string) (source.Source, bool) {
 // whose name, type and settings are unchanged, every source whose config is
 // unchanged, and the pipeline when nothing it routes by changed, are
 // prev's own, still running. Nothing dials out.
-func (a *App) build(cfg *config.Config, prev *generation) (g *generation, err error) {
-	g = &generation{cfg: cfg, byName: map[string]chat.Platform{}, prints: map[string]string{}, receivers: map[string]http.Handler{}}
+func (a *App) build(cfg *config.Config, prev *generation) (*generation, error) {
+	g := &generation{cfg: cfg, byName: map[string]chat.Platform{}, prints: map[string]string{}, receivers: map[string]http.Handler{}}
+	built := false
 	defer func() {
-		if err != nil && prev != nil {
+		if !built && prev != nil {
 			a.discard(g, prev)
 		}
 	}()
@@ -79,6 +80,7 @@ func (a *App) build(cfg *config.Config, prev *generation) (g *generation, err er
 		fp := platformPrint(pc)
 		p, kept := prev.platform(pc.Name, fp)
 		if !kept {
+			var err error
 			if p, err = platforms.Factories[pc.Type](pc.Name, pc.Settings, a.deps); err != nil {
 				errs = append(errs, fmt.Errorf("platforms[%d]: %w", i, err))
 				continue
@@ -142,6 +144,7 @@ func (a *App) build(cfg *config.Config, prev *generation) (g *generation, err er
 		}
 	}
 	g.inbound = mux
+	built = true
 	return g, nil
 }
 

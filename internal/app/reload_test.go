@@ -343,3 +343,72 @@ func TestPlatformPrint(t *testing.T) {
 	require.NoError(t, os.WriteFile(secret, []byte("two"), 0o600))
 	require.NotEqual(t, base, print("ops", "webhook", "url: http://x\nsigningSecret: {fromFile: "+secret+"}\n"), "a rotated secret is a change")
 }
+
+// TestReloadRefusesWhatOnlyTheBuildFinds: a config that passes the
+// offline checks but cannot be built here (a kubernetes source, and no
+// cluster) is refused as well, and leaves nothing of itself behind: no
+// health of the platform it added, no queues in the metrics.
+func TestReloadRefusesWhatOnlyTheBuildFinds(t *testing.T) {
+	t.Setenv("TEST_WEBCHAT_TOKEN", "agent-token-0123456789")
+	t.Setenv("TEST_AM_TOKEN", "am-token")
+	sink := newReceiver(t)
+	path := filepath.Join(t.TempDir(), "kubechat.yaml")
+	good := bind(reloadConfig(sink.srv.URL), "a")
+	require.NoError(t, os.WriteFile(path, []byte(good), 0o600))
+	a := startApp(t, path)
+	running := a.current()
+
+	bad := strings.NewReplacer(
+		"channels:\n", "  - name: extra\n    type: webhook\n    settings:\n      url: "+sink.srv.URL+"\nchannels:\n  - name: more\n    platform: extra\n",
+		"sources:\n", "sources:\n  - name: pods\n    type: kubernetes\n    kubernetes:\n      resources:\n        - type: v1/pods\n          events: [create]\n",
+	).Replace(good)
+	require.NoError(t, checkBuild(mustLoad(t, path, bad)), "the offline checks pass")
+	require.ErrorContains(t, a.reload(t.Context(), "test"), `source "pods": a kubernetes source needs a cluster connection`)
+	require.Same(t, running, a.current())
+	require.NotContains(t, componentsUp(t, a), "delivery/extra")
+	require.NotContains(t, queues(t, a), "more", "the pipeline that was built is out of the metrics")
+
+	require.NoError(t, os.WriteFile(path, []byte(bind(reloadConfig(sink.srv.URL), "b")), 0o600))
+	require.NoError(t, a.reload(t.Context(), "test"))
+	fire(t, a, "routed", "After")
+	sink.wait(t, "b", "After")
+}
+
+// mustLoad writes text to path and loads it.
+func mustLoad(t *testing.T, path, text string) *config.Config {
+	t.Helper()
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
+	cfg, err := Load(path)
+	require.NoError(t, err)
+	return cfg
+}
+
+// componentsUp lists the components kubechat_component_up reports.
+func componentsUp(t *testing.T, a *App) []string {
+	return labelValues(t, a, "kubechat_component_up", "component")
+}
+
+// queues lists the channels kubechat_queue_depth reports.
+func queues(t *testing.T, a *App) []string {
+	return labelValues(t, a, "kubechat_queue_depth", "channel")
+}
+
+func labelValues(t *testing.T, a *App, metric, label string) []string {
+	t.Helper()
+	mfs, err := a.registry.Gather()
+	require.NoError(t, err)
+	var out []string
+	for _, mf := range mfs {
+		if mf.GetName() != metric {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label {
+					out = append(out, l.GetValue())
+				}
+			}
+		}
+	}
+	return out
+}
