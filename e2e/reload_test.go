@@ -390,3 +390,53 @@ sources:
 	signedBy("cm-2", newKey)
 	stillTheSameProcess(t, a, pid)
 }
+
+// TestReloadStandbyLeadsWithItsNewConfig: with two replicas, each reloads
+// its own files. A standby whose config now routes the changes elsewhere
+// changes nothing while it stands by; once the leader is gone, it leads by
+// its new config.
+func TestReloadStandbyLeadsWithItsNewConfig(t *testing.T) {
+	const ns = "reload-ha"
+	require.NoError(t, env.CreateNamespace(t.Context(), ns))
+	t.Setenv("KUBECHAT_BUTTON_KEY", "e2e-button-key-0123456789abcdef")
+	s := newSink(t)
+	leads := func(a *agent) bool { return strings.Contains(a.logs(), "became the leader") }
+	leaderPath := filepath.Join(t.TempDir(), "kubechat.yaml")
+	require.NoError(t, os.WriteFile(leaderPath, []byte(haConfig(routingConfig(s.srv.URL, ns, "first"))), 0o600))
+	leader := startAgentOn(t, leaderPath)
+	eventually(t, 30*time.Second, "a leader", func() error {
+		if !leads(leader) {
+			return fmt.Errorf("none")
+		}
+		return nil
+	})
+	standbyPath := filepath.Join(t.TempDir(), "kubechat.yaml")
+	require.NoError(t, os.WriteFile(standbyPath, []byte(haConfig(routingConfig(s.srv.URL, ns, "first"))), 0o600))
+	standby := startAgentOn(t, standbyPath)
+	waitReady(t, standby)
+
+	require.NoError(t, os.WriteFile(standbyPath, []byte(haConfig(routingConfig(s.srv.URL, ns, "second"))), 0o600))
+	waitLogCount(t, standby, `msg="config reloaded"`, 1)
+	createCM(t, ns, "cm-1")
+	waitAlert(t, s, "first", ns, "cm-1", 30*time.Second)
+	require.False(t, leads(standby))
+
+	// A new leader replays what happened since the checkpoint the old one
+	// wrote when it stopped (2 s back, in whole seconds), routed by its own
+	// config: cm-1 must be older than that, or it would go to second too.
+	time.Sleep(4 * time.Second)
+	require.NoError(t, leader.cmd.Process.Signal(syscall.SIGTERM))
+	eventually(t, 60*time.Second, "the standby takes over", func() error {
+		if !leads(standby) {
+			return fmt.Errorf("still standing by")
+		}
+		return nil
+	})
+	createCM(t, ns, "cm-2")
+	waitAlert(t, s, "second", ns, "cm-2", 30*time.Second)
+	// Barrier: a change routed to first after cm-2 was.
+	createCM(t, ns, "mark-1")
+	waitAlert(t, s, "first", ns, "mark-1", 30*time.Second)
+	require.Equal(t, []string{"ConfigMap " + ns + "/cm-1 created", "ConfigMap " + ns + "/mark-1 created"}, titlesIn(s, "first"))
+	require.Equal(t, []string{"ConfigMap " + ns + "/cm-2 created"}, titlesIn(s, "second"))
+}
