@@ -142,9 +142,11 @@ type App struct {
 	gen         atomic.Pointer[generation]
 	mu          sync.Mutex
 	supervisors map[*supervisor]bool
-	// reloadMu runs one reload at a time; watch is what it compares files with.
+	// reloadMu runs one reload at a time; watch is what it compares files
+	// with, every poll (reloadPoll; tests that reload by hand lengthen it).
 	reloadMu sync.Mutex
 	watch    *fileWatcher
+	poll     time.Duration
 	// live is the pipeline the sources' events go to; liveMu holds them
 	// back while a reload hands over to a new pipeline.
 	liveMu sync.RWMutex
@@ -159,7 +161,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
 	a := &App{cfg: cfg, opts: opts, log: log, health: health.New(cfg.HTTP.UnhealthyAfter.D()), registry: prometheus.NewRegistry(),
-		identity: fmt.Sprintf("%s-%d", host, os.Getpid()), supervisors: map[*supervisor]bool{}, watch: newFileWatcher(opts.ConfigFiles)}
+		identity: fmt.Sprintf("%s-%d", host, os.Getpid()), supervisors: map[*supervisor]bool{}, watch: newFileWatcher(opts.ConfigFiles), poll: reloadPoll}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), a.health)
 	a.leaderGauge = promauto.With(a.registry).NewGauge(prometheus.GaugeOpts{
 		Name: "kubechat_leader", Help: "1 while this replica runs the leader's work (sources, delivery).",

@@ -183,9 +183,9 @@ func restartOnly(old, new *config.Config) error {
 }
 
 // watchConfig reloads when the config files' content changed (polled
-// every reloadPoll) or when asked (Options.Reload: SIGHUP), until ctx ends.
+// every a.poll) or when asked (Options.Reload: SIGHUP), until ctx ends.
 func (a *App) watchConfig(ctx context.Context) error {
-	t := time.NewTicker(reloadPoll)
+	t := time.NewTicker(a.poll)
 	defer t.Stop()
 	for {
 		select {

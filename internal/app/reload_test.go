@@ -106,8 +106,10 @@ channels:
     platform: sink
     bindings:
       sources: [marks]
+    rateLimit: {perSecond: 1000, burst: 1000}
   - name: b
     platform: sink
+    rateLimit: {perSecond: 1000, burst: 1000}
   - name: admin
     platform: sink
   - name: ops
@@ -153,13 +155,15 @@ func fire(t *testing.T, a *App, source, name string) {
 	}, 10*time.Second, 10*time.Millisecond, "the alert %s was not taken", name)
 }
 
-// startApp runs an agent on the config at path until the test ends.
+// startApp runs an agent on the config at path until the test ends. The
+// test reloads by hand: the files are not polled.
 func startApp(t *testing.T, path string) *App {
 	t.Helper()
 	cfg, err := Load(path)
 	require.NoError(t, err)
 	a, err := New(cfg, slog.New(slog.DiscardHandler), Options{ConfigFiles: []string{path}})
 	require.NoError(t, err)
+	a.poll = time.Hour
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
@@ -411,4 +415,69 @@ func labelValues(t *testing.T, a *App, metric, label string) []string {
 		}
 	}
 	return out
+}
+
+// TestReloadsUnderLoadLoseNothing: alerts keep coming and commands keep
+// being typed while the config is reloaded back and forth between two
+// routings; every alert arrives once, in one of the two channels, and
+// every command is answered.
+func TestReloadsUnderLoadLoseNothing(t *testing.T) {
+	t.Setenv("TEST_WEBCHAT_TOKEN", "agent-token-0123456789")
+	t.Setenv("TEST_AM_TOKEN", "am-token")
+	sink := newReceiver(t)
+	path := filepath.Join(t.TempDir(), "kubechat.yaml")
+	base := reloadConfig(sink.srv.URL)
+	require.NoError(t, os.WriteFile(path, []byte(bind(base, "a")), 0o600))
+	a := startApp(t, path)
+	events := openStream(t, a)
+
+	const alerts, commands, reloads = 30, 5, 6
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range alerts {
+			fire(t, a, "routed", fmt.Sprintf("A%02d", i))
+		}
+	})
+	wg.Go(func() {
+		for range commands {
+			postWeb(t, a, "@kubechat help")
+		}
+	})
+	for i := range reloads {
+		require.NoError(t, os.WriteFile(path, []byte(bind(base, []string{"b", "a"}[i%2])), 0o600))
+		require.NoError(t, a.reload(t.Context(), "test"), "reload %d", i)
+	}
+	wg.Wait()
+	seen := func() map[string]int {
+		n := map[string]int{}
+		for _, title := range append(sink.titles("a"), sink.titles("b")...) {
+			n[title]++
+		}
+		return n
+	}
+	require.Eventually(t, func() bool {
+		n := seen()
+		for i := range alerts {
+			if n[fmt.Sprintf("[FIRING:1] A%02d", i)] == 0 {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 10*time.Millisecond, "every alert arrives: %v", seen())
+	// Barriers in both channels, queued after any repeat: the last reload
+	// (to b) replays what is pending before Last; Mark goes to a.
+	require.NoError(t, os.WriteFile(path, []byte(bind(base, "b")), 0o600))
+	require.NoError(t, a.reload(t.Context(), "test"))
+	fire(t, a, "routed", "Last")
+	sink.wait(t, "b", "Last")
+	fire(t, a, "marks", "Mark")
+	sink.wait(t, "a", "Mark")
+	n := seen()
+	for i := range alerts {
+		require.Equal(t, 1, n[fmt.Sprintf("[FIRING:1] A%02d", i)], "A%02d once: %v", i, n)
+	}
+	for range commands {
+		waitStream(t, events, "kubechat help")
+	}
+	require.Equal(t, float64(reloads+1), testutil.ToFloat64(a.reloads.total.WithLabelValues(reloadSuccess)))
 }
