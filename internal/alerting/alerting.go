@@ -19,10 +19,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	amlabels "github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/config"
@@ -39,6 +39,7 @@ type Pipeline struct {
 	opts     Options
 	bySource map[string][]binding
 	log      *slog.Logger
+	metrics  *Metrics
 	received *prometheus.CounterVec
 	delivery *chat.DeliveryMetrics
 
@@ -46,9 +47,9 @@ type Pipeline struct {
 	groupMu sync.Mutex
 	groups  map[string]*group // by event fingerprint
 
-	followUps *jobQueue // actions waiting to run
-	actions   Actions   // runs them; nil: none run
-	threads   *threads  // open Alertmanager alerts, for correlation
+	followUps *jobQueue               // actions waiting to run
+	actions   atomic.Pointer[Actions] // runs them; nil: none run
+	threads   *threads                // open Alertmanager alerts, for correlation
 }
 
 // Options are the pipeline's optional parts.
@@ -62,6 +63,9 @@ type Options struct {
 	Backoff chat.Backoff
 	// Outbox keeps queued messages across restarts (nil: in memory only).
 	Outbox *outbox.Store
+	// Metrics are shared by every pipeline of the agent (default: built
+	// with New's registerer).
+	Metrics *Metrics
 }
 
 // Actions runs the commands configured to follow an alert (config
@@ -78,8 +82,17 @@ type Actions interface {
 
 // SetActions gives the pipeline what runs the actions alerts trigger (the
 // command handler, which is built after the pipeline because its built-ins
-// switch the pipeline's notifications). Call it before Start.
-func (p *Pipeline) SetActions(a Actions) { p.actions = a }
+// switch the pipeline's notifications). A config reload that keeps the
+// pipeline calls it again, while it runs, with the new command handler.
+func (p *Pipeline) SetActions(a Actions) { p.actions.Store(&a) }
+
+// runner is what runs actions now, or nil.
+func (p *Pipeline) runner() Actions {
+	if a := p.actions.Load(); a != nil {
+		return *a
+	}
+	return nil
+}
 
 // binding is one channel bound to a source.
 type binding struct {
@@ -89,12 +102,16 @@ type binding struct {
 }
 
 // New builds a pipeline over the configured channels. Every channel's
-// platform must be in platforms.
+// platform must be in platforms. Without opts.Metrics it registers its
+// metrics with reg.
 func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, reg prometheus.Registerer, log *slog.Logger) (*Pipeline, error) {
 	if opts.State == nil {
 		opts.State = state.NewMemory()
 	}
-	deliveries := chat.NewDeliveryMetrics(reg)
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(reg)
+	}
+	deliveries := opts.Metrics.delivery
 	p := &Pipeline{
 		cluster:   cfg.Cluster.Name,
 		opts:      opts,
@@ -105,10 +122,8 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		followUps: newJobQueue(),
 		threads:   newThreads(),
 		delivery:  deliveries,
-		received: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
-			Name: "kubechat_events_received_total",
-			Help: "Events from each source, before bindings and filters decide where they go.",
-		}, []string{"source"}),
+		metrics:   opts.Metrics,
+		received:  opts.Metrics.received,
 	}
 	for _, sc := range cfg.Sources {
 		p.received.WithLabelValues(sc.Name)
@@ -134,13 +149,14 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		}
 	}
 	p.threads.use(opts.State, log, p.senders)
-	if reg != nil {
-		if err := reg.Register(queueCollector{p}); err != nil {
-			return nil, fmt.Errorf("alerting: %w", err)
-		}
-	}
+	opts.Metrics.attach(p)
 	return p, nil
 }
+
+// Close takes the pipeline's queues out of the metrics: call it once the
+// pipeline stopped for good (a config reload replaced it) or when it was
+// built and never started (a reload that failed).
+func (p *Pipeline) Close() { p.metrics.detach(p) }
 
 // Emit routes one event to every channel bound to its source. It only
 // queues: Start's senders deliver, in order, per channel. Each message is
@@ -233,7 +249,9 @@ func (p *Pipeline) Replay(ctx context.Context) int {
 			continue
 		}
 		if ev.Transition == "" && (ev.Type == event.Error || ev.Type == event.Warning) {
-			p.grouped(ev)
+			// Open its group, or keep the one a reload handed over: later
+			// repeats fold into it.
+			p.groupOf(ev)
 		}
 		p.job(ctx, ev, s, e.Kind, e.Key)
 		n++

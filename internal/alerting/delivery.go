@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/kubechat/kubechat/internal/chat"
 )
 
@@ -96,28 +94,4 @@ func (p *Pipeline) Pending() int {
 		n += s.q.Pending()
 	}
 	return n
-}
-
-var (
-	queueDepth  = prometheus.NewDesc("kubechat_queue_depth", "Messages queued or being delivered, by channel.", []string{"platform", "channel"}, nil)
-	queueOldest = prometheus.NewDesc("kubechat_queue_oldest_seconds", "Age of the oldest message waiting in a channel's queue (0 when none waits).", []string{"platform", "channel"}, nil)
-)
-
-// queueCollector reports every channel's queue.
-type queueCollector struct{ p *Pipeline }
-
-func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- queueDepth
-	ch <- queueOldest
-}
-
-func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, s := range c.p.senders {
-		age := 0.0
-		if t := s.q.Oldest(); !t.IsZero() {
-			age = time.Since(t).Seconds()
-		}
-		ch <- prometheus.MustNewConstMetric(queueDepth, prometheus.GaugeValue, float64(s.q.Pending()), s.b.platform.Name(), s.b.channel.Name)
-		ch <- prometheus.MustNewConstMetric(queueOldest, prometheus.GaugeValue, age, s.b.platform.Name(), s.b.channel.Name)
-	}
 }

@@ -21,17 +21,22 @@ const followUpWorkers = 2
 
 // jobQueue is an unbounded FIFO of action runs: a delivery callback only
 // appends, it never waits. busy counts the runs taken and not yet done,
-// so that a drain waits for them as it waits for queued ones.
+// so that a drain waits for them as it waits for queued ones. A job is
+// given the pipeline that runs it, which is not the one that queued it
+// when a config reload handed the job over (TakeOver).
 type jobQueue struct {
 	mu    sync.Mutex
-	jobs  []func(context.Context)
+	jobs  []followUp
 	busy  int
 	ready chan struct{}
 }
 
+// followUp is one queued action run.
+type followUp func(ctx context.Context, run *Pipeline)
+
 func newJobQueue() *jobQueue { return &jobQueue{ready: make(chan struct{}, 1)} }
 
-func (q *jobQueue) push(f func(context.Context)) {
+func (q *jobQueue) push(f followUp) {
 	q.mu.Lock()
 	q.jobs = append(q.jobs, f)
 	q.mu.Unlock()
@@ -41,7 +46,7 @@ func (q *jobQueue) push(f func(context.Context)) {
 	}
 }
 
-func (q *jobQueue) pop() (func(context.Context), bool) {
+func (q *jobQueue) pop() (followUp, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.jobs) == 0 {
@@ -66,6 +71,15 @@ func (q *jobQueue) done() {
 	q.mu.Unlock()
 }
 
+// takeAll removes and returns the runs still queued.
+func (q *jobQueue) takeAll() []followUp {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	jobs := q.jobs
+	q.jobs = nil
+	return jobs
+}
+
 // len counts the runs queued or running.
 func (q *jobQueue) len() int {
 	q.mu.Lock()
@@ -77,7 +91,7 @@ func (q *jobQueue) len() int {
 func (p *Pipeline) runFollowUps(ctx context.Context) {
 	for {
 		if f, ok := p.followUps.pop(); ok {
-			f(ctx)
+			f(ctx, p)
 			p.followUps.done()
 			continue
 		}
@@ -93,20 +107,29 @@ func (p *Pipeline) runFollowUps(ctx context.Context) {
 // switched on or off now: the switch counts when the event is routed, not
 // when its alert is finally delivered.
 func (p *Pipeline) actionsFor(ev event.Event, s *sender) []string {
-	if p.actions == nil {
+	a := p.runner()
+	if a == nil {
 		return nil
 	}
-	return p.actions.Triggered(ev, s.b.platform.Name(), s.b.channel)
+	return a.Triggered(ev, s.b.platform.Name(), s.b.channel)
 }
 
 // triggerActions queues acts (from actionsFor) for ev in s's channel;
-// their replies go into the thread of ref, the alert's message.
+// their replies go into the thread of ref, the alert's message, through
+// the channel's queue in the pipeline that runs the action.
 func (p *Pipeline) triggerActions(acts []string, ev event.Event, s *sender, ref chat.MessageRef) {
+	key := senderKey(s.b)
 	for _, name := range acts {
-		p.followUps.push(func(ctx context.Context) {
-			m := p.actions.Run(ctx, name, ev, s.b.platform.Name(), s.b.channel, ref)
+		p.followUps.push(func(ctx context.Context, run *Pipeline) {
+			a := run.runner()
+			s, ok := run.senders[key]
+			if a == nil || !ok {
+				run.log.Warn("action dropped: its channel is no longer configured", "action", name, "channel", ref.Channel)
+				return
+			}
+			m := a.Run(ctx, name, ev, s.b.platform.Name(), s.b.channel, ref)
 			m.Thread = &ref
-			p.enqueue(s, actionKey(ref, name), func() (chat.Message, bool) { return m, true }, nil)
+			run.enqueue(s, actionKey(ref, name), func() (chat.Message, bool) { return m, true }, nil)
 		})
 	}
 }

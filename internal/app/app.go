@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,9 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/errgroup"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -39,14 +38,13 @@ import (
 	"github.com/kubechat/kubechat/internal/chat/platforms"
 	"github.com/kubechat/kubechat/internal/commands"
 	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/event"
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/health"
 	"github.com/kubechat/kubechat/internal/httpserver"
 	"github.com/kubechat/kubechat/internal/outbox"
 	"github.com/kubechat/kubechat/internal/podrun"
 	"github.com/kubechat/kubechat/internal/source"
-	"github.com/kubechat/kubechat/internal/source/alertmanager"
-	k8ssource "github.com/kubechat/kubechat/internal/source/kubernetes"
 	"github.com/kubechat/kubechat/internal/state"
 	"github.com/kubechat/kubechat/plugins"
 )
@@ -92,11 +90,25 @@ type Options struct {
 	// when no kubernetes source or executor is configured.
 	RESTConfig *rest.Config
 	HTTPClient *http.Client
+	// ConfigFiles are the files the config was loaded from. The agent
+	// watches them and reloads when their content changes; none (the
+	// embedded config): nothing to watch or reload.
+	ConfigFiles []string
+	// Reload asks for a reload now, whether the files changed or not (the
+	// binary sends SIGHUP here).
+	Reload <-chan os.Signal
 }
 
-// App is one configured agent.
+// App is one configured agent. What its config describes (platforms,
+// channels, sources, executors, policies) is a generation, which a reload
+// replaces; the rest (the HTTP server, the state, the outbox, leader
+// election) lives as long as the process.
 type App struct {
+	// cfg is the config the agent started with. Its cluster, log, http and
+	// ha blocks hold for the whole run: a reload that changes them is
+	// refused (see restartOnly).
 	cfg        *config.Config
+	opts       Options
 	restConfig *rest.Config
 	outbox     *outbox.Store
 	leading    atomic.Bool
@@ -109,24 +121,47 @@ type App struct {
 	health      *health.Tracker
 	registry    *prometheus.Registry
 	http        *httpserver.Server
-	platforms   []chat.Platform
-	sources     []source.Source
-	// alerts takes events to channels; commands answers what users type.
-	alerts    *alerting.Pipeline
-	commands  *commands.Handler
-	state     *state.Store
-	clientset kubernetes.Interface
-	// runner runs command pods; podNamespaces are where they run.
-	runner        *podrun.Runner
-	podNamespaces []string
+	state       *state.Store
+	clientset   kubernetes.Interface
+	// runner runs command pods.
+	runner *podrun.Runner
+
+	// What every generation shares: the platforms' dependencies, the
+	// state the pipelines and handlers keep (in memory without a
+	// cluster), the button store and the metrics.
+	deps           chat.Deps
+	chatState      chat.StateStore
+	buttons        *button.Store
+	k8sVersion     func(context.Context) (string, error)
+	alertMetrics   *alerting.Metrics
+	commandMetrics *commands.Metrics
+	reloads        reloadMetrics
+
+	// gen is the generation that runs; mu orders its replacement with the
+	// supervisors that attach to it (see attach and swap).
+	gen         atomic.Pointer[generation]
+	mu          sync.Mutex
+	supervisors map[*supervisor]bool
+	// reloadMu runs one reload at a time; watch is what it compares files
+	// with, every poll (reloadPoll; tests that reload by hand lengthen it).
+	reloadMu sync.Mutex
+	watch    *fileWatcher
+	poll     time.Duration
+	// live is the pipeline the sources' events go to; liveMu holds them
+	// back while a reload hands over to a new pipeline.
+	liveMu sync.RWMutex
+	live   *alerting.Pipeline
 }
 
 // New builds every part of the agent from cfg. It binds the HTTP port but
 // does not contact the cluster or any chat service.
 func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	host, _ := os.Hostname()
-	a := &App{cfg: cfg, log: log, health: health.New(cfg.HTTP.UnhealthyAfter.D()), registry: prometheus.NewRegistry(),
-		identity: fmt.Sprintf("%s-%d", host, os.Getpid())}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	a := &App{cfg: cfg, opts: opts, log: log, health: health.New(cfg.HTTP.UnhealthyAfter.D()), registry: prometheus.NewRegistry(),
+		identity: fmt.Sprintf("%s-%d", host, os.Getpid()), supervisors: map[*supervisor]bool{}, watch: newFileWatcher(opts.ConfigFiles), poll: reloadPoll}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), a.health)
 	a.leaderGauge = promauto.With(a.registry).NewGauge(prometheus.GaugeOpts{
 		Name: "kubechat_leader", Help: "1 while this replica runs the leader's work (sources, delivery).",
@@ -135,10 +170,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	promauto.With(a.registry).NewGaugeVec(prometheus.GaugeOpts{
 		Name: "kubechat_build_info", Help: "Always 1; labels carry the build: version, VCS revision, Go version, and the cluster the agent serves.",
 	}, []string{"version", "revision", "goversion", "cluster"}).WithLabelValues(bi.Version, bi.Revision, bi.GoVersion, cfg.Cluster.Name).Set(1)
-
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
+	a.reloads = newReloadMetrics(a.registry)
+	a.alertMetrics = alerting.NewMetrics(a.registry)
+	a.commandMetrics = commands.NewMetrics(a.registry)
 	if opts.RESTConfig != nil {
 		cs, err := kubernetes.NewForConfig(opts.RESTConfig)
 		if err != nil {
@@ -147,37 +181,23 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		a.clientset, a.restConfig = cs, opts.RESTConfig
 		a.state = state.New(cs, cfg.Cluster.Namespace, cfg.Cluster.StateConfigMap())
 		a.outbox = outbox.New(cs, cfg.Cluster.Namespace, cfg.Cluster.OutboxConfigMap(), a.registry, log)
+	} else {
+		// Nothing survives a restart without a cluster, but a reload
+		// hands what is queued from one pipeline to the next.
+		a.outbox = outbox.New(nil, "", "", a.registry, log)
 	}
-	deps := chat.Deps{Log: log, HTTPClient: opts.HTTPClient, Metrics: a.registry, Health: a.health, Cluster: cfg.Cluster.Name}
+	a.deps = chat.Deps{Log: log, HTTPClient: opts.HTTPClient, Metrics: a.registry, Health: a.health, Cluster: cfg.Cluster.Name}
+	// Without a cluster, state lives in memory, shared by every generation,
+	// so that a reload keeps open alerts and switches.
+	a.chatState = state.NewMemory()
 	if a.state != nil {
-		deps.State = a.state
+		a.deps.State = a.state
+		a.chatState = a.state
 	}
-	byName, err := buildPlatforms(cfg, deps)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range cfg.Platforms {
-		a.platforms = append(a.platforms, byName[p.Name])
-	}
-	execs, err := plugins.Build(cfg, executor.Deps{Log: log, RESTConfig: opts.RESTConfig, Cluster: cfg.Cluster.Name})
-	if err != nil {
-		return nil, err
-	}
-	var chatState chat.StateStore
-	if a.state != nil {
-		chatState = a.state
-	}
-	copts := commands.Options{Executors: execs, Health: a.health, State: chatState}
 	a.runner = newRunner(a.clientset, cfg.Cluster.Name, log)
-	if copts.PodExecutors, a.podNamespaces, err = podExecutors(cfg, execs, a.runner, os.Getenv(ImageEnv)); err != nil {
-		return nil, err
-	}
-	if len(copts.PodExecutors) > 0 && a.runner == nil {
-		return nil, errNoCluster
-	}
 	if a.clientset != nil {
 		cs := a.clientset
-		copts.KubernetesVersion = func(context.Context) (string, error) {
+		a.k8sVersion = func(context.Context) (string, error) {
 			v, err := cs.Discovery().ServerVersion()
 			if err != nil {
 				return "", err
@@ -191,89 +211,61 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if cfg.HA.LeaderElection {
 		a.health.Register("leader-election")
 	}
-	if copts.Buttons, err = buttonStore(cfg, a.clientset, log); err != nil {
+	var err error
+	if a.buttons, err = buttonStore(cfg, a.clientset, log); err != nil {
 		return nil, err
 	}
-	a.alerts, err = alerting.New(cfg, byName, alerting.Options{State: chatState, Health: a.health, Outbox: a.outbox,
-		Backoff: chat.Backoff{Deadline: cfg.Delivery.Deadline.D(), Max: cfg.Delivery.MaxBackoff.D()}}, a.registry, log)
+	g, err := a.build(cfg, nil)
 	if err != nil {
 		return nil, err
-	}
-	copts.Alerts = a.alerts
-	if a.commands, err = commands.New(cfg, copts, a.registry, log); err != nil {
-		return nil, err
-	}
-	a.alerts.SetActions(a.commands)
-	alertmanagers, err := alertmanagerSources(cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range alertmanagers {
-		a.sources = append(a.sources, s)
-	}
-	for _, sc := range cfg.Sources {
-		if sc.Type != config.SourceKubernetes {
-			continue
-		}
-		if opts.RESTConfig == nil {
-			return nil, fmt.Errorf("source %q: a kubernetes source needs a cluster connection (in-cluster or --kubeconfig)", sc.Name)
-		}
-		client, err := dynamic.NewForConfig(opts.RESTConfig)
-		if err != nil {
-			return nil, fmt.Errorf("source %q: %w", sc.Name, err)
-		}
-		name := "source/" + sc.Name
-		if !cfg.HA.LeaderElection {
-			a.health.Register(name) // a standby is ready without sources
-		}
-		meta, err := metadata.NewForConfig(opts.RESTConfig)
-		if err != nil {
-			return nil, fmt.Errorf("source %q: %w", sc.Name, err)
-		}
-		pb := rest.CopyConfig(opts.RESTConfig)
-		pb.ContentType = "application/vnd.kubernetes.protobuf"
-		pb.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-		typed, err := kubernetes.NewForConfig(pb)
-		if err != nil {
-			return nil, fmt.Errorf("source %q: %w", sc.Name, err)
-		}
-		ns := cfg.Cluster.Namespace
-		s, err := k8ssource.New(sc, cfg.Cluster.Name, client, log, k8ssource.Options{
-			Own: []string{"configmaps " + ns + "/" + cfg.Cluster.StateConfigMap(), "configmaps " + ns + "/" + cfg.Cluster.OutboxConfigMap(),
-				"configmaps " + ns + "/" + cfg.Cluster.ButtonsConfigMap(), "leases.coordination.k8s.io " + ns + "/" + cfg.HA.LeaseName},
-			Metadata: meta,
-			Typed:    typed,
-			OnSynced: func() { a.health.SetReady(name, true) },
-			OnWatch:  func(ok bool, reason string) { a.health.SetHealthy(name, ok, reason) },
-			Probe: func(ctx context.Context) error {
-				return typed.Discovery().RESTClient().Get().AbsPath("/readyz").Timeout(2 * time.Second).Do(ctx).Error()
-			},
-		})
-		if err != nil {
-			return nil, err
-		}
-		a.sources = append(a.sources, s)
 	}
 	if a.http, err = httpserver.New(cfg.HTTP.Listen, a.health, a.registry, log); err != nil {
 		return nil, err
 	}
-	// Inbound requests (webhooks, clicks, the web chat) are the leader's
-	// to handle: another replica hands them on.
-	inbound := func(h http.Handler) http.Handler { return h }
 	if cfg.HA.LeaderElection {
 		a.advertise = advertiseURL(cfg, a.http.Addr())
-		inbound = func(h http.Handler) http.Handler { return httpserver.ToLeader(h, a.leader) }
-	}
-	for _, s := range alertmanagers {
-		a.http.Handle(s.Path(), inbound(s))
-	}
-	for _, p := range a.platforms {
-		if r, ok := p.(chat.HTTPReceiver); ok {
-			prefix := chat.HTTPPrefix(p)
-			a.http.Handle(prefix+"/", inbound(http.StripPrefix(prefix, r.HTTPHandler())))
+	} else {
+		// With leader election the leader registers them (lead): a
+		// standby is ready without sources.
+		for _, s := range g.sources {
+			if _, ok := s.(replayer); ok {
+				a.health.Register(sourcePart(s.Name()))
+			}
 		}
 	}
+	g.alerts.SetActions(g.commands)
+	a.gen.Store(g)
+	a.live = g.alerts
+	a.http.SetInbound(g.inbound)
 	return a, nil
+}
+
+// inbound wraps an inbound handler (a webhook, clicks, the web chat):
+// with leader election those are the leader's to handle, and another
+// replica hands them on.
+func (a *App) inbound(h http.Handler) http.Handler {
+	if !a.cfg.HA.LeaderElection {
+		return h
+	}
+	return httpserver.ToLeader(h, a.leader)
+}
+
+// current is the generation that runs.
+func (a *App) current() *generation { return a.gen.Load() }
+
+// handle answers an inbound message with the commands of the generation
+// that runs when it arrives: every platform's Listen is given this, so a
+// platform kept across a reload answers by the new config.
+func (a *App) handle(ctx context.Context, in chat.Inbound) chat.Message {
+	return a.current().commands.Handle(ctx, in)
+}
+
+// emit hands an event to the pipeline that runs; while a reload hands over
+// from one pipeline to the next, it waits.
+func (a *App) emit(ctx context.Context, ev event.Event) {
+	a.liveMu.RLock()
+	defer a.liveMu.RUnlock()
+	a.live.Emit(ctx, ev)
 }
 
 // leaderKey is the state entry in which the leader says where it is.
@@ -343,21 +335,6 @@ func buttonStore(cfg *config.Config, cs kubernetes.Interface, log *slog.Logger) 
 	return s, nil
 }
 
-func buildPlatforms(cfg *config.Config, d chat.Deps) (map[string]chat.Platform, error) {
-	out := map[string]chat.Platform{}
-	var errs []error
-	for i, pc := range cfg.Platforms {
-		f := platforms.Factories[pc.Type].New
-		p, err := f(pc.Name, pc.Settings, d)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("platforms[%d]: %w", i, err))
-			continue
-		}
-		out[pc.Name] = p
-	}
-	return out, errors.Join(errs...)
-}
-
 // Check validates config files the way "run" would, without connecting:
 // it loads them and builds every platform and executor.
 func Check(paths ...string) error {
@@ -365,8 +342,20 @@ func Check(paths ...string) error {
 	if err != nil {
 		return err
 	}
+	return checkBuild(cfg)
+}
+
+// checkBuild builds every platform and executor of a loaded config
+// offline, as check-config and a reload do before anything is swapped.
+func checkBuild(cfg *config.Config) error {
 	log := slog.New(slog.DiscardHandler)
-	_, perr := buildPlatforms(cfg, chat.Deps{Log: log, HTTPClient: http.DefaultClient, Metrics: prometheus.NewRegistry(), Health: health.New(time.Minute), Cluster: cfg.Cluster.Name})
+	var perr error
+	d := chat.Deps{Log: log, HTTPClient: http.DefaultClient, Metrics: prometheus.NewRegistry(), Health: health.New(time.Minute), Cluster: cfg.Cluster.Name}
+	for i, pc := range cfg.Platforms {
+		if _, err := platforms.Factories[pc.Type].New(pc.Name, pc.Settings, d); err != nil {
+			perr = errors.Join(perr, fmt.Errorf("platforms[%d]: %w", i, err))
+		}
+	}
 	execs, eerr := plugins.Build(cfg, executor.Deps{Log: log, Cluster: cfg.Cluster.Name})
 	var ierr error
 	if eerr == nil {
@@ -380,14 +369,16 @@ func Check(paths ...string) error {
 func (a *App) HTTPAddr() string { return a.http.Addr() }
 
 // Run runs the agent until ctx is done or a part fails. With a cluster,
-// controller-runtime's manager owns the lifecycle: the HTTP server and the
-// inbound listeners run on every replica; the leader's work (sources,
-// delivery, the listeners that dial out) runs where the Lease is held, and
-// on a stop it runs to its end (the drain and the last outbox write)
-// before the manager releases the Lease and Run returns.
+// controller-runtime's manager owns the lifecycle: the HTTP server, the
+// inbound listeners and the config watcher run on every replica; the
+// leader's work (sources, delivery, the listeners that dial out) runs
+// where the Lease is held, and on a stop it runs to its end (the drain and
+// the last outbox write) before the manager releases the Lease and Run
+// returns.
 func (a *App) Run(ctx context.Context) error {
+	g := a.current()
 	a.log.Info("kubechat starting", "version", buildinfo.String(), "cluster", a.cfg.Cluster.Name,
-		"platforms", len(a.platforms), "sources", len(a.sources), "leader_election", a.cfg.HA.LeaderElection)
+		"platforms", len(g.platforms), "sources", len(g.sources), "leader_election", a.cfg.HA.LeaderElection)
 	for _, w := range a.cfg.Warnings() {
 		a.log.Warn("config warning", "warning", w.Error())
 	}
@@ -396,21 +387,16 @@ func (a *App) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	cleanupPods(ctx, a.runner, a.podNamespaces, a.cfg.HA.LeaderElection, a.log)
+	cleanupPods(ctx, a.runner, g.podNamespaces, a.cfg.HA.LeaderElection, a.log)
+	a.registerPlatforms(g, nil)
 	var everywhere []func(context.Context) error
 	everywhere = append(everywhere, func(ctx context.Context) error { return a.http.Start(ctx, a.cfg.HTTP.ShutdownTimeout.D()) })
 	if a.state != nil {
 		everywhere = append(everywhere, a.state.Watch)
 	}
-	for _, p := range a.platforms {
-		name := "platform/" + p.Name()
-		a.health.Register(name)
-		a.health.SetReady(name, true)
-		if _, ok := p.(chat.ConnectionListener); ok {
-			continue // the leader listens: see lead
-		}
-		everywhere = append(everywhere, func(ctx context.Context) error { return listen(ctx, p, a.commands) })
-	}
+	// Listeners that take inbound HTTP run on every replica; the leader
+	// listens on the platforms that dial out (see lead).
+	everywhere = append(everywhere, a.runListeners, a.watchConfig)
 	if a.restConfig == nil {
 		return a.runAlone(ctx, append(everywhere, a.lead))
 	}
@@ -506,8 +492,9 @@ func (a *App) Leading() bool { return a.leading.Load() }
 // lead runs what only the leader runs: the messages the outbox kept from
 // before (a restart, the other replica), the sources (replaying what
 // happened since their checkpoints in the outbox), delivery, and the platforms
-// that listen over a connection. It returns once all of them stopped and
-// the outbox was written a last time.
+// that listen over a connection. It takes each reload as it comes (see
+// applyLeading). It returns once all of them stopped and the outbox was
+// written a last time.
 func (a *App) lead(ctx context.Context) error {
 	if a.cfg.HA.LeaderElection {
 		a.log.Info("became the leader", "identity", a.identity)
@@ -531,74 +518,87 @@ func (a *App) lead(ctx context.Context) error {
 			a.log.Warn("cannot say where the leader is; the other replica answers inbound requests 503 until it knows", "err", err)
 		}
 	}
-	// An agent from before the outbox kept one checkpoint in the state.
-	var legacy time.Time
-	if a.state != nil {
-		var old struct {
-			Time time.Time `json:"time"`
-		}
-		if v, ok := a.state.Get("checkpoint"); ok && json.Unmarshal([]byte(v), &old) == nil {
-			legacy = old.Time
-		}
+	sup := newSupervisor(true)
+	g := a.attach(sup)
+	defer a.detach(sup)
+	for _, s := range g.sources {
+		a.prepareSource(s, false, nil)
 	}
-	for _, s := range a.sources {
-		if _, ok := s.(*alertmanager.Source); ok {
-			continue // a webhook receiver: ready once it runs, nothing to sync
-		}
-		if a.cfg.HA.LeaderElection {
-			a.health.Register("source/" + s.Name())
-		}
-		r, ok := s.(replayer)
-		if !ok {
-			continue
-		}
-		// Each source replays from its own checkpoint, which stays where it
-		// is until the source has queued its replay.
-		since := a.outbox.Checkpoint(s.Name())
-		if since.IsZero() {
-			since = legacy
-		}
-		a.outbox.Hold(s.Name())
-		if !since.IsZero() {
-			a.log.Info("replaying changes since the checkpoint", "source", s.Name(), "since", since)
-		}
-		r.SetReplay(since, func() { a.outbox.Release(s.Name()) })
-	}
-	if n := a.alerts.Replay(ctx); n > 0 {
+	if n := g.alerts.Replay(ctx); n > 0 {
 		a.log.Info("delivering messages queued before the restart", "messages", n)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.alerts.Start(gctx) })
-	for _, p := range a.platforms {
-		if _, ok := p.(chat.ConnectionListener); ok {
-			g.Go(func() error { return listen(gctx, p, a.commands) })
-		}
+	a.liveMu.Lock()
+	a.live = g.alerts
+	a.liveMu.Unlock()
+	ps := newParts(ctx)
+	ps.start(partAlerting, g.alerts, g.alerts.Start)
+	a.reconcileListeners(ps, g, true)
+	for _, s := range g.sources {
+		a.startSource(ps, s)
 	}
-	for _, s := range a.sources {
-		g.Go(func() error { return s.Start(gctx, a.alerts.Emit) })
+	return sup.run(ctx, ps, g, func(old, new *generation) { a.applyLeading(ctx, ps, old, new) })
+}
+
+// prepareSource readies a source the leader is about to start: its
+// readiness (with leader election; without, New registered it) and its
+// replay, from its own checkpoint (or from from[name], the checkpoint of
+// the source it replaces), which stays where it is until the source has
+// queued its replay. fresh is set for a source a reload (re)starts: it is
+// not ready until it synced.
+func (a *App) prepareSource(s source.Source, fresh bool, from map[string]time.Time) {
+	r, ok := s.(replayer)
+	if !ok {
+		return // a webhook receiver: ready once it runs, nothing to sync
 	}
-	return g.Wait()
+	name := sourcePart(s.Name())
+	if fresh {
+		a.health.Unregister(name)
+	}
+	if a.cfg.HA.LeaderElection || fresh {
+		a.health.Register(name)
+	}
+	since, ok := from[s.Name()]
+	if !ok {
+		since = a.checkpoint(s.Name())
+	}
+	a.outbox.Hold(s.Name())
+	if !since.IsZero() {
+		a.log.Info("replaying changes since the checkpoint", "source", s.Name(), "since", since)
+	}
+	r.SetReplay(since, func() { a.outbox.Release(s.Name()) })
+}
+
+// checkpoint is where source replays from: its own checkpoint, else the
+// one an agent from before the outbox kept in the state for all sources.
+func (a *App) checkpoint(source string) time.Time {
+	if t := a.outbox.Checkpoint(source); !t.IsZero() {
+		return t
+	}
+	return a.legacyCheckpoint()
+}
+
+// legacyCheckpoint is the one checkpoint an agent from before the outbox
+// kept in the state.
+func (a *App) legacyCheckpoint() time.Time {
+	if a.state == nil {
+		return time.Time{}
+	}
+	var old struct {
+		Time time.Time `json:"time"`
+	}
+	if v, ok := a.state.Get("checkpoint"); ok && json.Unmarshal([]byte(v), &old) == nil {
+		return old.Time
+	}
+	return time.Time{}
+}
+
+// startSource runs s as a part of the leader's work.
+func (a *App) startSource(ps *parts, s source.Source) {
+	ps.start(sourcePart(s.Name()), s, func(ctx context.Context) error { return s.Start(ctx, a.emit) })
 }
 
 // replayer is a source that replays what happened since a checkpoint; it
 // calls replayed once, when its replay is queued or when it stops.
 type replayer interface {
 	SetReplay(since time.Time, replayed func())
-}
-
-// alertmanagerSources builds the Alertmanager webhook receivers; the HTTP
-// server serves each at /alertmanager/<name>.
-func alertmanagerSources(cfg *config.Config, log *slog.Logger) ([]*alertmanager.Source, error) {
-	var out []*alertmanager.Source
-	for _, sc := range cfg.Sources {
-		if sc.Type != config.SourceAlertmanager {
-			continue
-		}
-		s, err := alertmanager.New(sc, cfg.Cluster.Name, log)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
 }

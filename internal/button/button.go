@@ -132,8 +132,14 @@ const nonceLen = 16
 
 // SetIssuer makes the store prefix its ids with the tag of issuer (a
 // cluster name; see Tag) and take only ids that carry it. Call it before
-// the first Put.
-func (s *Store) SetIssuer(issuer string) { s.issuer = Tag(issuer) }
+// the first Put. Setting the issuer it has changes nothing, so the command
+// handlers a config reload builds over one store may each set it while
+// the store is in use.
+func (s *Store) SetIssuer(issuer string) {
+	if t := Tag(issuer); t != s.issuer {
+		s.issuer = t
+	}
+}
 
 // Tag is the short prefix that the ids of issuer carry: 8 hex digits of its
 // hash, so ids stay within every platform's limit (Discord's custom_id is

@@ -2,6 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -20,7 +23,11 @@ func runCommand() *cobra.Command {
 		Long: `Run the agent until SIGINT or SIGTERM. Without --config it runs the
 embedded default config, which logs alerts to stdout. In a pod it connects
 with its in-cluster ServiceAccount; elsewhere through --kubeconfig, the
-config's cluster.kubeconfig, $KUBECONFIG or ~/.kube/config.`,
+config's cluster.kubeconfig, $KUBECONFIG or ~/.kube/config.
+
+The agent reloads its config files when their content changes, and on
+SIGHUP: a valid config takes over without a restart; an invalid one is
+refused and the running one kept (see docs/reload.md).`,
 		Example: `  kubechat run --config kubechat.yaml --kubeconfig ~/.kube/config
   kubechat run --config base.yaml --config prod.yaml`,
 		Args: noArgs,
@@ -34,6 +41,12 @@ config's cluster.kubeconfig, $KUBECONFIG or ~/.kube/config.`,
 }
 
 func runAgent(cmd *cobra.Command, files []string, kubeconfig string) error {
+	// SIGHUP asks for a reload of the config files (which also happens
+	// when their content changes); caught from the start, it never stops
+	// the agent.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	stderr := cmd.ErrOrStderr()
 	cfg, err := loadConfig(files)
 	if err != nil {
@@ -50,7 +63,7 @@ func runAgent(cmd *cobra.Command, files []string, kubeconfig string) error {
 		log.Error("no cluster connection", "err", err)
 		return exitCode(1)
 	}
-	a, err := app.New(cfg, log, app.Options{RESTConfig: restCfg})
+	a, err := app.New(cfg, log, app.Options{RESTConfig: restCfg, ConfigFiles: files, Reload: hup})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitCode(1)

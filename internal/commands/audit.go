@@ -24,13 +24,18 @@ const (
 	resultAwaitingConfirmation = "awaiting_confirmation"
 )
 
-type commandMetrics struct {
+// Metrics count commands: kubechat_commands_total and
+// kubechat_command_duration_seconds (see docs/metrics.md). One agent
+// builds them once and hands them to every handler it builds, so that a
+// config reload keeps counting in the same series.
+type Metrics struct {
 	total    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
-func newCommandMetrics(reg prometheus.Registerer) commandMetrics {
-	return commandMetrics{
+// NewMetrics registers the command metrics with reg (nil: kept unregistered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	return &Metrics{
 		total: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "kubechat_commands_total",
 			Help: "Commands by executor (or built-in) and result.",

@@ -44,7 +44,7 @@ type Handler struct {
 	users    map[string]config.User
 	aliases  command.Aliases
 	log      *slog.Logger
-	metrics  commandMetrics
+	metrics  *Metrics
 	actions  map[string]boundAction // by name
 }
 
@@ -66,6 +66,9 @@ type Options struct {
 	// Alerts is the alerting side, for "notifications" and "status"
 	// (nil: an agent that only answers commands).
 	Alerts Alerts
+	// Metrics are shared by every handler of the agent (default: built
+	// with New's registerer).
+	Metrics *Metrics
 }
 
 // Alerts is what the built-in commands need of the alerting side.
@@ -79,7 +82,8 @@ type Alerts interface {
 }
 
 // New builds the handler for the configured channels, executors, users,
-// aliases and actions.
+// aliases and actions. Without opts.Metrics it registers its metrics with
+// reg.
 func New(cfg *config.Config, opts Options, reg prometheus.Registerer, log *slog.Logger) (*Handler, error) {
 	aliases, err := command.ParseAliases(cfg.Aliases)
 	if err != nil {
@@ -96,6 +100,9 @@ func New(cfg *config.Config, opts Options, reg prometheus.Registerer, log *slog.
 	if opts.State == nil {
 		opts.State = state.NewMemory()
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(reg)
+	}
 	h := &Handler{
 		cfg:      cfg,
 		cluster:  cfg.Cluster.Name,
@@ -104,7 +111,7 @@ func New(cfg *config.Config, opts Options, reg prometheus.Registerer, log *slog.
 		users:    map[string]config.User{},
 		aliases:  aliases,
 		log:      log,
-		metrics:  newCommandMetrics(reg),
+		metrics:  opts.Metrics,
 	}
 	execCfg := map[string]config.Executor{}
 	for _, e := range cfg.Executors {

@@ -31,6 +31,7 @@ type Config struct {
 	Users     []User            `yaml:"users"`     // chat users' own identities and roles
 	HA        HA                `yaml:"ha"`
 	Delivery  Delivery          `yaml:"delivery"`
+	Reload    Reload            `yaml:"reload"`
 
 	// Files lists the files this config was merged from, in order.
 	Files []string `yaml:"-"`
@@ -89,6 +90,15 @@ type Delivery struct {
 	Deadline Duration `yaml:"deadline"`
 	// MaxBackoff caps the wait between two attempts (default 30s).
 	MaxBackoff Duration `yaml:"maxBackoff"`
+}
+
+// Reload configures how the agent takes a changed config while it runs
+// (it watches its config files and reloads on SIGHUP; see docs/reload.md).
+type Reload struct {
+	// NotifyChannel names a configured channel that hears when a changed
+	// config was refused (the running one is kept). Empty: the log and
+	// the metrics only.
+	NotifyChannel string `yaml:"notifyChannel"`
 }
 
 // Platform is one named chat platform instance. Settings are decoded by the

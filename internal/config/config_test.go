@@ -87,7 +87,7 @@ func TestBadConfig(t *testing.T) {
 		want          string
 	}{
 		"unknown top-level key": {"cluster:\n", "clustr:\n  name: x\ncluster:\n",
-			`config.yaml:1: clustr: unknown field "clustr" (known: cluster, log, http, platforms, channels, sources, executors, actions, aliases, users, ha, delivery)`},
+			`config.yaml:1: clustr: unknown field "clustr" (known: cluster, log, http, platforms, channels, sources, executors, actions, aliases, users, ha, delivery, reload)`},
 		"unknown nested key": {"      events: [create, error]\n", "      events: [create, error]\n          lables: x\n",
 			`config.yaml:25: sources[0].kubernetes.resources[0].lables: unknown field "lables"`},
 		"unknown executor reference": {"executors: [kubectl]", "executors: [kubctl]",
@@ -130,6 +130,8 @@ func TestBadConfig(t *testing.T) {
 			`config.yaml:32: aliases.K!: alias "K!" must be lower case letters, digits and dashes`},
 		"syntax error": {"channels:\n", "channels:\n\t- bad\n",
 			`config.yaml:9: found character that cannot start any token`},
+		"unknown notify channel": {"aliases:\n", "reload:\n  notifyChannel: admins\naliases:\n",
+			`config.yaml:32: reload.notifyChannel: unknown channel "admins" (known: alerts)`},
 		"source block mismatch": {"    type: kubernetes\n", "    type: alertmanager\n",
 			`config.yaml:20: sources[0].kubernetes: is set, but the source type is "alertmanager"`},
 	} {

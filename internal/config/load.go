@@ -203,3 +203,13 @@ func redactNode(n *yaml.Node, secretish bool) *yaml.Node {
 	}
 	return &c
 }
+
+// Errorf returns a problem with c that its user found outside this package
+// (such as a reload that changes a field only a restart applies),
+// positioned as Load positions its own: "file:line: path: message".
+func (c *Config) Errorf(path, format string, args ...any) error {
+	if c.doc == nil {
+		return &Error{Path: path, Msg: fmt.Sprintf(format, args...)}
+	}
+	return c.doc.at(path, format, args...)
+}

@@ -54,7 +54,7 @@ func (c *Config) validate(known Known) error {
 			v.add(path+".command", "%v", err)
 		}
 	}
-	v.names("channels", len(c.Channels), func(i int) string { return c.Channels[i].Name })
+	channels := v.names("channels", len(c.Channels), func(i int) string { return c.Channels[i].Name })
 	for i, ch := range c.Channels {
 		path := fmt.Sprintf("channels[%d]", i)
 		v.oneOf(path+".platform", ch.Platform, platforms, "platform")
@@ -109,6 +109,9 @@ func (c *Config) validate(known Known) error {
 		if strings.TrimSpace(c.Aliases[name]) == "" {
 			v.add(path, "alias %q has an empty expansion", name)
 		}
+	}
+	if c.Reload.NotifyChannel != "" {
+		v.oneOf("reload.notifyChannel", c.Reload.NotifyChannel, channels, "channel")
 	}
 	v.isolation(c)
 	return errors.Join(v.errs...)

@@ -62,6 +62,17 @@ func (t *Tracker) Register(name string) {
 	}
 }
 
+// Unregister takes a component off, so that a part the agent no longer
+// runs (a config reload removed it) is neither waited for nor reported.
+func (t *Tracker) Unregister(name string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.components, name)
+}
+
 // SetReady marks a component ready (for example: caches synced, connected once).
 func (t *Tracker) SetReady(name string, ready bool) {
 	if t == nil {

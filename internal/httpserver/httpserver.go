@@ -1,5 +1,8 @@
 // Package httpserver is the agent's HTTP server: /healthz, /readyz, /metrics
-// and the mount points of inbound webhooks.
+// and the mount points of inbound webhooks. The inbound routes can be
+// replaced while the server runs (SetInbound), so that a config reload
+// routes webhooks, clicks and the web chat to the parts of the new config
+// without closing the listener or the requests in flight.
 package httpserver
 
 import (
@@ -9,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +29,8 @@ type Server struct {
 	srv    *http.Server
 	health *health.Tracker
 	log    *slog.Logger
+	// inbound serves every path the standard endpoints do not take.
+	inbound atomic.Pointer[http.Handler]
 }
 
 // New listens on addr and prepares the standard endpoints.
@@ -37,6 +43,7 @@ func New(addr string, tr *health.Tracker, gather prometheus.Gatherer, log *slog.
 	s.mux.HandleFunc("GET /healthz", s.check(tr.Healthy))
 	s.mux.HandleFunc("GET /readyz", s.check(tr.Ready))
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
+	s.mux.HandleFunc("/", s.serveInbound)
 	s.srv = &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -52,8 +59,22 @@ func New(addr string, tr *health.Tracker, gather prometheus.Gatherer, log *slog.
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Handle mounts h at pattern (for example "/hooks/teams/").
+// Handle mounts h at pattern (for example "/hooks/teams/") for the
+// server's lifetime.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// SetInbound makes h serve every request no other route takes, from the
+// next request on; requests already being served (an open event stream)
+// keep the handler they started with.
+func (s *Server) SetInbound(h http.Handler) { s.inbound.Store(&h) }
+
+func (s *Server) serveInbound(w http.ResponseWriter, r *http.Request) {
+	if h := s.inbound.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.NotFound(w, r)
+}
 
 func (s *Server) check(f func() error) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {

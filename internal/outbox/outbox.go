@@ -117,7 +117,10 @@ type Store struct {
 	interval time.Duration
 }
 
-// New returns an outbox kept in the ConfigMap namespace/name. Call Load before use.
+// New returns an outbox kept in the ConfigMap namespace/name. Call Load
+// before use. Without a client (an agent without a cluster) it is kept in
+// memory only: it carries queued messages over a config reload, which
+// hands them from one pipeline to the next, but not over a restart.
 func New(client kubernetes.Interface, namespace, name string, reg prometheus.Registerer, log *slog.Logger) *Store {
 	return &Store{
 		client: client, namespace: namespace, name: name, log: log,
@@ -137,7 +140,7 @@ func New(client kubernetes.Interface, namespace, name string, reg prometheus.Reg
 
 // Load reads the outbox; a missing ConfigMap is an empty outbox.
 func (s *Store) Load(ctx context.Context) error {
-	if s == nil {
+	if s == nil || s.client == nil {
 		return nil
 	}
 	cm, err := s.client.CoreV1().ConfigMaps(s.namespace).Get(ctx, s.name, metav1.GetOptions{})
@@ -392,6 +395,9 @@ func (s *Store) Flush(ctx context.Context, force bool) error {
 }
 
 func (s *Store) write(ctx context.Context, body string) error {
+	if s.client == nil {
+		return nil // in memory only
+	}
 	err := state.RetryWrite(func() error {
 		cms := s.client.CoreV1().ConfigMaps(s.namespace)
 		cm, err := cms.Get(ctx, s.name, metav1.GetOptions{})
