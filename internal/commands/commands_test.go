@@ -280,10 +280,10 @@ func TestPolicyDenialRunsNothing(t *testing.T) {
 
 func TestRBACDenialSaysKubernetesRefused(t *testing.T) {
 	f := newFixture(t)
-	m := f.say(t, "open", "U1", "kubectl delete pod x -n apps")
+	m := f.say(t, "open", "U1", "kubectl get pods -n apps")
 	require.Equal(t, "Denied by Kubernetes RBAC", m.Title)
 	require.Contains(t, m.PlainText(), "kubechat's policy allowed this, but Kubernetes refused it for nobody")
-	require.Contains(t, m.PlainText(), `User "nobody" cannot delete resource "pods"`)
+	require.Contains(t, m.PlainText(), `User "nobody" cannot list resource "pods"`)
 	require.EqualValues(t, 1, f.all.calls.Load())
 }
 
