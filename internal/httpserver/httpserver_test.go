@@ -37,9 +37,9 @@ func TestEndpointsAndShutdown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Start(ctx, 5*time.Second) }()
 	base := "http://" + s.Addr()
-	require.Eventually(t, func() bool { code, _ := get(t, base+"/readyz"); return code == 503 }, 5*time.Second, 10*time.Millisecond)
-	_, body := get(t, base+"/readyz")
-	require.Equal(t, "not ready: source/pods\n", body)
+	// Until Start has begun serving, "http" itself is not ready either.
+	require.Eventually(t, func() bool { code, body := get(t, base+"/readyz"); return code == 503 && body == "not ready: source/pods\n" },
+		5*time.Second, 10*time.Millisecond)
 	tr.SetReady("source/pods", true)
 	code, _ := get(t, base+"/readyz")
 	require.Equal(t, 200, code)
