@@ -46,7 +46,7 @@ func TestEndpointsAndShutdown(t *testing.T) {
 
 	tr.SetHealthy("source/pods", false, "watch failed")
 	require.Eventually(t, func() bool { code, _ := get(t, base+"/readyz"); return code == 503 }, 5*time.Second, 5*time.Millisecond)
-	_, body = get(t, base+"/readyz")
+	_, body := get(t, base+"/readyz")
 	require.Contains(t, body, "source/pods (unhealthy for")
 	code, _ = get(t, base+"/healthz")
 	require.Equal(t, 200, code, "an outage is readiness, not liveness")
