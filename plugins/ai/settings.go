@@ -75,35 +75,22 @@ var builtinMasks = []string{
 }
 
 func (s *Settings) withDefaults() {
-	b := &s.Budgets
-	if b.ToolCalls == 0 {
-		b.ToolCalls = 8
-	}
-	if b.TokensPerQuestion == 0 {
-		b.TokensPerQuestion = 60000
-	}
-	if b.TokensPerDay == 0 {
-		b.TokensPerDay = 1000000
-	}
-	if b.Time == 0 {
-		b.Time = config.Duration(2 * time.Minute)
-	}
-	m := &s.Memory
-	if m.Entries == 0 {
-		m.Entries = 10
-	}
-	if m.Bytes == 0 {
-		m.Bytes = 16384
-	}
-	if m.Threads == 0 {
-		m.Threads = 200
-	}
-	p := &s.Privacy
-	if p.LogLines == 0 {
-		p.LogLines = 100
-	}
-	if p.MaxToolOutputBytes == 0 {
-		p.MaxToolOutputBytes = 16384
+	orDefault(&s.Budgets.ToolCalls, 8)
+	orDefault(&s.Budgets.TokensPerQuestion, 60000)
+	orDefault(&s.Budgets.TokensPerDay, 1000000)
+	orDefault(&s.Budgets.Time, config.Duration(2*time.Minute))
+	orDefault(&s.Memory.Entries, 10)
+	orDefault(&s.Memory.Bytes, 16384)
+	orDefault(&s.Memory.Threads, 200)
+	orDefault(&s.Privacy.LogLines, 100)
+	orDefault(&s.Privacy.MaxToolOutputBytes, 16384)
+}
+
+// orDefault sets *v to d when it is unset (zero).
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
 	}
 }
 
