@@ -80,6 +80,27 @@ type Actions interface {
 	Run(ctx context.Context, name string, ev event.Event, platform string, ch chat.Channel, alert chat.MessageRef) chat.Message
 }
 
+// AlertButtoner is implemented by an Actions that offers buttons under
+// failure alerts (the AI assistant's "Ask AI"). Each button carries only
+// a signed id; the command side keeps what it does and authorises the
+// click.
+type AlertButtoner interface {
+	AlertButtons(ctx context.Context, ev event.Event, platform string, ch chat.Channel) []chat.Button
+}
+
+// render is Render plus the buttons the command side offers under a
+// failure alert in s's channel.
+func (p *Pipeline) render(ctx context.Context, ev event.Event, s *sender) chat.Message {
+	m := Render(ev)
+	failing := ev.Transition == event.Failing || (ev.Transition == "" && (ev.Type == event.Error || ev.Type == event.Warning))
+	if b, ok := p.runner().(AlertButtoner); ok && failing {
+		if bs := b.AlertButtons(ctx, ev, s.b.platform.Name(), s.b.channel); len(bs) > 0 {
+			m.Sections = append(m.Sections, chat.Section{Buttons: bs})
+		}
+	}
+	return m
+}
+
 // SetActions gives the pipeline what runs the actions alerts trigger (the
 // command handler, which is built after the pipeline because its built-ins
 // switch the pipeline's notifications). A config reload that keeps the
@@ -218,10 +239,10 @@ func (p *Pipeline) job(ctx context.Context, ev event.Event, s *sender, kind, key
 	case kindThread:
 		p.intoThread(ctx, ev, s, key)
 	case kindTransition:
-		p.transition(ev, s, key)
+		p.transition(ctx, ev, s, key)
 	case kindGrouped:
 		g := p.groupOf(ev)
-		m := Render(ev)
+		m := p.render(ctx, ev, s)
 		acts := p.actionsFor(ev, s)
 		p.enqueue(s, key, func() (chat.Message, bool) { return m, true }, func(_ context.Context, ref chat.MessageRef) {
 			p.groupMu.Lock()
@@ -230,7 +251,7 @@ func (p *Pipeline) job(ctx context.Context, ev event.Event, s *sender, kind, key
 			p.triggerActions(acts, ev, s, ref)
 		})
 	default:
-		m := Render(ev)
+		m := p.render(ctx, ev, s)
 		p.enqueue(s, key, func() (chat.Message, bool) { return m, true }, nil)
 	}
 }

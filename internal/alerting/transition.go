@@ -36,10 +36,10 @@ type transitionRecord struct {
 
 // transition queues a failing alert (once: not if one is open) or the edit
 // that resolves it (only if one is open).
-func (p *Pipeline) transition(ev event.Event, s *sender, msgKey string) {
+func (p *Pipeline) transition(ctx context.Context, ev event.Event, s *sender, msgKey string) {
 	key := transitionKey(ev, s.b)
 	if ev.Transition == event.Failing {
-		m := Render(ev)
+		m := p.render(ctx, ev, s)
 		edited := false
 		acts := p.actionsFor(ev, s)
 		p.enqueue(s, msgKey,

@@ -54,16 +54,29 @@ func (d *Dispatcher) Dispatch(ctx context.Context, in Inbound) {
 func (d *Dispatcher) Wait() { d.wg.Wait() }
 
 func (d *Dispatcher) answer(ctx context.Context, in Inbound) {
-	reply := d.h.Handle(ctx, in)
+	to := Channel{Name: in.Channel.Name, ID: in.Thread.Channel}
+	if to.ID == "" {
+		to.ID = in.Channel.ID
+	}
+	var reply Message
+	var shown MessageRef
+	if dh, ok := d.h.(DraftHandler); ok {
+		dr := newDraft(d.n, to, in.Thread, EditIntervalOf(d.n), d.log)
+		reply = dh.HandleDraft(ctx, in, dr)
+		// The reply replaces the draft, no sooner than the platform allows
+		// the next edit.
+		shown = dr.finish(ctx)
+	} else {
+		reply = d.h.Handle(ctx, in)
+	}
 	if reply.Title == "" && len(reply.Sections) == 0 {
 		return // nothing to say (a command for another cluster)
 	}
 	if reply.Thread == nil {
 		reply.Thread = &in.Thread
 	}
-	to := Channel{Name: in.Channel.Name, ID: in.Thread.Channel}
-	if to.ID == "" {
-		to.ID = in.Channel.ID
+	if shown.ID != "" {
+		reply.Replace = &shown
 	}
 	if _, _, err := Send(ctx, d.n, to, reply, Backoff{}, time.Now().Add(ReplyDeadline)); err != nil {
 		d.log.Error("reply not delivered", "channel", to.ID, "user_id", in.UserID, "err", err)

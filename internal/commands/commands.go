@@ -160,6 +160,16 @@ type boundExecutor struct {
 // Handle answers one inbound message. A command addressed to another
 // cluster (--cluster) gets an empty message: that agent answers it.
 func (h *Handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
+	return h.handle(ctx, in, nil)
+}
+
+// HandleDraft is Handle for a platform that can show a reply as it grows:
+// an assistant's answer is shown in d as it arrives.
+func (h *Handler) HandleDraft(ctx context.Context, in chat.Inbound, d chat.Draft) chat.Message {
+	return h.handle(ctx, in, d)
+}
+
+func (h *Handler) handle(ctx context.Context, in chat.Inbound, draft chat.Draft) chat.Message {
 	in.Channel = h.configuredChannel(in)
 	a := audit{in: in, start: time.Now()}
 	confirmed := false
@@ -179,7 +189,7 @@ func (h *Handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 		if errors.Is(err, button.ErrForeign) {
 			return chat.Message{} // another cluster's agent issued it, and answers it
 		}
-		if err == nil && !slices.Contains([]string{buttonRun, buttonBuild, buttonConfirm, buttonCancel}, pressed.Kind) {
+		if err == nil && !slices.Contains([]string{buttonRun, buttonBuild, buttonConfirm, buttonCancel, buttonAsk}, pressed.Kind) {
 			err = fmt.Errorf("this button (%s) is not handled here", pressed.Kind)
 		}
 		if err != nil {
@@ -196,6 +206,16 @@ func (h *Handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 				Sections: []chat.Section{{Text: "Nothing ran. Cancelled by " + who(in) + "."}}})
 		case buttonConfirm:
 			confirmed = true
+		case buttonAsk:
+			return reply(h.askAbout(ctx, a, pressed, draft))
+		}
+	}
+	if in.ButtonID == "" {
+		if be, q, ok := h.typedQuestion(in); ok {
+			if !h.addressed(h.channels[channelKey(in.Platform, in.Channel.ID)], in, q.cmd) {
+				return chat.Message{}
+			}
+			return reply(h.ask(ctx, a, h.channels[channelKey(in.Platform, in.Channel.ID)], be, q.question, draft))
 		}
 	}
 	var cmd command.Command
@@ -247,37 +267,19 @@ func (h *Handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 // which runs every check again); otherwise the reply asks for it.
 func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boundExecutor, cmd command.Command, confirmed bool) chat.Message {
 	title := be.typ + " " + strings.Join(cmd.Args, " ")
-	analysis, err := be.exec.Analyze(ctx, cmd.Args)
-	if err != nil {
-		h.record(ctx, a, resultPolicyDenied, err)
-		return errorMessage("Cannot run "+title, err.Error())
-	}
-	a.verb = analysis.Verb
-	needsConfirm := analysis.Confirm || be.policy.NeedsConfirm(analysis.Verb)
-	ns, err := be.policy.Check(analysis)
-	if err != nil {
-		h.record(ctx, a, resultPolicyDenied, err)
+	c, err := h.check(ctx, &a, ch, be, cmd.Args)
+	switch {
+	case errors.Is(err, errUnanalyzable):
+		return errorMessage("Cannot run "+title, errors.Unwrap(err).Error())
+	case err != nil:
 		return errorMessage("Denied by kubechat policy", strings.TrimPrefix(err.Error(), "denied by kubechat policy: "))
 	}
-	id, err := h.identityFor(ch, a.in)
-	if err != nil {
-		h.record(ctx, a, resultPolicyDenied, err)
-		return errorMessage("Denied by kubechat policy", err.Error())
-	}
-	a.identity = id.User
-	if needsConfirm && !confirmed {
+	id, ns := c.id, c.ns
+	if c.confirm && !confirmed {
 		h.record(ctx, a, resultAwaitingConfirmation, nil)
 		return h.confirmation(ctx, a, title, cmd, id, ns)
 	}
-	ectx, cancel := context.WithTimeout(ctx, be.policy.Timeout)
-	defer cancel()
-	res, err := be.exec.Execute(ectx, executor.Request{
-		Args:           cmd.Args,
-		Namespace:      ns,
-		Identity:       id,
-		MaxOutputBytes: be.policy.MaxOutputBytes,
-		Caller:         executor.Caller{Platform: a.in.Platform, Channel: a.in.Channel.Name, UserID: a.in.UserID, UserName: a.in.UserName},
-	})
+	res, err := h.execute(ctx, a, be, c, cmd.Args)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		h.record(ctx, a, resultFailed, err)
@@ -328,6 +330,65 @@ func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boun
 		m.Sections = append(m.Sections, chat.Section{Buttons: buttons})
 	}
 	return m
+}
+
+// checked is a command that Analyze described and the policy allowed,
+// with the namespace and identity it runs as.
+type checked struct {
+	analysis executor.Analysis
+	ns       string
+	id       executor.Identity
+	// confirm is set when it runs only once confirmed with a button.
+	confirm bool
+}
+
+// errUnanalyzable wraps the error of an executor that cannot describe a
+// command to the policy.
+var errUnanalyzable = errors.New("cannot analyze")
+
+type unanalyzable struct{ err error }
+
+func (e unanalyzable) Error() string        { return e.err.Error() }
+func (e unanalyzable) Unwrap() error        { return e.err }
+func (e unanalyzable) Is(target error) bool { return target == errUnanalyzable }
+
+// check describes args (Analyze), checks the description against be's
+// policy and picks the identity to run as. A refusal is recorded in the
+// audit and returned: an unanalyzable (errors.Is errUnanalyzable) or a
+// policy refusal.
+func (h *Handler) check(ctx context.Context, a *audit, ch *channel, be boundExecutor, args []string) (checked, error) {
+	analysis, err := be.exec.Analyze(ctx, args)
+	if err != nil {
+		h.record(ctx, *a, resultPolicyDenied, err)
+		return checked{}, unanalyzable{err}
+	}
+	a.verb = analysis.Verb
+	ns, err := be.policy.Check(analysis)
+	if err != nil {
+		h.record(ctx, *a, resultPolicyDenied, err)
+		return checked{}, err
+	}
+	id, err := h.identityFor(ch, a.in)
+	if err != nil {
+		h.record(ctx, *a, resultPolicyDenied, err)
+		return checked{}, err
+	}
+	a.identity = id.User
+	return checked{analysis: analysis, ns: ns, id: id, confirm: analysis.Confirm || be.policy.NeedsConfirm(analysis.Verb)}, nil
+}
+
+// execute runs a checked command as its identity, within the policy's
+// timeout and output cap.
+func (h *Handler) execute(ctx context.Context, a audit, be boundExecutor, c checked, args []string) (executor.Result, error) {
+	ectx, cancel := context.WithTimeout(ctx, be.policy.Timeout)
+	defer cancel()
+	return be.exec.Execute(ectx, executor.Request{
+		Args:           args,
+		Namespace:      c.ns,
+		Identity:       c.id,
+		MaxOutputBytes: be.policy.MaxOutputBytes,
+		Caller:         executor.Caller{Platform: a.in.Platform, Channel: a.in.Channel.Name, UserID: a.in.UserID, UserName: a.in.UserName},
+	})
 }
 
 // followUps turns an executor's follow-up buttons into chat buttons. Each
