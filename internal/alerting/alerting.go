@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	amlabels "github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,6 +80,32 @@ type Actions interface {
 	// the thread of alert, the delivered message. It blocks until done.
 	Run(ctx context.Context, name string, ev event.Event, platform string, ch chat.Channel, alert chat.MessageRef) chat.Message
 }
+
+// Buttons is implemented by an Actions runner that also turns the
+// follow-ups an event suggests (event.Button) into an alert's buttons for
+// one channel: only the commands that channel may run, each of which is
+// checked again, as the one who clicks, when clicked.
+type Buttons interface {
+	AlertButtons(ctx context.Context, ev event.Event, platform string, ch chat.Channel) []chat.Button
+}
+
+// withButtons adds ev's buttons, as s's channel may use them, to m.
+func (p *Pipeline) withButtons(m *chat.Message, ev event.Event, s *sender) {
+	b, ok := p.runner().(Buttons)
+	if !ok || len(ev.Buttons) == 0 {
+		return
+	}
+	// Detached: the queue renders a message without a context, and issuing
+	// a button is one short write to the buttons store.
+	ctx, cancel := context.WithTimeout(context.Background(), buttonTimeout)
+	defer cancel()
+	if bs := b.AlertButtons(ctx, ev, s.b.platform.Name(), s.b.channel); len(bs) > 0 {
+		m.Sections = append(m.Sections, chat.Section{Buttons: bs})
+	}
+}
+
+// buttonTimeout bounds issuing an alert's buttons.
+const buttonTimeout = 10 * time.Second
 
 // SetActions gives the pipeline what runs the actions alerts trigger (the
 // command handler, which is built after the pipeline because its built-ins

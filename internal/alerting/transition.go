@@ -40,12 +40,16 @@ func (p *Pipeline) transition(ev event.Event, s *sender, msgKey string) {
 	key := transitionKey(ev, s.b)
 	if ev.Transition == event.Failing {
 		m := Render(ev)
-		edited := false
+		edited, buttoned := false, false
 		acts := p.actionsFor(ev, s)
 		p.enqueue(s, msgKey,
 			func() (chat.Message, bool) {
 				v, open := p.opts.State.Get(key)
 				if !open {
+					if !buttoned {
+						buttoned = true
+						p.withButtons(&m, ev, s)
+					}
 					return m, true
 				}
 				// An alert group that changed (alerts joined or left) is
