@@ -65,7 +65,41 @@ func (d *Dispatcher) answer(ctx context.Context, in Inbound) {
 	if to.ID == "" {
 		to.ID = in.Channel.ID
 	}
-	if _, _, err := Send(ctx, d.n, to, reply, Backoff{}, time.Now().Add(ReplyDeadline)); err != nil {
+	updates := reply.Updates
+	reply.Updates = nil
+	ref, _, err := Send(ctx, d.n, to, reply, Backoff{}, time.Now().Add(ReplyDeadline))
+	if err != nil {
 		d.log.Error("reply not delivered", "channel", to.ID, "user_id", in.UserID, "err", err)
+	}
+	if updates == nil {
+		return
+	}
+	// Each later version edits the reply in place; the last one stays.
+	// Versions that come while an edit is on its way are skipped for the
+	// newest, so a slow platform never holds an operation's report back.
+	for m := range updates {
+		m = newest(m, updates)
+		if err != nil || ref.ID == "" {
+			continue // nothing to edit; drain, so that the sender ends
+		}
+		m.Thread, m.Replace = reply.Thread, &ref
+		if _, _, err := Send(ctx, d.n, to, m, Backoff{}, time.Now().Add(ReplyDeadline)); err != nil {
+			d.log.Error("reply update not delivered", "channel", to.ID, "user_id", in.UserID, "err", err)
+		}
+	}
+}
+
+// newest is m, or a later version already waiting in updates.
+func newest(m Message, updates <-chan Message) Message {
+	for {
+		select {
+		case next, ok := <-updates:
+			if !ok {
+				return m
+			}
+			m = next
+		default:
+			return m
+		}
 	}
 }

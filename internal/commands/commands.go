@@ -28,6 +28,7 @@ import (
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/command"
 	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/event"
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/health"
 	"github.com/kubechat/kubechat/internal/state"
@@ -239,13 +240,15 @@ func (h *Handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 	if _, ok := be.exec.(executor.Builder); ok && len(cmd.Args) == 0 && cmd.Filter == nil {
 		return reply(h.build(ctx, a, ch, be, map[string]string{}))
 	}
-	return reply(h.runExecutor(ctx, a, ch, be, cmd, confirmed))
+	return reply(h.runExecutor(ctx, a, ch, be, cmd, confirmed, true))
 }
 
 // runExecutor checks and runs one command. A command whose executor asks
 // for confirmation runs only when confirmed (a click on its Confirm button,
-// which runs every check again); otherwise the reply asks for it.
-func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boundExecutor, cmd command.Command, confirmed bool) chat.Message {
+// which runs every check again); otherwise the reply asks for it. With
+// follow, a command that started an operation (Result.Ongoing) gets a
+// reply whose Updates report the operation until it ends.
+func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boundExecutor, cmd command.Command, confirmed, follow bool) chat.Message {
 	title := be.typ + " " + strings.Join(cmd.Args, " ")
 	analysis, err := be.exec.Analyze(ctx, cmd.Args)
 	if err != nil {
@@ -271,13 +274,14 @@ func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boun
 	}
 	ectx, cancel := context.WithTimeout(ctx, be.policy.Timeout)
 	defer cancel()
-	res, err := be.exec.Execute(ectx, executor.Request{
+	req := executor.Request{
 		Args:           cmd.Args,
 		Namespace:      ns,
 		Identity:       id,
 		MaxOutputBytes: be.policy.MaxOutputBytes,
 		Caller:         executor.Caller{Platform: a.in.Platform, Channel: a.in.Channel.Name, UserID: a.in.UserID, UserName: a.in.UserName},
-	})
+	}
+	res, err := be.exec.Execute(ectx, req)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		h.record(ctx, a, resultFailed, err)
@@ -286,20 +290,79 @@ func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boun
 		h.record(ctx, a, resultError, err)
 		return errorMessage(title+" failed", err.Error())
 	}
+	switch {
+	case res.Forbidden:
+		h.record(ctx, a, resultRBACDenied, nil)
+	case res.ExitCode != 0:
+		h.record(ctx, a, resultFailed, nil)
+	default:
+		h.record(ctx, a, resultOK, nil)
+	}
+	m := h.resultMessage(ctx, a, be, cmd, title, id, res, true)
+	if w, ok := be.exec.(executor.Watcher); ok && follow && res.Ongoing && res.ExitCode == 0 {
+		m.Updates = h.follow(ctx, a, be, w, cmd, title, req, res)
+	}
+	return m
+}
+
+// FollowTimeout bounds how long a reply reports an operation it started.
+const FollowTimeout = time.Hour
+
+// follow reports the operation that res started, version by version,
+// until it ends, ctx ends or FollowTimeout passes.
+func (h *Handler) follow(ctx context.Context, a audit, be boundExecutor, w executor.Watcher, cmd command.Command, title string, req executor.Request, res executor.Result) <-chan chat.Message {
+	out := make(chan chat.Message)
+	go func() {
+		defer close(out)
+		wctx, cancel := context.WithTimeout(ctx, FollowTimeout)
+		defer cancel()
+		last := res
+		for {
+			res, done, err := w.Watch(wctx, req, last)
+			var m chat.Message
+			switch {
+			case ctx.Err() != nil:
+				return
+			case wctx.Err() != nil:
+				m = h.resultMessage(ctx, a, be, cmd, title, req.Identity, last, false)
+				m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("kubechat stopped following the operation after %s.", FollowTimeout)})
+				done = true
+			case err != nil:
+				m = errorMessage(title+": lost track of the operation", err.Error())
+				done = true
+			default:
+				m = h.resultMessage(ctx, a, be, cmd, title, req.Identity, res, done)
+				last = res
+			}
+			m.Context = fmt.Sprintf("cluster: %s · as %s", h.cluster, req.Identity.User)
+			select {
+			case out <- m:
+			case <-ctx.Done():
+				return
+			}
+			if done {
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// resultMessage renders a command's result; with buttons, the executor's
+// follow-ups and Run again under it.
+func (h *Handler) resultMessage(ctx context.Context, a audit, be boundExecutor, cmd command.Command, title string, id executor.Identity, res executor.Result, buttons bool) chat.Message {
 	out := filter(res.Output, cmd)
 	m := chat.Message{Title: title, Level: chat.LevelSuccess}
 	switch {
 	case res.Forbidden:
 		// What the command printed before or beside the refusal (the pods
 		// of "get pods,secrets") is kept, as kubectl prints it.
-		h.record(ctx, a, resultRBACDenied, nil)
 		m.Title, m.Level = "Denied by Kubernetes RBAC", chat.LevelError
 		m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("kubechat's policy allowed this, but Kubernetes refused it for %s:", id)})
 	case res.ExitCode != 0:
-		h.record(ctx, a, resultFailed, nil)
 		m.Level = chat.LevelError
-	default:
-		h.record(ctx, a, resultOK, nil)
+	case res.Ongoing:
+		m.Level = chat.LevelInfo
 	}
 	switch {
 	case out != "":
@@ -317,17 +380,63 @@ func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boun
 		m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("Output stopped at the policy's limit of %d bytes.", be.policy.MaxOutputBytes)})
 	}
 	m.Context = fmt.Sprintf("cluster: %s · as %s · %d ms", h.cluster, id.User, time.Since(a.start).Milliseconds())
+	if !buttons {
+		return m
+	}
 	// One-shot: each result carries a fresh button, so a click replayed
 	// (a retried delivery, a double click, a captured payload) runs nothing.
-	buttons := h.followUps(ctx, a, cmd, res.Buttons)
-	if id, err := h.opts.Buttons.Put(ctx, button.Spec{Kind: buttonRun, Params: map[string]string{"command": encodeCommand(cmd)},
-		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true}); err == nil {
-		buttons = append(buttons, chat.Button{Label: "Run again", ID: id})
+	bs := h.followUps(ctx, a, cmd, res.Buttons)
+	if !res.Ongoing {
+		if id, err := h.opts.Buttons.Put(ctx, button.Spec{Kind: buttonRun, Params: map[string]string{"command": encodeCommand(cmd)},
+			Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true}); err == nil {
+			bs = append(bs, chat.Button{Label: "Run again", ID: id})
+		}
 	}
-	if len(buttons) > 0 {
-		m.Sections = append(m.Sections, chat.Section{Buttons: buttons})
+	if len(bs) > 0 {
+		m.Sections = append(m.Sections, chat.Section{Buttons: bs})
 	}
 	return m
+}
+
+// AlertButtons turns the follow-ups ev suggests into buttons for channel
+// ch: links, and the commands the channel binds an executor for and its
+// policy allows. A click runs the command through policy, identity and
+// Confirm again, as the one who clicked (alerting's Buttons).
+func (h *Handler) AlertButtons(ctx context.Context, ev event.Event, platform string, ch chat.Channel) []chat.Button {
+	c := h.channels[channelKey(platform, ch.ID)]
+	var out []chat.Button
+	for _, b := range ev.Buttons {
+		cb := chat.Button{Label: b.Label, URL: b.URL}
+		if b.Primary {
+			cb.Style = chat.ButtonPrimary
+		}
+		if b.URL == "" {
+			if len(b.Command) == 0 {
+				continue
+			}
+			be, ok := c.executor(b.Command[0])
+			if !ok {
+				continue
+			}
+			analysis, err := be.exec.Analyze(ctx, b.Command[1:])
+			if err != nil {
+				continue
+			}
+			if _, err := be.policy.Check(analysis); err != nil {
+				continue
+			}
+			cmd := command.Command{Name: b.Command[0], Args: b.Command[1:]}
+			id, err := h.opts.Buttons.Put(ctx, button.Spec{Kind: buttonRun, Params: map[string]string{"command": encodeCommand(cmd)},
+				Platform: platform, Channel: ch.ID, OneShot: true})
+			if err != nil {
+				h.log.Warn("alert button not issued", "label", b.Label, "err", err)
+				continue
+			}
+			cb.ID = id
+		}
+		out = append(out, cb)
+	}
+	return out
 }
 
 // followUps turns an executor's follow-up buttons into chat buttons. Each
