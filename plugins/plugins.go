@@ -9,6 +9,7 @@ import (
 
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/plugins/argocd"
 	"github.com/kubechat/kubechat/plugins/flux"
 	"github.com/kubechat/kubechat/plugins/helm"
 	"github.com/kubechat/kubechat/plugins/kubectl"
@@ -27,6 +28,7 @@ type Type struct {
 // Executors maps an executor type, as written in config, to its factory
 // and settings.
 var Executors = map[string]Type{
+	"argocd":  {argocd.New, argocd.Settings{}},
 	"flux":    {flux.New, flux.Settings{}},
 	"helm":    {helm.New, helm.Settings{}},
 	"kubectl": {kubectl.New, kubectl.Settings{}},
