@@ -30,7 +30,7 @@ teams-app: ## Write bin/kubechat-teams-app.zip, the Teams app to upload (APP_ID=
 .PHONY: run
 run: ## Demo: a local control plane, demo workloads and the agent with its web chat on http://127.0.0.1:8080
 	@TESTBIN=$(TESTBIN) bash hack/testbin.sh demo
-	@echo "run: building the agent (first run only, about 4 min on 2 cores)"
+	@echo "run: building the agent (first run only, about 2 min on 2 cores)"
 	$(GO) run ./hack/local
 
 .PHONY: testbin

@@ -47,4 +47,5 @@ var ExampleEnv = map[string]string{
 	"ALERTMANAGER_TOKEN":   "example-alertmanager-token",
 	"GITHUB_TOKEN":         "ghp_example",
 	"KUBECHAT_BUTTON_KEY":  "example-button-key-0123456789abcdef",
+	"OPENAI_API_KEY":       "sk-example",
 }

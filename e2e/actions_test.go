@@ -15,8 +15,22 @@ import (
 	"github.com/kubechat/kubechat/internal/testenv"
 )
 
+// podErrorsSource is a source "workloads" of the pods of ns that fail.
+func podErrorsSource(ns string) string {
+	return fmt.Sprintf(`sources:
+  - name: workloads
+    type: kubernetes
+    kubernetes:
+      namespaces:
+        include: [%s]
+      resources:
+        - type: v1/pods
+          events: [error]
+`, ns)
+}
+
 func actionsConfig(apiURL, ns string) string {
-	return agentBase(ns) + slackPlatform(apiURL) + fmt.Sprintf(`channels:
+	return agentBase(ns) + slackPlatform(apiURL) + `channels:
   - name: alerts
     platform: ops-slack
     bindings:
@@ -26,16 +40,7 @@ func actionsConfig(apiURL, ns string) string {
     identity:
       user: e2e-actions-user
       groups: [e2e-actions-readers]
-sources:
-  - name: workloads
-    type: kubernetes
-    kubernetes:
-      namespaces:
-        include: [%[1]s]
-      resources:
-        - type: v1/pods
-          events: [error]
-executors:
+` + podErrorsSource(ns) + fmt.Sprintf(`executors:
   - name: kubectl
     type: kubectl
     policy:

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kubechat/kubechat/internal/llm/llmtest"
 )
 
 // documented are the metrics docs/metrics.md lists, with their labels.
@@ -100,6 +102,15 @@ func TestMetricsAsDocumented(t *testing.T) {
 		http.Error(w, "no such channel", http.StatusNotFound)
 	}))
 	t.Cleanup(refusing.Close)
+	// A model that keeps calling a tool the channel may not run: the one
+	// call is refused, and the budget of one tool call stops the answer.
+	model := llmtest.New(t)
+	model.Respond(func(_ int, req llmtest.Request) llmtest.Reply {
+		if len(req.Tools) == 0 {
+			return llmtest.Reply{Text: "Nothing found.", PromptTokens: 10, CompletionTokens: 3}
+		}
+		return llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "helm_status", Arguments: `{"release":"web","namespace":"metrics"}`}}, PromptTokens: 10, CompletionTokens: 3}
+	})
 	a := startAgent(t, agentBase(ns)+fmt.Sprintf(`platforms:
   - name: web
     type: webchat
@@ -117,7 +128,7 @@ channels:
   - name: ops
     platform: web
     bindings:
-      executors: [kubectl]
+      executors: [kubectl, ask]
     identity:
       user: e2e-metrics-user
       groups: [e2e-metrics-readers]
@@ -144,13 +155,18 @@ executors:
     policy:
       namespaces: [%[3]s]
       defaultNamespace: %[3]s
-`, flaky.URL, refusing.URL, ns))
+  - name: ask
+    type: ai
+    settings:
+      provider: {baseURL: %[4]q, model: m}
+      budgets: {toolCalls: 1}
+`, flaky.URL, refusing.URL, ns, model.BaseURL()))
 	waitReady(t, a)
 	web := openWebchat(t, a.addr)
 	for _, name := range []string{"one", "two"} {
 		createCM(t, ns, name)
 	}
-	for _, text := range []string{"@kubechat kubectl get configmaps", "@kubechat frobnicate", "@kubechat kubectl get pods -n kube-system"} {
+	for _, text := range []string{"@kubechat kubectl get configmaps", "@kubechat frobnicate", "@kubechat kubectl get pods -n kube-system", "@kubechat ask what fails?"} {
 		web.post(t, "messages", map[string]string{"channel": "ops", "text": text})
 	}
 	var m map[string][]series
@@ -161,8 +177,8 @@ executors:
 			return fmt.Errorf("not both delivered to changes")
 		case sum(m, "kubechat_notifications_total", map[string]string{"platform": "refusing", "channel": "void", "result": "dead_letter"}) < 2:
 			return fmt.Errorf("not both dead-lettered in void")
-		case sum(m, "kubechat_commands_total", nil) < 3:
-			return fmt.Errorf("not three commands")
+		case sum(m, "kubechat_commands_total", nil) < 4:
+			return fmt.Errorf("not four commands")
 		}
 		return nil
 	})
@@ -189,7 +205,12 @@ executors:
 	require.Equal(t, 1.0, sum(m, "kubechat_commands_total", map[string]string{"executor": "kubectl", "result": "ok"}))
 	require.Equal(t, 1.0, sum(m, "kubechat_commands_total", map[string]string{"executor": "none", "result": "unknown"}))
 	require.Equal(t, 1.0, sum(m, "kubechat_commands_total", map[string]string{"executor": "kubectl", "result": "denied_policy"}))
-	require.Equal(t, 3.0, sum(m, "kubechat_command_duration_seconds_count", nil))
+	require.Equal(t, 4.0, sum(m, "kubechat_command_duration_seconds_count", nil))
+	require.Equal(t, 1.0, sum(m, "kubechat_ai_questions_total", map[string]string{"executor": "ask", "result": "stopped"}))
+	require.Equal(t, 1.0, sum(m, "kubechat_ai_refusals_total", map[string]string{"executor": "ask", "reason": "policy"}))
+	require.Equal(t, 1.0, sum(m, "kubechat_ai_tool_calls_total", map[string]string{"executor": "ask", "tool": "helm_status", "result": "refused"}))
+	require.Equal(t, 1.0, sum(m, "kubechat_ai_budget_stops_total", map[string]string{"executor": "ask", "budget": "tool_calls"}))
+	require.Equal(t, 20.0, sum(m, "kubechat_ai_tokens_total", map[string]string{"executor": "ask", "kind": "prompt"}))
 	require.Equal(t, 1.0, sum(m, "kubechat_leader", nil))
 	require.Equal(t, 1.0, sum(m, "kubechat_source_synced", map[string]string{"source": "changes"}))
 	require.Equal(t, 1.0, sum(m, "kubechat_platform_up", map[string]string{"platform": "flaky"}))

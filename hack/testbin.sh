@@ -56,7 +56,7 @@ build_k8s() {
 		local minor=${K8S_VERSION#v1.}
 		minor=${minor%%.*}
 		stamp="$K8S_VERSION (version stamped)"
-		ldflags=(-ldflags "-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean")
+		ldflags=(-ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean")
 	fi
 	for b in "$@"; do
 		fresh "$b" "$stamp" || bins+=("$b")
@@ -85,7 +85,7 @@ build_k8s() {
 	local pkgs=() estimate="about 2 min"
 	for b in "${bins[@]}"; do
 		pkgs+=("k8s.io/kubernetes/cmd/$b")
-		[ "$b" = kube-apiserver ] && estimate="about 8 min"
+		[ "$b" = kube-apiserver ] && estimate="about 14 min"
 	done
 	step "building ${bins[*]} $K8S_VERSION (first run only, $estimate on 2 cores)"
 	mkdir -p "$work/k8s-out"
@@ -115,8 +115,8 @@ build_cmd() {
 	echo "$version" >"$out/.$name.version"
 }
 
-build_etcd() { build_cmd etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 "about 1 min"; }
-build_kwok() { build_cmd kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok "about 2 min"; }
+build_etcd() { build_cmd etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 "about 3 min"; }
+build_kwok() { build_cmd kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok "about 3 min"; }
 build_helm() {
 	build_cmd helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "about 3 min" \
 		-ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"

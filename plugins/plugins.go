@@ -9,6 +9,7 @@ import (
 
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/plugins/ai"
 	"github.com/kubechat/kubechat/plugins/argocd"
 	"github.com/kubechat/kubechat/plugins/flux"
 	"github.com/kubechat/kubechat/plugins/helm"
@@ -28,6 +29,7 @@ type Type struct {
 // Executors maps an executor type, as written in config, to its factory
 // and settings.
 var Executors = map[string]Type{
+	"ai":      {ai.New, ai.Settings{}},
 	"argocd":  {argocd.New, argocd.Settings{}},
 	"flux":    {flux.New, flux.Settings{}},
 	"helm":    {helm.New, helm.Settings{}},

@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	amlabels "github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,31 +80,27 @@ type Actions interface {
 	Run(ctx context.Context, name string, ev event.Event, platform string, ch chat.Channel, alert chat.MessageRef) chat.Message
 }
 
-// Buttons is implemented by an Actions runner that also turns the
-// follow-ups an event suggests (event.Button) into an alert's buttons for
-// one channel: only the commands that channel may run, each of which is
-// checked again, as the one who clicks, when clicked.
-type Buttons interface {
+// AlertButtoner is implemented by an Actions that offers buttons under
+// failure alerts (the AI assistant's "Ask AI", the follow-ups an event
+// suggests: an Argo CD Application's Sync, Diff, History). Each button
+// carries only a signed id; the command side keeps what it does and
+// authorises the click.
+type AlertButtoner interface {
 	AlertButtons(ctx context.Context, ev event.Event, platform string, ch chat.Channel) []chat.Button
 }
 
-// withButtons adds ev's buttons, as s's channel may use them, to m.
-func (p *Pipeline) withButtons(m *chat.Message, ev event.Event, s *sender) {
-	b, ok := p.runner().(Buttons)
-	if !ok || len(ev.Buttons) == 0 {
-		return
+// render is Render plus the buttons the command side offers under a
+// failure alert in s's channel.
+func (p *Pipeline) render(ctx context.Context, ev event.Event, s *sender) chat.Message {
+	m := Render(ev)
+	failing := ev.Transition == event.Failing || (ev.Transition == "" && (ev.Type == event.Error || ev.Type == event.Warning))
+	if b, ok := p.runner().(AlertButtoner); ok && failing {
+		if bs := b.AlertButtons(ctx, ev, s.b.platform.Name(), s.b.channel); len(bs) > 0 {
+			m.Sections = append(m.Sections, chat.Section{Buttons: bs})
+		}
 	}
-	// Detached: the queue renders a message without a context, and issuing
-	// a button is one short write to the buttons store.
-	ctx, cancel := context.WithTimeout(context.Background(), buttonTimeout)
-	defer cancel()
-	if bs := b.AlertButtons(ctx, ev, s.b.platform.Name(), s.b.channel); len(bs) > 0 {
-		m.Sections = append(m.Sections, chat.Section{Buttons: bs})
-	}
+	return m
 }
-
-// buttonTimeout bounds issuing an alert's buttons.
-const buttonTimeout = 10 * time.Second
 
 // SetActions gives the pipeline what runs the actions alerts trigger (the
 // command handler, which is built after the pipeline because its built-ins
@@ -245,10 +240,10 @@ func (p *Pipeline) job(ctx context.Context, ev event.Event, s *sender, kind, key
 	case kindThread:
 		p.intoThread(ctx, ev, s, key)
 	case kindTransition:
-		p.transition(ev, s, key)
+		p.transition(ctx, ev, s, key)
 	case kindGrouped:
 		g := p.groupOf(ev)
-		m := Render(ev)
+		m := p.render(ctx, ev, s)
 		acts := p.actionsFor(ev, s)
 		p.enqueue(s, key, func() (chat.Message, bool) { return m, true }, func(_ context.Context, ref chat.MessageRef) {
 			p.groupMu.Lock()
@@ -257,7 +252,7 @@ func (p *Pipeline) job(ctx context.Context, ev event.Event, s *sender, kind, key
 			p.triggerActions(acts, ev, s, ref)
 		})
 	default:
-		m := Render(ev)
+		m := p.render(ctx, ev, s)
 		p.enqueue(s, key, func() (chat.Message, bool) { return m, true }, nil)
 	}
 }

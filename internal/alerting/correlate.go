@@ -215,13 +215,13 @@ func (t *threads) correlated(ev event.Event, senders []*sender) bool {
 // intoThread posts a Kubernetes transition into the thread of the open
 // Alertmanager alert about its workload in s's channel, or, in a channel
 // without one, as a transition alert of its own.
-func (p *Pipeline) intoThread(_ context.Context, ev event.Event, s *sender, key string) {
+func (p *Pipeline) intoThread(ctx context.Context, ev event.Event, s *sender, key string) {
 	ref, ok := p.threads.lookup(ev, s)
 	if !ok {
-		p.transition(ev, s, key)
+		p.transition(ctx, ev, s, key)
 		return
 	}
-	m := Render(ev)
+	m := p.render(ctx, ev, s)
 	if ev.Transition == event.Resolved {
 		m.Title = ev.Object.String() + " recovered"
 		m.Level = chat.LevelSuccess

@@ -36,20 +36,16 @@ type transitionRecord struct {
 
 // transition queues a failing alert (once: not if one is open) or the edit
 // that resolves it (only if one is open).
-func (p *Pipeline) transition(ev event.Event, s *sender, msgKey string) {
+func (p *Pipeline) transition(ctx context.Context, ev event.Event, s *sender, msgKey string) {
 	key := transitionKey(ev, s.b)
 	if ev.Transition == event.Failing {
-		m := Render(ev)
-		edited, buttoned := false, false
+		m := p.render(ctx, ev, s)
+		edited := false
 		acts := p.actionsFor(ev, s)
 		p.enqueue(s, msgKey,
 			func() (chat.Message, bool) {
 				v, open := p.opts.State.Get(key)
 				if !open {
-					if !buttoned {
-						buttoned = true
-						p.withButtons(&m, ev, s)
-					}
 					return m, true
 				}
 				// An alert group that changed (alerts joined or left) is

@@ -253,11 +253,18 @@ func (a *App) inbound(h http.Handler) http.Handler {
 // current is the generation that runs.
 func (a *App) current() *generation { return a.gen.Load() }
 
-// handle answers an inbound message with the commands of the generation
-// that runs when it arrives: every platform's Listen is given this, so a
-// platform kept across a reload answers by the new config.
-func (a *App) handle(ctx context.Context, in chat.Inbound) chat.Message {
-	return a.current().commands.Handle(ctx, in)
+// handler answers an inbound message with the commands of the generation
+// that runs when it arrives: every platform's Listen is given one, so a
+// platform kept across a reload answers by the new config. It shows
+// drafts of replies that grow (chat.DraftHandler).
+type handler struct{ a *App }
+
+func (h handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
+	return h.a.current().commands.Handle(ctx, in)
+}
+
+func (h handler) HandleDraft(ctx context.Context, in chat.Inbound, d chat.Draft) chat.Message {
+	return h.a.current().commands.HandleDraft(ctx, in, d)
 }
 
 // emit hands an event to the pipeline that runs; while a reload hands over

@@ -348,7 +348,7 @@ func (a *App) reconcileListeners(ps *parts, g *generation, conn bool) {
 	for _, p := range g.platforms {
 		name := listenerPart(p.Name())
 		if want[name] == p && !ps.runs(name, p) {
-			ps.start(name, p, func(ctx context.Context) error { return listen(ctx, p, chat.HandlerFunc(a.handle)) })
+			ps.start(name, p, func(ctx context.Context) error { return listen(ctx, p, handler{a}) })
 		}
 	}
 }

@@ -54,52 +54,31 @@ func (d *Dispatcher) Dispatch(ctx context.Context, in Inbound) {
 func (d *Dispatcher) Wait() { d.wg.Wait() }
 
 func (d *Dispatcher) answer(ctx context.Context, in Inbound) {
-	reply := d.h.Handle(ctx, in)
+	to := Channel{Name: in.Channel.Name, ID: in.Thread.Channel}
+	if to.ID == "" {
+		to.ID = in.Channel.ID
+	}
+	var reply Message
+	var shown MessageRef
+	if dh, ok := d.h.(DraftHandler); ok {
+		dr := newDraft(d.n, to, in.Thread, EditIntervalOf(d.n), d.log)
+		reply = dh.HandleDraft(ctx, in, dr)
+		// The reply replaces the draft, no sooner than the platform allows
+		// the next edit.
+		shown = dr.finish(ctx)
+	} else {
+		reply = d.h.Handle(ctx, in)
+	}
 	if reply.Title == "" && len(reply.Sections) == 0 {
 		return // nothing to say (a command for another cluster)
 	}
 	if reply.Thread == nil {
 		reply.Thread = &in.Thread
 	}
-	to := Channel{Name: in.Channel.Name, ID: in.Thread.Channel}
-	if to.ID == "" {
-		to.ID = in.Channel.ID
+	if shown.ID != "" {
+		reply.Replace = &shown
 	}
-	updates := reply.Updates
-	reply.Updates = nil
-	ref, _, err := Send(ctx, d.n, to, reply, Backoff{}, time.Now().Add(ReplyDeadline))
-	if err != nil {
+	if _, _, err := Send(ctx, d.n, to, reply, Backoff{}, time.Now().Add(ReplyDeadline)); err != nil {
 		d.log.Error("reply not delivered", "channel", to.ID, "user_id", in.UserID, "err", err)
-	}
-	if updates == nil {
-		return
-	}
-	// Each later version edits the reply in place; the last one stays.
-	// Versions that come while an edit is on its way are skipped for the
-	// newest, so a slow platform never holds an operation's report back.
-	for m := range updates {
-		m = newest(m, updates)
-		if err != nil || ref.ID == "" {
-			continue // nothing to edit; drain, so that the sender ends
-		}
-		m.Thread, m.Replace = reply.Thread, &ref
-		if _, _, err := Send(ctx, d.n, to, m, Backoff{}, time.Now().Add(ReplyDeadline)); err != nil {
-			d.log.Error("reply update not delivered", "channel", to.ID, "user_id", in.UserID, "err", err)
-		}
-	}
-}
-
-// newest is m, or a later version already waiting in updates.
-func newest(m Message, updates <-chan Message) Message {
-	for {
-		select {
-		case next, ok := <-updates:
-			if !ok {
-				return m
-			}
-			m = next
-		default:
-			return m
-		}
 	}
 }

@@ -29,11 +29,6 @@ type Message struct {
 	// restarts (the alerting pipeline sets it). Platforms that take an idempotency
 	// key use it, so that a retry after a lost answer posts nothing twice.
 	Key string
-	// Updates, when set on a command reply, are its later versions: the
-	// Dispatcher posts the reply, then edits it into each version in turn
-	// until the channel is closed (an operation reported as it runs). The
-	// sender closes it, and stops sending when the handler's context ends.
-	Updates <-chan Message `json:"-"`
 }
 
 // Section is one block of a message. Any of its parts may be empty.

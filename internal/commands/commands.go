@@ -161,6 +161,16 @@ type boundExecutor struct {
 // Handle answers one inbound message. A command addressed to another
 // cluster (--cluster) gets an empty message: that agent answers it.
 func (h *Handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
+	return h.handle(ctx, in, nil)
+}
+
+// HandleDraft is Handle for a platform that can show a reply as it grows:
+// an assistant's answer is shown in d as it arrives.
+func (h *Handler) HandleDraft(ctx context.Context, in chat.Inbound, d chat.Draft) chat.Message {
+	return h.handle(ctx, in, d)
+}
+
+func (h *Handler) handle(ctx context.Context, in chat.Inbound, draft chat.Draft) chat.Message {
 	in.Channel = h.configuredChannel(in)
 	a := audit{in: in, start: time.Now()}
 	confirmed := false
@@ -180,7 +190,7 @@ func (h *Handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 		if errors.Is(err, button.ErrForeign) {
 			return chat.Message{} // another cluster's agent issued it, and answers it
 		}
-		if err == nil && !slices.Contains([]string{buttonRun, buttonBuild, buttonConfirm, buttonCancel}, pressed.Kind) {
+		if err == nil && !slices.Contains([]string{buttonRun, buttonBuild, buttonConfirm, buttonCancel, buttonAsk}, pressed.Kind) {
 			err = fmt.Errorf("this button (%s) is not handled here", pressed.Kind)
 		}
 		if err != nil {
@@ -197,6 +207,16 @@ func (h *Handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 				Sections: []chat.Section{{Text: "Nothing ran. Cancelled by " + who(in) + "."}}})
 		case buttonConfirm:
 			confirmed = true
+		case buttonAsk:
+			return reply(h.askAbout(ctx, a, pressed, draft))
+		}
+	}
+	if in.ButtonID == "" {
+		if be, q, ok := h.typedQuestion(in); ok {
+			if !h.addressed(h.channels[channelKey(in.Platform, in.Channel.ID)], in, q.cmd) {
+				return chat.Message{}
+			}
+			return reply(h.ask(ctx, a, h.channels[channelKey(in.Platform, in.Channel.ID)], be, q.question, draft))
 		}
 	}
 	var cmd command.Command
@@ -240,48 +260,30 @@ func (h *Handler) Handle(ctx context.Context, in chat.Inbound) chat.Message {
 	if _, ok := be.exec.(executor.Builder); ok && len(cmd.Args) == 0 && cmd.Filter == nil {
 		return reply(h.build(ctx, a, ch, be, map[string]string{}))
 	}
-	return reply(h.runExecutor(ctx, a, ch, be, cmd, confirmed, true))
+	return reply(h.runExecutor(ctx, a, ch, be, cmd, confirmed, draft))
 }
 
 // runExecutor checks and runs one command. A command whose executor asks
 // for confirmation runs only when confirmed (a click on its Confirm button,
-// which runs every check again); otherwise the reply asks for it. With
-// follow, a command that started an operation (Result.Ongoing) gets a
-// reply whose Updates report the operation until it ends.
-func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boundExecutor, cmd command.Command, confirmed, follow bool) chat.Message {
+// which runs every check again); otherwise the reply asks for it. With a
+// draft, a command that started an operation (Result.Ongoing) is followed:
+// each state of the operation is shown in the draft, and the reply is its
+// outcome.
+func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boundExecutor, cmd command.Command, confirmed bool, draft chat.Draft) chat.Message {
 	title := be.typ + " " + strings.Join(cmd.Args, " ")
-	analysis, err := be.exec.Analyze(ctx, cmd.Args)
-	if err != nil {
-		h.record(ctx, a, resultPolicyDenied, err)
-		return errorMessage("Cannot run "+title, err.Error())
-	}
-	a.verb = analysis.Verb
-	needsConfirm := analysis.Confirm || be.policy.NeedsConfirm(analysis.Verb)
-	ns, err := be.policy.Check(analysis)
-	if err != nil {
-		h.record(ctx, a, resultPolicyDenied, err)
+	c, err := h.check(ctx, &a, ch, be, cmd.Args)
+	switch {
+	case errors.Is(err, errUnanalyzable):
+		return errorMessage("Cannot run "+title, errors.Unwrap(err).Error())
+	case err != nil:
 		return errorMessage("Denied by kubechat policy", strings.TrimPrefix(err.Error(), "denied by kubechat policy: "))
 	}
-	id, err := h.identityFor(ch, a.in)
-	if err != nil {
-		h.record(ctx, a, resultPolicyDenied, err)
-		return errorMessage("Denied by kubechat policy", err.Error())
-	}
-	a.identity = id.User
-	if needsConfirm && !confirmed {
+	id, ns := c.id, c.ns
+	if c.confirm && !confirmed {
 		h.record(ctx, a, resultAwaitingConfirmation, nil)
 		return h.confirmation(ctx, a, title, cmd, id, ns)
 	}
-	ectx, cancel := context.WithTimeout(ctx, be.policy.Timeout)
-	defer cancel()
-	req := executor.Request{
-		Args:           cmd.Args,
-		Namespace:      ns,
-		Identity:       id,
-		MaxOutputBytes: be.policy.MaxOutputBytes,
-		Caller:         executor.Caller{Platform: a.in.Platform, Channel: a.in.Channel.Name, UserID: a.in.UserID, UserName: a.in.UserName},
-	}
-	res, err := be.exec.Execute(ectx, req)
+	res, err := h.execute(ctx, a, be, c, cmd.Args)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		h.record(ctx, a, resultFailed, err)
@@ -298,54 +300,42 @@ func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boun
 	default:
 		h.record(ctx, a, resultOK, nil)
 	}
-	m := h.resultMessage(ctx, a, be, cmd, title, id, res, true)
-	if w, ok := be.exec.(executor.Watcher); ok && follow && res.Ongoing && res.ExitCode == 0 {
-		m.Updates = h.follow(ctx, a, be, w, cmd, title, req, res)
+	w, follow := be.exec.(executor.Watcher)
+	if !follow || draft == nil || !res.Ongoing || res.ExitCode != 0 {
+		return h.resultMessage(ctx, a, be, cmd, title, id, res, true)
 	}
-	return m
+	req := executor.Request{Args: cmd.Args, Namespace: ns, Identity: id, MaxOutputBytes: be.policy.MaxOutputBytes,
+		Caller: executor.Caller{Platform: a.in.Platform, Channel: a.in.Channel.Name, UserID: a.in.UserID, UserName: a.in.UserName}}
+	return h.follow(ctx, a, be, w, cmd, title, req, res, draft)
 }
 
 // FollowTimeout bounds how long a reply reports an operation it started.
 const FollowTimeout = time.Hour
 
-// follow reports the operation that res started, version by version,
-// until it ends, ctx ends or FollowTimeout passes.
-func (h *Handler) follow(ctx context.Context, a audit, be boundExecutor, w executor.Watcher, cmd command.Command, title string, req executor.Request, res executor.Result) <-chan chat.Message {
-	out := make(chan chat.Message)
-	go func() {
-		defer close(out)
-		wctx, cancel := context.WithTimeout(ctx, FollowTimeout)
-		defer cancel()
-		last := res
-		for {
-			res, done, err := w.Watch(wctx, req, last)
-			var m chat.Message
-			switch {
-			case ctx.Err() != nil:
-				return
-			case wctx.Err() != nil:
-				m = h.resultMessage(ctx, a, be, cmd, title, req.Identity, last, false)
-				m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("kubechat stopped following the operation after %s.", FollowTimeout)})
-				done = true
-			case err != nil:
-				m = errorMessage(title+": lost track of the operation", err.Error())
-				done = true
-			default:
-				m = h.resultMessage(ctx, a, be, cmd, title, req.Identity, res, done)
-				last = res
-			}
-			m.Context = fmt.Sprintf("cluster: %s · as %s", h.cluster, req.Identity.User)
-			select {
-			case out <- m:
-			case <-ctx.Done():
-				return
-			}
-			if done {
-				return
-			}
+// follow shows the operation that res started in draft, state by state,
+// and returns the reply once it ended, FollowTimeout passed, or ctx ended.
+func (h *Handler) follow(ctx context.Context, a audit, be boundExecutor, w executor.Watcher, cmd command.Command, title string,
+	req executor.Request, res executor.Result, draft chat.Draft,
+) chat.Message {
+	wctx, cancel := context.WithTimeout(ctx, FollowTimeout)
+	defer cancel()
+	for {
+		draft.Show(h.resultMessage(ctx, a, be, cmd, title, req.Identity, res, false))
+		next, done, err := w.Watch(wctx, req, res)
+		switch {
+		case ctx.Err() != nil:
+			return h.resultMessage(ctx, a, be, cmd, title, req.Identity, res, false)
+		case wctx.Err() != nil:
+			m := h.resultMessage(ctx, a, be, cmd, title, req.Identity, res, false)
+			m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("kubechat stopped following the operation after %s.", FollowTimeout)})
+			return m
+		case err != nil:
+			return errorMessage(title+": lost track of the operation", err.Error())
+		case done:
+			return h.resultMessage(ctx, a, be, cmd, title, req.Identity, next, true)
 		}
-	}()
-	return out
+		res = next
+	}
 }
 
 // resultMessage renders a command's result; with buttons, the executor's
@@ -398,12 +388,78 @@ func (h *Handler) resultMessage(ctx context.Context, a audit, be boundExecutor, 
 	return m
 }
 
-// AlertButtons turns the follow-ups ev suggests into buttons for channel
-// ch: links, and the commands the channel binds an executor for and its
-// policy allows. A click runs the command through policy, identity and
-// Confirm again, as the one who clicked (alerting's Buttons).
-func (h *Handler) AlertButtons(ctx context.Context, ev event.Event, platform string, ch chat.Channel) []chat.Button {
-	c := h.channels[channelKey(platform, ch.ID)]
+// checked is a command that Analyze described and the policy allowed,
+// with the namespace and identity it runs as.
+type checked struct {
+	analysis executor.Analysis
+	ns       string
+	id       executor.Identity
+	// confirm is set when it runs only once confirmed with a button.
+	confirm bool
+}
+
+// errUnanalyzable wraps the error of an executor that cannot describe a
+// command to the policy.
+var errUnanalyzable = errors.New("cannot analyze")
+
+type unanalyzable struct{ err error }
+
+func (e unanalyzable) Error() string        { return e.err.Error() }
+func (e unanalyzable) Unwrap() error        { return e.err }
+func (e unanalyzable) Is(target error) bool { return target == errUnanalyzable }
+
+// check describes args (Analyze), checks the description against be's
+// policy and picks the identity to run as. A refusal is recorded in the
+// audit and returned: an unanalyzable (errors.Is errUnanalyzable) or a
+// policy refusal.
+func (h *Handler) check(ctx context.Context, a *audit, ch *channel, be boundExecutor, args []string) (checked, error) {
+	analysis, err := be.exec.Analyze(ctx, args)
+	if err != nil {
+		h.record(ctx, *a, resultPolicyDenied, err)
+		return checked{}, unanalyzable{err}
+	}
+	a.verb = analysis.Verb
+	ns, err := be.policy.Check(analysis)
+	if err != nil {
+		h.record(ctx, *a, resultPolicyDenied, err)
+		return checked{}, err
+	}
+	id, err := h.identityFor(ch, a.in)
+	if err != nil {
+		h.record(ctx, *a, resultPolicyDenied, err)
+		return checked{}, err
+	}
+	a.identity = id.User
+	return checked{analysis: analysis, ns: ns, id: id, confirm: analysis.Confirm || be.policy.NeedsConfirm(analysis.Verb)}, nil
+}
+
+// execute runs a checked command as its identity, within the policy's
+// timeout and output cap.
+func (h *Handler) execute(ctx context.Context, a audit, be boundExecutor, c checked, args []string) (executor.Result, error) {
+	ectx, cancel := context.WithTimeout(ctx, be.policy.Timeout)
+	defer cancel()
+	return be.exec.Execute(ectx, executor.Request{
+		Args:           args,
+		Namespace:      c.ns,
+		Identity:       c.id,
+		MaxOutputBytes: be.policy.MaxOutputBytes,
+		Caller:         executor.Caller{Platform: a.in.Platform, Channel: a.in.Channel.Name, UserID: a.in.UserID, UserName: a.in.UserName},
+	})
+}
+
+// AlertButtons are the buttons under a failure alert in channel to
+// (alerting.AlertButtoner): the follow-ups its event suggests (an Argo CD
+// Application's Sync, Diff, History, a link to it), then "Ask AI".
+func (h *Handler) AlertButtons(ctx context.Context, ev event.Event, platform string, to chat.Channel) []chat.Button {
+	return append(h.suggestedButtons(ctx, ev, platform, to), h.askButton(ctx, ev, platform, to)...)
+}
+
+// suggestedButtons turns the follow-ups ev suggests into buttons for
+// channel to: links, and the commands the channel binds an executor for
+// and its policy allows. A click runs the command through policy,
+// identity and Confirm again, as the one who clicked.
+func (h *Handler) suggestedButtons(ctx context.Context, ev event.Event, platform string, to chat.Channel) []chat.Button {
+	ch := h.channels[channelKey(platform, to.ID)]
 	var out []chat.Button
 	for _, b := range ev.Buttons {
 		cb := chat.Button{Label: b.Label, URL: b.URL}
@@ -414,7 +470,7 @@ func (h *Handler) AlertButtons(ctx context.Context, ev event.Event, platform str
 			if len(b.Command) == 0 {
 				continue
 			}
-			be, ok := c.executor(b.Command[0])
+			be, ok := ch.executor(b.Command[0])
 			if !ok {
 				continue
 			}
@@ -427,7 +483,7 @@ func (h *Handler) AlertButtons(ctx context.Context, ev event.Event, platform str
 			}
 			cmd := command.Command{Name: b.Command[0], Args: b.Command[1:]}
 			id, err := h.opts.Buttons.Put(ctx, button.Spec{Kind: buttonRun, Params: map[string]string{"command": encodeCommand(cmd)},
-				Platform: platform, Channel: ch.ID, OneShot: true})
+				Platform: platform, Channel: to.ID, OneShot: true})
 			if err != nil {
 				h.log.Warn("alert button not issued", "label", b.Label, "err", err)
 				continue

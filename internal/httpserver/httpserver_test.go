@@ -38,7 +38,10 @@ func TestEndpointsAndShutdown(t *testing.T) {
 	go func() { done <- s.Start(ctx, 5*time.Second) }()
 	base := "http://" + s.Addr()
 	// Until Start has begun serving, "http" itself is not ready either.
-	require.Eventually(t, func() bool { code, body := get(t, base+"/readyz"); return code == 503 && body == "not ready: source/pods\n" },
+	require.Eventually(t, func() bool {
+		code, body := get(t, base+"/readyz")
+		return code == 503 && body == "not ready: source/pods\n"
+	},
 		5*time.Second, 10*time.Millisecond)
 	tr.SetReady("source/pods", true)
 	code, _ := get(t, base+"/readyz")

@@ -105,6 +105,11 @@ func (p *platform) Name() string { return p.name }
 // Limits are one embed's: longer output is uploaded as a file.
 func (p *platform) Limits() chat.Limits { return limits }
 
+// EditInterval paces streamed edits: Discord's message edit bucket allows
+// 5 edits per 5 seconds per channel
+// (https://discord.com/developers/docs/topics/rate-limits).
+func (p *platform) EditInterval() time.Duration { return time.Second }
+
 // snowflake matches Discord ids.
 var snowflake = regexp.MustCompile(`^[0-9]{5,20}$`)
 

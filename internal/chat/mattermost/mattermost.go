@@ -105,6 +105,11 @@ func (p *platform) Name() string { return p.name }
 // Limits keep posts inside the default MaxPostSize; longer output is uploaded.
 func (p *platform) Limits() chat.Limits { return limits }
 
+// EditInterval paces streamed edits (PatchPost): the server's default rate
+// limit is 10 requests a second per client, shared with every other post;
+// one edit a second leaves room for the rest.
+func (p *platform) EditInterval() time.Duration { return time.Second }
+
 // mattermostID matches Mattermost's 26-character ids.
 var mattermostID = regexp.MustCompile(`^[a-z0-9]{26}$`)
 

@@ -127,6 +127,11 @@ func (p *platform) Name() string { return p.name }
 // Limits are Block Kit's: 3000 characters a section; longer output is uploaded.
 func (p *platform) Limits() chat.Limits { return limits }
 
+// EditInterval paces streamed edits (chat.update): Slack allows about one
+// message update a second per channel over a sustained run
+// (https://api.slack.com/apis/rate-limits).
+func (p *platform) EditInterval() time.Duration { return time.Second }
+
 // userID matches Slack's user ids.
 var userID = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
 

@@ -145,6 +145,11 @@ func (p *platform) Name() string { return p.name }
 // long output is split over replies in the thread.
 func (p *platform) Limits() chat.Limits { return limits }
 
+// EditInterval paces streamed edits (updateActivity): the Bot Framework
+// throttles a bot per conversation at a few operations a second
+// (https://learn.microsoft.com/microsoftteams/platform/bots/how-to/rate-limit).
+func (p *platform) EditInterval() time.Duration { return time.Second }
+
 // HTTPPrefix is where the app mounts HTTPHandler: /teams/<name>.
 func (p *platform) HTTPPrefix() string { return "/teams/" + p.name }
 

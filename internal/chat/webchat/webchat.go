@@ -91,6 +91,10 @@ func (p *platform) Name() string { return p.name }
 // Limits are the page's: see limits.
 func (p *platform) Limits() chat.Limits { return limits }
 
+// EditInterval paces streamed edits: the web chat is ours, with no limit
+// but the browser's; four edits a second read as a steady stream.
+func (p *platform) EditInterval() time.Duration { return 250 * time.Millisecond }
+
 // HTTPPrefix is where the app mounts HTTPHandler: /chat/<name>.
 func (p *platform) HTTPPrefix() string { return "/chat/" + p.name }
 
