@@ -279,6 +279,10 @@ func testDiffBuildErrors(t *testing.T, f *fleet) {
 			src["helm"] = map[string]any{"valueFiles": []any{"https://example.com/values.yaml"}}
 		},
 		"plugin": func(src map[string]any) { src["plugin"] = map[string]any{"name": "x"} },
+		"kustomize-patches": func(src map[string]any) {
+			src["path"] = "apps/web"
+			src["kustomize"] = map[string]any{"replicas": []any{map[string]any{"name": "web", "count": int64(3)}}}
+		},
 	} {
 		name := "bad-" + app
 		s := map[string]any{"repoURL": f.git.RepoURL("acme/fleet"), "path": "charts/api", "targetRevision": "main"}
@@ -288,10 +292,11 @@ func testDiffBuildErrors(t *testing.T, f *fleet) {
 		res := execute(t, f.e, admin, "app", "diff", name, "--github-ref", strconv.Itoa(n))
 		require.Equal(t, 1, res.ExitCode, "%s: %s", app, res.Output)
 		want := map[string]string{
-			"path":          `source.path "../../etc": must be a path inside the repository`,
-			"values":        `source.helm.valueFiles "../../../../etc/passwd": leads outside the repository`,
-			"remote-values": `source.helm.valueFiles "https://example.com/values.yaml": a remote file is not in the pull request`,
-			"plugin":        "source.plugin: config management plugins run programs, which kubechat does not",
+			"path":              `source.path "../../etc": must be a path inside the repository`,
+			"values":            `source.helm.valueFiles "../../../../etc/passwd": leads outside the repository`,
+			"remote-values":     `source.helm.valueFiles "https://example.com/values.yaml": a remote file is not in the pull request`,
+			"plugin":            "source.plugin: config management plugins run programs, which kubechat does not",
+			"kustomize-patches": "source.kustomize.replicas: not applied by kubechat's diff",
 		}[app]
 		require.Contains(t, res.Errors, want, app)
 	}

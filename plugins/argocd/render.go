@@ -174,6 +174,13 @@ func globMatch(pattern, rel string) bool {
 // it confined to root with no remote bases (Flux's secure build).
 func renderKustomize(src map[string]any, root, dir string) ([]byte, error) {
 	k, _ := src["kustomize"].(map[string]any)
+	for key := range k {
+		// Fail closed: an override kubechat does not apply would make the
+		// diff show what Argo CD would not apply.
+		if !slices.Contains([]string{"images", "namePrefix", "nameSuffix", "namespace", "commonLabels", "commonAnnotations"}, key) {
+			return nil, fmt.Errorf("source.kustomize.%s: not applied by kubechat's diff (it applies images, namePrefix, nameSuffix, namespace, commonLabels and commonAnnotations)", key)
+		}
+	}
 	if len(k) > 0 {
 		if err := editKustomization(dir, k); err != nil {
 			return nil, err
