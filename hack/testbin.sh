@@ -6,8 +6,8 @@
 #   hack/testbin.sh demo    what "make run" needs: etcd, kube-apiserver,
 #                           kube-controller-manager, kube-scheduler, kwok
 #   hack/testbin.sh test    the demo's, and what only tests use: kubectl,
-#                           the helm CLI, Alertmanager, the flux CLI and
-#                           the Flux CRDs
+#                           the helm CLI, Alertmanager, the flux CLI, the
+#                           Flux CRDs and the Argo CD CRDs
 #   hack/testbin.sh lint    staticcheck
 #   hack/testbin.sh [all]   all of the above
 set -euo pipefail
@@ -29,6 +29,9 @@ FLUX_SOURCE_VERSION=${FLUX_SOURCE_VERSION:-v1.9.0}
 # The flux CLI whose "flux diff kustomization" the flux executor's outcome is
 # compared with.
 FLUX_CLI_VERSION=${FLUX_CLI_VERSION:-v2.9.5}
+# The Argo CD release whose Application, ApplicationSet and AppProject CRDs
+# the argocd executor's and source's tests install.
+ARGOCD_VERSION=${ARGOCD_VERSION:-v3.6.1}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${TESTBIN:-$root/bin/testbin}
@@ -141,6 +144,23 @@ fetch_flux_crds() {
 	echo "$want" >"$out/crds/flux/.version"
 }
 
+# fetch_argocd_crds copies the CRDs that Argo CD's module ships
+# (manifests/crds) into crds/argocd. The module requires a newer Go than
+# ours, so "go mod download" fetches its zip into the module cache but
+# refuses to extract it; the CRDs are taken from the zip.
+fetch_argocd_crds() {
+	[ "$(cat "$out/crds/argocd/.version" 2>/dev/null || true)" = "$ARGOCD_VERSION" ] && return 0
+	step "fetching the Argo CD CRDs ($ARGOCD_VERSION)"
+	rm -rf "$out/crds/argocd" && mkdir -p "$out/crds/argocd"
+	local zip
+	# The download reports the Go version error (and fails) after it stored the zip.
+	zip=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" | sed -n 's/.*"Zip": "\(.*\)".*/\1/p') || true
+	[ -f "$zip" ] || { echo "testbin: Argo CD $ARGOCD_VERSION: no module zip" >&2; return 1; }
+	unzip -q -j -o "$zip" "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION/manifests/crds/*-crd.yaml" -d "$out/crds/argocd"
+	chmod u+w "$out/crds/argocd/"*.yaml
+	echo "$ARGOCD_VERSION" >"$out/crds/argocd/.version"
+}
+
 # build_flux builds the flux CLI from its module. The module zip lacks the
 # install manifests that "make build" bundles from the controllers' GitHub
 # releases (cmd/flux/manifests, embedded for "flux install"); "flux diff"
@@ -169,6 +189,7 @@ tests() {
 	build_helm
 	build_alertmanager
 	fetch_flux_crds
+	fetch_argocd_crds
 	build_flux
 }
 

@@ -443,6 +443,9 @@ networkPolicy: {enabled: true, apiServer: {cidrs: [10.0.0.1/32]}, ingressFrom: [
 			}
 			var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
 			if mapping.Scope.Name() == "namespace" {
+				// Objects in other namespaces than the release's (the
+				// Applications' namespace of an argocd example) need it.
+				require.NoError(t, env.CreateNamespace(ctx, ns))
 				ri = dyn.Resource(mapping.Resource).Namespace(ns)
 			}
 			_, err = ri.Create(ctx, o, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})

@@ -23,6 +23,19 @@ import (
 // is a ServiceAccount's name, a channel without executors, another
 // release name, ServiceAccount and Lease.
 var rbacCases = map[string]struct{ release, values string }{
+	"argocd": {"kubechat", `config:
+  cluster: {name: x}
+  platforms: [{name: c, type: log}]
+  channels:
+    - {name: dev, platform: c, bindings: {executors: [argo-read]}, identity: {serviceAccount: team-a/reader}}
+    - {name: ops, platform: c, bindings: {executors: [argo-ops, kubectl]}, identity: {user: "kubechat:ops", groups: [ops]}}
+    - {name: all, platform: c, bindings: {executors: [argo-any]}, identity: {user: "system:serviceaccount:team-x:bot"}}
+  executors:
+    - {name: argo-read, type: argocd, policy: {namespaces: [team-a, argocd]}}
+    - {name: argo-ops, type: argocd, policy: {verbs: [app get, app rollback], namespaces: [argocd]}}
+    - {name: argo-any, type: argocd, policy: {verbs: ["*"], namespaces: ["*"]}}
+    - {type: kubectl}
+`},
 	"users": {"kubechat", `config:
   cluster: {name: x}
   platforms: [{name: c, type: log}]

@@ -10,6 +10,7 @@ import (
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/plugins/ai"
+	"github.com/kubechat/kubechat/plugins/argocd"
 	"github.com/kubechat/kubechat/plugins/flux"
 	"github.com/kubechat/kubechat/plugins/helm"
 	"github.com/kubechat/kubechat/plugins/kubectl"
@@ -29,6 +30,7 @@ type Type struct {
 // and settings.
 var Executors = map[string]Type{
 	"ai":      {ai.New, ai.Settings{}},
+	"argocd":  {argocd.New, argocd.Settings{}},
 	"flux":    {flux.New, flux.Settings{}},
 	"helm":    {helm.New, helm.Settings{}},
 	"kubectl": {kubectl.New, kubectl.Settings{}},

@@ -81,9 +81,10 @@ type Actions interface {
 }
 
 // AlertButtoner is implemented by an Actions that offers buttons under
-// failure alerts (the AI assistant's "Ask AI"). Each button carries only
-// a signed id; the command side keeps what it does and authorises the
-// click.
+// failure alerts (the AI assistant's "Ask AI", the follow-ups an event
+// suggests: an Argo CD Application's Sync, Diff, History). Each button
+// carries only a signed id; the command side keeps what it does and
+// authorises the click.
 type AlertButtoner interface {
 	AlertButtons(ctx context.Context, ev event.Event, platform string, ch chat.Channel) []chat.Button
 }

@@ -91,7 +91,7 @@ func (h *Handler) Run(ctx context.Context, name string, ev event.Event, platform
 		return h.withCluster(errorMessage(title+" did not run", err.Error()))
 	}
 	a.executor = be.exec.Name()
-	m := h.runExecutor(ctx, a, c, be, cmd, false)
+	m := h.runExecutor(ctx, a, c, be, cmd, false, nil)
 	m.Title = title + ": " + m.Title
 	return h.withCluster(m)
 }

@@ -79,9 +79,9 @@ func (ch *channel) assistant(word string) (boundExecutor, bool) {
 	return boundExecutor{}, false
 }
 
-// AlertButtons offers "Ask AI" under a failure alert in a channel whose
-// assistant may see the alert's namespace (alerting.AlertButtoner).
-func (h *Handler) AlertButtons(ctx context.Context, ev event.Event, platform string, to chat.Channel) []chat.Button {
+// askButton offers "Ask AI" under a failure alert in a channel whose
+// assistant may see the alert's namespace.
+func (h *Handler) askButton(ctx context.Context, ev event.Event, platform string, to chat.Channel) []chat.Button {
 	ch := h.channels[channelKey(platform, to.ID)]
 	if ch == nil {
 		return nil

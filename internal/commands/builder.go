@@ -47,7 +47,7 @@ func (h *Handler) build(ctx context.Context, a audit, ch *channel, be boundExecu
 			args = append(args, chosen["name"])
 		}
 		args = append(args, "-n", chosen["namespace"])
-		return h.runExecutor(ctx, a, ch, be, command.Command{Name: be.typ, Args: args}, false)
+		return h.runExecutor(ctx, a, ch, be, command.Command{Name: be.typ, Args: args}, false, nil)
 	}
 	id, err := h.identityFor(ch, a.in)
 	if err != nil {

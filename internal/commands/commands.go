@@ -28,6 +28,7 @@ import (
 	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/command"
 	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/event"
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/health"
 	"github.com/kubechat/kubechat/internal/state"
@@ -259,13 +260,16 @@ func (h *Handler) handle(ctx context.Context, in chat.Inbound, draft chat.Draft)
 	if _, ok := be.exec.(executor.Builder); ok && len(cmd.Args) == 0 && cmd.Filter == nil {
 		return reply(h.build(ctx, a, ch, be, map[string]string{}))
 	}
-	return reply(h.runExecutor(ctx, a, ch, be, cmd, confirmed))
+	return reply(h.runExecutor(ctx, a, ch, be, cmd, confirmed, draft))
 }
 
 // runExecutor checks and runs one command. A command whose executor asks
 // for confirmation runs only when confirmed (a click on its Confirm button,
-// which runs every check again); otherwise the reply asks for it.
-func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boundExecutor, cmd command.Command, confirmed bool) chat.Message {
+// which runs every check again); otherwise the reply asks for it. With a
+// draft, a command that started an operation (Result.Ongoing) is followed:
+// each state of the operation is shown in the draft, and the reply is its
+// outcome.
+func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boundExecutor, cmd command.Command, confirmed bool, draft chat.Draft) chat.Message {
 	title := be.typ + " " + strings.Join(cmd.Args, " ")
 	c, err := h.check(ctx, &a, ch, be, cmd.Args)
 	switch {
@@ -288,20 +292,67 @@ func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boun
 		h.record(ctx, a, resultError, err)
 		return errorMessage(title+" failed", err.Error())
 	}
+	switch {
+	case res.Forbidden:
+		h.record(ctx, a, resultRBACDenied, nil)
+	case res.ExitCode != 0:
+		h.record(ctx, a, resultFailed, nil)
+	default:
+		h.record(ctx, a, resultOK, nil)
+	}
+	w, follow := be.exec.(executor.Watcher)
+	if !follow || draft == nil || !res.Ongoing || res.ExitCode != 0 {
+		return h.resultMessage(ctx, a, be, cmd, title, id, res, true)
+	}
+	req := executor.Request{Args: cmd.Args, Namespace: ns, Identity: id, MaxOutputBytes: be.policy.MaxOutputBytes,
+		Caller: executor.Caller{Platform: a.in.Platform, Channel: a.in.Channel.Name, UserID: a.in.UserID, UserName: a.in.UserName}}
+	return h.follow(ctx, a, be, w, cmd, title, req, res, draft)
+}
+
+// FollowTimeout bounds how long a reply reports an operation it started.
+const FollowTimeout = time.Hour
+
+// follow shows the operation that res started in draft, state by state,
+// and returns the reply once it ended, FollowTimeout passed, or ctx ended.
+func (h *Handler) follow(ctx context.Context, a audit, be boundExecutor, w executor.Watcher, cmd command.Command, title string,
+	req executor.Request, res executor.Result, draft chat.Draft,
+) chat.Message {
+	wctx, cancel := context.WithTimeout(ctx, FollowTimeout)
+	defer cancel()
+	for {
+		draft.Show(h.resultMessage(ctx, a, be, cmd, title, req.Identity, res, false))
+		next, done, err := w.Watch(wctx, req, res)
+		switch {
+		case ctx.Err() != nil:
+			return h.resultMessage(ctx, a, be, cmd, title, req.Identity, res, false)
+		case wctx.Err() != nil:
+			m := h.resultMessage(ctx, a, be, cmd, title, req.Identity, res, false)
+			m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("kubechat stopped following the operation after %s.", FollowTimeout)})
+			return m
+		case err != nil:
+			return errorMessage(title+": lost track of the operation", err.Error())
+		case done:
+			return h.resultMessage(ctx, a, be, cmd, title, req.Identity, next, true)
+		}
+		res = next
+	}
+}
+
+// resultMessage renders a command's result; with buttons, the executor's
+// follow-ups and Run again under it.
+func (h *Handler) resultMessage(ctx context.Context, a audit, be boundExecutor, cmd command.Command, title string, id executor.Identity, res executor.Result, buttons bool) chat.Message {
 	out := filter(res.Output, cmd)
 	m := chat.Message{Title: title, Level: chat.LevelSuccess}
 	switch {
 	case res.Forbidden:
 		// What the command printed before or beside the refusal (the pods
 		// of "get pods,secrets") is kept, as kubectl prints it.
-		h.record(ctx, a, resultRBACDenied, nil)
 		m.Title, m.Level = "Denied by Kubernetes RBAC", chat.LevelError
 		m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("kubechat's policy allowed this, but Kubernetes refused it for %s:", id)})
 	case res.ExitCode != 0:
-		h.record(ctx, a, resultFailed, nil)
 		m.Level = chat.LevelError
-	default:
-		h.record(ctx, a, resultOK, nil)
+	case res.Ongoing:
+		m.Level = chat.LevelInfo
 	}
 	switch {
 	case out != "":
@@ -319,15 +370,20 @@ func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boun
 		m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("Output stopped at the policy's limit of %d bytes.", be.policy.MaxOutputBytes)})
 	}
 	m.Context = fmt.Sprintf("cluster: %s · as %s · %d ms", h.cluster, id.User, time.Since(a.start).Milliseconds())
+	if !buttons {
+		return m
+	}
 	// One-shot: each result carries a fresh button, so a click replayed
 	// (a retried delivery, a double click, a captured payload) runs nothing.
-	buttons := h.followUps(ctx, a, cmd, res.Buttons)
-	if id, err := h.opts.Buttons.Put(ctx, button.Spec{Kind: buttonRun, Params: map[string]string{"command": encodeCommand(cmd)},
-		Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true}); err == nil {
-		buttons = append(buttons, chat.Button{Label: "Run again", ID: id})
+	bs := h.followUps(ctx, a, cmd, res.Buttons)
+	if !res.Ongoing {
+		if id, err := h.opts.Buttons.Put(ctx, button.Spec{Kind: buttonRun, Params: map[string]string{"command": encodeCommand(cmd)},
+			Platform: a.in.Platform, Channel: a.in.Channel.ID, OneShot: true}); err == nil {
+			bs = append(bs, chat.Button{Label: "Run again", ID: id})
+		}
 	}
-	if len(buttons) > 0 {
-		m.Sections = append(m.Sections, chat.Section{Buttons: buttons})
+	if len(bs) > 0 {
+		m.Sections = append(m.Sections, chat.Section{Buttons: bs})
 	}
 	return m
 }
@@ -389,6 +445,54 @@ func (h *Handler) execute(ctx context.Context, a audit, be boundExecutor, c chec
 		MaxOutputBytes: be.policy.MaxOutputBytes,
 		Caller:         executor.Caller{Platform: a.in.Platform, Channel: a.in.Channel.Name, UserID: a.in.UserID, UserName: a.in.UserName},
 	})
+}
+
+// AlertButtons are the buttons under a failure alert in channel to
+// (alerting.AlertButtoner): the follow-ups its event suggests (an Argo CD
+// Application's Sync, Diff, History, a link to it), then "Ask AI".
+func (h *Handler) AlertButtons(ctx context.Context, ev event.Event, platform string, to chat.Channel) []chat.Button {
+	return append(h.suggestedButtons(ctx, ev, platform, to), h.askButton(ctx, ev, platform, to)...)
+}
+
+// suggestedButtons turns the follow-ups ev suggests into buttons for
+// channel to: links, and the commands the channel binds an executor for
+// and its policy allows. A click runs the command through policy,
+// identity and Confirm again, as the one who clicked.
+func (h *Handler) suggestedButtons(ctx context.Context, ev event.Event, platform string, to chat.Channel) []chat.Button {
+	ch := h.channels[channelKey(platform, to.ID)]
+	var out []chat.Button
+	for _, b := range ev.Buttons {
+		cb := chat.Button{Label: b.Label, URL: b.URL}
+		if b.Primary {
+			cb.Style = chat.ButtonPrimary
+		}
+		if b.URL == "" {
+			if len(b.Command) == 0 {
+				continue
+			}
+			be, ok := ch.executor(b.Command[0])
+			if !ok {
+				continue
+			}
+			analysis, err := be.exec.Analyze(ctx, b.Command[1:])
+			if err != nil {
+				continue
+			}
+			if _, err := be.policy.Check(analysis); err != nil {
+				continue
+			}
+			cmd := command.Command{Name: b.Command[0], Args: b.Command[1:]}
+			id, err := h.opts.Buttons.Put(ctx, button.Spec{Kind: buttonRun, Params: map[string]string{"command": encodeCommand(cmd)},
+				Platform: platform, Channel: to.ID, OneShot: true})
+			if err != nil {
+				h.log.Warn("alert button not issued", "label", b.Label, "err", err)
+				continue
+			}
+			cb.ID = id
+		}
+		out = append(out, cb)
+	}
+	return out
 }
 
 // followUps turns an executor's follow-up buttons into chat buttons. Each

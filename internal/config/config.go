@@ -231,7 +231,23 @@ type KubernetesSource struct {
 	// Recommendations are checks run on newly created pods and ingresses
 	// among the watched resources; each is switched on by itself.
 	Recommendations Recommendations `yaml:"recommendations"`
+	// ArgoCD tunes the alerts on Argo CD Applications
+	// (argoproj.io/v1alpha1/applications) among the watched resources.
+	ArgoCD ArgoCDAlerts `yaml:"argocd"`
 }
+
+// ArgoCDAlerts tunes the alerts on Argo CD Applications.
+type ArgoCDAlerts struct {
+	// URL is the Argo CD web UI (https://argocd.example.com); when set,
+	// an Application's alert links to the Application there.
+	URL string `yaml:"url"`
+	// OutOfSyncAfter is how long an Application may stay OutOfSync, and
+	// otherwise healthy, before it is an alert (default 10m).
+	OutOfSyncAfter Duration `yaml:"outOfSyncAfter"`
+}
+
+// DefaultOutOfSyncAfter is ArgoCDAlerts.OutOfSyncAfter's default.
+const DefaultOutOfSyncAfter = 10 * time.Minute
 
 // Recommendations switches the best-practice checks.
 type Recommendations struct {

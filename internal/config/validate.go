@@ -238,6 +238,11 @@ func (v *validator) source(path string, s Source) {
 		for i, r := range s.Kubernetes.Resources {
 			v.resource(fmt.Sprintf("%s.kubernetes.resources[%d]", path, i), r)
 		}
+		if a := s.Kubernetes.ArgoCD; a.URL != "" {
+			if err := CheckHTTPURL(path+".kubernetes.argocd.url", a.URL); err != nil {
+				v.add(path+".kubernetes.argocd.url", "%q is not an http(s) URL", a.URL)
+			}
+		}
 	case SourceAlertmanager:
 		if s.Kubernetes != nil {
 			v.add(path+".kubernetes", "is set, but the source type is %q", s.Type)

@@ -90,6 +90,19 @@ type Event struct {
 	// Headline, when set, replaces the generated title of a failing or
 	// one-off event.
 	Headline string
+	// Buttons are follow-ups the source suggests with a failing event (an
+	// Argo CD Application's Sync, Diff, History). The alert shows a command
+	// button only where the channel may run that command.
+	Buttons []Button
+}
+
+// Button is a follow-up offered with an event: a command, whose first
+// word is the executor type (or name) that runs it, or a link.
+type Button struct {
+	Label   string
+	Command []string
+	URL     string
+	Primary bool
 }
 
 // Transition is a change of a workload's health.

@@ -157,6 +157,20 @@ type Result struct {
 	Forbidden bool
 	// Buttons are follow-ups the command handler offers under the result.
 	Buttons []Button
+	// Ongoing is set when the command started an operation that goes on
+	// after Execute returned (an Argo CD sync): the command handler then
+	// reports it through the executor's Watcher until it ends.
+	Ongoing bool
+}
+
+// Watcher is implemented by executors whose commands start operations
+// that go on after Execute returns (Result.Ongoing).
+type Watcher interface {
+	// Watch blocks until the operation that req started has changed since
+	// last (the previous result), then returns the result as it stands
+	// now; done is set once the operation ended, and the result is then
+	// its outcome. It reads as req.Identity, and returns when ctx ends.
+	Watch(ctx context.Context, req Request, last Result) (res Result, done bool, err error)
 }
 
 // Button is a follow-up under a result. A button with Args runs

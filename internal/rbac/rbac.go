@@ -121,7 +121,70 @@ func Objects(cfg *config.Config, o Options) ([]client.Object, error) {
 			{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
 		})
 	}
+	argoCD(cfg, &b, wide)
 	return b.objs, nil
+}
+
+// argoCD grants each channel's identity what the policy of each argocd
+// executor bound to the channel lets it do with Argo CD Applications: get,
+// list and watch, and patch where the policy allows app sync, refresh or
+// rollback (they write the Application). It is granted in the policy's
+// namespaces, or cluster-wide when the policy allows any namespace. The
+// argocd executor reaches nothing else, so nothing else is granted.
+func argoCD(cfg *config.Config, b *builder, wide string) {
+	byName := map[string]config.Executor{}
+	for _, e := range cfg.Executors {
+		byName[e.Name] = e
+	}
+	for _, ch := range cfg.Channels {
+		subject, ok := identitySubject(ch.Identity)
+		if !ok {
+			continue
+		}
+		for _, name := range ch.Bindings.Executors {
+			e, ok := byName[name]
+			if !ok || e.Type != "argocd" {
+				continue
+			}
+			verbs := []string{"get", "list", "watch"}
+			for _, v := range e.Policy.Verbs {
+				if v == "*" || v == "app sync" || v == "app refresh" || v == "app rollback" {
+					verbs = append(verbs, "patch")
+					break
+				}
+			}
+			rules := []rbacv1.PolicyRule{{APIGroups: []string{"argoproj.io"}, Resources: []string{"applications"}, Verbs: verbs}}
+			objName := wide + "-argocd-" + ch.Name + "-" + name
+			if len(e.Policy.Namespaces) == 0 || slices.Contains(e.Policy.Namespaces, "*") {
+				b.bound(b.clusterRoleOnly(objName, rules), subject)
+				continue
+			}
+			for _, ns := range sortedSet(slices.Clone(e.Policy.Namespaces)) {
+				b.bound(b.roleOnly(ns, objName, rules), subject)
+			}
+		}
+	}
+}
+
+// identitySubject is the RBAC subject of an identity: its ServiceAccount,
+// or its user (its groups stay unbound: they are others' too).
+func identitySubject(id *config.Identity) (rbacv1.Subject, bool) {
+	if id == nil {
+		return rbacv1.Subject{}, false
+	}
+	user := id.User
+	if id.ServiceAccount != "" {
+		ns, name, _ := strings.Cut(id.ServiceAccount, "/")
+		return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}, true
+	}
+	if rest, ok := strings.CutPrefix(user, "system:serviceaccount:"); ok {
+		ns, name, _ := strings.Cut(rest, ":")
+		return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}, true
+	}
+	if user == "" {
+		return rbacv1.Subject{}, false
+	}
+	return rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}, true
 }
 
 // own is what the agent keeps in its namespace: its ConfigMaps (the state
@@ -218,19 +281,35 @@ func (b *builder) meta(namespace, name string) metav1.ObjectMeta {
 }
 
 func (b *builder) role(namespace, name string, rules []rbacv1.PolicyRule) {
-	b.objs = append(b.objs,
-		&rbacv1.Role{TypeMeta: typeMeta("Role"), ObjectMeta: b.meta(namespace, name), Rules: rules},
-		&rbacv1.RoleBinding{TypeMeta: typeMeta("RoleBinding"), ObjectMeta: b.meta(namespace, name),
-			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
-			Subjects: []rbacv1.Subject{b.subject}})
+	b.bound(b.roleOnly(namespace, name, rules), b.subject)
 }
 
 func (b *builder) clusterRole(name string, rules []rbacv1.PolicyRule) {
-	b.objs = append(b.objs,
-		&rbacv1.ClusterRole{TypeMeta: typeMeta("ClusterRole"), ObjectMeta: b.meta("", name), Rules: rules},
-		&rbacv1.ClusterRoleBinding{TypeMeta: typeMeta("ClusterRoleBinding"), ObjectMeta: b.meta("", name),
-			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
-			Subjects: []rbacv1.Subject{b.subject}})
+	b.bound(b.clusterRoleOnly(name, rules), b.subject)
+}
+
+// roleOnly appends a Role; bound binds it.
+func (b *builder) roleOnly(namespace, name string, rules []rbacv1.PolicyRule) client.Object {
+	r := &rbacv1.Role{TypeMeta: typeMeta("Role"), ObjectMeta: b.meta(namespace, name), Rules: rules}
+	b.objs = append(b.objs, r)
+	return r
+}
+
+func (b *builder) clusterRoleOnly(name string, rules []rbacv1.PolicyRule) client.Object {
+	r := &rbacv1.ClusterRole{TypeMeta: typeMeta("ClusterRole"), ObjectMeta: b.meta("", name), Rules: rules}
+	b.objs = append(b.objs, r)
+	return r
+}
+
+// bound appends the binding of role (from roleOnly or clusterRoleOnly) to subject.
+func (b *builder) bound(role client.Object, subject rbacv1.Subject) {
+	if _, ok := role.(*rbacv1.ClusterRole); ok {
+		b.objs = append(b.objs, &rbacv1.ClusterRoleBinding{TypeMeta: typeMeta("ClusterRoleBinding"), ObjectMeta: b.meta("", role.GetName()),
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.GetName()}, Subjects: []rbacv1.Subject{subject}})
+		return
+	}
+	b.objs = append(b.objs, &rbacv1.RoleBinding{TypeMeta: typeMeta("RoleBinding"), ObjectMeta: b.meta(role.GetNamespace(), role.GetName()),
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.GetName()}, Subjects: []rbacv1.Subject{subject}})
 }
 
 func typeMeta(kind string) metav1.TypeMeta {

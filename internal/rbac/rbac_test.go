@@ -179,3 +179,52 @@ executors: [{type: kubectl}]
 	}
 	require.Equal(t, []string{"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}, kinds)
 }
+
+// TestArgoCDGrants: each channel's identity may read Applications in its
+// argocd policy's namespaces, or everywhere when the policy allows any;
+// it may patch them only where the policy lets it sync, refresh or roll
+// back. The agent itself only watches them, as its source does.
+func TestArgoCDGrants(t *testing.T) {
+	cfg := load(t, `cluster: {name: x, namespace: kc}
+platforms: [{name: c, type: log}]
+channels:
+  - {name: dev, platform: c, bindings: {sources: [apps], executors: [argo-read]}, identity: {serviceAccount: team-a/reader}}
+  - {name: ops, platform: c, bindings: {executors: [argo-ops]}, identity: {user: "kubechat:ops", groups: [ops]}}
+  - {name: all, platform: c, bindings: {executors: [argo-any]}, identity: {user: "system:serviceaccount:team-x:bot"}}
+executors:
+  - {name: argo-read, type: argocd, policy: {namespaces: [argocd, team-a]}}
+  - {name: argo-ops, type: argocd, policy: {verbs: [app get, app sync], namespaces: [argocd]}}
+  - {name: argo-any, type: argocd, policy: {verbs: ["*"]}}
+sources:
+  - {name: apps, type: kubernetes, kubernetes: {resources: [{type: argoproj.io/v1alpha1/applications, events: [error]}]}}
+`)
+	objs, err := rbac.Objects(cfg, rbac.Options{})
+	require.NoError(t, err)
+	m := byKey(objs)
+	read := []string{"get", "list", "watch"}
+	write := []string{"get", "list", "watch", "patch"}
+	for key, want := range map[string][]string{
+		"Role argocd/kubechat-kc-argocd-dev-argo-read": read,
+		"Role team-a/kubechat-kc-argocd-dev-argo-read": read,
+		"Role argocd/kubechat-kc-argocd-ops-argo-ops":  write,
+		"ClusterRole /kubechat-kc-argocd-all-argo-any": write,
+	} {
+		require.Contains(t, m, key)
+		var rules []rbacv1.PolicyRule
+		switch r := m[key].(type) {
+		case *rbacv1.Role:
+			rules = r.Rules
+		case *rbacv1.ClusterRole:
+			rules = r.Rules
+		}
+		require.Equal(t, []rbacv1.PolicyRule{{APIGroups: []string{"argoproj.io"}, Resources: []string{"applications"}, Verbs: want}}, rules, key)
+	}
+	require.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "reader", Namespace: "team-a"}},
+		m["RoleBinding argocd/kubechat-kc-argocd-dev-argo-read"].(*rbacv1.RoleBinding).Subjects)
+	require.Equal(t, []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "kubechat:ops"}},
+		m["RoleBinding argocd/kubechat-kc-argocd-ops-argo-ops"].(*rbacv1.RoleBinding).Subjects, "the user, not its groups")
+	require.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "bot", Namespace: "team-x"}},
+		m["ClusterRoleBinding /kubechat-kc-argocd-all-argo-any"].(*rbacv1.ClusterRoleBinding).Subjects)
+	watch := m["ClusterRole /kubechat-kc-watch"].(*rbacv1.ClusterRole)
+	require.Equal(t, []rbacv1.PolicyRule{{APIGroups: []string{"argoproj.io"}, Resources: []string{"applications"}, Verbs: []string{"list", "watch"}}}, watch.Rules)
+}

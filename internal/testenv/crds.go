@@ -25,6 +25,16 @@ func FluxCRDDir() (string, error) {
 	return filepath.Join(bin, "crds", "flux"), nil
 }
 
+// ArgoCDCRDDir is where "make testbin" puts the Argo CD CRDs (Application,
+// ApplicationSet, AppProject), taken from Argo CD's module (manifests/crds).
+func ArgoCDCRDDir() (string, error) {
+	bin, err := BinDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(bin, "crds", "argocd"), nil
+}
+
 // InstallCRDs creates (or keeps) every CRD in the YAML files of dir and
 // waits until each is established.
 func (e *Env) InstallCRDs(ctx context.Context, dir string) error {

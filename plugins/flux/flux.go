@@ -15,11 +15,8 @@ package flux
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -28,58 +25,20 @@ import (
 
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
-	"github.com/kubechat/kubechat/internal/github"
+	"github.com/kubechat/kubechat/internal/prdiff"
 	"github.com/kubechat/kubechat/internal/redact"
 )
 
-// Settings configure the Flux executor.
-type Settings struct {
-	// GitHub is how pull requests are read, commented on and approved.
-	GitHub GitHubSettings `yaml:"github"`
-	// MaxRepoBytes caps a checkout: the bytes fetched, and the files on disk
-	// (default 32 MiB, which fits the chart's /tmp volume).
-	MaxRepoBytes int64 `yaml:"maxRepoBytes"`
-	// MaxManifestBytes caps the size of a build's output (default 16 MiB).
-	MaxManifestBytes int64 `yaml:"maxManifestBytes"`
-	// BuildTimeout caps the clone and the build together (default 2m).
-	BuildTimeout config.Duration `yaml:"buildTimeout"`
-	// WorkDir holds the temporary checkouts (default: the system temp dir).
-	WorkDir string `yaml:"workDir"`
-}
-
-// GitHubSettings are the GitHub API and its credentials: a token, or a
-// GitHub App installation. With neither, public repositories can be diffed
-// but not commented on or approved.
-type GitHubSettings struct {
-	// BaseURL is the API's base URL (default https://api.github.com/;
-	// GitHub Enterprise: https://HOST/api/v3/).
-	BaseURL string        `yaml:"baseURL"`
-	Token   config.Secret `yaml:"token"`
-	App     *AppSettings  `yaml:"app"`
-}
-
-// AppSettings identify a GitHub App installation.
-type AppSettings struct {
-	ID             int64         `yaml:"id"`
-	InstallationID int64         `yaml:"installationID"`
-	PrivateKey     config.Secret `yaml:"privateKey"`
-}
-
-// Defaults of Settings.
-const (
-	DefaultMaxRepoBytes     = 32 << 20
-	DefaultMaxManifestBytes = 16 << 20
-	DefaultBuildTimeout     = 2 * time.Minute
-)
+// Settings configure the Flux executor: GitHub, and the limits of a
+// checkout and its build.
+type Settings = prdiff.Settings
 
 // Executor runs flux commands.
 type Executor struct {
 	name    string
 	cluster string
 	base    *rest.Config
-	s       Settings
-	gh      *github.Client
-	token   github.TokenSource // nil: anonymous
+	prs     *prdiff.Differ
 	log     *slog.Logger
 }
 
@@ -90,82 +49,16 @@ func New(name string, raw config.Raw, d executor.Deps) (executor.Executor, error
 	if err := config.DecodeStrict(raw, &s); err != nil {
 		return nil, fmt.Errorf("flux executor %q: %w", name, err)
 	}
-	if err := s.validate(); err != nil {
+	prs, err := prdiff.New("flux", "settings", s)
+	if err != nil {
 		return nil, fmt.Errorf("flux executor %q: %w", name, err)
 	}
-	e := &Executor{name: name, cluster: d.Cluster, base: d.RESTConfig, s: s.withDefaults(), log: d.Log}
+	e := &Executor{name: name, cluster: d.Cluster, base: d.RESTConfig, prs: prs, log: d.Log}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	e.log = e.log.With("executor", name)
-	transport := http.DefaultTransport
-	switch {
-	case s.GitHub.App != nil:
-		key, err := github.ParseAppKey([]byte(s.GitHub.App.PrivateKey.Reveal()))
-		if err != nil {
-			return nil, fmt.Errorf("flux executor %q: settings.github.app.privateKey: %w", name, err)
-		}
-		e.token, err = github.AppToken(s.GitHub.BaseURL, github.App{ID: s.GitHub.App.ID, InstallationID: s.GitHub.App.InstallationID, PrivateKey: key}, transport)
-		if err != nil {
-			return nil, fmt.Errorf("flux executor %q: settings.github.app: %w", name, err)
-		}
-	case !s.GitHub.Token.IsZero():
-		e.token = github.StaticToken(s.GitHub.Token.Reveal())
-	}
-	if e.token != nil {
-		transport = github.Transport(e.token, transport)
-	}
-	gh, err := github.New(s.GitHub.BaseURL, &http.Client{Transport: transport, Timeout: time.Minute})
-	if err != nil {
-		return nil, fmt.Errorf("flux executor %q: settings.github.baseURL: %w", name, err)
-	}
-	e.gh = gh
 	return e, nil
-}
-
-func (s Settings) validate() error {
-	var errs []error
-	if s.GitHub.App != nil {
-		a := s.GitHub.App
-		if !s.GitHub.Token.IsZero() {
-			errs = append(errs, errors.New("settings.github: set token or app, not both"))
-		}
-		if a.ID <= 0 {
-			errs = append(errs, errors.New("settings.github.app.id: the GitHub App's id is required"))
-		}
-		if a.InstallationID <= 0 {
-			errs = append(errs, errors.New("settings.github.app.installationID: the id of the app's installation is required"))
-		}
-		if a.PrivateKey.IsZero() {
-			errs = append(errs, errors.New("settings.github.app.privateKey: the app's PEM private key is required"))
-		}
-	}
-	if s.MaxRepoBytes < 0 {
-		errs = append(errs, fmt.Errorf("settings.maxRepoBytes: %d is negative", s.MaxRepoBytes))
-	}
-	if s.MaxManifestBytes < 0 {
-		errs = append(errs, fmt.Errorf("settings.maxManifestBytes: %d is negative", s.MaxManifestBytes))
-	}
-	if s.BuildTimeout.D() < 0 {
-		errs = append(errs, fmt.Errorf("settings.buildTimeout: %s is negative", s.BuildTimeout.D()))
-	}
-	return errors.Join(errs...)
-}
-
-func (s Settings) withDefaults() Settings {
-	if s.MaxRepoBytes == 0 {
-		s.MaxRepoBytes = DefaultMaxRepoBytes
-	}
-	if s.MaxManifestBytes == 0 {
-		s.MaxManifestBytes = DefaultMaxManifestBytes
-	}
-	if s.BuildTimeout.D() == 0 {
-		s.BuildTimeout = config.Duration(DefaultBuildTimeout)
-	}
-	if s.WorkDir == "" {
-		s.WorkDir = os.TempDir()
-	}
-	return s
 }
 
 // Name is the configured executor name.
@@ -257,22 +150,10 @@ func parse(args []string) (command, error) {
 	if c.verb != verbDiff && c.sha == "" {
 		return bad("flux %s: --sha is required (the commit that was diffed)", c.verb)
 	}
-	if c.sha != "" && !isSHA(c.sha) {
+	if c.sha != "" && !prdiff.IsSHA(c.sha) {
 		return bad("--sha %q: not a full commit id (40 hex digits)", c.sha)
 	}
 	return c, nil
-}
-
-func isSHA(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for _, r := range s {
-		if !strings.ContainsRune("0123456789abcdef", r) {
-			return false
-		}
-	}
-	return true
 }
 
 // maskedError is err with secret values masked in its text; errors.Is and

@@ -20,6 +20,7 @@ import (
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/github/githubtest"
+	"github.com/kubechat/kubechat/internal/prdiff"
 	"github.com/kubechat/kubechat/internal/redact"
 	"github.com/kubechat/kubechat/internal/testenv"
 	"github.com/kubechat/kubechat/plugins/flux/fluxtest"
@@ -51,10 +52,10 @@ func TestFlux(t *testing.T) {
 	t.Run("SizeLimits", func(t *testing.T) { testSizeLimits(t, f) })
 	t.Run("PrivateRepositoryNeedsTheToken", func(t *testing.T) {
 		for _, tok := range []string{"", "wrong"} {
-			err := checkout(t.Context(), f.Git.RepoURL(fluxtest.Repo), f.MainSHA, filepath.Join(t.TempDir(), "repo"), tok, 1<<20)
+			err := prdiff.Checkout(t.Context(), f.Git.RepoURL(fluxtest.Repo), f.MainSHA, filepath.Join(t.TempDir(), "repo"), tok, 1<<20)
 			require.ErrorContains(t, err, "authentication required", "token %q", tok)
 		}
-		require.NoError(t, checkout(t.Context(), f.Git.RepoURL(fluxtest.Repo), f.MainSHA, filepath.Join(t.TempDir(), "repo"), fluxtest.GitHubToken, 1<<20))
+		require.NoError(t, prdiff.Checkout(t.Context(), f.Git.RepoURL(fluxtest.Repo), f.MainSHA, filepath.Join(t.TempDir(), "repo"), fluxtest.GitHubToken, 1<<20))
 	})
 }
 

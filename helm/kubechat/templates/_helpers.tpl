@@ -178,6 +178,46 @@ identities on those channels' platforms.
 {{- end -}}
 
 {{/*
+What each channel's identity may do with Argo CD Applications, as package
+rbac derives it: for every argocd executor bound to a channel with an
+identity, {channel, executor, verbs, namespaces (none: cluster-wide),
+serviceAccount {namespace, name} or user}. Verbs are get, list and watch,
+and patch where the executor's policy allows app sync, refresh or rollback.
+*/}}
+{{- define "kubechat.argocdGrants" -}}
+{{- $cfg := .Values.config -}}
+{{- $execs := dict -}}
+{{- range (default list $cfg.executors) }}{{ $_ := set $execs (default .type .name) . }}{{ end -}}
+{{- $grants := list -}}
+{{- range (default list $cfg.channels) -}}
+{{- $ch := . -}}
+{{- $id := default dict $ch.identity -}}
+{{- $sa := dict -}}
+{{- if $id.serviceAccount -}}
+{{- $parts := splitList "/" $id.serviceAccount -}}
+{{- $sa = dict "namespace" (index $parts 0) "name" (index $parts 1) -}}
+{{- else if hasPrefix "system:serviceaccount:" (default "" $id.user) -}}
+{{- $parts := splitList ":" $id.user -}}
+{{- $sa = dict "namespace" (index $parts 2) "name" (trimPrefix (printf "system:serviceaccount:%s:" (index $parts 2)) $id.user) -}}
+{{- end -}}
+{{- if or $sa $id.user -}}
+{{- range (default list (default dict $ch.bindings).executors) -}}
+{{- $e := get $execs . -}}
+{{- if and $e (eq $e.type "argocd") -}}
+{{- $p := default dict $e.policy -}}
+{{- $verbs := list "get" "list" "watch" -}}
+{{- range (default list $p.verbs) }}{{ if has . (list "*" "app sync" "app refresh" "app rollback") }}{{ $verbs = append $verbs "patch" }}{{ end }}{{ end -}}
+{{- $nss := default list $p.namespaces -}}
+{{- if has "*" $nss }}{{ $nss = list }}{{ end -}}
+{{- $grants = append $grants (dict "channel" $ch.name "executor" (default $e.type $e.name) "verbs" ($verbs | uniq) "namespaces" ($nss | uniq | sortAlpha) "serviceAccount" $sa "user" (default "" $id.user)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- dict "grants" $grants | toJson -}}
+{{- end -}}
+
+{{/*
 The Secret holding the key that signs button ids: buttonKey.existingSecret,
 else one the chart makes (and keeps across upgrades).
 */}}

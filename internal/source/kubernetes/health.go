@@ -29,8 +29,9 @@ var failingWaitReasons = map[string]bool{
 // deploymentGrace keeps a new Deployment's first rollout from counting as an outage.
 const deploymentGrace = 30 * time.Second
 
-// healthOf reports the health of pods, Deployments, Jobs, Helm releases and
-// Flux Kustomizations; ok is false for other kinds.
+// healthOf reports the health of pods, Deployments, Jobs, Helm releases,
+// Flux Kustomizations and Argo CD Applications and ApplicationSets; ok is
+// false for other kinds.
 func healthOf(obj *unstructured.Unstructured) (h health, ok bool) {
 	switch obj.GetKind() {
 	case "Pod":
@@ -72,6 +73,16 @@ func healthOf(obj *unstructured.Unstructured) (h health, ok bool) {
 	case "Kustomization":
 		if isFluxKustomization(obj) {
 			return kustomizationHealth(obj), true
+		}
+		return h, false
+	case "Application":
+		if isApplication(obj) {
+			return applicationHealth(obj), true
+		}
+		return h, false
+	case "ApplicationSet":
+		if isApplicationSet(obj) {
+			return applicationSetHealth(obj), true
 		}
 		return h, false
 	case "Job":

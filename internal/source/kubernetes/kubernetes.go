@@ -97,6 +97,7 @@ type Source struct {
 	pending   map[objectKey][]item
 	recommend config.Recommendations
 	meta      metadata.Interface
+	argo      config.ArgoCDAlerts
 
 	// initial counts the listed objects still to handle; replayed calls
 	// opts.Replayed once.
@@ -161,7 +162,7 @@ func New(cfg config.Source, cluster string, client dynamic.Interface, log *slog.
 		opts.PendingGrace = DefaultPendingGrace
 	}
 	s := &Source{name: cfg.Name, cluster: cluster, client: client, opts: opts, log: log.With("source", cfg.Name),
-		recommend: cfg.Kubernetes.Recommendations, meta: opts.Metadata}
+		recommend: cfg.Kubernetes.Recommendations, meta: opts.Metadata, argo: argoSettings(cfg.Kubernetes)}
 	var errs []error
 	for i, rc := range cfg.Kubernetes.Resources {
 		r, err := compile(rc, cfg.Kubernetes.Namespaces)
@@ -655,10 +656,14 @@ func (s *Source) toEvents(c change) []event.Event {
 		was = health{}
 	}
 	switch {
+	case h.failing && h.deferred && isApplication(obj) && c.typ == event.Update && was.deferred && was.reason == h.reason:
+		// Still OutOfSync: the controller rewrites an Application's status
+		// at every comparison, which must not restart the grace period.
+		return out
 	case h.failing && h.deferred:
 		// Only a pending state that lasts is a failure: look again later.
-		wait := s.opts.PendingGrace
-		if c.initial {
+		wait := s.graceOf(obj)
+		if c.initial && !h.since.IsZero() {
 			wait = max(0, time.Until(h.since.Add(wait)))
 		}
 		s.later(item{res: r, obj: c.obj, recheck: true}, wait)
@@ -677,6 +682,9 @@ func (s *Source) transition(obj *unstructured.Unstructured, typ event.Type, was,
 	ev := s.base(obj, event.Error)
 	if _, ok := helmRevisionOf(obj); ok {
 		ev.Object = helmSubject(obj)
+	}
+	if h.failing && isApplication(obj) {
+		s.applicationDetails(&ev, obj)
 	}
 	ev.Reason, ev.Message = h.reason, h.message
 	// One failure (or recovery) is one occurrence, however often it is
@@ -712,11 +720,20 @@ func (s *Source) recheck(it item) (event.Event, bool) {
 		return event.Event{}, false
 	}
 	c, err := item{res: it.res, obj: cur.(runtime.Object)}.unstructured()
-	if err != nil || c.obj.GetResourceVersion() != queued.GetResourceVersion() || !it.res.latestHelmRevision(c.obj) {
+	if err != nil {
 		return event.Event{}, false
 	}
 	h, _ := healthOf(c.obj)
-	if !h.failing {
+	if isApplication(c.obj) {
+		// An Application's status changes at every comparison; what counts
+		// is that it stayed in the same deferred state.
+		was, _ := healthOf(queued)
+		if !h.failing || !h.deferred || h.reason != was.reason {
+			return event.Event{}, false
+		}
+		return s.transition(c.obj, event.Update, health{}, h), true
+	}
+	if c.obj.GetResourceVersion() != queued.GetResourceVersion() || !it.res.latestHelmRevision(c.obj) || !h.failing {
 		return event.Event{}, false
 	}
 	return s.transition(c.obj, event.Update, health{}, h), true

@@ -1,4 +1,4 @@
-package flux
+package prdiff
 
 import (
 	"context"
@@ -17,10 +17,10 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 )
 
-// checkout fetches commit sha of the repository at cloneURL into dir, with
+// Checkout fetches commit sha of the repository at cloneURL into dir, with
 // depth 1, and checks it out. token, when set, authenticates over HTTPS.
 // At most maxBytes are transferred and checked out.
-func checkout(ctx context.Context, cloneURL, sha, dir, token string, maxBytes int64) error {
+func Checkout(ctx context.Context, cloneURL, sha, dir, token string, maxBytes int64) error {
 	installLimitedTransport()
 	repo, err := git.PlainInit(dir, false)
 	if err != nil {
