@@ -147,7 +147,8 @@ fetch_flux_crds() {
 # fetch_argocd_crds copies the CRDs that Argo CD's module ships
 # (manifests/crds) into crds/argocd. The module requires a newer Go than
 # ours, so "go mod download" fetches its zip into the module cache but
-# refuses to extract it; the CRDs are taken from the zip.
+# refuses to extract it; the CRDs are taken from the zip (hack/modzip: a
+# fresh machine may have no unzip).
 fetch_argocd_crds() {
 	[ "$(cat "$out/crds/argocd/.version" 2>/dev/null || true)" = "$ARGOCD_VERSION" ] && return 0
 	step "fetching the Argo CD CRDs ($ARGOCD_VERSION)"
@@ -156,7 +157,7 @@ fetch_argocd_crds() {
 	# The download reports the Go version error (and fails) after it stored the zip.
 	zip=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" | sed -n 's/.*"Zip": "\(.*\)".*/\1/p') || true
 	[ -f "$zip" ] || { echo "testbin: Argo CD $ARGOCD_VERSION: no module zip" >&2; return 1; }
-	unzip -q -j -o "$zip" "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION/manifests/crds/*-crd.yaml" -d "$out/crds/argocd"
+	(cd "$root" && go run ./hack/modzip "$zip" "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION/manifests/crds/*-crd.yaml" "$out/crds/argocd")
 	chmod u+w "$out/crds/argocd/"*.yaml
 	echo "$ARGOCD_VERSION" >"$out/crds/argocd/.version"
 }
