@@ -10,6 +10,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"unicode/utf8"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/redact"
 )
 
 // Executor runs one command for the command handler.
@@ -186,6 +188,33 @@ type Button struct {
 	// Primary marks the suggested next step.
 	Primary bool
 }
+
+// Settle ends an in-process executor's run of one command, in a deferred
+// call: p, the value recover returned, becomes the command's error (a
+// panic in a large library costs one command, not the agent); the Secret
+// values seen are masked in the output, the errors and the returned error;
+// and the output is capped after masking. what names the command in the
+// panic's error ("flux diff").
+func Settle(p any, what string, secrets *redact.Set, maxOutputBytes int, res *Result, err *error) {
+	if p != nil {
+		*res, *err = Result{}, fmt.Errorf("%s failed: %v", what, p)
+	}
+	res.Output, res.Errors = secrets.Redact(res.Output), secrets.Redact(res.Errors)
+	*res = res.Capped(maxOutputBytes)
+	if *err != nil {
+		*err = &maskedError{msg: secrets.Redact((*err).Error()), err: *err}
+	}
+}
+
+// maskedError is err with Secret values masked in its text; errors.Is and
+// errors.As still see err.
+type maskedError struct {
+	msg string
+	err error
+}
+
+func (m *maskedError) Error() string { return m.msg }
+func (m *maskedError) Unwrap() error { return m.err }
 
 // Capped returns r with Output and Errors each cut to limit bytes
 // (config.DefaultMaxOutputBytes when limit is 0 or less), at a character

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/kubechat/kubechat/internal/redact"
 	"github.com/stretchr/testify/require"
 	"k8s.io/client-go/rest"
 )
@@ -27,4 +28,27 @@ func TestCheckIdentity(t *testing.T) {
 	require.ErrorContains(t, err, "no identity to act as")
 	require.NoError(t, CheckIdentity("flux", base, Identity{User: "u"}))
 	require.NoError(t, CheckIdentity("flux", base, Identity{Own: true}), "a command pod acts as its own ServiceAccount")
+}
+
+func TestSettle(t *testing.T) {
+	secrets := redact.NewSet()
+	secrets.Add("hunter2-s3cret")
+	settle := func(f func() (Result, error)) (res Result, err error) {
+		defer func() { Settle(recover(), "x get", secrets, 10, &res, &err) }()
+		return f()
+	}
+
+	res, err := settle(func() (Result, error) { panic("index out of range") })
+	require.EqualError(t, err, "x get failed: index out of range", "a panic costs one command")
+	require.Equal(t, Result{}, res)
+
+	cause := errors.New("dry run refused: value hunter2-s3cret is invalid")
+	res, err = settle(func() (Result, error) {
+		return Result{Output: "hunter2-s3cret and more", Errors: "hunter2-s3cret"}, cause
+	})
+	require.NotContains(t, err.Error(), "hunter2-s3cret")
+	require.ErrorIs(t, err, cause, "the masked error still wraps its cause")
+	require.NotContains(t, res.Output, "hunter2")
+	require.NotContains(t, res.Errors, "hunter2")
+	require.True(t, res.Truncated, "capped after masking")
 }

@@ -337,22 +337,19 @@ func (e *Executor) Execute(ctx context.Context, req executor.Request) (res execu
 	}
 }
 
-// finish turns an RBAC refusal into a Forbidden result, masks every Secret
-// value seen and caps the output.
+// finish turns an RBAC refusal into a Forbidden result and a refusal into
+// a failed command, then settles the result (executor.Settle: a panic
+// becomes the error, Secret values are masked, the output capped).
 func (r *run) finish(res *executor.Result, err *error) {
-	if p := recover(); p != nil {
-		// A panic in a large library must cost one command, not the agent.
-		*res, *err = executor.Result{}, fmt.Errorf("argocd %s failed: %v", r.cmd.verb, p)
-	}
-	if apierrors.IsForbidden(*err) {
+	p := recover()
+	if p == nil && apierrors.IsForbidden(*err) {
 		*res, *err = executor.Result{Errors: (*err).Error() + "\n", ExitCode: 1, Forbidden: true}, nil
 	}
 	var refused *refusal
-	if errors.As(*err, &refused) {
+	if p == nil && errors.As(*err, &refused) {
 		*res, *err = executor.Result{Errors: "Error: " + refused.Error() + "\n", ExitCode: 1}, nil
 	}
-	res.Output, res.Errors = r.secrets.Redact(res.Output), r.secrets.Redact(res.Errors)
-	*res = res.Capped(r.req.MaxOutputBytes)
+	executor.Settle(p, "argocd "+r.cmd.verb, r.secrets, r.req.MaxOutputBytes, res, err)
 }
 
 // refusal is an error the user caused (no such history ID, an operation

@@ -156,16 +156,6 @@ func parse(args []string) (command, error) {
 	return c, nil
 }
 
-// maskedError is err with secret values masked in its text; errors.Is and
-// errors.As still see err.
-type maskedError struct {
-	msg string
-	err error
-}
-
-func (m *maskedError) Error() string { return m.msg }
-func (m *maskedError) Unwrap() error { return m.err }
-
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
@@ -209,17 +199,7 @@ func (e *Executor) Execute(ctx context.Context, req executor.Request) (res execu
 	if dl, ok := ctx.Deadline(); ok {
 		cfg.Timeout = time.Until(dl)
 	}
-	defer func() {
-		// A panic in a large library must cost one command, not the agent.
-		if r := recover(); r != nil {
-			res, err = executor.Result{}, fmt.Errorf("flux %s failed: %v", c.verb, r)
-		}
-		res.Output, res.Errors = secrets.Redact(res.Output), secrets.Redact(res.Errors)
-		res = res.Capped(req.MaxOutputBytes)
-		if err != nil {
-			err = &maskedError{msg: secrets.Redact(err.Error()), err: err}
-		}
-	}()
+	defer func() { executor.Settle(recover(), "flux "+c.verb, secrets, req.MaxOutputBytes, &res, &err) }()
 	r := &run{e: e, cfg: cfg, secrets: secrets, req: req, cmd: c}
 	switch c.verb {
 	case verbGetKs:
