@@ -66,7 +66,15 @@ func TestDocumentedCLICommandsExist(t *testing.T) {
 			cmd, _, err := root.Find(fields[1:2])
 			require.NoError(t, err, "%s shows %q", file, line)
 			require.True(t, cmd != root, "%s shows %q: no such command", file, line)
-			for _, f := range fields[2:] {
+			flags := fields[2:]
+			if cmd.HasSubCommands() && len(flags) > 0 {
+				// A command group: "kubechat fleet credentials --cluster x".
+				sub, _, err := cmd.Find(flags[:1])
+				require.NoError(t, err, "%s shows %q", file, line)
+				require.True(t, sub != cmd, "%s shows %q: %s has no command %s", file, line, cmd.Name(), flags[0])
+				cmd, flags = sub, flags[1:]
+			}
+			for _, f := range flags {
 				if f == "--" {
 					break
 				}

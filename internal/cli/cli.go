@@ -67,7 +67,7 @@ alerts to chat channels and answers the commands typed there.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(runCommand(), checkConfigCommand(), execCommand(), rbacCommand(), versionCommand(), probeCommand())
+	root.AddCommand(runCommand(), hubCommand(), fleetCommand(), checkConfigCommand(), execCommand(), rbacCommand(), versionCommand(), probeCommand())
 	return root
 }
 

@@ -32,6 +32,8 @@ type Config struct {
 	HA        HA                `yaml:"ha"`
 	Delivery  Delivery          `yaml:"delivery"`
 	Reload    Reload            `yaml:"reload"`
+	// Fleet is read by `kubechat hub` only (see docs/fleet.md).
+	Fleet Fleet `yaml:"fleet"`
 
 	// Files lists the files this config was merged from, in order.
 	Files []string `yaml:"-"`
@@ -120,6 +122,9 @@ type Channel struct {
 	// other agents stay silent. Empty: every agent that hears the command
 	// answers it.
 	DefaultCluster string `yaml:"defaultCluster"`
+	// Clusters, on a hub (`kubechat hub`), are the fleet's clusters that
+	// may post to this channel and take commands from it.
+	Clusters []string `yaml:"clusters"`
 	// Identity is who commands from this channel act as in Kubernetes,
 	// unless the user has a mapping in Users.
 	Identity *Identity `yaml:"identity"`
@@ -430,6 +435,7 @@ func (c *Config) withDefaults() {
 	if c.HTTP.ShutdownTimeout == 0 {
 		c.HTTP.ShutdownTimeout = Duration(DefaultShutdownTimeout)
 	}
+	c.Fleet.withDefaults()
 	for i := range c.Channels {
 		if c.Channels[i].ID == "" {
 			c.Channels[i].ID = c.Channels[i].Name

@@ -55,6 +55,7 @@ func (c *Config) validate(known Known) error {
 		}
 	}
 	channels := v.names("channels", len(c.Channels), func(i int) string { return c.Channels[i].Name })
+	v.fleet(c.Fleet, c.Channels)
 	for i, ch := range c.Channels {
 		path := fmt.Sprintf("channels[%d]", i)
 		v.oneOf(path+".platform", ch.Platform, platforms, "platform")

@@ -12,6 +12,7 @@ import (
 	"github.com/kubechat/kubechat/internal/chat/teams"
 	"github.com/kubechat/kubechat/internal/chat/webchat"
 	"github.com/kubechat/kubechat/internal/chat/webhook"
+	"github.com/kubechat/kubechat/internal/fleet/agent"
 )
 
 // Type is what the registry knows of one platform type: the factory that
@@ -33,4 +34,6 @@ var Factories = map[string]Type{
 	"teams":      {teams.New, teams.Settings{}},
 	"webchat":    {webchat.New, webchat.Settings{}},
 	"webhook":    {webhook.New, webhook.Settings{}},
+	// hub: an agent of a fleet reaches the chat platforms through the hub.
+	"hub": {agent.New, agent.Settings{}},
 }

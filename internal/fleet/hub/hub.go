@@ -1,0 +1,287 @@
+// Package hub is `kubechat hub`: one process that holds a fleet's chat
+// connections and no cluster access. It delivers what the agents publish
+// to their JetStream streams through the delivery core (internal/chat
+// queues: order, rate limits, retries, splitting), and hands each mention
+// or click to the agent of the cluster it is for (see internal/fleet).
+//
+// Deliver once: a message is acknowledged to JetStream only after its
+// delivery is recorded in the hub's key-value bucket (with the chat ref,
+// so that a later edit finds the message). A message redelivered after a
+// restart whose delivery was recorded is acknowledged and dropped; one
+// still in flight in this process is left to its queue.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/chat/platforms"
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/fleet"
+	"github.com/kubechat/kubechat/internal/health"
+)
+
+// AckWait is how long JetStream waits for the hub's acknowledgement before
+// it hands a message out again; a message still queued here is kept
+// in progress meanwhile.
+const AckWait = time.Minute
+
+// Hub is the fleet's hub.
+type Hub struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	health  *health.Tracker
+	metrics *metrics
+	dm      *chat.DeliveryMetrics
+
+	platforms map[string]chat.Platform
+	// channels by platform and channel id.
+	channels map[string]*config.Channel
+	queues   map[string]*chat.Queue
+	clusters []string
+
+	// Set by Run.
+	nc *nats.Conn
+	js jetstream.JetStream
+	kv jetstream.KeyValue
+
+	mu       sync.Mutex
+	inflight map[string]bool
+	refs     map[string]chat.MessageRef // recorded here, maybe not yet in the bucket
+	seen     map[string]time.Time       // last hello by cluster
+}
+
+// Options are the hub's optional parts.
+type Options struct {
+	// Metrics registers the hub's metrics (nil: none).
+	Metrics prometheus.Registerer
+	Health  *health.Tracker
+	// NATS, when set, is used instead of connecting to cfg.Fleet.NATS (tests).
+	NATS *nats.Conn
+}
+
+func channelKey(platform, id string) string { return platform + "\x00" + id }
+
+// New builds the hub from cfg: its platforms and channels, and the fleet
+// section. It refuses what a hub must not have (sources, executors, an
+// agent's hub platform) and does not connect.
+func New(cfg *config.Config, log *slog.Logger, o Options) (*Hub, error) {
+	if len(cfg.Fleet.Clusters) == 0 {
+		return nil, errors.New("fleet.clusters: a hub needs at least one cluster")
+	}
+	var errs []error
+	if len(cfg.Sources) > 0 {
+		errs = append(errs, errors.New("sources: a hub has no cluster access; sources belong in each cluster's agent"))
+	}
+	if len(cfg.Executors) > 0 || len(cfg.Actions) > 0 {
+		errs = append(errs, errors.New("executors, actions: a hub runs no command; each cluster's agent does"))
+	}
+	h := &Hub{
+		cfg: cfg, log: log, health: o.Health, nc: o.NATS,
+		platforms: map[string]chat.Platform{}, channels: map[string]*config.Channel{}, queues: map[string]*chat.Queue{},
+		inflight: map[string]bool{}, refs: map[string]chat.MessageRef{}, seen: map[string]time.Time{},
+		metrics: newMetrics(o.Metrics), dm: chat.NewDeliveryMetrics(o.Metrics),
+	}
+	for _, c := range cfg.Fleet.Clusters {
+		h.clusters = append(h.clusters, c.Name)
+	}
+	deps := chat.Deps{Log: log, Metrics: o.Metrics, Health: o.Health, Cluster: cfg.Cluster.Name}
+	for i, pc := range cfg.Platforms {
+		if pc.Type == "hub" {
+			errs = append(errs, fmt.Errorf("platforms[%d].type: a hub holds the chat platforms; type hub is for agents", i))
+			continue
+		}
+		t, ok := platforms.Factories[pc.Type]
+		if !ok {
+			errs = append(errs, fmt.Errorf("platforms[%d].type: unknown platform type %q", i, pc.Type))
+			continue
+		}
+		p, err := t.New(pc.Name, pc.Settings, deps)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("platforms[%d]: %w", i, err))
+			continue
+		}
+		h.platforms[pc.Name] = p
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	backoff := chat.Backoff{Deadline: time.Duration(cfg.Delivery.Deadline), Max: time.Duration(cfg.Delivery.MaxBackoff)}
+	for i := range cfg.Channels {
+		ch := &cfg.Channels[i]
+		k := channelKey(ch.Platform, ch.ID)
+		h.channels[k] = ch
+		rl := ch.RateLimit.WithDefaults()
+		h.queues[k] = chat.NewQueue(h.platforms[ch.Platform], ch.Platform, chat.Channel{Name: ch.Name, ID: ch.ID}, chat.QueueOptions{
+			PerSecond: rl.PerSecond, Burst: rl.Burst, Backoff: backoff, Metrics: h.dm, Log: log, Health: o.Health,
+		})
+	}
+	return h, nil
+}
+
+// Run serves until ctx ends: it connects to NATS (starting the embedded
+// server first, if configured), makes sure every cluster's stream, the
+// hub's consumers and its bucket exist, delivers the agents' messages, and
+// listens on every platform. Messages still queued when ctx ends are
+// handed back to JetStream for the next hub.
+func (h *Hub) Run(ctx context.Context) error {
+	if h.nc == nil {
+		var srv *server.Server
+		if e := h.cfg.Fleet.Embedded; e != nil {
+			var err error
+			if srv, err = fleet.Embedded(*e); err != nil {
+				return err
+			}
+			defer srv.Shutdown()
+			h.log.Info("embedded NATS started", "listen", srv.ClientURL())
+		}
+		nc, err := h.connect(srv)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		h.nc = nc
+	}
+	js, err := jetstream.New(h.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	h.js = js
+	retention := time.Duration(h.cfg.Fleet.Retention)
+	if err := h.setup(ctx, retention); err != nil {
+		return err
+	}
+	h.log.Info("hub ready", "clusters", len(h.clusters), "platforms", len(h.platforms))
+
+	// Queues outlive ctx until their jobs are handed back (deferred).
+	qctx, stopQueues := context.WithCancel(context.WithoutCancel(ctx))
+	var queues sync.WaitGroup
+	for _, q := range h.queues {
+		queues.Go(func() { q.Run(qctx) })
+	}
+	defer func() {
+		stopQueues()
+		queues.Wait()
+	}()
+
+	var consumers []jetstream.ConsumeContext
+	for _, c := range h.clusters {
+		cons, err := h.js.Consumer(ctx, fleet.Stream(c), fleet.Consumer)
+		if err != nil {
+			return fmt.Errorf("consumer of cluster %s: %w", c, err)
+		}
+		cc, err := cons.Consume(func(m jetstream.Msg) { h.take(c, m) },
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				h.log.Debug("consumer", "cluster", c, "err", err)
+			}))
+		if err != nil {
+			return fmt.Errorf("consume cluster %s: %w", c, err)
+		}
+		consumers = append(consumers, cc)
+	}
+	defer func() {
+		for _, cc := range consumers {
+			cc.Stop()
+		}
+	}()
+	hello, err := h.nc.Subscribe("kubechat.*.hello", h.hello)
+	if err != nil {
+		return fmt.Errorf("subscribe to hellos: %w", err)
+	}
+	defer func() { _ = hello.Unsubscribe() }()
+
+	lctx, stopListening := context.WithCancel(ctx)
+	defer stopListening()
+	errs := make(chan error, len(h.platforms)+1)
+	var listeners sync.WaitGroup
+	for name, p := range h.platforms {
+		listeners.Go(func() {
+			if err := p.Listen(lctx, chat.HandlerFunc(h.Handle)); err != nil && lctx.Err() == nil {
+				errs <- fmt.Errorf("platform %q: %w", name, err)
+			}
+		})
+	}
+	listeners.Go(func() { h.watch(lctx) })
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	stopListening()
+	listeners.Wait()
+	return runErr
+}
+
+func (h *Hub) connect(srv *server.Server) (*nats.Conn, error) {
+	opts, err := fleet.Options(h.cfg.Fleet.NATS, "kubechat hub", fleet.HubInbox)
+	if err != nil {
+		return nil, fmt.Errorf("fleet.%w", err)
+	}
+	url := h.cfg.Fleet.NATS.URL
+	if srv != nil {
+		opts = append(opts, nats.InProcessServer(srv))
+		url = srv.ClientURL()
+	}
+	opts = append(opts,
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { h.log.Warn("disconnected from NATS", "err", err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { h.log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { h.log.Warn("NATS error", "err", err) }),
+	)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	return nc, nil
+}
+
+// setup makes sure each cluster's stream and the hub's consumer on it,
+// and the hub's bucket, exist. It retries while NATS is not there yet.
+func (h *Hub) setup(ctx context.Context, retention time.Duration) error {
+	for {
+		err := h.ensure(ctx, retention)
+		if err == nil {
+			return nil
+		}
+		h.log.Warn("JetStream not set up yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func (h *Hub) ensure(ctx context.Context, retention time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	kv, err := h.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: fleet.Bucket, Description: "kubechat hub: where each agent message was delivered",
+		TTL: retention, Storage: jetstream.FileStorage, Replicas: max(h.cfg.Fleet.Replicas, 1),
+	})
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", fleet.Bucket, err)
+	}
+	h.kv = kv
+	for _, c := range h.clusters {
+		if _, err := h.js.CreateOrUpdateStream(ctx, fleet.StreamConfig(c, retention, h.cfg.Fleet.Replicas)); err != nil {
+			return fmt.Errorf("stream of cluster %s: %w", c, err)
+		}
+		if _, err := h.js.CreateOrUpdateConsumer(ctx, fleet.Stream(c), jetstream.ConsumerConfig{
+			Durable: fleet.Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait,
+			DeliverPolicy: jetstream.DeliverAllPolicy, MaxAckPending: 10000,
+		}); err != nil {
+			return fmt.Errorf("consumer of cluster %s: %w", c, err)
+		}
+	}
+	return nil
+}
