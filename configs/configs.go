@@ -37,15 +37,16 @@ var Examples embed.FS
 // examples reference for their secrets, so that tests can check them
 // offline. None is a real credential.
 var ExampleEnv = map[string]string{
-	"SLACK_BOT_TOKEN":      "xoxb-example",
-	"SLACK_APP_TOKEN":      "xapp-example",
-	"TEAMS_APP_PASSWORD":   "example-client-secret",
-	"DISCORD_BOT_TOKEN":    "example-discord-token",
-	"MATTERMOST_BOT_TOKEN": "example-mattermost-token",
-	"WEBCHAT_TOKEN":        "example-webchat-token-0123456789",
-	"KUBECHAT_DEMO_TOKEN":  "example-demo-token-0123456789",
-	"ALERTMANAGER_TOKEN":   "example-alertmanager-token",
-	"GITHUB_TOKEN":         "ghp_example",
-	"KUBECHAT_BUTTON_KEY":  "example-button-key-0123456789abcdef",
-	"OPENAI_API_KEY":       "sk-example",
+	"SLACK_BOT_TOKEN":       "xoxb-example",
+	"SLACK_APP_TOKEN":       "xapp-example",
+	"TEAMS_APP_PASSWORD":    "example-client-secret",
+	"DISCORD_BOT_TOKEN":     "example-discord-token",
+	"MATTERMOST_BOT_TOKEN":  "example-mattermost-token",
+	"WEBCHAT_TOKEN":         "example-webchat-token-0123456789",
+	"KUBECHAT_DEMO_TOKEN":   "example-demo-token-0123456789",
+	"ALERTMANAGER_TOKEN":    "example-alertmanager-token",
+	"GITHUB_TOKEN":          "ghp_example",
+	"GITHUB_WEBHOOK_SECRET": "example-webhook-secret",
+	"KUBECHAT_BUTTON_KEY":   "example-button-key-0123456789abcdef",
+	"OPENAI_API_KEY":        "sk-example",
 }

@@ -253,7 +253,12 @@ func (p *Pipeline) job(ctx context.Context, ev event.Event, s *sender, kind, key
 		})
 	default:
 		m := p.render(ctx, ev, s)
-		p.enqueue(s, key, func() (chat.Message, bool) { return m, true }, nil)
+		acts := p.actionsFor(ev, s)
+		var then func(context.Context, chat.MessageRef)
+		if len(acts) > 0 {
+			then = func(_ context.Context, ref chat.MessageRef) { p.triggerActions(acts, ev, s, ref) }
+		}
+		p.enqueue(s, key, func() (chat.Message, bool) { return m, true }, then)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/source"
 	"github.com/kubechat/kubechat/internal/source/alertmanager"
+	githubsource "github.com/kubechat/kubechat/internal/source/github"
 	k8ssource "github.com/kubechat/kubechat/internal/source/kubernetes"
 	"github.com/kubechat/kubechat/plugins"
 )
@@ -133,8 +134,11 @@ func (a *App) build(cfg *config.Config, prev *generation) (*generation, error) {
 	}
 	mux := http.NewServeMux()
 	for _, s := range g.sources {
-		if am, ok := s.(*alertmanager.Source); ok {
-			mux.Handle(am.Path(), a.inbound(am))
+		switch hook := s.(type) {
+		case *alertmanager.Source:
+			mux.Handle(hook.Path(), a.inbound(hook))
+		case *githubsource.Source:
+			mux.Handle(hook.Path(), a.inbound(hook))
 		}
 	}
 	for _, p := range g.platforms {
@@ -261,6 +265,8 @@ func (a *App) buildSource(cfg *config.Config, sc config.Source, prev *generation
 		return alertmanager.New(sc, cfg.Cluster.Name, a.log)
 	case config.SourceKubernetes:
 		return a.kubernetesSource(cfg, sc)
+	case config.SourceGitHub:
+		return githubsource.New(sc, cfg.Cluster.Name, a.restConfig, a.chatState, a.log)
 	}
 	return nil, fmt.Errorf("source %q: unknown type %q", sc.Name, sc.Type)
 }

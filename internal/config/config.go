@@ -217,15 +217,17 @@ type Bindings struct {
 // Source is one named event source. Exactly one of the type blocks is set, matching Type.
 type Source struct {
 	Name         string              `yaml:"name" jsonschema:"required"`
-	Type         string              `yaml:"type" jsonschema:"required,enum=kubernetes,enum=alertmanager"`
+	Type         string              `yaml:"type" jsonschema:"required,enum=kubernetes,enum=alertmanager,enum=github"`
 	Kubernetes   *KubernetesSource   `yaml:"kubernetes"`
 	Alertmanager *AlertmanagerSource `yaml:"alertmanager"`
+	GitHub       *GitHubSource       `yaml:"github"`
 }
 
 // Source types.
 const (
 	SourceKubernetes   = "kubernetes"
 	SourceAlertmanager = "alertmanager"
+	SourceGitHub       = "github"
 )
 
 // KubernetesSource watches Kubernetes resources.
@@ -304,6 +306,62 @@ type Namespaces struct {
 type AlertmanagerSource struct {
 	BearerToken *Secret    `yaml:"bearerToken"`
 	BasicAuth   *BasicAuth `yaml:"basicAuth"`
+}
+
+// GitHubSource receives GitHub webhooks at /github/<name>: each pull
+// request opened, pushed to, reopened or merged becomes an event per Flux
+// Kustomization whose source is the pull request's repository and whose
+// path the pull request touches (see docs/github.md).
+type GitHubSource struct {
+	// WebhookSecret is the webhook's secret: every delivery must carry its
+	// X-Hub-Signature-256.
+	WebhookSecret *Secret `yaml:"webhookSecret"`
+	// API is the GitHub API the source reads pull requests' files from.
+	API GitHubAPI `yaml:"api"`
+	// Deliveries is how many delivery ids are remembered to refuse a
+	// replay (default 500; they are kept in the state ConfigMap).
+	Deliveries int `yaml:"deliveries" jsonschema:"minimum=0"`
+}
+
+// DefaultDeliveries is GitHubSource.Deliveries' default.
+const DefaultDeliveries = 500
+
+// GitHubAPI is a GitHub API and its credentials: a token, or a GitHub App
+// installation. With neither, only public repositories can be read.
+type GitHubAPI struct {
+	// BaseURL is the API's base URL (default https://api.github.com/;
+	// GitHub Enterprise: https://HOST/api/v3/).
+	BaseURL string     `yaml:"baseURL"`
+	Token   Secret     `yaml:"token"`
+	App     *GitHubApp `yaml:"app"`
+}
+
+// GitHubApp identifies a GitHub App installation.
+type GitHubApp struct {
+	ID             int64  `yaml:"id"`
+	InstallationID int64  `yaml:"installationID"`
+	PrivateKey     Secret `yaml:"privateKey"`
+}
+
+// Check reports each problem of g to report, with the field it is about
+// ("app.id"; "" for the block).
+func (g GitHubAPI) Check(report func(field, problem string)) {
+	a := g.App
+	if a == nil {
+		return
+	}
+	if !g.Token.IsZero() {
+		report("", "set token or app, not both")
+	}
+	if a.ID <= 0 {
+		report("app.id", "the GitHub App's id is required")
+	}
+	if a.InstallationID <= 0 {
+		report("app.installationID", "the id of the app's installation is required")
+	}
+	if a.PrivateKey.IsZero() {
+		report("app.privateKey", "the app's PEM private key is required")
+	}
 }
 
 // BasicAuth is a user name and password for HTTP basic authentication.

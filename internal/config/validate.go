@@ -225,8 +225,38 @@ func (v *validator) rateLimit(path string, r RateLimit) {
 }
 
 func (v *validator) source(path string, s Source) {
-	v.oneOf(path+".type", s.Type, []string{SourceKubernetes, SourceAlertmanager}, "source type")
+	v.oneOf(path+".type", s.Type, []string{SourceKubernetes, SourceAlertmanager, SourceGitHub}, "source type")
+	if s.GitHub != nil && s.Type != SourceGitHub {
+		v.add(path+".github", "is set, but the source type is %q", s.Type)
+	}
 	switch s.Type {
+	case SourceGitHub:
+		if s.Kubernetes != nil {
+			v.add(path+".kubernetes", "is set, but the source type is %q", s.Type)
+		}
+		if s.Alertmanager != nil {
+			v.add(path+".alertmanager", "is set, but the source type is %q", s.Type)
+		}
+		gs := s.GitHub
+		if gs == nil || gs.WebhookSecret == nil || gs.WebhookSecret.IsZero() {
+			v.add(path+".github.webhookSecret", "is required: every delivery's signature is checked with it")
+			return
+		}
+		if gs.Deliveries < 0 {
+			v.add(path+".github.deliveries", "must not be negative, got %d", gs.Deliveries)
+		}
+		gs.API.Check(func(field, problem string) {
+			at := path + ".github.api"
+			if field != "" {
+				at += "." + field
+			}
+			v.add(at, "%s", problem)
+		})
+		if gs.API.BaseURL != "" {
+			if err := CheckHTTPURL(path+".github.api.baseURL", gs.API.BaseURL); err != nil {
+				v.add(path+".github.api.baseURL", "%q is not an http(s) URL", gs.API.BaseURL)
+			}
+		}
 	case SourceKubernetes:
 		if s.Alertmanager != nil {
 			v.add(path+".alertmanager", "is set, but the source type is %q", s.Type)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	gh "github.com/google/go-github/v60/github"
+
+	"github.com/kubechat/kubechat/internal/config"
 )
 
 // TokenSource gives the token that authenticates a request: to the API
@@ -115,4 +117,37 @@ func (a *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		next = http.DefaultTransport
 	}
 	return next.RoundTrip(req)
+}
+
+// Connect builds the client of api: its base URL, authenticated with its
+// token or as its GitHub App installation (anonymous with neither), through
+// next (nil: http.DefaultTransport). The token source is nil when anonymous.
+// Errors name the field of api ("app.privateKey", "baseURL"). It does not dial.
+func Connect(api config.GitHubAPI, next http.RoundTripper) (*Client, TokenSource, error) {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	var ts TokenSource
+	switch {
+	case api.App != nil:
+		key, err := ParseAppKey([]byte(api.App.PrivateKey.Reveal()))
+		if err != nil {
+			return nil, nil, fmt.Errorf("app.privateKey: %w", err)
+		}
+		ts, err = AppToken(api.BaseURL, App{ID: api.App.ID, InstallationID: api.App.InstallationID, PrivateKey: key}, next)
+		if err != nil {
+			return nil, nil, fmt.Errorf("app: %w", err)
+		}
+	case !api.Token.IsZero():
+		ts = StaticToken(api.Token.Reveal())
+	}
+	transport := next
+	if ts != nil {
+		transport = Transport(ts, next)
+	}
+	c, err := New(api.BaseURL, &http.Client{Transport: transport, Timeout: time.Minute})
+	if err != nil {
+		return nil, nil, fmt.Errorf("baseURL: %w", err)
+	}
+	return c, ts, nil
 }

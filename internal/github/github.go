@@ -249,3 +249,52 @@ func short(sha string) string {
 	}
 	return sha
 }
+
+// ChangedFiles lists the paths pull request number changes, through every
+// page; a renamed file counts under both its names. GitHub lists at most
+// 3000 files of a pull request.
+func (c *Client) ChangedFiles(ctx context.Context, repo Repo, number int) ([]string, error) {
+	var out []string
+	opts := &gh.ListOptions{PerPage: 100}
+	for {
+		files, resp, err := c.api.PullRequests.ListFiles(ctx, repo.Owner, repo.Name, number, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list the files of %s#%d: %w", repo, number, err)
+		}
+		for _, f := range files {
+			out = append(out, f.GetFilename())
+			if prev := f.GetPreviousFilename(); prev != "" {
+				out = append(out, prev)
+			}
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// Commit status states.
+const (
+	StatusPending = "pending"
+	StatusSuccess = "success"
+	StatusFailure = "failure"
+	StatusError   = "error"
+)
+
+// SetStatus sets the commit status called name on commit sha: state is
+// one of the Status constants, description a line (GitHub keeps 140
+// characters), targetURL where its "Details" link leads ("" for none).
+func (c *Client) SetStatus(ctx context.Context, repo Repo, sha, name, state, description, targetURL string) error {
+	if r := []rune(description); len(r) > 140 {
+		description = string(r[:139]) + "…"
+	}
+	st := &gh.RepoStatus{State: &state, Context: &name, Description: &description}
+	if targetURL != "" {
+		st.TargetURL = &targetURL
+	}
+	if _, _, err := c.api.Repositories.CreateStatus(ctx, repo.Owner, repo.Name, sha, st); err != nil {
+		return fmt.Errorf("set the status %s of %s@%s: %w", name, repo, short(sha), err)
+	}
+	return nil
+}

@@ -18,7 +18,6 @@ package prdiff
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
@@ -46,20 +45,10 @@ type Settings struct {
 // GitHubSettings are the GitHub API and its credentials: a token, or a
 // GitHub App installation. With neither, public repositories can be diffed
 // but not commented on or approved.
-type GitHubSettings struct {
-	// BaseURL is the API's base URL (default https://api.github.com/;
-	// GitHub Enterprise: https://HOST/api/v3/).
-	BaseURL string        `yaml:"baseURL"`
-	Token   config.Secret `yaml:"token"`
-	App     *AppSettings  `yaml:"app"`
-}
+type GitHubSettings = config.GitHubAPI
 
 // AppSettings identify a GitHub App installation.
-type AppSettings struct {
-	ID             int64         `yaml:"id"`
-	InstallationID int64         `yaml:"installationID"`
-	PrivateKey     config.Secret `yaml:"privateKey"`
-}
+type AppSettings = config.GitHubApp
 
 // Defaults of Settings.
 const (
@@ -85,28 +74,11 @@ func New(tool, prefix string, s Settings) (*Differ, error) {
 		return nil, err
 	}
 	d := &Differ{s: s.withDefaults(), tool: tool}
-	transport := http.DefaultTransport
-	switch {
-	case s.GitHub.App != nil:
-		key, err := github.ParseAppKey([]byte(s.GitHub.App.PrivateKey.Reveal()))
-		if err != nil {
-			return nil, fmt.Errorf("%s.github.app.privateKey: %w", prefix, err)
-		}
-		d.token, err = github.AppToken(s.GitHub.BaseURL, github.App{ID: s.GitHub.App.ID, InstallationID: s.GitHub.App.InstallationID, PrivateKey: key}, transport)
-		if err != nil {
-			return nil, fmt.Errorf("%s.github.app: %w", prefix, err)
-		}
-	case !s.GitHub.Token.IsZero():
-		d.token = github.StaticToken(s.GitHub.Token.Reveal())
-	}
-	if d.token != nil {
-		transport = github.Transport(d.token, transport)
-	}
-	gh, err := github.New(s.GitHub.BaseURL, &http.Client{Transport: transport, Timeout: time.Minute})
+	gh, token, err := github.Connect(s.GitHub, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%s.github.baseURL: %w", prefix, err)
+		return nil, fmt.Errorf("%s.github.%w", prefix, err)
 	}
-	d.gh = gh
+	d.gh, d.token = gh, token
 	return d, nil
 }
 
@@ -115,21 +87,13 @@ func (d *Differ) GitHub() *github.Client { return d.gh }
 
 func (s Settings) validate(prefix string) error {
 	var errs []error
-	if s.GitHub.App != nil {
-		a := s.GitHub.App
-		if !s.GitHub.Token.IsZero() {
-			errs = append(errs, fmt.Errorf("%s.github: set token or app, not both", prefix))
+	s.GitHub.Check(func(field, problem string) {
+		at := prefix + ".github"
+		if field != "" {
+			at += "." + field
 		}
-		if a.ID <= 0 {
-			errs = append(errs, fmt.Errorf("%s.github.app.id: the GitHub App's id is required", prefix))
-		}
-		if a.InstallationID <= 0 {
-			errs = append(errs, fmt.Errorf("%s.github.app.installationID: the id of the app's installation is required", prefix))
-		}
-		if a.PrivateKey.IsZero() {
-			errs = append(errs, fmt.Errorf("%s.github.app.privateKey: the app's PEM private key is required", prefix))
-		}
-	}
+		errs = append(errs, fmt.Errorf("%s: %s", at, problem))
+	})
 	if s.MaxRepoBytes < 0 {
 		errs = append(errs, fmt.Errorf("%s.maxRepoBytes: %d is negative", prefix, s.MaxRepoBytes))
 	}

@@ -119,3 +119,63 @@ func (d *Differ) Approve(ctx context.Context, t Target, cluster string, caller e
 	out := fmt.Sprintf("Approved %s#%d at %s.\n", t.Repo, number, ShortSHA(t.SHA))
 	return executor.Result{Output: out, Buttons: []executor.Button{{Label: "View PR", URL: pr.HTMLURL}}}, nil
 }
+
+// StatusContext names the commit status a report sets.
+const StatusContext = "kubechat/diff"
+
+// Report runs a report command, what a pull request's push starts: it
+// marks commit --sha pending, diffs the object there, posts the diff to
+// the pull request (replacing this object's earlier comment) unless a
+// newer commit was pushed meanwhile, and sets the commit status
+// kubechat/diff on --sha: success when the object builds and dry-runs,
+// failure when it does not. A status belongs to its commit, so the one of
+// an older push never stands for a newer head. The comment is masked with
+// secrets before it leaves.
+func (d *Differ) Report(ctx context.Context, t Target, cluster string, secrets *redact.Set) (executor.Result, error) {
+	pr, err := d.gh.FindPullRequest(ctx, t.Repo, t.Ref)
+	if err != nil {
+		return executor.Result{}, err
+	}
+	what := t.Kind + " " + t.Name
+	if err := d.gh.SetStatus(ctx, t.Repo, t.SHA, StatusContext, github.StatusPending, "Diffing "+what+" on "+cluster, pr.HTMLURL); err != nil {
+		return executor.Result{}, err
+	}
+	res := executor.Result{Buttons: []executor.Button{{Label: "View PR", URL: pr.HTMLURL}}}
+	state, desc, body := github.StatusSuccess, "", ""
+	rep, derr := t.Diff(ctx, pr, t.SHA)
+	switch {
+	case derr != nil:
+		state, desc = github.StatusFailure, what+" does not build: "+derr.Error()
+		body = fmt.Sprintf("### %s diff: %s `%s` on cluster `%s`\n\nAt commit %s the diff failed:\n\n```\n%s\n```\n", rep.Tool, t.Kind, t.Name, cluster, t.SHA, derr)
+		res.Errors, res.ExitCode = "Error: "+derr.Error()+"\n", 1
+	case rep.Forbidden():
+		state, desc = github.StatusFailure, what+": some objects could not be dry-run ("+rep.Summary()+")"
+		body = rep.Markdown(cluster, "")
+		res.Output, res.Errors, res.ExitCode = rep.Text(), "Some objects were skipped: the identity may not dry-run them (see above).\n", 1
+	default:
+		desc = what + ": " + rep.Summary()
+		body = rep.Markdown(cluster, "")
+		res.Output = rep.Text()
+		res.Buttons = append([]executor.Button{{Label: "Approve PR", Args: slices.Concat(t.ApproveVerb, t.Args(pr.Number, t.SHA)), Primary: true}}, res.Buttons...)
+	}
+	target := pr.HTMLURL
+	now, err := d.gh.PullRequest(ctx, t.Repo, pr.Number)
+	if err != nil {
+		return executor.Result{}, err
+	}
+	if now.HeadSHA == t.SHA {
+		url, err := d.gh.UpsertComment(ctx, t.Repo, pr.Number, t.Marker, secrets.Redact(body))
+		if err != nil {
+			return executor.Result{}, err
+		}
+		target = url
+		res.Output += fmt.Sprintf("Reported to %s#%d: %s\n", t.Repo, pr.Number, url)
+	} else {
+		res.Output += fmt.Sprintf("Not posted to %s#%d: its head moved to %s since, and that push gets its own report.\n", t.Repo, pr.Number, ShortSHA(now.HeadSHA))
+	}
+	if err := d.gh.SetStatus(ctx, t.Repo, t.SHA, StatusContext, state, secrets.Redact(desc), target); err != nil {
+		return executor.Result{}, err
+	}
+	res.Output += fmt.Sprintf("Commit status %s on %s: %s\n", StatusContext, ShortSHA(t.SHA), state)
+	return res, nil
+}

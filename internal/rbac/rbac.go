@@ -203,13 +203,16 @@ func own(cfg *config.Config) []rbacv1.PolicyRule {
 }
 
 // watched is list and watch on exactly what the kubernetes sources watch,
+// list on Kustomizations and GitRepositories for a github source,
 // and get on Services and Secrets for the Ingress recommendation, which
 // checks that an Ingress's backends and TLS Secrets exist (by metadata,
 // but RBAC has no metadata-only verb).
 func watched(cfg *config.Config) []rbacv1.PolicyRule {
 	var rules []rbacv1.PolicyRule
 	ingressBackends := false
+	gitops := false
 	for _, s := range cfg.Sources {
+		gitops = gitops || s.Type == config.SourceGitHub
 		if s.Type != config.SourceKubernetes || s.Kubernetes == nil {
 			continue
 		}
@@ -227,6 +230,12 @@ func watched(cfg *config.Config) []rbacv1.PolicyRule {
 	}
 	if ingressBackends {
 		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"services", "secrets"}, Verbs: []string{"get"}})
+	}
+	if gitops {
+		// A github source finds the Kustomizations a pull request touches.
+		rules = append(rules,
+			rbacv1.PolicyRule{APIGroups: []string{"kustomize.toolkit.fluxcd.io"}, Resources: []string{"kustomizations"}, Verbs: []string{"list"}},
+			rbacv1.PolicyRule{APIGroups: []string{"source.toolkit.fluxcd.io"}, Resources: []string{"gitrepositories"}, Verbs: []string{"list"}})
 	}
 	return rules
 }

@@ -65,6 +65,16 @@ func (r *run) comment(ctx context.Context) (executor.Result, error) {
 	return r.e.prs.Comment(ctx, t, r.e.cluster, r.req.Caller.UserName, r.secrets)
 }
 
+// report diffs at --sha, posts the diff to the pull request and sets the
+// kubechat/diff commit status: what a github source's push event runs.
+func (r *run) report(ctx context.Context) (executor.Result, error) {
+	t, denied, err := r.resolveOrDeny(ctx)
+	if denied != nil || err != nil {
+		return deref(denied), err
+	}
+	return r.e.prs.Report(ctx, t, r.e.cluster, r.secrets)
+}
+
 // approve approves the pull request at --sha, and refuses if its head moved.
 func (r *run) approve(ctx context.Context) (executor.Result, error) {
 	t, denied, err := r.resolveOrDeny(ctx)

@@ -64,14 +64,15 @@ func New(name string, raw config.Raw, d executor.Deps) (executor.Executor, error
 // Name is the configured executor name.
 func (e *Executor) Name() string { return e.name }
 
-// Verbs. Reading verbs are allowed by a policy that lists none; comment and
-// approve act on GitHub, so a policy must list them.
+// Verbs. Reading verbs are allowed by a policy that lists none; comment,
+// approve and report act on GitHub, so a policy must list them.
 const (
 	verbDiff       = "diff"
 	verbGetKs      = "get kustomizations"
 	verbGetSources = "get sources git"
 	verbComment    = "comment"
 	verbApprove    = "approve"
+	verbReport     = "report"
 )
 
 // ReadOnlyVerbs are diff and get: they change nothing.
@@ -92,6 +93,7 @@ type command struct {
 const usage = `flux diff kustomization NAME [-n NS] [--path ./dir] --github-ref PR|URL|BRANCH
 flux comment kustomization NAME [-n NS] --github-ref PR --sha SHA
 flux approve kustomization NAME [-n NS] --github-ref PR --sha SHA
+flux report kustomization NAME [-n NS] --github-ref PR --sha SHA
 flux get kustomizations [-n NS | -A]
 flux get sources git [-n NS | -A]`
 
@@ -129,7 +131,7 @@ func parse(args []string) (command, error) {
 			return bad("flux get takes only -n and -A")
 		}
 		return c, nil
-	case verbDiff, verbComment, verbApprove:
+	case verbDiff, verbComment, verbApprove, verbReport:
 		c.verb = words[0]
 	default:
 		return bad("%q is not a flux command kubechat runs", words[0])
@@ -208,6 +210,8 @@ func (e *Executor) Execute(ctx context.Context, req executor.Request) (res execu
 		return r.getSources(ctx)
 	case verbDiff:
 		return r.diff(ctx)
+	case verbReport:
+		return r.report(ctx)
 	case verbComment:
 		return r.comment(ctx)
 	default:

@@ -44,6 +44,7 @@ func TestFlux(t *testing.T) {
 	f := fluxtest.New(t, env, appNS, fluxNS)
 	t.Run("DiffShowsExactlyThePullRequestsChanges", func(t *testing.T) { testDiff(t, f) })
 	t.Run("CommentAndApprove", func(t *testing.T) { testCommentAndApprove(t, f) })
+	t.Run("ReportSetsTheCommitStatusAndANewerPushWins", func(t *testing.T) { testReport(t, f) })
 	t.Run("BuildErrorsAreClear", func(t *testing.T) { testBuildErrors(t, f) })
 	t.Run("ObjectsTheIdentityMayNotDryRunAreSkipped", func(t *testing.T) { testSkipped(t, f) })
 	t.Run("Get", func(t *testing.T) { testGet(t, f) })
@@ -258,6 +259,65 @@ func testCommentAndApprove(t *testing.T, f *fluxtest.Fleet) {
 	rediff := execute(t, e, admin, refused.Buttons[0].Args...)
 	require.Contains(t, rediff.Output, "+  replicas: 5")
 	require.Contains(t, rediff.Output, newSHA[:7])
+}
+
+func testReport(t *testing.T, f *fluxtest.Fleet) {
+	const n = 40
+	first := f.OpenPR(t, n, "report-web", fluxtest.PRFiles())
+	e := newExecutor(t, f.GitHub.APIURL())
+	ours := func() []githubtest.Comment {
+		var out []githubtest.Comment
+		for _, c := range f.GitHub.Comments(n) {
+			if strings.Contains(c.Body, "<!-- kubechat flux-diff cluster=test-cluster kustomization=flux-src/apps part ") {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	statuses := func(sha string) []githubtest.Status {
+		var out []githubtest.Status
+		for _, s := range f.GitHub.Statuses() {
+			if s.SHA == sha {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	res := execute(t, e, admin, "report", "kustomization", "apps", "--github-ref", strconv.Itoa(n), "--sha", first)
+	require.Equal(t, 0, res.ExitCode, res.Errors)
+	require.Contains(t, res.Output, "1 created, 1 configured, 1 deleted")
+	require.Contains(t, res.Output, "Commit status kubechat/diff on "+first[:7]+": success")
+	require.Len(t, ours(), 1)
+	require.Contains(t, ours()[0].Body, first)
+	require.NotContains(t, ours()[0].Body, fluxtest.DBPassword)
+	st := statuses(first)
+	require.Len(t, st, 2)
+	require.Equal(t, []string{"pending", "success"}, []string{st[0].State, st[1].State})
+	require.Equal(t, "kubechat/diff", st[1].Context)
+	require.Equal(t, "Kustomization flux-src/apps: 1 created, 1 configured, 1 deleted, 1 unchanged, 0 skipped", st[1].Description)
+	require.Contains(t, st[1].TargetURL, "#issuecomment-", "the status links to the report")
+	require.Equal(t, "Approve PR", res.Buttons[0].Label)
+
+	// A push that breaks the build: its report replaces the comment and
+	// fails its commit's status.
+	second := f.Push(t, n, "report-web", map[string]string{"deploy/kustomization.yaml": "resources: [missing.yaml]\n"})
+	res = execute(t, e, admin, "report", "kustomization", "apps", "--github-ref", strconv.Itoa(n), "--sha", second)
+	require.Equal(t, 1, res.ExitCode)
+	require.Len(t, ours(), 1)
+	require.Contains(t, ours()[0].Body, second)
+	require.Contains(t, ours()[0].Body, "the diff failed")
+	st = statuses(second)
+	require.Len(t, st, 2)
+	require.Equal(t, "failure", st[1].State)
+	require.Contains(t, st[1].Description, "does not build")
+
+	// The first push's run finishing late (a retry, a slow build) does
+	// not overwrite the newer report; its status stays on its own commit.
+	res = execute(t, e, admin, "report", "kustomization", "apps", "--github-ref", strconv.Itoa(n), "--sha", first)
+	require.Equal(t, 0, res.ExitCode, res.Errors)
+	require.Contains(t, res.Output, "Not posted to acme/fleet#40: its head moved")
+	require.Contains(t, ours()[0].Body, second)
+	require.Len(t, statuses(second), 2)
 }
 
 func testBuildErrors(t *testing.T, f *fluxtest.Fleet) {

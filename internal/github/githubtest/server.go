@@ -1,8 +1,10 @@
 // Package githubtest is a loopback fake of the GitHub REST API, shaped after
 // its documented payloads, so that go-github runs unchanged against it:
-// pull requests (get, list), issue comments (list with Link pagination,
-// create, edit, delete), pull request reviews (create) and GitHub App
-// installation tokens. It records comments and reviews for assertions.
+// pull requests (get, list, files with Link pagination), issue comments
+// (list with Link pagination, create, edit, delete), pull request reviews
+// (create), commit statuses (create) and GitHub App installation tokens.
+// It records comments, reviews and statuses for assertions, and signs
+// webhook deliveries as GitHub does (Deliver).
 package githubtest
 
 import (
@@ -36,6 +38,18 @@ type PullRequest struct {
 	HeadSHA     string
 	// CloneURL is the head repository's clone URL.
 	CloneURL string
+	// Files are the paths the pull request changes.
+	Files []string
+}
+
+// Status is a commit status that was set.
+type Status struct {
+	Owner, Repo string
+	SHA         string
+	Context     string
+	State       string
+	Description string
+	TargetURL   string
 }
 
 // Comment is an issue comment.
@@ -63,6 +77,7 @@ type Server struct {
 	prs      map[string]*PullRequest // by owner/repo#n
 	comments []*Comment
 	reviews  []Review
+	statuses []Status
 	nextID   int64
 	// app auth
 	appID, installationID int64
@@ -115,6 +130,26 @@ func (s *Server) SetHead(owner, repo string, number int, sha string) {
 	if pr := s.prs[fmt.Sprintf("%s/%s#%d", owner, repo, number)]; pr != nil {
 		pr.HeadSHA = sha
 	}
+}
+
+// AddFiles adds paths to the files pull request number changes, as a push does.
+func (s *Server) AddFiles(owner, repo string, number int, paths ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pr := s.prs[fmt.Sprintf("%s/%s#%d", owner, repo, number)]; pr != nil {
+		for _, p := range paths {
+			if !slices.Contains(pr.Files, p) {
+				pr.Files = append(pr.Files, p)
+			}
+		}
+	}
+}
+
+// Statuses are the commit statuses set so far, oldest first.
+func (s *Server) Statuses() []Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.statuses)
 }
 
 // AddComment posts a comment as someone else would.
@@ -177,6 +212,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.prJSON(pr))
+	case len(rest) == 3 && rest[0] == "pulls" && rest[2] == "files" && r.Method == http.MethodGet:
+		s.listFiles(w, r, owner, repo, rest[1])
+	case len(rest) == 2 && rest[0] == "statuses" && r.Method == http.MethodPost:
+		s.createStatus(w, r, owner, repo, rest[1])
 	case len(rest) == 3 && rest[0] == "pulls" && rest[2] == "reviews" && r.Method == http.MethodPost:
 		s.createReview(w, r, owner, repo, rest[1])
 	case len(rest) == 3 && rest[0] == "issues" && rest[2] == "comments" && r.Method == http.MethodGet:
@@ -274,6 +313,51 @@ func (s *Server) listComments(w http.ResponseWriter, r *http.Request, owner, rep
 			all = append(all, c)
 		}
 	}
+	writeJSON(w, http.StatusOK, page(s, w, r, all, func(c *Comment) map[string]any { return s.commentJSON(owner, repo, c) }))
+}
+
+func (s *Server) listFiles(w http.ResponseWriter, r *http.Request, owner, repo, number string) {
+	pr := s.pr(owner, repo, number)
+	if pr == nil {
+		httpError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	writeJSON(w, http.StatusOK, page(s, w, r, pr.Files, func(f string) map[string]any {
+		return map[string]any{"filename": f, "status": "modified"}
+	}))
+}
+
+func (s *Server) createStatus(w http.ResponseWriter, r *http.Request, owner, repo, sha string) {
+	var b struct {
+		State       string `json:"state"`
+		Context     string `json:"context"`
+		Description string `json:"description"`
+		TargetURL   string `json:"target_url"`
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err == nil {
+		err = json.Unmarshal(data, &b)
+	}
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "Problems parsing JSON")
+		return
+	}
+	if !slices.Contains([]string{"pending", "success", "failure", "error"}, b.State) || len([]rune(b.Description)) > 140 {
+		httpError(w, http.StatusUnprocessableEntity, "Validation Failed: state or description")
+		return
+	}
+	if b.Context == "" {
+		b.Context = "default"
+	}
+	st := Status{Owner: owner, Repo: repo, SHA: sha, Context: b.Context, State: b.State, Description: b.Description, TargetURL: b.TargetURL}
+	s.statuses = append(s.statuses, st)
+	writeJSON(w, http.StatusCreated, map[string]any{"id": len(s.statuses), "state": st.State, "context": st.Context,
+		"description": st.Description, "target_url": st.TargetURL})
+}
+
+// page serves one page of all as GitHub paginates: per_page (at most
+// PerPage), page, and a Link header to the next page.
+func page[T any](s *Server, w http.ResponseWriter, r *http.Request, all []T, render func(T) map[string]any) []map[string]any {
 	per, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
 	if per <= 0 || per > PerPage {
 		per = PerPage
@@ -292,9 +376,9 @@ func (s *Server) listComments(w http.ResponseWriter, r *http.Request, owner, rep
 	}
 	out := []map[string]any{}
 	for _, c := range all[start:end] {
-		out = append(out, s.commentJSON(owner, repo, c))
+		out = append(out, render(c))
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 func (s *Server) commentJSON(owner, repo string, c *Comment) map[string]any {

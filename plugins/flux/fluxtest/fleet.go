@@ -7,6 +7,8 @@
 package fluxtest
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,11 +132,7 @@ func New(t *testing.T, env *testenv.Env, appNS, fluxNS string) *Fleet {
 	f.Work.Write(main)
 	f.MainSHA = f.Work.Commit("main", "fleet: web")
 
-	scheme := runtime.NewScheme()
-	require.NoError(t, corev1.AddToScheme(scheme))
-	require.NoError(t, kustomizev1.AddToScheme(scheme))
-	require.NoError(t, sourcev1.AddToScheme(scheme))
-	kc, err := client.New(env.Config, client.Options{Scheme: scheme})
+	kc, err := Client(env)
 	require.NoError(t, err)
 	require.NoError(t, kc.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "cluster-vars", Namespace: fluxNS},
@@ -187,6 +185,17 @@ func New(t *testing.T, env *testenv.Env, appNS, fluxNS string) *Fleet {
 	return f
 }
 
+// Client is an admin client of env that knows the Flux and core kinds.
+func Client(env *testenv.Env) (client.Client, error) {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, kustomizev1.AddToScheme, sourcev1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return nil, err
+		}
+	}
+	return client.New(env.Config, client.Options{Scheme: scheme})
+}
+
 // OpenPR pushes branch with files changed from main and opens pull request
 // number from it; it returns the head commit.
 func (f *Fleet) OpenPR(t *testing.T, number int, branch string, files map[string]string) string {
@@ -196,7 +205,7 @@ func (f *Fleet) OpenPR(t *testing.T, number int, branch string, files map[string
 	sha := f.Work.Commit(branch, "change "+branch)
 	f.Work.Checkout("main")
 	f.GitHub.SetPullRequest(githubtest.PullRequest{Owner: Owner, Repo: Repo, Number: number, Title: branch,
-		HeadRef: branch, HeadSHA: sha, CloneURL: f.Git.RepoURL(Repo)})
+		HeadRef: branch, HeadSHA: sha, CloneURL: f.Git.RepoURL(Repo), Files: slices.Sorted(maps.Keys(files))})
 	return sha
 }
 
@@ -209,5 +218,6 @@ func (f *Fleet) Push(t *testing.T, number int, branch string, files map[string]s
 	sha := f.Work.Commit(branch, "update "+branch)
 	f.Work.Checkout("main")
 	f.GitHub.SetHead(Owner, Repo, number, sha)
+	f.GitHub.AddFiles(Owner, Repo, number, slices.Sorted(maps.Keys(files))...)
 	return sha
 }

@@ -1,0 +1,370 @@
+// Package github is the GitHub source: a receiver of GitHub webhooks
+// (https://docs.github.com/en/webhooks) that turns each pull request
+// opened, pushed to, reopened or merged into one event per Flux
+// Kustomization the pull request touches: one whose GitRepository is the
+// pull request's repository and whose path holds a file the pull request
+// changes. Actions bound to the source then diff it, report to the pull
+// request, or follow its rollout (docs/github.md).
+//
+// Every delivery must carry a valid X-Hub-Signature-256 for the configured
+// secret (401 otherwise), checked in constant time by go-github's
+// ValidateSignature; bodies are capped (413); a delivery id seen before is
+// not processed again, and the ids are remembered, a bounded number, in
+// the state ConfigMap, so a restart or a new leader refuses replays too.
+// While the source is not running (a standby replica) requests get 503;
+// the agent's HTTP server hands them to the leader first.
+package github
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	gh "github.com/google/go-github/v60/github"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/event"
+	"github.com/kubechat/kubechat/internal/github"
+)
+
+// MaxBodyBytes caps a delivery's body: GitHub caps payloads at 25 MB.
+const MaxBodyBytes = 25 << 20
+
+// Reasons of the events: a pull request's head changed (opened, pushed
+// to, reopened), or it was merged.
+const (
+	ReasonUpdated = "PullRequestUpdated"
+	ReasonMerged  = "PullRequestMerged"
+)
+
+// Source receives one configured GitHub webhook.
+type Source struct {
+	name    string
+	cluster string
+	secret  []byte
+	gh      *github.Client
+	kube    client.Client
+	state   chat.StateStore
+	keep    int
+	log     *slog.Logger
+
+	mu   sync.Mutex
+	emit func(context.Context, event.Event) // nil while not running
+	ctx  context.Context
+
+	// claim serialises the read-modify-write of the delivery ids.
+	claim sync.Mutex
+}
+
+var scheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{kustomizev1.AddToScheme, sourcev1.AddToScheme} {
+		if err := add(s); err != nil {
+			panic(err) // the schemes of linked-in API packages: a build defect
+		}
+	}
+	return s
+}()
+
+// New builds the source from its validated config. It reads Kustomizations
+// and GitRepositories through cfg (the agent's own identity) and keeps
+// delivery ids in st. It contacts nothing.
+func New(sc config.Source, cluster string, cfg *rest.Config, st chat.StateStore, log *slog.Logger) (*Source, error) {
+	g := sc.GitHub
+	if g == nil || g.WebhookSecret == nil || g.WebhookSecret.IsZero() {
+		return nil, fmt.Errorf("source %q: github.webhookSecret is required", sc.Name)
+	}
+	if cfg == nil {
+		return nil, fmt.Errorf("source %q: a github source needs a cluster connection (in-cluster or --kubeconfig) to find the Kustomizations a pull request touches", sc.Name)
+	}
+	if st == nil {
+		return nil, fmt.Errorf("source %q: a github source needs the state store", sc.Name)
+	}
+	api, _, err := github.Connect(g.API, nil)
+	if err != nil {
+		return nil, fmt.Errorf("source %q: github.api.%w", sc.Name, err)
+	}
+	kube, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("source %q: %w", sc.Name, err)
+	}
+	keep := g.Deliveries
+	if keep == 0 {
+		keep = config.DefaultDeliveries
+	}
+	return &Source{name: sc.Name, cluster: cluster, secret: []byte(g.WebhookSecret.Reveal()), gh: api, kube: kube,
+		state: st, keep: keep, log: log.With("source", sc.Name)}, nil
+}
+
+// Name is the configured source name.
+func (s *Source) Name() string { return s.name }
+
+// Path is where the agent's HTTP server mounts the receiver.
+func (s *Source) Path() string { return "/github/" + s.name }
+
+// Start accepts deliveries until ctx is done.
+func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Event)) error {
+	s.mu.Lock()
+	s.emit, s.ctx = emit, ctx
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.mu.Lock()
+	s.emit, s.ctx = nil, nil
+	s.mu.Unlock()
+	return nil
+}
+
+// ServeHTTP handles one delivery.
+func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "only POST is accepted", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "cannot read the body", http.StatusBadRequest)
+		return
+	}
+	sig := r.Header.Get(gh.SHA256SignatureHeader)
+	if !strings.HasPrefix(sig, "sha256=") {
+		http.Error(w, "X-Hub-Signature-256 is missing: set the webhook's secret on GitHub", http.StatusUnauthorized)
+		s.log.Warn("github webhook refused: no signature", "remote", r.RemoteAddr)
+		return
+	}
+	if err := gh.ValidateSignature(sig, body, s.secret); err != nil {
+		http.Error(w, "X-Hub-Signature-256 does not match the body and the configured secret", http.StatusUnauthorized)
+		s.log.Warn("github webhook refused: bad signature", "remote", r.RemoteAddr)
+		return
+	}
+	kind, id := gh.WebHookType(r), gh.DeliveryID(r)
+	if kind == "" || id == "" {
+		http.Error(w, "X-GitHub-Event and X-GitHub-Delivery are required", http.StatusBadRequest)
+		return
+	}
+	payload, err := gh.ParseWebHook(kind, body)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("the body is not a %s payload: %v", kind, err), http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	emit, ctx := s.emit, s.ctx
+	s.mu.Unlock()
+	if emit == nil {
+		// A standby replica, or shutting down: GitHub can redeliver.
+		http.Error(w, "this agent is not taking deliveries right now", http.StatusServiceUnavailable)
+		return
+	}
+	pr, ok := payload.(*gh.PullRequestEvent)
+	if !ok {
+		// ping, and events this source does not act on.
+		fmt.Fprintf(w, "ignored: %s events are not acted on\n", kind)
+		return
+	}
+	fresh, err := s.claimDelivery(ctx, id, true)
+	if err != nil {
+		http.Error(w, "cannot record the delivery: "+err.Error(), http.StatusServiceUnavailable)
+		s.log.Error("github delivery not recorded", "delivery", id, "err", err)
+		return
+	}
+	if !fresh {
+		fmt.Fprintf(w, "delivery %s was already processed\n", id)
+		s.log.Info("github delivery replayed; ignored", "delivery", id)
+		return
+	}
+	n, err := s.pullRequest(ctx, id, pr, emit)
+	if err != nil {
+		// Forget the id, so that GitHub's redelivery is processed.
+		if _, ferr := s.claimDelivery(ctx, id, false); ferr != nil {
+			s.log.Error("github delivery id not released", "delivery", id, "err", ferr)
+		}
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		s.log.Error("github delivery not processed", "delivery", id, "err", err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+	fmt.Fprintf(w, "%d event(s)\n", n)
+}
+
+// stateKey holds the source's recent delivery ids, oldest first.
+func (s *Source) stateKey() string { return "github." + s.name + ".deliveries" }
+
+// claimDelivery records id as processed (add) or forgets it (!add). On
+// add it reports whether id is new; the list keeps the newest s.keep ids.
+func (s *Source) claimDelivery(ctx context.Context, id string, add bool) (bool, error) {
+	s.claim.Lock()
+	defer s.claim.Unlock()
+	v, _ := s.state.Get(s.stateKey())
+	ids := strings.Fields(v)
+	i := slices.Index(ids, id)
+	switch {
+	case add && i >= 0:
+		return false, nil
+	case add:
+		ids = append(ids, id)
+		if len(ids) > s.keep {
+			ids = ids[len(ids)-s.keep:]
+		}
+	case i < 0:
+		return false, nil
+	default:
+		ids = slices.Delete(ids, i, i+1)
+	}
+	return true, s.state.Set(ctx, s.stateKey(), strings.Join(ids, " "))
+}
+
+// pullRequest emits the events of a pull_request delivery and returns how many.
+func (s *Source) pullRequest(ctx context.Context, delivery string, p *gh.PullRequestEvent, emit func(context.Context, event.Event)) (int, error) {
+	pr := p.GetPullRequest()
+	reason, sha := ReasonUpdated, pr.GetHead().GetSHA()
+	switch p.GetAction() {
+	case "opened", "synchronize", "reopened":
+	case "closed":
+		if !pr.GetMerged() {
+			return 0, nil
+		}
+		reason, sha = ReasonMerged, pr.GetMergeCommitSHA()
+	default:
+		return 0, nil
+	}
+	repo := github.Repo{Owner: p.GetRepo().GetOwner().GetLogin(), Name: p.GetRepo().GetName()}
+	if repo.Owner == "" || repo.Name == "" || pr.GetNumber() <= 0 || sha == "" {
+		return 0, fmt.Errorf("the pull_request payload lacks its repository, number or commit")
+	}
+	targets, err := s.kustomizations(ctx, repo)
+	if err != nil || len(targets) == 0 {
+		return 0, err
+	}
+	files, err := s.gh.ChangedFiles(ctx, repo, pr.GetNumber())
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ks := range targets {
+		dir := cleanPath(ks.Spec.Path)
+		if !slices.ContainsFunc(files, func(f string) bool { return touches(dir, f) }) {
+			continue
+		}
+		emit(ctx, s.event(repo, pr, reason, sha, dir, ks))
+		n++
+	}
+	s.log.Debug("github pull request", "delivery", delivery, "repository", repo.String(), "number", pr.GetNumber(), "events", n)
+	return n, nil
+}
+
+// kustomizations lists the Kustomizations whose source is a GitRepository
+// of repo.
+func (s *Source) kustomizations(ctx context.Context, repo github.Repo) ([]kustomizev1.Kustomization, error) {
+	var srcs sourcev1.GitRepositoryList
+	if err := s.kube.List(ctx, &srcs); err != nil {
+		return nil, fmt.Errorf("list GitRepositories: %w", err)
+	}
+	ofRepo := map[string]bool{}
+	for _, g := range srcs.Items {
+		if r, err := github.ParseRepoURL(g.Spec.URL); err == nil && strings.EqualFold(r.String(), repo.String()) {
+			ofRepo[g.Namespace+"/"+g.Name] = true
+		}
+	}
+	if len(ofRepo) == 0 {
+		return nil, nil
+	}
+	var all kustomizev1.KustomizationList
+	if err := s.kube.List(ctx, &all); err != nil {
+		return nil, fmt.Errorf("list Kustomizations: %w", err)
+	}
+	var out []kustomizev1.Kustomization
+	for _, ks := range all.Items {
+		ref := ks.Spec.SourceRef
+		ns := ref.Namespace
+		if ns == "" {
+			ns = ks.Namespace
+		}
+		if ref.Kind == sourcev1.GitRepositoryKind && ofRepo[ns+"/"+ref.Name] {
+			out = append(out, ks)
+		}
+	}
+	slices.SortFunc(out, func(a, b kustomizev1.Kustomization) int {
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
+	return out, nil
+}
+
+// cleanPath is a Kustomization's spec.path relative to the repository's
+// root, "" for the root itself.
+func cleanPath(p string) string {
+	c := path.Clean("/" + p)
+	return strings.TrimPrefix(c, "/")
+}
+
+// touches reports whether the file at repository path f lies under dir.
+func touches(dir, f string) bool {
+	return dir == "" || f == dir || strings.HasPrefix(f, dir+"/")
+}
+
+// event is the event of pull request pr for Kustomization ks.
+func (s *Source) event(repo github.Repo, pr *gh.PullRequest, reason, sha, dir string, ks kustomizev1.Kustomization) event.Event {
+	number := strconv.Itoa(pr.GetNumber())
+	obj := event.Object{APIVersion: kustomizev1.GroupVersion.String(), Kind: kustomizev1.KustomizationKind, Namespace: ks.Namespace, Name: ks.Name}
+	h := sha256.Sum256([]byte(strings.Join([]string{repo.String(), number, reason, sha, obj.String()}, "\x00")))
+	where := fmt.Sprintf("%s#%s", repo, number)
+	headline := fmt.Sprintf("Pull request %s touches Kustomization %s/%s at %s", where, ks.Namespace, ks.Name, shortSHA(sha))
+	msg := pr.GetTitle()
+	if reason == ReasonMerged {
+		headline = fmt.Sprintf("Pull request %s was merged: Kustomization %s/%s will apply %s", where, ks.Namespace, ks.Name, shortSHA(sha))
+	}
+	ev := event.Event{
+		Source:   s.name,
+		Cluster:  s.cluster,
+		Type:     event.Update,
+		Level:    event.Info,
+		Object:   obj,
+		Reason:   reason,
+		Message:  msg,
+		Headline: headline,
+		Time:     time.Now(),
+		UID:      string(ks.UID),
+		ID:       hex.EncodeToString(h[:12]),
+		Labels: map[string]string{
+			"repository": repo.String(), "pr": number, "sha": sha, "path": "./" + dir, "branch": pr.GetHead().GetRef(),
+		},
+		Fields: []event.Field{
+			{Name: "Pull request", Value: pr.GetHTMLURL()},
+			{Name: "Branch", Value: pr.GetHead().GetRef()},
+			{Name: "Commit", Value: sha},
+			{Name: "Path", Value: "./" + dir},
+		},
+	}
+	if u := pr.GetHTMLURL(); u != "" {
+		ev.Buttons = []event.Button{{Label: "View PR", URL: u}}
+	}
+	return ev
+}
+
+func shortSHA(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
