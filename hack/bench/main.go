@@ -51,6 +51,7 @@ func main() {
 	events := flag.Int("events", 50000, "Kubernetes Events to create")
 	latencyPods := flag.Int("latency-pods", 200, "pods created one by one to measure alert latency")
 	flag.IntVar(&podCommandRuns, "pod-commands", 20, "runs of kubectl get pods in-process and in a command pod (isolation: pod); 0 skips")
+	flag.IntVar(&concurrentRuns, "concurrent-commands", 40, "runs of kubectl get pods -A at each of 1, 5 and 20 at once, over 1,000 pods; 0 skips")
 	flag.IntVar(&cgroupLimitMiB, "cgroup-limit", 0, "also run the agent in a memory cgroup with this limit in MiB, as a container limit would (cgroup v1, root)")
 	flag.Parse()
 	if err := run(*pods, *events, *latencyPods); err != nil {
@@ -82,6 +83,12 @@ func run(nPods, nEvents, nLatency int) error {
 	if podCommandRuns > 0 {
 		if err := podCommands(ctx, env, podCommandRuns); err != nil {
 			return fmt.Errorf("pod commands: %w", err)
+		}
+	}
+
+	if concurrentRuns > 0 {
+		if err := concurrentCommands(ctx, env, cs, concurrentRuns); err != nil {
+			return fmt.Errorf("concurrent commands: %w", err)
 		}
 	}
 

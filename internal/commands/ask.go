@@ -280,7 +280,7 @@ func (r *toolRunner) Run(ctx context.Context, typ string, args []string) executo
 	if len(c.analysis.Namespaces) > 0 {
 		ns = c.analysis.Namespaces[0]
 	}
-	res, err := r.h.execute(ctx, a, be, c, args)
+	res, err := r.h.execute(ctx, a, be, c, args, nil)
 	if err != nil {
 		r.h.record(ctx, a, resultError, err)
 		return executor.ToolResult{Failed: true, Namespace: ns, Output: "error: " + err.Error()}

@@ -47,6 +47,7 @@ type Handler struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	actions  map[string]boundAction // by name
+	slots    *slots
 }
 
 // Options are the handler's optional parts.
@@ -113,6 +114,7 @@ func New(cfg *config.Config, opts Options, reg prometheus.Registerer, log *slog.
 		aliases:  aliases,
 		log:      log,
 		metrics:  opts.Metrics,
+		slots:    newSlots(cfg.Commands),
 	}
 	execCfg := map[string]config.Executor{}
 	for _, e := range cfg.Executors {
@@ -283,8 +285,16 @@ func (h *Handler) runExecutor(ctx context.Context, a audit, ch *channel, be boun
 		h.record(ctx, a, resultAwaitingConfirmation, nil)
 		return h.confirmation(ctx, a, title, cmd, id, ns)
 	}
-	res, err := h.execute(ctx, a, be, c, cmd.Args)
+	var queued func(int)
+	if draft != nil {
+		queued = func(position int) { draft.Show(queuedMessage(title, position)) }
+	}
+	res, err := h.execute(ctx, a, be, c, cmd.Args, queued)
+	var busy errBusy
 	switch {
+	case errors.As(err, &busy):
+		h.record(ctx, a, resultError, err)
+		return errorMessage(title+": not run", err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		h.record(ctx, a, resultFailed, err)
 		return errorMessage(title+" timed out", fmt.Sprintf("it did not finish within %s (the policy's timeout)", be.policy.Timeout))
@@ -434,8 +444,14 @@ func (h *Handler) check(ctx context.Context, a *audit, ch *channel, be boundExec
 }
 
 // execute runs a checked command as its identity, within the policy's
-// timeout and output cap.
-func (h *Handler) execute(ctx context.Context, a audit, be boundExecutor, c checked, args []string) (executor.Result, error) {
+// timeout and output cap, once one of the agent's command slots is free
+// (config commands:); while it waits, queued hears its place in line.
+func (h *Handler) execute(ctx context.Context, a audit, be boundExecutor, c checked, args []string, queued func(position int)) (executor.Result, error) {
+	release, err := h.slots.acquire(ctx, channelKey(a.in.Platform, a.in.Channel.ID), queued)
+	if err != nil {
+		return executor.Result{}, err
+	}
+	defer release()
 	ectx, cancel := context.WithTimeout(ctx, be.policy.Timeout)
 	defer cancel()
 	return be.exec.Execute(ectx, executor.Request{

@@ -31,6 +31,7 @@ type Config struct {
 	Users     []User            `yaml:"users"`     // chat users' own identities and roles
 	HA        HA                `yaml:"ha"`
 	Delivery  Delivery          `yaml:"delivery"`
+	Commands  Commands          `yaml:"commands"`
 	Reload    Reload            `yaml:"reload"`
 	// Fleet is read by `kubechat hub` only (see docs/fleet.md).
 	Fleet Fleet `yaml:"fleet"`
@@ -93,6 +94,29 @@ type Delivery struct {
 	// MaxBackoff caps the wait between two attempts (default 30s).
 	MaxBackoff Duration `yaml:"maxBackoff"`
 }
+
+// Commands bounds how many commands run at once. A command that finds
+// no free slot waits in line, in arrival order, and its reply says it is
+// queued and where, until it runs (see docs/commands.md).
+type Commands struct {
+	// MaxConcurrent is how many commands run at once in the agent, from
+	// every channel, actions and the assistant's tool calls included
+	// (default 10).
+	MaxConcurrent int `yaml:"maxConcurrent" jsonschema:"minimum=0"`
+	// MaxConcurrentPerChannel is how many of them may come from one
+	// channel (default 4), so one busy channel cannot take every slot.
+	MaxConcurrentPerChannel int `yaml:"maxConcurrentPerChannel" jsonschema:"minimum=0"`
+	// QueueTimeout is how long a command waits for a slot before its
+	// reply says the agent is too busy (default 2m).
+	QueueTimeout Duration `yaml:"queueTimeout"`
+}
+
+// Defaults of Commands.
+const (
+	DefaultMaxConcurrentCommands           = 10
+	DefaultMaxConcurrentCommandsPerChannel = 4
+	DefaultCommandQueueTimeout             = 2 * time.Minute
+)
 
 // Reload configures how the agent takes a changed config while it runs
 // (it watches its config files and reloads on SIGHUP; see docs/reload.md).
@@ -489,6 +513,15 @@ func (c *Config) withDefaults() {
 	}
 	if c.Delivery.MaxBackoff == 0 {
 		c.Delivery.MaxBackoff = Duration(DefaultMaxBackoff)
+	}
+	if c.Commands.MaxConcurrent == 0 {
+		c.Commands.MaxConcurrent = DefaultMaxConcurrentCommands
+	}
+	if c.Commands.MaxConcurrentPerChannel == 0 {
+		c.Commands.MaxConcurrentPerChannel = min(DefaultMaxConcurrentCommandsPerChannel, c.Commands.MaxConcurrent)
+	}
+	if c.Commands.QueueTimeout == 0 {
+		c.Commands.QueueTimeout = Duration(DefaultCommandQueueTimeout)
 	}
 	if c.HTTP.ShutdownTimeout == 0 {
 		c.HTTP.ShutdownTimeout = Duration(DefaultShutdownTimeout)

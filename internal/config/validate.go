@@ -27,6 +27,14 @@ func (c *Config) validate(known Known) error {
 	} else if d.MaxBackoff <= 0 || d.MaxBackoff > d.Deadline {
 		v.add("delivery.maxBackoff", "must be positive and at most delivery.deadline (%s), got %s", d.Deadline, d.MaxBackoff)
 	}
+	if m := c.Commands; m.MaxConcurrent < 0 {
+		v.add("commands.maxConcurrent", "must be positive, got %d", m.MaxConcurrent)
+	} else if m.MaxConcurrentPerChannel < 0 || m.MaxConcurrentPerChannel > m.MaxConcurrent {
+		v.add("commands.maxConcurrentPerChannel", "must be positive and at most commands.maxConcurrent (%d), got %d", m.MaxConcurrent, m.MaxConcurrentPerChannel)
+	}
+	if c.Commands.QueueTimeout < 0 {
+		v.add("commands.queueTimeout", "must be positive, got %s", c.Commands.QueueTimeout)
+	}
 	if h := c.HA; !(h.RetryPeriod < h.RenewDeadline && h.RenewDeadline < h.LeaseDuration) {
 		v.add("ha", "need retryPeriod < renewDeadline < leaseDuration, got %s < %s < %s", h.RetryPeriod, h.RenewDeadline, h.LeaseDuration)
 	}

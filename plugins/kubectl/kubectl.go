@@ -20,7 +20,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/rest"
-	kubectlcmd "k8s.io/kubectl/pkg/cmd"
 	"k8s.io/kubectl/pkg/cmd/auth"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
@@ -142,38 +141,24 @@ func boundWait(ctx context.Context, sub *cobra.Command) {
 	_ = f.Value.Set(wait.Round(time.Second).String())
 }
 
-// kubectlGlobals guards the package variables of kubectl's command tree
-// (its profiling flags and state): building a tree writes them and the
-// root's pre- and post-run hooks read and write them, so concurrent
-// commands (a typed command and an action, say) take turns there. The
-// commands themselves run in parallel.
-var kubectlGlobals sync.Mutex
-
 // newCommand builds a fresh kubectl command tree whose every client uses
 // cfg, whatever kubeconfig, server or identity flags say, with namespace as
-// the default namespace (kubectl's -n overrides it).
+// the default namespace (kubectl's -n overrides it). Trees share nothing
+// (tree), so commands build and run in parallel.
 func newCommand(streams genericiooptions.IOStreams, cfg *rest.Config, cacheDir, namespace string) (*cobra.Command, *genericclioptions.ConfigFlags) {
-	// Building a tree reads kubectl's fatal-error handler (CheckErr), so
-	// ours is installed first, once, for every command; kubectl's
-	// preferences file (kuberc) is never read.
+	// kubectl's fatal-error handler and its logs helper are package
+	// variables: ours are installed once, for every command, and each
+	// routes by the command (a panic recovered on the command's own
+	// goroutine; the informational lines by the command's config).
 	installFatal.Do(func() {
 		cmdutil.BehaviorOnFatal(func(msg string, code int) { panic(fatalExit{msg: msg, code: code}) })
-		_ = os.Setenv(string(cmdutil.KubeRC), "false")
 		informational.install()
 	})
 	flags := executor.ConfigFlags(cfg, cacheDir)
 	flags.Namespace = &namespace
-	kubectlGlobals.Lock()
-	root := kubectlcmd.NewKubectlCommand(kubectlcmd.KubectlOptions{
-		ConfigFlags: flags,
-		IOStreams:   streams,
-		Arguments:   []string{"kubectl"},
-	})
-	kubectlGlobals.Unlock()
-	// kubectl's own hooks set a process-wide warning handler and write
-	// profiles; each command's warnings go to its own errors instead
-	// (executor.RunInProcess), and profiles are refused.
-	root.PersistentPreRunE = nil
+	root := tree(flags, streams)
+	// Each command's warnings go to its own errors (executor.RunInProcess);
+	// --warnings-as-errors counts them there.
 	root.PersistentPostRunE = func(c *cobra.Command, _ []string) error {
 		if f := c.Root().PersistentFlags().Lookup("warnings-as-errors"); f != nil && f.Value.String() == "true" && cfg != nil {
 			switch n := executor.WarningCount(cfg); n {
