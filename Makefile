@@ -71,7 +71,7 @@ fuzz: ## Run every fuzz test for 10s each
 	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime 10s ./internal/source/alertmanager/
 
 .PHONY: bench
-bench: testbin ## Print performance figures: pipeline events/s, change-to-sink latency, agent RSS, kubectl round trip, in-process vs pod-mode command latency
+bench: testbin ## Print performance figures: a scale curve to 50k pods (ready time, RSS, anonymous memory, change-to-sink latency, memory per pod), pipeline events/s, in-process vs pod-mode command latency
 	$(GO) test -run XXX -bench . -benchmem ./internal/...
 	$(GO) run ./hack/bench
 

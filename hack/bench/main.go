@@ -1,16 +1,19 @@
 // Command bench ("make bench") measures the alert pipeline against a real
 // control plane and prints the figures:
 //
+//   - a scale curve of the real kubechat binary at each of -sizes pods
+//     (default 1k, 10k and 50k; Events at 5× and a Deployment per 10 pods):
+//     start to ready, RSS and its anonymous and file-backed parts, the Go
+//     heap, change → webhook sink latency p50 and p99, and the memory slope
+//     per pod between sizes;
 //   - pipeline throughput: informer → filter → route → render → deliver to
-//     a discarding platform, replaying 60k objects (10k pods, 50k Events);
-//   - latency from a pod's creation to the webhook sink receiving its
-//     alert, p50 and p99, through the real kubechat binary;
-//   - the kubechat process's RSS while it watches 10k pods and 50k Events;
+//     a discarding platform, replaying every pod and Warning Event;
 //   - kubectl get pods in-process and in a command pod (isolation: pod).
+//
+// Smaller runs: go run ./hack/bench -sizes 1000,5000 -pod-commands 0.
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -22,7 +25,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,8 +33,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -47,21 +47,30 @@ import (
 )
 
 func main() {
-	pods := flag.Int("pods", 10000, "pods to create")
-	events := flag.Int("events", 50000, "Kubernetes Events to create")
-	latencyPods := flag.Int("latency-pods", 200, "pods created one by one to measure alert latency")
+	sizesFlag := flag.String("sizes", "1000,10000,50000", "pod counts of the scale curve, ascending (Events at 5×, a Deployment per 10 pods)")
+	latencyPods := flag.Int("latency-pods", 100, "pods created one by one at each size to measure alert latency")
 	flag.IntVar(&podCommandRuns, "pod-commands", 20, "runs of kubectl get pods in-process and in a command pod (isolation: pod); 0 skips")
 	flag.IntVar(&concurrentRuns, "concurrent-commands", 40, "runs of kubectl get pods -A at each of 1, 5 and 20 at once, over 1,000 pods; 0 skips")
+	agents := flag.String("agent", "", "kubechat binaries to measure, comma-separated, each at every size (default: build ./cmd/kubechat, stripped), e.g. to compare two versions")
 	flag.IntVar(&cgroupLimitMiB, "cgroup-limit", 0, "also run the agent in a memory cgroup with this limit in MiB, as a container limit would (cgroup v1, root)")
 	flag.Parse()
-	if err := run(*pods, *events, *latencyPods); err != nil {
+	sizes, err := parseSizes(*sizesFlag)
+	if err == nil {
+		began := time.Now()
+		if *agents != "" {
+			agentBins = strings.Split(*agents, ",")
+		}
+		err = run(sizes, *latencyPods)
+		fmt.Printf("bench: done in %s\n", time.Since(began).Round(time.Second))
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(nPods, nEvents, nLatency int) error {
-	ctx, stop := context.WithTimeout(context.Background(), 20*time.Minute)
+func run(sizes []int, nLatency int) error {
+	ctx, stop := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer stop()
 	fmt.Println("bench: starting the control plane")
 	env, err := testenv.Start(ctx, testenv.Options{Nodes: 1})
@@ -71,6 +80,7 @@ func run(nPods, nEvents, nLatency int) error {
 	defer env.Stop()
 	fast := rest.CopyConfig(env.Config)
 	fast.QPS, fast.Burst = 5000, 5000
+	fast.ContentType = "application/vnd.kubernetes.protobuf" // cheaper to create 300k objects with
 	cs, err := kubernetes.NewForConfig(fast)
 	if err != nil {
 		return err
@@ -92,70 +102,13 @@ func run(nPods, nEvents, nLatency int) error {
 		}
 	}
 
-	// The agent, as users run it, with a loopback webhook sink.
+	// The agent, as users run it, with a loopback webhook sink, at each size.
 	sink := newSink()
 	defer sink.srv.Close()
-	agent, err := startAgent(env, sink.srv.URL)
+	points, err := scaleCurve(ctx, env, cs, sink, sizes, nLatency)
+	printCurve(points)
 	if err != nil {
 		return err
-	}
-	defer agent.stop()
-
-	start := time.Now()
-	if err := parallel(nPods, func(i int) error {
-		_, err := cs.CoreV1().Pods("bench").Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pod-%05d", i), Labels: map[string]string{"app": "bench"}},
-			Spec:       corev1.PodSpec{NodeName: env.Nodes[0], Containers: []corev1.Container{{Name: "c", Image: "registry.example/bench:1"}}},
-		}, metav1.CreateOptions{})
-		return err
-	}); err != nil {
-		return err
-	}
-	fmt.Printf("bench: created %d pods in %s\n", nPods, time.Since(start).Round(time.Millisecond))
-	start = time.Now()
-	if err := parallel(nEvents, func(i int) error {
-		typ := corev1.EventTypeNormal
-		if i%50 == 0 {
-			typ = corev1.EventTypeWarning
-		}
-		_, err := cs.CoreV1().Events("bench").Create(ctx, &corev1.Event{
-			ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("ev-%05d", i)},
-			InvolvedObject: corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: "bench", Name: fmt.Sprintf("pod-%05d", i%max(nPods, 1))},
-			Type:           typ, Reason: "BenchReason", Message: "a benchmark event with a message of a typical length for kubelet events",
-		}, metav1.CreateOptions{})
-		return err
-	}); err != nil {
-		return err
-	}
-	fmt.Printf("bench: created %d Events in %s\n", nEvents, time.Since(start).Round(time.Millisecond))
-	sink.waitQuiet(3 * time.Second)
-	rss, hwm := agent.memory()
-	fmt.Printf("bench: agent memory while watching %d pods and %d Events (GOMEMLIMIT=%s): RSS %.1f MiB (peak %.1f MiB)\n", nPods, nEvents, memLimit, rss, hwm)
-
-	// Latency: one pod at a time, creation to sink.
-	var lat []time.Duration
-	for i := range nLatency {
-		name := fmt.Sprintf("lat-%04d", i)
-		ch := sink.expect("Pod latency/" + name + " created")
-		t0 := time.Now()
-		if _, err := cs.CoreV1().Pods("latency").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.example/bench:1"}}}}, metav1.CreateOptions{}); err != nil {
-			return err
-		}
-		select {
-		case t1 := <-ch:
-			lat = append(lat, t1.Sub(t0))
-		case <-time.After(10 * time.Second):
-			return fmt.Errorf("no alert for pod %s within 10s", name)
-		}
-	}
-	slices.Sort(lat)
-	if r := cgroupReport(); r != "" {
-		fmt.Println("bench: agent " + r)
-	}
-	if len(lat) > 0 {
-		fmt.Printf("bench: change → sink latency over %d pods: p50 %s, p99 %s\n", len(lat),
-			lat[len(lat)/2].Round(100*time.Microsecond), lat[min(len(lat)-1, len(lat)*99/100)].Round(100*time.Microsecond))
 	}
 
 	// Pipeline throughput, in-process: replay everything the initial list holds.
@@ -262,7 +215,6 @@ type sink struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	waiters map[string]chan time.Time
-	last    time.Time
 }
 
 func newSink() *sink {
@@ -273,7 +225,6 @@ func newSink() *sink {
 		var p webhook.Payload
 		_ = json.Unmarshal(body, &p)
 		s.mu.Lock()
-		s.last = now
 		if ch, ok := s.waiters[p.Title]; ok {
 			ch <- now
 			delete(s.waiters, p.Title)
@@ -289,18 +240,6 @@ func (s *sink) expect(title string) chan time.Time {
 	s.waiters[title] = ch
 	s.mu.Unlock()
 	return ch
-}
-
-func (s *sink) waitQuiet(d time.Duration) {
-	for {
-		time.Sleep(200 * time.Millisecond)
-		s.mu.Lock()
-		quiet := time.Since(s.last) > d
-		s.mu.Unlock()
-		if quiet {
-			return
-		}
-	}
 }
 
 // memLimit is the agent's soft memory limit (GOMEMLIMIT), as deployed.
@@ -343,24 +282,43 @@ func cgroupReport() string {
 }
 
 type agentProc struct {
-	cmd *exec.Cmd
-	dir string
+	cmd     *exec.Cmd
+	dir     string
+	started time.Time
 }
 
-func startAgent(env *testenv.Env, sinkURL string) (*agentProc, error) {
+// agentBins are the kubechat binaries to measure: the -agent flag's, or
+// one built once, stripped as released.
+var agentBins []string
+
+func buildAgent() (string, error) {
+	if len(agentBins) > 0 {
+		return agentBins[0], nil
+	}
+	dir, err := os.MkdirTemp("", "kubechat-bench-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "kubechat")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./cmd/kubechat")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("build kubechat: %w", err)
+	}
+	agentBins = []string{bin}
+	return bin, nil
+}
+
+// startAgent runs the agent with its HTTP server on listen; it watches
+// pods, Deployments and Warning Events and alerts to sinkURL.
+func startAgent(env *testenv.Env, bin, sinkURL, listen string) (*agentProc, error) {
 	dir, err := os.MkdirTemp("", "kubechat-bench-")
 	if err != nil {
 		return nil, err
 	}
-	bin := filepath.Join(dir, "kubechat")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/kubechat")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("build kubechat: %w", err)
-	}
 	cfg := fmt.Sprintf(`cluster: {name: bench, namespace: kubechat}
 log: {format: text, level: warn}
-http: {listen: "127.0.0.1:0"}
+http: {listen: %q}
 platforms:
   - {name: sink, type: webhook, settings: {url: %q}}
 channels:
@@ -374,17 +332,18 @@ sources:
     kubernetes:
       resources:
         - {type: v1/pods, events: [create, error]}
+        - {type: apps/v1/deployments, events: [error]}
   - name: warnings
     type: kubernetes
     kubernetes:
       resources:
         - {type: v1/events, events: [error]}
-`, sinkURL)
+`, listen, sinkURL)
 	path := filepath.Join(dir, "kubechat.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	a := &agentProc{cmd: exec.Command(bin, "run", "--config", path, "--kubeconfig", env.Kubeconfig()), dir: dir}
+	a := &agentProc{cmd: exec.Command(bin, "run", "--config", path, "--kubeconfig", env.Kubeconfig()), dir: dir, started: time.Now()}
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	a.cmd.Stderr = os.Stderr
 	// As the Helm chart runs it: a soft memory limit below the container's.
@@ -397,41 +356,7 @@ sources:
 			return nil, fmt.Errorf("memory cgroup: %w", err)
 		}
 	}
-	time.Sleep(2 * time.Second) // caches sync on an empty namespace in well under that
 	return a, nil
-}
-
-// memory returns VmRSS and VmHWM in MiB, and prints the anonymous and
-// file-backed (binary text) parts of the RSS.
-func (a *agentProc) memory() (rss, hwm float64) {
-	var anon, file float64
-	defer func() {
-		fmt.Printf("bench: agent RSS breakdown: anonymous %.1f MiB, file-backed (binary) %.1f MiB\n", anon, file)
-	}()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", a.cmd.Process.Pid))
-	if err != nil {
-		return 0, 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(fields[1], 64)
-		switch fields[0] {
-		case "VmRSS:":
-			rss = kb / 1024
-		case "VmHWM:":
-			hwm = kb / 1024
-		case "RssAnon:":
-			anon = kb / 1024
-		case "RssFile:":
-			file = kb / 1024
-		}
-	}
-	return rss, hwm
 }
 
 func (a *agentProc) stop() {

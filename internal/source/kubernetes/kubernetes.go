@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -439,10 +438,7 @@ func (s *Source) informers(ctx context.Context, onError cache.WatchErrorHandler,
 		tweak := func(o *metav1.ListOptions) { o.FieldSelector = r.fieldSelector() }
 		factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(s.client, s.opts.Resync, metav1.NamespaceAll, tweak)
 		var inf cache.SharedIndexInformer
-		transform := stripManagedFields
-		if len(r.fields) == 0 {
-			transform = slim
-		}
+		transform := s.transform(r)
 		if r.gvr == secrets && s.opts.Metadata != nil {
 			r.metadataOnly = true
 			transform = metadataOnly
@@ -461,9 +457,8 @@ func (s *Source) informers(ctx context.Context, onError cache.WatchErrorHandler,
 		if inf == nil {
 			inf = factory.ForResource(r.gvr).Informer()
 		}
-		// Managed fields are the bulk of most objects and never reported;
-		// pods also shed what no filter or check reads, unless the
-		// resource watches arbitrary field paths.
+		// The cache keeps of each object only what r's filters and checks
+		// read (see transform).
 		if err := inf.SetTransform(transform); err != nil {
 			return nil, fmt.Errorf("kubernetes source %q: watch %s: %w", s.name, r.gvr, err)
 		}
@@ -854,51 +849,6 @@ func eventMessage(obj *unstructured.Unstructured) string {
 		}
 	}
 	return ""
-}
-
-func stripManagedFields(obj any) (any, error) {
-	if m, err := meta.Accessor(obj); err == nil {
-		m.SetManagedFields(nil)
-	}
-	return obj, nil
-}
-
-// lastApplied is kubectl's copy of the whole object, often its largest annotation.
-const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
-
-// slim strips managed fields and, from pods, the parts of the spec and
-// status that no filter, health check or recommendation reads: volumes,
-// environment, probes, mounts, scheduling constraints and IP lists. A
-// cache of 10k pods is a good part of the agent's memory.
-func slim(obj any) (any, error) {
-	obj, _ = stripManagedFields(obj)
-	if m, err := meta.Accessor(obj); err == nil {
-		if a := m.GetAnnotations(); a[lastApplied] != "" {
-			delete(a, lastApplied)
-			m.SetAnnotations(a)
-		}
-	}
-	p, ok := obj.(*corev1.Pod)
-	if !ok {
-		return obj, nil
-	}
-	p.Spec.Volumes, p.Spec.Tolerations, p.Spec.Affinity, p.Spec.TopologySpreadConstraints = nil, nil, nil, nil
-	p.Spec.ReadinessGates, p.Spec.HostAliases, p.Spec.DNSConfig, p.Spec.SecurityContext = nil, nil, nil, nil
-	for _, cs := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
-		for i := range cs {
-			c := &cs[i]
-			c.Env, c.EnvFrom, c.VolumeMounts, c.VolumeDevices, c.Ports = nil, nil, nil, nil, nil
-			c.LivenessProbe, c.ReadinessProbe, c.StartupProbe, c.Lifecycle, c.SecurityContext = nil, nil, nil, nil, nil
-			c.Command, c.Args = nil, nil
-		}
-	}
-	p.Spec.EphemeralContainers = nil
-	p.Status.PodIPs, p.Status.HostIPs = nil, nil
-	for i := range p.Status.ContainerStatuses {
-		p.Status.ContainerStatuses[i].VolumeMounts = nil
-		p.Status.ContainerStatuses[i].AllocatedResources = nil
-	}
-	return p, nil
 }
 
 func resourceVersion(obj runtime.Object) string {
