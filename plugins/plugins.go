@@ -10,6 +10,7 @@ import (
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/plugins/ai"
+	"github.com/kubechat/kubechat/plugins/alerts"
 	"github.com/kubechat/kubechat/plugins/argocd"
 	"github.com/kubechat/kubechat/plugins/flux"
 	"github.com/kubechat/kubechat/plugins/helm"
@@ -31,10 +32,12 @@ type Type struct {
 var Executors = map[string]Type{
 	"ai":      {ai.New, ai.Settings{}},
 	"argocd":  {argocd.New, argocd.Settings{}},
+	"explain": {alerts.NewExplain, alerts.Settings{}},
 	"flux":    {flux.New, flux.Settings{}},
 	"helm":    {helm.New, helm.Settings{}},
 	"kubectl": {kubectl.New, kubectl.Settings{}},
 	"run":     {run.New, run.Settings{}},
+	"silence": {alerts.NewSilence, alerts.Settings{}},
 }
 
 // Build builds every executor of cfg, by configured name. With no

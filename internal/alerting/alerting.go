@@ -50,6 +50,8 @@ type Pipeline struct {
 	followUps *jobQueue               // actions waiting to run
 	actions   atomic.Pointer[Actions] // runs them; nil: none run
 	threads   *threads                // open Alertmanager alerts, for correlation
+	silences  *silences               // the channels' silences, in the state
+	decisions *Decisions              // what decided each event's outcome
 }
 
 // Options are the pipeline's optional parts.
@@ -66,6 +68,9 @@ type Options struct {
 	// Metrics are shared by every pipeline of the agent (default: built
 	// with New's registerer).
 	Metrics *Metrics
+	// Decisions records what decided each event's outcome, for explain
+	// (default: a record of its own; the agent shares one across reloads).
+	Decisions *Decisions
 }
 
 // Actions runs the commands configured to follow an alert (config
@@ -99,6 +104,11 @@ func (p *Pipeline) render(ctx context.Context, ev event.Event, s *sender) chat.M
 			m.Sections = append(m.Sections, chat.Section{Buttons: bs})
 		}
 	}
+	if mu, ok := p.runner().(AlertMuter); ok && failing {
+		if sel := mu.MuteSelect(ctx, ev, s.b.platform.Name(), s.b.channel); sel != nil {
+			m.Sections = append(m.Sections, chat.Section{Selects: []chat.Select{*sel}})
+		}
+	}
 	return m
 }
 
@@ -121,6 +131,8 @@ type binding struct {
 	platform chat.Platform
 	channel  chat.Channel
 	matchers amlabels.Matchers
+	// path is the channel's place in the config (channels[2]), for explain.
+	path string
 }
 
 // New builds a pipeline over the configured channels. Every channel's
@@ -133,6 +145,9 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(reg)
 	}
+	if opts.Decisions == nil {
+		opts.Decisions = NewDecisions(0)
+	}
 	deliveries := opts.Metrics.delivery
 	p := &Pipeline{
 		cluster:   cfg.Cluster.Name,
@@ -143,6 +158,8 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		groups:    map[string]*group{},
 		followUps: newJobQueue(),
 		threads:   newThreads(),
+		silences:  &silences{state: opts.State, log: log},
+		decisions: opts.Decisions,
 		delivery:  deliveries,
 		metrics:   opts.Metrics,
 		received:  opts.Metrics.received,
@@ -150,12 +167,12 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 	for _, sc := range cfg.Sources {
 		p.received.WithLabelValues(sc.Name)
 	}
-	for _, ch := range cfg.Channels {
+	for i, ch := range cfg.Channels {
 		pl, ok := platforms[ch.Platform]
 		if !ok {
 			return nil, fmt.Errorf("alerting: channel %q: platform %q is not built", ch.Name, ch.Platform)
 		}
-		b := binding{platform: pl, channel: chat.Channel{Name: ch.Name, ID: ch.ID}}
+		b := binding{platform: pl, channel: chat.Channel{Name: ch.Name, ID: ch.ID}, path: fmt.Sprintf("channels[%d]", i)}
 		var err error
 		if b.matchers, err = compileMatchers(ch.Bindings.Matchers); err != nil {
 			return nil, fmt.Errorf("alerting: channel %q: %w", ch.Name, err)
@@ -187,7 +204,8 @@ func (p *Pipeline) Close() { p.metrics.detach(p) }
 // emit function handed to sources.
 func (p *Pipeline) Emit(ctx context.Context, ev event.Event) {
 	p.received.WithLabelValues(ev.Source).Inc()
-	senders := p.sendersFor(ev)
+	tr := p.decisions.begin(ev)
+	senders := p.unsilenced(ctx, ev, p.route(ev, tr), tr)
 	if len(senders) == 0 {
 		return
 	}
@@ -201,12 +219,16 @@ func (p *Pipeline) Emit(ctx context.Context, ev event.Event) {
 		kind = kindTransition
 	case ev.Type == event.Error || ev.Type == event.Warning:
 		if _, repeat := p.grouped(ev); repeat {
+			for _, s := range senders {
+				p.decisions.decide(tr, channelName(s), OutcomeGrouped,
+					fmt.Sprintf("a repeat within %s of the same object, reason and source: counted in the first message", GroupWindow))
+			}
 			return // counted; the flusher edits the first message
 		}
 		kind = kindGrouped
 	}
 	for _, s := range senders {
-		p.queue(ctx, ev, s, kind)
+		p.queue(ctx, ev, s, kind, tr)
 	}
 }
 
@@ -220,7 +242,7 @@ const (
 
 // queue records the message of ev for s in the outbox and queues it,
 // unless its key is already pending or delivered.
-func (p *Pipeline) queue(ctx context.Context, ev event.Event, s *sender, kind string) {
+func (p *Pipeline) queue(ctx context.Context, ev event.Event, s *sender, kind string, tr *Trace) {
 	key := MessageKey(ev, s.b)
 	body, err := json.Marshal(ev)
 	if err != nil {
@@ -229,8 +251,10 @@ func (p *Pipeline) queue(ctx context.Context, ev event.Event, s *sender, kind st
 	}
 	if !p.opts.Outbox.Add(outbox.Entry{Key: key, Channel: senderKey(s.b), Source: ev.Source, Kind: kind, Body: body}) {
 		p.delivery.Count(s.b.platform.Name(), s.b.channel.Name, chat.ResultDuplicate)
+		p.decisions.decide(tr, channelName(s), OutcomeDuplicate, "already queued or delivered under the same message key (a replay)")
 		return
 	}
+	p.recordQueued(tr, ev, s, kind, key)
 	p.job(ctx, ev, s, kind, key)
 }
 
@@ -300,15 +324,7 @@ func MessageKey(ev event.Event, b binding) string {
 
 // sendersFor are the senders of the channels bound to ev's source that
 // take it (label matchers) and have notifications on.
-func (p *Pipeline) sendersFor(ev event.Event) []*sender {
-	var out []*sender
-	for _, b := range p.bySource[ev.Source] {
-		if b.admits(ev) && p.NotificationsOn(b.platform.Name(), b.channel.ID) {
-			out = append(out, p.senders[senderKey(b)])
-		}
-	}
-	return out
-}
+func (p *Pipeline) sendersFor(ev event.Event) []*sender { return p.route(ev, nil) }
 
 func senderKey(b binding) string { return b.platform.Name() + "\x00" + b.channel.ID }
 
@@ -325,19 +341,20 @@ func compileMatchers(ms []string) (amlabels.Matchers, error) {
 	return out, nil
 }
 
-// admits reports whether b takes ev: alerts (events with labels) must
-// match all of the channel's matchers. A resolution always passes: it only
-// edits a message the channel already holds.
-func (b binding) admits(ev event.Event) bool {
+// refusedBy is the first of b's matchers that ev fails, or nil if b takes
+// ev: alerts (events with labels) must match all of the channel's
+// matchers. A resolution always passes: it only edits a message the
+// channel already holds.
+func (b binding) refusedBy(ev event.Event) *amlabels.Matcher {
 	if len(b.matchers) == 0 || ev.Labels == nil || ev.Transition == event.Resolved {
-		return true
+		return nil
 	}
 	for _, m := range b.matchers {
 		if !m.Matches(ev.Labels[m.Name]) {
-			return false
+			return m
 		}
 	}
-	return true
+	return nil
 }
 
 // notificationsKey is the state key of a channel's notification switch.

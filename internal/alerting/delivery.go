@@ -30,6 +30,7 @@ func (p *Pipeline) enqueue(s *sender, key string, build func() (chat.Message, bo
 			m.Key = key
 			if !ok {
 				p.opts.Outbox.Done(key) // nothing to send: done
+				p.decisions.delivered(key, false, nil)
 			}
 			return m, ok
 		},
@@ -37,6 +38,7 @@ func (p *Pipeline) enqueue(s *sender, key string, build func() (chat.Message, bo
 			if errors.Is(err, chat.ErrDeferred) {
 				return // it stays in the outbox
 			}
+			p.decisions.delivered(key, err == nil, err)
 			if err == nil && after != nil {
 				after(ctx, ref)
 			}
@@ -64,6 +66,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	p.opts.Health.Loop("alerting", 2*time.Minute)
 	defer p.opts.Health.Done("alerting")
 	wg.Go(func() { p.flushGroups(ctx) })
+	wg.Go(func() { p.flushSilences(ctx) })
 	wg.Go(func() { p.opts.Outbox.Run(ctx) })
 	for range followUpWorkers {
 		// Queued actions, like queued alerts, get the drain's grace.

@@ -49,7 +49,7 @@ func (p *Pipeline) TakeOver(old *Pipeline) {
 func (p *Pipeline) Notice(ctx context.Context, channel string, ev event.Event) error {
 	for _, s := range p.senders {
 		if s.b.channel.Name == channel {
-			p.queue(ctx, ev, s, kindEvent)
+			p.queue(ctx, ev, s, kindEvent, nil)
 			return nil
 		}
 	}

@@ -134,6 +134,7 @@ type App struct {
 	buttons        *button.Store
 	k8sVersion     func(context.Context) (string, error)
 	alertMetrics   *alerting.Metrics
+	decisions      *alerting.Decisions // what decided each event's outcome, kept across reloads
 	commandMetrics *commands.Metrics
 	reloads        reloadMetrics
 
@@ -172,6 +173,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	}, []string{"version", "revision", "goversion", "cluster"}).WithLabelValues(bi.Version, bi.Revision, bi.GoVersion, cfg.Cluster.Name).Set(1)
 	a.reloads = newReloadMetrics(a.registry)
 	a.alertMetrics = alerting.NewMetrics(a.registry)
+	a.decisions = alerting.NewDecisions(0)
 	a.commandMetrics = commands.NewMetrics(a.registry)
 	if opts.RESTConfig != nil {
 		cs, err := kubernetes.NewForConfig(opts.RESTConfig)

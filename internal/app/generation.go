@@ -29,6 +29,7 @@ import (
 	githubsource "github.com/kubechat/kubechat/internal/source/github"
 	k8ssource "github.com/kubechat/kubechat/internal/source/kubernetes"
 	"github.com/kubechat/kubechat/plugins"
+	"github.com/kubechat/kubechat/plugins/alerts"
 )
 
 // generation is what one config builds: its platforms, the alerting
@@ -116,12 +117,13 @@ func (a *App) build(cfg *config.Config, prev *generation) (*generation, error) {
 		g.alerts = prev.alerts
 	} else {
 		g.alerts, err = alerting.New(cfg, g.byName, alerting.Options{State: a.chatState, Health: a.health, Outbox: a.outbox,
-			Backoff: chat.Backoff{Deadline: cfg.Delivery.Deadline.D(), Max: cfg.Delivery.MaxBackoff.D()}, Metrics: a.alertMetrics}, a.registry, a.log)
+			Backoff: chat.Backoff{Deadline: cfg.Delivery.Deadline.D(), Max: cfg.Delivery.MaxBackoff.D()}, Metrics: a.alertMetrics, Decisions: a.decisions}, a.registry, a.log)
 		if err != nil {
 			return nil, err
 		}
 	}
 	copts.Alerts = g.alerts
+	alerts.Attach(execs, g.alerts)
 	if g.commands, err = commands.New(cfg, copts, a.registry, a.log); err != nil {
 		return nil, err
 	}

@@ -192,7 +192,7 @@ func (h *Handler) handle(ctx context.Context, in chat.Inbound, draft chat.Draft)
 		if errors.Is(err, button.ErrForeign) {
 			return chat.Message{} // another cluster's agent issued it, and answers it
 		}
-		if err == nil && !slices.Contains([]string{buttonRun, buttonBuild, buttonConfirm, buttonCancel, buttonAsk}, pressed.Kind) {
+		if err == nil && !slices.Contains([]string{buttonRun, buttonBuild, buttonConfirm, buttonCancel, buttonAsk, buttonMute}, pressed.Kind) {
 			err = fmt.Errorf("this button (%s) is not handled here", pressed.Kind)
 		}
 		if err != nil {
@@ -211,6 +211,8 @@ func (h *Handler) handle(ctx context.Context, in chat.Inbound, draft chat.Draft)
 			confirmed = true
 		case buttonAsk:
 			return reply(h.askAbout(ctx, a, pressed, draft))
+		case buttonMute:
+			return reply(h.mute(ctx, a, pressed, in.Value))
 		}
 	}
 	if in.ButtonID == "" {

@@ -83,6 +83,9 @@ type Event struct {
 	// Labels are the labels of an alert from Alertmanager (nil for
 	// Kubernetes events); channel matchers and action placeholders read them.
 	Labels map[string]string
+	// ObjectLabels are the labels of the object the event is about, where
+	// the source knows them; silences match them.
+	ObjectLabels map[string]string `json:",omitempty"`
 	// Group, when set, identifies the alert group whose transitions share
 	// one message (Alertmanager's groupKey); a new failing event of an open
 	// group edits that message.

@@ -742,6 +742,9 @@ func (s *Source) base(obj *unstructured.Unstructured, typ event.Type) event.Even
 		Level:   event.Info,
 		Object:  event.Object{APIVersion: obj.GetAPIVersion(), Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()},
 		UID:     string(obj.GetUID()),
+		// Silences match them (a Kubernetes Event's own labels say
+		// nothing of its object: involvedObject replaces Object then).
+		ObjectLabels: obj.GetLabels(),
 		// An object is created and deleted once; each update (and each
 		// count of a Kubernetes Event) has its resourceVersion.
 		ID:   occurrenceID(obj, typ),
@@ -771,7 +774,7 @@ func (s *Source) toEvent(c change) (event.Event, bool) {
 			return event.Event{}, false
 		}
 		ev.Type, ev.Level = event.Error, event.Warn
-		ev.Object = involvedObject(obj)
+		ev.Object, ev.ObjectLabels = involvedObject(obj), nil
 		ev.Reason, _, _ = unstructured.NestedString(obj.Object, "reason")
 		ev.Message = eventMessage(obj)
 		if (r.reasons != nil && !r.reasons[ev.Reason]) || (r.message != nil && !r.message.MatchString(ev.Message)) {
