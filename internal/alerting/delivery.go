@@ -22,15 +22,13 @@ type sender struct {
 // enqueue queues build under key; after runs once the message was
 // delivered, with a context that outlives the sources. The queue counts
 // the outcome; the outbox forgets key once it was delivered or given up
-// on, and keeps it when the agent stops first.
+// on (or there was nothing to send), and keeps it when the agent stops
+// first.
 func (p *Pipeline) enqueue(s *sender, key string, build func() (chat.Message, bool), after func(context.Context, chat.MessageRef)) {
 	s.q.Enqueue(chat.Job{
 		Build: func() (chat.Message, bool) {
 			m, ok := build()
 			m.Key = key
-			if !ok {
-				p.opts.Outbox.Done(key) // nothing to send: done
-			}
 			return m, ok
 		},
 		Done: func(ctx context.Context, ref chat.MessageRef, err error) {
