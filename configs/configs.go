@@ -48,4 +48,6 @@ var ExampleEnv = map[string]string{
 	"GITHUB_TOKEN":         "ghp_example",
 	"KUBECHAT_BUTTON_KEY":  "example-button-key-0123456789abcdef",
 	"OPENAI_API_KEY":       "sk-example",
+	"PAGERDUTY_OPS_KEY":    "example-pagerduty-routing-key-0001",
+	"PAGERDUTY_DB_KEY":     "example-pagerduty-routing-key-0002",
 }
