@@ -49,4 +49,6 @@ var ExampleEnv = map[string]string{
 	"GITHUB_WEBHOOK_SECRET": "example-webhook-secret",
 	"KUBECHAT_BUTTON_KEY":   "example-button-key-0123456789abcdef",
 	"OPENAI_API_KEY":        "sk-example",
+	"PAGERDUTY_OPS_KEY":     "example-pagerduty-routing-key-0001",
+	"PAGERDUTY_DB_KEY":      "example-pagerduty-routing-key-0002",
 }

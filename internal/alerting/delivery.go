@@ -22,23 +22,24 @@ type sender struct {
 // enqueue queues build under key; after runs once the message was
 // delivered, with a context that outlives the sources. The queue counts
 // the outcome; the outbox forgets key once it was delivered or given up
-// on, and keeps it when the agent stops first.
+// on (or there was nothing to send), and keeps it when the agent stops
+// first.
 func (p *Pipeline) enqueue(s *sender, key string, build func() (chat.Message, bool), after func(context.Context, chat.MessageRef)) {
 	s.q.Enqueue(chat.Job{
 		Build: func() (chat.Message, bool) {
 			m, ok := build()
 			m.Key = key
-			if !ok {
-				p.opts.Outbox.Done(key) // nothing to send: done
-				p.decisions.delivered(key, false, nil)
-			}
 			return m, ok
 		},
 		Done: func(ctx context.Context, ref chat.MessageRef, err error) {
 			if errors.Is(err, chat.ErrDeferred) {
 				return // it stays in the outbox
 			}
-			p.decisions.delivered(key, err == nil, err)
+			if errors.Is(err, chat.ErrSkipped) {
+				p.decisions.delivered(key, false, nil)
+			} else {
+				p.decisions.delivered(key, err == nil, err)
+			}
 			if err == nil && after != nil {
 				after(ctx, ref)
 			}

@@ -40,6 +40,7 @@ func (p *Pipeline) transition(ctx context.Context, ev event.Event, s *sender, ms
 	key := transitionKey(ev, s.b)
 	if ev.Transition == event.Failing {
 		m := p.render(ctx, ev, s)
+		m.Alert = key
 		edited := false
 		acts := p.actionsFor(ev, s)
 		p.enqueue(s, msgKey,
@@ -81,6 +82,7 @@ func (p *Pipeline) transition(ctx context.Context, ev event.Event, s *sender, ms
 			}
 			m := RenderResolved(ev, rec)
 			m.Replace = &rec.Ref
+			m.Alert, m.Resolved = key, true
 			return m, true
 		},
 		func(ctx context.Context, _ chat.MessageRef) {

@@ -185,3 +185,13 @@ func splitSection(s Section, block int) []Section {
 	out[len(out)-1].Selects = s.Selects
 	return out
 }
+
+// Cut shortens s to at most n runes, ending it with "…" when it cut: a
+// last guard for the parts Fit does not size (titles, labels, a sink's
+// summary).
+func Cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}

@@ -1,6 +1,9 @@
 package chat
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // Level colours a message.
 type Level string
@@ -29,6 +32,17 @@ type Message struct {
 	// restarts (the alerting pipeline sets it). Platforms that take an idempotency
 	// key use it, so that a retry after a lost answer posts nothing twice.
 	Key string
+	// Alert is the identity of the alert the message opens, updates or
+	// resolves, the same for each of them (the alerting pipeline's
+	// transition key); "" for a message about no alert. Incident tools
+	// deduplicate by it (PagerDuty's dedup_key); chat platforms ignore it.
+	Alert string
+	// Resolved marks the message that reports the alert's recovery: an
+	// incident tool resolves the alert instead of triggering it again.
+	Resolved bool
+	// Queued is when the message was queued (the Queue sets it), the
+	// same on every attempt: sinks that keep a record stamp it.
+	Queued time.Time
 }
 
 // Section is one block of a message. Any of its parts may be empty.

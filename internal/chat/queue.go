@@ -36,6 +36,9 @@ const (
 // delivering it: the message is not lost, only not delivered by this run.
 var ErrDeferred = errors.New("delivery deferred: the agent stopped first")
 
+// ErrSkipped is reported to a Job's Done when its Build had nothing to send.
+var ErrSkipped = errors.New("nothing to send")
+
 // DeliveryMetrics count the outcome of every queued message, its retries
 // and how long it took.
 type DeliveryMetrics struct {
@@ -94,10 +97,12 @@ func (d *DeliveryMetrics) retried(platform string, err error) {
 type Job struct {
 	// Build returns the message to send, or false to skip it. It runs when
 	// the job's turn comes, so it sees what earlier jobs delivered (the ref
-	// of an alert that a later job edits).
+	// of an alert that a later job edits). It must not change anything: a
+	// Queue over a Batcher may call it again later.
 	Build func() (Message, bool)
 	// Done, if set, runs after the delivery: with the ref, or with the
-	// error that dead-lettered or deferred (ErrDeferred) the message. ctx
+	// error that dead-lettered, deferred (ErrDeferred) or skipped
+	// (ErrSkipped) the message. ctx
 	// is the queue's, which outlives the sources: state written here is
 	// written even during a shutdown's drain.
 	Done func(ctx context.Context, ref MessageRef, err error)
@@ -133,10 +138,10 @@ type Queue struct {
 	o        QueueOptions
 	limiter  *rate.Limiter
 
-	mu   sync.Mutex
-	jobs []Job
-	busy bool
-	wake chan struct{}
+	mu       sync.Mutex
+	jobs     []Job
+	inflight int // jobs taken by the sender and not finished
+	wake     chan struct{}
 }
 
 // NewQueue returns the queue of channel to on platform n, named platform in metrics and logs.
@@ -195,22 +200,18 @@ func (q *Queue) Enqueue(j Job) {
 func (q *Queue) Pending() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := len(q.jobs)
-	if q.busy {
-		n++
-	}
-	return n
+	return len(q.jobs) + q.inflight
 }
 
 func (q *Queue) next(ctx context.Context) (Job, bool) {
 	for {
 		q.mu.Lock()
-		q.busy = false
+		q.inflight = 0
 		if len(q.jobs) > 0 {
 			j := q.jobs[0]
 			q.jobs[0] = Job{}
 			q.jobs = q.jobs[1:]
-			q.busy = true
+			q.inflight = 1
 			q.mu.Unlock()
 			return j, true
 		}
@@ -226,6 +227,10 @@ func (q *Queue) next(ctx context.Context) (Job, bool) {
 // Run delivers queued messages until ctx ends. Messages still queued then
 // are deferred: counted and reported to their Done with ErrDeferred.
 func (q *Queue) Run(ctx context.Context) {
+	if b, ok := q.n.(Batcher); ok {
+		q.runBatches(ctx, b)
+		return
+	}
 	for {
 		j, ok := q.next(ctx)
 		if !ok {
@@ -234,9 +239,10 @@ func (q *Queue) Run(ctx context.Context) {
 		}
 		m, send := j.Build()
 		if !send {
-			q.o.Metrics.Count(q.platform, q.to.Name, ResultSkipped)
+			q.skip(ctx, j)
 			continue
 		}
+		m.Queued = j.queued
 		if err := q.limiter.Wait(ctx); err != nil {
 			q.finish(ctx, j, m, MessageRef{}, 0, errors.Join(ErrDeferred, err), ResultDeferred)
 			continue
@@ -273,12 +279,20 @@ func (q *Queue) finish(ctx context.Context, j Job, m Message, ref MessageRef, at
 	}
 }
 
+// skip reports a job that had nothing to send.
+func (q *Queue) skip(ctx context.Context, j Job) {
+	q.o.Metrics.Count(q.platform, q.to.Name, ResultSkipped)
+	if j.Done != nil {
+		j.Done(context.WithoutCancel(ctx), MessageRef{}, ErrSkipped)
+	}
+}
+
 // defer_ empties the queue at shutdown, reporting each message deferred.
 func (q *Queue) defer_(ctx context.Context) {
 	q.mu.Lock()
 	jobs := q.jobs
 	q.jobs = nil
-	q.busy = false
+	q.inflight = 0
 	q.mu.Unlock()
 	for _, j := range jobs {
 		q.finish(ctx, j, Message{}, MessageRef{}, 0, ErrDeferred, ResultDeferred)

@@ -6,7 +6,8 @@
 // reaching the handler and being answered in the thread, a reconnect
 // after a cut connection, 429 and 5xx handling, and that no credential
 // leaks into an error. A platform the agent serves itself (Setup.Local)
-// skips the cases that need a remote API to fail.
+// skips the cases that need a remote API to fail, and a sink (Setup.Sink)
+// the cases of chat features it does not have, each saying so.
 package chattest
 
 import (
@@ -83,6 +84,13 @@ type Setup struct {
 	// channel" still checks, for every platform, that a post to a channel
 	// the platform does not have fails for good, names it and leaks no secret.
 	Local bool
+	// Sink platforms deliver alerts to a service that is not a chat
+	// (PagerDuty, a search index): they receive nothing and have no
+	// threads, file uploads or size limits. The suite runs the delivery
+	// cases on them (post, edit, 429, 5xx and 4xx, unknown channel, no
+	// secret in errors, Listen returns on cancel) and skips the others,
+	// naming the missing feature.
+	Sink bool
 }
 
 // timeout bounds each wait of the suite.
@@ -91,18 +99,28 @@ const timeout = 30 * time.Second
 // RunConformance runs the suite; newSetup builds a fresh adapter and fake for each case.
 func RunConformance(t *testing.T, newSetup func(t *testing.T) Setup) {
 	t.Run("post", func(t *testing.T) { testPost(t, newSetup(t)) })
-	t.Run("thread reply", func(t *testing.T) { testThread(t, newSetup(t)) })
+	t.Run("thread reply", func(t *testing.T) { chatOnly(t, "threads", newSetup(t), testThread) })
 	t.Run("edit", func(t *testing.T) { testEdit(t, newSetup(t)) })
-	t.Run("long output split", func(t *testing.T) { testSplit(t, newSetup(t)) })
-	t.Run("long output upload", func(t *testing.T) { testUpload(t, newSetup(t)) })
-	t.Run("mention routed to handler", func(t *testing.T) { testMention(t, newSetup(t)) })
-	t.Run("button click round trip", func(t *testing.T) { testClick(t, newSetup(t)) })
-	t.Run("reconnect after cut connection", func(t *testing.T) { testReconnect(t, newSetup(t)) })
+	t.Run("long output split", func(t *testing.T) { chatOnly(t, "size limits", newSetup(t), testSplit) })
+	t.Run("long output upload", func(t *testing.T) { chatOnly(t, "file uploads", newSetup(t), testUpload) })
+	t.Run("mention routed to handler", func(t *testing.T) { chatOnly(t, "inbound messages", newSetup(t), testMention) })
+	t.Run("button click round trip", func(t *testing.T) { chatOnly(t, "buttons", newSetup(t), testClick) })
+	t.Run("reconnect after cut connection", func(t *testing.T) { chatOnly(t, "a connection", newSetup(t), testReconnect) })
 	t.Run("429 honours retry-after", func(t *testing.T) { test429(t, newSetup(t)) })
 	t.Run("5xx retried, 4xx permanent", func(t *testing.T) { testStatus(t, newSetup(t)) })
 	t.Run("unknown channel", func(t *testing.T) { testUnknownChannel(t, newSetup(t)) })
 	t.Run("no secret in errors", func(t *testing.T) { testNoSecret(t, newSetup(t)) })
 	t.Run("listen returns on cancel", func(t *testing.T) { testListenStops(t, newSetup(t)) })
+}
+
+// chatOnly runs a case of a chat feature, or skips it on a sink, naming
+// the feature.
+func chatOnly(t *testing.T, feature string, s Setup, test func(*testing.T, Setup)) {
+	t.Helper()
+	if s.Sink {
+		t.Skipf("a sink has no %s", feature)
+	}
+	test(t, s)
 }
 
 func sample() chat.Message {
@@ -424,7 +442,9 @@ func testListenStops(t *testing.T, s Setup) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Platform.Listen(ctx, &recorder{}) }()
-	require.Eventually(t, listening(s), timeout, 10*time.Millisecond)
+	if !s.Sink { // a sink listens to nothing: it only waits for ctx
+		require.Eventually(t, listening(s), timeout, 10*time.Millisecond)
+	}
 	cancel()
 	select {
 	case err := <-done:

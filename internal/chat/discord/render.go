@@ -2,7 +2,6 @@ package discord
 
 import (
 	"strings"
-	"unicode/utf8"
 
 	"github.com/bwmarrin/discordgo"
 
@@ -38,7 +37,7 @@ var levelColor = map[chat.Level]int{
 // code, fields, footer with the cluster) and component rows for buttons
 // and selects.
 func render(m chat.Message) ([]*discordgo.MessageEmbed, []discordgo.MessageComponent) {
-	e := &discordgo.MessageEmbed{Title: cut(m.Title, maxTitle), Color: levelColor[m.Level]}
+	e := &discordgo.MessageEmbed{Title: chat.Cut(m.Title, maxTitle), Color: levelColor[m.Level]}
 	var desc []string
 	var buttons []discordgo.MessageComponent
 	var rows []discordgo.MessageComponent
@@ -54,11 +53,11 @@ func render(m chat.Message) ([]*discordgo.MessageEmbed, []discordgo.MessageCompo
 		}
 		for _, f := range s.Fields {
 			if len(e.Fields) < maxFields {
-				e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: cut(f.Name, maxFieldName), Value: cut(f.Value, maxFieldValue), Inline: true})
+				e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: chat.Cut(f.Name, maxFieldName), Value: chat.Cut(f.Value, maxFieldValue), Inline: true})
 			}
 		}
 		for _, b := range s.Buttons {
-			btn := discordgo.Button{Label: cut(b.Label, maxLabel), Style: discordgo.SecondaryButton, CustomID: b.ID}
+			btn := discordgo.Button{Label: chat.Cut(b.Label, maxLabel), Style: discordgo.SecondaryButton, CustomID: b.ID}
 			switch {
 			case b.URL != "":
 				btn.Style, btn.URL, btn.CustomID = discordgo.LinkButton, b.URL, ""
@@ -70,9 +69,9 @@ func render(m chat.Message) ([]*discordgo.MessageEmbed, []discordgo.MessageCompo
 			buttons = append(buttons, btn)
 		}
 		for _, sel := range s.Selects {
-			menu := discordgo.SelectMenu{MenuType: discordgo.StringSelectMenu, CustomID: sel.ID, Placeholder: cut(sel.Placeholder, 150)}
+			menu := discordgo.SelectMenu{MenuType: discordgo.StringSelectMenu, CustomID: sel.ID, Placeholder: chat.Cut(sel.Placeholder, 150)}
 			for _, o := range sel.Options[:min(len(sel.Options), maxOptions)] {
-				menu.Options = append(menu.Options, discordgo.SelectMenuOption{Label: cut(o.Label, 100), Value: o.Value})
+				menu.Options = append(menu.Options, discordgo.SelectMenuOption{Label: chat.Cut(o.Label, 100), Value: o.Value})
 			}
 			rows = append(rows, discordgo.ActionsRow{Components: []discordgo.MessageComponent{menu}})
 		}
@@ -80,17 +79,9 @@ func render(m chat.Message) ([]*discordgo.MessageEmbed, []discordgo.MessageCompo
 	for i := 0; i < len(buttons); i += maxButtonsRow {
 		rows = append(rows, discordgo.ActionsRow{Components: buttons[i:min(i+maxButtonsRow, len(buttons))]})
 	}
-	e.Description = cut(strings.Join(desc, "\n"), maxDescription)
+	e.Description = chat.Cut(strings.Join(desc, "\n"), maxDescription)
 	if m.Context != "" {
-		e.Footer = &discordgo.MessageEmbedFooter{Text: cut(m.Context, maxFooter)}
+		e.Footer = &discordgo.MessageEmbedFooter{Text: chat.Cut(m.Context, maxFooter)}
 	}
 	return []*discordgo.MessageEmbed{e}, rows
-}
-
-// cut is a last guard for parts Fit does not size (titles, labels).
-func cut(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
 }

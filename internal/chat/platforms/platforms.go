@@ -8,6 +8,7 @@ import (
 	"github.com/kubechat/kubechat/internal/chat/discord"
 	"github.com/kubechat/kubechat/internal/chat/logsink"
 	"github.com/kubechat/kubechat/internal/chat/mattermost"
+	"github.com/kubechat/kubechat/internal/chat/pagerduty"
 	"github.com/kubechat/kubechat/internal/chat/slack"
 	"github.com/kubechat/kubechat/internal/chat/teams"
 	"github.com/kubechat/kubechat/internal/chat/webchat"
@@ -30,6 +31,7 @@ var Factories = map[string]Type{
 	"discord":    {discord.New, discord.Settings{}},
 	"log":        {logsink.New, logsink.Settings{}},
 	"mattermost": {mattermost.New, mattermost.Settings{}},
+	"pagerduty":  {pagerduty.New, pagerduty.Settings{}},
 	"slack":      {slack.New, slack.Settings{}},
 	"teams":      {teams.New, teams.Settings{}},
 	"webchat":    {webchat.New, webchat.Settings{}},

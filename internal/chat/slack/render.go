@@ -2,7 +2,6 @@ package slack
 
 import (
 	"strings"
-	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 
@@ -44,7 +43,7 @@ func render(m chat.Message) ([]slack.Block, string) {
 		if e := levelEmoji[m.Level]; e != "" {
 			title = e + " " + title
 		}
-		blocks = append(blocks, slack.NewHeaderBlock(plain(truncate(title, maxHeader))))
+		blocks = append(blocks, slack.NewHeaderBlock(plain(chat.Cut(title, maxHeader))))
 	}
 	for _, s := range m.Sections {
 		if s.Header != "" {
@@ -56,7 +55,7 @@ func render(m chat.Message) ([]slack.Block, string) {
 		for i := 0; i < len(s.Fields); i += maxFields {
 			var fields []*slack.TextBlockObject
 			for _, f := range s.Fields[i:min(i+maxFields, len(s.Fields))] {
-				fields = append(fields, markdown(truncate("*"+escape(f.Name)+"*\n"+escape(f.Value), maxField)))
+				fields = append(fields, markdown(chat.Cut("*"+escape(f.Name)+"*\n"+escape(f.Value), maxField)))
 			}
 			blocks = append(blocks, slack.NewSectionBlock(nil, fields, nil))
 		}
@@ -81,7 +80,7 @@ func render(m chat.Message) ([]slack.Block, string) {
 	if fallback == "" {
 		fallback = m.PlainText()
 	}
-	return blocks, truncate(fallback, maxFallback)
+	return blocks, chat.Cut(fallback, maxFallback)
 }
 
 // sections holds mrkdwn text in as many section blocks as it needs:
@@ -99,7 +98,7 @@ func button(b chat.Button) *slack.ButtonBlockElement {
 	if id == "" {
 		id = "link:" + b.URL // Slack wants an action id even on link buttons
 	}
-	e := slack.NewButtonBlockElement(truncate(id, 255), "", plain(truncate(b.Label, maxButtonText)))
+	e := slack.NewButtonBlockElement(chat.Cut(id, 255), "", plain(chat.Cut(b.Label, maxButtonText)))
 	e.URL = b.URL
 	switch b.Style {
 	case chat.ButtonPrimary:
@@ -113,13 +112,13 @@ func button(b chat.Button) *slack.ButtonBlockElement {
 func selectMenu(s chat.Select) *slack.SelectBlockElement {
 	var options []*slack.OptionBlockObject
 	for _, o := range s.Options[:min(len(s.Options), maxOptions)] {
-		options = append(options, slack.NewOptionBlockObject(o.Value, plain(truncate(o.Label, maxOptionText)), nil))
+		options = append(options, slack.NewOptionBlockObject(o.Value, plain(chat.Cut(o.Label, maxOptionText)), nil))
 	}
 	placeholder := s.Placeholder
 	if placeholder == "" {
 		placeholder = "Choose"
 	}
-	return slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain(truncate(placeholder, maxOptionText)), s.ID, options...)
+	return slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain(chat.Cut(placeholder, maxOptionText)), s.ID, options...)
 }
 
 func plain(s string) *slack.TextBlockObject {
@@ -138,14 +137,4 @@ func escape(s string) string {
 // unescape reverses escape, for text users typed.
 func unescape(s string) string {
 	return strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&").Replace(s)
-}
-
-// truncate is a last guard for fields Fit does not size (titles, labels);
-// code and text arrive already split to fit.
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }
