@@ -221,3 +221,24 @@ func (f *Fleet) Push(t *testing.T, number int, branch string, files map[string]s
 	f.GitHub.AddFiles(Owner, Repo, number, slices.Sorted(maps.Keys(files))...)
 	return sha
 }
+
+// Reconciled writes the Kustomization's status as kustomize-controller
+// does while and after applying commit sha of main: Ready is status
+// (Unknown while it progresses), with reason and message; the applied
+// revision moves only when it is Ready.
+func (f *Fleet) Reconciled(t *testing.T, env *testenv.Env, sha string, status metav1.ConditionStatus, reason, message string) {
+	t.Helper()
+	ctx := t.Context()
+	kc, err := Client(env)
+	require.NoError(t, err)
+	ks := &kustomizev1.Kustomization{}
+	require.NoError(t, kc.Get(ctx, client.ObjectKey{Namespace: f.FluxNS, Name: Kustomization}, ks))
+	rev := "main@sha1:" + sha
+	ks.Status.LastAttemptedRevision = rev
+	if status == metav1.ConditionTrue {
+		ks.Status.LastAppliedRevision = rev
+	}
+	ks.Status.Conditions = []metav1.Condition{{Type: meta.ReadyCondition, Status: status, Reason: reason, Message: message,
+		LastTransitionTime: metav1.Now(), ObservedGeneration: ks.Generation}}
+	require.NoError(t, kc.Status().Update(ctx, ks))
+}
