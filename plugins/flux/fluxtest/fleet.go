@@ -10,11 +10,13 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/object"
+	"github.com/go-logr/logr"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/ssa"
@@ -25,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kubechat/kubechat/internal/github/githubtest"
 	"github.com/kubechat/kubechat/internal/gittest"
@@ -185,8 +188,14 @@ func New(t *testing.T, env *testenv.Env, appNS, fluxNS string) *Fleet {
 	return f
 }
 
+// quietLogger gives controller-runtime its logger once, before any client:
+// left unset, its logger replaces itself after 30 s while clients are being
+// made, which the race detector reports.
+var quietLogger sync.Once
+
 // Client is an admin client of env that knows the Flux and core kinds.
 func Client(env *testenv.Env) (client.Client, error) {
+	quietLogger.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, kustomizev1.AddToScheme, sourcev1.AddToScheme} {
 		if err := add(scheme); err != nil {
