@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubechat/kubechat/internal/chat/slack/slacktest"
 	"github.com/kubechat/kubechat/internal/github/githubtest"
@@ -23,7 +24,7 @@ func githubLoopConfig(slackURL, githubURL, fluxNS string) string {
     bindings:
       sources: [fleet-prs]
       executors: [flux-review]
-      actions: [pr-diff]
+      actions: [pr-diff, rollout]
       matchers: ['repository="acme/fleet"']
     identity:
       user: e2e-flux-reviewer
@@ -36,7 +37,7 @@ executors:
         baseURL: %[1]s
         token: ${E2E_GITHUB_TOKEN}
     policy:
-      verbs: [diff, comment, approve, report]
+      verbs: [diff, comment, approve, report, follow]
       namespaces: [%[2]s]
       defaultNamespace: %[2]s
       timeout: 2m
@@ -53,6 +54,10 @@ actions:
     source: fleet-prs
     reasons: [PullRequestUpdated]
     command: flux report kustomization {name} -n {namespace} --github-ref {label:pr} --sha {label:sha}
+  - name: rollout
+    source: fleet-prs
+    reasons: [PullRequestMerged]
+    command: flux follow kustomization {name} -n {namespace} --sha {label:sha}
 `, githubURL, fluxNS)
 }
 
@@ -61,7 +66,8 @@ actions:
 // mapped channel, and the action's report into its thread: the diff with
 // its buttons, one comment on the pull request and the kubechat/diff
 // status on its head. A pull request touching nothing relevant gets
-// nothing; a second push gets its own report, replacing the comment.
+// nothing; a second push gets its own report, replacing the comment. The
+// merge is followed until the Kustomization is Ready at the merge commit.
 func TestGitHubPullRequestLoop(t *testing.T) {
 	ctx := t.Context()
 	const appNS, fluxNS = "gh-e2e-apps", "gh-e2e"
@@ -153,4 +159,18 @@ func TestGitHubPullRequestLoop(t *testing.T) {
 	require.Contains(t, comments[0].Body, "+  replicas: 5")
 	require.Len(t, statusesOf(second), 1)
 	require.Len(t, statusesOf(first), 1)
+
+	// The merge: its event, and the rollout followed until
+	// kustomize-controller (the test, here) reports Ready at the merge commit.
+	merge := strings.Repeat("c", 40)
+	code, text = deliver("pr51-3", fleet.GitHub.PullRequestEvent("closed", fluxtest.Owner, fluxtest.Repo, 51, merge))
+	require.Equal(t, 202, code, text)
+	merged := waitSlack(t, srv, "gitops", "the merge's event", func(m slacktest.Message) bool {
+		return strings.Contains(m.Text, "Pull request acme/fleet#51 was merged")
+	})
+	fleet.Reconciled(t, env, merge, metav1.ConditionTrue, "ReconciliationSucceeded", "Applied revision: main@sha1:"+merge)
+	waitItem(t, "the rollout's outcome", func() []slacktest.Message { return srv.Messages(ch) },
+		func(m slacktest.Message) bool {
+			return m.ThreadTS == merged.TS && strings.Contains(slackText(m), "is Ready at ccccccc")
+		})
 }

@@ -91,10 +91,18 @@ func (h *Handler) Run(ctx context.Context, name string, ev event.Event, platform
 		return h.withCluster(errorMessage(title+" did not run", err.Error()))
 	}
 	a.executor = be.exec.Name()
-	m := h.runExecutor(ctx, a, c, be, cmd, false, nil)
+	// An operation the command starts (a rollout to follow) is followed
+	// to its end, and its outcome is the reply: the thread gets one message.
+	m := h.runExecutor(ctx, a, c, be, cmd, false, unseen{})
 	m.Title = title + ": " + m.Title
 	return h.withCluster(m)
 }
+
+// unseen is a draft nobody sees: an action's reply is posted once, when
+// the command and what it started have ended.
+type unseen struct{}
+
+func (unseen) Show(chat.Message) {}
 
 func (h *Handler) withCluster(m chat.Message) chat.Message {
 	if m.Context == "" {

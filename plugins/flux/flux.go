@@ -40,6 +40,7 @@ type Executor struct {
 	base    *rest.Config
 	prs     *prdiff.Differ
 	log     *slog.Logger
+	follows follows
 }
 
 // New builds the Flux executor. It validates its settings and contacts
@@ -73,10 +74,13 @@ const (
 	verbComment    = "comment"
 	verbApprove    = "approve"
 	verbReport     = "report"
+	verbFollow     = "follow"
 )
 
-// ReadOnlyVerbs are diff and get: they change nothing.
-func (e *Executor) ReadOnlyVerbs() []string { return []string{verbDiff, verbGetKs, verbGetSources} }
+// ReadOnlyVerbs are diff, follow and get: they change nothing.
+func (e *Executor) ReadOnlyVerbs() []string {
+	return []string{verbDiff, verbFollow, verbGetKs, verbGetSources}
+}
 
 // command is one parsed flux command.
 type command struct {
@@ -94,6 +98,7 @@ const usage = `flux diff kustomization NAME [-n NS] [--path ./dir] --github-ref 
 flux comment kustomization NAME [-n NS] --github-ref PR --sha SHA
 flux approve kustomization NAME [-n NS] --github-ref PR --sha SHA
 flux report kustomization NAME [-n NS] --github-ref PR --sha SHA
+flux follow kustomization NAME [-n NS] --sha SHA
 flux get kustomizations [-n NS | -A]
 flux get sources git [-n NS | -A]`
 
@@ -131,7 +136,7 @@ func parse(args []string) (command, error) {
 			return bad("flux get takes only -n and -A")
 		}
 		return c, nil
-	case verbDiff, verbComment, verbApprove, verbReport:
+	case verbDiff, verbComment, verbApprove, verbReport, verbFollow:
 		c.verb = words[0]
 	default:
 		return bad("%q is not a flux command kubechat runs", words[0])
@@ -146,7 +151,11 @@ func parse(args []string) (command, error) {
 	if c.allNamespaces {
 		return bad("flux %s: -A is for get; give -n NAMESPACE", c.verb)
 	}
-	if c.ref == "" {
+	if c.verb == verbFollow {
+		if c.ref != "" || c.path != "" {
+			return bad("flux follow takes -n and --sha only")
+		}
+	} else if c.ref == "" {
 		return bad("flux %s: --github-ref is required (a pull request number, URL or branch)", c.verb)
 	}
 	if c.verb != verbDiff && c.sha == "" {
@@ -183,12 +192,40 @@ func (e *Executor) Analyze(_ context.Context, args []string) (executor.Analysis,
 // the cluster is read as that identity, and its output has every Secret
 // value it saw masked.
 func (e *Executor) Execute(ctx context.Context, req executor.Request) (res executor.Result, err error) {
-	if err := executor.CheckIdentity("flux", e.base, req.Identity); err != nil {
+	r, err := e.prepare(req)
+	if err != nil {
 		return executor.Result{}, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		r.cfg.Timeout = time.Until(dl)
+	}
+	defer func() { executor.Settle(recover(), "flux "+r.cmd.verb, r.secrets, req.MaxOutputBytes, &res, &err) }()
+	switch r.cmd.verb {
+	case verbGetKs:
+		return r.getKustomizations(ctx)
+	case verbGetSources:
+		return r.getSources(ctx)
+	case verbDiff:
+		return r.diff(ctx)
+	case verbReport:
+		return r.report(ctx)
+	case verbFollow:
+		return r.follow(ctx)
+	case verbComment:
+		return r.comment(ctx)
+	default:
+		return r.approve(ctx)
+	}
+}
+
+// prepare parses req and connects as req.Identity.
+func (e *Executor) prepare(req executor.Request) (*run, error) {
+	if err := executor.CheckIdentity("flux", e.base, req.Identity); err != nil {
+		return nil, err
 	}
 	c, err := parse(req.Args)
 	if err != nil {
-		return executor.Result{}, err
+		return nil, err
 	}
 	if c.namespace == "" {
 		c.namespace = req.Namespace
@@ -198,25 +235,7 @@ func (e *Executor) Execute(ctx context.Context, req executor.Request) (res execu
 	}
 	secrets := redact.NewSet()
 	cfg := executor.Impersonating(e.base, req.Identity, secrets)
-	if dl, ok := ctx.Deadline(); ok {
-		cfg.Timeout = time.Until(dl)
-	}
-	defer func() { executor.Settle(recover(), "flux "+c.verb, secrets, req.MaxOutputBytes, &res, &err) }()
-	r := &run{e: e, cfg: cfg, secrets: secrets, req: req, cmd: c}
-	switch c.verb {
-	case verbGetKs:
-		return r.getKustomizations(ctx)
-	case verbGetSources:
-		return r.getSources(ctx)
-	case verbDiff:
-		return r.diff(ctx)
-	case verbReport:
-		return r.report(ctx)
-	case verbComment:
-		return r.comment(ctx)
-	default:
-		return r.approve(ctx)
-	}
+	return &run{e: e, cfg: cfg, secrets: secrets, req: req, cmd: c}, nil
 }
 
 // run is one command's state.

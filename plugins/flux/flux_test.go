@@ -51,6 +51,8 @@ func TestFlux(t *testing.T) {
 	t.Run("ObjectsInANewNamespace", func(t *testing.T) { testNewNamespace(t, f) })
 	t.Run("MatchesTheFluxCLI", func(t *testing.T) { testMatchesFluxCLI(t, f) })
 	t.Run("SizeLimits", func(t *testing.T) { testSizeLimits(t, f) })
+	// Last: it moves the Kustomization's status.
+	t.Run("FollowUntilReadyAtTheCommit", func(t *testing.T) { testFollow(t, f) })
 	t.Run("PrivateRepositoryNeedsTheToken", func(t *testing.T) {
 		for _, tok := range []string{"", "wrong"} {
 			err := prdiff.Checkout(t.Context(), f.Git.RepoURL(fluxtest.Repo), f.MainSHA, filepath.Join(t.TempDir(), "repo"), tok, 1<<20)
@@ -320,6 +322,58 @@ func testReport(t *testing.T, f *fluxtest.Fleet) {
 	require.Len(t, statuses(second), 2)
 }
 
+func testFollow(t *testing.T, f *fluxtest.Fleet) {
+	e := newExecutor(t, f.GitHub.APIURL())
+	merge := strings.Repeat("a", 40)
+	req := executor.Request{Args: []string{"follow", "kustomization", "apps", "--sha", merge}, Identity: admin, Namespace: fluxNS}
+	res, err := e.Execute(t.Context(), req)
+	require.NoError(t, err)
+	require.True(t, res.Ongoing)
+	require.Contains(t, res.Output, "Waiting for Kustomization flux-src/apps to apply aaaaaaa: applied main@sha1:"+f.MainSHA+", Ready=True")
+
+	// kustomize-controller starts on the merge: Ready Unknown, then Ready at it.
+	type watched struct {
+		res  executor.Result
+		done bool
+		err  error
+	}
+	watch := func(last executor.Result) <-chan watched {
+		ch := make(chan watched, 1)
+		go func() {
+			r, done, err := e.Watch(t.Context(), req, last)
+			ch <- watched{r, done, err}
+		}()
+		return ch
+	}
+	w := watch(res)
+	f.Reconciled(t, env, merge, metav1.ConditionUnknown, "Progressing", "Reconciliation in progress")
+	got := <-w
+	require.NoError(t, got.err)
+	require.False(t, got.done)
+	require.Contains(t, got.res.Output, "Ready=Unknown (Progressing)")
+
+	w = watch(got.res)
+	f.Reconciled(t, env, merge, metav1.ConditionTrue, "ReconciliationSucceeded", "Applied revision: main@sha1:"+merge)
+	got = <-w
+	require.NoError(t, got.err)
+	require.True(t, got.done)
+	require.Equal(t, 0, got.res.ExitCode)
+	require.Contains(t, got.res.Output, "Kustomization flux-src/apps is Ready at aaaaaaa (main@sha1:"+merge+").")
+	require.Contains(t, got.res.Output, "Reconciled ")
+
+	// A failure at the commit ends the follow too.
+	broken := strings.Repeat("b", 40)
+	f.Reconciled(t, env, broken, metav1.ConditionFalse, "BuildFailed", "kustomize build failed: missing.yaml")
+	res, err = e.Execute(t.Context(), executor.Request{Args: []string{"follow", "kustomization", "apps", "--sha", broken}, Identity: admin, Namespace: fluxNS})
+	require.NoError(t, err)
+	require.False(t, res.Ongoing)
+	require.Equal(t, 1, res.ExitCode)
+	require.Contains(t, res.Errors, "failed at bbbbbbb: BuildFailed: kustomize build failed: missing.yaml")
+
+	// Restore main as applied, for whoever runs after.
+	f.Reconciled(t, env, f.MainSHA, metav1.ConditionTrue, "ReconciliationSucceeded", "Applied revision: main@sha1:"+f.MainSHA)
+}
+
 func testBuildErrors(t *testing.T, f *fluxtest.Fleet) {
 	e := newExecutor(t, f.GitHub.APIURL())
 	cases := []struct {
@@ -426,7 +480,9 @@ func TestParseErrorsNameTheBadWord(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, executor.Analysis{Verb: "approve", Namespaces: []string{"x"},
 		Resources: []executor.Resource{{Group: "kustomize.toolkit.fluxcd.io", Resource: "kustomizations", Namespaced: true}}}, a)
-	require.ElementsMatch(t, []string{"diff", "get kustomizations", "get sources git"}, e.ReadOnlyVerbs())
+	require.ElementsMatch(t, []string{"diff", "follow", "get kustomizations", "get sources git"}, e.ReadOnlyVerbs())
+	_, err = e.Analyze(t.Context(), []string{"follow", "ks", "apps", "--sha", strings.Repeat("a", 40), "--github-ref", "1"})
+	require.ErrorContains(t, err, "flux follow takes -n and --sha only")
 }
 
 func TestSettingsErrorsNameTheField(t *testing.T) {

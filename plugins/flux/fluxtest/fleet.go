@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,11 +21,13 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	ssautil "github.com/fluxcd/pkg/ssa/utils"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"github.com/go-logr/logr"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kubechat/kubechat/internal/github/githubtest"
 	"github.com/kubechat/kubechat/internal/gittest"
@@ -185,8 +188,14 @@ func New(t *testing.T, env *testenv.Env, appNS, fluxNS string) *Fleet {
 	return f
 }
 
+// quietLogger gives controller-runtime its logger once, before any client:
+// left unset, its logger replaces itself after 30 s while clients are being
+// made, which the race detector reports.
+var quietLogger sync.Once
+
 // Client is an admin client of env that knows the Flux and core kinds.
 func Client(env *testenv.Env) (client.Client, error) {
+	quietLogger.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, kustomizev1.AddToScheme, sourcev1.AddToScheme} {
 		if err := add(scheme); err != nil {
@@ -220,4 +229,25 @@ func (f *Fleet) Push(t *testing.T, number int, branch string, files map[string]s
 	f.GitHub.SetHead(Owner, Repo, number, sha)
 	f.GitHub.AddFiles(Owner, Repo, number, slices.Sorted(maps.Keys(files))...)
 	return sha
+}
+
+// Reconciled writes the Kustomization's status as kustomize-controller
+// does while and after applying commit sha of main: Ready is status
+// (Unknown while it progresses), with reason and message; the applied
+// revision moves only when it is Ready.
+func (f *Fleet) Reconciled(t *testing.T, env *testenv.Env, sha string, status metav1.ConditionStatus, reason, message string) {
+	t.Helper()
+	ctx := t.Context()
+	kc, err := Client(env)
+	require.NoError(t, err)
+	ks := &kustomizev1.Kustomization{}
+	require.NoError(t, kc.Get(ctx, client.ObjectKey{Namespace: f.FluxNS, Name: Kustomization}, ks))
+	rev := "main@sha1:" + sha
+	ks.Status.LastAttemptedRevision = rev
+	if status == metav1.ConditionTrue {
+		ks.Status.LastAppliedRevision = rev
+	}
+	ks.Status.Conditions = []metav1.Condition{{Type: meta.ReadyCondition, Status: status, Reason: reason, Message: message,
+		LastTransitionTime: metav1.Now(), ObservedGeneration: ks.Generation}}
+	require.NoError(t, kc.Status().Update(ctx, ks))
 }
