@@ -119,11 +119,16 @@ func value(ev event.Event, p string) string {
 }
 
 // Matches reports whether ev triggers an action on source with reasons:
-// the same source, a starting failure or a one-off event (never a
-// recovery), and one of reasons when any are given.
+// the same source, never a recovery, and one of reasons when any are
+// given. An informational one-off event (a create, an update, a pull
+// request's push) triggers only an action that names its reason, so an
+// action written for failures never starts running on every change.
 func Matches(ev event.Event, source string, reasons []string) bool {
 	if ev.Source != source || ev.Transition == event.Resolved {
 		return false
+	}
+	if ev.Transition == "" && ev.Type != event.Error && ev.Type != event.Warning {
+		return slices.Contains(reasons, ev.Reason)
 	}
 	return len(reasons) == 0 || slices.Contains(reasons, ev.Reason)
 }

@@ -66,4 +66,9 @@ func TestMatches(t *testing.T) {
 	resolved := crash
 	resolved.Transition = event.Resolved
 	require.False(t, Matches(resolved, "pods", nil), "a recovery runs nothing")
+	created := event.Event{Source: "pods", Type: event.Create, Reason: "Created"}
+	require.False(t, Matches(created, "pods", nil), "an action for failures does not run on every change")
+	require.True(t, Matches(created, "pods", []string{"Created"}), "a one-off event runs an action that names its reason")
+	warning := event.Event{Source: "pods", Type: event.Warning, Reason: "BackOff"}
+	require.True(t, Matches(warning, "pods", nil))
 }
