@@ -158,6 +158,14 @@ func waitRunning(ctx context.Context, cs kubernetes.Interface) error {
 // once it settled and measures change → sink latency.
 func measureAgent(ctx context.Context, env *testenv.Env, cs kubernetes.Interface, sink *sink, bin string, size, nLatency int) (scalePoint, error) {
 	var p scalePoint
+	// A fresh start: no state of a previous agent, which would have this
+	// one replay every pod created since (a hand-over, not a start).
+	if err := cs.CoreV1().ConfigMaps("kubechat").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		return p, err
+	}
+	if err := cs.CoordinationV1().Leases("kubechat").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		return p, err
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		return p, err

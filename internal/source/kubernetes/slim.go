@@ -76,9 +76,10 @@ func (k keep) transform(obj any) (any, error) {
 		// A built-in kind from the dynamic client: its typed form is
 		// trimmed as a typed informer's would be.
 		if typed, err := scheme.Scheme.New(u.GroupVersionKind()); err == nil && k.handles(typed) {
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, typed); err == nil {
-				obj = typed
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, typed); err != nil {
+				return slim(u) // unreadable as its kind: keep what its checks might read
 			}
+			obj = typed
 		}
 	}
 	switch o := obj.(type) {
