@@ -52,6 +52,8 @@ type Pipeline struct {
 	threads   *threads                // open Alertmanager alerts, for correlation
 	silences  *silences               // the channels' silences, in the state
 	decisions *Decisions              // what decided each event's outcome
+	// sourceTemplates shape the alerts of sources that name a template.
+	sourceTemplates map[string]*messageTemplate
 }
 
 // Options are the pipeline's optional parts.
@@ -97,7 +99,7 @@ type AlertButtoner interface {
 // render is Render plus the buttons the command side offers under a
 // failure alert in s's channel.
 func (p *Pipeline) render(ctx context.Context, ev event.Event, s *sender) chat.Message {
-	m := Render(ev)
+	m := p.baseMessage(ev, s)
 	failing := ev.Transition == event.Failing || (ev.Transition == "" && (ev.Type == event.Error || ev.Type == event.Warning))
 	if b, ok := p.runner().(AlertButtoner); ok && failing {
 		if bs := b.AlertButtons(ctx, ev, s.b.platform.Name(), s.b.channel); len(bs) > 0 {
@@ -133,6 +135,8 @@ type binding struct {
 	matchers amlabels.Matchers
 	// path is the channel's place in the config (channels[2]), for explain.
 	path string
+	// template shapes the channel's alerts (nil: the source's, else built in).
+	template *messageTemplate
 }
 
 // New builds a pipeline over the configured channels. Every channel's
@@ -167,13 +171,16 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 	for _, sc := range cfg.Sources {
 		p.received.WithLabelValues(sc.Name)
 	}
+	tmpls, err := p.compileTemplates(cfg)
+	if err != nil {
+		return nil, err
+	}
 	for i, ch := range cfg.Channels {
 		pl, ok := platforms[ch.Platform]
 		if !ok {
 			return nil, fmt.Errorf("alerting: channel %q: platform %q is not built", ch.Name, ch.Platform)
 		}
-		b := binding{platform: pl, channel: chat.Channel{Name: ch.Name, ID: ch.ID}, path: fmt.Sprintf("channels[%d]", i)}
-		var err error
+		b := binding{platform: pl, channel: chat.Channel{Name: ch.Name, ID: ch.ID}, path: fmt.Sprintf("channels[%d]", i), template: tmpls[ch.Template]}
 		if b.matchers, err = compileMatchers(ch.Bindings.Matchers); err != nil {
 			return nil, fmt.Errorf("alerting: channel %q: %w", ch.Name, err)
 		}

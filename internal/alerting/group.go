@@ -72,7 +72,7 @@ func (p *Pipeline) flushGroups(ctx context.Context) {
 				ev := g.ev
 				ev.Count = g.count
 				for _, s := range p.sendersFor(ev) {
-					m := Render(ev)
+					m := p.baseMessage(ev, s)
 					p.enqueue(s, MessageKey(ev, s.b)+fmt.Sprintf(".%d", ev.Count), func() (chat.Message, bool) {
 						p.groupMu.Lock()
 						ref, ok := g.refs[s]

@@ -35,6 +35,9 @@ type Config struct {
 	Reload    Reload            `yaml:"reload"`
 	// Fleet is read by `kubechat hub` only (see docs/fleet.md).
 	Fleet Fleet `yaml:"fleet"`
+	// Templates shape alert messages; a channel or a source names one
+	// (docs/templates.md).
+	Templates []Template `yaml:"templates"`
 
 	// Files lists the files this config was merged from, in order.
 	Files []string `yaml:"-"`
@@ -154,6 +157,9 @@ type Channel struct {
 	Identity *Identity `yaml:"identity"`
 	// RateLimit bounds the messages sent to this channel; excess waits in order.
 	RateLimit RateLimit `yaml:"rateLimit"`
+	// Template names the templates entry that shapes this channel's
+	// alerts (default: the source's, else the built-in one).
+	Template string `yaml:"template"`
 	// Isolation overrides the isolation of every executor bound to this
 	// channel: inProcess or pod.
 	Isolation string `yaml:"isolation" jsonschema:"enum=inProcess,enum=pod"`
@@ -245,6 +251,40 @@ type Source struct {
 	Kubernetes   *KubernetesSource   `yaml:"kubernetes"`
 	Alertmanager *AlertmanagerSource `yaml:"alertmanager"`
 	GitHub       *GitHubSource       `yaml:"github"`
+	// Template names the templates entry that shapes this source's alerts
+	// in channels that name none.
+	Template string `yaml:"template"`
+}
+
+// Template shapes an alert message: each string is a Go text/template
+// over the event (docs/templates.md). An empty title, text or context
+// keeps the built-in one; a field or button that renders empty is left
+// out.
+type Template struct {
+	Name    string `yaml:"name" jsonschema:"required"`
+	Title   string `yaml:"title"`
+	Text    string `yaml:"text"`
+	Context string `yaml:"context"`
+	// Fields are labelled values; with EventFields, the fields the source
+	// attached to the event (an update's changed paths, an alert's
+	// labels) follow them.
+	Fields      []TemplateField `yaml:"fields"`
+	EventFields bool            `yaml:"eventFields"`
+	// Buttons are links. A template never makes a command button: those
+	// come only from what the channel's policy allows.
+	Buttons []TemplateButton `yaml:"buttons"`
+}
+
+// TemplateField is one labelled value of a template.
+type TemplateField struct {
+	Name  string `yaml:"name" jsonschema:"required"`
+	Value string `yaml:"value" jsonschema:"required"`
+}
+
+// TemplateButton is a link button of a template.
+type TemplateButton struct {
+	Label string `yaml:"label" jsonschema:"required"`
+	URL   string `yaml:"url" jsonschema:"required"`
 }
 
 // Source types.

@@ -14,6 +14,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kubechat/kubechat/internal/templates"
 )
 
 // validate checks the decoded config as a whole and joins every problem.
@@ -62,6 +64,12 @@ func (c *Config) validate(known Known) error {
 			v.add(path+".command", "%v", err)
 		}
 	}
+	templates := v.templates(c.Templates)
+	for i, s := range c.Sources {
+		if s.Template != "" {
+			v.oneOf(fmt.Sprintf("sources[%d].template", i), s.Template, templates, "template")
+		}
+	}
 	channels := v.names("channels", len(c.Channels), func(i int) string { return c.Channels[i].Name })
 	v.fleet(c.Fleet, c.Channels)
 	for i, ch := range c.Channels {
@@ -82,6 +90,9 @@ func (c *Config) validate(known Known) error {
 			}
 		}
 		v.rateLimit(path+".rateLimit", ch.RateLimit)
+		if ch.Template != "" {
+			v.oneOf(path+".template", ch.Template, templates, "template")
+		}
 		if ch.DefaultCluster != "" {
 			if errs := validation.IsDNS1123Label(ch.DefaultCluster); len(errs) > 0 {
 				v.add(path+".defaultCluster", "%q is not a valid cluster name: %s", ch.DefaultCluster, strings.Join(errs, "; "))
@@ -452,4 +463,38 @@ func (c *Config) Warnings() []*Error {
 		warn("sources", "no source is configured: the agent posts no alerts (it still answers commands)")
 	}
 	return out
+}
+
+// templates checks that every template parses, naming the template's own
+// line in the error, and returns their names.
+func (v *validator) templates(ts []Template) []string {
+	names := v.names("templates", len(ts), func(i int) string { return ts[i].Name })
+	check := func(path, text string) {
+		if _, err := templates.Parse("t", text); err != nil {
+			v.add(path, "%v", err)
+		}
+	}
+	for i, t := range ts {
+		path := fmt.Sprintf("templates[%d]", i)
+		check(path+".title", t.Title)
+		check(path+".text", t.Text)
+		check(path+".context", t.Context)
+		for j, f := range t.Fields {
+			fp := fmt.Sprintf("%s.fields[%d]", path, j)
+			if f.Name == "" {
+				v.add(fp+".name", "is required")
+			}
+			check(fp+".name", f.Name)
+			check(fp+".value", f.Value)
+		}
+		for j, b := range t.Buttons {
+			bp := fmt.Sprintf("%s.buttons[%d]", path, j)
+			if b.Label == "" || b.URL == "" {
+				v.add(bp, "needs a label and a url")
+			}
+			check(bp+".label", b.Label)
+			check(bp+".url", b.URL)
+		}
+	}
+	return names
 }

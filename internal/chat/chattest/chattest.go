@@ -22,7 +22,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kubechat/kubechat/internal/alerting"
 	"github.com/kubechat/kubechat/internal/chat"
+	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/event"
 )
 
 // Posted is one message as the fake platform holds it, edits applied.
@@ -111,6 +114,33 @@ func RunConformance(t *testing.T, newSetup func(t *testing.T) Setup) {
 	t.Run("unknown channel", func(t *testing.T) { testUnknownChannel(t, newSetup(t)) })
 	t.Run("no secret in errors", func(t *testing.T) { testNoSecret(t, newSetup(t)) })
 	t.Run("listen returns on cancel", func(t *testing.T) { testListenStops(t, newSetup(t)) })
+	t.Run("templated alert", func(t *testing.T) { testTemplate(t, newSetup(t)) })
+}
+
+// testTemplate posts an alert shaped by a config template: its title,
+// text, fields and link button reach the reader in the platform's own format.
+func testTemplate(t *testing.T, s Setup) {
+	tmpl := config.Template{
+		Name:    "custom",
+		Title:   "{{ upper .Reason }} on {{ .Object.Name }}",
+		Text:    "{{ .Message }} (from a template)",
+		Context: `team {{ index .ObjectLabels "team" }}`,
+		Fields:  []config.TemplateField{{Name: "Where", Value: "{{ .Object.Namespace }}/{{ .Object.Name }}"}},
+		Buttons: []config.TemplateButton{{Label: "Runbook", URL: "https://runbooks.example.com/{{ lower .Reason }}"}},
+	}
+	ev := event.Event{Source: "warnings", Cluster: "conformance", Type: event.Error, Level: event.Warn, Reason: "BackOff",
+		Message: "Back-off restarting failed container", Object: event.Object{Kind: "Pod", Namespace: "web", Name: "web-1"},
+		ObjectLabels: map[string]string{"team": "storefront"}}
+	m, err := alerting.RenderTemplate(tmpl, ev)
+	require.NoError(t, err)
+	_, err = s.Platform.Post(t.Context(), s.Channel, m)
+	require.NoError(t, err)
+	got := only(t, s, 1)
+	for _, want := range []string{"BACKOFF on web-1", "Back-off restarting failed container (from a template)", "Where", "web/web-1",
+		"team storefront", "Runbook"} {
+		require.Contains(t, got[0].Text, want)
+	}
+	require.NotContains(t, got[0].Text, "Kind", "the template's fields replace the built-in ones")
 }
 
 // chatOnly runs a case of a chat feature, or skips it on a sink, naming
