@@ -34,6 +34,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		"rbac":         {"--config", "--namespace", "--release", "--service-account"},
 		"version":      {"-o, --output"},
 		"completion":   {"bash", "zsh", "fish"},
+		"hub":          {"--config"},
 	} {
 		code, out, errs := run(t, cmd, "--help")
 		require.Equal(t, 0, code, errs)
@@ -199,4 +200,32 @@ func TestProbe(t *testing.T) {
 	code, _, errOut = run(t, "probe", "file:///etc/passwd")
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, `"file:///etc/passwd" is not an http or https URL`)
+}
+
+// TestFleetCredentials: one seed per side and the server config, which
+// names every public key and no seed; an existing file is not overwritten.
+func TestFleetCredentials(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fleet")
+	code, out, errs := run(t, "fleet", "credentials", "--cluster", "prod", "--cluster", "dev", "--out", dir)
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "dev.nk, hub.nk, nats-server.conf, prod.nk")
+	conf, err := os.ReadFile(filepath.Join(dir, "nats-server.conf"))
+	require.NoError(t, err)
+	for _, name := range []string{"hub", "prod", "dev"} {
+		seed, err := os.ReadFile(filepath.Join(dir, name+".nk"))
+		require.NoError(t, err)
+		require.True(t, strings.HasPrefix(string(seed), "SU"), "%s.nk is a user seed", name)
+		require.NotContains(t, string(conf), string(seed))
+		info, err := os.Stat(filepath.Join(dir, name+".nk"))
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	}
+	require.Contains(t, string(conf), `publish: { allow: ["kubechat.prod.out", "kubechat.prod.hello"] }`)
+
+	code, _, errs = run(t, "fleet", "credentials", "--cluster", "prod", "--out", dir)
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "exists; not overwritten")
+	code, _, errs = run(t, "fleet", "credentials", "--cluster", "a.b", "--out", t.TempDir())
+	require.Equal(t, 2, code)
+	require.Contains(t, errs, `--cluster "a.b"`)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kubechat/kubechat/internal/app"
 	"github.com/kubechat/kubechat/internal/fleet"
@@ -115,7 +116,7 @@ fleet.embedded.configFile). Existing files are not overwritten.`,
 				return usageError{errors.New("--cluster (at least one) and --out are required")}
 			}
 			for _, c := range clusters {
-				if c == "hub" || strings.ContainsAny(c, ".*> /") || c == "" {
+				if c == "hub" || len(validation.IsDNS1123Label(c)) > 0 {
 					return usageError{fmt.Errorf("--cluster %q: a cluster name is a DNS label other than \"hub\"", c)}
 				}
 			}

@@ -459,7 +459,7 @@ func (c *Config) Warnings() []*Error {
 	if len(c.Platforms) == 0 {
 		warn("platforms", "no platform is configured: the agent can post no alert and hear no command")
 	}
-	if len(c.Sources) == 0 {
+	if len(c.Sources) == 0 && len(c.Fleet.Clusters) == 0 { // a hub has no sources by design
 		warn("sources", "no source is configured: the agent posts no alerts (it still answers commands)")
 	}
 	return out
