@@ -396,7 +396,6 @@ func (a *App) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	cleanupPods(ctx, a.runner, g.podNamespaces, a.cfg.HA.LeaderElection, a.log)
 	a.registerPlatforms(g, nil)
 	var everywhere []func(context.Context) error
 	everywhere = append(everywhere, func(ctx context.Context) error { return a.http.Start(ctx, a.cfg.HTTP.ShutdownTimeout.D()) })
@@ -541,6 +540,7 @@ func (a *App) lead(ctx context.Context) error {
 	a.liveMu.Unlock()
 	ps := newParts(ctx)
 	ps.start(partAlerting, g.alerts, g.alerts.Start)
+	ps.start(partCommandPods, nil, func(ctx context.Context) error { return a.commandPods(ctx, g) })
 	a.reconcileListeners(ps, g, true)
 	for _, s := range g.sources {
 		a.startSource(ps, s)

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubechat/kubechat/internal/chat"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/podrun"
@@ -75,18 +77,50 @@ func refersToSecrets(raw config.Raw) bool {
 	return strings.Contains(text, "${") || strings.Contains(text, "fromEnv") || strings.Contains(text, "fromFile")
 }
 
-// cleanupPods deletes the command pods an earlier agent left behind.
-func cleanupPods(ctx context.Context, runner *podrun.Runner, namespaces []string, keepLive bool, log *slog.Logger) {
-	if runner == nil || len(namespaces) == 0 {
-		return
+// SweepInterval is how often the leader deletes command pods past their
+// deadline.
+const SweepInterval = 5 * time.Minute
+
+// commandPods runs on the leader: it adopts the command pods an earlier
+// agent left running (a deploy, a new leader), posting each one's result
+// once into the thread it answers, then sweeps pods past their deadline
+// until ctx ends.
+func (a *App) commandPods(ctx context.Context, g *generation) error {
+	if a.runner == nil || len(g.podNamespaces) == 0 {
+		return nil
 	}
-	n, err := runner.Cleanup(ctx, namespaces, keepLive)
-	if err != nil {
-		log.Warn("leftover command pods not all deleted", "err", err)
+	deliver := func(ctx context.Context, ad podrun.Adopted) error { return a.deliverAdopted(ctx, g, ad) }
+	if err := a.runner.Adopt(ctx, g.podNamespaces, a.cfg.HA.LeaderElection, deliver); err != nil {
+		a.log.Warn("command pods of an earlier agent not all taken over", "err", err)
 	}
-	if n > 0 {
-		log.Info("deleted leftover command pods", "count", n)
+	a.runner.Sweep(ctx, g.podNamespaces, SweepInterval)
+	return nil
+}
+
+// deliverAdopted posts an adopted command pod's result into the thread
+// it answers, unless the outbox remembers its key as delivered (a leader
+// that posted it and stopped before deleting the pod).
+func (a *App) deliverAdopted(ctx context.Context, g *generation, ad podrun.Adopted) error {
+	if a.outbox.Delivered(ad.Key) {
+		return nil
 	}
+	p, ok := g.byName[ad.Reply.Platform]
+	if !ok {
+		return fmt.Errorf("platform %q is no longer configured", ad.Reply.Platform)
+	}
+	m := g.commands.PodResult(ad.Reply.Platform, chat.Channel{Name: ad.Reply.ChannelName, ID: ad.Reply.Channel},
+		strings.TrimSpace(ad.Type+" "+strings.Join(ad.Args, " ")), ad.ServiceAccount, podrun.Result(ad.Outcome))
+	m.Thread = &chat.MessageRef{Platform: ad.Reply.Platform, Channel: ad.Reply.ThreadChannel, ID: ad.Reply.ThreadID, Thread: ad.Reply.ThreadRoot}
+	to := chat.Channel{Name: ad.Reply.ChannelName, ID: ad.Reply.ThreadChannel}
+	if to.ID == "" {
+		to.ID = ad.Reply.Channel
+	}
+	if _, _, err := chat.Send(ctx, p, to, m, chat.Backoff{}, time.Now().Add(chat.ReplyDeadline)); err != nil {
+		return err
+	}
+	a.outbox.Done(ad.Key)
+	a.log.Info("posted the result of an adopted command pod", "pod", ad.Outcome.Pod, "platform", ad.Reply.Platform, "channel", ad.Reply.Channel)
+	return nil
 }
 
 // newRunner returns the runner of command pods, or nil without a cluster connection.

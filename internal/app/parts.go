@@ -14,7 +14,10 @@ import (
 // untouched; the others stop, and the new generation's start.
 
 // Names of parts.
-const partAlerting = "alerting"
+const (
+	partAlerting    = "alerting"
+	partCommandPods = "command-pods"
+)
 
 func sourcePart(name string) string       { return "source/" + name }
 func listenerPart(platform string) string { return "platform/" + platform }

@@ -400,6 +400,17 @@ func (h *Handler) resultMessage(ctx context.Context, a audit, be boundExecutor, 
 	return m
 }
 
+// PodResult renders the result of a command that ran in a pod an earlier
+// agent started (podrun adoption) as the reply to it, for channel to on
+// platform, as the ServiceAccount serviceAccount. It carries no buttons:
+// the channel's policy is not checked again for a command already run.
+func (h *Handler) PodResult(platform string, to chat.Channel, title, serviceAccount string, res executor.Result) chat.Message {
+	a := audit{in: chat.Inbound{Platform: platform, Channel: to}, start: time.Now()}
+	m := h.resultMessage(context.Background(), a, boundExecutor{}, command.Command{}, title, executor.Identity{User: serviceAccount}, res, false)
+	m.Context = fmt.Sprintf("cluster: %s · as %s · collected after a restart of kubechat", h.cluster, serviceAccount)
+	return m
+}
+
 // checked is a command that Analyze described and the policy allowed,
 // with the namespace and identity it runs as.
 type checked struct {
@@ -461,7 +472,8 @@ func (h *Handler) execute(ctx context.Context, a audit, be boundExecutor, c chec
 		Namespace:      c.ns,
 		Identity:       c.id,
 		MaxOutputBytes: be.policy.MaxOutputBytes,
-		Caller:         executor.Caller{Platform: a.in.Platform, Channel: a.in.Channel.Name, UserID: a.in.UserID, UserName: a.in.UserName},
+		Caller: executor.Caller{Platform: a.in.Platform, Channel: a.in.Channel.Name, UserID: a.in.UserID, UserName: a.in.UserName,
+			ChannelID: a.in.Channel.ID, ThreadChannel: a.in.Thread.Channel, ThreadID: a.in.Thread.ID, ThreadRoot: a.in.Thread.Thread},
 	})
 }
 

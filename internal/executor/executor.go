@@ -144,6 +144,12 @@ type Caller struct {
 	Channel  string
 	UserID   string
 	UserName string
+	// ChannelID and Thread say where the reply goes (the platform's
+	// channel id; the message replied to, its channel and its thread's
+	// root), so that a command pod's result can be posted by a later
+	// agent (podrun adoption).
+	ChannelID                           string
+	ThreadChannel, ThreadID, ThreadRoot string
 }
 
 // Result is what the command handler renders back into the channel.

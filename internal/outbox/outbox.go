@@ -252,6 +252,17 @@ func (s *Store) Add(e Entry) bool {
 	return true
 }
 
+// Delivered reports whether key was delivered lately (within Remember).
+func (s *Store) Delivered(key string) bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.delivered[key]
+	return ok
+}
+
 // Done marks key delivered (or given up on): it leaves the outbox and is
 // remembered, so that a replay does not queue it again.
 func (s *Store) Done(key string) {

@@ -146,6 +146,7 @@ func (e *Executor) Execute(ctx context.Context, req executor.Request) (executor.
 		Resources:      e.opts.Pod.Resources,
 		Deadline:       Deadline(ctx, e.opts.Pod.Deadline.D()),
 		MaxOutputBytes: req.MaxOutputBytes,
+		Reply:          replyTo(req.Caller),
 	})
 	if err != nil {
 		return executor.Result{}, fmt.Errorf("%s in a pod: %w", e.inner.Name(), err)
@@ -199,4 +200,14 @@ func Result(o Outcome) executor.Result {
 // cleans up leftovers in the namespaces they name.
 type Isolated interface {
 	PodNamespaces() []string
+}
+
+// replyTo is where the reply to c goes, if c says (a chat command or an
+// action; not "kubechat exec").
+func replyTo(c executor.Caller) *Reply {
+	if c.Platform == "" || c.ChannelID == "" {
+		return nil
+	}
+	return &Reply{Platform: c.Platform, Channel: c.ChannelID, ChannelName: c.Channel,
+		ThreadChannel: c.ThreadChannel, ThreadID: c.ThreadID, ThreadRoot: c.ThreadRoot}
 }

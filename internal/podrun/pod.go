@@ -34,7 +34,7 @@ func (r *Runner) Pod(s Spec) (*corev1.Pod, error) {
 	if pull == "" {
 		pull = corev1.PullIfNotPresent
 	}
-	return &corev1.Pod{
+	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			// Named here rather than by the server (generateName), so that
 			// a pod the server stored before a failed or cancelled create
@@ -84,7 +84,11 @@ func (r *Runner) Pod(s Spec) (*corev1.Pod, error) {
 				EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr.To(resource.MustParse("64Mi"))},
 			}}},
 		},
-	}, nil
+	}
+	if s.Reply != nil {
+		s.Reply.annotate(pod, s.MaxOutputBytes)
+	}
+	return pod, nil
 }
 
 func resources(r config.PodResources) (corev1.ResourceRequirements, error) {

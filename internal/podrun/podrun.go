@@ -77,6 +77,10 @@ type Spec struct {
 	Deadline time.Duration
 	// MaxOutputBytes caps the output read back (default config.DefaultMaxOutputBytes).
 	MaxOutputBytes int
+	// Reply, when set, is written on the pod (annotations), so that if the
+	// agent stops while the command runs, the pod is left running and the
+	// next agent posts its result there (Adopt).
+	Reply *Reply
 }
 
 // Outcome is how a command pod ended.
@@ -159,32 +163,55 @@ func (r *Runner) Run(ctx context.Context, s Spec) (Outcome, error) {
 		}
 		return Outcome{}, fmt.Errorf("create the command pod in %s: %w", s.Namespace, err)
 	}
-	defer r.delete(s.Namespace, name)
+	defer func() {
+		// A stop of the agent (its context cancelled, not the command's
+		// deadline) leaves a pod that says where its result goes to the
+		// next agent.
+		if s.Reply != nil && errors.Is(ctx.Err(), context.Canceled) {
+			r.log.Info("command pod left running for the next agent", "pod", s.Namespace+"/"+name)
+			return
+		}
+		r.delete(s.Namespace, name)
+	}()
 	r.log.Debug("command pod created", "pod", s.Namespace+"/"+name, "executor", s.Executor)
 
 	done, err := r.wait(ctx, created)
 	if err != nil {
 		return Outcome{Pod: name}, err
 	}
-	out := Outcome{Pod: name, Deadline: time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second, MemoryLimit: s.Resources.Limits.Memory}
-	out.ExitCode, out.Reason, out.Message = termination(done)
 	limit := s.MaxOutputBytes
 	if limit <= 0 {
 		limit = config.DefaultMaxOutputBytes
 	}
-	logs, truncated, lerr := r.logs(ctx, s.Namespace, name, limit)
-	out.Output, out.Truncated = logs, truncated
-	if lerr != nil {
-		if ctx.Err() != nil {
-			return out, ctx.Err()
+	out := r.collect(ctx, done, limit)
+	if ctx.Err() != nil {
+		return out, ctx.Err()
+	}
+	return out, nil
+}
+
+// collect reads how the finished pod p ended and up to limit bytes of its output.
+func (r *Runner) collect(ctx context.Context, p *corev1.Pod, limit int) Outcome {
+	out := Outcome{Pod: p.Name}
+	if d := p.Spec.ActiveDeadlineSeconds; d != nil {
+		out.Deadline = time.Duration(*d) * time.Second
+	}
+	for _, c := range p.Spec.Containers {
+		if m, ok := c.Resources.Limits[corev1.ResourceMemory]; c.Name == ContainerName && ok {
+			out.MemoryLimit = m.String()
 		}
+	}
+	out.ExitCode, out.Reason, out.Message = termination(p)
+	logs, truncated, lerr := r.logs(ctx, p.Namespace, p.Name, limit)
+	out.Output, out.Truncated = logs, truncated
+	if lerr != nil && ctx.Err() == nil {
 		msg := "its output could not be read: " + lerr.Error()
 		if out.Message != "" {
 			msg = out.Message + "; " + msg
 		}
 		out.Message = msg
 	}
-	return out, nil
+	return out
 }
 
 // wait watches the pod until it has Succeeded or Failed.
