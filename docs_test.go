@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kubechat/kubechat/internal/cli"
@@ -68,10 +69,17 @@ func TestDocumentedCLICommandsExist(t *testing.T) {
 			require.True(t, cmd != root, "%s shows %q: no such command", file, line)
 			flags := fields[2:]
 			if cmd.HasSubCommands() && len(flags) > 0 {
-				// A command group: "kubechat fleet credentials --cluster x".
-				sub, _, err := cmd.Find(flags[:1])
-				require.NoError(t, err, "%s shows %q", file, line)
-				require.True(t, sub != cmd, "%s shows %q: %s has no command %s", file, line, cmd.Name(), flags[0])
+				// A command group: "kubechat fleet credentials --cluster x",
+				// or a usage summary of its commands: "completion bash|zsh".
+				var sub *cobra.Command
+				for _, name := range strings.Split(flags[0], "|") {
+					c, _, err := cmd.Find([]string{name})
+					require.NoError(t, err, "%s shows %q", file, line)
+					require.True(t, c != cmd, "%s shows %q: %s has no command %s", file, line, cmd.Name(), name)
+					if sub == nil {
+						sub = c
+					}
+				}
 				cmd, flags = sub, flags[1:]
 			}
 			for _, f := range flags {
