@@ -51,4 +51,6 @@ var ExampleEnv = map[string]string{
 	"OPENAI_API_KEY":        "sk-example",
 	"PAGERDUTY_OPS_KEY":     "example-pagerduty-routing-key-0001",
 	"PAGERDUTY_DB_KEY":      "example-pagerduty-routing-key-0002",
+	"ELASTICSEARCH_API_KEY": "ZXhhbXBsZS1pZDpleGFtcGxlLWtleQ==",
+	"OPENSEARCH_PASSWORD":   "example-opensearch-password",
 }

@@ -38,7 +38,7 @@ func TestCheckConfigBroken(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run([]string{"check-config", path}, &out, &errb)
 	require.Equal(t, 1, code)
-	require.Equal(t, path+`:5: platforms[0].type: unknown platform type "slakc" (known: discord, hub, log, mattermost, slack, teams, webchat, webhook)`+"\n", errb.String())
+	require.Equal(t, path+`:5: platforms[0].type: unknown platform type "slakc" (known: discord, elasticsearch, hub, log, mattermost, opensearch, pagerduty, slack, teams, webchat, webhook)`+"\n", errb.String())
 
 	// Settings are checked by the platform's own package, still positioned.
 	require.NoError(t, os.WriteFile(path, []byte("cluster:\n  name: x\nplatforms:\n  - name: a\n    type: log\n    settings:\n      levl: info\n"), 0o600))

@@ -9,6 +9,7 @@ import (
 	"github.com/kubechat/kubechat/internal/chat/logsink"
 	"github.com/kubechat/kubechat/internal/chat/mattermost"
 	"github.com/kubechat/kubechat/internal/chat/pagerduty"
+	"github.com/kubechat/kubechat/internal/chat/searchsink"
 	"github.com/kubechat/kubechat/internal/chat/slack"
 	"github.com/kubechat/kubechat/internal/chat/teams"
 	"github.com/kubechat/kubechat/internal/chat/webchat"
@@ -28,14 +29,16 @@ type Type struct {
 // Factories maps a platform type, as written in config, to its factory
 // and settings.
 var Factories = map[string]Type{
-	"discord":    {discord.New, discord.Settings{}},
-	"log":        {logsink.New, logsink.Settings{}},
-	"mattermost": {mattermost.New, mattermost.Settings{}},
-	"pagerduty":  {pagerduty.New, pagerduty.Settings{}},
-	"slack":      {slack.New, slack.Settings{}},
-	"teams":      {teams.New, teams.Settings{}},
-	"webchat":    {webchat.New, webchat.Settings{}},
-	"webhook":    {webhook.New, webhook.Settings{}},
+	"discord":       {discord.New, discord.Settings{}},
+	"elasticsearch": {searchsink.NewElasticsearch, searchsink.Settings{}},
+	"log":           {logsink.New, logsink.Settings{}},
+	"mattermost":    {mattermost.New, mattermost.Settings{}},
+	"opensearch":    {searchsink.NewOpenSearch, searchsink.Settings{}},
+	"pagerduty":     {pagerduty.New, pagerduty.Settings{}},
+	"slack":         {slack.New, slack.Settings{}},
+	"teams":         {teams.New, teams.Settings{}},
+	"webchat":       {webchat.New, webchat.Settings{}},
+	"webhook":       {webhook.New, webhook.Settings{}},
 	// hub: an agent of a fleet reaches the chat platforms through the hub.
 	"hub": {agent.New, agent.Settings{}},
 }
