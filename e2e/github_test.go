@@ -102,7 +102,10 @@ func TestGitHubPullRequestLoop(t *testing.T) {
 
 	code, text = deliver("pr51-1", fleet.GitHub.PullRequestEvent("opened", fluxtest.Owner, fluxtest.Repo, 51, ""))
 	require.Equal(t, 202, code, text)
-	require.Contains(t, text, "1 event(s)")
+	// Other tests' Kustomizations of the same repository may share this
+	// cluster (out of the executor's namespaces, so refused); this one's
+	// own event is the message waited for below.
+	require.Regexp(t, `\b[1-9][0-9]* event\(s\)`, text)
 	ev := waitSlack(t, srv, "gitops", "the pull request's event", func(m slacktest.Message) bool {
 		return strings.Contains(m.Text, "Pull request acme/fleet#51 touches Kustomization "+fluxNS+"/apps at "+first[:7])
 	})
