@@ -150,7 +150,7 @@ func TestGitHubPullRequestLoop(t *testing.T) {
 	code, text = deliver("pr51-2", fleet.GitHub.PullRequestEvent("synchronize", fluxtest.Owner, fluxtest.Repo, 51, ""))
 	require.Equal(t, 202, code, text)
 	ev2 := waitSlack(t, srv, "gitops", "the push's event", func(m slacktest.Message) bool {
-		return strings.Contains(m.Text, "at "+second[:7])
+		return strings.Contains(m.Text, "touches Kustomization "+fluxNS+"/apps at "+second[:7])
 	})
 	waitItem(t, "the push's report", func() []slacktest.Message { return srv.Messages(ch) },
 		func(m slacktest.Message) bool {
@@ -169,7 +169,7 @@ func TestGitHubPullRequestLoop(t *testing.T) {
 	code, text = deliver("pr51-3", fleet.GitHub.PullRequestEvent("closed", fluxtest.Owner, fluxtest.Repo, 51, merge))
 	require.Equal(t, 202, code, text)
 	merged := waitSlack(t, srv, "gitops", "the merge's event", func(m slacktest.Message) bool {
-		return strings.Contains(m.Text, "Pull request acme/fleet#51 was merged")
+		return strings.Contains(m.Text, "Pull request acme/fleet#51 was merged: Kustomization "+fluxNS+"/apps")
 	})
 	fleet.Reconciled(t, env, merge, metav1.ConditionTrue, "ReconciliationSucceeded", "Applied revision: main@sha1:"+merge)
 	waitItem(t, "the rollout's outcome", func() []slacktest.Message { return srv.Messages(ch) },
