@@ -10,8 +10,9 @@
 //
 // It also enforces, by itself, what a kubelet and the kernel would:
 // activeDeadlineSeconds (the pod fails with reason DeadlineExceeded) and
-// the memory limit (the process is killed once its resident memory goes
-// over it, and the container terminates with reason OOMKilled, exit 137).
+// the memory limit (the process is killed once its resident anonymous
+// memory goes over it, and the container terminates with reason
+// OOMKilled, exit 137).
 // An image with no program mapped to it never starts (ImagePullBackOff).
 //
 // What it does not do as a node would: no image is pulled, no cgroup
@@ -225,7 +226,7 @@ func (k *Kubelet) run(ctx context.Context, pod *corev1.Pod) error {
 				killAll()
 				return
 			case <-tick.C:
-				if limit > 0 && rss(cmd.Process.Pid) > limit {
+				if limit > 0 && charged(cmd.Process.Pid) > limit {
 					oom.Store(true)
 					killAll()
 					return
@@ -356,19 +357,25 @@ func (k *Kubelet) updateStatus(ctx context.Context, pod *corev1.Pod, mutate func
 	})
 }
 
-// rss is a process's resident memory in bytes, or 0 when it is gone.
-func rss(pid int) int64 {
+// charged is the memory of a process a container's memory limit holds it
+// to, in bytes, or 0 when it is gone: its resident anonymous and shared
+// memory. Resident pages of the executable itself are left out, as the
+// kernel reclaims those page-cache pages before it kills for the limit.
+func charged(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
+	var total int64
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb * 1024
+		name, v, ok := strings.Cut(line, ":")
+		if !ok || (name != "RssAnon" && name != "RssShmem") {
+			continue
 		}
+		kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		total += kb * 1024
 	}
-	return 0
+	return total
 }
 
 type lockedBuffer struct {
