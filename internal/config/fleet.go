@@ -30,6 +30,10 @@ type Fleet struct {
 	// hub, and how long the hub remembers where each was delivered, so that
 	// an edit finds the message it edits (default 168h).
 	Retention Duration `yaml:"retention"`
+	// LeaseDuration is how long a hub's leadership lasts without renewal
+	// (default 15s): with two hub replicas, the standby takes over this
+	// long after the leader died (at once after a clean stop).
+	LeaseDuration Duration `yaml:"leaseDuration"`
 }
 
 // FleetCluster is one cluster of the fleet.
@@ -79,6 +83,7 @@ const (
 	DefaultFleetCommandTimeout = 5 * time.Minute
 	DefaultFleetRetention      = 7 * 24 * time.Hour
 	DefaultEmbeddedListen      = "127.0.0.1:4222"
+	DefaultFleetLeaseDuration  = 15 * time.Second
 )
 
 func (f *Fleet) withDefaults() {
@@ -87,6 +92,9 @@ func (f *Fleet) withDefaults() {
 	}
 	if f.Retention == 0 {
 		f.Retention = Duration(DefaultFleetRetention)
+	}
+	if f.LeaseDuration == 0 {
+		f.LeaseDuration = Duration(DefaultFleetLeaseDuration)
 	}
 	if f.Embedded != nil && f.Embedded.Listen == "" {
 		f.Embedded.Listen = DefaultEmbeddedListen
@@ -126,6 +134,9 @@ func (v *validator) fleet(f Fleet, channels []Channel) {
 	}
 	if f.CommandTimeout < Duration(time.Second) {
 		v.add("fleet.commandTimeout", "must be at least 1s, got %s", f.CommandTimeout)
+	}
+	if f.LeaseDuration < Duration(3*time.Second) {
+		v.add("fleet.leaseDuration", "must be at least 3s, got %s", f.LeaseDuration)
 	}
 	if f.Retention < Duration(time.Hour) {
 		v.add("fleet.retention", "must be at least 1h, got %s", f.Retention)

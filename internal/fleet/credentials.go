@@ -75,10 +75,10 @@ func AgentPermissions(cluster string) *server.Permissions {
 }
 
 // HubPermissions are the hub's: every cluster's commands, the JetStream
-// API (its streams, consumers and bucket), the hellos and its own inbox.
+// API (its streams, consumers and buckets), the hellos and its own inbox.
 func HubPermissions() *server.Permissions {
 	return &server.Permissions{
-		Publish: &server.SubjectPermission{Allow: []string{"kubechat.*.cmd.>", "$JS.API.>", "$JS.ACK.>", "$KV." + Bucket + ".>"}},
+		Publish: &server.SubjectPermission{Allow: []string{"kubechat.*.cmd.>", "$JS.API.>", "$JS.ACK.>", "$KV." + Bucket + ".>", "$KV." + LeaderBucket + ".>"}},
 		Subscribe: &server.SubjectPermission{Allow: []string{
 			"kubechat.*.hello", HubInbox + ".>",
 		}},

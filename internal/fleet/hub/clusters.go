@@ -26,6 +26,7 @@ type metrics struct {
 	latency   *prometheus.HistogramVec
 	commands  *prometheus.CounterVec
 	dups      *prometheus.CounterVec
+	leader    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,6 +53,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kubechat_fleet_commands_total",
 			Help: "Commands the hub handed to a cluster's agent, by result: ok, not_connected, timeout, error.",
 		}, []string{"cluster", "result"}),
+		leader: f.NewGauge(prometheus.GaugeOpts{
+			Name: "kubechat_leader",
+			Help: "1 while this replica runs the leader's work (for a hub: delivery and the chat connections).",
+		}),
 		dups: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "kubechat_fleet_duplicates_total",
 			Help: "Messages JetStream handed the hub again after their delivery was recorded; dropped.",

@@ -30,6 +30,10 @@ func bucketKey(cluster, id string) string {
 
 // take handles one message of cluster's stream.
 func (h *Hub) take(cluster string, m jetstream.Msg) {
+	if h.stopping.Load() {
+		_ = m.Nak() // the next leader takes it
+		return
+	}
 	id := m.Headers().Get(jetstream.MsgIDHeader)
 	if id == "" {
 		h.log.Error("message without an id dropped", "cluster", cluster)

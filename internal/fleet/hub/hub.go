@@ -13,10 +13,13 @@ package hub
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -36,6 +39,10 @@ import (
 // in progress meanwhile.
 const AckWait = time.Minute
 
+// DrainTimeout bounds the delivery of what is queued when the hub stops
+// (or stops leading), as the agent's does.
+const DrainTimeout = 5 * time.Second
+
 // Hub is the fleet's hub.
 type Hub struct {
 	cfg     *config.Config
@@ -50,10 +57,17 @@ type Hub struct {
 	queues   map[string]*chat.Queue
 	clusters []string
 
+	// identity names this hub in the lease.
+	identity string
+
 	// Set by Run.
 	nc *nats.Conn
 	js jetstream.JetStream
 	kv jetstream.KeyValue
+
+	// stopping is set while the hub stops leading: what JetStream still
+	// hands it goes back at once.
+	stopping atomic.Bool
 
 	mu       sync.Mutex
 	inflight map[string]bool
@@ -68,6 +82,9 @@ type Options struct {
 	Health  *health.Tracker
 	// NATS, when set, is used instead of connecting to cfg.Fleet.NATS (tests).
 	NATS *nats.Conn
+	// Identity names this hub in the fleet's lease (default: the host's
+	// name, the pod's in Kubernetes, and a random suffix).
+	Identity string
 }
 
 func channelKey(platform, id string) string { return platform + "\x00" + id }
@@ -94,6 +111,9 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*Hub, error) {
 	}
 	for _, c := range cfg.Fleet.Clusters {
 		h.clusters = append(h.clusters, c.Name)
+	}
+	if h.identity = o.Identity; h.identity == "" {
+		h.identity = defaultIdentity()
 	}
 	deps := chat.Deps{Log: log, Metrics: o.Metrics, Health: o.Health, Cluster: cfg.Cluster.Name}
 	for i, pc := range cfg.Platforms {
@@ -131,9 +151,11 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*Hub, error) {
 
 // Run serves until ctx ends: it connects to NATS (starting the embedded
 // server first, if configured), makes sure every cluster's stream, the
-// hub's consumers and its bucket exist, delivers the agents' messages, and
-// listens on every platform. Messages still queued when ctx ends are
-// handed back to JetStream for the next hub.
+// hub's consumers and its bucket exist, and waits for the fleet's lease
+// (fleet.Lease: one of several hub replicas leads). While it leads, it
+// delivers the agents' messages and listens on every platform. Messages
+// still queued when ctx ends are handed back to JetStream for the next
+// hub. It returns fleet.ErrLeaseLost when it had to stop leading.
 func (h *Hub) Run(ctx context.Context) error {
 	if h.nc == nil {
 		var srv *server.Server
@@ -161,15 +183,35 @@ func (h *Hub) Run(ctx context.Context) error {
 	if err := h.setup(ctx, retention); err != nil {
 		return err
 	}
-	h.log.Info("hub ready", "clusters", len(h.clusters), "platforms", len(h.platforms))
+	lease, err := fleet.NewLease(ctx, h.js, h.identity, time.Duration(h.cfg.Fleet.LeaseDuration), h.cfg.Fleet.Replicas, h.log)
+	if err != nil {
+		return err
+	}
+	lease.Leading = func(on bool) {
+		h.metrics.leader.Set(map[bool]float64{true: 1}[on])
+	}
+	h.log.Info("hub ready", "clusters", len(h.clusters), "platforms", len(h.platforms), "identity", h.identity)
+	return lease.Run(ctx, h.lead)
+}
 
-	// Queues outlive ctx until their jobs are handed back (deferred).
+// lead is the leader's work until ctx ends: it delivers the agents'
+// messages and listens on every platform.
+func (h *Hub) lead(ctx context.Context) error {
+	// Queues outlive ctx: once the consumers stopped (deferred below, so
+	// first), what is queued or being posted gets DrainTimeout to be
+	// delivered and recorded; the rest is handed back (deferred). Cutting
+	// a post short would leave it posted but unrecorded, and posted again
+	// by the next hub.
 	qctx, stopQueues := context.WithCancel(context.WithoutCancel(ctx))
 	var queues sync.WaitGroup
 	for _, q := range h.queues {
 		queues.Go(func() { q.Run(qctx) })
 	}
 	defer func() {
+		deadline := time.Now().Add(DrainTimeout)
+		for h.pending() > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
 		stopQueues()
 		queues.Wait()
 	}()
@@ -190,8 +232,18 @@ func (h *Hub) Run(ctx context.Context) error {
 		consumers = append(consumers, cc)
 	}
 	defer func() {
+		// Messages already pulled are handed back at once (take naks
+		// them while stopping), not left to AckWait.
+		h.stopping.Store(true)
+		defer h.stopping.Store(false)
 		for _, cc := range consumers {
-			cc.Stop()
+			cc.Drain()
+		}
+		for _, cc := range consumers {
+			select {
+			case <-cc.Closed():
+			case <-time.After(DrainTimeout):
+			}
 		}
 	}()
 	hello, err := h.nc.Subscribe("kubechat.*.hello", h.hello)
@@ -284,4 +336,24 @@ func (h *Hub) ensure(ctx context.Context, retention time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// defaultIdentity is the host's name (a pod's name) and a random suffix,
+// so that a restarted hub is not taken for the one that held the lease.
+func defaultIdentity() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "hub"
+	}
+	return host + "-" + rand.Text()[:8]
+}
+
+// pending is the number of messages queued or being posted, over all
+// channels.
+func (h *Hub) pending() int {
+	n := 0
+	for _, q := range h.queues {
+		n += q.Pending()
+	}
+	return n
 }
