@@ -55,14 +55,12 @@ executors:
 `, cluster, apiURL, tokenEnv, peer, ns)
 }
 
-// TestTwoClustersShareOneWorkspace: the agents of two clusters, each with
-// its own Slack app, share #general. A command is answered exactly once, by
-// the channel's default cluster or the one --cluster names, with its own
-// cluster's pods; ping is answered by both; a button is answered by the
-// agent that posted it.
-func TestTwoClustersShareOneWorkspace(t *testing.T) {
+// twoClusters starts a second control plane (west) next to the suite's
+// (east), and runs a pod of a Deployment in namespace ns of each, where
+// the group e2e-fleet-readers may view.
+func twoClusters(t *testing.T, ns string) (west *testenv.Env, eastPod, westPod corev1.Pod) {
+	t.Helper()
 	ctx := t.Context()
-	const ns = "fleet"
 	west, err := testenv.Start(ctx, testenv.Options{Nodes: 1})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = west.Stop() })
@@ -74,10 +72,21 @@ func TestTwoClustersShareOneWorkspace(t *testing.T) {
 	require.NoError(t, err)
 	_, err = west.Client.AppsV1().Deployments(ns).Create(ctx, testenv.Deployment("west-web", nil), metav1.CreateOptions{})
 	require.NoError(t, err)
-	eastPod, err := env.WaitForPod(ctx, ns, "app=east-web", func(p corev1.Pod) bool { return true })
+	eastPod, err = env.WaitForPod(ctx, ns, "app=east-web", func(p corev1.Pod) bool { return true })
 	require.NoError(t, err)
-	westPod, err := west.WaitForPod(ctx, ns, "app=west-web", func(p corev1.Pod) bool { return true })
+	westPod, err = west.WaitForPod(ctx, ns, "app=west-web", func(p corev1.Pod) bool { return true })
 	require.NoError(t, err)
+	return west, eastPod, westPod
+}
+
+// TestTwoClustersShareOneWorkspace: the agents of two clusters, each with
+// its own Slack app, share #general. A command is answered exactly once, by
+// the channel's default cluster or the one --cluster names, with its own
+// cluster's pods; ping is answered by both; a button is answered by the
+// agent that posted it.
+func TestTwoClustersShareOneWorkspace(t *testing.T) {
+	const ns = "fleet"
+	west, eastPod, westPod := twoClusters(t, ns)
 
 	srv := slacktest.New()
 	t.Cleanup(srv.Close)
@@ -166,7 +175,7 @@ func TestTwoClustersShareOneWorkspace(t *testing.T) {
 	westReply := waitSlack(t, srv, "general", "west's reply", func(m slacktest.Message) bool {
 		return m.User == westApp.BotUserID && strings.Contains(string(m.Blocks), westPod.Name)
 	})
-	_, err = srv.Click(general, westReply.TS, "UBOB0001", buttonID(t, westReply, "Run again"), "")
+	_, err := srv.Click(general, westReply.TS, "UBOB0001", buttonID(t, westReply, "Run again"), "")
 	require.NoError(t, err)
 	again := waitSlack(t, srv, "general", "west's re-run", func(m slacktest.Message) bool {
 		return m.TS != westReply.TS && m.User == westApp.BotUserID && m.ThreadTS == westReply.ThreadTS && strings.Contains(string(m.Blocks), westPod.Name)
