@@ -37,7 +37,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- end -}}
 
-{{/* The agent's config: values.config with what the chart decides. */}}
+{{/* The agent's (or hub's) config: values.config with what the chart
+decides. A hub (mode: hub) elects its leader through NATS and signs no
+buttons, so its ha section is left as given; the default sources, an
+agent's, are dropped. */}}
 {{- define "kubechat.config" -}}
 {{- $cfg := deepCopy .Values.config -}}
 {{- $cluster := default dict $cfg.cluster -}}
@@ -46,6 +49,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $http := default dict $cfg.http -}}
 {{- $_ := set $http "listen" (printf ":%d" (int .Values.service.port)) -}}
 {{- $_ := set $cfg "http" $http -}}
+{{- if eq .Values.mode "hub" -}}
+{{- /* The chart's default sources are an agent's; a hub has none. */ -}}
+{{- $_ := unset $cfg "sources" -}}
+{{- else -}}
 {{- $ha := default dict $cfg.ha -}}
 {{- if gt (int .Values.replicaCount) 1 -}}
 {{- $_ := set $ha "leaderElection" true -}}
@@ -54,6 +61,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $_ := set $ha "buttonKey" "${KUBECHAT_BUTTON_KEY}" -}}
 {{- end -}}
 {{- $_ := set $cfg "ha" $ha -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
 
