@@ -87,7 +87,7 @@ func TestBadConfig(t *testing.T) {
 		want          string
 	}{
 		"unknown top-level key": {"cluster:\n", "clustr:\n  name: x\ncluster:\n",
-			`config.yaml:1: clustr: unknown field "clustr" (known: cluster, log, http, platforms, channels, sources, executors, actions, aliases, users, ha, delivery, commands, reload, fleet, templates)`},
+			`config.yaml:1: clustr: unknown field "clustr" (known: cluster, log, http, platforms, channels, sources, executors, actions, aliases, users, ha, delivery, commands, reload, fleet, templates, inhibit)`},
 		"unknown nested key": {"      events: [create, error]\n", "      events: [create, error]\n          lables: x\n",
 			`config.yaml:25: sources[0].kubernetes.resources[0].lables: unknown field "lables"`},
 		"unknown executor reference": {"executors: [kubectl]", "executors: [kubctl]",
