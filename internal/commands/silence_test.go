@@ -34,15 +34,11 @@ channels:
     bindings:
       sources: [pods, am]
       executors: [silence-manage, explain]
-    identity:
-      user: nobody
   - name: viewers
     platform: chat
     bindings:
       sources: [pods]
-      executors: [silence-view]
-    identity:
-      user: nobody
+      executors: [silence-view, explain]
   - name: critical
     platform: chat
     bindings:
@@ -88,9 +84,15 @@ type silenced struct {
 // store freshly loaded from the ConfigMap, as an agent (re)starting does.
 func newSilenced(t *testing.T, decisions *alerting.Decisions) *silenced {
 	t.Helper()
+	return newSilencedWith(t, decisions, func(e executor.Executor) executor.Executor { return e })
+}
+
+// newSilencedWith is newSilenced with each executor passed through wrap.
+func newSilencedWith(t *testing.T, decisions *alerting.Decisions, wrap func(executor.Executor) executor.Executor) *silenced {
+	t.Helper()
 	newFixture(t) // the namespaces
 	t.Setenv("ROUTER_TEST_TOKEN", "am-token")
-	cfg, err := config.Parse(config.Known{PlatformTypes: []string{"log"}, ExecutorTypes: []string{"silence", "explain"}},
+	cfg, err := config.Parse(config.Known{PlatformTypes: []string{"log"}, ExecutorTypes: []string{"silence", "explain"}, ClusterFreeTypes: []string{"explain", "silence"}},
 		config.File{Name: "silence.yaml", Data: []byte(silenceConfig)})
 	require.NoError(t, err)
 	st := state.New(env.Client, "kubechat", "silence-test-state")
@@ -101,8 +103,9 @@ func newSilenced(t *testing.T, decisions *alerting.Decisions) *silenced {
 		if e.Type == "explain" {
 			factory = alerts.NewExplain
 		}
-		execs[e.Name], err = factory(e.Name, e.Settings, executor.Deps{})
+		x, err := factory(e.Name, e.Settings, executor.Deps{})
 		require.NoError(t, err)
+		execs[e.Name] = wrap(x)
 	}
 	s := &silenced{wired: wired{out: &posts{}, state: st}, cfg: cfg}
 	reg, log := prometheus.NewRegistry(), slog.New(slog.DiscardHandler)
@@ -316,6 +319,34 @@ func TestInhibition(t *testing.T) {
 	a.notify(t, "resolved", group, web)
 	a.alerts.Emit(ctx, crashLoop("web-7d4b9c6f8-x2x9z"))
 	a.out.wait(t, "viewers", func(p posted) bool { return strings.Contains(p.m.Title, "web-7d4b9c6f8-x2x9z is failing") })
+}
+
+// TestNoIdentityNeeded: the channels of silenceConfig have no Kubernetes
+// identity, yet run silence and explain (which never reach the cluster),
+// still under their policy; an executor that does not declare itself
+// cluster-free is refused there, as before.
+func TestNoIdentityNeeded(t *testing.T) {
+	a := newSilenced(t, nil)
+	ctx := context.Background()
+	t.Cleanup(func() { _ = a.state.Set(ctx, "silences", "") })
+	list := a.say(t, "viewers", "U1", "silence list")
+	require.Contains(t, list.PlainText(), "No silences in this channel.")
+	require.Contains(t, list.Context, "no cluster access")
+	require.Contains(t, a.say(t, "viewers", "U1", "explain pod/nothing -n apps").PlainText(), "No recent event about pod/nothing in namespace apps")
+	denied := a.say(t, "viewers", "U1", `silence add name="noisy" --for 2h`)
+	require.Equal(t, "Denied by kubechat policy", denied.Title, denied.PlainText())
+	require.Contains(t, denied.PlainText(), `allows the verbs list; "add" is not one of them`)
+	require.Contains(t, a.say(t, "ops", "U1", `silence add name="noisy" --for 2h`).PlainText(), "Added")
+	a.stop()
+
+	// The same executors, but hiding what they declare: fail closed.
+	type undeclared struct{ executor.Executor }
+	b := newSilencedWith(t, nil, func(e executor.Executor) executor.Executor { return undeclared{e} })
+	for _, text := range []string{"silence list", "explain pod/nothing -n apps"} {
+		refused := b.say(t, "ops", "U1", text)
+		require.Equal(t, "Denied by kubechat policy", refused.Title, refused.PlainText())
+		require.Contains(t, refused.PlainText(), `channel "ops" has no Kubernetes identity to run commands as`)
+	}
 }
 
 func findSelect(m chat.Message) *chat.Select {

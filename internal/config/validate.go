@@ -100,8 +100,8 @@ func (c *Config) validate(known Known) error {
 		}
 		if ch.Identity != nil {
 			v.identity(path+".identity", *ch.Identity)
-		} else if len(ch.Bindings.Executors) > 0 {
-			v.add(path+".identity", "is required when executors are bound: commands run as this Kubernetes identity (serviceAccount or user)")
+		} else if need := c.needIdentity(ch, known); len(need) > 0 {
+			v.add(path+".identity", "is required when executors that reach the cluster are bound (%s): commands run as this Kubernetes identity (serviceAccount or user)", strings.Join(need, ", "))
 		}
 	}
 	seenUsers := map[string]int{}
@@ -543,4 +543,18 @@ func (v *validator) inhibit(in Inhibit) {
 			labels[l] = j
 		}
 	}
+}
+
+// needIdentity names the executors bound to ch whose commands reach the
+// cluster: all but those of a type known to be cluster-free (an unknown
+// name or type counts as reaching it).
+func (c *Config) needIdentity(ch Channel, known Known) []string {
+	var out []string
+	for _, name := range ch.Bindings.Executors {
+		i := slices.IndexFunc(c.Executors, func(e Executor) bool { return e.Name == name })
+		if i < 0 || !slices.Contains(known.ClusterFreeTypes, c.Executors[i].Type) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
