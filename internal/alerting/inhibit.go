@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,9 +39,10 @@ import (
 // firingKey is the state entry that holds the firing Alertmanager groups.
 const firingKey = "inhibit.firing"
 
-// maxFiring bounds the firing groups kept; beyond it the least recently
+// maxFiring bounds the firing groups kept, which share the state ConfigMap
+// (1 MiB in all) with everything else; beyond it the least recently
 // notified is forgotten.
-const maxFiring = 1000
+const maxFiring = 200
 
 // firingGroup is one firing Alertmanager alert group.
 type firingGroup struct {
@@ -208,20 +208,24 @@ func (in *inhibitor) inhibits(ev event.Event, now time.Time) *inhibition {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	firing := in.current()
-	groups := slices.Sorted(maps.Keys(firing))
 	for i := range in.rules {
 		r := &in.rules[i]
 		if !matchAll(r.target, target) {
 			continue
 		}
-		for _, k := range groups {
-			g := firing[k]
-			if now.Sub(g.Seen) > in.forget || !matchAll(r.source, g.Labels) {
+		// The first rule that inhibits wins; among its groups, the first by
+		// key, so explain names the same one every time.
+		var found *inhibition
+		for k, g := range firing {
+			if found != nil && k > found.group || now.Sub(g.Seen) > in.forget || !matchAll(r.source, g.Labels) {
 				continue
 			}
 			if !slices.ContainsFunc(r.equal, func(l string) bool { return g.Labels[l] == "" || g.Labels[l] != target[l] }) {
-				return &inhibition{rule: r, group: k, firing: g}
+				found = &inhibition{rule: r, group: k, firing: g}
 			}
+		}
+		if found != nil {
+			return found
 		}
 	}
 	return nil
