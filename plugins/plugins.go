@@ -6,6 +6,7 @@ package plugins
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/executor"
@@ -25,19 +26,36 @@ import (
 type Type struct {
 	New      executor.Factory
 	Settings any
+	// ClusterFree says the type's executors never reach the cluster (they
+	// implement executor.ClusterFree), so config validation lets a channel
+	// bound only to such executors go without an identity.
+	ClusterFree bool
 }
 
 // Executors maps an executor type, as written in config, to its factory
 // and settings.
 var Executors = map[string]Type{
-	"ai":      {ai.New, ai.Settings{}},
-	"argocd":  {argocd.New, argocd.Settings{}},
-	"explain": {alerts.NewExplain, alerts.Settings{}},
-	"flux":    {flux.New, flux.Settings{}},
-	"helm":    {helm.New, helm.Settings{}},
-	"kubectl": {kubectl.New, kubectl.Settings{}},
-	"run":     {run.New, run.Settings{}},
-	"silence": {alerts.NewSilence, alerts.Settings{}},
+	"ai":      {ai.New, ai.Settings{}, false},
+	"argocd":  {argocd.New, argocd.Settings{}, false},
+	"explain": {alerts.NewExplain, alerts.Settings{}, true},
+	"flux":    {flux.New, flux.Settings{}, false},
+	"helm":    {helm.New, helm.Settings{}, false},
+	"kubectl": {kubectl.New, kubectl.Settings{}, false},
+	"run":     {run.New, run.Settings{}, false},
+	"silence": {alerts.NewSilence, alerts.Settings{}, true},
+}
+
+// ClusterFreeTypes are the executor types whose executors never reach the
+// cluster.
+func ClusterFreeTypes() []string {
+	var out []string
+	for name, t := range Executors {
+		if t.ClusterFree {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Build builds every executor of cfg, by configured name. With no

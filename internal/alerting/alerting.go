@@ -1,8 +1,8 @@
 // Package alerting takes events from the sources to the chat channels bound
 // to them: bindings and label matchers, the per-channel notification
-// switch, grouping of repeated warnings, transition alerts (one message
-// when a workload starts failing, edited when it recovers), correlation
-// with open Alertmanager alerts, the outbox that keeps every queued message
+// switch, inhibition and silences, grouping of repeated warnings,
+// transition alerts (one message when a workload starts failing, edited
+// when it recovers), correlation with open Alertmanager alerts, the outbox that keeps every queued message
 // across stops, and one ordered, rate-limited, retried queue per channel.
 // After an alert is delivered, the actions configured for it (config
 // actions:) run through an Actions runner that the command side provides.
@@ -51,6 +51,7 @@ type Pipeline struct {
 	actions   atomic.Pointer[Actions] // runs them; nil: none run
 	threads   *threads                // open Alertmanager alerts, for correlation
 	silences  *silences               // the channels' silences, in the state
+	inhibitor *inhibitor              // the inhibition rules and firing Alertmanager alerts
 	decisions *Decisions              // what decided each event's outcome
 	// sourceTemplates shape the alerts of sources that name a template.
 	sourceTemplates map[string]*messageTemplate
@@ -175,6 +176,9 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 	if err != nil {
 		return nil, err
 	}
+	if p.inhibitor, err = newInhibitor(cfg.Inhibit, opts.State, log); err != nil {
+		return nil, err
+	}
 	for i, ch := range cfg.Channels {
 		pl, ok := platforms[ch.Platform]
 		if !ok {
@@ -211,8 +215,9 @@ func (p *Pipeline) Close() { p.metrics.detach(p) }
 // emit function handed to sources.
 func (p *Pipeline) Emit(ctx context.Context, ev event.Event) {
 	p.received.WithLabelValues(ev.Source).Inc()
+	p.inhibitor.observe(ctx, ev)
 	tr := p.decisions.begin(ev)
-	senders := p.unsilenced(ctx, ev, p.route(ev, tr), tr)
+	senders := p.unmuted(ctx, ev, p.route(ev, tr), tr)
 	if len(senders) == 0 {
 		return
 	}

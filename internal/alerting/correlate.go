@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -165,21 +166,46 @@ func (t *threads) close(ctx context.Context, ev event.Event, s *sender) {
 	t.saveAndUnlock(ctx, s)
 }
 
+// workload is a kind (lower case) and name.
+type workload struct{ kind, name string }
+
+// workloadsOf are the workloads ev's object may belong to: the object
+// itself, and for a pod the controllers its name suggests (deployment web
+// for web-7d4b9c-x2x9z, statefulset db for db-0).
+func workloadsOf(ev event.Event) []workload {
+	kind, name := strings.ToLower(ev.Object.Kind), ev.Object.Name
+	out := []workload{{kind, name}}
+	if kind == "pod" {
+		for _, ctrl := range slices.Sorted(maps.Keys(podSuffix)) {
+			for i := strings.IndexByte(name, '-'); i > 0; i = next(name, i) {
+				if podSuffix[ctrl].MatchString(name[i+1:]) {
+					out = append(out, workload{ctrl, name[:i]})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// addWorkloadLabels sets in l the labels alert rules name ev's workloads
+// by (pod, deployment, statefulset, daemonset, job_name), where l has none.
+func addWorkloadLabels(l map[string]string, ev event.Event) {
+	for _, w := range workloadsOf(ev) {
+		for label, kind := range workloadLabels {
+			if kind == w.kind && l[label] == "" {
+				l[label] = w.name
+			}
+		}
+	}
+}
+
 // lookup returns the open alert thread in s's channel about ev's object:
 // the object itself, or a pod of a controller the alert names
 // (web-7d4b9c-x2x9z of deployment web).
 func (t *threads) lookup(ev event.Event, s *sender) (chat.MessageRef, bool) {
-	kind := strings.ToLower(ev.Object.Kind)
-	ns, name := ev.Object.Namespace, ev.Object.Name
-	wanted := []string{workloadKey(ns, kind, name)}
-	if kind == "pod" {
-		for ctrl, suffix := range podSuffix {
-			for i := strings.IndexByte(name, '-'); i > 0; i = next(name, i) {
-				if suffix.MatchString(name[i+1:]) {
-					wanted = append(wanted, workloadKey(ns, ctrl, name[:i]))
-				}
-			}
-		}
+	var wanted []string
+	for _, w := range workloadsOf(ev) {
+		wanted = append(wanted, workloadKey(ev.Object.Namespace, w.kind, w.name))
 	}
 	t.load()
 	t.mu.Lock()

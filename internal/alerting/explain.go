@@ -31,6 +31,7 @@ const (
 	OutcomeFiltered  = "filtered"   // the channel's label matchers refused it
 	OutcomeSwitched  = "off"        // the channel's notifications are off
 	OutcomeSilenced  = "silenced"   // a silence muted it
+	OutcomeInhibited = "inhibited"  // an inhibit rule muted it while an Alertmanager alert fires
 	OutcomeGrouped   = "grouped"    // a repeat: counted in the first message
 	OutcomeDuplicate = "duplicate"  // already queued or delivered (a replay)
 	OutcomeUnbound   = "unbound"    // no channel is bound to its source
@@ -191,11 +192,22 @@ func (p *Pipeline) route(ev event.Event, tr *Trace) []*sender {
 	return out
 }
 
-// unsilenced drops the senders whose channel silences ev, counting it in
-// the silence and recording it in tr. A resolution passes, and ends the
+// unmuted drops the senders of ev that an inhibit rule or a silence mutes,
+// counting it and recording it in tr. An inhibit rule mutes ev in every
+// channel, a silence in its own. A resolution passes both, and ends the
 // channel's until-resolved silences it matches.
-func (p *Pipeline) unsilenced(ctx context.Context, ev event.Event, senders []*sender, tr *Trace) []*sender {
+func (p *Pipeline) unmuted(ctx context.Context, ev event.Event, senders []*sender, tr *Trace) []*sender {
 	now := time.Now()
+	if len(senders) > 0 {
+		if inh := p.inhibitor.inhibits(ev, now); inh != nil {
+			p.metrics.inhibited.WithLabelValues(inh.rule.name).Inc()
+			p.log.Debug("alert inhibited", "rule", inh.rule.name, "group", inh.group, "object", ev.Object.String(), "reason", ev.Reason)
+			for _, s := range senders {
+				p.decisions.decide(tr, channelName(s), OutcomeInhibited, inh.String())
+			}
+			return nil
+		}
+	}
 	out := senders[:0:0]
 	for _, s := range senders {
 		if ev.Transition == event.Resolved {

@@ -15,8 +15,9 @@ import (
 // that a config reload, which builds a new pipeline, keeps counting in the
 // same series.
 type Metrics struct {
-	received *prometheus.CounterVec
-	delivery *chat.DeliveryMetrics
+	received  *prometheus.CounterVec
+	inhibited *prometheus.CounterVec
+	delivery  *chat.DeliveryMetrics
 
 	mu        sync.Mutex
 	pipelines map[*Pipeline]bool // whose queues kubechat_queue_* report
@@ -31,6 +32,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "kubechat_events_received_total",
 			Help: "Events from each source, before bindings and filters decide where they go.",
 		}, []string{"source"}),
+		inhibited: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "kubechat_alerts_inhibited_total",
+			Help: "Alerts not posted because an inhibit rule's Alertmanager alert fired, by rule.",
+		}, []string{"rule"}),
 	}
 	if reg != nil {
 		reg.MustRegister(queueCollector{m})

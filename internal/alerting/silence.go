@@ -116,9 +116,12 @@ func ParseSilenceMatchers(args []string) (amlabels.Matchers, error) {
 	return out, nil
 }
 
-// SilenceLabels are the labels silences match ev by: the object's labels
-// and an Alertmanager alert's labels, then cluster, source, namespace,
-// kind, name and reason, which win over labels of the same name.
+// SilenceLabels are the labels silences and inhibit rules match ev by:
+// the object's labels and an Alertmanager alert's labels, then cluster,
+// source, namespace, kind, name and reason, which win over labels of the
+// same name; then, where no label set them, the workload labels alert
+// rules use (pod, deployment, statefulset, daemonset, job_name): the
+// object's own kind's, and for a pod the controllers its name suggests.
 func SilenceLabels(ev event.Event) map[string]string {
 	l := map[string]string{}
 	for k, v := range ev.ObjectLabels {
@@ -135,17 +138,13 @@ func SilenceLabels(ev event.Event) map[string]string {
 			l[k] = v
 		}
 	}
+	if ev.Group == "" {
+		addWorkloadLabels(l, ev)
+	}
 	return l
 }
 
-func (s *Silence) matches(labels map[string]string) bool {
-	for _, m := range s.parsed {
-		if !m.Matches(labels[m.Name]) {
-			return false
-		}
-	}
-	return true
-}
+func (s *Silence) matches(labels map[string]string) bool { return matchAll(s.parsed, labels) }
 
 // silences is the state-backed set of silences. Counts are kept in memory
 // and written with the next flush; adding and expiring write at once.

@@ -24,7 +24,14 @@ func TestSilenceLabels(t *testing.T) {
 		ObjectLabels: map[string]string{"app": "web", "name": "shadowed"},
 		Labels:       map[string]string{"severity": "warning"}}
 	require.Equal(t, map[string]string{"app": "web", "name": "web-1", "severity": "warning", "cluster": "prod",
-		"source": "pods", "namespace": "web", "kind": "Pod", "reason": "BackOff"}, SilenceLabels(ev))
+		"source": "pods", "namespace": "web", "kind": "Pod", "reason": "BackOff",
+		"pod": "web-1", "statefulset": "web"}, SilenceLabels(ev))
+	ev.Object = event.Object{Kind: "Pod", Namespace: "web", Name: "api-7d4b9c6f8-x2x9z"}
+	l := SilenceLabels(ev)
+	require.Equal(t, "api", l["deployment"], "a pod of a ReplicaSet names its Deployment")
+	require.Equal(t, "api-7d4b9c6f8-x2x9z", l["pod"])
+	ev.Object = event.Object{Kind: "Job", Namespace: "web", Name: "backup"}
+	require.Equal(t, "backup", SilenceLabels(ev)["job_name"])
 }
 
 // TestDecisionsAreBounded: the record keeps the last max events, and

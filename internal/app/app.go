@@ -54,6 +54,8 @@ func Known() config.Known {
 	return config.Known{
 		PlatformTypes: slices.Sorted(maps.Keys(platforms.Factories)),
 		ExecutorTypes: slices.Sorted(maps.Keys(plugins.Executors)),
+		// A channel bound only to these needs no identity.
+		ClusterFreeTypes: plugins.ClusterFreeTypes(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"reflect"
@@ -229,19 +230,22 @@ func withFileContents(v any) any {
 
 // sameRouting reports whether g's pipeline would route as prev's does:
 // the same channels (names, platforms, ids, bound sources, matchers, rate
-// limits) on the very same platform objects, with the same delivery
-// settings. Then g keeps prev's pipeline, and its queues run on.
+// limits, templates) on the very same platform objects, with the same
+// delivery settings, inhibit rules and templates. Then g keeps prev's
+// pipeline, and its queues run on.
 func sameRouting(prev, g *generation) bool {
-	if prev.cfg.Delivery != g.cfg.Delivery || len(prev.cfg.Channels) != len(g.cfg.Channels) {
+	if prev.cfg.Delivery != g.cfg.Delivery || len(prev.cfg.Channels) != len(g.cfg.Channels) ||
+		!reflect.DeepEqual(prev.cfg.Inhibit, g.cfg.Inhibit) || !reflect.DeepEqual(prev.cfg.Templates, g.cfg.Templates) ||
+		!maps.Equal(sourceTemplates(prev.cfg), sourceTemplates(g.cfg)) {
 		return false
 	}
 	type routing struct {
-		Name, Platform, ID string
-		Sources, Matchers  []string
-		RateLimit          config.RateLimit
+		Name, Platform, ID, Template string
+		Sources, Matchers            []string
+		RateLimit                    config.RateLimit
 	}
 	view := func(c config.Channel) routing {
-		return routing{c.Name, c.Platform, c.ID, c.Bindings.Sources, c.Bindings.Matchers, c.RateLimit}
+		return routing{c.Name, c.Platform, c.ID, c.Template, c.Bindings.Sources, c.Bindings.Matchers, c.RateLimit}
 	}
 	for i, c := range g.cfg.Channels {
 		old := prev.cfg.Channels[i]
@@ -250,6 +254,17 @@ func sameRouting(prev, g *generation) bool {
 		}
 	}
 	return true
+}
+
+// sourceTemplates are the templates the sources name, by source.
+func sourceTemplates(cfg *config.Config) map[string]string {
+	out := map[string]string{}
+	for _, s := range cfg.Sources {
+		if s.Template != "" {
+			out[s.Name] = s.Template
+		}
+	}
+	return out
 }
 
 // buildSource builds the source sc, or returns prev's source of that name

@@ -381,7 +381,11 @@ func (h *Handler) resultMessage(ctx context.Context, a audit, be boundExecutor, 
 	if res.Truncated {
 		m.Sections = append(m.Sections, chat.Section{Text: fmt.Sprintf("Output stopped at the policy's limit of %d bytes.", be.policy.MaxOutputBytes)})
 	}
-	m.Context = fmt.Sprintf("cluster: %s · as %s · %d ms", h.cluster, id.User, time.Since(a.start).Milliseconds())
+	as := "as " + id.User
+	if id.User == "" {
+		as = "no cluster access"
+	}
+	m.Context = fmt.Sprintf("cluster: %s · %s · %d ms", h.cluster, as, time.Since(a.start).Milliseconds())
 	if !buttons {
 		return m
 	}
@@ -448,7 +452,7 @@ func (h *Handler) check(ctx context.Context, a *audit, ch *channel, be boundExec
 		return checked{}, err
 	}
 	id, err := h.identityFor(ch, a.in)
-	if err != nil {
+	if err != nil && executor.NeedsIdentity(be.exec) {
 		h.record(ctx, *a, resultPolicyDenied, err)
 		return checked{}, err
 	}

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/event"
 	"github.com/kubechat/kubechat/internal/executor"
+	"github.com/kubechat/kubechat/internal/source/alertmanager"
 	"github.com/kubechat/kubechat/internal/state"
 	"github.com/kubechat/kubechat/plugins/alerts"
 )
@@ -32,15 +34,11 @@ channels:
     bindings:
       sources: [pods, am]
       executors: [silence-manage, explain]
-    identity:
-      user: nobody
   - name: viewers
     platform: chat
     bindings:
       sources: [pods]
-      executors: [silence-view]
-    identity:
-      user: nobody
+      executors: [silence-view, explain]
   - name: critical
     platform: chat
     bindings:
@@ -66,12 +64,19 @@ sources:
     type: alertmanager
     alertmanager:
       bearerToken: ${ROUTER_TEST_TOKEN}
+inhibit:
+  rules:
+    - name: workload-alert
+      sourceMatchers: ['severity=~"warning|critical"']
+      targetMatchers: ['source="pods"']
+      equal: [namespace, deployment]
 `
 
 // silenced is both flows over silenceConfig, with the silence and explain
 // executors, and the state in its own ConfigMap of the real API server.
 type silenced struct {
 	wired
+	cfg  *config.Config
 	stop func()
 }
 
@@ -79,9 +84,15 @@ type silenced struct {
 // store freshly loaded from the ConfigMap, as an agent (re)starting does.
 func newSilenced(t *testing.T, decisions *alerting.Decisions) *silenced {
 	t.Helper()
+	return newSilencedWith(t, decisions, func(e executor.Executor) executor.Executor { return e })
+}
+
+// newSilencedWith is newSilenced with each executor passed through wrap.
+func newSilencedWith(t *testing.T, decisions *alerting.Decisions, wrap func(executor.Executor) executor.Executor) *silenced {
+	t.Helper()
 	newFixture(t) // the namespaces
 	t.Setenv("ROUTER_TEST_TOKEN", "am-token")
-	cfg, err := config.Parse(config.Known{PlatformTypes: []string{"log"}, ExecutorTypes: []string{"silence", "explain"}},
+	cfg, err := config.Parse(config.Known{PlatformTypes: []string{"log"}, ExecutorTypes: []string{"silence", "explain"}, ClusterFreeTypes: []string{"explain", "silence"}},
 		config.File{Name: "silence.yaml", Data: []byte(silenceConfig)})
 	require.NoError(t, err)
 	st := state.New(env.Client, "kubechat", "silence-test-state")
@@ -92,10 +103,11 @@ func newSilenced(t *testing.T, decisions *alerting.Decisions) *silenced {
 		if e.Type == "explain" {
 			factory = alerts.NewExplain
 		}
-		execs[e.Name], err = factory(e.Name, e.Settings, executor.Deps{})
+		x, err := factory(e.Name, e.Settings, executor.Deps{})
 		require.NoError(t, err)
+		execs[e.Name] = wrap(x)
 	}
-	s := &silenced{wired: wired{out: &posts{}, state: st}}
+	s := &silenced{wired: wired{out: &posts{}, state: st}, cfg: cfg}
 	reg, log := prometheus.NewRegistry(), slog.New(slog.DiscardHandler)
 	s.alerts, err = alerting.New(cfg, map[string]chat.Platform{"chat": s.out}, alerting.Options{State: st, Decisions: decisions}, reg, log)
 	require.NoError(t, err)
@@ -240,6 +252,101 @@ func TestExplain(t *testing.T) {
 	require.Regexp(t, `chat/viewers: (queued|posted): bound to source "pods" \(channels\[1\]\)`, out)
 	require.Contains(t, a.say(t, "ops", "U1", "explain pod/other -n apps").PlainText(), "No recent event about pod/other in namespace apps")
 	require.Contains(t, a.say(t, "ops", "U1", "explain pod").PlainText(), "is not KIND/NAME")
+}
+
+// notify turns an Alertmanager webhook notification into the am source's
+// event, as the source's receiver does, and emits it.
+func (s *silenced) notify(t *testing.T, status, groupKey string, labels map[string]string) {
+	t.Helper()
+	src, err := alertmanager.New(s.cfg.Sources[1], "dev", slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	body, err := json.Marshal(alertmanager.Payload{Version: "4", GroupKey: groupKey, Status: status, Receiver: "kubechat",
+		GroupLabels: labels, CommonLabels: labels, Alerts: []alertmanager.Alert{{Status: status, Labels: labels,
+			StartsAt: time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC), Fingerprint: "f1"}}})
+	require.NoError(t, err)
+	p, err := alertmanager.Decode(body)
+	require.NoError(t, err)
+	s.alerts.Emit(t.Context(), src.Event(p))
+}
+
+// TestInhibition: while an Alertmanager alert about a deployment fires,
+// the Kubernetes alerts about its pods are not posted (in any channel),
+// and explain names the rule and the alert; what fires survives a
+// restart; a resolution still edits an alert posted before; once the
+// Alertmanager alert resolves, the next occurrence posts.
+func TestInhibition(t *testing.T) {
+	a := newSilenced(t, alerting.NewDecisions(50))
+	ctx := context.Background()
+	t.Cleanup(func() { _ = a.state.Set(ctx, "inhibit.firing", "") })
+	web := map[string]string{"alertname": "KubeDeploymentReplicasMismatch", "severity": "warning", "namespace": "apps", "deployment": "web"}
+	const group = `{}/{}:{alertname="KubeDeploymentReplicasMismatch", deployment="web"}`
+
+	// Posted before the Alertmanager alert fires: its resolution must edit it.
+	a.alerts.Emit(ctx, crashLoop("web-7d4b9c6f8-early"))
+	early := a.out.wait(t, "viewers", func(p posted) bool { return strings.Contains(p.m.Title, "web-7d4b9c6f8-early is failing") })
+
+	a.notify(t, "firing", group, web)
+	a.out.wait(t, "ops", func(p posted) bool { return strings.Contains(p.m.Title, "KubeDeploymentReplicasMismatch") })
+	a.alerts.Emit(ctx, crashLoop("web-7d4b9c6f8-x2x9z"))
+	res := crashLoop("web-7d4b9c6f8-early")
+	res.Transition, res.Type = event.Resolved, event.Update
+	a.alerts.Emit(ctx, res)
+	a.out.wait(t, "viewers", func(p posted) bool { return p.ref.ID == early.ref.ID && strings.HasPrefix(p.m.Title, "Resolved:") })
+	a.alerts.Emit(ctx, crashLoop("api-5f6d7c8b9-sntnl")) // another deployment: a sentinel
+	for _, ch := range []string{"ops", "viewers"} {
+		a.out.wait(t, ch, func(p posted) bool { return strings.Contains(p.m.Title, "api-5f6d7c8b9-sntnl") })
+	}
+	for _, p := range a.out.all() {
+		require.NotContains(t, p.m.Title, "x2x9z", "an inhibited alert is not posted, nor threaded (in %s)", p.to)
+	}
+	out := a.say(t, "ops", "U1", "explain pod/web-7d4b9c6f8-x2x9z -n apps").PlainText()
+	for _, ch := range []string{"ops", "viewers"} {
+		require.Contains(t, out, "chat/"+ch+`: inhibited: inhibit rule workload-alert: Alertmanager alert {alertname="KubeDeploymentReplicasMismatch", namespace="apps", deployment="web"} (source "am")`)
+	}
+
+	// A restart: what fires comes back from the state.
+	a.stop()
+	a = newSilenced(t, alerting.NewDecisions(50))
+	a.alerts.Emit(ctx, crashLoop("web-7d4b9c6f8-after"))
+	a.alerts.Emit(ctx, crashLoop("api-5f6d7c8b9-sntnl2"))
+	a.out.wait(t, "viewers", func(p posted) bool { return strings.Contains(p.m.Title, "api-5f6d7c8b9-sntnl2") })
+	for _, p := range a.out.all() {
+		require.NotContains(t, p.m.Title, "web-7d4b9c6f8-after", "still inhibited after a restart")
+	}
+	require.Contains(t, a.say(t, "ops", "U1", "explain pod/web-7d4b9c6f8-after -n apps").PlainText(), "inhibited: inhibit rule workload-alert")
+
+	// The Alertmanager alert resolves: the next occurrence posts.
+	a.notify(t, "resolved", group, web)
+	a.alerts.Emit(ctx, crashLoop("web-7d4b9c6f8-x2x9z"))
+	a.out.wait(t, "viewers", func(p posted) bool { return strings.Contains(p.m.Title, "web-7d4b9c6f8-x2x9z is failing") })
+}
+
+// TestNoIdentityNeeded: the channels of silenceConfig have no Kubernetes
+// identity, yet run silence and explain (which never reach the cluster),
+// still under their policy; an executor that does not declare itself
+// cluster-free is refused there, as before.
+func TestNoIdentityNeeded(t *testing.T) {
+	a := newSilenced(t, nil)
+	ctx := context.Background()
+	t.Cleanup(func() { _ = a.state.Set(ctx, "silences", "") })
+	list := a.say(t, "viewers", "U1", "silence list")
+	require.Contains(t, list.PlainText(), "No silences in this channel.")
+	require.Contains(t, list.Context, "no cluster access")
+	require.Contains(t, a.say(t, "viewers", "U1", "explain pod/nothing -n apps").PlainText(), "No recent event about pod/nothing in namespace apps")
+	denied := a.say(t, "viewers", "U1", `silence add name="noisy" --for 2h`)
+	require.Equal(t, "Denied by kubechat policy", denied.Title, denied.PlainText())
+	require.Contains(t, denied.PlainText(), `allows the verbs list; "add" is not one of them`)
+	require.Contains(t, a.say(t, "ops", "U1", `silence add name="noisy" --for 2h`).PlainText(), "Added")
+	a.stop()
+
+	// The same executors, but hiding what they declare: fail closed.
+	type undeclared struct{ executor.Executor }
+	b := newSilencedWith(t, nil, func(e executor.Executor) executor.Executor { return undeclared{e} })
+	for _, text := range []string{"silence list", "explain pod/nothing -n apps"} {
+		refused := b.say(t, "ops", "U1", text)
+		require.Equal(t, "Denied by kubechat policy", refused.Title, refused.PlainText())
+		require.Contains(t, refused.PlainText(), `channel "ops" has no Kubernetes identity to run commands as`)
+	}
 }
 
 func findSelect(m chat.Message) *chat.Select {

@@ -38,6 +38,9 @@ type Config struct {
 	// Templates shape alert messages; a channel or a source names one
 	// (docs/templates.md).
 	Templates []Template `yaml:"templates"`
+	// Inhibit suppresses the Kubernetes alerts about a workload while an
+	// Alertmanager alert about it fires (docs/silences.md).
+	Inhibit Inhibit `yaml:"inhibit"`
 
 	// Files lists the files this config was merged from, in order.
 	Files []string `yaml:"-"`
@@ -254,6 +257,39 @@ type Source struct {
 	// Template names the templates entry that shapes this source's alerts
 	// in channels that name none.
 	Template string `yaml:"template"`
+}
+
+// Inhibit holds the inhibition rules, modelled on Alertmanager's
+// inhibit_rules: while an Alertmanager alert group that a rule's source
+// matchers select fires, the events its target matchers select and that
+// agree with it on every equal label are not posted.
+type Inhibit struct {
+	Rules []InhibitRule `yaml:"rules"`
+	// ForgetAfter is how long a firing Alertmanager alert group still
+	// inhibits without being notified again. Alertmanager repeats a firing
+	// group's notification every repeat_interval (default 4h), so keep it
+	// above that; it ends inhibition when a resolution never comes
+	// (send_resolved: false). Default 5h.
+	ForgetAfter Duration `yaml:"forgetAfter"`
+}
+
+// InhibitRule is one inhibition rule. Each matcher is one Alertmanager
+// label matcher (severity="critical", alertname=~"Kube.*").
+type InhibitRule struct {
+	// Name names the rule in explain and in the metrics (default: its
+	// place, inhibit.rules[0]).
+	Name string `yaml:"name"`
+	// SourceMatchers select the inhibiting Alertmanager alert groups, over
+	// the labels their firing alerts share.
+	SourceMatchers []string `yaml:"sourceMatchers" jsonschema:"minItems=1"`
+	// TargetMatchers select the inhibited events, over the labels silences
+	// match (cluster, source, namespace, kind, name, reason, the workload
+	// labels and the object's labels).
+	TargetMatchers []string `yaml:"targetMatchers" jsonschema:"minItems=1"`
+	// Equal are labels that must have the same value, and one, on both
+	// sides: namespace and a workload label (deployment, statefulset,
+	// daemonset, job_name, pod).
+	Equal []string `yaml:"equal"`
 }
 
 // Template shapes an alert message: each string is a Go text/template
@@ -515,6 +551,9 @@ const (
 	DefaultMaxOutputBytes  = 1 << 20
 	DefaultDeliveryTimeout = 10 * time.Minute
 	DefaultMaxBackoff      = 30 * time.Second
+	// DefaultInhibitForgetAfter is Alertmanager's default repeat_interval
+	// (4h) plus an hour.
+	DefaultInhibitForgetAfter = 5 * time.Hour
 )
 
 func (c *Config) withDefaults() {
@@ -567,6 +606,9 @@ func (c *Config) withDefaults() {
 		c.HTTP.ShutdownTimeout = Duration(DefaultShutdownTimeout)
 	}
 	c.Fleet.withDefaults()
+	if c.Inhibit.ForgetAfter == 0 {
+		c.Inhibit.ForgetAfter = Duration(DefaultInhibitForgetAfter)
+	}
 	for i := range c.Channels {
 		if c.Channels[i].ID == "" {
 			c.Channels[i].ID = c.Channels[i].Name

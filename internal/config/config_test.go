@@ -87,7 +87,7 @@ func TestBadConfig(t *testing.T) {
 		want          string
 	}{
 		"unknown top-level key": {"cluster:\n", "clustr:\n  name: x\ncluster:\n",
-			`config.yaml:1: clustr: unknown field "clustr" (known: cluster, log, http, platforms, channels, sources, executors, actions, aliases, users, ha, delivery, commands, reload, fleet, templates)`},
+			`config.yaml:1: clustr: unknown field "clustr" (known: cluster, log, http, platforms, channels, sources, executors, actions, aliases, users, ha, delivery, commands, reload, fleet, templates, inhibit)`},
 		"unknown nested key": {"      events: [create, error]\n", "      events: [create, error]\n          lables: x\n",
 			`config.yaml:25: sources[0].kubernetes.resources[0].lables: unknown field "lables"`},
 		"unknown executor reference": {"executors: [kubectl]", "executors: [kubctl]",
@@ -282,7 +282,7 @@ func TestIdentityRules(t *testing.T) {
 		require.ErrorContains(t, err, want)
 	}
 	_, err := parse(t, strings.Replace(valid, "    identity:\n      serviceAccount: kubechat/ops\n", "", 1))
-	require.ErrorContains(t, err, "config.yaml:9: channels[0].identity: is required when executors are bound")
+	require.ErrorContains(t, err, "config.yaml:9: channels[0].identity: is required when executors that reach the cluster are bound (")
 
 	users := valid + "users:\n  - platform: ops\n    id: U1\n    admin: true\n  - platform: ops\n    id: U1\n  - platform: nope\n    id: U2\n"
 	_, err = parse(t, users)
@@ -357,4 +357,36 @@ func TestAlertingConfigErrors(t *testing.T) {
 	}
 	_, err := parse(t, strings.Replace(valid, "sources:\n", "sources:"+am+"      bearerToken: ${TEST_AM_TOKEN}\n", 1))
 	require.NoError(t, err)
+}
+
+// TestClusterFreeExecutorsNeedNoIdentity: a channel bound only to
+// executors of cluster-free types (silence, explain) needs no identity;
+// bound to any other, or to a type not known to be cluster-free, it does.
+func TestClusterFreeExecutorsNeedNoIdentity(t *testing.T) {
+	const text = `cluster:
+  name: dev
+platforms:
+  - name: chat
+    type: log
+channels:
+  - name: ops
+    platform: chat
+    bindings:
+      executors: [silence, explain]
+executors:
+  - name: silence
+    type: silence
+  - name: explain
+    type: explain
+  - name: kubectl-read
+    type: kubectl
+`
+	known := Known{PlatformTypes: []string{"log"}, ExecutorTypes: []string{"silence", "explain", "kubectl"}, ClusterFreeTypes: []string{"explain", "silence"}}
+	_, err := Parse(known, File{Name: "c.yaml", Data: []byte(text)})
+	require.NoError(t, err)
+	_, err = Parse(known, File{Name: "c.yaml", Data: []byte(strings.Replace(text, "[silence, explain]", "[silence, kubectl-read]", 1))})
+	require.ErrorContains(t, err, "c.yaml:7: channels[0].identity: is required when executors that reach the cluster are bound (kubectl-read)")
+	known.ClusterFreeTypes = nil
+	_, err = Parse(known, File{Name: "c.yaml", Data: []byte(text)})
+	require.ErrorContains(t, err, "are bound (silence, explain)", "fail closed: a type not known to be cluster-free needs an identity")
 }

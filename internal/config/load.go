@@ -20,6 +20,10 @@ const MaxFileBytes = 4 << 20
 type Known struct {
 	PlatformTypes []string
 	ExecutorTypes []string
+	// ClusterFreeTypes are the executor types whose commands never reach
+	// the cluster (executor.ClusterFree): a channel bound only to such
+	// executors needs no identity.
+	ClusterFreeTypes []string
 }
 
 // File is one named config document.

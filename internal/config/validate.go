@@ -100,8 +100,8 @@ func (c *Config) validate(known Known) error {
 		}
 		if ch.Identity != nil {
 			v.identity(path+".identity", *ch.Identity)
-		} else if len(ch.Bindings.Executors) > 0 {
-			v.add(path+".identity", "is required when executors are bound: commands run as this Kubernetes identity (serviceAccount or user)")
+		} else if need := c.needIdentity(ch, known); len(need) > 0 {
+			v.add(path+".identity", "is required when executors that reach the cluster are bound (%s): commands run as this Kubernetes identity (serviceAccount or user)", strings.Join(need, ", "))
 		}
 	}
 	seenUsers := map[string]int{}
@@ -133,6 +133,7 @@ func (c *Config) validate(known Known) error {
 	if c.Reload.NotifyChannel != "" {
 		v.oneOf("reload.notifyChannel", c.Reload.NotifyChannel, channels, "channel")
 	}
+	v.inhibit(c.Inhibit)
 	v.isolation(c)
 	return errors.Join(v.errs...)
 }
@@ -497,4 +498,63 @@ func (v *validator) templates(ts []Template) []string {
 		}
 	}
 	return names
+}
+
+// inhibit checks the inhibition rules: every matcher parses, and a rule
+// selects both sides, so that no rule suppresses every alert.
+func (v *validator) inhibit(in Inhibit) {
+	if in.ForgetAfter < Duration(time.Minute) {
+		v.add("inhibit.forgetAfter", "must be at least 1m (Alertmanager's repeat_interval plus a margin), got %s", in.ForgetAfter)
+	}
+	seen := map[string]int{}
+	for i, r := range in.Rules {
+		path := fmt.Sprintf("inhibit.rules[%d]", i)
+		if r.Name != "" {
+			if !nameRE.MatchString(r.Name) {
+				v.add(path+".name", "%q is not a valid name (lower case letters, digits and dashes, at most 63)", r.Name)
+			} else if j, dup := seen[r.Name]; dup {
+				v.add(path+".name", "duplicate name %q (also inhibit.rules[%d])", r.Name, j)
+			}
+			seen[r.Name] = i
+		}
+		for _, side := range []struct {
+			field string
+			ms    []string
+			what  string
+		}{{"sourceMatchers", r.SourceMatchers, "the Alertmanager alerts that inhibit"}, {"targetMatchers", r.TargetMatchers, "the alerts inhibited"}} {
+			if len(side.ms) == 0 {
+				v.add(path+"."+side.field, "is required: at least one matcher selecting %s", side.what)
+			}
+			for j, m := range side.ms {
+				if _, err := ParseMatcher(m); err != nil {
+					v.add(fmt.Sprintf("%s.%s[%d]", path, side.field, j), "%v", err)
+				}
+			}
+		}
+		labels := map[string]int{}
+		for j, l := range r.Equal {
+			lp := fmt.Sprintf("%s.equal[%d]", path, j)
+			if strings.TrimSpace(l) == "" || strings.ContainsAny(l, " \t\"=!~{},") {
+				v.add(lp, "%q is not a label name", l)
+			}
+			if k, dup := labels[l]; dup {
+				v.add(lp, "label %q is listed twice (also equal[%d])", l, k)
+			}
+			labels[l] = j
+		}
+	}
+}
+
+// needIdentity names the executors bound to ch whose commands reach the
+// cluster: all but those of a type known to be cluster-free (an unknown
+// name or type counts as reaching it).
+func (c *Config) needIdentity(ch Channel, known Known) []string {
+	var out []string
+	for _, name := range ch.Bindings.Executors {
+		i := slices.IndexFunc(c.Executors, func(e Executor) bool { return e.Name == name })
+		if i < 0 || !slices.Contains(known.ClusterFreeTypes, c.Executors[i].Type) {
+			out = append(out, name)
+		}
+	}
+	return out
 }

@@ -132,6 +132,23 @@ type OpaqueResources interface {
 	OpaqueResources() (why string)
 }
 
+// ClusterFree is implemented by executors whose commands never reach the
+// cluster: they act on the agent itself (silences, explain). When
+// ClusterFree reports true, their commands run, still under the channel's
+// policy, where neither the channel nor the user has a Kubernetes
+// identity; Execute then gets a zero Identity. Every other executor runs
+// only with an identity.
+type ClusterFree interface {
+	ClusterFree() bool
+}
+
+// NeedsIdentity reports whether e's commands need a Kubernetes identity:
+// all but those of a ClusterFree executor that says so.
+func NeedsIdentity(e Executor) bool {
+	cf, ok := e.(ClusterFree)
+	return !ok || !cf.ClusterFree()
+}
+
 // ReadOnly is implemented by executors whose read-only verbs are not
 // kubectl's: a policy that lists no verbs allows these.
 type ReadOnly interface {

@@ -40,7 +40,11 @@ type base struct {
 	to   atomic.Pointer[Alerting]
 }
 
-func (b *base) Name() string      { return b.name }
+func (b *base) Name() string { return b.name }
+
+// ClusterFree: silences and explain act on the alerting pipeline only, so
+// a channel without a Kubernetes identity may run them.
+func (*base) ClusterFree() bool   { return true }
 func (b *base) attach(a Alerting) { b.to.Store(&a) }
 func (b *base) alerting() Alerting {
 	if a := b.to.Load(); a != nil {
