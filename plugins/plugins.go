@@ -13,6 +13,7 @@ import (
 	"github.com/kubechat/kubechat/plugins/alerts"
 	"github.com/kubechat/kubechat/plugins/argocd"
 	"github.com/kubechat/kubechat/plugins/flux"
+	"github.com/kubechat/kubechat/plugins/github"
 	"github.com/kubechat/kubechat/plugins/helm"
 	"github.com/kubechat/kubechat/plugins/kubectl"
 	"github.com/kubechat/kubechat/plugins/run"
@@ -34,6 +35,7 @@ var Executors = map[string]Type{
 	"argocd":  {argocd.New, argocd.Settings{}},
 	"explain": {alerts.NewExplain, alerts.Settings{}},
 	"flux":    {flux.New, flux.Settings{}},
+	"github":  {github.New, github.Settings{}},
 	"helm":    {helm.New, helm.Settings{}},
 	"kubectl": {kubectl.New, kubectl.Settings{}},
 	"run":     {run.New, run.Settings{}},
