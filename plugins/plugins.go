@@ -14,6 +14,7 @@ import (
 	"github.com/kubechat/kubechat/plugins/alerts"
 	"github.com/kubechat/kubechat/plugins/argocd"
 	"github.com/kubechat/kubechat/plugins/flux"
+	"github.com/kubechat/kubechat/plugins/github"
 	"github.com/kubechat/kubechat/plugins/helm"
 	"github.com/kubechat/kubechat/plugins/kubectl"
 	"github.com/kubechat/kubechat/plugins/run"
@@ -39,6 +40,7 @@ var Executors = map[string]Type{
 	"argocd":  {argocd.New, argocd.Settings{}, false},
 	"explain": {alerts.NewExplain, alerts.Settings{}, true},
 	"flux":    {flux.New, flux.Settings{}, false},
+	"github":  {github.New, github.Settings{}, false},
 	"helm":    {helm.New, helm.Settings{}, false},
 	"kubectl": {kubectl.New, kubectl.Settings{}, false},
 	"run":     {run.New, run.Settings{}, false},

@@ -483,9 +483,11 @@ func (h *Handler) execute(ctx context.Context, a audit, be boundExecutor, c chec
 
 // AlertButtons are the buttons under a failure alert in channel to
 // (alerting.AlertButtoner): the follow-ups its event suggests (an Argo CD
-// Application's Sync, Diff, History, a link to it), then "Ask AI".
+// Application's Sync, Diff, History, a link to it), then "Ask AI" and
+// "Open issue".
 func (h *Handler) AlertButtons(ctx context.Context, ev event.Event, platform string, to chat.Channel) []chat.Button {
-	return append(h.suggestedButtons(ctx, ev, platform, to), h.askButton(ctx, ev, platform, to)...)
+	out := append(h.suggestedButtons(ctx, ev, platform, to), h.askButton(ctx, ev, platform, to)...)
+	return append(out, h.issueButton(ctx, ev, platform, to)...)
 }
 
 // suggestedButtons turns the follow-ups ev suggests into buttons for

@@ -15,7 +15,9 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/kubechat/kubechat/internal/config"
@@ -247,4 +249,26 @@ func (b *cappedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// RecordSecrets records in set the value of every Secret of namespace,
+// listed with cs. Callers pass the agent's own client: the values are read
+// only to mask them in what leaves the agent (a model's prompt, a GitHub
+// issue), which may hold them though the caller could not read them (a
+// pod's logs print its environment). An error means they are unknown, and
+// nothing from that namespace may leave.
+func RecordSecrets(ctx context.Context, cs kubernetes.Interface, namespace string, set *redact.Set) error {
+	if cs == nil {
+		return errors.New("the agent runs without a cluster connection")
+	}
+	list, err := cs.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("cannot read the Secrets of namespace %q to mask their values: %v", namespace, err)
+	}
+	for _, s := range list.Items {
+		for _, v := range s.Data {
+			set.Add(string(v))
+		}
+	}
+	return nil
 }

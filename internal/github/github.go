@@ -298,3 +298,69 @@ func (c *Client) SetStatus(ctx context.Context, repo Repo, sha, name, state, des
 	}
 	return nil
 }
+
+// Issue is a GitHub issue.
+type Issue struct {
+	Number  int
+	Title   string
+	HTMLURL string
+}
+
+// MaxIssueChars is GitHub's limit on an issue's body.
+const MaxIssueChars = 65536
+
+// OpenIssue returns the open issue of repo whose body carries marker (a
+// hidden comment, "<!-- marker -->"), or creates it with title, body and
+// labels: repeating the call with the same marker, after a retry or a
+// second click, finds the first issue instead of opening another. created
+// says which. Open issues are listed (every page, only those with labels
+// when labels are given) rather than searched: GitHub's search index lags
+// behind, the issues list does not.
+func (c *Client) OpenIssue(ctx context.Context, repo Repo, marker, title, body string, labels []string) (issue Issue, created bool, err error) {
+	if strings.ContainsAny(marker, "\n>") || marker == "" {
+		return Issue{}, false, fmt.Errorf("issue marker %q: want one line without '>'", marker)
+	}
+	hidden := "<!-- " + marker + " -->"
+	body = hidden + "\n" + body
+	if n := len([]rune(body)); n > MaxIssueChars {
+		return Issue{}, false, fmt.Errorf("issue body of %d characters: GitHub takes at most %d", n, MaxIssueChars)
+	}
+	opts := &gh.IssueListByRepoOptions{State: "open", Labels: labels, ListOptions: gh.ListOptions{PerPage: 100}}
+	for {
+		issues, resp, err := c.api.Issues.ListByRepo(ctx, repo.Owner, repo.Name, opts)
+		if err != nil {
+			return Issue{}, false, fmt.Errorf("list the open issues of %s: %w", repo, err)
+		}
+		for _, is := range issues {
+			if !is.IsPullRequest() && strings.Contains(is.GetBody(), hidden) {
+				return issueOf(is), false, nil
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	req := &gh.IssueRequest{Title: &title, Body: &body}
+	if len(labels) > 0 {
+		req.Labels = &labels
+	}
+	is, _, err := c.api.Issues.Create(ctx, repo.Owner, repo.Name, req)
+	if err != nil {
+		return Issue{}, false, fmt.Errorf("create an issue in %s: %w", repo, err)
+	}
+	return issueOf(is), true, nil
+}
+
+func issueOf(is *gh.Issue) Issue {
+	return Issue{Number: is.GetNumber(), Title: is.GetTitle(), HTMLURL: is.GetHTMLURL()}
+}
+
+// ParseRepo reads "owner/name".
+func ParseRepo(s string) (Repo, error) {
+	m := repoPath.FindStringSubmatch(s)
+	if m == nil || m[1]+"/"+m[2] != s {
+		return Repo{}, fmt.Errorf("%q is not a repository as owner/name", s)
+	}
+	return Repo{Owner: m[1], Name: m[2]}, nil
+}

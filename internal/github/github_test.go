@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -198,4 +199,65 @@ func TestAppInstallationTokens(t *testing.T) {
 func TestNewRefusesABadBaseURL(t *testing.T) {
 	_, err := github.New("ftp://x", nil)
 	require.ErrorContains(t, err, `github base URL "ftp://x"`)
+}
+
+// TestOpenIssueFindsTheOpenOne: the open issue with the marker is found
+// across pages of open issues (pull requests among them), one without the
+// configured labels is not, a closed one is not, and nothing is created
+// for a body past GitHub's limit.
+func TestOpenIssueFindsTheOpenOne(t *testing.T) {
+	gh := githubtest.New(t, token)
+	c := newClient(t, gh)
+	ctx := t.Context()
+	ops := github.Repo{Owner: "acme", Name: "ops"}
+	gh.SetPullRequest(githubtest.PullRequest{Owner: "acme", Repo: "ops", Number: 1, HeadRef: "x", HeadSHA: "abc"})
+	labels := []string{"kubechat", "incident"}
+
+	first, created, err := c.OpenIssue(ctx, ops, "kubechat-issue one", "one", "body one", labels)
+	require.NoError(t, err)
+	require.True(t, created)
+	require.Equal(t, 2, first.Number, "issues and pull requests share numbers")
+	for i := range 2 * githubtest.PerPage {
+		_, created, err := c.OpenIssue(ctx, ops, fmt.Sprintf("kubechat-issue n%d", i), "n", "body", labels)
+		require.NoError(t, err)
+		require.True(t, created)
+	}
+	again, created, err := c.OpenIssue(ctx, ops, "kubechat-issue one", "one", "body one", labels)
+	require.NoError(t, err)
+	require.False(t, created, "found on the last page of open issues, newest first")
+	require.Equal(t, first, again)
+	require.Len(t, gh.Issues(), 1+2*githubtest.PerPage)
+	require.True(t, strings.HasPrefix(gh.Issues()[0].Body, "<!-- kubechat-issue one -->\nbody one"))
+	require.Equal(t, labels, gh.Issues()[0].Labels)
+
+	// Without the configured labels, an issue is not one of ours.
+	unlabelled, created, err := c.OpenIssue(ctx, ops, "kubechat-issue two", "two", "body", nil)
+	require.NoError(t, err)
+	require.True(t, created)
+	labelled, created, err := c.OpenIssue(ctx, ops, "kubechat-issue two", "two", "body", labels)
+	require.NoError(t, err)
+	require.True(t, created)
+	require.NotEqual(t, unlabelled.Number, labelled.Number)
+
+	// A closed issue is history: the next one is new.
+	gh.CloseIssue("acme", "ops", first.Number)
+	next, created, err := c.OpenIssue(ctx, ops, "kubechat-issue one", "one", "body one", labels)
+	require.NoError(t, err)
+	require.True(t, created)
+	require.NotEqual(t, first.Number, next.Number)
+
+	n := len(gh.Issues())
+	_, _, err = c.OpenIssue(ctx, ops, "kubechat-issue big", "big", strings.Repeat("x", github.MaxIssueChars), labels)
+	require.ErrorContains(t, err, "GitHub takes at most 65536")
+	_, _, err = c.OpenIssue(ctx, ops, "bad -->", "t", "b", labels)
+	require.ErrorContains(t, err, "issue marker")
+	require.Len(t, gh.Issues(), n, "nothing created")
+
+	r, err := github.ParseRepo("acme/ops")
+	require.NoError(t, err)
+	require.Equal(t, ops, r)
+	for _, bad := range []string{"acme", "acme/ops/x", "/acme/ops", "acme/ops/", "acme/ops.git", ""} {
+		_, err := github.ParseRepo(bad)
+		require.Error(t, err, bad)
+	}
 }

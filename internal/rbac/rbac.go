@@ -94,10 +94,11 @@ func Objects(cfg *config.Config, o Options) ([]client.Object, error) {
 	if w := watched(cfg); len(w) > 0 {
 		b.clusterRole(wide+"-watch", w)
 	}
-	if slices.ContainsFunc(cfg.Executors, func(e config.Executor) bool { return e.Type == "ai" }) {
-		// The AI assistant masks the values of the Secrets of each namespace
-		// it looks into before anything is sent to the model.
-		b.clusterRole(wide+"-ai-mask", []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"list"}}})
+	if slices.ContainsFunc(cfg.Executors, func(e config.Executor) bool { return e.Type == "ai" || e.Type == "github" }) {
+		// The AI assistant and the github executor mask the values of the
+		// Secrets of each namespace they look into before anything is sent
+		// to the model or to GitHub.
+		b.clusterRole(wide+"-mask", []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"list"}}})
 	}
 	users, groups, sas := impersonated(place.Impersonated)
 	var imp []rbacv1.PolicyRule

@@ -3,15 +3,14 @@ package ai
 import (
 	"container/list"
 	"context"
-	"fmt"
 	"regexp"
 	"slices"
 	"sync"
 	"unicode/utf8"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/redact"
 )
 
@@ -122,21 +121,7 @@ func (m *masker) load(ctx context.Context, namespace string) error {
 	if err, ok := m.loaded[namespace]; ok {
 		return err
 	}
-	var err error
-	if m.cs == nil {
-		err = fmt.Errorf("the agent runs without a cluster connection")
-	} else {
-		list, lerr := m.cs.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{})
-		if lerr != nil {
-			err = fmt.Errorf("cannot read the Secrets of namespace %q to mask their values: %v", namespace, lerr)
-		} else {
-			for _, s := range list.Items {
-				for _, v := range s.Data {
-					m.set.Add(string(v))
-				}
-			}
-		}
-	}
+	err := executor.RecordSecrets(ctx, m.cs, namespace, m.set)
 	m.loaded[namespace] = err
 	return err
 }

@@ -1,6 +1,8 @@
 // Package githubtest is a loopback fake of the GitHub REST API, shaped after
 // its documented payloads, so that go-github runs unchanged against it:
-// pull requests (get, list, files with Link pagination), issue comments
+// pull requests (get, list, files with Link pagination), issues (list a
+// repository's with state and labels filters and Link pagination, pull
+// requests included as GitHub lists them; create), issue comments
 // (list with Link pagination, create, edit, delete), pull request reviews
 // (create), commit statuses (create) and GitHub App installation tokens.
 // It records comments, reviews and statuses for assertions, and signs
@@ -67,6 +69,16 @@ type Review struct {
 	Body     string
 }
 
+// Issue is an issue that was created.
+type Issue struct {
+	Owner, Repo string
+	Number      int
+	Title       string
+	Body        string
+	Labels      []string
+	State       string
+}
+
 // Server is the fake API.
 type Server struct {
 	*httptest.Server
@@ -76,6 +88,7 @@ type Server struct {
 	mu       sync.Mutex
 	prs      map[string]*PullRequest // by owner/repo#n
 	comments []*Comment
+	issues   []*Issue
 	reviews  []Review
 	statuses []Status
 	nextID   int64
@@ -173,6 +186,30 @@ func (s *Server) Comments(number int) []Comment {
 	return out
 }
 
+// Issues are the issues created so far, oldest first.
+func (s *Server) Issues() []Issue {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Issue
+	for _, is := range s.issues {
+		c := *is
+		c.Labels = slices.Clone(is.Labels)
+		out = append(out, c)
+	}
+	return out
+}
+
+// CloseIssue closes issue number of owner/repo, as a person would.
+func (s *Server) CloseIssue(owner, repo string, number int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, is := range s.issues {
+		if is.Owner == owner && is.Repo == repo && is.Number == number {
+			is.State = "closed"
+		}
+	}
+}
+
 // Reviews are the reviews submitted so far.
 func (s *Server) Reviews() []Review {
 	s.mu.Lock()
@@ -218,6 +255,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.createStatus(w, r, owner, repo, rest[1])
 	case len(rest) == 3 && rest[0] == "pulls" && rest[2] == "reviews" && r.Method == http.MethodPost:
 		s.createReview(w, r, owner, repo, rest[1])
+	case len(rest) == 1 && rest[0] == "issues" && r.Method == http.MethodGet:
+		s.listIssues(w, r, owner, repo)
+	case len(rest) == 1 && rest[0] == "issues" && r.Method == http.MethodPost:
+		s.createIssue(w, r, owner, repo)
 	case len(rest) == 3 && rest[0] == "issues" && rest[2] == "comments" && r.Method == http.MethodGet:
 		s.listComments(w, r, owner, repo, rest[1])
 	case len(rest) == 3 && rest[0] == "issues" && rest[2] == "comments" && r.Method == http.MethodPost:
@@ -476,6 +517,90 @@ func (s *Server) createReview(w http.ResponseWriter, r *http.Request, owner, rep
 	s.reviews = append(s.reviews, rv)
 	state := map[string]string{"APPROVE": "APPROVED", "COMMENT": "COMMENTED", "REQUEST_CHANGES": "CHANGES_REQUESTED"}[b.Event]
 	writeJSON(w, http.StatusOK, map[string]any{"id": len(s.reviews), "commit_id": rv.CommitID, "state": state, "body": rv.Body})
+}
+
+// listIssues lists a repository's issues as GitHub does: pull requests
+// too (with a pull_request key), newest first, filtered by state (default
+// open) and by labels (all of them, comma-separated), paginated.
+func (s *Server) listIssues(w http.ResponseWriter, r *http.Request, owner, repo string) {
+	q := r.URL.Query()
+	state := q.Get("state")
+	if state == "" {
+		state = "open"
+	}
+	var want []string
+	if l := q.Get("labels"); l != "" {
+		want = strings.Split(l, ",")
+	}
+	type item struct {
+		n      int
+		render func() map[string]any
+	}
+	var all []item
+	for _, is := range s.issues {
+		if is.Owner == owner && is.Repo == repo && (state == "all" || is.State == state) &&
+			!slices.ContainsFunc(want, func(l string) bool { return !slices.Contains(is.Labels, l) }) {
+			all = append(all, item{is.Number, func() map[string]any { return s.issueJSON(is) }})
+		}
+	}
+	for _, pr := range s.prs {
+		if pr.Owner == owner && pr.Repo == repo && (state == "all" || pr.State == state) && len(want) == 0 {
+			all = append(all, item{pr.Number, func() map[string]any {
+				html := fmt.Sprintf("%s/%s/%s/pull/%d", s.Server.URL, pr.Owner, pr.Repo, pr.Number)
+				return map[string]any{"number": pr.Number, "title": pr.Title, "state": pr.State, "body": "", "html_url": html,
+					"pull_request": map[string]any{"html_url": html}}
+			}})
+		}
+	}
+	slices.SortFunc(all, func(a, b item) int { return b.n - a.n })
+	writeJSON(w, http.StatusOK, page(s, w, r, all, func(it item) map[string]any { return it.render() }))
+}
+
+func (s *Server) issueJSON(is *Issue) map[string]any {
+	labels := []map[string]any{}
+	for _, l := range is.Labels {
+		labels = append(labels, map[string]any{"name": l})
+	}
+	return map[string]any{"number": is.Number, "title": is.Title, "body": is.Body, "state": is.State, "labels": labels,
+		"html_url": fmt.Sprintf("%s/%s/%s/issues/%d", s.Server.URL, is.Owner, is.Repo, is.Number),
+		"url":      fmt.Sprintf("%s/api/v3/repos/%s/%s/issues/%d", s.Server.URL, is.Owner, is.Repo, is.Number)}
+}
+
+// createIssue opens an issue; as on GitHub, issues and pull requests of a
+// repository share one sequence of numbers, a title is required and the
+// body is at most 65536 characters.
+func (s *Server) createIssue(w http.ResponseWriter, r *http.Request, owner, repo string) {
+	var b struct {
+		Title  string   `json:"title"`
+		Body   string   `json:"body"`
+		Labels []string `json:"labels"`
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err == nil {
+		err = json.Unmarshal(data, &b)
+	}
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "Problems parsing JSON")
+		return
+	}
+	if b.Title == "" || len([]rune(b.Body)) > 65536 {
+		httpError(w, http.StatusUnprocessableEntity, "Validation Failed: title is missing or body is too long (maximum is 65536 characters)")
+		return
+	}
+	n := 0
+	for _, pr := range s.prs {
+		if pr.Owner == owner && pr.Repo == repo {
+			n = max(n, pr.Number)
+		}
+	}
+	for _, is := range s.issues {
+		if is.Owner == owner && is.Repo == repo {
+			n = max(n, is.Number)
+		}
+	}
+	is := &Issue{Owner: owner, Repo: repo, Number: n + 1, Title: b.Title, Body: b.Body, Labels: b.Labels, State: "open"}
+	s.issues = append(s.issues, is)
+	writeJSON(w, http.StatusCreated, s.issueJSON(is))
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
