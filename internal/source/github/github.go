@@ -19,9 +19,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"path"
@@ -42,6 +40,7 @@ import (
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/event"
 	"github.com/kubechat/kubechat/internal/github"
+	"github.com/kubechat/kubechat/internal/source/webhook"
 )
 
 // MaxBodyBytes caps a delivery's body: GitHub caps payloads at 25 MB.
@@ -65,9 +64,7 @@ type Source struct {
 	keep    int
 	log     *slog.Logger
 
-	mu   sync.Mutex
-	emit func(context.Context, event.Event) // nil while not running
-	ctx  context.Context
+	webhook.Receiver
 
 	// claim serialises the read-modify-write of the delivery ids.
 	claim sync.Mutex
@@ -119,33 +116,13 @@ func (s *Source) Name() string { return s.name }
 // Path is where the agent's HTTP server mounts the receiver.
 func (s *Source) Path() string { return "/github/" + s.name }
 
-// Start accepts deliveries until ctx is done.
-func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Event)) error {
-	s.mu.Lock()
-	s.emit, s.ctx = emit, ctx
-	s.mu.Unlock()
-	<-ctx.Done()
-	s.mu.Lock()
-	s.emit, s.ctx = nil, nil
-	s.mu.Unlock()
-	return nil
-}
-
 // ServeHTTP handles one delivery.
 func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "only POST is accepted", http.StatusMethodNotAllowed)
+	if !webhook.Post(w, r) {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			http.Error(w, fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes), http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "cannot read the body", http.StatusBadRequest)
+	body, ok := webhook.Body(w, r, MaxBodyBytes)
+	if !ok {
 		return
 	}
 	sig := r.Header.Get(gh.SHA256SignatureHeader)
@@ -169,9 +146,7 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("the body is not a %s payload: %v", kind, err), http.StatusBadRequest)
 		return
 	}
-	s.mu.Lock()
-	emit, ctx := s.emit, s.ctx
-	s.mu.Unlock()
+	emit, ctx := s.Running()
 	if emit == nil {
 		// A standby replica, or shutting down: GitHub can redeliver.
 		http.Error(w, "this agent is not taking deliveries right now", http.StatusServiceUnavailable)

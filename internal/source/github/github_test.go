@@ -76,9 +76,8 @@ func running(t *testing.T, f *fluxtest.Fleet, name string, keep int) (*httptest.
 	})
 	// Start has run once a delivery gets past the standby answer.
 	require.Eventually(t, func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.emit != nil
+		emit, _ := s.Running()
+		return emit != nil
 	}, time.Minute, 10*time.Millisecond)
 	return srv, rec
 }
