@@ -13,6 +13,11 @@
 // the state ConfigMap, so a restart or a new leader refuses replays too.
 // While the source is not running (a standby replica) requests get 503;
 // the agent's HTTP server hands them to the leader first.
+//
+// Where GitHub cannot reach the agent, the source polls (poll.go): one
+// conditional request per repository and interval, what changed since
+// the previous poll fed to the same per-pull-request logic as a webhook,
+// and what was seen kept in the state ConfigMap.
 package github
 
 import (
@@ -63,6 +68,8 @@ type Source struct {
 	state   chat.StateStore
 	keep    int
 	log     *slog.Logger
+	// poll is the polling mode, nil when the source only takes webhooks.
+	poll *poller
 
 	webhook.Receiver
 
@@ -85,8 +92,8 @@ var scheme = func() *runtime.Scheme {
 // delivery ids in st. It contacts nothing.
 func New(sc config.Source, cluster string, cfg *rest.Config, st chat.StateStore, log *slog.Logger) (*Source, error) {
 	g := sc.GitHub
-	if g == nil || g.WebhookSecret == nil || g.WebhookSecret.IsZero() {
-		return nil, fmt.Errorf("source %q: github.webhookSecret is required", sc.Name)
+	if g == nil || (g.Poll == nil && (g.WebhookSecret == nil || g.WebhookSecret.IsZero())) {
+		return nil, fmt.Errorf("source %q: github.webhookSecret is required unless the source polls (github.poll)", sc.Name)
 	}
 	if cfg == nil {
 		return nil, fmt.Errorf("source %q: a github source needs a cluster connection (in-cluster or --kubeconfig) to find the Kustomizations a pull request touches", sc.Name)
@@ -106,8 +113,29 @@ func New(sc config.Source, cluster string, cfg *rest.Config, st chat.StateStore,
 	if keep == 0 {
 		keep = config.DefaultDeliveries
 	}
-	return &Source{name: sc.Name, cluster: cluster, secret: []byte(g.WebhookSecret.Reveal()), gh: api, kube: kube,
-		state: st, keep: keep, log: log.With("source", sc.Name)}, nil
+	s := &Source{name: sc.Name, cluster: cluster, gh: api, kube: kube, state: st, keep: keep, log: log.With("source", sc.Name)}
+	if g.WebhookSecret != nil && !g.WebhookSecret.IsZero() {
+		s.secret = []byte(g.WebhookSecret.Reveal())
+	}
+	if g.Poll != nil {
+		s.poll = newPoller(g.Poll)
+	}
+	return s, nil
+}
+
+// Start takes deliveries, and polls when configured, until ctx is done.
+func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Event)) error {
+	if s.poll == nil {
+		return s.Receiver.Start(ctx, emit)
+	}
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		s.runPoll(ctx, emit)
+	}()
+	err := s.Receiver.Start(ctx, emit)
+	<-polled
+	return err
 }
 
 // Name is the configured source name.
@@ -118,6 +146,10 @@ func (s *Source) Path() string { return "/github/" + s.name }
 
 // ServeHTTP handles one delivery.
 func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.secret == nil {
+		http.Error(w, "this source polls GitHub and takes no webhooks (github.webhookSecret is not set)", http.StatusNotFound)
+		return
+	}
 	if !webhook.Post(w, r) {
 		return
 	}
@@ -169,7 +201,11 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("github delivery replayed; ignored", "delivery", id)
 		return
 	}
-	n, err := s.pullRequest(ctx, id, pr, emit)
+	n := 0
+	err = s.delivered(ctx, pr, func() (err error) {
+		n, err = s.pullRequest(ctx, id, pr, emit)
+		return err
+	})
 	if err != nil {
 		// Forget the id, so that GitHub's redelivery is processed.
 		if _, ferr := s.claimDelivery(ctx, id, false); ferr != nil {
