@@ -357,6 +357,9 @@ func (s *Source) event(repo github.Repo, pr *gh.PullRequest, reason, sha, dir st
 		Time:     time.Now(),
 		UID:      string(ks.UID),
 		ID:       hex.EncodeToString(h[:12]),
+		// A pull request's events about one Kustomization share a thread:
+		// its pushes' reports and its merge's rollout follow the first.
+		Thread: fmt.Sprintf("github:%s#%s:%s", repo, number, obj),
 		Labels: map[string]string{
 			"repository": repo.String(), "pr": number, "sha": sha, "path": "./" + dir, "branch": pr.GetHead().GetRef(),
 		},

@@ -199,6 +199,8 @@ func TestDeliveries(t *testing.T) {
 		require.NotEqual(t, evs[0].ID, evs[1].ID)
 		require.Equal(t, ReasonMerged, evs[2].Reason)
 		require.Equal(t, merge, evs[2].Labels["sha"])
+		require.NotEmpty(t, evs[0].Thread)
+		require.Equal(t, []string{evs[0].Thread, evs[0].Thread}, []string{evs[1].Thread, evs[2].Thread}, "one thread for the pull request's Kustomization")
 	})
 }
 
