@@ -246,6 +246,11 @@ func pollEvent(action string, repo github.Repo, pr *gh.PullRequest) *gh.PullRequ
 // to the poller: a change polling reported already is not reported again.
 // The record is kept only once process succeeds.
 func (s *Source) delivered(ctx context.Context, p *gh.PullRequestEvent, process func() error) error {
+	switch p.GetAction() {
+	case "opened", "synchronize", "reopened", "closed":
+	default:
+		return process() // not a change polling reports
+	}
 	if s.poll == nil {
 		return process()
 	}
@@ -259,7 +264,7 @@ func (s *Source) delivered(ctx context.Context, p *gh.PullRequestEvent, process 
 	}
 	pr := p.GetPullRequest()
 	if cur.action(pr) == "" {
-		s.log.Info("github delivery already reported by polling", "repository", repo.String(), "number", pr.GetNumber())
+		s.log.Debug("github delivery: polling saw this change already", "repository", repo.String(), "number", pr.GetNumber())
 		return nil
 	}
 	if err := process(); err != nil {
