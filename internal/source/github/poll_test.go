@@ -221,3 +221,29 @@ func TestPollingConfigIsChecked(t *testing.T) {
 	_, err := New(config.Source{Name: "fleet", Type: config.SourceGitHub, GitHub: &config.GitHubSource{}}, "c1", env.Config, state.NewMemory(), slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, "github.webhookSecret is required unless the source polls (github.poll)")
 }
+
+// BenchmarkPollUnchanged measures a poll of a repository whose pull
+// requests did not change: one conditional request answered 304, nothing
+// else.
+func BenchmarkPollUnchanged(b *testing.B) {
+	testenv.Skip(b, env)
+	fake := githubtest.New(b, "tok")
+	for n := 1; n <= 20; n++ {
+		fake.SetPullRequest(githubtest.PullRequest{Owner: "acme", Repo: "fleet", Number: n, Title: "t", HeadRef: "b", HeadSHA: strings.Repeat("a", 40)})
+	}
+	s, err := New(config.Source{Name: "bench", Type: config.SourceGitHub, GitHub: &config.GitHubSource{
+		Poll: &config.GitHubPoll{Repositories: []string{"acme/fleet"}},
+		API:  config.GitHubAPI{BaseURL: fake.APIURL(), Token: config.NewSecret("tok", "bench")},
+	}}, "c1", env.Config, state.NewMemory(), slog.New(slog.DiscardHandler))
+	require.NoError(b, err)
+	emit := (&recording{}).emit
+	require.Zero(b, s.pollOnce(b.Context(), emit)) // the baseline
+	b.ReportAllocs()
+	for b.Loop() {
+		s.pollOnce(b.Context(), emit)
+	}
+	b.StopTimer()
+	ok, notModified := fake.ListCounts()
+	require.Equal(b, (20+githubtest.PerPage-1)/githubtest.PerPage, ok, "the baseline's pages only")
+	require.Positive(b, notModified)
+}
