@@ -149,12 +149,15 @@ func TestGitHubPullRequestLoop(t *testing.T) {
 	second := fleet.Push(t, 51, "scale-web", map[string]string{"deploy/deployment.yaml": fluxtest.Deployment(5, "nginx:1.27")})
 	code, text = deliver("pr51-2", fleet.GitHub.PullRequestEvent("synchronize", fluxtest.Owner, fluxtest.Repo, 51, ""))
 	require.Equal(t, 202, code, text)
+	// The push's event goes into the pull request's thread, and its own
+	// report follows it there.
 	ev2 := waitSlack(t, srv, "gitops", "the push's event", func(m slacktest.Message) bool {
 		return strings.Contains(m.Text, "touches Kustomization "+fluxNS+"/apps at "+second[:7])
 	})
+	require.Equal(t, ev.TS, ev2.ThreadTS, "the push's event is in the pull request's thread")
 	waitItem(t, "the push's report", func() []slacktest.Message { return srv.Messages(ch) },
 		func(m slacktest.Message) bool {
-			return m.ThreadTS == ev2.TS && strings.Contains(slackText(m), "Commit status kubechat/diff on "+second[:7]+": success")
+			return m.ThreadTS == ev.TS && strings.Contains(slackText(m), "Commit status kubechat/diff on "+second[:7]+": success")
 		})
 	comments := fleet.GitHub.Comments(51)
 	require.Len(t, comments, 1, "one comment, replaced")
@@ -171,9 +174,10 @@ func TestGitHubPullRequestLoop(t *testing.T) {
 	merged := waitSlack(t, srv, "gitops", "the merge's event", func(m slacktest.Message) bool {
 		return strings.Contains(m.Text, "Pull request acme/fleet#51 was merged: Kustomization "+fluxNS+"/apps")
 	})
+	require.Equal(t, ev.TS, merged.ThreadTS, "the merge is posted into the pull request's thread")
 	fleet.Reconciled(t, env, merge, metav1.ConditionTrue, "ReconciliationSucceeded", "Applied revision: main@sha1:"+merge)
 	waitItem(t, "the rollout's outcome", func() []slacktest.Message { return srv.Messages(ch) },
 		func(m slacktest.Message) bool {
-			return m.ThreadTS == merged.TS && strings.Contains(slackText(m), "is Ready at ccccccc")
+			return m.ThreadTS == ev.TS && strings.Contains(slackText(m), "is Ready at ccccccc")
 		})
 }

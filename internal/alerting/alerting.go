@@ -290,11 +290,24 @@ func (p *Pipeline) job(ctx context.Context, ev event.Event, s *sender, kind, key
 	default:
 		m := p.render(ctx, ev, s)
 		acts := p.actionsFor(ev, s)
-		var then func(context.Context, chat.MessageRef)
-		if len(acts) > 0 {
-			then = func(_ context.Context, ref chat.MessageRef) { p.triggerActions(acts, ev, s, ref) }
-		}
-		p.enqueue(s, key, func() (chat.Message, bool) { return m, true }, then)
+		// Build and the callback run in turn on s's queue: by the time a
+		// later event of the conversation is built, the first one's root
+		// is recorded.
+		p.enqueue(s, key, func() (chat.Message, bool) {
+			if ev.Thread != "" {
+				if ref, ok := p.threads.conversation(s, ev.Thread); ok {
+					m.Thread = &ref
+				}
+			}
+			return m, true
+		}, func(ctx context.Context, ref chat.MessageRef) {
+			if ev.Thread != "" && m.Thread == nil {
+				p.threads.startConversation(ctx, s, ev.Thread, ref)
+			}
+			// The event's own message: replies go to its thread's root, and
+			// each event of a conversation keeps its own action replies.
+			p.triggerActions(acts, ev, s, ref)
+		})
 	}
 }
 

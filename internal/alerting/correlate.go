@@ -43,6 +43,8 @@ var podSuffix = map[string]*regexp.Regexp{
 type threadRecord struct {
 	Ref       chat.MessageRef `json:"ref"`
 	Workloads []string        `json:"workloads"`
+	// At is when a conversation started (Unix nanoseconds), to keep the newest.
+	At int64 `json:"at,omitempty"`
 }
 
 type threads struct {

@@ -408,14 +408,18 @@ type AlertmanagerSource struct {
 	BasicAuth   *BasicAuth `yaml:"basicAuth"`
 }
 
-// GitHubSource receives GitHub webhooks at /github/<name>: each pull
-// request opened, pushed to, reopened or merged becomes an event per Flux
-// Kustomization whose source is the pull request's repository and whose
-// path the pull request touches (see docs/github.md).
+// GitHubSource receives GitHub webhooks at /github/<name>, polls GitHub's
+// API, or both: each pull request opened, pushed to, reopened or merged
+// becomes an event per Flux Kustomization whose source is the pull
+// request's repository and whose path the pull request touches (see
+// docs/github.md).
 type GitHubSource struct {
 	// WebhookSecret is the webhook's secret: every delivery must carry its
-	// X-Hub-Signature-256.
+	// X-Hub-Signature-256. Required unless the source polls.
 	WebhookSecret *Secret `yaml:"webhookSecret"`
+	// Poll makes the source poll the repositories' pull requests, where
+	// GitHub cannot reach the agent.
+	Poll *GitHubPoll `yaml:"poll"`
 	// API is the GitHub API the source reads pull requests' files from.
 	API GitHubAPI `yaml:"api"`
 	// Deliveries is how many delivery ids are remembered to refuse a
@@ -425,6 +429,23 @@ type GitHubSource struct {
 
 // DefaultDeliveries is GitHubSource.Deliveries' default.
 const DefaultDeliveries = 500
+
+// GitHubPoll is the polling mode of a github source: every interval, one
+// conditional request per repository (an unchanged answer costs no rate
+// limit).
+type GitHubPoll struct {
+	// Interval between two polls (default 1m, from 10s to 1h).
+	Interval Duration `yaml:"interval"`
+	// Repositories to poll, as owner/name (at least one).
+	Repositories []string `yaml:"repositories" jsonschema:"minItems=1"`
+}
+
+// Bounds and default of GitHubPoll.Interval.
+const (
+	DefaultPollInterval = Duration(time.Minute)
+	MinPollInterval     = Duration(10 * time.Second)
+	MaxPollInterval     = Duration(time.Hour)
+)
 
 // GitHubAPI is a GitHub API and its credentials: a token, or a GitHub App
 // installation. With neither, only public repositories can be read.

@@ -390,3 +390,32 @@ executors:
 	_, err = Parse(known, File{Name: "c.yaml", Data: []byte(text)})
 	require.ErrorContains(t, err, "are bound (silence, explain)", "fail closed: a type not known to be cluster-free needs an identity")
 }
+
+func TestGitHubPollConfigErrors(t *testing.T) {
+	t.Setenv("TEST_BOT_TOKEN", "xoxb-secret-value")
+	const gh = "\n  - name: gh\n    type: github\n    github:\n"
+	for name, tc := range map[string]struct {
+		with, want string
+	}{
+		"neither webhook nor poll": {"      api: {baseURL: https://ghe.example.com/api/v3/}\n",
+			`sources[0].github.webhookSecret: is required unless the source polls (github.poll)`},
+		"interval too short": {"      poll: {interval: 5s, repositories: [acme/fleet]}\n",
+			`sources[0].github.poll.interval: must be from 10s to 1h0m0s (unset: 1m0s), got 5s`},
+		"interval too long": {"      poll: {interval: 2h, repositories: [acme/fleet]}\n",
+			`sources[0].github.poll.interval: must be from 10s to 1h0m0s (unset: 1m0s), got 2h0m0s`},
+		"no repositories": {"      poll: {interval: 1m}\n",
+			`sources[0].github.poll.repositories: list the repositories to poll, as owner/name`},
+		"not owner/name": {"      poll: {repositories: [https://github.com/acme/fleet]}\n",
+			`sources[0].github.poll.repositories[0]: "https://github.com/acme/fleet" is not owner/name`},
+		"listed twice": {"      poll: {repositories: [acme/fleet, Acme/Fleet]}\n",
+			`sources[0].github.poll.repositories[1]: "Acme/Fleet" is listed twice (also repositories[0])`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := parse(t, strings.Replace(valid, "sources:\n", "sources:"+gh+tc.with, 1))
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+	_, err := parse(t, strings.Replace(valid, "sources:\n", "sources:"+gh+"      poll: {repositories: [acme/fleet]}\n", 1))
+	require.NoError(t, err, "polling needs no webhook secret")
+}

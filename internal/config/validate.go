@@ -258,9 +258,28 @@ func (v *validator) source(path string, s Source) {
 			v.add(path+".alertmanager", "is set, but the source type is %q", s.Type)
 		}
 		gs := s.GitHub
-		if gs == nil || gs.WebhookSecret == nil || gs.WebhookSecret.IsZero() {
-			v.add(path+".github.webhookSecret", "is required: every delivery's signature is checked with it")
+		if gs == nil || (gs.Poll == nil && (gs.WebhookSecret == nil || gs.WebhookSecret.IsZero())) {
+			v.add(path+".github.webhookSecret", "is required unless the source polls (github.poll): every delivery's signature is checked with it")
 			return
+		}
+		if p := gs.Poll; p != nil {
+			if p.Interval != 0 && (p.Interval < MinPollInterval || p.Interval > MaxPollInterval) {
+				v.add(path+".github.poll.interval", "must be from %s to %s (unset: %s), got %s", MinPollInterval, MaxPollInterval, DefaultPollInterval, p.Interval)
+			}
+			if len(p.Repositories) == 0 {
+				v.add(path+".github.poll.repositories", "list the repositories to poll, as owner/name")
+			}
+			seen := map[string]int{}
+			for i, r := range p.Repositories {
+				at := fmt.Sprintf("%s.github.poll.repositories[%d]", path, i)
+				if !repoName.MatchString(r) {
+					v.add(at, "%q is not owner/name", r)
+				} else if j, dup := seen[strings.ToLower(r)]; dup {
+					v.add(at, "%q is listed twice (also repositories[%d])", r, j)
+				} else {
+					seen[strings.ToLower(r)] = i
+				}
+			}
 		}
 		if gs.Deliveries < 0 {
 			v.add(path+".github.deliveries", "must not be negative, got %d", gs.Deliveries)
@@ -558,3 +577,6 @@ func (c *Config) needIdentity(ch Channel, known Known) []string {
 	}
 	return out
 }
+
+// repoName is a GitHub repository's owner/name.
+var repoName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$`)

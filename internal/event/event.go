@@ -90,6 +90,10 @@ type Event struct {
 	// one message (Alertmanager's groupKey); a new failing event of an open
 	// group edits that message.
 	Group string
+	// Thread, when set, names a conversation: in each channel the first
+	// event with it starts a message, and later ones are posted into that
+	// message's thread (a pull request's pushes and merge).
+	Thread string `json:",omitempty"`
 	// Headline, when set, replaces the generated title of a failing or
 	// one-off event.
 	Headline string

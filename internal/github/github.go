@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	gh "github.com/google/go-github/v60/github"
 
@@ -363,4 +364,80 @@ func ParseRepo(s string) (Repo, error) {
 		return Repo{}, fmt.Errorf("%q is not a repository as owner/name", s)
 	}
 	return Repo{Owner: m[1], Name: m[2]}, nil
+}
+
+// PullRequestPage is one page of a repository's pull requests, open and
+// closed, the most recently updated first.
+type PullRequestPage struct {
+	PullRequests []*gh.PullRequest
+	// ETag identifies the page's content, for a conditional request.
+	ETag string
+	// NotModified is set when the page still has the ETag asked with: it
+	// came back empty (304), and GitHub did not count it against the rate
+	// limit.
+	NotModified bool
+	// Next is the next page's number, 0 on the last.
+	Next int
+}
+
+// RecentPullRequests gets page (from 1) of repo's pull requests, most
+// recently updated first, 100 a page. With etag (the ETag of the page's
+// previous answer) the request is conditional: an unchanged page comes
+// back NotModified.
+func (c *Client) RecentPullRequests(ctx context.Context, repo Repo, page int, etag string) (PullRequestPage, error) {
+	u := fmt.Sprintf("repos/%s/%s/pulls?state=all&sort=updated&direction=desc&per_page=100&page=%d",
+		url.PathEscape(repo.Owner), url.PathEscape(repo.Name), max(page, 1))
+	req, err := c.api.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return PullRequestPage{}, err
+	}
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	var out PullRequestPage
+	resp, err := c.api.Do(ctx, req, &out.PullRequests)
+	if resp != nil && resp.StatusCode == http.StatusNotModified {
+		return PullRequestPage{ETag: etag, NotModified: true}, nil
+	}
+	if err != nil {
+		return PullRequestPage{}, fmt.Errorf("list the pull requests of %s: %w", repo, err)
+	}
+	out.ETag, out.Next = resp.Header.Get("ETag"), resp.NextPage
+	return out, nil
+}
+
+// RetryAfter tells how long to wait when err is GitHub refusing a request
+// for its rate limits: a 403 or 429 with Retry-After (secondary limits), or
+// with X-RateLimit-Remaining 0 until X-RateLimit-Reset (primary). A 429
+// that says neither means at least a minute, as GitHub documents. ok is
+// false for other errors.
+func RetryAfter(err error, now time.Time) (wait time.Duration, ok bool) {
+	var rl *gh.RateLimitError
+	var abuse *gh.AbuseRateLimitError
+	var er *gh.ErrorResponse
+	switch {
+	case errors.As(err, &rl):
+		return max(rl.Rate.Reset.Sub(now), time.Second), true
+	case errors.As(err, &abuse) && abuse.RetryAfter != nil:
+		return max(*abuse.RetryAfter, time.Second), true
+	case errors.As(err, &abuse):
+		return time.Minute, true
+	case errors.As(err, &er) && er.Response != nil:
+		code, h := er.Response.StatusCode, er.Response.Header
+		if code != http.StatusForbidden && code != http.StatusTooManyRequests {
+			return 0, false
+		}
+		if s, perr := strconv.Atoi(h.Get("Retry-After")); perr == nil && s >= 0 {
+			return max(time.Duration(s)*time.Second, time.Second), true
+		}
+		if h.Get("X-RateLimit-Remaining") == "0" {
+			if reset, perr := strconv.ParseInt(h.Get("X-RateLimit-Reset"), 10, 64); perr == nil {
+				return max(time.Unix(reset, 0).Sub(now), time.Second), true
+			}
+		}
+		if code == http.StatusTooManyRequests {
+			return time.Minute, true
+		}
+	}
+	return 0, false
 }

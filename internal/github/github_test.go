@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	gh "github.com/google/go-github/v60/github"
 
 	"github.com/stretchr/testify/require"
 
@@ -259,5 +262,37 @@ func TestOpenIssueFindsTheOpenOne(t *testing.T) {
 	for _, bad := range []string{"acme", "acme/ops/x", "/acme/ops", "acme/ops/", "acme/ops.git", ""} {
 		_, err := github.ParseRepo(bad)
 		require.Error(t, err, bad)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	resp := func(code int, h map[string]string) error {
+		r := &http.Response{StatusCode: code, Header: http.Header{}, Request: &http.Request{Method: http.MethodGet, URL: &url.URL{}}}
+		for k, v := range h {
+			r.Header.Set(k, v)
+		}
+		return &gh.ErrorResponse{Response: r}
+	}
+	for name, tc := range map[string]struct {
+		err  error
+		wait time.Duration
+		ok   bool
+	}{
+		"429 with Retry-After":        {resp(429, map[string]string{"Retry-After": "30"}), 30 * time.Second, true},
+		"403 with Retry-After":        {resp(403, map[string]string{"Retry-After": "5"}), 5 * time.Second, true},
+		"403 primary limit exhausted": {resp(403, map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1700000120"}), 2 * time.Minute, true},
+		"429 saying nothing":          {resp(429, nil), time.Minute, true},
+		"403 forbidden":               {resp(403, nil), 0, false},
+		"404":                         {resp(404, map[string]string{"Retry-After": "30"}), 0, false},
+		"rate limit error":            {&gh.RateLimitError{Rate: gh.Rate{Reset: gh.Timestamp{Time: now.Add(time.Hour)}}}, time.Hour, true},
+		"secondary limit error":       {&gh.AbuseRateLimitError{RetryAfter: func() *time.Duration { d := 10 * time.Second; return &d }()}, 10 * time.Second, true},
+		"not GitHub's":                {errors.New("connection refused"), 0, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			wait, ok := github.RetryAfter(fmt.Errorf("list: %w", tc.err), now)
+			require.Equal(t, tc.ok, ok)
+			require.Equal(t, tc.wait, wait)
+		})
 	}
 }

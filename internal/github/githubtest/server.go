@@ -1,8 +1,10 @@
 // Package githubtest is a loopback fake of the GitHub REST API, shaped after
 // its documented payloads, so that go-github runs unchanged against it:
-// pull requests (get, list, files with Link pagination), issues (list a
-// repository's with state and labels filters and Link pagination, pull
-// requests included as GitHub lists them; create), issue comments
+// pull requests (get; list, open or closed, sorted, with Link pagination and
+// an ETag that a matching If-None-Match turns into a 304, which costs no
+// rate limit; files with Link pagination), issues (list a repository's
+// with state and labels filters and Link pagination, pull requests
+// included as GitHub lists them; create), issue comments
 // (list with Link pagination, create, edit, delete), pull request reviews
 // (create), commit statuses (create) and GitHub App installation tokens.
 // It records comments, reviews and statuses for assertions, and signs
@@ -10,7 +12,10 @@
 package githubtest
 
 import (
+	"cmp"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,6 +47,10 @@ type PullRequest struct {
 	CloneURL string
 	// Files are the paths the pull request changes.
 	Files []string
+	// MergeSHA is the merge commit of a merged pull request (see Merge).
+	MergeSHA string
+
+	updated time.Time
 }
 
 // Status is a commit status that was set.
@@ -98,11 +107,22 @@ type Server struct {
 	installTokens         map[string]time.Time
 	tokenTTL              time.Duration
 	minted                int
+	// clock stamps each change of a pull request, a second apart.
+	clock time.Time
+	// list requests answered 200 and 304; the primary rate limit left.
+	listed, notModified int
+	remaining           int
+	// throttle answers the next list request 429 with this Retry-After.
+	throttle time.Duration
 }
+
+// RateLimit is the fake's primary rate limit per hour, as GitHub's for a token.
+const RateLimit = 5000
 
 // New starts a fake on loopback; it stops with t.
 func New(t testing.TB, token string) *Server {
-	s := &Server{Token: token, prs: map[string]*PullRequest{}, nextID: 1000, installTokens: map[string]time.Time{}}
+	s := &Server{Token: token, prs: map[string]*PullRequest{}, nextID: 1000, installTokens: map[string]time.Time{},
+		clock: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), remaining: RateLimit}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
@@ -133,6 +153,7 @@ func (s *Server) SetPullRequest(pr PullRequest) {
 	if pr.State == "" {
 		pr.State = "open"
 	}
+	pr.updated = s.tick()
 	s.prs[fmt.Sprintf("%s/%s#%d", pr.Owner, pr.Repo, pr.Number)] = &pr
 }
 
@@ -141,8 +162,49 @@ func (s *Server) SetHead(owner, repo string, number int, sha string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if pr := s.prs[fmt.Sprintf("%s/%s#%d", owner, repo, number)]; pr != nil {
-		pr.HeadSHA = sha
+		pr.HeadSHA, pr.updated = sha, s.tick()
 	}
+}
+
+// Merge merges a pull request at commit sha, closing it.
+func (s *Server) Merge(owner, repo string, number int, sha string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pr := s.prs[fmt.Sprintf("%s/%s#%d", owner, repo, number)]; pr != nil {
+		pr.State, pr.MergeSHA, pr.updated = "closed", sha, s.tick()
+	}
+}
+
+// Touch updates a pull request without changing its head or state, as a
+// comment or a label does.
+func (s *Server) Touch(owner, repo string, number int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pr := s.prs[fmt.Sprintf("%s/%s#%d", owner, repo, number)]; pr != nil {
+		pr.updated = s.tick()
+	}
+}
+
+// tick advances the fake's clock by a second and returns it.
+func (s *Server) tick() time.Time {
+	s.clock = s.clock.Add(time.Second)
+	return s.clock
+}
+
+// ListCounts are how many list-pull-requests requests were answered with
+// content (200) and as not modified (304).
+func (s *Server) ListCounts() (ok, notModified int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listed, s.notModified
+}
+
+// Throttle answers the next list-pull-requests request 429 with
+// Retry-After d, as GitHub's secondary rate limit does.
+func (s *Server) Throttle(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.throttle = d
 }
 
 // AddFiles adds paths to the files pull request number changes, as a push does.
@@ -155,6 +217,7 @@ func (s *Server) AddFiles(owner, repo string, number int, paths ...string) {
 				pr.Files = append(pr.Files, p)
 			}
 		}
+		pr.updated = s.tick()
 	}
 }
 
@@ -317,12 +380,19 @@ func (s *Server) pr(owner, repo, number string) *PullRequest {
 
 func (s *Server) prJSON(pr *PullRequest) map[string]any {
 	html := fmt.Sprintf("%s/%s/%s/pull/%d", s.Server.URL, pr.Owner, pr.Repo, pr.Number)
+	var mergedAt, mergeSHA any
+	if pr.MergeSHA != "" {
+		mergedAt, mergeSHA = pr.updated.Format(time.RFC3339), pr.MergeSHA
+	}
 	return map[string]any{
-		"number":   pr.Number,
-		"title":    pr.Title,
-		"state":    pr.State,
-		"html_url": html,
-		"url":      fmt.Sprintf("%s/api/v3/repos/%s/%s/pulls/%d", s.Server.URL, pr.Owner, pr.Repo, pr.Number),
+		"updated_at":       pr.updated.Format(time.RFC3339),
+		"merged_at":        mergedAt,
+		"merge_commit_sha": mergeSHA,
+		"number":           pr.Number,
+		"title":            pr.Title,
+		"state":            pr.State,
+		"html_url":         html,
+		"url":              fmt.Sprintf("%s/api/v3/repos/%s/%s/pulls/%d", s.Server.URL, pr.Owner, pr.Repo, pr.Number),
 		"head": map[string]any{
 			"ref": pr.HeadRef, "sha": pr.HeadSHA, "label": pr.Owner + ":" + pr.HeadRef,
 			"repo": map[string]any{"name": pr.Repo, "full_name": pr.Owner + "/" + pr.Repo, "clone_url": pr.CloneURL},
@@ -331,15 +401,71 @@ func (s *Server) prJSON(pr *PullRequest) map[string]any {
 	}
 }
 
+// listPulls lists pull requests as GitHub does: state open (the
+// default), closed or all; sort created (the default) or updated,
+// direction desc (the default) or asc; paginated. Each page carries an
+// ETag of its content and the rate limit headers; a request whose
+// If-None-Match is the page's ETag gets 304 with no body and leaves the
+// rate limit as it was.
 func (s *Server) listPulls(w http.ResponseWriter, r *http.Request, owner, repo string) {
-	var out []map[string]any
+	if s.throttle > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.throttle.Seconds())))
+		s.throttle = 0
+		httpError(w, http.StatusTooManyRequests, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.")
+		return
+	}
+	q := r.URL.Query()
+	state := cmp.Or(q.Get("state"), "open")
+	var all []*PullRequest
 	for _, pr := range s.prs {
-		if pr.Owner == owner && pr.Repo == repo && (r.URL.Query().Get("state") != "open" || pr.State == "open") {
-			out = append(out, s.prJSON(pr))
+		if pr.Owner == owner && pr.Repo == repo && (state == "all" || pr.State == state) {
+			all = append(all, pr)
 		}
 	}
-	slices.SortFunc(out, func(a, b map[string]any) int { return a["number"].(int) - b["number"].(int) })
+	slices.SortFunc(all, func(a, b *PullRequest) int {
+		c := a.Number - b.Number // numbers grow with creation
+		if q.Get("sort") == "updated" {
+			c = cmp.Or(a.updated.Compare(b.updated), c)
+		}
+		if q.Get("direction") != "asc" {
+			c = -c
+		}
+		return c
+	})
+	rec := httptest.NewRecorder()
+	out := page(s, rec, r, all, s.prJSON)
+	body, _ := json.Marshal(out)
+	sum := sha256.Sum256(append(body, rec.Header().Get("Link")...))
+	etag := `W/"` + hex.EncodeToString(sum[:16]) + `"`
+	w.Header().Set("ETag", etag)
+	if l := rec.Header().Get("Link"); l != "" {
+		w.Header().Set("Link", l)
+	}
+	if r.Header.Get("If-None-Match") == etag {
+		s.notModified++
+		s.rateHeaders(w)
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	s.listed++
+	s.remaining--
+	s.rateHeaders(w)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// RateRemaining is what is left of the fake's primary rate limit.
+func (s *Server) RateRemaining() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.remaining
+}
+
+func (s *Server) rateHeaders(w http.ResponseWriter) {
+	w.Header().Set("X-RateLimit-Limit", strconv.Itoa(RateLimit))
+	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(s.remaining))
+	w.Header().Set("X-RateLimit-Used", strconv.Itoa(RateLimit-s.remaining))
+	w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
+	w.Header().Set("X-RateLimit-Resource", "core")
 }
 
 func (s *Server) listComments(w http.ResponseWriter, r *http.Request, owner, repo, number string) {

@@ -13,24 +13,22 @@ package alertmanager
 
 import (
 	"cmp"
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/event"
+	"github.com/kubechat/kubechat/internal/source/webhook"
 )
 
 // MaxBodyBytes caps a webhook request body. Alertmanager's own default cap
@@ -75,9 +73,7 @@ type Source struct {
 	auth    func(*http.Request) bool
 	log     *slog.Logger
 
-	mu   sync.Mutex
-	emit func(context.Context, event.Event) // nil while not running
-	ctx  context.Context
+	webhook.Receiver
 }
 
 // New builds the source from its validated config.
@@ -114,23 +110,9 @@ func (s *Source) Name() string { return s.name }
 // Path is where the agent's HTTP server mounts the receiver.
 func (s *Source) Path() string { return "/alertmanager/" + s.name }
 
-// Start accepts webhooks until ctx is done.
-func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Event)) error {
-	s.mu.Lock()
-	s.emit, s.ctx = emit, ctx
-	s.mu.Unlock()
-	<-ctx.Done()
-	s.mu.Lock()
-	s.emit, s.ctx = nil, nil
-	s.mu.Unlock()
-	return nil
-}
-
 // ServeHTTP handles one webhook request.
 func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "only POST is accepted", http.StatusMethodNotAllowed)
+	if !webhook.Post(w, r) {
 		return
 	}
 	if !s.auth(r) {
@@ -139,14 +121,8 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("alertmanager webhook refused: bad or missing credentials", "remote", r.RemoteAddr)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			http.Error(w, fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes), http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "cannot read the body", http.StatusBadRequest)
+	body, ok := webhook.Body(w, r, MaxBodyBytes)
+	if !ok {
 		return
 	}
 	p, err := Decode(body)
@@ -155,9 +131,7 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("alertmanager webhook refused: bad payload", "err", err)
 		return
 	}
-	s.mu.Lock()
-	emit, ctx := s.emit, s.ctx
-	s.mu.Unlock()
+	emit, ctx := s.Running()
 	if emit == nil {
 		// A standby replica, or shutting down: Alertmanager retries 5xx.
 		http.Error(w, "this agent is not delivering alerts right now", http.StatusServiceUnavailable)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -57,9 +58,8 @@ func started(t *testing.T, am config.AlertmanagerSource) (*Source, *recording) {
 	go func() { done <- s.Start(ctx, rec.emit) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 	require.Eventually(t, func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.emit != nil
+		emit, _ := s.Running()
+		return emit != nil
 	}, 5*time.Second, time.Millisecond)
 	return s, rec
 }
@@ -194,7 +194,13 @@ func BenchmarkWebhook(b *testing.B) {
 	tok := config.NewSecret("tok", "bench")
 	s, err := New(config.Source{Name: "prom", Alertmanager: &config.AlertmanagerSource{BearerToken: &tok}}, "prod", slog.New(slog.DiscardHandler))
 	require.NoError(b, err)
-	s.emit, s.ctx = func(context.Context, event.Event) {}, context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Start(ctx, func(context.Context, event.Event) {}) }()
+	b.Cleanup(func() { cancel(); <-done })
+	for emit, _ := s.Running(); emit == nil; emit, _ = s.Running() {
+		runtime.Gosched()
+	}
 	b.ReportAllocs()
 	for b.Loop() {
 		req := httptest.NewRequest(http.MethodPost, "/alertmanager/prom", strings.NewReader(firing))

@@ -13,15 +13,18 @@
 // the state ConfigMap, so a restart or a new leader refuses replays too.
 // While the source is not running (a standby replica) requests get 503;
 // the agent's HTTP server hands them to the leader first.
+//
+// Where GitHub cannot reach the agent, the source polls (poll.go): one
+// conditional request per repository and interval, what changed since
+// the previous poll fed to the same per-pull-request logic as a webhook,
+// and what was seen kept in the state ConfigMap.
 package github
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"path"
@@ -42,6 +45,7 @@ import (
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/event"
 	"github.com/kubechat/kubechat/internal/github"
+	"github.com/kubechat/kubechat/internal/source/webhook"
 )
 
 // MaxBodyBytes caps a delivery's body: GitHub caps payloads at 25 MB.
@@ -64,10 +68,10 @@ type Source struct {
 	state   chat.StateStore
 	keep    int
 	log     *slog.Logger
+	// poll is the polling mode, nil when the source only takes webhooks.
+	poll *poller
 
-	mu   sync.Mutex
-	emit func(context.Context, event.Event) // nil while not running
-	ctx  context.Context
+	webhook.Receiver
 
 	// claim serialises the read-modify-write of the delivery ids.
 	claim sync.Mutex
@@ -88,8 +92,8 @@ var scheme = func() *runtime.Scheme {
 // delivery ids in st. It contacts nothing.
 func New(sc config.Source, cluster string, cfg *rest.Config, st chat.StateStore, log *slog.Logger) (*Source, error) {
 	g := sc.GitHub
-	if g == nil || g.WebhookSecret == nil || g.WebhookSecret.IsZero() {
-		return nil, fmt.Errorf("source %q: github.webhookSecret is required", sc.Name)
+	if g == nil || (g.Poll == nil && (g.WebhookSecret == nil || g.WebhookSecret.IsZero())) {
+		return nil, fmt.Errorf("source %q: github.webhookSecret is required unless the source polls (github.poll)", sc.Name)
 	}
 	if cfg == nil {
 		return nil, fmt.Errorf("source %q: a github source needs a cluster connection (in-cluster or --kubeconfig) to find the Kustomizations a pull request touches", sc.Name)
@@ -109,8 +113,29 @@ func New(sc config.Source, cluster string, cfg *rest.Config, st chat.StateStore,
 	if keep == 0 {
 		keep = config.DefaultDeliveries
 	}
-	return &Source{name: sc.Name, cluster: cluster, secret: []byte(g.WebhookSecret.Reveal()), gh: api, kube: kube,
-		state: st, keep: keep, log: log.With("source", sc.Name)}, nil
+	s := &Source{name: sc.Name, cluster: cluster, gh: api, kube: kube, state: st, keep: keep, log: log.With("source", sc.Name)}
+	if g.WebhookSecret != nil && !g.WebhookSecret.IsZero() {
+		s.secret = []byte(g.WebhookSecret.Reveal())
+	}
+	if g.Poll != nil {
+		s.poll = newPoller(g.Poll)
+	}
+	return s, nil
+}
+
+// Start takes deliveries, and polls when configured, until ctx is done.
+func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Event)) error {
+	if s.poll == nil {
+		return s.Receiver.Start(ctx, emit)
+	}
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		s.runPoll(ctx, emit)
+	}()
+	err := s.Receiver.Start(ctx, emit)
+	<-polled
+	return err
 }
 
 // Name is the configured source name.
@@ -119,33 +144,17 @@ func (s *Source) Name() string { return s.name }
 // Path is where the agent's HTTP server mounts the receiver.
 func (s *Source) Path() string { return "/github/" + s.name }
 
-// Start accepts deliveries until ctx is done.
-func (s *Source) Start(ctx context.Context, emit func(context.Context, event.Event)) error {
-	s.mu.Lock()
-	s.emit, s.ctx = emit, ctx
-	s.mu.Unlock()
-	<-ctx.Done()
-	s.mu.Lock()
-	s.emit, s.ctx = nil, nil
-	s.mu.Unlock()
-	return nil
-}
-
 // ServeHTTP handles one delivery.
 func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "only POST is accepted", http.StatusMethodNotAllowed)
+	if s.secret == nil {
+		http.Error(w, "this source polls GitHub and takes no webhooks (github.webhookSecret is not set)", http.StatusNotFound)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			http.Error(w, fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes), http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "cannot read the body", http.StatusBadRequest)
+	if !webhook.Post(w, r) {
+		return
+	}
+	body, ok := webhook.Body(w, r, MaxBodyBytes)
+	if !ok {
 		return
 	}
 	sig := r.Header.Get(gh.SHA256SignatureHeader)
@@ -169,9 +178,7 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("the body is not a %s payload: %v", kind, err), http.StatusBadRequest)
 		return
 	}
-	s.mu.Lock()
-	emit, ctx := s.emit, s.ctx
-	s.mu.Unlock()
+	emit, ctx := s.Running()
 	if emit == nil {
 		// A standby replica, or shutting down: GitHub can redeliver.
 		http.Error(w, "this agent is not taking deliveries right now", http.StatusServiceUnavailable)
@@ -194,7 +201,11 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("github delivery replayed; ignored", "delivery", id)
 		return
 	}
-	n, err := s.pullRequest(ctx, id, pr, emit)
+	n := 0
+	err = s.delivered(ctx, pr, func() (err error) {
+		n, err = s.pullRequest(ctx, id, pr, emit)
+		return err
+	})
 	if err != nil {
 		// Forget the id, so that GitHub's redelivery is processed.
 		if _, ferr := s.claimDelivery(ctx, id, false); ferr != nil {
@@ -346,6 +357,9 @@ func (s *Source) event(repo github.Repo, pr *gh.PullRequest, reason, sha, dir st
 		Time:     time.Now(),
 		UID:      string(ks.UID),
 		ID:       hex.EncodeToString(h[:12]),
+		// A pull request's events about one Kustomization share a thread:
+		// its pushes' reports and its merge's rollout follow the first.
+		Thread: fmt.Sprintf("github:%s#%s:%s", repo, number, obj),
 		Labels: map[string]string{
 			"repository": repo.String(), "pr": number, "sha": sha, "path": "./" + dir, "branch": pr.GetHead().GetRef(),
 		},

@@ -76,9 +76,8 @@ func running(t *testing.T, f *fluxtest.Fleet, name string, keep int) (*httptest.
 	})
 	// Start has run once a delivery gets past the standby answer.
 	require.Eventually(t, func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.emit != nil
+		emit, _ := s.Running()
+		return emit != nil
 	}, time.Minute, 10*time.Millisecond)
 	return srv, rec
 }
@@ -200,6 +199,8 @@ func TestDeliveries(t *testing.T) {
 		require.NotEqual(t, evs[0].ID, evs[1].ID)
 		require.Equal(t, ReasonMerged, evs[2].Reason)
 		require.Equal(t, merge, evs[2].Labels["sha"])
+		require.NotEmpty(t, evs[0].Thread)
+		require.Equal(t, []string{evs[0].Thread, evs[0].Thread}, []string{evs[1].Thread, evs[2].Thread}, "one thread for the pull request's Kustomization")
 	})
 }
 
