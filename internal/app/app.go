@@ -227,7 +227,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		return nil, err
 	}
 	if cfg.HA.LeaderElection {
-		a.advertise = advertiseURL(cfg, a.http.Addr())
+		a.advertise = AdvertiseURL(cfg, a.http.Addr())
 	} else {
 		// With leader election the leader registers them (lead): a
 		// standby is ready without sources.
@@ -303,10 +303,10 @@ func (a *App) leader() (bool, string) {
 	return false, ""
 }
 
-// advertiseURL is where the other replica reaches this one:
+// AdvertiseURL is where the other replica reaches this one:
 // ha.advertiseURL, else $KUBECHAT_POD_IP (the chart sets it from the
 // pod's status) with the listen port, else the listen address itself.
-func advertiseURL(cfg *config.Config, listen string) string {
+func AdvertiseURL(cfg *config.Config, listen string) string {
 	if cfg.HA.AdvertiseURL != "" {
 		return cfg.HA.AdvertiseURL
 	}

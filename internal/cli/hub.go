@@ -64,16 +64,17 @@ func runHub(cmd *cobra.Command, files []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	tr := health.New(time.Duration(cfg.HTTP.UnhealthyAfter))
 	reg.MustRegister(tr)
-	h, err := hub.New(cfg, log, hub.Options{Metrics: reg, Health: tr})
-	if err != nil {
-		log.Error("cannot start", "err", err)
-		return exitCode(1)
-	}
 	srv, err := httpserver.New(cfg.HTTP.Listen, tr, reg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitCode(1)
 	}
+	h, err := hub.New(cfg, log, hub.Options{Metrics: reg, Health: tr, URL: app.AdvertiseURL(cfg, srv.Addr())})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitCode(1)
+	}
+	srv.SetInbound(h.Inbound())
 	g, ctx := errgroup.WithContext(cmd.Context())
 	g.Go(func() error { return srv.Start(ctx, time.Duration(cfg.HTTP.ShutdownTimeout)) })
 	g.Go(func() error { return h.Run(ctx) })

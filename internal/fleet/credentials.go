@@ -78,7 +78,7 @@ func AgentPermissions(cluster string) *server.Permissions {
 // API (its streams, consumers and buckets), the hellos and its own inbox.
 func HubPermissions() *server.Permissions {
 	return &server.Permissions{
-		Publish: &server.SubjectPermission{Allow: []string{"kubechat.*.cmd.>", "$JS.API.>", "$JS.ACK.>", "$KV." + Bucket + ".>", "$KV." + LeaderBucket + ".>"}},
+		Publish: &server.SubjectPermission{Allow: []string{"kubechat.*.cmd.>", "$JS.API.>", "$JS.ACK.>", "$KV." + Bucket + ".>", "$KV." + LeaderBucket + ".>", "$KV." + StateBucket + ".>"}},
 		Subscribe: &server.SubjectPermission{Allow: []string{
 			"kubechat.*.hello", HubInbox + ".>",
 		}},

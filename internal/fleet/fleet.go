@@ -37,6 +37,9 @@ const (
 	// Bucket is the hub's key-value bucket: where each message was
 	// delivered (its ref), by the message's id.
 	Bucket = "kubechat-hub"
+	// StateBucket is what the hub's platforms keep across restarts (Teams'
+	// conversation references), shared by its replicas.
+	StateBucket = "kubechat-hub-state"
 	// Consumer is the hub's durable consumer on each cluster's stream.
 	Consumer = "hub"
 	// HubInbox prefixes the hub's reply subjects, which no agent may read.

@@ -20,8 +20,18 @@ import (
 // LeaderBucket is the key-value bucket that holds the hub's lease.
 const LeaderBucket = "kubechat-hub-leader"
 
-// leaseKey is the one key of LeaderBucket.
-const leaseKey = "leader"
+// Keys of LeaderBucket: the lock, and where its holder is reached.
+const (
+	leaseKey   = "leader"
+	addressKey = "address"
+)
+
+// address is where the leading hub is reached over HTTP, so that another
+// replica hands it the inbound requests (webhooks) it receives.
+type address struct {
+	Identity string `json:"identity"`
+	URL      string `json:"url"`
+}
 
 // ErrLeaseLost is what Lease.Run returns when this hub stopped leading
 // because it could not renew its lease in time: another hub may lead now.
@@ -39,6 +49,34 @@ type Lease struct {
 	log      *slog.Logger
 	// Leading, when set, is told when this hub starts and stops leading.
 	Leading func(bool)
+	// URL, when set, is where this hub is reached over HTTP: it says so
+	// while it leads (see Leader).
+	URL string
+}
+
+// Leader returns the leading hub's URL, when a hub leads and said where
+// it is reached. It reads the bucket itself, leaving the lock's state to
+// the election.
+func (l *Lease) Leader(ctx context.Context) (string, error) {
+	e, err := l.lock.kv.Get(ctx, leaseKey)
+	if err != nil {
+		return "", err
+	}
+	var rec resourcelock.LeaderElectionRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return "", err
+	}
+	if e, err = l.lock.kv.Get(ctx, addressKey); err != nil {
+		return "", err
+	}
+	var a address
+	if err := json.Unmarshal(e.Value(), &a); err != nil {
+		return "", err
+	}
+	if rec.HolderIdentity == "" || a.Identity != rec.HolderIdentity {
+		return "", nil // the leader has not said where it is yet
+	}
+	return a.URL, nil
 }
 
 // NewLease makes sure the bucket exists (kept in replicas copies) and
@@ -87,6 +125,12 @@ func (l *Lease) Run(ctx context.Context, lead func(context.Context) error) error
 				defer cancel()
 				defer context.AfterFunc(ctx, cancel)()
 				l.log.Info("leading the fleet's hubs", "identity", l.lock.identity)
+				if l.URL != "" {
+					body, _ := json.Marshal(address{Identity: l.lock.identity, URL: l.URL})
+					if _, err := l.lock.kv.Put(lctx, addressKey, body); err != nil {
+						l.log.Warn("cannot say where the leading hub is; the other replica answers webhooks 503 until it knows", "err", err)
+					}
+				}
 				l.leading(true)
 				defer l.leading(false)
 				err := lead(lctx)

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,7 @@ import (
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/fleet"
 	"github.com/kubechat/kubechat/internal/health"
+	"github.com/kubechat/kubechat/internal/httpserver"
 )
 
 // AckWait is how long JetStream waits for the hub's acknowledgement before
@@ -57,8 +59,16 @@ type Hub struct {
 	queues   map[string]*chat.Queue
 	clusters []string
 
-	// identity names this hub in the lease.
-	identity string
+	// identity names this hub in the lease; url is where it is reached.
+	identity, url string
+	// receivers are the HTTP handlers of the platforms that take webhooks
+	// (Teams, Mattermost's buttons, the web chat), by platform name.
+	receivers map[string]http.Handler
+	// state keeps what platforms must remember, in NATS.
+	state state
+	// lease is set once Run made it; leading while this hub leads.
+	lease   atomic.Pointer[fleet.Lease]
+	leading atomic.Bool
 
 	// Set by Run.
 	nc *nats.Conn
@@ -85,6 +95,9 @@ type Options struct {
 	// Identity names this hub in the fleet's lease (default: the host's
 	// name, the pod's in Kubernetes, and a random suffix).
 	Identity string
+	// URL is where the other hub replicas reach this one's HTTP server, to
+	// hand it the webhooks they receive while it leads.
+	URL string
 }
 
 func channelKey(platform, id string) string { return platform + "\x00" + id }
@@ -115,7 +128,8 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*Hub, error) {
 	if h.identity = o.Identity; h.identity == "" {
 		h.identity = defaultIdentity()
 	}
-	deps := chat.Deps{Log: log, Metrics: o.Metrics, Health: o.Health, Cluster: cfg.Cluster.Name}
+	h.url, h.receivers = o.URL, map[string]http.Handler{}
+	deps := chat.Deps{Log: log, Metrics: o.Metrics, Health: o.Health, Cluster: cfg.Cluster.Name, State: &h.state}
 	for i, pc := range cfg.Platforms {
 		if pc.Type == "hub" {
 			errs = append(errs, fmt.Errorf("platforms[%d].type: a hub holds the chat platforms; type hub is for agents", i))
@@ -132,6 +146,9 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*Hub, error) {
 			continue
 		}
 		h.platforms[pc.Name] = p
+		if r, ok := p.(chat.HTTPReceiver); ok {
+			h.receivers[pc.Name] = r.HTTPHandler()
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -187,9 +204,12 @@ func (h *Hub) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	lease.URL = h.url
 	lease.Leading = func(on bool) {
+		h.leading.Store(on)
 		h.metrics.leader.Set(map[bool]float64{true: 1}[on])
 	}
+	h.lease.Store(lease)
 	h.log.Info("hub ready", "clusters", len(h.clusters), "platforms", len(h.platforms), "identity", h.identity)
 	return lease.Run(ctx, h.lead)
 }
@@ -316,6 +336,14 @@ func (h *Hub) setup(ctx context.Context, retention time.Duration) error {
 func (h *Hub) ensure(ctx context.Context, retention time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	st, err := h.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: fleet.StateBucket, Description: "kubechat hub: what its chat platforms keep",
+		History: 1, Storage: jetstream.FileStorage, Replicas: max(h.cfg.Fleet.Replicas, 1),
+	})
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", fleet.StateBucket, err)
+	}
+	h.state.kv.Store(&st)
 	kv, err := h.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: fleet.Bucket, Description: "kubechat hub: where each agent message was delivered",
 		TTL: retention, Storage: jetstream.FileStorage, Replicas: max(h.cfg.Fleet.Replicas, 1),
@@ -356,4 +384,35 @@ func (h *Hub) pending() int {
 		n += q.Pending()
 	}
 	return n
+}
+
+// Inbound serves the webhooks of the hub's platforms (Teams' activities,
+// Mattermost's button clicks, the web chat) under their paths, as an
+// agent does. A hub that does not lead hands each request to the one that
+// does (see fleet.Lease.Leader).
+func (h *Hub) Inbound() http.Handler {
+	mux := http.NewServeMux()
+	for name, r := range h.receivers {
+		prefix := chat.HTTPPrefix(h.platforms[name])
+		mux.Handle(prefix+"/", httpserver.ToLeader(http.StripPrefix(prefix, r), h.leader))
+	}
+	return mux
+}
+
+// leader says whether this hub leads, else where the leader is.
+func (h *Hub) leader() (bool, string) {
+	if h.leading.Load() {
+		return true, ""
+	}
+	lease := h.lease.Load()
+	if lease == nil {
+		return false, ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	url, err := lease.Leader(ctx)
+	if err != nil {
+		h.log.Debug("where the leading hub is", "err", err)
+	}
+	return false, url
 }

@@ -131,9 +131,15 @@ func (r *runningHub) stop() {
 // newAgent is cluster's hub platform, as its agent builds it.
 func newAgent(t testing.TB, cluster, natsURL string) chat.Platform {
 	t.Helper()
+	return newAgentOf(t, "ops-slack", cluster, natsURL)
+}
+
+// newAgentOf is cluster's hub platform for the hub's platform named platform.
+func newAgentOf(t testing.TB, platform, cluster, natsURL string) chat.Platform {
+	t.Helper()
 	raw, err := config.RawFromYAML("nats:\n  url: " + natsURL + "\n")
 	require.NoError(t, err)
-	p, err := agent.New("ops-slack", raw, chat.Deps{Cluster: cluster, Log: slog.New(slog.DiscardHandler)})
+	p, err := agent.New(platform, raw, chat.Deps{Cluster: cluster, Log: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	return p
 }
