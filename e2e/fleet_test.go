@@ -185,7 +185,7 @@ func TestFleetBehindOneHub(t *testing.T) {
 	alerts := func() map[string]int {
 		out := map[string]int{}
 		for _, m := range srv.Messages(general) {
-			for _, name := range []string{"east-1", "west-1", "east-2", "west-2", "east-3", "west-3"} {
+			for _, name := range []string{"east-1", "west-1", "east-2", "west-2", "east-3", "west-3", "east-4", "west-4"} {
 				if m.ThreadTS == "" && strings.Contains(string(m.Blocks)+m.Text, "cm-"+name) {
 					out[name]++
 				}
@@ -236,17 +236,22 @@ func TestFleetBehindOneHub(t *testing.T) {
 	create(env, "east-3")
 	create(west, "west-3")
 	eventually(t, time.Minute, "both alerts in their streams", func() error { return waiting(ctx, natsURL, "east", "west") })
+	// No hub runs for hubDown (2 minutes unless KUBECHAT_E2E_HUB_DOWN says
+	// otherwise): the agents keep publishing into JetStream meanwhile.
+	hubDown := 2 * time.Minute
 	if d := os.Getenv("KUBECHAT_E2E_HUB_DOWN"); d != "" {
-		// The long form: no hub for as long as asked (for example 2m).
-		pause, err := time.ParseDuration(d)
+		var err error
+		hubDown, err = time.ParseDuration(d)
 		require.NoError(t, err)
-		time.Sleep(pause)
 	}
+	time.Sleep(hubDown)
+	create(env, "east-4") // and at the end of the outage
+	create(west, "west-4")
 	// A new hub takes the dead one's lease once it expired, and delivers.
 	startAgentArgs(t, "hub", "--config", hubCfg)
 	eventually(t, 2*time.Minute, "every alert", func() error {
 		a := alerts()
-		for _, name := range []string{"east-1", "west-1", "east-2", "west-2", "east-3", "west-3"} {
+		for _, name := range []string{"east-1", "west-1", "east-2", "west-2", "east-3", "west-3", "east-4", "west-4"} {
 			if a[name] == 0 {
 				return fmt.Errorf("%v", a)
 			}
