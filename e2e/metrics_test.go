@@ -149,6 +149,12 @@ sources:
       resources:
         - type: v1/configmaps
           events: [create]
+inhibit:
+  rules:
+    - name: workload-down
+      sourceMatchers: [alertname="WorkloadDown"]
+      targetMatchers: [namespace="%[3]s"]
+      equal: [namespace]
 executors:
   - name: kubectl
     type: kubectl

@@ -179,6 +179,9 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 	if p.inhibitor, err = newInhibitor(cfg.Inhibit, opts.State, log); err != nil {
 		return nil, err
 	}
+	for _, r := range p.inhibitor.rules {
+		p.metrics.inhibited.WithLabelValues(r.name) // served at 0 from the start
+	}
 	for i, ch := range cfg.Channels {
 		pl, ok := platforms[ch.Platform]
 		if !ok {
