@@ -111,7 +111,7 @@ func TestOneHubLeads(t *testing.T) {
 	srv, err := fleet.Embedded(config.EmbeddedNATS{Listen: "127.0.0.1:0", StoreDir: filepath.Join(t.TempDir(), "js")})
 	require.NoError(t, err)
 	t.Cleanup(srv.Shutdown)
-	const d = 3 * time.Second
+	const d = 6 * time.Second // generous: a loaded machine must not miss a renewal
 	log := &leaseLog{active: map[string]bool{}}
 	standing := make(chan string, 16)
 

@@ -92,7 +92,7 @@ channels:
     clusters: [east, west]
     defaultCluster: east
 fleet:
-  leaseDuration: 3s
+  leaseDuration: 6s
   nats:
     url: %s
   clusters:
