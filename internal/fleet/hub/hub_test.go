@@ -155,6 +155,28 @@ func publish(t testing.TB, p chat.Platform, to chat.Channel, m chat.Message) cha
 	return ref
 }
 
+// alertsFromBoth publishes "alert <cluster> <i>" (key <cluster>-<i>) for
+// i from first to last, from east and west at once, each as its agent's
+// queue does; before, when set, runs before each publish.
+func alertsFromBoth(t testing.TB, east, west chat.Platform, to chat.Channel, first, last int, before func(cluster string, i int)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, a := range []struct {
+		name string
+		p    chat.Platform
+	}{{"east", east}, {"west", west}} {
+		wg.Go(func() {
+			for i := first; i <= last; i++ {
+				if before != nil {
+					before(a.name, i)
+				}
+				publish(t, a.p, to, chat.Message{Title: fmt.Sprintf("alert %s %d", a.name, i), Key: fmt.Sprintf("%s-%d", a.name, i)})
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // titles counts the channel's top-level messages by title prefix.
 func titles(srv *slacktest.Server, channel, prefix string) map[string]int {
 	out := map[string]int{}
@@ -196,18 +218,7 @@ func TestAlertsOnceThroughHubOutage(t *testing.T) {
 
 	h.stop()
 	const each = 20
-	var wg sync.WaitGroup
-	for _, a := range []struct {
-		name string
-		p    chat.Platform
-	}{{"east", east}, {"west", west}} {
-		wg.Go(func() {
-			for i := 1; i <= each; i++ {
-				publish(t, a.p, to, chat.Message{Title: fmt.Sprintf("alert %s %d", a.name, i), Key: fmt.Sprintf("%s-%d", a.name, i)})
-			}
-		})
-	}
-	wg.Wait()
+	alertsFromBoth(t, east, west, to, 1, each, nil)
 	// A retry of a message JetStream already has (its ack was lost) is dropped.
 	publish(t, east, to, chat.Message{Title: "alert east 1", Key: "east-1"})
 	// The first alert resolves: an edit of the message the hub posted.
@@ -250,21 +261,11 @@ func TestTwoHubsDeliverOnce(t *testing.T) {
 	startHubAs(t, loadConfig(t, hubYAML(srv.APIURL(), n.url(), "east")), "hub-b")
 
 	const each = 30
-	var wg sync.WaitGroup
-	for _, c := range []struct {
-		name string
-		p    chat.Platform
-	}{{"east", east}, {"west", west}} {
-		wg.Go(func() {
-			for i := 1; i <= each; i++ {
-				publish(t, c.p, to, chat.Message{Title: fmt.Sprintf("alert %s %d", c.name, i), Key: fmt.Sprintf("%s-%d", c.name, i)})
-				if c.name == "east" && i == each/2 {
-					a.stop() // the leader goes while messages flow
-				}
-			}
-		})
-	}
-	wg.Wait()
+	alertsFromBoth(t, east, west, to, 1, each, func(cluster string, i int) {
+		if cluster == "east" && i == each/2+1 {
+			a.stop() // the leader goes while messages flow
+		}
+	})
 	publish(t, east, to, chat.Message{Title: "done east", Key: "east-done"})
 	publish(t, west, to, chat.Message{Title: "done west", Key: "west-done"})
 	// After a hand-over, messages the old leader gave back may come after
@@ -291,27 +292,23 @@ func TestAlertsOnceThroughNATSRestart(t *testing.T) {
 	const each = 40
 	halfway := make(chan struct{}, 2)
 	restarted := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, a := range []struct {
-		name string
-		p    chat.Platform
-	}{{"east", east}, {"west", west}} {
-		wg.Go(func() {
-			for i := range each {
-				if i == each/2 {
-					halfway <- struct{}{}
-					<-restarted
-				}
-				publish(t, a.p, to, chat.Message{Title: fmt.Sprintf("alert %s %d", a.name, i), Key: fmt.Sprintf("%s-%d", a.name, i)})
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		alertsFromBoth(t, east, west, to, 0, each-1, func(_ string, i int) {
+			if i == each/2 {
+				halfway <- struct{}{}
+				<-restarted
 			}
-			publish(t, a.p, to, chat.Message{Title: "done " + a.name, Key: a.name + "-done"})
 		})
-	}
+	}()
 	<-halfway
 	<-halfway
 	n.restart()
 	close(restarted)
-	wg.Wait()
+	<-published
+	publish(t, east, to, chat.Message{Title: "done east", Key: "east-done"})
+	publish(t, west, to, chat.Message{Title: "done west", Key: "west-done"})
 	waitFor(t, "both barriers", func() bool { return len(titles(srv, general, "done ")) == 2 })
 	got := titles(srv, general, "alert ")
 	require.Len(t, got, 2*each)
