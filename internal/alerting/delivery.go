@@ -50,7 +50,7 @@ func (p *Pipeline) enqueue(s *sender, key string, build func() (chat.Message, bo
 
 // DrainTimeout bounds the delivery of queued messages after Start's
 // context ends; what is left stays in the outbox.
-const DrainTimeout = 5 * time.Second
+const DrainTimeout = chat.DrainTimeout
 
 // Start runs the senders, the outbox writer and the group flusher until
 // ctx is done, then keeps delivering what is queued for up to
@@ -74,10 +74,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		wg.Go(func() { p.runFollowUps(dctx) })
 	}
 	<-ctx.Done()
-	deadline := time.Now().Add(DrainTimeout)
-	for p.Pending() > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	chat.Drain(p.Pending)
 	cancel()
 	wg.Wait()
 	// Everything delivered is recorded, everything else stays pending, and

@@ -39,6 +39,20 @@ var ErrDeferred = errors.New("delivery deferred: the agent stopped first")
 // ErrSkipped is reported to a Job's Done when its Build had nothing to send.
 var ErrSkipped = errors.New("nothing to send")
 
+// DrainTimeout bounds how long a stopping agent or hub keeps delivering
+// what is queued (see Drain); what is left is handed on (to the outbox,
+// or back to JetStream).
+const DrainTimeout = 5 * time.Second
+
+// Drain waits until pending reports nothing queued or in flight, or
+// DrainTimeout passed.
+func Drain(pending func() int) {
+	deadline := time.Now().Add(DrainTimeout)
+	for pending() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // DeliveryMetrics count the outcome of every queued message, its retries
 // and how long it took.
 type DeliveryMetrics struct {

@@ -41,10 +41,6 @@ import (
 // in progress meanwhile.
 const AckWait = time.Minute
 
-// DrainTimeout bounds the delivery of what is queued when the hub stops
-// (or stops leading), as the agent's does.
-const DrainTimeout = 5 * time.Second
-
 // Hub is the fleet's hub.
 type Hub struct {
 	cfg     *config.Config
@@ -218,7 +214,7 @@ func (h *Hub) Run(ctx context.Context) error {
 // messages and listens on every platform.
 func (h *Hub) lead(ctx context.Context) error {
 	// Queues outlive ctx: once the consumers stopped (deferred below, so
-	// first), what is queued or being posted gets DrainTimeout to be
+	// first), what is queued or being posted gets chat.DrainTimeout to be
 	// delivered and recorded; the rest is handed back (deferred). Cutting
 	// a post short would leave it posted but unrecorded, and posted again
 	// by the next hub.
@@ -228,10 +224,7 @@ func (h *Hub) lead(ctx context.Context) error {
 		queues.Go(func() { q.Run(qctx) })
 	}
 	defer func() {
-		deadline := time.Now().Add(DrainTimeout)
-		for h.pending() > 0 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		chat.Drain(h.pending)
 		stopQueues()
 		queues.Wait()
 	}()
@@ -262,7 +255,7 @@ func (h *Hub) lead(ctx context.Context) error {
 		for _, cc := range consumers {
 			select {
 			case <-cc.Closed():
-			case <-time.After(DrainTimeout):
+			case <-time.After(chat.DrainTimeout):
 			}
 		}
 	}()
