@@ -175,9 +175,18 @@ func TestGitHubPullRequestLoop(t *testing.T) {
 		return strings.Contains(m.Text, "Pull request acme/fleet#51 was merged: Kustomization "+fluxNS+"/apps")
 	})
 	require.Equal(t, ev.TS, merged.ThreadTS, "the merge is posted into the pull request's thread")
+	// While kustomize-controller has not applied the merge, the thread
+	// shows what the rollout waits for; that message is then edited with
+	// the outcome.
+	waiting := waitItem(t, "the rollout's progress", func() []slacktest.Message { return srv.Messages(ch) },
+		func(m slacktest.Message) bool {
+			return m.ThreadTS == ev.TS && strings.Contains(slackText(m), "Waiting for Kustomization "+fluxNS+"/apps to apply ccccccc")
+		})
 	fleet.Reconciled(t, env, merge, metav1.ConditionTrue, "ReconciliationSucceeded", "Applied revision: main@sha1:"+merge)
-	waitItem(t, "the rollout's outcome", func() []slacktest.Message { return srv.Messages(ch) },
+	outcome := waitItem(t, "the rollout's outcome", func() []slacktest.Message { return srv.Messages(ch) },
 		func(m slacktest.Message) bool {
 			return m.ThreadTS == ev.TS && strings.Contains(slackText(m), "is Ready at ccccccc")
 		})
+	require.Equal(t, waiting.TS, outcome.TS, "the outcome edits the message that showed the progress")
+	require.Positive(t, outcome.Edits)
 }

@@ -85,7 +85,9 @@ type Actions interface {
 	Triggered(ev event.Event, platform string, ch chat.Channel) []string
 	// Run runs the named action for ev and returns the reply to post in
 	// the thread of alert, the delivered message. It blocks until done.
-	Run(ctx context.Context, name string, ev event.Event, platform string, ch chat.Channel, alert chat.MessageRef) chat.Message
+	// While it follows an operation the command started (a rollout), it
+	// shows each state in draft; the reply then replaces the last one.
+	Run(ctx context.Context, name string, ev event.Event, platform string, ch chat.Channel, alert chat.MessageRef, draft chat.Draft) chat.Message
 }
 
 // AlertButtoner is implemented by an Actions that offers buttons under

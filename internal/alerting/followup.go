@@ -127,10 +127,111 @@ func (p *Pipeline) triggerActions(acts []string, ev event.Event, s *sender, ref 
 				run.log.Warn("action dropped: its channel is no longer configured", "action", name, "channel", ref.Channel)
 				return
 			}
-			m := a.Run(ctx, name, ev, s.b.platform.Name(), s.b.channel, ref)
+			key := actionKey(ref, name)
+			d := &actionDraft{run: run, s: s, key: key + ".draft", thread: ref}
+			m := a.Run(ctx, name, ev, s.b.platform.Name(), s.b.channel, ref, d)
 			m.Thread = &ref
-			run.enqueue(s, actionKey(ref, name), func() (chat.Message, bool) { return m, true }, nil)
+			shown := d.close()
+			run.enqueue(s, key, func() (chat.Message, bool) {
+				// The reply replaces the draft the channel shows, if any:
+				// the queue is in order, so the draft's jobs are done.
+				out := m
+				if r := shown(); r.ID != "" {
+					out.Replace = &r
+				}
+				return out, true
+			}, nil)
 		})
+	}
+}
+
+// actionDraft shows the states of an operation an action follows (a
+// rollout) in the alert's thread, through the channel's queue like every
+// other message: the first show is posted, each later one edits it, and
+// the action's reply replaces it in the end. Shows that come while one is
+// queued fold into it, so a slow channel sends only the newest state.
+type actionDraft struct {
+	run    *Pipeline
+	s      *sender
+	key    string
+	thread chat.MessageRef
+
+	mu      sync.Mutex
+	latest  chat.Message
+	version int             // of latest; 0: nothing shown yet
+	sent    int             // the version the channel shows
+	queued  bool            // a job is queued that sends latest
+	closed  bool            // the reply is on its way: show nothing more
+	ref     chat.MessageRef // the draft's message, once posted
+}
+
+// Show queues m to be shown, unless a queued show will show it.
+func (d *actionDraft) Show(m chat.Message) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.latest = m
+	d.version++
+	d.queueLocked()
+}
+
+func (d *actionDraft) queueLocked() {
+	if d.queued {
+		return
+	}
+	d.queued = true
+	var built int
+	// A draft is not a delivery the outbox keeps or explain reports:
+	// once the action ends, its reply is.
+	d.s.q.Enqueue(chat.Job{
+		Build: func() (chat.Message, bool) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if d.closed || d.version == d.sent {
+				return chat.Message{}, false
+			}
+			m := d.latest
+			m.Key = d.key
+			built = d.version
+			if d.ref.ID != "" {
+				m.Replace = &d.ref
+			} else {
+				m.Thread = &d.thread
+			}
+			return m, true
+		},
+		Done: func(_ context.Context, ref chat.MessageRef, err error) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			d.queued = false
+			if err != nil {
+				// Not shown (skipped, given up on, or the agent stops):
+				// the next show, or the reply, tries again.
+				return
+			}
+			if d.ref.ID == "" {
+				d.ref = ref
+			}
+			d.sent = built
+			if !d.closed && d.version != d.sent {
+				d.queueLocked()
+			}
+		},
+	})
+}
+
+// close ends the showing and returns what tells, when the reply's turn
+// comes, which message the draft was shown in (zero if none).
+func (d *actionDraft) close() func() chat.MessageRef {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	return func() chat.MessageRef {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.ref
 	}
 }
 

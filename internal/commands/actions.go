@@ -66,8 +66,10 @@ func (h *Handler) Triggered(ev event.Event, platform string, ch chat.Channel) []
 }
 
 // Run runs the action name for ev as channel ch and returns the reply to
-// post in the thread of alert.
-func (h *Handler) Run(ctx context.Context, name string, ev event.Event, platform string, ch chat.Channel, alert chat.MessageRef) chat.Message {
+// post in the thread of alert. An operation the command starts (a rollout
+// to follow) is followed to its end: each of its states is shown in draft,
+// and the outcome is the reply, which replaces the draft in the thread.
+func (h *Handler) Run(ctx context.Context, name string, ev event.Event, platform string, ch chat.Channel, alert chat.MessageRef, draft chat.Draft) chat.Message {
 	in := chat.Inbound{Platform: platform, Channel: ch, UserName: "action:" + name, Thread: alert}
 	a := audit{in: in, start: time.Now()}
 	title := "Action " + name
@@ -91,18 +93,21 @@ func (h *Handler) Run(ctx context.Context, name string, ev event.Event, platform
 		return h.withCluster(errorMessage(title+" did not run", err.Error()))
 	}
 	a.executor = be.exec.Name()
-	// An operation the command starts (a rollout to follow) is followed
-	// to its end, and its outcome is the reply: the thread gets one message.
-	m := h.runExecutor(ctx, a, c, be, cmd, false, unseen{})
+	m := h.runExecutor(ctx, a, c, be, cmd, false, titled{draft, title})
 	m.Title = title + ": " + m.Title
 	return h.withCluster(m)
 }
 
-// unseen is a draft nobody sees: an action's reply is posted once, when
-// the command and what it started have ended.
-type unseen struct{}
+// titled shows an action's drafts under the action's name, as its reply.
+type titled struct {
+	chat.Draft
+	action string
+}
 
-func (unseen) Show(chat.Message) {}
+func (t titled) Show(m chat.Message) {
+	m.Title = t.action + ": " + m.Title
+	t.Draft.Show(m)
+}
 
 func (h *Handler) withCluster(m chat.Message) chat.Message {
 	if m.Context == "" {
