@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubechat/kubechat/internal/config"
@@ -67,6 +69,11 @@ func podCommands(ctx context.Context, env *testenv.Env, n int) error {
 	if err != nil {
 		return err
 	}
+	// The pod's phases are read from the metric the agent serves.
+	reg := prometheus.NewRegistry()
+	if err := podrun.RegisterMetrics(reg); err != nil {
+		return err
+	}
 	req := executor.Request{Args: []string{"get", "pods"}, Namespace: ns, Identity: executor.Identity{
 		User: "system:serviceaccount:" + cmdNS + ":reader", Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + cmdNS, "system:authenticated"}}}
 	for _, mode := range []struct {
@@ -92,5 +99,45 @@ func podCommands(ctx context.Context, env *testenv.Env, n int) error {
 		fmt.Printf("bench: kubectl get pods %s over %d runs: p50 %s, p99 %s\n", mode.name, n,
 			lat[len(lat)/2].Round(time.Millisecond), lat[min(len(lat)-1, len(lat)*99/100)].Round(time.Millisecond))
 	}
+	split, err := podPhases(reg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("bench: kubectl get pods in a pod, mean per phase: %s\n", split)
 	return nil
+}
+
+// podPhases reads kubechat_command_pod_phase_seconds from reg: the mean
+// time of each phase, in the order of the pod's life.
+func podPhases(reg prometheus.Gatherer) (string, error) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return "", err
+	}
+	mean := map[string]time.Duration{}
+	for _, mf := range mfs {
+		if mf.GetName() != "kubechat_command_pod_phase_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			h := m.GetHistogram()
+			if h.GetSampleCount() == 0 {
+				continue
+			}
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "phase" {
+					mean[l.GetValue()] = time.Duration(h.GetSampleSum() / float64(h.GetSampleCount()) * float64(time.Second))
+				}
+			}
+		}
+	}
+	var parts []string
+	for _, ph := range []string{"create", "schedule", "start", "run", "collect"} {
+		d, ok := mean[ph]
+		if !ok {
+			return "", fmt.Errorf("no %s phase was observed", ph)
+		}
+		parts = append(parts, fmt.Sprintf("%s %s", ph, d.Round(time.Millisecond)))
+	}
+	return strings.Join(parts, ", "), nil
 }

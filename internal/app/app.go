@@ -166,6 +166,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	a := &App{cfg: cfg, opts: opts, log: log, health: health.New(cfg.HTTP.UnhealthyAfter.D()), registry: prometheus.NewRegistry(),
 		identity: fmt.Sprintf("%s-%d", host, os.Getpid()), supervisors: map[*supervisor]bool{}, watch: newFileWatcher(opts.ConfigFiles), poll: reloadPoll}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), a.health)
+	if err := podrun.RegisterMetrics(a.registry); err != nil {
+		return nil, err
+	}
 	a.leaderGauge = promauto.With(a.registry).NewGauge(prometheus.GaugeOpts{
 		Name: "kubechat_leader", Help: "1 while this replica runs the leader's work (sources, delivery).",
 	})

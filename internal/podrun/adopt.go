@@ -126,7 +126,7 @@ func (r *Runner) Adopt(ctx context.Context, namespaces []string, keepLive bool, 
 // adopt waits for p to end, collects its result, delivers it and deletes p.
 func (r *Runner) adopt(ctx context.Context, p corev1.Pod, deliver func(context.Context, Adopted) error) {
 	name := p.Namespace + "/" + p.Name
-	done, err := r.wait(ctx, &p)
+	done, err := r.wait(ctx, &p, &stamps{})
 	if err != nil {
 		if ctx.Err() == nil && !errors.Is(err, ErrPodGone) {
 			r.log.Error("adopted command pod failed; deleted", "pod", name, "err", err)

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -98,6 +99,47 @@ type Outcome struct {
 	// Deadline and MemoryLimit are what the pod ran with, for messages.
 	Deadline    time.Duration
 	MemoryLimit string
+	// Phases is where the time went.
+	Phases Phases
+}
+
+// Phases splits a command pod's life as the Runner saw it: the API's
+// create call, until the pod was bound to a node, until its container
+// started, until it ended, and reading its output back. The watch sees
+// states, not each change: a command that ends before the watch reports
+// it running counts its run in Start.
+type Phases struct {
+	Create, Schedule, Start, Run, Collect time.Duration
+}
+
+// each lists p's phases by name, in order.
+func (p Phases) each() []struct {
+	name string
+	d    time.Duration
+} {
+	return []struct {
+		name string
+		d    time.Duration
+	}{{"create", p.Create}, {"schedule", p.Schedule}, {"start", p.Start}, {"run", p.Run}, {"collect", p.Collect}}
+}
+
+// phaseSeconds is kubechat_command_pod_phase_seconds.
+var phaseSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	Name:    "kubechat_command_pod_phase_seconds",
+	Help:    "Time a command pod spent in each phase of its life: create, schedule, start, run, collect.",
+	Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
+}, []string{"phase"})
+
+func init() {
+	for _, ph := range (Phases{}).each() {
+		phaseSeconds.WithLabelValues(ph.name) // served from the start, at 0
+	}
+}
+
+// RegisterMetrics registers the command pods' metrics with reg (once per
+// registry; every Runner of the process observes them).
+func RegisterMetrics(reg prometheus.Registerer) error {
+	return reg.Register(phaseSeconds)
 }
 
 // Runner creates command pods with the agent's own connection: it needs
@@ -154,6 +196,7 @@ func (r *Runner) Run(ctx context.Context, s Spec) (Outcome, error) {
 		return Outcome{}, err
 	}
 	name := pod.Name
+	start := time.Now()
 	created, err := r.client.CoreV1().Pods(s.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
 		// The server may have stored the pod before the call failed (a
@@ -175,7 +218,8 @@ func (r *Runner) Run(ctx context.Context, s Spec) (Outcome, error) {
 	}()
 	r.log.Debug("command pod created", "pod", s.Namespace+"/"+name, "executor", s.Executor)
 
-	done, err := r.wait(ctx, created)
+	seen := stamps{created: time.Now()}
+	done, err := r.wait(ctx, created, &seen)
 	if err != nil {
 		return Outcome{Pod: name}, err
 	}
@@ -187,7 +231,57 @@ func (r *Runner) Run(ctx context.Context, s Spec) (Outcome, error) {
 	if ctx.Err() != nil {
 		return out, ctx.Err()
 	}
+	out.Phases = seen.phases(start, time.Now())
+	for _, ph := range out.Phases.each() {
+		phaseSeconds.WithLabelValues(ph.name).Observe(ph.d.Seconds())
+	}
 	return out, nil
+}
+
+// stamps are when the Runner saw a command pod created, bound to a node,
+// with its container started, and ended.
+type stamps struct {
+	created, scheduled, started, ended time.Time
+}
+
+// see stamps what p shows for the first time.
+func (s *stamps) see(p *corev1.Pod) {
+	now := time.Now()
+	if s.scheduled.IsZero() && p.Spec.NodeName != "" {
+		s.scheduled = now
+	}
+	if s.started.IsZero() {
+		for _, c := range p.Status.ContainerStatuses {
+			if c.State.Running != nil || c.State.Terminated != nil {
+				s.started = now
+			}
+		}
+	}
+	if s.ended.IsZero() && (p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed) {
+		s.ended = now
+	}
+}
+
+// phases are the durations between the stamps, from start (before the
+// create call) to collected; a stamp never seen takes the next one's time.
+func (s *stamps) phases(start, collected time.Time) Phases {
+	ended := or(s.ended, collected)
+	started := or(s.started, ended)
+	scheduled := or(s.scheduled, started)
+	return Phases{
+		Create:   s.created.Sub(start),
+		Schedule: scheduled.Sub(s.created),
+		Start:    started.Sub(scheduled),
+		Run:      ended.Sub(started),
+		Collect:  collected.Sub(ended),
+	}
+}
+
+func or(t, otherwise time.Time) time.Time {
+	if t.IsZero() {
+		return otherwise
+	}
+	return t
 }
 
 // collect reads how the finished pod p ended and up to limit bytes of its output.
@@ -214,8 +308,9 @@ func (r *Runner) collect(ctx context.Context, p *corev1.Pod, limit int) Outcome 
 	return out
 }
 
-// wait watches the pod until it has Succeeded or Failed.
-func (r *Runner) wait(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error) {
+// wait watches the pod until it has Succeeded or Failed, stamping in
+// seen what it saw when.
+func (r *Runner) wait(ctx context.Context, pod *corev1.Pod, seen *stamps) (*corev1.Pod, error) {
 	pods := r.client.CoreV1().Pods(pod.Namespace)
 	sel := fields.OneTermEqualSelector("metadata.name", pod.Name).String()
 	lw := &cache.ListWatch{
@@ -243,6 +338,7 @@ func (r *Runner) wait(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error)
 			return false, ErrPodGone
 		}
 		last = p
+		seen.see(p)
 		switch p.Status.Phase {
 		case corev1.PodSucceeded, corev1.PodFailed:
 			return true, nil

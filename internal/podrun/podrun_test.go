@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -122,10 +123,16 @@ func TestSameOutputAsInProcess(t *testing.T) {
 	require.Contains(t, local.Output, "web-")
 
 	w, _ := wrapped(t, config.PodSettings{})
+	reg := prometheus.NewRegistry()
+	require.NoError(t, podrun.RegisterMetrics(reg))
+	phasesBefore := phaseCounts(t, reg)
 	before := k.Started()
 	inPod, err := w.Execute(ctx, req)
 	require.NoError(t, err)
 	require.Equal(t, before+1, k.Started(), "the command ran in a pod")
+	for _, ph := range []string{"create", "schedule", "start", "run", "collect"} {
+		require.Equal(t, phasesBefore[ph]+1, phaseCounts(t, reg)[ph], "the pod's %s phase was timed", ph)
+	}
 	require.Equal(t, 0, inPod.ExitCode, inPod.Errors)
 	require.Equal(t, age.ReplaceAllString(local.Output, "AGE"), age.ReplaceAllString(inPod.Output, "AGE"))
 	noCommandPods(t, ns)
@@ -364,4 +371,34 @@ func TestHelmInAPod(t *testing.T) {
 	require.NotEqual(t, 0, refused.ExitCode)
 	require.True(t, refused.Forbidden, refused.Errors)
 	noCommandPods(t, ns)
+}
+
+// phaseCounts is how many pods kubechat_command_pod_phase_seconds timed, by phase.
+func phaseCounts(t *testing.T, reg prometheus.Gatherer) map[string]uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	out := map[string]uint64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "kubechat_command_pod_phase_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			out[m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
+		}
+	}
+	require.Len(t, out, 5, "every phase is served")
+	return out
+}
+
+// TestPhasesSplitThePodsLife: each phase runs from the stamp before it to
+// the next one seen; a stamp the watch never saw takes the next one's time.
+func TestPhasesSplitThePodsLife(t *testing.T) {
+	start := time.Unix(100, 0)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	require.Equal(t, podrun.Phases{Create: 10 * time.Millisecond, Schedule: 20 * time.Millisecond, Start: 30 * time.Millisecond, Run: 40 * time.Millisecond, Collect: 50 * time.Millisecond},
+		podrun.PhasesOf(start, at(10), at(30), at(60), at(100), at(150)))
+	// Seen only ended: scheduling and start took no time of their own.
+	require.Equal(t, podrun.Phases{Create: 10 * time.Millisecond, Schedule: 90 * time.Millisecond, Collect: 50 * time.Millisecond},
+		podrun.PhasesOf(start, at(10), time.Time{}, time.Time{}, at(100), at(150)))
 }
