@@ -84,6 +84,9 @@ func TestConformance(t *testing.T) {
 			Channel:   chat.Channel{Name: "alerts", ID: srv.ChannelID("alerts")},
 			CanUpload: true,
 			Secrets:   []string{strings.TrimPrefix(discordtest.Token, "Bot ")},
+			Permalink: func(ref chat.MessageRef) string {
+				return "https://discord.com/channels/" + discordtest.GuildID + "/" + ref.Channel + "/" + ref.ID
+			},
 		}
 	})
 }
