@@ -1,7 +1,6 @@
 package alerting
 
 import (
-	"context"
 	"log/slog"
 	"testing"
 	"time"
@@ -16,6 +15,8 @@ import (
 	"github.com/kubechat/kubechat/internal/chat/slack/slacktest"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/event"
+	"github.com/kubechat/kubechat/internal/outbox"
+	statepkg "github.com/kubechat/kubechat/internal/state"
 )
 
 // linkedSetup is a pipeline that sends the "pods" source to a Slack
@@ -24,10 +25,22 @@ type linkedSetup struct {
 	p     *Pipeline
 	slack *slacktest.Server
 	pd    *pagerdutytest.Server
+	// build makes another pipeline over the same platforms and config.
+	build func(ob *outbox.Store) *Pipeline
 }
 
-// newLinkedSetup bounds the wait for links by wait.
+// newLinkedSetup bounds the wait for links by wait, and runs the
+// pipeline until the test ends.
 func newLinkedSetup(t *testing.T, wait time.Duration) linkedSetup {
+	t.Helper()
+	s := newLinkedPlatforms(t, wait)
+	s.p = s.build(nil)
+	run(t, s.p)
+	return s
+}
+
+// newLinkedPlatforms is newLinkedSetup without a pipeline.
+func newLinkedPlatforms(t *testing.T, wait time.Duration) linkedSetup {
 	t.Helper()
 	ss, ps := slacktest.New(), pagerdutytest.New(map[string]string{"R0UT1NGKEY": "ops"})
 	t.Cleanup(ss.Close)
@@ -47,15 +60,15 @@ func newLinkedSetup(t *testing.T, wait time.Duration) linkedSetup {
 		{Name: "alerts", ID: "alerts", Platform: "ops-slack", Bindings: config.Bindings{Sources: []string{"pods"}}},
 		{Name: "pager", ID: "ops", Platform: "pd", Bindings: config.Bindings{Sources: []string{"pods"}}},
 	}}
-	p, err := New(cfg, map[string]chat.Platform{"ops-slack": sl, "pd": pd},
-		Options{Backoff: chat.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond, Deadline: time.Minute}, LinkWait: wait},
-		prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- p.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return linkedSetup{p: p, slack: ss, pd: ps}
+	state := statepkg.NewMemory()
+	build := func(ob *outbox.Store) *Pipeline {
+		p, err := New(cfg, map[string]chat.Platform{"ops-slack": sl, "pd": pd},
+			Options{State: state, Outbox: ob, Backoff: chat.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond, Deadline: time.Minute}, LinkWait: wait},
+			prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+		require.NoError(t, err)
+		return p
+	}
+	return linkedSetup{slack: ss, pd: ps, build: build}
 }
 
 func crashLoop(tr event.Transition) event.Event {
@@ -108,4 +121,24 @@ func TestSinkPagesWithoutLinksWhileChatIsDown(t *testing.T) {
 	require.Equal(t, []string{"trigger", "resolve"}, []string{events[0].Action, events[1].Action})
 	require.Equal(t, trigger.DedupKey, events[1].DedupKey)
 	require.Len(t, s.slack.Messages("C000ALERTS"), 1)
+}
+
+// TestReplayedTriggerLinksToTheReplayedChatMessage: an alert queued for
+// both channels and delivered to neither before a restart is replayed to
+// both, and the trigger still waits for, and links to, the chat message.
+func TestReplayedTriggerLinksToTheReplayedChatMessage(t *testing.T) {
+	s := newLinkedPlatforms(t, time.Minute) // a hang guard
+	ob := outbox.New(nil, "", "", prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	before := s.build(ob)
+	before.Emit(t.Context(), crashLoop(event.Failing)) // queued, never delivered: it never runs
+	before.Close()
+	require.Len(t, ob.Pending(), 2)
+
+	after := s.build(ob)
+	require.Equal(t, 2, after.Replay(t.Context()))
+	run(t, after)
+	msgs, err := s.slack.WaitMessages(t.Context(), "C000ALERTS", 1)
+	require.NoError(t, err)
+	trigger := pdEvents(t, s, 1)[0]
+	require.Equal(t, []pagerdutytest.Link{{Href: slacktest.Permalink("C000ALERTS", msgs[0].TS, ""), Text: "ops-slack alerts"}}, trigger.Links)
 }
