@@ -202,6 +202,9 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		for _, src := range ch.Bindings.Sources {
 			p.bySource[src] = append(p.bySource[src], b)
 		}
+		if _, ok := pl.(chat.BackLinker); ok {
+			p.links.some = true
+		}
 		if _, ok := p.senders[senderKey(b)]; !ok {
 			rl := ch.RateLimit.WithDefaults()
 			p.senders[senderKey(b)] = &sender{b: b, q: chat.NewQueue(pl, pl.Name(), b.channel, chat.QueueOptions{
@@ -250,7 +253,7 @@ func (p *Pipeline) Emit(ctx context.Context, ev event.Event) {
 		}
 		kind = kindGrouped
 	}
-	defer p.forgetLinks(p.expectLinks(entriesOf(ev, senders)))
+	defer p.forgetLinks(p.expectLinks(p.entriesOf(ev, senders)))
 	for _, s := range senders {
 		p.queue(ctx, ev, s, kind, tr)
 	}
@@ -344,8 +347,10 @@ func (p *Pipeline) Replay(ctx context.Context) int {
 			continue
 		}
 		jobs = append(jobs, pending{ev, s, e.Kind, e.Key})
-		id := eventIdentity(ev)
-		byEvent[id] = append(byEvent[id], linkEntry{s: s, key: e.Key})
+		if p.links.some {
+			id := eventIdentity(ev)
+			byEvent[id] = append(byEvent[id], linkEntry{s: s, key: e.Key})
+		}
 	}
 	var linked []string
 	for _, entries := range byEvent {

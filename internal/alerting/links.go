@@ -68,6 +68,10 @@ func (g *linkGroup) wait() []chat.Link {
 // group is looked up by its messages' keys while the event's messages are
 // queued (Emit, Replay), and forgotten right after.
 type links struct {
+	// some is set when a sink that links back is bound: without one,
+	// nothing here costs anything.
+	some bool
+
 	mu     sync.Mutex
 	byKey  map[string]*linkGroup
 	givers map[string]bool // message keys of the chat messages a group waits for
@@ -102,6 +106,9 @@ type linkEntry struct {
 // them links back and a chat platform among them has permalinks, and
 // returns what forget needs.
 func (p *Pipeline) expectLinks(entries []linkEntry) []string {
+	if !p.links.some {
+		return nil
+	}
 	var givers, takers int
 	for _, e := range entries {
 		switch roleOf(e.s) {
@@ -135,6 +142,9 @@ func (p *Pipeline) expectLinks(entries []linkEntry) []string {
 // that was not queued (a replay's duplicate) counts as delivered without a
 // link, so no sink waits for it.
 func (p *Pipeline) forgetLinks(keys []string) {
+	if len(keys) == 0 {
+		return
+	}
 	p.links.mu.Lock()
 	defer p.links.mu.Unlock()
 	for _, k := range keys {
@@ -153,6 +163,9 @@ func (p *Pipeline) forgetLinks(keys []string) {
 // takeLinks is the link group of the message queued under key, and whether
 // that message is a chat message the group waits for.
 func (p *Pipeline) takeLinks(key string) (*linkGroup, bool) {
+	if !p.links.some {
+		return nil, false
+	}
 	p.links.mu.Lock()
 	defer p.links.mu.Unlock()
 	g, ok := p.links.byKey[key]
@@ -208,8 +221,12 @@ func (p *Pipeline) linked(s *sender, key string, build func() (chat.Message, boo
 	}
 }
 
-// entriesOf are the messages of ev for senders.
-func entriesOf(ev event.Event, senders []*sender) []linkEntry {
+// entriesOf are the messages of ev for senders (none when no sink links
+// back, so Emit computes no keys for nothing).
+func (p *Pipeline) entriesOf(ev event.Event, senders []*sender) []linkEntry {
+	if !p.links.some {
+		return nil
+	}
 	out := make([]linkEntry, len(senders))
 	for i, s := range senders {
 		out[i] = linkEntry{s: s, key: MessageKey(ev, s.b)}
