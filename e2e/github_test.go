@@ -66,7 +66,8 @@ actions:
 // mapped channel, and the action's report into its thread: the diff with
 // its buttons, one comment on the pull request and the kubechat/diff
 // status on its head. A pull request touching nothing relevant gets
-// nothing; a second push gets its own report, replacing the comment. The
+// nothing; a second push gets its own report, replacing the comment. Each
+// status links to the pull request's chat thread. The
 // merge is followed until the Kustomization is Ready at the merge commit.
 func TestGitHubPullRequestLoop(t *testing.T) {
 	ctx := t.Context()
@@ -137,6 +138,8 @@ func TestGitHubPullRequestLoop(t *testing.T) {
 	require.Contains(t, fleet.GitHub.Comments(51)[0].Body, first)
 	require.Len(t, statusesOf(first), 1)
 	require.Equal(t, "success", statusesOf(first)[0].State)
+	threadURL := slacktest.Permalink(ch, ev.TS, "")
+	require.Equal(t, threadURL, statusesOf(first)[0].TargetURL, "the status links to the chat thread of the report")
 	require.Empty(t, fleet.GitHub.Comments(52))
 	require.Empty(t, statusesOf(docs))
 
@@ -164,6 +167,7 @@ func TestGitHubPullRequestLoop(t *testing.T) {
 	require.Contains(t, comments[0].Body, second)
 	require.Contains(t, comments[0].Body, "+  replicas: 5")
 	require.Len(t, statusesOf(second), 1)
+	require.Equal(t, threadURL, statusesOf(second)[0].TargetURL, "the push's report is in the same thread")
 	require.Len(t, statusesOf(first), 1)
 
 	// The merge: its event, and the rollout followed until

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	amlabels "github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +54,7 @@ type Pipeline struct {
 	silences  *silences               // the channels' silences, in the state
 	inhibitor *inhibitor              // the inhibition rules and firing Alertmanager alerts
 	decisions *Decisions              // what decided each event's outcome
+	links     links                   // events whose sinks link back to their chat messages
 	// sourceTemplates shape the alerts of sources that name a template.
 	sourceTemplates map[string]*messageTemplate
 }
@@ -74,6 +76,9 @@ type Options struct {
 	// Decisions records what decided each event's outcome, for explain
 	// (default: a record of its own; the agent shares one across reloads).
 	Decisions *Decisions
+	// LinkWait bounds how long a sink that links back waits for the same
+	// event's chat messages (default LinkWait).
+	LinkWait time.Duration
 }
 
 // Actions runs the commands configured to follow an alert (config
@@ -155,6 +160,9 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 	if opts.Decisions == nil {
 		opts.Decisions = NewDecisions(0)
 	}
+	if opts.LinkWait <= 0 {
+		opts.LinkWait = LinkWait
+	}
 	deliveries := opts.Metrics.delivery
 	p := &Pipeline{
 		cluster:   cfg.Cluster.Name,
@@ -195,6 +203,9 @@ func New(cfg *config.Config, platforms map[string]chat.Platform, opts Options, r
 		}
 		for _, src := range ch.Bindings.Sources {
 			p.bySource[src] = append(p.bySource[src], b)
+		}
+		if _, ok := pl.(chat.BackLinker); ok {
+			p.links.some = true
 		}
 		if _, ok := p.senders[senderKey(b)]; !ok {
 			rl := ch.RateLimit.WithDefaults()
@@ -244,6 +255,7 @@ func (p *Pipeline) Emit(ctx context.Context, ev event.Event) {
 		}
 		kind = kindGrouped
 	}
+	defer p.forgetLinks(p.expectLinks(p.entriesOf(ev, senders)))
 	for _, s := range senders {
 		p.queue(ctx, ev, s, kind, tr)
 	}
@@ -320,7 +332,14 @@ func (p *Pipeline) job(ctx context.Context, ev event.Event, s *sender, kind, key
 // hand-over, in the order they were first queued. Call it before Start and
 // before the sources start.
 func (p *Pipeline) Replay(ctx context.Context) int {
-	n := 0
+	type pending struct {
+		ev   event.Event
+		s    *sender
+		kind string
+		key  string
+	}
+	var jobs []pending
+	byEvent := map[string][]linkEntry{} // the messages of each event, for links back
 	for _, e := range p.opts.Outbox.Pending() {
 		s, ok := p.senders[e.Channel]
 		var ev event.Event
@@ -329,27 +348,44 @@ func (p *Pipeline) Replay(ctx context.Context) int {
 			p.opts.Outbox.Done(e.Key)
 			continue
 		}
-		if ev.Transition == "" && (ev.Type == event.Error || ev.Type == event.Warning) {
+		jobs = append(jobs, pending{ev, s, e.Kind, e.Key})
+		if p.links.some {
+			id := eventIdentity(ev)
+			byEvent[id] = append(byEvent[id], linkEntry{s: s, key: e.Key})
+		}
+	}
+	var linked []string
+	for _, entries := range byEvent {
+		linked = append(linked, p.expectLinks(entries)...)
+	}
+	defer p.forgetLinks(linked)
+	for _, j := range jobs {
+		if j.ev.Transition == "" && (j.ev.Type == event.Error || j.ev.Type == event.Warning) {
 			// Open its group, or keep the one a reload handed over: later
 			// repeats fold into it.
-			p.groupOf(ev)
+			p.groupOf(j.ev)
 		}
-		p.job(ctx, ev, s, e.Kind, e.Key)
-		n++
+		p.job(ctx, j.ev, j.s, j.kind, j.key)
 	}
-	return n
+	return len(jobs)
 }
 
 // MessageKey is the stable identity of the message of ev in b's channel:
 // the same event routed again (a replay) has the same key, and platforms
 // that take an idempotency key get it.
 func MessageKey(ev event.Event, b binding) string {
+	h := sha256.Sum256([]byte(senderKey(b) + "\x00" + eventIdentity(ev)))
+	return hex.EncodeToString(h[:12])
+}
+
+// eventIdentity is what MessageKey keeps of ev: the same for its messages
+// in every channel.
+func eventIdentity(ev event.Event) string {
 	id := ev.ID
 	if id == "" {
 		id = ev.Digest()
 	}
-	h := sha256.Sum256([]byte(senderKey(b) + "\x00" + string(ev.Transition) + "\x00" + id))
-	return hex.EncodeToString(h[:12])
+	return string(ev.Transition) + "\x00" + id
 }
 
 // sendersFor are the senders of the channels bound to ev's source that

@@ -25,27 +25,25 @@ type sender struct {
 // on (or there was nothing to send), and keeps it when the agent stops
 // first.
 func (p *Pipeline) enqueue(s *sender, key string, build func() (chat.Message, bool), after func(context.Context, chat.MessageRef)) {
-	s.q.Enqueue(chat.Job{
-		Build: func() (chat.Message, bool) {
-			m, ok := build()
-			m.Key = key
-			return m, ok
-		},
-		Done: func(ctx context.Context, ref chat.MessageRef, err error) {
-			if errors.Is(err, chat.ErrDeferred) {
-				return // it stays in the outbox
-			}
-			if errors.Is(err, chat.ErrSkipped) {
-				p.decisions.delivered(key, false, nil)
-			} else {
-				p.decisions.delivered(key, err == nil, err)
-			}
-			if err == nil && after != nil {
-				after(ctx, ref)
-			}
-			p.opts.Outbox.Done(key)
-		},
+	b, done := p.linked(s, key, func() (chat.Message, bool) {
+		m, ok := build()
+		m.Key = key
+		return m, ok
+	}, func(ctx context.Context, ref chat.MessageRef, err error) {
+		if errors.Is(err, chat.ErrDeferred) {
+			return // it stays in the outbox
+		}
+		if errors.Is(err, chat.ErrSkipped) {
+			p.decisions.delivered(key, false, nil)
+		} else {
+			p.decisions.delivered(key, err == nil, err)
+		}
+		if err == nil && after != nil {
+			after(ctx, ref)
+		}
+		p.opts.Outbox.Done(key)
 	})
+	s.q.Enqueue(chat.Job{Build: b, Done: done})
 }
 
 // DrainTimeout bounds the delivery of queued messages after Start's

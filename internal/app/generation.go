@@ -107,7 +107,7 @@ func (a *App) build(cfg *config.Config, prev *generation) (*generation, error) {
 		return nil, err
 	}
 	copts := commands.Options{Executors: execs, Health: a.health, State: a.chatState, KubernetesVersion: a.k8sVersion,
-		Buttons: a.buttons, Metrics: a.commandMetrics}
+		Buttons: a.buttons, Metrics: a.commandMetrics, Platforms: g.byName}
 	if copts.PodExecutors, g.podNamespaces, err = podExecutors(cfg, execs, a.runner, os.Getenv(ImageEnv)); err != nil {
 		return nil, err
 	}

@@ -40,6 +40,9 @@ type Message struct {
 	// Resolved marks the message that reports the alert's recovery: an
 	// incident tool resolves the alert instead of triggering it again.
 	Resolved bool
+	// Links are the addresses of the same alert's chat messages, for a
+	// sink that links back to them (chat.BackLinker); chat platforms ignore them.
+	Links []Link
 	// Queued is when the message was queued (the Queue sets it), the
 	// same on every attempt: sinks that keep a record stamp it.
 	Queued time.Time

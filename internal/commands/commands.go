@@ -68,6 +68,9 @@ type Options struct {
 	// Alerts is the alerting side, for "notifications" and "status"
 	// (nil: an agent that only answers commands).
 	Alerts Alerts
+	// Platforms are the chat platforms by name, for the address of a
+	// command's thread (Analysis.LinksThread; nil: no links).
+	Platforms map[string]chat.Platform
 	// Metrics are shared by every handler of the agent (default: built
 	// with New's registerer).
 	Metrics *Metrics
@@ -471,14 +474,37 @@ func (h *Handler) execute(ctx context.Context, a audit, be boundExecutor, c chec
 	defer release()
 	ectx, cancel := context.WithTimeout(ctx, be.policy.Timeout)
 	defer cancel()
+	caller := executor.Caller{Platform: a.in.Platform, Channel: a.in.Channel.Name, UserID: a.in.UserID, UserName: a.in.UserName,
+		ChannelID: a.in.Channel.ID, ThreadChannel: a.in.Thread.Channel, ThreadID: a.in.Thread.ID, ThreadRoot: a.in.Thread.Thread}
+	if c.analysis.LinksThread {
+		caller.ThreadURL = h.threadURL(ectx, a.in)
+	}
 	return be.exec.Execute(ectx, executor.Request{
 		Args:           args,
 		Namespace:      c.ns,
 		Identity:       c.id,
 		MaxOutputBytes: be.policy.MaxOutputBytes,
-		Caller: executor.Caller{Platform: a.in.Platform, Channel: a.in.Channel.Name, UserID: a.in.UserID, UserName: a.in.UserName,
-			ChannelID: a.in.Channel.ID, ThreadChannel: a.in.Thread.Channel, ThreadID: a.in.Thread.ID, ThreadRoot: a.in.Thread.Thread},
+		Caller:         caller,
 	})
+}
+
+// threadURL is the address of the thread in's reply goes to, or "" where
+// its platform cannot say (chat.Permalinker) or it is in no thread.
+func (h *Handler) threadURL(ctx context.Context, in chat.Inbound) string {
+	p, ok := h.opts.Platforms[in.Platform]
+	if !ok || in.Thread.ID == "" {
+		return ""
+	}
+	ref := chat.ThreadRef(in.Thread)
+	if ref.Channel == "" {
+		ref.Channel = in.Channel.ID
+	}
+	url, err := chat.Permalink(ctx, p, ref)
+	if err != nil {
+		h.log.Warn("no link to the command's thread", "platform", in.Platform, "channel", in.Channel.Name, "err", err)
+		return ""
+	}
+	return url
 }
 
 // AlertButtons are the buttons under a failure alert in channel to

@@ -99,6 +99,10 @@ type Analysis struct {
 	// Confirm is set for commands that change something and must be
 	// confirmed with a button before they run (helm rollback, uninstall).
 	Confirm bool
+	// LinksThread is set for commands that link back to the chat thread
+	// they run in (a pull request's commit status): the command handler
+	// gives them Caller.ThreadURL.
+	LinksThread bool
 }
 
 // Resource is one API resource, by group and plural name, as discovery
@@ -167,6 +171,10 @@ type Caller struct {
 	// agent (podrun adoption).
 	ChannelID                           string
 	ThreadChannel, ThreadID, ThreadRoot string
+	// ThreadURL is the address of that thread (its root message), for a
+	// command whose Analysis.LinksThread asked for it, where the platform
+	// has one (chat.Permalinker); "" otherwise.
+	ThreadURL string
 }
 
 // Result is what the command handler renders back into the channel.

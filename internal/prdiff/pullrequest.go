@@ -1,6 +1,7 @@
 package prdiff
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,9 @@ type Target struct {
 	DiffVerb, CommentVerb, ApproveVerb []string
 	// Marker identifies the object's comment on a pull request.
 	Marker string
+	// Thread is the address of the chat thread the command runs in, if
+	// its platform has one: a report's commit status links there.
+	Thread string
 }
 
 // Diff runs a diff command: the object at the pull request's head (or
@@ -129,15 +133,16 @@ const StatusContext = "kubechat/diff"
 // newer commit was pushed meanwhile, and sets the commit status
 // kubechat/diff on --sha: success when the object builds and dry-runs,
 // failure when it does not. A status belongs to its commit, so the one of
-// an older push never stands for a newer head. The comment is masked with
-// secrets before it leaves.
+// an older push never stands for a newer head. The status links to the
+// chat thread the report is posted in (t.Thread), else to the comment, else
+// to the pull request. The comment is masked with secrets before it leaves.
 func (d *Differ) Report(ctx context.Context, t Target, cluster string, secrets *redact.Set) (executor.Result, error) {
 	pr, err := d.gh.FindPullRequest(ctx, t.Repo, t.Ref)
 	if err != nil {
 		return executor.Result{}, err
 	}
 	what := t.Kind + " " + t.Name
-	if err := d.gh.SetStatus(ctx, t.Repo, t.SHA, StatusContext, github.StatusPending, "Diffing "+what+" on "+cluster, pr.HTMLURL); err != nil {
+	if err := d.gh.SetStatus(ctx, t.Repo, t.SHA, StatusContext, github.StatusPending, "Diffing "+what+" on "+cluster, cmp.Or(t.Thread, pr.HTMLURL)); err != nil {
 		return executor.Result{}, err
 	}
 	res := executor.Result{Buttons: []executor.Button{{Label: "View PR", URL: pr.HTMLURL}}}
@@ -173,7 +178,7 @@ func (d *Differ) Report(ctx context.Context, t Target, cluster string, secrets *
 	} else {
 		res.Output += fmt.Sprintf("Not posted to %s#%d: its head moved to %s since, and that push gets its own report.\n", t.Repo, pr.Number, ShortSHA(now.HeadSHA))
 	}
-	if err := d.gh.SetStatus(ctx, t.Repo, t.SHA, StatusContext, state, secrets.Redact(desc), target); err != nil {
+	if err := d.gh.SetStatus(ctx, t.Repo, t.SHA, StatusContext, state, secrets.Redact(desc), cmp.Or(t.Thread, target)); err != nil {
 		return executor.Result{}, err
 	}
 	res.Output += fmt.Sprintf("Commit status %s on %s: %s\n", StatusContext, ShortSHA(t.SHA), state)

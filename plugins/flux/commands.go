@@ -24,7 +24,7 @@ func (r *run) resolveOrDeny(ctx context.Context) (prdiff.Target, *executor.Resul
 	}
 	key := t.ks.Namespace + "/" + t.ks.Name
 	return prdiff.Target{
-		Repo: t.repo, Kind: "Kustomization", Name: key, Ref: r.cmd.ref, SHA: r.cmd.sha,
+		Repo: t.repo, Kind: "Kustomization", Name: key, Ref: r.cmd.ref, SHA: r.cmd.sha, Thread: r.req.Caller.ThreadURL,
 		Diff: func(ctx context.Context, pr github.PullRequest, sha string) (prdiff.Report, error) {
 			return r.diffAt(ctx, t, pr, sha)
 		},

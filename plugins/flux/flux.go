@@ -181,7 +181,8 @@ func (e *Executor) Analyze(_ context.Context, args []string) (executor.Analysis,
 	if c.verb == verbGetSources {
 		res = executor.Resource{Group: "source.toolkit.fluxcd.io", Resource: "gitrepositories", Namespaced: true}
 	}
-	a := executor.Analysis{Verb: c.verb, Resources: []executor.Resource{res}, AllNamespaces: c.allNamespaces}
+	// A report's commit status links to the chat thread it runs in.
+	a := executor.Analysis{Verb: c.verb, Resources: []executor.Resource{res}, AllNamespaces: c.allNamespaces, LinksThread: c.verb == verbReport}
 	if c.namespace != "" {
 		a.Namespaces = []string{c.namespace}
 	}

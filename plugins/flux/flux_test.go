@@ -320,6 +320,22 @@ func testReport(t *testing.T, f *fluxtest.Fleet) {
 	require.Contains(t, res.Output, "Not posted to acme/fleet#40: its head moved")
 	require.Contains(t, ours()[0].Body, second)
 	require.Len(t, statuses(second), 2)
+
+	// Run in a chat thread (a pull request event's action), the status
+	// links to that thread rather than to the comment.
+	const thread = "https://kubechat-test.slack.com/archives/C000ALERTS/p1700000000000100"
+	a, err := e.Analyze(t.Context(), []string{"report", "kustomization", "apps", "--github-ref", strconv.Itoa(n), "--sha", second})
+	require.NoError(t, err)
+	require.True(t, a.LinksThread, "a report asks for its thread's address")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	res, err = e.Execute(ctx, executor.Request{Args: []string{"report", "kustomization", "apps", "--github-ref", strconv.Itoa(n), "--sha", second},
+		Identity: admin, Namespace: fluxNS, Caller: executor.Caller{Platform: "slack", UserName: "action:pr-diff", ThreadURL: thread}})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.ExitCode)
+	st = statuses(second)
+	require.Len(t, st, 4)
+	require.Equal(t, []string{thread, thread}, []string{st[2].TargetURL, st[3].TargetURL}, "pending and final link to the thread")
 }
 
 func testFollow(t *testing.T, f *fluxtest.Fleet) {

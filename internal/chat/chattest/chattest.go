@@ -94,6 +94,11 @@ type Setup struct {
 	// secret in errors, Listen returns on cancel) and skips the others,
 	// naming the missing feature.
 	Sink bool
+	// Permalink is the address the service gives a delivered message, for
+	// a platform whose messages have one (chat.Permalinker); nil for one
+	// that cannot link to its messages, which then answers "" or is no
+	// Permalinker.
+	Permalink func(ref chat.MessageRef) string
 }
 
 // timeout bounds each wait of the suite.
@@ -115,6 +120,29 @@ func RunConformance(t *testing.T, newSetup func(t *testing.T) Setup) {
 	t.Run("no secret in errors", func(t *testing.T) { testNoSecret(t, newSetup(t)) })
 	t.Run("listen returns on cancel", func(t *testing.T) { testListenStops(t, newSetup(t)) })
 	t.Run("templated alert", func(t *testing.T) { testTemplate(t, newSetup(t)) })
+	t.Run("permalink", func(t *testing.T) { chatOnly(t, "message links", newSetup(t), testPermalink) })
+}
+
+// testPermalink: a message, a reply and the reply's thread link to where
+// the service shows them, or, on a platform that cannot say, to nothing.
+func testPermalink(t *testing.T, s Setup) {
+	root, err := s.Platform.Post(t.Context(), s.Channel, sample())
+	require.NoError(t, err)
+	reply, err := s.Platform.Post(t.Context(), s.Channel, chat.Message{Title: "reply", Thread: &root})
+	require.NoError(t, err)
+	for name, ref := range map[string]chat.MessageRef{"message": root, "reply": reply, "thread": chat.ThreadRef(reply)} {
+		link, err := chat.Permalink(t.Context(), s.Platform, ref)
+		require.NoError(t, err, name)
+		want := ""
+		if s.Permalink != nil {
+			want = s.Permalink(ref)
+			require.NotEmpty(t, want, name)
+		}
+		require.Equal(t, want, link, name)
+	}
+	if s.Permalink != nil {
+		require.Equal(t, s.Permalink(root), s.Permalink(chat.ThreadRef(reply)), "a thread's link is its root's")
+	}
 }
 
 // testTemplate posts an alert shaped by a config template: its title,

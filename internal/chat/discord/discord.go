@@ -167,6 +167,28 @@ func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (c
 	return ref, nil
 }
 
+// Permalink is Discord's message link,
+// https://discord.com/channels/<guild>/<channel>/<message> (@me for the
+// guild of a direct message): the guild is the channel's, from the
+// gateway's state or, before it has it, from GET /channels/<id>.
+func (p *platform) Permalink(ctx context.Context, ref chat.MessageRef) (string, error) {
+	id, err := p.resolve(ref.Channel)
+	if err != nil {
+		return "", err
+	}
+	c, err := p.session.State.Channel(id)
+	if err != nil {
+		if c, err = p.session.Channel(id, discordgo.WithContext(ctx)); err != nil {
+			return "", classify("look up channel "+ref.Channel, err)
+		}
+	}
+	guild := c.GuildID
+	if guild == "" {
+		guild = "@me"
+	}
+	return "https://discord.com/channels/" + guild + "/" + id + "/" + ref.ID, nil
+}
+
 // Upload attaches f as a reply to thread.
 func (p *platform) Upload(ctx context.Context, to chat.Channel, thread chat.MessageRef, f chat.File) error {
 	id, err := p.resolve(to.ID)

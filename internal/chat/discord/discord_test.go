@@ -1,6 +1,7 @@
 package discord
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,9 @@ func TestConformance(t *testing.T) {
 			Channel:   chat.Channel{Name: "alerts", ID: srv.ChannelID("alerts")},
 			CanUpload: true,
 			Secrets:   []string{strings.TrimPrefix(discordtest.Token, "Bot ")},
+			Permalink: func(ref chat.MessageRef) string {
+				return "https://discord.com/channels/" + discordtest.GuildID + "/" + ref.Channel + "/" + ref.ID
+			},
 		}
 	})
 }
@@ -100,4 +104,26 @@ func TestSettingsErrorsNameTheField(t *testing.T) {
 		}
 		require.ErrorContains(t, err, want, yaml)
 	}
+}
+
+// TestPermalinkOfADirectMessage: a direct message's channel has no guild,
+// and Discord's links name it @me.
+func TestPermalinkOfADirectMessage(t *testing.T) {
+	srv := discordtest.New()
+	t.Cleanup(srv.Close)
+	p := newPlatform(t, srv)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- p.Listen(ctx, chat.HandlerFunc(func(context.Context, chat.Inbound) chat.Message { return chat.Message{Title: "pong"} }))
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	require.NoError(t, srv.WaitConnected(t.Context(), 1))
+	dm, _, err := srv.DirectMessage("300000000000000001", "ping")
+	require.NoError(t, err)
+	ref, err := p.Post(t.Context(), chat.Channel{ID: dm}, chat.Message{Title: "pong"})
+	require.NoError(t, err)
+	link, err := chat.Permalink(t.Context(), p, ref)
+	require.NoError(t, err)
+	require.Equal(t, "https://discord.com/channels/@me/"+dm+"/"+ref.ID, link)
 }

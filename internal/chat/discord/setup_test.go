@@ -50,6 +50,8 @@ var uses = []use{
 	// gateway's state, which the Guilds intent fills.
 	{"p.session.State.Guilds", 0, discordgo.IntentGuilds},
 	{"s.State.Channel(", 0, discordgo.IntentGuilds},
+	// Permalink reads a channel's guild over REST before the gateway has it.
+	{"p.session.Channel(", discordgo.PermissionViewChannel, 0},
 	// The gateway connection and its lifecycle events.
 	{"p.session.AddHandler(", 0, 0},
 	{"p.session.Open(", 0, 0},

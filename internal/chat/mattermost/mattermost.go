@@ -25,6 +25,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -63,6 +64,8 @@ type platform struct {
 
 	mu       sync.Mutex
 	channels map[string]string // name -> id
+	teams    map[string]string // id -> name
+	site     string            // the server's SiteURL, once read
 	bot      *model.User
 	handle   func(chat.Inbound) // set while Listen runs
 }
@@ -97,7 +100,7 @@ func New(name string, raw config.Raw, d chat.Deps) (chat.Platform, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &platform{name: name, s: s, client: client, health: d.Health, log: log.With("platform", name), channels: map[string]string{}}, nil
+	return &platform{name: name, s: s, client: client, health: d.Health, log: log.With("platform", name), channels: map[string]string{}, teams: map[string]string{}}, nil
 }
 
 func (p *platform) Name() string { return p.name }
@@ -171,6 +174,75 @@ func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (c
 	}
 	ref.ID = created.Id
 	return ref, nil
+}
+
+// Permalink is Mattermost's link to a post, <site URL>/<team>/pl/<post id>:
+// the site URL is the one the server reports (its SiteURL, else
+// settings.url), the team the channel's; a direct message's channel has
+// no team, and its posts link under settings.team, or have no link.
+func (p *platform) Permalink(ctx context.Context, ref chat.MessageRef) (string, error) {
+	id, err := p.resolve(ctx, ref.Channel)
+	if err != nil {
+		return "", err
+	}
+	site, err := p.siteURL(ctx)
+	if err != nil {
+		return "", err
+	}
+	c, resp, err := p.client.GetChannel(ctx, id)
+	if err != nil {
+		return "", classify("look up channel "+ref.Channel, resp, err)
+	}
+	team := p.s.Team
+	if c.TeamId != "" {
+		if team, err = p.teamName(ctx, c.TeamId); err != nil {
+			return "", err
+		}
+	}
+	if team == "" {
+		return "", nil
+	}
+	return site + "/" + url.PathEscape(team) + "/pl/" + url.PathEscape(ref.ID), nil
+}
+
+// siteURL is the address people open the server at, read once.
+func (p *platform) siteURL(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	site := p.site
+	p.mu.Unlock()
+	if site != "" {
+		return site, nil
+	}
+	cfg, resp, err := p.client.GetClientConfig(ctx, "")
+	if err != nil {
+		return "", classify("read the client config", resp, err)
+	}
+	site = strings.TrimSuffix(cfg["SiteURL"], "/")
+	if site == "" {
+		site = p.s.URL
+	}
+	p.mu.Lock()
+	p.site = site
+	p.mu.Unlock()
+	return site, nil
+}
+
+// teamName is the name (URL slug) of the team with id, read once.
+func (p *platform) teamName(ctx context.Context, id string) (string, error) {
+	p.mu.Lock()
+	name, ok := p.teams[id]
+	p.mu.Unlock()
+	if ok {
+		return name, nil
+	}
+	t, resp, err := p.client.GetTeam(ctx, id, "")
+	if err != nil {
+		return "", classify("look up team "+id, resp, err)
+	}
+	p.mu.Lock()
+	p.teams[id] = t.Name
+	p.mu.Unlock()
+	return t.Name, nil
 }
 
 // Upload attaches f to a post in thread.

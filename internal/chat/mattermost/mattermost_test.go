@@ -136,6 +136,7 @@ func TestConformance(t *testing.T) {
 			Channel:   chat.Channel{Name: "alerts", ID: srv.ChannelID("alerts")},
 			CanUpload: true,
 			Secrets:   []string{mattermosttest.Token},
+			Permalink: func(ref chat.MessageRef) string { return srv.URL() + "/" + mattermosttest.TeamName + "/pl/" + ref.ID },
 		}
 	})
 }

@@ -35,6 +35,11 @@ var clientCalls = map[string][]string{
 	"p.client.CreatePost(":                  {model.PermissionCreatePost.Id},
 	"p.client.PatchPost(":                   {model.PermissionEditPost.Id}, // its own posts
 	"p.client.UploadFile(":                  {model.PermissionUploadFile.Id},
+	// Message links: the channel's team (a member reads its channel and
+	// team) and the server's SiteURL (the public client config).
+	"p.client.GetChannel(":      {model.PermissionReadChannel.Id},
+	"p.client.GetTeam(":         {model.PermissionViewTeam.Id},
+	"p.client.GetClientConfig(": nil,
 	// The websocket carries the events of the bot's channels: no permission.
 	"model.NewWebSocketClient4WithDialer(":        nil,
 	"model.NewReliableWebSocketClientWithDialer(": nil,

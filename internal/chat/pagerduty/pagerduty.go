@@ -13,6 +13,10 @@
 // reply to, which PagerDuty adds to that alert's log. Retries resend the
 // same dedup_key, so a retry after a lost answer opens nothing twice.
 //
+// A trigger links back to the alert's messages in the chat channels it
+// was posted to (the event's links): the alerting pipeline holds it, a few
+// seconds at most, until those are delivered (chat.BackLinker).
+//
 // It receives nothing: Listen waits for its context.
 package pagerduty
 
@@ -133,6 +137,10 @@ func New(name string, raw config.Raw, d chat.Deps) (chat.Platform, error) {
 
 func (p *platform) Name() string { return p.name }
 
+// LinksBack makes a trigger carry the links of the same alert's chat
+// messages (chat.Message.Links) as the event's links.
+func (p *platform) LinksBack() {}
+
 // Listen has nothing to receive: PagerDuty only takes events.
 func (p *platform) Listen(ctx context.Context, _ chat.Handler) error {
 	<-ctx.Done()
@@ -153,6 +161,9 @@ func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (c
 		e.Action = "resolve"
 	} else {
 		e.Payload = p.payload(m)
+		for _, l := range m.Links {
+			e.Links = append(e.Links, map[string]string{"href": l.URL, "text": l.Text})
+		}
 	}
 	var after retryAfter
 	_, err := p.client.ManageEventWithContext(context.WithValue(ctx, retryAfterKey{}, &after), e)

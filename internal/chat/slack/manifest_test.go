@@ -44,6 +44,7 @@ import (
 var clientCalls = map[string][]string{
 	"p.api.AuthTestContext":         {"auth.test"},
 	"p.api.GetConversationsContext": {"conversations.list"},
+	"p.api.GetPermalinkContext":     {"chat.getPermalink"},
 	"p.api.PostMessageContext":      {"chat.postMessage"},
 	"p.api.UpdateMessageContext":    {"chat.update"},
 	// The external upload flow; the upload itself goes to the URL that
@@ -69,6 +70,7 @@ var webAPI = map[string]struct {
 	"apps.connections.open": {tokenApp, []string{"connections:write"}},
 	"chat.postMessage":      {tokenBot, []string{"chat:write"}},
 	"chat.update":           {tokenBot, []string{"chat:write"}},
+	"chat.getPermalink":     {tokenBot, nil}, // no scope
 	// One scope per conversation type listed; the adapter lists
 	// public_channel and private_channel (see conversationTypeScopes).
 	"conversations.list":           {tokenBot, []string{"channels:read", "groups:read"}},
@@ -207,6 +209,8 @@ func TestWebAPICallsOnTheWire(t *testing.T) {
 	_, err = p.Post(wctx, chat.Channel{ID: "alerts"}, chat.Message{Title: "Resolved", Replace: &ref})
 	require.NoError(t, err)
 	require.NoError(t, p.(chat.Uploader).Upload(wctx, chat.Channel{ID: "alerts"}, ref, chat.File{Name: "out.txt", Content: "x\n"}))
+	_, err = chat.Permalink(wctx, p, ref)
+	require.NoError(t, err)
 	cancel()
 	<-done
 

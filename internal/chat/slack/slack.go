@@ -219,6 +219,20 @@ func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (c
 	return ref, nil
 }
 
+// Permalink asks Slack for the message's address (chat.getPermalink); a
+// reply's address opens it in its thread.
+func (p *platform) Permalink(ctx context.Context, ref chat.MessageRef) (string, error) {
+	id, err := p.resolve(ctx, ref.Channel)
+	if err != nil {
+		return "", err
+	}
+	link, err := p.api.GetPermalinkContext(ctx, &slack.PermalinkParameters{Channel: id, Ts: ref.ID})
+	if err != nil {
+		return "", classify("permalink of "+ref.ID+" in "+ref.Channel, err)
+	}
+	return link, nil
+}
+
 // Upload attaches f to thread with Slack's external upload flow.
 func (p *platform) Upload(ctx context.Context, to chat.Channel, thread chat.MessageRef, f chat.File) error {
 	id, err := p.resolve(ctx, to.ID)

@@ -97,6 +97,7 @@ func TestConformance(t *testing.T) {
 			Channel:   chat.Channel{Name: "alerts", ID: "alerts"},
 			CanUpload: true,
 			Secrets:   []string{slacktest.BotToken, slacktest.AppToken},
+			Permalink: func(ref chat.MessageRef) string { return slacktest.Permalink(ref.Channel, ref.ID, ref.Thread) },
 		}
 	})
 }

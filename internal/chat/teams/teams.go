@@ -18,6 +18,7 @@ package teams
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base32"
 	"encoding/json"
@@ -159,6 +160,8 @@ type reference struct {
 	TenantID   string `json:"tenantId,omitempty"`
 	TeamID     string `json:"teamId,omitempty"`
 	Name       string `json:"name,omitempty"`
+	// GroupID is the team's Microsoft 365 group id, which message links name.
+	GroupID string `json:"groupId,omitempty"`
 }
 
 // stateKey makes a state key from parts that may hold any character
@@ -203,8 +206,11 @@ func (p *platform) remember(ctx context.Context, channel string, ref reference) 
 	if channel == "" || ref.ServiceURL == "" {
 		return
 	}
-	if old, ok := p.lookup(channel); ok && ref.Name == "" {
-		ref.Name = old.Name
+	if old, ok := p.lookup(channel); ok {
+		ref.Name = cmp.Or(ref.Name, old.Name)
+		if ref.TeamID == old.TeamID {
+			ref.GroupID = cmp.Or(ref.GroupID, old.GroupID)
+		}
 	}
 	b, _ := json.Marshal(ref)
 	p.set(ctx, p.refKey(channel), string(b))
@@ -287,10 +293,47 @@ func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (c
 	}
 }
 
-// connectorResponse is what the Connector API answers to posts.
+// Permalink is a Teams deep link to the message in its channel
+// conversation: https://teams.microsoft.com/l/message/<channel>/<message>
+// with the tenant, the team's group and the thread's root message
+// (parentMessageId). It needs what the agent learnt of the channel from
+// Teams (an install or a mention there): its tenant and team, whose group
+// id comes with the install or from GET v3/teams/<team>. A channel the
+// agent has not heard from has no link.
+func (p *platform) Permalink(ctx context.Context, ref chat.MessageRef) (string, error) {
+	id, _, err := p.resolve(ref.Channel)
+	if err != nil {
+		return "", err
+	}
+	known, ok := p.lookup(id)
+	if !ok || known.TenantID == "" || known.TeamID == "" {
+		return "", nil
+	}
+	if known.GroupID == "" {
+		u := strings.TrimSuffix(known.ServiceURL, "/") + "/v3/teams/" + url.PathEscape(known.TeamID)
+		team, err := p.call(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return "", fmt.Errorf("teams team details of %s: %w", known.TeamID, err)
+		}
+		if team.AADGroupID == "" {
+			return "", nil
+		}
+		known.GroupID = team.AADGroupID
+		p.remember(ctx, id, known)
+	}
+	q := url.Values{"tenantId": {known.TenantID}, "groupId": {known.GroupID}, "parentMessageId": {ref.Root()}}
+	if known.Name != "" {
+		q.Set("channelName", known.Name)
+	}
+	return "https://teams.microsoft.com/l/message/" + url.PathEscape(id) + "/" + url.PathEscape(ref.ID) + "?" + q.Encode(), nil
+}
+
+// connectorResponse is what the Connector API answers: to posts, the
+// activity's id; to GET v3/teams/{id}, the team's, with its group id.
 type connectorResponse struct {
 	ID         string `json:"id"`
 	ActivityID string `json:"activityId"`
+	AADGroupID string `json:"aadGroupId"`
 }
 
 // call sends one Connector API request with a bearer token and classifies
@@ -305,11 +348,15 @@ func (p *platform) call(ctx context.Context, method, u string, body any) (connec
 		}
 		return out, fmt.Errorf("get bot token from %s: %w", p.s.TokenURL, err)
 	}
-	b, err := json.Marshal(body)
-	if err != nil {
-		return out, chat.Permanent(err)
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return out, chat.Permanent(err)
+		}
+		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return out, chat.Permanent(err)
 	}
@@ -403,7 +450,8 @@ type inboundActivity struct {
 			Name string `json:"name"`
 		} `json:"channel"`
 		Team struct {
-			ID string `json:"id"`
+			ID         string `json:"id"`
+			AADGroupID string `json:"aadGroupId"`
 		} `json:"team"`
 		Tenant struct {
 			ID string `json:"id"`
@@ -461,7 +509,8 @@ func (p *platform) serveActivity(w http.ResponseWriter, r *http.Request) {
 	if tenant == "" {
 		tenant = act.Conversation.TenantID
 	}
-	ref := reference{ServiceURL: act.ServiceURL, TenantID: tenant, TeamID: act.ChannelData.Team.ID, Name: act.ChannelData.Channel.Name}
+	ref := reference{ServiceURL: act.ServiceURL, TenantID: tenant, TeamID: act.ChannelData.Team.ID, Name: act.ChannelData.Channel.Name,
+		GroupID: act.ChannelData.Team.AADGroupID}
 	switch act.Type {
 	case "conversationUpdate":
 		// Installed in a team: its General channel has the team's id.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -270,4 +271,40 @@ func TestMentionTextIsCleaned(t *testing.T) {
 	require.Equal(t, "kubectl get pods -l app=web && x", in.Text)
 	require.Equal(t, "40", in.Thread.ID, "a reply goes into the thread of the message")
 	require.Equal(t, "aad-1", in.UserID)
+}
+
+// TestPermalinkIsADeepLinkToTheMessage: once the agent heard from the
+// channel (the install, a mention), a message and its thread link to
+// Teams' deep link, with the team's group id from the install or, for a
+// reference without it, from the team's details; before, none.
+func TestPermalinkIsADeepLinkToTheMessage(t *testing.T) {
+	srv := teamstest.New()
+	t.Cleanup(srv.Close)
+	state := &memState{m: map[string]string{}}
+	p := newPlatform(t, srv, srv.ServiceURL(), state)
+	alerts := chat.Channel{ID: srv.ChannelID("alerts")}
+	root, err := p.Post(t.Context(), alerts, chat.Message{Title: "Pod shop/web is failing"})
+	require.NoError(t, err)
+	link, err := p.Permalink(t.Context(), root)
+	require.NoError(t, err)
+	require.Empty(t, link, "a channel the agent has not heard from has no link")
+
+	listen(t, p, chat.HandlerFunc(func(context.Context, chat.Inbound) chat.Message { return chat.Message{} }))
+	_, status, err := srv.Mention(alerts.ID, "U1", "ping") // a mention carries no group id
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status)
+	reply, err := p.Post(t.Context(), alerts, chat.Message{Title: "more", Thread: &root})
+	require.NoError(t, err)
+	want := func(id string) string {
+		return "https://teams.microsoft.com/l/message/" + url.PathEscape(alerts.ID) + "/" + id +
+			"?groupId=" + teamstest.GroupID + "&parentMessageId=" + root.ID + "&tenantId=" + teamstest.TenantID
+	}
+	for _, ref := range []chat.MessageRef{root, reply} {
+		link, err := p.Permalink(t.Context(), ref)
+		require.NoError(t, err)
+		require.Equal(t, want(ref.ID), link)
+	}
+	link, err = p.Permalink(t.Context(), chat.ThreadRef(reply))
+	require.NoError(t, err)
+	require.Equal(t, want(root.ID), link, "the thread's link is its root's")
 }

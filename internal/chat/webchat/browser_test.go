@@ -228,6 +228,16 @@ func TestBrowser(t *testing.T) {
 	require.Equal(t, "describe pod web-1|kubectl describe pod web-1",
 		eval(`[...document.querySelector(".msg.level-error").closest(".thread").querySelectorAll(".replies .command, .replies .msg-title")].map(e => e.textContent).join("|")`))
 
+	// A message's link (Permalink's #channel/id) opens its channel and shows it.
+	linked, err := p.Post(t.Context(), chat.Channel{Name: "ops", ID: "ops"}, chat.Message{Title: "Deployment shop/web is failing", Level: chat.LevelError})
+	require.NoError(t, err)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.URL+p.HTTPPrefix()+"/#ops/"+linked.ID)))
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector(".msg.focused") !== null`, chromedp.WithPollingTimeout(10*time.Second)))
+	require.NoError(t, err, "the linked message is shown")
+	require.Equal(t, linked.ID+"|ops", eval(`document.querySelector(".msg.focused").dataset.id + "|" + document.querySelector("#channel-name").innerText.replace("#", "")`))
+	eval(`location.hash = "#alerts"; ""`)
+	waitText("CrashLoopBackOff: default/web-1")
+
 	// Markup in a message is text.
 	xss := `<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>`
 	_, err = p.Post(t.Context(), alerts, chat.Message{Title: "pod " + xss, Level: chat.LevelInfo,

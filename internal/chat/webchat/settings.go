@@ -37,6 +37,11 @@ type Settings struct {
 	SessionTTL config.Duration `yaml:"sessionTTL"`
 	// MaxConcurrentCommands bounds the commands handled at once (default 16).
 	MaxConcurrentCommands int `yaml:"maxConcurrentCommands"`
+	// URL is the address people open this page at, through the Ingress or
+	// proxy in front of the agent (https://kubechat.example.com/chat/web/).
+	// Links to its messages (a PagerDuty trigger's, a commit status's)
+	// point into it; without it, its messages have no links.
+	URL string `yaml:"url"`
 }
 
 // User is one account for auth: basic.
@@ -133,6 +138,11 @@ func (s *Settings) validate() error {
 			if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
 				add("settings.users[%d].passwordHash: is not a bcrypt hash ($2a$, $2b$ or $2y$): %v", i, err)
 			}
+		}
+	}
+	if s.URL != "" {
+		if err := config.CheckHTTPURL("settings.url", s.URL); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(s.Channels) == 0 {

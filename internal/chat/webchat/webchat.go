@@ -36,6 +36,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -139,6 +140,21 @@ func (p *platform) Post(ctx context.Context, to chat.Channel, m chat.Message) (c
 		stored = p.hub.add(msg, "")
 	}
 	return chat.MessageRef{Platform: p.name, Channel: ch, ID: stored.ID, Thread: stored.Thread}, nil
+}
+
+// Permalink is the address of the message on the page, settings.url with
+// #<channel>/<message id>: the page opens that channel and shows the
+// message, while its history holds it. Without settings.url there is none.
+func (p *platform) Permalink(_ context.Context, ref chat.MessageRef) (string, error) {
+	if p.s.URL == "" {
+		return "", nil
+	}
+	ch, err := p.channel(chat.Channel{ID: ref.Channel})
+	if err != nil {
+		return "", err
+	}
+	base, _, _ := strings.Cut(p.s.URL, "#")
+	return base + "#" + url.PathEscape(ch) + "/" + url.PathEscape(ref.ID), nil
 }
 
 // Upload keeps f as a file message in thread, to view or download.

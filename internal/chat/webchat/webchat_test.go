@@ -750,3 +750,28 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestPermalinkIntoThePage: with settings.url a message links to the page
+// at #<channel>/<id>, which opens it (TestBrowser follows one); without,
+// messages have no links.
+func TestPermalinkIntoThePage(t *testing.T) {
+	p := newPlatform(t, basicSettings(t)+"url: https://kubechat.example.com/chat/web/\n")
+	ref, err := p.Post(t.Context(), chat.Channel{ID: "ops"}, chat.Message{Title: "Deployment shop/web is failing"})
+	require.NoError(t, err)
+	reply, err := p.Post(t.Context(), chat.Channel{ID: "ops"}, chat.Message{Title: "more", Thread: &ref})
+	require.NoError(t, err)
+	link, err := chat.Permalink(t.Context(), p, chat.ThreadRef(reply))
+	require.NoError(t, err)
+	require.Equal(t, "https://kubechat.example.com/chat/web/#ops/"+ref.ID, link)
+	_, err = chat.Permalink(t.Context(), p, chat.MessageRef{Channel: "elsewhere", ID: ref.ID})
+	require.ErrorContains(t, err, `channel "elsewhere" is not in settings.channels`)
+
+	link, err = chat.Permalink(t.Context(), newPlatform(t, basicSettings(t)), ref)
+	require.NoError(t, err)
+	require.Empty(t, link, "without settings.url the agent does not know the page's address")
+
+	raw, err := config.RawFromYAML(basicSettings(t) + "url: ftp://x\n")
+	require.NoError(t, err)
+	_, err = New("web", raw, chat.Deps{})
+	require.ErrorContains(t, err, "settings.url")
+}

@@ -148,6 +148,8 @@ func check(e Event) string {
 		return "'dedup_key' is missing or blank"
 	case e.Action != "trigger":
 		return ""
+	case slices.ContainsFunc(e.Links, func(l Link) bool { return l.Href == "" }):
+		return "'links.href' is missing or blank"
 	case e.Payload == nil:
 		return "'payload' is missing or blank"
 	case e.Payload.Summary == "" || len([]rune(e.Payload.Summary)) > 1024:

@@ -3,7 +3,8 @@
 // The real github.com/slack-go/slack client, and its socketmode package, run
 // against it unchanged once pointed at it with slack.OptionAPIURL(srv.APIURL()).
 // The Server serves the Web API methods a chat bot uses (auth.test,
-// apps.connections.open, chat.postMessage, chat.update, conversations.list,
+// apps.connections.open, chat.postMessage, chat.update, chat.getPermalink,
+// conversations.list,
 // conversations.info and the three-step external file upload), keeps the
 // messages and files it was sent, and drives Socket Mode: it accepts the
 // websocket, pings it, pushes mentions, direct messages and button clicks as
@@ -297,6 +298,7 @@ var apiMethods = map[string]struct {
 	"apps.connections.open":        {AppToken, (*Server).appsConnectionsOpen},
 	"chat.postMessage":             {BotToken, func(s *Server, req apiRequest) (object, error) { return s.chat(req, false) }},
 	"chat.update":                  {BotToken, func(s *Server, req apiRequest) (object, error) { return s.chat(req, true) }},
+	"chat.getPermalink":            {BotToken, (*Server).chatGetPermalink},
 	"conversations.list":           {BotToken, (*Server).conversationsList},
 	"conversations.info":           {BotToken, (*Server).conversationsInfo},
 	"files.getUploadURLExternal":   {BotToken, (*Server).filesGetUploadURLExternal},
@@ -453,6 +455,34 @@ func (s *Server) chat(req apiRequest, update bool) (object, error) {
 	}
 	msg, _ = s.Store.Update(msg)
 	return object{"channel": ch.ID, "ts": msg.ID, "text": msg.Text, "message": s.messageJSONLocked(msg)}, nil
+}
+
+// chatGetPermalink serves chat.getPermalink, in Slack's form:
+// https://<workspace>.slack.com/archives/<channel>/p<ts without its dot>,
+// with ?thread_ts=<root>&cid=<channel> for a reply in a thread
+// (https://api.slack.com/methods/chat.getPermalink).
+func (s *Server) chatGetPermalink(req apiRequest) (object, error) {
+	ch, err := s.resolveChannel(req.params.Get("channel"))
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	msg, ok := s.messageIn(ch.ID, req.params.Get("message_ts"))
+	s.mu.Unlock()
+	if !ok {
+		return nil, errMessageNotFound
+	}
+	return object{"channel": ch.ID, "permalink": Permalink(ch.ID, msg.ID, msg.Thread)}, nil
+}
+
+// Permalink is the address chat.getPermalink answers for the message ts in
+// channel, a reply in the thread of root when root is set.
+func Permalink(channel, ts, root string) string {
+	link := "https://" + teamDomain + ".slack.com/archives/" + channel + "/p" + strings.ReplaceAll(ts, ".", "")
+	if root != "" && root != ts {
+		link += "?thread_ts=" + root + "&cid=" + channel
+	}
+	return link
 }
 
 // conversationsList serves conversations.list, paging with the cursor as an

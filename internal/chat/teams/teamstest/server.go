@@ -58,13 +58,14 @@ const (
 	Issuer = "https://api.botframework.com"
 	// BotName is the bot's display name, as it appears in mentions.
 	BotName = "kubechat"
+	// GroupID is the Microsoft 365 group behind the team (its aadGroupId).
+	GroupID = "0a1b2c3d-0000-4000-8000-000000007ea3"
 )
 
 const (
 	teamName       = "Platform"
-	teamAADGroupID = "0a1b2c3d-0000-4000-8000-000000007ea3" // the Microsoft 365 group behind the team
-	generalName    = "General"                              // the team's default channel, whose id is the team id
-	channelIDTeams = "msteams"                              // the Bot Framework channelId of Microsoft Teams
+	generalName    = "General" // the team's default channel, whose id is the team id
+	channelIDTeams = "msteams" // the Bot Framework channelId of Microsoft Teams
 	locale         = "en-US"
 	installerID    = "installer" // the user who installs the app in Install
 	// servicePath is the path of ServiceURL, as in https://smba.trafficmanager.net/amer/.
@@ -500,7 +501,7 @@ func (s *Server) teamDetails(r *http.Request, _ []byte) (int, any, error) {
 	if r.PathValue("team") != s.teamID {
 		return 0, nil, newAPIError(http.StatusNotFound, "NotFound", "team %q not found", r.PathValue("team"))
 	}
-	return http.StatusOK, object{"id": s.teamID, "name": teamName, "aadGroupId": teamAADGroupID}, nil
+	return http.StatusOK, object{"id": s.teamID, "name": teamName, "aadGroupId": GroupID}, nil
 }
 
 // teamChannels serves GET v3/teams/{teamId}/conversations, the team's
@@ -599,7 +600,7 @@ func (s *Server) Install() (status int, err error) {
 	act["membersAdded"] = []object{{"id": botAccountID}}
 	channelData := act["channelData"].(object)
 	channelData["eventType"] = "teamMemberAdded"
-	channelData["team"] = object{"id": s.teamID, "name": teamName, "aadGroupId": teamAADGroupID}
+	channelData["team"] = object{"id": s.teamID, "name": teamName, "aadGroupId": GroupID}
 	if status, _, err = s.postActivity(act); err != nil {
 		return 0, fmt.Errorf("install in %s: %w", teamName, err)
 	}

@@ -22,6 +22,7 @@
     stick: true,         // keep the view scrolled to the newest message
     sent: [],            // commands typed, for the arrow keys
     recall: -1,
+    focus: '',           // the message the address names (#channel/id), until shown
   };
 
   function el(tag, className, text) {
@@ -147,7 +148,15 @@
     }
     const nodes = roots.map((m) => thread(m, replies.get(m.id) || []));
     list.replaceChildren(...(nodes.length ? nodes : [empty()]));
-    if (state.stick) list.scrollTop = list.scrollHeight;
+    const focused = state.focus && box.has(state.focus) && state.cards.get(state.focus);
+    if (focused) {
+      // A link to a message (a pager's, a commit status's): show it.
+      state.focus = '';
+      state.stick = false;
+      list.querySelectorAll('.msg.focused').forEach((n) => n.classList.remove('focused'));
+      focused.node.classList.add('focused');
+      focused.node.scrollIntoView({ block: 'center' });
+    } else if (state.stick) list.scrollTop = list.scrollHeight;
     const unread = [...state.unread.values()].reduce((a, b) => a + b, 0);
     const title = state.session ? state.session.title : 'kubechat';
     document.title = `${unread ? `(${unread}) ` : ''}#${state.channel} · ${title}`;
@@ -516,9 +525,13 @@
     toastTimer = setTimeout(() => { t.hidden = true; }, 6000);
   }
 
-  // hashChannel is the channel the address names (#alerts), if any.
-  function hashChannel() {
-    try { return decodeURIComponent(location.hash.slice(1)); } catch (_) { return ''; }
+  // hashTarget is what the address names: a channel (#alerts), or a
+  // message in it (#alerts/ID, a message's link).
+  function hashTarget() {
+    let h = '';
+    try { h = decodeURIComponent(location.hash.slice(1)); } catch (_) { h = ''; }
+    const i = h.indexOf('/');
+    return i < 0 ? { channel: h, message: '' } : { channel: h.slice(0, i), message: h.slice(i + 1) };
   }
 
   function start() {
@@ -531,8 +544,9 @@
       state.stick = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
     });
     window.addEventListener('hashchange', () => {
-      const c = hashChannel();
-      if (c !== state.channel) select(c);
+      const t = hashTarget();
+      if (t.channel !== state.channel) select(t.channel);
+      if (t.message) { state.focus = t.message; schedule(); }
     });
     load();
   }
@@ -555,8 +569,9 @@
     if (s.cluster) { $('cluster').textContent = s.cluster; $('cluster').hidden = false; }
     $('user').textContent = s.user.name;
     $('logout').hidden = s.auth !== 'token';
-    const wanted = hashChannel();
-    select(s.channels.includes(wanted) ? wanted : s.channels[0]);
+    const wanted = hashTarget();
+    state.focus = wanted.message;
+    select(s.channels.includes(wanted.channel) ? wanted.channel : s.channels[0]);
     connect();
   }
 
