@@ -130,6 +130,17 @@ func (r *run) comment(ctx context.Context) (executor.Result, error) {
 	return r.e.prs.Comment(ctx, t, r.e.cluster, r.req.Caller.UserName, r.secrets)
 }
 
+// report diffs at --sha, posts the diff to the pull request (unless its
+// head moved since) and sets the commit status kubechat/diff on --sha:
+// what a github source's push event runs.
+func (r *run) report(ctx context.Context) (executor.Result, error) {
+	t, err := r.loadTarget(ctx)
+	if err != nil {
+		return executor.Result{}, err
+	}
+	return r.e.prs.Report(ctx, t, r.e.cluster, r.secrets)
+}
+
 // approve approves the pull request at --sha, unless its head moved.
 func (r *run) approve(ctx context.Context) (executor.Result, error) {
 	t, err := r.loadTarget(ctx)
