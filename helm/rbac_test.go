@@ -21,7 +21,7 @@ import (
 // the RBAC derivation: users and groups, the Ingress check, command pods
 // by isolation and by the run executor, per-platform users, a user that
 // is a ServiceAccount's name, a channel without executors, another
-// release name, ServiceAccount and Lease.
+// release name, ServiceAccount and Lease, a github source's list rules.
 var rbacCases = map[string]struct{ release, values string }{
 	"argocd": {"kubechat", `config:
   cluster: {name: x}
@@ -85,6 +85,14 @@ config:
     - {type: kubectl}
     - {name: kubectl-pods, type: kubectl, isolation: pod}
   ha: {leaseName: ops-leader}
+`},
+	"github-source": {"kubechat", `config:
+  cluster: {name: x}
+  platforms: [{name: c, type: log}]
+  channels: [{name: a, platform: c, bindings: {sources: [prs, pods]}, identity: {user: u}}]
+  sources:
+    - {name: prs, type: github, github: {webhookSecret: "${GITHUB_WEBHOOK_SECRET}", api: {token: "${GITHUB_TOKEN}"}}}
+    - {name: pods, type: kubernetes, kubernetes: {resources: [{type: v1/pods, events: [error]}]}}
 `},
 	"state-name": {"kubechat", `config:
   cluster: {name: x, stateName: team-b}

@@ -118,13 +118,17 @@ func value(ev event.Event, p string) string {
 	return ""
 }
 
-// Matches reports whether ev triggers an action on source with reasons:
-// the same source, never a recovery, and one of reasons when any are
-// given. An informational one-off event (a create, an update, a pull
+// Matches reports whether ev triggers an action on source with reasons
+// and kinds: the same source, never a recovery, one of reasons when any
+// are given, and about an object of one of kinds (in any case) when any
+// are given. An informational one-off event (a create, an update, a pull
 // request's push) triggers only an action that names its reason, so an
 // action written for failures never starts running on every change.
-func Matches(ev event.Event, source string, reasons []string) bool {
+func Matches(ev event.Event, source string, reasons, kinds []string) bool {
 	if ev.Source != source || ev.Transition == event.Resolved {
+		return false
+	}
+	if len(kinds) > 0 && !slices.ContainsFunc(kinds, func(k string) bool { return strings.EqualFold(k, ev.Object.Kind) }) {
 		return false
 	}
 	if ev.Transition == "" && ev.Type != event.Error && ev.Type != event.Warning {

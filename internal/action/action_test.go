@@ -59,16 +59,22 @@ func TestExpandRefusesHostileValues(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	require.True(t, Matches(crash, "pods", nil))
-	require.True(t, Matches(crash, "pods", []string{"ImagePullBackOff", "CrashLoopBackOff"}))
-	require.False(t, Matches(crash, "pods", []string{"ImagePullBackOff"}))
-	require.False(t, Matches(crash, "other", nil))
+	require.True(t, Matches(crash, "pods", nil, nil))
+	require.True(t, Matches(crash, "pods", []string{"ImagePullBackOff", "CrashLoopBackOff"}, nil))
+	require.False(t, Matches(crash, "pods", []string{"ImagePullBackOff"}, nil))
+	require.False(t, Matches(crash, "other", nil, nil))
 	resolved := crash
 	resolved.Transition = event.Resolved
-	require.False(t, Matches(resolved, "pods", nil), "a recovery runs nothing")
+	require.False(t, Matches(resolved, "pods", nil, nil), "a recovery runs nothing")
 	created := event.Event{Source: "pods", Type: event.Create, Reason: "Created"}
-	require.False(t, Matches(created, "pods", nil), "an action for failures does not run on every change")
-	require.True(t, Matches(created, "pods", []string{"Created"}), "a one-off event runs an action that names its reason")
+	require.False(t, Matches(created, "pods", nil, nil), "an action for failures does not run on every change")
+	require.True(t, Matches(created, "pods", []string{"Created"}, nil), "a one-off event runs an action that names its reason")
 	warning := event.Event{Source: "pods", Type: event.Warning, Reason: "BackOff"}
-	require.True(t, Matches(warning, "pods", nil))
+	require.True(t, Matches(warning, "pods", nil, nil))
+	// A pull request's events are about Kustomizations and Applications:
+	// kinds keeps each executor's action to its own.
+	pushed := event.Event{Source: "prs", Type: event.Update, Reason: "PullRequestUpdated", Object: event.Object{Kind: "Application"}}
+	require.True(t, Matches(pushed, "prs", []string{"PullRequestUpdated"}, nil))
+	require.True(t, Matches(pushed, "prs", []string{"PullRequestUpdated"}, []string{"application"}))
+	require.False(t, Matches(pushed, "prs", []string{"PullRequestUpdated"}, []string{"Kustomization"}))
 }

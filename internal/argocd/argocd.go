@@ -164,7 +164,8 @@ type OperationState struct {
 	StartedAt  metav1.Time  `json:"startedAt"`
 	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
 	SyncResult *struct {
-		Revision  string `json:"revision,omitempty"`
+		Revision  string   `json:"revision,omitempty"`
+		Revisions []string `json:"revisions,omitempty"`
 		Resources []struct {
 			Group     string `json:"group,omitempty"`
 			Kind      string `json:"kind"`

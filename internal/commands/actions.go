@@ -58,7 +58,7 @@ func (h *Handler) Triggered(ev event.Event, platform string, ch chat.Channel) []
 	var out []string
 	for _, name := range c.cfg.Bindings.Actions {
 		act, ok := h.actions[name]
-		if ok && action.Matches(ev, act.cfg.Source, act.cfg.Reasons) && h.actionEnabled(act.cfg) {
+		if ok && action.Matches(ev, act.cfg.Source, act.cfg.Reasons, act.cfg.Kinds) && h.actionEnabled(act.cfg) {
 			out = append(out, name)
 		}
 	}

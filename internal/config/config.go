@@ -531,6 +531,10 @@ type Action struct {
 	Source string `yaml:"source" jsonschema:"required"`
 	// Reasons limits the action to events with one of these reasons.
 	Reasons []string `yaml:"reasons"`
+	// Kinds limits the action to events about objects of these kinds
+	// (Kustomization, Application; in any case): a github source's events
+	// are about both, and each needs its own executor's command.
+	Kinds []string `yaml:"kinds"`
 	// Command is the command line to run, as typed after @kubechat. Words
 	// may hold placeholders for the event's fields ({namespace}, {name},
 	// {kind}, {reason}, {cluster}, {label:NAME}); each is replaced inside

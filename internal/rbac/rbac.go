@@ -204,7 +204,8 @@ func own(cfg *config.Config) []rbacv1.PolicyRule {
 }
 
 // watched is list and watch on exactly what the kubernetes sources watch,
-// list on Kustomizations and GitRepositories for a github source,
+// list on Kustomizations, GitRepositories and Argo CD Applications for a
+// github source,
 // and get on Services and Secrets for the Ingress recommendation, which
 // checks that an Ingress's backends and TLS Secrets exist (by metadata,
 // but RBAC has no metadata-only verb).
@@ -233,10 +234,12 @@ func watched(cfg *config.Config) []rbacv1.PolicyRule {
 		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"services", "secrets"}, Verbs: []string{"get"}})
 	}
 	if gitops {
-		// A github source finds the Kustomizations a pull request touches.
+		// A github source finds the Kustomizations and Argo CD
+		// Applications a pull request touches.
 		rules = append(rules,
 			rbacv1.PolicyRule{APIGroups: []string{"kustomize.toolkit.fluxcd.io"}, Resources: []string{"kustomizations"}, Verbs: []string{"list"}},
-			rbacv1.PolicyRule{APIGroups: []string{"source.toolkit.fluxcd.io"}, Resources: []string{"gitrepositories"}, Verbs: []string{"list"}})
+			rbacv1.PolicyRule{APIGroups: []string{"source.toolkit.fluxcd.io"}, Resources: []string{"gitrepositories"}, Verbs: []string{"list"}},
+			rbacv1.PolicyRule{APIGroups: []string{"argoproj.io"}, Resources: []string{"applications"}, Verbs: []string{"list"}})
 	}
 	return rules
 }

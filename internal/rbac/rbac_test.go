@@ -228,3 +228,23 @@ sources:
 	watch := m["ClusterRole /kubechat-kc-watch"].(*rbacv1.ClusterRole)
 	require.Equal(t, []rbacv1.PolicyRule{{APIGroups: []string{"argoproj.io"}, Resources: []string{"applications"}, Verbs: []string{"list", "watch"}}}, watch.Rules)
 }
+
+// TestGitHubSourceLists: the agent itself lists what a github source
+// looks up for a pull request: Flux's Kustomizations and GitRepositories,
+// and Argo CD's Applications; nothing more.
+func TestGitHubSourceLists(t *testing.T) {
+	t.Setenv("HOOK_SECRET", "s3cret")
+	t.Setenv("GH_TOKEN", "t0ken")
+	cfg := load(t, `cluster: {name: x}
+sources:
+  - {name: prs, type: github, github: {webhookSecret: {fromEnv: HOOK_SECRET}, api: {token: {fromEnv: GH_TOKEN}}}}
+`)
+	objs, err := rbac.Objects(cfg, rbac.Options{})
+	require.NoError(t, err)
+	watch := byKey(objs)["ClusterRole /kubechat-kubechat-watch"].(*rbacv1.ClusterRole)
+	require.Equal(t, []rbacv1.PolicyRule{
+		{APIGroups: []string{"kustomize.toolkit.fluxcd.io"}, Resources: []string{"kustomizations"}, Verbs: []string{"list"}},
+		{APIGroups: []string{"source.toolkit.fluxcd.io"}, Resources: []string{"gitrepositories"}, Verbs: []string{"list"}},
+		{APIGroups: []string{"argoproj.io"}, Resources: []string{"applications"}, Verbs: []string{"list"}},
+	}, watch.Rules)
+}

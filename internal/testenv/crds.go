@@ -38,18 +38,65 @@ func ArgoCDCRDDir() (string, error) {
 // InstallCRDs creates (or keeps) every CRD in the YAML files of dir and
 // waits until each is established.
 func (e *Env) InstallCRDs(ctx context.Context, dir string) error {
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("testenv: no CRDs in %s; run make testbin", dir)
-	}
-	cs, err := apiextensions.NewForConfig(e.Config)
+	crds, cs, err := e.crdsIn(dir)
 	if err != nil {
 		return err
 	}
+	for _, crd := range crds {
+		if err := e.installCRD(ctx, cs, crd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UninstallCRDs deletes every CRD in the YAML files of dir, with all
+// their objects, and waits until each is gone: a test can then see a
+// cluster without them (Flux or Argo CD not installed).
+func (e *Env) UninstallCRDs(ctx context.Context, dir string) error {
+	crds, cs, err := e.crdsIn(dir)
+	if err != nil {
+		return err
+	}
+	api := cs.ApiextensionsV1().CustomResourceDefinitions()
+	for _, crd := range crds {
+		if err := api.Delete(ctx, crd.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("testenv: delete CRD %s: %w", crd.Name, err)
+		}
+	}
+	for _, crd := range crds {
+		err := e.poll(ctx, "CRD "+crd.Name+" deleted", time.Minute, func() error {
+			_, err := api.Get(ctx, crd.Name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			if err == nil {
+				return fmt.Errorf("still there")
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// crdsIn reads the CRDs of the YAML files of dir.
+func (e *Env) crdsIn(dir string) ([]*apiextensionsv1.CustomResourceDefinition, apiextensions.Interface, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return nil, nil, fmt.Errorf("testenv: no CRDs in %s; run make testbin", dir)
+	}
+	cs, err := apiextensions.NewForConfig(e.Config)
+	if err != nil {
+		return nil, nil, err
+	}
+	var crds []*apiextensionsv1.CustomResourceDefinition
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		for _, doc := range strings.Split(string(data), "\n---") {
 			if strings.TrimSpace(doc) == "" {
@@ -57,17 +104,14 @@ func (e *Env) InstallCRDs(ctx context.Context, dir string) error {
 			}
 			var crd apiextensionsv1.CustomResourceDefinition
 			if err := yaml.Unmarshal([]byte(doc), &crd); err != nil {
-				return fmt.Errorf("testenv: %s: %w", f, err)
+				return nil, nil, fmt.Errorf("testenv: %s: %w", f, err)
 			}
-			if crd.Kind != "CustomResourceDefinition" {
-				continue
-			}
-			if err := e.installCRD(ctx, cs, &crd); err != nil {
-				return err
+			if crd.Kind == "CustomResourceDefinition" {
+				crds = append(crds, &crd)
 			}
 		}
 	}
-	return nil
+	return crds, cs, nil
 }
 
 // installCRD creates (or keeps) crd and waits until it is established.

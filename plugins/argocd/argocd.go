@@ -7,6 +7,10 @@
 // --github-ref renders the Application's source at a pull request's head
 // and dry-runs it against the cluster (package prdiff, as flux diff does),
 // with buttons to post the diff (app comment) and approve (app approve).
+// What a github source's events run: app report (the diff at a pushed
+// commit, posted to the pull request with the commit status
+// kubechat/diff) and app follow (the Application followed until it is
+// synced and healthy at a merge commit, or failed there).
 // Writing, each with
 // Confirm: app sync and app rollback set the Application's operation as
 // Argo CD's API server does (server/application Sync and Rollback), and
@@ -62,6 +66,7 @@ type Executor struct {
 	s       Settings
 	prs     *prdiff.Differ
 	log     *slog.Logger
+	follows executor.Follows
 }
 
 // New builds the Argo CD executor. It validates its settings and does not
@@ -105,11 +110,14 @@ const (
 	verbRollback  = "app rollback"
 	verbComment   = "app comment"
 	verbApprove   = "app approve"
+	verbReport    = "app report"
+	verbFollow    = "app follow"
 )
 
 // ReadOnlyVerbs change nothing; a policy that lists no verbs allows them.
+// comment, approve and report write to GitHub, so a policy must list them.
 func (e *Executor) ReadOnlyVerbs() []string {
-	return []string{verbList, verbGet, verbHistory, verbResources, verbDiff}
+	return []string{verbList, verbGet, verbHistory, verbResources, verbDiff, verbFollow}
 }
 
 // command is one parsed argocd command.
@@ -136,6 +144,8 @@ argocd app resources NAME [-n NS]
 argocd app diff NAME [-n NS] [--github-ref PR|URL|BRANCH]
 argocd app comment NAME [-n NS] --github-ref PR --sha SHA
 argocd app approve NAME [-n NS] --github-ref PR --sha SHA
+argocd app report NAME [-n NS] --github-ref PR --sha SHA
+argocd app follow NAME [-n NS] --sha SHA
 argocd app sync NAME [-n NS] [--prune] [--dry-run] [--revision R]
 argocd app refresh NAME [-n NS] [--hard]
 argocd app rollback NAME ID [-n NS] [--prune] [--dry-run]`
@@ -193,7 +203,7 @@ func parse(args []string) (command, error) {
 			return bad("argocd app list takes no names (%q)", strings.Join(rest, " "))
 		}
 		err = only("all-namespaces", "selector", "project")
-	case verbGet, verbHistory, verbResources, verbDiff, verbSync, verbRefresh, verbComment, verbApprove:
+	case verbGet, verbHistory, verbResources, verbDiff, verbSync, verbRefresh, verbComment, verbApprove, verbReport, verbFollow:
 		if len(rest) != 1 {
 			return bad("argocd %s: give exactly one application NAME", c.verb)
 		}
@@ -208,7 +218,12 @@ func parse(args []string) (command, error) {
 			if c.sha != "" && c.ref == "" {
 				return bad("argocd app diff: --sha needs --github-ref")
 			}
-		case verbComment, verbApprove:
+		case verbFollow:
+			err = only("sha")
+			if err == nil && c.sha == "" {
+				return bad("argocd app follow: --sha is required (the commit the Application is to sync)")
+			}
+		case verbComment, verbApprove, verbReport:
 			err = only("github-ref", "sha")
 			if err == nil && (c.ref == "" || c.sha == "") {
 				return bad("argocd %s: --github-ref and --sha are required (the pull request and the commit that was diffed)", c.verb)
@@ -261,6 +276,8 @@ func (e *Executor) Analyze(_ context.Context, args []string) (executor.Analysis,
 		Resources:     []executor.Resource{{Group: argocd.Group, Resource: "applications", Namespaced: true}},
 		AllNamespaces: c.allNamespaces,
 		Confirm:       writes(c.verb),
+		// A report's commit status links to the chat thread it runs in.
+		LinksThread: c.verb == verbReport,
 	}
 	if c.namespace != "" {
 		a.Namespaces = []string{c.namespace}
@@ -328,6 +345,10 @@ func (e *Executor) Execute(ctx context.Context, req executor.Request) (res execu
 		return r.comment(ctx)
 	case verbApprove:
 		return r.approve(ctx)
+	case verbReport:
+		return r.report(ctx)
+	case verbFollow:
+		return r.follow(ctx)
 	case verbSync:
 		return r.sync(ctx)
 	case verbRefresh:

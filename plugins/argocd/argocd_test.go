@@ -341,6 +341,10 @@ func TestParseErrorsNameTheBadWord(t *testing.T) {
 		"app resources a --dry-run":          "does not take --dry-run",
 		"app diff a b":                       "give exactly one application NAME",
 		"app sync a --revision x --prune -A": "does not take --all-namespaces",
+		"app follow a":                       "--sha is required",
+		"app follow a --sha abc":             `--sha "abc": not a full commit id`,
+		"app follow a --github-ref 1 --sha " + strings.Repeat("a", 40): "does not take --github-ref",
+		"app report a --sha " + strings.Repeat("a", 40):                "--github-ref and --sha are required",
 	} {
 		_, err := e.Analyze(t.Context(), strings.Fields(args))
 		require.ErrorContains(t, err, want, args)
@@ -353,7 +357,8 @@ func TestParseErrorsNameTheBadWord(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, a.Confirm)
 	require.True(t, a.AllNamespaces)
-	require.ElementsMatch(t, []string{"app list", "app get", "app history", "app resources", "app diff"}, e.ReadOnlyVerbs())
+	require.ElementsMatch(t, []string{"app list", "app get", "app history", "app resources", "app diff", "app follow"}, e.ReadOnlyVerbs(),
+		"report, comment and approve write to GitHub: only where a policy lists them")
 }
 
 func TestSettingsErrorsNameTheField(t *testing.T) {

@@ -105,7 +105,7 @@ func (r *run) target(a *argocd.Application) (prdiff.Target, error) {
 	}
 	name := qualified(a.Namespace, a.Name)
 	return prdiff.Target{
-		Repo: repo, Kind: "Application", Name: name, Ref: r.cmd.ref, SHA: r.cmd.sha,
+		Repo: repo, Kind: "Application", Name: name, Ref: r.cmd.ref, SHA: r.cmd.sha, Thread: r.req.Caller.ThreadURL,
 		Diff: func(ctx context.Context, pr github.PullRequest, sha string) (prdiff.Report, error) {
 			return r.diffAt(ctx, a, repo, pr, sha)
 		},
@@ -128,6 +128,17 @@ func (r *run) comment(ctx context.Context) (executor.Result, error) {
 		return executor.Result{}, err
 	}
 	return r.e.prs.Comment(ctx, t, r.e.cluster, r.req.Caller.UserName, r.secrets)
+}
+
+// report diffs at --sha, posts the diff to the pull request (unless its
+// head moved since) and sets the commit status kubechat/diff on --sha:
+// what a github source's push event runs.
+func (r *run) report(ctx context.Context) (executor.Result, error) {
+	t, err := r.loadTarget(ctx)
+	if err != nil {
+		return executor.Result{}, err
+	}
+	return r.e.prs.Report(ctx, t, r.e.cluster, r.secrets)
 }
 
 // approve approves the pull request at --sha, unless its head moved.

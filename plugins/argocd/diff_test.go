@@ -15,6 +15,7 @@ import (
 	"github.com/kubechat/kubechat/internal/github"
 	"github.com/kubechat/kubechat/internal/github/githubtest"
 	"github.com/kubechat/kubechat/internal/gittest"
+	"github.com/kubechat/kubechat/internal/prdiff/prdifftest"
 	"github.com/kubechat/kubechat/internal/redact"
 )
 
@@ -155,6 +156,17 @@ func (f *fleet) openPR(t *testing.T, branch string, files map[string]string) (in
 	return f.number, sha
 }
 
+// push adds a commit with files to branch, the head of pull request n.
+func (f *fleet) push(t *testing.T, n int, branch string, files map[string]string) string {
+	t.Helper()
+	f.work.Checkout(branch)
+	f.work.Write(files)
+	sha := f.work.Commit(branch, "more")
+	f.work.Checkout("main")
+	f.gh.SetHead("acme", "fleet", n, sha)
+	return sha
+}
+
 func objectLines(out string) []string {
 	var lines []string
 	for _, l := range strings.Split(out, "\n") {
@@ -170,6 +182,41 @@ func TestDiff(t *testing.T) {
 	f := newFleet(t)
 	t.Run("AgainstAPullRequest", func(t *testing.T) { testDiffAgainstAPullRequest(t, f) })
 	t.Run("BuildErrorsAreClear", func(t *testing.T) { testDiffBuildErrors(t, f) })
+	t.Run("ReportToThePullRequest", func(t *testing.T) { testReport(t, f) })
+}
+
+// testReport: what a github source's push runs. The diff at the pushed
+// commit replaces the Application's comment on the pull request, Secret
+// values masked, and the commit gets kubechat/diff: pending, then success
+// when it builds and dry-runs, failure when it does not; an older push's
+// run finishing late neither overwrites the newer comment nor speaks for
+// the newer commit.
+func testReport(t *testing.T, f *fleet) {
+	n, first := f.openPR(t, "report-plain", map[string]string{
+		"manifests/plain/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {color: green}\n",
+		"manifests/plain/secret.yaml":    "",
+	})
+	ref := strconv.Itoa(n)
+	res := prdifftest.Check(t, prdifftest.Report{
+		GitHub: f.gh, Repo: "acme/fleet", Number: n, First: first,
+		Marker:   "kubechat argocd-diff cluster=test-cluster application=argocd/plain",
+		Executor: f.e,
+		Request: func(sha string) executor.Request {
+			return executor.Request{Args: []string{"app", "report", "plain", "--github-ref", ref, "--sha", sha},
+				Identity: admin, Namespace: appNS, Caller: executor.Caller{Platform: "slack", UserName: "alice"}}
+		},
+		Break: func() string {
+			return f.push(t, n, "report-plain", map[string]string{"manifests/plain/broken.yaml": "kind: [ConfigMap\n"})
+		},
+		Summary: "Application argocd/plain: 0 created, 1 configured, 1 deleted, 1 unchanged, 0 skipped",
+		What:    "Application argocd/plain",
+	})
+	require.Equal(t, []string{"ConfigMap/shop/settings configured", "Secret/shop/legacy-token deleted"}, objectLines(res.Output), res.Output)
+	require.Equal(t, []string{"app", "approve", "plain", "-n", appNS, "--github-ref", ref, "--sha", first}, res.Buttons[0].Args)
+	require.Contains(t, res.Output, "+  color: green")
+	for _, c := range f.gh.Comments(n) {
+		require.NotContains(t, c.Body, legacyToken, "a Secret's value never reaches the pull request")
+	}
 }
 
 // testDiffAgainstAPullRequest: one pull request changes a Helm value, a
@@ -227,11 +274,7 @@ func testDiffAgainstAPullRequest(t *testing.T, f *fleet) {
 	approve := execute(t, f.e, admin, plain.Buttons[1].Args...)
 	require.Equal(t, 0, approve.ExitCode, approve.Errors)
 	require.Equal(t, sha, f.gh.Reviews()[0].CommitID)
-	f.work.Checkout("release")
-	f.work.Write(map[string]string{"charts/api/values-prod.yaml": "replicas: 4\n"})
-	moved := f.work.Commit("release", "more")
-	f.work.Checkout("main")
-	f.gh.SetHead("acme", "fleet", n, moved)
+	f.push(t, n, "release", map[string]string{"charts/api/values-prod.yaml": "replicas: 4\n"})
 	refused := execute(t, f.e, admin, plain.Buttons[1].Args...)
 	require.Equal(t, 1, refused.ExitCode)
 	require.Contains(t, refused.Errors, "Not approved")

@@ -222,27 +222,33 @@ func (r *run) refreshRequested(a *argocd.Application) string {
 }
 
 // Watch reports the operation a sync, rollback or refresh started, as the
-// application controller records it in the Application, once it changed
-// from last; done once it ended. It reads as req.Identity.
+// application controller records it in the Application, or where a
+// followed Application stands with its commit (app follow), once it
+// changed from last; done once it ended. It reads as req.Identity.
 func (e *Executor) Watch(ctx context.Context, req executor.Request, last executor.Result) (res executor.Result, done bool, err error) {
 	r, err := e.prepare(ctx, req)
 	if err != nil {
 		return executor.Result{}, true, err
 	}
 	defer r.finish(&res, &err)
-	if !writes(r.cmd.verb) {
+	state := r.progress
+	switch {
+	case r.cmd.verb == verbFollow:
+		state = r.followed
+	case !writes(r.cmd.verb):
 		return executor.Result{}, true, fmt.Errorf("argocd %s starts no operation", r.cmd.verb)
 	}
 	apps := r.apps.Namespace(r.cmd.namespace)
 	for {
 		u, err := apps.Get(ctx, r.cmd.name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
+			r.e.follows.End(r.followKey())
 			return executor.Result{Errors: fmt.Sprintf("application %s was deleted\n", qualified(r.cmd.namespace, r.cmd.name)), ExitCode: 1}, true, nil
 		}
 		if err != nil {
 			return executor.Result{}, true, err
 		}
-		res, done, err := r.progress(u)
+		res, done, err := state(u)
 		if err != nil || done || res.Output != last.Output {
 			return res, done, err
 		}

@@ -40,7 +40,7 @@ type Executor struct {
 	base    *rest.Config
 	prs     *prdiff.Differ
 	log     *slog.Logger
-	follows follows
+	follows executor.Follows
 }
 
 // New builds the Flux executor. It validates its settings and contacts

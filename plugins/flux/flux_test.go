@@ -21,6 +21,7 @@ import (
 	"github.com/kubechat/kubechat/internal/executor"
 	"github.com/kubechat/kubechat/internal/github/githubtest"
 	"github.com/kubechat/kubechat/internal/prdiff"
+	"github.com/kubechat/kubechat/internal/prdiff/prdifftest"
 	"github.com/kubechat/kubechat/internal/redact"
 	"github.com/kubechat/kubechat/internal/testenv"
 	"github.com/kubechat/kubechat/plugins/flux/fluxtest"
@@ -222,13 +223,7 @@ func testCommentAndApprove(t *testing.T, f *fluxtest.Fleet) {
 	require.Equal(t, 0, post.ExitCode, post.Errors)
 	require.Contains(t, post.Output, "Posted the diff")
 	ours := func() []githubtest.Comment {
-		var out []githubtest.Comment
-		for _, c := range f.GitHub.Comments(8) {
-			if strings.Contains(c.Body, "<!-- kubechat flux-diff cluster=test-cluster kustomization=flux-src/apps part ") {
-				out = append(out, c)
-			}
-		}
-		return out
+		return f.GitHub.CommentsWith(8, "<!-- kubechat flux-diff cluster=test-cluster kustomization=flux-src/apps part ")
 	}
 	require.Len(t, ours(), 1)
 	body := ours()[0].Body
@@ -267,75 +262,24 @@ func testReport(t *testing.T, f *fluxtest.Fleet) {
 	const n = 40
 	first := f.OpenPR(t, n, "report-web", fluxtest.PRFiles())
 	e := newExecutor(t, f.GitHub.APIURL())
-	ours := func() []githubtest.Comment {
-		var out []githubtest.Comment
-		for _, c := range f.GitHub.Comments(n) {
-			if strings.Contains(c.Body, "<!-- kubechat flux-diff cluster=test-cluster kustomization=flux-src/apps part ") {
-				out = append(out, c)
-			}
-		}
-		return out
-	}
-	statuses := func(sha string) []githubtest.Status {
-		var out []githubtest.Status
-		for _, s := range f.GitHub.Statuses() {
-			if s.SHA == sha {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	res := execute(t, e, admin, "report", "kustomization", "apps", "--github-ref", strconv.Itoa(n), "--sha", first)
-	require.Equal(t, 0, res.ExitCode, res.Errors)
+	marker := "<!-- kubechat flux-diff cluster=test-cluster kustomization=flux-src/apps part "
+	res := prdifftest.Check(t, prdifftest.Report{
+		GitHub: f.GitHub, Repo: "acme/fleet", Number: n, First: first, Marker: marker,
+		Executor: e,
+		Request: func(sha string) executor.Request {
+			return executor.Request{Args: []string{"report", "kustomization", "apps", "--github-ref", strconv.Itoa(n), "--sha", sha},
+				Identity: admin, Namespace: fluxNS, Caller: executor.Caller{Platform: "slack", UserName: "alice"}}
+		},
+		Break: func() string {
+			return f.Push(t, n, "report-web", map[string]string{"deploy/kustomization.yaml": "resources: [missing.yaml]\n"})
+		},
+		Summary: "Kustomization flux-src/apps: 1 created, 1 configured, 1 deleted, 1 unchanged, 0 skipped",
+		What:    "Kustomization flux-src/apps",
+	})
 	require.Contains(t, res.Output, "1 created, 1 configured, 1 deleted")
-	require.Contains(t, res.Output, "Commit status kubechat/diff on "+first[:7]+": success")
-	require.Len(t, ours(), 1)
-	require.Contains(t, ours()[0].Body, first)
-	require.NotContains(t, ours()[0].Body, fluxtest.DBPassword)
-	st := statuses(first)
-	require.Len(t, st, 2)
-	require.Equal(t, []string{"pending", "success"}, []string{st[0].State, st[1].State})
-	require.Equal(t, "kubechat/diff", st[1].Context)
-	require.Equal(t, "Kustomization flux-src/apps: 1 created, 1 configured, 1 deleted, 1 unchanged, 0 skipped", st[1].Description)
-	require.Contains(t, st[1].TargetURL, "#issuecomment-", "the status links to the report")
-	require.Equal(t, "Approve PR", res.Buttons[0].Label)
-
-	// A push that breaks the build: its report replaces the comment and
-	// fails its commit's status.
-	second := f.Push(t, n, "report-web", map[string]string{"deploy/kustomization.yaml": "resources: [missing.yaml]\n"})
-	res = execute(t, e, admin, "report", "kustomization", "apps", "--github-ref", strconv.Itoa(n), "--sha", second)
-	require.Equal(t, 1, res.ExitCode)
-	require.Len(t, ours(), 1)
-	require.Contains(t, ours()[0].Body, second)
-	require.Contains(t, ours()[0].Body, "the diff failed")
-	st = statuses(second)
-	require.Len(t, st, 2)
-	require.Equal(t, "failure", st[1].State)
-	require.Contains(t, st[1].Description, "does not build")
-
-	// The first push's run finishing late (a retry, a slow build) does
-	// not overwrite the newer report; its status stays on its own commit.
-	res = execute(t, e, admin, "report", "kustomization", "apps", "--github-ref", strconv.Itoa(n), "--sha", first)
-	require.Equal(t, 0, res.ExitCode, res.Errors)
-	require.Contains(t, res.Output, "Not posted to acme/fleet#40: its head moved")
-	require.Contains(t, ours()[0].Body, second)
-	require.Len(t, statuses(second), 2)
-
-	// Run in a chat thread (a pull request event's action), the status
-	// links to that thread rather than to the comment.
-	const thread = "https://kubechat-test.slack.com/archives/C000ALERTS/p1700000000000100"
-	a, err := e.Analyze(t.Context(), []string{"report", "kustomization", "apps", "--github-ref", strconv.Itoa(n), "--sha", second})
-	require.NoError(t, err)
-	require.True(t, a.LinksThread, "a report asks for its thread's address")
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	res, err = e.Execute(ctx, executor.Request{Args: []string{"report", "kustomization", "apps", "--github-ref", strconv.Itoa(n), "--sha", second},
-		Identity: admin, Namespace: fluxNS, Caller: executor.Caller{Platform: "slack", UserName: "action:pr-diff", ThreadURL: thread}})
-	require.NoError(t, err)
-	require.Equal(t, 1, res.ExitCode)
-	st = statuses(second)
-	require.Len(t, st, 4)
-	require.Equal(t, []string{thread, thread}, []string{st[2].TargetURL, st[3].TargetURL}, "pending and final link to the thread")
+	for _, c := range f.GitHub.CommentsWith(n, marker) {
+		require.NotContains(t, c.Body, fluxtest.DBPassword)
+	}
 }
 
 func testFollow(t *testing.T, f *fluxtest.Fleet) {

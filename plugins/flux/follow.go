@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
@@ -21,42 +20,11 @@ import (
 // followPoll is how often a followed Kustomization is read again.
 const followPoll = 2 * time.Second
 
-// follows remembers when each follow started, for the reconcile time
-// its result reports; an entry goes when its follow ends.
-type follows struct {
-	mu      sync.Mutex
-	started map[string]time.Time
-}
-
-func (f *follows) start(key string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.started == nil {
-		f.started = map[string]time.Time{}
-	}
-	if _, ok := f.started[key]; !ok {
-		f.started[key] = time.Now()
-	}
-}
-
-// end forgets key and returns how long ago its follow started (0: unknown,
-// as after a restart).
-func (f *follows) end(key string) time.Duration {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	t, ok := f.started[key]
-	delete(f.started, key)
-	if !ok {
-		return 0
-	}
-	return time.Since(t)
-}
-
 // follow starts "flux follow kustomization NAME --sha SHA": it reports the
 // Kustomization's state now, and Watch follows it until it is Ready at
 // the commit, or failed there.
 func (r *run) follow(ctx context.Context) (executor.Result, error) {
-	r.e.follows.start(r.followKey())
+	r.e.follows.Start(r.followKey())
 	res, done, err := r.followState(ctx)
 	if err != nil || done {
 		return res, err
@@ -90,12 +58,10 @@ func (r *run) followState(ctx context.Context) (executor.Result, bool, error) {
 	switch {
 	case ready != nil && ready.Status == "True" && atSHA(ks.Status.LastAppliedRevision):
 		out := fmt.Sprintf("Kustomization %s is Ready at %s (%s).\n", key, sha, ks.Status.LastAppliedRevision)
-		if d := r.e.follows.end(r.followKey()); d > 0 {
-			out += fmt.Sprintf("Reconciled %s after kubechat started following it.\n", d.Round(time.Second))
-		}
+		out += r.e.follows.Took(r.followKey(), "Reconciled")
 		return executor.Result{Output: out}, true, nil
 	case ready != nil && ready.Status == "False" && atSHA(ks.Status.LastAttemptedRevision):
-		r.e.follows.end(r.followKey())
+		r.e.follows.End(r.followKey())
 		return executor.Result{Errors: fmt.Sprintf("Kustomization %s failed at %s: %s: %s\n", key, sha, ready.Reason, ready.Message), ExitCode: 1}, true, nil
 	}
 	state := "no Ready condition yet"

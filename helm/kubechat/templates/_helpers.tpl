@@ -120,12 +120,18 @@ serviceAccounts} where serviceAccounts maps a namespace to names.
 
 {{/*
 The resources the sources watch, as RBAC rules: a JSON list of
-{group, resource}, plus whether a recommendation reads Services and Secrets.
+{group, resource}, plus whether a recommendation reads Services and Secrets,
+and whether a github source lists Kustomizations, GitRepositories and
+Argo CD Applications.
 */}}
 {{- define "kubechat.watched" -}}
 {{- $rules := list -}}
 {{- $ingressBackends := false -}}
+{{- $gitops := false -}}
 {{- range (default list .Values.config.sources) -}}
+{{- if eq .type "github" -}}
+{{- $gitops = true -}}
+{{- end -}}
 {{- if and (eq .type "kubernetes") .kubernetes -}}
 {{- range (default list .kubernetes.resources) -}}
 {{- $parts := splitList "/" .type -}}
@@ -142,7 +148,7 @@ The resources the sources watch, as RBAC rules: a JSON list of
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- dict "rules" ($rules | uniq) "ingressBackends" $ingressBackends | toJson -}}
+{{- dict "rules" ($rules | uniq) "ingressBackends" $ingressBackends "gitops" $gitops | toJson -}}
 {{- end -}}
 
 {{/*

@@ -228,6 +228,11 @@ func (s *Server) Statuses() []Status {
 	return slices.Clone(s.statuses)
 }
 
+// StatusesOf are the commit statuses set on sha, oldest first.
+func (s *Server) StatusesOf(sha string) []Status {
+	return slices.DeleteFunc(s.Statuses(), func(st Status) bool { return st.SHA != sha })
+}
+
 // AddComment posts a comment as someone else would.
 func (s *Server) AddComment(number int, body string) {
 	s.mu.Lock()
@@ -247,6 +252,12 @@ func (s *Server) Comments(number int) []Comment {
 		}
 	}
 	return out
+}
+
+// CommentsWith are the comments on pull request number whose body
+// contains marker, oldest first.
+func (s *Server) CommentsWith(number int, marker string) []Comment {
+	return slices.DeleteFunc(s.Comments(number), func(c Comment) bool { return !strings.Contains(c.Body, marker) })
 }
 
 // Issues are the issues created so far, oldest first.

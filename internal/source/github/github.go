@@ -1,9 +1,10 @@
 // Package github is the GitHub source: a receiver of GitHub webhooks
 // (https://docs.github.com/en/webhooks) that turns each pull request
-// opened, pushed to, reopened or merged into one event per Flux
-// Kustomization the pull request touches: one whose GitRepository is the
-// pull request's repository and whose path holds a file the pull request
-// changes. Actions bound to the source then diff it, report to the pull
+// opened, pushed to, reopened or merged into one event per GitOps object
+// the pull request touches: a Flux Kustomization whose GitRepository is
+// the pull request's repository, or an Argo CD Application with a source
+// in it, whose path holds a file the pull request changes (targets.go).
+// Actions bound to the source then diff it, report to the pull
 // request, or follow its rollout (docs/github.md).
 //
 // Every delivery must carry a valid X-Hub-Signature-256 for the configured
@@ -27,7 +28,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,16 +87,17 @@ var scheme = func() *runtime.Scheme {
 	return s
 }()
 
-// New builds the source from its validated config. It reads Kustomizations
-// and GitRepositories through cfg (the agent's own identity) and keeps
-// delivery ids in st. It contacts nothing.
+// New builds the source from its validated config. It reads
+// Kustomizations, GitRepositories and Argo CD Applications through cfg
+// (the agent's own identity) and keeps delivery ids in st. It contacts
+// nothing.
 func New(sc config.Source, cluster string, cfg *rest.Config, st chat.StateStore, log *slog.Logger) (*Source, error) {
 	g := sc.GitHub
 	if g == nil || (g.Poll == nil && (g.WebhookSecret == nil || g.WebhookSecret.IsZero())) {
 		return nil, fmt.Errorf("source %q: github.webhookSecret is required unless the source polls (github.poll)", sc.Name)
 	}
 	if cfg == nil {
-		return nil, fmt.Errorf("source %q: a github source needs a cluster connection (in-cluster or --kubeconfig) to find the Kustomizations a pull request touches", sc.Name)
+		return nil, fmt.Errorf("source %q: a github source needs a cluster connection (in-cluster or --kubeconfig) to find the Kustomizations and Applications a pull request touches", sc.Name)
 	}
 	if st == nil {
 		return nil, fmt.Errorf("source %q: a github source needs the state store", sc.Name)
@@ -264,7 +265,7 @@ func (s *Source) pullRequest(ctx context.Context, delivery string, p *gh.PullReq
 	if repo.Owner == "" || repo.Name == "" || pr.GetNumber() <= 0 || sha == "" {
 		return 0, fmt.Errorf("the pull_request payload lacks its repository, number or commit")
 	}
-	targets, err := s.kustomizations(ctx, repo)
+	targets, err := s.targets(ctx, repo)
 	if err != nil || len(targets) == 0 {
 		return 0, err
 	}
@@ -273,77 +274,29 @@ func (s *Source) pullRequest(ctx context.Context, delivery string, p *gh.PullReq
 		return 0, err
 	}
 	n := 0
-	for _, ks := range targets {
-		dir := cleanPath(ks.Spec.Path)
-		if !slices.ContainsFunc(files, func(f string) bool { return touches(dir, f) }) {
+	for _, t := range targets {
+		dir, ok := t.touched(files)
+		if !ok {
 			continue
 		}
-		emit(ctx, s.event(repo, pr, reason, sha, dir, ks))
+		emit(ctx, s.event(repo, pr, reason, sha, dir, t))
 		n++
 	}
 	s.log.Debug("github pull request", "delivery", delivery, "repository", repo.String(), "number", pr.GetNumber(), "events", n)
 	return n, nil
 }
 
-// kustomizations lists the Kustomizations whose source is a GitRepository
-// of repo.
-func (s *Source) kustomizations(ctx context.Context, repo github.Repo) ([]kustomizev1.Kustomization, error) {
-	var srcs sourcev1.GitRepositoryList
-	if err := s.kube.List(ctx, &srcs); err != nil {
-		return nil, fmt.Errorf("list GitRepositories: %w", err)
-	}
-	ofRepo := map[string]bool{}
-	for _, g := range srcs.Items {
-		if r, err := github.ParseRepoURL(g.Spec.URL); err == nil && strings.EqualFold(r.String(), repo.String()) {
-			ofRepo[g.Namespace+"/"+g.Name] = true
-		}
-	}
-	if len(ofRepo) == 0 {
-		return nil, nil
-	}
-	var all kustomizev1.KustomizationList
-	if err := s.kube.List(ctx, &all); err != nil {
-		return nil, fmt.Errorf("list Kustomizations: %w", err)
-	}
-	var out []kustomizev1.Kustomization
-	for _, ks := range all.Items {
-		ref := ks.Spec.SourceRef
-		ns := ref.Namespace
-		if ns == "" {
-			ns = ks.Namespace
-		}
-		if ref.Kind == sourcev1.GitRepositoryKind && ofRepo[ns+"/"+ref.Name] {
-			out = append(out, ks)
-		}
-	}
-	slices.SortFunc(out, func(a, b kustomizev1.Kustomization) int {
-		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
-	})
-	return out, nil
-}
-
-// cleanPath is a Kustomization's spec.path relative to the repository's
-// root, "" for the root itself.
-func cleanPath(p string) string {
-	c := path.Clean("/" + p)
-	return strings.TrimPrefix(c, "/")
-}
-
-// touches reports whether the file at repository path f lies under dir.
-func touches(dir, f string) bool {
-	return dir == "" || f == dir || strings.HasPrefix(f, dir+"/")
-}
-
-// event is the event of pull request pr for Kustomization ks.
-func (s *Source) event(repo github.Repo, pr *gh.PullRequest, reason, sha, dir string, ks kustomizev1.Kustomization) event.Event {
+// event is the event of pull request pr for target t, whose path dir
+// it touches.
+func (s *Source) event(repo github.Repo, pr *gh.PullRequest, reason, sha, dir string, t target) event.Event {
 	number := strconv.Itoa(pr.GetNumber())
-	obj := event.Object{APIVersion: kustomizev1.GroupVersion.String(), Kind: kustomizev1.KustomizationKind, Namespace: ks.Namespace, Name: ks.Name}
+	obj := t.obj
 	h := sha256.Sum256([]byte(strings.Join([]string{repo.String(), number, reason, sha, obj.String()}, "\x00")))
 	where := fmt.Sprintf("%s#%s", repo, number)
-	headline := fmt.Sprintf("Pull request %s touches Kustomization %s/%s at %s", where, ks.Namespace, ks.Name, shortSHA(sha))
+	headline := fmt.Sprintf("Pull request %s touches %s at %s", where, obj, shortSHA(sha))
 	msg := pr.GetTitle()
 	if reason == ReasonMerged {
-		headline = fmt.Sprintf("Pull request %s was merged: Kustomization %s/%s will apply %s", where, ks.Namespace, ks.Name, shortSHA(sha))
+		headline = fmt.Sprintf("Pull request %s was merged: %s will apply %s", where, obj, shortSHA(sha))
 	}
 	ev := event.Event{
 		Source:   s.name,
@@ -355,9 +308,9 @@ func (s *Source) event(repo github.Repo, pr *gh.PullRequest, reason, sha, dir st
 		Message:  msg,
 		Headline: headline,
 		Time:     time.Now(),
-		UID:      string(ks.UID),
+		UID:      t.uid,
 		ID:       hex.EncodeToString(h[:12]),
-		// A pull request's events about one Kustomization share a thread:
+		// A pull request's events about one object share a thread:
 		// its pushes' reports and its merge's rollout follow the first.
 		Thread: fmt.Sprintf("github:%s#%s:%s", repo, number, obj),
 		Labels: map[string]string{

@@ -13,8 +13,11 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubechat/kubechat/internal/argocd"
 	"github.com/kubechat/kubechat/internal/config"
 	"github.com/kubechat/kubechat/internal/event"
 	"github.com/kubechat/kubechat/internal/github/githubtest"
@@ -84,9 +87,24 @@ func running(t *testing.T, f *fluxtest.Fleet, name string, keep int) (*httptest.
 
 func ptr[T any](v T) *T { return &v }
 
+// crds installs (or, !installed, removes) the CRDs in the directory dir
+// names: which GitOps tools the cluster has.
+func crds(t *testing.T, dir func() (string, error), installed bool) {
+	t.Helper()
+	d, err := dir()
+	require.NoError(t, err)
+	if installed {
+		require.NoError(t, env.InstallCRDs(context.Background(), d), "the CRDs come from make testbin")
+	} else {
+		require.NoError(t, env.UninstallCRDs(context.Background(), d))
+	}
+}
+
 func TestDeliveries(t *testing.T) {
 	testenv.Skip(t, env)
 	ctx := t.Context()
+	// A cluster with Flux only: Argo CD's CRDs are not installed.
+	crds(t, testenv.ArgoCDCRDDir, false)
 	f := fluxtest.New(t, env, appNS, fluxNS)
 	require.NoError(t, env.CreateNamespace(ctx, stateNS))
 	// A second Kustomization of the same repository at another path, and
@@ -202,6 +220,89 @@ func TestDeliveries(t *testing.T) {
 		require.NotEmpty(t, evs[0].Thread)
 		require.Equal(t, []string{evs[0].Thread, evs[0].Thread}, []string{evs[1].Thread, evs[2].Thread}, "one thread for the pull request's Kustomization")
 	})
+}
+
+// TestArgoCDApplications: in a cluster with Argo CD and without Flux, a
+// pull request is one event per Application with a source in its
+// repository (https with or without .git, scp-like and ssh URLs alike;
+// spec.source, or any of spec.sources) whose path holds a changed file;
+// a pull request that touches none is no event. Argo CD is removed again
+// afterwards, so the other tests see a cluster with Flux only.
+func TestArgoCDApplications(t *testing.T) {
+	testenv.Skip(t, env)
+	ctx := t.Context()
+	crds(t, testenv.FluxCRDDir, false)
+	crds(t, testenv.ArgoCDCRDDir, true)
+	t.Cleanup(func() { crds(t, testenv.ArgoCDCRDDir, false) })
+	const argoNS = "ghsrc-argocd"
+	require.NoError(t, env.CreateNamespace(ctx, argoNS))
+	require.NoError(t, env.CreateNamespace(ctx, stateNS))
+	dyn, err := dynamic.NewForConfig(env.Config)
+	require.NoError(t, err)
+	src := func(url, path string) map[string]any {
+		return map[string]any{"repoURL": url, "path": path, "targetRevision": "main"}
+	}
+	for name, spec := range map[string]map[string]any{
+		"web":   {"source": src("https://github.com/acme/fleet", "deploy")},
+		"infra": {"source": src("git@github.com:acme/fleet.git", "infra")},
+		"multi": {"sources": []any{
+			src("https://github.com/acme/other.git", "apps"),
+			src("ssh://git@github.com/acme/fleet.git", "./deploy/"),
+		}},
+		"foreign": {"source": src("https://github.com/acme/other.git", "deploy")},
+		// A chart from a Helm repository with values from the fleet: the
+		// chart is not in the repository, and the values source has no path.
+		"chart": {"sources": []any{
+			map[string]any{"repoURL": "https://github.com/acme/fleet.git", "chart": "web", "targetRevision": "1.0.0"},
+			map[string]any{"repoURL": "https://github.com/acme/fleet.git", "ref": "values", "targetRevision": "main"},
+		}},
+	} {
+		spec["project"] = "default"
+		spec["destination"] = map[string]any{"server": "https://kubernetes.default.svc", "namespace": "web"}
+		_, err := dyn.Resource(argocd.Applications).Namespace(argoNS).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+			"metadata": map[string]any{"name": name, "namespace": argoNS}, "spec": spec,
+		}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	f := fluxtest.NewRepository(t)
+	sha := f.OpenPR(t, 7, "scale-web", fluxtest.PRFiles())
+	f.OpenPR(t, 8, "docs", map[string]string{"README.md": "docs only\n", "deploy-notes/x.yaml": "not under deploy/\n"})
+	srv, rec := running(t, f, "ghsrc-argo", 10)
+	send := func(id string, body []byte) string {
+		t.Helper()
+		code, out, err := githubtest.Deliver(srv.URL, secret, githubtest.Delivery{Event: "pull_request", ID: id, Body: body})
+		require.NoError(t, err)
+		require.Equal(t, 202, code, out)
+		return out
+	}
+
+	require.Contains(t, send("a-1", f.GitHub.PullRequestEvent("opened", fluxtest.Owner, fluxtest.Repo, 7, "")), "2 event(s)")
+	evs := rec.events()
+	require.Len(t, evs, 2)
+	for i, name := range []string{"multi", "web"} {
+		require.Equal(t, event.Object{APIVersion: "argoproj.io/v1alpha1", Kind: "Application", Namespace: argoNS, Name: name}, evs[i].Object)
+		require.Equal(t, ReasonUpdated, evs[i].Reason)
+		require.Equal(t, map[string]string{"repository": "acme/fleet", "pr": "7", "sha": sha, "path": "./deploy", "branch": "scale-web"}, evs[i].Labels)
+		require.Equal(t, "Pull request acme/fleet#7 touches Application "+argoNS+"/"+name+" at "+sha[:7], evs[i].Headline)
+		require.NotEmpty(t, evs[i].UID)
+	}
+	require.NotEqual(t, evs[0].Thread, evs[1].Thread, "a thread per Application")
+
+	// A pull request that touches no Application's path: nothing.
+	require.Contains(t, send("a-2", f.GitHub.PullRequestEvent("opened", fluxtest.Owner, fluxtest.Repo, 8, "")), "0 event(s)")
+
+	// The merge: an event per Application at the merge commit, in the
+	// thread of its pushes.
+	merge := strings.Repeat("f", 40)
+	require.Contains(t, send("a-3", f.GitHub.PullRequestEvent("closed", fluxtest.Owner, fluxtest.Repo, 7, merge)), "2 event(s)")
+	merged := rec.events()[2:]
+	for i := range merged {
+		require.Equal(t, ReasonMerged, merged[i].Reason)
+		require.Equal(t, merge, merged[i].Labels["sha"])
+		require.Equal(t, evs[i].Object, merged[i].Object)
+		require.Equal(t, evs[i].Thread, merged[i].Thread)
+	}
 }
 
 func TestPathsTouched(t *testing.T) {

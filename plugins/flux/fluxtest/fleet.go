@@ -111,6 +111,29 @@ func PRFiles() map[string]string {
 	}
 }
 
+// mainFiles are the fleet's files on main.
+func mainFiles() map[string]string {
+	return map[string]string{
+		"deploy/kustomization.yaml":  "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deployment.yaml, service.yaml, serviceaccount.yaml]\n",
+		"deploy/deployment.yaml":     Deployment(1, "nginx:1.25"),
+		"deploy/service.yaml":        service,
+		"deploy/serviceaccount.yaml": serviceAccount,
+	}
+}
+
+// NewRepository sets up the fleet's repository and GitHub only: main
+// committed, nothing in the cluster. The servers stop with t.
+func NewRepository(t *testing.T) *Fleet {
+	t.Helper()
+	f := &Fleet{Git: gittest.NewServer(t), GitHub: githubtest.New(t, GitHubToken)}
+	// A private repository: clones need the GitHub token.
+	f.Git.RequireToken(GitHubToken)
+	f.Work = f.Git.NewRepo(t, Repo)
+	f.Work.Write(mainFiles())
+	f.MainSHA = f.Work.Commit("main", "fleet: web")
+	return f
+}
+
 // New sets up the fleet in env: the objects go to appNS, the Flux objects
 // to fluxNS (both created here). The servers stop with t.
 func New(t *testing.T, env *testenv.Env, appNS, fluxNS string) *Fleet {
@@ -122,18 +145,9 @@ func New(t *testing.T, env *testenv.Env, appNS, fluxNS string) *Fleet {
 	for _, n := range []string{appNS, fluxNS} {
 		require.NoError(t, env.CreateNamespace(ctx, n))
 	}
-	f := &Fleet{Git: gittest.NewServer(t), GitHub: githubtest.New(t, GitHubToken), AppNS: appNS, FluxNS: fluxNS}
-	// A private repository: clones need the GitHub token.
-	f.Git.RequireToken(GitHubToken)
-	f.Work = f.Git.NewRepo(t, Repo)
-	main := map[string]string{
-		"deploy/kustomization.yaml":  "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deployment.yaml, service.yaml, serviceaccount.yaml]\n",
-		"deploy/deployment.yaml":     Deployment(1, "nginx:1.25"),
-		"deploy/service.yaml":        service,
-		"deploy/serviceaccount.yaml": serviceAccount,
-	}
-	f.Work.Write(main)
-	f.MainSHA = f.Work.Commit("main", "fleet: web")
+	f := NewRepository(t)
+	f.AppNS, f.FluxNS = appNS, fluxNS
+	main := mainFiles()
 
 	kc, err := Client(env)
 	require.NoError(t, err)
