@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -37,6 +38,8 @@ type scalePoint struct {
 	// rss, anon and file (MiB) once it settled; heap is the Go heap in use.
 	rss, anon, file, heap float64
 	p50, p99              time.Duration
+	// cpuPer1k is the agent's CPU time per 1,000 watch events (pod updates).
+	cpuPer1k time.Duration
 }
 
 // parseSizes reads the -sizes flag: pod counts, comma-separated, ascending.
@@ -195,7 +198,57 @@ func measureAgent(ctx context.Context, env *testenv.Env, cs kubernetes.Interface
 	if len(lat) > 0 {
 		p.p50, p.p99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
 	}
+	if p.cpuPer1k, err = churnCPU(ctx, cs, agent, min(size, churnPods)); err != nil {
+		return p, err
+	}
 	return p, nil
+}
+
+// churnPods bounds the pods updated to measure CPU per watch event.
+const churnPods = 2000
+
+// churnCPU updates n of the bench pods (an annotation each: one watch
+// event) and returns the agent's CPU time per 1,000 of them, from the
+// first update until the agent is idle again.
+func churnCPU(ctx context.Context, cs kubernetes.Interface, agent *agentProc, n int) (time.Duration, error) {
+	before := agent.cpu()
+	pid := agent.cmd.Process.Pid
+	if err := parallel(n, func(i int) error {
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{"bench/churn":"%d-%d"}}}`, pid, i)
+		_, err := cs.CoreV1().Pods("bench").Patch(ctx, fmt.Sprintf("pod-%06d", i), types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("update pods: %w", err)
+	}
+	// Idle: less than 20ms of CPU in a second (leader renewals, metrics).
+	last := agent.cpu()
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+		now := agent.cpu()
+		if now-last < 20*time.Millisecond {
+			break
+		}
+		last = now
+	}
+	return (last - before) * 1000 / time.Duration(n), nil
+}
+
+// cpu is the agent's user and system CPU time so far.
+func (a *agentProc) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses: utime and
+	// stime are the 12th and 13th, in clock ticks (100 per second).
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // latency creates n pods one at a time and returns the sorted times from
@@ -229,15 +282,16 @@ func printCurve(points []scalePoint) {
 		if len(agentBins) > 1 {
 			fmt.Println("  agent " + bin)
 		}
-		fmt.Printf("  %7s %8s %6s | %8s | %8s %9s %9s %9s | %8s %8s\n", "pods", "Events", "Deploy", "ready", "RSS MiB", "anon MiB", "file MiB", "heap MiB", "p50", "p99")
+		fmt.Printf("  %7s %8s %6s | %8s | %8s %9s %9s %9s | %8s %8s | %9s\n", "pods", "Events", "Deploy", "ready", "RSS MiB", "anon MiB", "file MiB", "heap MiB", "p50", "p99", "CPU/1k ev")
 		var mine []scalePoint
 		for _, p := range points {
 			if p.agent != bin {
 				continue
 			}
 			mine = append(mine, p)
-			fmt.Printf("  %7d %8d %6d | %8s | %8.1f %9.1f %9.1f %9.1f | %8s %8s\n", p.pods, p.events, p.deployments,
-				p.ready.Round(time.Millisecond), p.rss, p.anon, p.file, p.heap, p.p50.Round(100*time.Microsecond), p.p99.Round(100*time.Microsecond))
+			fmt.Printf("  %7d %8d %6d | %8s | %8.1f %9.1f %9.1f %9.1f | %8s %8s | %9s\n", p.pods, p.events, p.deployments,
+				p.ready.Round(time.Millisecond), p.rss, p.anon, p.file, p.heap, p.p50.Round(100*time.Microsecond), p.p99.Round(100*time.Microsecond),
+				p.cpuPer1k.Round(time.Millisecond))
 		}
 		for i := 1; i < len(mine); i++ {
 			a, b := mine[i-1], mine[i]

@@ -877,8 +877,11 @@ func (it item) unstructured() (change, error) {
 }
 
 func toUnstructured(obj runtime.Object) (*unstructured.Unstructured, error) {
-	if u, ok := obj.(*unstructured.Unstructured); ok {
-		return u, nil
+	switch o := obj.(type) {
+	case *unstructured.Unstructured:
+		return o, nil
+	case *cachedPod:
+		return o.unstructured()
 	}
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {

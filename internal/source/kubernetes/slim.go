@@ -162,42 +162,6 @@ func (k keep) unstructuredMeta(u *unstructured.Unstructured) metav1.ObjectMeta {
 	return k.meta(&m)
 }
 
-// pod keeps the phase, the Ready condition and the containers' waiting
-// states (healthOf), and the containers' names, images and limits when a
-// recommendation reads them.
-func (k keep) pod(p *corev1.Pod) *corev1.Pod {
-	out := &corev1.Pod{TypeMeta: p.TypeMeta, ObjectMeta: k.meta(&p.ObjectMeta), Status: corev1.PodStatus{
-		Phase: p.Status.Phase, Reason: p.Status.Reason,
-		ContainerStatuses:     waitingStates(p.Status.ContainerStatuses),
-		InitContainerStatuses: waitingStates(p.Status.InitContainerStatuses),
-	}}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			c.LastProbeTime = metav1.Time{}
-			out.Status.Conditions = []corev1.PodCondition{c}
-		}
-	}
-	if k.containers && len(p.Spec.Containers) > 0 {
-		out.Spec.Containers = make([]corev1.Container, len(p.Spec.Containers))
-		for i, c := range p.Spec.Containers {
-			out.Spec.Containers[i] = corev1.Container{Name: c.Name, Image: c.Image, Resources: corev1.ResourceRequirements{Limits: c.Resources.Limits}}
-		}
-	}
-	return out
-}
-
-// waitingStates keeps each container's name and waiting state.
-func waitingStates(in []corev1.ContainerStatus) []corev1.ContainerStatus {
-	if len(in) == 0 {
-		return nil
-	}
-	out := make([]corev1.ContainerStatus, len(in))
-	for i, s := range in {
-		out[i] = corev1.ContainerStatus{Name: s.Name, State: corev1.ContainerState{Waiting: s.State.Waiting}}
-	}
-	return out
-}
-
 func trimDeploymentConditions(in []appsv1.DeploymentCondition) []appsv1.DeploymentCondition {
 	var out []appsv1.DeploymentCondition
 	for _, c := range in {

@@ -238,14 +238,27 @@ func TestTransformKeepsLittle(t *testing.T) {
 	p := fullPod(1, map[string]string{"app": "web"}, "web:1", "CrashLoopBackOff", "", corev1.PodRunning, corev1.ConditionFalse)
 	out, err := s.transform(s.resources[0])(p)
 	require.NoError(t, err)
-	got := out.(*corev1.Pod)
-	require.Empty(t, got.Spec.Containers, "no recommendation reads containers")
+	got := out.(*cachedPod)
+	require.Empty(t, got.containers, "no recommendation reads containers")
 	require.Empty(t, got.ManagedFields)
 	require.Empty(t, got.Annotations, "no selector reads annotations")
 	require.Equal(t, []metav1.OwnerReference{p.OwnerReferences[0]}, got.OwnerReferences, "the controller only")
-	require.Len(t, got.Status.Conditions, 1)
-	require.Equal(t, corev1.ContainerStatus{Name: "app", State: p.Status.ContainerStatuses[0].State}, got.Status.ContainerStatuses[0])
-	require.Equal(t, map[string]string{"app": "web"}, got.Labels)
+	require.Equal(t, []waitingContainer{{name: "app", reason: "CrashLoopBackOff", message: "back-off 5m0s restarting app"}}, got.waiting,
+		"the waiting container only")
+	require.Nil(t, got.Labels, "labels are shared, not a map of each pod")
+	require.Equal(t, map[string]string{"app": "web"}, got.GetLabels())
+
+	// Pods with the same labels share them.
+	other, err := s.transform(s.resources[0])(fullPod(2, map[string]string{"app": "web"}, "web:1", "", "", corev1.PodRunning, corev1.ConditionTrue))
+	require.NoError(t, err)
+	require.Equal(t, got.labels, other.(*cachedPod).labels)
+	require.Nil(t, other.(*cachedPod).waiting, "no container waits")
+
+	// A copy of the copy is the same pod, not the same memory.
+	cp := got.DeepCopyObject().(*cachedPod)
+	require.Equal(t, got, cp)
+	cp.waiting[0].reason = "changed"
+	require.Equal(t, "CrashLoopBackOff", got.waiting[0].reason)
 
 	// Updates without fields show which parts changed: they keep them.
 	s = newSource(t, config.Namespaces{}, config.Resource{Type: "v1/pods", Events: []string{"update"}})
