@@ -512,12 +512,7 @@ func (s *Server) createStatus(w http.ResponseWriter, r *http.Request, owner, rep
 		Description string `json:"description"`
 		TargetURL   string `json:"target_url"`
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err == nil {
-		err = json.Unmarshal(data, &b)
-	}
-	if err != nil {
-		httpError(w, http.StatusBadRequest, "Problems parsing JSON")
+	if !decodeInto(w, r, &b) {
 		return
 	}
 	if !slices.Contains([]string{"pending", "success", "failure", "error"}, b.State) || len([]rune(b.Description)) > 140 {
@@ -572,15 +567,21 @@ type bodyJSON struct {
 
 func decode(w http.ResponseWriter, r *http.Request) (bodyJSON, bool) {
 	var b bodyJSON
+	return b, decodeInto(w, r, &b)
+}
+
+// decodeInto reads r's JSON body (up to 1 MiB) into v; on a bad body it
+// answers 400 as GitHub does and reports false.
+func decodeInto(w http.ResponseWriter, r *http.Request, v any) bool {
 	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err == nil {
-		err = json.Unmarshal(data, &b)
+		err = json.Unmarshal(data, v)
 	}
 	if err != nil {
 		httpError(w, http.StatusBadRequest, "Problems parsing JSON")
-		return b, false
+		return false
 	}
-	return b, true
+	return true
 }
 
 func (s *Server) createComment(w http.ResponseWriter, r *http.Request, owner, repo, number string) {
@@ -712,12 +713,7 @@ func (s *Server) createIssue(w http.ResponseWriter, r *http.Request, owner, repo
 		Body   string   `json:"body"`
 		Labels []string `json:"labels"`
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err == nil {
-		err = json.Unmarshal(data, &b)
-	}
-	if err != nil {
-		httpError(w, http.StatusBadRequest, "Problems parsing JSON")
+	if !decodeInto(w, r, &b) {
 		return
 	}
 	if b.Title == "" || len([]rune(b.Body)) > 65536 {
