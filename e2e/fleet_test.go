@@ -198,14 +198,19 @@ func TestFleetBehindOneHub(t *testing.T) {
 		_, err := e.Client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm-" + name}}, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
-	create(env, "east-1")
-	create(west, "west-1")
-	eventually(t, time.Minute, "the first alerts", func() error {
-		if a := alerts(); a["east-1"] == 0 || a["west-1"] == 0 {
-			return fmt.Errorf("%v", a)
-		}
-		return nil
-	})
+	// arrive creates one ConfigMap in each cluster and waits for both alerts.
+	arrive := func(what, eastName, westName string) {
+		t.Helper()
+		create(env, eastName)
+		create(west, westName)
+		eventually(t, time.Minute, what, func() error {
+			if a := alerts(); a[eastName] == 0 || a[westName] == 0 {
+				return fmt.Errorf("%v", a)
+			}
+			return nil
+		})
+	}
+	arrive("the first alerts", "east-1", "west-1")
 
 	// A second hub replica stands by: it does not open the Slack app's
 	// connection while the first leads.
@@ -221,14 +226,7 @@ func TestFleetBehindOneHub(t *testing.T) {
 	// The leader stops cleanly: the standby takes over and delivers.
 	require.NoError(t, hub.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, <-hub.done)
-	create(env, "east-2")
-	create(west, "west-2")
-	eventually(t, time.Minute, "the second alerts, through the second hub", func() error {
-		if a := alerts(); a["east-2"] == 0 || a["west-2"] == 0 {
-			return fmt.Errorf("%v", a)
-		}
-		return nil
-	})
+	arrive("the second alerts, through the second hub", "east-2", "west-2")
 
 	// The new leader dies: alerts wait in JetStream while no hub runs.
 	require.NoError(t, standby.cmd.Process.Kill())

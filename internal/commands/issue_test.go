@@ -81,15 +81,20 @@ sources:
           events: [error]
 `
 
-func findButton(m chat.Message, label string) *chat.Button {
+// findButton is m's first button that ok accepts, or nil.
+func findButton(m chat.Message, ok func(chat.Button) bool) *chat.Button {
 	for _, s := range m.Sections {
 		for _, b := range s.Buttons {
-			if b.Label == label {
+			if ok(b) {
 				return &b
 			}
 		}
 	}
 	return nil
+}
+
+func labelled(label string) func(chat.Button) bool {
+	return func(b chat.Button) bool { return b.Label == label }
 }
 
 // TestOpenIssueButton: "Open issue" is under a failure alert only where
@@ -135,14 +140,14 @@ func TestOpenIssueButton(t *testing.T) {
 	for _, ch := range []string{"ops", "sre", "viewers"} {
 		alerts[ch] = a.out.wait(t, ch, failing)
 	}
-	require.Nil(t, findButton(alerts["viewers"].m, "Open issue"), "no Open issue where the policy does not allow it")
+	require.Nil(t, findButton(alerts["viewers"].m, labelled("Open issue")), "no Open issue where the policy does not allow it")
 	denied := a.say(t, "viewers", "U1", "github issue create pod/"+pod.Name+" -n apps")
 	require.Equal(t, "Denied by kubechat policy", denied.Title, denied.PlainText())
 	require.Contains(t, denied.PlainText(), `"issue create" is not one of them`)
 	require.Empty(t, gh.Issues())
 
 	click := func(ch string) chat.Message {
-		b := findButton(alerts[ch].m, "Open issue")
+		b := findButton(alerts[ch].m, labelled("Open issue"))
 		require.NotNil(t, b, "Open issue under the alert in %s", ch)
 		return a.cmds.Handle(ctx, chat.Inbound{Platform: "chat", Channel: chat.Channel{Name: ch, ID: ch}, UserID: "U2", UserName: "bob",
 			ButtonID: b.ID, Thread: alerts[ch].ref})
@@ -154,7 +159,7 @@ func TestOpenIssueButton(t *testing.T) {
 	url := fmt.Sprintf("%s/acme/ops/issues/%d", gh.URL, is.Number)
 	require.Contains(t, reply.PlainText(), "Opened issue #1 in acme/ops: "+url)
 	require.Equal(t, alerts["ops"].ref, *reply.Thread, "the reply goes into the alert's thread")
-	require.NotNil(t, findLink(reply, url), "a link to the issue")
+	require.NotNil(t, findButton(reply, func(b chat.Button) bool { return b.URL == url }), "a link to the issue")
 	require.Equal(t, "[dev] Pod apps/"+pod.Name+" is failing (CrashLoopBackOff)", is.Title)
 	require.Equal(t, []string{"kubechat"}, is.Labels)
 	for _, want := range []string{"## kubectl describe", "Name:             " + pod.Name,
@@ -168,15 +173,4 @@ func TestOpenIssueButton(t *testing.T) {
 	other := click("sre")
 	require.Contains(t, other.PlainText(), "is already open: #1 in acme/ops: "+url)
 	require.Len(t, gh.Issues(), 1, "one issue for the alert")
-}
-
-func findLink(m chat.Message, url string) *chat.Button {
-	for _, s := range m.Sections {
-		for _, b := range s.Buttons {
-			if b.URL == url {
-				return &b
-			}
-		}
-	}
-	return nil
 }
