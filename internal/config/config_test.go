@@ -345,6 +345,8 @@ func TestAlertingConfigErrors(t *testing.T) {
 			`channels[0].defaultCluster: "Prod_1" is not a valid cluster name`},
 		"bad action placeholder": {"aliases:\n", "actions:\n  - name: logs\n    source: pods\n    command: kubectl logs {pod}\naliases:\n",
 			`actions[0].command: unknown placeholder {pod}`},
+		"action kind that is no kind": {"aliases:\n", "actions:\n  - name: logs\n    source: pods\n    kinds: [Pod, 'apps/Deployment']\n    command: kubectl logs {name}\naliases:\n",
+			`actions[0].kinds[1]: "apps/Deployment" is not a Kubernetes kind`},
 		"action command with shell syntax": {"aliases:\n", "actions:\n  - name: logs\n    source: pods\n    command: kubectl logs {name} && rm\naliases:\n",
 			`actions[0].command: syntax error at column`},
 	} {

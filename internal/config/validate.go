@@ -63,6 +63,11 @@ func (c *Config) validate(known Known) error {
 		} else if err := CheckActionCommand(a.Command); err != nil {
 			v.add(path+".command", "%v", err)
 		}
+		for j, k := range a.Kinds {
+			if !objectKind.MatchString(k) {
+				v.add(fmt.Sprintf("%s.kinds[%d]", path, j), "%q is not a Kubernetes kind (a name such as Kustomization or Application)", k)
+			}
+		}
 	}
 	templates := v.templates(c.Templates)
 	for i, s := range c.Sources {
@@ -580,3 +585,7 @@ func (c *Config) needIdentity(ch Channel, known Known) []string {
 
 // repoName is a GitHub repository's owner/name.
 var repoName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$`)
+
+// objectKind is what a Kubernetes kind looks like: a letter, then letters
+// and digits (Kustomization, Application, HelmRelease).
+var objectKind = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*$`)
