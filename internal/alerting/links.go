@@ -72,9 +72,15 @@ type links struct {
 	// nothing here costs anything.
 	some bool
 
-	mu     sync.Mutex
-	byKey  map[string]*linkGroup
-	givers map[string]bool // message keys of the chat messages a group waits for
+	mu    sync.Mutex
+	byKey map[string]linkSlot
+}
+
+// linkSlot is one queued message's place in its event's link group.
+type linkSlot struct {
+	g *linkGroup
+	// giver is set for a chat message the group waits for.
+	giver bool
 }
 
 // linkRole is what a sender's messages do in a link group.
@@ -109,9 +115,11 @@ func (p *Pipeline) expectLinks(entries []linkEntry) []string {
 	if !p.links.some {
 		return nil
 	}
+	roles := make([]linkRole, len(entries))
 	var givers, takers int
-	for _, e := range entries {
-		switch roleOf(e.s) {
+	for i, e := range entries {
+		roles[i] = roleOf(e.s)
+		switch roles[i] {
 		case linkGiver:
 			givers++
 		case linkTaker:
@@ -125,13 +133,12 @@ func (p *Pipeline) expectLinks(entries []linkEntry) []string {
 	p.links.mu.Lock()
 	defer p.links.mu.Unlock()
 	if p.links.byKey == nil {
-		p.links.byKey, p.links.givers = map[string]*linkGroup{}, map[string]bool{}
+		p.links.byKey = map[string]linkSlot{}
 	}
 	keys := make([]string, 0, len(entries))
-	for _, e := range entries {
-		if r := roleOf(e.s); r != linkNone {
-			p.links.byKey[e.key] = g
-			p.links.givers[e.key] = r == linkGiver
+	for i, e := range entries {
+		if roles[i] != linkNone {
+			p.links.byKey[e.key] = linkSlot{g: g, giver: roles[i] == linkGiver}
 			keys = append(keys, e.key)
 		}
 	}
@@ -148,15 +155,14 @@ func (p *Pipeline) forgetLinks(keys []string) {
 	p.links.mu.Lock()
 	defer p.links.mu.Unlock()
 	for _, k := range keys {
-		g, ok := p.links.byKey[k]
+		slot, ok := p.links.byKey[k]
 		if !ok {
 			continue // queued: enqueue took it
 		}
-		if p.links.givers[k] {
-			g.finish(nil)
+		if slot.giver {
+			slot.g.finish(nil)
 		}
 		delete(p.links.byKey, k)
-		delete(p.links.givers, k)
 	}
 }
 
@@ -168,14 +174,12 @@ func (p *Pipeline) takeLinks(key string) (*linkGroup, bool) {
 	}
 	p.links.mu.Lock()
 	defer p.links.mu.Unlock()
-	g, ok := p.links.byKey[key]
+	slot, ok := p.links.byKey[key]
 	if !ok {
 		return nil, false
 	}
-	giver := p.links.givers[key]
 	delete(p.links.byKey, key)
-	delete(p.links.givers, key)
-	return g, giver
+	return slot.g, slot.giver
 }
 
 // linked wraps a queued message's build and done for its link group, if
