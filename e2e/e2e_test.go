@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubechat/kubechat/internal/exepages"
 	"github.com/kubechat/kubechat/internal/testenv"
 )
 
@@ -219,6 +220,9 @@ func TestAgentLifecycle(t *testing.T) {
 	code, body, err := a.get("/healthz")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, code, body)
+	// Ready, it released its binary's pages (they are read a page at a
+	// time from then on), and it works on below.
+	eventually(t, 10*time.Second, "the binary's pages released", func() error { return exepages.Released(a.cmd.Process.Pid) })
 
 	_, err = env.Client.AppsV1().Deployments("lifecycle").Create(ctx, testenv.Deployment("web", nil), metav1.CreateOptions{})
 	require.NoError(t, err)

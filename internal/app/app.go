@@ -382,6 +382,10 @@ func checkBuild(cfg *config.Config) error {
 // HTTPAddr is the address the HTTP server listens on.
 func (a *App) HTTPAddr() string { return a.http.Addr() }
 
+// Ready is what /readyz answers: nil once every part is ready, or an
+// error naming those that are not.
+func (a *App) Ready() error { return a.health.Ready() }
+
 // Run runs the agent until ctx is done or a part fails. With a cluster,
 // controller-runtime's manager owns the lifecycle: the HTTP server, the
 // inbound listeners and the config watcher run on every replica; the

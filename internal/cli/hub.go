@@ -78,6 +78,7 @@ func runHub(cmd *cobra.Command, files []string) error {
 	g, ctx := errgroup.WithContext(cmd.Context())
 	g.Go(func() error { return srv.Start(ctx, time.Duration(cfg.HTTP.ShutdownTimeout)) })
 	g.Go(func() error { return h.Run(ctx) })
+	g.Go(func() error { releaseStartPages(ctx, tr.Ready, log); return nil })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped with an error", "err", err)
 		return exitCode(1)

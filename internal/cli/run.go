@@ -1,16 +1,20 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kubechat/kubechat/configs"
 	"github.com/kubechat/kubechat/internal/app"
 	"github.com/kubechat/kubechat/internal/config"
+	"github.com/kubechat/kubechat/internal/exepages"
 	"github.com/kubechat/kubechat/internal/logging"
 )
 
@@ -68,11 +72,41 @@ func runAgent(cmd *cobra.Command, files []string, kubeconfig string) error {
 		log.Error("cannot start", "err", err)
 		return exitCode(1)
 	}
-	if err := a.Run(cmd.Context()); err != nil {
+	ctx, stop := context.WithCancel(cmd.Context())
+	defer stop()
+	go releaseStartPages(ctx, a.Ready, log)
+	if err := a.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
 		return exitCode(1)
 	}
 	return nil
+}
+
+// startPagesAfter bounds the wait for readiness before the binary's
+// pages are released anyway, as for an agent that cannot reach a part.
+const startPagesAfter = time.Minute
+
+// releaseStartPages releases the binary's pages once ready reports
+// nothing missing (or after startPagesAfter): most of what the start ran
+// never runs again, and without this its pages would stay resident, tens
+// of MiB (docs/performance.md). The agent and the hub both call it.
+func releaseStartPages(ctx context.Context, ready func() error, log *slog.Logger) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(startPagesAfter)
+	for ready() != nil && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	n, err := exepages.Release()
+	if err != nil {
+		log.Warn("could not release the binary's pages; memory use is higher, nothing else changes", "err", err)
+		return
+	}
+	log.Debug("released the binary's pages", "mapped_bytes", n)
 }
 
 // loadConfig merges files in order, or loads the embedded default.
