@@ -26,7 +26,7 @@ var concurrentRuns int
 // 1, 5 and 20 users at once through the in-process kubectl executor (each
 // command builds its own command tree; nothing is shared between them):
 // throughput, and each command's latency at p50 and p99.
-func concurrentCommands(ctx context.Context, env *testenv.Env, cs kubernetes.Interface, runs int) error {
+func concurrentCommands(ctx context.Context, env *testenv.Env, cs kubernetes.Interface, runs int, f *figures) error {
 	const ns, pods = "concurrent", 1000
 	if err := env.CreateNamespace(ctx, ns); err != nil {
 		return err
@@ -90,8 +90,9 @@ func concurrentCommands(ctx context.Context, env *testenv.Env, cs kubernetes.Int
 			return fmt.Errorf("%d at once: %w", users, errs[0])
 		}
 		slices.Sort(lat)
-		fmt.Printf("bench:   %-10d %12.1f %10s %10s\n", users, float64(runs)/elapsed.Seconds(),
-			lat[len(lat)/2].Round(time.Millisecond), lat[min(len(lat)-1, len(lat)*99/100)].Round(time.Millisecond))
+		l := level{users: users, perSec: float64(runs) / elapsed.Seconds(), p50: lat[len(lat)/2], p99: lat[min(len(lat)-1, len(lat)*99/100)]}
+		f.levels = append(f.levels, l)
+		fmt.Printf("bench:   %-10d %12.1f %10s %10s\n", users, l.perSec, l.p50.Round(time.Millisecond), l.p99.Round(time.Millisecond))
 	}
 	// These pods would otherwise count in the scale curve's smallest size.
 	return deletePods(ctx, cs, ns)

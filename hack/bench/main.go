@@ -34,9 +34,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kubechat/kubechat/internal/alerting"
 	"github.com/kubechat/kubechat/internal/chat"
@@ -52,16 +54,20 @@ func main() {
 	latencyPods := flag.Int("latency-pods", 100, "pods created one by one at each size to measure alert latency")
 	flag.IntVar(&podCommandRuns, "pod-commands", 20, "runs of kubectl get pods in-process and in a command pod (isolation: pod); 0 skips")
 	flag.IntVar(&concurrentRuns, "concurrent-commands", 40, "runs of kubectl get pods -A at each of 1, 5 and 20 at once, over 1,000 pods; 0 skips")
+	readme := flag.String("readme", "", "also write the README's performance paragraph into this file, between its markers (e.g. README.md)")
 	agents := flag.String("agent", "", "kubechat binaries to measure, comma-separated, each at every size (default: build ./cmd/kubechat, stripped), e.g. to compare two versions")
 	flag.IntVar(&cgroupLimitMiB, "cgroup-limit", 0, "also run the agent in a memory cgroup with this limit in MiB, as a container limit would (cgroup v1, root)")
 	flag.Parse()
 	sizes, err := parseSizes(*sizesFlag)
 	if err == nil {
+		memLimit, err = chartMemLimit()
+	}
+	if err == nil {
 		began := time.Now()
 		if *agents != "" {
 			agentBins = strings.Split(*agents, ",")
 		}
-		err = run(sizes, *latencyPods)
+		err = run(sizes, *latencyPods, *readme)
 		fmt.Printf("bench: done in %s\n", time.Since(began).Round(time.Second))
 	}
 	if err != nil {
@@ -70,7 +76,7 @@ func main() {
 	}
 }
 
-func run(sizes []int, nLatency int) error {
+func run(sizes []int, nLatency int, readme string) error {
 	ctx, stop := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer stop()
 	fmt.Println("bench: starting the control plane")
@@ -91,14 +97,15 @@ func run(sizes []int, nLatency int) error {
 			return err
 		}
 	}
+	var f figures
 	if podCommandRuns > 0 {
-		if err := podCommands(ctx, env, podCommandRuns); err != nil {
+		if err := podCommands(ctx, env, podCommandRuns, &f); err != nil {
 			return fmt.Errorf("pod commands: %w", err)
 		}
 	}
 
 	if concurrentRuns > 0 {
-		if err := concurrentCommands(ctx, env, cs, concurrentRuns); err != nil {
+		if err := concurrentCommands(ctx, env, cs, concurrentRuns, &f); err != nil {
 			return fmt.Errorf("concurrent commands: %w", err)
 		}
 	}
@@ -111,9 +118,22 @@ func run(sizes []int, nLatency int) error {
 	if err != nil {
 		return err
 	}
+	for _, p := range points {
+		if p.agent == agentBins[len(agentBins)-1] {
+			f.points = append(f.points, p)
+		}
+	}
 
 	// Pipeline throughput, in-process: replay everything the initial list holds.
-	return pipeline(ctx, env.Config)
+	if err := pipeline(ctx, env.Config); err != nil {
+		return err
+	}
+	text := f.paragraph()
+	fmt.Print("bench: the README's performance paragraph:\n" + text)
+	if readme != "" {
+		return writeReadme(readme, text)
+	}
+	return nil
 }
 
 func pipeline(ctx context.Context, cfg *rest.Config) error {
@@ -243,8 +263,37 @@ func (s *sink) expect(title string) chan time.Time {
 	return ch
 }
 
-// memLimit is the agent's soft memory limit (GOMEMLIMIT), as deployed.
-const memLimit = "100MiB"
+// memLimit is the agent's soft memory limit (GOMEMLIMIT) in bytes, as the
+// chart sets it: 90% of its default memory limit.
+var memLimit int64
+
+// chartMemLimit reads the chart's default memory limit from its values.
+func chartMemLimit() (int64, error) {
+	const path = "helm/kubechat/values.yaml"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("the chart's memory limit: %w (run from the repository's root)", err)
+	}
+	var v struct {
+		Resources struct {
+			Limits struct {
+				Memory string `json:"memory"`
+			} `json:"limits"`
+		} `json:"resources"`
+	}
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	q, err := resource.ParseQuantity(v.Resources.Limits.Memory)
+	if err != nil {
+		return 0, fmt.Errorf("%s: resources.limits.memory: %w", path, err)
+	}
+	return q.Value() * 9 / 10, nil
+}
+
+// memLimitMiB is memLimit as GOMEMLIMIT would write it in MiB, for the
+// figures.
+func memLimitMiB() string { return fmt.Sprintf("%.0fMiB", float64(memLimit)/(1<<20)) }
 
 // cgroupLimitMiB, when set, puts the agent in a memory cgroup with that limit.
 var cgroupLimitMiB int
@@ -352,7 +401,7 @@ sources:
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	a.cmd.Stderr = os.Stderr
 	// As the Helm chart runs it: a soft memory limit below the container's.
-	a.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+memLimit)
+	a.cmd.Env = append(os.Environ(), fmt.Sprintf("GOMEMLIMIT=%d", memLimit))
 	if err := a.cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ var podCommandRuns int
 // figure is the control-plane part of the cost (create, schedule, start,
 // log, status, watch, delete) plus a process start; a real node adds the
 // container runtime's start and, on a cold node, the image pull.
-func podCommands(ctx context.Context, env *testenv.Env, n int) error {
+func podCommands(ctx context.Context, env *testenv.Env, n int, f *figures) error {
 	const ns, cmdNS, img = "podbench", "podbench-cmd", "registry.example/kubechat:bench"
 	for _, name := range []string{ns, cmdNS} {
 		if err := env.CreateNamespace(ctx, name); err != nil {
@@ -96,6 +96,11 @@ func podCommands(ctx context.Context, env *testenv.Env, n int) error {
 			lat = append(lat, d)
 		}
 		slices.Sort(lat)
+		if mode.name == "in-process" {
+			f.inProcess = lat[len(lat)/2]
+		} else {
+			f.inPod = lat[len(lat)/2]
+		}
 		fmt.Printf("bench: kubectl get pods %s over %d runs: p50 %s, p99 %s\n", mode.name, n,
 			lat[len(lat)/2].Round(time.Millisecond), lat[min(len(lat)-1, len(lat)*99/100)].Round(time.Millisecond))
 	}

@@ -37,7 +37,10 @@ type scalePoint struct {
 	ready time.Duration
 	// rss, anon and file (MiB) once it settled; heap is the Go heap in use.
 	rss, anon, file, heap float64
-	p50, p99              time.Duration
+	// rssEnd is the RSS once latency and CPU were measured: what the
+	// agent's work since its start brought back of the binary's pages.
+	rssEnd   float64
+	p50, p99 time.Duration
 	// cpuPer1k is the agent's CPU time per 1,000 watch events (pod updates).
 	cpuPer1k time.Duration
 }
@@ -201,6 +204,7 @@ func measureAgent(ctx context.Context, env *testenv.Env, cs kubernetes.Interface
 	if p.cpuPer1k, err = churnCPU(ctx, cs, agent, min(size, churnPods)); err != nil {
 		return p, err
 	}
+	p.rssEnd, _, _ = agent.rss()
 	return p, nil
 }
 
@@ -277,21 +281,21 @@ func latency(ctx context.Context, cs kubernetes.Interface, sink *sink, prefix st
 // printCurve prints the scale table and the memory slope per pod, for
 // each agent binary.
 func printCurve(points []scalePoint) {
-	fmt.Println("bench: scale curve (fresh agent per size, GOMEMLIMIT=" + memLimit + ")")
+	fmt.Println("bench: scale curve (fresh agent per size, GOMEMLIMIT=" + memLimitMiB() + " as the chart sets it)")
 	for _, bin := range agentBins {
 		if len(agentBins) > 1 {
 			fmt.Println("  agent " + bin)
 		}
-		fmt.Printf("  %7s %8s %6s | %8s | %8s %9s %9s %9s | %8s %8s | %9s\n", "pods", "Events", "Deploy", "ready", "RSS MiB", "anon MiB", "file MiB", "heap MiB", "p50", "p99", "CPU/1k ev")
+		fmt.Printf("  %7s %8s %6s | %8s | %8s %9s %9s %9s | %8s %8s | %9s | %8s\n", "pods", "Events", "Deploy", "ready", "RSS MiB", "anon MiB", "file MiB", "heap MiB", "p50", "p99", "CPU/1k ev", "RSS end")
 		var mine []scalePoint
 		for _, p := range points {
 			if p.agent != bin {
 				continue
 			}
 			mine = append(mine, p)
-			fmt.Printf("  %7d %8d %6d | %8s | %8.1f %9.1f %9.1f %9.1f | %8s %8s | %9s\n", p.pods, p.events, p.deployments,
+			fmt.Printf("  %7d %8d %6d | %8s | %8.1f %9.1f %9.1f %9.1f | %8s %8s | %9s | %8.1f\n", p.pods, p.events, p.deployments,
 				p.ready.Round(time.Millisecond), p.rss, p.anon, p.file, p.heap, p.p50.Round(100*time.Microsecond), p.p99.Round(100*time.Microsecond),
-				p.cpuPer1k.Round(time.Millisecond))
+				p.cpuPer1k.Round(time.Millisecond), p.rssEnd)
 		}
 		for i := 1; i < len(mine); i++ {
 			a, b := mine[i-1], mine[i]
