@@ -16,55 +16,96 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
 
-// mapping is one line of /proc/self/maps that maps part of a file.
+// mapping is one mapping of a file in /proc/PID/smaps.
 type mapping struct {
 	start, end uintptr
 	writable   bool
 	dev        string // major:minor, in hex
 	inode      uint64
+	// changed says that some of its pages are the process's own copies
+	// (Anonymous in smaps), such as the dynamic linker's relocations in
+	// a mapping made read-only after them: dropping those would lose
+	// what was written.
+	changed bool
+	// random says it is read without readahead (VmFlags "rr").
+	random bool
 }
 
-// parseMaps reads /proc/PID/maps text; it skips lines that map no file.
-func parseMaps(b []byte) ([]mapping, error) {
+// parseSmaps reads /proc/PID/smaps text; mappings of no file are left out.
+func parseSmaps(b []byte) ([]mapping, error) {
 	var out []mapping
+	var cur *mapping // the file mapping whose fields follow, if any
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		// address perms offset dev inode [pathname]
 		f := strings.Fields(sc.Text())
-		if len(f) < 5 {
-			return nil, fmt.Errorf("maps line %q: want at least 5 fields", sc.Text())
-		}
-		lo, hi, ok := strings.Cut(f[0], "-")
-		if !ok {
-			return nil, fmt.Errorf("maps line %q: address %q is not start-end", sc.Text(), f[0])
-		}
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		inode, err3 := strconv.ParseUint(f[4], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil || end < start || len(f[1]) < 4 {
-			return nil, fmt.Errorf("maps line %q: unreadable", sc.Text())
-		}
-		if inode == 0 {
+		switch {
+		case len(f) == 0:
+			continue
+		case strings.HasSuffix(f[0], ":"):
+			if cur == nil {
+				continue
+			}
+			switch f[0] {
+			case "Anonymous:":
+				if len(f) < 2 {
+					return nil, fmt.Errorf("smaps line %q: no size", sc.Text())
+				}
+				kb, err := strconv.ParseUint(f[1], 10, 64)
+				if err != nil {
+					return nil, fmt.Errorf("smaps line %q: unreadable size", sc.Text())
+				}
+				cur.changed = kb > 0
+			case "VmFlags:":
+				cur.random = slices.Contains(f[1:], "rr")
+			}
 			continue
 		}
-		out = append(out, mapping{start: uintptr(start), end: uintptr(end), writable: f[1][1] == 'w', dev: f[3], inode: inode})
+		m, err := parseHeader(sc.Text(), f)
+		if err != nil {
+			return nil, err
+		}
+		cur = nil
+		if m.inode != 0 {
+			out = append(out, m)
+			cur = &out[len(out)-1]
+		}
 	}
 	return out, sc.Err()
 }
 
-// readOnlyOf returns the mappings of the file with this device and inode
-// that the process cannot write: code and read-only data, never the data
-// segment, whose pages may hold what the process changed.
-func readOnlyOf(maps []mapping, major, minor uint32, inode uint64) []mapping {
+// parseHeader reads a mapping's first line, "address perms offset dev
+// inode [pathname]", split into f.
+func parseHeader(line string, f []string) (mapping, error) {
+	if len(f) < 5 {
+		return mapping{}, fmt.Errorf("smaps line %q: want at least 5 fields", line)
+	}
+	lo, hi, ok := strings.Cut(f[0], "-")
+	if !ok {
+		return mapping{}, fmt.Errorf("smaps line %q: address %q is not start-end", line, f[0])
+	}
+	start, err1 := strconv.ParseUint(lo, 16, 64)
+	end, err2 := strconv.ParseUint(hi, 16, 64)
+	inode, err3 := strconv.ParseUint(f[4], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || end < start || len(f[1]) < 4 {
+		return mapping{}, fmt.Errorf("smaps line %q: unreadable", line)
+	}
+	return mapping{start: uintptr(start), end: uintptr(end), writable: f[1][1] == 'w', dev: f[3], inode: inode}, nil
+}
+
+// releasable returns the mappings of the file with this device and inode
+// that Release may drop: those the process cannot write and never wrote
+// (code and read-only data), never the data segment or relocated tables.
+func releasable(maps []mapping, major, minor uint32, inode uint64) []mapping {
 	dev := fmt.Sprintf("%02x:%02x", major, minor)
 	var out []mapping
 	for _, m := range maps {
-		if m.inode == inode && m.dev == dev && !m.writable {
+		if m.inode == inode && m.dev == dev && !m.writable && !m.changed {
 			out = append(out, m)
 		}
 	}

@@ -52,9 +52,9 @@ func residentKiB(t *testing.T) int {
 	for sc.Scan() {
 		line := sc.Text()
 		if fields := strings.Fields(line); len(fields) >= 5 && strings.Contains(fields[0], "-") {
-			m, err := parseMaps([]byte(line))
+			m, err := parseHeader(line, fields)
 			require.NoError(t, err)
-			in = len(readOnlyOf(m, unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)) == 1
+			in = len(releasable([]mapping{m}, unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)) == 1
 			continue
 		}
 		if v, ok := strings.CutPrefix(line, "Rss:"); ok && in {
