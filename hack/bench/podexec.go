@@ -96,13 +96,14 @@ func podCommands(ctx context.Context, env *testenv.Env, n int, f *figures) error
 			lat = append(lat, d)
 		}
 		slices.Sort(lat)
+		p50 := lat[len(lat)/2]
 		if mode.name == "in-process" {
-			f.inProcess = lat[len(lat)/2]
+			f.inProcess = p50
 		} else {
-			f.inPod = lat[len(lat)/2]
+			f.inPod = p50
 		}
 		fmt.Printf("bench: kubectl get pods %s over %d runs: p50 %s, p99 %s\n", mode.name, n,
-			lat[len(lat)/2].Round(time.Millisecond), lat[min(len(lat)-1, len(lat)*99/100)].Round(time.Millisecond))
+			p50.Round(time.Millisecond), lat[min(len(lat)-1, len(lat)*99/100)].Round(time.Millisecond))
 	}
 	split, err := podPhases(reg)
 	if err != nil {
