@@ -120,6 +120,9 @@ type resource struct {
 	fields  []config.FieldPath
 	// metadataOnly resources (Secrets) are watched without their contents.
 	metadataOnly bool
+	// watchedFrom, when set, is when the informer began to watch without
+	// listing (Events at a start with nothing to replay, see fromNow).
+	watchedFrom time.Time
 	// own are the agent's own objects of this resource, by namespace/name.
 	own map[string]bool
 	// store is the informer's cache, set by Start.
@@ -439,6 +442,11 @@ func (s *Source) informers(ctx context.Context, onError cache.WatchErrorHandler,
 		factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(s.client, s.opts.Resync, metav1.NamespaceAll, tweak)
 		var inf cache.SharedIndexInformer
 		transform := s.transform(r)
+		r.watchedFrom = time.Time{}
+		if isEvent(r.gvr) && s.replayPoint().IsZero() {
+			r.watchedFrom = time.Now()
+			inf = s.eventsFromNow(r, tweak)
+		}
 		if r.gvr == secrets && s.opts.Metadata != nil {
 			r.metadataOnly = true
 			transform = metadataOnly
@@ -485,12 +493,24 @@ func (s *Source) informers(ctx context.Context, onError cache.WatchErrorHandler,
 func (s *Source) handler(r *resource) cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, isInInitialList bool) {
-			if o, ok := obj.(runtime.Object); ok {
-				if isInInitialList {
-					s.initial.Add(1)
-				}
-				s.push(item{res: r, typ: event.Create, obj: o, initial: isInInitialList})
+			o, ok := obj.(runtime.Object)
+			if !ok {
+				return
 			}
+			typ := event.Create
+			if !isInInitialList && !r.watchedFrom.IsZero() {
+				keep, update := unlisted(o, r.watchedFrom)
+				if !keep {
+					return
+				}
+				if update {
+					typ = event.Update
+				}
+			}
+			if isInInitialList {
+				s.initial.Add(1)
+			}
+			s.push(item{res: r, typ: typ, obj: o, initial: isInInitialList})
 		},
 		UpdateFunc: func(oldObj, newObj any) {
 			o, ok1 := oldObj.(runtime.Object)

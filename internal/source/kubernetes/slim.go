@@ -94,11 +94,13 @@ func (k keep) transform(obj any) (any, error) {
 	case *corev1.Event:
 		ref := o.InvolvedObject
 		return &corev1.Event{TypeMeta: o.TypeMeta, ObjectMeta: k.meta(&o.ObjectMeta), Type: o.Type, Reason: o.Reason, Message: o.Message,
-			InvolvedObject: corev1.ObjectReference{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}}, nil
+			InvolvedObject: corev1.ObjectReference{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name},
+			LastTimestamp:  o.LastTimestamp, EventTime: o.EventTime, Series: o.Series}, nil
 	case *eventsv1.Event:
 		ref := o.Regarding
 		return &eventsv1.Event{TypeMeta: o.TypeMeta, ObjectMeta: k.meta(&o.ObjectMeta), Type: o.Type, Reason: o.Reason, Note: o.Note,
-			Regarding: corev1.ObjectReference{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}}, nil
+			Regarding:               corev1.ObjectReference{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name},
+			DeprecatedLastTimestamp: o.DeprecatedLastTimestamp, EventTime: o.EventTime, Series: o.Series}, nil
 	case *networkingv1.Ingress:
 		out := &networkingv1.Ingress{TypeMeta: o.TypeMeta, ObjectMeta: k.meta(&o.ObjectMeta)}
 		if k.ingressSpec {
