@@ -12,6 +12,9 @@
 //   - kubectl get pods in-process and in a command pod (isolation: pod).
 //
 // Smaller runs: go run ./hack/bench -sizes 1000,5000 -pod-commands 0.
+// With -hold, the control plane stays up after the run, with the cluster
+// as grown, until the command is interrupted: to profile an agent
+// against it (the run prints its kubeconfig).
 package main
 
 import (
@@ -25,6 +28,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -57,6 +61,7 @@ func main() {
 	readme := flag.String("readme", "", "also write the README's performance paragraph into this file, between its markers (e.g. README.md)")
 	agents := flag.String("agent", "", "kubechat binaries to measure, comma-separated, each at every size (default: build ./cmd/kubechat, stripped), e.g. to compare two versions")
 	flag.IntVar(&cgroupLimitMiB, "cgroup-limit", 0, "also run the agent in a memory cgroup with this limit in MiB, as a container limit would (cgroup v1, root)")
+	flag.BoolVar(&hold, "hold", false, "keep the control plane and the grown cluster up after the run, until interrupted")
 	flag.Parse()
 	sizes, err := parseSizes(*sizesFlag)
 	if err == nil {
@@ -85,6 +90,9 @@ func run(sizes []int, nLatency int, readme string) error {
 		return err
 	}
 	defer env.Stop()
+	if hold {
+		defer holdCluster(env)
+	}
 	fast := rest.CopyConfig(env.Config)
 	fast.QPS, fast.Burst = 5000, 5000
 	fast.ContentType = "application/vnd.kubernetes.protobuf" // cheaper to create 300k objects with
@@ -134,6 +142,17 @@ func run(sizes []int, nLatency int, readme string) error {
 		return writeReadme(readme, text)
 	}
 	return nil
+}
+
+// hold is the -hold flag.
+var hold bool
+
+// holdCluster keeps env up until SIGINT or SIGTERM.
+func holdCluster(env *testenv.Env) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	fmt.Printf("bench: holding the cluster until interrupted; kubeconfig %s\n", env.Kubeconfig())
+	<-sig
 }
 
 func pipeline(ctx context.Context, cfg *rest.Config) error {
