@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -80,12 +79,4 @@ func TestExecRefusesBadInvocations(t *testing.T) {
 		require.Contains(t, errb.String(), want, args)
 		require.Empty(t, out.String(), args)
 	}
-}
-
-func TestDefaultGC(t *testing.T) {
-	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	defaultGC(func(string) (string, bool) { return "", false })
-	require.Equal(t, gcPercent, debug.SetGCPercent(100), "without GOGC")
-	defaultGC(func(k string) (string, bool) { return "200", k == "GOGC" })
-	require.Equal(t, 100, debug.SetGCPercent(100), "GOGC set: the runtime read it, the default is not applied")
 }

@@ -60,6 +60,7 @@ func runHub(cmd *cobra.Command, files []string) error {
 		fmt.Fprintf(stderr, "kubechat: %v\n", err)
 		return exitCode(1)
 	}
+	settleGC := startGC(os.LookupEnv)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	tr := health.New(time.Duration(cfg.HTTP.UnhealthyAfter))
@@ -78,7 +79,7 @@ func runHub(cmd *cobra.Command, files []string) error {
 	g, ctx := errgroup.WithContext(cmd.Context())
 	g.Go(func() error { return srv.Start(ctx, time.Duration(cfg.HTTP.ShutdownTimeout)) })
 	g.Go(func() error { return h.Run(ctx) })
-	g.Go(func() error { releaseStartPages(ctx, tr.Ready, log); return nil })
+	g.Go(func() error { settleAfterStart(ctx, tr.Ready, settleGC, log); return nil })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped with an error", "err", err)
 		return exitCode(1)

@@ -48,6 +48,7 @@ func runAgent(cmd *cobra.Command, files []string, kubeconfig string) error {
 	// SIGHUP asks for a reload of the config files (which also happens
 	// when their content changes); caught from the start, it never stops
 	// the agent.
+	settleGC := startGC(os.LookupEnv)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -74,7 +75,7 @@ func runAgent(cmd *cobra.Command, files []string, kubeconfig string) error {
 	}
 	ctx, stop := context.WithCancel(cmd.Context())
 	defer stop()
-	go releaseStartPages(ctx, a.Ready, log)
+	go settleAfterStart(ctx, a.Ready, settleGC, log)
 	if err := a.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
 		return exitCode(1)
@@ -86,11 +87,12 @@ func runAgent(cmd *cobra.Command, files []string, kubeconfig string) error {
 // pages are released anyway, as for an agent that cannot reach a part.
 const startPagesAfter = time.Minute
 
-// releaseStartPages releases the binary's pages once ready reports
-// nothing missing (or after startPagesAfter): most of what the start ran
-// never runs again, and without this its pages would stay resident, tens
-// of MiB (docs/performance.md). The agent and the hub both call it.
-func releaseStartPages(ctx context.Context, ready func() error, log *slog.Logger) {
+// settleAfterStart runs once ready reports nothing missing (or after
+// startPagesAfter): it settles the collector (startGC's settle) and
+// releases the binary's pages, since most of what the start ran never
+// runs again, and without this its pages would stay resident, tens of
+// MiB (docs/performance.md). The agent and the hub both call it.
+func settleAfterStart(ctx context.Context, ready func() error, settleGC func(), log *slog.Logger) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.Now().Add(startPagesAfter)
@@ -101,6 +103,7 @@ func releaseStartPages(ctx context.Context, ready func() error, log *slog.Logger
 		case <-tick.C:
 		}
 	}
+	settleGC()
 	n, err := exepages.Release()
 	if err != nil {
 		log.Warn("could not release the binary's pages; memory use is higher, nothing else changes", "err", err)
