@@ -137,9 +137,81 @@ func grow(ctx context.Context, env *testenv.Env, cs kubernetes.Interface, pods *
 		return fmt.Errorf("create Events: %w", err)
 	}
 	*events = toEvents
-	// kwok marks pods running in the background; the agent should start
-	// on a cluster at rest, as after the objects' own start.
-	return waitRunning(ctx, cs)
+	// kwok marks pods running and the controller-manager makes each
+	// Deployment's ReplicaSet in the background, the latter at its own
+	// client's 20 requests a second, minutes after the Deployments were
+	// made; the agent should start on a cluster at rest, as after the
+	// objects' own start, not share the cores with that catching up.
+	if err := waitRunning(ctx, cs); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := waitObserved(ctx, cs); err != nil {
+		return err
+	}
+	fmt.Printf("bench: the controller-manager caught up %s after the pods ran\n", time.Since(start).Round(time.Second))
+	return nil
+}
+
+// waitObserved waits until the controller-manager has handled every
+// Deployment and ReplicaSet in the bench namespace: each one's status
+// observed its spec.
+func waitObserved(ctx context.Context, cs kubernetes.Interface) error {
+	deadline := time.Now().Add(30 * time.Minute)
+	for {
+		behind, err := unobserved(ctx, cs)
+		if err != nil || behind == "" {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the controller-manager is still behind after 30 minutes (e.g. %s)", behind)
+		}
+		time.Sleep(5 * time.Second)
+	}
+}
+
+// rolledOut reports whether the deployment controller is done with d: its
+// newest ReplicaSet is the available one.
+func rolledOut(d appsv1.Deployment) bool {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing {
+			return c.Reason == "NewReplicaSetAvailable"
+		}
+	}
+	return false
+}
+
+// unobserved names a Deployment or ReplicaSet whose status has not yet
+// observed its spec, or is empty when there is none.
+func unobserved(ctx context.Context, cs kubernetes.Interface) (string, error) {
+	deploys, err := cs.AppsV1().Deployments("bench").List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		return "", err
+	}
+	owned := map[types.UID]bool{}
+	for _, d := range deploys.Items {
+		if d.Status.ObservedGeneration < d.Generation || !rolledOut(d) {
+			return "Deployment " + d.Name, nil
+		}
+	}
+	sets, err := cs.AppsV1().ReplicaSets("bench").List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		return "", err
+	}
+	for _, rs := range sets.Items {
+		if rs.Status.ObservedGeneration < rs.Generation {
+			return "ReplicaSet " + rs.Name, nil
+		}
+		if ref := metav1.GetControllerOf(&rs); ref != nil {
+			owned[ref.UID] = true
+		}
+	}
+	for _, d := range deploys.Items {
+		if !owned[d.UID] {
+			return "Deployment " + d.Name + " (no ReplicaSet yet)", nil
+		}
+	}
+	return "", nil
 }
 
 // waitRunning waits until no pod in the bench namespace is not Running.
