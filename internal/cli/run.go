@@ -45,10 +45,10 @@ refused and the running one kept (see docs/reload.md).`,
 }
 
 func runAgent(cmd *cobra.Command, files []string, kubeconfig string) error {
+	settleGC := startGC(os.LookupEnv)
 	// SIGHUP asks for a reload of the config files (which also happens
 	// when their content changes); caught from the start, it never stops
 	// the agent.
-	settleGC := startGC(os.LookupEnv)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -71,13 +71,9 @@ func (l *fromNow) IsWatchListSemanticsUnSupported() bool { return true }
 // eventsFromNow builds an informer of r (an Events resource) that watches
 // from now; tweak is r's server-side filter.
 func (s *Source) eventsFromNow(r *resource, tweak func(*metav1.ListOptions)) cache.SharedIndexInformer {
-	type (
-		listFunc  = func(context.Context, metav1.ListOptions) (runtime.Object, error)
-		watchFunc = func(context.Context, metav1.ListOptions) (watch.Interface, error)
-	)
 	var (
-		list    listFunc
-		watchFn watchFunc
+		list    func(context.Context, metav1.ListOptions) (runtime.Object, error)
+		watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)
 		example runtime.Object
 	)
 	switch {
