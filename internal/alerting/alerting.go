@@ -48,6 +48,7 @@ type Pipeline struct {
 	groupMu sync.Mutex
 	groups  map[string]*group // by event fingerprint
 
+	raising   raising                 // failing alerts queued and not yet finished
 	followUps *jobQueue               // actions waiting to run
 	actions   atomic.Pointer[Actions] // runs them; nil: none run
 	threads   *threads                // open Alertmanager alerts, for correlation
@@ -245,6 +246,11 @@ func (p *Pipeline) Emit(ctx context.Context, ev event.Event) {
 		kind = kindThread
 	case ev.Transition != "":
 		kind = kindTransition
+		if ev.Transition == event.Resolved {
+			if senders = p.resolvable(ev, senders, tr); len(senders) == 0 {
+				return
+			}
+		}
 	case ev.Type == event.Error || ev.Type == event.Warning:
 		if _, repeat := p.grouped(ev); repeat {
 			for _, s := range senders {

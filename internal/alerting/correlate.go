@@ -205,14 +205,18 @@ func addWorkloadLabels(l map[string]string, ev event.Event) {
 // the object itself, or a pod of a controller the alert names
 // (web-7d4b9c-x2x9z of deployment web).
 func (t *threads) lookup(ev event.Event, s *sender) (chat.MessageRef, bool) {
+	t.load()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	recs := t.bySender[s]
+	if len(recs) == 0 {
+		return chat.MessageRef{}, false // the common case: no alert thread open
+	}
 	var wanted []string
 	for _, w := range workloadsOf(ev) {
 		wanted = append(wanted, workloadKey(ev.Object.Namespace, w.kind, w.name))
 	}
-	t.load()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, rec := range t.bySender[s] {
+	for _, rec := range recs {
 		for _, w := range wanted {
 			if slices.Contains(rec.Workloads, w) {
 				return rec.Ref, true

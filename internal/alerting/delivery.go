@@ -25,11 +25,20 @@ type sender struct {
 // on (or there was nothing to send), and keeps it when the agent stops
 // first.
 func (p *Pipeline) enqueue(s *sender, key string, build func() (chat.Message, bool), after func(context.Context, chat.MessageRef)) {
+	p.enqueueUntil(s, key, build, after, nil)
+}
+
+// enqueueUntil is enqueue with finished, which runs once the job is over
+// whatever its outcome (deferred too), after after.
+func (p *Pipeline) enqueueUntil(s *sender, key string, build func() (chat.Message, bool), after func(context.Context, chat.MessageRef), finished func()) {
 	b, done := p.linked(s, key, func() (chat.Message, bool) {
 		m, ok := build()
 		m.Key = key
 		return m, ok
 	}, func(ctx context.Context, ref chat.MessageRef, err error) {
+		if finished != nil {
+			defer finished()
+		}
 		if errors.Is(err, chat.ErrDeferred) {
 			return // it stays in the outbox
 		}

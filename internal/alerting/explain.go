@@ -64,6 +64,9 @@ type Decisions struct {
 	next   int
 	max    int
 	byKey  map[string]decisionRef // queued messages, by message key
+	// keysOf are the message keys queued for each trace in the ring, so
+	// that a trace leaving it takes its keys out of byKey.
+	keysOf map[*Trace][]string
 }
 
 type decisionRef struct {
@@ -79,7 +82,7 @@ func NewDecisions(max int) *Decisions {
 	if max <= 0 {
 		max = DefaultDecisionsKept
 	}
-	return &Decisions{max: max, byKey: map[string]decisionRef{}}
+	return &Decisions{max: max, byKey: map[string]decisionRef{}, keysOf: map[*Trace][]string{}}
 }
 
 // begin records a new trace for ev.
@@ -92,11 +95,12 @@ func (d *Decisions) begin(ev event.Event) *Trace {
 		return t
 	}
 	old := d.traces[d.next]
-	for k, r := range d.byKey {
-		if r.t == old {
+	for _, k := range d.keysOf[old] {
+		if d.byKey[k].t == old {
 			delete(d.byKey, k)
 		}
 	}
+	delete(d.keysOf, old)
 	d.traces[d.next] = t
 	d.next = (d.next + 1) % d.max
 	return t
@@ -122,6 +126,7 @@ func (d *Decisions) queued(t *Trace, channel, key, rule, skip string) {
 	defer d.mu.Unlock()
 	t.Decisions = append(t.Decisions, Decision{Channel: channel, Outcome: OutcomeQueued, Rule: rule})
 	d.byKey[key] = decisionRef{t: t, i: len(t.Decisions) - 1, skip: skip}
+	d.keysOf[t] = append(d.keysOf[t], key)
 }
 
 // delivered records the outcome of the message key: sent, nothing to send

@@ -48,6 +48,7 @@ func TestDecisionsAreBounded(t *testing.T) {
 	require.Empty(t, d.Explain("pod", "", "a"))
 	require.Empty(t, d.Explain("pod", "", "b"))
 	require.Len(t, d.byKey, 2, "c and d still wait; a and b left with their traces")
+	require.Len(t, d.keysOf, 3, "only the traces in the ring keep their keys")
 	got := d.Explain("POD", "", "e")
 	require.Len(t, got, 1)
 	require.Equal(t, []Decision{{Channel: "chat/ops", Outcome: OutcomePosted, Rule: "bound"}}, got[0].Decisions)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/kubechat/kubechat/internal/chat"
@@ -43,7 +44,8 @@ func (p *Pipeline) transition(ctx context.Context, ev event.Event, s *sender, ms
 		m.Alert = key
 		edited := false
 		acts := p.actionsFor(ev, s)
-		p.enqueue(s, msgKey,
+		p.raising.add(key)
+		p.enqueueUntil(s, msgKey,
 			func() (chat.Message, bool) {
 				v, open := p.opts.State.Get(key)
 				if !open {
@@ -70,7 +72,8 @@ func (p *Pipeline) transition(ctx context.Context, ev event.Event, s *sender, ms
 				}
 				p.threads.open(ctx, ev, s, ref)
 				p.triggerActions(acts, ev, s, ref)
-			})
+			},
+			func() { p.raising.done(key) })
 		return
 	}
 	p.enqueue(s, msgKey,
@@ -91,4 +94,61 @@ func (p *Pipeline) transition(ctx context.Context, ev event.Event, s *sender, ms
 				p.log.Error("transition alert state not cleared", "key", key, "err", err)
 			}
 		})
+}
+
+// resolvable keeps the senders of the resolution ev whose channel has an
+// alert to mark resolved: one open in the state, or one queued and not yet
+// finished (the resolution waits behind it). The other channels have
+// nothing to send: they are counted as skipped here, before the outbox and
+// the queue. A start reports every healthy object as resolved, since any
+// of them may have recovered while no agent ran, and almost none has an
+// alert: queued, they would hold up the alerts behind them.
+func (p *Pipeline) resolvable(ev event.Event, senders []*sender, tr *Trace) []*sender {
+	out := senders[:0:0]
+	for _, s := range senders {
+		key := transitionKey(ev, s.b)
+		// raising before the state: a failing alert sets the state first
+		// and then finishes, so one of the two sees it.
+		if p.raising.has(key) {
+			out = append(out, s)
+			continue
+		}
+		if v, open := p.opts.State.Get(key); open && v != "" {
+			out = append(out, s)
+			continue
+		}
+		p.delivery.Count(s.b.platform.Name(), s.b.channel.Name, chat.ResultSkipped)
+		p.decisions.decide(tr, channelName(s), OutcomeSkipped, "no open alert of this workload to mark resolved")
+	}
+	return out
+}
+
+// raising counts, by transition key, the failing alerts queued and not
+// yet finished (delivered, skipped, given up on or deferred).
+type raising struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (r *raising) add(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == nil {
+		r.n = map[string]int{}
+	}
+	r.n[key]++
+}
+
+func (r *raising) done(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n[key]--; r.n[key] <= 0 {
+		delete(r.n, key)
+	}
+}
+
+func (r *raising) has(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n[key] > 0
 }

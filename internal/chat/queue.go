@@ -24,8 +24,9 @@ const (
 	// ResultDeferred: the agent stopped with the message still queued; it
 	// stays in the outbox, and the next leader delivers it.
 	ResultDeferred = "deferred"
-	// ResultSkipped: when its turn came there was nothing to send (the
-	// resolution of an alert that was never posted).
+	// ResultSkipped: there was nothing to send (the resolution of an
+	// alert that was never posted: counted by the caller, which drops it
+	// before the queue, or by the queue when its turn came).
 	ResultSkipped = "skipped"
 	// ResultDuplicate: already queued or delivered (a replay after a
 	// restart); counted by the caller, which drops it before the queue.
@@ -68,7 +69,7 @@ func NewDeliveryMetrics(reg prometheus.Registerer) *DeliveryMetrics {
 	return &DeliveryMetrics{
 		total: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "kubechat_notifications_total",
-			Help: "Messages for a channel by outcome: delivered, dead_letter (deadline passed or refused), deferred (agent stopped; kept in the outbox), skipped (nothing to send when its turn came), duplicate (already queued or delivered: a replay).",
+			Help: "Messages for a channel by outcome: delivered, dead_letter (deadline passed or refused), deferred (agent stopped; kept in the outbox), skipped (nothing to send: a resolution without an alert), duplicate (already queued or delivered: a replay).",
 		}, []string{"platform", "channel", "result"}),
 		retries: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "kubechat_delivery_retries_total",
