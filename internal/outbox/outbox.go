@@ -76,6 +76,18 @@ type Entry struct {
 	Queued time.Time `json:"queued"`
 }
 
+// queued is a pending entry and what Flush needs to know of it.
+type queued struct {
+	Entry
+	size    int  // of its JSON form
+	unsaved bool // counted in kubechat_outbox_unsaved_total
+}
+
+func newQueued(e Entry) *queued {
+	b, _ := json.Marshal(e)
+	return &queued{Entry: e, size: len(b)}
+}
+
 // document is the saved form.
 type document struct {
 	// Checkpoints are each source's progress.
@@ -98,9 +110,12 @@ type Store struct {
 	unsaved   prometheus.Counter
 	depth     prometheus.Gauge
 
-	mu        sync.Mutex
-	pending   []Entry
-	keys      map[string]bool // pending
+	mu sync.Mutex
+	// pending are the entries in the order queued; one whose key live no
+	// longer maps to it was delivered and waits for the next compaction.
+	pending   []*queued
+	live      map[string]*queued
+	dead      int // entries of pending no longer live
 	delivered map[string]time.Time
 	// checkpoints are the saved ones, by source; legacy is a checkpoint
 	// of every source, from an agent before per-source checkpoints.
@@ -132,7 +147,7 @@ func New(client kubernetes.Interface, namespace, name string, reg prometheus.Reg
 			Name: "kubechat_outbox_pending",
 			Help: "Messages queued and not yet delivered, as the outbox holds them.",
 		}),
-		keys: map[string]bool{}, delivered: map[string]time.Time{}, kick: make(chan struct{}, 1),
+		live: map[string]*queued{}, delivered: map[string]time.Time{}, kick: make(chan struct{}, 1),
 		checkpoints: map[string]time.Time{}, tracked: map[string]bool{}, held: map[string]bool{},
 		interval: FlushInterval,
 	}
@@ -159,9 +174,14 @@ func (s *Store) Load(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pending, s.keys, s.delivered = doc.Pending, map[string]bool{}, map[string]time.Time{}
-	for _, e := range s.pending {
-		s.keys[e.Key] = true
+	s.pending, s.live, s.dead, s.delivered = nil, map[string]*queued{}, 0, map[string]time.Time{}
+	for _, e := range doc.Pending {
+		if s.live[e.Key] != nil {
+			continue
+		}
+		q := newQueued(e)
+		s.pending = append(s.pending, q)
+		s.live[e.Key] = q
 	}
 	for k, t := range doc.Delivered {
 		s.delivered[k] = time.Unix(t, 0)
@@ -171,7 +191,7 @@ func (s *Store) Load(ctx context.Context) error {
 		s.checkpoints[src] = t
 	}
 	s.legacy = doc.Checkpoint
-	s.depth.Set(float64(len(s.pending)))
+	s.depth.Set(float64(len(s.live)))
 	return nil
 }
 
@@ -225,7 +245,13 @@ func (s *Store) Pending() []Entry {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.pending)
+	out := make([]Entry, 0, len(s.live))
+	for _, q := range s.pending {
+		if s.live[q.Key] == q {
+			out = append(out, q.Entry)
+		}
+	}
+	return out
 }
 
 // Add records e unless its key is pending or was delivered; it reports
@@ -236,7 +262,7 @@ func (s *Store) Add(e Entry) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.keys[e.Key] {
+	if s.live[e.Key] != nil {
 		return false
 	}
 	if _, ok := s.delivered[e.Key]; ok {
@@ -245,10 +271,11 @@ func (s *Store) Add(e Entry) bool {
 	if e.Queued.IsZero() {
 		e.Queued = time.Now()
 	}
-	s.pending = append(s.pending, e)
-	s.keys[e.Key] = true
+	q := newQueued(e)
+	s.pending = append(s.pending, q)
+	s.live[e.Key] = q
 	s.dirty = true
-	s.depth.Set(float64(len(s.pending)))
+	s.depth.Set(float64(len(s.live)))
 	return true
 }
 
@@ -271,13 +298,17 @@ func (s *Store) Done(key string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.keys[key] {
-		delete(s.keys, key)
-		s.pending = slices.DeleteFunc(s.pending, func(e Entry) bool { return e.Key == key })
+	if s.live[key] != nil {
+		delete(s.live, key)
+		// Compacted once half is gone: a backlog drains in linear time.
+		if s.dead++; s.dead > len(s.pending)/2 {
+			s.pending = slices.DeleteFunc(s.pending, func(q *queued) bool { return s.live[q.Key] != q })
+			s.dead = 0
+		}
 	}
 	s.delivered[key] = time.Now()
 	s.dirty = true
-	s.depth.Set(float64(len(s.pending)))
+	s.depth.Set(float64(len(s.live)))
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -352,10 +383,15 @@ func (s *Store) Flush(ctx context.Context, force bool) error {
 	}
 	size := 0
 	for _, e := range s.pending {
-		b, _ := json.Marshal(e)
-		if size+len(b) > MaxBytes {
+		if s.live[e.Key] != e {
+			continue
+		}
+		if size+e.size > MaxBytes {
 			// Not saved: a crash must replay it, so its source's checkpoint stays before it.
-			s.unsaved.Inc()
+			if !e.unsaved {
+				e.unsaved = true
+				s.unsaved.Inc()
+			}
 			q := e.Queued.Add(-checkpointMargin).UTC()
 			for src, t := range doc.Checkpoints {
 				if (e.Source == "" || e.Source == src) && q.Before(t) {
@@ -364,8 +400,8 @@ func (s *Store) Flush(ctx context.Context, force bool) error {
 			}
 			continue
 		}
-		size += len(b)
-		doc.Pending = append(doc.Pending, e)
+		size += e.size
+		doc.Pending = append(doc.Pending, e.Entry)
 	}
 	for k, t := range s.delivered {
 		if now.Sub(t) > Remember {

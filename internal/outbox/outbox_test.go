@@ -145,6 +145,8 @@ func TestFullOutboxHoldsTheCheckpointBack(t *testing.T) {
 	}
 	require.NoError(t, s.Flush(t.Context(), true))
 	require.Equal(t, 3.0, testutil.ToFloat64(s.unsaved), "7 entries fit in 768 KiB, 3 do not")
+	require.NoError(t, s.Flush(t.Context(), true))
+	require.Equal(t, 3.0, testutil.ToFloat64(s.unsaved), "an entry is counted once, however often it is not saved")
 
 	next := newStore(t, ns)
 	require.Len(t, next.Pending(), 7)
@@ -200,5 +202,40 @@ func TestNilStoreKeepsNothing(t *testing.T) {
 	s.Release("pods")
 	require.Empty(t, s.Pending())
 	require.True(t, s.Checkpoint("pods").IsZero())
+	require.NoError(t, s.Flush(t.Context(), true))
+}
+
+// TestBacklogDrainsInOrder: a large backlog delivered in any order leaves
+// the rest pending in the order queued, and a delivered key is not
+// queued again.
+func TestBacklogDrainsInOrder(t *testing.T) {
+	s := New(nil, "", "", prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	const n = 10000
+	for i := range n {
+		require.True(t, s.Add(entry(fmt.Sprintf("e%d", i))))
+	}
+	for i := 0; i < n; i += 2 {
+		s.Done(fmt.Sprintf("e%d", i))
+	}
+	for i := n - 1; i >= n/2; i -= 2 {
+		s.Done(fmt.Sprintf("e%d", i))
+	}
+	var want []string
+	for i := 1; i < n/2; i += 2 {
+		want = append(want, fmt.Sprintf("e%d", i))
+	}
+	var got []string
+	for _, e := range s.Pending() {
+		got = append(got, e.Key)
+	}
+	require.Equal(t, want, got)
+	require.Equal(t, float64(len(want)), testutil.ToFloat64(s.depth))
+	require.False(t, s.Add(entry("e0")), "delivered: not queued again")
+	require.False(t, s.Add(entry("e1")), "pending: not queued twice")
+	for _, k := range want {
+		s.Done(k)
+	}
+	require.Empty(t, s.Pending())
+	require.Zero(t, testutil.ToFloat64(s.depth))
 	require.NoError(t, s.Flush(t.Context(), true))
 }
