@@ -157,16 +157,24 @@ func grow(ctx context.Context, env *testenv.Env, cs kubernetes.Interface, pods *
 // Deployment and ReplicaSet in the bench namespace: each one's status
 // observed its spec.
 func waitObserved(ctx context.Context, cs kubernetes.Interface) error {
-	deadline := time.Now().Add(30 * time.Minute)
+	return waitFor(30*time.Minute, 5*time.Second, "the controller-manager is still behind", func() (string, error) {
+		return unobserved(ctx, cs)
+	})
+}
+
+// waitFor asks behind every interval until it names nothing, and fails
+// after limit with what it still named and what that means.
+func waitFor(limit, interval time.Duration, what string, behind func() (string, error)) error {
+	deadline := time.Now().Add(limit)
 	for {
-		behind, err := unobserved(ctx, cs)
-		if err != nil || behind == "" {
+		b, err := behind()
+		if err != nil || b == "" {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the controller-manager is still behind after 30 minutes (e.g. %s)", behind)
+			return fmt.Errorf("%s after %.0f minutes (e.g. %s)", what, limit.Minutes(), b)
 		}
-		time.Sleep(5 * time.Second)
+		time.Sleep(interval)
 	}
 }
 
@@ -216,20 +224,13 @@ func unobserved(ctx context.Context, cs kubernetes.Interface) (string, error) {
 
 // waitRunning waits until no pod in the bench namespace is not Running.
 func waitRunning(ctx context.Context, cs kubernetes.Interface) error {
-	deadline := time.Now().Add(15 * time.Minute)
-	for {
+	return waitFor(15*time.Minute, time.Second, "pods still not running", func() (string, error) {
 		l, err := cs.CoreV1().Pods("bench").List(ctx, metav1.ListOptions{FieldSelector: "status.phase!=Running", Limit: 1})
-		if err != nil {
-			return err
+		if err != nil || len(l.Items) == 0 {
+			return "", err
 		}
-		if len(l.Items) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("pods still not running after 15 minutes (e.g. %s)", l.Items[0].Name)
-		}
-		time.Sleep(time.Second)
-	}
+		return l.Items[0].Name, nil
+	})
 }
 
 // measureAgent starts a fresh agent, times it to ready, reads its memory
