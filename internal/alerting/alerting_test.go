@@ -79,29 +79,42 @@ func TestRender(t *testing.T) {
 // BenchmarkEmit measures the routing pipeline: route, render, queue and
 // deliver to a discarding platform, with the rate limit out of the way.
 func BenchmarkEmit(b *testing.B) {
-	cfg := &config.Config{Cluster: config.Cluster{Name: "dev"}, Channels: []config.Channel{
-		{Name: "ops", ID: "C1", Platform: "a", Bindings: config.Bindings{Sources: []string{"pods"}}, RateLimit: config.RateLimit{PerSecond: 1e9, Burst: 1e6}},
-	}}
-	r, err := New(cfg, map[string]chat.Platform{"a": discard{}}, Options{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- r.Start(ctx) }()
-	defer func() { cancel(); <-done }()
+	r, stop := benchPipeline(b, Options{})
+	defer stop()
 	ev := event.Event{Source: "pods", Cluster: "dev", Type: event.Create, Object: event.Object{Kind: "Pod", Namespace: "ns", Name: "p"}}
 	b.ReportAllocs()
 	start := time.Now()
 	n := 0
 	for b.Loop() {
-		r.Emit(ctx, ev)
+		r.Emit(context.Background(), ev)
 		n++
 	}
-	for r.Pending() > 0 {
+	drain(r)
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+}
+
+// benchPipeline starts a pipeline with one channel bound to source pods,
+// on a discarding platform with the rate limit out of the way; stop ends
+// it.
+func benchPipeline(b *testing.B, opts Options) (p *Pipeline, stop func()) {
+	cfg := &config.Config{Cluster: config.Cluster{Name: "dev"}, Channels: []config.Channel{
+		{Name: "ops", ID: "C1", Platform: "a", Bindings: config.Bindings{Sources: []string{"pods"}}, RateLimit: config.RateLimit{PerSecond: 1e9, Burst: 1e6}},
+	}}
+	p, err := New(cfg, map[string]chat.Platform{"a": discard{}}, opts, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Start(ctx) }()
+	return p, func() { cancel(); <-done; p.Close() }
+}
+
+// drain waits until p delivered everything queued.
+func drain(p *Pipeline) {
+	for p.Pending() > 0 {
 		time.Sleep(time.Millisecond)
 	}
-	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
 }
 
 type discard struct{}
@@ -140,9 +153,6 @@ func notifications(t *testing.T, reg *prometheus.Registry, platform, channel, re
 // alerts recovered while no agent ran), and almost none has an alert.
 // Each op is one start of 20,000 objects, emitted and drained.
 func BenchmarkStartResolutions(b *testing.B) {
-	cfg := &config.Config{Cluster: config.Cluster{Name: "dev"}, Channels: []config.Channel{
-		{Name: "ops", ID: "C1", Platform: "a", Bindings: config.Bindings{Sources: []string{"pods"}}, RateLimit: config.RateLimit{PerSecond: 1e9, Burst: 1e6}},
-	}}
 	const objects = 20000
 	evs := make([]event.Event, objects)
 	for i := range evs {
@@ -151,22 +161,11 @@ func BenchmarkStartResolutions(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		r, err := New(cfg, map[string]chat.Platform{"a": discard{}}, Options{Outbox: outbox.New(nil, "", "", prometheus.NewRegistry(), slog.New(slog.DiscardHandler))},
-			prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- r.Start(ctx) }()
+		r, stop := benchPipeline(b, Options{Outbox: outbox.New(nil, "", "", prometheus.NewRegistry(), slog.New(slog.DiscardHandler))})
 		for _, ev := range evs {
-			r.Emit(ctx, ev)
+			r.Emit(context.Background(), ev)
 		}
-		for r.Pending() > 0 {
-			time.Sleep(time.Millisecond)
-		}
-		cancel()
-		<-done
-		r.Close()
+		drain(r)
+		stop()
 	}
 }

@@ -237,7 +237,7 @@ func (p *Pipeline) recordQueued(tr *Trace, ev event.Event, s *sender, kind, key 
 		rule += "; into the thread of the open Alertmanager alert about this workload"
 	case kindTransition:
 		if ev.Transition == event.Resolved {
-			skip = "no open alert of this workload to mark resolved"
+			skip = noAlertToResolve
 		} else {
 			skip = "an alert about this workload is already open: a repeat is not news"
 		}

@@ -96,6 +96,9 @@ func (p *Pipeline) transition(ctx context.Context, ev event.Event, s *sender, ms
 		})
 }
 
+// noAlertToResolve is why a resolution has nothing to send in a channel.
+const noAlertToResolve = "no open alert of this workload to mark resolved"
+
 // resolvable keeps the senders of the resolution ev whose channel has an
 // alert to mark resolved: one open in the state, or one queued and not yet
 // finished (the resolution waits behind it). The other channels have
@@ -118,7 +121,7 @@ func (p *Pipeline) resolvable(ev event.Event, senders []*sender, tr *Trace) []*s
 			continue
 		}
 		p.delivery.Count(s.b.platform.Name(), s.b.channel.Name, chat.ResultSkipped)
-		p.decisions.decide(tr, channelName(s), OutcomeSkipped, "no open alert of this workload to mark resolved")
+		p.decisions.decide(tr, channelName(s), OutcomeSkipped, noAlertToResolve)
 	}
 	return out
 }
