@@ -92,6 +92,10 @@ func New(name string, raw config.Raw, d chat.Deps) (chat.Platform, error) {
 	// holding discordgo's bucket lock.
 	session.ShouldRetryOnRateLimit = false
 	session.MaxRestRetries = 0 // 502s too: our queue retries, in order, within the deadline
+	// Listen reconnects, and stops when its context ends. discordgo's own
+	// reconnect loop has no way to stop: a heartbeat that fails while Close
+	// runs would start it after Listen returned, and it would dial forever.
+	session.ShouldReconnectOnError = false
 	session.Identify.Intents = Intents
 	log := d.Log
 	if log == nil {
@@ -240,17 +244,23 @@ func classify(op string, err error) error {
 func (p *platform) ListensOverConnection() {}
 
 // Listen opens the gateway and hands mentions, direct messages and
-// component clicks to h until ctx ends. discordgo reconnects and resumes
-// by itself; the platform's health follows the connection.
+// component clicks to h until ctx ends. When the connection drops it opens
+// it again (discordgo resumes the session where it can), until ctx ends;
+// the platform's health follows the connection.
 func (p *platform) Listen(ctx context.Context, h chat.Handler) error {
 	component := "platform/" + p.name
 	d := chat.NewDispatcher(p, h, p.s.MaxConcurrentCommands, p.log)
 	dispatch := func(in chat.Inbound) { d.Dispatch(ctx, in) }
+	dropped := make(chan struct{}, 1)
 	removers := []func(){
 		p.session.AddHandler(func(_ *discordgo.Session, _ *discordgo.Connect) { p.health.SetHealthy(component, true, "") }),
 		p.session.AddHandler(func(_ *discordgo.Session, _ *discordgo.Disconnect) {
 			p.health.SetHealthy(component, false, "gateway disconnected")
 			p.log.Warn("discord gateway disconnected; reconnecting")
+			select {
+			case dropped <- struct{}{}:
+			default:
+			}
 		}),
 		p.session.AddHandler(func(_ *discordgo.Session, r *discordgo.Ready) {
 			p.health.SetHealthy(component, true, "")
@@ -267,22 +277,14 @@ func (p *platform) Listen(ctx context.Context, h chat.Handler) error {
 			}
 		}),
 	}
-	delay := time.Second
-	for {
-		err := p.session.Open()
-		if err == nil || errors.Is(err, discordgo.ErrWSAlreadyOpen) {
-			break
-		}
-		p.health.SetHealthy(component, false, err.Error())
-		p.log.Error("cannot open the discord gateway; retrying", "err", err, "retry_in", delay)
+connected:
+	for p.open(ctx, component) {
 		select {
+		case <-dropped: // open it again
 		case <-ctx.Done():
-			return nil
-		case <-time.After(delay):
+			break connected
 		}
-		delay = min(2*delay, 5*time.Minute)
 	}
-	<-ctx.Done()
 	for _, remove := range removers {
 		remove()
 	}
@@ -292,6 +294,27 @@ func (p *platform) Listen(ctx context.Context, h chat.Handler) error {
 		p.log.Warn("closing the discord gateway", "err", err)
 	}
 	return nil
+}
+
+// open opens the gateway, retrying with a growing delay, and reports
+// whether it is open; false means ctx ended first. A gateway already open
+// counts as open.
+func (p *platform) open(ctx context.Context, component string) bool {
+	delay := time.Second
+	for {
+		err := p.session.Open()
+		if err == nil || errors.Is(err, discordgo.ErrWSAlreadyOpen) {
+			return true
+		}
+		p.health.SetHealthy(component, false, err.Error())
+		p.log.Error("cannot open the discord gateway; retrying", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Minute)
+	}
 }
 
 // message turns a mention in a server channel, or any direct message, into a command.

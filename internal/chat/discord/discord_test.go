@@ -2,6 +2,7 @@ package discord
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -126,4 +127,38 @@ func TestPermalinkOfADirectMessage(t *testing.T) {
 	link, err := chat.Permalink(t.Context(), p, ref)
 	require.NoError(t, err)
 	require.Equal(t, "https://discord.com/channels/@me/"+dm+"/"+ref.ID, link)
+}
+
+// TestListenLeavesNothingRunning: Listen reconnects after a drop, and once
+// it returns no discordgo goroutine is left to dial again. discordgo's own
+// reconnect loop, which a heartbeat failing during Close would start, runs
+// until the process ends.
+func TestListenLeavesNothingRunning(t *testing.T) {
+	srv := discordtest.New()
+	t.Cleanup(srv.Close)
+	p := newPlatform(t, srv)
+	for round := range 3 {
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			done <- p.Listen(ctx, chat.HandlerFunc(func(context.Context, chat.Inbound) chat.Message { return chat.Message{} }))
+		}()
+		before := srv.Connections()
+		require.NoError(t, srv.WaitConnected(t.Context(), before+1), "round %d", round)
+		srv.Drop()
+		require.NoError(t, srv.WaitConnected(t.Context(), before+2), "round %d: Listen opens the gateway again after a drop", round)
+		cancel()
+		require.NoError(t, <-done)
+		require.Eventually(t, func() bool { return srv.Connected() == 0 && !discordgoRunning() }, 10*time.Second, 20*time.Millisecond,
+			"round %d: a discordgo goroutine outlived Listen:\n%s", round, stacks())
+	}
+}
+
+func stacks() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}
+
+func discordgoRunning() bool {
+	return strings.Contains(stacks(), "github.com/bwmarrin/discordgo.")
 }
