@@ -10,8 +10,12 @@ import "github.com/bwmarrin/discordgo"
 // without a trailing slash): the API under base/api/v<version>/, the CDN
 // under base/cdn/ and the status page under base/status/api/v2/. The
 // function-valued endpoints read these variables on each call, so they
-// follow.
+// follow. Pointing them where they already point writes nothing, so a
+// reload that keeps the same server does not race with sessions in use.
 func Point(base string) {
+	if discordgo.EndpointDiscord == base+"/" {
+		return
+	}
 	Set(base+"/status/api/v2/", base+"/", base+"/cdn/")
 }
 
