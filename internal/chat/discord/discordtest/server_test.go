@@ -35,7 +35,9 @@ func start(t *testing.T) *Server {
 }
 
 // newSession is a discordgo session with the intents the fake requires,
-// not yet open.
+// not yet open. It does not reconnect: discordgo's reconnect loop cannot be
+// stopped, and one left from a test would read the endpoint variables the
+// next test sets.
 func newSession(t *testing.T) *discordgo.Session {
 	t.Helper()
 	s, err := discordgo.New(Token)
@@ -43,15 +45,23 @@ func newSession(t *testing.T) *discordgo.Session {
 	s.Identify.Intents = discordgo.IntentsGuilds | discordgo.IntentsGuildMessages |
 		discordgo.IntentsDirectMessages | discordgo.IntentsMessageContent
 	s.LogLevel = -1 // discordgo logs every reconnect at warning level; keep test output quiet
+	s.ShouldReconnectOnError = false
 	return s
 }
 
 // open opens a session and closes it when the test ends (before the server,
-// whose Cleanup was registered first).
+// whose Cleanup was registered first). A session that reconnects stops
+// reconnecting first: discordgo reads the flag after taking the session's
+// lock, in the Close that a failure during this Close makes.
 func open(t *testing.T, s *discordgo.Session) {
 	t.Helper()
 	require.NoError(t, s.Open())
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() {
+		s.Lock()
+		s.ShouldReconnectOnError = false
+		s.Unlock()
+		_ = s.Close()
+	})
 }
 
 // events collects gateway events of one type from a session.
@@ -623,6 +633,7 @@ func TestServerErrors(t *testing.T) {
 func TestDropResumesAndReplays(t *testing.T) {
 	srv := start(t)
 	s := newSession(t)
+	s.ShouldReconnectOnError = true // discordgo's own reconnect is what this test checks
 	created := events[*discordgo.MessageCreate](s)
 	resumed := events[*discordgo.Resumed](s)
 	ready := events[*discordgo.Ready](s)
@@ -639,10 +650,8 @@ func TestDropResumesAndReplays(t *testing.T) {
 	id, err := srv.Mention(alerts, "555", "while away")
 	require.NoError(t, err)
 
-	// Wait for the resume itself, not for a second connection: endpoints are
-	// package globals, so a session an earlier test closed while discordgo
-	// was reconnecting it can still dial this server, fail to resume its own
-	// session, and identify (seen about 1 run in 10 under -race).
+	// Wait for the resume itself, not for a second connection: discordgo's
+	// heartbeat and reader can both start a reconnect.
 	require.Eventually(t, func() bool { return srv.Resumes() == 1 }, 10*time.Second, 20*time.Millisecond,
 		"discordgo resumes after a dropped connection")
 	t.Logf("discordgo was back %v after Drop", time.Since(dropped).Round(time.Millisecond))
