@@ -66,6 +66,15 @@ type Fake interface {
 	Connections() int
 }
 
+// OpenConnections is what a Fake offers when its adapter dials out (a
+// gateway, a websocket): how many of those connections are open now.
+// RunConformance then checks that none is left once Listen returns: only
+// the leader listens, and a connection that outlives Listen keeps
+// receiving, and reconnecting, for a replica that is no longer it.
+type OpenConnections interface {
+	Connected() int
+}
+
 // Setup is one adapter wired to its fake.
 type Setup struct {
 	Platform chat.Platform
@@ -514,6 +523,10 @@ func testListenStops(t *testing.T, s Setup) {
 		}
 	case <-time.After(timeout):
 		t.Fatal("Listen did not return after cancel")
+	}
+	if f, ok := s.Fake.(OpenConnections); ok {
+		require.Eventually(t, func() bool { return f.Connected() == 0 }, timeout, 10*time.Millisecond,
+			"a connection is still open after Listen returned")
 	}
 }
 

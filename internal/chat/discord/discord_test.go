@@ -70,6 +70,10 @@ func (f fake) FailNext(n, status int, retryAfter time.Duration) {
 }
 func (f fake) Drop()            { f.srv.Drop() }
 func (f fake) Connections() int { return f.srv.Connections() }
+func (f fake) Connected() int   { return f.srv.Connected() }
+
+// The adapter dials out: the conformance suite checks it hangs up.
+var _ chattest.OpenConnections = fake{}
 
 // visibleText is the content plus every text of the embeds and components.
 func visibleText(m discordtest.Message) string {

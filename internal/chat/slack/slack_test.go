@@ -77,6 +77,10 @@ func (f fake) FailNext(n, status int, retryAfter time.Duration) {
 }
 func (f fake) Drop()            { f.srv.Drop() }
 func (f fake) Connections() int { return f.srv.Connections() }
+func (f fake) Connected() int   { return f.srv.Connected() }
+
+// The adapter dials out: the conformance suite checks it hangs up.
+var _ chattest.OpenConnections = fake{}
 
 // visibleText is what a reader sees: the text of every block (or the
 // fallback text when there are none), with mrkdwn entities decoded.
